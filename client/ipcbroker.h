@@ -1,0 +1,270 @@
+/* ipcbroker.h: client library for ipcbrokerd, a broker of named shared-memory
+ * segments handed out as sealed memfds.
+ *
+ * Conventions, for every call below:
+ *   - An int return is 0 (or a documented positive value) on success and a
+ *     negative errno on failure; ipcb_strerror() explains it.
+ *   - ret_ out-parameters are written only on success.
+ *   - Destructors accept NULL.
+ *   - Every descriptor the library creates or receives is close-on-exec.
+ *   - The library never logs and never writes to stdout/stderr.
+ *   - Thread safety: one ipcb_client may be used from several threads at once;
+ *     requests on it are serialized.  An ipcb_shm may be used from several
+ *     threads, but closing it while another thread uses it is the caller's bug.
+ *   - fork(): a child must not use its parent's ipcb_client or close its
+ *     parent's handles through it; it calls ipcb_connect() itself.  Mappings
+ *     inherited across fork stay valid as ordinary shared mappings.
+ *
+ * Errors that any request may return:
+ *   -ENOTCONN  the connection to the broker is gone (the handle is dead;
+ *              disconnect and connect again);
+ *   -EPROTO    the broker sent something that does not decode;
+ *   -ENOMEM    out of memory;
+ *   -EINTR is never returned: requests are retried internally.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(IPCB_BUILDING_LIBRARY)
+#define IPCB_EXPORT __attribute__((visibility("default")))
+#else
+#define IPCB_EXPORT
+#endif
+
+#define IPCB_VERSION_STRING "0.1.0"
+
+/* Longest object name in bytes.  Names are 1..IPCB_NAME_MAX bytes of
+ * [A-Za-z0-9._:@+-] and do not start with '.'.  Other names are refused with
+ * -EINVAL (-ENAMETOOLONG when too long); they are never truncated. */
+#define IPCB_NAME_MAX 255
+
+/* Default socket path when neither an argument nor $IPCBROKER_SOCKET is
+ * given: "$XDG_RUNTIME_DIR/ipcbroker/ipcbroker.sock" for a non-root user,
+ * IPCB_SYSTEM_SOCKET for root (and when XDG_RUNTIME_DIR is unset). */
+#define IPCB_SYSTEM_SOCKET "/run/ipcbroker/ipcbroker.sock"
+
+typedef struct ipcb_client ipcb_client;
+typedef struct ipcb_shm ipcb_shm;
+typedef struct ipcb_sem ipcb_sem;
+
+/* Access requested by ipcb_shm_open(). */
+enum {
+        IPCB_READ_ONLY  = 1,
+        IPCB_READ_WRITE = 2,
+};
+
+/* Object kinds: each has its own namespace. */
+#define IPCB_KIND_SHM 1
+#define IPCB_KIND_SEM 2
+
+/* ipcb_shm_options.flags and ipcb_object_info.flags */
+#define IPCB_SHM_PERSISTENT 0x1u /* live until unlinked, not until the last handle closes */
+#define IPCB_SHM_GROWABLE   0x2u /* do not set F_SEAL_GROW */
+#define IPCB_OBJ_UNLINKED   0x4u /* info only: the name is gone, handles remain */
+
+/* Options for ipcb_shm_create().  Always initialise with
+ * IPCB_SHM_OPTIONS_INIT: the library reads only the first struct_size bytes,
+ * so that fields added later do not break programs built against this
+ * version. */
+typedef struct ipcb_shm_options {
+        size_t struct_size;
+        unsigned mode;  /* permission bits (r/w for user, group, other); default 0600 */
+        unsigned flags; /* IPCB_SHM_PERSISTENT | IPCB_SHM_GROWABLE */
+} ipcb_shm_options;
+#define IPCB_SHM_OPTIONS_INIT { .struct_size = sizeof(ipcb_shm_options), .mode = 0600, .flags = 0 }
+
+/* What ipcb_stat() and ipcb_list() report about one object. */
+typedef struct ipcb_object_info {
+        int kind;                     /* IPCB_KIND_* */
+        char name[IPCB_NAME_MAX + 1]; /* NUL-terminated */
+        uint64_t id;                  /* unique for the daemon's lifetime */
+        uint64_t size;                /* bytes */
+        uid_t uid;                    /* owner */
+        gid_t gid;
+        unsigned mode;
+        unsigned flags;               /* IPCB_SHM_PERSISTENT, IPCB_SHM_GROWABLE, IPCB_OBJ_UNLINKED */
+        unsigned seals;               /* F_SEAL_* bits of the memfd */
+        unsigned handles;             /* open handles over all connections */
+        unsigned sem_value, sem_max, sem_undo_held; /* semaphores only */
+} ipcb_object_info;
+
+/* Connect to the broker at socket_path (borrowed; NULL: $IPCBROKER_SOCKET,
+ * else the default above) and exchange HELLO.  On success *ret owns one
+ * socket fd (close-on-exec).  Errors: -ENOENT/-ECONNREFUSED no broker there,
+ * -EACCES, -ENAMETOOLONG path too long for a Unix socket,
+ * -EPROTONOSUPPORT the broker speaks another protocol version. */
+IPCB_EXPORT int ipcb_connect(const char *socket_path, ipcb_client **ret);
+
+/* Close the connection.  The broker drops every handle of this connection
+ * (transient objects whose last handle this was are destroyed).  Handles still
+ * open keep their mappings and fds; they must still be released with
+ * ipcb_shm_close(), which then only unmaps and closes locally.  NULL is a no-op. */
+IPCB_EXPORT void ipcb_disconnect(ipcb_client *c);
+
+/* Create segment `name` of `size` bytes (> 0, at most the broker's maximum)
+ * and open it read-write, mapped PROT_READ|PROT_WRITE, MAP_SHARED.  The memfd
+ * carries F_SEAL_SHRINK, and F_SEAL_GROW unless IPCB_SHM_GROWABLE.  opts is
+ * borrowed (NULL: defaults).  On success *ret owns the mapping and one fd.
+ * Errors: -EEXIST (nothing changes), -EINVAL (bad name, size 0, bad mode or
+ * flags), -ENAMETOOLONG, -EFBIG (size above the broker's maximum), -ENOMEM,
+ * -ENOSPC, -EMFILE (out of fds). */
+IPCB_EXPORT int ipcb_shm_create(ipcb_client *c, const char *name, size_t size,
+                                const ipcb_shm_options *opts, ipcb_shm **ret);
+
+/* Open existing segment `name` with access IPCB_READ_ONLY or IPCB_READ_WRITE.
+ * A read-only handle holds an O_RDONLY fd mapped PROT_READ: writing, mapping
+ * writable, mprotect, ftruncate, fallocate and adding seals all fail.  On
+ * success *ret owns the mapping and one fd.  Errors: -ENOENT, -EINVAL (bad
+ * name or access), -ENAMETOOLONG, -EACCES, -EMFILE. */
+IPCB_EXPORT int ipcb_shm_open(ipcb_client *c, const char *name, int access, ipcb_shm **ret);
+
+/* The mapping (valid until ipcb_shm_close), its size in bytes (the size at
+ * open time), and the memfd (borrowed: do not close it; dup it with
+ * F_DUPFD_CLOEXEC to keep it past ipcb_shm_close).  For NULL: NULL, 0 and
+ * -EBADF.  All holders of one access share one open file description, so
+ * use pread/pwrite or the mapping, not the file offset. */
+IPCB_EXPORT void *ipcb_shm_data(const ipcb_shm *s);
+IPCB_EXPORT size_t ipcb_shm_size(const ipcb_shm *s);
+IPCB_EXPORT int ipcb_shm_fd(const ipcb_shm *s);
+/* IPCB_READ_ONLY or IPCB_READ_WRITE (-EINVAL for NULL); and the seals the
+ * broker reported at open (F_SEAL_* bits; 0 for NULL). */
+IPCB_EXPORT int ipcb_shm_access(const ipcb_shm *s);
+IPCB_EXPORT unsigned ipcb_shm_seals(const ipcb_shm *s);
+
+/* Unmap, close the fd and release the handle at the broker; frees s.  The
+ * local resources are always released, even when the broker cannot be told
+ * (then -ENOTCONN is returned, and the broker drops the handle when the
+ * connection ends); after ipcb_disconnect() it returns 0.  NULL: returns 0.
+ * It does not wait for the broker's answer: later requests on the same
+ * client see the handle released, another connection may see it a moment
+ * later (ipcb_sync() waits until the broker has processed it). */
+IPCB_EXPORT int ipcb_shm_close(ipcb_shm *s);
+
+/* Wait until the broker has processed every request this client sent
+ * (releases from ipcb_shm_close included).  Errors: -ENOTCONN. */
+IPCB_EXPORT int ipcb_sync(ipcb_client *c);
+
+/* Remove segment `name` from the namespace now.  Open handles and mappings
+ * stay valid; a later create of the same name makes a new segment.  Errors:
+ * -ENOENT, -EINVAL, -ENAMETOOLONG, -EPERM. */
+IPCB_EXPORT int ipcb_unlink(ipcb_client *c, const char *name);
+
+/* Describe object `name` of `kind` (IPCB_KIND_*) into *ret.  Errors: -ENOENT,
+ * -EINVAL, -ENAMETOOLONG. */
+IPCB_EXPORT int ipcb_stat(ipcb_client *c, int kind, const char *name, ipcb_object_info *ret);
+
+/* Call cb once for each object of `kind` (0: every kind) in creation order,
+ * fetching pages from the broker as needed.  info is valid during the call
+ * only.  cb returns 0 to go on, anything else to stop: that value is then
+ * returned.  Objects created or removed meanwhile may or may not be seen;
+ * none is seen twice. */
+IPCB_EXPORT int ipcb_list(ipcb_client *c, int kind,
+                          int (*cb)(const ipcb_object_info *info, void *userdata),
+                          void *userdata);
+
+/* ---- segment locks ----
+ * A lock on a segment, for the processes that share it (QSharedMemory::lock's
+ * job).  Its state lives on a page of its own that the broker makes on the
+ * handle's first lock call (one request, once per handle); the segment's bytes
+ * stay all the user's.  The lock belongs to the handle, not to a thread: two
+ * handles exclude each other, even in one process; any thread may unlock
+ * through the handle that holds it.  Uncontended lock and unlock are one
+ * atomic operation each; only waiting enters the kernel (futex).
+ * When a handle that holds the lock goes away (ipcb_shm_close unlocks first;
+ * otherwise its process died or its connection ended), the broker marks the
+ * owner dead and the next locker is told IPCB_OWNER_DIED: it holds the lock,
+ * and should check the data the dead holder may have left half-written. */
+#define IPCB_OWNER_DIED 1
+
+/* Wait as long as it takes.  Returns 0 or IPCB_OWNER_DIED (both: you hold
+ * the lock).  Errors: -EDEADLK (this handle holds it already), -ENOTCONN,
+ * -ENOMEM (first call only), -EINVAL (NULL).  A caught signal does not end
+ * the wait. */
+IPCB_EXPORT int ipcb_shm_lock(ipcb_shm *s);
+/* timeout_ms 0: do not wait (-EAGAIN when taken); < 0: forever; else up to
+ * that many milliseconds (-ETIMEDOUT).  Otherwise as ipcb_shm_lock. */
+IPCB_EXPORT int ipcb_shm_try_lock(ipcb_shm *s, int timeout_ms);
+/* Release the lock.  -EPERM when this handle does not hold it. */
+IPCB_EXPORT int ipcb_shm_unlock(ipcb_shm *s);
+
+/* ---- semaphores ----
+ * Named counting semaphores (QSystemSemaphore's job), in their own
+ * namespace.  The count lives on a sealed page the broker makes and every
+ * user maps: acquire and release are userspace atomics, and the kernel is
+ * entered (futex) only to sleep or to wake a sleeper.  Counts range over
+ * 0..max, max at most IPCB_SEM_VALUE_MAX.
+ *
+ * Undo handles (IPCB_SEM_UNDO): tokens acquired through one and not yet
+ * released come back when its process dies, however it dies, or when the
+ * handle is closed; exactly, never more or fewer (docs/semaphores.md).  A
+ * release through an undo handle gives back its own tokens first; any
+ * excess is released plainly.  At most IPCB_SEM_UNDO_MAX undo handles per
+ * semaphore at once (-EUSERS beyond).
+ *
+ * Threads: a plain handle may be used by many threads at once.  An undo
+ * handle serves one call at a time: a concurrent call on the same undo
+ * handle returns -EBUSY (open one undo handle per thread).  fork(): a child
+ * may use its parent's plain handles' pages; calls on an undo handle
+ * inherited across fork return -ECHILD.  Once the client is disconnected (or
+ * its connection is lost), a plain handle keeps working on its page, but
+ * calls on an undo handle return -ENOTCONN: the broker has given back its
+ * tokens. */
+#define IPCB_SEM_VALUE_MAX 65535
+#define IPCB_SEM_UNDO_MAX 504
+#define IPCB_SEM_PERSISTENT 0x1u /* options.flags: live until unlinked */
+#define IPCB_SEM_UNDO       0x8u /* options.flags, ipcb_sem_open flags */
+
+typedef struct ipcb_sem_options {
+        size_t struct_size;
+        unsigned mode;  /* r/w bits for user, group, other; default 0600.  Using a
+                         * semaphore needs both read and write permission. */
+        unsigned flags; /* IPCB_SEM_PERSISTENT | IPCB_SEM_UNDO (the creator's handle) */
+        unsigned max;   /* 0: IPCB_SEM_VALUE_MAX */
+} ipcb_sem_options;
+#define IPCB_SEM_OPTIONS_INIT { .struct_size = sizeof(ipcb_sem_options), .mode = 0600, .flags = 0, .max = 0 }
+
+/* Create semaphore `name` with `initial` tokens and open it.  opts borrowed
+ * (NULL: defaults).  On success *ret owns a mapping of the page.  Errors:
+ * -EEXIST (nothing changes: no silent reset), -EINVAL (bad name, mode,
+ * flags, max above IPCB_SEM_VALUE_MAX, initial above max), -ENAMETOOLONG,
+ * -ENOMEM, -EMFILE. */
+IPCB_EXPORT int ipcb_sem_create(ipcb_client *c, const char *name, unsigned initial,
+                                const ipcb_sem_options *opts, ipcb_sem **ret);
+/* Open existing semaphore `name`; flags 0 or IPCB_SEM_UNDO.  Errors:
+ * -ENOENT (no silent create), -EACCES, -EUSERS (no undo slot left),
+ * -EINVAL, -ENAMETOOLONG. */
+IPCB_EXPORT int ipcb_sem_open(ipcb_client *c, const char *name, int flags, ipcb_sem **ret);
+/* Take one token, waiting as long as it takes; a caught signal does not end
+ * the wait.  Errors: -EINVAL (NULL), -EBUSY/-ECHILD (undo handle, above). */
+IPCB_EXPORT int ipcb_sem_acquire(ipcb_sem *s);
+/* timeout_ms 0: do not wait (-EAGAIN); < 0: forever; else at most that many
+ * milliseconds (-ETIMEDOUT).  Otherwise as ipcb_sem_acquire. */
+IPCB_EXPORT int ipcb_sem_try_acquire(ipcb_sem *s, int timeout_ms);
+/* Give back n tokens, all or nothing: past the maximum → -EOVERFLOW and the
+ * count is unchanged.  Wakes sleepers. */
+IPCB_EXPORT int ipcb_sem_release(ipcb_sem *s, unsigned n);
+/* Tokens available now (>= 0), or -EINVAL. */
+IPCB_EXPORT int ipcb_sem_value(ipcb_sem *s);
+/* Tokens this undo handle holds (0 for a plain handle), or -EINVAL. */
+IPCB_EXPORT int ipcb_sem_held(ipcb_sem *s);
+/* Unmap and release the handle (an undo handle's tokens come back); frees s.
+ * Does not wait for the broker, like ipcb_shm_close.  NULL: 0. */
+IPCB_EXPORT int ipcb_sem_close(ipcb_sem *s);
+/* Remove semaphore `name` from its namespace; open handles keep working.
+ * Errors: -ENOENT, -EPERM, -EINVAL, -ENAMETOOLONG. */
+IPCB_EXPORT int ipcb_sem_unlink(ipcb_client *c, const char *name);
+
+/* A static, thread-safe description of err (a negative errno; a positive
+ * value is taken as its negation).  Never NULL. */
+IPCB_EXPORT const char *ipcb_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,350 @@
+/* sem.c: named semaphores.  The count lives on a page the broker made and
+ * every user maps; acquire and release are atomics on it, and the kernel is
+ * entered only to sleep (futex) or to wake a sleeper.  Undo handles follow
+ * the helping protocol of proto/sempage.h, so that the broker can give back
+ * exactly the tokens a dead holder took (docs/semaphores.md). */
+#include "internal.h"
+
+#include "futex.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+struct ipcb_sem {
+        ipcb_client *client; /* holds a reference */
+        uint64_t handle;
+        ipcb_sem_page *page;
+        uint32_t max;        /* the broker's word, not the page's */
+        uint32_t slot;       /* undo slot index + 1, 0: plain handle */
+        uint32_t seq;        /* next operation's sequence number (undo) */
+        unsigned fork_gen;   /* fork generation at open */
+        atomic_flag busy;    /* an undo handle serves one call at a time */
+};
+
+/* Bumped in every child after fork(): an undo slot belongs to the process
+ * that opened it, and a child must not take tokens in its parent's name. */
+static atomic_uint fork_gen;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void) {
+        atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+}
+
+static void atfork_register(void) {
+        pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+/* ---- open and close ---- */
+
+static int sem_finish(ipcb_client *c, const ipcb_msg *reply, int fd, ipcb_sem **ret) {
+        ipcb_sem *s = NULL;
+        void *pg;
+        int r;
+
+        if (fd < 0 || reply->sem_reply.max == 0 || reply->sem_reply.max > IPCB_SEM_VALUE_MAX ||
+            reply->sem_reply.slot > IPCB_SEM_SLOTS) {
+                r = -EPROTO;
+                goto fail;
+        }
+        s = calloc(1, sizeof(*s));
+        if (!s) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        pg = mmap(NULL, IPCB_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (pg == MAP_FAILED) {
+                r = -errno;
+                goto fail;
+        }
+        close(fd);
+        s->client = client_ref(c);
+        s->handle = reply->sem_reply.handle;
+        s->page = pg;
+        s->max = reply->sem_reply.max;
+        s->slot = reply->sem_reply.slot;
+        s->seq = reply->sem_reply.seq & SEQ_MASK;
+        s->fork_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+        atomic_flag_clear(&s->busy);
+        *ret = s;
+        return 0;
+fail:
+        free(s);
+        if (fd >= 0)
+                close(fd);
+        (void)client_release_handle(c, reply->sem_reply.handle);
+        return r;
+}
+
+int ipcb_sem_create(ipcb_client *c, const char *name, unsigned initial,
+                    const ipcb_sem_options *opts, ipcb_sem **ret) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req = { .hdr.op = IPCB_OP_SEM_CREATE }, reply;
+        unsigned mode = 0600, flags = 0, max = IPCB_SEM_VALUE_MAX;
+        int fd = -1, r;
+
+        if (!c || !ret)
+                return -EINVAL;
+        if ((r = client_name_check(name, &req.sem_create.name)) < 0)
+                return r;
+        if (opts) {
+                if (opts->struct_size < offsetof(ipcb_sem_options, max) + sizeof(opts->max))
+                        return -EINVAL;
+                mode = opts->mode;
+                flags = opts->flags;
+                max = opts->max ? opts->max : IPCB_SEM_VALUE_MAX;
+        }
+        if ((mode & ~IPCB_MODE_MASK) || (flags & ~(IPCB_SEM_PERSISTENT | IPCB_SEM_UNDO)) ||
+            max > IPCB_SEM_VALUE_MAX || initial > max)
+                return -EINVAL;
+        pthread_once(&atfork_once, atfork_register);
+        req.sem_create.initial = initial;
+        req.sem_create.max = max;
+        req.sem_create.mode = mode;
+        req.sem_create.flags = flags;
+        r = client_request(c, &req, buf, &reply, &fd);
+        if (r < 0)
+                return r;
+        return sem_finish(c, &reply, fd, ret);
+}
+
+int ipcb_sem_open(ipcb_client *c, const char *name, int flags, ipcb_sem **ret) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req = { .hdr.op = IPCB_OP_SEM_OPEN }, reply;
+        int fd = -1, r;
+
+        if (!c || !ret || (flags & ~IPCB_SEM_UNDO))
+                return -EINVAL;
+        if ((r = client_name_check(name, &req.sem_open.name)) < 0)
+                return r;
+        pthread_once(&atfork_once, atfork_register);
+        req.sem_open.flags = (uint32_t)flags;
+        r = client_request(c, &req, buf, &reply, &fd);
+        if (r < 0)
+                return r;
+        return sem_finish(c, &reply, fd, ret);
+}
+
+int ipcb_sem_close(ipcb_sem *s) {
+        int r;
+
+        if (!s)
+                return 0;
+        /* The broker gives back what an undo handle still holds. */
+        r = client_release_handle(s->client, s->handle);
+        munmap(s->page, IPCB_PAGE_SIZE);
+        client_unref(s->client);
+        free(s);
+        return r;
+}
+
+int ipcb_sem_unlink(ipcb_client *c, const char *name) {
+        return client_unlink(c, IPCB_KIND_SEM, name);
+}
+
+/* ---- waiting and waking ---- */
+
+/* Sleep until a release may have made a token available.  The waiter
+ * registers first and re-reads the count after: a releaser bumps the count
+ * before reading `waiters`, so one of the two sees the other (all seq_cst). */
+static int sem_sleep(ipcb_sem_page *pg, const struct timespec *deadline) {
+        int r = 0;
+
+        atomic_fetch_add(&pg->waiters, 1);
+        uint32_t seq = atomic_load(&pg->wake_seq);
+        if (ipcb_w_unpack(atomic_load(&pg->word)).count == 0)
+                r = futex_wait(&pg->wake_seq, seq, deadline);
+        atomic_fetch_sub(&pg->waiters, 1);
+        return r == -ETIMEDOUT ? r : 0; /* -EINTR: a caught signal does not end the wait */
+}
+
+/* Wake every sleeper, not n: a sleeper killed while asleep would swallow a
+ * wake-up and strand a token's worth of waiters. */
+static void sem_wake(ipcb_sem_page *pg) {
+        if (atomic_load(&pg->waiters) > 0) {
+                atomic_fetch_add(&pg->wake_seq, 1);
+                futex_wake(&pg->wake_seq, INT_MAX);
+        }
+}
+
+/* ---- plain handles: one CAS on W, last_* untouched ---- */
+
+static int plain_take(ipcb_sem *s, int timeout_ms, const struct timespec *deadline) {
+        ipcb_sem_page *pg = s->page;
+
+        for (;;) {
+                uint64_t wv = atomic_load_explicit(&pg->word, memory_order_relaxed);
+                if ((wv & 0xffffu) > 0) {
+                        /* count is the low field: subtracting 1 touches nothing else */
+                        if (atomic_compare_exchange_weak_explicit(&pg->word, &wv, wv - 1,
+                                                                  memory_order_acquire,
+                                                                  memory_order_relaxed))
+                                return 0;
+                        continue;
+                }
+                if (timeout_ms == 0)
+                        return -EAGAIN;
+                if (sem_sleep(pg, deadline) == -ETIMEDOUT)
+                        return -ETIMEDOUT;
+        }
+}
+
+static int plain_give(ipcb_sem *s, unsigned n) {
+        ipcb_sem_page *pg = s->page;
+        uint64_t wv = atomic_load_explicit(&pg->word, memory_order_relaxed);
+
+        do {
+                if ((wv & 0xffffu) + n > s->max)
+                        return -EOVERFLOW;
+        } while (!atomic_compare_exchange_weak_explicit(&pg->word, &wv, wv + n,
+                                                        memory_order_seq_cst, /* see sem_sleep */
+                                                        memory_order_relaxed));
+        sem_wake(pg);
+        return 0;
+}
+
+/* ---- undo handles: the helping protocol ---- */
+
+/* Change the count by delta through slot s->slot: announce (held → target,
+ * seq) on the slot, help whoever W names, CAS W to name us, commit.  A
+ * failure before the CAS on W withdraws the announcement. */
+static int undo_op(ipcb_sem *s, int delta, uint32_t target, int timeout_ms,
+                   const struct timespec *deadline) {
+        ipcb_sem_page *pg = s->page;
+        _Atomic uint64_t *sp = &pg->slot[s->slot - 1];
+        uint32_t seq = s->seq;
+        ipcb_slotw cur = ipcb_slot_unpack(atomic_load_explicit(sp, memory_order_relaxed));
+        ipcb_slotw ann = { .held = cur.held, .target = target, .pending = true, .seq = seq };
+        uint64_t annv = ipcb_slot_pack(ann);
+        int r = 0;
+
+        s->seq = (seq + 1) & SEQ_MASK;
+        atomic_store_explicit(sp, annv, memory_order_seq_cst);
+        for (;;) {
+                uint64_t wv = atomic_load_explicit(&pg->word, memory_order_seq_cst);
+                ipcb_w w = ipcb_w_unpack(wv);
+                if (delta < 0 && w.count == 0) {
+                        if (timeout_ms == 0)
+                                r = -EAGAIN;
+                        else if (sem_sleep(pg, deadline) == -ETIMEDOUT)
+                                r = -ETIMEDOUT;
+                        if (r < 0)
+                                break;
+                        continue;
+                }
+                if (delta > 0 && w.count + (uint32_t)delta > s->max) {
+                        r = -EOVERFLOW;
+                        break;
+                }
+                /* Our own last operation is committed already; anyone
+                 * else's may need our help before we replace it in W. */
+                if (w.slot != s->slot)
+                        ipcb_sem_help(pg, w);
+                ipcb_w nw = { .count = (uint32_t)((int)w.count + delta), .slot = s->slot, .seq = seq };
+                if (atomic_compare_exchange_weak_explicit(&pg->word, &wv, ipcb_w_pack(nw),
+                                                          memory_order_seq_cst,
+                                                          memory_order_relaxed))
+                        break;
+        }
+        if (r < 0) {
+                /* Our CAS on W never happened, so nobody can be committing
+                 * this announcement: withdraw it. */
+                ipcb_slotw back = { .held = cur.held, .seq = seq };
+                atomic_store_explicit(sp, ipcb_slot_pack(back), memory_order_seq_cst);
+                return r;
+        }
+        /* Commit, unless a helper already did (then the CAS fails). */
+        ipcb_slotw done = { .held = target, .seq = seq };
+        atomic_compare_exchange_strong_explicit(sp, &annv, ipcb_slot_pack(done),
+                                                memory_order_release, memory_order_relaxed);
+        if (delta > 0)
+                sem_wake(pg);
+        return 0;
+}
+
+/* ---- the calls ---- */
+
+static int sem_enter(ipcb_sem *s) {
+        if (!s)
+                return -EINVAL;
+        if (!s->slot)
+                return 0;
+        if (s->fork_gen != atomic_load_explicit(&fork_gen, memory_order_relaxed))
+                return -ECHILD;
+        /* Once the connection is gone the broker has given the slot back
+         * (and may hand it to someone else): it is not ours to write. */
+        if (atomic_load_explicit(&s->client->gone, memory_order_relaxed))
+                return -ENOTCONN;
+        if (atomic_flag_test_and_set_explicit(&s->busy, memory_order_acquire))
+                return -EBUSY;
+        return 0;
+}
+
+static void sem_leave(ipcb_sem *s) {
+        if (s->slot)
+                atomic_flag_clear_explicit(&s->busy, memory_order_release);
+}
+
+int ipcb_sem_try_acquire(ipcb_sem *s, int timeout_ms) {
+        struct timespec deadline, *dl = NULL;
+        int r;
+
+        if ((r = sem_enter(s)) < 0)
+                return r;
+        if (timeout_ms > 0) {
+                deadline_after(timeout_ms, &deadline);
+                dl = &deadline;
+        }
+        if (!s->slot)
+                r = plain_take(s, timeout_ms, dl);
+        else {
+                uint32_t held = ipcb_slot_unpack(atomic_load(&s->page->slot[s->slot - 1])).held;
+                r = held >= IPCB_SEM_VALUE_MAX ? -EOVERFLOW
+                                                : undo_op(s, -1, held + 1, timeout_ms, dl);
+        }
+        sem_leave(s);
+        return r;
+}
+
+int ipcb_sem_acquire(ipcb_sem *s) {
+        return ipcb_sem_try_acquire(s, -1);
+}
+
+int ipcb_sem_release(ipcb_sem *s, unsigned n) {
+        int r;
+
+        if ((r = sem_enter(s)) < 0)
+                return r;
+        if (n == 0)
+                r = 0;
+        else if (n > s->max)
+                r = -EOVERFLOW;
+        else if (!s->slot)
+                r = plain_give(s, n);
+        else {
+                /* Tokens this handle holds are given back first; any excess
+                 * is a plain release.  One CAS on W either way. */
+                uint32_t held = ipcb_slot_unpack(atomic_load(&s->page->slot[s->slot - 1])).held;
+                r = undo_op(s, (int)n, held > n ? held - n : 0, -1, NULL);
+        }
+        sem_leave(s);
+        return r;
+}
+
+int ipcb_sem_value(ipcb_sem *s) {
+        if (!s)
+                return -EINVAL;
+        uint32_t c = ipcb_w_unpack(atomic_load(&s->page->word)).count;
+        return (int)(c > s->max ? s->max : c);
+}
+
+int ipcb_sem_held(ipcb_sem *s) {
+        if (!s)
+                return -EINVAL;
+        if (!s->slot)
+                return 0;
+        return (int)ipcb_slot_unpack(atomic_load(&s->page->slot[s->slot - 1])).held;
+}

@@ -1,0 +1,198 @@
+/* listener.c: the listening SOCK_SEQPACKET socket.  Binding checks what is
+ * at the path first: a live broker makes us refuse, a stale socket is
+ * replaced, anything else is left alone.  Accepting never blocks the loop;
+ * when the daemon runs out of fds it pauses accepting briefly instead of
+ * spinning on a listening socket that stays readable. */
+#include "listener.h"
+
+#include "log.h"
+#include "peer.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define ACCEPT_BURST 64
+#define ACCEPT_PAUSE_MS 100
+
+static uv_poll_t listen_poll;
+static uv_timer_t pause_timer;
+static int listen_fd = -1;
+static char bound_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+static log_ratelimit rl_accept;
+
+const char *listener_default_path(void) {
+        static char path[PATH_MAX];
+        const char *env = getenv("IPCBROKER_SOCKET");
+        const char *rt = getenv("XDG_RUNTIME_DIR");
+        int n;
+
+        if (env && *env)
+                n = snprintf(path, sizeof(path), "%s", env);
+        else if (geteuid() != 0 && rt && *rt)
+                n = snprintf(path, sizeof(path), "%s/ipcbroker/ipcbroker.sock", rt);
+        else
+                n = snprintf(path, sizeof(path), "/run/ipcbroker/ipcbroker.sock");
+        return n > 0 && (size_t)n < sizeof(bound_path) ? path : NULL;
+}
+
+/* Create the socket's directory if missing (0755: every user may connect;
+ * who may open what is decided per object).  An existing directory must not
+ * be a symlink, and must be ours or root's and not writable by others unless
+ * sticky, so that nobody else can swap the socket under us. */
+static int ensure_dir(const char *path) {
+        char dir[sizeof(bound_path)];
+        char *slash;
+        struct stat st;
+
+        snprintf(dir, sizeof(dir), "%s", path);
+        slash = strrchr(dir, '/');
+        if (!slash || slash == dir)
+                return 0;
+        *slash = '\0';
+        if (mkdir(dir, 0755) == 0) {
+                (void)chmod(dir, 0755); /* despite the umask */
+                return 0;
+        }
+        if (errno != EEXIST) {
+                log_err("cannot create directory %s: %s", dir, strerror(errno));
+                return -errno;
+        }
+        if (lstat(dir, &st) < 0)
+                return -errno;
+        if (!S_ISDIR(st.st_mode)) {
+                log_err("%s is not a directory", dir);
+                return -ENOTDIR;
+        }
+        if ((st.st_uid != geteuid() && st.st_uid != 0) ||
+            ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))) {
+                log_err("refusing to use %s: owned by uid %u or writable by others", dir,
+                        (unsigned)st.st_uid);
+                return -EPERM;
+        }
+        return 0;
+}
+
+/* 0 if nothing (or only a stale socket, now removed) is at path. */
+static int clear_stale(const char *path, const struct sockaddr_un *sa) {
+        struct stat st;
+        int fd, k;
+
+        if (lstat(path, &st) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (!S_ISSOCK(st.st_mode)) {
+                log_err("%s exists and is not a socket; not touching it", path);
+                return -EEXIST;
+        }
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        k = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+        close(fd);
+        if (k == 0) {
+                log_err("another broker is already serving %s", path);
+                return -EADDRINUSE;
+        }
+        if (errno != ECONNREFUSED && errno != EPROTOTYPE) {
+                log_err("cannot tell whether %s is live: %s", path, strerror(errno));
+                return -errno;
+        }
+        log_info("replacing stale socket %s", path);
+        return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+static void on_pause_done(uv_timer_t *t);
+
+static void on_accept(uv_poll_t *h, int status, int events) {
+        (void)events;
+        if (status < 0)
+                return;
+        for (int i = 0; i < ACCEPT_BURST; i++) {
+                int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (fd < 0) {
+                        if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+                                return;
+                        if (log_ratelimit_ok(&rl_accept, 5))
+                                log_warn("accept: %s; pausing for %d ms", strerror(errno),
+                                         ACCEPT_PAUSE_MS);
+                        uv_poll_stop(h);
+                        uv_timer_start(&pause_timer, on_pause_done, ACCEPT_PAUSE_MS, 0);
+                        return;
+                }
+                int k = peer_new(h->loop, fd);
+                if (k < 0 && log_ratelimit_ok(&rl_accept, 5))
+                        log_warn("cannot set up a new client: %s", strerror(-k));
+        }
+}
+
+static void on_pause_done(uv_timer_t *t) {
+        (void)t;
+        uv_poll_start(&listen_poll, UV_READABLE, on_accept);
+}
+
+int listener_bind(uv_loop_t *loop, const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int k;
+
+        if (strlen(path) >= sizeof(sa.sun_path)) {
+                log_err("socket path too long: %s", path);
+                return -ENAMETOOLONG;
+        }
+        strcpy(sa.sun_path, path);
+        if ((k = ensure_dir(path)) < 0 || (k = clear_stale(path, &sa)) < 0)
+                return k;
+
+        listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (listen_fd < 0)
+                return -errno;
+        if (bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                k = -errno;
+                log_err("bind %s: %s", path, strerror(errno));
+                goto fail;
+        }
+        strcpy(bound_path, path);
+        /* Every local user may connect; access is decided per object. */
+        if (chmod(path, 0666) < 0 || listen(listen_fd, SOMAXCONN) < 0) {
+                k = -errno;
+                log_err("cannot listen on %s: %s", path, strerror(errno));
+                goto fail;
+        }
+        if ((k = uv_poll_init(loop, &listen_poll, listen_fd)) < 0 ||
+            (k = uv_timer_init(loop, &pause_timer)) < 0)
+                goto fail; /* cannot happen for a valid socket */
+        uv_poll_start(&listen_poll, UV_READABLE, on_accept);
+        log_info("listening on %s", path);
+        return 0;
+fail:
+        if (bound_path[0])
+                unlink(bound_path);
+        bound_path[0] = '\0';
+        close(listen_fd);
+        listen_fd = -1;
+        return k;
+}
+
+static void on_listener_closed(uv_handle_t *h) {
+        (void)h;
+        if (listen_fd >= 0) {
+                close(listen_fd);
+                listen_fd = -1;
+        }
+}
+
+void listener_close(void) {
+        if (listen_fd < 0)
+                return;
+        if (bound_path[0]) {
+                unlink(bound_path);
+                bound_path[0] = '\0';
+        }
+        uv_close((uv_handle_t *)&pause_timer, NULL);
+        uv_close((uv_handle_t *)&listen_poll, on_listener_closed);
+}

@@ -1,0 +1,64 @@
+/* object.c: reference counting and destruction of brokered objects. */
+#include "object.h"
+
+#include "log.h"
+#include "proto.h"
+#include "lock.h"
+#include "registry.h"
+#include "sem.h"
+#include "shm.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void object_destroy(object *o) {
+        log_debug("destroy %s '%s' (id %llu)", o->kind == IPCB_KIND_SHM ? "segment" : "semaphore",
+                  o->name, (unsigned long long)o->id);
+        sem_free(o);
+        lock_free(o);
+        if (o->fd_ro >= 0)
+                close(o->fd_ro);
+        if (o->fd_rw >= 0)
+                close(o->fd_rw);
+        registry_remove(o);
+}
+
+static void object_maybe_destroy(object *o) {
+        if (o->handles == 0 && (!o->linked || !(o->flags & IPCB_WF_PERSISTENT)))
+                object_destroy(o);
+}
+
+void object_ref(object *o, uint32_t access) {
+        o->handles++;
+        if (access == IPCB_WA_READ_ONLY)
+                o->ro_handles++;
+}
+
+void object_unref(object *o, uint32_t access) {
+        o->handles--;
+        /* The read-only description costs the daemon an fd: keep it only
+         * while someone may be sent it. */
+        if (access == IPCB_WA_READ_ONLY && --o->ro_handles == 0)
+                shm_ro_fd_drop(o);
+        object_maybe_destroy(o);
+}
+
+void object_unlink(object *o) {
+        registry_unlink(o);
+        object_maybe_destroy(o);
+}
+
+unsigned object_seals(object *o) {
+        int k = o->fd_rw >= 0 ? fcntl(o->fd_rw, F_GET_SEALS) : -1;
+        if (k >= 0)
+                o->seals = (uint32_t)k;
+        return o->seals;
+}
+
+uint64_t object_size(const object *o) {
+        struct stat st;
+        if (o->fd_rw >= 0 && fstat(o->fd_rw, &st) == 0)
+                return (uint64_t)st.st_size;
+        return o->size;
+}

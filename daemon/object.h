@@ -1,0 +1,53 @@
+/* object.h: one brokered object (a segment now; semaphores later) and its
+ * reference counting.  An object is referenced by handles; a transient
+ * object dies with its last handle, a persistent one when it is unlinked and
+ * has no handle left. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct sem_state;
+struct ipcb_lock_page;
+
+typedef struct object {
+        uint8_t kind;        /* IPCB_KIND_* */
+        bool linked;         /* reachable by name in the registry */
+        char *name;          /* NUL-terminated, kept after unlink for stat/list */
+        uint16_t name_len;
+        uint64_t id;
+        uid_t uid;
+        gid_t gid;
+        uint32_t mode;
+        uint32_t flags;      /* IPCB_WF_PERSISTENT | IPCB_WF_GROWABLE */
+        uint32_t handles;
+
+        struct object *hash_next;           /* registry bucket chain */
+        struct object *all_prev, *all_next; /* registry list, in id order */
+
+        /* segment: the memfd; for a semaphore fd_rw is its page */
+        uint64_t size; /* declared at create */
+        uint32_t seals; /* as last read (create, stat, list): a RW holder may add seals */
+        int fd_rw, fd_ro; /* fd_ro: open while read-only handles exist */
+        uint32_t ro_handles;
+        /* segment lock, created on first use (lock.c) */
+        int lock_fd;
+        struct ipcb_lock_page *lock;
+        uint32_t lock_next_token;
+        /* semaphore (sem.c) */
+        struct sem_state *sem;
+} object;
+
+/* Take and drop a handle's reference.  object_unref destroys the object (and
+ * removes it from the registry) when nothing keeps it alive any more. */
+void object_ref(object *o, uint32_t access);
+void object_unref(object *o, uint32_t access);
+/* Close the object's fds and forget it, whatever holds it (shutdown only). */
+void object_destroy(object *o);
+/* Remove the name; destroys the object if no handle remains. */
+void object_unlink(object *o);
+/* Current seals (also recorded in o->seals) and size of the object's memfd
+ * (size falls back to the declared size). */
+unsigned object_seals(object *o);
+uint64_t object_size(const object *o);

@@ -1,0 +1,36 @@
+/* os.h: the daemon's syscall wrappers.  Every descriptor they create or
+ * receive is close-on-exec at birth. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Make a memfd of `size` bytes, sealed F_SEAL_SHRINK (+ F_SEAL_GROW unless
+ * growable) before anything else can see it, with permission bits 0600 so
+ * that no other uid can reopen it through /proc/PID/fd.  Returns 0 with
+ * *ret_fd (O_RDWR) and *ret_seals; or a negative errno with nothing left open. */
+int os_memfd_sealed(uint64_t size, bool growable, int *ret_fd, unsigned *ret_seals);
+/* A new O_RDONLY description of the inode behind fd (through /proc/self/fd). */
+int os_reopen_ro(int fd);
+
+/* A sealed one-page memfd (for semaphore and lock state) mapped read-write
+ * into the daemon, zero-filled.  Returns 0 with *ret_fd and *ret_map, or a
+ * negative errno with nothing left open. */
+int os_page_new(int *ret_fd, void **ret_map);
+
+/* Receive one datagram without blocking.  fds receives up to *nfds
+ * descriptors (in: capacity, out: count).  Returns the datagram length,
+ * 0 on hang-up, -EAGAIN, -EMSGSIZE (datagram longer than cap),
+ * -EBADMSG (control data truncated: too many fds), or another negative
+ * errno.  On every error return no received fd is left open. */
+ssize_t os_recv(int fd, void *buf, size_t cap, int *fds, unsigned *nfds);
+
+/* Send one datagram with nfds borrowed fds, without blocking.  Returns 0,
+ * -EAGAIN or another negative errno.  Never closes the fds. */
+int os_send(int fd, const void *buf, size_t len, const int *fds, unsigned nfds);
+
+void os_close_fds(const int *fds, unsigned n);
+
+/* Raise RLIMIT_NOFILE's soft limit to the hard limit.  Returns the new soft limit. */
+long os_raise_nofile(void);

@@ -1,0 +1,67 @@
+/* peer.h: one connected client.  A peer owns its socket, its handles (each a
+ * reference on an object) and its queue of unsent replies; peer_close
+ * releases all of them, whatever the reason the connection ends. */
+#pragma once
+
+#include "object.h"
+#include "policy.h"
+#include "proto.h"
+
+#include <stdbool.h>
+#include <uv.h>
+
+typedef struct handle_slot {
+        object *obj;        /* NULL: free */
+        uint32_t gen;       /* bumped on release, so stale ids miss */
+        uint32_t access;    /* IPCB_WA_* */
+        uint32_t next_free; /* index + 1 of the next free slot, 0: none */
+        uint32_t sem_slot;  /* semaphore undo slot (index + 1), 0: none */
+        uint32_t lock_token; /* segment lock token, 0: none */
+} handle_slot;
+
+typedef struct queued_reply queued_reply;
+
+typedef struct peer {
+        uv_poll_t poll;
+        int fd;
+        /* Watches the connecting process once it holds undo tokens or lock
+         * tokens: they are given back when it exits, even if the connection
+         * lives on in a child that inherited the socket. */
+        uv_poll_t pid_poll;
+        int pidfd;
+        unsigned open_uv_handles;
+        cred cred;
+        bool hello_done;
+        bool closing;
+        unsigned poll_events;
+
+        handle_slot *slots;
+        uint32_t nslots, free_head;
+        uint32_t nhandles;
+
+        queued_reply *q_head, *q_tail;
+        unsigned q_len;
+
+        struct peer *prev, *next;
+} peer;
+
+/* Take ownership of connected socket fd; on failure fd is closed. */
+int peer_new(uv_loop_t *loop, int fd);
+/* Start closing: releases handles and queued replies now, frees the peer in
+ * the uv_close callback. */
+void peer_close(peer *p);
+void peer_close_all(void);
+unsigned peer_count(void);
+
+/* Send a reply carrying nfds borrowed fds; queued (with private copies of the
+ * fds) if the socket is full.  May close the peer. */
+void peer_reply(peer *p, const ipcb_msg *m, const int *fds, unsigned nfds);
+void peer_reply_error(peer *p, const ipcb_hdr *req, int status);
+
+/* Handles.  handle_add returns the handle id (> 0) or a negative errno; it
+ * takes a reference on o. */
+int64_t peer_handle_add(peer *p, object *o, uint32_t access);
+handle_slot *peer_handle_get(peer *p, uint64_t id);
+/* Start watching the peer's process for its exit (idempotent). */
+int peer_watch_process(peer *p);
+void peer_handle_release(peer *p, uint64_t id);

@@ -1,0 +1,327 @@
+/* request.c: one handler per opcode.  Each validates its arguments (names,
+ * sizes, modes, flags, handles), asks policy, changes the registry and
+ * answers with exactly one reply.  Refusals are logged at debug level,
+ * rate-limited. */
+#include "request.h"
+
+#include "config.h"
+#include "log.h"
+#include "os.h"
+#include "registry.h"
+#include "lock.h"
+#include "sem.h"
+#include "shm.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+static log_ratelimit rl_refuse;
+
+static void refuse(peer *p, const ipcb_msg *m, int status) {
+        if (log_verbose && log_ratelimit_ok(&rl_refuse, 20))
+                log_debug("client pid %d uid %u: op 0x%04x refused: %s", (int)p->cred.pid,
+                          (unsigned)p->cred.uid, m->hdr.op, strerror(-status));
+        peer_reply_error(p, &m->hdr, status);
+}
+
+static ipcb_msg reply_to(const ipcb_msg *m) {
+        return (ipcb_msg){ .hdr = { .op = m->hdr.op | IPCB_OP_REPLY, .id = m->hdr.id } };
+}
+
+static void stat_fill(object *o, ipcb_stat_rec *r) {
+        *r = (ipcb_stat_rec){
+                .kind = o->kind,
+                .name = { .ptr = o->name, .len = o->name_len },
+                .uid = (uint32_t)o->uid,
+                .gid = (uint32_t)o->gid,
+                .mode = o->mode,
+                .flags = o->flags | (o->linked ? 0 : IPCB_WF_UNLINKED),
+                .seals = object_seals(o),  /* refreshes o->seals */
+                .handles = o->handles,
+                .id = o->id,
+                .size = object_size(o),
+        };
+        if (o->sem) {
+                r->sem_value = sem_value(o);
+                r->sem_max = o->sem->max;
+                r->sem_undo_held = sem_undo_held(o);
+        }
+}
+
+static int do_hello(peer *p, const ipcb_msg *m) {
+        ipcb_msg r = reply_to(m);
+
+        if (m->hello.version != IPCB_PROTO_VERSION)
+                return -EPROTONOSUPPORT;
+        p->hello_done = true;
+        r.hello_reply.version = IPCB_PROTO_VERSION;
+        r.hello_reply.caps = 0;
+        r.hello_reply.msg_max = IPCB_MSG_MAX;
+        r.hello_reply.name_max = IPCB_NAME_MAX;
+        r.hello_reply.fds_max = IPCB_FDS_MAX;
+        peer_reply(p, &r, NULL, 0);
+        return 0;
+}
+
+/* Give p a handle on o and send the fd that matches the access. */
+static int reply_shm_handle(peer *p, const ipcb_msg *m, object *o, uint32_t access) {
+        ipcb_msg r = reply_to(m);
+        int64_t h = peer_handle_add(p, o, access);
+        int fd;
+
+        if (h < 0)
+                return (int)h;
+        fd = access == IPCB_WA_READ_WRITE ? o->fd_rw : o->fd_ro;
+        r.shm_reply.handle = (uint64_t)h;
+        r.shm_reply.size = o->flags & IPCB_WF_GROWABLE ? object_size(o) : o->size;
+        r.shm_reply.seals = o->seals;
+        r.shm_reply.access = access;
+        peer_reply(p, &r, &fd, 1);
+        return 0;
+}
+
+static int do_shm_create(peer *p, const ipcb_msg *m) {
+        const ipcb_name *n = &m->shm_create.name;
+        object *o;
+        int k;
+
+        if ((k = ipcb_name_check(n->ptr, n->len)) < 0)
+                return k;
+        if ((m->shm_create.flags & ~IPCB_WF_CREATE_MASK) ||
+            (m->shm_create.mode & ~IPCB_MODE_MASK) || m->shm_create.size == 0 ||
+            m->shm_create.size > INT64_MAX)
+                return -EINVAL;
+        if (m->shm_create.size > cfg.max_segment_size)
+                return -EFBIG;
+        if (registry_lookup(IPCB_KIND_SHM, n->ptr, n->len))
+                return -EEXIST;
+
+        k = shm_new(n->ptr, n->len, m->shm_create.size, m->shm_create.mode,
+                    m->shm_create.flags, &p->cred, &o);
+        if (k < 0)
+                return k;
+        k = reply_shm_handle(p, m, o, IPCB_WA_READ_WRITE);
+        if (k < 0) /* no handle could be given: nothing may be left behind */
+                object_unlink(o);
+        return k;
+}
+
+static int do_shm_open(peer *p, const ipcb_msg *m) {
+        const ipcb_name *n = &m->shm_open.name;
+        uint32_t access = m->shm_open.access;
+        object *o;
+        int k;
+
+        if ((k = ipcb_name_check(n->ptr, n->len)) < 0)
+                return k;
+        if (access != IPCB_WA_READ_ONLY && access != IPCB_WA_READ_WRITE)
+                return -EINVAL;
+        o = registry_lookup(IPCB_KIND_SHM, n->ptr, n->len);
+        if (!o)
+                return -ENOENT;
+        if ((k = policy_may_open(o, &p->cred, access)) < 0)
+                return k;
+        if (access == IPCB_WA_READ_ONLY && (k = shm_ro_fd(o)) < 0)
+                return k;
+        k = reply_shm_handle(p, m, o, access);
+        if (k < 0 && o->ro_handles == 0)
+                shm_ro_fd_drop(o);
+        return k;
+}
+
+static int do_shm_lock_page(peer *p, const ipcb_msg *m) {
+        handle_slot *h = peer_handle_get(p, m->shm_lock_page.handle);
+        ipcb_msg r = reply_to(m);
+        int64_t token;
+        int k;
+
+        if (!h || h->obj->kind != IPCB_KIND_SHM)
+                return -EBADF;
+        if (!h->lock_token) {
+                if ((k = peer_watch_process(p)) < 0)
+                        return k;
+                if ((token = lock_token_new(h->obj)) < 0)
+                        return (int)token;
+                h->lock_token = (uint32_t)token;
+        }
+        r.lock_reply.token = h->lock_token;
+        peer_reply(p, &r, &h->obj->lock_fd, 1);
+        return 0;
+}
+
+/* Give p a handle on semaphore o (an undo handle if asked) and send its page. */
+static int reply_sem_handle(peer *p, const ipcb_msg *m, object *o, bool undo) {
+        ipcb_msg r = reply_to(m);
+        uint32_t slot = 0, seq = 0;
+        int64_t h;
+        int k;
+
+        if (undo && ((k = peer_watch_process(p)) < 0 || (k = sem_slot_alloc(o, &slot, &seq)) < 0))
+                return k;
+        h = peer_handle_add(p, o, IPCB_WA_READ_WRITE);
+        if (h < 0) {
+                if (slot)
+                        sem_slot_release(o, slot);
+                return (int)h;
+        }
+        peer_handle_get(p, (uint64_t)h)->sem_slot = slot;
+        r.sem_reply.handle = (uint64_t)h;
+        r.sem_reply.slot = slot;
+        r.sem_reply.seq = seq;
+        r.sem_reply.max = o->sem->max;
+        r.sem_reply.value = sem_value(o);
+        peer_reply(p, &r, &o->fd_rw, 1);
+        return 0;
+}
+
+static int do_sem_create(peer *p, const ipcb_msg *m) {
+        const ipcb_name *n = &m->sem_create.name;
+        uint32_t max = m->sem_create.max ? m->sem_create.max : IPCB_SEM_VALUE_MAX;
+        object *o;
+        int k;
+
+        if ((k = ipcb_name_check(n->ptr, n->len)) < 0)
+                return k;
+        if ((m->sem_create.flags & ~IPCB_WF_SEM_CREATE_MASK) ||
+            (m->sem_create.mode & ~IPCB_MODE_MASK) || max > IPCB_SEM_VALUE_MAX ||
+            m->sem_create.initial > max)
+                return -EINVAL;
+        if (registry_lookup(IPCB_KIND_SEM, n->ptr, n->len))
+                return -EEXIST;
+        k = sem_new(n->ptr, n->len, m->sem_create.initial, max, m->sem_create.mode,
+                    m->sem_create.flags, &p->cred, &o);
+        if (k < 0)
+                return k;
+        k = reply_sem_handle(p, m, o, m->sem_create.flags & IPCB_WF_UNDO);
+        if (k < 0) /* no handle could be given: nothing may be left behind */
+                object_unlink(o);
+        return k;
+}
+
+static int do_sem_open(peer *p, const ipcb_msg *m) {
+        const ipcb_name *n = &m->sem_open.name;
+        object *o;
+        int k;
+
+        if ((k = ipcb_name_check(n->ptr, n->len)) < 0)
+                return k;
+        if (m->sem_open.flags & ~IPCB_WF_UNDO)
+                return -EINVAL;
+        o = registry_lookup(IPCB_KIND_SEM, n->ptr, n->len);
+        if (!o)
+                return -ENOENT;
+        /* Acquiring and releasing both write the page. */
+        if ((k = policy_may_open(o, &p->cred, IPCB_WA_READ_WRITE)) < 0)
+                return k;
+        return reply_sem_handle(p, m, o, m->sem_open.flags & IPCB_WF_UNDO);
+}
+
+static int do_close(peer *p, const ipcb_msg *m) {
+        ipcb_msg r = reply_to(m);
+        bool noreply = m->hdr.flags & IPCB_HF_NOREPLY;
+
+        if (!peer_handle_get(p, m->close.handle))
+                return noreply ? 0 : -EBADF;
+        peer_handle_release(p, m->close.handle);
+        if (!noreply)
+                peer_reply(p, &r, NULL, 0);
+        return 0;
+}
+
+/* UNLINK and STAT both name one object. */
+static int lookup_named(const ipcb_msg *m, object **ret) {
+        const ipcb_name *n = &m->stat.name;
+        int k;
+
+        if (m->stat.kind < 1 || m->stat.kind > IPCB_KIND_MAX_)
+                return -EINVAL;
+        if ((k = ipcb_name_check(n->ptr, n->len)) < 0)
+                return k;
+        *ret = registry_lookup(m->stat.kind, n->ptr, n->len);
+        return *ret ? 0 : -ENOENT;
+}
+
+static int do_unlink(peer *p, const ipcb_msg *m) {
+        ipcb_msg r = reply_to(m);
+        object *o;
+        int k;
+
+        if ((k = lookup_named(m, &o)) < 0)
+                return k;
+        if ((k = policy_may_manage(o, &p->cred)) < 0)
+                return k;
+        object_unlink(o);
+        peer_reply(p, &r, NULL, 0);
+        return 0;
+}
+
+static int do_stat(peer *p, const ipcb_msg *m) {
+        ipcb_msg r = reply_to(m);
+        object *o;
+        int k;
+
+        if ((k = lookup_named(m, &o)) < 0)
+                return k;
+        stat_fill(o, &r.stat_reply);
+        peer_reply(p, &r, NULL, 0);
+        return 0;
+}
+
+static int do_list(peer *p, const ipcb_msg *m) {
+        static ipcb_stat_rec recs[IPCB_MSG_MAX / IPCB_STAT_FIXED];
+        size_t room = IPCB_MSG_MAX - IPCB_HDR_SIZE - IPCB_LIST_REPLY_FIXED;
+        unsigned max = m->list.max ? m->list.max : UINT16_MAX, count = 0;
+        ipcb_msg r = reply_to(m);
+        uint64_t last = m->list.cursor;
+        object *o;
+
+        if (m->list.kind > IPCB_KIND_MAX_)
+                return -EINVAL;
+        for (o = registry_first_after(m->list.cursor); o; o = registry_next(o)) {
+                if (m->list.kind && o->kind != m->list.kind)
+                        continue;
+                if (count == max || count == sizeof(recs) / sizeof(recs[0]))
+                        break;
+                stat_fill(o, &recs[count]);
+                if (ipcb_stat_rec_size(&recs[count]) > room)
+                        break;
+                room -= ipcb_stat_rec_size(&recs[count]);
+                last = o->id;
+                count++;
+        }
+        r.list_reply.next_cursor = last;
+        r.list_reply.more = o != NULL;
+        r.list_reply.count = (uint16_t)count;
+        r.list_reply.recs = recs;
+        peer_reply(p, &r, NULL, 0);
+        return 0;
+}
+
+static int dispatch(peer *p, const ipcb_msg *m) {
+        if (m->hdr.op == IPCB_OP_HELLO)
+                return do_hello(p, m);
+        if (!p->hello_done)
+                return -EPROTO;
+        switch (m->hdr.op) {
+        case IPCB_OP_CLOSE:      return do_close(p, m);
+        case IPCB_OP_UNLINK:     return do_unlink(p, m);
+        case IPCB_OP_STAT:       return do_stat(p, m);
+        case IPCB_OP_LIST:       return do_list(p, m);
+        case IPCB_OP_SHM_CREATE: return do_shm_create(p, m);
+        case IPCB_OP_SHM_OPEN:   return do_shm_open(p, m);
+        case IPCB_OP_SHM_LOCK_PAGE: return do_shm_lock_page(p, m);
+        case IPCB_OP_SEM_CREATE: return do_sem_create(p, m);
+        case IPCB_OP_SEM_OPEN:   return do_sem_open(p, m);
+        default:                 return -EOPNOTSUPP;
+        }
+}
+
+/* A handler either sent its reply and returns 0, or returns the negative
+ * errno for an error reply sent here. */
+void request_dispatch(peer *p, const ipcb_msg *m) {
+        int k = dispatch(p, m);
+
+        if (k < 0)
+                refuse(p, m, k);
+}

@@ -1,0 +1,168 @@
+/* sem.c: semaphores in the daemon: page creation, undo slots, and the
+ * recovery that gives back an undo handle's tokens.  The page is written by
+ * clients, so everything read from it is bounded before use, and every CAS
+ * loop is bounded: users who keep scribbling on their semaphore's page can
+ * break that semaphore, never stall the daemon. */
+#include "sem.h"
+
+#include "futex.h"
+#include "log.h"
+#include "os.h"
+#include "proto.h"
+#include "registry.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define CAS_TRIES 10000
+
+int sem_new(const char *name, size_t name_len, uint32_t initial, uint32_t max, uint32_t mode,
+            uint32_t flags, const cred *owner, object **ret) {
+        sem_state *st = calloc(1, sizeof(*st));
+        void *map;
+        object *o;
+        int fd, k;
+
+        if (!st)
+                return -ENOMEM;
+        k = os_page_new(&fd, &map);
+        if (k < 0) {
+                free(st);
+                return k;
+        }
+        st->page = map;
+        st->max = max;
+        st->page->magic = IPCB_SEM_MAGIC;
+        st->page->version = 1;
+        st->page->max = max;
+        st->page->nslots = IPCB_SEM_SLOTS;
+        atomic_store(&st->page->word, ipcb_w_pack((ipcb_w){ .count = initial }));
+
+        o = registry_add(IPCB_KIND_SEM, name, name_len);
+        if (!o) {
+                munmap(map, IPCB_PAGE_SIZE);
+                close(fd);
+                free(st);
+                return -ENOMEM;
+        }
+        o->uid = owner->uid;
+        o->gid = owner->gid;
+        o->mode = mode;
+        o->flags = flags & IPCB_WF_PERSISTENT;
+        o->size = IPCB_PAGE_SIZE;
+        o->fd_rw = fd;
+        o->sem = st;
+        *ret = o;
+        return 0;
+}
+
+int sem_slot_alloc(object *o, uint32_t *ret_slot, uint32_t *ret_seq) {
+        sem_state *st = o->sem;
+
+        if (st->slots_used >= IPCB_SEM_SLOTS)
+                return -EUSERS;
+        for (uint32_t i = 0; i < IPCB_SEM_SLOTS; i++) {
+                if (st->slot_used[i])
+                        continue;
+                /* A free slot was reset by sem_slot_release (or never used):
+                 * its seq continues, so (slot, seq) never names two operations. */
+                ipcb_slotw s = ipcb_slot_unpack(atomic_load(&st->page->slot[i]));
+                uint32_t seq = (s.seq + 1) & SEQ_MASK;
+                atomic_store(&st->page->slot[i],
+                             ipcb_slot_pack((ipcb_slotw){ .seq = seq }));
+                st->slot_used[i] = true;
+                st->slots_used++;
+                *ret_slot = i + 1;
+                *ret_seq = (seq + 1) & SEQ_MASK;
+                return 0;
+        }
+        return -EUSERS;
+}
+
+/* Settle slot i's pending operation, if any, the way the helping rule
+ * guarantees is right (docs/semaphores.md), and return what it holds. */
+static uint32_t slot_settle(sem_state *st, uint32_t i, uint32_t *ret_seq) {
+        _Atomic uint64_t *sp = &st->page->slot[i];
+
+        for (int tries = 0; tries < CAS_TRIES; tries++) {
+                uint64_t sv = atomic_load(sp);
+                ipcb_slotw s = ipcb_slot_unpack(sv);
+                *ret_seq = s.seq;
+                if (!s.pending)
+                        return s.held;
+                ipcb_w w = ipcb_w_unpack(atomic_load(&st->page->word));
+                /* W still names this operation: its CAS on W happened, commit
+                 * it.  W names another: had it happened, whoever replaced it
+                 * in W would have committed it first; so it did not: drop it. */
+                bool happened = w.slot == i + 1 && w.seq == s.seq;
+                ipcb_slotw r = { .held = happened ? s.target : s.held, .seq = s.seq };
+                if (atomic_compare_exchange_strong(sp, &sv, ipcb_slot_pack(r)))
+                        return r.held;
+        }
+        log_warn("semaphore page: slot %u keeps changing; treating it as empty", i + 1);
+        return 0;
+}
+
+void sem_slot_release(object *o, uint32_t slot) {
+        sem_state *st = o->sem;
+        ipcb_sem_page *pg = st->page;
+        uint32_t i = slot - 1, held, seq;
+
+        if (slot == 0 || slot > IPCB_SEM_SLOTS || !st->slot_used[i])
+                return;
+        held = slot_settle(st, i, &seq);
+        if (held > st->max)
+                held = st->max;
+        if (held > 0) {
+                int tries;
+                for (tries = 0; tries < CAS_TRIES; tries++) {
+                        uint64_t wv = atomic_load(&pg->word);
+                        ipcb_w w = ipcb_w_unpack(wv);
+                        /* We replace W.last, so we help it first, like anyone. */
+                        ipcb_sem_help(pg, w);
+                        uint32_t count = w.count + held > st->max ? st->max : w.count + held;
+                        if (atomic_compare_exchange_strong(&pg->word, &wv,
+                                                           ipcb_w_pack((ipcb_w){ .count = count })))
+                                break;
+                }
+                if (tries == CAS_TRIES)
+                        log_warn("semaphore '%s': state word keeps changing; %u tokens not returned",
+                                 o->name, held);
+        }
+        atomic_store(&pg->slot[i], ipcb_slot_pack((ipcb_slotw){ .seq = seq }));
+        st->slot_used[i] = false;
+        st->slots_used--;
+}
+
+void sem_wake_sleepers(object *o) {
+        ipcb_sem_page *pg = o->sem->page;
+
+        if (atomic_load(&pg->waiters) > 0) {
+                atomic_fetch_add(&pg->wake_seq, 1);
+                futex_wake_all(&pg->wake_seq);
+        }
+}
+
+uint32_t sem_value(const object *o) {
+        uint32_t c = ipcb_w_unpack(atomic_load(&o->sem->page->word)).count;
+        return c > o->sem->max ? o->sem->max : c;
+}
+
+uint32_t sem_undo_held(const object *o) {
+        uint64_t sum = 0;
+
+        for (uint32_t i = 0; i < IPCB_SEM_SLOTS; i++)
+                if (o->sem->slot_used[i])
+                        sum += ipcb_slot_unpack(atomic_load(&o->sem->page->slot[i])).held;
+        return sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
+}
+
+void sem_free(object *o) {
+        if (!o->sem)
+                return;
+        munmap(o->sem->page, IPCB_PAGE_SIZE);
+        free(o->sem);
+        o->sem = NULL;
+}

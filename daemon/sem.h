@@ -1,0 +1,38 @@
+/* sem.h: named semaphores.  The count lives on a sealed one-page memfd that
+ * the daemon maps too; clients change it with atomics (proto/sempage.h).
+ * The daemon assigns undo slots and, when an undo handle goes away, settles
+ * the slot's last operation and gives back the tokens it held. */
+#pragma once
+
+#include "object.h"
+#include "policy.h"
+
+#include "sempage.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct sem_state {
+        ipcb_sem_page *page; /* the daemon's mapping */
+        uint32_t max;        /* trusted copy */
+        uint32_t slots_used;
+        bool slot_used[IPCB_SEM_SLOTS];
+} sem_state;
+
+/* Create and register semaphore `name`; arguments validated by the caller. */
+int sem_new(const char *name, size_t name_len, uint32_t initial, uint32_t max, uint32_t mode,
+            uint32_t flags, const cred *owner, object **ret);
+/* Assign a free undo slot: *ret_slot is index + 1, *ret_seq the slot's next
+ * sequence number.  -EUSERS when all IPCB_SEM_SLOTS are taken. */
+int sem_slot_alloc(object *o, uint32_t *ret_slot, uint32_t *ret_seq);
+/* The undo handle of `slot` is gone (closed, or its process died): settle
+ * its last operation, return the tokens it held, free the slot.  The
+ * caller wakes the sleepers (sem_wake_sleepers). */
+void sem_slot_release(object *o, uint32_t slot);
+/* Wake every sleeper if any is registered. */
+void sem_wake_sleepers(object *o);
+/* Tokens available now, and tokens held through undo handles (read from the
+ * page, so bounded but not trusted). */
+uint32_t sem_value(const object *o);
+uint32_t sem_undo_held(const object *o);
+void sem_free(object *o);

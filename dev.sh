@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# dev.sh: the two commands a new user needs.
+#   ./dev.sh broker [ipcbrokerd options]  set up, build, start the broker in the foreground
+#   ./dev.sh test                         set up, build, run every test (also under ASan+UBSan)
+# Missing Debian packages are installed with apt-get when run as root;
+# otherwise the exact apt-get line is printed and nothing else happens.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(gcc make cmake pkg-config libuv1-dev libsystemd-dev libcriterion-dev)
+TEST_PACKAGES=(clang libclang-rt-14-dev systemd)
+
+need() {
+        local missing=() p
+        for p in "$@"; do
+                dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+                        missing+=("$p")
+        done
+        [ ${#missing[@]} -eq 0 ] && return 0
+        if [ "$(id -u)" -ne 0 ]; then
+                echo "Missing packages. Install them with:" >&2
+                echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+                exit 1
+        fi
+        echo "Installing: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+build() { # build DIR [cmake options...]
+        local dir=$1
+        shift
+        cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+        cmake --build "$dir" -j"$(nproc)"
+}
+
+# Runs ctest in DIR and adds its counts to the totals.
+PASSED=0 FAILED=0
+run_ctest() {
+        local dir=$1 out rc=0
+        out=$(mktemp)
+        ctest --test-dir "$dir" --output-on-failure 2>&1 | tee "$out" || rc=1
+        local total failed
+        total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$out" | tail -n1)
+        failed=$(sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p' "$out" | tail -n1)
+        rm -f "$out"
+        PASSED=$((PASSED + ${total:-0} - ${failed:-0}))
+        FAILED=$((FAILED + ${failed:-0}))
+        [ -n "$total" ] || FAILED=$((FAILED + 1))
+        return $rc
+}
+
+case "${1:-}" in
+broker)
+        shift
+        need "${PACKAGES[@]}"
+        build build
+        exec ./build/daemon/ipcbrokerd "$@"
+        ;;
+test)
+        need "${PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+        status=0
+        echo "== build and test (-Werror)"
+        build build -DIPCB_WERROR=ON
+        run_ctest build || status=1
+        echo "== build and test under ASan+UBSan"
+        build build-asan -DIPCB_WERROR=ON -DIPCB_SANITIZE=ON -DIPCB_BENCH=OFF
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+                run_ctest build-asan || status=1
+        if command -v clang >/dev/null; then
+                echo "== fuzz the decoder for ${IPCB_FUZZ_SECONDS:-60} s"
+                CC=clang build build-fuzz -DIPCB_FUZZ=ON -DIPCB_BENCH=OFF
+                mkdir -p build-fuzz/corpus
+                if ./build-fuzz/tests/fuzz_proto -max_total_time="${IPCB_FUZZ_SECONDS:-60}" \
+                        -print_final_stats=1 build-fuzz/corpus 2>build-fuzz/fuzz.log; then
+                        tail -n 3 build-fuzz/fuzz.log
+                        PASSED=$((PASSED + 1))
+                else
+                        tail -n 40 build-fuzz/fuzz.log
+                        FAILED=$((FAILED + 1))
+                        status=1
+                fi
+        fi
+        echo "== benchmark (quick run: shows it works; see docs/performance.md)"
+        if [ -x build/bench/ipcb_bench ]; then
+                if ./build/bench/ipcb_bench --quick; then PASSED=$((PASSED + 1)); else
+                        FAILED=$((FAILED + 1)); status=1; fi
+        fi
+        echo
+        echo "$PASSED passed, $FAILED failed"
+        exit $status
+        ;;
+*)
+        sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+        exit 2
+        ;;
+esac

@@ -1,0 +1,495 @@
+/* proto.c: encode and decode of the wire format described in proto.h and
+ * docs/protocol.md.  A cursor type keeps every read bounds-checked: a read
+ * past the end marks the cursor bad, and a bad cursor makes the whole
+ * message -EBADMSG. */
+#include "proto.h"
+
+#include <errno.h>
+#include <string.h>
+
+int ipcb_name_check(const char *name, size_t len) {
+        if (!name || len == 0)
+                return -EINVAL;
+        if (len > IPCB_NAME_MAX)
+                return -ENAMETOOLONG;
+        if (name[0] == '.')
+                return -EINVAL;
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)name[i];
+                bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                          (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                          c == ':' || c == '@' || c == '+' || c == '-';
+                if (!ok)
+                        return -EINVAL;
+        }
+        return 0;
+}
+
+/* ---- reading ---- */
+
+typedef struct rd {
+        const uint8_t *p;
+        size_t left;
+        bool bad;
+} rd;
+
+static const uint8_t *rd_take(rd *r, size_t n) {
+        if (r->bad || r->left < n) {
+                r->bad = true;
+                return NULL;
+        }
+        const uint8_t *q = r->p;
+        r->p += n;
+        r->left -= n;
+        return q;
+}
+
+static uint8_t rd_u8(rd *r) {
+        const uint8_t *q = rd_take(r, 1);
+        return q ? q[0] : 0;
+}
+
+static uint16_t rd_u16(rd *r) {
+        const uint8_t *q = rd_take(r, 2);
+        return q ? (uint16_t)(q[0] | q[1] << 8) : 0;
+}
+
+static uint32_t rd_u32(rd *r) {
+        const uint8_t *q = rd_take(r, 4);
+        return q ? (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
+                           (uint32_t)q[3] << 24
+                 : 0;
+}
+
+static uint64_t rd_u64(rd *r) {
+        uint64_t lo = rd_u32(r);
+        return lo | (uint64_t)rd_u32(r) << 32;
+}
+
+/* Reserved bytes must be zero, so that they can gain a meaning later. */
+static void rd_zero(rd *r, size_t n) {
+        const uint8_t *q = rd_take(r, n);
+        for (size_t i = 0; q && i < n; i++)
+                if (q[i])
+                        r->bad = true;
+}
+
+/* A name whose length was read earlier and whose bytes follow. */
+static ipcb_name rd_name(rd *r, uint16_t len) {
+        ipcb_name n = { .ptr = (const char *)rd_take(r, len), .len = len };
+        if (!n.ptr)
+                n.len = 0;
+        return n;
+}
+
+static void rd_stat(rd *r, ipcb_stat_rec *s) {
+        uint16_t nlen;
+
+        memset(s, 0, sizeof(*s));
+        s->kind = rd_u8(r);
+        rd_zero(r, 1);
+        nlen = rd_u16(r);
+        s->uid = rd_u32(r);
+        s->gid = rd_u32(r);
+        s->mode = rd_u32(r);
+        s->flags = rd_u32(r);
+        s->seals = rd_u32(r);
+        s->handles = rd_u32(r);
+        s->id = rd_u64(r);
+        s->size = rd_u64(r);
+        s->sem_value = rd_u32(r);
+        s->sem_max = rd_u32(r);
+        s->sem_undo_held = rd_u32(r);
+        s->name = rd_name(r, nlen);
+        if (s->kind == IPCB_KIND_ANY || s->kind > IPCB_KIND_MAX_)
+                r->bad = true;
+}
+
+int ipcb_list_iter_next(ipcb_list_iter *it, ipcb_stat_rec *ret) {
+        rd r = { .p = it->p, .left = it->left };
+
+        if (it->count == 0)
+                return 0;
+        rd_stat(&r, ret);
+        if (r.bad) /* cannot happen after a successful decode */
+                return 0;
+        it->p = r.p;
+        it->left = r.left;
+        it->count--;
+        return 1;
+}
+
+static int decode_request(rd *r, ipcb_msg *m) {
+        uint16_t nlen;
+
+        switch (m->hdr.op) {
+        case IPCB_OP_HELLO:
+                m->hello.version = rd_u32(r);
+                m->hello.caps = rd_u32(r);
+                break;
+        case IPCB_OP_CLOSE:
+                m->close.handle = rd_u64(r);
+                break;
+        case IPCB_OP_UNLINK:
+        case IPCB_OP_STAT:
+                m->stat.kind = rd_u8(r);
+                rd_zero(r, 1);
+                nlen = rd_u16(r);
+                m->stat.name = rd_name(r, nlen);
+                break;
+        case IPCB_OP_LIST:
+                m->list.kind = rd_u8(r);
+                rd_zero(r, 1);
+                m->list.max = rd_u16(r);
+                m->list.cursor = rd_u64(r);
+                break;
+        case IPCB_OP_SHM_CREATE:
+                m->shm_create.size = rd_u64(r);
+                m->shm_create.mode = rd_u32(r);
+                m->shm_create.flags = rd_u32(r);
+                nlen = rd_u16(r);
+                rd_zero(r, 2);
+                m->shm_create.name = rd_name(r, nlen);
+                break;
+        case IPCB_OP_SHM_OPEN:
+                m->shm_open.access = rd_u32(r);
+                nlen = rd_u16(r);
+                rd_zero(r, 2);
+                m->shm_open.name = rd_name(r, nlen);
+                break;
+        case IPCB_OP_SHM_LOCK_PAGE:
+                m->shm_lock_page.handle = rd_u64(r);
+                break;
+        case IPCB_OP_SEM_CREATE:
+                m->sem_create.initial = rd_u32(r);
+                m->sem_create.max = rd_u32(r);
+                m->sem_create.mode = rd_u32(r);
+                m->sem_create.flags = rd_u32(r);
+                nlen = rd_u16(r);
+                rd_zero(r, 2);
+                m->sem_create.name = rd_name(r, nlen);
+                break;
+        case IPCB_OP_SEM_OPEN:
+                m->sem_open.flags = rd_u32(r);
+                nlen = rd_u16(r);
+                rd_zero(r, 2);
+                m->sem_open.name = rd_name(r, nlen);
+                break;
+        default:
+                return -EOPNOTSUPP;
+        }
+        /* Requests carry no fds in this version of the protocol. */
+        if (m->hdr.nfds != 0)
+                r->bad = true;
+        return 0;
+}
+
+static int decode_reply(rd *r, ipcb_msg *m) {
+        unsigned want_fds = 0;
+
+        switch (m->hdr.op & ~IPCB_OP_REPLY) {
+        case IPCB_OP_HELLO:
+                m->hello_reply.version = rd_u32(r);
+                m->hello_reply.caps = rd_u32(r);
+                m->hello_reply.msg_max = rd_u32(r);
+                m->hello_reply.name_max = rd_u32(r);
+                m->hello_reply.fds_max = rd_u32(r);
+                break;
+        case IPCB_OP_CLOSE:
+        case IPCB_OP_UNLINK:
+                break;
+        case IPCB_OP_STAT:
+                rd_stat(r, &m->stat_reply);
+                break;
+        case IPCB_OP_LIST: {
+                m->list_reply.next_cursor = rd_u64(r);
+                m->list_reply.count = rd_u16(r);
+                m->list_reply.more = rd_u8(r);
+                rd_zero(r, 1);
+                m->list_reply.recs = NULL;
+                m->list_reply.iter = (ipcb_list_iter){ .p = r->p, .left = r->left,
+                                                        .count = m->list_reply.count };
+                /* Validate every record now so that iterating cannot fail. */
+                for (unsigned i = 0; i < m->list_reply.count && !r->bad; i++) {
+                        ipcb_stat_rec s;
+                        rd_stat(r, &s);
+                }
+                if (m->list_reply.more > 1)
+                        r->bad = true;
+                break;
+        }
+        case IPCB_OP_SHM_CREATE:
+        case IPCB_OP_SHM_OPEN:
+                m->shm_reply.handle = rd_u64(r);
+                m->shm_reply.size = rd_u64(r);
+                m->shm_reply.seals = rd_u32(r);
+                m->shm_reply.access = rd_u32(r);
+                want_fds = 1;
+                break;
+        case IPCB_OP_SHM_LOCK_PAGE:
+                m->lock_reply.token = rd_u32(r);
+                rd_zero(r, 4);
+                want_fds = 1;
+                break;
+        case IPCB_OP_SEM_CREATE:
+        case IPCB_OP_SEM_OPEN:
+                m->sem_reply.handle = rd_u64(r);
+                m->sem_reply.slot = rd_u32(r);
+                m->sem_reply.seq = rd_u32(r);
+                m->sem_reply.max = rd_u32(r);
+                m->sem_reply.value = rd_u32(r);
+                want_fds = 1;
+                break;
+        default:
+                return -EOPNOTSUPP;
+        }
+        if (m->hdr.nfds != want_fds)
+                r->bad = true;
+        return 0;
+}
+
+int ipcb_proto_decode(const void *buf, size_t len, unsigned nfds, ipcb_msg *ret) {
+        rd r = { .p = buf, .left = len };
+        int k;
+
+        memset(ret, 0, sizeof(*ret));
+        if (!buf || len < IPCB_HDR_SIZE || len > IPCB_MSG_MAX)
+                return -EBADMSG;
+        ret->hdr.op = rd_u16(&r);
+        ret->hdr.nfds = rd_u8(&r);
+        ret->hdr.flags = rd_u8(&r);
+        ret->hdr.id = rd_u32(&r);
+        ret->hdr.status = (int32_t)rd_u32(&r);
+        ret->hdr.len = rd_u32(&r);
+        if (ret->hdr.len != len - IPCB_HDR_SIZE || ret->hdr.nfds != nfds || nfds > IPCB_FDS_MAX)
+                return -EBADMSG;
+        if (ret->hdr.flags != 0 &&
+            (ret->hdr.flags != IPCB_HF_NOREPLY || ret->hdr.op != IPCB_OP_CLOSE))
+                return -EBADMSG;
+
+        if (!(ret->hdr.op & IPCB_OP_REPLY)) {
+                if (ret->hdr.status != 0)
+                        return -EBADMSG;
+                k = decode_request(&r, ret);
+        } else if (ret->hdr.status != 0) {
+                /* An error reply: a negative errno, nothing else. */
+                if (ret->hdr.status > 0 || ret->hdr.status < -4095 || r.left || nfds)
+                        return -EBADMSG;
+                return 0;
+        } else {
+                k = decode_reply(&r, ret);
+        }
+        if (k < 0)
+                return k;
+        if (r.bad || r.left != 0)
+                return -EBADMSG;
+        return 0;
+}
+
+/* ---- writing ---- */
+
+typedef struct wr {
+        uint8_t *p;
+        size_t left;
+        bool bad;
+} wr;
+
+static uint8_t *wr_take(wr *w, size_t n) {
+        if (w->bad || w->left < n) {
+                w->bad = true;
+                return NULL;
+        }
+        uint8_t *q = w->p;
+        w->p += n;
+        w->left -= n;
+        return q;
+}
+
+static void wr_u8(wr *w, uint8_t v) {
+        uint8_t *q = wr_take(w, 1);
+        if (q)
+                q[0] = v;
+}
+
+static void wr_u16(wr *w, uint16_t v) {
+        uint8_t *q = wr_take(w, 2);
+        if (q) {
+                q[0] = (uint8_t)v;
+                q[1] = (uint8_t)(v >> 8);
+        }
+}
+
+static void wr_u32(wr *w, uint32_t v) {
+        uint8_t *q = wr_take(w, 4);
+        for (int i = 0; q && i < 4; i++)
+                q[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void wr_u64(wr *w, uint64_t v) {
+        wr_u32(w, (uint32_t)v);
+        wr_u32(w, (uint32_t)(v >> 32));
+}
+
+static void wr_bytes(wr *w, const void *src, size_t n) {
+        uint8_t *q = wr_take(w, n);
+        if (q && n)
+                memcpy(q, src, n);
+}
+
+static void wr_stat(wr *w, const ipcb_stat_rec *s) {
+        wr_u8(w, s->kind);
+        wr_u8(w, 0);
+        wr_u16(w, s->name.len);
+        wr_u32(w, s->uid);
+        wr_u32(w, s->gid);
+        wr_u32(w, s->mode);
+        wr_u32(w, s->flags);
+        wr_u32(w, s->seals);
+        wr_u32(w, s->handles);
+        wr_u64(w, s->id);
+        wr_u64(w, s->size);
+        wr_u32(w, s->sem_value);
+        wr_u32(w, s->sem_max);
+        wr_u32(w, s->sem_undo_held);
+        wr_bytes(w, s->name.ptr, s->name.len);
+}
+
+static int encode_request(wr *w, const ipcb_msg *m) {
+        switch (m->hdr.op) {
+        case IPCB_OP_HELLO:
+                wr_u32(w, m->hello.version);
+                wr_u32(w, m->hello.caps);
+                break;
+        case IPCB_OP_CLOSE:
+                wr_u64(w, m->close.handle);
+                break;
+        case IPCB_OP_UNLINK:
+        case IPCB_OP_STAT:
+                wr_u8(w, m->stat.kind);
+                wr_u8(w, 0);
+                wr_u16(w, m->stat.name.len);
+                wr_bytes(w, m->stat.name.ptr, m->stat.name.len);
+                break;
+        case IPCB_OP_LIST:
+                wr_u8(w, m->list.kind);
+                wr_u8(w, 0);
+                wr_u16(w, m->list.max);
+                wr_u64(w, m->list.cursor);
+                break;
+        case IPCB_OP_SHM_CREATE:
+                wr_u64(w, m->shm_create.size);
+                wr_u32(w, m->shm_create.mode);
+                wr_u32(w, m->shm_create.flags);
+                wr_u16(w, m->shm_create.name.len);
+                wr_u16(w, 0);
+                wr_bytes(w, m->shm_create.name.ptr, m->shm_create.name.len);
+                break;
+        case IPCB_OP_SHM_OPEN:
+                wr_u32(w, m->shm_open.access);
+                wr_u16(w, m->shm_open.name.len);
+                wr_u16(w, 0);
+                wr_bytes(w, m->shm_open.name.ptr, m->shm_open.name.len);
+                break;
+        case IPCB_OP_SHM_LOCK_PAGE:
+                wr_u64(w, m->shm_lock_page.handle);
+                break;
+        case IPCB_OP_SEM_CREATE:
+                wr_u32(w, m->sem_create.initial);
+                wr_u32(w, m->sem_create.max);
+                wr_u32(w, m->sem_create.mode);
+                wr_u32(w, m->sem_create.flags);
+                wr_u16(w, m->sem_create.name.len);
+                wr_u16(w, 0);
+                wr_bytes(w, m->sem_create.name.ptr, m->sem_create.name.len);
+                break;
+        case IPCB_OP_SEM_OPEN:
+                wr_u32(w, m->sem_open.flags);
+                wr_u16(w, m->sem_open.name.len);
+                wr_u16(w, 0);
+                wr_bytes(w, m->sem_open.name.ptr, m->sem_open.name.len);
+                break;
+        default:
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int encode_reply(wr *w, const ipcb_msg *m) {
+        switch (m->hdr.op & ~IPCB_OP_REPLY) {
+        case IPCB_OP_HELLO:
+                wr_u32(w, m->hello_reply.version);
+                wr_u32(w, m->hello_reply.caps);
+                wr_u32(w, m->hello_reply.msg_max);
+                wr_u32(w, m->hello_reply.name_max);
+                wr_u32(w, m->hello_reply.fds_max);
+                break;
+        case IPCB_OP_CLOSE:
+        case IPCB_OP_UNLINK:
+                break;
+        case IPCB_OP_STAT:
+                wr_stat(w, &m->stat_reply);
+                break;
+        case IPCB_OP_LIST:
+                wr_u64(w, m->list_reply.next_cursor);
+                wr_u16(w, m->list_reply.count);
+                wr_u8(w, m->list_reply.more);
+                wr_u8(w, 0);
+                for (unsigned i = 0; i < m->list_reply.count; i++)
+                        wr_stat(w, &m->list_reply.recs[i]);
+                break;
+        case IPCB_OP_SHM_CREATE:
+        case IPCB_OP_SHM_OPEN:
+                wr_u64(w, m->shm_reply.handle);
+                wr_u64(w, m->shm_reply.size);
+                wr_u32(w, m->shm_reply.seals);
+                wr_u32(w, m->shm_reply.access);
+                break;
+        case IPCB_OP_SHM_LOCK_PAGE:
+                wr_u32(w, m->lock_reply.token);
+                wr_u32(w, 0);
+                break;
+        case IPCB_OP_SEM_CREATE:
+        case IPCB_OP_SEM_OPEN:
+                wr_u64(w, m->sem_reply.handle);
+                wr_u32(w, m->sem_reply.slot);
+                wr_u32(w, m->sem_reply.seq);
+                wr_u32(w, m->sem_reply.max);
+                wr_u32(w, m->sem_reply.value);
+                break;
+        default:
+                return -EINVAL;
+        }
+        return 0;
+}
+
+ssize_t ipcb_proto_encode(const ipcb_msg *m, void *buf, size_t cap) {
+        wr w = { .p = buf, .left = cap < IPCB_MSG_MAX ? cap : IPCB_MSG_MAX };
+        uint8_t *hdr = wr_take(&w, IPCB_HDR_SIZE);
+        int k = 0;
+
+        if (!hdr)
+                return -EMSGSIZE;
+        /* Never produce what the decoder would refuse. */
+        if (m->hdr.status > 0 || m->hdr.status < -4095 ||
+            (!(m->hdr.op & IPCB_OP_REPLY) && m->hdr.status != 0) ||
+            (m->hdr.status == 0 && m->hdr.nfds > IPCB_FDS_MAX))
+                return -EINVAL;
+        if (!(m->hdr.op & IPCB_OP_REPLY))
+                k = encode_request(&w, m);
+        else if (m->hdr.status == 0)
+                k = encode_reply(&w, m);
+        if (k < 0)
+                return k;
+        if (w.bad)
+                return -EMSGSIZE;
+
+        size_t len = (size_t)(w.p - (uint8_t *)buf);
+        wr h = { .p = hdr, .left = IPCB_HDR_SIZE };
+        wr_u16(&h, m->hdr.op);
+        wr_u8(&h, m->hdr.status < 0 ? 0 : m->hdr.nfds);
+        wr_u8(&h, m->hdr.op == IPCB_OP_CLOSE ? (m->hdr.flags & IPCB_HF_NOREPLY) : 0);
+        wr_u32(&h, m->hdr.id);
+        wr_u32(&h, (uint32_t)m->hdr.status);
+        wr_u32(&h, (uint32_t)(len - IPCB_HDR_SIZE));
+        return (ssize_t)len;
+}

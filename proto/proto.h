@@ -1,0 +1,165 @@
+/* proto.h: the ipcbroker wire format (pure: no I/O, no allocation, no logging).
+ *
+ * One message per SOCK_SEQPACKET datagram: a 16-byte header, then a payload
+ * whose layout depends on the opcode.  All integers are little-endian.  The
+ * decoder is total: for any byte string it returns either a fully validated
+ * message or a negative errno, and never reads outside the buffer.  Strings on
+ * the wire are (u16 length, bytes) with no terminator; decoded names point
+ * into the caller's buffer.  docs/protocol.md describes every byte. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define IPCB_PROTO_VERSION 1u
+
+/* Stated limits. */
+#define IPCB_MSG_MAX      8192u /* largest datagram, header included */
+#define IPCB_HDR_SIZE     16u
+#define IPCB_NAME_MAX 255 /* longest object name, in bytes (as in ipcbroker.h) */
+#define IPCB_FDS_MAX      4u    /* most fds one message may carry */
+
+/* Opcodes.  A reply carries the request's opcode with IPCB_OP_REPLY set. */
+enum {
+        IPCB_OP_HELLO      = 0x0001,
+        IPCB_OP_CLOSE      = 0x0002, /* close a handle of any kind */
+        IPCB_OP_UNLINK     = 0x0003,
+        IPCB_OP_STAT       = 0x0004,
+        IPCB_OP_LIST       = 0x0005,
+        IPCB_OP_SHM_CREATE = 0x0101,
+        IPCB_OP_SHM_OPEN   = 0x0102,
+        IPCB_OP_SHM_LOCK_PAGE = 0x0103, /* the lock page of a segment handle */
+        IPCB_OP_SEM_CREATE = 0x0201,
+        IPCB_OP_SEM_OPEN   = 0x0202,
+        /* 0x03xx: permissions (reserved). */
+        IPCB_OP_REPLY      = 0x8000,
+};
+
+/* Header flags.  NOREPLY is allowed on CLOSE only: the daemon sends no
+ * reply (not even an error), so that a close costs no round trip. */
+#define IPCB_HF_NOREPLY 0x01u
+
+/* Object kinds: separate namespaces.  Spelled exactly as in ipcbroker.h, so
+ * that both headers may be included together. */
+#define IPCB_KIND_ANY 0 /* LIST only */
+#define IPCB_KIND_SHM 1
+#define IPCB_KIND_SEM 2
+#define IPCB_KIND_MAX_ 2
+
+/* SHM_CREATE flags and stat record flags. */
+#define IPCB_WF_PERSISTENT 0x1u
+#define IPCB_WF_GROWABLE   0x2u
+#define IPCB_WF_CREATE_MASK (IPCB_WF_PERSISTENT | IPCB_WF_GROWABLE)
+#define IPCB_WF_UNLINKED   0x4u /* stat only: name removed, handles remain */
+#define IPCB_WF_UNDO       0x8u /* SEM_CREATE/SEM_OPEN: an undo handle */
+#define IPCB_WF_SEM_CREATE_MASK (IPCB_WF_PERSISTENT | IPCB_WF_UNDO)
+
+/* SHM_OPEN access values. */
+#define IPCB_WA_READ_ONLY  1u
+#define IPCB_WA_READ_WRITE 2u
+
+/* Mode: permission bits 0777 (only the r and w bits have a meaning). */
+#define IPCB_MODE_MASK 0777u
+
+typedef struct ipcb_name {
+        const char *ptr; /* not NUL-terminated; points into the decoded buffer */
+        uint16_t len;
+} ipcb_name;
+
+typedef struct ipcb_hdr {
+        uint16_t op;
+        uint8_t nfds;   /* fds attached to this datagram with SCM_RIGHTS */
+        uint8_t flags;  /* 0, or IPCB_HF_NOREPLY on a CLOSE request */
+        uint32_t id;    /* chosen by the requester, echoed by the reply */
+        int32_t status; /* replies: 0 or a negative errno; requests: 0 */
+        uint32_t len;   /* payload length: datagram length - 16 */
+} ipcb_hdr;
+
+/* One object, as STAT and LIST describe it. */
+#define IPCB_STAT_FIXED 56u
+typedef struct ipcb_stat_rec {
+        uint8_t kind;
+        ipcb_name name;
+        uint32_t uid, gid, mode;
+        uint32_t flags;     /* IPCB_WF_* */
+        uint32_t seals;     /* F_SEAL_* bits, as fcntl(F_GET_SEALS) reports */
+        uint32_t handles;   /* open handles, all connections */
+        uint64_t id;        /* unique per daemon run, increasing */
+        uint64_t size;
+        uint32_t sem_value, sem_max, sem_undo_held; /* 0 for segments */
+} ipcb_stat_rec;
+
+typedef struct ipcb_list_iter {
+        const uint8_t *p; /* validated records */
+        size_t left;      /* bytes */
+        unsigned count;   /* records left */
+} ipcb_list_iter;
+
+typedef struct ipcb_msg {
+        ipcb_hdr hdr;
+        union {
+                struct { uint32_t version, caps; } hello;
+                struct { uint32_t version, caps, msg_max, name_max, fds_max; } hello_reply;
+                struct { uint64_t handle; } close;
+                struct { uint8_t kind; ipcb_name name; } unlink, stat;
+                struct { uint8_t kind; uint16_t max; uint64_t cursor; } list;
+                struct { uint64_t size; uint32_t mode, flags; ipcb_name name; } shm_create;
+                struct { uint32_t access; ipcb_name name; } shm_open;
+                struct { uint64_t handle; } shm_lock_page;
+                struct { uint32_t initial, max, mode, flags; ipcb_name name; } sem_create;
+                struct { uint32_t flags; ipcb_name name; } sem_open;
+                /* reply to SEM_CREATE and SEM_OPEN; the page's fd attached.
+                 * slot: undo slot index + 1, 0 for a plain handle; seq: the
+                 * slot's next operation sequence number. */
+                struct { uint64_t handle; uint32_t slot, seq, max, value; } sem_reply;
+                /* reply to SHM_LOCK_PAGE; the lock page's fd attached */
+                struct { uint32_t token; } lock_reply;
+                /* reply to SHM_CREATE and SHM_OPEN; one fd attached */
+                struct { uint64_t handle, size; uint32_t seals, access; } shm_reply;
+                ipcb_stat_rec stat_reply;
+                /* LIST reply: decode fills iter; encode reads recs/count */
+                struct {
+                        uint64_t next_cursor;
+                        uint8_t more;
+                        uint16_t count;
+                        const ipcb_stat_rec *recs;
+                        ipcb_list_iter iter;
+                } list_reply;
+        };
+} ipcb_msg;
+
+/* Check a name against the one rule: 1..IPCB_NAME_MAX bytes of
+ * [A-Za-z0-9._:@+-], not starting with '.'.  Returns 0, -EINVAL (empty,
+ * bad byte, leading dot) or -ENAMETOOLONG. */
+int ipcb_name_check(const char *name, size_t len);
+
+/* Decode one datagram of len bytes that arrived with nfds descriptors.
+ * Returns 0 and fills *ret, or:
+ *   -EBADMSG     malformed: short or inconsistent header, payload of the wrong
+ *                size or shape, fd count that differs from the header.
+ *                ret->hdr is valid only if buf != NULL and
+ *                16 <= len <= IPCB_MSG_MAX.
+ *   -EOPNOTSUPP  well-formed header, unknown opcode; ret->hdr is valid.
+ * Names are not checked against the name rule here (so that the handler can
+ * answer -EINVAL/-ENAMETOOLONG); only that they lie inside the buffer. */
+int ipcb_proto_decode(const void *buf, size_t len, unsigned nfds, ipcb_msg *ret);
+
+/* Encode m into buf (cap bytes).  hdr.len is computed; hdr.nfds is taken from m.
+ * Returns the datagram length, or -EMSGSIZE if it does not fit / exceeds
+ * IPCB_MSG_MAX, or -EINVAL for an unknown opcode or a header the decoder
+ * would refuse (status > 0 or < -4095, a request with a status, too many fds).  An error reply
+ * (status < 0) encodes with an empty payload whatever the opcode. */
+ssize_t ipcb_proto_encode(const ipcb_msg *m, void *buf, size_t cap);
+
+/* Bytes one stat record takes on the wire. */
+static inline size_t ipcb_stat_rec_size(const ipcb_stat_rec *r) {
+        return IPCB_STAT_FIXED + r->name.len;
+}
+
+/* Next record of a decoded LIST reply: 1 and *ret filled, or 0 at the end. */
+int ipcb_list_iter_next(ipcb_list_iter *it, ipcb_stat_rec *ret);
+
+/* LIST reply payload header size (before the records). */
+#define IPCB_LIST_REPLY_FIXED 12u
