@@ -63,6 +63,9 @@ test)
         echo "== build and test (-Werror)"
         build build -DIPCB_WERROR=ON
         run_ctest build || status=1
+        echo "== install check"
+        if bash tests/install/check.sh build; then PASSED=$((PASSED + 1)); else
+                FAILED=$((FAILED + 1)); status=1; fi
         echo "== build and test under ASan+UBSan"
         build build-asan -DIPCB_WERROR=ON -DIPCB_SANITIZE=ON -DIPCB_BENCH=OFF
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -1,0 +1,297 @@
+/* test_daemon.c: ipcbrokerd's command line and its socket: refusing to start
+ * over a live broker, replacing a stale socket, leaving other files alone,
+ * the socket's and directory's modes, the default path, --help/--version. */
+#include "harness.h"
+
+#include "ipcbroker.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define OTHER_UID 61001
+
+/* Run ipcbrokerd with argv (NULL-terminated, without argv[0]) and the given
+ * extra environment entry (or NULL); wait up to timeout_ms for it to exit.
+ * Returns its exit status, or -1 if it was still running (then it is killed).
+ * stderr goes to err_path when given. */
+static int run_daemon(const char *const *args, const char *env, const char *err_path,
+                      int timeout_ms) {
+        const char *argv[16] = { IPCBROKERD_PATH };
+        unsigned n = 1;
+        int st;
+
+        for (; args && *args && n < 15; args++)
+                argv[n++] = *args;
+        argv[n] = NULL;
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                if (err_path) {
+                        int fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                        if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+                                _exit(126);
+                }
+                if (env)
+                        putenv((char *)env);
+                execv(argv[0], (char *const *)argv);
+                _exit(127);
+        }
+        for (int waited = 0; waited < timeout_ms; waited += 10) {
+                if (waitpid(pid, &st, WNOHANG) == pid)
+                        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+                usleep(10 * 1000);
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+}
+
+static bool file_contains(const char *path, const char *needle) {
+        char buf[8192];
+        FILE *f = fopen(path, "re");
+        size_t n;
+
+        if (!f)
+                return false;
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        return strstr(buf, needle) != NULL;
+}
+
+static bool connects(const char *path) {
+        ipcb_client *c;
+        if (ipcb_connect(path, &c) < 0)
+                return false;
+        ipcb_disconnect(c);
+        return true;
+}
+
+Test(daemon, refuses_a_live_broker, .timeout = 30) {
+        ipcbd d;
+        char err[128];
+
+        ipcbd_start(&d, NULL);
+        snprintf(err, sizeof(err), "%s/err", d.dir);
+        const char *args[] = { "--socket", d.sock, NULL };
+        cr_assert_eq(run_daemon(args, NULL, err, 5000), 1, "a second broker did not refuse");
+        cr_assert(file_contains(err, "another broker"), "no clear log line");
+        /* The first broker still serves, on the same socket. */
+        cr_assert(connects(d.sock));
+        ipcbd_stop(&d);
+}
+
+Test(daemon, replaces_a_stale_socket, .timeout = 30) {
+        ipcbd d;
+        struct stat st;
+        char err[128];
+
+        ipcbd_start(&d, NULL);
+        kill(d.pid, SIGKILL); /* leaves its socket file behind */
+        waitpid(d.pid, NULL, 0);
+        d.pid = 0;
+        cr_assert_eq(lstat(d.sock, &st), 0);
+        cr_assert(S_ISSOCK(st.st_mode));
+        cr_assert(!connects(d.sock), "a dead broker's socket accepted a connection");
+
+        snprintf(err, sizeof(err), "%s/err", d.dir);
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                int fd = open(err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                if (fd < 0 || dup2(fd, 2) < 0)
+                        _exit(126);
+                execl(IPCBROKERD_PATH, IPCBROKERD_PATH, "--socket", d.sock, (char *)NULL);
+                _exit(127);
+        }
+        bool up = false;
+        for (int i = 0; i < 500 && !up; i++) {
+                up = connects(d.sock);
+                if (!up)
+                        usleep(10 * 1000);
+        }
+        cr_assert(up, "the new broker did not take over the stale socket");
+        cr_assert(file_contains(err, "stale"), "no log line about the stale socket");
+        kill(pid, SIGTERM);
+        int status;
+        waitpid(pid, &status, 0);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        cr_assert_neq(lstat(d.sock, &st), 0, "socket not removed at shutdown");
+        unlink(err);
+        rmdir(d.dir);
+}
+
+Test(daemon, leaves_other_files_alone, .timeout = 30) {
+        char dir[] = "/tmp/ipcbt.XXXXXX", path[128], buf[16] = { 0 };
+        struct stat st;
+        int fd;
+
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/not-a-socket", dir);
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, "precious", 8), 8);
+        close(fd);
+        const char *args[] = { "--socket", path, NULL };
+        cr_assert_eq(run_daemon(args, NULL, "/dev/null", 5000), 1);
+        cr_assert_eq(lstat(path, &st), 0);
+        cr_assert(S_ISREG(st.st_mode));
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        cr_assert_eq(read(fd, buf, sizeof(buf)), 8);
+        close(fd);
+        cr_assert_str_eq(buf, "precious");
+        unlink(path);
+        rmdir(dir);
+}
+
+Test(daemon, socket_and_directory_modes, .timeout = 30) {
+        char dir[] = "/tmp/ipcbt.XXXXXX", sub[64], sock[96];
+        struct stat st;
+
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(sub, sizeof(sub), "%s/run", dir);
+        snprintf(sock, sizeof(sock), "%s/ipcb.sock", sub);
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                umask(077); /* the daemon must not depend on a friendly umask */
+                execl(IPCBROKERD_PATH, IPCBROKERD_PATH, "--socket", sock, (char *)NULL);
+                _exit(127);
+        }
+        bool up = false;
+        for (int i = 0; i < 500 && !up; i++) {
+                up = connects(sock);
+                if (!up)
+                        usleep(10 * 1000);
+        }
+        cr_assert(up);
+        cr_assert_eq(stat(sub, &st), 0);
+        cr_assert_eq(st.st_mode & 07777, 0755, "directory mode %o", st.st_mode & 07777);
+        cr_assert_eq(stat(sock, &st), 0);
+        cr_assert_eq(st.st_mode & 0777, 0666, "socket mode %o: every user may connect",
+                     st.st_mode & 0777);
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+        rmdir(sub);
+        rmdir(dir);
+}
+
+Test(daemon, refuses_a_directory_others_can_write, .timeout = 30) {
+        char dir[] = "/tmp/ipcbt.XXXXXX", sock[96], err[96];
+
+        cr_assert_not_null(mkdtemp(dir));
+        cr_assert_eq(chmod(dir, 0777), 0); /* world-writable, not sticky */
+        snprintf(sock, sizeof(sock), "%s/ipcb.sock", dir);
+        snprintf(err, sizeof(err), "/tmp/ipcbt-err.%d", (int)getpid());
+        const char *args[] = { "--socket", sock, NULL };
+        cr_assert_eq(run_daemon(args, NULL, err, 5000), 1);
+        cr_assert(file_contains(err, "writable by others"));
+        unlink(err);
+        rmdir(dir);
+}
+
+Test(daemon, socket_from_environment, .timeout = 30) {
+        char dir[] = "/tmp/ipcbt.XXXXXX", sock[96], env[128];
+
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(sock, sizeof(sock), "%s/env.sock", dir);
+        snprintf(env, sizeof(env), "IPCBROKER_SOCKET=%s", sock);
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                putenv(env);
+                execl(IPCBROKERD_PATH, IPCBROKERD_PATH, (char *)NULL);
+                _exit(127);
+        }
+        bool up = false;
+        for (int i = 0; i < 500 && !up; i++) {
+                up = connects(sock);
+                if (!up)
+                        usleep(10 * 1000);
+        }
+        cr_assert(up, "$IPCBROKER_SOCKET not used");
+        kill(pid, SIGINT); /* SIGINT stops it cleanly too */
+        int status;
+        waitpid(pid, &status, 0);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        rmdir(dir);
+}
+
+/* A non-root user's default: $XDG_RUNTIME_DIR/ipcbroker/ipcbroker.sock, and
+ * the library finds it there by itself. */
+Test(daemon, per_user_default_path, .timeout = 30) {
+        char rt[] = "/tmp/ipcbt.XXXXXX", sock[128], env[96];
+
+        if (geteuid() != 0)
+                cr_skip("needs root to run the daemon and a client as uid %d", OTHER_UID);
+        cr_assert_not_null(mkdtemp(rt));
+        cr_assert_eq(chown(rt, OTHER_UID, OTHER_UID), 0);
+        cr_assert_eq(chmod(rt, 0700), 0);
+        snprintf(sock, sizeof(sock), "%s/ipcbroker/ipcbroker.sock", rt);
+        snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s", rt);
+
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                if (setgroups(0, NULL) < 0 || setresgid(OTHER_UID, OTHER_UID, OTHER_UID) < 0 ||
+                    setresuid(OTHER_UID, OTHER_UID, OTHER_UID) < 0)
+                        _exit(125);
+                unsetenv("IPCBROKER_SOCKET");
+                putenv(env);
+                execl(IPCBROKERD_PATH, IPCBROKERD_PATH, (char *)NULL);
+                _exit(127);
+        }
+        struct stat st;
+        bool up = false;
+        for (int i = 0; i < 500 && !up; i++) {
+                up = stat(sock, &st) == 0;
+                if (!up)
+                        usleep(10 * 1000);
+        }
+        cr_assert(up, "no socket at %s", sock);
+        cr_assert_eq(st.st_uid, OTHER_UID);
+
+        /* A client of the same user, with no path given, finds it. */
+        pid_t cpid = test_fork();
+        if (cpid == 0) {
+                ipcb_client *c;
+                if (setgroups(0, NULL) < 0 || setresgid(OTHER_UID, OTHER_UID, OTHER_UID) < 0 ||
+                    setresuid(OTHER_UID, OTHER_UID, OTHER_UID) < 0)
+                        _exit(125);
+                unsetenv("IPCBROKER_SOCKET");
+                putenv(env);
+                int k = 0;
+                for (int i = 0; i < 200 && (k = ipcb_connect(NULL, &c)) < 0; i++)
+                        usleep(10 * 1000);
+                if (k < 0)
+                        _exit(1);
+                ipcb_disconnect(c);
+                _exit(0);
+        }
+        int status;
+        waitpid(cpid, &status, 0);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "client could not connect by default");
+        kill(pid, SIGTERM);
+        waitpid(pid, &status, 0);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        char sub[128];
+        snprintf(sub, sizeof(sub), "%s/ipcbroker", rt);
+        rmdir(sub);
+        rmdir(rt);
+}
+
+Test(daemon, help_version_and_bad_options, .timeout = 30) {
+        const char *help[] = { "--help", NULL }, *version[] = { "--version", NULL },
+                   *bad[] = { "--no-such-option", NULL }, *size[] = { "--max-segment-size", "0", NULL },
+                   *extra[] = { "stray", NULL };
+
+        cr_assert_eq(run_daemon(help, NULL, "/dev/null", 5000), 0);
+        cr_assert_eq(run_daemon(version, NULL, "/dev/null", 5000), 0);
+        cr_assert_eq(run_daemon(bad, NULL, "/dev/null", 5000), 2);
+        cr_assert_eq(run_daemon(size, NULL, "/dev/null", 5000), 2);
+        cr_assert_eq(run_daemon(extra, NULL, "/dev/null", 5000), 2);
+}
