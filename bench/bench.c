@@ -18,8 +18,18 @@
 #include <unistd.h>
 
 /* The suites, in table order. */
-static const bench_case *const suites[] = { ref_cases, shm_cases };
-static const bench_ratio *const ratio_suites[] = { shm_ratios };
+static const bench_case *const suites[] = {
+        ref_cases, shm_cases, sem_cases,
+#ifdef IPCB_BENCH_QT
+        qt_cases,
+#endif
+};
+static const bench_ratio *const ratio_suites[] = {
+        shm_ratios, sem_ratios,
+#ifdef IPCB_BENCH_QT
+        qt_ratios,
+#endif
+};
 
 typedef struct options {
         unsigned reps, batches;
@@ -263,7 +273,7 @@ static void print_json(const row *rows, size_t nrows, const options *o, const be
 static void usage(FILE *f) {
         fprintf(f,
                 "Usage: ipcb_bench [OPTIONS]\n"
-                "Measure brokered segment operations against their raw-socket floors, in one run.\n\n"
+                "Measure brokered segments, semaphores and segment locks against their floors, in one run.\n\n"
                 "  --quick        a few hundred ms: shows that it runs (CI)\n"
                 "  --reps N       interleaved repetitions (default 3)\n"
                 "  --batches N    batches per repetition (default 200)\n"

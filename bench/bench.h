@@ -5,8 +5,8 @@
  * alike), and reports the per-operation median and p99 over batches.  Floors
  * are rows too; a ratio line divides one row's median by another's.
  *
- * To add semaphore or lock benchmarks, write a cases_*.c file exporting a
- * bench_case table and list it in bench.c's `suites`. */
+ * To add rows, write a cases_*.c file exporting a bench_case table (and a
+ * bench_ratio table) and list them in bench.c's `suites` and `ratio_suites`. */
 #pragma once
 
 #include <stdbool.h>
@@ -45,6 +45,18 @@ typedef struct bench_ratio {
 extern const bench_case ref_cases[];
 extern const bench_case shm_cases[];
 extern const bench_ratio shm_ratios[];
+extern const bench_case sem_cases[];
+extern const bench_ratio sem_ratios[];
+#ifdef IPCB_BENCH_QT /* cases_qt.cpp, built only when Qt 6 Core is found */
+#ifdef __cplusplus
+extern "C" {
+#endif
+extern const bench_case qt_cases[];
+extern const bench_ratio qt_ratios[];
+#ifdef __cplusplus
+}
+#endif
+#endif
 
 /* ---- helpers for cases (env.c) ---- */
 
@@ -70,6 +82,17 @@ int floor_server_start(const bench_env *env, floor_mode mode, floor_server *ret)
 void floor_server_stop(floor_server *s);
 /* One round trip: returns the received fd (the caller owns it) or -errno. */
 int floor_round_trip(floor_server *s);
+
+/* Fork a process that runs serve(arg, fds) and exits (0 if it returned >= 0).
+ * The child dies with the parent (PR_SET_PDEATHSIG), is pinned like a floor
+ * server, and keeps only 0-2 and the nkeep fds of keep (borrowed), which it
+ * finds as fds[0..nkeep-1]; the parent's other fds, broker connections among
+ * them, are closed in the child.  Returns 0 and *ret_pid, or -errno. */
+#define BENCH_FORK_MAX_FDS 4
+int bench_fork(const bench_env *env, const int *keep, unsigned nkeep,
+               int (*serve)(void *arg, const int *fds), void *arg, pid_t *ret_pid);
+/* SIGTERM the child and reap it (SIGKILL after 2 s).  pid <= 0: no-op. */
+void bench_fork_stop(pid_t pid);
 
 /* The broker the harness runs: started on a fresh temporary directory, and
  * ready (a connect succeeds) when broker_start returns 0. */

@@ -1,6 +1,7 @@
 /* env.c: the processes a benchmark run needs besides itself: the real
- * ipcbrokerd (fork+exec on a temporary socket) and the floor servers (forked
- * processes answering raw SOCK_SEQPACKET requests with a memfd).  Every child
+ * ipcbrokerd (fork+exec on a temporary socket), the floor servers (forked
+ * processes answering raw SOCK_SEQPACKET requests with a memfd) and the
+ * forked partners of the semaphore ping-pong rows.  Every child
  * gets PR_SET_PDEATHSIG, so nothing outlives a benchmark that is killed. */
 #include "bench.h"
 
@@ -83,6 +84,45 @@ static int child_prepare(const bench_env *env, int keep) {
                 return 3;
         }
         return 0;
+}
+
+/* ---- generic forked servers (the semaphore ping-pong partners) ---- */
+
+int bench_fork(const bench_env *env, const int *keep, unsigned nkeep,
+               int (*serve)(void *arg, const int *fds), void *arg, pid_t *ret_pid) {
+        int fds[BENCH_FORK_MAX_FDS];
+        pid_t pid;
+
+        if (nkeep > BENCH_FORK_MAX_FDS)
+                return -EINVAL;
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                child_prepare(env, -1);
+                /* Park the fds to keep above the range they move to, then
+                 * line them up from 3 and close everything else (the
+                 * parent's broker connections among them). */
+                for (unsigned i = 0; i < nkeep; i++)
+                        if ((fds[i] = fcntl(keep[i], F_DUPFD_CLOEXEC, 3 + BENCH_FORK_MAX_FDS)) < 0)
+                                _exit(1);
+                for (unsigned i = 0; i < nkeep; i++) {
+                        if (dup2(fds[i], 3 + (int)i) < 0)
+                                _exit(1);
+                        fds[i] = 3 + (int)i;
+                }
+                close_range(3 + nkeep, ~0u, 0);
+                _exit(serve(arg, fds) < 0 ? 1 : 0);
+        }
+        *ret_pid = pid;
+        return 0;
+}
+
+void bench_fork_stop(pid_t pid) {
+        if (pid <= 0)
+                return;
+        kill(pid, SIGTERM);
+        (void)reap(pid, CHILD_EXIT_TIMEOUT_MS);
 }
 
 /* ---- floor servers ---- */
