@@ -8,7 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(gcc make cmake pkg-config libuv1-dev libsystemd-dev libcriterion-dev)
-TEST_PACKAGES=(clang libclang-rt-14-dev systemd)
+# systemd: systemd-socket-activate, systemd-analyze and a real user manager
+# for tests/test_systemd.c (util-linux, essential, brings unshare).
+TEST_PACKAGES=(clang libclang-rt-14-dev systemd util-linux)
 
 need() {
         local missing=() p

@@ -73,6 +73,20 @@ static int client_send(ipcb_client *c, ipcb_msg *req) {
 
         struct iovec iov = { .iov_base = buf, .iov_len = (size_t)len };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control;
+        if (req->hdr.nfds == 1) { /* SHM_REGISTER: the memfd in c->send_fd */
+                memset(&control, 0, sizeof(control));
+                mh.msg_control = control.buf;
+                mh.msg_controllen = sizeof(control.buf);
+                struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(cm), &c->send_fd, sizeof(int));
+        }
         do
                 n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
         while (n < 0 && errno == EINTR);
@@ -155,7 +169,7 @@ static ssize_t client_recv(ipcb_client *c, uint8_t *buf, int *ret_fds, unsigned 
  * bytes) receives the datagram, which names in *reply point into.  On
  * success the reply's fd, if any, is stored in *ret_fd when ret_fd is given
  * and closed otherwise.  A reply with a negative status returns that status. */
-static int client_call(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
+int client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
         int fds[IPCB_FDS_MAX];
         unsigned nfds = 0;
         ssize_t n;
@@ -184,6 +198,25 @@ static int client_call(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *re
         } else
                 close_fds(fds, nfds);
         return 0;
+}
+
+/* A connection that was lost (not closed by ipcb_disconnect) is replaced
+ * once, transparently: the broker may have restarted (docs/systemd.md).  A
+ * request whose reply was lost is sent again on the new connection. */
+int client_call(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
+        bool retried = false;
+        int r;
+
+        for (;;) {
+                if (c->dead && !c->disconnected && !retried) {
+                        retried = true;
+                        if (client_reconnect(c) < 0)
+                                return -ENOTCONN;
+                }
+                r = client_call_once(c, req, buf, reply, ret_fd);
+                if (r != -ENOTCONN || !c->dead || c->disconnected || retried)
+                        return r;
+        }
 }
 
 int client_request(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
@@ -244,7 +277,7 @@ static int client_hello(ipcb_client *c) {
 
         req.hello.version = IPCB_PROTO_VERSION;
         req.hello.caps = 0;
-        r = client_call(c, &req, buf, &reply, NULL);
+        r = client_call_once(c, &req, buf, &reply, NULL);
         if (r < 0)
                 return r;
         if (reply.hello_reply.version != IPCB_PROTO_VERSION)
@@ -295,6 +328,7 @@ int ipcb_connect(const char *socket_path, ipcb_client **ret) {
         r = client_hello(c);
         if (r < 0)
                 goto fail;
+        c->addr = sa;
         *ret = c;
         return 0;
 fail:
@@ -324,11 +358,19 @@ void ipcb_disconnect(ipcb_client *c) {
  * a close costs no round trip.  The broker handles this connection's
  * requests in order, so any later request on it sees the handle gone. */
 int client_release_handle(ipcb_client *c, uint64_t handle) {
+        int r;
+
+        pthread_mutex_lock(&c->lock);
+        r = client_release_handle_locked(c, handle);
+        pthread_mutex_unlock(&c->lock);
+        return r;
+}
+
+int client_release_handle_locked(ipcb_client *c, uint64_t handle) {
         ipcb_msg req = { .hdr = { .op = IPCB_OP_CLOSE, .flags = IPCB_HF_NOREPLY } };
         int r;
 
         req.close.handle = handle;
-        pthread_mutex_lock(&c->lock);
         /* After an explicit ipcb_disconnect() the broker has already dropped
          * every handle of the connection: nothing is left undone, so this is
          * not an error.  A connection that was lost is reported as -ENOTCONN,
@@ -339,7 +381,6 @@ int client_release_handle(ipcb_client *c, uint64_t handle) {
                 r = -ENOTCONN;
         else
                 r = client_send(c, &req);
-        pthread_mutex_unlock(&c->lock);
         return r;
 }
 
@@ -360,8 +401,8 @@ int ipcb_sync(ipcb_client *c) {
 
 /* Turn a SHM_CREATE/SHM_OPEN reply plus its fd into an ipcb_shm.  Consumes
  * fd and the broker handle on every path. */
-static int shm_finish(ipcb_client *c, const ipcb_msg *reply, int fd, int want_access,
-                      ipcb_shm **ret) {
+static int shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
+                      int want_access, ipcb_shm **ret) {
         uint64_t size = reply->shm_reply.size;
         int access = (int)reply->shm_reply.access;
         struct stat st;
@@ -396,14 +437,20 @@ static int shm_finish(ipcb_client *c, const ipcb_msg *reply, int fd, int want_ac
                 goto fail;
         }
         *s = (ipcb_shm){
-                .client = client_ref(c),
-                .handle = reply->shm_reply.handle,
+                .obj.handle = reply->shm_reply.handle,
                 .fd = fd,
                 .data = data,
                 .size = (size_t)size,
                 .access = access,
                 .seals = reply->shm_reply.seals,
         };
+        r = client_obj_add(c, &s->obj, IPCB_KIND_SHM, name, (uint32_t)access, &st);
+        if (r < 0) {
+                munmap(data, (size_t)size);
+                free(s);
+                goto fail;
+        }
+        s->client = client_ref(c);
         *ret = s;
         return 0;
 fail:
@@ -442,7 +489,7 @@ int ipcb_shm_create(ipcb_client *c, const char *name, size_t size,
         r = client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return shm_finish(c, &reply, fd, IPCB_READ_WRITE, ret);
+        return shm_finish(c, name, &reply, fd, IPCB_READ_WRITE, ret);
 }
 
 int ipcb_shm_open(ipcb_client *c, const char *name, int access, ipcb_shm **ret) {
@@ -462,7 +509,7 @@ int ipcb_shm_open(ipcb_client *c, const char *name, int access, ipcb_shm **ret) 
         r = client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return shm_finish(c, &reply, fd, access, ret);
+        return shm_finish(c, name, &reply, fd, access, ret);
 }
 
 void *ipcb_shm_data(const ipcb_shm *s) {
@@ -493,7 +540,7 @@ int ipcb_shm_close(ipcb_shm *s) {
         lock_release_on_close(s);
         munmap(s->data, s->size);
         close(s->fd);
-        r = client_release_handle(s->client, s->handle);
+        r = client_obj_release(s->client, &s->obj);
         client_unref(s->client);
         free(s);
         return r;
@@ -654,7 +701,13 @@ const char *ipcb_strerror(int err) {
         case -EFBIG:
                 return "size above the broker's maximum segment size";
         case -EDQUOT:
-                return "quota exceeded";
+                return "quota exceeded (objects, bytes or handles of this user)";
+        case -EUSERS:
+                return "too many connections (or undo handles) for this user";
+        case -EBADFD:
+                return "not a memfd sealed with F_SEAL_SHRINK";
+        case -EROFS:
+                return "the segment is frozen (write-sealed): read-only access only";
         case -EPROTONOSUPPORT:
                 return "the broker speaks another protocol version";
         }

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -761,6 +762,245 @@ static int cmd_sem_rm(int argc, char **argv) {
         return EXIT_SUCCESS;
 }
 
+/* ---- access control and publishing ---- */
+
+static int kind_of(bool sem) {
+        return sem ? IPCB_KIND_SEM : IPCB_KIND_SHM;
+}
+
+static int cmd_chmod(int argc, char **argv) {
+        bool sem = false;
+        const opt_spec specs[] = { { "sem", no_argument, NULL, &sem } };
+        unsigned mode;
+        ipcb_client *c;
+        int i, r;
+
+        if ((i = parse_opts(argc, argv, specs, 1)) < 0)
+                return EXIT_USAGE;
+        if (!want_args("chmod", argc - i, 2, "NAME MODE [--sem]"))
+                return EXIT_USAGE;
+        if (parse_mode(argv[i + 1], &mode) < 0) {
+                usage_error("invalid mode '%s' (octal, at most 0777)", argv[i + 1]);
+                return EXIT_USAGE;
+        }
+        if (!(c = ctl_connect()))
+                return EXIT_FAILURE;
+        r = ipcb_chmod(c, kind_of(sem), argv[i], mode);
+        ipcb_disconnect(c);
+        return r < 0 ? fail("chmod", argv[i], r) : EXIT_SUCCESS;
+}
+
+/* USER or number; GROUP or number. */
+static int parse_owner(const char *s, uid_t *ret_uid, gid_t *ret_gid) {
+        char buf[256], tmp[4096];
+        char *colon;
+        unsigned v;
+
+        snprintf(buf, sizeof(buf), "%s", s);
+        *ret_uid = (uid_t)-1;
+        *ret_gid = (gid_t)-1;
+        colon = strchr(buf, ':');
+        if (colon)
+                *colon++ = '\0';
+        if (buf[0]) {
+                struct passwd pw, *pwp = NULL;
+                if (parse_uint(buf, UINT32_MAX - 1, &v) == 0)
+                        *ret_uid = (uid_t)v;
+                else if (getpwnam_r(buf, &pw, tmp, sizeof(tmp), &pwp) == 0 && pwp)
+                        *ret_uid = pwp->pw_uid;
+                else
+                        return -EINVAL;
+        }
+        if (colon && *colon) {
+                struct group gr, *grp = NULL;
+                if (parse_uint(colon, UINT32_MAX - 1, &v) == 0)
+                        *ret_gid = (gid_t)v;
+                else if (getgrnam_r(colon, &gr, tmp, sizeof(tmp), &grp) == 0 && grp)
+                        *ret_gid = grp->gr_gid;
+                else
+                        return -EINVAL;
+        }
+        return *ret_uid == (uid_t)-1 && *ret_gid == (gid_t)-1 ? -EINVAL : 0;
+}
+
+static int cmd_chown(int argc, char **argv) {
+        bool sem = false;
+        const opt_spec specs[] = { { "sem", no_argument, NULL, &sem } };
+        ipcb_client *c;
+        uid_t uid;
+        gid_t gid;
+        int i, r;
+
+        if ((i = parse_opts(argc, argv, specs, 1)) < 0)
+                return EXIT_USAGE;
+        if (!want_args("chown", argc - i, 2, "NAME [USER][:GROUP] [--sem]"))
+                return EXIT_USAGE;
+        if (parse_owner(argv[i + 1], &uid, &gid) < 0) {
+                usage_error("invalid owner '%s' (USER, USER:GROUP or :GROUP)", argv[i + 1]);
+                return EXIT_USAGE;
+        }
+        if (!(c = ctl_connect()))
+                return EXIT_FAILURE;
+        r = ipcb_chown(c, kind_of(sem), argv[i], uid, gid);
+        ipcb_disconnect(c);
+        return r < 0 ? fail("chown", argv[i], r) : EXIT_SUCCESS;
+}
+
+static int cmd_freeze(int argc, char **argv) {
+        ipcb_client *c;
+        unsigned seals = 0;
+        char buf[64];
+        int i, r;
+
+        if ((i = parse_opts(argc, argv, NULL, 0)) < 0)
+                return EXIT_USAGE;
+        if (!want_args("freeze", argc - i, 1, "NAME"))
+                return EXIT_USAGE;
+        if (!(c = ctl_connect()))
+                return EXIT_FAILURE;
+        r = ipcb_shm_freeze(c, argv[i], &seals);
+        ipcb_disconnect(c);
+        if (r < 0)
+                return fail("freeze", argv[i], r);
+        seals_str(seals, buf, sizeof(buf));
+        printf("seals: %s\n", buf);
+        return finish_stdout();
+}
+
+/* Copy FILE into a new memfd, seal it (shrink, grow, write: the published
+ * bytes are immutable) and register it, persistent. */
+static int cmd_register(int argc, char **argv) {
+        const char *mode_arg = NULL;
+        const opt_spec specs[] = { { "mode", required_argument, &mode_arg, NULL } };
+        ipcb_shm_options opts = IPCB_SHM_OPTIONS_INIT;
+        char buf[65536];
+        ipcb_client *c;
+        ipcb_shm *s;
+        off_t total = 0;
+        ssize_t n;
+        int i, in, fd, r = 0;
+
+        if ((i = parse_opts(argc, argv, specs, 1)) < 0)
+                return EXIT_USAGE;
+        if (!want_args("register", argc - i, 2, "FILE NAME [--mode M]"))
+                return EXIT_USAGE;
+        if (mode_arg && parse_mode(mode_arg, &opts.mode) < 0) {
+                usage_error("invalid mode '%s' (octal, at most 0777)", mode_arg);
+                return EXIT_USAGE;
+        }
+        opts.flags = IPCB_SHM_PERSISTENT;
+        in = strcmp(argv[i], "-") == 0 ? STDIN_FILENO : open(argv[i], O_RDONLY | O_CLOEXEC);
+        if (in < 0)
+                return fail("register", argv[i], -errno);
+        fd = memfd_create(argv[i + 1], MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0) {
+                r = -errno;
+                goto out;
+        }
+        while ((n = read(in, buf, sizeof(buf))) != 0) {
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 || write(fd, buf, (size_t)n) != n) {
+                        r = -errno;
+                        goto out;
+                }
+                total += n;
+        }
+        if (total == 0) {
+                r = -EINVAL;
+                goto out;
+        }
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
+                r = -errno;
+                goto out;
+        }
+        if (!(c = ctl_connect())) {
+                r = 1;
+                goto out;
+        }
+        r = ipcb_shm_register(c, argv[i + 1], fd, &opts, &s);
+        if (r >= 0)
+                r = ipcb_shm_close(s);
+        ipcb_disconnect(c);
+out:
+        if (fd >= 0)
+                close(fd);
+        if (in > STDIN_FILENO)
+                close(in);
+        if (r == 1)
+                return EXIT_FAILURE;
+        return r < 0 ? fail("register", argv[i + 1], r) : EXIT_SUCCESS;
+}
+
+static void limit_str(uint64_t v, char *buf, size_t cap) {
+        if (v == 0)
+                snprintf(buf, cap, "-");
+        else
+                snprintf(buf, cap, "%" PRIu64, v);
+}
+
+static int quota_row(const ipcb_quota_info *q, void *ud) {
+        char lo[32], lb[32], lh[32], lc[32];
+        bool json = *(bool *)ud;
+
+        if (json) {
+                printf("{\"uid\":%u,\"exempt\":%s,\"objects\":%" PRIu64 ",\"bytes\":%" PRIu64
+                       ",\"handles\":%u,\"connections\":%u,\"max_objects\":%" PRIu64
+                       ",\"max_bytes\":%" PRIu64 ",\"max_handles\":%" PRIu64
+                       ",\"max_connections\":%" PRIu64 "}\n",
+                       (unsigned)q->uid, q->exempt ? "true" : "false", q->objects, q->bytes,
+                       q->handles, q->connections, q->max_objects, q->max_bytes, q->max_handles,
+                       q->max_connections);
+                return 0;
+        }
+        limit_str(q->max_objects, lo, sizeof(lo));
+        limit_str(q->max_bytes, lb, sizeof(lb));
+        limit_str(q->max_handles, lh, sizeof(lh));
+        limit_str(q->max_connections, lc, sizeof(lc));
+        printf("%-8u  %8" PRIu64 "/%-6s  %12" PRIu64 "/%-12s  %6u/%-6s  %5u/%-5s%s\n",
+               (unsigned)q->uid, q->objects, lo, q->bytes, lb, q->handles, lh, q->connections, lc,
+               q->exempt ? "  (exempt)" : "");
+        return 0;
+}
+
+/* Usage and limits: of one uid, or of every uid the caller may see. */
+static int cmd_quota(int argc, char **argv) {
+        bool json = false;
+        const char *uid_arg = NULL;
+        const opt_spec specs[] = {
+                { "json", no_argument, NULL, &json },
+                { "uid", required_argument, &uid_arg, NULL },
+        };
+        ipcb_quota_info q;
+        ipcb_client *c;
+        unsigned uid = 0;
+        int i, r;
+
+        if ((i = parse_opts(argc, argv, specs, 2)) < 0)
+                return EXIT_USAGE;
+        if (!want_args("quota", argc - i, 0, "[--uid UID] [--json]"))
+                return EXIT_USAGE;
+        if (uid_arg && parse_uint(uid_arg, UINT32_MAX - 1, &uid) < 0) {
+                usage_error("invalid uid '%s'", uid_arg);
+                return EXIT_USAGE;
+        }
+        if (!(c = ctl_connect()))
+                return EXIT_FAILURE;
+        if (!json)
+                printf("%-8s  %15s  %25s  %13s  %11s\n", "UID", "OBJECTS/MAX", "BYTES/MAX",
+                       "HANDLES/MAX", "CONNS/MAX");
+        if (uid_arg) {
+                r = ipcb_quota(c, (uid_t)uid, &q);
+                if (r == 0)
+                        quota_row(&q, &json);
+        } else
+                r = ipcb_quota_list(c, quota_row, &json);
+        ipcb_disconnect(c);
+        if (r < 0)
+                return fail("quota", uid_arg, r);
+        return finish_stdout();
+}
+
 /* ---- main ---- */
 
 static const struct command {
@@ -772,6 +1012,9 @@ static const struct command {
         { "sem-create", cmd_sem_create }, { "sem-post", cmd_sem_post },
         { "sem-wait", cmd_sem_wait },     { "sem-value", cmd_sem_value },
         { "sem-rm", cmd_sem_rm },
+        { "chmod", cmd_chmod },           { "chown", cmd_chown },
+        { "freeze", cmd_freeze },         { "register", cmd_register },
+        { "quota", cmd_quota },
 };
 
 static void help(void) {
@@ -817,6 +1060,19 @@ static void help(void) {
                "                          it.\n"
                "  sem-value NAME          print the number of tokens available\n"
                "  sem-rm NAME             remove a semaphore's name (open handles stay valid)\n"
+               "\n"
+               "Access control, publishing and quotas (docs/security.md):\n"
+               "  chmod NAME MODE [--sem] set the mode (octal; owner or root only)\n"
+               "  chown NAME [USER][:GROUP] [--sem]\n"
+               "                          change the group (to one of yours) or, as root,\n"
+               "                          the owner\n"
+               "  freeze NAME             seal a segment against writing for good (owner or\n"
+               "                          root); read-write opens fail from then on\n"
+               "  register FILE NAME [--mode M]\n"
+               "                          publish FILE's contents (\"-\": stdin) as persistent\n"
+               "                          segment NAME: a memfd sealed shrink, grow and write\n"
+               "  quota [--uid UID] [--json]\n"
+               "                          usage and limits: your uid (root: every uid in use)\n"
                "\n"
                "Options:\n"
                "  --socket PATH           broker socket (default: $IPCBROKER_SOCKET, else\n"

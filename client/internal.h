@@ -10,6 +10,25 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+/* What the library remembers of each open handle so that, after the broker
+ * restarted, it can re-open the same object by name on a new connection and
+ * swap in the new broker handle id (reconnect.c).  Linked in its client's
+ * list while open; guarded by the client's lock. */
+typedef struct client_obj {
+        struct client_obj *prev, *next;
+        int kind;        /* IPCB_KIND_SHM / IPCB_KIND_SEM */
+        char *name;
+        uint32_t access; /* shm: IPCB_WA_*; sem: IPCB_WF_UNDO or 0 */
+        dev_t dev;       /* the memfd (segment) or page (semaphore) inode */
+        ino_t ino;
+        bool orphan;     /* could not be re-opened: no broker handle any more */
+        uint64_t handle;   /* the broker's handle id ... */
+        uint32_t conn_gen; /* ... on this connection generation */
+} client_obj;
 
 struct ipcb_client {
         pthread_mutex_t lock; /* serializes requests; guards everything below */
@@ -19,14 +38,21 @@ struct ipcb_client {
         bool disconnected;    /* ipcb_disconnect() was called */
         uint32_t last_id;
         uint32_t msg_max, name_max, fds_max; /* from the HELLO reply */
+        /* The fd a request with hdr.nfds == 1 carries (SHM_REGISTER; borrowed,
+         * set by the caller under the lock; access.c). */
+        int send_fd;
+        /* Reconnect after the broker restarted (reconnect.c). */
+        struct sockaddr_un addr;
+        uint32_t conn_gen;    /* bumped by every successful reconnect */
+        client_obj *objs;     /* open handles */
         /* One reference for the caller until ipcb_disconnect(), one per open
          * ipcb_shm: a handle may outlive the connection it came from. */
         atomic_uint refs;
 };
 
 struct ipcb_shm {
+        client_obj obj;      /* first: reconnect.c finds the handle from it */
         ipcb_client *client; /* holds a reference */
-        uint64_t handle;     /* the broker's handle id */
         int fd;
         void *data;
         size_t size;
@@ -44,8 +70,32 @@ void client_unref(ipcb_client *c);
  * reply's fd, if any, goes to *ret_fd (or is closed when ret_fd is NULL).
  * Returns 0, the reply's negative status, or a transport error. */
 int client_request(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);
+/* As client_request with c->lock held; reconnects (once) if the connection
+ * was lost, e.g. because the broker restarted. */
+int client_call(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);
+/* One request and reply on the current connection, no reconnect. */
+int client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);
+/* reconnect.c.  Caller holds c->lock.  client_reconnect: a new connection
+ * to c->addr, then every handle in c->objs re-opened (undo semaphores only
+ * if not in use right now: they re-open themselves).  0 or -ENOTCONN. */
+int client_reconnect(ipcb_client *c);
+/* Record / forget an open handle (takes c->lock).  name is copied;
+ * fd (borrowed) names the inode that a re-open must find again. */
+int client_obj_add(ipcb_client *c, client_obj *o, int kind, const char *name, uint32_t access,
+                   const struct stat *st);
+void client_obj_remove(ipcb_client *c, client_obj *o);
+/* Forget o and release its broker handle (CLOSE without reply) if it has
+ * one on the current connection.  Returns as client_release_handle. */
+int client_obj_release(ipcb_client *c, client_obj *o);
+/* sem.c: re-open undo semaphore o on the current connection (lock held). */
+int sem_reopen_locked(ipcb_client *c, client_obj *o);
+/* Re-open one object by name on the current connection: the reply (in buf)
+ * and its fd; -ESTALE if the name now names another object. */
+int client_reopen(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *reply, int *ret_fd,
+                  uint32_t sem_flags);
 /* Release a broker handle without waiting (CLOSE with NOREPLY). */
 int client_release_handle(ipcb_client *c, uint64_t handle);
+int client_release_handle_locked(ipcb_client *c, uint64_t handle);
 int client_name_check(const char *name, ipcb_name *ret);
 int client_unlink(ipcb_client *c, int kind, const char *name);
 /* Release the segment lock if handle s holds it (before closing s). */

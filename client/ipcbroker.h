@@ -16,10 +16,23 @@
  *     inherited across fork stay valid as ordinary shared mappings.
  *
  * Errors that any request may return:
- *   -ENOTCONN  the connection to the broker is gone (the handle is dead;
- *              disconnect and connect again);
+ *   -ENOTCONN  the connection to the broker is gone and a new one could not
+ *              be made (the handle is dead; disconnect and connect again).
+ *              A lost connection (e.g. the broker was restarted by systemd
+ *              and took its objects back from the fd store) is replaced
+ *              once, transparently, by the next request: every open handle
+ *              is re-opened by name on the new connection (same memfd
+ *              inode, so mappings never change; a handle whose name now
+ *              leads elsewhere keeps its mapping but loses its broker
+ *              handle).  What a caller can notice is in docs/systemd.md:
+ *              new object ids, a request whose reply was lost sent
+ *              again; undo tokens stay held if the handle is used within
+ *              the restarted broker's grace period;
  *   -EPROTO    the broker sent something that does not decode;
  *   -ENOMEM    out of memory;
+ *   -EDQUOT    a per-uid quota of the broker (objects, bytes, handles) is
+ *              used up: only this uid is refused (docs/security.md);
+ *   -EUSERS    (ipcb_connect) the uid has too many connections;
  *   -EINTR is never returned: requests are retried internally.
  */
 #pragma once
@@ -122,7 +135,8 @@ IPCB_EXPORT int ipcb_shm_create(ipcb_client *c, const char *name, size_t size,
  * A read-only handle holds an O_RDONLY fd mapped PROT_READ: writing, mapping
  * writable, mprotect, ftruncate, fallocate and adding seals all fail.  On
  * success *ret owns the mapping and one fd.  Errors: -ENOENT, -EINVAL (bad
- * name or access), -ENAMETOOLONG, -EACCES, -EMFILE. */
+ * name or access), -ENAMETOOLONG, -EACCES, -EMFILE, -EROFS (read-write
+ * asked of a frozen segment). */
 IPCB_EXPORT int ipcb_shm_open(ipcb_client *c, const char *name, int access, ipcb_shm **ret);
 
 /* The mapping (valid until ipcb_shm_close), its size in bytes (the size at
@@ -209,13 +223,21 @@ IPCB_EXPORT int ipcb_shm_unlock(ipcb_shm *s);
  * semaphore at once (-EUSERS beyond).
  *
  * Threads: a plain handle may be used by many threads at once.  An undo
- * handle serves one call at a time: a concurrent call on the same undo
- * handle returns -EBUSY (open one undo handle per thread).  fork(): a child
+ * handle serves one call at a time (open one undo handle per thread): a
+ * call made while another thread is inside a call on the same undo handle
+ * (typically waiting in acquire) returns -EBUSY.  The check costs no locked
+ * instruction, so two calls entering at the very same instant may slip past
+ * it; that is a caller bug the library does not fully guard against.  fork(): a child
  * may use its parent's plain handles' pages; calls on an undo handle
- * inherited across fork return -ECHILD.  Once the client is disconnected (or
- * its connection is lost), a plain handle keeps working on its page, but
- * calls on an undo handle return -ENOTCONN: the broker has given back its
- * tokens. */
+ * inherited across fork return -ECHILD.  Once the client is disconnected,
+ * a plain handle keeps working on its page, but calls on an undo handle
+ * return -ENOTCONN: the broker has given back its tokens.  If the broker
+ * restarted, the next call on an undo handle reconnects and reclaims its
+ * own slot, which the new broker keeps reserved, tokens held, for its grace
+ * period (--restore-grace, 30 s by default); after that, or if the
+ * connection was lost without a restart, the tokens were given back and
+ * the handle takes a new slot (ipcb_sem_held() starts at 0 again).  If the
+ * broker cannot be reached: -ENOTCONN. */
 #define IPCB_SEM_VALUE_MAX 65535
 #define IPCB_SEM_UNDO_MAX 504
 #define IPCB_SEM_PERSISTENT 0x1u /* options.flags: live until unlinked */
@@ -260,6 +282,94 @@ IPCB_EXPORT int ipcb_sem_close(ipcb_sem *s);
 /* Remove semaphore `name` from its namespace; open handles keep working.
  * Errors: -ENOENT, -EPERM, -EINVAL, -ENAMETOOLONG. */
 IPCB_EXPORT int ipcb_sem_unlink(ipcb_client *c, const char *name);
+
+/* ---- access control, sealed publishing, quotas (docs/security.md) ----
+ * Every object has an owner uid, a group gid and mode bits (r/w for user,
+ * group, other), set at create (default 0600) from the kernel's view of the
+ * creating process.  Opening read-write needs w (a semaphore needs r and w),
+ * read-only needs r; unlink, chmod, chown and freeze need ownership.  uid 0
+ * may do everything unless the broker runs with --no-root-override.
+ * Refusals: -EACCES (open), -EPERM (manage). */
+
+/* ipcb_access.what: which fields ipcb_set_access() changes. */
+#define IPCB_ACCESS_MODE 0x1u
+#define IPCB_ACCESS_UID  0x2u
+#define IPCB_ACCESS_GID  0x4u
+
+typedef struct ipcb_access {
+        size_t struct_size; /* sizeof(ipcb_access) */
+        unsigned what;      /* IPCB_ACCESS_* (at least one) */
+        unsigned mode;      /* permission bits, at most 0777 */
+        uid_t uid;
+        gid_t gid;
+} ipcb_access;
+#define IPCB_ACCESS_INIT { .struct_size = sizeof(ipcb_access), .what = 0 }
+
+/* Change owner, group and/or mode of object `name` of `kind` in one step
+ * (all or nothing).  acc is borrowed.  The owner (or a privileged uid 0) may
+ * change the mode, and the group to one of its own groups (primary or
+ * supplementary); giving the object to another uid, or to a group the owner
+ * is not in, needs a privileged uid 0, as with chown(2).  Quota charges stay
+ * with the uid that created the object.  Errors: -ENOENT, -EPERM, -EINVAL
+ * (bad kind, name, mode, what, or uid/gid -1), -ENAMETOOLONG. */
+IPCB_EXPORT int ipcb_set_access(ipcb_client *c, int kind, const char *name,
+                                const ipcb_access *acc);
+/* Shorthands for ipcb_set_access: the mode; the owner and group, where
+ * (uid_t)-1 / (gid_t)-1 leaves that one unchanged. */
+IPCB_EXPORT int ipcb_chmod(ipcb_client *c, int kind, const char *name, unsigned mode);
+IPCB_EXPORT int ipcb_chown(ipcb_client *c, int kind, const char *name, uid_t uid, gid_t gid);
+
+/* Freeze segment `name` (owner or privileged uid 0 only): the broker adds
+ * F_SEAL_SHRINK|F_SEAL_GROW and F_SEAL_WRITE, or F_SEAL_FUTURE_WRITE when
+ * some process still has a writable mapping (those mappings keep writing;
+ * nobody gets new write access).  From then on read-write opens fail with
+ * -EROFS and stat/list show the seals.  *ret_seals (may be NULL) gets the
+ * seals now set.  Errors: -ENOENT, -EPERM (not the owner, or F_SEAL_SEAL set),
+ * -EROFS (published through a read-only descriptor), -EINVAL. */
+IPCB_EXPORT int ipcb_shm_freeze(ipcb_client *c, const char *name, unsigned *ret_seals);
+
+/* Publish memfd (borrowed; the caller keeps it) as segment `name`.  It must
+ * be a memfd carrying at least F_SEAL_SHRINK; its size is taken from fstat
+ * (> 0, at most the broker's maximum), it is growable unless sealed
+ * F_SEAL_GROW.  The library first drops group/other write and exec bits of
+ * the memfd's inode (fchmod) so that no other uid can reopen it writable
+ * through /proc.  opts: mode and IPCB_SHM_PERSISTENT (growable is ignored).
+ * On success *ret is a handle on the new segment: read-write (mapped
+ * PROT_READ|PROT_WRITE) unless the memfd is write-sealed or memfd is an
+ * O_RDONLY descriptor, then read-only.  Errors: -EBADFD (not a memfd with
+ * F_SEAL_SHRINK: a pipe, socket, regular file, unsealed memfd), -EEXIST,
+ * -EFBIG, -EINVAL (size 0, bad name/mode/flags), -EACCES (the broker cannot
+ * read it), -EDQUOT, -EMFILE. */
+IPCB_EXPORT int ipcb_shm_register(ipcb_client *c, const char *name, int memfd,
+                                  const ipcb_shm_options *opts, ipcb_shm **ret);
+
+/* An anonymous memfd of `size` bytes made by the broker, for processes whose
+ * sandbox forbids memfd_create.  seals: F_SEAL_* bits among SEAL, SHRINK,
+ * GROW, WRITE, FUTURE_WRITE (F_SEAL_SHRINK is always added).  On success
+ * *ret_fd is a new O_RDWR, close-on-exec fd the caller owns (nothing is
+ * named, nothing counts against quotas: the broker keeps no reference), and
+ * *ret_seals (may be NULL) the seals it carries.  Errors: -EINVAL (size 0,
+ * other seals), -EFBIG, -ENOMEM, -EMFILE. */
+IPCB_EXPORT int ipcb_memfd_sealed(ipcb_client *c, size_t size, unsigned seals, int *ret_fd,
+                                  unsigned *ret_seals);
+
+/* Usage and limits of one uid.  A limit of 0 means none; exempt: the uid is
+ * counted but not limited (uid 0 with root override). */
+typedef struct ipcb_quota_info {
+        uid_t uid;
+        int exempt;
+        uint64_t objects, bytes;   /* objects this uid created, their declared sizes */
+        unsigned handles, connections;
+        uint64_t max_objects, max_bytes, max_handles, max_connections;
+} ipcb_quota_info;
+
+/* Usage of uid (your own; any uid needs privileged uid 0).  Errors: -EPERM. */
+IPCB_EXPORT int ipcb_quota(ipcb_client *c, uid_t uid, ipcb_quota_info *ret);
+/* Call cb for every uid that uses something (privileged uid 0), or for your
+ * own uid only (everyone else), in uid order.  As ipcb_list for cb. */
+IPCB_EXPORT int ipcb_quota_list(ipcb_client *c,
+                                int (*cb)(const ipcb_quota_info *info, void *userdata),
+                                void *userdata);
 
 /* A static, thread-safe description of err (a negative errno; a positive
  * value is taken as its negation).  Never NULL. */

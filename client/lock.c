@@ -25,8 +25,17 @@ static int lock_setup(ipcb_shm *s) {
         pthread_mutex_lock(&setup_lock);
         if (s->lock)
                 goto out;
-        req.shm_lock_page.handle = s->handle;
-        r = client_request(s->client, &req, buf, &reply, &fd);
+        for (int tries = 0;; tries++) {
+                uint32_t gen = __atomic_load_n(&s->client->conn_gen, __ATOMIC_RELAXED);
+                req.shm_lock_page.handle = __atomic_load_n(&s->obj.handle, __ATOMIC_RELAXED);
+                r = client_request(s->client, &req, buf, &reply, &fd);
+                /* The request reconnected (broker restart): the handle id
+                 * was replaced meanwhile; ask again with the new one. */
+                if (r == -EBADF && tries == 0 &&
+                    gen != __atomic_load_n(&s->client->conn_gen, __ATOMIC_RELAXED))
+                        continue;
+                break;
+        }
         if (r < 0)
                 goto out;
         pg = mmap(NULL, IPCB_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

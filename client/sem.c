@@ -15,15 +15,34 @@
 #include <unistd.h>
 
 struct ipcb_sem {
+        client_obj obj;      /* name, broker handle (reconnect.c) */
         ipcb_client *client; /* holds a reference */
-        uint64_t handle;
         ipcb_sem_page *page;
         uint32_t max;        /* the broker's word, not the page's */
         uint32_t slot;       /* undo slot index + 1, 0: plain handle */
         uint32_t seq;        /* next operation's sequence number (undo) */
         unsigned fork_gen;   /* fork generation at open */
-        atomic_flag busy;    /* an undo handle serves one call at a time */
+        /* An undo handle serves one call at a time (one slot records one
+         * operation in flight).  Checked with plain loads and stores, not a
+         * locked instruction: it catches the usual misuse (a call while
+         * another thread waits on the handle) at no cost to the fast path,
+         * but two calls entering at the very same moment can slip by. */
+        atomic_uint busy;
+        uint32_t epoch;      /* page->epoch when the slot was given (undo) */
 };
+
+static int sem_revive(ipcb_sem *s);
+
+static bool busy_claim(ipcb_sem *s) {
+        if (atomic_load_explicit(&s->busy, memory_order_acquire))
+                return false;
+        atomic_store_explicit(&s->busy, 1, memory_order_relaxed);
+        return true;
+}
+
+static void busy_release(ipcb_sem *s) {
+        atomic_store_explicit(&s->busy, 0, memory_order_release);
+}
 
 /* Bumped in every child after fork(): an undo slot belongs to the process
  * that opened it, and a child must not take tokens in its parent's name. */
@@ -40,7 +59,8 @@ static void atfork_register(void) {
 
 /* ---- open and close ---- */
 
-static int sem_finish(ipcb_client *c, const ipcb_msg *reply, int fd, ipcb_sem **ret) {
+static int sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ipcb_msg *reply,
+                      int fd, ipcb_sem **ret) {
         ipcb_sem *s = NULL;
         void *pg;
         int r;
@@ -60,15 +80,23 @@ static int sem_finish(ipcb_client *c, const ipcb_msg *reply, int fd, ipcb_sem **
                 r = -errno;
                 goto fail;
         }
+        s->obj.handle = reply->sem_reply.handle;
+        struct stat st;
+        r = fstat(fd, &st) < 0 ? -errno
+                               : client_obj_add(c, &s->obj, IPCB_KIND_SEM, name, flags & IPCB_SEM_UNDO, &st);
+        if (r < 0) {
+                munmap(pg, IPCB_PAGE_SIZE);
+                goto fail;
+        }
         close(fd);
         s->client = client_ref(c);
-        s->handle = reply->sem_reply.handle;
         s->page = pg;
+        s->epoch = atomic_load(&((ipcb_sem_page *)pg)->epoch);
         s->max = reply->sem_reply.max;
         s->slot = reply->sem_reply.slot;
         s->seq = reply->sem_reply.seq & SEQ_MASK;
         s->fork_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
-        atomic_flag_clear(&s->busy);
+        atomic_init(&s->busy, 0);
         *ret = s;
         return 0;
 fail:
@@ -108,7 +136,7 @@ int ipcb_sem_create(ipcb_client *c, const char *name, unsigned initial,
         r = client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return sem_finish(c, &reply, fd, ret);
+        return sem_finish(c, name, flags, &reply, fd, ret);
 }
 
 int ipcb_sem_open(ipcb_client *c, const char *name, int flags, ipcb_sem **ret) {
@@ -125,7 +153,7 @@ int ipcb_sem_open(ipcb_client *c, const char *name, int flags, ipcb_sem **ret) {
         r = client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return sem_finish(c, &reply, fd, ret);
+        return sem_finish(c, name, (uint32_t)flags, &reply, fd, ret);
 }
 
 int ipcb_sem_close(ipcb_sem *s) {
@@ -134,7 +162,7 @@ int ipcb_sem_close(ipcb_sem *s) {
         if (!s)
                 return 0;
         /* The broker gives back what an undo handle still holds. */
-        r = client_release_handle(s->client, s->handle);
+        r = client_obj_release(s->client, &s->obj);
         munmap(s->page, IPCB_PAGE_SIZE);
         client_unref(s->client);
         free(s);
@@ -222,7 +250,10 @@ static int undo_op(ipcb_sem *s, int delta, uint32_t target, int timeout_ms,
         int r = 0;
 
         s->seq = (seq + 1) & SEQ_MASK;
-        atomic_store_explicit(sp, annv, memory_order_seq_cst);
+        /* Release suffices: our CAS on W, sequenced after, publishes the
+         * announcement to anyone who reads W; no operation of ours can be
+         * seen in W before it. */
+        atomic_store_explicit(sp, annv, memory_order_release);
         for (;;) {
                 uint64_t wv = atomic_load_explicit(&pg->word, memory_order_seq_cst);
                 ipcb_w w = ipcb_w_unpack(wv);
@@ -233,6 +264,10 @@ static int undo_op(ipcb_sem *s, int delta, uint32_t target, int timeout_ms,
                                 r = -ETIMEDOUT;
                         if (r < 0)
                                 break;
+                        /* A restarted broker settled our slot (and woke us):
+                         * it is not ours any more, do not touch it. */
+                        if (atomic_load_explicit(&pg->epoch, memory_order_relaxed) != s->epoch)
+                                return -ESTALE;
                         continue;
                 }
                 if (delta > 0 && w.count + (uint32_t)delta > s->max) {
@@ -253,16 +288,86 @@ static int undo_op(ipcb_sem *s, int delta, uint32_t target, int timeout_ms,
                 /* Our CAS on W never happened, so nobody can be committing
                  * this announcement: withdraw it. */
                 ipcb_slotw back = { .held = cur.held, .seq = seq };
-                atomic_store_explicit(sp, ipcb_slot_pack(back), memory_order_seq_cst);
+                atomic_store_explicit(sp, ipcb_slot_pack(back), memory_order_release);
                 return r;
         }
-        /* Commit, unless a helper already did (then the CAS fails). */
+        /* Commit.  A plain store: while we live, the only other writer of
+         * this slot is a helper committing this same operation, and it
+         * writes exactly this value (a helper that comes later finds the
+         * announcement gone and its CAS fails).  The broker writes the slot
+         * only once we are gone. */
         ipcb_slotw done = { .held = target, .seq = seq };
-        atomic_compare_exchange_strong_explicit(sp, &annv, ipcb_slot_pack(done),
-                                                memory_order_release, memory_order_relaxed);
+        atomic_store_explicit(sp, ipcb_slot_pack(done), memory_order_release);
         if (delta > 0)
                 sem_wake(pg);
         return 0;
+}
+
+/* ---- after a restart or a lost connection ---- */
+
+/* Get an undo slot for s on the current connection (c->lock held, s busy).
+ * First ask for our own slot back: a restarted broker keeps the slots that
+ * held tokens reserved for their holders during its grace period, so the
+ * tokens we hold stay ours.  If it is gone (the connection was lost without
+ * a restart, so the broker settled it; or the grace period is over), take a
+ * new one.  The page is the same inode, so the mapping stays. */
+static int reopen_undo(ipcb_client *c, ipcb_sem *s) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg reply;
+        int fd = -1, r;
+
+        r = client_reopen(c, &s->obj, buf, &reply, &fd, IPCB_WF_RECLAIM | s->slot << 16);
+        if (r == -ESRCH)
+                r = client_reopen(c, &s->obj, buf, &reply, &fd, 0);
+        if (r < 0)
+                return r;
+        close(fd);
+        if (reply.sem_reply.slot == 0 || reply.sem_reply.slot > IPCB_SEM_SLOTS) {
+                (void)client_release_handle_locked(c, reply.sem_reply.handle);
+                return -EPROTO;
+        }
+        s->obj.handle = reply.sem_reply.handle;
+        s->obj.conn_gen = c->conn_gen;
+        s->slot = reply.sem_reply.slot;
+        s->seq = reply.sem_reply.seq & SEQ_MASK;
+        s->epoch = atomic_load(&s->page->epoch);
+        return 0;
+}
+
+int sem_reopen_locked(ipcb_client *c, client_obj *o) {
+        ipcb_sem *s = (ipcb_sem *)o; /* obj is the first member */
+        int r;
+
+        if (!busy_claim(s))
+                return -EBUSY; /* in use: its next call re-opens it */
+        r = reopen_undo(c, s);
+        busy_release(s);
+        return r;
+}
+
+/* s is busy (ours).  Reconnect if needed, then take a new slot unless a
+ * reconnect already gave one. */
+static int sem_revive(ipcb_sem *s) {
+        ipcb_client *c = s->client;
+        int r = 0;
+
+        pthread_mutex_lock(&c->lock);
+        if (c->disconnected || s->obj.orphan)
+                r = -ENOTCONN;
+        else if (c->dead && client_reconnect(c) < 0)
+                r = -ENOTCONN;
+        else if (s->obj.conn_gen != c->conn_gen ||
+                 atomic_load(&s->page->epoch) != s->epoch) {
+                r = reopen_undo(c, s);
+                if (r == -ENOTCONN && c->dead && client_reconnect(c) == 0)
+                        r = reopen_undo(c, s);
+                if (r < 0 && r != -ENOTCONN)
+                        s->obj.orphan = true;
+                if (r < 0)
+                        r = -ENOTCONN;
+        }
+        pthread_mutex_unlock(&c->lock);
+        return r;
 }
 
 /* ---- the calls ---- */
@@ -274,18 +379,25 @@ static int sem_enter(ipcb_sem *s) {
                 return 0;
         if (s->fork_gen != atomic_load_explicit(&fork_gen, memory_order_relaxed))
                 return -ECHILD;
-        /* Once the connection is gone the broker has given the slot back
-         * (and may hand it to someone else): it is not ours to write. */
-        if (atomic_load_explicit(&s->client->gone, memory_order_relaxed))
-                return -ENOTCONN;
-        if (atomic_flag_test_and_set_explicit(&s->busy, memory_order_acquire))
+        if (!busy_claim(s))
                 return -EBUSY;
+        /* Once the connection is gone, or a restarted broker took the page
+         * over (epoch: same cache line as W), the slot was given back (and
+         * may be someone else's): get a new one before writing. */
+        if (atomic_load_explicit(&s->client->gone, memory_order_relaxed) ||
+            atomic_load_explicit(&s->page->epoch, memory_order_relaxed) != s->epoch) {
+                int r = sem_revive(s);
+                if (r < 0) {
+                        busy_release(s);
+                        return r;
+                }
+        }
         return 0;
 }
 
 static void sem_leave(ipcb_sem *s) {
         if (s->slot)
-                atomic_flag_clear_explicit(&s->busy, memory_order_release);
+                busy_release(s);
 }
 
 int ipcb_sem_try_acquire(ipcb_sem *s, int timeout_ms) {
@@ -304,18 +416,27 @@ int ipcb_sem_try_acquire(ipcb_sem *s, int timeout_ms) {
                 uint32_t held = ipcb_slot_unpack(atomic_load(&s->page->slot[s->slot - 1])).held;
                 r = held >= IPCB_SEM_VALUE_MAX ? -EOVERFLOW
                                                 : undo_op(s, -1, held + 1, timeout_ms, dl);
+                while (r == -ESTALE && (r = sem_revive(s)) == 0) {
+                        held = ipcb_slot_unpack(atomic_load(&s->page->slot[s->slot - 1])).held;
+                        r = undo_op(s, -1, held + 1, timeout_ms, dl);
+                }
         }
         sem_leave(s);
         return r;
 }
 
 int ipcb_sem_acquire(ipcb_sem *s) {
+        /* Plain handles straight to the atomics: nothing to enter or leave. */
+        if (s && !s->slot)
+                return plain_take(s, -1, NULL);
         return ipcb_sem_try_acquire(s, -1);
 }
 
 int ipcb_sem_release(ipcb_sem *s, unsigned n) {
         int r;
 
+        if (s && !s->slot && n > 0 && n <= s->max)
+                return plain_give(s, n);
         if ((r = sem_enter(s)) < 0)
                 return r;
         if (n == 0)

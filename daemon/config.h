@@ -1,13 +1,55 @@
-/* config.h: the daemon's settings, filled by main.c from the command line. */
+/* config.h: the daemon's settings, filled by main.c from the command line
+ * and by config.c from an optional `key = value` file (--config PATH);
+ * command-line options win over the file.  docs/security.md lists every key. */
 #pragma once
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct config {
         const char *socket_path;
         uint64_t max_segment_size; /* bytes; larger creates get -EFBIG */
         unsigned max_queued_replies; /* per connection, before disconnect */
+        /* Access control: uid 0 may do everything (and is not limited by
+         * quotas) unless this is false (--no-root-override). */
+        bool root_override;
+        /* Per-uid quotas (0: unlimited). */
+        uint64_t max_objects_per_uid;     /* segments + semaphores created */
+        uint64_t max_bytes_per_uid;       /* declared sizes of those */
+        uint64_t max_handles_per_uid;     /* open handles, all connections */
+        uint64_t max_connections_per_uid;
+        /* Per connection. */
+        unsigned max_requests_in_flight; /* requests taken from one connection
+                                          * before the loop serves another */
+        unsigned max_fds_in_flight;      /* fds held in its queued replies */
+        const char *config_path;
 } config;
 
 extern config cfg;
+
+/* Long options config.c handles (their values are CONFIG_OPT_BASE + n). */
+#define CONFIG_OPT_BASE 0x1000
+#define CONFIG_LONG_OPTIONS                                                        \
+        { "config", required_argument, NULL, CONFIG_OPT_BASE + 0 },                \
+        { "no-root-override", no_argument, NULL, CONFIG_OPT_BASE + 1 },            \
+        { "max-objects", required_argument, NULL, CONFIG_OPT_BASE + 2 },           \
+        { "max-bytes", required_argument, NULL, CONFIG_OPT_BASE + 3 },             \
+        { "max-handles", required_argument, NULL, CONFIG_OPT_BASE + 4 },           \
+        { "max-connections", required_argument, NULL, CONFIG_OPT_BASE + 5 },       \
+        { "max-requests-in-flight", required_argument, NULL, CONFIG_OPT_BASE + 6 }, \
+        { "max-queued-replies", required_argument, NULL, CONFIG_OPT_BASE + 7 },    \
+        { "max-fds-in-flight", required_argument, NULL, CONFIG_OPT_BASE + 8 }
+/* main.c's --max-segment-size passes its value here, so that it too wins
+ * over the file's max_segment_size. */
+#define CONFIG_OPT_MAX_SEGMENT_SIZE (CONFIG_OPT_BASE + 9)
+
+/* Handle option c (from getopt_long) with argument arg.  Returns 1 if it was
+ * one of CONFIG_LONG_OPTIONS, 0 if not, -EINVAL (message printed) if its
+ * value is invalid. */
+int config_option(int c, const char *arg);
+/* Read the --config file, if any, for the keys the command line did not
+ * set.  0, or a negative errno after printing why. */
+int config_finish(void);
+/* The options above, for --help. */
+void config_usage(FILE *f);

@@ -2,13 +2,15 @@
  * at the path first: a live broker makes us refuse, a stale socket is
  * replaced, anything else is left alone.  Accepting never blocks the loop;
  * when the daemon runs out of fds it pauses accepting briefly instead of
- * spinning on a listening socket that stays readable. */
+ * spinning on a listening socket that stays readable.  Several listening
+ * sockets may be served at once (systemd can pass more than one). */
 #include "listener.h"
 
 #include "log.h"
 #include "peer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +23,16 @@
 #define ACCEPT_BURST 64
 #define ACCEPT_PAUSE_MS 100
 
-static uv_poll_t listen_poll;
-static uv_timer_t pause_timer;
-static int listen_fd = -1;
+#define LISTENERS_MAX 8
+
+typedef struct listener {
+        uv_poll_t poll;
+        uv_timer_t pause_timer;
+        int fd; /* -1: slot unused */
+} listener;
+
+static listener listeners[LISTENERS_MAX];
+static unsigned nlisteners;
 static char bound_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static log_ratelimit rl_accept;
 
@@ -110,11 +119,13 @@ static int clear_stale(const char *path, const struct sockaddr_un *sa) {
 static void on_pause_done(uv_timer_t *t);
 
 static void on_accept(uv_poll_t *h, int status, int events) {
+        listener *l = h->data;
+
         (void)events;
         if (status < 0)
                 return;
         for (int i = 0; i < ACCEPT_BURST; i++) {
-                int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
                 if (fd < 0) {
                         if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
                                 return;
@@ -122,7 +133,7 @@ static void on_accept(uv_poll_t *h, int status, int events) {
                                 log_warn("accept: %s; pausing for %d ms", strerror(errno),
                                          ACCEPT_PAUSE_MS);
                         uv_poll_stop(h);
-                        uv_timer_start(&pause_timer, on_pause_done, ACCEPT_PAUSE_MS, 0);
+                        uv_timer_start(&l->pause_timer, on_pause_done, ACCEPT_PAUSE_MS, 0);
                         return;
                 }
                 int k = peer_new(h->loop, fd);
@@ -132,13 +143,49 @@ static void on_accept(uv_poll_t *h, int status, int events) {
 }
 
 static void on_pause_done(uv_timer_t *t) {
-        (void)t;
-        uv_poll_start(&listen_poll, UV_READABLE, on_accept);
+        listener *l = t->data;
+        uv_poll_start(&l->poll, UV_READABLE, on_accept);
+}
+
+/* Start accepting on listening socket fd (consumed on success). */
+static int listener_start(uv_loop_t *loop, int fd) {
+        listener *l;
+        int k;
+
+        if (nlisteners == LISTENERS_MAX)
+                return -EMFILE;
+        l = &listeners[nlisteners];
+        if ((k = uv_poll_init(loop, &l->poll, fd)) < 0 || (k = uv_timer_init(loop, &l->pause_timer)) < 0)
+                return k; /* cannot happen for a valid socket */
+        l->fd = fd;
+        l->poll.data = l->pause_timer.data = l;
+        nlisteners++;
+        uv_poll_start(&l->poll, UV_READABLE, on_accept);
+        return 0;
+}
+
+int listener_adopt(uv_loop_t *loop, int fd, const char *name) {
+        int fl = fcntl(fd, F_GETFL), k;
+
+        /* A passed socket is usually blocking: accept must never block. */
+        if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+            fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+                return -errno;
+        if ((k = listener_start(loop, fd)) < 0) {
+                log_err("cannot serve passed socket %s: %s", name, strerror(-k));
+                return k;
+        }
+        log_info("serving passed socket %s (fd %d)", name, fd);
+        return 0;
+}
+
+unsigned listener_count(void) {
+        return nlisteners;
 }
 
 int listener_bind(uv_loop_t *loop, const char *path) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int k;
+        int listen_fd, k;
 
         if (strlen(path) >= sizeof(sa.sun_path)) {
                 log_err("socket path too long: %s", path);
@@ -163,10 +210,8 @@ int listener_bind(uv_loop_t *loop, const char *path) {
                 log_err("cannot listen on %s: %s", path, strerror(errno));
                 goto fail;
         }
-        if ((k = uv_poll_init(loop, &listen_poll, listen_fd)) < 0 ||
-            (k = uv_timer_init(loop, &pause_timer)) < 0)
-                goto fail; /* cannot happen for a valid socket */
-        uv_poll_start(&listen_poll, UV_READABLE, on_accept);
+        if ((k = listener_start(loop, listen_fd)) < 0)
+                goto fail;
         log_info("listening on %s", path);
         return 0;
 fail:
@@ -174,25 +219,25 @@ fail:
                 unlink(bound_path);
         bound_path[0] = '\0';
         close(listen_fd);
-        listen_fd = -1;
         return k;
 }
 
 static void on_listener_closed(uv_handle_t *h) {
-        (void)h;
-        if (listen_fd >= 0) {
-                close(listen_fd);
-                listen_fd = -1;
+        listener *l = h->data;
+        if (l->fd >= 0) {
+                close(l->fd);
+                l->fd = -1;
         }
 }
 
 void listener_close(void) {
-        if (listen_fd < 0)
-                return;
         if (bound_path[0]) {
                 unlink(bound_path);
                 bound_path[0] = '\0';
         }
-        uv_close((uv_handle_t *)&pause_timer, NULL);
-        uv_close((uv_handle_t *)&listen_poll, on_listener_closed);
+        for (unsigned i = 0; i < nlisteners; i++) {
+                uv_close((uv_handle_t *)&listeners[i].pause_timer, NULL);
+                uv_close((uv_handle_t *)&listeners[i].poll, on_listener_closed);
+        }
+        nlisteners = 0;
 }

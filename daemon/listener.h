@@ -11,5 +11,11 @@ const char *listener_default_path(void);
 /* Bind and listen on path, refusing if a live broker already serves it and
  * replacing a stale socket.  Returns 0 or a negative errno (logged). */
 int listener_bind(uv_loop_t *loop, const char *path);
+/* Serve an already listening socket passed by a service manager (the
+ * caller checked its type).  Consumes fd on success.  Returns 0 or a
+ * negative errno (logged). */
+int listener_adopt(uv_loop_t *loop, int fd, const char *name);
+/* Number of sockets being served. */
+unsigned listener_count(void);
 /* Stop accepting, close the socket and remove the path if we bound it. */
 void listener_close(void);

@@ -6,6 +6,7 @@
 
 #include "futex.h"
 #include "os.h"
+#include "store.h"
 
 #include "sempage.h"
 
@@ -27,14 +28,16 @@ int64_t lock_token_new(object *o) {
         o->lock_next_token = (o->lock_next_token + 1) & IPCB_LOCK_OWNER_MASK;
         if (o->lock_next_token == 0)
                 o->lock_next_token = 1;
+        /* The next broker must not hand out a token that is still in use. */
+        store_object_changed(o);
         return o->lock_next_token;
 }
 
 void lock_token_release(object *o, uint32_t token) {
         _Atomic uint32_t *w;
 
-        if (!o->lock || token == 0)
-                return;
+        if (!o->lock || token == 0 || store_frozen())
+                return; /* frozen: shutting down, the holder lives on */
         w = &o->lock->word;
         for (int tries = 0; tries < 10000; tries++) {
                 uint32_t v = atomic_load(w);

@@ -4,7 +4,10 @@
 #include "log.h"
 #include "os.h"
 #include "peer.h"
+#include "quota.h"
 #include "registry.h"
+#include "sd.h"
+#include "store.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -20,9 +23,19 @@
 config cfg = {
         .max_segment_size = 1ull << 30,
         .max_queued_replies = 32,
+        /* Access control and quotas (config.c, docs/security.md). */
+        .root_override = true,
+        .max_objects_per_uid = 4096,
+        .max_bytes_per_uid = 4ull << 30,
+        .max_handles_per_uid = 16384,
+        .max_connections_per_uid = 256,
+        .max_requests_in_flight = 32,
+        .max_fds_in_flight = 64,
 };
 
 static uv_signal_t sig_term, sig_int;
+static bool fd_store = true;           /* --no-fd-store turns it off */
+static unsigned restore_grace_ms = 30000; /* --restore-grace */
 
 static void usage(FILE *f) {
         fprintf(f,
@@ -33,9 +46,19 @@ static void usage(FILE *f) {
                 "                               non-root user, else /run/ipcbroker/ipcbroker.sock)\n"
                 "      --max-segment-size BYTES largest segment a client may create\n"
                 "                               (default 1073741824; suffixes K, M, G)\n"
-                "  -v, --verbose                log debug messages (refusals, connections)\n"
+                "      --no-fd-store            do not keep objects in the service manager's fd\n"
+                "                               store (FileDescriptorStoreMax=) across restarts\n"
+                "      --restore-grace SECONDS  keep restored transient objects that nobody has\n"
+                "                               re-opened for this long after a restart (default 30)\n"
+                "  -v, --verbose                log debug messages (refusals, connections)\n");
+        fprintf(f, "\nAccess control and quotas (docs/security.md); sizes take K, M, G, T:\n");
+        config_usage(f);
+        fprintf(f,
                 "  -h, --help                   show this help\n"
-                "  -V, --version                show the version\n");
+                "  -V, --version                show the version\n"
+                "\nStarted by systemd, it serves the socket(s) passed in $LISTEN_FDS instead of\n"
+                "binding its own, notifies readiness, status and stopping, feeds the watchdog,\n"
+                "and takes back the objects it stored (see docs/systemd.md).\n");
 }
 
 static int parse_size(const char *s, uint64_t *ret) {
@@ -60,7 +83,9 @@ static int parse_size(const char *s, uint64_t *ret) {
 
 static void on_signal(uv_signal_t *h, int signum) {
         log_info("received %s, shutting down", strsignal(signum));
-        sd_notify(0, "STOPPING=1");
+        sd_stopping();
+        store_freeze(); /* clients live on: the next broker takes the objects back */
+        store_stop();
         listener_close();
         peer_close_all();
         uv_close((uv_handle_t *)&sig_term, NULL);
@@ -73,6 +98,9 @@ int main(int argc, char **argv) {
                 { "socket", required_argument, NULL, 's' },
                 { "max-segment-size", required_argument, NULL, 'm' },
                 { "verbose", no_argument, NULL, 'v' },
+                { "no-fd-store", no_argument, NULL, 'S' },
+                { "restore-grace", required_argument, NULL, 'G' },
+                CONFIG_LONG_OPTIONS,
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 {},
@@ -84,21 +112,41 @@ int main(int argc, char **argv) {
                 switch (c) {
                 case 's': cfg.socket_path = optarg; break;
                 case 'm':
-                        if (parse_size(optarg, &cfg.max_segment_size) < 0) {
+                        if (parse_size(optarg, &cfg.max_segment_size) < 0 ||
+                            config_option(CONFIG_OPT_MAX_SEGMENT_SIZE, optarg) < 0) {
                                 fprintf(stderr, "ipcbrokerd: invalid size: %s\n", optarg);
                                 return 2;
                         }
                         break;
                 case 'v': log_verbose = true; break;
+                case 'S': fd_store = false; break;
+                case 'G': {
+                        char *end;
+                        unsigned long v = strtoul(optarg, &end, 10);
+                        if (*optarg == '-' || *end || end == optarg || v > 86400) {
+                                fprintf(stderr, "ipcbrokerd: invalid grace: %s\n", optarg);
+                                return 2;
+                        }
+                        restore_grace_ms = (unsigned)v * 1000;
+                        break;
+                }
                 case 'h': usage(stdout); return 0;
                 case 'V': printf("ipcbrokerd %s\n", IPCBROKERD_VERSION); return 0;
-                default: usage(stderr); return 2;
+                default:
+                        k = config_option(c, optarg);
+                        if (k > 0)
+                                break;
+                        if (k == 0)
+                                usage(stderr);
+                        return 2;
                 }
         }
         if (optind != argc) {
                 usage(stderr);
                 return 2;
         }
+        if (config_finish() < 0)
+                return 2;
         log_init();
         if (!cfg.socket_path && !(cfg.socket_path = listener_default_path())) {
                 log_err("default socket path is too long");
@@ -111,7 +159,12 @@ int main(int argc, char **argv) {
                 log_err("cannot initialise: %s", strerror(-k));
                 return 1;
         }
-        if (listener_bind(&loop, cfg.socket_path) < 0) {
+        /* Sockets passed by a manager replace our own; without any, bind. */
+        if ((k = sd_listen(&loop)) < 0 || (k == 0 && listener_bind(&loop, cfg.socket_path) < 0) ||
+            store_start(&loop, fd_store, restore_grace_ms) < 0) {
+                listener_close();
+                store_stop();
+                uv_run(&loop, UV_RUN_DEFAULT);
                 registry_fini();
                 uv_loop_close(&loop);
                 return 1;
@@ -120,11 +173,12 @@ int main(int argc, char **argv) {
         uv_signal_init(&loop, &sig_int);
         uv_signal_start(&sig_term, on_signal, SIGTERM);
         uv_signal_start(&sig_int, on_signal, SIGINT);
-        sd_notify(0, "READY=1");
+        sd_ready(&loop);
 
         uv_run(&loop, UV_RUN_DEFAULT);
 
         registry_fini();
+        quota_fini();
         k = uv_loop_close(&loop);
         if (k < 0) {
                 log_err("event loop did not close cleanly: %s", uv_strerror(k));

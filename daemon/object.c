@@ -3,10 +3,12 @@
 
 #include "log.h"
 #include "proto.h"
+#include "quota.h"
 #include "lock.h"
 #include "registry.h"
 #include "sem.h"
 #include "shm.h"
+#include "store.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -15,6 +17,10 @@
 void object_destroy(object *o) {
         log_debug("destroy %s '%s' (id %llu)", o->kind == IPCB_KIND_SHM ? "segment" : "semaphore",
                   o->name, (unsigned long long)o->id);
+        store_object_removed(o);
+        if (o->quota_charged)
+                quota_uncharge_object(o->quota_uid, o->quota_bytes);
+        o->quota_charged = false;
         sem_free(o);
         lock_free(o);
         if (o->fd_ro >= 0)

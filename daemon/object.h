@@ -37,6 +37,18 @@ typedef struct object {
         uint32_t lock_next_token;
         /* semaphore (sem.c) */
         struct sem_state *sem;
+        /* systemd fd store (store.c): catalog slot index + 1, 0: not stored;
+         * restored: came back from the store and not yet claimed (a
+         * transient object is kept without handles for a grace period). */
+        uint32_t store_slot;
+        bool restored;
+        /* quota (quota.c): charged to the creator's uid, whoever owns it
+         * later, so that chown cannot move one uid's usage onto another */
+        bool quota_charged;
+        uid_t quota_uid;
+        uint64_t quota_bytes;
+        /* registered memfd whose description is O_RDONLY: no RW handles */
+        bool rdonly_source;
 } object;
 
 /* Take and drop a handle's reference.  object_unref destroys the object (and

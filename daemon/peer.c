@@ -10,6 +10,7 @@
 #include "os.h"
 #include "request.h"
 #include "lock.h"
+#include "quota.h"
 #include "sem.h"
 
 #include <errno.h>
@@ -33,6 +34,8 @@ struct queued_reply {
 
 static peer *peers;
 static unsigned npeers;
+#define REFUSING_MAX 64 /* over-quota connections waiting for their refusal */
+static unsigned nrefusing;
 static log_ratelimit rl_proto;
 
 /* One receive buffer and one send buffer for the whole (single-threaded) loop. */
@@ -67,8 +70,12 @@ int64_t peer_handle_add(peer *p, object *o, uint32_t access) {
         uint32_t i;
         int k;
 
-        if (!p->free_head && (k = slots_grow(p)) < 0)
+        if ((k = quota_charge(p->cred.uid, QUOTA_HANDLES, 1)) < 0)
                 return k;
+        if (!p->free_head && (k = slots_grow(p)) < 0) {
+                quota_uncharge(p->cred.uid, QUOTA_HANDLES, 1);
+                return k;
+        }
         i = p->free_head - 1;
         p->free_head = p->slots[i].next_free;
         p->slots[i].obj = o;
@@ -118,6 +125,7 @@ static void handle_slot_release(peer *p, uint32_t i) {
         s->next_free = p->free_head;
         p->free_head = i + 1;
         p->nhandles--;
+        quota_uncharge(p->cred.uid, QUOTA_HANDLES, 1);
         object_unref(o, access);
 }
 
@@ -140,6 +148,7 @@ static void queue_free(peer *p) {
         }
         p->q_head = p->q_tail = NULL;
         p->q_len = 0;
+        p->q_fds = 0;
 }
 
 static int queue_push(peer *p, const uint8_t *buf, size_t len, const int *fds, unsigned nfds) {
@@ -168,6 +177,7 @@ static int queue_push(peer *p, const uint8_t *buf, size_t len, const int *fds, u
                 p->q_head = q;
         p->q_tail = q;
         p->q_len++;
+        p->q_fds += q->nfds;
         return 0;
 }
 
@@ -185,6 +195,7 @@ static int queue_flush(peer *p) {
                 if (!p->q_head)
                         p->q_tail = NULL;
                 p->q_len--;
+                p->q_fds -= q->nfds;
                 os_close_fds(q->fds, q->nfds);
                 free(q);
         }
@@ -205,7 +216,8 @@ static void send_bytes(peer *p, const uint8_t *buf, size_t len, const int *fds, 
                 peer_close(p);
                 return;
         }
-        if (p->q_len >= cfg.max_queued_replies) {
+        /* Queued fds are the daemon's fds: a client must not hoard them. */
+        if (p->q_len >= cfg.max_queued_replies || p->q_fds + nfds > cfg.max_fds_in_flight) {
                 if (log_ratelimit_ok(&rl_proto, 10))
                         log_info("client pid %d uid %u does not read its replies; disconnecting",
                                  (int)p->cred.pid, (unsigned)p->cred.uid);
@@ -253,7 +265,9 @@ static void protocol_violation(peer *p, const char *what) {
 }
 
 static void peer_read(peer *p) {
-        for (int burst = 0; burst < PEER_READ_BURST && !p->closing; burst++) {
+        unsigned max_burst = cfg.max_requests_in_flight ? cfg.max_requests_in_flight : PEER_READ_BURST;
+
+        for (unsigned burst = 0; burst < max_burst && !p->closing; burst++) {
                 int fds[IPCB_FDS_MAX];
                 unsigned nfds = IPCB_FDS_MAX;
                 ipcb_msg m;
@@ -281,8 +295,13 @@ static void peer_read(peer *p) {
                         return;
                 }
                 k = ipcb_proto_decode(rx_buf, (size_t)n, nfds, &m);
-                /* Requests carry no fds in this protocol version, so any that
-                 * came are unsolicited (or belong to a malformed message). */
+                /* Only SHM_REGISTER carries an fd, which goes to its handler
+                 * (and is closed after it, whatever it did); any other fd is
+                 * unsolicited, or belongs to a malformed message: closed now. */
+                if (k == 0 && m.hdr.op == IPCB_OP_SHM_REGISTER && nfds == 1) {
+                        p->rx_fd = fds[0];
+                        nfds = 0;
+                }
                 os_close_fds(fds, nfds);
                 if (k == -EOPNOTSUPP && !(m.hdr.op & IPCB_OP_REPLY) && nfds == 0) {
                         peer_reply_error(p, &m.hdr, -EOPNOTSUPP);
@@ -292,7 +311,19 @@ static void peer_read(peer *p) {
                         protocol_violation(p, "malformed message");
                         return;
                 }
+                if (p->refuse < 0) { /* over its uid's connection quota */
+                        peer_reply_error(p, &m.hdr, p->refuse);
+                        if (p->rx_fd >= 0)
+                                close(p->rx_fd);
+                        p->rx_fd = -1;
+                        peer_close(p);
+                        return;
+                }
                 request_dispatch(p, &m);
+                if (p->rx_fd >= 0) {
+                        close(p->rx_fd);
+                        p->rx_fd = -1;
+                }
         }
 }
 
@@ -390,8 +421,27 @@ int peer_new(uv_loop_t *loop, int fd) {
         p->fd = fd;
         p->pidfd = -1;
         p->cred = (cred){ .pid = uc.pid, .uid = uc.uid, .gid = uc.gid };
+        p->rx_fd = -1;
+        cred_read_groups(fd, &p->cred);
+        /* Over quota: kept only to answer its first request with -EUSERS
+         * (so that the client sees why), and not many of those at once. */
+        k = quota_charge(uc.uid, QUOTA_CONNECTIONS, 1);
+        if (k < 0 && nrefusing >= REFUSING_MAX) {
+                free(p);
+                close(fd);
+                return k;
+        }
+        if (k < 0) {
+                p->refuse = k;
+                nrefusing++;
+        } else
+                p->conn_charged = true;
         k = uv_poll_init(loop, &p->poll, fd);
         if (k < 0) {
+                if (p->conn_charged)
+                        quota_uncharge(uc.uid, QUOTA_CONNECTIONS, 1);
+                else
+                        nrefusing--;
                 free(p);
                 close(fd);
                 return k;
@@ -442,6 +492,11 @@ void peer_close(peer *p) {
         if (p->next)
                 p->next->prev = p->prev;
         npeers--;
+        if (p->conn_charged)
+                quota_uncharge(p->cred.uid, QUOTA_CONNECTIONS, 1);
+        else if (p->refuse < 0)
+                nrefusing--;
+        p->conn_charged = false;
         uv_poll_stop(&p->poll);
         uv_close((uv_handle_t *)&p->poll, on_closed);
         if (p->pidfd >= 0)

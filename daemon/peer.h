@@ -41,6 +41,14 @@ typedef struct peer {
 
         queued_reply *q_head, *q_tail;
         unsigned q_len;
+        unsigned q_fds;     /* fds held by queued replies (fds in flight) */
+
+        /* The fd that came with the request being dispatched (SHM_REGISTER
+         * only), -1 otherwise.  A handler that keeps it sets it to -1; the
+         * peer closes whatever is left after dispatch. */
+        int rx_fd;
+        bool conn_charged;  /* counted in its uid's connection quota */
+        int refuse;         /* < 0: over quota; the first request gets this */
 
         struct peer *prev, *next;
 } peer;

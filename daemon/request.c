@@ -7,6 +7,8 @@
 #include "config.h"
 #include "log.h"
 #include "os.h"
+#include "access.h"
+#include "quota.h"
 #include "registry.h"
 #include "lock.h"
 #include "sem.h"
@@ -97,10 +99,15 @@ static int do_shm_create(peer *p, const ipcb_msg *m) {
         if (registry_lookup(IPCB_KIND_SHM, n->ptr, n->len))
                 return -EEXIST;
 
+        if ((k = quota_charge_object(p->cred.uid, m->shm_create.size)) < 0)
+                return k;
         k = shm_new(n->ptr, n->len, m->shm_create.size, m->shm_create.mode,
                     m->shm_create.flags, &p->cred, &o);
-        if (k < 0)
+        if (k < 0) {
+                quota_uncharge_object(p->cred.uid, m->shm_create.size);
                 return k;
+        }
+        access_charged(o, p->cred.uid, m->shm_create.size);
         k = reply_shm_handle(p, m, o, IPCB_WA_READ_WRITE);
         if (k < 0) /* no handle could be given: nothing may be left behind */
                 object_unlink(o);
@@ -122,6 +129,9 @@ static int do_shm_open(peer *p, const ipcb_msg *m) {
                 return -ENOENT;
         if ((k = policy_may_open(o, &p->cred, access)) < 0)
                 return k;
+        /* Frozen (or published write-sealed): nobody gets write access. */
+        if (access == IPCB_WA_READ_WRITE && access_write_sealed(o))
+                return -EROFS;
         if (access == IPCB_WA_READ_ONLY && (k = shm_ro_fd(o)) < 0)
                 return k;
         k = reply_shm_handle(p, m, o, access);
@@ -151,13 +161,17 @@ static int do_shm_lock_page(peer *p, const ipcb_msg *m) {
 }
 
 /* Give p a handle on semaphore o (an undo handle if asked) and send its page. */
-static int reply_sem_handle(peer *p, const ipcb_msg *m, object *o, bool undo) {
+static int reply_sem_handle(peer *p, const ipcb_msg *m, object *o, bool undo, uint32_t reclaim) {
         ipcb_msg r = reply_to(m);
-        uint32_t slot = 0, seq = 0;
+        uint32_t slot = reclaim, seq = 0;
         int64_t h;
         int k;
 
-        if (undo && ((k = peer_watch_process(p)) < 0 || (k = sem_slot_alloc(o, &slot, &seq)) < 0))
+        if (undo && (k = peer_watch_process(p)) < 0)
+                return k;
+        if (reclaim && (k = sem_slot_reclaim(o, reclaim, &seq)) < 0)
+                return k;
+        if (undo && !reclaim && (k = sem_slot_alloc(o, &slot, &seq)) < 0)
                 return k;
         h = peer_handle_add(p, o, IPCB_WA_READ_WRITE);
         if (h < 0) {
@@ -189,11 +203,16 @@ static int do_sem_create(peer *p, const ipcb_msg *m) {
                 return -EINVAL;
         if (registry_lookup(IPCB_KIND_SEM, n->ptr, n->len))
                 return -EEXIST;
+        if ((k = quota_charge_object(p->cred.uid, IPCB_PAGE_SIZE)) < 0)
+                return k;
         k = sem_new(n->ptr, n->len, m->sem_create.initial, max, m->sem_create.mode,
                     m->sem_create.flags, &p->cred, &o);
-        if (k < 0)
+        if (k < 0) {
+                quota_uncharge_object(p->cred.uid, IPCB_PAGE_SIZE);
                 return k;
-        k = reply_sem_handle(p, m, o, m->sem_create.flags & IPCB_WF_UNDO);
+        }
+        access_charged(o, p->cred.uid, IPCB_PAGE_SIZE);
+        k = reply_sem_handle(p, m, o, m->sem_create.flags & IPCB_WF_UNDO, 0);
         if (k < 0) /* no handle could be given: nothing may be left behind */
                 object_unlink(o);
         return k;
@@ -201,12 +220,19 @@ static int do_sem_create(peer *p, const ipcb_msg *m) {
 
 static int do_sem_open(peer *p, const ipcb_msg *m) {
         const ipcb_name *n = &m->sem_open.name;
+        uint32_t flags = m->sem_open.flags, reclaim = 0;
         object *o;
         int k;
 
         if ((k = ipcb_name_check(n->ptr, n->len)) < 0)
                 return k;
-        if (m->sem_open.flags & ~IPCB_WF_UNDO)
+        if (flags & IPCB_WF_RECLAIM) {
+                reclaim = IPCB_WF_RECLAIM_SLOT(flags);
+                if (!(flags & IPCB_WF_UNDO) || reclaim == 0)
+                        return -EINVAL;
+                flags &= ~(IPCB_WF_RECLAIM | (0xfffu << 16));
+        }
+        if (flags & ~IPCB_WF_UNDO)
                 return -EINVAL;
         o = registry_lookup(IPCB_KIND_SEM, n->ptr, n->len);
         if (!o)
@@ -214,7 +240,7 @@ static int do_sem_open(peer *p, const ipcb_msg *m) {
         /* Acquiring and releasing both write the page. */
         if ((k = policy_may_open(o, &p->cred, IPCB_WA_READ_WRITE)) < 0)
                 return k;
-        return reply_sem_handle(p, m, o, m->sem_open.flags & IPCB_WF_UNDO);
+        return reply_sem_handle(p, m, o, m->sem_open.flags & IPCB_WF_UNDO, reclaim);
 }
 
 static int do_close(peer *p, const ipcb_msg *m) {
@@ -313,6 +339,11 @@ static int dispatch(peer *p, const ipcb_msg *m) {
         case IPCB_OP_SHM_LOCK_PAGE: return do_shm_lock_page(p, m);
         case IPCB_OP_SEM_CREATE: return do_sem_create(p, m);
         case IPCB_OP_SEM_OPEN:   return do_sem_open(p, m);
+        case IPCB_OP_SET_ACCESS: return access_set(p, m);
+        case IPCB_OP_FREEZE:     return access_freeze(p, m);
+        case IPCB_OP_SHM_REGISTER: return access_register(p, m);
+        case IPCB_OP_MEMFD:      return access_memfd(p, m);
+        case IPCB_OP_QUOTA:      return access_quota(p, m);
         default:                 return -EOPNOTSUPP;
         }
 }

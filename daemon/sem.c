@@ -10,6 +10,7 @@
 #include "os.h"
 #include "proto.h"
 #include "registry.h"
+#include "store.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@ int sem_new(const char *name, size_t name_len, uint32_t initial, uint32_t max, u
         o->size = IPCB_PAGE_SIZE;
         o->fd_rw = fd;
         o->sem = st;
+        store_object_added(o);
         *ret = o;
         return 0;
 }
@@ -112,6 +114,13 @@ void sem_slot_release(object *o, uint32_t slot) {
 
         if (slot == 0 || slot > IPCB_SEM_SLOTS || !st->slot_used[i])
                 return;
+        if (store_frozen()) {
+                /* Shutting down with the fd store: the holder is alive and
+                 * the next broker settles the slot (store.c). */
+                st->slot_used[i] = false;
+                st->slots_used--;
+                return;
+        }
         held = slot_settle(st, i, &seq);
         if (held > st->max)
                 held = st->max;
@@ -134,6 +143,33 @@ void sem_slot_release(object *o, uint32_t slot) {
         atomic_store(&pg->slot[i], ipcb_slot_pack((ipcb_slotw){ .seq = seq }));
         st->slot_used[i] = false;
         st->slots_used--;
+}
+
+int sem_slot_reclaim(object *o, uint32_t slot, uint32_t *ret_seq) {
+        sem_state *st = o->sem;
+
+        if (slot == 0 || slot > IPCB_SEM_SLOTS || !st->orphan[slot - 1])
+                return -ESRCH;
+        st->orphan[slot - 1] = false;
+        /* The slot keeps its held tokens and any operation in flight: its
+         * holder carries on from where it was. */
+        *ret_seq = (ipcb_slot_unpack(atomic_load(&st->page->slot[slot - 1])).seq + 1) & SEQ_MASK;
+        return 0;
+}
+
+unsigned sem_settle_orphans(object *o) {
+        unsigned n = 0;
+
+        for (uint32_t i = 0; i < IPCB_SEM_SLOTS; i++) {
+                if (!o->sem->orphan[i])
+                        continue;
+                o->sem->orphan[i] = false;
+                sem_slot_release(o, i + 1);
+                n++;
+        }
+        if (n)
+                sem_wake_sleepers(o);
+        return n;
 }
 
 void sem_wake_sleepers(object *o) {

@@ -17,6 +17,10 @@ typedef struct sem_state {
         uint32_t max;        /* trusted copy */
         uint32_t slots_used;
         bool slot_used[IPCB_SEM_SLOTS];
+        /* Slots that held tokens (or an operation) when the broker was
+         * restarted: reserved for their holder to reclaim until the grace
+         * period ends, then settled as for a dead holder (store.c). */
+        bool orphan[IPCB_SEM_SLOTS];
 } sem_state;
 
 /* Create and register semaphore `name`; arguments validated by the caller. */
@@ -29,6 +33,11 @@ int sem_slot_alloc(object *o, uint32_t *ret_slot, uint32_t *ret_seq);
  * its last operation, return the tokens it held, free the slot.  The
  * caller wakes the sleepers (sem_wake_sleepers). */
 void sem_slot_release(object *o, uint32_t slot);
+/* Give the reserved slot `slot` to a reclaiming handle: 0 with *ret_seq,
+ * or -ESRCH if it is not reserved (any more). */
+int sem_slot_reclaim(object *o, uint32_t slot, uint32_t *ret_seq);
+/* Settle every slot still reserved since the restart.  Returns how many. */
+unsigned sem_settle_orphans(object *o);
 /* Wake every sleeper if any is registered. */
 void sem_wake_sleepers(object *o);
 /* Tokens available now, and tokens held through undo handles (read from the

@@ -6,6 +6,7 @@
 #include "os.h"
 #include "proto.h"
 #include "registry.h"
+#include "store.h"
 
 #include <errno.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@ int shm_new(const char *name, size_t name_len, uint64_t size, uint32_t mode, uin
         o->size = size;
         o->seals = seals;
         o->fd_rw = rw;
+        store_object_added(o);
         *ret = o;
         return 0;
 }

@@ -175,11 +175,45 @@ static int decode_request(rd *r, ipcb_msg *m) {
                 rd_zero(r, 2);
                 m->sem_open.name = rd_name(r, nlen);
                 break;
+        case IPCB_OP_SET_ACCESS:
+                m->set_access.kind = rd_u8(r);
+                rd_zero(r, 1);
+                nlen = rd_u16(r);
+                m->set_access.what = rd_u32(r);
+                m->set_access.mode = rd_u32(r);
+                m->set_access.uid = rd_u32(r);
+                m->set_access.gid = rd_u32(r);
+                m->set_access.name = rd_name(r, nlen);
+                break;
+        case IPCB_OP_FREEZE:
+                m->freeze.kind = rd_u8(r);
+                rd_zero(r, 1);
+                nlen = rd_u16(r);
+                m->freeze.name = rd_name(r, nlen);
+                break;
+        case IPCB_OP_SHM_REGISTER:
+                m->shm_register.mode = rd_u32(r);
+                m->shm_register.flags = rd_u32(r);
+                nlen = rd_u16(r);
+                rd_zero(r, 2);
+                m->shm_register.name = rd_name(r, nlen);
+                break;
+        case IPCB_OP_MEMFD:
+                m->memfd.size = rd_u64(r);
+                m->memfd.seals = rd_u32(r);
+                rd_zero(r, 4);
+                break;
+        case IPCB_OP_QUOTA:
+                m->quota.uid = rd_u32(r);
+                m->quota.flags = rd_u32(r);
+                m->quota.cursor = rd_u64(r);
+                break;
         default:
                 return -EOPNOTSUPP;
         }
-        /* Requests carry no fds in this version of the protocol. */
-        if (m->hdr.nfds != 0)
+        /* SHM_REGISTER carries exactly one fd (the memfd to publish); every
+         * other request carries none. */
+        if (m->hdr.nfds != (m->hdr.op == IPCB_OP_SHM_REGISTER ? 1 : 0))
                 r->bad = true;
         return 0;
 }
@@ -239,6 +273,38 @@ static int decode_reply(rd *r, ipcb_msg *m) {
                 m->sem_reply.max = rd_u32(r);
                 m->sem_reply.value = rd_u32(r);
                 want_fds = 1;
+                break;
+        case IPCB_OP_SET_ACCESS:
+                break;
+        case IPCB_OP_FREEZE:
+                m->freeze_reply.seals = rd_u32(r);
+                rd_zero(r, 4);
+                break;
+        case IPCB_OP_SHM_REGISTER: /* the client keeps its own fd: none attached */
+                m->shm_reply.handle = rd_u64(r);
+                m->shm_reply.size = rd_u64(r);
+                m->shm_reply.seals = rd_u32(r);
+                m->shm_reply.access = rd_u32(r);
+                break;
+        case IPCB_OP_MEMFD:
+                m->memfd_reply.size = rd_u64(r);
+                m->memfd_reply.seals = rd_u32(r);
+                rd_zero(r, 4);
+                want_fds = 1;
+                break;
+        case IPCB_OP_QUOTA:
+                m->quota_reply.max_objects = rd_u64(r);
+                m->quota_reply.max_bytes = rd_u64(r);
+                m->quota_reply.max_handles = rd_u64(r);
+                m->quota_reply.max_connections = rd_u64(r);
+                m->quota_reply.next_cursor = rd_u64(r);
+                m->quota_reply.count = rd_u16(r);
+                m->quota_reply.more = rd_u8(r);
+                rd_zero(r, 5);
+                m->quota_reply.recs = NULL;
+                m->quota_reply.raw = rd_take(r, (size_t)m->quota_reply.count * IPCB_QUOTA_REC);
+                if (m->quota_reply.more > 1 || m->quota_reply.count > IPCB_QUOTA_RECS_MAX)
+                        r->bad = true;
                 break;
         default:
                 return -EOPNOTSUPP;
@@ -408,6 +474,39 @@ static int encode_request(wr *w, const ipcb_msg *m) {
                 wr_u16(w, 0);
                 wr_bytes(w, m->sem_open.name.ptr, m->sem_open.name.len);
                 break;
+        case IPCB_OP_SET_ACCESS:
+                wr_u8(w, m->set_access.kind);
+                wr_u8(w, 0);
+                wr_u16(w, m->set_access.name.len);
+                wr_u32(w, m->set_access.what);
+                wr_u32(w, m->set_access.mode);
+                wr_u32(w, m->set_access.uid);
+                wr_u32(w, m->set_access.gid);
+                wr_bytes(w, m->set_access.name.ptr, m->set_access.name.len);
+                break;
+        case IPCB_OP_FREEZE:
+                wr_u8(w, m->freeze.kind);
+                wr_u8(w, 0);
+                wr_u16(w, m->freeze.name.len);
+                wr_bytes(w, m->freeze.name.ptr, m->freeze.name.len);
+                break;
+        case IPCB_OP_SHM_REGISTER:
+                wr_u32(w, m->shm_register.mode);
+                wr_u32(w, m->shm_register.flags);
+                wr_u16(w, m->shm_register.name.len);
+                wr_u16(w, 0);
+                wr_bytes(w, m->shm_register.name.ptr, m->shm_register.name.len);
+                break;
+        case IPCB_OP_MEMFD:
+                wr_u64(w, m->memfd.size);
+                wr_u32(w, m->memfd.seals);
+                wr_u32(w, 0);
+                break;
+        case IPCB_OP_QUOTA:
+                wr_u32(w, m->quota.uid);
+                wr_u32(w, m->quota.flags);
+                wr_u64(w, m->quota.cursor);
+                break;
         default:
                 return -EINVAL;
         }
@@ -456,6 +555,45 @@ static int encode_reply(wr *w, const ipcb_msg *m) {
                 wr_u32(w, m->sem_reply.max);
                 wr_u32(w, m->sem_reply.value);
                 break;
+        case IPCB_OP_SET_ACCESS:
+                break;
+        case IPCB_OP_FREEZE:
+                wr_u32(w, m->freeze_reply.seals);
+                wr_u32(w, 0);
+                break;
+        case IPCB_OP_SHM_REGISTER:
+                wr_u64(w, m->shm_reply.handle);
+                wr_u64(w, m->shm_reply.size);
+                wr_u32(w, m->shm_reply.seals);
+                wr_u32(w, m->shm_reply.access);
+                break;
+        case IPCB_OP_MEMFD:
+                wr_u64(w, m->memfd_reply.size);
+                wr_u32(w, m->memfd_reply.seals);
+                wr_u32(w, 0);
+                break;
+        case IPCB_OP_QUOTA:
+                if (m->quota_reply.count > IPCB_QUOTA_RECS_MAX)
+                        return -EINVAL;
+                wr_u64(w, m->quota_reply.max_objects);
+                wr_u64(w, m->quota_reply.max_bytes);
+                wr_u64(w, m->quota_reply.max_handles);
+                wr_u64(w, m->quota_reply.max_connections);
+                wr_u64(w, m->quota_reply.next_cursor);
+                wr_u16(w, m->quota_reply.count);
+                wr_u8(w, m->quota_reply.more);
+                wr_u8(w, 0);
+                wr_u32(w, 0);
+                for (unsigned i = 0; i < m->quota_reply.count; i++) {
+                        const ipcb_quota_rec *q = &m->quota_reply.recs[i];
+                        wr_u32(w, q->uid);
+                        wr_u32(w, q->flags);
+                        wr_u64(w, q->objects);
+                        wr_u64(w, q->bytes);
+                        wr_u32(w, q->handles);
+                        wr_u32(w, q->connections);
+                }
+                break;
         default:
                 return -EINVAL;
         }
@@ -492,4 +630,18 @@ ssize_t ipcb_proto_encode(const ipcb_msg *m, void *buf, size_t cap) {
         wr_u32(&h, (uint32_t)m->hdr.status);
         wr_u32(&h, (uint32_t)(len - IPCB_HDR_SIZE));
         return (ssize_t)len;
+}
+
+void ipcb_quota_rec_at(const ipcb_msg *m, unsigned i, ipcb_quota_rec *ret) {
+        rd r = { .p = m->quota_reply.raw + (size_t)i * IPCB_QUOTA_REC, .left = IPCB_QUOTA_REC };
+
+        memset(ret, 0, sizeof(*ret));
+        if (!m->quota_reply.raw || i >= m->quota_reply.count)
+                return;
+        ret->uid = rd_u32(&r);
+        ret->flags = rd_u32(&r);
+        ret->objects = rd_u64(&r);
+        ret->bytes = rd_u64(&r);
+        ret->handles = rd_u32(&r);
+        ret->connections = rd_u32(&r);
 }

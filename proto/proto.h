@@ -33,7 +33,12 @@ enum {
         IPCB_OP_SHM_LOCK_PAGE = 0x0103, /* the lock page of a segment handle */
         IPCB_OP_SEM_CREATE = 0x0201,
         IPCB_OP_SEM_OPEN   = 0x0202,
-        /* 0x03xx: permissions (reserved). */
+        /* 0x03xx: permissions, publishing, quotas (docs/security.md). */
+        IPCB_OP_SET_ACCESS = 0x0301, /* chmod/chown of a named object */
+        IPCB_OP_FREEZE     = 0x0302, /* seal a segment against writing */
+        IPCB_OP_SHM_REGISTER = 0x0303, /* publish a client's memfd: 1 fd attached */
+        IPCB_OP_MEMFD      = 0x0304, /* an anonymous sealed memfd */
+        IPCB_OP_QUOTA      = 0x0305, /* usage and limits per uid */
         IPCB_OP_REPLY      = 0x8000,
 };
 
@@ -54,7 +59,29 @@ enum {
 #define IPCB_WF_CREATE_MASK (IPCB_WF_PERSISTENT | IPCB_WF_GROWABLE)
 #define IPCB_WF_UNLINKED   0x4u /* stat only: name removed, handles remain */
 #define IPCB_WF_UNDO       0x8u /* SEM_CREATE/SEM_OPEN: an undo handle */
+/* SEM_OPEN only, with UNDO: take back undo slot (flags >> 16) & 0xfff
+ * (index + 1), held by this client before a broker restart and reserved by
+ * the new broker until its grace period ends (docs/systemd.md). */
+#define IPCB_WF_RECLAIM    0x10u
+#define IPCB_WF_RECLAIM_SLOT(flags) (((flags) >> 16) & 0xfffu)
 #define IPCB_WF_SEM_CREATE_MASK (IPCB_WF_PERSISTENT | IPCB_WF_UNDO)
+
+/* SHM_REGISTER flags (growable follows from the memfd's F_SEAL_GROW). */
+#define IPCB_WF_REGISTER_MASK IPCB_WF_PERSISTENT
+
+/* SET_ACCESS what-bits. */
+#define IPCB_SA_MODE 0x1u
+#define IPCB_SA_UID  0x2u
+#define IPCB_SA_GID  0x4u
+#define IPCB_SA_MASK 0x7u
+
+/* QUOTA flags: list every uid the caller may see (root: all; others: own). */
+#define IPCB_QF_ALL 0x1u
+/* Quota record flags: the uid is not limited (uid 0 with root override). */
+#define IPCB_QR_EXEMPT 0x1u
+#define IPCB_QUOTA_FIXED 48u  /* QUOTA reply payload before the records */
+#define IPCB_QUOTA_REC 32u    /* one record */
+#define IPCB_QUOTA_RECS_MAX 200u
 
 /* SHM_OPEN access values. */
 #define IPCB_WA_READ_ONLY  1u
@@ -91,6 +118,13 @@ typedef struct ipcb_stat_rec {
         uint32_t sem_value, sem_max, sem_undo_held; /* 0 for segments */
 } ipcb_stat_rec;
 
+/* One uid's usage, as QUOTA reports it. */
+typedef struct ipcb_quota_rec {
+        uint32_t uid, flags; /* IPCB_QR_* */
+        uint64_t objects, bytes;
+        uint32_t handles, connections;
+} ipcb_quota_rec;
+
 typedef struct ipcb_list_iter {
         const uint8_t *p; /* validated records */
         size_t left;      /* bytes */
@@ -110,6 +144,28 @@ typedef struct ipcb_msg {
                 struct { uint64_t handle; } shm_lock_page;
                 struct { uint32_t initial, max, mode, flags; ipcb_name name; } sem_create;
                 struct { uint32_t flags; ipcb_name name; } sem_open;
+                /* SET_ACCESS: what is IPCB_SA_*; fields not named in what are 0 */
+                struct { uint8_t kind; uint32_t what, mode, uid, gid; ipcb_name name; } set_access;
+                /* FREEZE: same layout as UNLINK and STAT */
+                struct { uint8_t kind; ipcb_name name; } freeze;
+                /* SHM_REGISTER: one memfd attached; size and seals come from it */
+                struct { uint32_t mode, flags; ipcb_name name; } shm_register;
+                struct { uint64_t size; uint32_t seals; } memfd;
+                struct { uint32_t uid, flags; uint64_t cursor; } quota;
+                /* reply to FREEZE: the seals now set */
+                struct { uint32_t seals; } freeze_reply;
+                /* reply to MEMFD; one fd attached */
+                struct { uint64_t size; uint32_t seals; } memfd_reply;
+                /* reply to QUOTA: encode reads recs; decode sets raw (validated
+                 * records, read them with ipcb_quota_rec_at) */
+                struct {
+                        uint64_t max_objects, max_bytes, max_handles, max_connections;
+                        uint64_t next_cursor;
+                        uint16_t count;
+                        uint8_t more;
+                        const ipcb_quota_rec *recs;
+                        const uint8_t *raw;
+                } quota_reply;
                 /* reply to SEM_CREATE and SEM_OPEN; the page's fd attached.
                  * slot: undo slot index + 1, 0 for a plain handle; seq: the
                  * slot's next operation sequence number. */
@@ -160,6 +216,9 @@ static inline size_t ipcb_stat_rec_size(const ipcb_stat_rec *r) {
 
 /* Next record of a decoded LIST reply: 1 and *ret filled, or 0 at the end. */
 int ipcb_list_iter_next(ipcb_list_iter *it, ipcb_stat_rec *ret);
+
+/* Record i (< count) of a decoded QUOTA reply. */
+void ipcb_quota_rec_at(const ipcb_msg *m, unsigned i, ipcb_quota_rec *ret);
 
 /* LIST reply payload header size (before the records). */
 #define IPCB_LIST_REPLY_FIXED 12u

@@ -43,7 +43,12 @@ typedef struct ipcb_sem_page {
         _Atomic uint64_t word;     /* W */
         _Atomic uint32_t wake_seq; /* futex word: bumped by every release that may wake */
         _Atomic uint32_t waiters;  /* sleepers, so that an uncontended release makes no syscall */
-        uint8_t reserved[32];
+        /* Bumped by a broker that restored this page after a restart: undo
+         * handles compare it with the value they saw at open (it shares W's
+         * cache line, so the check costs no extra miss) and re-open first,
+         * since their slot was settled by the new broker (docs/systemd.md). */
+        _Atomic uint32_t epoch;
+        uint8_t reserved[28];
         _Atomic uint64_t slot[IPCB_SEM_SLOTS];
 } ipcb_sem_page;
 

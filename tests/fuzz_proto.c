@@ -41,7 +41,7 @@ static void check_decoded(const uint8_t *data, size_t size, unsigned nfds, ipcb_
             m->hdr.nfds != nfds || nfds > IPCB_FDS_MAX ||
             (m->hdr.flags != 0 && !(m->hdr.flags == IPCB_HF_NOREPLY && op == IPCB_OP_CLOSE)))
                 fail("header rules broken", op, size, nfds);
-        if (!reply && (m->hdr.status != 0 || nfds != 0))
+        if (!reply && (m->hdr.status != 0 || nfds != (op == IPCB_OP_SHM_REGISTER ? 1u : 0u)))
                 fail("request with status or fds", op, size, nfds);
         if (reply && m->hdr.status != 0 &&
             (m->hdr.status > 0 || m->hdr.status < -4095 || m->hdr.len || nfds))
@@ -58,6 +58,19 @@ static void check_decoded(const uint8_t *data, size_t size, unsigned nfds, ipcb_
                         check_name(m->sem_create.name, data, size, op);
                 else if (op == IPCB_OP_SEM_OPEN)
                         check_name(m->sem_open.name, data, size, op);
+                else if (op == IPCB_OP_SET_ACCESS)
+                        check_name(m->set_access.name, data, size, op);
+                else if (op == IPCB_OP_FREEZE)
+                        check_name(m->freeze.name, data, size, op);
+                else if (op == IPCB_OP_SHM_REGISTER)
+                        check_name(m->shm_register.name, data, size, op);
+        } else if (m->hdr.status == 0 && base == IPCB_OP_QUOTA) {
+                static ipcb_quota_rec qrecs[IPCB_QUOTA_RECS_MAX];
+                if (m->quota_reply.count > IPCB_QUOTA_RECS_MAX || m->quota_reply.more > 1)
+                        fail("QUOTA reply out of bounds", op, size, nfds);
+                for (unsigned i = 0; i < m->quota_reply.count; i++)
+                        ipcb_quota_rec_at(m, i, &qrecs[i]);
+                m->quota_reply.recs = qrecs;
         } else if (m->hdr.status == 0 && base == IPCB_OP_STAT) {
                 check_name(m->stat_reply.name, data, size, op);
         } else if (m->hdr.status == 0 && base == IPCB_OP_LIST) {

@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <grp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -123,6 +125,10 @@ static bool daemon_exited(ipcbd *d, int *status) {
 }
 
 void ipcbd_start(ipcbd *d, const char *const *extra_args) {
+        ipcbd_start_as(d, (uid_t)-1, (gid_t)-1, extra_args);
+}
+
+void ipcbd_start_as(ipcbd *d, uid_t uid, gid_t gid, const char *const *extra_args) {
         const char *argv[32];
         unsigned argc = 0;
         long long end;
@@ -132,6 +138,11 @@ void ipcbd_start(ipcbd *d, const char *const *extra_args) {
         memset(d, 0, sizeof(*d));
         snprintf(d->dir, sizeof(d->dir), "/tmp/ipcbt.XXXXXX");
         cr_assert_not_null(mkdtemp(d->dir), "mkdtemp: %s", strerror(errno));
+        /* Clients of any uid reach the socket; a daemon of another uid
+         * creates it in a directory of its own. */
+        cr_assert_eq(chmod(d->dir, 0755), 0);
+        if (uid != (uid_t)-1)
+                cr_assert_eq(chown(d->dir, uid, gid), 0, "chown: %s", strerror(errno));
         snprintf(d->sock, sizeof(d->sock), "%s/ipcb.sock", d->dir);
 
         argv[argc++] = IPCBROKERD_PATH;
@@ -154,6 +165,9 @@ void ipcbd_start(ipcbd *d, const char *const *extra_args) {
                 /* Nothing of the test process leaks into the daemon's fd
                  * count, and the daemon dies with the test if that crashes. */
                 close_range(3, ~0u, 0);
+                if (uid != (uid_t)-1 && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+                                         setresuid(uid, uid, uid) < 0))
+                        _exit(126);
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
                 execv(argv[0], (char *const *)argv);
                 _exit(127);

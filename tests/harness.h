@@ -24,6 +24,9 @@ typedef struct ipcbd {
  * test on timeout (10 s) or if the daemon exits early.  Sets d->base_fds and
  * $IPCBROKER_SOCKET. */
 void ipcbd_start(ipcbd *d, const char *const *extra_args);
+/* The same, with the daemon running as uid:gid (no supplementary groups)
+ * instead of the test's identity; the test must be root.  (uid_t)-1: as is. */
+void ipcbd_start_as(ipcbd *d, uid_t uid, gid_t gid, const char *const *extra_args);
 
 /* SIGTERM, wait (5 s, then SIGKILL and fail), assert exit status 0 (the
  * daemon exits 1 if its event loop did not close cleanly), remove the

@@ -84,10 +84,18 @@ static void check_reencode(const uint8_t *buf, size_t len, const ipcb_msg *m) {
         ipcb_msg copy = *m;
         ssize_t n;
 
+        static ipcb_quota_rec qrecs[IPCB_QUOTA_RECS_MAX];
         if ((m->hdr.op & IPCB_OP_REPLY) && m->hdr.status == 0 &&
             (m->hdr.op & ~IPCB_OP_REPLY) == IPCB_OP_LIST) {
                 collect_recs(m, recs);
                 copy.list_reply.recs = recs;
+        }
+        if ((m->hdr.op & IPCB_OP_REPLY) && m->hdr.status == 0 &&
+            (m->hdr.op & ~IPCB_OP_REPLY) == IPCB_OP_QUOTA) {
+                cr_assert_leq(m->quota_reply.count, IPCB_QUOTA_RECS_MAX);
+                for (unsigned i = 0; i < m->quota_reply.count; i++)
+                        ipcb_quota_rec_at(m, i, &qrecs[i]);
+                copy.quota_reply.recs = qrecs;
         }
         n = ipcb_proto_encode(&copy, out, sizeof(out));
         cr_assert_eq(n, (ssize_t)len, "re-encode of op 0x%04x gave %zd bytes, input had %zu",
@@ -142,6 +150,12 @@ typedef struct sample {
         ipcb_msg m;
 } sample;
 
+static const ipcb_quota_rec quota2[2] = {
+        { .uid = 0, .flags = IPCB_QR_EXEMPT, .objects = 3, .bytes = 12288, .handles = 4, .connections = 1 },
+        { .uid = 61002, .flags = 0, .objects = UINT64_MAX, .bytes = 1, .handles = 0xffffffffu,
+          .connections = 7 },
+};
+
 static const sample samples[] = {
         { "HELLO", { .hdr = { .op = IPCB_OP_HELLO, .id = 1 }, .hello = { 1, 0xa5a5a5a5u } } },
         { "HELLO reply", { .hdr = { .op = REPLY(IPCB_OP_HELLO), .id = 1 },
@@ -190,6 +204,25 @@ static const sample samples[] = {
                                 .sem_reply = { 5, 0, 0, 10, 3 } } },
         { "SEM_OPEN reply", { .hdr = { .op = REPLY(IPCB_OP_SEM_OPEN), .id = 14, .nfds = 1 },
                               .sem_reply = { UINT64_MAX, 7, 0xfffffff0u, 0xffffffffu, 1 } } },
+        { "SET_ACCESS", { .hdr = { .op = IPCB_OP_SET_ACCESS, .id = 15 },
+                          .set_access = { IPCB_KIND_SHM, IPCB_SA_MASK, 0640, 61001, 61002,
+                                          NAME_INIT("pub") } } },
+        { "SET_ACCESS reply", { .hdr = { .op = REPLY(IPCB_OP_SET_ACCESS), .id = 15 } } },
+        { "FREEZE", { .hdr = { .op = IPCB_OP_FREEZE, .id = 16 },
+                      .freeze = { IPCB_KIND_SHM, NAME_INIT("pub") } } },
+        { "FREEZE reply", { .hdr = { .op = REPLY(IPCB_OP_FREEZE), .id = 16 },
+                            .freeze_reply = { 0x2e } } },
+        { "SHM_REGISTER", { .hdr = { .op = IPCB_OP_SHM_REGISTER, .id = 17, .nfds = 1 },
+                            .shm_register = { 0644, IPCB_WF_PERSISTENT, NAME_INIT("reg") } } },
+        { "SHM_REGISTER reply", { .hdr = { .op = REPLY(IPCB_OP_SHM_REGISTER), .id = 17 },
+                                  .shm_reply = { 3, 1 << 20, 0x6, IPCB_WA_READ_WRITE } } },
+        { "MEMFD", { .hdr = { .op = IPCB_OP_MEMFD, .id = 18 }, .memfd = { 1 << 20, 0x6 } } },
+        { "MEMFD reply", { .hdr = { .op = REPLY(IPCB_OP_MEMFD), .id = 18, .nfds = 1 },
+                           .memfd_reply = { 1 << 20, 0x26 } } },
+        { "QUOTA", { .hdr = { .op = IPCB_OP_QUOTA, .id = 19 },
+                     .quota = { 61001, IPCB_QF_ALL, 7 } } },
+        { "QUOTA reply", { .hdr = { .op = REPLY(IPCB_OP_QUOTA), .id = 19 },
+                           .quota_reply = { 1000, 1ull << 32, 4096, 64, 61002, 2, 1, quota2, NULL } } },
         { "error reply -ENOENT", { .hdr = { .op = REPLY(IPCB_OP_SHM_OPEN), .id = 10,
                                             .status = -ENOENT } } },
         { "error reply -EOPNOTSUPP to an unknown op",
@@ -809,16 +842,18 @@ Test(malformed, request_with_status, .timeout = 30) {
 }
 
 Test(malformed, request_with_fds, .timeout = 30) {
+        /* SHM_REGISTER carries exactly one fd; every other request none */
         for (size_t s = 0; s < N_SAMPLES; s++) {
                 if (!is_request(&samples[s].m))
                         continue;
+                unsigned want = samples[s].m.hdr.op == IPCB_OP_SHM_REGISTER ? 1 : 0;
                 uint8_t buf[IPCB_MSG_MAX];
                 size_t len = encode_ok(&samples[s].m, buf, sizeof(buf));
                 ipcb_msg m;
-                for (unsigned n = 1; n <= IPCB_FDS_MAX; n++) {
+                for (unsigned n = 0; n <= IPCB_FDS_MAX; n++) {
                         buf[2] = (uint8_t)n;
-                        cr_assert_eq(decode(buf, len, n, &m), -EBADMSG, "%s carrying %u fds",
-                                     samples[s].what, n);
+                        cr_assert_eq(decode(buf, len, n, &m), n == want ? 0 : -EBADMSG,
+                                     "%s carrying %u fds", samples[s].what, n);
                 }
         }
 }
@@ -831,7 +866,8 @@ Test(malformed, reply_fd_count, .timeout = 30) {
                         continue;
                 bool shm = base_op(in) == IPCB_OP_SHM_CREATE || base_op(in) == IPCB_OP_SHM_OPEN ||
                            base_op(in) == IPCB_OP_SHM_LOCK_PAGE ||
-                           base_op(in) == IPCB_OP_SEM_CREATE || base_op(in) == IPCB_OP_SEM_OPEN;
+                           base_op(in) == IPCB_OP_SEM_CREATE || base_op(in) == IPCB_OP_SEM_OPEN ||
+                           base_op(in) == IPCB_OP_MEMFD;
                 uint8_t buf[IPCB_MSG_MAX];
                 size_t len = encode_ok(in, buf, sizeof(buf));
                 ipcb_msg m;
@@ -1071,7 +1107,7 @@ Test(malformed, list_reply_records, .timeout = 30) {
 
 Test(malformed, unknown_opcode, .timeout = 30) {
         static const uint16_t ops[] = { 0x0000, 0x0006, 0x00ff, 0x0100, 0x0104, 0x0200,
-                                        0x0203, 0x0301, 0x7fff, REPLY(0x0000), REPLY(0x0006),
+                                        0x0203, 0x0306, 0x7fff, REPLY(0x0000), REPLY(0x0006),
                                         REPLY(0x0203), 0xffff };
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
                 uint8_t buf[16 + 8] = { 0 };
@@ -1175,7 +1211,7 @@ Test(encode, long_name_over_msg_max, .timeout = 30) {
 
 Test(encode, unknown_opcode, .timeout = 30) {
         uint8_t buf[IPCB_MSG_MAX];
-        static const uint16_t ops[] = { 0x0000, 0x0006, 0x0104, 0x0203, 0x0301, 0x7fff };
+        static const uint16_t ops[] = { 0x0000, 0x0006, 0x0104, 0x0203, 0x0306, 0x7fff };
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
                 ipcb_msg m = { .hdr = { .op = ops[i] } };
                 cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), -EINVAL, "request 0x%04x",
@@ -1326,7 +1362,8 @@ Test(property, random_and_mutated_inputs, .timeout = 30) {
                             base_op(&m) == IPCB_OP_LIST)
                                 lists++;
                         if (is_request(&m)) {
-                                cr_assert_eq(nfds, 0u, "iteration %u: request with fds", iter);
+                                cr_assert_eq(nfds, m.hdr.op == IPCB_OP_SHM_REGISTER ? 1u : 0u,
+                                             "iteration %u: request with fds", iter);
                                 cr_assert_eq(m.hdr.status, 0);
                         }
                         if (is_request(&m) && (m.hdr.op == IPCB_OP_UNLINK || m.hdr.op == IPCB_OP_STAT))

@@ -1,0 +1,177 @@
+/* reconnect.c: surviving a broker restart.  When the connection is lost
+ * (the broker was restarted by its service manager and took its objects
+ * back from the fd store), the next request makes a new connection to the
+ * same socket and re-opens every open handle by name, swapping in the new
+ * broker handle ids.  Mappings never change: a re-open must find the same
+ * inode, otherwise the handle becomes an orphan (its mapping stays valid,
+ * it just has no broker handle any more).  Undo semaphores get a new slot
+ * (sem.c).  Nothing here runs on a fast path. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int client_obj_add(ipcb_client *c, client_obj *o, int kind, const char *name, uint32_t access,
+                   const struct stat *st) {
+        o->name = strdup(name);
+        if (!o->name)
+                return -ENOMEM;
+        o->kind = kind;
+        o->access = access;
+        o->dev = st->st_dev;
+        o->ino = st->st_ino;
+        o->orphan = false;
+        pthread_mutex_lock(&c->lock);
+        o->conn_gen = c->conn_gen;
+        o->prev = NULL;
+        o->next = c->objs;
+        if (c->objs)
+                c->objs->prev = o;
+        c->objs = o;
+        pthread_mutex_unlock(&c->lock);
+        return 0;
+}
+
+static void obj_unlink_locked(ipcb_client *c, client_obj *o) {
+        if (o->prev)
+                o->prev->next = o->next;
+        else if (c->objs == o)
+                c->objs = o->next;
+        if (o->next)
+                o->next->prev = o->prev;
+        o->prev = o->next = NULL;
+}
+
+void client_obj_remove(ipcb_client *c, client_obj *o) {
+        pthread_mutex_lock(&c->lock);
+        obj_unlink_locked(c, o);
+        pthread_mutex_unlock(&c->lock);
+        free(o->name);
+        o->name = NULL;
+}
+
+int client_obj_release(ipcb_client *c, client_obj *o) {
+        bool live;
+        int r;
+
+        pthread_mutex_lock(&c->lock);
+        obj_unlink_locked(c, o);
+        live = !o->orphan && o->conn_gen == c->conn_gen;
+        pthread_mutex_unlock(&c->lock);
+        free(o->name);
+        o->name = NULL;
+        if (!live)
+                return 0; /* its broker handle died with an old connection */
+        r = client_release_handle(c, o->handle);
+        if (r == -ENOTCONN) {
+                /* Lost just now (a restart?): the handle died with the
+                 * connection, so nothing is left to release if the broker
+                 * is back. */
+                pthread_mutex_lock(&c->lock);
+                if (!c->disconnected && client_reconnect(c) == 0)
+                        r = 0;
+                pthread_mutex_unlock(&c->lock);
+        }
+        return r;
+}
+
+int client_reopen(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *reply, int *ret_fd,
+                  uint32_t sem_flags) {
+        ipcb_msg req = { .hdr.op = 0 };
+        struct stat st;
+        int fd = -1, r;
+
+        if (o->kind == IPCB_KIND_SHM) {
+                req.hdr.op = IPCB_OP_SHM_OPEN;
+                req.shm_open.access = o->access;
+                r = client_name_check(o->name, &req.shm_open.name);
+        } else {
+                req.hdr.op = IPCB_OP_SEM_OPEN;
+                req.sem_open.flags = o->access | sem_flags;
+                r = client_name_check(o->name, &req.sem_open.name);
+        }
+        if (r < 0)
+                return r;
+        r = client_call_once(c, &req, buf, reply, &fd);
+        if (r < 0)
+                return r;
+        if (fd < 0 || fstat(fd, &st) < 0 || st.st_dev != o->dev || st.st_ino != o->ino) {
+                /* Another object under the same name now: not ours. */
+                uint64_t h = o->kind == IPCB_KIND_SHM ? reply->shm_reply.handle : reply->sem_reply.handle;
+                if (fd >= 0)
+                        close(fd);
+                (void)client_release_handle_locked(c, h);
+                return -ESTALE;
+        }
+        *ret_fd = fd;
+        return 0;
+}
+
+static int dial(ipcb_client *c) {
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0), r;
+
+        if (fd < 0)
+                return -errno;
+        do
+                r = connect(fd, (struct sockaddr *)&c->addr, sizeof(c->addr));
+        while (r < 0 && errno == EINTR);
+        if (r < 0) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+int client_reconnect(ipcb_client *c) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req = { .hdr.op = IPCB_OP_HELLO }, reply;
+        int fd, r;
+
+        if (c->disconnected)
+                return -ENOTCONN;
+        fd = dial(c);
+        if (fd < 0)
+                return -ENOTCONN;
+        if (c->fd >= 0)
+                close(c->fd);
+        c->fd = fd;
+        c->dead = false;
+        atomic_store(&c->gone, false);
+        req.hello.version = IPCB_PROTO_VERSION;
+        r = client_call_once(c, &req, buf, &reply, NULL);
+        if (r < 0 || reply.hello_reply.version != IPCB_PROTO_VERSION) {
+                c->dead = true;
+                atomic_store(&c->gone, true);
+                return -ENOTCONN;
+        }
+        c->conn_gen++;
+        for (client_obj *o = c->objs; o; o = o->next) {
+                int ofd = -1;
+
+                if (o->orphan)
+                        continue;
+                if (o->kind == IPCB_KIND_SEM && (o->access & IPCB_WF_UNDO)) {
+                        /* Needs its slot fields: sem.c does it (or leaves it
+                         * to the handle's next call if it is in use). */
+                        r = sem_reopen_locked(c, o);
+                } else {
+                        r = client_reopen(c, o, buf, &reply, &ofd, 0);
+                        if (r == 0) {
+                                close(ofd);
+                                o->handle = o->kind == IPCB_KIND_SHM ? reply.shm_reply.handle
+                                                                     : reply.sem_reply.handle;
+                                o->conn_gen = c->conn_gen;
+                        }
+                }
+                if (r == -ENOTCONN)
+                        return -ENOTCONN; /* lost again: the next call retries */
+                if (r < 0 && r != -EBUSY)
+                        o->orphan = true;
+        }
+        return 0;
+}

@@ -1,0 +1,243 @@
+/* config.c: the daemon's tunables: access-control and quota options on the
+ * command line, and the same keys in a small config file (--config PATH):
+ *
+ *     # comment
+ *     max_objects_per_uid = 4096
+ *     max_bytes_per_uid = 4G
+ *     root_override = no
+ *
+ * One `key = value` per line; unknown keys and bad values are errors (the
+ * daemon does not start), so that a typo never silently weakens a limit.
+ * A value given on the command line wins over the file. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { T_SIZE, T_COUNT, T_BOOL } key_type;
+
+typedef struct key_spec {
+        const char *key;  /* in the file */
+        const char *opt;  /* on the command line ("" for --config itself) */
+        key_type type;
+        void *field;
+        const char *help;
+} key_spec;
+
+/* Index i matches CONFIG_OPT_BASE + i in CONFIG_LONG_OPTIONS. */
+static const key_spec keys[] = {
+        { "", "config PATH", T_COUNT, NULL,
+          "read `key = value` lines from PATH: the option\n"
+          "names with '_' for '-', per-uid ones ending in\n"
+          "_per_uid (max_objects_per_uid = 100); options\n"
+          "given on the command line win" },
+        { "root_override", "no-root-override", T_BOOL, &cfg.root_override,
+          "uid 0 gets no bypass: checked like any uid and\n"
+          "held to the quotas (file: root_override = no)" },
+        { "max_objects_per_uid", "max-objects N", T_COUNT, &cfg.max_objects_per_uid,
+          "objects one uid may create (default 4096;\n"
+          "0 everywhere: no limit)" },
+        { "max_bytes_per_uid", "max-bytes BYTES", T_SIZE, &cfg.max_bytes_per_uid,
+          "declared sizes of one uid's objects (default 4G)" },
+        { "max_handles_per_uid", "max-handles N", T_COUNT, &cfg.max_handles_per_uid,
+          "open handles of one uid (default 16384)" },
+        { "max_connections_per_uid", "max-connections N", T_COUNT,
+          &cfg.max_connections_per_uid, "connections of one uid (default 256)" },
+        { "max_requests_in_flight", "max-requests-in-flight N", T_COUNT,
+          &cfg.max_requests_in_flight,
+          "requests read from one connection before the\n"
+          "others are served (default 32)" },
+        { "max_queued_replies", "max-queued-replies N", T_COUNT, &cfg.max_queued_replies,
+          "unread replies before a connection is dropped\n"
+          "(default 32)" },
+        { "max_fds_in_flight", "max-fds-in-flight N", T_COUNT, &cfg.max_fds_in_flight,
+          "fds in a connection's unread replies before it\n"
+          "is dropped (default 64)" },
+        { "max_segment_size", "max-segment-size BYTES", T_SIZE, &cfg.max_segment_size,
+          "largest segment a client may create (default 1G)" },
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static bool set_by_cli[NKEYS];
+
+/* Sizes: digits with an optional K, M, G or T suffix (powers of 1024). */
+static int parse_u64(const char *s, bool suffix, uint64_t *ret) {
+        unsigned long long v;
+        char *end;
+        int shift = 0;
+
+        if (*s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno)
+                return -EINVAL;
+        if (suffix) {
+                switch (*end) {
+                case 'K': case 'k': shift = 10; end++; break;
+                case 'M': case 'm': shift = 20; end++; break;
+                case 'G': case 'g': shift = 30; end++; break;
+                case 'T': case 't': shift = 40; end++; break;
+                default: break;
+                }
+        }
+        if (*end || (shift && v > (UINT64_MAX >> shift)))
+                return -EINVAL;
+        *ret = (uint64_t)v << shift;
+        return 0;
+}
+
+static int parse_bool(const char *s, bool *ret) {
+        static const char *const yes[] = { "yes", "true", "on", "1" };
+        static const char *const no[] = { "no", "false", "off", "0" };
+
+        for (int i = 0; i < 4; i++) {
+                if (strcmp(s, yes[i]) == 0) {
+                        *ret = true;
+                        return 0;
+                }
+                if (strcmp(s, no[i]) == 0) {
+                        *ret = false;
+                        return 0;
+                }
+        }
+        return -EINVAL;
+}
+
+static int key_set(const key_spec *k, const char *value) {
+        uint64_t v;
+        bool b;
+
+        switch (k->type) {
+        case T_BOOL:
+                if (parse_bool(value, &b) < 0)
+                        return -EINVAL;
+                *(bool *)k->field = b;
+                return 0;
+        case T_SIZE:
+        case T_COUNT:
+                if (parse_u64(value, k->type == T_SIZE, &v) < 0)
+                        return -EINVAL;
+                if (k->field == &cfg.max_segment_size && v == 0)
+                        return -EINVAL;
+                if (k->field == (void *)&cfg.max_requests_in_flight ||
+                    k->field == (void *)&cfg.max_queued_replies ||
+                    k->field == (void *)&cfg.max_fds_in_flight) {
+                        if (v == 0 || v > 1000000)
+                                return -EINVAL;
+                        *(unsigned *)k->field = (unsigned)v;
+                } else
+                        *(uint64_t *)k->field = v;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+int config_option(int c, const char *arg) {
+        unsigned i = (unsigned)(c - CONFIG_OPT_BASE);
+
+        if (c < CONFIG_OPT_BASE || i >= NKEYS)
+                return 0;
+        if (i == 0) {
+                cfg.config_path = arg;
+                return 1;
+        }
+        set_by_cli[i] = true;
+        if (keys[i].type == T_BOOL) { /* --no-root-override */
+                *(bool *)keys[i].field = false;
+                return 1;
+        }
+        if (key_set(&keys[i], arg) < 0) {
+                fprintf(stderr, "ipcbrokerd: invalid value for --%.*s: %s\n",
+                        (int)strcspn(keys[i].opt, " "), keys[i].opt, arg);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+static char *trim(char *s) {
+        char *e;
+
+        while (*s == ' ' || *s == '\t')
+                s++;
+        e = s + strlen(s);
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+                *--e = '\0';
+        return s;
+}
+
+int config_finish(void) {
+        char line[512];
+        unsigned lineno = 0;
+        FILE *f;
+        int k = 0;
+
+        if (!cfg.config_path)
+                return 0;
+        f = fopen(cfg.config_path, "re");
+        if (!f) {
+                k = -errno;
+                fprintf(stderr, "ipcbrokerd: cannot read %s: %s\n", cfg.config_path, strerror(errno));
+                return k;
+        }
+        while (fgets(line, sizeof(line), f)) {
+                char *s = trim(line), *eq, *key, *value;
+                unsigned i;
+
+                lineno++;
+                if (!*s || *s == '#')
+                        continue;
+                eq = strchr(s, '=');
+                if (!eq) {
+                        fprintf(stderr, "ipcbrokerd: %s:%u: expected key = value\n",
+                                cfg.config_path, lineno);
+                        k = -EINVAL;
+                        break;
+                }
+                *eq = '\0';
+                key = trim(s);
+                value = trim(eq + 1);
+                for (i = 1; i < NKEYS; i++)
+                        if (strcmp(keys[i].key, key) == 0)
+                                break;
+                if (i == NKEYS) {
+                        fprintf(stderr, "ipcbrokerd: %s:%u: unknown key '%s'\n", cfg.config_path,
+                                lineno, key);
+                        k = -EINVAL;
+                        break;
+                }
+                if (set_by_cli[i])
+                        continue;
+                if (key_set(&keys[i], value) < 0) {
+                        fprintf(stderr, "ipcbrokerd: %s:%u: invalid value for %s: %s\n",
+                                cfg.config_path, lineno, key, value);
+                        k = -EINVAL;
+                        break;
+                }
+        }
+        fclose(f);
+        return k;
+}
+
+void config_usage(FILE *f) {
+        for (unsigned i = 0; i < NKEYS; i++) {
+                char opt[64];
+
+                if (keys[i].field == &cfg.max_segment_size)
+                        continue; /* main.c documents it */
+                const char *h = keys[i].help;
+                snprintf(opt, sizeof(opt), "--%s", keys[i].opt);
+                fprintf(f, "      %-25s", opt);
+                if (strlen(opt) > 24)
+                        fprintf(f, "\n%31s", "");
+                /* Continuation lines of the help text line up. */
+                for (const char *p = h; *p; p++) {
+                        fputc(*p, f);
+                        if (*p == '\n')
+                                fprintf(f, "%31s", "");
+                }
+                fputc('\n', f);
+        }
+}

@@ -1,0 +1,183 @@
+/* quota.c: the per-uid usage table (see quota.h).  A small hash table keyed
+ * by uid; an entry lives while any of its counters is non-zero. */
+#include "quota.h"
+
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QUOTA_BUCKETS 256
+
+typedef struct quota_user {
+        uid_t uid;
+        uint64_t use[QUOTA_NRES_];
+        struct quota_user *next;
+} quota_user;
+
+static quota_user *buckets[QUOTA_BUCKETS];
+
+static unsigned bucket_of(uid_t uid) {
+        uint32_t h = (uint32_t)uid * 2654435761u;
+        return h >> 24; /* 0..255 */
+}
+
+static quota_user *lookup(uid_t uid, bool create) {
+        quota_user **b = &buckets[bucket_of(uid)], *u;
+
+        for (u = *b; u; u = u->next)
+                if (u->uid == uid)
+                        return u;
+        if (!create || !(u = calloc(1, sizeof(*u))))
+                return NULL;
+        u->uid = uid;
+        u->next = *b;
+        *b = u;
+        return u;
+}
+
+static void maybe_free(quota_user *u) {
+        quota_user **pp;
+
+        for (int r = 0; r < QUOTA_NRES_; r++)
+                if (u->use[r])
+                        return;
+        for (pp = &buckets[bucket_of(u->uid)]; *pp; pp = &(*pp)->next)
+                if (*pp == u) {
+                        *pp = u->next;
+                        free(u);
+                        return;
+                }
+}
+
+static uint64_t limit_of(quota_res r) {
+        switch (r) {
+        case QUOTA_OBJECTS: return cfg.max_objects_per_uid;
+        case QUOTA_BYTES: return cfg.max_bytes_per_uid;
+        case QUOTA_HANDLES: return cfg.max_handles_per_uid;
+        case QUOTA_CONNECTIONS: return cfg.max_connections_per_uid;
+        default: return 0;
+        }
+}
+
+bool quota_exempt(uid_t uid) {
+        return uid == 0 && cfg.root_override;
+}
+
+static bool over(const quota_user *u, quota_res r, uint64_t n) {
+        uint64_t lim = limit_of(r);
+
+        if (lim == 0 || quota_exempt(u->uid))
+                return false;
+        return n > lim || u->use[r] > lim - n;
+}
+
+int quota_charge(uid_t uid, quota_res r, uint64_t n) {
+        quota_user *u = lookup(uid, true);
+
+        if (!u)
+                return -ENOMEM;
+        if (over(u, r, n)) {
+                maybe_free(u);
+                return r == QUOTA_CONNECTIONS ? -EUSERS : -EDQUOT;
+        }
+        u->use[r] += n;
+        return 0;
+}
+
+int quota_charge_object(uid_t uid, uint64_t bytes) {
+        quota_user *u = lookup(uid, true);
+
+        if (!u)
+                return -ENOMEM;
+        if (over(u, QUOTA_OBJECTS, 1) || over(u, QUOTA_BYTES, bytes)) {
+                maybe_free(u);
+                return -EDQUOT;
+        }
+        u->use[QUOTA_OBJECTS]++;
+        u->use[QUOTA_BYTES] += bytes;
+        return 0;
+}
+
+void quota_uncharge(uid_t uid, quota_res r, uint64_t n) {
+        quota_user *u = lookup(uid, false);
+
+        if (!u)
+                return;
+        u->use[r] = u->use[r] > n ? u->use[r] - n : 0;
+        maybe_free(u);
+}
+
+void quota_uncharge_object(uid_t uid, uint64_t bytes) {
+        quota_user *u = lookup(uid, false);
+
+        if (!u)
+                return;
+        u->use[QUOTA_OBJECTS] = u->use[QUOTA_OBJECTS] ? u->use[QUOTA_OBJECTS] - 1 : 0;
+        u->use[QUOTA_BYTES] = u->use[QUOTA_BYTES] > bytes ? u->use[QUOTA_BYTES] - bytes : 0;
+        maybe_free(u);
+}
+
+static void rec_fill(const quota_user *u, uid_t uid, ipcb_quota_rec *r) {
+        *r = (ipcb_quota_rec){
+                .uid = (uint32_t)uid,
+                .flags = quota_exempt(uid) ? IPCB_QR_EXEMPT : 0,
+        };
+        if (u) {
+                r->objects = u->use[QUOTA_OBJECTS];
+                r->bytes = u->use[QUOTA_BYTES];
+                r->handles = (uint32_t)u->use[QUOTA_HANDLES];
+                r->connections = (uint32_t)u->use[QUOTA_CONNECTIONS];
+        }
+}
+
+static int cmp_uid(const void *a, const void *b) {
+        uid_t x = ((const ipcb_quota_rec *)a)->uid, y = ((const ipcb_quota_rec *)b)->uid;
+        return x < y ? -1 : x > y;
+}
+
+unsigned quota_report(bool only_one, uid_t only, uint64_t cursor, ipcb_quota_rec *recs,
+                      unsigned max, bool *ret_more) {
+        unsigned n = 0;
+        bool more = false;
+
+        *ret_more = false;
+        if (only_one) {
+                if (max == 0 || (uint64_t)only < cursor)
+                        return 0;
+                rec_fill(lookup(only, false), only, &recs[0]);
+                return 1;
+        }
+        /* Keep the `max` smallest uids >= cursor: a full scan per page, which
+         * is fine for a table with one entry per active uid. */
+        for (unsigned b = 0; b < QUOTA_BUCKETS; b++)
+                for (const quota_user *u = buckets[b]; u; u = u->next) {
+                        if ((uint64_t)u->uid < cursor)
+                                continue;
+                        if (n < max) {
+                                rec_fill(u, u->uid, &recs[n++]);
+                                continue;
+                        }
+                        more = true;
+                        /* Replace the largest if this one is smaller. */
+                        unsigned big = 0;
+                        for (unsigned i = 1; i < n; i++)
+                                if (recs[i].uid > recs[big].uid)
+                                        big = i;
+                        if (u->uid < recs[big].uid)
+                                rec_fill(u, u->uid, &recs[big]);
+                }
+        qsort(recs, n, sizeof(*recs), cmp_uid);
+        *ret_more = more;
+        return n;
+}
+
+void quota_fini(void) {
+        for (unsigned b = 0; b < QUOTA_BUCKETS; b++)
+                while (buckets[b]) {
+                        quota_user *u = buckets[b];
+                        buckets[b] = u->next;
+                        free(u);
+                }
+}

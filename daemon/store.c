@@ -1,0 +1,620 @@
+/* store.c: the systemd fd store (see store.h).
+ *
+ * The catalog is one memfd, stored once: the manager keeps the same open
+ * file description, so records rewritten in place later are what the next
+ * broker reads.  Each record is written with one pwrite and carries its own
+ * CRC, so a broker killed in the middle of a write loses at most that
+ * object.  Object fds are stored as "ipcb-o-<slot>" (lock pages
+ * "ipcb-l-<slot>"); a name is removed from the store (FDSTOREREMOVE) before
+ * its slot is reused.  Nothing read back is trusted: every record and every
+ * fd is checked against what it claims before it becomes an object. */
+#include "store.h"
+
+#include "log.h"
+#include "os.h"
+#include "proto.h"
+#include "registry.h"
+#include "sem.h"
+
+#include "sempage.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#define CAT_NAME "ipcb-catalog"
+#define CAT_MAGIC "IPCBCAT1"
+#define CAT_VERSION 1u
+#define CAT_HDR_SIZE 64u
+#define REC_MAGIC 0x52424349u /* "ICBR" */
+#define COLLECT_MAX 65536u
+
+typedef struct cat_hdr {
+        char magic[8];
+        uint32_t version;
+        uint32_t rec_size;
+        uint32_t nrecs;
+        uint32_t crc; /* of the bytes before it */
+        uint8_t pad[CAT_HDR_SIZE - 24];
+} cat_hdr;
+
+typedef struct cat_rec {
+        uint32_t magic; /* REC_MAGIC, 0: free */
+        uint32_t crc;   /* of everything after this field */
+        uint8_t kind;
+        uint8_t has_lock;
+        uint16_t name_len;
+        uint32_t uid, gid, mode, flags, seals;
+        uint64_t size;
+        uint32_t sem_max;
+        uint32_t lock_next_token;
+        uint8_t reserved[16];
+        char name[IPCB_NAME_MAX + 1];
+} cat_rec;
+
+_Static_assert(sizeof(cat_hdr) == CAT_HDR_SIZE, "catalog header size");
+
+typedef struct collected {
+        int fd;
+        char *name;
+} collected;
+
+static collected *coll;
+static unsigned ncoll, coll_cap;
+
+static bool enabled, frozen;
+static int cat_fd = -1;
+static uint32_t cat_nrecs;
+static uint32_t *free_stack, nfree;
+static unsigned restored;
+static uv_timer_t grace_timer;
+static bool grace_active;
+
+/* ---- CRC-32 (IEEE) ---- */
+
+static uint32_t crc_table[256];
+
+static void crc_init(void) {
+        for (uint32_t i = 0; i < 256; i++) {
+                uint32_t c = i;
+                for (int k = 0; k < 8; k++)
+                        c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+                crc_table[i] = c;
+        }
+}
+
+static uint32_t crc32_buf(const void *buf, size_t len) {
+        const uint8_t *p = buf;
+        uint32_t c = 0xffffffffu;
+        for (size_t i = 0; i < len; i++)
+                c = crc_table[(c ^ p[i]) & 0xff] ^ (c >> 8);
+        return c ^ 0xffffffffu;
+}
+
+static uint32_t rec_crc(const cat_rec *r) {
+        return crc32_buf((const uint8_t *)r + 8, sizeof(*r) - 8);
+}
+
+static uint32_t hdr_crc(const cat_hdr *h) {
+        return crc32_buf(h, offsetof(cat_hdr, crc));
+}
+
+/* ---- talking to the manager ---- */
+
+static void fdname(char *buf, size_t cap, char what, uint32_t slot) {
+        snprintf(buf, cap, "ipcb-%c-%u", what, (unsigned)slot);
+}
+
+static void notify_store(int fd, const char *name) {
+        char msg[128];
+        int k;
+
+        if (!enabled)
+                return;
+        snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
+        k = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
+        if (k <= 0)
+                log_warn("fd store: cannot store %s: %s", name, k < 0 ? strerror(-k) : "no manager");
+}
+
+static void notify_remove(const char *name) {
+        char msg[128];
+
+        if (!enabled)
+                return;
+        snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+        (void)sd_notify(0, msg);
+}
+
+/* ---- the catalog ---- */
+
+static int cat_write_hdr(void) {
+        cat_hdr h = { .magic = CAT_MAGIC, .version = CAT_VERSION, .rec_size = sizeof(cat_rec),
+                      .nrecs = cat_nrecs };
+
+        h.crc = hdr_crc(&h);
+        return pwrite(cat_fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) ? 0 : -EIO;
+}
+
+static off_t rec_off(uint32_t i) {
+        return (off_t)CAT_HDR_SIZE + (off_t)i * (off_t)sizeof(cat_rec);
+}
+
+static void cat_clear(uint32_t i) {
+        uint32_t zero[2] = { 0, 0 };
+        if (pwrite(cat_fd, zero, sizeof(zero), rec_off(i)) != (ssize_t)sizeof(zero))
+                log_warn("fd store: cannot clear catalog record %u: %m", (unsigned)i);
+}
+
+/* Double the catalog when every record is taken. */
+static int cat_grow(void) {
+        uint32_t n = cat_nrecs ? cat_nrecs * 2 : 64;
+        uint32_t *fs = realloc(free_stack, n * sizeof(*fs));
+
+        if (!fs)
+                return -ENOMEM;
+        free_stack = fs;
+        if (ftruncate(cat_fd, rec_off(n)) < 0)
+                return -errno;
+        for (uint32_t i = n; i > cat_nrecs; i--)
+                free_stack[nfree++] = i - 1;
+        cat_nrecs = n;
+        return cat_write_hdr();
+}
+
+static int cat_create(void) {
+        int fd = memfd_create("ipcbroker-catalog", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+        if (fd < 0)
+                return -errno;
+        (void)fchmod(fd, 0600);
+        cat_fd = fd;
+        cat_nrecs = 0;
+        nfree = 0;
+        int k = cat_grow();
+        if (k < 0)
+                return k;
+        notify_store(cat_fd, CAT_NAME);
+        return 0;
+}
+
+static void rec_fill(const object *o, cat_rec *r) {
+        memset(r, 0, sizeof(*r));
+        r->magic = REC_MAGIC;
+        r->kind = o->kind;
+        r->has_lock = o->lock_fd >= 0;
+        r->name_len = o->name_len;
+        r->uid = (uint32_t)o->uid;
+        r->gid = (uint32_t)o->gid;
+        r->mode = o->mode;
+        r->flags = o->flags & (IPCB_WF_PERSISTENT | IPCB_WF_GROWABLE);
+        r->seals = o->seals;
+        r->size = o->size;
+        r->sem_max = o->sem ? o->sem->max : 0;
+        r->lock_next_token = o->lock_next_token;
+        memcpy(r->name, o->name, o->name_len);
+        r->crc = rec_crc(r);
+}
+
+static void cat_put(const object *o) {
+        cat_rec r;
+
+        rec_fill(o, &r);
+        if (pwrite(cat_fd, &r, sizeof(r), rec_off(o->store_slot - 1)) != (ssize_t)sizeof(r))
+                log_warn("fd store: cannot write the record of '%s': %m", o->name);
+}
+
+/* ---- registry hooks ---- */
+
+void store_object_added(object *o) {
+        char name[32];
+
+        if (cat_fd < 0 || o->store_slot)
+                return;
+        if (nfree == 0 && cat_grow() < 0) {
+                log_warn("fd store: catalog full; '%s' will not survive a restart", o->name);
+                return;
+        }
+        o->store_slot = free_stack[--nfree] + 1;
+        cat_put(o);
+        fdname(name, sizeof(name), 'o', o->store_slot);
+        notify_store(o->fd_rw, name);
+}
+
+void store_object_changed(object *o) {
+        char name[32];
+
+        if (cat_fd < 0 || !o->store_slot)
+                return;
+        /* The lock page is created after the object: store it once. */
+        if (o->lock_fd >= 0) {
+                cat_rec old;
+                if (pread(cat_fd, &old, sizeof(old), rec_off(o->store_slot - 1)) == (ssize_t)sizeof(old) &&
+                    !old.has_lock) {
+                        fdname(name, sizeof(name), 'l', o->store_slot);
+                        notify_store(o->lock_fd, name);
+                }
+        }
+        cat_put(o);
+}
+
+void store_object_removed(object *o) {
+        char name[32];
+
+        if (cat_fd < 0 || !o->store_slot || frozen)
+                return;
+        cat_clear(o->store_slot - 1);
+        fdname(name, sizeof(name), 'o', o->store_slot);
+        notify_remove(name);
+        if (o->lock_fd >= 0) {
+                fdname(name, sizeof(name), 'l', o->store_slot);
+                notify_remove(name);
+        }
+        free_stack[nfree++] = o->store_slot - 1;
+        o->store_slot = 0;
+}
+
+void store_freeze(void) {
+        frozen = enabled;
+}
+
+bool store_frozen(void) {
+        return frozen;
+}
+
+unsigned store_restored_count(void) {
+        return restored;
+}
+
+/* ---- collecting what the manager passed ---- */
+
+bool store_owns_name(const char *name) {
+        return strcmp(name, CAT_NAME) == 0 || strncmp(name, "ipcb-o-", 7) == 0 ||
+               strncmp(name, "ipcb-l-", 7) == 0;
+}
+
+void store_collect(int fd, const char *name) {
+        if (ncoll == coll_cap) {
+                unsigned cap = coll_cap ? coll_cap * 2 : 64;
+                collected *c = cap <= COLLECT_MAX ? realloc(coll, cap * sizeof(*c)) : NULL;
+                if (!c) {
+                        log_err("fd store: cannot keep passed fd %s; dropping it", name);
+                        close(fd);
+                        return;
+                }
+                coll = c;
+                coll_cap = cap;
+        }
+        coll[ncoll].fd = fd;
+        coll[ncoll].name = strdup(name);
+        if (!coll[ncoll].name) {
+                close(fd);
+                return;
+        }
+        ncoll++;
+}
+
+/* Take the collected fd called name (-1 if none). */
+static int take(const char *name) {
+        for (unsigned i = 0; i < ncoll; i++)
+                if (coll[i].fd >= 0 && strcmp(coll[i].name, name) == 0) {
+                        int fd = coll[i].fd;
+                        coll[i].fd = -1;
+                        return fd;
+                }
+        return -1;
+}
+
+/* Drop a stored fd we will not use: close it and take it out of the store. */
+static void drop_fd(int fd, const char *name) {
+        if (fd >= 0)
+                close(fd);
+        notify_remove(name);
+}
+
+/* 0 if fd is a sealable (memfd) regular file open read-write, with at
+ * least `seals`, and of a size that fits; else why not (for the log). */
+static const char *check_memfd(int fd, unsigned seals, uint64_t size, bool exact, struct stat *st) {
+        int s, fl;
+
+        if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode))
+                return "not a regular file";
+        if ((s = fcntl(fd, F_GET_SEALS)) < 0)
+                return "not a memfd (no seals)";
+        if (((unsigned)s & seals) != seals)
+                return "seals missing";
+        if ((fl = fcntl(fd, F_GETFL)) < 0 || (fl & O_ACCMODE) != O_RDWR)
+                return "not open read-write";
+        if (exact ? (uint64_t)st->st_size != size : (uint64_t)st->st_size < size)
+                return "wrong size";
+        return NULL;
+}
+
+/* The page of a stored semaphore or lock: checked, mapped. */
+static const char *map_page(int fd, uint32_t magic, void **ret) {
+        struct stat st;
+        const char *why = check_memfd(fd, F_SEAL_SHRINK | F_SEAL_GROW, IPCB_PAGE_SIZE, true, &st);
+        void *map;
+
+        if (why)
+                return why;
+        map = mmap(NULL, IPCB_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (map == MAP_FAILED)
+                return "cannot map";
+        if (*(const uint32_t *)map != magic) {
+                munmap(map, IPCB_PAGE_SIZE);
+                return "bad magic";
+        }
+        *ret = map;
+        return NULL;
+}
+
+/* A restored semaphore: no undo handle's connection survives a restart, but
+ * its holder may well be alive, still holding its tokens.  So every slot
+ * that holds tokens or has an operation pending is reserved for its holder
+ * to reclaim (SEM_OPEN with RECLAIM); what is not reclaimed by the end of
+ * the grace period is settled as for a dead holder.  Bumping the epoch tells
+ * the old undo handles to reconnect and reclaim. */
+static const char *adopt_sem(object *o, const cat_rec *r, int fd, unsigned *ret_returned) {
+        sem_state *st;
+        void *map;
+        const char *why;
+
+        if (r->sem_max == 0 || r->sem_max > IPCB_SEM_VALUE_MAX)
+                return "bad maximum";
+        if ((why = map_page(fd, IPCB_SEM_MAGIC, &map)))
+                return why;
+        st = calloc(1, sizeof(*st));
+        if (!st) {
+                munmap(map, IPCB_PAGE_SIZE);
+                return "out of memory";
+        }
+        st->page = map;
+        st->max = r->sem_max;
+        o->sem = st;
+        o->fd_rw = fd;
+        *ret_returned = 0;
+        for (uint32_t i = 0; i < IPCB_SEM_SLOTS; i++) {
+                ipcb_slotw s = ipcb_slot_unpack(atomic_load(&st->page->slot[i]));
+                if (s.held == 0 && !s.pending)
+                        continue;
+                st->slot_used[i] = true;
+                st->orphan[i] = true;
+                st->slots_used++;
+                ++*ret_returned;
+        }
+        atomic_fetch_add(&st->page->epoch, 1);
+        sem_wake_sleepers(o);
+        return NULL;
+}
+
+static const char *adopt_shm(object *o, const cat_rec *r, int fd) {
+        bool growable = r->flags & IPCB_WF_GROWABLE;
+        struct stat st;
+        const char *why;
+
+        if (r->size == 0 || r->size > INT64_MAX)
+                return "bad size";
+        why = check_memfd(fd, r->seals | F_SEAL_SHRINK | (growable ? 0 : F_SEAL_GROW), r->size,
+                          !growable, &st);
+        if (why)
+                return why;
+        /* The read-only reopen through /proc needs our uid to read it: a
+         * broker under another uid than the last one takes it over. */
+        if (st.st_uid != geteuid() && fchown(fd, geteuid(), (gid_t)-1) < 0)
+                log_warn("fd store: segment '%s' belongs to uid %u; read-only opens may fail",
+                         o->name, (unsigned)st.st_uid);
+        (void)fchmod(fd, 0600);
+        o->fd_rw = fd;
+        o->seals = (uint32_t)fcntl(fd, F_GET_SEALS);
+        return NULL;
+}
+
+/* Rebuild record i's object, or say why not. */
+static const char *restore_one(uint32_t i, const cat_rec *r, unsigned *ret_tokens) {
+        char name[32];
+        const char *why;
+        object *o;
+        int fd, lfd = -1;
+
+        if (rec_crc(r) != r->crc)
+                return "record checksum mismatch";
+        if (r->kind != IPCB_KIND_SHM && r->kind != IPCB_KIND_SEM)
+                return "unknown kind";
+        if (r->name_len > IPCB_NAME_MAX || ipcb_name_check(r->name, r->name_len) < 0)
+                return "invalid name";
+        if ((r->mode & ~IPCB_MODE_MASK) || (r->flags & ~(IPCB_WF_PERSISTENT | IPCB_WF_GROWABLE)) ||
+            (r->kind == IPCB_KIND_SEM && (r->flags & IPCB_WF_GROWABLE)))
+                return "invalid mode or flags";
+        if (registry_lookup(r->kind, r->name, r->name_len))
+                return "duplicate name";
+        fdname(name, sizeof(name), 'o', i + 1);
+        if ((fd = take(name)) < 0)
+                return "its fd is missing";
+        o = registry_add(r->kind, r->name, r->name_len);
+        if (!o) {
+                close(fd);
+                return "out of memory";
+        }
+        o->uid = r->uid;
+        o->gid = r->gid;
+        o->mode = r->mode;
+        o->flags = r->flags;
+        o->size = r->kind == IPCB_KIND_SEM ? IPCB_PAGE_SIZE : r->size;
+        o->seals = r->seals;
+        o->store_slot = i + 1;
+        why = r->kind == IPCB_KIND_SEM ? adopt_sem(o, r, fd, ret_tokens) : adopt_shm(o, r, fd);
+        if (why) {
+                o->store_slot = 0;
+                close(fd);
+                object_destroy(o);
+                return why;
+        }
+        fdname(name, sizeof(name), 'l', i + 1);
+        if (r->has_lock && r->kind == IPCB_KIND_SHM && (lfd = take(name)) >= 0) {
+                void *map;
+                const char *lwhy = map_page(lfd, IPCB_LOCK_MAGIC, &map);
+                if (lwhy) {
+                        log_warn("fd store: lock page of '%s' dropped: %s", o->name, lwhy);
+                        drop_fd(lfd, name);
+                } else {
+                        /* Held locks stay held: their holders are alive. */
+                        o->lock = map;
+                        o->lock_fd = lfd;
+                        o->lock_next_token = r->lock_next_token & IPCB_LOCK_OWNER_MASK;
+                }
+        }
+        o->restored = true;
+        if (!o->lock && r->has_lock)
+                cat_put(o); /* forget the lock we do not have */
+        return NULL;
+}
+
+/* Restore from the collected catalog; false if the catalog is unusable. */
+static bool restore_catalog(int fd) {
+        struct stat st;
+        cat_hdr h;
+        cat_rec r;
+        unsigned nshm = 0, nsem = 0, tokens = 0;
+        const char *why = NULL;
+
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_GET_SEALS) < 0)
+                why = "not a memfd";
+        else if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
+                why = "too short";
+        else if (memcmp(h.magic, CAT_MAGIC, 8) != 0 || h.version != CAT_VERSION ||
+                 h.rec_size != sizeof(cat_rec) || hdr_crc(&h) != h.crc)
+                why = "bad header";
+        else if (h.nrecs == 0 || h.nrecs > COLLECT_MAX * 4 || st.st_size < rec_off(h.nrecs))
+                why = "bad record count";
+        if (why) {
+                log_err("fd store: catalog is broken (%s); dropping every stored object", why);
+                return false;
+        }
+        cat_fd = fd;
+        free_stack = malloc(h.nrecs * sizeof(*free_stack));
+        if (!free_stack) {
+                cat_fd = -1;
+                return false;
+        }
+        cat_nrecs = h.nrecs;
+        for (uint32_t i = cat_nrecs; i > 0; i--) {
+                uint32_t idx = i - 1;
+                unsigned t = 0;
+                if (pread(fd, &r, sizeof(r), rec_off(idx)) != (ssize_t)sizeof(r) || r.magic == 0) {
+                        free_stack[nfree++] = idx;
+                        continue;
+                }
+                r.name[IPCB_NAME_MAX] = '\0';
+                why = r.magic != REC_MAGIC ? "bad record magic" : restore_one(idx, &r, &t);
+                if (why) {
+                        char name[32];
+                        log_warn("fd store: dropping stored object %u ('%.*s'): %s", (unsigned)idx + 1,
+                                 r.name_len <= IPCB_NAME_MAX ? (int)r.name_len : 0, r.name, why);
+                        cat_clear(idx);
+                        fdname(name, sizeof(name), 'o', idx + 1);
+                        drop_fd(take(name), name);
+                        fdname(name, sizeof(name), 'l', idx + 1);
+                        drop_fd(take(name), name);
+                        free_stack[nfree++] = idx;
+                        continue;
+                }
+                tokens += t;
+                if (r.kind == IPCB_KIND_SHM)
+                        nshm++;
+                else
+                        nsem++;
+        }
+        restored = nshm + nsem;
+        log_info("fd store: restored %u segments and %u semaphores%s", nshm, nsem,
+                 tokens ? "; undo slots held at the restart are reserved for their holders" : "");
+        return true;
+}
+
+static void on_grace_end(uv_timer_t *t) {
+        object *o, *next;
+        unsigned n = 0, k;
+
+        (void)t;
+        for (o = registry_first_after(0); o; o = next) {
+                next = registry_next(o);
+                if (!o->restored)
+                        continue;
+                o->restored = false;
+                if (o->sem && (k = sem_settle_orphans(o)) > 0)
+                        log_info("fd store: semaphore '%s': %u undo slots not reclaimed; their tokens "
+                                 "returned", o->name, k);
+                if (!(o->flags & IPCB_WF_PERSISTENT) && o->handles == 0 && o->linked) {
+                        n++;
+                        object_unlink(o);
+                }
+        }
+        if (n)
+                log_info("fd store: %u restored transient objects were not re-opened; destroyed", n);
+        grace_active = false;
+        uv_close((uv_handle_t *)&grace_timer, NULL);
+}
+
+int store_start(uv_loop_t *loop, bool enable, unsigned grace_ms) {
+        const char *fdstore = getenv("FDSTORE");
+        int k, cfd;
+
+        crc_init();
+        /* systemd 254+ says FDSTORE=<max> when the store is on; 252 says
+         * nothing, so a manager listening on NOTIFY_SOCKET is enough. */
+        enabled = enable && getenv("NOTIFY_SOCKET") && (!fdstore || atoi(fdstore) > 0);
+
+        cfd = take(CAT_NAME);
+        if (cfd >= 0 && !restore_catalog(cfd)) {
+                drop_fd(cfd, CAT_NAME);
+                cat_fd = -1;
+        }
+        for (unsigned i = 0; i < ncoll; i++) {
+                if (coll[i].fd >= 0) {
+                        log_warn("fd store: dropping %s: no catalog record claims it", coll[i].name);
+                        drop_fd(coll[i].fd, coll[i].name);
+                }
+                free(coll[i].name);
+        }
+        free(coll);
+        coll = NULL;
+        ncoll = coll_cap = 0;
+
+        if (!enabled && cat_fd < 0)
+                return 0;
+        if (cat_fd < 0 && (k = cat_create()) < 0) {
+                log_err("fd store: cannot create the catalog: %s", strerror(-k));
+                return k;
+        }
+        if (!enabled) /* restored without a manager to store into */
+                log_info("fd store: no service manager; objects are not kept across restarts");
+        else
+                log_debug("fd store: on");
+        if (restored && grace_ms) {
+                uv_timer_init(loop, &grace_timer);
+                uv_timer_start(&grace_timer, on_grace_end, grace_ms, 0);
+                grace_active = true;
+        }
+        return 0;
+}
+
+void store_stop(void) {
+        if (grace_active) {
+                uv_timer_stop(&grace_timer);
+                uv_close((uv_handle_t *)&grace_timer, NULL);
+                grace_active = false;
+        }
+        if (cat_fd >= 0) {
+                close(cat_fd);
+                cat_fd = -1;
+        }
+        free(free_stack);
+        free_stack = NULL;
+        nfree = 0;
+}

@@ -1,0 +1,323 @@
+/* test_quota.c: per-uid quotas and per-connection limits.  One uid runs into
+ * each limit while another uid keeps creating and connecting and must never
+ * notice; the config file and the command line set the limits; QUOTA
+ * reports usage.  Multi-uid parts need root (skipped otherwise). */
+#include "harness.h"
+#include "multiuid.h"
+
+#include "ipcbroker.h"
+#include "proto.h"
+
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static ipcbd d;
+static const char *const limits[] = { "--max-objects", "5", "--max-bytes", "1M",
+                                      "--max-handles", "12", "--max-connections", "3",
+                                      "--max-fds-in-flight", "8", NULL };
+
+static void teardown(void) {
+        ipcbd_stop(&d);
+}
+
+static void end_checks(void) {
+        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 5000), "daemon leaked fds");
+        ipcbd_stop(&d);
+}
+
+TestSuite(quota, .fini = teardown, .timeout = 60);
+
+typedef struct flood {
+        int created;      /* objects created before -EDQUOT */
+        int last;
+} flood;
+
+/* Create transient segments until refused; keep them; report through the
+ * exit status: 0 if the refusal was -EDQUOT after exactly `want`. */
+static int fill_objects(void *arg) {
+        int want = *(int *)arg, r = 0, n = 0;
+        ipcb_client *c;
+        ipcb_shm *s[64];
+
+        CHILD_CHECK(ipcb_connect(d.sock, &c) == 0, "connect");
+        while (n < 64) {
+                char name[32];
+                snprintf(name, sizeof(name), "u%u-%d", (unsigned)getuid(), n);
+                r = ipcb_shm_create(c, name, 4096, NULL, &s[n]);
+                if (r < 0)
+                        break;
+                n++;
+        }
+        CHILD_CHECK(n == want && r == -EDQUOT, "created %d (want %d), then %s", n, want,
+                    ipcb_strerror(r));
+        /* Freeing one makes room for one. */
+        ipcb_shm_close(s[--n]);
+        ipcb_sync(c);
+        r = ipcb_shm_create(c, "again", 4096, NULL, &s[n]);
+        CHILD_CHECK(r == 0, "create after free: %s", ipcb_strerror(r));
+        n++;
+        ipcb_quota_info q;
+        CHILD_CHECK(ipcb_quota(c, getuid(), &q) == 0, "quota");
+        CHILD_CHECK(q.objects == (uint64_t)want && q.bytes == (uint64_t)want * 4096 &&
+                            q.max_objects == 5 && q.connections == 1 && !q.exempt,
+                    "usage %llu objects %llu bytes", (unsigned long long)q.objects,
+                    (unsigned long long)q.bytes);
+        /* Another uid's usage is not ours to see. */
+        CHILD_CHECK(ipcb_quota(c, getuid() + 1, &q) == -EPERM, "foreign quota");
+        while (n > 0)
+                ipcb_shm_close(s[--n]);
+        ipcb_disconnect(c);
+        return 0;
+}
+
+static int bytes_quota(void *arg) {
+        (void)arg;
+        ipcb_client *c;
+        ipcb_shm *a, *b;
+        int r;
+
+        CHILD_CHECK(ipcb_connect(d.sock, &c) == 0, "connect");
+        r = ipcb_shm_create(c, "big1", 768 << 10, NULL, &a);
+        CHILD_CHECK(r == 0, "768K: %s", ipcb_strerror(r));
+        r = ipcb_shm_create(c, "big2", 512 << 10, NULL, &b);
+        CHILD_CHECK(r == -EDQUOT, "768K+512K over 1M: %s", ipcb_strerror(r));
+        r = ipcb_shm_create(c, "big2", 256 << 10, NULL, &b);
+        CHILD_CHECK(r == 0, "768K+256K: %s", ipcb_strerror(r));
+        /* The anonymous memfds are not charged. */
+        int fd;
+        r = ipcb_memfd_sealed(c, 512 << 10, 0, &fd, NULL);
+        CHILD_CHECK(r == 0, "memfd: %s", ipcb_strerror(r));
+        close(fd);
+        ipcb_shm_close(a);
+        ipcb_shm_close(b);
+        ipcb_disconnect(c);
+        return 0;
+}
+
+static int handles_quota(void *arg) {
+        (void)arg;
+        ipcb_client *c;
+        ipcb_shm *s[20];
+        int n = 0, r;
+
+        CHILD_CHECK(ipcb_connect(d.sock, &c) == 0, "connect");
+        ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
+        r = ipcb_shm_create(c, "h", 4096, &o, &s[n++]);
+        CHILD_CHECK(r == 0, "create");
+        while (n < 20 && (r = ipcb_shm_open(c, "h", IPCB_READ_ONLY, &s[n])) == 0)
+                n++;
+        CHILD_CHECK(n == 12 && r == -EDQUOT, "%d handles, then %s", n, ipcb_strerror(r));
+        while (n > 0)
+                ipcb_shm_close(s[--n]);
+        ipcb_disconnect(c);
+        return 0;
+}
+
+static int connections_quota(void *arg) {
+        (void)arg;
+        ipcb_client *c[5] = { 0 };
+        int r = 0, n = 0;
+
+        while (n < 5 && (r = ipcb_connect(d.sock, &c[n])) == 0)
+                n++;
+        CHILD_CHECK(n == 3 && r == -EUSERS, "%d connections, then %s", n, ipcb_strerror(r));
+        ipcb_disconnect(c[--n]);
+        usleep(100 * 1000);
+        r = ipcb_connect(d.sock, &c[n]);
+        CHILD_CHECK(r == 0, "connect after one closed: %s", ipcb_strerror(r));
+        n++;
+        while (n > 0)
+                ipcb_disconnect(c[--n]);
+        return 0;
+}
+
+/* A second uid works normally while the first is at every limit. */
+static int bystander(void *arg) {
+        (void)arg;
+        ipcb_client *c;
+        ipcb_shm *s[5];
+        int r;
+
+        CHILD_CHECK(ipcb_connect(d.sock, &c) == 0, "connect");
+        for (int i = 0; i < 5; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "by%d", i);
+                r = ipcb_shm_create(c, name, 100 << 10, NULL, &s[i]);
+                CHILD_CHECK(r == 0, "bystander create %d: %s", i, ipcb_strerror(r));
+        }
+        for (int i = 0; i < 5; i++)
+                ipcb_shm_close(s[i]);
+        ipcb_disconnect(c);
+        return 0;
+}
+
+/* The hog stays at its limits (holding objects and connections) while the
+ * bystander runs; a pipe tells it when to let go. */
+static int hog(void *arg) {
+        int *pipefd = arg;
+        ipcb_client *c[3];
+        ipcb_shm *s[5];
+        char b;
+        int r;
+
+        for (int i = 0; i < 3; i++)
+                CHILD_CHECK(ipcb_connect(d.sock, &c[i]) == 0, "connect %d", i);
+        ipcb_client *x;
+        CHILD_CHECK(ipcb_connect(d.sock, &x) == -EUSERS, "4th connection");
+        for (int i = 0; i < 5; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "hog%d", i);
+                r = ipcb_shm_create(c[i % 3], name, 4096, NULL, &s[i]);
+                CHILD_CHECK(r == 0, "hog create: %s", ipcb_strerror(r));
+        }
+        CHILD_CHECK(ipcb_shm_create(c[0], "hog5", 4096, NULL, &s[0]) == -EDQUOT, "6th object");
+        CHILD_CHECK(write(pipefd[1], "r", 1) == 1, "signal");
+        CHILD_CHECK(read(pipefd[0], &b, 1) == 1, "wait");
+        for (int i = 0; i < 3; i++)
+                ipcb_disconnect(c[i]);
+        return 0;
+}
+
+Test(quota, objects_bytes_handles_connections_per_uid) {
+        SKIP_UNLESS_ROOT();
+        signal(SIGPIPE, SIG_IGN);
+        ipcbd_start(&d, limits);
+        int five = 5;
+        RUN_AS(UID_A, false, fill_objects, &five);
+        RUN_AS(UID_B, false, fill_objects, &five);
+        RUN_AS(UID_A, false, bytes_quota, NULL);
+        RUN_AS(UID_A, false, handles_quota, NULL);
+        RUN_AS(UID_A, false, connections_quota, NULL);
+        end_checks();
+}
+
+Test(quota, other_uids_never_notice) {
+        SKIP_UNLESS_ROOT();
+        signal(SIGPIPE, SIG_IGN);
+        ipcbd_start(&d, limits);
+        int up[2], down[2], status;
+        cr_assert_eq(pipe(up), 0);
+        cr_assert_eq(pipe(down), 0);
+        int hogfds[2] = { down[0], up[1] };
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                if (drop_to(UID_A, UID_A, NULL, 0) < 0)
+                        _exit(2);
+                _exit(hog(hogfds));
+        }
+        char b;
+        cr_assert_eq(read(up[0], &b, 1), 1, "the hog did not reach its limits");
+        RUN_AS(UID_B, false, bystander, NULL);
+        RUN_AS(UID_C, false, connections_quota, NULL);
+        /* Root is exempt by default. */
+        ipcb_client *c;
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        ipcb_shm *s[8];
+        for (int i = 0; i < 8; i++) {
+                char name[16];
+                snprintf(name, sizeof(name), "root%d", i);
+                cr_assert_eq(ipcb_shm_create(c, name, 4096, NULL, &s[i]), 0);
+        }
+        /* Root sees every uid's usage. */
+        ipcb_quota_info q;
+        cr_assert_eq(ipcb_quota(c, UID_A, &q), 0);
+        cr_assert_eq(q.objects, 5);
+        cr_assert_eq(q.connections, 3);
+        cr_assert_eq(ipcb_quota(c, 0, &q), 0);
+        cr_assert(q.exempt);
+        cr_assert_eq(q.objects, 8);
+        for (int i = 0; i < 8; i++)
+                ipcb_shm_close(s[i]);
+        ipcb_disconnect(c);
+        cr_assert_eq(write(down[1], "x", 1), 1);
+        waitpid(pid, &status, 0);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "hog failed");
+        close(up[0]); close(up[1]); close(down[0]); close(down[1]);
+        end_checks();
+}
+
+static int quota_cb(const ipcb_quota_info *i, void *ud) {
+        (*(int *)ud)++;
+        return i->uid == (uid_t)-1;
+}
+
+Test(quota, config_file_and_cli_precedence) {
+        char path[] = "/tmp/ipcbconf.XXXXXX";
+        int fd = mkstemp(path);
+        cr_assert_geq(fd, 0);
+        const char *text = "# limits\nmax_objects_per_uid = 2\nmax_bytes_per_uid = 64K\n"
+                           "root_override = no\n  max_connections_per_uid=7  \n";
+        cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+        close(fd);
+        const char *const args[] = { "--config", path, "--max-connections", "9", NULL };
+        ipcbd_start(&d, args);
+        ipcb_client *c;
+        ipcb_quota_info q;
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        cr_assert_eq(ipcb_quota(c, getuid(), &q), 0);
+        cr_assert_eq(q.max_objects, 2);
+        cr_assert_eq(q.max_bytes, 64 << 10);
+        cr_assert_eq(q.max_connections, 9, "the command line wins");
+        cr_assert(!q.exempt, "root_override = no");
+        ipcb_shm *s[3];
+        cr_assert_eq(ipcb_shm_create(c, "a", 4096, NULL, &s[0]), 0);
+        cr_assert_eq(ipcb_shm_create(c, "b", 4096, NULL, &s[1]), 0);
+        cr_assert_eq(ipcb_shm_create(c, "c", 4096, NULL, &s[2]), -EDQUOT);
+        int n = 0;
+        cr_assert_eq(ipcb_quota_list(c, quota_cb, &n), 0);
+        cr_assert_eq(n, 1, "only our own uid is listed (without root override)");
+        ipcb_shm_close(s[0]);
+        ipcb_shm_close(s[1]);
+        ipcb_disconnect(c);
+        end_checks();
+        /* A typo is an error, not a silently weaker limit. */
+        fd = open(path, O_WRONLY | O_TRUNC);
+        cr_assert_eq(write(fd, "max_object = 3\n", 15), 15);
+        close(fd);
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "%s --config %s --socket /tmp/none.sock 2>/dev/null",
+                 IPCBROKERD_PATH, path);
+        int st = system(cmd);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "bad config accepted (%d)", st);
+        unlink(path);
+}
+
+/* A client that never reads the replies to SHM_OPEN (each carries an fd) is
+ * dropped once 8 fds wait in its queue. */
+Test(quota, fds_in_flight_per_connection) {
+        signal(SIGPIPE, SIG_IGN);
+        ipcbd_start(&d, limits);
+        ipcb_client *c;
+        ipcb_shm *s;
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        cr_assert_eq(ipcb_shm_create(c, "f", 4096, NULL, &s), 0);
+        int fd = raw_connect(d.sock);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(raw_hello(fd), 0);
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_SHM_OPEN, .id = 1 } };
+        m.shm_open.access = IPCB_WA_READ_ONLY;
+        m.shm_open.name = (ipcb_name){ .ptr = "f", .len = 1 };
+        ssize_t len = ipcb_proto_encode(&m, buf, sizeof(buf));
+        int k = 0, sent = 0;
+        for (int i = 0; i < 20000 && k != -EPIPE && k != -ECONNRESET; i++) {
+                k = raw_send(fd, buf, (size_t)len, NULL, 0);
+                if (k == 0)
+                        sent++;
+                else if (k == -EAGAIN) {
+                        struct pollfd p = { .fd = fd, .events = POLLOUT };
+                        poll(&p, 1, 20);
+                }
+        }
+        fprintf(stderr, "[quota] fd hoarder: %d requests sent before the drop\n", sent);
+        cr_assert(raw_is_closed(fd, 5000), "a client hoarding fds was not dropped");
+        close(fd);
+        ipcb_shm_close(s);
+        ipcb_disconnect(c);
+        end_checks();
+}

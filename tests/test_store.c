@@ -1,0 +1,566 @@
+/* test_store.c: the fd store and restore code against a fake service
+ * manager.  The test binds a datagram socket, starts ipcbrokerd with
+ * NOTIFY_SOCKET pointing at it, collects READY/STATUS/STOPPING and every
+ * FDSTORE=1 message with its fd (FDSTOREREMOVE drops them), then re-executes
+ * the daemon with those fds in LISTEN_FDS/LISTEN_FDNAMES, the way systemd
+ * does after `systemctl restart`.  Tampered stores (wrong fd types, sizes,
+ * broken catalog, unclaimed fds) must be logged, dropped, and served past;
+ * passed sockets of the wrong type must be refused. */
+#include "harness.h"
+
+#include "ipcbroker.h"
+
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAXSTORE 64
+
+typedef struct fake_mgr {
+        char dir[64], notify[96], sock[96], log[96];
+        int nfd;               /* the notify socket */
+        pid_t pid;             /* the daemon */
+        int fds[MAXSTORE];     /* the store */
+        char names[MAXSTORE][64];
+        unsigned n;
+        bool ready, stopping, watchdog;
+        char status[256];
+} fake_mgr;
+
+static fake_mgr m;
+
+static void store_put(const char *name, int fd) {
+        cr_assert_lt(m.n, MAXSTORE);
+        snprintf(m.names[m.n], sizeof(m.names[0]), "%s", name);
+        m.fds[m.n++] = fd;
+}
+
+static void store_remove(const char *name) {
+        for (unsigned i = 0; i < m.n;) {
+                if (strcmp(m.names[i], name) == 0) {
+                        close(m.fds[i]);
+                        m.fds[i] = m.fds[m.n - 1];
+                        memcpy(m.names[i], m.names[m.n - 1], sizeof(m.names[0]));
+                        m.n--;
+                } else
+                        i++;
+        }
+}
+
+/* Read every pending notification (waits up to timeout_ms for the first). */
+static void pump(int timeout_ms) {
+        struct pollfd p = { .fd = m.nfd, .events = POLLIN };
+
+        while (poll(&p, 1, timeout_ms) > 0) {
+                char buf[4096], name[64] = "";
+                union {
+                        struct cmsghdr a;
+                        char b[CMSG_SPACE(sizeof(int) * 8) + CMSG_SPACE(64)];
+                } ctl;
+                struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
+                                     .msg_controllen = sizeof(ctl) };
+                int fds[8];
+                unsigned nfds = 0;
+                bool store = false, remove = false;
+
+                ssize_t k = recvmsg(m.nfd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+                if (k < 0)
+                        break;
+                buf[k] = '\0';
+                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                                nfds = (unsigned)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+                                memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
+                        }
+                for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+                        if (strcmp(line, "READY=1") == 0)
+                                m.ready = true;
+                        else if (strcmp(line, "STOPPING=1") == 0)
+                                m.stopping = true;
+                        else if (strcmp(line, "WATCHDOG=1") == 0)
+                                m.watchdog = true;
+                        else if (strncmp(line, "STATUS=", 7) == 0)
+                                snprintf(m.status, sizeof(m.status), "%s", line + 7);
+                        else if (strcmp(line, "FDSTORE=1") == 0)
+                                store = true;
+                        else if (strcmp(line, "FDSTOREREMOVE=1") == 0)
+                                remove = true;
+                        else if (strncmp(line, "FDNAME=", 7) == 0)
+                                snprintf(name, sizeof(name), "%s", line + 7);
+                }
+                if (getenv("STORE_DEBUG"))
+                        fprintf(stderr, "notify: [%s] store=%d nfds=%u ctl=%zu\n", name, store, nfds, (size_t)mh.msg_controllen);
+                if (store && nfds == 1)
+                        store_put(name, fds[0]);
+                else
+                        for (unsigned i = 0; i < nfds; i++)
+                                close(fds[i]);
+                if (remove)
+                        store_remove(name);
+                timeout_ms = 0;
+        }
+}
+
+static void setup(void) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        signal(SIGPIPE, SIG_IGN);
+        memset(&m, 0, sizeof(m));
+        snprintf(m.dir, sizeof(m.dir), "/tmp/ipcbst.XXXXXX");
+        cr_assert_not_null(mkdtemp(m.dir));
+        snprintf(m.notify, sizeof(m.notify), "%s/notify", m.dir);
+        snprintf(m.sock, sizeof(m.sock), "%s/ipcb.sock", m.dir);
+        snprintf(m.log, sizeof(m.log), "%s/log", m.dir);
+        strcpy(sa.sun_path, m.notify);
+        m.nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(m.nfd, 0);
+        cr_assert_eq(bind(m.nfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+}
+
+/* Start the daemon with the store's fds (plus extra, named) in LISTEN_FDS. */
+static void start(const int *extra, const char *const *extra_names, unsigned nextra,
+                  const char *watchdog_usec) {
+        int all[MAXSTORE + 8];
+        char names[4096] = "", nbuf[16];
+        unsigned n = 0;
+        pid_t pid;
+
+        for (unsigned i = 0; i < m.n; i++) {
+                all[n++] = m.fds[i];
+                if (*names)
+                        strcat(names, ":");
+                strcat(names, m.names[i]);
+        }
+        for (unsigned i = 0; i < nextra; i++) {
+                all[n++] = extra[i];
+                if (*names)
+                        strcat(names, ":");
+                strcat(names, extra_names[i]);
+        }
+        m.ready = m.stopping = false;
+        fflush(NULL);
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                char pidbuf[16];
+                int logfd = open(m.log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+                /* Move the fds to 3.. (first out of the way, above them). */
+                int hi = 200;
+                for (unsigned i = 0; i < n; i++)
+                        all[i] = fcntl(all[i], F_DUPFD, hi + (int)i);
+                for (unsigned i = 0; i < n; i++)
+                        dup2(all[i], 3 + (int)i);
+                dup2(logfd, 2);
+                close_range(3 + n, ~0u, 0);
+                snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
+                snprintf(nbuf, sizeof(nbuf), "%u", n);
+                if (n) {
+                        setenv("LISTEN_PID", pidbuf, 1);
+                        setenv("LISTEN_FDS", nbuf, 1);
+                        setenv("LISTEN_FDNAMES", names, 1);
+                }
+                setenv("NOTIFY_SOCKET", m.notify, 1);
+                if (watchdog_usec) {
+                        setenv("WATCHDOG_USEC", watchdog_usec, 1);
+                        setenv("WATCHDOG_PID", pidbuf, 1);
+                }
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                execl(IPCBROKERD_PATH, IPCBROKERD_PATH, "--socket", m.sock, "--restore-grace", "1",
+                      "-v", (char *)NULL);
+                _exit(127);
+        }
+        m.pid = pid;
+        for (int i = 0; i < 500 && !m.ready; i++)
+                pump(20);
+        cr_assert(m.ready, "no READY=1 from the daemon");
+}
+
+static void stop(void) {
+        int status;
+
+        if (m.pid <= 0)
+                return;
+        kill(m.pid, SIGTERM);
+        cr_assert_eq(waitpid(m.pid, &status, 0), m.pid);
+        m.pid = 0;
+        pump(100);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "daemon exit status 0x%x", status);
+        cr_assert(m.stopping, "no STOPPING=1");
+}
+
+static bool log_has(const char *what) {
+        char buf[65536];
+        int fd = open(m.log, O_RDONLY);
+        ssize_t k = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+        if (fd >= 0)
+                close(fd);
+        if (k < 0)
+                return false;
+        buf[k] = '\0';
+        return strstr(buf, what) != NULL;
+}
+
+static unsigned stored_named(const char *prefix) {
+        unsigned k = 0;
+        for (unsigned i = 0; i < m.n; i++)
+                k += strncmp(m.names[i], prefix, strlen(prefix)) == 0;
+        return k;
+}
+
+static void teardown(void) {
+        if (m.pid > 0) {
+                kill(m.pid, SIGKILL);
+                waitpid(m.pid, NULL, 0);
+        }
+        for (unsigned i = 0; i < m.n; i++)
+                close(m.fds[i]);
+        if (m.nfd > 0)
+                close(m.nfd);
+        unlink(m.notify);
+        unlink(m.sock);
+        unlink(m.log);
+        rmdir(m.dir);
+}
+
+TestSuite(store, .init = setup, .fini = teardown, .timeout = 60);
+
+static ipcb_shm *mkseg(ipcb_client *c, const char *name, size_t size, unsigned flags, char fill) {
+        ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
+        ipcb_shm *s = NULL;
+
+        o.mode = 0644;
+        o.flags = flags;
+        cr_assert_eq(ipcb_shm_create(c, name, size, &o, &s), 0, "create %s", name);
+        memset(ipcb_shm_data(s), fill, size);
+        return s;
+}
+
+static ipcb_sem *mksem(ipcb_client *c, const char *name, unsigned initial, unsigned flags) {
+        ipcb_sem_options o = IPCB_SEM_OPTIONS_INIT;
+        ipcb_sem *s = NULL;
+
+        o.mode = 0600;
+        o.flags = flags;
+        cr_assert_eq(ipcb_sem_create(c, name, initial, &o, &s), 0, "create sem %s", name);
+        return s;
+}
+
+static bool exists(ipcb_client *c, int kind, const char *name) {
+        ipcb_object_info info;
+        return ipcb_stat(c, kind, name, &info) == 0;
+}
+
+/* The whole round trip: store, stop, restore; contents, counts, handles. */
+Test(store, restore_round_trip) {
+        ipcb_client *c, *c2;
+        ipcb_object_info info;
+        ipcb_sem *u;
+
+        start(NULL, NULL, 0, "200000");
+        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        ipcb_shm *p = mkseg(c, "keep", 8192, IPCB_SHM_PERSISTENT, 'k');
+        ipcb_shm *g = mkseg(c, "grow", 4096, IPCB_SHM_PERSISTENT | IPCB_SHM_GROWABLE, 'g');
+        ipcb_shm *t = mkseg(c, "transient", 4096, 0, 't');
+        ipcb_shm *gone = mkseg(c, "dropped", 4096, 0, 'd');
+        ipcb_sem *s = mksem(c, "count", 5, IPCB_SEM_PERSISTENT);
+        cr_assert_eq(ipcb_sem_open(c, "count", IPCB_SEM_UNDO, &u), 0);
+        cr_assert_eq(ipcb_sem_acquire(u), 0);
+        cr_assert_eq(ipcb_sem_acquire(s), 0); /* plain: stays taken */
+        /* A second undo holder that stays silent after the restart. */
+        ipcb_client *c3;
+        ipcb_sem *u3;
+        cr_assert_eq(ipcb_connect(m.sock, &c3), 0);
+        cr_assert_eq(ipcb_sem_open(c3, "count", IPCB_SEM_UNDO, &u3), 0);
+        cr_assert_eq(ipcb_sem_acquire(u3), 0);
+        cr_assert_eq(ipcb_sem_value(s), 2);
+        cr_assert_eq(ipcb_shm_lock(p), 0);
+        cr_assert_eq(ipcb_shm_unlock(p), 0);
+        cr_assert_eq(ipcb_shm_close(gone), 0);
+        cr_assert_eq(ipcb_sync(c), 0);
+        pump(200);
+        cr_assert(m.watchdog, "no WATCHDOG=1 with WATCHDOG_USEC set");
+        cr_assert(strstr(m.status, "client") && strstr(m.status, "object"), "STATUS=%s", m.status);
+        /* catalog + 4 objects + 1 lock page; the closed transient is removed */
+        cr_assert_eq(stored_named("ipcb-catalog"), 1);
+        cr_assert_eq(stored_named("ipcb-o-"), 4, "stored objects: %u", stored_named("ipcb-o-"));
+        cr_assert_eq(stored_named("ipcb-l-"), 1);
+
+        stop();
+        cr_assert_eq(stored_named("ipcb-o-"), 4, "shutdown must keep the store");
+        start(NULL, NULL, 0, NULL);
+        cr_assert(log_has("restored 2 segments and 1 semaphores") ||
+                          log_has("restored 3 segments and 1 semaphores"),
+                  "restore not logged");
+
+        /* The old client's next call reconnects and re-opens its handles. */
+        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "keep", &info), 0);
+        cr_assert_eq(info.size, 8192);
+        cr_assert_eq(info.mode, 0644);
+        cr_assert(info.flags & IPCB_SHM_PERSISTENT);
+        cr_assert_eq(info.handles, 1, "handle not re-opened: %u", info.handles);
+        /* Mappings are the same memory. */
+        ((char *)ipcb_shm_data(p))[0] = 'X';
+        cr_assert_eq(ipcb_connect(m.sock, &c2), 0);
+        ipcb_shm *p2;
+        cr_assert_eq(ipcb_shm_open(c2, "keep", IPCB_READ_ONLY, &p2), 0);
+        cr_assert_eq(((char *)ipcb_shm_data(p2))[0], 'X');
+        cr_assert_eq(((char *)ipcb_shm_data(p2))[8191], 'k');
+        cr_assert_eq(ipcb_shm_close(p2), 0);
+        cr_assert(exists(c2, IPCB_KIND_SHM, "grow"));
+        /* The lock page survived: still usable through the old handle. */
+        cr_assert_eq(ipcb_shm_lock(p), 0);
+        cr_assert_eq(ipcb_shm_unlock(p), 0);
+        /* Semaphore: the plain token stays taken, and so do the undo tokens:
+         * their slots are kept for their holders (who are alive). */
+        cr_assert_eq(ipcb_stat(c2, IPCB_KIND_SEM, "count", &info), 0);
+        cr_assert_eq(info.sem_value, 2, "value %u", info.sem_value);
+        cr_assert_eq(info.sem_undo_held, 2);
+        /* The old undo handle reclaims its slot: its token is still its own. */
+        cr_assert_eq(ipcb_sem_held(u), 1);
+        cr_assert_eq(ipcb_sem_release(u, 1), 0);
+        cr_assert_eq(ipcb_sem_held(u), 0);
+        cr_assert_eq(ipcb_sem_value(s), 3);
+        cr_assert_eq(ipcb_sem_acquire(u), 0);
+        cr_assert_eq(ipcb_sem_held(u), 1);
+        cr_assert_eq(ipcb_sem_value(s), 2);
+        cr_assert_eq(ipcb_sem_release(s, 1), 0);
+        /* The transient segment was re-opened by its holder: it outlives the grace. */
+        usleep(1500 * 1000);
+        /* The silent holder did not reclaim within the grace: its token is
+         * given back as for a dead holder; the reclaimed one stays held. */
+        cr_assert_eq(ipcb_stat(c2, IPCB_KIND_SEM, "count", &info), 0);
+        cr_assert_eq(info.sem_value, 4, "value %u after the grace", info.sem_value);
+        cr_assert_eq(info.sem_undo_held, 1);
+        cr_assert_eq(ipcb_sem_close(u3), 0);
+        ipcb_disconnect(c3);
+        cr_assert(exists(c2, IPCB_KIND_SHM, "transient"), "held transient segment lost");
+        cr_assert(!exists(c2, IPCB_KIND_SHM, "dropped"));
+
+        cr_assert_eq(ipcb_sem_close(u), 0);
+        cr_assert_eq(ipcb_sem_close(s), 0);
+        cr_assert_eq(ipcb_shm_close(t), 0);
+        cr_assert_eq(ipcb_shm_close(g), 0);
+        cr_assert_eq(ipcb_shm_close(p), 0);
+        cr_assert_eq(ipcb_unlink(c2, "keep"), 0);
+        cr_assert_eq(ipcb_unlink(c2, "grow"), 0);
+        cr_assert_eq(ipcb_sem_unlink(c2, "count"), 0);
+        cr_assert_eq(ipcb_sync(c2), 0);
+        pump(200);
+        cr_assert_eq(stored_named("ipcb-o-"), 0, "unlinked objects left in the store");
+        ipcb_disconnect(c2);
+        ipcb_disconnect(c);
+        stop();
+}
+
+/* A transient object nobody re-opens is destroyed after the grace period. */
+Test(store, transient_without_holder_expires) {
+        ipcb_client *c;
+        pid_t child;
+        int st, pfd[2], qfd[2];
+
+        start(NULL, NULL, 0, NULL);
+        /* A holder that will not call the library again after the restart. */
+        cr_assert_eq(pipe(pfd), 0);
+        cr_assert_eq(pipe(qfd), 0);
+        child = test_fork();
+        if (child == 0) {
+                ipcb_client *cc;
+                char b;
+                if (ipcb_connect(m.sock, &cc) < 0)
+                        _exit(1);
+                ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
+                ipcb_shm *s;
+                if (ipcb_shm_create(cc, "lonely", 4096, &o, &s) < 0)
+                        _exit(2);
+                (void)!write(pfd[1], "x", 1);
+                (void)!read(qfd[0], &b, 1);
+                _exit(0);
+        }
+        char b;
+        cr_assert_eq(read(pfd[0], &b, 1), 1);
+        stop();
+        start(NULL, NULL, 0, NULL);
+        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert(exists(c, IPCB_KIND_SHM, "lonely"), "restored transient missing during grace");
+        usleep(1600 * 1000);
+        cr_assert(!exists(c, IPCB_KIND_SHM, "lonely"), "unclaimed transient kept after grace");
+        cr_assert(log_has("were not re-opened"));
+        (void)!write(qfd[1], "x", 1);
+        waitpid(child, &st, 0);
+        close(pfd[0]);
+        close(pfd[1]);
+        close(qfd[0]);
+        close(qfd[1]);
+        ipcb_disconnect(c);
+        stop();
+}
+
+static int replace_stored(const char *name, int fd) {
+        for (unsigned i = 0; i < m.n; i++)
+                if (strcmp(m.names[i], name) == 0) {
+                        close(m.fds[i]);
+                        m.fds[i] = fd;
+                        return 0;
+                }
+        return -ENOENT;
+}
+
+static const char *stored_name_of(ipcb_client *c, const char *obj, int kind) {
+        /* Objects get catalog slots in creation order from 1. */
+        (void)c;
+        (void)kind;
+        return obj;
+}
+
+Test(store, tampered_fds_are_dropped) {
+        ipcb_client *c;
+        int pfd[2];
+
+        start(NULL, NULL, 0, NULL);
+        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        /* slots 1..4 in creation order */
+        ipcb_shm_close(mkseg(c, "a-pipe", 4096, IPCB_SHM_PERSISTENT, 'a'));
+        ipcb_shm_close(mkseg(c, "b-size", 4096, IPCB_SHM_PERSISTENT, 'b'));
+        ipcb_sem_close(mksem(c, "c-sem", 1, IPCB_SEM_PERSISTENT));
+        ipcb_shm_close(mkseg(c, "d-good", 4096, IPCB_SHM_PERSISTENT, 'd'));
+        cr_assert_eq(ipcb_sync(c), 0);
+        ipcb_disconnect(c);
+        pump(200);
+        stop();
+        (void)stored_name_of;
+
+        /* 1: a pipe instead of a memfd; 2: a memfd of the wrong size;
+         * 3: a segment-sized memfd where a semaphore page should be. */
+        cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
+        close(pfd[1]);
+        cr_assert_eq(replace_stored("ipcb-o-1", pfd[0]), 0);
+        int mf = memfd_create("fake", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        cr_assert_eq(ftruncate(mf, 8192), 0);
+        cr_assert_eq(replace_stored("ipcb-o-2", mf), 0);
+        int mf2 = memfd_create("fake2", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        cr_assert_eq(ftruncate(mf2, 4096), 0); /* right size, no seals, zero magic */
+        cr_assert_eq(replace_stored("ipcb-o-3", mf2), 0);
+        /* and an fd nobody claims */
+        int ev = eventfd(0, EFD_CLOEXEC);
+        const char *evname = "ipcb-o-77";
+
+        start(&ev, &evname, 1, NULL);
+        close(ev);
+        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert(!exists(c, IPCB_KIND_SHM, "a-pipe"));
+        cr_assert(!exists(c, IPCB_KIND_SHM, "b-size"));
+        cr_assert(!exists(c, IPCB_KIND_SEM, "c-sem"));
+        cr_assert(exists(c, IPCB_KIND_SHM, "d-good"), "the good segment was dropped too");
+        cr_assert(log_has("'a-pipe'): not a regular file"));
+        cr_assert(log_has("'b-size'): "));
+        cr_assert(log_has("'c-sem'): "));
+        cr_assert(log_has("dropping ipcb-o-77"));
+        pump(200);
+        /* What was dropped left the store too. */
+        cr_assert_eq(stored_named("ipcb-o-"), 1, "store holds %u objects", stored_named("ipcb-o-"));
+        cr_assert_eq(ipcb_unlink(c, "d-good"), 0);
+        ipcb_disconnect(c);
+        stop();
+}
+
+Test(store, broken_catalog_drops_everything_and_serves) {
+        ipcb_client *c;
+
+        start(NULL, NULL, 0, NULL);
+        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        ipcb_shm_close(mkseg(c, "x", 4096, IPCB_SHM_PERSISTENT, 'x'));
+        cr_assert_eq(ipcb_sync(c), 0);
+        ipcb_disconnect(c);
+        pump(200);
+        stop();
+        for (unsigned i = 0; i < m.n; i++)
+                if (strcmp(m.names[i], "ipcb-catalog") == 0)
+                        cr_assert_eq(pwrite(m.fds[i], "garbage!", 8, 0), 8);
+        start(NULL, NULL, 0, NULL);
+        cr_assert(log_has("catalog is broken"));
+        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert(!exists(c, IPCB_KIND_SHM, "x"));
+        /* It serves, and stores new objects in a new catalog. */
+        ipcb_shm_close(mkseg(c, "y", 4096, IPCB_SHM_PERSISTENT, 'y'));
+        cr_assert_eq(ipcb_sync(c), 0);
+        pump(200);
+        cr_assert_eq(stored_named("ipcb-catalog"), 1);
+        cr_assert_eq(stored_named("ipcb-o-"), 1);
+        cr_assert_eq(ipcb_unlink(c, "y"), 0);
+        ipcb_disconnect(c);
+        stop();
+}
+
+/* Two passed sockets are served; one of the wrong type is refused. */
+Test(store, passed_sockets) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char path2[128];
+        ipcb_client *c;
+        int fds[3];
+        const char *names[3] = { "main.socket", "second.socket", "bogus.socket" };
+
+        for (int i = 0; i < 2; i++) {
+                fds[i] = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+                snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s%d.sock", m.dir, i);
+                cr_assert_eq(bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+                cr_assert_eq(listen(fds[i], 16), 0);
+        }
+        fds[2] = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        start(fds, names, 3, NULL);
+        for (int i = 0; i < 3; i++)
+                close(fds[i]);
+        cr_assert(log_has("refusing passed fd 5 (bogus.socket): not a listening SOCK_SEQPACKET"));
+        cr_assert(access(m.sock, F_OK) < 0, "bound its own socket although sockets were passed");
+        for (int i = 0; i < 2; i++) {
+                snprintf(path2, sizeof(path2), "%s/s%d.sock", m.dir, i);
+                cr_assert_eq(ipcb_connect(path2, &c), 0, "socket %d not served", i);
+                cr_assert_eq(ipcb_sync(c), 0);
+                ipcb_disconnect(c);
+                unlink(path2);
+        }
+        stop();
+}
+
+/* Only a wrong socket passed: the daemon refuses to start. */
+Test(store, only_bad_socket_is_fatal) {
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), status;
+        const char *name = "bogus.socket";
+        char nb[8], pidbuf[16];
+        pid_t pid;
+
+        fflush(NULL);
+        pid = fork();
+        if (pid == 0) {
+                int logfd = open(m.log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+                dup2(fd, 3);
+                dup2(logfd, 2);
+                close_range(4, ~0u, 0);
+                snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
+                snprintf(nb, sizeof(nb), "1");
+                setenv("LISTEN_PID", pidbuf, 1);
+                setenv("LISTEN_FDS", nb, 1);
+                setenv("LISTEN_FDNAMES", name, 1);
+                execl(IPCBROKERD_PATH, IPCBROKERD_PATH, "--socket", m.sock, (char *)NULL);
+                _exit(127);
+        }
+        close(fd);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status 0x%x", status);
+        cr_assert(log_has("refusing passed fd 3 (bogus.socket)"));
+}

@@ -1,0 +1,301 @@
+/* test_systemd.c: ipcbrokerd under real systemd tools.
+ *   - systemd-socket-activate --seqpacket: started on the first connection;
+ *   - a real `systemd --user` manager in a private mount namespace
+ *     (RECIPES: /run/systemd/system on a private tmpfs), with the project's
+ *     own user units (built in systemd/user/, ExecStart pointed at the build
+ *     by a drop-in): socket activation, readiness, STATUS=, a fed watchdog,
+ *     restart with objects and a client's handles surviving, stop + start
+ *     with an empty store; and the hardening score of the system unit.
+ * Skipped, with the reason, only when not root or unshare/the manager is
+ * missing. */
+#include "harness.h"
+
+#include "ipcbroker.h"
+
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SYSTEMD_BIN "/lib/systemd/systemd"
+
+static void sleep_ms(int ms) {
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+static bool have(const char *path) {
+        return access(path, X_OK) == 0;
+}
+
+/* Run a shell command, return its first output line (trimmed) in out. */
+static int sh(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int sh(char *out, size_t cap, const char *fmt, ...) {
+        char cmd[2048];
+        va_list ap;
+        FILE *f;
+        int st;
+
+        va_start(ap, fmt);
+        vsnprintf(cmd, sizeof(cmd), fmt, ap);
+        va_end(ap);
+        f = popen(cmd, "r");
+        if (!f)
+                return -1;
+        if (out) {
+                size_t n = fread(out, 1, cap - 1, f);
+                out[n] = '\0';
+                while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+                        out[--n] = '\0';
+        } else {
+                char sink[4096];
+                while (fread(sink, 1, sizeof(sink), f) > 0)
+                        ;
+        }
+        st = pclose(f);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* ---- systemd-socket-activate ---- */
+
+Test(systemd, socket_activate_tool, .timeout = 30) {
+        char dir[] = "/tmp/ipcbsa.XXXXXX", sock[96];
+        ipcb_client *c;
+        ipcb_shm *s;
+        pid_t pid;
+
+        if (!have("/usr/bin/systemd-socket-activate") && !have("/bin/systemd-socket-activate"))
+                cr_skip_test("systemd-socket-activate not installed (package systemd)");
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(sock, sizeof(sock), "%s/ipcb.sock", dir);
+        fflush(NULL);
+        pid = fork();
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                execlp("systemd-socket-activate", "systemd-socket-activate", "--seqpacket", "-l",
+                       sock, IPCBROKERD_PATH, (char *)NULL);
+                _exit(127);
+        }
+        for (int i = 0; i < 500 && access(sock, F_OK) < 0; i++)
+                sleep_ms(10);
+        cr_assert_eq(access(sock, F_OK), 0, "systemd-socket-activate did not listen");
+        /* The first connection starts the broker, which serves it. */
+        cr_assert_eq(ipcb_connect(sock, &c), 0);
+        ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
+        cr_assert_eq(ipcb_shm_create(c, "activated", 4096, &o, &s), 0);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+        ipcb_disconnect(c);
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+        unlink(sock);
+        rmdir(dir);
+}
+
+/* ---- the hardening score ---- */
+
+Test(systemd, unit_exposure_score, .timeout = 30) {
+        char out[256];
+        double score = 99;
+
+        if (!have("/usr/bin/systemd-analyze") && !have("/bin/systemd-analyze"))
+                cr_skip_test("systemd-analyze not installed (package systemd)");
+        cr_assert_eq(sh(out, sizeof(out),
+                        "systemd-analyze security --offline=true %s/system/ipcbroker.service 2>&1 | "
+                        "sed -n 's/.*Overall exposure level for ipcbroker.service: \\([0-9.]*\\).*/\\1/p'",
+                        IPCB_UNIT_BUILD_DIR),
+                     0);
+        cr_assert_eq(sscanf(out, "%lf", &score), 1, "no score in: %s", out);
+        fprintf(stderr, "ipcbroker.service: overall exposure level %.1f\n", score);
+        cr_assert_leq(score, 1.5, "exposure %.1f above 1.5", score);
+}
+
+/* ---- a real user manager ---- */
+
+static char rt[64], cfgdir[64], env[256];
+static pid_t mgr;
+
+static void mgr_stop(void) {
+        if (mgr > 0) {
+                kill(mgr, SIGTERM);
+                for (int i = 0; i < 300 && waitpid(mgr, NULL, WNOHANG) == 0; i++)
+                        sleep_ms(10);
+                kill(mgr, SIGKILL);
+                waitpid(mgr, NULL, 0);
+                mgr = 0;
+        }
+        if (*rt)
+                sh(NULL, 0, "rm -rf %s %s", rt, cfgdir);
+}
+
+static int ctl(char *out, size_t cap, const char *args) {
+        return sh(out, cap, "%s systemctl --user %s 2>&1", env, args);
+}
+
+static void show(const char *prop, char *out, size_t cap) {
+        char args[128];
+        snprintf(args, sizeof(args), "show -p %s --value ipcbroker.service", prop);
+        ctl(out, cap, args);
+}
+
+static void mgr_start(void) {
+        char path[256], sock[128];
+        FILE *f;
+
+        if (geteuid() != 0)
+                cr_skip_test("needs root (a private mount namespace for the user manager)");
+        if (!have(SYSTEMD_BIN))
+                cr_skip_test(SYSTEMD_BIN " not installed (package systemd)");
+        if (unshare(CLONE_NEWNS) < 0)
+                cr_skip_test("unshare(CLONE_NEWNS): %s", strerror(errno));
+        cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+        mkdir("/run/systemd", 0755);
+        cr_assert_eq(mount("tmpfs", "/run/systemd", "tmpfs", 0, "mode=0755"), 0, "%s", strerror(errno));
+        cr_assert_eq(mkdir("/run/systemd/system", 0755), 0);
+
+        snprintf(rt, sizeof(rt), "/tmp/ipcbrt.XXXXXX");
+        snprintf(cfgdir, sizeof(cfgdir), "/tmp/ipcbcf.XXXXXX");
+        cr_assert_not_null(mkdtemp(rt));
+        cr_assert_not_null(mkdtemp(cfgdir));
+        snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s XDG_CONFIG_HOME=%s", rt, cfgdir);
+        cr_assert_eq(sh(NULL, 0, "mkdir -p %s/systemd/user/ipcbroker.service.d && cp %s/user/ipcbroker.socket "
+                                 "%s/user/ipcbroker.service %s/systemd/user/",
+                        cfgdir, IPCB_UNIT_BUILD_DIR, IPCB_UNIT_BUILD_DIR, cfgdir),
+                     0);
+        snprintf(path, sizeof(path), "%s/systemd/user/ipcbroker.service.d/test.conf", cfgdir);
+        f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fprintf(f, "[Service]\nExecStart=\nExecStart=%s --restore-grace 3 -v\nWatchdogSec=1s\n",
+                IPCBROKERD_PATH);
+        fclose(f);
+
+        fflush(NULL);
+        mgr = fork();
+        if (mgr == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                setenv("XDG_RUNTIME_DIR", rt, 1);
+                setenv("XDG_CONFIG_HOME", cfgdir, 1);
+                int null = open("/dev/null", O_WRONLY);
+                dup2(null, 1);
+                dup2(null, 2);
+                execl(SYSTEMD_BIN, SYSTEMD_BIN, "--user", "--log-target=console", "--log-level=warning",
+                      (char *)NULL);
+                _exit(127);
+        }
+        snprintf(path, sizeof(path), "%s/systemd/private", rt);
+        for (int i = 0; i < 1000 && access(path, F_OK) < 0; i++)
+                sleep_ms(10);
+        if (access(path, F_OK) < 0) {
+                mgr_stop();
+                cr_skip_test("the user manager did not start");
+        }
+        cr_assert_eq(ctl(NULL, 0, "daemon-reload"), 0);
+        cr_assert_eq(ctl(NULL, 0, "start ipcbroker.socket"), 0);
+        snprintf(sock, sizeof(sock), "%s/ipcbroker/ipcbroker.sock", rt);
+        cr_assert_eq(access(sock, F_OK), 0, "socket unit did not listen on %s", sock);
+        setenv("IPCBROKER_SOCKET", sock, 1);
+}
+
+static bool active(void) {
+        char out[64];
+        show("ActiveState", out, sizeof(out));
+        return strcmp(out, "active") == 0;
+}
+
+Test(systemd, user_manager, .timeout = 120, .fini = mgr_stop) {
+        char out[512], pid1[32], pid2[32];
+        ipcb_client *c, *c2;
+        ipcb_object_info info;
+        ipcb_shm *p, *t;
+        ipcb_sem *s, *u;
+
+        mgr_start();
+        /* Socket activation on first connect; readiness. */
+        cr_assert(!active(), "service started before any connection");
+        cr_assert_eq(ipcb_connect(NULL, &c), 0);
+        cr_assert(active(), "not active after the first connection");
+        show("SubState", out, sizeof(out));
+        cr_assert_str_eq(out, "running");
+
+        ipcb_shm_options so = IPCB_SHM_OPTIONS_INIT;
+        so.flags = IPCB_SHM_PERSISTENT;
+        cr_assert_eq(ipcb_shm_create(c, "kept", 65536, &so, &p), 0);
+        memset(ipcb_shm_data(p), 'k', 65536);
+        ipcb_shm_options to = IPCB_SHM_OPTIONS_INIT;
+        cr_assert_eq(ipcb_shm_create(c, "held", 4096, &to, &t), 0);
+        ipcb_sem_options mo = IPCB_SEM_OPTIONS_INIT;
+        mo.flags = IPCB_SEM_PERSISTENT;
+        cr_assert_eq(ipcb_sem_create(c, "count", 7, &mo, &s), 0);
+        cr_assert_eq(ipcb_sem_acquire(s), 0);
+        cr_assert_eq(ipcb_sem_open(c, "count", IPCB_SEM_UNDO, &u), 0);
+        cr_assert_eq(ipcb_sem_acquire(u), 0); /* 5 left */
+
+        /* STATUS= in systemctl status; the watchdog (1 s) is fed for 4 s. */
+        show("MainPID", pid1, sizeof(pid1));
+        sleep_ms(4000);
+        cr_assert(active(), "service died under the watchdog");
+        show("MainPID", out, sizeof(out));
+        cr_assert_str_eq(out, pid1, "restarted (watchdog?): %s -> %s", pid1, out);
+        show("StatusText", out, sizeof(out));
+        cr_assert_str_eq(out, "Serving 1 client, 3 objects");
+        ctl(out, sizeof(out), "status ipcbroker.service --no-pager | grep Status:");
+        cr_assert(strstr(out, "Serving 1 client, 3 objects"), "systemctl status: %s", out);
+        show("NRestarts", out, sizeof(out));
+        cr_assert_str_eq(out, "0");
+        ctl(out, sizeof(out), "show -p NFileDescriptorStore --value ipcbroker.service");
+        cr_log_info("fd store holds %s fds", out);
+
+        /* Restart: objects, contents, counts, and this client's handles survive. */
+        cr_assert_eq(ctl(out, sizeof(out), "restart ipcbroker.service"), 0, "%s", out);
+        show("MainPID", pid2, sizeof(pid2));
+        cr_assert_str_neq(pid1, pid2, "not restarted");
+        cr_assert(active());
+        cr_assert_eq(((char *)ipcb_shm_data(p))[65535], 'k', "mapping lost");
+        ((char *)ipcb_shm_data(p))[0] = 'R';
+        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "kept", &info), 0, "no transparent reconnect");
+        cr_assert_eq(info.handles, 1);
+        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SEM, "count", &info), 0);
+        cr_assert_eq(info.sem_value, 5, "count %u (the undo token stays with its live holder)",
+                     info.sem_value);
+        cr_assert_eq(info.sem_undo_held, 1);
+        cr_assert_eq(ipcb_connect(NULL, &c2), 0);
+        ipcb_shm *p2;
+        cr_assert_eq(ipcb_shm_open(c2, "kept", IPCB_READ_ONLY, &p2), 0);
+        cr_assert_eq(((char *)ipcb_shm_data(p2))[0], 'R', "not the same memory");
+        cr_assert_eq(ipcb_shm_close(p2), 0);
+        cr_assert_eq(ipcb_sem_acquire(u), 0, "undo handle dead after restart");
+        cr_assert_eq(ipcb_sem_held(u), 2, "the reclaimed slot lost its token");
+        cr_assert_eq(ipcb_sem_release(s, 1), 0);
+        cr_assert_eq(ipcb_sem_value(s), 5);
+        sleep_ms(3500); /* past --restore-grace: the held transient stays */
+        cr_assert_eq(ipcb_stat(c2, IPCB_KIND_SHM, "held", &info), 0, "held transient lost");
+        cr_assert_eq(ipcb_shm_lock(p), 0);
+        cr_assert_eq(ipcb_shm_unlock(p), 0);
+        cr_assert_eq(ipcb_sem_close(u), 0);
+        cr_assert_eq(ipcb_sem_close(s), 0);
+        cr_assert_eq(ipcb_shm_close(t), 0);
+        cr_assert_eq(ipcb_shm_close(p), 0);
+        ipcb_disconnect(c2);
+        ipcb_disconnect(c);
+
+        /* Stop and start: the store is emptied with the service. */
+        cr_assert_eq(ctl(out, sizeof(out), "stop ipcbroker.service"), 0, "%s", out);
+        cr_assert_eq(ctl(out, sizeof(out), "start ipcbroker.socket"), 0, "%s", out);
+        cr_assert_eq(ipcb_connect(NULL, &c), 0);
+        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "kept", &info), -ENOENT, "store not emptied by stop");
+        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SEM, "count", &info), -ENOENT);
+        ipcb_disconnect(c);
+        ctl(NULL, 0, "stop ipcbroker.service ipcbroker.socket");
+}
