@@ -75,6 +75,16 @@ static bool connects(const char *path) {
         return true;
 }
 
+/* Up to 5 s for a broker to serve path. */
+static bool wait_connects(const char *path) {
+        for (int i = 0; i < 500; i++) {
+                if (connects(path))
+                        return true;
+                usleep(10 * 1000);
+        }
+        return false;
+}
+
 Test(daemon, refuses_a_live_broker, .timeout = 30) {
         ipcbd d;
         char err[128];
@@ -111,12 +121,7 @@ Test(daemon, replaces_a_stale_socket, .timeout = 30) {
                 execl(IPCBROKERD_PATH, IPCBROKERD_PATH, "--socket", d.sock, (char *)NULL);
                 _exit(127);
         }
-        bool up = false;
-        for (int i = 0; i < 500 && !up; i++) {
-                up = connects(d.sock);
-                if (!up)
-                        usleep(10 * 1000);
-        }
+        bool up = wait_connects(d.sock);
         cr_assert(up, "the new broker did not take over the stale socket");
         cr_assert(file_contains(err, "stale"), "no log line about the stale socket");
         kill(pid, SIGTERM);
@@ -164,12 +169,7 @@ Test(daemon, socket_and_directory_modes, .timeout = 30) {
                 execl(IPCBROKERD_PATH, IPCBROKERD_PATH, "--socket", sock, (char *)NULL);
                 _exit(127);
         }
-        bool up = false;
-        for (int i = 0; i < 500 && !up; i++) {
-                up = connects(sock);
-                if (!up)
-                        usleep(10 * 1000);
-        }
+        bool up = wait_connects(sock);
         cr_assert(up);
         cr_assert_eq(stat(sub, &st), 0);
         cr_assert_eq(st.st_mode & 07777, 0755, "directory mode %o", st.st_mode & 07777);
@@ -208,12 +208,7 @@ Test(daemon, socket_from_environment, .timeout = 30) {
                 execl(IPCBROKERD_PATH, IPCBROKERD_PATH, (char *)NULL);
                 _exit(127);
         }
-        bool up = false;
-        for (int i = 0; i < 500 && !up; i++) {
-                up = connects(sock);
-                if (!up)
-                        usleep(10 * 1000);
-        }
+        bool up = wait_connects(sock);
         cr_assert(up, "$IPCBROKER_SOCKET not used");
         kill(pid, SIGINT); /* SIGINT stops it cleanly too */
         int status;
