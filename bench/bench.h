@@ -82,6 +82,9 @@ int floor_server_start(const bench_env *env, floor_mode mode, floor_server *ret)
 void floor_server_stop(floor_server *s);
 /* One round trip: returns the received fd (the caller owns it) or -errno. */
 int floor_round_trip(floor_server *s);
+/* One round trip whose reply carries no fd (a request that only answers
+ * with a status, like UNLINK).  Returns 0 or -errno. */
+int floor_round_trip_plain(floor_server *s);
 
 /* Fork a process that runs serve(arg, fds) and exits (0 if it returned >= 0).
  * The child dies with the parent (PR_SET_PDEATHSIG), is pinned like a floor

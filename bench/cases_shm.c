@@ -128,6 +128,20 @@ static int floor_run(void *state, unsigned n, bool touch) {
         return 0;
 }
 
+/* The floor of a two-request operation such as create + unlink: a round
+ * trip returning a new sealed memfd (mapped, unmapped, closed), then a
+ * round trip answered without an fd. */
+static int run_floor_two(void *state, unsigned n) {
+        for (unsigned i = 0; i < n; i++) {
+                int fd = floor_round_trip(state), k;
+                if (fd < 0)
+                        return fd;
+                if ((k = map_unmap_close(fd, false)) < 0 || (k = floor_round_trip_plain(state)) < 0)
+                        return k;
+        }
+        return 0;
+}
+
 static int run_floor(void *state, unsigned n) {
         return floor_run(state, n, false);
 }
@@ -331,6 +345,9 @@ const bench_case shm_cases[] = {
         { "floor.create", "(b) create floor",
           "seqpacket RT 64 B, server memfd_create+ftruncate+F_ADD_SEALS per req, 1 fd; mmap+munmap+close",
           floor_create_setup, run_floor, floor_teardown },
+        { "floor.create2", "(b) create floor",
+          "seqpacket RT returning a new sealed memfd; mmap+munmap+close; then an RT without fd",
+          floor_create_setup, run_floor_two, floor_teardown },
         { "create.persistent", "(b) create",
           "ipcb_shm_create(PERSISTENT)+ipcb_shm_close+ipcb_unlink, 4 KiB",
           create_setup, run_create_persistent, brokered_teardown },
@@ -345,6 +362,8 @@ const bench_ratio shm_ratios[] = {
         { "(a) open+map+touch+unmap+close: brokered / floor", "open.touch", "floor.open.touch", 1.25 },
         { "(b) create+map+close+unlink (persistent): brokered / floor", "create.persistent",
           "floor.create", 1.25 },
+        { "(b) create+map+close+unlink (persistent): brokered / its two-round-trip floor",
+          "create.persistent", "floor.create2", 1.25 },
         { "(b) create+map+close (transient): brokered / floor", "create.transient", "floor.create",
           1.25 },
         { "(ref) open floor / bare syscall", "floor.open", "ref.syscall", 0 },

@@ -173,6 +173,11 @@ static _Noreturn void floor_serve(int sock, floor_mode mode) {
                         continue;
                 if (n <= 0)
                         _exit(n == 0 ? 0 : 1);
+                if (req[0] == 0) { /* a plain request: a reply without fd */
+                        if (send(sock, reply, sizeof(reply), MSG_NOSIGNAL) != (ssize_t)sizeof(reply))
+                                _exit(1);
+                        continue;
+                }
                 int fd = premade >= 0 ? premade : floor_memfd();
                 if (fd < 0 || send_fd(sock, reply, sizeof(reply), fd) < 0)
                         _exit(1);
@@ -250,6 +255,20 @@ int floor_round_trip(floor_server *s) {
                 return -EPROTO;
         }
         return fd;
+}
+
+int floor_round_trip_plain(floor_server *s) {
+        unsigned char req[FLOOR_MSG] = { 0 }, reply[8192];
+        ssize_t n;
+
+        if (send(s->fd, req, sizeof(req), MSG_NOSIGNAL) != (ssize_t)sizeof(req))
+                return -errno;
+        do
+                n = recv(s->fd, reply, sizeof(reply), 0);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        return n == FLOOR_MSG ? 0 : -EPROTO;
 }
 
 /* ---- the broker ---- */
