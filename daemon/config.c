@@ -225,8 +225,6 @@ void config_usage(FILE *f) {
         for (unsigned i = 0; i < NKEYS; i++) {
                 char opt[64];
 
-                if (keys[i].field == &cfg.max_segment_size)
-                        continue; /* main.c documents it */
                 const char *h = keys[i].help;
                 snprintf(opt, sizeof(opt), "--%s", keys[i].opt);
                 fprintf(f, "      %-25s", opt);

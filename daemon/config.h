@@ -39,10 +39,8 @@ extern config cfg;
         { "max-connections", required_argument, NULL, CONFIG_OPT_BASE + 5 },       \
         { "max-requests-in-flight", required_argument, NULL, CONFIG_OPT_BASE + 6 }, \
         { "max-queued-replies", required_argument, NULL, CONFIG_OPT_BASE + 7 },    \
-        { "max-fds-in-flight", required_argument, NULL, CONFIG_OPT_BASE + 8 }
-/* main.c's --max-segment-size passes its value here, so that it too wins
- * over the file's max_segment_size. */
-#define CONFIG_OPT_MAX_SEGMENT_SIZE (CONFIG_OPT_BASE + 9)
+        { "max-fds-in-flight", required_argument, NULL, CONFIG_OPT_BASE + 8 },     \
+        { "max-segment-size", required_argument, NULL, CONFIG_OPT_BASE + 9 }
 
 /* Handle option c (from getopt_long) with argument arg.  Returns 1 if it was
  * one of CONFIG_LONG_OPTIONS, 0 if not, -EINVAL (message printed) if its

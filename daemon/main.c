@@ -44,14 +44,12 @@ static void usage(FILE *f) {
                 "  -s, --socket PATH            listen on PATH (default: $IPCBROKER_SOCKET, else\n"
                 "                               $XDG_RUNTIME_DIR/ipcbroker/ipcbroker.sock for a\n"
                 "                               non-root user, else /run/ipcbroker/ipcbroker.sock)\n"
-                "      --max-segment-size BYTES largest segment a client may create\n"
-                "                               (default 1073741824; suffixes K, M, G)\n"
                 "      --no-fd-store            do not keep objects in the service manager's fd\n"
                 "                               store (FileDescriptorStoreMax=) across restarts\n"
                 "      --restore-grace SECONDS  keep restored transient objects that nobody has\n"
                 "                               re-opened for this long after a restart (default 30)\n"
                 "  -v, --verbose                log debug messages (refusals, connections)\n");
-        fprintf(f, "\nAccess control and quotas (docs/security.md); sizes take K, M, G, T:\n");
+        fprintf(f, "\nLimits, access control and quotas (docs/security.md); sizes take K, M, G, T:\n");
         config_usage(f);
         fprintf(f,
                 "  -h, --help                   show this help\n"
@@ -59,26 +57,6 @@ static void usage(FILE *f) {
                 "\nStarted by systemd, it serves the socket(s) passed in $LISTEN_FDS instead of\n"
                 "binding its own, notifies readiness, status and stopping, feeds the watchdog,\n"
                 "and takes back the objects it stored (see docs/systemd.md).\n");
-}
-
-static int parse_size(const char *s, uint64_t *ret) {
-        char *end;
-        unsigned long long v;
-
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno || end == s || *s == '-')
-                return -EINVAL;
-        switch (*end) {
-        case 'K': v <<= 10; end++; break;
-        case 'M': v <<= 20; end++; break;
-        case 'G': v <<= 30; end++; break;
-        default: break;
-        }
-        if (*end || v == 0)
-                return -EINVAL;
-        *ret = v;
-        return 0;
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -96,7 +74,6 @@ static void on_signal(uv_signal_t *h, int signum) {
 int main(int argc, char **argv) {
         static const struct option opts[] = {
                 { "socket", required_argument, NULL, 's' },
-                { "max-segment-size", required_argument, NULL, 'm' },
                 { "verbose", no_argument, NULL, 'v' },
                 { "no-fd-store", no_argument, NULL, 'S' },
                 { "restore-grace", required_argument, NULL, 'G' },
@@ -111,13 +88,6 @@ int main(int argc, char **argv) {
         while ((c = getopt_long(argc, argv, "s:vhV", opts, NULL)) != -1) {
                 switch (c) {
                 case 's': cfg.socket_path = optarg; break;
-                case 'm':
-                        if (parse_size(optarg, &cfg.max_segment_size) < 0 ||
-                            config_option(CONFIG_OPT_MAX_SEGMENT_SIZE, optarg) < 0) {
-                                fprintf(stderr, "ipcbrokerd: invalid size: %s\n", optarg);
-                                return 2;
-                        }
-                        break;
                 case 'v': log_verbose = true; break;
                 case 'S': fd_store = false; break;
                 case 'G': {
