@@ -8,6 +8,7 @@
 
 #include "internal.h"
 #include "proto.h"
+#include "sock.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -64,42 +65,22 @@ static void client_kill(ipcb_client *c) {
 
 static int client_send(ipcb_client *c, ipcb_msg *req) {
         uint8_t buf[IPCB_MSG_MAX];
-        ssize_t len, n;
+        ssize_t len;
+        int r;
 
         req->hdr.id = ++c->last_id;
         len = ipcb_proto_encode(req, buf, sizeof(buf));
         if (len < 0)
                 return (int)len;
 
-        struct iovec iov = { .iov_base = buf, .iov_len = (size_t)len };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-        union {
-                struct cmsghdr align;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } control;
-        if (req->hdr.nfds == 1) { /* SHM_REGISTER: the memfd in c->send_fd */
-                memset(&control, 0, sizeof(control));
-                mh.msg_control = control.buf;
-                mh.msg_controllen = sizeof(control.buf);
-                struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-                cm->cmsg_level = SOL_SOCKET;
-                cm->cmsg_type = SCM_RIGHTS;
-                cm->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(cm), &c->send_fd, sizeof(int));
-        }
-        do
-                n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-        while (n < 0 && errno == EINTR);
-        if (n < 0) {
-                if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN) {
+        /* SHM_REGISTER carries the memfd in c->send_fd. */
+        r = ipcb_sock_send(c->fd, buf, (size_t)len, &c->send_fd, req->hdr.nfds == 1 ? 1 : 0, 0);
+        if (r < 0) {
+                if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN) {
                         client_kill(c);
                         return -ENOTCONN;
                 }
-                return -errno; /* nothing was sent: the connection is fine */
-        }
-        if (n != len) { /* cannot happen on SOCK_SEQPACKET */
-                client_kill(c);
-                return -EPROTO;
+                return r; /* nothing was sent: the connection is fine */
         }
         return 0;
 }
@@ -108,61 +89,25 @@ static int client_send(ipcb_client *c, ipcb_msg *req) {
  * and the fds that came with it (caller owns them), or a negative errno with
  * every received fd closed. */
 static ssize_t client_recv(ipcb_client *c, uint8_t *buf, int *ret_fds, unsigned *ret_nfds) {
-        union {
-                struct cmsghdr align;
-                char buf[CMSG_SPACE(IPCB_FDS_MAX * sizeof(int))];
-        } control;
-        int fds[IPCB_FDS_MAX];
-        unsigned nfds = 0;
-        bool overflow = false;
-        ssize_t n;
+        ipcb_sock_rx rx;
+        int n;
 
-        struct iovec iov = { .iov_base = buf, .iov_len = IPCB_MSG_MAX };
-        struct msghdr mh = {
-                .msg_iov = &iov, .msg_iovlen = 1,
-                .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
-        };
-        do
-                n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
-        while (n < 0 && errno == EINTR);
-        if (n < 0) {
-                int err = errno;
+        n = ipcb_sock_recv(c->fd, buf, IPCB_MSG_MAX, 0, NULL, &rx);
+        if (n <= 0) {
                 client_kill(c);
-                if (err == ECONNRESET || err == EPIPE || err == ENOTCONN)
+                if (n == 0 || n == -ECONNRESET || n == -EPIPE || n == -ENOTCONN)
                         return -ENOTCONN;
-                return -err;
+                return n == -EMSGSIZE || n == -EBADMSG ? -EPROTO : n;
         }
-        if (n == 0) {
-                client_kill(c);
-                return -ENOTCONN;
-        }
-
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-                        continue;
-                size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                const unsigned char *p = CMSG_DATA(cm);
-                for (size_t i = 0; i < k; i++) {
-                        int fd;
-                        memcpy(&fd, p + i * sizeof(int), sizeof(int));
-                        if (nfds < IPCB_FDS_MAX)
-                                fds[nfds++] = fd;
-                        else {
-                                close(fd);
-                                overflow = true;
-                        }
-                }
-        }
-        /* MSG_CTRUNC: the kernel dropped fds it could not fit, so the message
-         * no longer matches its header; MSG_TRUNC: bytes were cut off. */
-        if (overflow || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC))) {
-                close_fds(fds, nfds);
+        /* The kernel dropped fds it could not fit: the reply no longer
+         * matches its header. */
+        if (rx.fds_lost) {
                 client_kill(c);
                 return -EPROTO;
         }
-        memcpy(ret_fds, fds, nfds * sizeof(int));
-        *ret_nfds = nfds;
-        return n;
+        memcpy(ret_fds, rx.fds, rx.nfds * sizeof(int));
+        *ret_nfds = rx.nfds;
+        return (ssize_t)rx.len;
 }
 
 /* Send req and wait for its reply; caller holds c->lock.  buf (IPCB_MSG_MAX

@@ -1,9 +1,5 @@
-/* os.c: memfd creation with seals, and the datagram receive/send path.
- *
- * The receive path follows systemd's recvmsg_safe and dbus-broker's socket.c:
- * a control buffer sized for the protocol's maximum fds, MSG_CMSG_CLOEXEC so
- * that no fd is ever inheritable, and MSG_CTRUNC treated as an error after
- * closing whatever did arrive (the kernel installs the fds that fit). */
+/* os.c: the daemon's syscall wrappers: memfds with seals, broker pages, the
+ * fd limit.  Datagrams go through util/sock.c. */
 #include "os.h"
 
 #include "proto.h"
@@ -83,81 +79,6 @@ int os_page_new(int *ret_fd, void **ret_map) {
         }
         *ret_fd = rw;
         *ret_map = map;
-        return 0;
-}
-
-ssize_t os_recv(int fd, void *buf, size_t cap, int *fds, unsigned *nfds) {
-        union {
-                struct cmsghdr align;
-                char buf[CMSG_SPACE(sizeof(int) * IPCB_FDS_MAX)];
-        } control;
-        struct iovec iov = { .iov_base = buf, .iov_len = cap };
-        struct msghdr mh = {
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = &control,
-                .msg_controllen = sizeof(control),
-        };
-        unsigned cap_fds = *nfds, got = 0;
-        bool overflow = false;
-        ssize_t n;
-
-        *nfds = 0;
-        do
-                n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                        continue;
-                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                for (size_t i = 0; i < k; i++) {
-                        int f;
-                        memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-                        if (got < cap_fds)
-                                fds[got++] = f;
-                        else {
-                                close(f);
-                                overflow = true;
-                        }
-                }
-        }
-        if (overflow || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC))) {
-                os_close_fds(fds, got);
-                return (mh.msg_flags & MSG_TRUNC) ? -EMSGSIZE : -EBADMSG;
-        }
-        *nfds = got;
-        return n;
-}
-
-int os_send(int fd, const void *buf, size_t len, const int *fds, unsigned nfds) {
-        union {
-                struct cmsghdr align;
-                char buf[CMSG_SPACE(sizeof(int) * IPCB_FDS_MAX)];
-        } control;
-        struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-        ssize_t n;
-
-        if (nfds > IPCB_FDS_MAX)
-                return -EINVAL;
-        if (nfds > 0) {
-                memset(&control, 0, sizeof(control));
-                mh.msg_control = &control;
-                mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-                memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-        }
-        do
-                n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
         return 0;
 }
 

@@ -19,17 +19,6 @@ int os_reopen_ro(int fd);
  * negative errno with nothing left open. */
 int os_page_new(int *ret_fd, void **ret_map);
 
-/* Receive one datagram without blocking.  fds receives up to *nfds
- * descriptors (in: capacity, out: count).  Returns the datagram length,
- * 0 on hang-up, -EAGAIN, -EMSGSIZE (datagram longer than cap),
- * -EBADMSG (control data truncated: too many fds), or another negative
- * errno.  On every error return no received fd is left open. */
-ssize_t os_recv(int fd, void *buf, size_t cap, int *fds, unsigned *nfds);
-
-/* Send one datagram with nfds borrowed fds, without blocking.  Returns 0,
- * -EAGAIN or another negative errno.  Never closes the fds. */
-int os_send(int fd, const void *buf, size_t len, const int *fds, unsigned nfds);
-
 void os_close_fds(const int *fds, unsigned n);
 
 /* Raise RLIMIT_NOFILE's soft limit to the hard limit.  Returns the new soft limit. */

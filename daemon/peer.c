@@ -12,6 +12,7 @@
 #include "lock.h"
 #include "quota.h"
 #include "sem.h"
+#include "sock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -186,7 +187,7 @@ static int queue_push(peer *p, const uint8_t *buf, size_t len, const int *fds, u
 static int queue_flush(peer *p) {
         while (p->q_head) {
                 queued_reply *q = p->q_head;
-                int k = os_send(p->fd, q->buf, q->len, q->fds, q->nfds);
+                int k = ipcb_sock_send(p->fd, q->buf, q->len, q->fds, q->nfds, MSG_DONTWAIT);
                 if (k == -EAGAIN)
                         return 0;
                 if (k < 0)
@@ -208,7 +209,7 @@ static void send_bytes(peer *p, const uint8_t *buf, size_t len, const int *fds, 
         if (p->closing)
                 return;
         if (!p->q_head)
-                k = os_send(p->fd, buf, len, fds, nfds);
+                k = ipcb_sock_send(p->fd, buf, len, fds, nfds, MSG_DONTWAIT);
         if (k == 0)
                 return;
         if (k != -EAGAIN) {
@@ -268,16 +269,16 @@ static void peer_read(peer *p) {
         unsigned max_burst = cfg.max_requests_in_flight ? cfg.max_requests_in_flight : PEER_READ_BURST;
 
         for (unsigned burst = 0; burst < max_burst && !p->closing; burst++) {
-                int fds[IPCB_FDS_MAX];
-                unsigned nfds = IPCB_FDS_MAX;
+                ipcb_sock_rx rx;
+                unsigned nfds;
+                int *fds = rx.fds;
                 ipcb_msg m;
-                ssize_t n;
-                int k;
+                int n, k;
 
-                n = os_recv(p->fd, rx_buf, sizeof(rx_buf), fds, &nfds);
+                n = ipcb_sock_recv(p->fd, rx_buf, sizeof(rx_buf), MSG_DONTWAIT, NULL, &rx);
                 if (n == -EAGAIN)
                         return;
-                if (n == 0) { /* hang-up (or an empty datagram, which no request is) */
+                if (n == 0) { /* hang-up */
                         peer_close(p);
                         return;
                 }
@@ -286,15 +287,20 @@ static void peer_read(peer *p) {
                         return;
                 }
                 if (n == -EBADMSG) {
-                        protocol_violation(p, "too many fds in one message");
+                        protocol_violation(p, "empty datagram");
                         return;
                 }
                 if (n < 0) {
-                        log_debug("client pid %d: recv: %s", (int)p->cred.pid, strerror((int)-n));
+                        log_debug("client pid %d: recv: %s", (int)p->cred.pid, strerror(-n));
                         peer_close(p);
                         return;
                 }
-                k = ipcb_proto_decode(rx_buf, (size_t)n, nfds, &m);
+                if (rx.fds_lost) {
+                        protocol_violation(p, "too many fds in one message");
+                        return;
+                }
+                nfds = rx.nfds;
+                k = ipcb_proto_decode(rx_buf, rx.len, nfds, &m);
                 /* Only SHM_REGISTER carries an fd, which goes to its handler
                  * (and is closed after it, whatever it did); any other fd is
                  * unsolicited, or belongs to a malformed message: closed now. */

@@ -3,6 +3,7 @@
 #include "harness.h"
 
 #include "proto.h"
+#include "sock.h"
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -252,48 +253,13 @@ int raw_connect(const char *path) {
 }
 
 int raw_send(int fd, const void *buf, size_t len, const int *fds, unsigned nfds) {
-        struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-        char *control = NULL;
-        ssize_t n;
-
-        if (nfds > 0) {
-                size_t space = CMSG_SPACE(sizeof(int) * nfds);
-                control = calloc(1, space);
-                if (!control)
-                        return -ENOMEM;
-                mh.msg_control = control;
-                mh.msg_controllen = space;
-                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-                memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-        }
-        do
-                n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-        while (n < 0 && errno == EINTR);
-        free(control);
-        if (n < 0)
-                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-        return 0;
+        return ipcb_sock_send(fd, buf, len, fds, nfds, MSG_DONTWAIT);
 }
 
 ssize_t raw_recv(int fd, void *buf, size_t cap, int *fds, unsigned *nfds, int timeout_ms) {
-        union {
-                struct cmsghdr align;
-                char buf[CMSG_SPACE(sizeof(int) * 253)];
-        } control;
-        struct iovec iov = { .iov_base = buf, .iov_len = cap };
-        struct msghdr mh = {
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = &control,
-                .msg_controllen = sizeof(control),
-        };
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        unsigned cap_fds = nfds ? *nfds : 0, got = 0;
-        ssize_t n;
+        unsigned cap_fds = nfds ? *nfds : 0;
+        ipcb_sock_rx rx;
         int k;
 
         if (nfds)
@@ -305,27 +271,18 @@ ssize_t raw_recv(int fd, void *buf, size_t cap, int *fds, unsigned *nfds, int ti
                 return -errno;
         if (k == 0)
                 return -ETIMEDOUT;
-        do
-                n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return -errno;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                        continue;
-                size_t m = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                for (size_t i = 0; i < m; i++) {
-                        int f;
-                        memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-                        if (got < cap_fds)
-                                fds[got++] = f;
-                        else
-                                close(f);
-                }
+        k = ipcb_sock_recv(fd, buf, cap, MSG_DONTWAIT, NULL, &rx);
+        if (k <= 0)
+                return k;
+        for (unsigned i = 0; i < rx.nfds; i++) {
+                if (i < cap_fds)
+                        fds[i] = rx.fds[i];
+                else
+                        close(rx.fds[i]);
         }
         if (nfds)
-                *nfds = got;
-        return n;
+                *nfds = rx.nfds < cap_fds ? rx.nfds : cap_fds;
+        return (ssize_t)rx.len;
 }
 
 int raw_hello(int fd) {

@@ -1,0 +1,101 @@
+/* sock.c: receive and send one datagram with fds; see sock.h. */
+#include "sock.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void discard_fd(ipcb_sock_discard_fn discard, int fd) {
+        if (discard)
+                discard(fd);
+        else
+                close(fd);
+}
+
+int ipcb_sock_recv(int fd, void *buf, size_t cap, int flags, ipcb_sock_discard_fn discard,
+                   ipcb_sock_rx *rx) {
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * IPCB_SOCK_FDS_MAX)];
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = cap };
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof(control),
+        };
+        unsigned got = 0;
+        bool lost = false;
+        ssize_t n;
+
+        rx->len = 0;
+        rx->nfds = 0;
+        rx->fds_lost = false;
+        do
+                n = recvmsg(fd, &mh, flags | MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < k; i++) {
+                        int f;
+                        memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                        if (got < IPCB_SOCK_FDS_MAX)
+                                rx->fds[got++] = f;
+                        else {
+                                discard_fd(discard, f);
+                                lost = true;
+                        }
+                }
+        }
+        /* On SOCK_SEQPACKET, 0 is both a hang-up and an empty datagram: an
+         * empty datagram may still carry fds, which must not stay open. */
+        if (n == 0 || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) || lost) {
+                for (unsigned i = 0; i < got; i++)
+                        discard_fd(discard, rx->fds[i]);
+                if (mh.msg_flags & MSG_TRUNC)
+                        return -EMSGSIZE;
+                if (n == 0)
+                        return got || lost || (mh.msg_flags & MSG_CTRUNC) ? -EBADMSG : 0;
+                rx->fds_lost = true;
+                got = 0;
+        }
+        rx->len = (size_t)n;
+        rx->nfds = got;
+        return 1;
+}
+
+int ipcb_sock_send(int fd, const void *buf, size_t len, const int *fds, unsigned nfds, int flags) {
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * IPCB_SOCK_SEND_FDS_MAX)];
+        } control;
+        struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        ssize_t n;
+
+        if (nfds > IPCB_SOCK_SEND_FDS_MAX)
+                return -EINVAL;
+        if (nfds > 0) {
+                memset(&control, 0, CMSG_SPACE(sizeof(int) * nfds));
+                mh.msg_control = &control;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+        }
+        do
+                n = sendmsg(fd, &mh, flags | MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        return 0;
+}

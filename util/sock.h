@@ -1,0 +1,53 @@
+/* sock.h: the one datagram-with-fds path of the project, used by the daemon,
+ * the client library and the test harness alike.
+ *
+ * Receiving follows systemd's recvmsg_safe and dbus-broker's socket.c: a
+ * control buffer sized for the protocol's maximum fds, MSG_CMSG_CLOEXEC so
+ * that no received fd is ever inheritable, and one rule for every path:
+ * a received fd is either handed to the caller or given to `discard`.
+ * Pure syscalls: no allocation, no logging, no libuv. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* The most fds one datagram of the protocol carries (= IPCB_FDS_MAX). */
+#define IPCB_SOCK_FDS_MAX 4
+/* The most fds ipcb_sock_send accepts (the kernel's SCM_MAX_FD): the
+ * hostile tests send that many. */
+#define IPCB_SOCK_SEND_FDS_MAX 253
+
+/* Disposes of an fd that the receive path does not hand on (NULL: close()).
+ * The daemon passes one that closes off its loop thread, because closing a
+ * foreign fd can block (a lingering socket, a FUSE file). */
+typedef void (*ipcb_sock_discard_fn)(int fd);
+
+typedef struct ipcb_sock_rx {
+        size_t len;                    /* the datagram's length */
+        unsigned nfds;                 /* fds handed to the caller */
+        int fds[IPCB_SOCK_FDS_MAX];
+        /* The kernel could not pass every fd (MSG_CTRUNC: the receiver is
+         * out of fds, or the sender attached more than IPCB_SOCK_FDS_MAX).
+         * The datagram's bytes are in the buffer; every fd that did arrive
+         * was discarded and nfds is 0. */
+        bool fds_lost;
+} ipcb_sock_rx;
+
+/* Receive one datagram into buf (cap bytes); flags are added to recvmsg's
+ * (MSG_DONTWAIT for a non-blocking receive).  Returns:
+ *   1         a datagram, described by *rx (fds owned by the caller);
+ *   0         hang-up (end of stream): nothing received;
+ *   -EAGAIN   nothing to read;
+ *   -EMSGSIZE the datagram was longer than cap (MSG_TRUNC);
+ *   -EBADMSG  an empty datagram (no request or reply is empty);
+ *   another negative errno from recvmsg.
+ * On every return but 1 no received fd is left open. */
+int ipcb_sock_recv(int fd, void *buf, size_t cap, int flags, ipcb_sock_discard_fn discard,
+                   ipcb_sock_rx *rx);
+
+/* Send one datagram of len bytes with nfds borrowed fds (never closed).
+ * flags are added to sendmsg's MSG_NOSIGNAL (MSG_DONTWAIT for a
+ * non-blocking send).  Returns 0, -EAGAIN, -EINVAL (nfds too large) or
+ * another negative errno. */
+int ipcb_sock_send(int fd, const void *buf, size_t len, const int *fds, unsigned nfds, int flags);
