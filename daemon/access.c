@@ -28,7 +28,6 @@
 #define SEALS_WRITE (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)
 #define MEMFD_SEALS_ALLOWED (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | SEALS_WRITE)
 
-static log_ratelimit rl_register;
 
 static ipcb_msg reply_to(const ipcb_msg *m) {
         return (ipcb_msg){ .hdr = { .op = m->hdr.op | IPCB_OP_REPLY, .id = m->hdr.id } };
@@ -81,7 +80,7 @@ int access_set(peer *p, const ipcb_msg *m) {
         o->gid = gid;
         if (what & IPCB_SA_MODE)
                 o->mode = m->set_access.mode;
-        log_debug("client pid %d uid %u: '%s' now %u:%u mode %04o", (int)p->cred.pid,
+        log_client_debug("client pid %d uid %u: '%s' now %u:%u mode %04o", (int)p->cred.pid,
                   (unsigned)p->cred.uid, o->name, (unsigned)o->uid, (unsigned)o->gid, o->mode);
         store_object_changed(o);
         peer_reply(p, &r, NULL, 0);
@@ -127,25 +126,28 @@ static int memfd_check(peer *p, int fd, uint64_t *ret_size, unsigned *ret_seals,
         ssize_t n;
         int seals = -1, fl = -1;
 
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-        n = readlink(path, target, sizeof(target) - 1);
-        target[n > 0 ? n : 0] = '\0';
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-                why = "not a regular file (a pipe, socket or device)";
-        else if (fstatfs(fd, &sfs) < 0 ||
+        /* F_GET_SEALS first: it asks no filesystem (a FUSE server can make
+         * fstat block the loop forever) and fails for everything but shmem
+         * and hugetlbfs files; only those are looked at further. */
+        if ((seals = fcntl(fd, F_GET_SEALS)) < 0)
+                why = "not a memfd (no seals)";
+        else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                why = "not a regular file";
+        else if (snprintf(path, sizeof(path), "/proc/self/fd/%d", fd) < 0 ||
+                 (n = readlink(path, target, sizeof(target) - 1)) < 7 ||
+                 (target[n] = '\0', fstatfs(fd, &sfs) < 0) ||
                  (sfs.f_type != TMPFS_MAGIC && sfs.f_type != HUGETLBFS_MAGIC) ||
                  strncmp(target, "/memfd:", 7) != 0)
                 why = "not a memfd";
-        else if ((seals = fcntl(fd, F_GET_SEALS)) < 0 || (seals & F_SEAL_SEAL && !(seals & F_SEAL_SHRINK)))
+        else if (seals & F_SEAL_SEAL && !(seals & F_SEAL_SHRINK))
                 why = "a memfd that does not allow sealing";
         else if (!(seals & F_SEAL_SHRINK))
                 why = "a memfd without F_SEAL_SHRINK";
         else if ((fl = fcntl(fd, F_GETFL)) < 0 || (fl & O_ACCMODE) == O_WRONLY)
                 why = "a write-only descriptor";
         if (why) {
-                if (log_ratelimit_ok(&rl_register, 10))
-                        log_debug("client pid %d uid %u: register refused: %s", (int)p->cred.pid,
-                                  (unsigned)p->cred.uid, why);
+                log_client_debug("client pid %d uid %u: register refused: %s", (int)p->cred.pid,
+                                 (unsigned)p->cred.uid, why);
                 return -EBADFD;
         }
         *ret_size = (uint64_t)st.st_size;
@@ -202,11 +204,11 @@ int access_register(peer *p, const ipcb_msg *m) {
                 return -EEXIST;
         if ((k = memfd_lock_down(fd)) < 0)
                 return k;
-        if ((k = quota_charge_object(p->cred.uid, size)) < 0)
+        if ((k = quota_charge_object(p->cred.uid, IPCB_KIND_SHM, size)) < 0)
                 return k;
         o = registry_add(IPCB_KIND_SHM, n->ptr, n->len);
         if (!o) {
-                quota_uncharge_object(p->cred.uid, size);
+                quota_uncharge_object(p->cred.uid, IPCB_KIND_SHM, size);
                 return -ENOMEM;
         }
         o->uid = p->cred.uid;
@@ -227,7 +229,7 @@ int access_register(peer *p, const ipcb_msg *m) {
                 object_unlink(o); /* closes fd, uncharges */
                 return (int)h;
         }
-        log_debug("client pid %d uid %u registered '%s' (%llu bytes, seals 0x%x)",
+        log_client_debug("client pid %d uid %u registered '%s' (%llu bytes, seals 0x%x)",
                   (int)p->cred.pid, (unsigned)p->cred.uid, o->name, (unsigned long long)size, seals);
         r.shm_reply.handle = (uint64_t)h;
         r.shm_reply.size = size;

@@ -11,6 +11,8 @@
  * A value given on the command line wins over the file. */
 #include "config.h"
 
+#include "log.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -50,11 +52,18 @@ static const key_spec keys[] = {
           "requests read from one connection before the\n"
           "others are served (default 32)" },
         { "max_queued_replies", "max-queued-replies N", T_COUNT, &cfg.max_queued_replies,
-          "unread replies before a connection is dropped\n"
-          "(default 32)" },
+          "replies waiting for a full socket before a\n"
+          "connection is dropped (default 32)" },
         { "max_fds_in_flight", "max-fds-in-flight N", T_COUNT, &cfg.max_fds_in_flight,
-          "fds in a connection's unread replies before it\n"
-          "is dropped (default 64)" },
+          "fds in a connection's unread replies before its\n"
+          "requests wait (default 16)" },
+        { "max_fds_in_flight_per_uid", "max-fds-in-flight-per-uid N", T_COUNT,
+          &cfg.max_fds_in_flight_per_uid,
+          "the same for all of one uid's connections\n"
+          "(default 128)" },
+        { "max_fds_per_uid", "max-fds N", T_COUNT, &cfg.max_fds_per_uid,
+          "the daemon's fds held for one uid's objects: 3\n"
+          "per segment, 1 per semaphore (default 12288)" },
         { "max_segment_size", "max-segment-size BYTES", T_SIZE, &cfg.max_segment_size,
           "largest segment a client may create (default 1G)" },
 };
@@ -124,7 +133,8 @@ static int key_set(const key_spec *k, const char *value) {
                         return -EINVAL;
                 if (k->field == (void *)&cfg.max_requests_in_flight ||
                     k->field == (void *)&cfg.max_queued_replies ||
-                    k->field == (void *)&cfg.max_fds_in_flight) {
+                    k->field == (void *)&cfg.max_fds_in_flight ||
+                    k->field == (void *)&cfg.max_fds_in_flight_per_uid) {
                         if (v == 0 || v > 1000000)
                                 return -EINVAL;
                         *(unsigned *)k->field = (unsigned)v;
@@ -219,6 +229,20 @@ int config_finish(void) {
         }
         fclose(f);
         return k;
+}
+
+void config_fd_budget(long nofile) {
+        uint64_t n = nofile > 0 ? (uint64_t)nofile : 1024, reserve = n / 4 > 256 ? n / 4 : 256;
+
+        if (reserve > n / 2)
+                reserve = n / 2;
+        cfg.fd_budget = n - reserve;
+        /* A connection costs its socket, a pidfd once it holds tokens, and
+         * now and then the copies of a queued reply's fds. */
+        cfg.max_connections_total = (reserve - reserve / 8) / 3;
+        log_debug("file descriptor limit %llu: %llu for objects, up to %llu connections",
+                  (unsigned long long)n, (unsigned long long)cfg.fd_budget,
+                  (unsigned long long)cfg.max_connections_total);
 }
 
 void config_usage(FILE *f) {

@@ -22,7 +22,14 @@ typedef struct config {
         /* Per connection. */
         unsigned max_requests_in_flight; /* requests taken from one connection
                                           * before the loop serves another */
-        unsigned max_fds_in_flight;      /* fds held in its queued replies */
+        unsigned max_fds_in_flight;      /* fds in its unread replies before it
+                                          * is no longer read */
+        unsigned max_fds_in_flight_per_uid; /* the same, all of a uid's connections */
+        uint64_t max_fds_per_uid;        /* the daemon's fds held for a uid's objects */
+        /* Set at start from RLIMIT_NOFILE: fds objects may use in all, the
+         * rest kept for connections, replies and clean-up. */
+        uint64_t fd_budget;
+        uint64_t max_connections_total;
         const char *config_path;
 } config;
 
@@ -40,7 +47,9 @@ extern config cfg;
         { "max-requests-in-flight", required_argument, NULL, CONFIG_OPT_BASE + 6 }, \
         { "max-queued-replies", required_argument, NULL, CONFIG_OPT_BASE + 7 },    \
         { "max-fds-in-flight", required_argument, NULL, CONFIG_OPT_BASE + 8 },     \
-        { "max-segment-size", required_argument, NULL, CONFIG_OPT_BASE + 9 }
+        { "max-fds-in-flight-per-uid", required_argument, NULL, CONFIG_OPT_BASE + 9 }, \
+        { "max-fds", required_argument, NULL, CONFIG_OPT_BASE + 10 },              \
+        { "max-segment-size", required_argument, NULL, CONFIG_OPT_BASE + 11 }
 
 /* Handle option c (from getopt_long) with argument arg.  Returns 1 if it was
  * one of CONFIG_LONG_OPTIONS, 0 if not, -EINVAL (message printed) if its
@@ -49,5 +58,8 @@ int config_option(int c, const char *arg);
 /* Read the --config file, if any, for the keys the command line did not
  * set.  0, or a negative errno after printing why. */
 int config_finish(void);
+/* Split RLIMIT_NOFILE (nofile) between objects (cfg.fd_budget) and a
+ * reserve for connections, replies and clean-up (docs/security.md). */
+void config_fd_budget(long nofile);
 /* The options above, for --help. */
 void config_usage(FILE *f);

@@ -6,7 +6,9 @@
  * sockets may be served at once (systemd can pass more than one). */
 #include "listener.h"
 
+#include "config.h"
 #include "log.h"
+#include "reaper.h"
 #include "peer.h"
 
 #include <errno.h>
@@ -135,6 +137,14 @@ static void on_accept(uv_poll_t *h, int status, int events) {
                         uv_poll_stop(h);
                         uv_timer_start(&l->pause_timer, on_pause_done, ACCEPT_PAUSE_MS, 0);
                         return;
+                }
+                /* The fds left in reserve for connections are spoken for:
+                 * a clear hang-up now rather than a hang later. */
+                if (peer_count() >= cfg.max_connections_total) {
+                        log_client_warn("%u clients connected, the most the fd limit allows; "
+                                        "refusing a connection", peer_count());
+                        reaper_close(fd, NULL);
+                        continue;
                 }
                 int k = peer_new(h->loop, fd);
                 if (k < 0 && log_ratelimit_ok(&rl_accept, 5))

@@ -5,6 +5,7 @@
 #include "os.h"
 #include "peer.h"
 #include "quota.h"
+#include "reaper.h"
 #include "registry.h"
 #include "sd.h"
 #include "store.h"
@@ -30,7 +31,9 @@ config cfg = {
         .max_handles_per_uid = 16384,
         .max_connections_per_uid = 256,
         .max_requests_in_flight = 32,
-        .max_fds_in_flight = 64,
+        .max_fds_in_flight = 16,
+        .max_fds_in_flight_per_uid = 128,
+        .max_fds_per_uid = 12288,
 };
 
 static uv_signal_t sig_term, sig_int;
@@ -66,6 +69,7 @@ static void on_signal(uv_signal_t *h, int signum) {
         store_stop();
         listener_close();
         peer_close_all();
+        reaper_fini();
         uv_close((uv_handle_t *)&sig_term, NULL);
         uv_close((uv_handle_t *)&sig_int, NULL);
         (void)h;
@@ -123,9 +127,10 @@ int main(int argc, char **argv) {
                 return 1;
         }
         signal(SIGPIPE, SIG_IGN);
-        log_debug("file descriptor limit: %ld", os_raise_nofile());
+        config_fd_budget(os_raise_nofile());
 
-        if ((k = uv_loop_init(&loop)) < 0 || (k = registry_init()) < 0) {
+        if ((k = uv_loop_init(&loop)) < 0 || (k = registry_init()) < 0 ||
+            (k = reaper_init(&loop)) < 0 || (k = peer_init(&loop)) < 0) {
                 log_err("cannot initialise: %s", strerror(-k));
                 return 1;
         }
@@ -134,6 +139,8 @@ int main(int argc, char **argv) {
             store_start(&loop, fd_store, restore_grace_ms) < 0) {
                 listener_close();
                 store_stop();
+                peer_close_all();
+                reaper_fini();
                 uv_run(&loop, UV_RUN_DEFAULT);
                 registry_fini();
                 uv_loop_close(&loop);

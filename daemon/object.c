@@ -15,11 +15,11 @@
 #include <unistd.h>
 
 void object_destroy(object *o) {
-        log_debug("destroy %s '%s' (id %llu)", o->kind == IPCB_KIND_SHM ? "segment" : "semaphore",
+        log_client_debug("destroy %s '%s' (id %llu)", o->kind == IPCB_KIND_SHM ? "segment" : "semaphore",
                   o->name, (unsigned long long)o->id);
         store_object_removed(o);
         if (o->quota_charged)
-                quota_uncharge_object(o->quota_uid, o->quota_bytes);
+                quota_uncharge_object(o->quota_uid, o->kind, o->quota_bytes);
         o->quota_charged = false;
         sem_free(o);
         lock_free(o);

@@ -1,8 +1,15 @@
 /* peer.c: a client connection.  The socket is watched with uv_poll_t and
- * read/written with recvmsg/sendmsg here, because libuv's stream API can
- * neither receive memfds nor report MSG_CTRUNC.  Replies are sent at once;
- * only when the socket is full are they copied into a bounded queue, and a
- * client that lets the queue fill is disconnected rather than waited for. */
+ * read/written with recvmsg/sendmsg (util/sock.c), because libuv's stream
+ * API can neither receive memfds nor report MSG_CTRUNC.
+ *
+ * The loop never waits on a client, and a client cannot make the daemon
+ * hold more for it than a few fds and one reply: replies are sent at once;
+ * when the socket is full a reply is queued and the connection is not read
+ * again until the queue is empty.  A connection is not read either while
+ * fds sent to it sit unread in its socket (the kernel counts those against
+ * the daemon's uid: see throttled()), or while fds it sent wait to be
+ * closed (reaper.c).  Every fd that came from a client is closed off the
+ * loop thread. */
 #include "peer.h"
 
 #include "config.h"
@@ -11,6 +18,7 @@
 #include "request.h"
 #include "lock.h"
 #include "quota.h"
+#include "reaper.h"
 #include "sem.h"
 #include "sock.h"
 
@@ -18,11 +26,18 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #define PEER_READ_BURST 32 /* datagrams per readable event, for fairness */
+/* fds from one connection (uid) that may wait to be closed before it (all
+ * of the uid's connections) is no longer read. */
+#define REAPING_PER_PEER 8
+#define REAPING_PER_UID 64
+#define THROTTLE_TICK_MS 5
 #define HANDLE_SLOTS_MAX (1u << 24)
 
 struct queued_reply {
@@ -38,6 +53,10 @@ static unsigned npeers;
 #define REFUSING_MAX 64 /* over-quota connections waiting for their refusal */
 static unsigned nrefusing;
 static log_ratelimit rl_proto;
+/* Connections not read for now (throttled()), re-checked every tick. */
+static peer *throttled_list;
+static uv_timer_t throttle_timer;
+static bool throttle_timer_on;
 
 /* One receive buffer and one send buffer for the whole (single-threaded) loop. */
 static uint8_t rx_buf[IPCB_MSG_MAX];
@@ -138,6 +157,7 @@ void peer_handle_release(peer *p, uint64_t id) {
 /* ---- output ---- */
 
 static void peer_set_events(peer *p, unsigned events);
+static void peer_update_events(peer *p);
 
 static void queue_free(peer *p) {
         queued_reply *q, *next;
@@ -182,6 +202,25 @@ static int queue_push(peer *p, const uint8_t *buf, size_t len, const int *fds, u
         return 0;
 }
 
+/* fds sent in replies are in flight until the client reads them.  SIOCOUTQ
+ * on a Unix socket is what it sent and the peer has not yet received: 0
+ * means every fd sent so far has been taken. */
+static void inflight_refresh(peer *p) {
+        int outq;
+
+        if (p->fds_unread && ioctl(p->fd, SIOCOUTQ, &outq) == 0 && outq == 0) {
+                quota_uncharge(p->cred.uid, QUOTA_INFLIGHT, p->fds_unread);
+                p->fds_unread = 0;
+        }
+}
+
+static void sent(peer *p, unsigned nfds) {
+        if (nfds) {
+                p->fds_unread += nfds;
+                (void)quota_charge(p->cred.uid, QUOTA_INFLIGHT, nfds); /* counted, never refused */
+        }
+}
+
 /* Send what is queued.  Returns 0 (maybe with some left), or a negative errno
  * when the connection is broken. */
 static int queue_flush(peer *p) {
@@ -192,6 +231,7 @@ static int queue_flush(peer *p) {
                         return 0;
                 if (k < 0)
                         return k;
+                sent(p, q->nfds);
                 p->q_head = q->next;
                 if (!p->q_head)
                         p->q_tail = NULL;
@@ -210,29 +250,32 @@ static void send_bytes(peer *p, const uint8_t *buf, size_t len, const int *fds, 
                 return;
         if (!p->q_head)
                 k = ipcb_sock_send(p->fd, buf, len, fds, nfds, MSG_DONTWAIT);
-        if (k == 0)
+        if (k == 0) {
+                sent(p, nfds);
                 return;
+        }
         if (k != -EAGAIN) {
-                log_debug("client pid %d: send failed: %s", (int)p->cred.pid, strerror(-k));
+                log_client_debug("client pid %d: send failed: %s", (int)p->cred.pid, strerror(-k));
                 peer_close(p);
                 return;
         }
-        /* Queued fds are the daemon's fds: a client must not hoard them. */
-        if (p->q_len >= cfg.max_queued_replies || p->q_fds + nfds > cfg.max_fds_in_flight) {
-                if (log_ratelimit_ok(&rl_proto, 10))
-                        log_info("client pid %d uid %u does not read its replies; disconnecting",
-                                 (int)p->cred.pid, (unsigned)p->cred.uid);
+        /* The socket is full: this reply waits, and the connection is not
+         * read until it has gone (peer_update_events), so the queue holds
+         * at most the replies of one burst. */
+        if (p->q_len >= cfg.max_queued_replies) {
+                log_client_info("client pid %d uid %u: reply queue full; disconnecting",
+                                (int)p->cred.pid, (unsigned)p->cred.uid);
                 peer_close(p);
                 return;
         }
         k = queue_push(p, buf, len, fds, nfds);
         if (k < 0) {
-                log_warn("client pid %d: cannot queue a reply: %s; disconnecting",
+                log_client_warn("client pid %d: cannot queue a reply: %s; disconnecting",
                          (int)p->cred.pid, strerror(-k));
                 peer_close(p);
                 return;
         }
-        peer_set_events(p, UV_READABLE | UV_WRITABLE | UV_DISCONNECT);
+        peer_update_events(p);
 }
 
 void peer_reply(peer *p, const ipcb_msg *m, const int *fds, unsigned nfds) {
@@ -265,9 +308,105 @@ static void protocol_violation(peer *p, const char *what) {
         peer_close(p);
 }
 
+/* Reading p now would let it hold more than its share: fds in its unread
+ * replies (which the kernel counts against the daemon's uid, up to
+ * RLIMIT_NOFILE, before every fd-carrying reply fails with ETOOMANYREFS),
+ * or fds of its own waiting to be closed.  Per connection and per uid. */
+static bool over_limits(const peer *p) {
+        uid_t uid = p->cred.uid;
+
+        return p->fds_unread >= cfg.max_fds_in_flight ||
+               quota_use(uid, QUOTA_INFLIGHT) >= cfg.max_fds_in_flight_per_uid ||
+               reaper_account_pending(p->reaping) >= REAPING_PER_PEER ||
+               quota_use(uid, QUOTA_REAPING) >= REAPING_PER_UID;
+}
+
+static void on_throttle_tick(uv_timer_t *t);
+
+/* Is p to be left unread for now?  Refreshes what its client has read first. */
+static bool throttled(peer *p) {
+        if (!over_limits(p))
+                return false;
+        inflight_refresh(p);
+        if (quota_use(p->cred.uid, QUOTA_INFLIGHT) >= cfg.max_fds_in_flight_per_uid)
+                for (peer *q = peers; q; q = q->next) /* the uid's other connections */
+                        if (q->cred.uid == p->cred.uid && q != p)
+                                inflight_refresh(q);
+        return over_limits(p);
+}
+
+static void throttle(peer *p) {
+        if (p->throttled)
+                return;
+        p->throttled = true;
+        p->thr_next = throttled_list;
+        p->thr_prev = NULL;
+        if (throttled_list)
+                throttled_list->thr_prev = p;
+        throttled_list = p;
+        if (!throttle_timer_on) {
+                uv_timer_start(&throttle_timer, on_throttle_tick, THROTTLE_TICK_MS, THROTTLE_TICK_MS);
+                throttle_timer_on = true;
+        }
+        log_client_debug("client pid %d uid %u: %u fds unread, %u waiting to be closed; not read for now",
+                         (int)p->cred.pid, (unsigned)p->cred.uid, p->fds_unread,
+                         reaper_account_pending(p->reaping));
+        peer_update_events(p);
+}
+
+static void unthrottle(peer *p) {
+        if (!p->throttled)
+                return;
+        p->throttled = false;
+        if (p->thr_prev)
+                p->thr_prev->thr_next = p->thr_next;
+        else
+                throttled_list = p->thr_next;
+        if (p->thr_next)
+                p->thr_next->thr_prev = p->thr_prev;
+        p->thr_next = p->thr_prev = NULL;
+        if (!throttled_list && throttle_timer_on) {
+                uv_timer_stop(&throttle_timer);
+                throttle_timer_on = false;
+        }
+}
+
+static void peer_finish_close(peer *p);
+
+static void on_throttle_tick(uv_timer_t *t) {
+        peer *p, *next;
+
+        (void)t;
+        for (p = throttled_list; p; p = next) {
+                next = p->thr_next;
+                if (p->closing) { /* lingering: its unread fds keep it */
+                        inflight_refresh(p);
+                        if (!p->fds_unread) {
+                                unthrottle(p);
+                                peer_finish_close(p);
+                        }
+                } else if (!throttled(p)) {
+                        unthrottle(p);
+                        peer_update_events(p); /* level-triggered: pending requests wake it */
+                }
+        }
+}
+
+/* A close of one of p's fds finished (reaper.c): it may be read again. */
+static void on_reaped(void *userdata) {
+        peer *p = userdata;
+
+        if (p->throttled && !p->closing && !throttled(p)) {
+                unthrottle(p);
+                peer_update_events(p);
+        }
+}
+
 static void peer_read(peer *p) {
         unsigned max_burst = cfg.max_requests_in_flight ? cfg.max_requests_in_flight : PEER_READ_BURST;
 
+        /* Whatever it has read since the last burst is no longer in flight. */
+        inflight_refresh(p);
         for (unsigned burst = 0; burst < max_burst && !p->closing; burst++) {
                 ipcb_sock_rx rx;
                 unsigned nfds;
@@ -275,7 +414,15 @@ static void peer_read(peer *p) {
                 ipcb_msg m;
                 int n, k;
 
-                n = ipcb_sock_recv(p->fd, rx_buf, sizeof(rx_buf), MSG_DONTWAIT, NULL, &rx);
+                if (p->q_head) { /* its socket is full: nothing more until it drains */
+                        peer_update_events(p);
+                        return;
+                }
+                if (throttled(p)) {
+                        throttle(p);
+                        return;
+                }
+                n = ipcb_sock_recv(p->fd, rx_buf, sizeof(rx_buf), MSG_DONTWAIT, reaper_discard, &rx);
                 if (n == -EAGAIN)
                         return;
                 if (n == 0) { /* hang-up */
@@ -291,7 +438,7 @@ static void peer_read(peer *p) {
                         return;
                 }
                 if (n < 0) {
-                        log_debug("client pid %d: recv: %s", (int)p->cred.pid, strerror(-n));
+                        log_client_debug("client pid %d: recv: %s", (int)p->cred.pid, strerror(-n));
                         peer_close(p);
                         return;
                 }
@@ -303,12 +450,13 @@ static void peer_read(peer *p) {
                 k = ipcb_proto_decode(rx_buf, rx.len, nfds, &m);
                 /* Only SHM_REGISTER carries an fd, which goes to its handler
                  * (and is closed after it, whatever it did); any other fd is
-                 * unsolicited, or belongs to a malformed message: closed now. */
+                 * unsolicited, or belongs to a malformed message. */
                 if (k == 0 && m.hdr.op == IPCB_OP_SHM_REGISTER && nfds == 1) {
                         p->rx_fd = fds[0];
                         nfds = 0;
                 }
-                os_close_fds(fds, nfds);
+                for (unsigned i = 0; i < nfds; i++)
+                        reaper_close(fds[i], p->reaping);
                 if (k == -EOPNOTSUPP && !(m.hdr.op & IPCB_OP_REPLY) && nfds == 0) {
                         peer_reply_error(p, &m.hdr, -EOPNOTSUPP);
                         continue;
@@ -319,23 +467,26 @@ static void peer_read(peer *p) {
                 }
                 if (p->refuse < 0) { /* over its uid's connection quota */
                         peer_reply_error(p, &m.hdr, p->refuse);
-                        if (p->rx_fd >= 0)
-                                close(p->rx_fd);
+                        reaper_close(p->rx_fd, p->reaping);
                         p->rx_fd = -1;
                         peer_close(p);
                         return;
                 }
                 request_dispatch(p, &m);
-                if (p->rx_fd >= 0) {
-                        close(p->rx_fd);
-                        p->rx_fd = -1;
-                }
+                /* Whatever the handler did not keep came from the client. */
+                reaper_close(p->rx_fd, p->reaping);
+                p->rx_fd = -1;
         }
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
         peer *p = h->data;
 
+        if (p->closing) { /* lingering: the client hung up, its queue is gone */
+                unthrottle(p);
+                peer_finish_close(p);
+                return;
+        }
         if (status < 0) {
                 peer_close(p);
                 return;
@@ -346,12 +497,11 @@ static void on_poll(uv_poll_t *h, int status, int events) {
                         peer_close(p);
                         return;
                 }
-                if (!p->q_head)
-                        peer_set_events(p, UV_READABLE | UV_DISCONNECT);
+                peer_update_events(p);
         }
-        if (events & UV_READABLE)
+        if ((events & UV_READABLE) && !p->q_head && !p->throttled)
                 peer_read(p);
-        else if ((events & UV_DISCONNECT) && !p->closing)
+        else if ((events & UV_DISCONNECT) && !p->closing && !(events & UV_READABLE))
                 peer_close(p);
 }
 
@@ -361,6 +511,18 @@ static void peer_set_events(peer *p, unsigned events) {
         p->poll_events = events;
         if (uv_poll_start(&p->poll, (int)events, on_poll) < 0)
                 peer_close(p);
+}
+
+/* Read while nothing waits to be sent and p is not throttled; write while
+ * replies are queued; always hear a hang-up. */
+static void peer_update_events(peer *p) {
+        unsigned ev = UV_DISCONNECT;
+
+        if (p->q_head)
+                ev |= UV_WRITABLE;
+        else if (!p->throttled)
+                ev |= UV_READABLE;
+        peer_set_events(p, ev);
 }
 
 /* ---- the peer's process ---- */
@@ -374,7 +536,7 @@ static void on_process_exit(uv_poll_t *h, int status, int events) {
         (void)status;
         (void)events;
 
-        log_debug("client pid %d exited; settling its undo and lock tokens", (int)p->cred.pid);
+        log_client_debug("client pid %d exited; settling its undo and lock tokens", (int)p->cred.pid);
         for (uint32_t i = 0; i < p->nslots; i++)
                 if (p->slots[i].obj)
                         handle_settle(&p->slots[i]);
@@ -408,20 +570,26 @@ int peer_watch_process(peer *p) {
 
 /* ---- life ---- */
 
+int peer_init(uv_loop_t *loop) {
+        return uv_timer_init(loop, &throttle_timer);
+}
+
 int peer_new(uv_loop_t *loop, int fd) {
         struct ucred uc;
         socklen_t len = sizeof(uc);
         peer *p;
         int k;
 
+        /* A new socket may already hold datagrams with fds: closed off the loop. */
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0) {
                 k = -errno;
-                close(fd);
+                reaper_close(fd, NULL);
                 return k;
         }
         p = calloc(1, sizeof(*p));
-        if (!p) {
-                close(fd);
+        if (!p || !(p->reaping = reaper_account_new(uc.uid, on_reaped, p))) {
+                free(p);
+                reaper_close(fd, NULL);
                 return -ENOMEM;
         }
         p->fd = fd;
@@ -432,9 +600,14 @@ int peer_new(uv_loop_t *loop, int fd) {
         /* Over quota: kept only to answer its first request with -EUSERS
          * (so that the client sees why), and not many of those at once. */
         k = quota_charge(uc.uid, QUOTA_CONNECTIONS, 1);
-        if (k < 0 && nrefusing >= REFUSING_MAX) {
+        if ((k < 0 && nrefusing >= REFUSING_MAX) || uv_poll_init(loop, &p->poll, fd) < 0) {
+                if (k >= 0) {
+                        quota_uncharge(uc.uid, QUOTA_CONNECTIONS, 1);
+                        k = -ENOMEM;
+                }
+                reaper_account_release(p->reaping);
                 free(p);
-                close(fd);
+                reaper_close(fd, NULL);
                 return k;
         }
         if (k < 0) {
@@ -442,16 +615,6 @@ int peer_new(uv_loop_t *loop, int fd) {
                 nrefusing++;
         } else
                 p->conn_charged = true;
-        k = uv_poll_init(loop, &p->poll, fd);
-        if (k < 0) {
-                if (p->conn_charged)
-                        quota_uncharge(uc.uid, QUOTA_CONNECTIONS, 1);
-                else
-                        nrefusing--;
-                free(p);
-                close(fd);
-                return k;
-        }
         p->poll.data = p;
         p->open_uv_handles = 1;
         p->next = peers;
@@ -459,8 +622,8 @@ int peer_new(uv_loop_t *loop, int fd) {
                 peers->prev = p;
         peers = p;
         npeers++;
-        peer_set_events(p, UV_READABLE | UV_DISCONNECT);
-        log_debug("client pid %d uid %u gid %u connected", (int)uc.pid, (unsigned)uc.uid,
+        peer_update_events(p);
+        log_client_debug("client pid %d uid %u gid %u connected", (int)uc.pid, (unsigned)uc.uid,
                   (unsigned)uc.gid);
         return 0;
 }
@@ -470,17 +633,29 @@ static void on_closed(uv_handle_t *h) {
 
         if (--p->open_uv_handles > 0)
                 return;
-        close(p->fd);
+        reaper_close(p->fd, NULL); /* its queue may hold fds a client sent */
         if (p->pidfd >= 0)
                 close(p->pidfd);
+        reaper_account_release(p->reaping);
         free(p);
+}
+
+static bool shutting_down;
+
+/* The connection's fds and uv handles go. */
+static void peer_finish_close(peer *p) {
+        quota_uncharge(p->cred.uid, QUOTA_INFLIGHT, p->fds_unread);
+        p->fds_unread = 0;
+        uv_close((uv_handle_t *)&p->poll, on_closed);
+        if (p->pidfd >= 0)
+                uv_close((uv_handle_t *)&p->pid_poll, on_closed);
 }
 
 void peer_close(peer *p) {
         if (p->closing)
                 return;
         p->closing = true;
-        log_debug("client pid %d disconnected (%u handles released)", (int)p->cred.pid,
+        log_client_debug("client pid %d disconnected (%u handles released)", (int)p->cred.pid,
                   p->nhandles);
         /* Release in reverse order of acquisition: replies, then handles. */
         queue_free(p);
@@ -504,12 +679,28 @@ void peer_close(peer *p) {
                 nrefusing--;
         p->conn_charged = false;
         uv_poll_stop(&p->poll);
-        uv_close((uv_handle_t *)&p->poll, on_closed);
-        if (p->pidfd >= 0)
-                uv_close((uv_handle_t *)&p->pid_poll, on_closed);
+        unthrottle(p);
+        inflight_refresh(p);
+        if (p->fds_unread && !shutting_down) {
+                /* fds we sent still sit in its socket, counted against our
+                 * uid until it reads them or closes: keep the socket (and the
+                 * charge, which throttles the uid's other connections) until
+                 * then, checked every tick.  shutdown tells the client. */
+                shutdown(p->fd, SHUT_RDWR);
+                throttle(p);
+                return;
+        }
+        peer_finish_close(p);
 }
 
 void peer_close_all(void) {
+        shutting_down = true;
         while (peers)
                 peer_close(peers);
+        while (throttled_list) { /* lingering connections */
+                peer *p = throttled_list;
+                unthrottle(p);
+                peer_finish_close(p);
+        }
+        uv_close((uv_handle_t *)&throttle_timer, NULL);
 }

@@ -41,7 +41,13 @@ typedef struct peer {
 
         queued_reply *q_head, *q_tail;
         unsigned q_len;
-        unsigned q_fds;     /* fds held by queued replies (fds in flight) */
+        unsigned q_fds;     /* the daemon's copies of fds in queued replies */
+        /* fds sent in replies that the client may not have read yet (in
+         * flight: counted by the kernel against the daemon's uid) */
+        unsigned fds_unread;
+        struct reaper_account *reaping; /* its fds waiting to be closed */
+        bool throttled;     /* not read for now (or lingering once closing) */
+        struct peer *thr_prev, *thr_next;
 
         /* The fd that came with the request being dispatched (SHM_REGISTER
          * only), -1 otherwise.  A handler that keeps it sets it to -1; the
@@ -53,6 +59,8 @@ typedef struct peer {
         struct peer *prev, *next;
 } peer;
 
+/* Set up what all peers share (once, before peer_new). */
+int peer_init(uv_loop_t *loop);
 /* Take ownership of connected socket fd; on failure fd is closed. */
 int peer_new(uv_loop_t *loop, int fd);
 /* Start closing: releases handles and queued replies now, frees the peer in

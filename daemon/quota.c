@@ -57,7 +57,8 @@ static uint64_t limit_of(quota_res r) {
         case QUOTA_BYTES: return cfg.max_bytes_per_uid;
         case QUOTA_HANDLES: return cfg.max_handles_per_uid;
         case QUOTA_CONNECTIONS: return cfg.max_connections_per_uid;
-        default: return 0;
+        case QUOTA_FDS: return cfg.max_fds_per_uid;
+        default: return 0; /* throttles: never refused here */
         }
 }
 
@@ -73,6 +74,12 @@ static bool over(const quota_user *u, quota_res r, uint64_t n) {
         return n > lim || u->use[r] > lim - n;
 }
 
+uint64_t quota_use(uid_t uid, quota_res r) {
+        quota_user *u = lookup(uid, false);
+
+        return u ? u->use[r] : 0;
+}
+
 int quota_charge(uid_t uid, quota_res r, uint64_t n) {
         quota_user *u = lookup(uid, true);
 
@@ -86,17 +93,31 @@ int quota_charge(uid_t uid, quota_res r, uint64_t n) {
         return 0;
 }
 
-int quota_charge_object(uid_t uid, uint64_t bytes) {
-        quota_user *u = lookup(uid, true);
+/* The daemon's fds for all objects (root's too): creation stops at
+ * cfg.fd_budget, so that the rest stays free for connections and clean-up. */
+static uint64_t fds_total;
 
-        if (!u)
+uint64_t quota_object_fds(uint8_t kind) {
+        /* A segment: its memfd, the read-only description, the lock page. */
+        return kind == IPCB_KIND_SHM ? 3 : 1;
+}
+
+int quota_charge_object(uid_t uid, uint8_t kind, uint64_t bytes) {
+        uint64_t fds = quota_object_fds(kind);
+        quota_user *u;
+
+        if (cfg.fd_budget && fds_total + fds > cfg.fd_budget)
+                return -ENOSPC;
+        if (!(u = lookup(uid, true)))
                 return -ENOMEM;
-        if (over(u, QUOTA_OBJECTS, 1) || over(u, QUOTA_BYTES, bytes)) {
+        if (over(u, QUOTA_OBJECTS, 1) || over(u, QUOTA_BYTES, bytes) || over(u, QUOTA_FDS, fds)) {
                 maybe_free(u);
                 return -EDQUOT;
         }
         u->use[QUOTA_OBJECTS]++;
         u->use[QUOTA_BYTES] += bytes;
+        u->use[QUOTA_FDS] += fds;
+        fds_total += fds;
         return 0;
 }
 
@@ -109,13 +130,16 @@ void quota_uncharge(uid_t uid, quota_res r, uint64_t n) {
         maybe_free(u);
 }
 
-void quota_uncharge_object(uid_t uid, uint64_t bytes) {
+void quota_uncharge_object(uid_t uid, uint8_t kind, uint64_t bytes) {
+        uint64_t fds = quota_object_fds(kind);
         quota_user *u = lookup(uid, false);
 
+        fds_total = fds_total > fds ? fds_total - fds : 0;
         if (!u)
                 return;
         u->use[QUOTA_OBJECTS] = u->use[QUOTA_OBJECTS] ? u->use[QUOTA_OBJECTS] - 1 : 0;
         u->use[QUOTA_BYTES] = u->use[QUOTA_BYTES] > bytes ? u->use[QUOTA_BYTES] - bytes : 0;
+        u->use[QUOTA_FDS] = u->use[QUOTA_FDS] > fds ? u->use[QUOTA_FDS] - fds : 0;
         maybe_free(u);
 }
 

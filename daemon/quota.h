@@ -17,6 +17,11 @@ typedef enum quota_res {
         QUOTA_BYTES,
         QUOTA_HANDLES,
         QUOTA_CONNECTIONS,
+        QUOTA_FDS,       /* the daemon's fds held for the uid's objects */
+        /* Throttles rather than quotas: counted, never refused; a uid over
+         * its bound has its connections no longer read (peer.c). */
+        QUOTA_INFLIGHT,  /* fds sent to the uid's connections, not yet read */
+        QUOTA_REAPING,   /* fds from the uid waiting to be closed (reaper.c) */
         QUOTA_NRES_,
 } quota_res;
 
@@ -24,11 +29,17 @@ typedef enum quota_res {
  * the limit would be passed.  An exempt uid (uid 0 with root override) is
  * counted but never refused.  May return -ENOMEM for a new uid. */
 int quota_charge(uid_t uid, quota_res r, uint64_t n);
-/* Charge an object and its bytes together (both or neither). */
-int quota_charge_object(uid_t uid, uint64_t bytes);
+/* Charge an object of kind (IPCB_KIND_*), its bytes and its fds together
+ * (all or none): -EDQUOT over the uid's quota, -ENOSPC when the daemon's
+ * fd budget for objects (cfg.fd_budget, all uids) is spent. */
+int quota_charge_object(uid_t uid, uint8_t kind, uint64_t bytes);
+/* The daemon fds an object of kind may hold. */
+uint64_t quota_object_fds(uint8_t kind);
 void quota_uncharge(uid_t uid, quota_res r, uint64_t n);
-void quota_uncharge_object(uid_t uid, uint64_t bytes);
+void quota_uncharge_object(uid_t uid, uint8_t kind, uint64_t bytes);
 bool quota_exempt(uid_t uid);
+/* Current usage of r by uid. */
+uint64_t quota_use(uid_t uid, quota_res r);
 
 /* Fill recs (at most max) with the usage of uids > cursor, in uid order, or
  * of `only` alone when only_one.  Returns the count; *ret_more tells whether

@@ -99,12 +99,12 @@ static int do_shm_create(peer *p, const ipcb_msg *m) {
         if (registry_lookup(IPCB_KIND_SHM, n->ptr, n->len))
                 return -EEXIST;
 
-        if ((k = quota_charge_object(p->cred.uid, m->shm_create.size)) < 0)
+        if ((k = quota_charge_object(p->cred.uid, IPCB_KIND_SHM, m->shm_create.size)) < 0)
                 return k;
         k = shm_new(n->ptr, n->len, m->shm_create.size, m->shm_create.mode,
                     m->shm_create.flags, &p->cred, &o);
         if (k < 0) {
-                quota_uncharge_object(p->cred.uid, m->shm_create.size);
+                quota_uncharge_object(p->cred.uid, IPCB_KIND_SHM, m->shm_create.size);
                 return k;
         }
         access_charged(o, p->cred.uid, m->shm_create.size);
@@ -203,12 +203,12 @@ static int do_sem_create(peer *p, const ipcb_msg *m) {
                 return -EINVAL;
         if (registry_lookup(IPCB_KIND_SEM, n->ptr, n->len))
                 return -EEXIST;
-        if ((k = quota_charge_object(p->cred.uid, IPCB_PAGE_SIZE)) < 0)
+        if ((k = quota_charge_object(p->cred.uid, IPCB_KIND_SEM, IPCB_PAGE_SIZE)) < 0)
                 return k;
         k = sem_new(n->ptr, n->len, m->sem_create.initial, max, m->sem_create.mode,
                     m->sem_create.flags, &p->cred, &o);
         if (k < 0) {
-                quota_uncharge_object(p->cred.uid, IPCB_PAGE_SIZE);
+                quota_uncharge_object(p->cred.uid, IPCB_KIND_SEM, IPCB_PAGE_SIZE);
                 return k;
         }
         access_charged(o, p->cred.uid, IPCB_PAGE_SIZE);

@@ -103,7 +103,7 @@ static uint32_t slot_settle(sem_state *st, uint32_t i, uint32_t *ret_seq) {
                 if (atomic_compare_exchange_strong(sp, &sv, ipcb_slot_pack(r)))
                         return r.held;
         }
-        log_warn("semaphore page: slot %u keeps changing; treating it as empty", i + 1);
+        log_client_warn("semaphore page: slot %u keeps changing; treating it as empty", i + 1);
         return 0;
 }
 
@@ -137,7 +137,7 @@ void sem_slot_release(object *o, uint32_t slot) {
                                 break;
                 }
                 if (tries == CAS_TRIES)
-                        log_warn("semaphore '%s': state word keeps changing; %u tokens not returned",
+                        log_client_warn("semaphore '%s': state word keeps changing; %u tokens not returned",
                                  o->name, held);
         }
         atomic_store(&pg->slot[i], ipcb_slot_pack((ipcb_slotw){ .seq = seq }));

@@ -285,6 +285,34 @@ ssize_t raw_recv(int fd, void *buf, size_t cap, int *fds, unsigned *nfds, int ti
         return (ssize_t)rx.len;
 }
 
+int raw_send_until_stalled(int fd, const void *buf, size_t len, unsigned max, int stall_ms,
+                           unsigned *ret_sent) {
+        long long stalled_since = -1;
+        unsigned sent = 0;
+        int k = 0;
+
+        while (sent < max) {
+                k = raw_send(fd, buf, len, NULL, 0);
+                if (k == 0) {
+                        sent++;
+                        stalled_since = -1;
+                        continue;
+                }
+                if (k != -EAGAIN)
+                        break;
+                if (stalled_since < 0)
+                        stalled_since = now_ms();
+                else if (now_ms() - stalled_since >= stall_ms) {
+                        k = 0;
+                        break;
+                }
+                struct pollfd p = { .fd = fd, .events = POLLOUT };
+                poll(&p, 1, 10);
+        }
+        *ret_sent = sent;
+        return k;
+}
+
 int raw_hello(int fd) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO, .id = 0x4e110 } }, r;

@@ -62,6 +62,12 @@ int raw_send(int fd, const void *buf, size_t len, const int *fds, unsigned nfds)
  * (the rest closed), *nfds is set to the number stored.  Returns the length,
  * 0 on EOF, -ETIMEDOUT, or -errno. */
 ssize_t raw_recv(int fd, void *buf, size_t cap, int *fds, unsigned *nfds, int timeout_ms);
+/* Send the same datagram (no fds) again and again, never reading, until
+ * the socket has stayed full for stall_ms (returns 0: the daemon stopped
+ * reading this connection) or the connection broke (returns -errno); at
+ * most max datagrams.  *ret_sent: how many were sent. */
+int raw_send_until_stalled(int fd, const void *buf, size_t len, unsigned max, int stall_ms,
+                           unsigned *ret_sent);
 /* True if the peer closed the connection within timeout_ms; datagrams that
  * arrive meanwhile are discarded (their fds closed). */
 bool raw_is_closed(int fd, int timeout_ms);

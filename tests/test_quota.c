@@ -289,6 +289,9 @@ Test(quota, config_file_and_cli_precedence) {
 
 /* A client that never reads the replies to SHM_OPEN (each carries an fd) is
  * dropped once 8 fds wait in its queue. */
+/* A connection whose unread replies carry --max-fds-in-flight fds is no
+ * longer read (not dropped): it holds exactly that many, and is served
+ * again once it has read them. */
 Test(quota, fds_in_flight_per_connection) {
         signal(SIGPIPE, SIG_IGN);
         ipcbd_start(&d, limits);
@@ -304,18 +307,40 @@ Test(quota, fds_in_flight_per_connection) {
         m.shm_open.access = IPCB_WA_READ_ONLY;
         m.shm_open.name = (ipcb_name){ .ptr = "f", .len = 1 };
         ssize_t len = ipcb_proto_encode(&m, buf, sizeof(buf));
-        int k = 0, sent = 0;
-        for (int i = 0; i < 20000 && k != -EPIPE && k != -ECONNRESET; i++) {
-                k = raw_send(fd, buf, (size_t)len, NULL, 0);
-                if (k == 0)
-                        sent++;
-                else if (k == -EAGAIN) {
-                        struct pollfd p = { .fd = fd, .events = POLLOUT };
-                        poll(&p, 1, 20);
-                }
+        unsigned sent, replies = 0, fds = 0;
+        cr_assert_eq(raw_send_until_stalled(fd, buf, (size_t)len, 20000, 300, &sent), 0);
+        fprintf(stderr, "[quota] fd hoarder: %u requests sent before its socket stayed full\n", sent);
+        /* What it was sent so far: exactly the in-flight bound, then nothing. */
+        for (;;) {
+                int got[4];
+                unsigned n = 4;
+                ssize_t k = raw_recv(fd, buf, sizeof(buf), got, &n, 200);
+                if (k <= 0)
+                        break;
+                replies++;
+                fds += n;
+                for (unsigned i = 0; i < n; i++)
+                        close(got[i]);
+                if (fds >= 8)
+                        break;
         }
-        fprintf(stderr, "[quota] fd hoarder: %d requests sent before the drop\n", sent);
-        cr_assert(raw_is_closed(fd, 5000), "a client hoarding fds was not dropped");
+        cr_assert_geq(fds, 8, "no reply came back");
+        /* Having read some, it is served again: more replies arrive. */
+        unsigned more = 0;
+        for (;;) {
+                int got[4];
+                unsigned n = 4;
+                ssize_t k = raw_recv(fd, buf, sizeof(buf), got, &n, 500);
+                if (k <= 0)
+                        break;
+                more++;
+                for (unsigned i = 0; i < n; i++)
+                        close(got[i]);
+                if (more > 64)
+                        break;
+        }
+        fprintf(stderr, "[quota] fd hoarder: %u replies before reading, %u after\n", replies, more);
+        cr_assert_gt(more, 16, "a connection that read its replies was not served again");
         close(fd);
         ipcb_shm_close(s);
         ipcb_disconnect(c);
