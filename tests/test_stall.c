@@ -1,0 +1,533 @@
+/* test_stall.c: the daemon's one loop never stalls, leaks or holds more than
+ * its share, whatever one client sends, attaches or leaves behind.  Each
+ * test is an attack found from outside, against a real daemon, while a
+ * well-behaved client (a prober thread) measures its own request latency;
+ * the figures are printed as [stall] lines.  Every test ends with the
+ * daemon's fds at baseline, the test process's own fds at their start
+ * count, and a clean daemon exit. */
+#include "harness.h"
+#include "multiuid.h"
+
+#include "ipcbroker.h"
+#include "proto.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static ipcbd d;
+static int self_fds;
+
+static long long now_us(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void begin(const char *const *args) {
+        signal(SIGPIPE, SIG_IGN);
+        self_fds = self_fd_count();
+        ipcbd_start(&d, args);
+}
+
+static void begin_as_unprivileged(const char *const *args) {
+        SKIP_UNLESS_ROOT();
+        signal(SIGPIPE, SIG_IGN);
+        self_fds = self_fd_count();
+        ipcbd_start_as(&d, UID_D, UID_D, args);
+}
+
+static void finish(void) {
+        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 10000), "daemon fds not back to baseline");
+        cr_assert_eq(self_fd_count(), self_fds, "the test process leaked %d fds",
+                     self_fd_count() - self_fds);
+        ipcbd_stop(&d);
+}
+
+/* ---- the prober: a well-behaved client measuring its round trips ---- */
+
+typedef struct prober {
+        pthread_t thread;
+        atomic_bool stop;
+        int errors;
+        unsigned n;
+        long long lat_us[1 << 16];
+} prober;
+
+static void *prober_run(void *arg) {
+        prober *pr = arg;
+        ipcb_client *c;
+        ipcb_shm *s;
+
+        if (ipcb_connect(d.sock, &c) < 0) {
+                pr->errors++;
+                return NULL;
+        }
+        while (!atomic_load(&pr->stop) && pr->n < sizeof(pr->lat_us) / sizeof(pr->lat_us[0])) {
+                long long t0 = now_us();
+                /* A request whose reply carries an fd, and its close. */
+                int k = ipcb_shm_create(c, "probe", 4096, NULL, &s);
+                if (k == 0)
+                        ipcb_shm_close(s);
+                else
+                        pr->errors++;
+                pr->lat_us[pr->n++] = now_us() - t0;
+                usleep(1000);
+        }
+        ipcb_disconnect(c);
+        return NULL;
+}
+
+static void prober_start(prober *pr) {
+        memset(pr, 0, sizeof(*pr));
+        cr_assert_eq(pthread_create(&pr->thread, NULL, prober_run, pr), 0);
+}
+
+static int cmp_ll(const void *a, const void *b) {
+        long long x = *(const long long *)a, y = *(const long long *)b;
+        return x < y ? -1 : x > y;
+}
+
+/* Stop the prober, print its figures, and return its worst latency in µs. */
+static long long prober_stop(prober *pr, const char *attack) {
+        atomic_store(&pr->stop, true);
+        pthread_join(pr->thread, NULL);
+        cr_assert_gt(pr->n, 0, "the prober made no request");
+        qsort(pr->lat_us, pr->n, sizeof(pr->lat_us[0]), cmp_ll);
+        long long p50 = pr->lat_us[pr->n / 2], p99 = pr->lat_us[pr->n * 99 / 100],
+                  max = pr->lat_us[pr->n - 1];
+        fprintf(stderr, "[stall] %-40s well-behaved client: %u requests, p50 %lld us, p99 %lld us, "
+                        "max %lld us, %d errors\n", attack, pr->n, p50, p99, max, pr->errors);
+        cr_assert_eq(pr->errors, 0, "%s: the well-behaved client got %d errors", attack, pr->errors);
+        return max;
+}
+
+/* The target is 10 ms; the bound asserted leaves room for this noisy VM
+ * while still catching any stall that waits on a client (seconds). */
+#define STALL_BOUND_US 250000
+
+/* ---- helpers ---- */
+
+static size_t enc(ipcb_msg *m, uint8_t *buf) {
+        ssize_t n = ipcb_proto_encode(m, buf, IPCB_MSG_MAX);
+        cr_assert_gt(n, 0);
+        return (size_t)n;
+}
+
+static int hello_conn(void) {
+        int fd = raw_connect(d.sock);
+        cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+        cr_assert_eq(raw_hello(fd), 0);
+        return fd;
+}
+
+/* A TCP socket whose close() blocks for linger_s seconds: SO_LINGER on and
+ * a send queue that cannot drain (the peer is never accepted, never read).
+ * *ret_listener keeps the other side alive; close it after the test. */
+static int lingering_socket(int linger_s, int *ret_listener) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(sa);
+        struct linger lg = { .l_onoff = 1, .l_linger = linger_s };
+        int l, s, small = 4096;
+        static char junk[65536];
+
+        l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(l, 0);
+        setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+        cr_assert_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        cr_assert_eq(listen(l, 1), 0);
+        cr_assert_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+        s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(s, 0);
+        setsockopt(s, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+        cr_assert_eq(connect(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        cr_assert_eq(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+        fcntl(s, F_SETFL, O_NONBLOCK);
+        while (send(s, junk, sizeof(junk), MSG_NOSIGNAL) > 0)
+                ;
+        fcntl(s, F_SETFL, 0);
+        *ret_listener = l;
+        return s;
+}
+
+/* ---- 1. an empty datagram with fds ---- */
+
+Test(stall, empty_datagram_with_fds, .timeout = 60) {
+        begin(NULL);
+        int fds[4];
+        for (int i = 0; i < 4; i++)
+                fds[i] = memfd_create("x", MFD_CLOEXEC);
+        for (int c = 0; c < 20; c++) {
+                int fd = hello_conn();
+                cr_assert_eq(raw_send(fd, "", 0, fds, 4), 0);
+                cr_assert(raw_is_closed(fd, 5000), "an empty datagram did not end the connection");
+                close(fd);
+        }
+        for (int i = 0; i < 4; i++)
+                close(fds[i]);
+        fprintf(stderr, "[stall] 20 connections x 4 fds in empty datagrams: daemon fds %d (baseline %d)\n",
+                ipcbd_fd_count(&d), d.base_fds);
+        finish();
+}
+
+/* ---- 2. fds parked in flight ---- */
+
+/* Connections that pipeline MEMFD requests (replies carry an fd, no quota)
+ * and never read, kept open.  The kernel counts every unread fd against the
+ * daemon's uid; past its RLIMIT_NOFILE every fd-carrying reply fails with
+ * ETOOMANYREFS, for everyone.  The daemon runs unprivileged (root is
+ * exempt from that count) with a hard limit of 512. */
+static int park_fds(void *arg) {
+        int *conns = arg, rounds = conns[0];
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_MEMFD, .id = 7 } };
+        m.memfd.size = 4096;
+        size_t len = enc(&m, buf);
+        unsigned total = 0;
+
+        for (int r = 0; r < rounds; r++) {
+                int fd = raw_connect(d.sock);
+                CHILD_CHECK(fd >= 0, "connect round %d: %s", r, strerror(-fd));
+                /* no waiting for the HELLO reply: once the uid has its share
+                 * in flight, its new connections are not read either */
+                ipcb_msg h = { .hdr = { .op = IPCB_OP_HELLO, .id = 1 } };
+                h.hello.version = IPCB_PROTO_VERSION;
+                uint8_t hb[IPCB_MSG_MAX];
+                CHILD_CHECK(raw_send(fd, hb, enc(&h, hb), NULL, 0) == 0, "hello");
+                unsigned sent;
+                int k = raw_send_until_stalled(fd, buf, len, 2000, 200, &sent);
+                CHILD_CHECK(k == 0 || k == -EPIPE || k == -ECONNRESET, "flood: %s", strerror(-k));
+                total += sent;
+                /* never read; the socket stays open (until the process exits) */
+        }
+        fprintf(stderr, "[stall] parking uid %u: %d connections, %u MEMFD requests sent\n",
+                (unsigned)getuid(), rounds, total);
+        /* Hold them while the parent checks the daemon still hands out fds. */
+        char c;
+        CHILD_CHECK(read(conns[1], &c, 1) >= 0, "wait");
+        return 0;
+}
+
+Test(stall, fds_parked_in_flight, .timeout = 120) {
+        struct rlimit old, rl = { 512, 512 };
+        getrlimit(RLIMIT_NOFILE, &old);
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        begin_as_unprivileged(NULL);
+        setrlimit(RLIMIT_NOFILE, &old);
+
+        int gate[2];
+        cr_assert_eq(pipe2(gate, O_CLOEXEC), 0);
+        prober pr;
+        prober_start(&pr);
+        int arg[2] = { 12, gate[0] };
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                close(gate[1]);
+                if (drop_to(UID_A, UID_A, NULL, 0) < 0)
+                        _exit(2);
+                _exit(park_fds(arg));
+        }
+        /* Let the attacker park what it can, then check everyone is served. */
+        usleep(12 * 250 * 1000);
+        ipcb_client *c;
+        ipcb_shm *s[32];
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        for (int i = 0; i < 32; i++) {
+                char name[16];
+                snprintf(name, sizeof(name), "after%d", i);
+                int k = ipcb_shm_create(c, name, 4096, NULL, &s[i]);
+                cr_assert_eq(k, 0, "create #%d with fds parked in flight: %s", i, ipcb_strerror(k));
+        }
+        for (int i = 0; i < 32; i++)
+                ipcb_shm_close(s[i]);
+        ipcb_disconnect(c);
+        long long max = prober_stop(&pr, "fds parked in flight");
+        close(gate[1]);
+        int status;
+        waitpid(pid, &status, 0);
+        close(gate[0]);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the attacker failed");
+        cr_assert_lt(max, STALL_BOUND_US);
+        finish();
+}
+
+/* ---- 3. a close() that blocks ---- */
+
+/* An unsolicited fd: a TCP socket whose close lingers 3 s.  Before, the loop
+ * closed it itself and every client waited. */
+Test(stall, lingering_socket_attached, .timeout = 60) {
+        begin(NULL);
+        prober pr;
+        prober_start(&pr);
+        usleep(50000);
+        int l, t = lingering_socket(3, &l);
+        int fd = hello_conn();
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO, .id = 2 } };
+        m.hello.version = IPCB_PROTO_VERSION;
+        kill(d.pid, SIGSTOP); /* so that the daemon's copy is the last one */
+        cr_assert_eq(raw_send(fd, buf, enc(&m, buf), &t, 1), 0);
+        close(t);
+        kill(d.pid, SIGCONT);
+        usleep(500000);
+        long long max = prober_stop(&pr, "lingering socket as an unsolicited fd");
+        close(fd);
+        /* the worker is still closing it: give it its linger time */
+        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 8000));
+        close(l);
+        cr_assert_lt(max, STALL_BOUND_US);
+        finish();
+}
+
+/* The same socket sent as SHM_REGISTER's memfd: refused without fstat, and
+ * closed off the loop. */
+Test(stall, lingering_socket_registered, .timeout = 60) {
+        begin(NULL);
+        prober pr;
+        prober_start(&pr);
+        usleep(50000);
+        int l, t = lingering_socket(3, &l);
+        int fd = hello_conn();
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_SHM_REGISTER, .id = 4, .nfds = 1 } };
+        m.shm_register.name = (ipcb_name){ .ptr = "sock", .len = 4 };
+        m.shm_register.mode = 0644;
+        size_t len = enc(&m, buf);
+        kill(d.pid, SIGSTOP); /* so that the daemon's copy is the last one */
+        cr_assert_eq(raw_send(fd, buf, len, &t, 1), 0);
+        close(t);
+        kill(d.pid, SIGCONT);
+        ipcb_msg r;
+        ssize_t n = raw_recv(fd, buf, sizeof(buf), NULL, NULL, 3000);
+        cr_assert_gt(n, 0);
+        cr_assert_eq(ipcb_proto_decode(buf, (size_t)n, 0, &r), 0);
+        cr_assert_eq(r.hdr.status, -EBADFD, "register of a TCP socket: %d", r.hdr.status);
+        usleep(500000);
+        long long max = prober_stop(&pr, "lingering socket as a memfd to register");
+        close(fd);
+        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 8000));
+        close(l);
+        cr_assert_lt(max, STALL_BOUND_US);
+        finish();
+}
+
+/* A malformed request ends the connection while a later datagram, carrying
+ * the lingering socket, is still unread in its queue: closing the
+ * connection's socket releases it, and that must not happen on the loop. */
+Test(stall, lingering_socket_in_dropped_queue, .timeout = 60) {
+        begin(NULL);
+        prober pr;
+        prober_start(&pr);
+        usleep(50000);
+        int l, t = lingering_socket(3, &l);
+        int fd = hello_conn();
+        uint8_t junk[IPCB_HDR_SIZE] = { 0xff, 0xff, 0xff, 0xff };
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO, .id = 3 } };
+        m.hello.version = IPCB_PROTO_VERSION;
+        size_t len = enc(&m, buf);
+        /* both datagrams are queued before the daemon reads */
+        kill(d.pid, SIGSTOP);
+        cr_assert_eq(raw_send(fd, junk, sizeof(junk), NULL, 0), 0);
+        cr_assert_eq(raw_send(fd, buf, len, &t, 1), 0);
+        close(t);
+        kill(d.pid, SIGCONT);
+        cr_assert(raw_is_closed(fd, 5000));
+        close(fd);
+        usleep(500000);
+        long long max = prober_stop(&pr, "lingering socket in a dropped queue");
+        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 8000));
+        close(l);
+        cr_assert_lt(max, STALL_BOUND_US);
+        finish();
+}
+
+/* ---- 7. the fd table is shared by everyone ---- */
+
+typedef struct fill_arg {
+        const char *prefix;
+        int want_first_error; /* what the create that stops must return */
+        int created;
+} fill_arg;
+
+/* Create segments until refused; keep them while the parent checks. */
+static int fill(void *arg) {
+        fill_arg *a = arg;
+        ipcb_client *c;
+        ipcb_shm *s;
+        char name[32];
+        int k, n = 0;
+
+        CHILD_CHECK(ipcb_connect(d.sock, &c) == 0, "connect");
+        for (;;) {
+                snprintf(name, sizeof(name), "%s%d", a->prefix, n);
+                k = ipcb_shm_create(c, name, 4096, NULL, &s);
+                if (k < 0)
+                        break;
+                /* keep the handle: the segment lives while we do */
+                n++;
+                CHILD_CHECK(n < 10000, "never refused");
+        }
+        fprintf(stderr, "[stall] uid %u created %d segments, then: %s\n", (unsigned)getuid(), n,
+                ipcb_strerror(k));
+        CHILD_CHECK(k == a->want_first_error, "refused with %s, wanted %s", ipcb_strerror(k),
+                    ipcb_strerror(a->want_first_error));
+        pause(); /* killed by the parent */
+        return 0;
+}
+
+Test(stall, fd_table_share_and_reserve, .timeout = 120) {
+        /* 1024 fds: 768 for objects, the rest for connections and clean-up;
+         * each uid's objects may hold 300 (100 segments at 3 fds each). */
+        static const char *const args[] = { "--max-fds", "300", NULL };
+        struct rlimit old, rl = { 1024, 1024 };
+        getrlimit(RLIMIT_NOFILE, &old);
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        begin_as_unprivileged(args);
+        setrlimit(RLIMIT_NOFILE, &old);
+
+        pid_t kids[3];
+        fill_arg a[3] = { { "a", -EDQUOT, 0 }, { "b", -EDQUOT, 0 }, { "c", -ENOSPC, 0 } };
+        for (int i = 0; i < 3; i++) {
+                kids[i] = test_fork();
+                if (kids[i] == 0) {
+                        if (drop_to(UID_A + (uid_t)i, UID_A + (gid_t)i, NULL, 0) < 0)
+                                _exit(2);
+                        _exit(fill(&a[i]));
+                }
+                /* one at a time, so that the last one meets the budget */
+                usleep(i < 2 ? 700000 : 0);
+        }
+        usleep(1500000);
+        for (int i = 0; i < 3; i++) {
+                int status;
+                cr_assert_eq(waitpid(kids[i], &status, WNOHANG), 0,
+                             "filler %d exited early (status 0x%x)", i, status);
+        }
+        /* With the object budget spent, a newcomer still connects, lists,
+         * and opens (the read-only description was budgeted with the
+         * segment). */
+        prober pr;
+        memset(&pr, 0, sizeof(pr));
+        ipcb_client *c;
+        ipcb_shm *s;
+        ipcb_object_info info;
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0, "no connection with the fd budget spent");
+        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "a0", &info), 0);
+        int k = ipcb_shm_open(c, "a0", IPCB_READ_ONLY, &s);
+        cr_assert(k == 0 || k == -EACCES, "open with the budget spent: %s", ipcb_strerror(k));
+        if (k == 0)
+                ipcb_shm_close(s);
+        k = ipcb_shm_create(c, "one-more", 4096, NULL, &s);
+        cr_assert_eq(k, -ENOSPC, "create past the budget: %s", ipcb_strerror(k));
+        fprintf(stderr, "[stall] budget spent: daemon fds %d; a newcomer connects, stats, opens\n",
+                ipcbd_fd_count(&d));
+        ipcb_disconnect(c);
+        for (int i = 0; i < 3; i++) {
+                kill(kids[i], SIGKILL);
+                waitpid(kids[i], NULL, 0);
+        }
+        finish();
+}
+
+/* ---- 9. log flooding ---- */
+
+Test(stall, log_flood, .timeout = 60) {
+        static const char *const args[] = { "--verbose", NULL };
+        char path[] = "/tmp/ipcbt-log.XXXXXX";
+        int logfd = mkstemp(path), saved = dup(2);
+        cr_assert_geq(logfd, 0);
+        /* the daemon inherits stderr: send it to the file */
+        dup2(logfd, 2);
+        begin(args);
+        dup2(saved, 2);
+        close(saved);
+        self_fds = self_fd_count();
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_SHM_OPEN, .id = 9 } };
+        m.shm_open.access = IPCB_WA_READ_ONLY;
+        m.shm_open.name = (ipcb_name){ .ptr = "nothing", .len = 7 };
+        size_t len = enc(&m, buf);
+        for (int i = 0; i < 1500; i++) {
+                int fd = hello_conn();
+                raw_send(fd, buf, len, NULL, 0);          /* refused: -ENOENT */
+                raw_send(fd, "garbage!", 8, NULL, 0);     /* a protocol violation */
+                raw_is_closed(fd, 2000);
+                close(fd);
+        }
+        finish();
+        struct stat st;
+        fstat(logfd, &st);
+        char *text = calloc(1, (size_t)st.st_size + 1);
+        cr_assert_eq(pread(logfd, text, (size_t)st.st_size, 0), st.st_size);
+        unsigned lines = 0;
+        for (char *p = text; *p; p++)
+                lines += *p == '\n';
+        free(text);
+        close(logfd);
+        unlink(path);
+        fprintf(stderr, "[stall] 1500 connections, each refused and dropped, with --verbose: "
+                        "%u log lines\n", lines);
+        /* 10 a second per call site over a few seconds, not 4 per client */
+        cr_assert_lt(lines, 600, "%u log lines for 1500 misbehaving connections", lines);
+}
+
+/* ---- 11. heap per uid ---- */
+
+/* 200 connections of one uid pipeline LIST requests and never read: each
+ * holds at most one queued reply. */
+Test(stall, queued_replies_bounded, .timeout = 60) {
+        static const char *const args[] = { "--max-connections", "256", NULL };
+        enum { N = 200 };
+        begin(args);
+        ipcb_client *c;
+        ipcb_shm *s[40];
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        for (int i = 0; i < 40; i++) { /* LIST replies of ~3 KiB */
+                char name[64];
+                snprintf(name, sizeof(name), "a-rather-long-segment-name-to-fill-list-pages-%d", i);
+                cr_assert_eq(ipcb_shm_create(c, name, 4096, NULL, &s[i]), 0);
+        }
+        long rss0 = proc_rss_kib(d.pid);
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_LIST, .id = 11 } };
+        size_t len = enc(&m, buf);
+        int fds[N];
+        unsigned total = 0;
+        prober pr;
+        prober_start(&pr);
+        for (int i = 0; i < N; i++) {
+                unsigned sent;
+                fds[i] = hello_conn();
+                cr_assert_eq(raw_send_until_stalled(fds[i], buf, len, 100000, 100, &sent), 0);
+                total += sent;
+        }
+        long rss1 = proc_rss_kib(d.pid);
+        long long max = prober_stop(&pr, "200 connections never reading LISTs");
+        fprintf(stderr, "[stall] %d connections, %u LIST requests unread: daemon VmRSS %ld -> %ld KiB\n",
+                N, total, rss0, rss1);
+        for (int i = 0; i < N; i++)
+                close(fds[i]);
+        for (int i = 0; i < 40; i++)
+                ipcb_shm_close(s[i]);
+        ipcb_disconnect(c);
+#if !defined(__SANITIZE_ADDRESS__)
+        /* one 8 KiB reply per connection at most: 1.6 MiB, not 63 MiB */
+        cr_assert_lt(rss1 - rss0, 8 * 1024, "the daemon grew by %ld KiB", rss1 - rss0);
+#endif
+        cr_assert_lt(max, STALL_BOUND_US);
+        finish();
+}
