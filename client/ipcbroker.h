@@ -225,9 +225,8 @@ IPCB_EXPORT int ipcb_shm_unlock(ipcb_shm *s);
  * Threads: a plain handle may be used by many threads at once.  An undo
  * handle serves one call at a time (open one undo handle per thread): a
  * call made while another thread is inside a call on the same undo handle
- * (typically waiting in acquire) returns -EBUSY.  The check costs no locked
- * instruction, so two calls entering at the very same instant may slip past
- * it; that is a caller bug the library does not fully guard against.  fork(): a child
+ * (typically waiting in acquire) returns -EBUSY and changes nothing; of two
+ * calls entering at the same instant, exactly one gets in.  fork(): a child
  * may use its parent's plain handles' pages; calls on an undo handle
  * inherited across fork return -ECHILD.  Once the client is disconnected,
  * a plain handle keeps working on its page, but calls on an undo handle

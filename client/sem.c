@@ -23,21 +23,18 @@ struct ipcb_sem {
         uint32_t seq;        /* next operation's sequence number (undo) */
         unsigned fork_gen;   /* fork generation at open */
         /* An undo handle serves one call at a time (one slot records one
-         * operation in flight).  Checked with plain loads and stores, not a
-         * locked instruction: it catches the usual misuse (a call while
-         * another thread waits on the handle) at no cost to the fast path,
-         * but two calls entering at the very same moment can slip by. */
+         * operation in flight): a call claims it with an atomic exchange,
+         * so of two calls entering at once exactly one gets in. */
         atomic_uint busy;
         uint32_t epoch;      /* page->epoch when the slot was given (undo) */
 };
 
 static int sem_revive(ipcb_sem *s);
 
+/* Acquire pairs with busy_release: a call sees everything the previous
+ * call on the handle wrote (s->seq, s->slot, ...). */
 static bool busy_claim(ipcb_sem *s) {
-        if (atomic_load_explicit(&s->busy, memory_order_acquire))
-                return false;
-        atomic_store_explicit(&s->busy, 1, memory_order_relaxed);
-        return true;
+        return atomic_exchange_explicit(&s->busy, 1, memory_order_acquire) == 0;
 }
 
 static void busy_release(ipcb_sem *s) {
