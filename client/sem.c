@@ -348,19 +348,21 @@ static int sem_revive(ipcb_sem *s) {
         ipcb_client *c = s->client;
         int r = 0;
 
-        pthread_mutex_lock(&c->lock);
+        if ((r = client_lock(c)) < 0)
+                return r;
         if (c->disconnected || s->obj.orphan)
                 r = -ENOTCONN;
-        else if (c->dead && client_reconnect(c) < 0)
-                r = -ENOTCONN;
-        else if (s->obj.conn_gen != c->conn_gen ||
-                 atomic_load(&s->page->epoch) != s->epoch) {
+        else if (c->dead)
+                r = client_reconnect(c);
+        if (r == 0 && (s->obj.conn_gen != c->conn_gen ||
+                       atomic_load(&s->page->epoch) != s->epoch)) {
                 r = reopen_undo(c, s);
-                if (r == -ENOTCONN && c->dead && client_reconnect(c) == 0)
+                if (r == -ENOTCONN && c->dead && (r = client_reconnect(c)) == 0)
                         r = reopen_undo(c, s);
-                if (r < 0 && r != -ENOTCONN)
+                /* A timeout, or no fd to spare: the next call tries again. */
+                if (r < 0 && r != -ENOTCONN && r != -ETIMEDOUT && r != -EMFILE)
                         s->obj.orphan = true;
-                if (r < 0)
+                if (r < 0 && r != -ETIMEDOUT && r != -EMFILE)
                         r = -ENOTCONN;
         }
         pthread_mutex_unlock(&c->lock);
