@@ -169,7 +169,10 @@ int ipcb_shm_register(ipcb_client *c, const char *name, int memfd, const ipcb_sh
         req.shm_register.mode = mode;
         req.shm_register.flags = flags;
         req.hdr.nfds = 1;
-        pthread_mutex_lock(&c->lock);
+        if ((r = client_lock(c)) < 0) {
+                close(own);
+                return r;
+        }
         c->send_fd = memfd;
         r = client_call(c, &req, buf, &reply, NULL);
         pthread_mutex_unlock(&c->lock);

@@ -1,17 +1,21 @@
 /* client.c: libipcbroker, the client side of the ipcbrokerd protocol.
  *
  * Owns the connection (one SOCK_SEQPACKET socket per ipcb_client, requests
- * serialized by a mutex, one request in flight), the receive path (every fd
- * that arrives is either handed to the caller or closed), and the local half
- * of a segment handle (mapping + memfd).  Wire encoding lives in proto/. */
+ * serialized by a mutex, one request in flight, each bounded by the client's
+ * timeout), the receive path (every fd that arrives is either handed to the
+ * caller or closed; a late reply to a request that timed out is disposed of
+ * when it comes), and the local half of a segment handle (mapping + memfd).
+ * Wire encoding lives in proto/. */
 #include "ipcbroker.h"
 
+#include "futex.h"
 #include "internal.h"
 #include "proto.h"
 #include "sock.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -23,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 _Static_assert(IPCB_SHM_PERSISTENT == IPCB_WF_PERSISTENT, "flag mismatch");
@@ -52,17 +57,92 @@ static void close_fds(int *fds, unsigned n) {
                 close(fds[i]);
 }
 
+/* ---- deadlines ---- */
+
+static void deadline_start(ipcb_client *c) {
+        int ms = atomic_load_explicit(&c->timeout_ms, memory_order_relaxed);
+
+        c->has_deadline = ms >= 0;
+        if (c->has_deadline)
+                deadline_after(ms, &c->deadline);
+}
+
+const struct timespec *client_deadline(const ipcb_client *c) {
+        return c->has_deadline ? &c->deadline : NULL;
+}
+
+/* Time left until *deadline into *ret; false once it has passed. */
+static bool deadline_left(const struct timespec *deadline, struct timespec *ret) {
+        struct timespec now;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        ret->tv_sec = deadline->tv_sec - now.tv_sec;
+        ret->tv_nsec = deadline->tv_nsec - now.tv_nsec;
+        if (ret->tv_nsec < 0) {
+                ret->tv_sec--;
+                ret->tv_nsec += 1000000000L;
+        }
+        return ret->tv_sec > 0 || (ret->tv_sec == 0 && ret->tv_nsec > 0);
+}
+
+int client_lock(ipcb_client *c) {
+        int ms = atomic_load_explicit(&c->timeout_ms, memory_order_relaxed);
+        struct timespec dl;
+        int r;
+
+        if (ms < 0) {
+                pthread_mutex_lock(&c->lock);
+                c->has_deadline = false;
+                return 0;
+        }
+        deadline_after(ms, &dl);
+        r = pthread_mutex_clocklock(&c->lock, CLOCK_MONOTONIC, &dl);
+        if (r != 0)
+                return r == ETIMEDOUT ? -ETIMEDOUT : -r;
+        c->has_deadline = true;
+        c->deadline = dl;
+        return 0;
+}
+
+void client_lock_untimed(ipcb_client *c) {
+        pthread_mutex_lock(&c->lock);
+        deadline_start(c);
+}
+
+/* Wait until c->fd is ready for `events` (or has an error or hang-up, which
+ * the I/O call then reports), or -ETIMEDOUT at the request's deadline. */
+static int client_wait(ipcb_client *c, short events) {
+        struct pollfd p = { .fd = c->fd, .events = events };
+        struct timespec left;
+        int n;
+
+        for (;;) {
+                if (c->has_deadline && !deadline_left(&c->deadline, &left))
+                        return -ETIMEDOUT;
+                n = ppoll(&p, 1, c->has_deadline ? &left : NULL, NULL);
+                if (n > 0)
+                        return 0;
+                if (n < 0 && errno != EINTR)
+                        return -errno;
+        }
+}
+
+/* ---- one request ---- */
+
 /* The connection is unusable (hang-up, I/O error, or a reply we cannot trust,
  * after which request and reply may be out of step).  Shutting the socket
  * down tells the broker at once, so it drops our handles; the fd itself is
  * closed by ipcb_disconnect().  Caller holds the lock. */
-static void client_kill(ipcb_client *c) {
+void client_kill(ipcb_client *c) {
         if (!c->dead && c->fd >= 0)
                 shutdown(c->fd, SHUT_RDWR);
         c->dead = true;
         atomic_store(&c->gone, true);
 }
 
+/* Send req (lock held).  A full socket is waited for until the deadline:
+ * -ETIMEDOUT then, and nothing was sent (one datagram goes whole or not at
+ * all). */
 static int client_send(ipcb_client *c, ipcb_msg *req) {
         uint8_t buf[IPCB_MSG_MAX];
         ssize_t len;
@@ -74,7 +154,15 @@ static int client_send(ipcb_client *c, ipcb_msg *req) {
                 return (int)len;
 
         /* SHM_REGISTER carries the memfd in c->send_fd. */
-        r = ipcb_sock_send(c->fd, buf, (size_t)len, &c->send_fd, req->hdr.nfds == 1 ? 1 : 0, 0);
+        for (;;) {
+                r = ipcb_sock_send(c->fd, buf, (size_t)len, &c->send_fd,
+                                   req->hdr.nfds == 1 ? 1 : 0, MSG_DONTWAIT);
+                if (r != -EAGAIN)
+                        break;
+                r = client_wait(c, POLLOUT);
+                if (r < 0)
+                        return r;
+        }
         if (r < 0) {
                 if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN) {
                         client_kill(c);
@@ -85,39 +173,116 @@ static int client_send(ipcb_client *c, ipcb_msg *req) {
         return 0;
 }
 
-/* Receive one datagram into buf (IPCB_MSG_MAX bytes).  Returns its length
- * and the fds that came with it (caller owns them), or a negative errno with
- * every received fd closed. */
-static ssize_t client_recv(ipcb_client *c, uint8_t *buf, int *ret_fds, unsigned *ret_nfds) {
-        ipcb_sock_rx rx;
+/* Receive one datagram into buf (IPCB_MSG_MAX bytes), waiting until the
+ * deadline.  Returns 0 and *rx (its fds owned by the caller), -ETIMEDOUT
+ * (the connection stays), or another negative errno with the connection
+ * killed and every received fd closed. */
+static int client_recv(ipcb_client *c, uint8_t *buf, ipcb_sock_rx *rx) {
         int n;
 
-        n = ipcb_sock_recv(c->fd, buf, IPCB_MSG_MAX, 0, NULL, &rx);
+        for (;;) {
+                n = client_wait(c, POLLIN);
+                if (n < 0)
+                        break;
+                n = ipcb_sock_recv(c->fd, buf, IPCB_MSG_MAX, MSG_DONTWAIT, NULL, rx);
+                if (n != -EAGAIN)
+                        break;
+        }
+        if (n == -ETIMEDOUT)
+                return n;
         if (n <= 0) {
                 client_kill(c);
                 if (n == 0 || n == -ECONNRESET || n == -EPIPE || n == -ENOTCONN)
                         return -ENOTCONN;
                 return n == -EMSGSIZE || n == -EBADMSG ? -EPROTO : n;
         }
-        /* The kernel dropped fds it could not fit: the reply no longer
-         * matches its header. */
-        if (rx.fds_lost) {
+        return 0;
+}
+
+/* The broker handle a success reply gives us, if any. */
+static bool reply_handle(const ipcb_msg *reply, uint64_t *ret) {
+        if (reply->hdr.status < 0)
+                return false;
+        switch (reply->hdr.op & ~IPCB_OP_REPLY) {
+        case IPCB_OP_SHM_CREATE:
+        case IPCB_OP_SHM_OPEN:
+        case IPCB_OP_SHM_REGISTER:
+                *ret = reply->shm_reply.handle;
+                return true;
+        case IPCB_OP_SEM_CREATE:
+        case IPCB_OP_SEM_OPEN:
+                *ret = reply->sem_reply.handle;
+                return true;
+        }
+        return false;
+}
+
+/* A request that timed out still owes its reply. */
+static void note_late(ipcb_client *c, uint32_t id) {
+        if (!c->late) {
+                c->late = true;
+                c->late_from = id;
+        }
+}
+
+/* Receive the reply to request `id` into buf and *reply, its fds into fds
+ * and *ret_nfds; *ret_lost when the kernel could not install them.  Replies
+ * owed to requests that timed out earlier are disposed of on the way: fds
+ * closed, a handle released.  Anything else out of order is a protocol
+ * error. */
+static int client_recv_reply(ipcb_client *c, uint32_t id, uint8_t *buf, ipcb_msg *reply,
+                             int *fds, unsigned *ret_nfds, bool *ret_lost) {
+        ipcb_sock_rx rx;
+        uint64_t h;
+        int r;
+
+        for (;;) {
+                r = client_recv(c, buf, &rx);
+                if (r < 0)
+                        return r;
+                /* MSG_CTRUNC: we are out of fds (EMFILE), so the kernel
+                 * dropped the reply's fds; ipcb_sock_recv closed any that
+                 * came.  The bytes are intact: decode them against the fd
+                 * count the header declares (byte 2), which must not be 0. */
+                if (!rx.fds_lost)
+                        r = ipcb_proto_decode(buf, rx.len, rx.nfds, reply);
+                else if (rx.len >= IPCB_HDR_SIZE && buf[2] > 0)
+                        r = ipcb_proto_decode(buf, rx.len, buf[2], reply);
+                else
+                        r = -EBADMSG;
+                if (r == 0 && reply->hdr.id == id)
+                        break;
+                /* Late replies come in order, and only between the first
+                 * request that timed out and this one. */
+                if (r == 0 && c->late && (int32_t)(reply->hdr.id - c->late_from) >= 0 &&
+                    (int32_t)(reply->hdr.id - id) < 0) {
+                        c->late_from = reply->hdr.id + 1;
+                        close_fds(rx.fds, rx.nfds);
+                        if (reply_handle(reply, &h))
+                                (void)client_release_handle_locked(c, h);
+                        continue;
+                }
+                close_fds(rx.fds, rx.nfds);
                 client_kill(c);
                 return -EPROTO;
         }
-        memcpy(ret_fds, rx.fds, rx.nfds * sizeof(int));
+        c->late = false; /* everything before id has been answered */
+        memcpy(fds, rx.fds, rx.nfds * sizeof(int));
         *ret_nfds = rx.nfds;
-        return (ssize_t)rx.len;
+        *ret_lost = rx.fds_lost;
+        return 0;
 }
 
-/* Send req and wait for its reply; caller holds c->lock.  buf (IPCB_MSG_MAX
- * bytes) receives the datagram, which names in *reply point into.  On
- * success the reply's fd, if any, is stored in *ret_fd when ret_fd is given
- * and closed otherwise.  A reply with a negative status returns that status. */
+/* Send req and wait for its reply until c's deadline; caller holds c->lock.
+ * buf (IPCB_MSG_MAX bytes) receives the datagram, which names in *reply
+ * point into.  On success the reply's fd, if any, is stored in *ret_fd when
+ * ret_fd is given and closed otherwise.  A reply with a negative status
+ * returns that status. */
 int client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
         int fds[IPCB_FDS_MAX];
         unsigned nfds = 0;
-        ssize_t n;
+        bool lost = false;
+        uint64_t h;
         int r;
 
         if (c->dead)
@@ -125,18 +290,27 @@ int client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *repl
         r = client_send(c, req);
         if (r < 0)
                 return r;
-        n = client_recv(c, buf, fds, &nfds);
-        if (n < 0)
-                return (int)n;
-        r = ipcb_proto_decode(buf, (size_t)n, nfds, reply);
-        if (r < 0 || reply->hdr.id != req->hdr.id ||
-            reply->hdr.op != (req->hdr.op | IPCB_OP_REPLY)) {
+        r = client_recv_reply(c, req->hdr.id, buf, reply, fds, &nfds, &lost);
+        if (r == -ETIMEDOUT)
+                note_late(c, req->hdr.id);
+        if (r < 0)
+                return r;
+        if (reply->hdr.op != (req->hdr.op | IPCB_OP_REPLY)) {
                 close_fds(fds, nfds);
                 client_kill(c);
                 return -EPROTO;
         }
         if (reply->hdr.status < 0) /* the decoder guarantees no fds here */
                 return reply->hdr.status;
+        /* Out of fds.  Only this request fails: give back the handle the
+         * broker made for it, and keep the connection and every other
+         * handle.  (A lock page's token stays on its segment handle: the
+         * next lock call asks again.) */
+        if (lost) {
+                if (reply_handle(reply, &h))
+                        (void)client_release_handle_locked(c, h);
+                return -EMFILE;
+        }
         if (ret_fd && nfds > 0) {
                 *ret_fd = fds[0];
                 close_fds(fds + 1, nfds - 1);
@@ -155,8 +329,9 @@ int client_call(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, in
         for (;;) {
                 if (c->dead && !c->disconnected && !retried) {
                         retried = true;
-                        if (client_reconnect(c) < 0)
-                                return -ENOTCONN;
+                        r = client_reconnect(c);
+                        if (r < 0)
+                                return r;
                 }
                 r = client_call_once(c, req, buf, reply, ret_fd);
                 if (r != -ENOTCONN || !c->dead || c->disconnected || retried)
@@ -167,7 +342,8 @@ int client_call(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, in
 int client_request(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
         int r;
 
-        pthread_mutex_lock(&c->lock);
+        if ((r = client_lock(c)) < 0)
+                return r;
         r = client_call(c, req, buf, reply, ret_fd);
         pthread_mutex_unlock(&c->lock);
         return r;
@@ -233,6 +409,67 @@ static int client_hello(ipcb_client *c) {
         return 0;
 }
 
+/* $IPCBROKER_TIMEOUT_MS: a decimal number of milliseconds (> 0), or a
+ * negative number for no timeout.  Anything else is ignored. */
+static int timeout_default(void) {
+        const char *env = secure_getenv("IPCBROKER_TIMEOUT_MS");
+        char *end;
+        long v;
+
+        if (!env || !*env)
+                return IPCB_TIMEOUT_DEFAULT_MS;
+        errno = 0;
+        v = strtol(env, &end, 10);
+        if (errno != 0 || *end != '\0' || v == 0 || v > INT_MAX)
+                return IPCB_TIMEOUT_DEFAULT_MS;
+        return v < 0 ? -1 : (int)v;
+}
+
+int client_dial(const struct sockaddr_un *sa, const struct timespec *deadline) {
+        struct timespec left;
+        int fd, r;
+
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        for (;;) {
+                /* connect(2) on a Unix socket waits while the listener's
+                 * backlog is full (a broker that is stopped or swamped), as
+                 * long as SO_SNDTIMEO says; it then fails with EAGAIN.  Every
+                 * later send is MSG_DONTWAIT, so the option matters only here. */
+                if (deadline) {
+                        struct timeval tv;
+
+                        if (!deadline_left(deadline, &left)) {
+                                r = -ETIMEDOUT;
+                                break;
+                        }
+                        tv.tv_sec = left.tv_sec;
+                        tv.tv_usec = (left.tv_nsec + 999) / 1000;
+                        if (tv.tv_usec >= 1000000) {
+                                tv.tv_sec++;
+                                tv.tv_usec -= 1000000;
+                        }
+                        if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+                                r = -errno;
+                                break;
+                        }
+                }
+                r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 ? -errno : 0;
+                /* After EINTR the connection may complete on its own. */
+                if (r == -EISCONN)
+                        r = 0;
+                if (r == -EINTR || (r == -EAGAIN && deadline))
+                        continue;
+                break;
+        }
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
 int ipcb_connect(const char *socket_path, ipcb_client **ret) {
         struct sockaddr_un sa;
         ipcb_client *c;
@@ -253,21 +490,14 @@ int ipcb_connect(const char *socket_path, ipcb_client **ret) {
                 return -r;
         }
         atomic_init(&c->refs, 1);
-
-        c->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        c->default_timeout_ms = timeout_default();
+        atomic_init(&c->timeout_ms, c->default_timeout_ms);
+        /* One deadline for connect and HELLO: nobody else has c yet. */
+        deadline_start(c);
+        c->fd = client_dial(&sa, client_deadline(c));
         if (c->fd < 0) {
-                r = -errno;
-                goto fail;
-        }
-        r = connect(c->fd, (struct sockaddr *)&sa, sizeof(sa));
-        /* After EINTR the connection may complete on its own: EISCONN then. */
-        while (r < 0 && errno == EINTR) {
-                r = connect(c->fd, (struct sockaddr *)&sa, sizeof(sa));
-                if (r < 0 && errno == EISCONN)
-                        r = 0;
-        }
-        if (r < 0) {
-                r = -errno;
+                r = c->fd;
+                c->fd = -1;
                 goto fail;
         }
         r = client_hello(c);
@@ -279,6 +509,16 @@ int ipcb_connect(const char *socket_path, ipcb_client **ret) {
 fail:
         client_unref(c);
         return r;
+}
+
+int ipcb_set_timeout(ipcb_client *c, int timeout_ms) {
+        if (!c)
+                return -EINVAL;
+        if (timeout_ms == 0)
+                timeout_ms = c->default_timeout_ms;
+        atomic_store_explicit(&c->timeout_ms, timeout_ms < 0 ? -1 : timeout_ms,
+                              memory_order_relaxed);
+        return 0;
 }
 
 void ipcb_disconnect(ipcb_client *c) {
@@ -305,7 +545,7 @@ void ipcb_disconnect(ipcb_client *c) {
 int client_release_handle(ipcb_client *c, uint64_t handle) {
         int r;
 
-        pthread_mutex_lock(&c->lock);
+        client_lock_untimed(c);
         r = client_release_handle_locked(c, handle);
         pthread_mutex_unlock(&c->lock);
         return r;
@@ -338,8 +578,10 @@ int ipcb_sync(ipcb_client *c) {
         if (!c)
                 return -EINVAL;
         req.hello.version = IPCB_PROTO_VERSION;
-        pthread_mutex_lock(&c->lock);
-        int r = c->disconnected ? 0 : client_call(c, &req, buf, &reply, NULL);
+        int r = client_lock(c);
+        if (r < 0)
+                return r;
+        r = c->disconnected ? 0 : client_call(c, &req, buf, &reply, NULL);
         pthread_mutex_unlock(&c->lock);
         return r;
 }
@@ -570,7 +812,8 @@ static int list_page(ipcb_client *c, int kind, uint64_t cursor, ipcb_object_info
         req.list.kind = (uint8_t)kind;
         req.list.max = 0; /* the broker fills a page */
         req.list.cursor = cursor;
-        pthread_mutex_lock(&c->lock);
+        if ((r = client_lock(c)) < 0)
+                return r;
         r = client_call(c, &req, buf, &reply, NULL);
         pthread_mutex_unlock(&c->lock);
         if (r < 0)
@@ -655,6 +898,8 @@ const char *ipcb_strerror(int err) {
                 return "the segment is frozen (write-sealed): read-only access only";
         case -EPROTONOSUPPORT:
                 return "the broker speaks another protocol version";
+        case -ETIMEDOUT:
+                return "timed out (no answer from the broker in time, or a wait ran out)";
         }
         if (err == INT_MIN)
                 return "unknown error";

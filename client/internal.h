@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
+#include <time.h>
 
 /* What the library remembers of each open handle so that, after the broker
  * restarted, it can re-open the same object by name on a new connection and
@@ -37,6 +38,18 @@ struct ipcb_client {
         atomic_bool gone;     /* == dead, readable without the lock (undo handles check it) */
         bool disconnected;    /* ipcb_disconnect() was called */
         uint32_t last_id;
+        /* Per-request timeout (ipcb_set_timeout): > 0 ms, < 0 none.  Read
+         * without the lock when a request starts. */
+        atomic_int timeout_ms;
+        int default_timeout_ms; /* $IPCBROKER_TIMEOUT_MS or 25 s; set at connect */
+        /* The deadline of the request that holds the lock (CLOCK_MONOTONIC),
+         * if has_deadline (client_lock). */
+        bool has_deadline;
+        struct timespec deadline;
+        /* Requests that timed out still owe their replies, which arrive in
+         * order, late_from first; the receive path disposes of them. */
+        bool late;
+        uint32_t late_from;
         uint32_t msg_max, name_max, fds_max; /* from the HELLO reply */
         /* The fd a request with hdr.nfds == 1 carries (SHM_REGISTER; borrowed,
          * set by the caller under the lock; access.c). */
@@ -65,10 +78,28 @@ struct ipcb_shm {
 
 ipcb_client *client_ref(ipcb_client *c);
 void client_unref(ipcb_client *c);
+/* Take c->lock for a request and start its deadline, c->timeout_ms from
+ * now: waiting for the lock counts against it.  0 or -ETIMEDOUT. */
+int client_lock(ipcb_client *c);
+/* Take c->lock however long it takes (whoever holds it gives it up within
+ * its own timeout), then start a deadline for what follows.  For releasing
+ * handles, which must not be skipped because another request is slow. */
+void client_lock_untimed(ipcb_client *c);
+/* The deadline client_lock started, or NULL for none (lock held). */
+const struct timespec *client_deadline(const ipcb_client *c);
+/* A connected SOCK_SEQPACKET socket to *sa (close-on-exec, blocking mode:
+ * every I/O on it is MSG_DONTWAIT and waits with ppoll), or a negative
+ * errno; -ETIMEDOUT if the listener's backlog stayed full until deadline
+ * (NULL: no deadline). */
+int client_dial(const struct sockaddr_un *sa, const struct timespec *deadline);
+/* The connection is unusable: shut it down (lock held). */
+void client_kill(ipcb_client *c);
 /* One request and its reply, serialized with the client's other requests.
  * buf (IPCB_MSG_MAX bytes) holds the reply that *reply points into.  The
  * reply's fd, if any, goes to *ret_fd (or is closed when ret_fd is NULL).
- * Returns 0, the reply's negative status, or a transport error. */
+ * Returns 0, the reply's negative status, or a transport error: -ETIMEDOUT
+ * (no reply by the deadline; it is disposed of when it comes), -EMFILE (the
+ * kernel could not give us the reply's fd; a handle it named is released). */
 int client_request(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);
 /* As client_request with c->lock held; reconnects (once) if the connection
  * was lost, e.g. because the broker restarted. */
@@ -77,7 +108,9 @@ int client_call(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, in
 int client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);
 /* reconnect.c.  Caller holds c->lock.  client_reconnect: a new connection
  * to c->addr, then every handle in c->objs re-opened (undo semaphores only
- * if not in use right now: they re-open themselves).  0 or -ENOTCONN. */
+ * if not in use right now: they re-open themselves).  0, -ENOTCONN, or
+ * -ETIMEDOUT (the new connection is dropped again: the next request
+ * starts over). */
 int client_reconnect(ipcb_client *c);
 /* Record / forget an open handle (takes c->lock).  name is copied;
  * fd (borrowed) names the inode that a re-open must find again. */

@@ -33,6 +33,16 @@
  *   -EDQUOT    a per-uid quota of the broker (objects, bytes, handles) is
  *              used up: only this uid is refused (docs/security.md);
  *   -EUSERS    (ipcb_connect) the uid has too many connections;
+ *   -ETIMEDOUT the broker did not answer within the client's timeout
+ *              (ipcb_set_timeout; 25 s by default); the connection stays
+ *              usable, see ipcb_set_timeout for what the request did;
+ *   -EMFILE    a request whose answer carries an fd (opening or creating
+ *              a segment or semaphore, a segment's first lock, a sealed
+ *              memfd) found this process out of fds: the kernel dropped
+ *              the fd.  Only that request fails: a handle the broker made
+ *              for it is released again (a transient object this created
+ *              is destroyed with it); the connection and every other
+ *              handle stay usable.  Retry once fds are free;
  *   -EINTR is never returned: requests are retried internally.
  */
 #pragma once
@@ -112,8 +122,35 @@ typedef struct ipcb_object_info {
  * else the default above) and exchange HELLO.  On success *ret owns one
  * socket fd (close-on-exec).  Errors: -ENOENT/-ECONNREFUSED no broker there,
  * -EACCES, -ENAMETOOLONG path too long for a Unix socket,
- * -EPROTONOSUPPORT the broker speaks another protocol version. */
+ * -EPROTONOSUPPORT the broker speaks another protocol version, -ETIMEDOUT
+ * no answer within the default timeout (below). */
 IPCB_EXPORT int ipcb_connect(const char *socket_path, ipcb_client **ret);
+
+/* Requests time out after this many milliseconds unless
+ * $IPCBROKER_TIMEOUT_MS (read by ipcb_connect: a positive number of ms, or
+ * a negative one for no timeout; other values are ignored) says otherwise.
+ * ipcb_connect itself, connect(2) on a full listen backlog and the HELLO
+ * included, is bounded by it too. */
+#define IPCB_TIMEOUT_DEFAULT_MS 25000
+
+/* Bound every later request on c to timeout_ms milliseconds (> 0), none
+ * (< 0: wait as long as it takes), or the default (0: $IPCBROKER_TIMEOUT_MS
+ * as read at connect, else IPCB_TIMEOUT_DEFAULT_MS).  The time counts from
+ * the call's start and includes waiting for another thread's request on
+ * the same client; a request the broker has not answered by then returns
+ * -ETIMEDOUT.  Handle releases (ipcb_shm_close, ipcb_sem_close) wait for
+ * the client's lock without limit, since they must not be skipped, and
+ * then send within the timeout.  Semaphore and lock waits
+ * (ipcb_sem_try_acquire, ipcb_shm_try_lock) have their own timeouts and
+ * are not affected.  After -ETIMEDOUT the connection stays up and usable;
+ * the request may or may not have taken effect (a create may have created
+ * the object; an unlink may have removed it; check with ipcb_stat).  Its
+ * reply is discarded when it arrives, while a later request on c waits for
+ * its own; if it gave a handle, that handle is released (a transient object
+ * created by it is destroyed) and its fd closed, so nothing leaks.  Like
+ * ipcb_shm_close, the release does not wait: requests after that later one
+ * see it (ipcb_sync() settles both).  Errors: -EINVAL (NULL). */
+IPCB_EXPORT int ipcb_set_timeout(ipcb_client *c, int timeout_ms);
 
 /* Close the connection.  The broker drops every handle of this connection
  * (transient objects whose last handle this was are destroyed).  Handles still
@@ -199,7 +236,8 @@ IPCB_EXPORT int ipcb_list(ipcb_client *c, int kind,
 
 /* Wait as long as it takes.  Returns 0 or IPCB_OWNER_DIED (both: you hold
  * the lock).  Errors: -EDEADLK (this handle holds it already), -ENOTCONN,
- * -ENOMEM (first call only), -EINVAL (NULL).  A caught signal does not end
+ * -ENOMEM, -EMFILE, -ETIMEDOUT (first call only: fetching the lock page),
+ * -EINVAL (NULL).  A caught signal does not end
  * the wait. */
 IPCB_EXPORT int ipcb_shm_lock(ipcb_shm *s);
 /* timeout_ms 0: do not wait (-EAGAIN when taken); < 0: forever; else up to
@@ -225,9 +263,8 @@ IPCB_EXPORT int ipcb_shm_unlock(ipcb_shm *s);
  * Threads: a plain handle may be used by many threads at once.  An undo
  * handle serves one call at a time (open one undo handle per thread): a
  * call made while another thread is inside a call on the same undo handle
- * (typically waiting in acquire) returns -EBUSY.  The check costs no locked
- * instruction, so two calls entering at the very same instant may slip past
- * it; that is a caller bug the library does not fully guard against.  fork(): a child
+ * (typically waiting in acquire) returns -EBUSY and changes nothing; of two
+ * calls entering at the same instant, exactly one gets in.  fork(): a child
  * may use its parent's plain handles' pages; calls on an undo handle
  * inherited across fork return -ECHILD.  Once the client is disconnected,
  * a plain handle keeps working on its page, but calls on an undo handle
@@ -237,7 +274,9 @@ IPCB_EXPORT int ipcb_shm_unlock(ipcb_shm *s);
  * period (--restore-grace, 30 s by default); after that, or if the
  * connection was lost without a restart, the tokens were given back and
  * the handle takes a new slot (ipcb_sem_held() starts at 0 again).  If the
- * broker cannot be reached: -ENOTCONN. */
+ * broker cannot be reached: -ENOTCONN; if it does not answer within the
+ * client's timeout, or this process is out of fds: -ETIMEDOUT or -EMFILE,
+ * and the next call tries again. */
 #define IPCB_SEM_VALUE_MAX 65535
 #define IPCB_SEM_UNDO_MAX 504
 #define IPCB_SEM_PERSISTENT 0x1u /* options.flags: live until unlinked */
@@ -261,7 +300,7 @@ IPCB_EXPORT int ipcb_sem_create(ipcb_client *c, const char *name, unsigned initi
                                 const ipcb_sem_options *opts, ipcb_sem **ret);
 /* Open existing semaphore `name`; flags 0 or IPCB_SEM_UNDO.  Errors:
  * -ENOENT (no silent create), -EACCES, -EUSERS (no undo slot left),
- * -EINVAL, -ENAMETOOLONG. */
+ * -EINVAL, -ENAMETOOLONG, -EMFILE. */
 IPCB_EXPORT int ipcb_sem_open(ipcb_client *c, const char *name, int flags, ipcb_sem **ret);
 /* Take one token, waiting as long as it takes; a caught signal does not end
  * the wait.  Errors: -EINVAL (NULL), -EBUSY/-ECHILD (undo handle, above). */

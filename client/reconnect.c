@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,7 +70,7 @@ int client_obj_release(ipcb_client *c, client_obj *o) {
                 /* Lost just now (a restart?): the handle died with the
                  * connection, so nothing is left to release if the broker
                  * is back. */
-                pthread_mutex_lock(&c->lock);
+                client_lock_untimed(c);
                 if (!c->disconnected && client_reconnect(c) == 0)
                         r = 0;
                 pthread_mutex_unlock(&c->lock);
@@ -111,22 +110,6 @@ int client_reopen(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *reply, 
         return 0;
 }
 
-static int dial(ipcb_client *c) {
-        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0), r;
-
-        if (fd < 0)
-                return -errno;
-        do
-                r = connect(fd, (struct sockaddr *)&c->addr, sizeof(c->addr));
-        while (r < 0 && errno == EINTR);
-        if (r < 0) {
-                r = -errno;
-                close(fd);
-                return r;
-        }
-        return fd;
-}
-
 int client_reconnect(ipcb_client *c) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_HELLO }, reply;
@@ -134,20 +117,20 @@ int client_reconnect(ipcb_client *c) {
 
         if (c->disconnected)
                 return -ENOTCONN;
-        fd = dial(c);
+        fd = client_dial(&c->addr, client_deadline(c));
         if (fd < 0)
-                return -ENOTCONN;
+                return fd == -ETIMEDOUT ? -ETIMEDOUT : -ENOTCONN;
         if (c->fd >= 0)
                 close(c->fd);
         c->fd = fd;
         c->dead = false;
+        c->late = false;
         atomic_store(&c->gone, false);
         req.hello.version = IPCB_PROTO_VERSION;
         r = client_call_once(c, &req, buf, &reply, NULL);
         if (r < 0 || reply.hello_reply.version != IPCB_PROTO_VERSION) {
-                c->dead = true;
-                atomic_store(&c->gone, true);
-                return -ENOTCONN;
+                client_kill(c);
+                return r == -ETIMEDOUT ? -ETIMEDOUT : -ENOTCONN;
         }
         c->conn_gen++;
         for (client_obj *o = c->objs; o; o = o->next) {
@@ -170,6 +153,13 @@ int client_reconnect(ipcb_client *c) {
                 }
                 if (r == -ENOTCONN)
                         return -ENOTCONN; /* lost again: the next call retries */
+                if (r == -ETIMEDOUT) {
+                        /* Handles not re-opened would stay without a broker
+                         * handle: drop this connection, the next call starts
+                         * over (the late replies die with it). */
+                        client_kill(c);
+                        return -ETIMEDOUT;
+                }
                 if (r < 0 && r != -EBUSY)
                         o->orphan = true;
         }

@@ -23,21 +23,18 @@ struct ipcb_sem {
         uint32_t seq;        /* next operation's sequence number (undo) */
         unsigned fork_gen;   /* fork generation at open */
         /* An undo handle serves one call at a time (one slot records one
-         * operation in flight).  Checked with plain loads and stores, not a
-         * locked instruction: it catches the usual misuse (a call while
-         * another thread waits on the handle) at no cost to the fast path,
-         * but two calls entering at the very same moment can slip by. */
+         * operation in flight): a call claims it with an atomic exchange,
+         * so of two calls entering at once exactly one gets in. */
         atomic_uint busy;
         uint32_t epoch;      /* page->epoch when the slot was given (undo) */
 };
 
 static int sem_revive(ipcb_sem *s);
 
+/* Acquire pairs with busy_release: a call sees everything the previous
+ * call on the handle wrote (s->seq, s->slot, ...). */
 static bool busy_claim(ipcb_sem *s) {
-        if (atomic_load_explicit(&s->busy, memory_order_acquire))
-                return false;
-        atomic_store_explicit(&s->busy, 1, memory_order_relaxed);
-        return true;
+        return atomic_exchange_explicit(&s->busy, 1, memory_order_acquire) == 0;
 }
 
 static void busy_release(ipcb_sem *s) {
@@ -351,19 +348,21 @@ static int sem_revive(ipcb_sem *s) {
         ipcb_client *c = s->client;
         int r = 0;
 
-        pthread_mutex_lock(&c->lock);
+        if ((r = client_lock(c)) < 0)
+                return r;
         if (c->disconnected || s->obj.orphan)
                 r = -ENOTCONN;
-        else if (c->dead && client_reconnect(c) < 0)
-                r = -ENOTCONN;
-        else if (s->obj.conn_gen != c->conn_gen ||
-                 atomic_load(&s->page->epoch) != s->epoch) {
+        else if (c->dead)
+                r = client_reconnect(c);
+        if (r == 0 && (s->obj.conn_gen != c->conn_gen ||
+                       atomic_load(&s->page->epoch) != s->epoch)) {
                 r = reopen_undo(c, s);
-                if (r == -ENOTCONN && c->dead && client_reconnect(c) == 0)
+                if (r == -ENOTCONN && c->dead && (r = client_reconnect(c)) == 0)
                         r = reopen_undo(c, s);
-                if (r < 0 && r != -ENOTCONN)
+                /* A timeout, or no fd to spare: the next call tries again. */
+                if (r < 0 && r != -ENOTCONN && r != -ETIMEDOUT && r != -EMFILE)
                         s->obj.orphan = true;
-                if (r < 0)
+                if (r < 0 && r != -ETIMEDOUT && r != -EMFILE)
                         r = -ENOTCONN;
         }
         pthread_mutex_unlock(&c->lock);
