@@ -889,7 +889,9 @@ const char *ipcb_strerror(int err) {
         case -EFBIG:
                 return "size above the broker's maximum segment size";
         case -EDQUOT:
-                return "quota exceeded (objects, bytes or handles of this user)";
+                return "quota exceeded (objects, bytes, handles or fds of this user)";
+        case -ENOSPC:
+                return "the broker has no room for more objects (its fd budget is spent)";
         case -EUSERS:
                 return "too many connections (or undo handles) for this user";
         case -EBADFD:

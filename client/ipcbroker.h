@@ -30,8 +30,11 @@
  *              the restarted broker's grace period;
  *   -EPROTO    the broker sent something that does not decode;
  *   -ENOMEM    out of memory;
- *   -EDQUOT    a per-uid quota of the broker (objects, bytes, handles) is
+ *   -EDQUOT    a per-uid quota of the broker (objects, bytes, handles, fds) is
  *              used up: only this uid is refused (docs/security.md);
+ *   -ENOSPC    (creating or registering) the broker's fd budget for
+ *              objects, shared by all uids, is spent (docs/security.md,
+ *              "Shares of the fd table"); retry when objects have gone;
  *   -EUSERS    (ipcb_connect) the uid has too many connections;
  *   -ETIMEDOUT the broker did not answer within the client's timeout
  *              (ipcb_set_timeout; 25 s by default); the connection stays
