@@ -158,6 +158,30 @@ static int drop_privileges(void) {
         return geteuid() == UNPRIV_UID ? 0 : -1;
 }
 
+typedef struct handles_want {
+        const char *name;
+        unsigned want, last;
+} handles_want;
+
+static bool handles_reached(void *arg) {
+        handles_want *w = arg;
+        ipcb_object_info info;
+
+        if (ipcb_stat(c, IPCB_KIND_SHM, w->name, &info) < 0)
+                return false;
+        w->last = info.handles;
+        return w->last == w->want;
+}
+
+/* Another connection's CLOSE carries NOREPLY and its hang-up is another
+ * socket's event: the daemon may not have handled either when our STAT
+ * arrives, even after that process exited.  Wait for the count. */
+static void wait_handles(const char *name, unsigned want) {
+        handles_want w = { .name = name, .want = want };
+        cr_assert(wait_until(handles_reached, &w, 5000), "segment %s: %u handles, expected %u",
+                  name, w.last, want);
+}
+
 static int reopen_fd(int fd, int flags) {
         char path[64];
         snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
@@ -239,8 +263,7 @@ CHECKED_TEST(shm, child_creates_parent_opens) {
         cr_assert(child_ok(pid));
         /* The child's handle is gone; ours keeps the segment alive. */
         ipcb_object_info info;
-        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "fromchild", &info), 0);
-        cr_assert_eq(info.handles, 1);
+        wait_handles("fromchild", 1);
         cr_assert_eq(ipcb_shm_close(s), 0);
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "fromchild", &info), -ENOENT);
         close(to_parent[0]);
