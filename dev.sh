@@ -97,7 +97,9 @@ test)
                                 build-fuzz/fuzz-daemon.log || true
                         PASSED=$((PASSED + 1))
                 else
-                        { grep -v '^ipcbrokerd: ' build-fuzz/fuzz-daemon.log || true; } | tail -n 40
+                        { grep -E '^fuzz_daemon:|ERROR|runtime error|SUMMARY|Test unit written' \
+                                build-fuzz/fuzz-daemon.log || true; } | tail -n 40
+                        echo "(the whole log: build-fuzz/fuzz-daemon.log)"
                         FAILED=$((FAILED + 1))
                         status=1
                 fi
