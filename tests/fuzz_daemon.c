@@ -1,11 +1,14 @@
 /* fuzz_daemon.c: libFuzzer target for the daemon's request handling, in
  * process.  Each input is a small script: up to three clients, each a
- * socketpair whose far end is given to peer_new(), send requests (mostly
- * well-formed, built with the encoder from fuzz-chosen fields, sometimes
- * damaged) with fds from a menu attached (memfds sealed this way or that,
- * pipes, sockets, /dev/null, an eventfd), run the loop, read the replies,
- * hang up.  After each input every client hangs up, the loop is run until
- * the daemon is quiescent, persistent objects are unlinked, and then:
+ * socketpair whose far end is given to peer_new() (made by a child process
+ * when the script says so, so that it can be killed: the daemon watches the
+ * client's pid), send requests (mostly well-formed, built with the encoder
+ * from fuzz-chosen fields, sometimes damaged) with fds from a menu attached
+ * (memfds sealed this way or that, pipes, sockets, /dev/null, an eventfd),
+ * run the loop, read the replies or not, write to the semaphore and lock
+ * pages they brought (as a client would, or anything), kill a client's
+ * process, hang up.  After each input every client hangs up, the loop is
+ * run until the daemon is quiescent, persistent objects are unlinked, and:
  *   - no peer, no object and no quota usage is left;
  *   - the process holds exactly the fds it held before the input, and no
  *     memfd mapping: the daemon closed (and unmapped) everything it was sent
@@ -23,6 +26,7 @@
 #include "proto.h"
 #include "quota.h"
 #include "registry.h"
+#include "sempage.h"
 #include "sock.h"
 #include "store.h"
 
@@ -38,7 +42,10 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sched.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -64,7 +71,8 @@ config cfg;
 #define SENDS_MAX 64      /* datagrams per input */
 #define OPS_MAX 256       /* script steps per input */
 #define HANDLES_MAX 32    /* handle ids remembered per client */
-#define MAPS_MAX 16
+#define MAPS_MAX 16       /* pages and memfds we keep mapped during an input */
+#define FORKS_MAX 2       /* connections made by a child process, per input */
 #define FDS_TRACKED 1024
 #define SETTLE_TURNS 100000
 
@@ -192,6 +200,7 @@ static void in_bytes(input *in, void *buf, size_t n) {
 
 typedef struct client {
         int fd; /* our end; -1: none */
+        pid_t pid; /* > 0: the (child) process that made the connection */
         bool write_shut;
         uint32_t next_id;
         uint64_t handles[HANDLES_MAX]; /* handle ids from successful replies */
@@ -200,8 +209,20 @@ typedef struct client {
 
 static client clients[CLIENTS_MAX];
 static unsigned connects, sends;
-static void *maps[MAPS_MAX];
+/* What we keep mapped: a memfd we sent (so that FREEZE meets a writable
+ * mapping), or a semaphore or lock page the daemon sent, which the script
+ * writes to as a client would, or as a hostile one would. */
+typedef enum map_kind { MAP_MEMFD, MAP_SEM, MAP_LOCK } map_kind;
+typedef struct mapping {
+        void *addr;
+        map_kind kind;
+        uint32_t slot_or_token; /* undo slot (index + 1) or lock token */
+} mapping;
+
+static mapping maps[MAPS_MAX];
 static unsigned nmaps;
+static pid_t children[FORKS_MAX];
+static unsigned nchildren;
 static uint8_t in_flags;
 static bool paged; /* a request that may map a page was sent: check the maps */
 
@@ -212,19 +233,22 @@ static bool paged; /* a request that may map a page was sent: check the maps */
 #define IF_SMALL_QUEUES     0x08
 #define IF_BURST_SHIFT      4    /* 2 bits: max_requests_in_flight 32, 1, 2, 0 */
 #define IF_NO_HELLO         0x40
+#define IF_FORK_FIRST       0x80 /* the first client connects from a child process */
 
 /* Op bytes: low nibble the step, bits 4-5 the client, bit 6 "do not run the
  * loop after it", bit 7 "do not read the replies after it". */
 enum {
-        OP_REQUEST_FIRST = 0, /* 0..7: a request built from fields */
+        OP_REQUEST_FIRST = 0, /* 0..5: a request built from fields */
+        OP_POKE = 6,          /* write to a mapped semaphore or lock page */
+        OP_KILL = 7,          /* kill the child process that made the connection */
         OP_RAW = 8,           /* raw bytes */
         OP_EMPTY = 9,         /* an empty datagram with fds */
         OP_OVERSIZE = 10,     /* larger than IPCB_MSG_MAX, with fds */
         OP_TURN = 11,
         OP_DRAIN = 12,
-        OP_CONNECT = 13,
+        OP_CONNECT = 13,      /* then a byte: bit 0, from a child process */
         OP_HANGUP = 14,
-        OP_SHUT_WR = 15,
+        OP_MISC = 15,         /* then a byte: 0 shutdown(SHUT_WR), 1 toggle root override */
 };
 #define OPF_DEFER 0x40
 #define OPF_NODRAIN 0x80
@@ -308,7 +332,7 @@ static int fd_make(input *in) {
                         return fd;
                 map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
                 if (map != MAP_FAILED)
-                        maps[nmaps++] = map;
+                        maps[nmaps++] = (mapping){ .addr = map, .kind = MAP_MEMFD };
                 return fd;
         }
         case FD_PIPE_READ:
@@ -368,6 +392,18 @@ static void send_dgram(client *c, const void *buf, size_t len, unsigned n, input
                 close(fds[i]);
 }
 
+/* Map a semaphore or lock page from a reply, to write to it later. */
+static void map_page(int fd, map_kind kind, uint32_t slot_or_token) {
+        void *addr;
+
+        if (nmaps == MAPS_MAX)
+                return;
+        addr = mmap(NULL, IPCB_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (addr == MAP_FAILED)
+                fail("cannot map a page the daemon sent: %s", strerror(errno));
+        maps[nmaps++] = (mapping){ .addr = addr, .kind = kind, .slot_or_token = slot_or_token };
+}
+
 static void learn_handle(client *c, uint64_t h) {
         if (c->nhandles < HANDLES_MAX)
                 c->handles[c->nhandles++] = h;
@@ -404,7 +440,11 @@ static void check_reply(client *c, const uint8_t *buf, const ipcb_sock_rx *rx) {
         }
         case IPCB_OP_SHM_REGISTER: learn_handle(c, m.shm_reply.handle); break;
         case IPCB_OP_SEM_CREATE:
-        case IPCB_OP_SEM_OPEN: learn_handle(c, m.sem_reply.handle); break;
+        case IPCB_OP_SEM_OPEN:
+                learn_handle(c, m.sem_reply.handle);
+                map_page(rx->fds[0], MAP_SEM, m.sem_reply.slot);
+                break;
+        case IPCB_OP_SHM_LOCK_PAGE: map_page(rx->fds[0], MAP_LOCK, m.lock_reply.token); break;
         default: break;
         }
 }
@@ -715,19 +755,155 @@ static void op_raw(input *in, client *c, unsigned kind) {
         send_dgram(c, buf, len, in_u8(in) % 6, in);
 }
 
-static void op_connect(client *c) {
+/* One undo acquire of one token through slot j, as docs/semaphores.md
+ * describes it, stopped after `steps` of its three writes: a client killed
+ * before it committed leaves exactly this behind for the daemon to settle. */
+static void sem_acquire(ipcb_sem_page *pg, uint32_t j, unsigned steps) {
+        ipcb_slotw sl = ipcb_slot_unpack(atomic_load(&pg->slot[j - 1]));
+        uint32_t s = (sl.seq + 1) & SEQ_MASK;
+        ipcb_w w = ipcb_w_unpack(atomic_load(&pg->word));
+
+        if (w.count == 0 || steps == 0)
+                return;
+        atomic_store(&pg->slot[j - 1], ipcb_slot_pack((ipcb_slotw){ .held = sl.held, .target = sl.held + 1,
+                                                                     .pending = true, .seq = s }));
+        if (steps == 1)
+                return;
+        ipcb_sem_help(pg, w);
+        atomic_store(&pg->word, ipcb_w_pack((ipcb_w){ .count = w.count - 1, .slot = j, .seq = s }));
+        if (steps == 2)
+                return;
+        atomic_store(&pg->slot[j - 1], ipcb_slot_pack((ipcb_slotw){ .held = sl.held + 1, .seq = s }));
+}
+
+/* Write to a page the daemon shares with us: what a client does, or what a
+ * hostile one scribbles.  The daemon reads these pages when a handle goes. */
+static void op_poke(input *in) {
+        uint8_t b = in_u8(in), what = in_u8(in);
+        mapping *mp;
+
+        if (!nmaps)
+                return;
+        mp = &maps[b % nmaps];
+        if (mp->kind == MAP_SEM) {
+                ipcb_sem_page *pg = mp->addr;
+                uint32_t j = mp->slot_or_token;
+                switch (what % 8) {
+                case 0:
+                        if (j)
+                                sem_acquire(pg, j, in_u8(in) % 4);
+                        break;
+                case 1: /* a plain acquire or release: the count alone */
+                        atomic_store(&pg->word, ipcb_w_pack((ipcb_w){ .count = in_u16(in) }));
+                        break;
+                case 2: /* W naming some slot's operation */
+                        atomic_store(&pg->word, ipcb_w_pack((ipcb_w){ .count = in_u8(in),
+                                                                       .slot = in_u16(in) % 0x1000,
+                                                                       .seq = in_u32(in) }));
+                        break;
+                case 3: /* our slot says anything */
+                        if (j)
+                                atomic_store(&pg->slot[j - 1],
+                                             ipcb_slot_pack((ipcb_slotw){ .held = in_u16(in),
+                                                                          .target = in_u16(in),
+                                                                          .pending = in_u8(in) & 1,
+                                                                          .seq = in_u32(in) }));
+                        break;
+                case 4:
+                        atomic_store(&pg->slot[in_u16(in) % IPCB_SEM_SLOTS], in_u64(in));
+                        break;
+                case 5: /* someone asleep */
+                        atomic_store(&pg->waiters, in_u32(in));
+                        break;
+                default:
+                        ((uint64_t *)pg)[in_u16(in) % (IPCB_PAGE_SIZE / 8)] = in_u64(in);
+                        break;
+                }
+        } else if (mp->kind == MAP_LOCK) {
+                ipcb_lock_page *lk = mp->addr;
+                switch (what % 4) {
+                case 0: atomic_store(&lk->word, mp->slot_or_token); break;
+                case 1: atomic_store(&lk->word, mp->slot_or_token | IPCB_LOCK_WAITERS); break;
+                case 2: atomic_store(&lk->word, in_u32(in)); break;
+                default: ((uint32_t *)lk)[in_u16(in) % (IPCB_PAGE_SIZE / 4)] = in_u32(in); break;
+                }
+        }
+}
+
+/* A child process that makes a socketpair, sends both ends back over t,
+ * and waits to be killed.  It shares our memory (CLONE_VM, so that making
+ * it costs no copy of ASan's page tables) but not our fd table: it makes
+ * raw syscalls only, on its own stack, and touches nothing of ours. */
+static char child_stacks[FORKS_MAX][16384] __attribute__((aligned(16)));
+
+__attribute__((no_sanitize("address", "undefined"))) static int child_main(void *arg) {
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(2 * sizeof(int))];
+        } control;
+        char byte = 'p';
+        struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                             .msg_controllen = sizeof(control) };
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        int s[2];
+
+        if (syscall(SYS_socketpair, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, s) == 0) {
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
+                __builtin_memcpy(CMSG_DATA(cm), s, 2 * sizeof(int));
+                syscall(SYS_sendmsg, *(int *)arg, &mh, MSG_NOSIGNAL);
+        }
+        for (;;)
+                syscall(SYS_pause);
+}
+
+/* A connected pair; with `forked`, made by a child process, so that the
+ * daemon sees another pid and can watch it exit. */
+static int pair_new(int sv[2], bool forked, pid_t *ret_pid) {
+        static uint8_t buf[8];
+        ipcb_sock_rx rx;
+        int t[2];
+        pid_t pid;
+
+        *ret_pid = 0;
+        if (!forked || nchildren == FORKS_MAX)
+                return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv);
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, t) < 0)
+                return -1;
+        pid = clone(child_main, child_stacks[nchildren] + sizeof(child_stacks[0]),
+                    CLONE_VM | SIGCHLD, &t[1]);
+        if (pid < 0)
+                fail("clone: %s", strerror(errno));
+        children[nchildren++] = pid;
+        if (ipcb_sock_recv(t[0], buf, sizeof(buf), 0, NULL, &rx) != 1 || rx.nfds != 2)
+                fail("the child process sent no socketpair");
+        close(t[0]);
+        close(t[1]);
+        sv[0] = rx.fds[0];
+        sv[1] = rx.fds[1];
+        *ret_pid = pid;
+        return 0;
+}
+
+static void op_connect(client *c, bool forked) {
+        pid_t pid;
         int sv[2];
 
         if (c->fd >= 0 || connects >= CONNECTS_MAX)
                 return;
         connects++;
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        if (pair_new(sv, forked, &pid) < 0)
                 fail("socketpair: %s", strerror(errno));
         if (in_flags & IF_SMALL_SNDBUF) {
                 int one = 1; /* the kernel's minimum: a few replies fit */
                 (void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &one, sizeof(one));
         }
-        *c = (client){ .fd = sv[1], .next_id = 1 };
+        *c = (client){ .fd = sv[1], .pid = pid, .next_id = 1 };
+        if (trace)
+                fprintf(stderr, "client %d connects from pid %d\n", (int)(c - clients),
+                        pid ? (int)pid : (int)getpid());
         if (peer_new(&loop, sv[0]) < 0) { /* over the connection limits: sv[0] closed */
                 close(sv[1]);
                 c->fd = -1;
@@ -750,6 +926,7 @@ static void hang_up(client *c) {
         if (c->fd >= 0)
                 close(c->fd);
         c->fd = -1;
+        c->pid = 0;
         c->write_shut = false;
         c->nhandles = 0;
 }
@@ -762,7 +939,7 @@ static void config_from(uint8_t f) {
         if (f & IF_SMALL_QUOTAS) {
                 cfg.max_objects_per_uid = 3;
                 cfg.max_bytes_per_uid = 64 * 1024;
-                cfg.max_handles_per_uid = 6;
+                cfg.max_handles_per_uid = 2; /* < objects: a create can fail after its charge */
                 cfg.max_connections_per_uid = 2;
         }
         if (f & IF_SMALL_QUEUES) {
@@ -820,7 +997,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         paged = false;
         for (unsigned i = 0; i < CLIENTS_MAX; i++)
                 clients[i] = (client){ .fd = -1 };
-        op_connect(&clients[0]);
+        op_connect(&clients[0], in_flags & IF_FORK_FIRST);
 
         while (in.left && nops++ < OPS_MAX && sends < SENDS_MAX) {
                 uint8_t op = in_u8(&in);
@@ -831,12 +1008,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 case OP_RAW:
                 case OP_EMPTY:
                 case OP_OVERSIZE: op_raw(&in, c, kind); break;
+                case OP_POKE: op_poke(&in); break;
+                case OP_KILL:
+                        if (c->pid > 0) {
+                                siginfo_t si;
+                                /* Dead (its pidfd readable) but not reaped
+                                 * until the input ends: a zombie's pid is not reused. */
+                                kill(c->pid, SIGKILL);
+                                if (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOWAIT) < 0)
+                                        fail("waitid: %s", strerror(errno));
+                                c->pid = 0;
+                        }
+                        break;
                 case OP_TURN: turn(); continue;
                 case OP_DRAIN: drain(c); continue;
-                case OP_CONNECT: op_connect(c); continue;
+                case OP_CONNECT: op_connect(c, in_u8(&in) & 1); continue;
                 case OP_HANGUP: hang_up(c); continue;
-                case OP_SHUT_WR:
-                        if (c->fd >= 0 && shutdown(c->fd, SHUT_WR) == 0)
+                case OP_MISC:
+                        if (in_u8(&in) & 1) /* a privileged peer made it, an ordinary one uses it */
+                                cfg.root_override = !cfg.root_override;
+                        else if (c->fd >= 0 && shutdown(c->fd, SHUT_WR) == 0)
                                 c->write_shut = true;
                         break;
                 default: op_request(&in, c); break;
@@ -850,11 +1041,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         drain_all();
         for (unsigned i = 0; i < CLIENTS_MAX; i++)
                 hang_up(&clients[i]);
+        /* Children hold copies of our ends: the daemon sees no hang-up
+         * while they live. */
+        while (nchildren) {
+                pid_t pid = children[--nchildren];
+                kill(pid, SIGKILL);
+                if (waitpid(pid, NULL, 0) != pid)
+                        fail("waitpid: %s", strerror(errno));
+        }
         settle();
         remove_objects();
         settle();
         while (nmaps)
-                munmap(maps[--nmaps], 4096);
+                munmap(maps[--nmaps].addr, IPCB_PAGE_SIZE);
         check_clean();
         return 0;
 }
@@ -908,7 +1107,7 @@ static void write_seeds(const char *dir) {
         s = (seed){ .n = 0 };
         PUT(&s, IF_NO_ROOT_OVERRIDE);
         REQ(&s, RQ_SHM_CREATE, 0, 1, IPCB_WF_PERSISTENT | IPCB_WF_GROWABLE, 1);
-        PUT(&s, OP_CONNECT | 0x10);
+        PUT(&s, OP_CONNECT | 0x10, 0);
         PUT(&s, 0x10, RQ_SHM_OPEN, 1, 1, 0);
         PUT(&s, OP_HANGUP);
         write_seed(dir, "shm-persistent", &s);
@@ -938,14 +1137,51 @@ static void write_seeds(const char *dir) {
         REQ(&s, RQ_QUOTA, 0, 1, 0);
         write_seed(dir, "memfd-quota", &s);
 
+        /* over the handle quota: the third create is charged, then undone */
+        s = (seed){ .n = 0 };
+        PUT(&s, IF_SMALL_QUOTAS | IF_NO_ROOT_OVERRIDE);
+        REQ(&s, RQ_SHM_CREATE, 0, 0, 0, 0);
+        REQ(&s, RQ_SEM_CREATE, 0, 0, 0, 0, 1);
+        REQ(&s, RQ_SHM_CREATE, 0, 0, 0, 2);
+        write_seed(dir, "quota-handles", &s);
+
         /* fds where none belong: 5 on a STAT (MSG_CTRUNC), 2 on an empty datagram */
         s = (seed){ .n = 0 };
         PUT(&s, 0);
         PUT(&s, 0, RQ_STAT, 1, 0, 0xc0, 5, FD_EVENTFD, 0, FD_SOCKET, 0, FD_NULL_OR_TMPFILE, 1,
             FD_PIPE_WRITE, 0, FD_MEMFD_UNSEALED, 0);
-        PUT(&s, OP_CONNECT | 0x10);
+        PUT(&s, OP_CONNECT | 0x10, 0);
         PUT(&s, OP_EMPTY | 0x10, 2, FD_MEMFD_FIXED, 1, FD_PIPE_READ, 0);
         write_seed(dir, "stray-fds", &s);
+
+        /* undo tokens of a process that died in the middle of an acquire */
+        s = (seed){ .n = 0 };
+        PUT(&s, IF_FORK_FIRST);
+        REQ(&s, RQ_SEM_CREATE, 2, 4, 0, IPCB_WF_UNDO, 3);
+        PUT(&s, OP_POKE, 0, 0, 2);
+        PUT(&s, OP_KILL);
+        REQ(&s, RQ_STAT, 2, 3);
+        write_seed(dir, "sem-died", &s);
+
+        /* a segment lock held by a process that died */
+        s = (seed){ .n = 0 };
+        PUT(&s, IF_FORK_FIRST);
+        REQ(&s, RQ_SHM_CREATE, 0, 0, 0, 0);
+        REQ(&s, RQ_LOCK_PAGE, 0);
+        PUT(&s, OP_POKE, 0, 0);
+        PUT(&s, OP_KILL);
+        write_seed(dir, "lock-died", &s);
+
+        /* given away (uid 1000, group 0, 0640), then opened without privilege */
+        s = (seed){ .n = 0 };
+        PUT(&s, 0);
+        REQ(&s, RQ_SHM_CREATE, 0, 0, IPCB_WF_PERSISTENT, 0);
+        REQ(&s, RQ_SET_ACCESS, 1, 7, 5, 2, 1, 0);
+        PUT(&s, OP_MISC, 1);
+        PUT(&s, OP_CONNECT | 0x10, 0);
+        PUT(&s, 0x10, RQ_SHM_OPEN, 0, 0, 0);
+        PUT(&s, 0x10, RQ_SHM_OPEN, 1, 0, 0);
+        write_seed(dir, "not-owner", &s);
 
         /* a client that does not read: replies with fds queue up */
         s = (seed){ .n = 0 };
