@@ -25,6 +25,7 @@
 #include "peer.h"
 #include "proto.h"
 #include "quota.h"
+#include "reaper.h"
 #include "registry.h"
 #include "sempage.h"
 #include "sock.h"
@@ -62,7 +63,9 @@ static const config cfg_defaults = {
         .max_handles_per_uid = 16384,
         .max_connections_per_uid = 256,
         .max_requests_in_flight = 32,
-        .max_fds_in_flight = 64,
+        .max_fds_in_flight = 16,
+        .max_fds_in_flight_per_uid = 128,
+        .max_fds_per_uid = 12288,
 };
 config cfg;
 
@@ -475,15 +478,20 @@ static void turn(void) {
         uv_run(&loop, UV_RUN_NOWAIT);
 }
 
-/* Run the loop until the daemon has nothing left to do: every peer gone
- * and every uv handle's close callback run.  The one place that knows what
- * "quiescent" means (if fds are ever closed off the loop, wait for that
- * here too). */
+/* Run the loop until the daemon has nothing left to do: every peer gone,
+ * every fd handed to the reaper's workers closed, and every uv handle's
+ * close callback run (the turns after the last peer went).  The one place
+ * that knows what "quiescent" means. */
 static void settle(void) {
+        unsigned quiet = 0;
+
         for (unsigned i = 0; i < SETTLE_TURNS; i++) {
-                if (peer_count() == 0 && !uv_loop_alive(&loop))
+                if (peer_count() == 0 && peer_lingering() == 0 && reaper_pending() == 0 &&
+                    ++quiet > 2)
                         return;
                 turn();
+                if (reaper_pending())
+                        usleep(50); /* a worker is closing */
         }
         fail("the daemon is not quiescent after %u loop turns (%u peers left)", SETTLE_TURNS,
              peer_count());
@@ -1208,6 +1216,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         log_init();
         signal(SIGPIPE, SIG_IGN);
         if ((k = uv_loop_init(&loop)) < 0 || (k = registry_init()) < 0 ||
+            (k = reaper_init(&loop)) < 0 || (k = peer_init(&loop)) < 0 ||
             (k = store_start(&loop, false, 0)) < 0)
                 fail("cannot initialise: %s", strerror(-k));
         return 0;
