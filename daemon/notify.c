@@ -178,6 +178,10 @@ static void on_writable(uv_poll_t *p, int status, int events) {
 }
 
 static void backlog_started(void) {
+        if (!poller_open) { /* no poll handle: retry at each new message */
+                (void)flush();
+                return;
+        }
         if (!polling)
                 log_debug("notify: the service manager's queue is full; queueing");
         poll_writable(true);
