@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <grp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -64,6 +65,23 @@ int ipcbd_fd_count(const ipcbd *d) {
 
         snprintf(path, sizeof(path), "/proc/%d/fd", (int)d->pid);
         return count_dir_entries(path);
+}
+
+void raise_nofile(unsigned long want) {
+        struct rlimit rl;
+
+        cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        if (rl.rlim_cur >= want)
+                return;
+        if (rl.rlim_max < want) { /* needs CAP_SYS_RESOURCE */
+                struct rlimit up = { want, want };
+                if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+                        return;
+        }
+        rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0, "setrlimit: %s", strerror(errno));
+        cr_assert_geq(rl.rlim_cur, want, "RLIMIT_NOFILE hard limit %llu is too low",
+                      (unsigned long long)rl.rlim_max);
 }
 
 int self_fd_count(void) {

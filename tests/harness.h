@@ -100,6 +100,11 @@ void fixture_cleanup(ipcbd *d);
 static inline void fixture_release_nothing(void) {
 }
 
+/* Make RLIMIT_NOFILE's soft limit at least want (raising the hard limit
+ * too when root); daemons started afterwards inherit it.  Fails the test
+ * if it cannot. */
+void raise_nofile(unsigned long want);
+
 /* Entries in /proc/PID/fd of the daemon, or of the test process. */
 int ipcbd_fd_count(const ipcbd *d);
 int self_fd_count(void);

@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NCOLLIDE 8192 /* objects in the crafted bucket */
+#define NCOLLIDE 12000 /* objects in the crafted bucket (semaphores: 1 daemon fd each) */
 #define NPROBE 1000   /* crafted names that are not created */
 #define NREQ 5000     /* stat requests of each class */
 #define BLOCK 250     /* interleaved in blocks, against drifting noise */
@@ -144,7 +144,7 @@ static void stat_missing(ipcb_client *c, char (*names)[16], unsigned n, unsigned
         ipcb_object_info info;
 
         for (unsigned i = 0; i < count; i++)
-                cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, names[(from + i) % n], &info), -ENOENT);
+                cr_assert_eq(ipcb_stat(c, IPCB_KIND_SEM, names[(from + i) % n], &info), -ENOENT);
 }
 
 static double now_s(void) {
@@ -156,12 +156,12 @@ static double now_s(void) {
 Test(hashflood, colliding_names_cost_no_more, .timeout = 120) {
         static char crafted[NCOLLIDE + NPROBE][16], random_names[NPROBE][16];
         static const char *const args[] = { "--max-objects", "20000", NULL };
-        ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
+        ipcb_sem_options o = IPCB_SEM_OPTIONS_INIT;
         long long cpu_ns[2] = { 0, 0 }, cpu_ticks[2] = { 0, 0 }, ns0, t0, ns1, t1;
         int self_fds = self_fd_count();
         unsigned counter = 0;
         ipcb_client *c;
-        ipcb_shm *s;
+        ipcb_sem *s;
         ipcbd d;
         double t;
 
@@ -177,13 +177,16 @@ Test(hashflood, colliding_names_cost_no_more, .timeout = 120) {
         fprintf(stderr, "[hashflood] crafted %u names colliding in the low %d bits of FNV-1a in %.2f s\n",
                 NCOLLIDE + NPROBE, HASH_BITS, now_s() - t);
 
+        /* The daemon's fd budget (3/4 of its limit, 1 per semaphore) must
+         * hold every semaphore. */
+        raise_nofile(20000);
         ipcbd_start(&d, args);
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
-        o.flags = IPCB_SHM_PERSISTENT;
+        o.flags = IPCB_SEM_PERSISTENT;
         t = now_s();
         for (unsigned i = 0; i < NCOLLIDE; i++) {
-                cr_assert_eq(ipcb_shm_create(c, crafted[i], 4096, &o, &s), 0, "create %s", crafted[i]);
-                cr_assert_eq(ipcb_shm_close(s), 0);
+                cr_assert_eq(ipcb_sem_create(c, crafted[i], 0, &o, &s), 0, "create %s", crafted[i]);
+                cr_assert_eq(ipcb_sem_close(s), 0);
         }
         cr_assert_eq(ipcb_sync(c), 0);
         fprintf(stderr, "[hashflood] created %u of them in %.2f s\n", NCOLLIDE, now_s() - t);

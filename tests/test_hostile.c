@@ -228,18 +228,6 @@ static void expect_released(int wfd, const char *what) {
                   "%s: the daemon kept a descriptor it was sent", what);
 }
 
-static void raise_nofile(rlim_t want) {
-        struct rlimit rl;
-
-        cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-        if (rl.rlim_cur < want) {
-                rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
-                cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
-        }
-        cr_assert_geq(rl.rlim_cur, want, "RLIMIT_NOFILE hard limit %llu is too low",
-                      (unsigned long long)rl.rlim_max);
-}
-
 /* ---- malformed frames ---- */
 
 CHECKED_TEST(hostile, garbage) {

@@ -112,16 +112,6 @@ static void check_survived(const char *what) {
                      base_rss);
 }
 
-static void raise_nofile(rlim_t want) {
-        struct rlimit rl;
-        cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-        if (rl.rlim_cur < want) {
-                rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
-                cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
-        }
-        cr_assert_geq(rl.rlim_cur, want, "RLIMIT_NOFILE too low");
-}
-
 static bool hung_up(int fd) {
         uint8_t b[IPCB_MSG_MAX];
         return raw_recv(fd, b, sizeof(b), NULL, NULL, 3000) == 0;

@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #define STORE_CAP 16384
-#define NFILL 5000  /* more than the daemon's queue bound (4096) */
+#define NFILL 4300  /* more than the daemon's queue bound (4096) */
 #define NCHURN 500
 #define NKEEP 8
 #define MIN_SAMPLES 200
@@ -159,14 +159,12 @@ static void drain(int quiet_ms) {
 
 static void setup(void) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        struct rlimit rl;
 
         signal(SIGPIPE, SIG_IGN);
-        /* The old, blocking daemon hands over every store: room for them. */
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-                rl.rlim_cur = rl.rlim_max;
-                (void)setrlimit(RLIMIT_NOFILE, &rl);
-        }
+        /* Room for every store (the old, blocking daemon hands them all
+         * over), and a daemon fd budget (3/4 of its limit, 3 per segment)
+         * that holds every segment. */
+        raise_nofile(20000);
         memset(&m, 0, sizeof(m));
         m.nfd = m.saved_stderr = -1;
         snprintf(m.dir, sizeof(m.dir), "/tmp/ipcbnt.XXXXXX");
