@@ -895,7 +895,7 @@ const char *ipcb_strerror(int err) {
         case -EUSERS:
                 return "too many connections (or undo handles) for this user";
         case -EBADFD:
-                return "not a memfd sealed with F_SEAL_SHRINK";
+                return "not a memfd sealed with F_SEAL_SHRINK, or one the broker already serves";
         case -EROFS:
                 return "the segment is frozen (write-sealed): read-only access only";
         case -EPROTONOSUPPORT:

@@ -373,13 +373,18 @@ IPCB_EXPORT int ipcb_shm_freeze(ipcb_client *c, const char *name, unsigned *ret_
 /* Publish memfd (borrowed; the caller keeps it) as segment `name`.  It must
  * be a memfd carrying at least F_SEAL_SHRINK; its size is taken from fstat
  * (> 0, at most the broker's maximum), it is growable unless sealed
- * F_SEAL_GROW.  The library first drops group/other write and exec bits of
- * the memfd's inode (fchmod) so that no other uid can reopen it writable
+ * F_SEAL_GROW.  Once it knows memfd is a memfd (F_GET_SEALS works and its
+ * /proc/self/fd link reads "/memfd:..."; anything else is -EBADFD, untouched
+ * and unsent), the library drops group/other write and exec bits of the
+ * memfd's inode (fchmod) so that no other uid can reopen it writable
  * through /proc.  opts: mode and IPCB_SHM_PERSISTENT (growable is ignored).
  * On success *ret is a handle on the new segment: read-write (mapped
  * PROT_READ|PROT_WRITE) unless the memfd is write-sealed or memfd is an
  * O_RDONLY descriptor, then read-only.  Errors: -EBADFD (not a memfd with
- * F_SEAL_SHRINK: a pipe, socket, regular file, unsealed memfd), -EEXIST,
+ * F_SEAL_SHRINK: a pipe, socket, regular file, unsealed memfd; or a memfd
+ * whose inode the broker already serves: one it handed out for a segment,
+ * semaphore or lock, or one registered before and still published),
+ * -EEXIST (the name is taken),
  * -EFBIG, -EINVAL (size 0, bad name/mode/flags), -EACCES (the broker cannot
  * read it), -EDQUOT, -EMFILE. */
 IPCB_EXPORT int ipcb_shm_register(ipcb_client *c, const char *name, int memfd,
