@@ -122,9 +122,16 @@ typedef struct ipcb_object_info {
 } ipcb_object_info;
 
 /* Connect to the broker at socket_path (borrowed; NULL: $IPCBROKER_SOCKET,
- * else the default above) and exchange HELLO.  On success *ret owns one
- * socket fd (close-on-exec).  Errors: -ENOENT/-ECONNREFUSED no broker there,
- * -EACCES, -ENAMETOOLONG path too long for a Unix socket,
+ * else the default above) and exchange HELLO.  Before anything is sent, the
+ * listening process's credentials (SO_PEERCRED) must name a trusted broker:
+ * uid 0, the caller's euid, or the uid that owns the socket's directory when
+ * that directory is writable by nobody else (no group or other write bit)
+ * and every directory above it belongs to root, that uid or the caller and
+ * is not writable by others unless sticky.  Reconnects check the same.  On
+ * success *ret owns one socket fd (close-on-exec).  Errors: -ENOENT/
+ * -ECONNREFUSED no broker there, -EACCES, -ENAMETOOLONG path too long for a
+ * Unix socket, -EKEYREJECTED the socket is served by an untrusted uid (an
+ * impostor may have taken the path; nothing was sent to it),
  * -EPROTONOSUPPORT the broker speaks another protocol version, -ETIMEDOUT
  * no answer within the default timeout (below). */
 IPCB_EXPORT int ipcb_connect(const char *socket_path, ipcb_client **ret);
