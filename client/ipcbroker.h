@@ -122,9 +122,16 @@ typedef struct ipcb_object_info {
 } ipcb_object_info;
 
 /* Connect to the broker at socket_path (borrowed; NULL: $IPCBROKER_SOCKET,
- * else the default above) and exchange HELLO.  On success *ret owns one
- * socket fd (close-on-exec).  Errors: -ENOENT/-ECONNREFUSED no broker there,
- * -EACCES, -ENAMETOOLONG path too long for a Unix socket,
+ * else the default above) and exchange HELLO.  Before anything is sent, the
+ * listening process's credentials (SO_PEERCRED) must name a trusted broker:
+ * uid 0, the caller's euid, or the uid that owns the socket's directory when
+ * that directory is writable by nobody else (no group or other write bit)
+ * and every directory above it belongs to root, that uid or the caller and
+ * is not writable by others unless sticky.  Reconnects check the same.  On
+ * success *ret owns one socket fd (close-on-exec).  Errors: -ENOENT/
+ * -ECONNREFUSED no broker there, -EACCES, -ENAMETOOLONG path too long for a
+ * Unix socket, -EKEYREJECTED the socket is served by an untrusted uid (an
+ * impostor may have taken the path; nothing was sent to it),
  * -EPROTONOSUPPORT the broker speaks another protocol version, -ETIMEDOUT
  * no answer within the default timeout (below). */
 IPCB_EXPORT int ipcb_connect(const char *socket_path, ipcb_client **ret);
@@ -373,13 +380,18 @@ IPCB_EXPORT int ipcb_shm_freeze(ipcb_client *c, const char *name, unsigned *ret_
 /* Publish memfd (borrowed; the caller keeps it) as segment `name`.  It must
  * be a memfd carrying at least F_SEAL_SHRINK; its size is taken from fstat
  * (> 0, at most the broker's maximum), it is growable unless sealed
- * F_SEAL_GROW.  The library first drops group/other write and exec bits of
- * the memfd's inode (fchmod) so that no other uid can reopen it writable
+ * F_SEAL_GROW.  Once it knows memfd is a memfd (F_GET_SEALS works and its
+ * /proc/self/fd link reads "/memfd:..."; anything else is -EBADFD, untouched
+ * and unsent), the library drops group/other write and exec bits of the
+ * memfd's inode (fchmod) so that no other uid can reopen it writable
  * through /proc.  opts: mode and IPCB_SHM_PERSISTENT (growable is ignored).
  * On success *ret is a handle on the new segment: read-write (mapped
  * PROT_READ|PROT_WRITE) unless the memfd is write-sealed or memfd is an
  * O_RDONLY descriptor, then read-only.  Errors: -EBADFD (not a memfd with
- * F_SEAL_SHRINK: a pipe, socket, regular file, unsealed memfd), -EEXIST,
+ * F_SEAL_SHRINK: a pipe, socket, regular file, unsealed memfd; or a memfd
+ * whose inode the broker already serves: one it handed out for a segment,
+ * semaphore or lock, or one registered before and still published),
+ * -EEXIST (the name is taken),
  * -EFBIG, -EINVAL (size 0, bad name/mode/flags), -EACCES (the broker cannot
  * read it), -EDQUOT, -EMFILE. */
 IPCB_EXPORT int ipcb_shm_register(ipcb_client *c, const char *name, int memfd,

@@ -23,6 +23,7 @@ int64_t lock_token_new(object *o) {
                 o->lock_fd = fd;
                 o->lock->magic = IPCB_LOCK_MAGIC;
                 o->lock->version = 1;
+                object_index(o); /* the page goes to a handle that exists */
         }
         /* Tokens only need to differ among this segment's live handles. */
         o->lock_next_token = (o->lock_next_token + 1) & IPCB_LOCK_OWNER_MASK;
