@@ -395,11 +395,16 @@ IPCB_EXPORT int ipcb_chown(ipcb_client *c, int kind, const char *name, uid_t uid
 
 /* Freeze segment `name` (owner or privileged uid 0 only): the broker adds
  * F_SEAL_SHRINK|F_SEAL_GROW and F_SEAL_WRITE, or F_SEAL_FUTURE_WRITE when
- * some process still has a writable mapping (those mappings keep writing;
- * nobody gets new write access).  From then on read-write opens fail with
- * -EROFS and stat/list show the seals.  *ret_seals (may be NULL) gets the
- * seals now set.  Errors: -ENOENT, -EPERM (not the owner, or F_SEAL_SEAL set),
- * -EROFS (published through a read-only descriptor), -EINVAL. */
+ * some process still has a writable mapping (those mappings keep writing,
+ * and mremap can grow one over the whole segment; nobody gets new write
+ * access).  Only F_SEAL_WRITE makes the bytes immutable: freezing again
+ * once no writable mapping is left upgrades to it.  From then on read-write
+ * opens fail with -EROFS and stat/list show which write seal is set.  A
+ * segment that a read-write holder already sealed that far itself (even
+ * with F_SEAL_SEAL) counts as frozen: 0.  *ret_seals (may be NULL) gets
+ * the seals now set.  Errors: -ENOENT, -EPERM (not the owner, or
+ * F_SEAL_SEAL set without the seals a freeze adds), -EROFS (published
+ * through a read-only descriptor), -EINVAL. */
 IPCB_EXPORT int ipcb_shm_freeze(ipcb_client *c, const char *name, unsigned *ret_seals);
 
 /* Publish memfd (borrowed; the caller keeps it) as segment `name`.  It must
