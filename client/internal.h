@@ -71,7 +71,9 @@ struct ipcb_shm {
         size_t size;
         int access;
         unsigned seals;
-        /* segment lock, set up on first use (lock.c) */
+        /* segment lock page, set up on first lock or read (lock.c): mapped
+         * read-write with a token (> 0) for a read-write handle, read-only
+         * with token 0 for a read-only one */
         ipcb_lock_page *lock;
         uint32_t lock_token;
 };

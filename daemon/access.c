@@ -104,12 +104,25 @@ int access_freeze(peer *p, const ipcb_msg *m) {
         /* F_SEAL_WRITE makes the bytes immutable for everyone, but the kernel
          * refuses it (EBUSY) while any writable shared mapping exists; then
          * F_SEAL_FUTURE_WRITE: no new write access, existing mappings keep
-         * theirs.  Growing is sealed too: a frozen size is part of frozen. */
+         * theirs.  Growing is sealed too: a frozen size is part of frozen.
+         * A freeze after a FUTURE_WRITE one, once no writable mapping is
+         * left, gets F_SEAL_WRITE. */
         k = fcntl(o->fd_rw, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
         if (k < 0 && errno == EBUSY)
                 k = fcntl(o->fd_rw, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE);
-        if (k < 0)
-                return errno == EPERM ? -EPERM : -errno; /* EPERM: F_SEAL_SEAL is set */
+        if (k < 0) {
+                /* EPERM: F_SEAL_SEAL is set, and the kernel refuses every
+                 * seal, even one already there.  A read-write holder can
+                 * seal the memfd itself (seals belong to the inode): if it
+                 * carries what a freeze adds, it is frozen. */
+                unsigned seals = 0;
+                k = -errno;
+                if (k == -EPERM)
+                        seals = object_seals(o);
+                if ((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) ||
+                    !(seals & SEALS_WRITE))
+                        return k;
+        }
         o->flags &= ~IPCB_WF_GROWABLE;
         r.freeze_reply.seals = object_seals(o);
         store_object_changed(o);
