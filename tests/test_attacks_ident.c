@@ -39,7 +39,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-        ipcbd_stop(&d);
+        fixture_cleanup(&d);
 }
 
 TestSuite(ident, .init = setup, .fini = teardown, .timeout = 60);
@@ -49,9 +49,9 @@ TestSuite(alias, .init = setup, .fini = teardown, .timeout = 60);
 
 static void start(uid_t daemon_uid) {
         if (daemon_uid == 0)
-                ipcbd_start(&d, NULL);
+                fixture_begin(&d, NULL);
         else
-                ipcbd_start_as(&d, daemon_uid, daemon_uid, NULL);
+                fixture_begin_as(&d, daemon_uid, daemon_uid, NULL);
 }
 
 static int collect_name(const ipcb_object_info *i, void *ud) {
@@ -71,9 +71,7 @@ static void end_checks(void) {
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
         cr_assert_eq(ipcb_list(c, 0, collect_name, c), 0);
         ipcb_disconnect(c);
-        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 5000), "daemon leaked fds");
-        ipcbd_stop(&d);
-        cr_assert_eq(self_fd_count(), fds_at_start, "the test leaked fds");
+        fixture_end(&d);
 }
 
 static void sleep_ms(int ms) {

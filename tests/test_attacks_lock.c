@@ -40,12 +40,9 @@
 
 static ipcbd d;
 static ipcb_client *c;
-static int self0; /* our fds with the daemon running, before connecting */
 
 static void setup(void) {
-        signal(SIGPIPE, SIG_IGN);
-        ipcbd_start(&d, NULL);
-        self0 = self_fd_count();
+        fixture_begin(&d, NULL);
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
 }
 
@@ -53,15 +50,13 @@ static void setup(void) {
 static void end_of_test_checks(void) {
         ipcb_disconnect(c);
         c = NULL;
-        cr_assert_eq(self_fd_count(), self0, "the test process leaked fds");
-        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 5000), "daemon fd count not at baseline");
-        ipcbd_stop(&d);
+        fixture_end(&d);
 }
 
 static void teardown(void) {
         ipcb_disconnect(c);
         c = NULL;
-        ipcbd_stop(&d);
+        fixture_cleanup(&d);
 }
 
 TestSuite(attacks_lock, .init = setup, .fini = teardown, .timeout = 60);
@@ -764,7 +759,11 @@ CHECKED_TEST(attacks_lock, holder_dies_mid_write_readers_get_owner_dead) {
                 more[i] = open_ok("dd", IPCB_READ_ONLY);
                 cr_assert_eq(ipcb_shm_read_begin(more[i], 0, &seq2), 0);
         }
-        cr_assert_eq(ipcbd_fd_count(&d), fds, "the daemon holds an fd per reader");
+        /* (a dead holder's socket may still be closing on a reaper thread) */
+        for (int i = 0; i < 100 && ipcbd_fd_count(&d) > fds; i++)
+                usleep(20000);
+        cr_assert_leq(ipcbd_fd_count(&d), fds, "the daemon holds an fd per reader (%d, was %d)",
+                      ipcbd_fd_count(&d), fds);
         for (int i = 0; i < 3; i++)
                 cr_assert_eq(ipcb_shm_close(more[i]), 0);
         cr_assert_eq(ipcb_shm_read_begin(NULL, 0, &seq2), -EINVAL);
