@@ -389,6 +389,18 @@ static void map_page(int fd, map_kind kind, uint32_t slot_or_token) {
 
         if (nmaps == MAPS_MAX)
                 return;
+        /* A read-only handle's lock page comes read-only (token 0): the
+         * daemon must never hand it out writable. */
+        if ((fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY) {
+                if (kind != MAP_LOCK || slot_or_token != 0)
+                        fail("a read-only page with token %u", slot_or_token);
+                addr = mmap(NULL, IPCB_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                if (addr != MAP_FAILED)
+                        fail("a read-only lock page could be mapped writable");
+                return;
+        }
+        if (kind == MAP_LOCK && slot_or_token == 0)
+                fail("a lock page without a token came writable");
         addr = mmap(NULL, IPCB_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (addr == MAP_FAILED)
                 fail("cannot map a page the daemon sent: %s", strerror(errno));
