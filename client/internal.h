@@ -46,6 +46,8 @@ struct ipcb_client {
          * if has_deadline (client_lock). */
         bool has_deadline;
         struct timespec deadline;
+        /* SO_RCVTIMEO now set on fd, in µs (0: none, -1: unknown). */
+        long long rcvtimeo_us;
         /* Requests that timed out still owe their replies, which arrive in
          * order, late_from first; the receive path disposes of them. */
         bool late;

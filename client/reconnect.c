@@ -123,6 +123,7 @@ int client_reconnect(ipcb_client *c) {
         if (c->fd >= 0)
                 close(c->fd);
         c->fd = fd;
+        c->rcvtimeo_us = -1;
         c->dead = false;
         c->late = false;
         atomic_store(&c->gone, false);
