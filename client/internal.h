@@ -71,6 +71,7 @@ struct ipcb_shm {
         size_t size;
         int access;
         unsigned seals;
+        ipcb_handle_info info; /* owner, group, mode at the open */
         /* segment lock, set up on first use (lock.c) */
         ipcb_lock_page *lock;
         uint32_t lock_token;
@@ -130,6 +131,10 @@ int client_reopen(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *reply, 
 int client_release_handle(ipcb_client *c, uint64_t handle);
 int client_release_handle_locked(ipcb_client *c, uint64_t handle);
 int client_name_check(const char *name, ipcb_name *ret);
+/* The wire flags and owner of opts (NULL: none); -EINVAL for a short
+ * struct or flags outside `allowed`. */
+int client_open_options(const ipcb_open_options *opts, unsigned allowed, uint32_t *ret_flags,
+                        uint32_t *ret_owner);
 int client_unlink(ipcb_client *c, int kind, const char *name);
 /* Release the segment lock if handle s holds it (before closing s). */
 void lock_release_on_close(ipcb_shm *s);
@@ -137,3 +142,4 @@ void lock_release_on_close(ipcb_shm *s);
 _Static_assert(IPCB_SEM_UNDO_MAX == IPCB_SEM_SLOTS, "undo slot count mismatch");
 _Static_assert(IPCB_SEM_UNDO == IPCB_WF_UNDO, "flag mismatch");
 _Static_assert(IPCB_SEM_PERSISTENT == IPCB_WF_PERSISTENT, "flag mismatch");
+_Static_assert(IPCB_OPEN_OWNED == IPCB_WF_OWNED, "flag mismatch");

@@ -27,6 +27,7 @@ struct ipcb_sem {
          * so of two calls entering at once exactly one gets in. */
         atomic_uint busy;
         uint32_t epoch;      /* page->epoch when the slot was given (undo) */
+        ipcb_handle_info info; /* owner, group, mode at the open */
 };
 
 static int sem_revive(ipcb_sem *s);
@@ -92,6 +93,9 @@ static int sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ip
         s->max = reply->sem_reply.max;
         s->slot = reply->sem_reply.slot;
         s->seq = reply->sem_reply.seq & SEQ_MASK;
+        s->info = (ipcb_handle_info){ .uid = (uid_t)reply->sem_reply.uid,
+                                      .gid = (gid_t)reply->sem_reply.gid,
+                                      .mode = reply->sem_reply.mode };
         s->fork_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
         atomic_init(&s->busy, 0);
         *ret = s;
@@ -137,20 +141,40 @@ int ipcb_sem_create(ipcb_client *c, const char *name, unsigned initial,
 }
 
 int ipcb_sem_open(ipcb_client *c, const char *name, int flags, ipcb_sem **ret) {
+        ipcb_open_options o = IPCB_OPEN_OPTIONS_INIT;
+
+        if (flags & ~IPCB_SEM_UNDO)
+                return -EINVAL;
+        o.flags = (unsigned)flags;
+        return ipcb_sem_open_ex(c, name, &o, ret);
+}
+
+int ipcb_sem_open_ex(ipcb_client *c, const char *name, const ipcb_open_options *opts,
+                     ipcb_sem **ret) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_SEM_OPEN }, reply;
         int fd = -1, r;
 
-        if (!c || !ret || (flags & ~IPCB_SEM_UNDO))
+        if (!c || !ret)
                 return -EINVAL;
         if ((r = client_name_check(name, &req.sem_open.name)) < 0)
                 return r;
+        r = client_open_options(opts, IPCB_SEM_UNDO | IPCB_OPEN_OWNED, &req.sem_open.flags,
+                                &req.sem_open.owner);
+        if (r < 0)
+                return r;
         pthread_once(&atfork_once, atfork_register);
-        req.sem_open.flags = (uint32_t)flags;
         r = client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return sem_finish(c, name, (uint32_t)flags, &reply, fd, ret);
+        return sem_finish(c, name, req.sem_open.flags & IPCB_SEM_UNDO, &reply, fd, ret);
+}
+
+int ipcb_sem_info(const ipcb_sem *s, ipcb_handle_info *ret) {
+        if (!s || !ret)
+                return -EINVAL;
+        *ret = s->info;
+        return 0;
 }
 
 int ipcb_sem_close(ipcb_sem *s) {

@@ -66,6 +66,17 @@ static int do_hello(peer *p, const ipcb_msg *m) {
         return 0;
 }
 
+/* OWNED: the object must belong to the uid the request names (its own uid
+ * for IPCB_WO_SELF), checked with the open, so that a name squatted by
+ * another uid is refused, not opened.  -EPERM otherwise. */
+static int check_owner(const peer *p, const object *o, uint32_t flags, uint32_t owner) {
+        uint32_t want = owner == IPCB_WO_SELF ? (uint32_t)p->cred.uid : owner;
+
+        if (!(flags & IPCB_WF_OWNED))
+                return 0;
+        return (uint32_t)o->uid == want ? 0 : -EPERM;
+}
+
 /* Give p a handle on o and send the fd that matches the access. */
 static int reply_shm_handle(peer *p, const ipcb_msg *m, object *o, uint32_t access) {
         ipcb_msg r = reply_to(m);
@@ -79,6 +90,9 @@ static int reply_shm_handle(peer *p, const ipcb_msg *m, object *o, uint32_t acce
         r.shm_reply.size = o->flags & IPCB_WF_GROWABLE ? object_size(o) : o->size;
         r.shm_reply.seals = o->seals;
         r.shm_reply.access = access;
+        r.shm_reply.uid = (uint32_t)o->uid;
+        r.shm_reply.gid = (uint32_t)o->gid;
+        r.shm_reply.mode = o->mode;
         peer_reply(p, &r, &fd, 1);
         return 0;
 }
@@ -96,6 +110,8 @@ static int do_shm_create(peer *p, const ipcb_msg *m) {
                 return -EINVAL;
         if (m->shm_create.size > cfg.max_segment_size)
                 return -EFBIG;
+        if ((k = config_reserve_check(&p->cred, n->ptr, n->len)) < 0)
+                return k;
         if (registry_lookup(IPCB_KIND_SHM, n->ptr, n->len))
                 return -EEXIST;
 
@@ -116,17 +132,21 @@ static int do_shm_create(peer *p, const ipcb_msg *m) {
 
 static int do_shm_open(peer *p, const ipcb_msg *m) {
         const ipcb_name *n = &m->shm_open.name;
-        uint32_t access = m->shm_open.access;
+        uint32_t access = m->shm_open.access, flags = m->shm_open.flags;
         object *o;
         int k;
 
         if ((k = ipcb_name_check(n->ptr, n->len)) < 0)
                 return k;
-        if (access != IPCB_WA_READ_ONLY && access != IPCB_WA_READ_WRITE)
+        if ((access != IPCB_WA_READ_ONLY && access != IPCB_WA_READ_WRITE) ||
+            (flags & ~IPCB_WF_OWNED) || (!(flags & IPCB_WF_OWNED) && m->shm_open.owner) ||
+            m->shm_open.token || m->shm_open.nonce)
                 return -EINVAL;
         o = registry_lookup(IPCB_KIND_SHM, n->ptr, n->len);
         if (!o)
                 return -ENOENT;
+        if ((k = check_owner(p, o, flags, m->shm_open.owner)) < 0)
+                return k;
         if ((k = policy_may_open(o, &p->cred, access)) < 0)
                 return k;
         /* Frozen (or published write-sealed): nobody gets write access. */
@@ -185,6 +205,9 @@ static int reply_sem_handle(peer *p, const ipcb_msg *m, object *o, bool undo, ui
         r.sem_reply.seq = seq;
         r.sem_reply.max = o->sem->max;
         r.sem_reply.value = sem_value(o);
+        r.sem_reply.uid = (uint32_t)o->uid;
+        r.sem_reply.gid = (uint32_t)o->gid;
+        r.sem_reply.mode = o->mode;
         peer_reply(p, &r, &o->fd_rw, 1);
         return 0;
 }
@@ -201,6 +224,8 @@ static int do_sem_create(peer *p, const ipcb_msg *m) {
             (m->sem_create.mode & ~IPCB_MODE_MASK) || max > IPCB_SEM_VALUE_MAX ||
             m->sem_create.initial > max)
                 return -EINVAL;
+        if ((k = config_reserve_check(&p->cred, n->ptr, n->len)) < 0)
+                return k;
         if (registry_lookup(IPCB_KIND_SEM, n->ptr, n->len))
                 return -EEXIST;
         if ((k = quota_charge_object(p->cred.uid, IPCB_KIND_SEM, IPCB_PAGE_SIZE)) < 0)
@@ -232,15 +257,18 @@ static int do_sem_open(peer *p, const ipcb_msg *m) {
                         return -EINVAL;
                 flags &= ~(IPCB_WF_RECLAIM | (0xfffu << 16));
         }
-        if (flags & ~IPCB_WF_UNDO)
+        if ((flags & ~(IPCB_WF_UNDO | IPCB_WF_OWNED)) ||
+            (!(flags & IPCB_WF_OWNED) && m->sem_open.owner) || m->sem_open.nonce)
                 return -EINVAL;
         o = registry_lookup(IPCB_KIND_SEM, n->ptr, n->len);
         if (!o)
                 return -ENOENT;
+        if ((k = check_owner(p, o, flags, m->sem_open.owner)) < 0)
+                return k;
         /* Acquiring and releasing both write the page. */
         if ((k = policy_may_open(o, &p->cred, IPCB_WA_READ_WRITE)) < 0)
                 return k;
-        return reply_sem_handle(p, m, o, m->sem_open.flags & IPCB_WF_UNDO, reclaim);
+        return reply_sem_handle(p, m, o, flags & IPCB_WF_UNDO, reclaim);
 }
 
 static int do_close(peer *p, const ipcb_msg *m) {
