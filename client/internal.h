@@ -75,6 +75,7 @@ struct ipcb_shm {
         /* segment lock, set up on first use (lock.c) */
         ipcb_lock_page *lock;
         uint32_t lock_token;
+        uint64_t lock_nonce; /* proves lock_token to a restarted broker */
 };
 
 ipcb_client *client_ref(ipcb_client *c);
@@ -124,9 +125,11 @@ int client_obj_release(ipcb_client *c, client_obj *o);
 /* sem.c: re-open undo semaphore o on the current connection (lock held). */
 int sem_reopen_locked(ipcb_client *c, client_obj *o);
 /* Re-open one object by name on the current connection: the reply (in buf)
- * and its fd; -ESTALE if the name now names another object. */
+ * and its fd; -ESTALE if the name now names another object.  flags: more
+ * open flags (IPCB_WF_RECLAIM, for a semaphore with its slot bits) with
+ * what a reclaim shows: a segment's lock token and either's nonce. */
 int client_reopen(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *reply, int *ret_fd,
-                  uint32_t sem_flags);
+                  uint32_t flags, uint32_t token, uint64_t nonce);
 /* Release a broker handle without waiting (CLOSE with NOREPLY). */
 int client_release_handle(ipcb_client *c, uint64_t handle);
 int client_release_handle_locked(ipcb_client *c, uint64_t handle);

@@ -27,7 +27,9 @@
  *              handle).  What a caller can notice is in docs/systemd.md:
  *              new object ids, a request whose reply was lost sent
  *              again; undo tokens stay held if the handle is used within
- *              the restarted broker's grace period;
+ *              the restarted broker's grace period, and a segment lock held
+ *              across the restart stays held if the client makes any
+ *              request within it (otherwise it is released as owner-died);
  *   -EPROTO    the broker sent something that does not decode;
  *   -ENOMEM    out of memory;
  *   -EDQUOT    a per-uid quota of the broker (objects, bytes, handles, fds) is

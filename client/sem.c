@@ -27,6 +27,7 @@ struct ipcb_sem {
          * so of two calls entering at once exactly one gets in. */
         atomic_uint busy;
         uint32_t epoch;      /* page->epoch when the slot was given (undo) */
+        uint64_t nonce;      /* proves the slot is ours to a restarted broker (undo) */
         ipcb_handle_info info; /* owner, group, mode at the open */
 };
 
@@ -93,6 +94,7 @@ static int sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ip
         s->max = reply->sem_reply.max;
         s->slot = reply->sem_reply.slot;
         s->seq = reply->sem_reply.seq & SEQ_MASK;
+        s->nonce = reply->sem_reply.nonce;
         s->info = (ipcb_handle_info){ .uid = (uid_t)reply->sem_reply.uid,
                                       .gid = (gid_t)reply->sem_reply.gid,
                                       .mode = reply->sem_reply.mode };
@@ -327,19 +329,21 @@ static int undo_op(ipcb_sem *s, int delta, uint32_t target, int timeout_ms,
 /* ---- after a restart or a lost connection ---- */
 
 /* Get an undo slot for s on the current connection (c->lock held, s busy).
- * First ask for our own slot back: a restarted broker keeps the slots that
- * held tokens reserved for their holders during its grace period, so the
- * tokens we hold stay ours.  If it is gone (the connection was lost without
- * a restart, so the broker settled it; or the grace period is over), take a
- * new one.  The page is the same inode, so the mapping stays. */
+ * First ask for our own slot back, showing its nonce: a restarted broker
+ * keeps the slots that held tokens reserved for their holders during its
+ * grace period, so the tokens we hold stay ours.  If it is gone (the
+ * connection was lost without a restart, so the broker settled it; or the
+ * grace period is over), take a new one.  The page is the same inode, so the
+ * mapping stays. */
 static int reopen_undo(ipcb_client *c, ipcb_sem *s) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg reply;
         int fd = -1, r;
 
-        r = client_reopen(c, &s->obj, buf, &reply, &fd, IPCB_WF_RECLAIM | s->slot << 16);
+        r = client_reopen(c, &s->obj, buf, &reply, &fd, IPCB_WF_RECLAIM | s->slot << 16, 0,
+                          s->nonce);
         if (r == -ESRCH)
-                r = client_reopen(c, &s->obj, buf, &reply, &fd, 0);
+                r = client_reopen(c, &s->obj, buf, &reply, &fd, 0, 0, 0);
         if (r < 0)
                 return r;
         close(fd);
@@ -351,6 +355,7 @@ static int reopen_undo(ipcb_client *c, ipcb_sem *s) {
         s->obj.conn_gen = c->conn_gen;
         s->slot = reply.sem_reply.slot;
         s->seq = reply.sem_reply.seq & SEQ_MASK;
+        s->nonce = reply.sem_reply.nonce;
         s->epoch = atomic_load(&s->page->epoch);
         return 0;
 }
