@@ -287,8 +287,10 @@ static int undo_op(ipcb_sem *s, int delta, uint32_t target, int timeout_ms,
                                 r = -ETIMEDOUT;
                         if (r < 0)
                                 break;
-                        /* A restarted broker settled our slot (and woke us):
-                         * it is not ours any more, do not touch it. */
+                        /* The epoch moved: a restarted broker may have
+                         * taken our slot over (and woken us), or someone
+                         * wrote the epoch.  Touch nothing until sem_revive
+                         * knows which. */
                         if (atomic_load_explicit(&pg->epoch, memory_order_relaxed) != s->epoch)
                                 return -ESTALE;
                         continue;
@@ -328,13 +330,13 @@ static int undo_op(ipcb_sem *s, int delta, uint32_t target, int timeout_ms,
 
 /* ---- after a restart or a lost connection ---- */
 
-/* Get an undo slot for s on the current connection (c->lock held, s busy).
- * First ask for our own slot back, showing its nonce: a restarted broker
- * keeps the slots that held tokens reserved for their holders during its
- * grace period, so the tokens we hold stay ours.  If it is gone (the
- * connection was lost without a restart, so the broker settled it; or the
- * grace period is over), take a new one.  The page is the same inode, so the
- * mapping stays. */
+/* Get an undo slot for s on the current connection (c->lock held, s busy;
+ * its broker handle died with an older connection).  First ask for our own
+ * slot back, showing its nonce: a restarted broker keeps the slots that
+ * held tokens reserved for their holders during its grace period, so the
+ * tokens we hold stay ours.  If it is gone (the connection was lost without
+ * a restart, so the broker settled it; or the grace period is over), take a
+ * new one.  The page is the same inode, so the mapping stays. */
 static int reopen_undo(ipcb_client *c, ipcb_sem *s) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg reply;
@@ -360,6 +362,16 @@ static int reopen_undo(ipcb_client *c, ipcb_sem *s) {
         return 0;
 }
 
+/* One round trip on the current connection, no reconnect (c->lock held):
+ * 0 if the broker answers on it. */
+static int connection_probe(ipcb_client *c) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req = { .hdr.op = IPCB_OP_HELLO }, reply;
+
+        req.hello.version = IPCB_PROTO_VERSION;
+        return client_call_once(c, &req, buf, &reply, NULL);
+}
+
 int sem_reopen_locked(ipcb_client *c, client_obj *o) {
         ipcb_sem *s = (ipcb_sem *)o; /* obj is the first member */
         int r;
@@ -371,8 +383,15 @@ int sem_reopen_locked(ipcb_client *c, client_obj *o) {
         return r;
 }
 
-/* s is busy (ours).  Reconnect if needed, then take a new slot unless a
- * reconnect already gave one. */
+/* s is busy (ours).  Reconnect if needed, then take back our slot (or a
+ * new one) unless a reconnect already did.
+ *
+ * A new epoch alone proves nothing: any user of the semaphore can write
+ * it.  A restarted broker always ends our connection, so while our broker
+ * handle is on a connection that still answers, the slot is ours (the
+ * broker frees it only when the handle goes): take the epoch as it is and
+ * carry on, never opening a second handle (which would strand the first
+ * one's slot and the tokens it holds). */
 static int sem_revive(ipcb_sem *s) {
         ipcb_client *c = s->client;
         int r = 0;
@@ -383,8 +402,17 @@ static int sem_revive(ipcb_sem *s) {
                 r = -ENOTCONN;
         else if (c->dead)
                 r = client_reconnect(c);
-        if (r == 0 && (s->obj.conn_gen != c->conn_gen ||
-                       atomic_load(&s->page->epoch) != s->epoch)) {
+        if (r == 0 && s->obj.conn_gen == c->conn_gen) {
+                uint32_t epoch = atomic_load(&s->page->epoch);
+                if (epoch != s->epoch) {
+                        r = connection_probe(c);
+                        if (r == 0)
+                                s->epoch = epoch;
+                        else if (r == -ENOTCONN && c->dead && !c->disconnected)
+                                r = client_reconnect(c); /* restarted: conn_gen moves on */
+                }
+        }
+        if (r == 0 && s->obj.conn_gen != c->conn_gen) {
                 r = reopen_undo(c, s);
                 if (r == -ENOTCONN && c->dead && (r = client_reconnect(c)) == 0)
                         r = reopen_undo(c, s);
@@ -409,9 +437,9 @@ static int sem_enter(ipcb_sem *s) {
                 return -ECHILD;
         if (!busy_claim(s))
                 return -EBUSY;
-        /* Once the connection is gone, or a restarted broker took the page
-         * over (epoch: same cache line as W), the slot was given back (and
-         * may be someone else's): get a new one before writing. */
+        /* Once the connection is gone, the slot was given back (and may be
+         * someone else's): get it back or a new one before writing.  A new
+         * epoch (same cache line as W) may mean a restart: sem_revive checks. */
         if (atomic_load_explicit(&s->client->gone, memory_order_relaxed) ||
             atomic_load_explicit(&s->page->epoch, memory_order_relaxed) != s->epoch) {
                 int r = sem_revive(s);
