@@ -69,7 +69,8 @@ typedef struct cat_rec {
         uint32_t sem_max;
         uint32_t lock_next_token;
         uint64_t salt;   /* object.h; 0 in records written before it existed */
-        uint8_t reserved[8];
+        uint8_t rdonly;  /* registered from an O_RDONLY description */
+        uint8_t reserved[7];
         char name[IPCB_NAME_MAX + 1];
 } cat_rec;
 
@@ -326,6 +327,7 @@ static void rec_fill(const object *o, cat_rec *r) {
         r->sem_max = o->sem ? o->sem->max : 0;
         r->lock_next_token = o->lock_next_token;
         r->salt = o->salt;
+        r->rdonly = o->rdonly_source;
         memcpy(r->name, o->name, o->name_len);
         r->crc = rec_crc(r);
 }
@@ -478,9 +480,11 @@ static void drop_fd(int fd, const char *name) {
         notify_remove(name);
 }
 
-/* 0 if fd is a sealable (memfd) regular file open read-write, with at
- * least `seals`, and of a size that fits; else why not (for the log). */
-static const char *check_memfd(int fd, unsigned seals, uint64_t size, bool exact, struct stat *st) {
+/* 0 if fd is a sealable (memfd) regular file open read-write (or, if
+ * rdonly_ok, read-only), with at least `seals`, and of a size that fits;
+ * else why not (for the log). */
+static const char *check_memfd(int fd, unsigned seals, uint64_t size, bool exact, bool rdonly_ok,
+                               struct stat *st) {
         int s, fl;
 
         if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode))
@@ -489,7 +493,8 @@ static const char *check_memfd(int fd, unsigned seals, uint64_t size, bool exact
                 return "not a memfd (no seals)";
         if (((unsigned)s & seals) != seals)
                 return "seals missing";
-        if ((fl = fcntl(fd, F_GETFL)) < 0 || (fl & O_ACCMODE) != O_RDWR)
+        if ((fl = fcntl(fd, F_GETFL)) < 0 ||
+            ((fl & O_ACCMODE) != O_RDWR && !(rdonly_ok && (fl & O_ACCMODE) == O_RDONLY)))
                 return "not open read-write";
         if (exact ? (uint64_t)st->st_size != size : (uint64_t)st->st_size < size)
                 return "wrong size";
@@ -499,7 +504,7 @@ static const char *check_memfd(int fd, unsigned seals, uint64_t size, bool exact
 /* The page of a stored semaphore or lock: checked, mapped. */
 static const char *map_page(int fd, uint32_t magic, void **ret) {
         struct stat st;
-        const char *why = check_memfd(fd, F_SEAL_SHRINK | F_SEAL_GROW, IPCB_PAGE_SIZE, true, &st);
+        const char *why = check_memfd(fd, F_SEAL_SHRINK | F_SEAL_GROW, IPCB_PAGE_SIZE, true, false, &st);
         void *map;
 
         if (why)
@@ -587,8 +592,10 @@ static const char *adopt_shm(object *o, const cat_rec *r, int fd) {
 
         if (r->size == 0 || r->size > INT64_MAX)
                 return "bad size";
+        /* A segment registered from an O_RDONLY description is stored as
+         * that description: it stays read-only for everyone. */
         why = check_memfd(fd, r->seals | F_SEAL_SHRINK | (growable ? 0 : F_SEAL_GROW), r->size,
-                          !growable, &st);
+                          !growable, r->rdonly, &st);
         if (why)
                 return why;
         /* The read-only reopen through /proc needs our uid to read it: a
@@ -599,6 +606,7 @@ static const char *adopt_shm(object *o, const cat_rec *r, int fd) {
         (void)fchmod(fd, 0600);
         o->fd_rw = fd;
         o->seals = (uint32_t)fcntl(fd, F_GET_SEALS);
+        o->rdonly_source = r->rdonly;
         return NULL;
 }
 
@@ -616,7 +624,8 @@ static const char *restore_one(uint32_t i, const cat_rec *r, unsigned *ret_token
         if (r->name_len > IPCB_NAME_MAX || ipcb_name_check(r->name, r->name_len) < 0)
                 return "invalid name";
         if ((r->mode & ~IPCB_MODE_MASK) || (r->flags & ~(IPCB_WF_PERSISTENT | IPCB_WF_GROWABLE)) ||
-            (r->kind == IPCB_KIND_SEM && (r->flags & IPCB_WF_GROWABLE)))
+            (r->kind == IPCB_KIND_SEM && (r->flags & IPCB_WF_GROWABLE)) || r->rdonly > 1 ||
+            (r->kind == IPCB_KIND_SEM && r->rdonly))
                 return "invalid mode or flags";
         if (registry_lookup(r->kind, r->name, r->name_len))
                 return "duplicate name";
