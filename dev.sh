@@ -85,6 +85,24 @@ test)
                         FAILED=$((FAILED + 1))
                         status=1
                 fi
+                echo "== fuzz the daemon's request handling for ${IPCB_FUZZ_DAEMON_SECONDS:-60} s"
+                mkdir -p build-fuzz/corpus-daemon build-fuzz/seeds-daemon
+                # Seeds are written by the target itself (one per handler family);
+                # a crash lands in build-fuzz/crash-*, its log in build-fuzz/fuzz-daemon.log.
+                if ./build-fuzz/tests/fuzz_daemon --write-seeds=build-fuzz/seeds-daemon &&
+                        ./build-fuzz/tests/fuzz_daemon -max_total_time="${IPCB_FUZZ_DAEMON_SECONDS:-60}" \
+                        -timeout=30 -print_final_stats=1 -artifact_prefix=build-fuzz/ \
+                        build-fuzz/corpus-daemon build-fuzz/seeds-daemon 2>build-fuzz/fuzz-daemon.log; then
+                        grep -E '^#[0-9]+[[:space:]]+DONE|^stat::(number_of_executed_units|average_exec)' \
+                                build-fuzz/fuzz-daemon.log || true
+                        PASSED=$((PASSED + 1))
+                else
+                        { grep -E '^fuzz_daemon:|ERROR|runtime error|SUMMARY|Test unit written' \
+                                build-fuzz/fuzz-daemon.log || true; } | tail -n 40
+                        echo "(the whole log: build-fuzz/fuzz-daemon.log)"
+                        FAILED=$((FAILED + 1))
+                        status=1
+                fi
         fi
         echo "== benchmark (quick run: shows it works; see docs/performance.md)"
         if [ -x build/bench/ipcb_bench ]; then

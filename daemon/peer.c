@@ -66,6 +66,12 @@ unsigned peer_count(void) {
         return npeers;
 }
 
+static unsigned nlingering;
+
+unsigned peer_lingering(void) {
+        return nlingering;
+}
+
 /* ---- handles ---- */
 
 static int slots_grow(peer *p) {
@@ -644,6 +650,9 @@ static bool shutting_down;
 
 /* The connection's fds and uv handles go. */
 static void peer_finish_close(peer *p) {
+        if (p->lingering)
+                nlingering--;
+        p->lingering = false;
         quota_uncharge(p->cred.uid, QUOTA_INFLIGHT, p->fds_unread);
         p->fds_unread = 0;
         uv_close((uv_handle_t *)&p->poll, on_closed);
@@ -688,6 +697,8 @@ void peer_close(peer *p) {
                  * then, checked every tick.  shutdown tells the client. */
                 shutdown(p->fd, SHUT_RDWR);
                 throttle(p);
+                p->lingering = true;
+                nlingering++;
                 return;
         }
         peer_finish_close(p);

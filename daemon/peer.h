@@ -46,7 +46,8 @@ typedef struct peer {
          * flight: counted by the kernel against the daemon's uid) */
         unsigned fds_unread;
         struct reaper_account *reaping; /* its fds waiting to be closed */
-        bool throttled;     /* not read for now (or lingering once closing) */
+        bool throttled;     /* not read for now (or lingering) */
+        bool lingering;     /* closed, its unread replies still carry fds */
         struct peer *thr_prev, *thr_next;
 
         /* The fd that came with the request being dispatched (SHM_REGISTER
@@ -68,6 +69,8 @@ int peer_new(uv_loop_t *loop, int fd);
 void peer_close(peer *p);
 void peer_close_all(void);
 unsigned peer_count(void);
+/* Closed connections whose unread replies still carry fds (peer_close). */
+unsigned peer_lingering(void);
 
 /* Send a reply carrying nfds borrowed fds; queued (with private copies of the
  * fds) if the socket is full.  May close the peer. */

@@ -1,13 +1,19 @@
 /* registry.c: chained hash tables keyed by name, one per kind, that double
  * when their load passes 1; and an id-ordered list of all live objects.  Ids
- * only grow, so appending keeps the list sorted. */
+ * only grow, so appending keeps the list sorted.  Names are hashed with
+ * SipHash under a key drawn at start-up: clients choose names, and with an
+ * unkeyed hash they could pile thousands into one bucket. */
 #include "registry.h"
 
 #include "proto.h"
+#include "siphash.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 typedef struct table {
         object **buckets;
@@ -19,18 +25,33 @@ static table tables[IPCB_KIND_MAX_ + 1];
 static object *all_head, *all_tail;
 static size_t all_count;
 static uint64_t next_id = 1;
+static uint8_t hash_key[16];
 
-/* FNV-1a, 64 bit. */
 static uint64_t hash_name(const char *s, size_t len) {
-        uint64_t h = 0xcbf29ce484222325ull;
-        for (size_t i = 0; i < len; i++) {
-                h ^= (unsigned char)s[i];
-                h *= 0x100000001b3ull;
-        }
-        return h;
+        return siphash24(s, len, hash_key);
+}
+
+/* 128 random bits.  Never blocks: early at boot, before the kernel's pool is
+ * ready, /dev/urandom is good enough for a hash key. */
+static int random_key(uint8_t *key, size_t len) {
+        ssize_t k = getrandom(key, len, GRND_NONBLOCK);
+        int fd;
+
+        if (k == (ssize_t)len)
+                return 0;
+        fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        k = read(fd, key, len);
+        close(fd);
+        return k == (ssize_t)len ? 0 : -EIO;
 }
 
 int registry_init(void) {
+        int r = random_key(hash_key, sizeof(hash_key));
+
+        if (r < 0)
+                return r;
         for (unsigned k = 1; k <= IPCB_KIND_MAX_; k++) {
                 tables[k].nbuckets = 64;
                 tables[k].buckets = calloc(tables[k].nbuckets, sizeof(object *));

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 
+/* Draws the name hash's random key; 0 or a negative errno. */
 int registry_init(void);
 void registry_fini(void); /* destroys every object left */
 

@@ -1,10 +1,12 @@
 /* sd.c: systemd integration: socket activation (one or more passed
  * listening sockets), Type=notify readiness, STATUS= kept current, and the
- * watchdog.  Without a manager every call here is a cheap no-op. */
+ * watchdog.  Messages go through notify.c, which never blocks.  Without a
+ * manager every call here is a cheap no-op. */
 #include "sd.h"
 
 #include "listener.h"
 #include "log.h"
+#include "notify.h"
 #include "peer.h"
 #include "registry.h"
 #include "store.h"
@@ -29,6 +31,8 @@ int sd_listen(uv_loop_t *loop) {
         char **names = NULL;
         int n, served = 0, refused = 0;
 
+        /* First: store_start may already tell the manager to drop fds. */
+        (void)notify_init(loop);
         n = sd_listen_fds_with_names(1, &names);
         if (n < 0) {
                 log_err("cannot take the passed fds: %s", strerror(-n));
@@ -77,7 +81,7 @@ static void send_status(bool ready) {
         last_objects = objects;
         snprintf(msg, sizeof(msg), "%sSTATUS=Serving %u client%s, %zu object%s", ready ? "READY=1\n" : "",
                  clients, clients == 1 ? "" : "s", objects, objects == 1 ? "" : "s");
-        (void)sd_notify(0, msg);
+        notify_state(ready ? NOTIFY_READY : NOTIFY_STATUS, msg);
 }
 
 static void on_status(uv_timer_t *t) {
@@ -87,14 +91,14 @@ static void on_status(uv_timer_t *t) {
 
 static void on_watchdog(uv_timer_t *t) {
         (void)t;
-        (void)sd_notify(0, "WATCHDOG=1");
+        notify_state(NOTIFY_WATCHDOG, "WATCHDOG=1");
 }
 
 void sd_ready(uv_loop_t *loop) {
         uint64_t usec = 0;
 
         send_status(true);
-        if (!getenv("NOTIFY_SOCKET"))
+        if (!notify_enabled())
                 return;
         uv_timer_init(loop, &status_timer);
         uv_timer_start(&status_timer, on_status, STATUS_PERIOD_MS, STATUS_PERIOD_MS);
@@ -109,7 +113,8 @@ void sd_ready(uv_loop_t *loop) {
 }
 
 void sd_stopping(void) {
-        (void)sd_notify(0, "STOPPING=1\nSTATUS=Shutting down");
+        notify_state(NOTIFY_STOPPING, "STOPPING=1\nSTATUS=Shutting down");
+        notify_fini();
         if (status_on)
                 uv_close((uv_handle_t *)&status_timer, NULL);
         if (watchdog_on)

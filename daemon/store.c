@@ -18,6 +18,7 @@
 #include "store.h"
 
 #include "log.h"
+#include "notify.h"
 #include "os.h"
 #include "proto.h"
 #include "lock.h"
@@ -34,7 +35,6 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #define CAT_NAME "ipcb-catalog"
@@ -210,25 +210,15 @@ static void fdname(char *buf, size_t cap, char what, uint32_t slot) {
         snprintf(buf, cap, "ipcb-%c-%u", what, (unsigned)slot);
 }
 
+/* Never blocks; what the manager cannot take yet waits in notify.c. */
 static void notify_store(int fd, const char *name) {
-        char msg[128];
-        int k;
-
-        if (!enabled)
-                return;
-        snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
-        k = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
-        if (k <= 0)
-                log_warn("fd store: cannot store %s: %s", name, k < 0 ? strerror(-k) : "no manager");
+        if (enabled)
+                notify_fdstore(fd, name);
 }
 
 static void notify_remove(const char *name) {
-        char msg[128];
-
-        if (!enabled)
-                return;
-        snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
-        (void)sd_notify(0, msg);
+        if (enabled)
+                notify_fdstore_remove(name);
 }
 
 /* ---- the catalog ---- */

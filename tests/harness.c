@@ -1,5 +1,5 @@
-/* harness.c: start/stop a real ipcbrokerd, count fds, poll for conditions,
- * and send raw datagrams; see harness.h. */
+/* harness.c: start/stop a real ipcbrokerd, count fds, the end-of-test
+ * fixture, poll for conditions, and send raw datagrams; see harness.h. */
 #include "harness.h"
 
 #include "proto.h"
@@ -9,6 +9,7 @@
 #include <criterion/logging.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <grp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,7 +27,12 @@
 #include <unistd.h>
 
 #define START_TIMEOUT_MS 10000
+
+const char *ipcbd_log_path;
 #define STOP_TIMEOUT_MS 5000
+#define DAEMON_SETTLE_MS 5000 /* for the daemon's fds to come back */
+#define SELF_SETTLE_MS 1000   /* for the test process's */
+#define FDS_LISTED_MAX 64     /* link targets shown per process */
 
 static long long now_ms(void) {
         struct timespec ts;
@@ -60,9 +67,89 @@ int ipcbd_fd_count(const ipcbd *d) {
         return count_dir_entries(path);
 }
 
+void raise_nofile(unsigned long want) {
+        struct rlimit rl;
+
+        cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        if (rl.rlim_cur >= want)
+                return;
+        if (rl.rlim_max < want) { /* needs CAP_SYS_RESOURCE */
+                struct rlimit up = { want, want };
+                if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+                        return;
+        }
+        rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0, "setrlimit: %s", strerror(errno));
+        cr_assert_geq(rl.rlim_cur, want, "RLIMIT_NOFILE hard limit %llu is too low",
+                      (unsigned long long)rl.rlim_max);
+}
+
 int self_fd_count(void) {
         /* The directory stream's own fd is counted too: constant, so harmless. */
         return count_dir_entries("/proc/self/fd");
+}
+
+/* Append printf output to buf (of cap bytes, *len used), truncating. */
+static void buf_add(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static void buf_add(char *buf, size_t cap, size_t *len, const char *fmt, ...) {
+        va_list ap;
+        int n;
+
+        if (*len >= cap - 1)
+                return;
+        va_start(ap, fmt);
+        n = vsnprintf(buf + *len, cap - *len, fmt, ap);
+        va_end(ap);
+        if (n > 0)
+                *len += (size_t)n < cap - *len ? (size_t)n : cap - *len - 1;
+}
+
+/* "who (pid N), K fds:" then one "  fd -> target" line per descriptor. */
+static void fds_format(char *buf, size_t cap, size_t *len, pid_t pid, const char *who) {
+        char path[64], link[320], target[256];
+        struct dirent *e;
+        unsigned shown = 0, total = 0;
+        DIR *dir;
+
+        if (pid > 0)
+                snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+        else
+                snprintf(path, sizeof(path), "/proc/self/fd");
+        dir = opendir(path);
+        if (!dir) {
+                buf_add(buf, cap, len, "%s: cannot list %s: %s\n", who, path, strerror(errno));
+                return;
+        }
+        buf_add(buf, cap, len, "%s (pid %d) holds:\n", who, pid > 0 ? (int)pid : (int)getpid());
+        while ((e = readdir(dir))) {
+                ssize_t n;
+
+                if (e->d_name[0] == '.')
+                        continue;
+                if (pid <= 0 && atoi(e->d_name) == dirfd(dir))
+                        continue; /* this listing's own fd */
+                total++;
+                if (shown == FDS_LISTED_MAX)
+                        continue;
+                snprintf(link, sizeof(link), "%s/%s", path, e->d_name);
+                n = readlink(link, target, sizeof(target) - 1);
+                target[n > 0 ? n : 0] = '\0';
+                buf_add(buf, cap, len, "  %3s -> %s\n", e->d_name, n > 0 ? target : "?");
+                shown++;
+        }
+        closedir(dir);
+        if (total > shown)
+                buf_add(buf, cap, len, "  ... and %u more\n", total - shown);
+}
+
+void fds_log(pid_t pid, const char *who) {
+        static char buf[16384];
+        size_t len = 0;
+
+        buf[0] = '\0';
+        fds_format(buf, sizeof(buf), &len, pid, who);
+        cr_log_error("%s", buf);
 }
 
 long proc_rss_kib(pid_t pid) {
@@ -125,55 +212,12 @@ static bool daemon_exited(ipcbd *d, int *status) {
         return r == d->pid;
 }
 
-void ipcbd_start(ipcbd *d, const char *const *extra_args) {
-        ipcbd_start_as(d, (uid_t)-1, (gid_t)-1, extra_args);
-}
-
-void ipcbd_start_as(ipcbd *d, uid_t uid, gid_t gid, const char *const *extra_args) {
-        const char *argv[32];
-        unsigned argc = 0;
+/* Wait until the daemon d->pid answers a HELLO on d->sock, then set
+ * d->base_fds from the count with that probe as its only connection.  Fails
+ * the test (the daemon killed) on timeout or if it exits. */
+static void daemon_ready(ipcbd *d) {
         long long end;
         int status, fd, k, probe_fds;
-        pid_t pid;
-
-        memset(d, 0, sizeof(*d));
-        snprintf(d->dir, sizeof(d->dir), "/tmp/ipcbt.XXXXXX");
-        cr_assert_not_null(mkdtemp(d->dir), "mkdtemp: %s", strerror(errno));
-        /* Clients of any uid reach the socket; a daemon of another uid
-         * creates it in a directory of its own. */
-        cr_assert_eq(chmod(d->dir, 0755), 0);
-        if (uid != (uid_t)-1)
-                cr_assert_eq(chown(d->dir, uid, gid), 0, "chown: %s", strerror(errno));
-        snprintf(d->sock, sizeof(d->sock), "%s/ipcb.sock", d->dir);
-
-        argv[argc++] = IPCBROKERD_PATH;
-        argv[argc++] = "--socket";
-        argv[argc++] = d->sock;
-        for (unsigned i = 0; extra_args && extra_args[i]; i++) {
-                cr_assert_lt(argc, sizeof(argv) / sizeof(argv[0]) - 1, "too many daemon args");
-                argv[argc++] = extra_args[i];
-        }
-        argv[argc] = NULL;
-
-        fflush(NULL);
-        pid = fork();
-        cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-        if (pid == 0) {
-                /* Only async-signal-safe calls from here to exec. */
-                int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                if (null < 0 || dup2(null, STDIN_FILENO) < 0)
-                        _exit(127);
-                /* Nothing of the test process leaks into the daemon's fd
-                 * count, and the daemon dies with the test if that crashes. */
-                close_range(3, ~0u, 0);
-                if (uid != (uid_t)-1 && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
-                                         setresuid(uid, uid, uid) < 0))
-                        _exit(126);
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                execv(argv[0], (char *const *)argv);
-                _exit(127);
-        }
-        d->pid = pid;
 
         /* Ready when it answers a HELLO. */
         end = now_ms() + START_TIMEOUT_MS;
@@ -203,16 +247,78 @@ void ipcbd_start_as(ipcbd *d, uid_t uid, gid_t gid, const char *const *extra_arg
         close(fd);
         d->base_fds = probe_fds - 1;
         cr_assert(ipcbd_wait_fds(d, d->base_fds, 5000), "daemon did not drop the probe connection");
+}
+
+void ipcbd_start(ipcbd *d, const char *const *extra_args) {
+        ipcbd_start_as(d, (uid_t)-1, (gid_t)-1, extra_args);
+}
+
+void ipcbd_start_as(ipcbd *d, uid_t uid, gid_t gid, const char *const *extra_args) {
+        const char *argv[32];
+        unsigned argc = 0;
+        int self_fds = d->self_fds;
+        bool fixture = d->fixture, checked = d->checked;
+        pid_t pid;
+
+        memset(d, 0, sizeof(*d));
+        d->self_fds = self_fds;
+        d->fixture = fixture;
+        d->checked = checked;
+        snprintf(d->dir, sizeof(d->dir), "/tmp/ipcbt.XXXXXX");
+        cr_assert_not_null(mkdtemp(d->dir), "mkdtemp: %s", strerror(errno));
+        /* Clients of any uid reach the socket; a daemon of another uid
+         * creates it in a directory of its own. */
+        cr_assert_eq(chmod(d->dir, 0755), 0);
+        if (uid != (uid_t)-1)
+                cr_assert_eq(chown(d->dir, uid, gid), 0, "chown: %s", strerror(errno));
+        snprintf(d->sock, sizeof(d->sock), "%s/ipcb.sock", d->dir);
+
+        argv[argc++] = IPCBROKERD_PATH;
+        argv[argc++] = "--socket";
+        argv[argc++] = d->sock;
+        for (unsigned i = 0; extra_args && extra_args[i]; i++) {
+                cr_assert_lt(argc, sizeof(argv) / sizeof(argv[0]) - 1, "too many daemon args");
+                argv[argc++] = extra_args[i];
+        }
+        argv[argc] = NULL;
+
+        fflush(NULL);
+        pid = fork();
+        cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+        if (pid == 0) {
+                /* Only async-signal-safe calls from here to exec. */
+                int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (null < 0 || dup2(null, STDIN_FILENO) < 0)
+                        _exit(127);
+                if (ipcbd_log_path) {
+                        int log = open(ipcbd_log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                        if (log < 0 || dup2(log, STDERR_FILENO) < 0)
+                                _exit(127);
+                }
+                /* Nothing of the test process leaks into the daemon's fd
+                 * count, and the daemon dies with the test if that crashes. */
+                close_range(3, ~0u, 0);
+                if (uid != (uid_t)-1 && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+                                         setresuid(uid, uid, uid) < 0))
+                        _exit(126);
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                execv(argv[0], (char *const *)argv);
+                _exit(127);
+        }
+        d->pid = pid;
+
+        daemon_ready(d);
         setenv("IPCBROKER_SOCKET", d->sock, 1);
 }
 
-void ipcbd_stop(ipcbd *d) {
+/* SIGTERM, wait, SIGKILL if need be, remove the directory (if the harness
+ * made it).  Returns true if
+ * the daemon exited 0 within STOP_TIMEOUT_MS; otherwise says why in why. */
+static bool daemon_stop(ipcbd *d, char *why, size_t cap) {
         long long end;
         int status = 0;
         bool exited = false;
 
-        if (d->pid <= 0)
-                return;
         kill(d->pid, SIGTERM);
         end = now_ms() + STOP_TIMEOUT_MS;
         while (!(exited = daemon_exited(d, &status)) && now_ms() < end)
@@ -222,14 +328,172 @@ void ipcbd_stop(ipcbd *d) {
                 waitpid(d->pid, &status, 0);
         }
         d->pid = 0;
-        unlink(d->sock);
-        rmdir(d->dir);
-        cr_assert(exited, "ipcbrokerd did not exit within %d ms of SIGTERM", STOP_TIMEOUT_MS);
-        cr_assert(WIFEXITED(status), "ipcbrokerd died of signal %d",
-                  WIFSIGNALED(status) ? WTERMSIG(status) : -1);
-        cr_assert_eq(WEXITSTATUS(status), 0,
-                     "ipcbrokerd exited %d (1: its event loop did not close cleanly)",
-                     WEXITSTATUS(status));
+        if (d->dir[0]) { /* not an adopted daemon's: ours to remove */
+                unlink(d->sock);
+                rmdir(d->dir);
+        }
+        if (!exited)
+                snprintf(why, cap, "ipcbrokerd did not exit within %d ms of SIGTERM",
+                         STOP_TIMEOUT_MS);
+        else if (!WIFEXITED(status))
+                snprintf(why, cap, "ipcbrokerd died of signal %d",
+                         WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+        else if (WEXITSTATUS(status) != 0)
+                snprintf(why, cap, "ipcbrokerd exited %d (1: its event loop did not close cleanly)",
+                         WEXITSTATUS(status));
+        else
+                return true;
+        return false;
+}
+
+void ipcbd_stop(ipcbd *d) {
+        char why[128];
+
+        if (d->pid <= 0)
+                return;
+        cr_assert(daemon_stop(d, why, sizeof(why)), "%s", why);
+}
+
+/* ---- the fixture ---- */
+
+void fixture_begin(ipcbd *d, const char *const *extra_args) {
+        fixture_begin_as(d, (uid_t)-1, (gid_t)-1, extra_args);
+}
+
+/* Everything but the daemon; the fixture counts as begun once it runs. */
+static void fixture_prepare(ipcbd *d) {
+        bool checked = d->checked;
+
+        cr_assert(!d->fixture, "fixture_begin: a fixture is already running");
+        memset(d, 0, sizeof(*d));
+        d->checked = checked;
+        /* A daemon that hangs up must fail a test, not kill it. */
+        signal(SIGPIPE, SIG_IGN);
+        d->self_fds = self_fd_count();
+}
+
+void fixture_begin_as(ipcbd *d, uid_t uid, gid_t gid, const char *const *extra_args) {
+        fixture_prepare(d);
+        ipcbd_start_as(d, uid, gid, extra_args);
+        d->fixture = true;
+}
+
+void fixture_begin_bare(ipcbd *d) {
+        fixture_prepare(d);
+        d->fixture = true;
+}
+
+void fixture_adopt(ipcbd *d, pid_t pid, const char *sock) {
+        cr_assert(d->fixture && d->pid == 0, "fixture_adopt: no bare fixture begun");
+        cr_assert_lt(strlen(sock), sizeof(d->sock), "socket path too long");
+        snprintf(d->sock, sizeof(d->sock), "%s", sock);
+        d->dir[0] = '\0';
+        d->pid = pid;
+        daemon_ready(d);
+}
+
+typedef struct self_want {
+        int want, last;
+} self_want;
+
+static bool self_fds_reached(void *arg) {
+        self_want *w = arg;
+        w->last = self_fd_count();
+        return w->last == w->want;
+}
+
+/* Wait for the daemon's fds to be back at d->base_fds; if they are not,
+ * append why, with both processes' fds, to report. */
+static bool daemon_idle(const ipcbd *d, char *report, size_t cap, size_t *len) {
+        fds_want w = { .d = d, .want = d->base_fds, .last = -1 };
+
+        if (wait_until(fds_reached, &w, DAEMON_SETTLE_MS))
+                return true;
+        if (w.last < 0) {
+                buf_add(report, cap, len, "daemon fds: cannot list /proc/%d/fd (%s): did it die?\n",
+                        (int)d->pid, strerror(-w.last));
+                return false;
+        }
+        buf_add(report, cap, len,
+                "daemon fds: %d open (waited %d ms), expected %d (its idle count: no "
+                "client connected, no object alive)\n",
+                w.last, DAEMON_SETTLE_MS, d->base_fds);
+        fds_format(report, cap, len, d->pid, "ipcbrokerd");
+        fds_format(report, cap, len, 0, "the test process");
+        return false;
+}
+
+void fixture_check_idle(const ipcbd *d) {
+        static char report[32768];
+        size_t len = 0;
+
+        cr_assert_gt(d->pid, 0, "fixture_check_idle: no daemon");
+        report[0] = '\0';
+        if (!daemon_idle(d, report, sizeof(report), &len))
+                cr_assert_fail("%s", report);
+}
+
+void fixture_end(ipcbd *d) {
+        static char report[32768];
+        size_t len = 0;
+        unsigned failed = 0;
+        bool listed_self = false;
+
+        cr_assert(d->fixture, "fixture_end without fixture_begin");
+        d->fixture = false;
+        report[0] = '\0';
+
+        /* 1. The daemon back at its idle fd count. */
+        if (d->pid > 0 && !daemon_idle(d, report, sizeof(report), &len)) {
+                failed++;
+                listed_self = true;
+        }
+
+        /* 2. The test process back at its count from fixture_begin. */
+        self_want sw = { .want = d->self_fds, .last = -1 };
+        if (!wait_until(self_fds_reached, &sw, SELF_SETTLE_MS)) {
+                failed++;
+                buf_add(report, sizeof(report), &len,
+                        "test process fds: %d open, expected %d (as at fixture_begin)\n", sw.last,
+                        sw.want);
+                if (!listed_self)
+                        fds_format(report, sizeof(report), &len, 0, "the test process");
+        }
+
+        /* 3. A clean exit. */
+        if (d->pid > 0) {
+                char why[128];
+                if (!daemon_stop(d, why, sizeof(why))) {
+                        failed++;
+                        buf_add(report, sizeof(report), &len, "%s\n", why);
+                }
+        }
+
+        /* 4. One failure naming everything. */
+        if (failed)
+                cr_assert_fail("%u end-of-test check%s failed:\n%s", failed, failed > 1 ? "s" : "",
+                               report);
+}
+
+void fixture_cleanup(ipcbd *d) {
+        char why[128];
+        bool checked = d->checked;
+
+        if (!d->fixture)
+                return;
+        d->fixture = false;
+        d->checked = false;
+        if (d->pid > 0)
+                daemon_stop(d, why, sizeof(why));
+        if (!checked) {
+                /* Not a FIXTURE_TEST: nothing ran the end-of-test checks.  An
+                 * assertion here would not count (see harness.h); an exit
+                 * status does. */
+                cr_log_error("%s: fixture_begin() without fixture_end(): declare the test with "
+                             "FIXTURE_TEST", criterion_current_test ? criterion_current_test->name : "?");
+                fflush(NULL);
+                _exit(1);
+        }
 }
 
 /* ---- raw protocol ---- */

@@ -3,7 +3,12 @@
  * (61001 owner, 61002 reader in group 61100, 61003 stranger) and root, for a
  * daemon running as root and for one running as the unprivileged uid 61010.
  * Every client runs in a forked child that dropped its privileges
- * (multiuid.h); skipped when the tests do not run as root. */
+ * (multiuid.h); skipped when the tests do not run as root.
+ *
+ * Every test starts its own daemon in the harness fixture (harness.h) and
+ * removes by name every object it made, persistent ones too: at its end the
+ * daemon is back at its idle fd count, the test process at its own, and the
+ * daemon exits 0. */
 #include "harness.h"
 #include "multiuid.h"
 
@@ -30,41 +35,25 @@
 static ipcbd d;
 
 static void start(uid_t daemon_uid, const char *const *args) {
-        signal(SIGPIPE, SIG_IGN);
         if (daemon_uid == 0)
-                ipcbd_start(&d, args);
+                fixture_begin(&d, args);
         else
-                ipcbd_start_as(&d, daemon_uid, daemon_uid, args);
+                fixture_begin_as(&d, daemon_uid, daemon_uid, args);
 }
 
-static int collect_name(const ipcb_object_info *i, void *ud) {
-        ipcb_client *c = ud;
-        if (i->kind == IPCB_KIND_SEM)
-                ipcb_sem_unlink(c, i->name);
-        else
-                ipcb_unlink(c, i->name);
-        return 0;
-}
-
-/* In the test body (Criterion 2.4 ignores assertion failures in .fini):
- * remove what the test left (persistent objects hold fds), then every fd
- * must be gone. */
-static void end_checks(void) {
-        ipcb_client *c;
-        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
-        cr_assert_eq(ipcb_list(c, 0, collect_name, c), 0);
-        ipcb_disconnect(c);
-        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 5000), "daemon leaked fds");
-        ipcbd_stop(&d);
-}
-
+/* After a test that failed or skipped before fixture_end. */
 static void teardown(void) {
-        ipcbd_stop(&d);
+        fixture_cleanup(&d);
 }
 
 TestSuite(access, .fini = teardown, .timeout = 60);
 TestSuite(readonly, .fini = teardown, .timeout = 60);
 TestSuite(publish, .fini = teardown, .timeout = 60);
+
+/* Each body starts its daemon (start()) and removes every object it made,
+ * persistent ones too (remove()); fixture_end (harness.h) follows: both fd
+ * counts back, clean exit. */
+#define ACCESS_TEST(suite, name) FIXTURE_TEST(suite, name, &d, fixture_release_nothing)
 
 static uint8_t pat(size_t i) {
         return (uint8_t)(i * 7u + 3u);
@@ -207,9 +196,19 @@ static void stat_root(const char *name, int kind, ipcb_object_info *info) {
         ipcb_disconnect(c);
 }
 
+/* Root removes an object a test leaves (persistent ones hold the daemon's fds). */
+static void remove_root(const char *name, int kind) {
+        ipcb_client *c;
+        int r;
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        r = kind == IPCB_KIND_SEM ? ipcb_sem_unlink(c, name) : ipcb_unlink(c, name);
+        ipcb_disconnect(c);
+        cr_assert_eq(r, 0, "unlink '%s': %s", name, ipcb_strerror(r));
+}
+
 /* ---- access control ---- */
 
-Test(access, default_mode_is_owner_only) {
+ACCESS_TEST(access, default_mode_is_owner_only) {
         SKIP_UNLESS_ROOT();
         start(0, NULL);
         create_as(UID_A, "priv", IPCB_KIND_SHM, 0600);
@@ -222,10 +221,10 @@ Test(access, default_mode_is_owner_only) {
         expect(UID_B, true, "priv", IPCB_KIND_SHM, -EACCES, -EACCES);
         expect(UID_C, false, "priv", IPCB_KIND_SHM, -EACCES, -EACCES);
         expect(0, false, "priv", IPCB_KIND_SHM, 0, 0); /* root override */
-        end_checks();
+        remove_root("priv", IPCB_KIND_SHM);
 }
 
-Test(access, group_bits_use_supplementary_groups) {
+ACCESS_TEST(access, group_bits_use_supplementary_groups) {
         SKIP_UNLESS_ROOT();
         start(0, NULL);
         create_as(UID_A, "grp", IPCB_KIND_SHM, 0640);
@@ -242,10 +241,10 @@ Test(access, group_bits_use_supplementary_groups) {
         /* The owner without the owner's bit is refused even if group allows. */
         as_manage(UID_A, true, "grp", IPCB_KIND_SHM, 1, 0060, 0);
         expect(UID_A, true, "grp", IPCB_KIND_SHM, -EACCES, -EACCES);
-        end_checks();
+        remove_root("grp", IPCB_KIND_SHM);
 }
 
-Test(access, other_bits) {
+ACCESS_TEST(access, other_bits) {
         SKIP_UNLESS_ROOT();
         start(0, NULL);
         create_as(UID_A, "oth", IPCB_KIND_SHM, 0604);
@@ -254,10 +253,10 @@ Test(access, other_bits) {
         expect(UID_C, false, "oth", IPCB_KIND_SHM, 0, 0);
         as_manage(UID_A, false, "oth", IPCB_KIND_SHM, 1, 0600, 0);
         expect(UID_C, false, "oth", IPCB_KIND_SHM, -EACCES, -EACCES);
-        end_checks();
+        remove_root("oth", IPCB_KIND_SHM);
 }
 
-Test(access, unlink_chmod_chown_need_ownership) {
+ACCESS_TEST(access, unlink_chmod_chown_need_ownership) {
         SKIP_UNLESS_ROOT();
         start(0, NULL);
         create_as(UID_A, "own", IPCB_KIND_SHM, 0666);
@@ -274,10 +273,9 @@ Test(access, unlink_chmod_chown_need_ownership) {
         cr_assert_eq(info.uid, UID_B);
         as_manage(UID_A, true, "own", IPCB_KIND_SHM, 0, 0, -EPERM);
         as_manage(UID_B, true, "own", IPCB_KIND_SHM, 0, 0, 0);
-        end_checks();
 }
 
-Test(access, semaphores) {
+ACCESS_TEST(access, semaphores) {
         SKIP_UNLESS_ROOT();
         start(0, NULL);
         create_as(UID_A, "s1", IPCB_KIND_SEM, 0600);
@@ -293,10 +291,9 @@ Test(access, semaphores) {
         as_manage(UID_B, true, "s1", IPCB_KIND_SEM, 0, 0, -EPERM);
         as_manage(UID_A, true, "s1", IPCB_KIND_SEM, 4, 0, -ENOENT); /* freeze: segments only */
         as_manage(UID_A, true, "s1", IPCB_KIND_SEM, 0, 0, 0);
-        end_checks();
 }
 
-Test(access, no_root_override) {
+ACCESS_TEST(access, no_root_override) {
         static const char *const args[] = { "--no-root-override", NULL };
         SKIP_UNLESS_ROOT();
         start(0, args);
@@ -309,7 +306,7 @@ Test(access, no_root_override) {
         expect(0, false, "mine", IPCB_KIND_SHM, 0, 0);
         expect(UID_A, false, "mine", IPCB_KIND_SHM, -EACCES, -EACCES);
         as_manage(UID_A, false, "nr", IPCB_KIND_SHM, 0, 0, 0);
-        end_checks();
+        remove_root("mine", IPCB_KIND_SHM);
 }
 
 /* ---- hard read-only ---- */
@@ -429,20 +426,22 @@ static void hard_readonly(uid_t daemon_uid) {
         RUN_AS(UID_C, false, reader_routes, &j1);
         RUN_AS(UID_B, true, reader_routes, &j2);
         RUN_AS(UID_C, false, reader_routes, &j3);
-        end_checks();
+        remove_root("ro-shm", IPCB_KIND_SHM);
+        remove_root("ro-reg", IPCB_KIND_SHM);
+        remove_root("ro-frozen", IPCB_KIND_SHM);
 }
 
-Test(readonly, every_route_fails_daemon_root) {
+ACCESS_TEST(readonly, every_route_fails_daemon_root) {
         SKIP_UNLESS_ROOT();
         hard_readonly(0);
 }
 
-Test(readonly, every_route_fails_daemon_unprivileged) {
+ACCESS_TEST(readonly, every_route_fails_daemon_unprivileged) {
         SKIP_UNLESS_ROOT();
         hard_readonly(UID_D);
 }
 
-Test(access, daemon_unprivileged_serves_every_uid) {
+ACCESS_TEST(access, daemon_unprivileged_serves_every_uid) {
         SKIP_UNLESS_ROOT();
         start(UID_D, NULL);
         char status[64];
@@ -466,7 +465,9 @@ Test(access, daemon_unprivileged_serves_every_uid) {
         job reg = { .name = "u-reg", .mode = 0604 };
         RUN_AS(UID_B, false, register_pattern, &reg);
         expect(UID_C, false, "u-reg", IPCB_KIND_SHM, 0, -EACCES);
-        end_checks();
+        remove_root("u1", IPCB_KIND_SHM);
+        remove_root("s3", IPCB_KIND_SEM);
+        remove_root("u-reg", IPCB_KIND_SHM);
 }
 
 /* ---- freeze ---- */
@@ -527,7 +528,7 @@ static int find_cb(const ipcb_object_info *i, void *ud) {
         return 0;
 }
 
-Test(publish, freeze) {
+ACCESS_TEST(publish, freeze) {
         SKIP_UNLESS_ROOT();
         start(0, NULL);
         RUN_AS(UID_A, false, freeze_by_writer, NULL);
@@ -540,7 +541,7 @@ Test(publish, freeze) {
         cr_assert_eq(ipcb_list(c, 0, find_cb, &f), 0);
         ipcb_disconnect(c);
         cr_assert(f.found && (f.seals & F_SEAL_WRITE), "list shows seals 0x%x", f.seals);
-        end_checks();
+        remove_root("frz", IPCB_KIND_SHM);
 }
 
 /* ---- register ---- */
@@ -635,14 +636,13 @@ static int register_refusals(void *arg) {
         return 0;
 }
 
-Test(publish, register_refusals_and_success) {
+ACCESS_TEST(publish, register_refusals_and_success) {
         SKIP_UNLESS_ROOT();
         start(0, NULL);
         RUN_AS(UID_A, false, register_refusals, NULL);
-        end_checks();
 }
 
-Test(publish, registered_is_shared_live) {
+ACCESS_TEST(publish, registered_is_shared_live) {
         SKIP_UNLESS_ROOT();
         start(0, NULL);
         job reg = { .name = "pubreg", .mode = 0640 };
@@ -652,7 +652,6 @@ Test(publish, registered_is_shared_live) {
         expect(UID_B, true, "pubreg", IPCB_KIND_SHM, 0, -EACCES);
         expect(UID_C, false, "pubreg", IPCB_KIND_SHM, -EACCES, -EACCES);
         as_manage(UID_A, false, "pubreg", IPCB_KIND_SHM, 0, 0, 0);
-        end_checks();
 }
 
 static int anon_memfd(void *arg) {
@@ -685,11 +684,10 @@ static int anon_memfd(void *arg) {
         return 0;
 }
 
-Test(publish, anonymous_sealed_memfd) {
+ACCESS_TEST(publish, anonymous_sealed_memfd) {
         SKIP_UNLESS_ROOT();
         start(0, NULL);
         RUN_AS(UID_C, false, anon_memfd, NULL);
-        end_checks();
 }
 
 /* ---- the CLI ---- */
@@ -710,7 +708,7 @@ static int ctl(char *out, size_t cap, const char *fmt, ...) {
         return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-Test(publish, ctl_chmod_chown_freeze_register_quota) {
+ACCESS_TEST(publish, ctl_chmod_chown_freeze_register_quota) {
         char out[8192], path[] = "/tmp/ipcbctl.XXXXXX";
         SKIP_UNLESS_ROOT();
         start(0, NULL);
@@ -744,5 +742,6 @@ Test(publish, ctl_chmod_chown_freeze_register_quota) {
         cr_assert_eq(ctl(out, sizeof(out), "register /dev/null empty"), 1, "%s", out);
         cr_assert_eq(ctl(out, sizeof(out), "chmod missing 0600"), 1, "%s", out);
         cr_assert_eq(ctl(out, sizeof(out), "chmod doc 999"), 2, "%s", out);
-        end_checks();
+        cr_assert_eq(ctl(out, sizeof(out), "rm doc"), 0, "%s", out);
+        cr_assert_eq(ctl(out, sizeof(out), "rm plain"), 0, "%s", out);
 }

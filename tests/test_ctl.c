@@ -2,7 +2,10 @@
  * exit codes (0 success, 1 failure with exactly one line on stderr, 2 usage),
  * output formats (table, "key: value", JSON), and binary write/cat round
  * trips.  The daemon is reached through --socket, with $IPCBROKER_SOCKET
- * removed from the environment, except where the environment is the point. */
+ * removed from the environment, except where the environment is the point.
+ * Every test runs in the harness fixture (harness.h): at its end the daemon
+ * is back at its idle fd count, the test process at its own, and the daemon
+ * exits 0. */
 #include "harness.h"
 
 #include "ipcbroker.h"
@@ -24,41 +27,30 @@
 extern char **environ;
 
 static ipcbd d;
-static int self_base_fds; /* the test process's fds before connecting */
 static ipcb_client *c;
 
 static void setup(void) {
-        signal(SIGPIPE, SIG_IGN);
-        ipcbd_start(&d, NULL);
-        self_base_fds = self_fd_count();
+        fixture_begin(&d, NULL);
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
 }
 
-/* End-of-test checks, in the body (Criterion 2.4 ignores failed assertions
- * in .fini): every segment the CLI made was removed, nothing leaked. */
-static void end_of_test_checks(void) {
+/* What every test holds until its end: the client.  Every segment the CLI
+ * made the test removes itself. */
+static void release(void) {
         ipcb_disconnect(c);
         c = NULL;
-        cr_assert_eq(self_fd_count(), self_base_fds, "the test process leaked fds");
-        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 5000), "daemon fd count not at baseline");
-        ipcbd_stop(&d);
 }
 
+/* After a test that failed or skipped before fixture_end. */
 static void teardown(void) {
-        ipcb_disconnect(c);
-        c = NULL;
-        ipcbd_stop(&d);
+        release();
+        fixture_cleanup(&d);
 }
 
 TestSuite(ctl, .init = setup, .fini = teardown, .timeout = 30);
 
-#define CHECKED_TEST(suite, name)                                        \
-        static void suite##_##name##_body(void);                         \
-        Test(suite, name) {                                              \
-                suite##_##name##_body();                                 \
-                end_of_test_checks();                                    \
-        }                                                                \
-        static void suite##_##name##_body(void)
+/* fixture_end (harness.h) after every body: both fd counts back, clean exit. */
+#define CHECKED_TEST(suite, name) FIXTURE_TEST(suite, name, &d, release)
 
 /* ---- running the CLI ---- */
 

@@ -1,6 +1,12 @@
 /* test_daemon.c: ipcbrokerd's command line and its socket: refusing to start
  * over a live broker, replacing a stale socket, leaving other files alone,
- * the socket's and directory's modes, the default path, --help/--version. */
+ * the socket's and directory's modes, the default path, --help/--version.
+ *
+ * Every test runs in the harness fixture (harness.h).  Most start their
+ * daemons by hand (other paths, umask, environment, uid), so the fixture is
+ * bare: it checks the test process's own fds; those tests check themselves
+ * that each daemon they start exits 0.  refuses_a_live_broker has the whole
+ * fixture (the daemon back at its idle fd count, and a clean exit). */
 #include "harness.h"
 
 #include "ipcbroker.h"
@@ -18,6 +24,27 @@
 #include <unistd.h>
 
 #define OTHER_UID 61001
+
+static ipcbd d;
+
+/* After a test that failed or skipped before fixture_end. */
+static void teardown(void) {
+        fixture_cleanup(&d);
+}
+
+TestSuite(daemon, .fini = teardown, .timeout = 30);
+
+#define DAEMON_TEST(name) FIXTURE_TEST(daemon, name, &d, fixture_release_nothing)
+
+/* SIGTERM (or sig) to a daemon the test started by hand; true if it exited 0. */
+static bool stopped_cleanly(pid_t pid, int sig) {
+        int status;
+
+        kill(pid, sig);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
 
 /* Run ipcbrokerd with argv (NULL-terminated, without argv[0]) and the given
  * extra environment entry (or NULL); wait up to timeout_ms for it to exit.
@@ -85,29 +112,27 @@ static bool wait_connects(const char *path) {
         return false;
 }
 
-Test(daemon, refuses_a_live_broker, .timeout = 30) {
-        ipcbd d;
+DAEMON_TEST(refuses_a_live_broker) {
         char err[128];
 
-        ipcbd_start(&d, NULL);
+        fixture_begin(&d, NULL);
         snprintf(err, sizeof(err), "%s/err", d.dir);
         const char *args[] = { "--socket", d.sock, NULL };
         cr_assert_eq(run_daemon(args, NULL, err, 5000), 1, "a second broker did not refuse");
         cr_assert(file_contains(err, "another broker"), "no clear log line");
+        unlink(err);
         /* The first broker still serves, on the same socket. */
         cr_assert(connects(d.sock));
-        ipcbd_stop(&d);
 }
 
-Test(daemon, replaces_a_stale_socket, .timeout = 30) {
-        ipcbd d;
+DAEMON_TEST(replaces_a_stale_socket) {
         struct stat st;
         char err[128];
 
-        ipcbd_start(&d, NULL);
+        fixture_begin(&d, NULL);
         kill(d.pid, SIGKILL); /* leaves its socket file behind */
         waitpid(d.pid, NULL, 0);
-        d.pid = 0;
+        d.pid = 0; /* the fixture is left with the test process's fds */
         cr_assert_eq(lstat(d.sock, &st), 0);
         cr_assert(S_ISSOCK(st.st_mode));
         cr_assert(!connects(d.sock), "a dead broker's socket accepted a connection");
@@ -124,20 +149,18 @@ Test(daemon, replaces_a_stale_socket, .timeout = 30) {
         bool up = wait_connects(d.sock);
         cr_assert(up, "the new broker did not take over the stale socket");
         cr_assert(file_contains(err, "stale"), "no log line about the stale socket");
-        kill(pid, SIGTERM);
-        int status;
-        waitpid(pid, &status, 0);
-        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        cr_assert(stopped_cleanly(pid, SIGTERM), "the new broker did not exit 0");
         cr_assert_neq(lstat(d.sock, &st), 0, "socket not removed at shutdown");
         unlink(err);
         rmdir(d.dir);
 }
 
-Test(daemon, leaves_other_files_alone, .timeout = 30) {
+DAEMON_TEST(leaves_other_files_alone) {
         char dir[] = "/tmp/ipcbt.XXXXXX", path[128], buf[16] = { 0 };
         struct stat st;
         int fd;
 
+        fixture_begin_bare(&d);
         cr_assert_not_null(mkdtemp(dir));
         snprintf(path, sizeof(path), "%s/not-a-socket", dir);
         fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
@@ -156,10 +179,11 @@ Test(daemon, leaves_other_files_alone, .timeout = 30) {
         rmdir(dir);
 }
 
-Test(daemon, socket_and_directory_modes, .timeout = 30) {
+DAEMON_TEST(socket_and_directory_modes) {
         char dir[] = "/tmp/ipcbt.XXXXXX", sub[64], sock[96];
         struct stat st;
 
+        fixture_begin_bare(&d);
         cr_assert_not_null(mkdtemp(dir));
         snprintf(sub, sizeof(sub), "%s/run", dir);
         snprintf(sock, sizeof(sock), "%s/ipcb.sock", sub);
@@ -176,15 +200,15 @@ Test(daemon, socket_and_directory_modes, .timeout = 30) {
         cr_assert_eq(stat(sock, &st), 0);
         cr_assert_eq(st.st_mode & 0777, 0666, "socket mode %o: every user may connect",
                      st.st_mode & 0777);
-        kill(pid, SIGTERM);
-        waitpid(pid, NULL, 0);
+        cr_assert(stopped_cleanly(pid, SIGTERM), "the broker did not exit 0");
         rmdir(sub);
         rmdir(dir);
 }
 
-Test(daemon, refuses_a_directory_others_can_write, .timeout = 30) {
+DAEMON_TEST(refuses_a_directory_others_can_write) {
         char dir[] = "/tmp/ipcbt.XXXXXX", sock[96], err[96];
 
+        fixture_begin_bare(&d);
         cr_assert_not_null(mkdtemp(dir));
         cr_assert_eq(chmod(dir, 0777), 0); /* world-writable, not sticky */
         snprintf(sock, sizeof(sock), "%s/ipcb.sock", dir);
@@ -196,9 +220,10 @@ Test(daemon, refuses_a_directory_others_can_write, .timeout = 30) {
         rmdir(dir);
 }
 
-Test(daemon, socket_from_environment, .timeout = 30) {
+DAEMON_TEST(socket_from_environment) {
         char dir[] = "/tmp/ipcbt.XXXXXX", sock[96], env[128];
 
+        fixture_begin_bare(&d);
         cr_assert_not_null(mkdtemp(dir));
         snprintf(sock, sizeof(sock), "%s/env.sock", dir);
         snprintf(env, sizeof(env), "IPCBROKER_SOCKET=%s", sock);
@@ -210,20 +235,18 @@ Test(daemon, socket_from_environment, .timeout = 30) {
         }
         bool up = wait_connects(sock);
         cr_assert(up, "$IPCBROKER_SOCKET not used");
-        kill(pid, SIGINT); /* SIGINT stops it cleanly too */
-        int status;
-        waitpid(pid, &status, 0);
-        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        cr_assert(stopped_cleanly(pid, SIGINT), "SIGINT did not stop it cleanly");
         rmdir(dir);
 }
 
 /* A non-root user's default: $XDG_RUNTIME_DIR/ipcbroker/ipcbroker.sock, and
  * the library finds it there by itself. */
-Test(daemon, per_user_default_path, .timeout = 30) {
+DAEMON_TEST(per_user_default_path) {
         char rt[] = "/tmp/ipcbt.XXXXXX", sock[128], env[96];
 
         if (geteuid() != 0)
                 cr_skip("needs root to run the daemon and a client as uid %d", OTHER_UID);
+        fixture_begin_bare(&d);
         cr_assert_not_null(mkdtemp(rt));
         cr_assert_eq(chown(rt, OTHER_UID, OTHER_UID), 0);
         cr_assert_eq(chmod(rt, 0700), 0);
@@ -270,20 +293,19 @@ Test(daemon, per_user_default_path, .timeout = 30) {
         int status;
         waitpid(cpid, &status, 0);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "client could not connect by default");
-        kill(pid, SIGTERM);
-        waitpid(pid, &status, 0);
-        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        cr_assert(stopped_cleanly(pid, SIGTERM), "the broker did not exit 0");
         char sub[128];
         snprintf(sub, sizeof(sub), "%s/ipcbroker", rt);
         rmdir(sub);
         rmdir(rt);
 }
 
-Test(daemon, help_version_and_bad_options, .timeout = 30) {
+DAEMON_TEST(help_version_and_bad_options) {
         const char *help[] = { "--help", NULL }, *version[] = { "--version", NULL },
                    *bad[] = { "--no-such-option", NULL }, *size[] = { "--max-segment-size", "0", NULL },
                    *extra[] = { "stray", NULL };
 
+        fixture_begin_bare(&d);
         cr_assert_eq(run_daemon(help, NULL, "/dev/null", 5000), 0);
         cr_assert_eq(run_daemon(version, NULL, "/dev/null", 5000), 0);
         cr_assert_eq(run_daemon(bad, NULL, "/dev/null", 5000), 2);

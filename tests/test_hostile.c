@@ -6,7 +6,11 @@
  * intact, and the daemon's fd count must come back to its baseline.  The
  * expected reactions are daemon/peer.c's: a frame that does not decode ends
  * the connection without a reply and every fd that came with it is closed;
- * an unknown opcode gets -EOPNOTSUPP; a request before HELLO gets -EPROTO. */
+ * an unknown opcode gets -EOPNOTSUPP; a request before HELLO gets -EPROTO.
+ *
+ * Every test runs in the harness fixture (harness.h): once the good client
+ * has closed its segment and left, the daemon is back at its idle fd count,
+ * the test process at its own, and the daemon exits 0. */
 #include "harness.h"
 
 #include "ipcbroker.h"
@@ -30,7 +34,6 @@
 #define GOOD_SIZE 65536u
 
 static ipcbd d;
-static int self_base_fds; /* the test process's fds before connecting */
 static ipcb_client *good;
 static ipcb_shm *good_shm;
 static int base_fds; /* daemon fds with the good client and its segment */
@@ -40,9 +43,7 @@ static uint8_t good_byte(size_t i) {
 }
 
 static void setup(void) {
-        signal(SIGPIPE, SIG_IGN);
-        ipcbd_start(&d, NULL);
-        self_base_fds = self_fd_count();
+        fixture_begin(&d, NULL);
         cr_assert_eq(ipcb_connect(d.sock, &good), 0);
         cr_assert_eq(ipcb_shm_create(good, GOOD_NAME, GOOD_SIZE, NULL, &good_shm), 0);
         uint8_t *p = ipcb_shm_data(good_shm);
@@ -54,36 +55,29 @@ static void setup(void) {
         cr_assert(ipcbd_wait_fds(&d, base_fds, 5000));
 }
 
-/* The end-of-test checks run in the test body, not in .fini: Criterion 2.4
- * prints an assertion that fails in .fini but counts the test as passed. */
-static void end_of_test_checks(void) {
-        cr_assert_eq(ipcb_shm_close(good_shm), 0);
+/* What every test holds until its end: the good client and its segment. */
+static void release(void) {
+        int k = ipcb_shm_close(good_shm);
+
         good_shm = NULL;
         ipcb_disconnect(good);
         good = NULL;
-        cr_assert_eq(self_fd_count(), self_base_fds, "the test process leaked fds");
-        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 5000), "daemon leaked fds");
-        ipcbd_stop(&d);
+        cr_assert_eq(k, 0, "closing the good segment: %s", ipcb_strerror(k));
 }
 
-#define CHECKED_TEST(suite, name)                                        \
-        static void suite##_##name##_body(void);                         \
-        Test(suite, name) {                                              \
-                suite##_##name##_body();                                 \
-                end_of_test_checks();                                    \
-        }                                                                \
-        static void suite##_##name##_body(void)
-
-/* Cleanup after a failed test. */
+/* After a test that failed or skipped before fixture_end. */
 static void teardown(void) {
         ipcb_shm_close(good_shm);
         good_shm = NULL;
         ipcb_disconnect(good);
         good = NULL;
-        ipcbd_stop(&d);
+        fixture_cleanup(&d);
 }
 
 TestSuite(hostile, .init = setup, .fini = teardown, .timeout = 30);
+
+/* fixture_end (harness.h) after every body: both fd counts back, clean exit. */
+#define CHECKED_TEST(suite, name) FIXTURE_TEST(suite, name, &d, release)
 
 static void report(const char *when) {
         fprintf(stderr, "[hostile] %-28s daemon fds %4d, VmRSS %6ld KiB\n", when,
@@ -232,18 +226,6 @@ static bool pipe_readers_gone(void *arg) {
 static void expect_released(int wfd, const char *what) {
         cr_assert(wait_until(pipe_readers_gone, &wfd, 3000),
                   "%s: the daemon kept a descriptor it was sent", what);
-}
-
-static void raise_nofile(rlim_t want) {
-        struct rlimit rl;
-
-        cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-        if (rl.rlim_cur < want) {
-                rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
-                cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
-        }
-        cr_assert_geq(rl.rlim_cur, want, "RLIMIT_NOFILE hard limit %llu is too low",
-                      (unsigned long long)rl.rlim_max);
 }
 
 /* ---- malformed frames ---- */

@@ -6,7 +6,11 @@
  * covers the protocol-level cases in depth; this file adds the volume
  * (10,000 connect/disconnect cycles, 1,000 held connections), the quota
  * flood from one uid while another creates, and a semaphore page scribbled
- * over by its own user, and repeats the frame attacks with RSS checks. */
+ * over by its own user, and repeats the frame attacks with RSS checks.
+ *
+ * Every test runs in the harness fixture (harness.h): once the good client
+ * has closed its segment and left, the daemon is back at its idle fd count,
+ * the test process at its own, and the daemon exits 0. */
 #include "harness.h"
 #include "multiuid.h"
 
@@ -52,8 +56,7 @@ static void report(const char *when) {
 }
 
 static void setup(void) {
-        signal(SIGPIPE, SIG_IGN);
-        ipcbd_start(&d, limits);
+        fixture_begin(&d, limits);
         cr_assert_eq(ipcb_connect(d.sock, &good), 0);
         cr_assert_eq(ipcb_shm_create(good, "good", GOOD_SIZE, NULL, &good_shm), 0);
         uint8_t *p = ipcb_shm_data(good_shm);
@@ -65,15 +68,29 @@ static void setup(void) {
         report("baseline");
 }
 
+/* What every test holds until its end: the good client and its segment. */
+static void release(void) {
+        int k = ipcb_shm_close(good_shm);
+
+        good_shm = NULL;
+        ipcb_disconnect(good);
+        good = NULL;
+        cr_assert_eq(k, 0, "closing the good segment: %s", ipcb_strerror(k));
+}
+
+/* After a test that failed or skipped before fixture_end. */
 static void teardown(void) {
         ipcb_shm_close(good_shm);
         good_shm = NULL;
         ipcb_disconnect(good);
         good = NULL;
-        ipcbd_stop(&d);
+        fixture_cleanup(&d);
 }
 
 TestSuite(flood, .init = setup, .fini = teardown, .timeout = 120);
+
+/* fixture_end (harness.h) after every body: both fd counts back, clean exit. */
+#define FLOOD_TEST(name) FIXTURE_TEST(flood, name, &d, release)
 
 /* The daemon answers, the good bytes are intact, fds and RSS are back. */
 static void check_survived(const char *what) {
@@ -93,27 +110,6 @@ static void check_survived(const char *what) {
         report(what);
         cr_assert_lt(rss, base_rss + RSS_SLACK_KIB, "%s: RSS %ld KiB, baseline %ld", what, rss,
                      base_rss);
-        /* Finally the good client closes everything and the daemon is idle. */
-}
-
-static void end(const char *what) {
-        check_survived(what);
-        cr_assert_eq(ipcb_shm_close(good_shm), 0);
-        good_shm = NULL;
-        ipcb_disconnect(good);
-        good = NULL;
-        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 5000));
-        ipcbd_stop(&d);
-}
-
-static void raise_nofile(rlim_t want) {
-        struct rlimit rl;
-        cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-        if (rl.rlim_cur < want) {
-                rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
-                cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
-        }
-        cr_assert_geq(rl.rlim_cur, want, "RLIMIT_NOFILE too low");
 }
 
 static bool hung_up(int fd) {
@@ -121,7 +117,7 @@ static bool hung_up(int fd) {
         return raw_recv(fd, b, sizeof(b), NULL, NULL, 3000) == 0;
 }
 
-Test(flood, garbage_truncated_oversized) {
+FLOOD_TEST(garbage_truncated_oversized) {
         static uint8_t buf[IPCB_MSG_MAX + 4096];
         srand(4242);
         for (int i = 0; i < 300; i++) {
@@ -138,10 +134,10 @@ Test(flood, garbage_truncated_oversized) {
                 cr_assert(hung_up(fd), "frame %d (%zu bytes) not answered by a hang-up", i, len);
                 close(fd);
         }
-        end("after 300 garbage/short/oversized");
+        check_survived("after 300 garbage/short/oversized");
 }
 
-Test(flood, fds_253_and_ctrunc) {
+FLOOD_TEST(fds_253_and_ctrunc) {
         enum { N = 253 };
         int sent[N], fd;
         uint8_t buf[64];
@@ -174,10 +170,10 @@ Test(flood, fds_253_and_ctrunc) {
         }
         for (int i = 0; i < N; i++)
                 close(sent[i]);
-        end("after 20x253 fds + bad REGISTERs");
+        check_survived("after 20x253 fds + bad REGISTERs");
 }
 
-Test(flood, never_reads) {
+FLOOD_TEST(never_reads) {
         int fd = raw_connect(d.sock);
         cr_assert_eq(raw_hello(fd), 0);
         uint8_t buf[IPCB_MSG_MAX];
@@ -192,10 +188,10 @@ Test(flood, never_reads) {
         cr_assert_eq(ipcb_stat(good, IPCB_KIND_SHM, "good", &info), 0);
         report("a never-reading client, stalled");
         close(fd);
-        end("after a never-reading client");
+        check_survived("after a never-reading client");
 }
 
-Test(flood, connect_disconnect_10000) {
+FLOOD_TEST(connect_disconnect_10000) {
         for (int i = 0; i < 10000; i++) {
                 int fd = raw_connect(d.sock);
                 cr_assert_geq(fd, 0, "connect #%d: %s", i, strerror(-fd));
@@ -208,10 +204,10 @@ Test(flood, connect_disconnect_10000) {
                         report(what);
                 }
         }
-        end("after 10000 connect/disconnect");
+        check_survived("after 10000 connect/disconnect");
 }
 
-Test(flood, connections_1000_held) {
+FLOOD_TEST(connections_1000_held) {
         enum { N = 1000 };
         static int fds[N];
         raise_nofile(N + 256);
@@ -229,7 +225,7 @@ Test(flood, connections_1000_held) {
         ipcb_shm_close(s);
         for (int i = 0; i < N; i++)
                 close(fds[i]);
-        end("after closing 1000 connections");
+        check_survived("after closing 1000 connections");
 }
 
 /* uid 61001 floods: objects, bytes, connections, until refused, repeatedly. */
@@ -300,7 +296,7 @@ static int creator(void *arg) {
         return 0;
 }
 
-Test(flood, quota_flood_one_uid_other_uid_creates) {
+FLOOD_TEST(quota_flood_one_uid_other_uid_creates) {
         SKIP_UNLESS_ROOT();
         pid_t f = test_fork();
         if (f == 0) {
@@ -312,7 +308,7 @@ Test(flood, quota_flood_one_uid_other_uid_creates) {
         int status;
         waitpid(f, &status, 0);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "flooder failed");
-        end("after the quota flood");
+        check_survived("after the quota flood");
 }
 
 /* A user scribbles over its own semaphore's page, holding undo tokens, then
@@ -348,7 +344,7 @@ static int scribbler(void *arg) {
         return 0;
 }
 
-Test(flood, garbage_on_semaphore_page) {
+FLOOD_TEST(garbage_on_semaphore_page) {
         SKIP_UNLESS_ROOT();
         /* The good client's own semaphore must keep working. */
         ipcb_sem *gs;
@@ -359,5 +355,5 @@ Test(flood, garbage_on_semaphore_page) {
         cr_assert_eq(ipcb_sem_value(gs), 1);
         cr_assert_eq(ipcb_sem_release(gs, 1), 0);
         cr_assert_eq(ipcb_sem_close(gs), 0);
-        end("after scribbled semaphore pages");
+        check_survived("after scribbled semaphore pages");
 }

@@ -1,7 +1,11 @@
 /* test_quota.c: per-uid quotas and per-connection limits.  One uid runs into
  * each limit while another uid keeps creating and connecting and must never
  * notice; the config file and the command line set the limits; QUOTA
- * reports usage.  Multi-uid parts need root (skipped otherwise). */
+ * reports usage.  Multi-uid parts need root (skipped otherwise).
+ *
+ * Every test starts its own daemon in the harness fixture (harness.h): at its
+ * end the daemon is back at its idle fd count, the test process at its own,
+ * and the daemon exits 0. */
 #include "harness.h"
 #include "multiuid.h"
 
@@ -21,16 +25,17 @@ static const char *const limits[] = { "--max-objects", "5", "--max-bytes", "1M",
                                       "--max-handles", "12", "--max-connections", "3",
                                       "--max-fds-in-flight", "8", NULL };
 
+/* After a test that failed or skipped before fixture_end. */
 static void teardown(void) {
-        ipcbd_stop(&d);
-}
-
-static void end_checks(void) {
-        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 5000), "daemon leaked fds");
-        ipcbd_stop(&d);
+        fixture_cleanup(&d);
 }
 
 TestSuite(quota, .fini = teardown, .timeout = 60);
+
+/* Each body starts its daemon (fixture_begin, with its own limits) and
+ * releases everything; fixture_end (harness.h) follows: both fd counts back,
+ * clean exit. */
+#define QUOTA_TEST(name) FIXTURE_TEST(quota, name, &d, fixture_release_nothing)
 
 typedef struct flood {
         int created;      /* objects created before -EDQUOT */
@@ -183,23 +188,20 @@ static int hog(void *arg) {
         return 0;
 }
 
-Test(quota, objects_bytes_handles_connections_per_uid) {
+QUOTA_TEST(objects_bytes_handles_connections_per_uid) {
         SKIP_UNLESS_ROOT();
-        signal(SIGPIPE, SIG_IGN);
-        ipcbd_start(&d, limits);
+        fixture_begin(&d, limits);
         int five = 5;
         RUN_AS(UID_A, false, fill_objects, &five);
         RUN_AS(UID_B, false, fill_objects, &five);
         RUN_AS(UID_A, false, bytes_quota, NULL);
         RUN_AS(UID_A, false, handles_quota, NULL);
         RUN_AS(UID_A, false, connections_quota, NULL);
-        end_checks();
 }
 
-Test(quota, other_uids_never_notice) {
+QUOTA_TEST(other_uids_never_notice) {
         SKIP_UNLESS_ROOT();
-        signal(SIGPIPE, SIG_IGN);
-        ipcbd_start(&d, limits);
+        fixture_begin(&d, limits);
         int up[2], down[2], status;
         cr_assert_eq(pipe(up), 0);
         cr_assert_eq(pipe(down), 0);
@@ -238,7 +240,6 @@ Test(quota, other_uids_never_notice) {
         waitpid(pid, &status, 0);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "hog failed");
         close(up[0]); close(up[1]); close(down[0]); close(down[1]);
-        end_checks();
 }
 
 static int quota_cb(const ipcb_quota_info *i, void *ud) {
@@ -246,7 +247,7 @@ static int quota_cb(const ipcb_quota_info *i, void *ud) {
         return i->uid == (uid_t)-1;
 }
 
-Test(quota, config_file_and_cli_precedence) {
+QUOTA_TEST(config_file_and_cli_precedence) {
         char path[] = "/tmp/ipcbconf.XXXXXX";
         int fd = mkstemp(path);
         cr_assert_geq(fd, 0);
@@ -255,7 +256,7 @@ Test(quota, config_file_and_cli_precedence) {
         cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
         close(fd);
         const char *const args[] = { "--config", path, "--max-connections", "9", NULL };
-        ipcbd_start(&d, args);
+        fixture_begin(&d, args);
         ipcb_client *c;
         ipcb_quota_info q;
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
@@ -274,7 +275,6 @@ Test(quota, config_file_and_cli_precedence) {
         ipcb_shm_close(s[0]);
         ipcb_shm_close(s[1]);
         ipcb_disconnect(c);
-        end_checks();
         /* A typo is an error, not a silently weaker limit. */
         fd = open(path, O_WRONLY | O_TRUNC);
         cr_assert_eq(write(fd, "max_object = 3\n", 15), 15);
@@ -292,9 +292,8 @@ Test(quota, config_file_and_cli_precedence) {
 /* A connection whose unread replies carry --max-fds-in-flight fds is no
  * longer read (not dropped): it holds exactly that many, and is served
  * again once it has read them. */
-Test(quota, fds_in_flight_per_connection) {
-        signal(SIGPIPE, SIG_IGN);
-        ipcbd_start(&d, limits);
+QUOTA_TEST(fds_in_flight_per_connection) {
+        fixture_begin(&d, limits);
         ipcb_client *c;
         ipcb_shm *s;
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
@@ -344,5 +343,4 @@ Test(quota, fds_in_flight_per_connection) {
         close(fd);
         ipcb_shm_close(s);
         ipcb_disconnect(c);
-        end_checks();
 }

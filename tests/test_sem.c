@@ -2,8 +2,10 @@
  * all-or-nothing release, timeouts and signals, the namespace (create/open/
  * unlink, no silent create or reset), undo handles (tokens come back on close
  * and on death, -EBUSY and -ECHILD), waiters killed while blocked, many
- * processes, a bounded buffer across processes, and fd hygiene (every test
- * ends with the daemon back at its idle fd count). */
+ * processes, a bounded buffer across processes, and fd hygiene.
+ * Every test runs in the harness fixture (harness.h): at its end the daemon
+ * is back at its idle fd count, the test process at its own, and the daemon
+ * exits 0. */
 #include "harness.h"
 
 #include "ipcbroker.h"
@@ -29,36 +31,25 @@ static ipcbd d;
 static ipcb_client *c;
 
 static void setup(void) {
-        signal(SIGPIPE, SIG_IGN);
-        ipcbd_start(&d, NULL);
+        fixture_begin(&d, NULL);
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
 }
 
-/* The end-of-test checks run in the test body (Criterion 2.4 counts a test
- * whose .fini assertion fails as passed): every handle and connection gone,
- * the daemon back at its idle fd count, and a clean exit. */
-static void end_of_test_checks(void) {
+/* What every test holds until its end: the client.  Everything else the
+ * test releases itself. */
+static void release(void) {
         ipcb_disconnect(c);
         c = NULL;
-        if (d.pid <= 0)
-                return;
-        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 5000), "daemon fd count not at baseline");
-        ipcbd_stop(&d);
 }
 
-#define CHECKED_TEST(suite, name, ...)                                   \
-        static void suite##_##name##_body(void);                         \
-        Test(suite, name, ##__VA_ARGS__) {                               \
-                suite##_##name##_body();                                 \
-                end_of_test_checks();                                    \
-        }                                                                \
-        static void suite##_##name##_body(void)
-
+/* After a test that failed or skipped before fixture_end. */
 static void teardown(void) {
-        ipcb_disconnect(c);
-        c = NULL;
-        ipcbd_stop(&d);
+        release();
+        fixture_cleanup(&d);
 }
+
+/* fixture_end (harness.h) after every body: both fd counts back, clean exit. */
+#define CHECKED_TEST(suite, name, ...) FIXTURE_TEST(suite, name, &d, release, ##__VA_ARGS__)
 
 TestSuite(sem, .init = setup, .fini = teardown, .timeout = 30);
 

@@ -7,7 +7,11 @@
  *
  * IPCB_TORTURE_KILLS (default 3000) sets the kills of the semaphore and lock
  * runs (the blocked-waiter run does a third of that); IPCB_TORTURE_SEED
- * replays a run.  Kills, timings and counters go to stderr. */
+ * replays a run.  Kills, timings and counters go to stderr.
+ *
+ * Every test runs in the harness fixture (harness.h): at its end the daemon
+ * is back at its idle fd count, the test process at its own, and the daemon
+ * exits 0. */
 #include "harness.h"
 
 #include "ipcbroker.h"
@@ -33,33 +37,25 @@ static ipcbd d;
 static ipcb_client *c;
 
 static void setup(void) {
-        signal(SIGPIPE, SIG_IGN);
-        ipcbd_start(&d, NULL);
+        fixture_begin(&d, NULL);
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
 }
 
-static void end_of_test_checks(void) {
+/* What every test holds until its end: the client.  Everything else the
+ * test releases itself. */
+static void release(void) {
         ipcb_disconnect(c);
         c = NULL;
-        if (d.pid <= 0)
-                return;
-        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 5000), "daemon fd count not at baseline");
-        ipcbd_stop(&d);
 }
 
-#define CHECKED_TEST(suite, name, ...)                                   \
-        static void suite##_##name##_body(void);                         \
-        Test(suite, name, ##__VA_ARGS__) {                               \
-                suite##_##name##_body();                                 \
-                end_of_test_checks();                                    \
-        }                                                                \
-        static void suite##_##name##_body(void)
-
+/* After a test that failed or skipped before fixture_end. */
 static void teardown(void) {
-        ipcb_disconnect(c);
-        c = NULL;
-        ipcbd_stop(&d);
+        release();
+        fixture_cleanup(&d);
 }
+
+/* fixture_end (harness.h) after every body: both fd counts back, clean exit. */
+#define CHECKED_TEST(suite, name, ...) FIXTURE_TEST(suite, name, &d, release, ##__VA_ARGS__)
 
 TestSuite(torture, .init = setup, .fini = teardown, .timeout = 240);
 

@@ -1,7 +1,9 @@
 /* test_shm.c: the client library against a real ipcbrokerd: segments across
  * processes, read-only enforcement, seals, unlink and lifecycle semantics,
- * crash cleanup, stat and list, argument checking, threads, and fd hygiene
- * (every test ends with the daemon back at its idle fd count). */
+ * crash cleanup, stat and list, argument checking, threads, and fd hygiene.
+ * Every test runs in the harness fixture: at its end the daemon is back at
+ * its idle fd count, the test process at its own, and the daemon exits 0
+ * (daemon_gone_is_enotconn stops the daemon itself: its own fds only). */
 #include "harness.h"
 
 #include "ipcbroker.h"
@@ -27,53 +29,34 @@
 #define UNPRIV_GID 61001
 
 static ipcbd d;
-static int self_base_fds; /* the test process's fds before connecting */
 static ipcb_client *c;
 
-static void setup_with(const char *const *args) {
-        signal(SIGPIPE, SIG_IGN);
-        ipcbd_start(&d, args);
-        self_base_fds = self_fd_count();
-        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
-}
-
 static void setup(void) {
-        setup_with(NULL);
+        fixture_begin(&d, NULL);
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
 }
 
 static void setup_max1m(void) {
         static const char *const args[] = { "--max-segment-size", "1M", NULL };
-        setup_with(args);
+        fixture_begin(&d, args);
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
 }
 
-/* The end-of-test checks: every handle and connection gone, the daemon back
- * at its idle fd count (persistent segments must have been unlinked), and a
- * clean exit.  They run in the test body, not in .fini: Criterion 2.4 prints
- * an assertion that fails in .fini but still counts the test as passed. */
-static void end_of_test_checks(void) {
+/* What every test holds until its end: the client.  Everything else (handles,
+ * persistent segments) the test releases itself. */
+static void release(void) {
         ipcb_disconnect(c);
         c = NULL;
-        cr_assert_eq(self_fd_count(), self_base_fds, "the test process leaked fds");
-        if (d.pid <= 0)
-                return; /* the test stopped the daemon itself */
-        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 5000), "daemon fd count not at baseline");
-        ipcbd_stop(&d);
 }
 
-#define CHECKED_TEST(suite, name)                                        \
-        static void suite##_##name##_body(void);                         \
-        Test(suite, name) {                                              \
-                suite##_##name##_body();                                 \
-                end_of_test_checks();                                    \
-        }                                                                \
-        static void suite##_##name##_body(void)
-
-/* Cleanup after a failed test (assertions here would not count). */
+/* After a test that failed or skipped before fixture_end. */
 static void teardown(void) {
-        ipcb_disconnect(c);
-        c = NULL;
-        ipcbd_stop(&d);
+        release();
+        fixture_cleanup(&d);
 }
+
+/* fixture_end (harness.h) after every body: both fd counts back, clean exit. */
+#define CHECKED_TEST(suite, name) FIXTURE_TEST(suite, name, &d, release)
 
 TestSuite(shm, .init = setup, .fini = teardown, .timeout = 60);
 TestSuite(shm_max1m, .init = setup_max1m, .fini = teardown, .timeout = 30);
@@ -158,6 +141,30 @@ static int drop_privileges(void) {
         return geteuid() == UNPRIV_UID ? 0 : -1;
 }
 
+typedef struct handles_want {
+        const char *name;
+        unsigned want, last;
+} handles_want;
+
+static bool handles_reached(void *arg) {
+        handles_want *w = arg;
+        ipcb_object_info info;
+
+        if (ipcb_stat(c, IPCB_KIND_SHM, w->name, &info) < 0)
+                return false;
+        w->last = info.handles;
+        return w->last == w->want;
+}
+
+/* Another connection's CLOSE carries NOREPLY and its hang-up is another
+ * socket's event: the daemon may not have handled either when our STAT
+ * arrives, even after that process exited.  Wait for the count. */
+static void wait_handles(const char *name, unsigned want) {
+        handles_want w = { .name = name, .want = want };
+        cr_assert(wait_until(handles_reached, &w, 5000), "segment %s: %u handles, expected %u",
+                  name, w.last, want);
+}
+
 static int reopen_fd(int fd, int flags) {
         char path[64];
         snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
@@ -239,8 +246,7 @@ CHECKED_TEST(shm, child_creates_parent_opens) {
         cr_assert(child_ok(pid));
         /* The child's handle is gone; ours keeps the segment alive. */
         ipcb_object_info info;
-        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "fromchild", &info), 0);
-        cr_assert_eq(info.handles, 1);
+        wait_handles("fromchild", 1);
         cr_assert_eq(ipcb_shm_close(s), 0);
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "fromchild", &info), -ENOENT);
         close(to_parent[0]);
@@ -760,7 +766,7 @@ CHECKED_TEST(shm, persistent_lifecycle) {
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "persist", &info), -ENOENT);
         cr_assert(check(ipcb_shm_data(s), 12288, 11));
         cr_assert_eq(ipcb_shm_close(s), 0);
-        /* Unlink with no handle destroys it at once (fini checks the fds). */
+        /* Unlink with no handle destroys it at once (the fixture checks the fds). */
         s = create_ok("persist", 4096, 0600, IPCB_SHM_PERSISTENT);
         cr_assert_eq(ipcb_shm_close(s), 0);
         cr_assert_eq(ipcb_unlink(c, "persist"), 0);

@@ -29,7 +29,9 @@
 #include <unistd.h>
 
 static ipcbd d;
-static int self_fds;
+
+/* fixture_end (harness.h) checks the daemon's and our fds and its exit. */
+#define STALL_TEST(name, ...) FIXTURE_TEST(stall, name, &d, fixture_release_nothing, ##__VA_ARGS__)
 
 static long long now_us(void) {
         struct timespec ts;
@@ -38,24 +40,19 @@ static long long now_us(void) {
 }
 
 static void begin(const char *const *args) {
-        signal(SIGPIPE, SIG_IGN);
-        self_fds = self_fd_count();
-        ipcbd_start(&d, args);
+        fixture_begin(&d, args);
 }
 
 static void begin_as_unprivileged(const char *const *args) {
         SKIP_UNLESS_ROOT();
-        signal(SIGPIPE, SIG_IGN);
-        self_fds = self_fd_count();
-        ipcbd_start_as(&d, UID_D, UID_D, args);
+        fixture_begin_as(&d, UID_D, UID_D, args);
 }
 
-static void finish(void) {
-        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 10000), "daemon fds not back to baseline");
-        cr_assert_eq(self_fd_count(), self_fds, "the test process leaked %d fds",
-                     self_fd_count() - self_fds);
-        ipcbd_stop(&d);
+static void cleanup(void) {
+        fixture_cleanup(&d);
 }
+
+TestSuite(stall, .fini = cleanup);
 
 /* ---- the prober: a well-behaved client measuring its round trips ---- */
 
@@ -165,7 +162,7 @@ static int lingering_socket(int linger_s, int *ret_listener) {
 
 /* ---- 1. an empty datagram with fds ---- */
 
-Test(stall, empty_datagram_with_fds, .timeout = 60) {
+STALL_TEST(empty_datagram_with_fds, .timeout = 60) {
         begin(NULL);
         int fds[4];
         for (int i = 0; i < 4; i++)
@@ -180,7 +177,6 @@ Test(stall, empty_datagram_with_fds, .timeout = 60) {
                 close(fds[i]);
         fprintf(stderr, "[stall] 20 connections x 4 fds in empty datagrams: daemon fds %d (baseline %d)\n",
                 ipcbd_fd_count(&d), d.base_fds);
-        finish();
 }
 
 /* ---- 2. fds parked in flight ---- */
@@ -221,7 +217,7 @@ static int park_fds(void *arg) {
         return 0;
 }
 
-Test(stall, fds_parked_in_flight, .timeout = 120) {
+STALL_TEST(fds_parked_in_flight, .timeout = 120) {
         struct rlimit old, rl = { 512, 512 };
         getrlimit(RLIMIT_NOFILE, &old);
         cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
@@ -261,14 +257,13 @@ Test(stall, fds_parked_in_flight, .timeout = 120) {
         close(gate[0]);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the attacker failed");
         cr_assert_lt(max, STALL_BOUND_US);
-        finish();
 }
 
 /* ---- 3. a close() that blocks ---- */
 
 /* An unsolicited fd: a TCP socket whose close lingers 3 s.  Before, the loop
  * closed it itself and every client waited. */
-Test(stall, lingering_socket_attached, .timeout = 60) {
+STALL_TEST(lingering_socket_attached, .timeout = 60) {
         begin(NULL);
         prober pr;
         prober_start(&pr);
@@ -289,12 +284,11 @@ Test(stall, lingering_socket_attached, .timeout = 60) {
         cr_assert(ipcbd_wait_fds(&d, d.base_fds, 8000));
         close(l);
         cr_assert_lt(max, STALL_BOUND_US);
-        finish();
 }
 
 /* The same socket sent as SHM_REGISTER's memfd: refused without fstat, and
  * closed off the loop. */
-Test(stall, lingering_socket_registered, .timeout = 60) {
+STALL_TEST(lingering_socket_registered, .timeout = 60) {
         begin(NULL);
         prober pr;
         prober_start(&pr);
@@ -321,13 +315,12 @@ Test(stall, lingering_socket_registered, .timeout = 60) {
         cr_assert(ipcbd_wait_fds(&d, d.base_fds, 8000));
         close(l);
         cr_assert_lt(max, STALL_BOUND_US);
-        finish();
 }
 
 /* A malformed request ends the connection while a later datagram, carrying
  * the lingering socket, is still unread in its queue: closing the
  * connection's socket releases it, and that must not happen on the loop. */
-Test(stall, lingering_socket_in_dropped_queue, .timeout = 60) {
+STALL_TEST(lingering_socket_in_dropped_queue, .timeout = 60) {
         begin(NULL);
         prober pr;
         prober_start(&pr);
@@ -352,7 +345,6 @@ Test(stall, lingering_socket_in_dropped_queue, .timeout = 60) {
         cr_assert(ipcbd_wait_fds(&d, d.base_fds, 8000));
         close(l);
         cr_assert_lt(max, STALL_BOUND_US);
-        finish();
 }
 
 /* ---- 7. the fd table is shared by everyone ---- */
@@ -389,7 +381,7 @@ static int fill(void *arg) {
         return 0;
 }
 
-Test(stall, fd_table_share_and_reserve, .timeout = 120) {
+STALL_TEST(fd_table_share_and_reserve, .timeout = 120) {
         /* 1024 fds: 768 for objects, the rest for connections and clean-up;
          * each uid's objects may hold 300 (100 segments at 3 fds each). */
         static const char *const args[] = { "--max-fds", "300", NULL };
@@ -440,22 +432,19 @@ Test(stall, fd_table_share_and_reserve, .timeout = 120) {
                 kill(kids[i], SIGKILL);
                 waitpid(kids[i], NULL, 0);
         }
-        finish();
 }
 
 /* ---- 9. log flooding ---- */
 
-Test(stall, log_flood, .timeout = 60) {
+STALL_TEST(log_flood, .timeout = 60) {
         static const char *const args[] = { "--verbose", NULL };
         char path[] = "/tmp/ipcbt-log.XXXXXX";
-        int logfd = mkstemp(path), saved = dup(2);
+        int logfd = mkstemp(path);
         cr_assert_geq(logfd, 0);
-        /* the daemon inherits stderr: send it to the file */
-        dup2(logfd, 2);
+        close(logfd); /* the fixture counts our fds from here */
+        ipcbd_log_path = path;
         begin(args);
-        dup2(saved, 2);
-        close(saved);
-        self_fds = self_fd_count();
+        ipcbd_log_path = NULL;
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg m = { .hdr = { .op = IPCB_OP_SHM_OPEN, .id = 9 } };
         m.shm_open.access = IPCB_WA_READ_ONLY;
@@ -468,8 +457,12 @@ Test(stall, log_flood, .timeout = 60) {
                 raw_is_closed(fd, 2000);
                 close(fd);
         }
-        finish();
+        /* Everything is handled once a HELLO on a new connection is. */
+        int probe = hello_conn();
+        close(probe);
         struct stat st;
+        logfd = open(path, O_RDONLY | O_CLOEXEC);
+        cr_assert_geq(logfd, 0);
         fstat(logfd, &st);
         char *text = calloc(1, (size_t)st.st_size + 1);
         cr_assert_eq(pread(logfd, text, (size_t)st.st_size, 0), st.st_size);
@@ -481,7 +474,6 @@ Test(stall, log_flood, .timeout = 60) {
         unlink(path);
         fprintf(stderr, "[stall] 1500 connections, each refused and dropped, with --verbose: "
                         "%u log lines\n", lines);
-        /* 10 a second per call site over a few seconds, not 4 per client */
         cr_assert_lt(lines, 600, "%u log lines for 1500 misbehaving connections", lines);
 }
 
@@ -489,7 +481,7 @@ Test(stall, log_flood, .timeout = 60) {
 
 /* 200 connections of one uid pipeline LIST requests and never read: each
  * holds at most one queued reply. */
-Test(stall, queued_replies_bounded, .timeout = 60) {
+STALL_TEST(queued_replies_bounded, .timeout = 60) {
         static const char *const args[] = { "--max-connections", "256", NULL };
         enum { N = 200 };
         begin(args);
@@ -529,5 +521,4 @@ Test(stall, queued_replies_bounded, .timeout = 60) {
         cr_assert_lt(rss1 - rss0, 8 * 1024, "the daemon grew by %ld KiB", rss1 - rss0);
 #endif
         cr_assert_lt(max, STALL_BOUND_US);
-        finish();
 }

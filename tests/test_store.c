@@ -5,7 +5,15 @@
  * the daemon with those fds in LISTEN_FDS/LISTEN_FDNAMES, the way systemd
  * does after `systemctl restart`.  Tampered stores (wrong fd types, sizes,
  * broken catalog, unclaimed fds) must be logged, dropped, and served past;
- * passed sockets of the wrong type must be refused. */
+ * passed sockets of the wrong type must be refused.
+ *
+ * The harness fixture (harness.h) adopts the first daemon of each test (an
+ * empty store): its idle fd count is what the last daemon of the test must
+ * be back at before its final stop (fixture_check_idle), once the test's
+ * clients are gone and its objects unlinked.  Every stop checks exit status
+ * 0 and STOPPING=1 itself (the fake manager's, not the fixture's stop), and
+ * at the end the test process holds no more fds than before setup: the fake
+ * manager's store and notify socket are closed first. */
 #include "harness.h"
 
 #include "ipcbroker.h"
@@ -33,6 +41,7 @@
 
 typedef struct fake_mgr {
         char dir[64], notify[96], sock[96], log[96];
+        const char *serves;    /* the socket the daemon serves: sock, or a passed one */
         int nfd;               /* the notify socket */
         pid_t pid;             /* the daemon */
         int fds[MAXSTORE];     /* the store */
@@ -43,6 +52,7 @@ typedef struct fake_mgr {
 } fake_mgr;
 
 static fake_mgr m;
+static ipcbd d; /* the fixture, following m.pid */
 
 static void store_put(const char *name, int fd) {
         cr_assert_lt(m.n, MAXSTORE);
@@ -120,13 +130,14 @@ static void pump(int timeout_ms) {
 static void setup(void) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
-        signal(SIGPIPE, SIG_IGN);
+        fixture_begin_bare(&d);
         memset(&m, 0, sizeof(m));
         snprintf(m.dir, sizeof(m.dir), "/tmp/ipcbst.XXXXXX");
         cr_assert_not_null(mkdtemp(m.dir));
         snprintf(m.notify, sizeof(m.notify), "%s/notify", m.dir);
         snprintf(m.sock, sizeof(m.sock), "%s/ipcb.sock", m.dir);
         snprintf(m.log, sizeof(m.log), "%s/log", m.dir);
+        m.serves = m.sock;
         strcpy(sa.sun_path, m.notify);
         m.nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         cr_assert_geq(m.nfd, 0);
@@ -189,6 +200,12 @@ static void start(const int *extra, const char *const *extra_names, unsigned nex
         for (int i = 0; i < 500 && !m.ready; i++)
                 pump(20);
         cr_assert(m.ready, "no READY=1 from the daemon");
+        /* The first daemon of the test gives the idle fd count; the fixture
+         * follows the later ones with the same count. */
+        if (d.base_fds == 0)
+                fixture_adopt(&d, pid, m.serves);
+        else
+                d.pid = pid;
 }
 
 static void stop(void) {
@@ -199,6 +216,7 @@ static void stop(void) {
         kill(m.pid, SIGTERM);
         cr_assert_eq(waitpid(m.pid, &status, 0), m.pid);
         m.pid = 0;
+        d.pid = 0;
         pump(100);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "daemon exit status 0x%x", status);
         cr_assert(m.stopping, "no STOPPING=1");
@@ -223,15 +241,33 @@ static unsigned stored_named(const char *prefix) {
         return k;
 }
 
+/* The last stop of a test: the daemon back at the first one's idle count. */
+static void stop_idle(void) {
+        fixture_check_idle(&d);
+        stop();
+}
+
+/* What every test holds until its end: the fake manager's store and its
+ * notify socket. */
+static void release(void) {
+        for (unsigned i = 0; i < m.n; i++)
+                close(m.fds[i]);
+        m.n = 0;
+        if (m.nfd > 0)
+                close(m.nfd);
+        m.nfd = -1;
+}
+
+/* After every test (the fixture's end has run unless the test failed). */
 static void teardown(void) {
         if (m.pid > 0) {
                 kill(m.pid, SIGKILL);
                 waitpid(m.pid, NULL, 0);
+                m.pid = 0;
+                d.pid = 0;
         }
-        for (unsigned i = 0; i < m.n; i++)
-                close(m.fds[i]);
-        if (m.nfd > 0)
-                close(m.nfd);
+        release();
+        fixture_cleanup(&d);
         unlink(m.notify);
         unlink(m.sock);
         unlink(m.log);
@@ -239,6 +275,10 @@ static void teardown(void) {
 }
 
 TestSuite(store, .init = setup, .fini = teardown, .timeout = 60);
+
+/* fixture_end (harness.h) after every body: the test process's fds back
+ * (the daemon is stopped by then). */
+#define STORE_TEST(name) FIXTURE_TEST(store, name, &d, release)
 
 static ipcb_shm *mkseg(ipcb_client *c, const char *name, size_t size, unsigned flags, char fill) {
         ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
@@ -267,7 +307,7 @@ static bool exists(ipcb_client *c, int kind, const char *name) {
 }
 
 /* The whole round trip: store, stop, restore; contents, counts, handles. */
-Test(store, restore_round_trip) {
+STORE_TEST(restore_round_trip) {
         ipcb_client *c, *c2;
         ipcb_object_info info;
         ipcb_sem *u;
@@ -365,11 +405,11 @@ Test(store, restore_round_trip) {
         cr_assert_eq(stored_named("ipcb-o-"), 0, "unlinked objects left in the store");
         ipcb_disconnect(c2);
         ipcb_disconnect(c);
-        stop();
+        stop_idle();
 }
 
 /* A transient object nobody re-opens is destroyed after the grace period. */
-Test(store, transient_without_holder_expires) {
+STORE_TEST(transient_without_holder_expires) {
         ipcb_client *c;
         pid_t child;
         int st, pfd[2], qfd[2];
@@ -408,7 +448,7 @@ Test(store, transient_without_holder_expires) {
         close(qfd[0]);
         close(qfd[1]);
         ipcb_disconnect(c);
-        stop();
+        stop_idle();
 }
 
 static int replace_stored(const char *name, int fd) {
@@ -428,7 +468,7 @@ static const char *stored_name_of(ipcb_client *c, const char *obj, int kind) {
         return obj;
 }
 
-Test(store, tampered_fds_are_dropped) {
+STORE_TEST(tampered_fds_are_dropped) {
         ipcb_client *c;
         int pfd[2];
 
@@ -476,10 +516,10 @@ Test(store, tampered_fds_are_dropped) {
         cr_assert_eq(stored_named("ipcb-o-"), 1, "store holds %u objects", stored_named("ipcb-o-"));
         cr_assert_eq(ipcb_unlink(c, "d-good"), 0);
         ipcb_disconnect(c);
-        stop();
+        stop_idle();
 }
 
-Test(store, broken_catalog_drops_everything_and_serves) {
+STORE_TEST(broken_catalog_drops_everything_and_serves) {
         ipcb_client *c;
 
         start(NULL, NULL, 0, NULL);
@@ -504,11 +544,11 @@ Test(store, broken_catalog_drops_everything_and_serves) {
         cr_assert_eq(stored_named("ipcb-o-"), 1);
         cr_assert_eq(ipcb_unlink(c, "y"), 0);
         ipcb_disconnect(c);
-        stop();
+        stop_idle();
 }
 
 /* Two passed sockets are served; one of the wrong type is refused. */
-Test(store, passed_sockets) {
+STORE_TEST(passed_sockets) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         char path2[128];
         ipcb_client *c;
@@ -522,6 +562,8 @@ Test(store, passed_sockets) {
                 cr_assert_eq(listen(fds[i], 16), 0);
         }
         fds[2] = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        snprintf(path2, sizeof(path2), "%s/s0.sock", m.dir);
+        m.serves = path2;
         start(fds, names, 3, NULL);
         for (int i = 0; i < 3; i++)
                 close(fds[i]);
@@ -534,11 +576,11 @@ Test(store, passed_sockets) {
                 ipcb_disconnect(c);
                 unlink(path2);
         }
-        stop();
+        stop_idle();
 }
 
 /* Only a wrong socket passed: the daemon refuses to start. */
-Test(store, only_bad_socket_is_fatal) {
+STORE_TEST(only_bad_socket_is_fatal) {
         int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), status;
         const char *name = "bogus.socket";
         char nb[8], pidbuf[16];

@@ -7,7 +7,15 @@
  *     restart with objects and a client's handles surviving, stop + start
  *     with an empty store; and the hardening score of the system unit.
  * Skipped, with the reason, only when not root or unshare/the manager is
- * missing. */
+ * missing.
+ *
+ * The harness fixture (harness.h), as far as each setting allows: every test
+ * checks the test process's own fds at its end.  socket_activate_tool adopts
+ * the activated daemon (its child, exec'd by the tool in place): the whole
+ * fixture, idle fds and exit status 0.  Under the user manager the daemon is
+ * the manager's child: the last instance's fds must come back to its idle
+ * count after its client leaves, and every instance's exit (restart, stop,
+ * stop) must be a clean 0, as an ExecStopPost= drop-in records it. */
 #include "harness.h"
 
 #include "ipcbroker.h"
@@ -30,6 +38,10 @@
 #include <unistd.h>
 
 #define SYSTEMD_BIN "/lib/systemd/systemd"
+
+static ipcbd d;
+
+#define SYSTEMD_TEST(name, ...) FIXTURE_TEST(systemd, name, &d, fixture_release_nothing, ##__VA_ARGS__)
 
 static void sleep_ms(int ms) {
         struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
@@ -71,16 +83,30 @@ static int sh(char *out, size_t cap, const char *fmt, ...) {
 
 /* ---- systemd-socket-activate ---- */
 
-Test(systemd, socket_activate_tool, .timeout = 30) {
-        char dir[] = "/tmp/ipcbsa.XXXXXX", sock[96];
+static char sa_dir[64], sa_sock[96];
+
+/* After the fixture has stopped the daemon (or the test failed). */
+static void sa_teardown(void) {
+        fixture_cleanup(&d);
+        if (*sa_dir) {
+                unlink(sa_sock);
+                rmdir(sa_dir);
+        }
+}
+
+SYSTEMD_TEST(socket_activate_tool, .timeout = 30, .fini = sa_teardown) {
+        char *dir = sa_dir, *sock = sa_sock, link[64], exe[256];
         ipcb_client *c;
         ipcb_shm *s;
+        ssize_t n;
         pid_t pid;
 
         if (!have("/usr/bin/systemd-socket-activate") && !have("/bin/systemd-socket-activate"))
                 cr_skip_test("systemd-socket-activate not installed (package systemd)");
+        fixture_begin_bare(&d);
+        snprintf(sa_dir, sizeof(sa_dir), "/tmp/ipcbsa.XXXXXX");
         cr_assert_not_null(mkdtemp(dir));
-        snprintf(sock, sizeof(sock), "%s/ipcb.sock", dir);
+        snprintf(sock, sizeof(sa_sock), "%s/ipcb.sock", dir);
         fflush(NULL);
         pid = fork();
         if (pid == 0) {
@@ -92,26 +118,33 @@ Test(systemd, socket_activate_tool, .timeout = 30) {
         for (int i = 0; i < 500 && access(sock, F_OK) < 0; i++)
                 sleep_ms(10);
         cr_assert_eq(access(sock, F_OK), 0, "systemd-socket-activate did not listen");
-        /* The first connection starts the broker, which serves it. */
+        /* The first connection (the fixture's probe) starts the broker,
+         * which serves it: the tool exec'd it in its own process. */
+        fixture_adopt(&d, pid, sock);
+        snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+        n = readlink(link, exe, sizeof(exe) - 1);
+        exe[n > 0 ? n : 0] = '\0';
+        cr_assert(n > 0 && strstr(exe, "ipcbrokerd"), "process %d runs %s", (int)pid, exe);
         cr_assert_eq(ipcb_connect(sock, &c), 0);
         ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
         cr_assert_eq(ipcb_shm_create(c, "activated", 4096, &o, &s), 0);
         cr_assert_eq(ipcb_shm_close(s), 0);
         ipcb_disconnect(c);
-        kill(pid, SIGTERM);
-        waitpid(pid, NULL, 0);
-        unlink(sock);
-        rmdir(dir);
 }
 
 /* ---- the hardening score ---- */
 
-Test(systemd, unit_exposure_score, .timeout = 30) {
+static void bare_teardown(void) {
+        fixture_cleanup(&d);
+}
+
+SYSTEMD_TEST(unit_exposure_score, .timeout = 30, .fini = bare_teardown) {
         char out[256];
         double score = 99;
 
         if (!have("/usr/bin/systemd-analyze") && !have("/bin/systemd-analyze"))
                 cr_skip_test("systemd-analyze not installed (package systemd)");
+        fixture_begin_bare(&d);
         cr_assert_eq(sh(out, sizeof(out),
                         "systemd-analyze security --offline=true %s/system/ipcbroker.service 2>&1 | "
                         "sed -n 's/.*Overall exposure level for ipcbroker.service: \\([0-9.]*\\).*/\\1/p'",
@@ -124,7 +157,7 @@ Test(systemd, unit_exposure_score, .timeout = 30) {
 
 /* ---- a real user manager ---- */
 
-static char rt[64], cfgdir[64], env[256];
+static char rt[64], cfgdir[64], env[256], exits[96];
 static pid_t mgr;
 
 static void mgr_stop(void) {
@@ -138,6 +171,11 @@ static void mgr_stop(void) {
         }
         if (*rt)
                 sh(NULL, 0, "rm -rf %s %s", rt, cfgdir);
+}
+
+static void um_teardown(void) {
+        mgr_stop();
+        fixture_cleanup(&d);
 }
 
 static int ctl(char *out, size_t cap, const char *args) {
@@ -177,8 +215,11 @@ static void mgr_start(void) {
         snprintf(path, sizeof(path), "%s/systemd/user/ipcbroker.service.d/test.conf", cfgdir);
         f = fopen(path, "w");
         cr_assert_not_null(f);
-        fprintf(f, "[Service]\nExecStart=\nExecStart=%s --restore-grace 3 -v\nWatchdogSec=1s\n",
-                IPCBROKERD_PATH);
+        /* Every instance's end: SERVICE_RESULT EXIT_CODE EXIT_STATUS, a line each. */
+        snprintf(exits, sizeof(exits), "%s/exits", rt);
+        fprintf(f, "[Service]\nExecStart=\nExecStart=%s --restore-grace 3 -v\nWatchdogSec=1s\n"
+                   "ExecStopPost=/bin/sh -c 'echo \"$$SERVICE_RESULT $$EXIT_CODE $$EXIT_STATUS\" >> %s'\n",
+                IPCBROKERD_PATH, exits);
         fclose(f);
 
         fflush(NULL);
@@ -214,13 +255,26 @@ static bool active(void) {
         return strcmp(out, "active") == 0;
 }
 
-Test(systemd, user_manager, .timeout = 120, .fini = mgr_stop) {
+/* The instances' ends recorded so far: n lines, each a clean exit. */
+static void expect_exits(unsigned n) {
+        char out[512], want[512] = "";
+
+        for (unsigned i = 0; i < n; i++)
+                strcat(want, i ? "\nsuccess exited 0" : "success exited 0");
+        sh(out, sizeof(out), "cat %s 2>&1", exits);
+        cr_assert_str_eq(out, want, "ipcbrokerd's exits under the manager (result, code, status):\n%s",
+                         out);
+}
+
+SYSTEMD_TEST(user_manager, .timeout = 120, .fini = um_teardown) {
         char out[512], pid1[32], pid2[32];
         ipcb_client *c, *c2;
         ipcb_object_info info;
         ipcb_shm *p, *t;
         ipcb_sem *s, *u;
+        ipcbd last = { 0 };
 
+        fixture_begin_bare(&d);
         mgr_start();
         /* Socket activation on first connect; readiness. */
         cr_assert(!active(), "service started before any connection");
@@ -262,6 +316,7 @@ Test(systemd, user_manager, .timeout = 120, .fini = mgr_stop) {
         show("MainPID", pid2, sizeof(pid2));
         cr_assert_str_neq(pid1, pid2, "not restarted");
         cr_assert(active());
+        expect_exits(1);
         cr_assert_eq(((char *)ipcb_shm_data(p))[65535], 'k', "mapping lost");
         ((char *)ipcb_shm_data(p))[0] = 'R';
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "kept", &info), 0, "no transparent reconnect");
@@ -292,10 +347,18 @@ Test(systemd, user_manager, .timeout = 120, .fini = mgr_stop) {
 
         /* Stop and start: the store is emptied with the service. */
         cr_assert_eq(ctl(out, sizeof(out), "stop ipcbroker.service"), 0, "%s", out);
+        expect_exits(2);
         cr_assert_eq(ctl(out, sizeof(out), "start ipcbroker.socket"), 0, "%s", out);
         cr_assert_eq(ipcb_connect(NULL, &c), 0);
+        /* Our connection is its only one: the idle count is one less. */
+        show("MainPID", out, sizeof(out));
+        last.pid = (pid_t)atoi(out);
+        cr_assert_gt(last.pid, 0);
+        last.base_fds = ipcbd_fd_count(&last) - 1;
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "kept", &info), -ENOENT, "store not emptied by stop");
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SEM, "count", &info), -ENOENT);
         ipcb_disconnect(c);
-        ctl(NULL, 0, "stop ipcbroker.service ipcbroker.socket");
+        fixture_check_idle(&last);
+        cr_assert_eq(ctl(out, sizeof(out), "stop ipcbroker.service ipcbroker.socket"), 0, "%s", out);
+        expect_exits(3);
 }

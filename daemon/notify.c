@@ -1,0 +1,357 @@
+/* notify.c: the daemon's own sd_notify (see notify.h).  libsystemd's sends
+ * on a blocking socket: when the manager is slow to read and its queue
+ * fills, the whole daemon would stop serving.  Here one SOCK_NONBLOCK
+ * datagram socket stays connected to $NOTIFY_SOCKET; a connected Unix
+ * datagram socket polls writable only when the peer's queue has room, so a
+ * uv_poll_t on it says when to flush.  The messages are those libsystemd
+ * sends: the state text, and for the fd store "FDSTORE=1\nFDNAME=name" with
+ * the fd in SCM_RIGHTS; the manager takes our pid and uid from the kernel. */
+#include "notify.h"
+
+#include "log.h"
+#include "sock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define SNDBUF_SIZE (8 << 20) /* as libsystemd: the kernel caps it */
+
+typedef struct fdmsg {
+        struct fdmsg *prev, *next;
+        int fd; /* FDSTORE: our dup; -1: FDSTOREREMOVE */
+        char name[];
+} fdmsg;
+
+static int nfd = -1;
+static struct sockaddr_un addr;
+static socklen_t addr_len;
+static uv_poll_t poller;
+static bool poller_open, polling;
+
+static struct {
+        char *text; /* NULL: nothing pending */
+        uint64_t seq;
+} state[NOTIFY_KIND_MAX_];
+static uint64_t state_seq;
+static unsigned state_pending;
+
+static fdmsg *head, *tail;
+static unsigned nstores, nremoves;
+static unsigned long dropped, dropped_reported;
+static log_ratelimit drop_rl, err_rl;
+
+static const char *const kind_names[NOTIFY_KIND_MAX_] = {
+        [NOTIFY_READY] = "READY", [NOTIFY_STATUS] = "STATUS",
+        [NOTIFY_WATCHDOG] = "WATCHDOG", [NOTIFY_STOPPING] = "STOPPING",
+};
+
+bool notify_enabled(void) {
+        return nfd >= 0;
+}
+
+/* One datagram, never blocking: 0, -EAGAIN (no room now), or an error.  A
+ * manager that re-created its socket shows as ECONNREFUSED or ENOTCONN: one
+ * new connect, one more try. */
+static int send_one(const char *text, int fd) {
+        int k = ipcb_sock_send(nfd, text, strlen(text), &fd, fd >= 0, MSG_DONTWAIT);
+
+        if (k != -ECONNREFUSED && k != -ENOTCONN)
+                return k;
+        if (connect(nfd, (struct sockaddr *)&addr, addr_len) < 0)
+                return -errno;
+        return ipcb_sock_send(nfd, text, strlen(text), &fd, fd >= 0, MSG_DONTWAIT);
+}
+
+/* FDSTORE=1 with fd, or FDSTOREREMOVE=1 if fd is -1. */
+static int send_fdmsg(int fd, const char *name) {
+        char text[64 + 256];
+
+        snprintf(text, sizeof(text), "%s=1\nFDNAME=%s", fd >= 0 ? "FDSTORE" : "FDSTOREREMOVE", name);
+        return send_one(text, fd);
+}
+
+static void fdmsg_unlink(fdmsg *m) {
+        if (m->prev)
+                m->prev->next = m->next;
+        else
+                head = m->next;
+        if (m->next)
+                m->next->prev = m->prev;
+        else
+                tail = m->prev;
+        if (m->fd >= 0) {
+                close(m->fd);
+                nstores--;
+        } else
+                nremoves--;
+        free(m);
+}
+
+static void fdmsg_append(fdmsg *m) {
+        m->next = NULL;
+        m->prev = tail;
+        if (tail)
+                tail->next = m;
+        else
+                head = m;
+        tail = m;
+        if (m->fd >= 0)
+                nstores++;
+        else
+                nremoves++;
+}
+
+static void report_error(const char *what, const char *name, int k) {
+        if (log_ratelimit_ok(&err_rl, 1))
+                log_warn("notify: cannot send %s%s%s to the service manager: %s", what, name ? " of " : "",
+                         name ? name : "", strerror(-k));
+}
+
+static void report_drop(const char *name) {
+        dropped++;
+        if (log_ratelimit_ok(&drop_rl, 1))
+                log_warn("notify: the service manager is not reading; %u fd store messages wait and "
+                         "FDSTORE of %s was dropped (%lu so far): objects stored since may not survive a "
+                         "restart", nstores + nremoves, name, dropped);
+}
+
+static void on_writable(uv_poll_t *p, int status, int events);
+
+static void poll_writable(bool on) {
+        if (!poller_open || on == polling)
+                return;
+        if (on)
+                uv_poll_start(&poller, UV_WRITABLE, on_writable);
+        else
+                uv_poll_stop(&poller);
+        polling = on;
+}
+
+/* Send what waits, state messages first (oldest first), then the fd store
+ * queue in order, until the socket is full again.  True if all went. */
+static bool flush(void) {
+        int k;
+
+        while (state_pending) {
+                int oldest = -1;
+                for (int i = 0; i < NOTIFY_KIND_MAX_; i++)
+                        if (state[i].text && (oldest < 0 || state[i].seq < state[oldest].seq))
+                                oldest = i;
+                k = send_one(state[oldest].text, -1);
+                if (k == -EAGAIN)
+                        return false;
+                if (k < 0)
+                        report_error(kind_names[oldest], NULL, k);
+                free(state[oldest].text);
+                state[oldest].text = NULL;
+                state_pending--;
+        }
+        while (head) {
+                k = send_fdmsg(head->fd, head->name);
+                if (k == -EAGAIN)
+                        return false;
+                if (k < 0)
+                        report_error(head->fd >= 0 ? "FDSTORE" : "FDSTOREREMOVE", head->name, k);
+                fdmsg_unlink(head);
+        }
+        if (dropped != dropped_reported) {
+                log_info("notify: the service manager caught up; %lu fd store messages were dropped",
+                         dropped - dropped_reported);
+                dropped_reported = dropped;
+        }
+        return true;
+}
+
+static void on_writable(uv_poll_t *p, int status, int events) {
+        (void)p;
+        (void)status;
+        (void)events;
+        poll_writable(!flush());
+}
+
+static void backlog_started(void) {
+        if (!poller_open) { /* no poll handle: retry at each new message */
+                (void)flush();
+                return;
+        }
+        if (!polling)
+                log_debug("notify: the service manager's queue is full; queueing");
+        poll_writable(true);
+}
+
+void notify_state(notify_kind kind, const char *text) {
+        char *copy;
+        int k;
+
+        if (nfd < 0 || (unsigned)kind >= NOTIFY_KIND_MAX_)
+                return;
+        if (!state_pending) {
+                k = send_one(text, -1);
+                if (k != -EAGAIN) {
+                        if (k < 0)
+                                report_error(kind_names[kind], NULL, k);
+                        return;
+                }
+        }
+        copy = strdup(text);
+        if (!copy) {
+                report_error(kind_names[kind], NULL, -ENOMEM);
+                return;
+        }
+        /* The newest of a kind replaces the one still waiting, in its place. */
+        if (state[kind].text)
+                free(state[kind].text);
+        else {
+                state[kind].seq = ++state_seq;
+                state_pending++;
+        }
+        state[kind].text = copy;
+        backlog_started();
+}
+
+/* Queue an fd store message; fd: ours (consumed), or -1 for a removal. */
+static void enqueue(int fd, const char *name) {
+        size_t len = strlen(name);
+        fdmsg *m = malloc(sizeof(*m) + len + 1);
+
+        if (!m) {
+                if (fd >= 0)
+                        close(fd);
+                report_error(fd >= 0 ? "FDSTORE" : "FDSTOREREMOVE", name, -ENOMEM);
+                return;
+        }
+        m->fd = fd;
+        memcpy(m->name, name, len + 1);
+        fdmsg_append(m);
+        backlog_started();
+}
+
+void notify_fdstore(int fd, const char *name) {
+        int k, dup;
+
+        if (nfd < 0)
+                return;
+        if (!head) {
+                k = send_fdmsg(fd, name);
+                if (k != -EAGAIN) {
+                        if (k < 0)
+                                report_error("FDSTORE", name, k);
+                        return;
+                }
+        }
+        if (nstores >= NOTIFY_QUEUE_MAX) {
+                report_drop(name);
+                return;
+        }
+        dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (dup < 0) {
+                report_error("FDSTORE", name, -errno);
+                return;
+        }
+        enqueue(dup, name);
+}
+
+void notify_fdstore_remove(const char *name) {
+        int k;
+
+        if (nfd < 0)
+                return;
+        if (!head) {
+                k = send_fdmsg(-1, name);
+                if (k != -EAGAIN) {
+                        if (k < 0)
+                                report_error("FDSTOREREMOVE", name, k);
+                        return;
+                }
+        } else {
+                /* The latest waiting message of this name decides: a store
+                 * the manager has not seen is simply forgotten (the name was
+                 * removed before it was stored), a removal is already due. */
+                for (fdmsg *m = tail; m; m = m->prev) {
+                        if (strcmp(m->name, name) != 0)
+                                continue;
+                        if (m->fd >= 0)
+                                fdmsg_unlink(m);
+                        if (!head && !state_pending)
+                                poll_writable(false);
+                        return;
+                }
+        }
+        enqueue(-1, name);
+}
+
+int notify_init(uv_loop_t *loop) {
+        const char *e = getenv("NOTIFY_SOCKET");
+        int sndbuf = SNDBUF_SIZE, fd;
+        size_t n;
+
+        if (!e || !*e)
+                return 0;
+        n = strlen(e);
+        if ((e[0] != '/' && e[0] != '@') || n >= sizeof(addr.sun_path)) {
+                log_warn("notify: NOTIFY_SOCKET=%s is not a Unix socket path; not talking to the service "
+                         "manager", e);
+                return -EINVAL;
+        }
+        memset(&addr, 0, sizeof(addr));
+        addr.sun_family = AF_UNIX;
+        memcpy(addr.sun_path, e, n);
+        if (e[0] == '@')
+                addr.sun_path[0] = '\0'; /* abstract: the length says where the name ends */
+        addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (e[0] == '/'));
+
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) {
+                int k = -errno;
+                log_err("notify: cannot create a socket: %s", strerror(-k));
+                return k;
+        }
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+        /* Not there yet is not fatal: every send tries to connect again. */
+        if (connect(fd, (struct sockaddr *)&addr, addr_len) < 0)
+                log_warn("notify: cannot connect to %s: %m", e);
+        if (uv_poll_init(loop, &poller, fd) == 0) {
+                poller_open = true;
+                /* Queued messages alone must not keep the loop running. */
+                uv_unref((uv_handle_t *)&poller);
+        }
+        nfd = fd;
+        return 1;
+}
+
+void notify_fini(void) {
+        unsigned lost_stores;
+
+        if (nfd < 0)
+                return;
+        flush();
+        lost_stores = nstores;
+        if (state_pending || head)
+                log_warn("notify: the service manager is not reading; at exit %u state messages and %u fd "
+                         "store messages were not sent%s",
+                         state_pending, nstores + nremoves,
+                         lost_stores ? ": objects stored since may not survive the restart" : "");
+        for (int i = 0; i < NOTIFY_KIND_MAX_; i++) {
+                free(state[i].text);
+                state[i].text = NULL;
+        }
+        state_pending = 0;
+        while (head)
+                fdmsg_unlink(head);
+        if (poller_open) {
+                /* uv_close stops the poll (and takes the fd out of epoll)
+                 * at once: closing the fd right after is safe. */
+                uv_close((uv_handle_t *)&poller, NULL);
+                poller_open = polling = false;
+        }
+        close(nfd);
+        nfd = -1;
+}

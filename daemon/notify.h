@@ -1,0 +1,48 @@
+/* notify.h: messages to the service manager on $NOTIFY_SOCKET, sent without
+ * ever blocking the loop.  What the manager's socket cannot take now waits in
+ * a bounded queue, flushed when the socket has room again:
+ *   - state messages (READY, STATUS, WATCHDOG, STOPPING): at most one pending
+ *     per kind, the newest wins; never dropped; sent before fd-store messages;
+ *   - fd-store messages (FDSTORE, FDSTOREREMOVE): sent in the order given; a
+ *     removal cancels a still-queued store of the same name; at most
+ *     NOTIFY_QUEUE_MAX stores wait (each holds a dup of its fd): past that a
+ *     store is dropped with a log line, and its object will not survive a
+ *     restart.  Removals carry no fd and are never dropped (a lost removal
+ *     would leave a stale fd under a name the catalog reuses); at most one
+ *     waits per name.
+ * Without $NOTIFY_SOCKET every call is a cheap no-op. */
+#pragma once
+
+#include <stdbool.h>
+#include <uv.h>
+
+#define NOTIFY_QUEUE_MAX 4096
+
+typedef enum notify_kind {
+        NOTIFY_READY,    /* "READY=1\n..." */
+        NOTIFY_STATUS,   /* "STATUS=..." */
+        NOTIFY_WATCHDOG, /* "WATCHDOG=1" */
+        NOTIFY_STOPPING, /* "STOPPING=1\n..." */
+        NOTIFY_KIND_MAX_,
+} notify_kind;
+
+/* Read $NOTIFY_SOCKET (a path, or @name for the abstract namespace) and
+ * connect a non-blocking datagram socket to it.  Returns 1 if there is a
+ * manager to talk to, 0 if none, or a negative errno (logged) if the
+ * variable is unusable (then every call is a no-op). */
+int notify_init(uv_loop_t *loop);
+bool notify_enabled(void);
+
+/* Send a state message (text copied). */
+void notify_state(notify_kind kind, const char *text);
+/* FDSTORE=1 with FDNAME=name and fd.  Borrows fd: a queued message holds its
+ * own dup.  Callers remove a name (notify_fdstore_remove) before storing it
+ * again. */
+void notify_fdstore(int fd, const char *name);
+/* FDSTOREREMOVE=1 with FDNAME=name. */
+void notify_fdstore_remove(const char *name);
+
+/* Shutdown: one last attempt to send what waits, without blocking; then log
+ * what is lost, close every queued fd and the socket, and close the poll
+ * handle so that the loop can close.  Later calls are no-ops. */
+void notify_fini(void);

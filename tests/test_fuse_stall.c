@@ -1,0 +1,556 @@
+/* test_fuse_stall.c: the daemon's loop never waits on a FUSE server.  A
+ * client opens a file on a FUSE mount whose server then stops answering,
+ * and hands the fd to the daemon: attached to a HELLO (unsolicited: the
+ * daemon closes it, and close() sends FUSE_FLUSH) and as the memfd of an
+ * SHM_REGISTER (refused: F_GET_SEALS fails without asking the server, so
+ * fstat/fstatfs never reach it).  A well-behaved client (the prober, as in
+ * test_stall.c) measures its round trips meanwhile; the figures are printed
+ * as [fuse] lines.
+ *
+ * The FUSE server is a thread of the test speaking the kernel protocol
+ * (<linux/fuse.h>) on /dev/fuse; the mount lives in a private mount
+ * namespace of the test process.  Once stalled, the server reads requests
+ * and holds them unanswered, noting who sent them (the in_header's pid is
+ * the sending thread's id: the daemon's loop thread has the daemon's pid);
+ * released, it answers them, so that every blocked close() finishes and
+ * nothing hangs at exit.  Needs root and /dev/fuse, or skips. */
+#include "harness.h"
+
+#include "ipcbroker.h"
+#include "proto.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fuse.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+static ipcbd d;
+
+/* ---- a FUSE server that can fall silent ---- */
+
+#define FUSE_FILE_INO 2
+#define FUSE_MAX_WRITE (128 * 1024)
+#define FUSE_HELD_MAX 64
+
+typedef struct held_req {
+        uint64_t unique, nodeid;
+        uint32_t opcode, pid;
+} held_req;
+
+typedef struct fusefs {
+        char dir[64];    /* mount point; "" once removed */
+        int devfd;       /* /dev/fuse, -1: closed */
+        bool mounted;
+        bool running;    /* the server thread was started */
+        pthread_t thread;
+        atomic_bool quit; /* the server thread stops */
+        atomic_bool gone; /* the kernel ended the connection (unmounted, all files closed) */
+        pthread_mutex_t mtx;
+        bool stall;                   /* hold every request unanswered */
+        unsigned nheld, nanswered;    /* held[nanswered..nheld) wait for release */
+        unsigned nlost;               /* held past FUSE_HELD_MAX: never answered */
+        held_req held[FUSE_HELD_MAX]; /* kept after release, for the report */
+} fusefs;
+
+static fusefs fs = { .devfd = -1, .mtx = PTHREAD_MUTEX_INITIALIZER };
+
+static const char *fuse_op_name(uint32_t op) {
+        switch (op) {
+        case FUSE_LOOKUP: return "LOOKUP";
+        case FUSE_GETATTR: return "GETATTR";
+        case FUSE_OPEN: return "OPEN";
+        case FUSE_STATFS: return "STATFS";
+        case FUSE_RELEASE: return "RELEASE";
+        case FUSE_FLUSH: return "FLUSH";
+        case FUSE_GETXATTR: return "GETXATTR";
+        case FUSE_ACCESS: return "ACCESS";
+        default: return "other";
+        }
+}
+
+static void fuse_reply(int devfd, uint64_t unique, int error, const void *body, size_t len) {
+        struct fuse_out_header out = {
+                .len = (uint32_t)(sizeof(out) + (error ? 0 : len)), .error = error, .unique = unique
+        };
+        struct iovec iov[2] = { { &out, sizeof(out) }, { (void *)body, error ? 0 : len } };
+        /* ENOENT: the request was interrupted meanwhile; nothing to do */
+        (void)!writev(devfd, iov, body && !error ? 2 : 1);
+}
+
+static void fuse_fill_attr(uint64_t nodeid, struct fuse_attr *a) {
+        *a = (struct fuse_attr){ .ino = nodeid, .nlink = 1, .blksize = 4096 };
+        if (nodeid == FUSE_ROOT_ID) {
+                a->mode = S_IFDIR | 0755;
+                a->nlink = 2;
+        } else {
+                a->mode = S_IFREG | 0666;
+                a->size = 4096;
+                a->blocks = 8;
+        }
+}
+
+/* Answer one request.  Every attribute and entry timeout is 0, so that
+ * each later fstat of the file asks the server again. */
+static void fuse_answer(int devfd, const struct fuse_in_header *in, const void *arg) {
+        switch (in->opcode) {
+        case FUSE_INIT: {
+                const struct fuse_init_in *ii = arg;
+                if (!ii) { /* never held: the stall comes after the mount */
+                        fuse_reply(devfd, in->unique, -EIO, NULL, 0);
+                        break;
+                }
+                struct fuse_init_out io = {
+                        .major = FUSE_KERNEL_VERSION,
+                        .minor = ii->minor < FUSE_KERNEL_MINOR_VERSION ? ii->minor
+                                                                      : FUSE_KERNEL_MINOR_VERSION,
+                        .max_readahead = ii->max_readahead,
+                        .max_background = 16,
+                        .congestion_threshold = 12,
+                        .max_write = FUSE_MAX_WRITE,
+                        .time_gran = 1,
+                };
+                fuse_reply(devfd, in->unique, ii->major == FUSE_KERNEL_VERSION ? 0 : -EPROTO, &io,
+                           sizeof(io));
+                break;
+        }
+        case FUSE_LOOKUP: {
+                struct fuse_entry_out eo = { .nodeid = FUSE_FILE_INO, .generation = 1 };
+                if (!arg || in->nodeid != FUSE_ROOT_ID || strcmp(arg, "f") != 0) {
+                        fuse_reply(devfd, in->unique, -ENOENT, NULL, 0);
+                        break;
+                }
+                fuse_fill_attr(FUSE_FILE_INO, &eo.attr);
+                fuse_reply(devfd, in->unique, 0, &eo, sizeof(eo));
+                break;
+        }
+        case FUSE_GETATTR: {
+                struct fuse_attr_out ao = { 0 };
+                fuse_fill_attr(in->nodeid, &ao.attr);
+                fuse_reply(devfd, in->unique, 0, &ao, sizeof(ao));
+                break;
+        }
+        case FUSE_OPEN: {
+                struct fuse_open_out oo = { .fh = 1 };
+                fuse_reply(devfd, in->unique, 0, &oo, sizeof(oo));
+                break;
+        }
+        case FUSE_STATFS: {
+                struct fuse_statfs_out so = { .st = { .blocks = 1, .bsize = 4096, .namelen = 255,
+                                                      .frsize = 4096, .files = 2 } };
+                fuse_reply(devfd, in->unique, 0, &so, sizeof(so));
+                break;
+        }
+        case FUSE_FLUSH:   /* never ENOSYS: the kernel would stop sending FLUSH */
+        case FUSE_RELEASE:
+        case FUSE_DESTROY:
+                fuse_reply(devfd, in->unique, 0, NULL, 0);
+                break;
+        case FUSE_FORGET:
+        case FUSE_BATCH_FORGET:
+        case FUSE_INTERRUPT: /* no reply; the held request is answered on release */
+                break;
+        default:
+                fuse_reply(devfd, in->unique, -ENOSYS, NULL, 0);
+                break;
+        }
+}
+
+/* Hold a request while stalled.  The arguments are not kept: the requests
+ * a stalled server can get are answered from their header alone (a LOOKUP
+ * would get ENOENT). */
+static bool fuse_hold(const struct fuse_in_header *in) {
+        bool held = false;
+
+        pthread_mutex_lock(&fs.mtx);
+        if (fs.stall && in->opcode != FUSE_FORGET && in->opcode != FUSE_BATCH_FORGET &&
+            in->opcode != FUSE_INTERRUPT) {
+                if (fs.nheld < FUSE_HELD_MAX)
+                        fs.held[fs.nheld++] = (held_req){ .unique = in->unique, .nodeid = in->nodeid,
+                                                          .opcode = in->opcode, .pid = in->pid };
+                else
+                        fs.nlost++;
+                held = true;
+        }
+        pthread_mutex_unlock(&fs.mtx);
+        return held;
+}
+
+static void *fuse_serve(void *arg) {
+        size_t cap = FUSE_MAX_WRITE + 4096; /* the kernel refuses a smaller read buffer */
+        char *buf = malloc(cap);
+
+        (void)arg;
+        while (buf && !atomic_load(&fs.quit)) {
+                struct pollfd pfd = { .fd = fs.devfd, .events = POLLIN };
+                if (poll(&pfd, 1, 100) <= 0)
+                        continue;
+                ssize_t n = read(fs.devfd, buf, cap);
+                if (n < 0 && (errno == ENODEV || errno == ECONNABORTED)) {
+                        atomic_store(&fs.gone, true);
+                        break;
+                }
+                if (n < (ssize_t)sizeof(struct fuse_in_header))
+                        continue; /* EINTR, EAGAIN, ENOENT (interrupted before we read it) */
+                const struct fuse_in_header *in = (const void *)buf;
+                if (!fuse_hold(in))
+                        fuse_answer(fs.devfd, in, buf + sizeof(*in));
+        }
+        free(buf);
+        return NULL;
+}
+
+static void fuse_stall(void) {
+        pthread_mutex_lock(&fs.mtx);
+        fs.stall = true;
+        pthread_mutex_unlock(&fs.mtx);
+}
+
+/* Answer everything held; from now on every request is answered. */
+static void fuse_release(void) {
+        unsigned from, to;
+
+        pthread_mutex_lock(&fs.mtx);
+        fs.stall = false;
+        from = fs.nanswered;
+        to = fs.nanswered = fs.nheld;
+        pthread_mutex_unlock(&fs.mtx);
+        for (unsigned i = from; i < to; i++) {
+                struct fuse_in_header in = { .unique = fs.held[i].unique, .nodeid = fs.held[i].nodeid,
+                                             .opcode = fs.held[i].opcode };
+                fuse_answer(fs.devfd, &in, NULL);
+        }
+}
+
+/* A private mount namespace (the mount goes with the test process), then
+ * "fuse" on a temporary directory served by fuse_serve.  Skips if the
+ * kernel or our privileges do not allow it. */
+static void fuse_mount(void) {
+        char opts[128];
+        int k;
+
+        if (unshare(CLONE_NEWNS) < 0)
+                cr_skip_test("unshare(CLONE_NEWNS): %s (needs CAP_SYS_ADMIN)", strerror(errno));
+        cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "make / private: %s",
+                     strerror(errno));
+        fs.devfd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+        if (fs.devfd < 0)
+                cr_skip_test("open /dev/fuse: %s", strerror(errno));
+        strcpy(fs.dir, "/tmp/ipcbt-fuse.XXXXXX");
+        cr_assert_not_null(mkdtemp(fs.dir));
+        snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0,allow_other", fs.devfd);
+        if (mount("ipcbt-fuse", fs.dir, "fuse", MS_NOSUID | MS_NODEV, opts) < 0) {
+                k = errno;
+                if (k == EPERM || k == ENODEV)
+                        cr_skip_test("mount fuse: %s", strerror(k)); /* .fini cleans up */
+                cr_assert_fail("mount fuse on %s: %s", fs.dir, strerror(k));
+        }
+        fs.mounted = true;
+        /* The server must run before anything touches the mount: the first
+         * access waits for the answer to FUSE_INIT. */
+        cr_assert_eq(pthread_create(&fs.thread, NULL, fuse_serve, NULL), 0);
+        fs.running = true;
+}
+
+static bool fuse_gone(void *arg) {
+        (void)arg;
+        return atomic_load(&fs.gone);
+}
+
+/* Release the server, unmount, wait until the kernel has ended the
+ * connection (the superblock goes once the last file on it is closed: the
+ * daemon's included), stop the server and close /dev/fuse.  check: assert
+ * that the connection ended by itself. */
+static void fuse_teardown(bool check) {
+        bool gone = true;
+
+        if (fs.running)
+                fuse_release();
+        if (fs.mounted) {
+                umount2(fs.dir, MNT_DETACH);
+                fs.mounted = false;
+        }
+        if (fs.running) {
+                gone = wait_until(fuse_gone, NULL, 5000);
+                atomic_store(&fs.quit, true);
+                pthread_join(fs.thread, NULL);
+                fs.running = false;
+        }
+        if (fs.devfd >= 0) {
+                close(fs.devfd); /* aborts the connection if it is still there */
+                fs.devfd = -1;
+        }
+        if (fs.dir[0]) {
+                rmdir(fs.dir);
+                fs.dir[0] = '\0';
+        }
+        if (check)
+                cr_assert(gone, "the FUSE connection did not end: a file on it is still open");
+}
+
+static bool fuse_held_op(void *arg) {
+        uint32_t op = *(uint32_t *)arg;
+        bool found = false;
+
+        pthread_mutex_lock(&fs.mtx);
+        for (unsigned i = 0; i < fs.nheld && !found; i++)
+                found = fs.held[i].opcode == op;
+        pthread_mutex_unlock(&fs.mtx);
+        return found;
+}
+
+/* "FLUSH(worker) GETATTR(loop)": what the server held, and from which of
+ * the daemon's threads.  Returns how many came from its loop thread. */
+static unsigned fuse_held_summary(char *buf, size_t cap) {
+        unsigned from_loop = 0;
+        size_t off = 0;
+
+        buf[0] = '\0';
+        pthread_mutex_lock(&fs.mtx);
+        for (unsigned i = 0; i < fs.nheld && off < cap; i++) {
+                const char *who = fs.held[i].pid == (uint32_t)d.pid ? "loop" : "worker";
+                from_loop += fs.held[i].pid == (uint32_t)d.pid;
+                off += (size_t)snprintf(buf + off, cap - off, "%s%s(%s)", i ? " " : "",
+                                        fuse_op_name(fs.held[i].opcode), who);
+        }
+        pthread_mutex_unlock(&fs.mtx);
+        return from_loop;
+}
+
+/* ---- the fixture ---- */
+
+static void release(void) {
+        fuse_teardown(true);
+}
+
+/* fixture_end (harness.h) checks the daemon's and our fds and its exit;
+ * release() runs before it: the server answers, the mount goes. */
+#define FUSE_TEST(name, ...) FIXTURE_TEST(fuse, name, &d, release, ##__VA_ARGS__)
+
+static void cleanup(void) {
+        /* a test that failed with the server silent: let the daemon's
+         * threads go before it is stopped */
+        fuse_teardown(false);
+        fixture_cleanup(&d);
+}
+
+TestSuite(fuse, .fini = cleanup);
+
+static void begin(void) {
+        if (geteuid() != 0)
+                cr_skip_test("needs root to mount a FUSE file system; run the tests as root");
+        if (access("/dev/fuse", R_OK | W_OK) < 0)
+                cr_skip_test("/dev/fuse: %s", strerror(errno));
+        fixture_begin(&d, NULL);
+        fuse_mount();
+}
+
+/* ---- the prober: a well-behaved client measuring its round trips ---- */
+
+static long long now_us(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+typedef struct prober {
+        pthread_t thread;
+        atomic_bool stop;
+        int errors;
+        unsigned n;
+        long long lat_us[1 << 16];
+} prober;
+
+static void *prober_run(void *arg) {
+        prober *pr = arg;
+        ipcb_client *c;
+        ipcb_shm *s;
+
+        if (ipcb_connect(d.sock, &c) < 0) {
+                pr->errors++;
+                return NULL;
+        }
+        while (!atomic_load(&pr->stop) && pr->n < sizeof(pr->lat_us) / sizeof(pr->lat_us[0])) {
+                long long t0 = now_us();
+                /* A request whose reply carries an fd, and its close. */
+                int k = ipcb_shm_create(c, "probe", 4096, NULL, &s);
+                if (k == 0)
+                        ipcb_shm_close(s);
+                else
+                        pr->errors++;
+                pr->lat_us[pr->n++] = now_us() - t0;
+                usleep(1000);
+        }
+        ipcb_disconnect(c);
+        return NULL;
+}
+
+static void prober_start(prober *pr) {
+        memset(pr, 0, sizeof(*pr));
+        cr_assert_eq(pthread_create(&pr->thread, NULL, prober_run, pr), 0);
+}
+
+static int cmp_ll(const void *a, const void *b) {
+        long long x = *(const long long *)a, y = *(const long long *)b;
+        return x < y ? -1 : x > y;
+}
+
+/* Stop the prober, release the FUSE server (a daemon whose loop waits on it
+ * would keep the prober's request, and the join, waiting), print the
+ * prober's figures and return its worst latency in µs. */
+static long long prober_stop(prober *pr, const char *attack) {
+        atomic_store(&pr->stop, true);
+        fuse_release();
+        pthread_join(pr->thread, NULL);
+        cr_assert_gt(pr->n, 0, "the prober made no request");
+        qsort(pr->lat_us, pr->n, sizeof(pr->lat_us[0]), cmp_ll);
+        long long p50 = pr->lat_us[pr->n / 2], p99 = pr->lat_us[pr->n * 99 / 100],
+                  max = pr->lat_us[pr->n - 1];
+        fprintf(stderr, "[fuse] %-40s well-behaved client: %u requests, p50 %lld us, p99 %lld us, "
+                        "max %lld us, %d errors\n", attack, pr->n, p50, p99, max, pr->errors);
+        cr_assert_eq(pr->errors, 0, "%s: the well-behaved client got %d errors", attack, pr->errors);
+        return max;
+}
+
+/* The same bound as test_stall.c: a server that never answers would show
+ * as a stall of the whole window (a second). */
+#define STALL_BOUND_US 250000
+#define STALL_WINDOW_US 1000000
+
+/* ---- helpers ---- */
+
+static size_t enc(ipcb_msg *m, uint8_t *buf) {
+        ssize_t n = ipcb_proto_encode(m, buf, IPCB_MSG_MAX);
+        cr_assert_gt(n, 0);
+        return (size_t)n;
+}
+
+static int hello_conn(void) {
+        int fd = raw_connect(d.sock);
+        cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+        cr_assert_eq(raw_hello(fd), 0);
+        return fd;
+}
+
+static bool daemon_stopped(void *arg) {
+        char path[64], buf[256];
+        pid_t pid = *(pid_t *)arg;
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+                return false;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+                return false;
+        buf[n] = '\0';
+        const char *p = strrchr(buf, ')');
+        return p && p[1] == ' ' && p[2] == 'T';
+}
+
+/* Hand fd (the file on the mount, consumed) to the daemon in the datagram
+ * buf: the daemon is stopped meanwhile so that our close (whose FLUSH the
+ * server still answers) comes first, and the server falls silent before
+ * the daemon sees the fd. */
+static void send_then_stall(int conn, const uint8_t *buf, size_t len, int fd) {
+        kill(d.pid, SIGSTOP);
+        cr_assert(wait_until(daemon_stopped, &d.pid, 2000), "the daemon did not stop");
+        cr_assert_eq(raw_send(conn, buf, len, &fd, 1), 0);
+        close(fd);
+        fuse_stall();
+        kill(d.pid, SIGCONT);
+}
+
+static int open_fuse_file(void) {
+        char path[96];
+
+        snprintf(path, sizeof(path), "%s/f", fs.dir);
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+        return fd;
+}
+
+/* ---- 1. a FUSE file as an unsolicited fd ---- */
+
+/* close() of it sends FLUSH, which the server never answers: a worker
+ * waits, the loop must not. */
+FUSE_TEST(file_attached, .timeout = 60) {
+        begin();
+        prober pr;
+        prober_start(&pr);
+        usleep(50000);
+        int t = open_fuse_file();
+        int fd = hello_conn();
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO, .id = 2 } };
+        m.hello.version = IPCB_PROTO_VERSION;
+        long long t0 = now_us();
+        send_then_stall(fd, buf, enc(&m, buf), t);
+        uint32_t flush = FUSE_FLUSH;
+        bool reached = wait_until(fuse_held_op, &flush, 2000);
+        long long left = STALL_WINDOW_US - (now_us() - t0);
+        if (left > 0)
+                usleep((useconds_t)left);
+        char held[512];
+        unsigned from_loop = fuse_held_summary(held, sizeof(held));
+        long long max = prober_stop(&pr, "FUSE file (silent server) attached");
+        fprintf(stderr, "[fuse] held by the silent server: %s\n", held[0] ? held : "nothing");
+        close(fd);
+        cr_assert(reached, "the daemon's close of the file never reached the server");
+        cr_assert_eq(from_loop, 0, "the daemon's loop waited on the FUSE server: %s", held);
+        cr_assert_lt(max, STALL_BOUND_US);
+}
+
+/* ---- 2. a FUSE file as SHM_REGISTER's memfd ---- */
+
+/* Refused (-EBADFD) without asking the server, promptly; the close that
+ * follows waits on a worker. */
+FUSE_TEST(file_registered, .timeout = 60) {
+        begin();
+        prober pr;
+        prober_start(&pr);
+        usleep(50000);
+        int t = open_fuse_file();
+        int fd = hello_conn();
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_SHM_REGISTER, .id = 4, .nfds = 1 } };
+        m.shm_register.name = (ipcb_name){ .ptr = "fuse", .len = 4 };
+        m.shm_register.mode = 0644;
+        long long t0 = now_us();
+        send_then_stall(fd, buf, enc(&m, buf), t);
+        ipcb_msg r = { 0 };
+        ssize_t n = raw_recv(fd, buf, sizeof(buf), NULL, NULL, 1000);
+        long long reply_us = now_us() - t0;
+        int dec = n > 0 ? ipcb_proto_decode(buf, (size_t)n, 0, &r) : -1;
+        uint32_t flush = FUSE_FLUSH;
+        bool reached = n > 0 && wait_until(fuse_held_op, &flush, 2000);
+        long long left = STALL_WINDOW_US - (now_us() - t0);
+        if (left > 0)
+                usleep((useconds_t)left);
+        char held[512];
+        unsigned from_loop = fuse_held_summary(held, sizeof(held));
+        long long max = prober_stop(&pr, "FUSE file (silent server) registered");
+        fprintf(stderr, "[fuse] register reply after %lld us (%s); held by the silent server: %s\n",
+                reply_us, n > 0 ? "answered" : "none within 1 s", held[0] ? held : "nothing");
+        close(fd);
+        cr_assert_gt(n, 0, "no reply to the register within 1 s: %s", strerror((int)-n));
+        cr_assert_eq(dec, 0);
+        cr_assert_eq(r.hdr.status, -EBADFD, "register of a FUSE file: %d", r.hdr.status);
+        cr_assert(reached, "the daemon's close of the file never reached the server");
+        cr_assert_eq(from_loop, 0, "the daemon's loop waited on the FUSE server: %s", held);
+        cr_assert_lt(max, STALL_BOUND_US);
+}

@@ -1,0 +1,485 @@
+/* test_notify.c: messages to the service manager never block the daemon.
+ * A fake manager binds a datagram socket and, at first, reads nothing: its
+ * queue (net.unix.max_dgram_qlen) fills after a few messages.  The daemon
+ * must go on serving with low latency, keep what does not fit in its own
+ * bounded queue (coalescing watchdog pings, cancelling stores removed before
+ * they were sent, dropping stores past the bound with a log line), deliver
+ * the rest in order once the manager reads, and exit cleanly, even with
+ * messages still waiting.  Also: an abstract-namespace NOTIFY_SOCKET, and a
+ * NOTIFY_SOCKET nobody listens on. */
+#include "harness.h"
+
+#include "ipcbroker.h"
+
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STORE_CAP 16384
+#define NFILL 4300  /* more than the daemon's queue bound (4096) */
+#define NCHURN 500
+#define NKEEP 8
+#define MIN_SAMPLES 200
+#define MIN_MEASURE_MS 1000
+#define STALL_MS 2000 /* a request outstanding this long: the daemon is stuck */
+#define WATCHDOG_USEC "20000" /* a ping every 10 ms */
+
+/* The fake manager: its socket, and the fd store as the messages left it. */
+static struct {
+        char dir[64], path[96], log[96];
+        int nfd, saved_stderr;
+        int fds[STORE_CAP];
+        char names[STORE_CAP][32];
+        unsigned n;
+        unsigned ready, stopping, watchdog, status, stores, removes;
+        unsigned watchdog_before_remove; /* pings read before the first removal */
+        bool stores_broken;              /* an FDSTORE without exactly one memfd */
+} m;
+
+static ipcbd d;
+
+static long long now_us(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void sleep_us(long us) {
+        struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000 };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+static void store_remove(const char *name) {
+        for (unsigned i = 0; i < m.n;) {
+                if (strcmp(m.names[i], name) == 0) {
+                        close(m.fds[i]);
+                        m.fds[i] = m.fds[m.n - 1];
+                        memcpy(m.names[i], m.names[m.n - 1], sizeof(m.names[0]));
+                        m.n--;
+                } else
+                        i++;
+        }
+}
+
+/* Read one message if one comes within timeout_ms and apply it to the
+ * store.  Returns 1 for an fd store message, 2 for a state message, 0 if
+ * none came. */
+static int read_one(int timeout_ms) {
+        struct pollfd p = { .fd = m.nfd, .events = POLLIN };
+        char buf[4096], name[64] = "";
+        union {
+                struct cmsghdr a;
+                char b[CMSG_SPACE(sizeof(int) * 8)];
+        } ctl;
+        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
+                             .msg_controllen = sizeof(ctl) };
+        int fds[8];
+        unsigned nfds = 0;
+        bool store = false, remove = false;
+        ssize_t k;
+
+        if (poll(&p, 1, timeout_ms) <= 0)
+                return 0;
+        k = recvmsg(m.nfd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        if (k < 0)
+                return 0;
+        buf[k] = '\0';
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                        nfds = (unsigned)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+                        memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
+                }
+        if (mh.msg_flags & MSG_CTRUNC)
+                m.stores_broken = true;
+        for (char *save, *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                if (strcmp(line, "READY=1") == 0)
+                        m.ready++;
+                else if (strcmp(line, "STOPPING=1") == 0)
+                        m.stopping++;
+                else if (strcmp(line, "WATCHDOG=1") == 0) {
+                        m.watchdog++;
+                        if (m.removes == 0)
+                                m.watchdog_before_remove++;
+                } else if (strncmp(line, "STATUS=", 7) == 0)
+                        m.status++;
+                else if (strcmp(line, "FDSTORE=1") == 0)
+                        store = true;
+                else if (strcmp(line, "FDSTOREREMOVE=1") == 0)
+                        remove = true;
+                else if (strncmp(line, "FDNAME=", 7) == 0)
+                        snprintf(name, sizeof(name), "%s", line + 7);
+        }
+        if (store) {
+                struct stat st;
+                m.stores++;
+                if (nfds != 1 || fstat(fds[0], &st) < 0 || !S_ISREG(st.st_mode) ||
+                    fcntl(fds[0], F_GET_SEALS) < 0 || m.n == STORE_CAP)
+                        m.stores_broken = true;
+                if (nfds == 1 && m.n < STORE_CAP) {
+                        snprintf(m.names[m.n], sizeof(m.names[0]), "%s", name);
+                        m.fds[m.n++] = fds[0];
+                        nfds = 0;
+                }
+        }
+        for (unsigned i = 0; i < nfds; i++)
+                close(fds[i]);
+        if (remove) {
+                m.removes++;
+                store_remove(name);
+        }
+        return store || remove ? 1 : 2;
+}
+
+/* Read until no fd store message has come for quiet_ms (watchdog pings go
+ * on all the time). */
+static void drain(int quiet_ms) {
+        long long last = now_us();
+
+        while (now_us() - last < quiet_ms * 1000LL)
+                if (read_one(10) == 1)
+                        last = now_us();
+}
+
+static void setup(void) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        signal(SIGPIPE, SIG_IGN);
+        /* Room for every store (the old, blocking daemon hands them all
+         * over), and a daemon fd budget (3/4 of its limit, 3 per segment)
+         * that holds every segment. */
+        raise_nofile(20000);
+        memset(&m, 0, sizeof(m));
+        m.nfd = m.saved_stderr = -1;
+        snprintf(m.dir, sizeof(m.dir), "/tmp/ipcbnt.XXXXXX");
+        cr_assert_not_null(mkdtemp(m.dir));
+        snprintf(m.path, sizeof(m.path), "%s/notify", m.dir);
+        snprintf(m.log, sizeof(m.log), "%s/log", m.dir);
+        strcpy(sa.sun_path, m.path);
+        m.nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(m.nfd, 0);
+        cr_assert_eq(bind(m.nfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+}
+
+static void teardown(void) {
+        if (d.pid > 0) {
+                kill(d.pid, SIGKILL);
+                waitpid(d.pid, NULL, 0);
+        }
+        for (unsigned i = 0; i < m.n; i++)
+                close(m.fds[i]);
+        if (m.nfd >= 0)
+                close(m.nfd);
+        unlink(m.path);
+        unlink(m.log);
+        rmdir(m.dir);
+        unsetenv("NOTIFY_SOCKET");
+        unsetenv("WATCHDOG_USEC");
+}
+
+TestSuite(notify, .init = setup, .fini = teardown, .timeout = 60);
+
+/* ipcbd_start with NOTIFY_SOCKET set and the daemon's stderr in m.log. */
+static void start(const char *notify_socket, const char *watchdog_usec, const char *const *args) {
+        int logfd = open(m.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+        cr_assert_geq(logfd, 0);
+        setenv("NOTIFY_SOCKET", notify_socket, 1);
+        if (watchdog_usec)
+                setenv("WATCHDOG_USEC", watchdog_usec, 1);
+        fflush(stderr);
+        m.saved_stderr = fcntl(2, F_DUPFD_CLOEXEC, 3);
+        dup2(logfd, 2);
+        close(logfd);
+        ipcbd_start(&d, args);
+        dup2(m.saved_stderr, 2);
+        close(m.saved_stderr);
+        m.saved_stderr = -1;
+        unsetenv("NOTIFY_SOCKET");
+        unsetenv("WATCHDOG_USEC");
+}
+
+static bool log_has(const char *what) {
+        static char buf[1 << 20];
+        int fd = open(m.log, O_RDONLY | O_CLOEXEC);
+        ssize_t k = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+        if (fd >= 0)
+                close(fd);
+        if (k < 0)
+                return false;
+        buf[k] = '\0';
+        return strstr(buf, what) != NULL;
+}
+
+static int mkseg(ipcb_client *c, const char *name, size_t size, char fill) {
+        ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
+        ipcb_shm *s;
+        int k;
+
+        o.flags = IPCB_SHM_PERSISTENT;
+        if ((k = ipcb_shm_create(c, name, size, &o, &s)) < 0)
+                return k;
+        memset(ipcb_shm_data(s), fill, size);
+        return ipcb_shm_close(s);
+}
+
+/* A client that makes the daemon send thousands of fd store messages:
+ * more stores than the queue holds, then their removal, then stores removed
+ * at once, then NKEEP segments that stay (sizes 4096 * (i + 1), filled with
+ * 'A' + i) in slots freed by removals. */
+static int loader(const char *sock) {
+        ipcb_client *c;
+        char name[32];
+
+        if (ipcb_connect(sock, &c) < 0)
+                return 1;
+        for (int i = 0; i < NFILL; i++) {
+                snprintf(name, sizeof(name), "fill-%05d", i);
+                if (mkseg(c, name, 4096, 'f') < 0)
+                        return 2;
+        }
+        for (int i = 0; i < NFILL; i++) {
+                snprintf(name, sizeof(name), "fill-%05d", i);
+                if (ipcb_unlink(c, name) < 0)
+                        return 3;
+        }
+        for (int i = 0; i < NCHURN; i++) {
+                snprintf(name, sizeof(name), "churn-%d", i);
+                if (mkseg(c, name, 4096, 'c') < 0 || ipcb_unlink(c, name) < 0)
+                        return 4;
+        }
+        for (int i = 0; i < NKEEP; i++) {
+                snprintf(name, sizeof(name), "keep-%d", i);
+                if (mkseg(c, name, 4096 * (size_t)(i + 1), (char)('A' + i)) < 0)
+                        return 5;
+        }
+        if (ipcb_sync(c) < 0)
+                return 6;
+        ipcb_disconnect(c);
+        return 0;
+}
+
+/* If the daemon stops answering, the test reads the manager's socket so
+ * that a blocking daemon gets going again and the test can report. */
+static struct {
+        atomic_llong request_since_us; /* 0: no request outstanding */
+        atomic_bool done, rescued;
+} watch;
+
+static void *rescuer(void *arg) {
+        (void)arg;
+        while (!atomic_load(&watch.done)) {
+                long long since = atomic_load(&watch.request_since_us);
+                if (since && now_us() - since > STALL_MS * 1000LL)
+                        atomic_store(&watch.rescued, true);
+                if (atomic_load(&watch.rescued))
+                        read_one(5);
+                else
+                        sleep_us(20000);
+        }
+        return NULL;
+}
+
+static int cmp_ll(const void *a, const void *b) {
+        long long x = *(const long long *)a, y = *(const long long *)b;
+        return (x > y) - (x < y);
+}
+
+static unsigned stored_named(const char *prefix) {
+        unsigned k = 0;
+        for (unsigned i = 0; i < m.n; i++)
+                k += strncmp(m.names[i], prefix, strlen(prefix)) == 0;
+        return k;
+}
+
+Test(notify, full_manager_queue_never_blocks) {
+        static const char *const args[] = { "--max-objects", "20000", NULL };
+        static long long lat[200000];
+        ipcb_object_info info;
+        ipcb_client *c;
+        pthread_t th;
+        unsigned n = 0;
+        int self_fds = self_fd_count(), st, rc = -1;
+        long long t0, stall_ms;
+        pid_t child;
+
+        start(m.path, WATCHDOG_USEC, args);
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        cr_assert_eq(mkseg(c, "probe", 4096, 'p'), 0);
+
+        child = test_fork();
+        if (child == 0)
+                _exit(loader(d.sock));
+        pthread_create(&th, NULL, rescuer, NULL);
+        t0 = now_us();
+        for (;;) {
+                if (rc < 0 && waitpid(child, &st, WNOHANG) == child)
+                        rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+                if (rc >= 0 && n >= MIN_SAMPLES && now_us() - t0 >= MIN_MEASURE_MS * 1000LL)
+                        break;
+                long long a = now_us();
+                atomic_store(&watch.request_since_us, a);
+                cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "probe", &info), 0);
+                lat[n] = now_us() - a;
+                atomic_store(&watch.request_since_us, 0);
+                if (n < sizeof(lat) / sizeof(lat[0]) - 1)
+                        n++;
+                sleep_us(2000);
+        }
+        stall_ms = (now_us() - t0) / 1000;
+        atomic_store(&watch.done, true);
+        pthread_join(th, NULL);
+        qsort(lat, n, sizeof(lat[0]), cmp_ll);
+        fprintf(stderr, "[notify] %u stat round trips while the manager did not read (%lld ms): "
+                        "p50 %.3f ms, p99 %.3f ms, max %.3f ms%s\n",
+                n, stall_ms, lat[n / 2] / 1000.0, lat[n * 99 / 100] / 1000.0, lat[n - 1] / 1000.0,
+                atomic_load(&watch.rescued) ? " (the test had to read to unblock the daemon)" : "");
+        cr_assert_eq(rc, 0, "loader failed at step %d", rc);
+
+        /* Now the manager reads everything. */
+        drain(500);
+        fprintf(stderr, "[notify] the manager got %u FDSTORE and %u FDSTOREREMOVE for %d creates; "
+                        "%u WATCHDOG (%u before the first removal, over %lld ms of pings every 10 ms), "
+                        "%u STATUS\n",
+                m.stores, m.removes, NFILL + NCHURN + NKEEP + 1, m.watchdog, m.watchdog_before_remove,
+                stall_ms, m.status);
+        cr_assert_lt(lat[n - 1], 100000, "a request took %.1f ms", lat[n - 1] / 1000.0);
+        cr_assert(!m.stores_broken, "an FDSTORE came without a valid memfd");
+        cr_assert_eq(m.ready, 1);
+        /* Stores removed before the manager saw them were never sent. */
+        cr_assert_lt(m.stores, (NFILL + NCHURN) / 10, "%u stores sent", m.stores);
+        /* Pings pile up as one while the manager does not read. */
+        cr_assert_lt(m.watchdog_before_remove, 30, "%u pings", m.watchdog_before_remove);
+        cr_assert(log_has("was dropped"), "no log line about dropped stores");
+        cr_assert(log_has("caught up"), "no log line when the manager caught up");
+
+        /* In order: the catalog, the probe and the keepers, each once, with
+         * the right contents; nothing removed or dropped is left behind. */
+        cr_assert_eq(m.n, 2 + NKEEP, "the store holds %u fds", m.n);
+        cr_assert_eq(stored_named("ipcb-catalog"), 1);
+        unsigned seen = 0;
+        for (unsigned i = 0; i < m.n; i++) {
+                struct stat sb;
+                char b = 0;
+                if (strcmp(m.names[i], "ipcb-catalog") == 0)
+                        continue;
+                cr_assert_eq(fstat(m.fds[i], &sb), 0);
+                cr_assert_eq(pread(m.fds[i], &b, 1, 0), 1);
+                for (unsigned j = i + 1; j < m.n; j++)
+                        cr_assert_str_neq(m.names[i], m.names[j], "%s stored twice", m.names[i]);
+                if (b == 'p')
+                        cr_assert_eq(sb.st_size, 4096);
+                else {
+                        cr_assert(b >= 'A' && b < 'A' + NKEEP, "%s holds '%c'", m.names[i], b);
+                        cr_assert_eq(sb.st_size, 4096 * (b - 'A' + 1), "%s: size %lld", m.names[i],
+                                     (long long)sb.st_size);
+                }
+                seen |= 1u << (b == 'p' ? NKEEP : b - 'A');
+        }
+        cr_assert_eq(seen, (1u << (NKEEP + 1)) - 1, "stored: %#x", seen);
+
+        /* Everything removed: the daemon is back to its own fds. */
+        char name[32];
+        for (int i = 0; i < NKEEP; i++) {
+                snprintf(name, sizeof(name), "keep-%d", i);
+                cr_assert_eq(ipcb_unlink(c, name), 0);
+        }
+        cr_assert_eq(ipcb_unlink(c, "probe"), 0);
+        ipcb_disconnect(c);
+        drain(300);
+        cr_assert_eq(m.n, 1, "left in the store: %u", m.n);
+        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 5000), "the daemon kept fds");
+        ipcbd_stop(&d);
+        drain(100);
+        cr_assert_eq(m.stopping, 1);
+        for (unsigned i = 0; i < m.n; i++)
+                close(m.fds[i]);
+        m.n = 0;
+        cr_assert_eq(self_fd_count(), self_fds);
+}
+
+/* SIGTERM while the queue is full: the daemon does not wait for the manager. */
+Test(notify, exit_with_messages_waiting) {
+        ipcb_client *c;
+        char name[32];
+
+        start(m.path, NULL, NULL);
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        for (int i = 0; i < 200; i++) {
+                snprintf(name, sizeof(name), "w-%d", i);
+                cr_assert_eq(mkseg(c, name, 4096, 'w'), 0);
+        }
+        cr_assert_eq(ipcb_sync(c), 0);
+        long long t = now_us();
+        ipcbd_stop(&d);
+        fprintf(stderr, "[notify] exit with the manager's queue full took %.1f ms\n", (now_us() - t) / 1000.0);
+        ipcb_disconnect(c);
+        cr_assert(log_has("were not sent"), "no log line about messages lost at exit");
+}
+
+static bool got_ready(void *arg) {
+        (void)arg;
+        read_one(0);
+        return m.ready > 0;
+}
+
+/* NOTIFY_SOCKET=@name: the abstract namespace. */
+Test(notify, abstract_socket) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char at[64];
+        ipcb_client *c;
+        socklen_t len;
+
+        snprintf(at, sizeof(at), "@ipcb-notify-test-%d", (int)getpid());
+        memcpy(sa.sun_path + 1, at + 1, strlen(at) - 1);
+        len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(at));
+        close(m.nfd);
+        m.nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        cr_assert_eq(bind(m.nfd, (struct sockaddr *)&sa, len), 0);
+        start(at, NULL, NULL);
+        cr_assert(wait_until(got_ready, NULL, 5000), "no READY=1");
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        cr_assert_eq(mkseg(c, "abs", 4096, 'a'), 0);
+        cr_assert_eq(ipcb_sync(c), 0);
+        drain(200);
+        cr_assert_eq(stored_named("ipcb-o-"), 1);
+        cr_assert_eq(ipcb_unlink(c, "abs"), 0);
+        ipcb_disconnect(c);
+        drain(200);
+        cr_assert_eq(stored_named("ipcb-o-"), 0);
+        ipcbd_stop(&d);
+        drain(100);
+        cr_assert_eq(m.stopping, 1);
+}
+
+/* A NOTIFY_SOCKET nobody listens on: the daemon serves, logs, exits 0. */
+Test(notify, nobody_listening) {
+        char path[128];
+        ipcb_client *c;
+
+        snprintf(path, sizeof(path), "%s/nobody", m.dir);
+        start(path, NULL, NULL);
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        cr_assert_eq(mkseg(c, "lost", 4096, 'l'), 0);
+        cr_assert_eq(ipcb_unlink(c, "lost"), 0);
+        ipcb_disconnect(c);
+        ipcbd_stop(&d);
+        cr_assert(log_has("cannot connect"), "no log line about the missing manager");
+}
