@@ -24,6 +24,7 @@
 #include "lock.h"
 #include "registry.h"
 #include "sem.h"
+#include "siphash.h"
 
 #include "sempage.h"
 
@@ -53,7 +54,7 @@ typedef struct cat_hdr {
         uint32_t crc; /* of the bytes before it */
         /* The MAC key (store_mac); zero in a catalog written before it
          * existed, then a new one is made. */
-        uint64_t key[2];
+        uint8_t key[16];
         uint32_t key_crc;
         uint8_t pad[CAT_HDR_SIZE - 44];
 } cat_hdr;
@@ -97,7 +98,8 @@ static unsigned ncoll, coll_cap;
 
 static bool enabled, frozen;
 static int cat_fd = -1, undo_fd = -1;
-static uint64_t mac_key[2], nonce_ctr;
+static uint8_t mac_key[16];
+static uint64_t nonce_ctr;
 static bool key_ready;
 static uint32_t cat_nrecs;
 static uint32_t *free_stack, nfree;
@@ -136,46 +138,17 @@ static uint32_t hdr_crc(const cat_hdr *h) {
 
 /* ---- the MAC: SipHash-2-4 of three words ---- */
 
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-
-static void sip_round(uint64_t v[4]) {
-        v[0] += v[1]; v[1] = ROTL(v[1], 13); v[1] ^= v[0]; v[0] = ROTL(v[0], 32);
-        v[2] += v[3]; v[3] = ROTL(v[3], 16); v[3] ^= v[2];
-        v[0] += v[3]; v[3] = ROTL(v[3], 21); v[3] ^= v[0];
-        v[2] += v[1]; v[1] = ROTL(v[1], 17); v[1] ^= v[2]; v[2] = ROTL(v[2], 32);
-}
-
-static uint64_t siphash24(const uint64_t key[2], const uint64_t *m, size_t n) {
-        uint64_t v[4] = { key[0] ^ 0x736f6d6570736575ull, key[1] ^ 0x646f72616e646f6dull,
-                          key[0] ^ 0x6c7967656e657261ull, key[1] ^ 0x7465646279746573ull };
-        uint64_t last = (uint64_t)(n * 8) << 56;
-
-        for (size_t i = 0; i <= n; i++) {
-                uint64_t w = i < n ? m[i] : last;
-                v[3] ^= w;
-                sip_round(v);
-                sip_round(v);
-                v[0] ^= w;
-        }
-        v[2] ^= 0xff;
-        for (int i = 0; i < 4; i++)
-                sip_round(v);
-        return v[0] ^ v[1] ^ v[2] ^ v[3];
-}
-
 static void key_make(void) {
-        uint64_t r[3];
-
-        /* getrandom cannot fail for 24 bytes once the kernel's pool is ready;
+        /* getrandom cannot fail for 16 bytes once the kernel's pool is ready;
          * should it, the time and pid still make a key nobody reads. */
-        if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        if (getrandom(mac_key, sizeof(mac_key), 0) != (ssize_t)sizeof(mac_key)) {
                 struct timespec ts;
+                uint64_t t[2];
                 clock_gettime(CLOCK_REALTIME, &ts);
-                r[0] ^= (uint64_t)ts.tv_nsec << 32 ^ (uint64_t)ts.tv_sec;
-                r[1] ^= (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
+                t[0] = (uint64_t)ts.tv_nsec << 32 ^ (uint64_t)ts.tv_sec;
+                t[1] = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
+                memcpy(mac_key, t, sizeof(mac_key));
         }
-        mac_key[0] = r[0];
-        mac_key[1] = r[1];
         key_ready = true;
 }
 
@@ -184,7 +157,7 @@ uint64_t store_mac(uint64_t a, uint64_t b, uint64_t c) {
 
         if (!key_ready)
                 key_make();
-        return siphash24(mac_key, m, 3);
+        return siphash24(m, sizeof(m), mac_key);
 }
 
 uint64_t store_nonce(uint64_t a, uint64_t b) {
@@ -223,7 +196,7 @@ static void notify_remove(const char *name) {
 
 /* ---- the catalog ---- */
 
-static uint32_t key_crc(const uint64_t key[2]) {
+static uint32_t key_crc(const uint8_t key[16]) {
         return crc32_buf(key, 16);
 }
 
@@ -234,8 +207,7 @@ static int cat_write_hdr(void) {
         if (!key_ready)
                 key_make();
         h.crc = hdr_crc(&h);
-        h.key[0] = mac_key[0];
-        h.key[1] = mac_key[1];
+        memcpy(h.key, mac_key, sizeof(h.key));
         h.key_crc = key_crc(mac_key);
         return pwrite(cat_fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) ? 0 : -EIO;
 }
@@ -713,9 +685,8 @@ static bool restore_catalog(int fd) {
         }
         cat_nrecs = h.nrecs;
         /* The key first: the secrets restored below are checked with it. */
-        if ((h.key[0] | h.key[1]) && h.key_crc == key_crc(h.key)) {
-                mac_key[0] = h.key[0];
-                mac_key[1] = h.key[1];
+        if (memcmp(h.key, (uint8_t[16]){ 0 }, sizeof(h.key)) != 0 && h.key_crc == key_crc(h.key)) {
+                memcpy(mac_key, h.key, sizeof(mac_key));
                 key_ready = true;
         } else {
                 key_make();
