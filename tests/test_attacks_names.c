@@ -10,8 +10,10 @@
  * dies is released as owner-died; a scribbled epoch does not make an undo
  * handle open a second one; a segment registered read-only survives.
  *
- * Every test checks that the daemon's fds come back to their baseline, that
- * the test process leaks none, and that the daemon exits cleanly. */
+ * Every test ends with the harness fixture (harness.h): the daemon's fds back
+ * at its idle count, the test process's fds as they were, a clean exit.  The
+ * restart tests adopt their first daemon (an empty store) into it, as
+ * test_store.c does, and check the last one against its idle count. */
 #include "harness.h"
 #include "multiuid.h"
 
@@ -42,7 +44,6 @@
 #include <unistd.h>
 
 static ipcbd d;
-static int self_base;
 
 /* ---- raw requests ---- */
 
@@ -82,20 +83,13 @@ static int raw_open(const char *path) {
 
 /* ---- the plain daemon (names) ---- */
 
-static void names_setup(void) {
-        signal(SIGPIPE, SIG_IGN);
-        self_base = self_fd_count();
+static void names_fini(void) {
+        fixture_cleanup(&d);
 }
 
-static void names_teardown(void) {
-        ipcbd_stop(&d);
-}
-
-static void names_end(void) {
-        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 5000), "daemon leaked fds");
-        ipcbd_stop(&d);
-        cr_assert_eq(self_fd_count(), self_base, "the test process leaked fds");
-}
+/* A test on a plain daemon (fixture_begin in the body, fixture_end after). */
+#define NAMES_TEST(suite, name) \
+        FIXTURE_TEST(suite, name, &d, fixture_release_nothing, .fini = names_fini, .timeout = 60)
 
 static int c_connect(ipcb_client **c) {
         int r = ipcb_connect(d.sock, c);
@@ -182,8 +176,7 @@ static int service_finds_squatter(void *arg) {
 
 /* Today a service that opens (or creates-else-opens) its well-known name
  * cannot tell that another uid made it first, nor refuse it. */
-Test(names, squatter_precreates_service_name, .init = names_setup, .fini = names_teardown,
-     .timeout = 60) {
+NAMES_TEST(names, squatter_precreates_service_name) {
         ipcb_open_options o = IPCB_OPEN_OPTIONS_INIT;
         ipcb_handle_info info;
         ipcb_client *c;
@@ -191,7 +184,7 @@ Test(names, squatter_precreates_service_name, .init = names_setup, .fini = names
         ipcb_sem *m;
 
         SKIP_UNLESS_ROOT();
-        ipcbd_start(&d, NULL);
+        fixture_begin(&d, NULL);
         RUN_AS(UID_B, false, squat, NULL);
         RUN_AS(UID_A, false, service_finds_squatter, NULL);
 
@@ -250,7 +243,6 @@ Test(names, squatter_precreates_service_name, .init = names_setup, .fini = names
         cr_assert_eq(ipcb_unlink(c, "own.seg"), 0);
         cr_assert_eq(ipcb_sem_unlink(c, "svc.x"), 0);
         ipcb_disconnect(c);
-        names_end();
 }
 
 typedef struct create_job {
@@ -322,8 +314,7 @@ static void write_file(const char *path, const char *text) {
 }
 
 /* With `reserve = svc. uid:61001` the squatter cannot take the name first. */
-Test(names, squatter_blocked_by_reserved_prefix, .init = names_setup, .fini = names_teardown,
-     .timeout = 60) {
+NAMES_TEST(names, squatter_blocked_by_reserved_prefix) {
         char conf[] = "/tmp/ipcbt-reserve.XXXXXX";
         int cfd = mkstemp(conf);
         cr_assert_geq(cfd, 0);
@@ -335,7 +326,7 @@ Test(names, squatter_blocked_by_reserved_prefix, .init = names_setup, .fini = na
         const char *args[] = { "--config", conf, NULL };
 
         SKIP_UNLESS_ROOT();
-        ipcbd_start(&d, args);
+        fixture_begin(&d, args);
         unlink(conf);
         create_job squat = { "svc.x", -EACCES }, other = { "svc.other", -EACCES },
                    sys = { "sys.clock", -EACCES }, pub = { "svc.pub.feed", 0 },
@@ -366,7 +357,6 @@ Test(names, squatter_blocked_by_reserved_prefix, .init = names_setup, .fini = na
         cr_assert_eq(info.uid, UID_A, "svc.x belongs to uid %u", (unsigned)info.uid);
         cr_assert_eq(ipcb_unlink(c, "svc.x"), 0);
         ipcb_disconnect(c);
-        names_end();
 }
 
 /* Start the daemon with config text: its exit status (it must not serve). */
@@ -396,7 +386,7 @@ static int daemon_with_config(const char *text) {
 
 /* A reservation that does not parse must not silently leave the prefix
  * open: the daemon refuses to start, as with any bad key. */
-Test(names, reserve_syntax_is_strict, .init = names_setup, .timeout = 60) {
+NAMES_TEST(names, reserve_syntax_is_strict) {
         static const char *const bad[] = {
                 "reserve = svc.\n",                  /* no owner */
                 "reserve = svc. uid:61001 extra\n",  /* three words */
@@ -410,9 +400,9 @@ Test(names, reserve_syntax_is_strict, .init = names_setup, .timeout = 60) {
                 "reserve = svc. root\nreserve = svc. uid:1\n", /* twice */
                 "reserve =\n",
         };
+        fixture_begin_bare(&d);
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 cr_assert_eq(daemon_with_config(bad[i]), 2, "accepted: %s", bad[i]);
-        cr_assert_eq(self_fd_count(), self_base, "the test process leaked fds");
 }
 
 /* ---- a fake service manager (as in test_store.c) ---- */
@@ -430,6 +420,7 @@ typedef struct fake_mgr {
 } fake_mgr;
 
 static fake_mgr m;
+static bool adopted; /* the first daemon of the test is the fixture's */
 
 static void store_put(const char *name, int fd) {
         cr_assert_lt(m.n, MAXSTORE);
@@ -501,8 +492,9 @@ static void pump(int timeout_ms) {
 static void mgr_setup(void) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
-        signal(SIGPIPE, SIG_IGN);
+        fixture_begin_bare(&d);
         memset(&m, 0, sizeof(m));
+        adopted = false;
         snprintf(m.dir, sizeof(m.dir), "/tmp/ipcbtn.XXXXXX");
         cr_assert_not_null(mkdtemp(m.dir));
         cr_assert_eq(chmod(m.dir, 0755), 0); /* clients of other uids */
@@ -513,7 +505,6 @@ static void mgr_setup(void) {
         m.nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         cr_assert_geq(m.nfd, 0);
         cr_assert_eq(bind(m.nfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-        self_base = self_fd_count();
 }
 
 /* Start the daemon with the store's fds in LISTEN_FDS; grace in seconds. */
@@ -559,6 +550,13 @@ static void mgr_start(const char *grace) {
         for (int i = 0; i < 500 && !m.ready; i++)
                 pump(20);
         cr_assert(m.ready, "no READY=1 from the daemon");
+        /* The first daemon gives the idle fd count; the fixture follows the
+         * later ones with it. */
+        if (!adopted)
+                fixture_adopt(&d, pid, m.sock);
+        else
+                d.pid = pid;
+        adopted = true;
 }
 
 static void mgr_stop(void) {
@@ -569,6 +567,7 @@ static void mgr_stop(void) {
         kill(m.pid, SIGTERM);
         cr_assert_eq(waitpid(m.pid, &status, 0), m.pid);
         m.pid = 0;
+        d.pid = 0;
         pump(100);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "daemon exit status 0x%x", status);
         cr_assert(m.stopping, "no STOPPING=1");
@@ -612,29 +611,43 @@ static bool mgr_wait_fds(int want) {
         return ipcbd_wait_fds(&x, want, 5000);
 }
 
-/* Stop for good, drop the store, and check the test process's fds. */
+/* The last stop of a test: the daemon back at the first one's idle count
+ * (its clients gone, its objects unlinked). */
 static void mgr_end(void) {
+        fixture_check_idle(&d);
         mgr_stop();
+}
+
+/* What every test holds to its end: the store and the notify socket. */
+static void mgr_release(void) {
         for (unsigned i = 0; i < m.n; i++)
                 close(m.fds[i]);
         m.n = 0;
-        cr_assert_eq(self_fd_count(), self_base, "the test process leaked fds");
+        if (m.nfd > 0)
+                close(m.nfd);
+        m.nfd = -1;
 }
 
 static void mgr_teardown(void) {
         if (m.pid > 0) {
                 kill(m.pid, SIGKILL);
                 waitpid(m.pid, NULL, 0);
+                m.pid = 0;
+                d.pid = 0;
         }
-        for (unsigned i = 0; i < m.n; i++)
-                close(m.fds[i]);
-        if (m.nfd > 0)
-                close(m.nfd);
+        mgr_release();
+        fixture_cleanup(&d);
         unlink(m.notify);
         unlink(m.sock);
         unlink(m.log);
         rmdir(m.dir);
 }
+
+/* A test against the fake manager; fixture_end (the test process's fds)
+ * after the body, which stops the daemon itself. */
+#define RESTART_TEST(name) \
+        FIXTURE_TEST(restart, name, &d, mgr_release, .init = mgr_setup, .fini = mgr_teardown, \
+                     .timeout = 60)
 
 /* ---- 6a: an undo slot goes back only to its holder ---- */
 
@@ -671,8 +684,7 @@ static int steal_slots(void *arg) {
  * user of the semaphore may reclaim any of them, and a thief that closes
  * the stolen slot makes the broker give its tokens back while the real
  * holder gives them back again: 3 tokens become 5. */
-Test(restart, reclaim_of_another_holders_undo_slot, .init = mgr_setup, .fini = mgr_teardown,
-     .timeout = 60) {
+RESTART_TEST(reclaim_of_another_holders_undo_slot) {
         ipcb_sem_options so = IPCB_SEM_OPTIONS_INIT;
         ipcb_object_info info;
         ipcb_client *c, *c2;
@@ -728,7 +740,6 @@ Test(restart, reclaim_of_another_holders_undo_slot, .init = mgr_setup, .fini = m
         cr_assert_eq(ipcb_connect(m.sock, &c), 0);
         cr_assert_eq(ipcb_sem_unlink(c, "jobs"), 0);
         ipcb_disconnect(c);
-        cr_assert(mgr_wait_fds(base - 1), "the semaphore's page was not closed");
         mgr_end();
 }
 
@@ -757,8 +768,7 @@ static void bump_epoch(ipcb_sem_page *pg, bool wake) {
  * undo handle open a second broker handle with a new slot and forget the
  * first, whose slot keeps the tokens it held: they are stranded while the
  * connection lives and given back a second time when it ends. */
-Test(epoch, scribbled_epoch_does_not_fork_the_undo_handle, .init = names_setup,
-     .fini = names_teardown, .timeout = 60) {
+NAMES_TEST(epoch, scribbled_epoch_does_not_fork_the_undo_handle) {
         ipcb_sem_options so = IPCB_SEM_OPTIONS_INIT;
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_SEM_OPEN }, rep;
@@ -767,7 +777,7 @@ Test(epoch, scribbled_epoch_does_not_fork_the_undo_handle, .init = names_setup,
         ipcb_sem *u, *p;
         int fd, pfd = -1, base;
 
-        ipcbd_start(&d, NULL);
+        fixture_begin(&d, NULL);
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
         cr_assert_eq(ipcb_connect(d.sock, &c2), 0);
         so.mode = 0666;
@@ -833,7 +843,6 @@ Test(epoch, scribbled_epoch_does_not_fork_the_undo_handle, .init = names_setup,
         cr_assert_eq(ipcb_sem_close(p), 0);
         cr_assert_eq(ipcb_sem_unlink(c2, "e"), 0);
         ipcb_disconnect(c2);
-        names_end();
 }
 
 /* ---- 6c: a lock held across a restart ---- */
@@ -890,12 +899,10 @@ static ipcb_shm *mklockseg(ipcb_client *c) {
 /* The holder of a lock is alive at the restart, then dies before it talks
  * to the new broker.  Today nobody ever releases the lock: the next locker
  * waits forever. */
-Test(restart, lock_holder_dies_after_restart, .init = mgr_setup, .fini = mgr_teardown,
-     .timeout = 60) {
+RESTART_TEST(lock_holder_dies_after_restart) {
         ipcb_client *c;
         ipcb_shm *s, *l;
         holder h;
-        int base;
 
         mgr_start("1");
         cr_assert_eq(ipcb_connect(m.sock, &c), 0);
@@ -905,7 +912,6 @@ Test(restart, lock_holder_dies_after_restart, .init = mgr_setup, .fini = mgr_tea
         holder_start(&h, m.sock);
 
         mgr_restart("1");
-        base = mgr_fds();
         holder_kill(&h);
         cr_assert_eq(ipcb_connect(m.sock, &c), 0);
         cr_assert_eq(ipcb_shm_open(c, "L", IPCB_READ_WRITE, &l), 0);
@@ -917,20 +923,17 @@ Test(restart, lock_holder_dies_after_restart, .init = mgr_setup, .fini = mgr_tea
         cr_assert_eq(ipcb_shm_close(l), 0);
         cr_assert_eq(ipcb_unlink(c, "L"), 0);
         ipcb_disconnect(c);
-        cr_assert(mgr_wait_fds(base - 2), "daemon leaked fds"); /* segment + lock page gone */
         mgr_end();
 }
 
 /* The holder reclaims its token after the restart: the grace period's end
  * must leave its lock alone, and its death later must release the lock
  * as owner-died (today the new broker does not know the token). */
-Test(restart, lock_reclaimed_then_holder_dies, .init = mgr_setup, .fini = mgr_teardown,
-     .timeout = 60) {
+RESTART_TEST(lock_reclaimed_then_holder_dies) {
         ipcb_client *c;
         ipcb_shm *s, *l;
         holder h;
         char b;
-        int base;
 
         mgr_start("1");
         cr_assert_eq(ipcb_connect(m.sock, &c), 0);
@@ -940,7 +943,6 @@ Test(restart, lock_reclaimed_then_holder_dies, .init = mgr_setup, .fini = mgr_te
         holder_start(&h, m.sock);
 
         mgr_restart("1");
-        base = mgr_fds();
         cr_assert_eq(write(h.go[1], "g", 1), 1);
         cr_assert_eq(read(h.done[0], &b, 1), 1);
         cr_assert_eq(b, 's', "the holder could not reconnect");
@@ -956,14 +958,12 @@ Test(restart, lock_reclaimed_then_holder_dies, .init = mgr_setup, .fini = mgr_te
         cr_assert_eq(ipcb_shm_close(l), 0);
         cr_assert_eq(ipcb_unlink(c, "L"), 0);
         ipcb_disconnect(c);
-        cr_assert(mgr_wait_fds(base - 2), "daemon leaked fds");
         mgr_end();
 }
 
 /* A stolen token: another uid that knows the holder's token (it is on the
  * page for all to read) cannot reclaim it without the nonce. */
-Test(restart, lock_token_reclaim_needs_the_nonce, .init = mgr_setup, .fini = mgr_teardown,
-     .timeout = 60) {
+RESTART_TEST(lock_token_reclaim_needs_the_nonce) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_SHM_OPEN }, rep;
         ipcb_client *c;
@@ -978,7 +978,6 @@ Test(restart, lock_token_reclaim_needs_the_nonce, .init = mgr_setup, .fini = mgr
         ipcb_disconnect(c);
         holder_start(&h, m.sock);
         mgr_restart("1");
-        int base = mgr_fds();
 
         fd = raw_open(m.sock);
         cr_assert_geq(fd, 0);
@@ -999,7 +998,6 @@ Test(restart, lock_token_reclaim_needs_the_nonce, .init = mgr_setup, .fini = mgr
         cr_assert_eq(ipcb_shm_close(l), 0);
         cr_assert_eq(ipcb_unlink(c, "L"), 0);
         ipcb_disconnect(c);
-        cr_assert(mgr_wait_fds(base - 2), "daemon leaked fds");
         mgr_end();
 }
 
@@ -1007,8 +1005,7 @@ Test(restart, lock_token_reclaim_needs_the_nonce, .init = mgr_setup, .fini = mgr
 
 /* A memfd published through an O_RDONLY description is stored as that
  * description; today the next broker drops it ("not open read-write"). */
-Test(restart, readonly_registered_segment_survives, .init = mgr_setup, .fini = mgr_teardown,
-     .timeout = 60) {
+RESTART_TEST(readonly_registered_segment_survives) {
         ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
         ipcb_handle_info info;
         ipcb_client *c;
@@ -1056,7 +1053,6 @@ Test(restart, readonly_registered_segment_survives, .init = mgr_setup, .fini = m
         cr_assert_eq(ipcb_shm_close(r), 0);
         cr_assert_eq(ipcb_unlink(c, "pub.ro"), 0);
         ipcb_disconnect(c);
-        cr_assert(mgr_wait_fds(base - 1), "daemon leaked fds");
         close(mfd);
         mgr_end();
 }
