@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -136,6 +137,23 @@ fail:
         return r;
 }
 
+/* 0 if fd is a memfd, as the broker judges it (daemon/access.c:
+ * memfd_check): F_GET_SEALS works only on shmem and hugetlbfs files, and
+ * of those only a memfd's /proc/self/fd link reads "/memfd:...".  Else
+ * -EBADFD. */
+static int memfd_is(int fd) {
+        char path[64], target[16];
+        ssize_t n;
+
+        if (fcntl(fd, F_GET_SEALS) < 0)
+                return -EBADFD;
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        n = readlink(path, target, sizeof(target));
+        if (n < 7 || memcmp(target, "/memfd:", 7) != 0)
+                return -EBADFD;
+        return 0;
+}
+
 int ipcb_shm_register(ipcb_client *c, const char *name, int memfd, const ipcb_shm_options *opts,
                       ipcb_shm **ret) {
         uint8_t buf[IPCB_MSG_MAX];
@@ -158,11 +176,15 @@ int ipcb_shm_register(ipcb_client *c, const char *name, int memfd, const ipcb_sh
         }
         if ((mode & ~IPCB_MODE_MASK) || (flags & ~IPCB_WF_REGISTER_MASK))
                 return -EINVAL;
+        /* Nothing is changed about a file before it is known to be a memfd
+         * (the broker would refuse anything else, after our fchmod). */
+        if ((r = memfd_is(memfd)) < 0)
+                return r;
         if (fstat(memfd, &st) < 0)
                 return -errno;
         /* A memfd is born 0777: any uid that reaches it in /proc could
          * reopen it writable.  Ours to fix as its owner; the broker refuses
-         * what it cannot fix.  (Not a regular file: the broker says so.) */
+         * what it cannot fix. */
         if (S_ISREG(st.st_mode) && (st.st_mode & 0133))
                 (void)fchmod(memfd, st.st_mode & 0644);
         /* Our own copy for the handle: the caller keeps memfd. */

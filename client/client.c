@@ -425,6 +425,64 @@ static int timeout_default(void) {
         return v < 0 ? -1 : (int)v;
 }
 
+/* One directory on the way to the socket: a symlink (the path changed
+ * under us) or a directory that someone other than root, the broker and
+ * us could rename or fill is no proof of anything.  The socket's own
+ * directory must be the broker's and writable by nobody else, sticky or
+ * not; one above may be writable by others if sticky (they cannot rename
+ * what is not theirs). */
+static bool dir_guarded(const char *dir, uid_t broker, bool innermost) {
+        struct stat st;
+
+        if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+                return false;
+        if (innermost)
+                return st.st_uid == broker && !(st.st_mode & (S_IWGRP | S_IWOTH));
+        if (st.st_uid != 0 && st.st_uid != broker && st.st_uid != geteuid())
+                return false;
+        return !(st.st_mode & (S_IWGRP | S_IWOTH)) || (st.st_mode & S_ISVTX);
+}
+
+/* Is the process listening at sa a broker we may talk to?  Only root, our
+ * own euid, or the uid that owns the socket's directory when nobody else
+ * can write it (or replace it: every directory above must be guarded too).
+ * Anyone else may have bound the path first, to be sent our requests and
+ * the memfds we register.  SO_PEERCRED of a connected socket names the
+ * process that called listen(2) (the service manager, when socket-activated).
+ * 0, or -EKEYREJECTED; fd has carried nothing yet. */
+static int broker_check(int fd, const struct sockaddr_un *sa) {
+        char path[sizeof(sa->sun_path)], real[PATH_MAX], *slash;
+        struct ucred uc;
+        socklen_t len = sizeof(uc);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
+                return -errno;
+        if (uc.uid == 0 || uc.uid == geteuid())
+                return 0;
+        /* The directory, canonical: an abstract name has none. */
+        memcpy(path, sa->sun_path, sizeof(path));
+        path[sizeof(path) - 1] = '\0';
+        if (!path[0])
+                return -EKEYREJECTED;
+        slash = strrchr(path, '/');
+        if (!slash)
+                strcpy(path, ".");
+        else if (slash == path)
+                path[1] = '\0';
+        else
+                *slash = '\0';
+        if (!realpath(path, real))
+                return -EKEYREJECTED;
+        for (bool innermost = true;; innermost = false) {
+                if (!dir_guarded(real, uc.uid, innermost))
+                        return -EKEYREJECTED;
+                slash = strrchr(real, '/');
+                if (!slash || !slash[1])
+                        return 0; /* "/" was the last */
+                slash[slash == real ? 1 : 0] = '\0';
+        }
+}
+
 int client_dial(const struct sockaddr_un *sa, const struct timespec *deadline) {
         struct timespec left;
         int fd, r;
@@ -463,6 +521,9 @@ int client_dial(const struct sockaddr_un *sa, const struct timespec *deadline) {
                         continue;
                 break;
         }
+        /* Before anything is sent: it may be an impostor. */
+        if (r == 0)
+                r = broker_check(fd, sa);
         if (r < 0) {
                 close(fd);
                 return r;
@@ -928,13 +989,16 @@ const char *ipcb_strerror(int err) {
         case -EUSERS:
                 return "too many connections (or undo handles) for this user";
         case -EBADFD:
-                return "not a memfd sealed with F_SEAL_SHRINK";
+                return "not a memfd sealed with F_SEAL_SHRINK, or one the broker already serves";
         case -EROFS:
                 return "the segment is frozen (write-sealed): read-only access only";
         case -EPROTONOSUPPORT:
                 return "the broker speaks another protocol version";
         case -ETIMEDOUT:
                 return "timed out (no answer from the broker in time, or a wait ran out)";
+        case -EKEYREJECTED:
+                return "the socket is served by a uid that is not a trusted broker (not root, "
+                       "not you, not the owner of a socket directory only it can write)";
         }
         if (err == INT_MIN)
                 return "unknown error";

@@ -72,7 +72,9 @@ struct ipcb_shm {
         int access;
         unsigned seals;
         ipcb_handle_info info; /* owner, group, mode at the open */
-        /* segment lock, set up on first use (lock.c) */
+        /* segment lock page, set up on first lock or read (lock.c): mapped
+         * read-write with a token (> 0) for a read-write handle, read-only
+         * with token 0 for a read-only one */
         ipcb_lock_page *lock;
         uint32_t lock_token;
         uint64_t lock_nonce; /* proves lock_token to a restarted broker */

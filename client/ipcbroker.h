@@ -52,6 +52,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -124,9 +125,16 @@ typedef struct ipcb_object_info {
 } ipcb_object_info;
 
 /* Connect to the broker at socket_path (borrowed; NULL: $IPCBROKER_SOCKET,
- * else the default above) and exchange HELLO.  On success *ret owns one
- * socket fd (close-on-exec).  Errors: -ENOENT/-ECONNREFUSED no broker there,
- * -EACCES, -ENAMETOOLONG path too long for a Unix socket,
+ * else the default above) and exchange HELLO.  Before anything is sent, the
+ * listening process's credentials (SO_PEERCRED) must name a trusted broker:
+ * uid 0, the caller's euid, or the uid that owns the socket's directory when
+ * that directory is writable by nobody else (no group or other write bit)
+ * and every directory above it belongs to root, that uid or the caller and
+ * is not writable by others unless sticky.  Reconnects check the same.  On
+ * success *ret owns one socket fd (close-on-exec).  Errors: -ENOENT/
+ * -ECONNREFUSED no broker there, -EACCES, -ENAMETOOLONG path too long for a
+ * Unix socket, -EKEYREJECTED the socket is served by an untrusted uid (an
+ * impostor may have taken the path; nothing was sent to it),
  * -EPROTONOSUPPORT the broker speaks another protocol version, -ETIMEDOUT
  * no answer within the default timeout (below). */
 IPCB_EXPORT int ipcb_connect(const char *socket_path, ipcb_client **ret);
@@ -273,11 +281,15 @@ IPCB_EXPORT int ipcb_list(ipcb_client *c, int kind,
 /* ---- segment locks ----
  * A lock on a segment, for the processes that share it (QSharedMemory::lock's
  * job).  Its state lives on a page of its own that the broker makes on the
- * handle's first lock call (one request, once per handle); the segment's bytes
- * stay all the user's.  The lock belongs to the handle, not to a thread: two
- * handles exclude each other, even in one process; any thread may unlock
- * through the handle that holds it.  Uncontended lock and unlock are one
- * atomic operation each; only waiting enters the kernel (futex).
+ * handle's first lock or read call (one request, once per handle); the
+ * segment's bytes stay all the user's.  The lock belongs to the handle, not
+ * to a thread: two handles exclude each other, even in one process; any
+ * thread may unlock through the handle that holds it.  Uncontended lock and
+ * unlock are one atomic read-modify-write each; only waiting enters the
+ * kernel (futex).
+ * Taking the lock is a write: only read-write handles lock.  Read-only
+ * handles read consistent bytes with the seqlock below, on a read-only
+ * mapping of the page, and cannot take, release or block the lock.
  * When a handle that holds the lock goes away (ipcb_shm_close unlocks first;
  * otherwise its process died or its connection ended), the broker marks the
  * owner dead and the next locker is told IPCB_OWNER_DIED: it holds the lock,
@@ -285,16 +297,43 @@ IPCB_EXPORT int ipcb_list(ipcb_client *c, int kind,
 #define IPCB_OWNER_DIED 1
 
 /* Wait as long as it takes.  Returns 0 or IPCB_OWNER_DIED (both: you hold
- * the lock).  Errors: -EDEADLK (this handle holds it already), -ENOTCONN,
- * -ENOMEM, -EMFILE, -ETIMEDOUT (first call only: fetching the lock page),
- * -EINVAL (NULL).  A caught signal does not end
- * the wait. */
+ * the lock).  Errors: -EBADF (a read-only handle), -EDEADLK (this handle
+ * holds it already), -ENOTCONN, -ENOMEM, -EMFILE, -ETIMEDOUT (first call
+ * only: fetching the lock page), -EINVAL (NULL).  A caught signal does not
+ * end the wait. */
 IPCB_EXPORT int ipcb_shm_lock(ipcb_shm *s);
 /* timeout_ms 0: do not wait (-EAGAIN when taken); < 0: forever; else up to
  * that many milliseconds (-ETIMEDOUT).  Otherwise as ipcb_shm_lock. */
 IPCB_EXPORT int ipcb_shm_try_lock(ipcb_shm *s, int timeout_ms);
-/* Release the lock.  -EPERM when this handle does not hold it. */
+/* Release the lock.  -EPERM when this handle does not hold it, -EBADF for a
+ * read-only handle. */
 IPCB_EXPORT int ipcb_shm_unlock(ipcb_shm *s);
+
+/* Consistent reads without the lock (a seqlock), for read-only and
+ * read-write handles alike.  Writers need do nothing more than lock and
+ * unlock: the sequence is odd while the lock is held.  Read like this:
+ *
+ *     uint32_t seq;
+ *     do {
+ *             if ((r = ipcb_shm_read_begin(s, -1, &seq)) < 0)
+ *                     return r;
+ *             memcpy(copy, ipcb_shm_data(s), n);
+ *     } while (ipcb_shm_read_retry(s, seq));
+ *
+ * and use only the copy (what was read may be torn until read_retry says
+ * it is not).  ipcb_shm_read_begin waits while the lock is held, polling (a
+ * reader cannot be woken: it may not write the page) with a back-off of up
+ * to 1 ms.  timeout_ms as ipcb_shm_try_lock.  Returns 0 with *ret_seq.
+ * Errors: -EOWNERDEAD (the last holder died holding the lock and nobody has
+ * locked since: the bytes may be half-written; the next locker repairs and
+ * unlocks), -EAGAIN, -ETIMEDOUT, -EDEADLK (this handle holds the lock: just
+ * read), -ENOTCONN, -ENOMEM, -EMFILE (first call only: fetching the page),
+ * -EINVAL (NULL). */
+IPCB_EXPORT int ipcb_shm_read_begin(ipcb_shm *s, int timeout_ms, uint32_t *ret_seq);
+/* True when the bytes read since ipcb_shm_read_begin returned seq may be
+ * inconsistent (a writer locked meanwhile): read again.  True for NULL or a
+ * handle whose read_begin never succeeded.  Makes no syscall. */
+IPCB_EXPORT bool ipcb_shm_read_retry(const ipcb_shm *s, uint32_t seq);
 
 /* ---- semaphores ----
  * Named counting semaphores (QSystemSemaphore's job), in their own
@@ -418,23 +457,33 @@ IPCB_EXPORT int ipcb_chown(ipcb_client *c, int kind, const char *name, uid_t uid
 
 /* Freeze segment `name` (owner or privileged uid 0 only): the broker adds
  * F_SEAL_SHRINK|F_SEAL_GROW and F_SEAL_WRITE, or F_SEAL_FUTURE_WRITE when
- * some process still has a writable mapping (those mappings keep writing;
- * nobody gets new write access).  From then on read-write opens fail with
- * -EROFS and stat/list show the seals.  *ret_seals (may be NULL) gets the
- * seals now set.  Errors: -ENOENT, -EPERM (not the owner, or F_SEAL_SEAL set),
- * -EROFS (published through a read-only descriptor), -EINVAL. */
+ * some process still has a writable mapping (those mappings keep writing,
+ * and mremap can grow one over the whole segment; nobody gets new write
+ * access).  Only F_SEAL_WRITE makes the bytes immutable: freezing again
+ * once no writable mapping is left upgrades to it.  From then on read-write
+ * opens fail with -EROFS and stat/list show which write seal is set.  A
+ * segment that a read-write holder already sealed that far itself (even
+ * with F_SEAL_SEAL) counts as frozen: 0.  *ret_seals (may be NULL) gets
+ * the seals now set.  Errors: -ENOENT, -EPERM (not the owner, or
+ * F_SEAL_SEAL set without the seals a freeze adds), -EROFS (published
+ * through a read-only descriptor), -EINVAL. */
 IPCB_EXPORT int ipcb_shm_freeze(ipcb_client *c, const char *name, unsigned *ret_seals);
 
 /* Publish memfd (borrowed; the caller keeps it) as segment `name`.  It must
  * be a memfd carrying at least F_SEAL_SHRINK; its size is taken from fstat
  * (> 0, at most the broker's maximum), it is growable unless sealed
- * F_SEAL_GROW.  The library first drops group/other write and exec bits of
- * the memfd's inode (fchmod) so that no other uid can reopen it writable
+ * F_SEAL_GROW.  Once it knows memfd is a memfd (F_GET_SEALS works and its
+ * /proc/self/fd link reads "/memfd:..."; anything else is -EBADFD, untouched
+ * and unsent), the library drops group/other write and exec bits of the
+ * memfd's inode (fchmod) so that no other uid can reopen it writable
  * through /proc.  opts: mode and IPCB_SHM_PERSISTENT (growable is ignored).
  * On success *ret is a handle on the new segment: read-write (mapped
  * PROT_READ|PROT_WRITE) unless the memfd is write-sealed or memfd is an
  * O_RDONLY descriptor, then read-only.  Errors: -EBADFD (not a memfd with
- * F_SEAL_SHRINK: a pipe, socket, regular file, unsealed memfd), -EEXIST,
+ * F_SEAL_SHRINK: a pipe, socket, regular file, unsealed memfd; or a memfd
+ * whose inode the broker already serves: one it handed out for a segment,
+ * semaphore or lock, or one registered before and still published),
+ * -EEXIST (the name is taken),
  * -EFBIG, -EINVAL (size 0, bad name/mode/flags), -EACCES (the broker cannot
  * read it, or a reserved prefix as ipcb_shm_create), -EDQUOT, -EMFILE. */
 IPCB_EXPORT int ipcb_shm_register(ipcb_client *c, const char *name, int memfd,

@@ -1,14 +1,17 @@
-/* lock.c: segment locks.  The lock word lives on a broker-made page (the
- * segment's bytes stay all the user's), fetched with one request on a
- * handle's first lock.  The holder is named by the handle's token, so the
- * lock belongs to the handle, not to a thread; the broker marks the owner
- * dead when a handle goes away holding it. */
+/* lock.c: segment locks and the seqlock beside them.  The lock word and the
+ * sequence live on a broker-made page (the segment's bytes stay all the
+ * user's), fetched with one request on a handle's first lock or read.  The
+ * holder is named by the handle's token, so the lock belongs to the handle,
+ * not to a thread; the broker marks the owner dead when a handle goes away
+ * holding it.  Only read-write handles lock; read-only ones get the page
+ * read-only and read the sequence (proto/sempage.h, docs/semaphores.md). */
 #include "internal.h"
 
 #include "futex.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -19,7 +22,9 @@ static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
 static int lock_setup(ipcb_shm *s) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_SHM_LOCK_PAGE }, reply;
+        bool rw = s->access == IPCB_READ_WRITE;
         ipcb_lock_page *pg;
+        uint32_t token;
         int fd = -1, r = 0;
 
         pthread_mutex_lock(&setup_lock);
@@ -38,13 +43,22 @@ static int lock_setup(ipcb_shm *s) {
         }
         if (r < 0)
                 goto out;
-        pg = mmap(NULL, IPCB_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        /* A read-write handle gets a token and a writable page; a read-only
+         * one token 0 and an O_RDONLY description (an older broker sent
+         * both a token and a writable page: neither is used). */
+        token = rw ? reply.lock_reply.token & IPCB_LOCK_OWNER_MASK : 0;
+        if (rw && token == 0) {
+                close(fd);
+                r = -EPROTO;
+                goto out;
+        }
+        pg = mmap(NULL, IPCB_PAGE_SIZE, rw ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
         close(fd);
         if (pg == MAP_FAILED) {
                 r = -errno;
                 goto out;
         }
-        s->lock_token = reply.lock_reply.token & IPCB_LOCK_OWNER_MASK;
+        s->lock_token = token;
         s->lock_nonce = reply.lock_reply.nonce;
         __atomic_store_n(&s->lock, pg, __ATOMIC_RELEASE); /* publishes lock_token too */
 out:
@@ -52,32 +66,49 @@ out:
         return r;
 }
 
+static ipcb_lock_page *page_of(ipcb_shm *s, int *ret_err) {
+        ipcb_lock_page *pg = __atomic_load_n(&s->lock, __ATOMIC_ACQUIRE);
+
+        if (!pg && (*ret_err = lock_setup(s)) == 0)
+                pg = s->lock;
+        return pg;
+}
+
 static int lock_take(ipcb_shm *s, int timeout_ms) {
         struct timespec deadline, *dl = NULL;
+        ipcb_lock_page *pg;
         _Atomic uint32_t *w;
         uint32_t v, want;
         bool slept = false;
-        int r;
+        int r = 0;
 
         if (!s)
                 return -EINVAL;
-        if (!__atomic_load_n(&s->lock, __ATOMIC_ACQUIRE) && (r = lock_setup(s)) < 0)
+        if (s->access != IPCB_READ_WRITE)
+                return -EBADF; /* taking the lock is a write */
+        if (!(pg = page_of(s, &r)))
                 return r;
         if (timeout_ms > 0) {
                 deadline_after(timeout_ms, &deadline);
                 dl = &deadline;
         }
-        w = &s->lock->word;
+        w = &pg->word;
         for (;;) {
                 v = atomic_load_explicit(w, memory_order_relaxed);
                 if ((v & IPCB_LOCK_OWNER_MASK) == 0) {
                         /* Once we have slept, others may sleep too: keep
                          * WAITERS so that our unlock wakes them. */
                         want = s->lock_token | (slept || (v & IPCB_LOCK_WAITERS) ? IPCB_LOCK_WAITERS : 0);
-                        if (atomic_compare_exchange_weak_explicit(w, &v, want, memory_order_acquire,
-                                                                  memory_order_relaxed))
-                                return (v & IPCB_LOCK_OWNER_DIED) ? IPCB_OWNER_DIED : 0;
-                        continue;
+                        if (!atomic_compare_exchange_weak_explicit(w, &v, want, memory_order_acquire,
+                                                                   memory_order_relaxed))
+                                continue;
+                        /* Odd from now until our unlock; the holder alone
+                         * writes it, so a plain store does.  The fence makes
+                         * it visible before any write of ours to the bytes. */
+                        uint32_t q = atomic_load_explicit(&pg->seq, memory_order_relaxed);
+                        atomic_store_explicit(&pg->seq, ipcb_lock_seq_locked(q), memory_order_relaxed);
+                        atomic_thread_fence(memory_order_release);
+                        return (v & IPCB_LOCK_OWNER_DIED) ? IPCB_OWNER_DIED : 0;
                 }
                 if ((v & IPCB_LOCK_OWNER_MASK) == s->lock_token)
                         return -EDEADLK;
@@ -102,21 +133,90 @@ int ipcb_shm_try_lock(ipcb_shm *s, int timeout_ms) {
 }
 
 int ipcb_shm_unlock(ipcb_shm *s) {
-        uint32_t v;
+        ipcb_lock_page *pg;
+        uint32_t v, q;
 
         if (!s)
                 return -EINVAL;
-        if (!__atomic_load_n(&s->lock, __ATOMIC_ACQUIRE))
+        if (s->access != IPCB_READ_WRITE)
+                return -EBADF;
+        if (!(pg = __atomic_load_n(&s->lock, __ATOMIC_ACQUIRE)))
                 return -EPERM;
-        v = atomic_load_explicit(&s->lock->word, memory_order_relaxed);
+        v = atomic_load_explicit(&pg->word, memory_order_relaxed);
         if ((v & IPCB_LOCK_OWNER_MASK) != s->lock_token)
                 return -EPERM;
-        v = atomic_exchange_explicit(&s->lock->word, 0, memory_order_release);
+        /* Even again, after our writes to the bytes (release), and before
+         * the word is free: the next holder starts from our value. */
+        q = atomic_load_explicit(&pg->seq, memory_order_relaxed);
+        atomic_store_explicit(&pg->seq, ipcb_lock_seq_unlocked(q), memory_order_release);
+        v = atomic_exchange_explicit(&pg->word, 0, memory_order_release);
         /* Wake every sleeper, not one: one that was killed while asleep
          * would swallow a single wake-up and strand the rest. */
         if (v & IPCB_LOCK_WAITERS)
-                futex_wake(&s->lock->word, INT_MAX);
+                futex_wake(&pg->word, INT_MAX);
         return 0;
+}
+
+static bool past(const struct timespec *dl) {
+        struct timespec now;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return now.tv_sec > dl->tv_sec || (now.tv_sec == dl->tv_sec && now.tv_nsec >= dl->tv_nsec);
+}
+
+int ipcb_shm_read_begin(ipcb_shm *s, int timeout_ms, uint32_t *ret_seq) {
+        struct timespec deadline, nap = { 0, 50000 };
+        ipcb_lock_page *pg;
+        int r = 0;
+
+        if (!s || !ret_seq)
+                return -EINVAL;
+        if (!(pg = page_of(s, &r)))
+                return r;
+        if (timeout_ms > 0)
+                deadline_after(timeout_ms, &deadline);
+        for (unsigned spins = 0;; spins++) {
+                uint32_t q = atomic_load_explicit(&pg->seq, memory_order_acquire), v;
+                if (!(q & 1)) {
+                        *ret_seq = q;
+                        return 0;
+                }
+                /* Odd: someone holds the lock, or its holder died before
+                 * unlocking and nobody has locked since.  An unlock makes
+                 * the sequence even before it frees the word, so a free
+                 * word next to the same odd sequence means the latter. */
+                v = atomic_load_explicit(&pg->word, memory_order_acquire);
+                if (atomic_load_explicit(&pg->seq, memory_order_relaxed) != q)
+                        continue;
+                if ((v & IPCB_LOCK_OWNER_MASK) == 0)
+                        return -EOWNERDEAD;
+                if (s->lock_token && (v & IPCB_LOCK_OWNER_MASK) == s->lock_token)
+                        return -EDEADLK;
+                if (timeout_ms == 0)
+                        return -EAGAIN;
+                if (spins < 64)
+                        continue;
+                if (timeout_ms > 0 && past(&deadline))
+                        return -ETIMEDOUT;
+                /* Readers cannot announce themselves on a read-only page,
+                 * so no unlock wakes them: poll, backing off to 1 ms. */
+                if (spins < 128) {
+                        sched_yield();
+                        continue;
+                }
+                nanosleep(&nap, NULL);
+                nap.tv_nsec = nap.tv_nsec < 500000 ? nap.tv_nsec * 2 : 1000000;
+        }
+}
+
+bool ipcb_shm_read_retry(const ipcb_shm *s, uint32_t seq) {
+        ipcb_lock_page *pg = s ? __atomic_load_n(&s->lock, __ATOMIC_ACQUIRE) : NULL;
+
+        if (!pg)
+                return true;
+        /* Our reads of the bytes come before this load of the sequence. */
+        atomic_thread_fence(memory_order_acquire);
+        return atomic_load_explicit(&pg->seq, memory_order_relaxed) != seq;
 }
 
 void lock_release_on_close(ipcb_shm *s) {

@@ -6,6 +6,7 @@
 #include "access.h"
 
 #include "config.h"
+#include "inode.h"
 #include "log.h"
 #include "os.h"
 #include "quota.h"
@@ -103,12 +104,25 @@ int access_freeze(peer *p, const ipcb_msg *m) {
         /* F_SEAL_WRITE makes the bytes immutable for everyone, but the kernel
          * refuses it (EBUSY) while any writable shared mapping exists; then
          * F_SEAL_FUTURE_WRITE: no new write access, existing mappings keep
-         * theirs.  Growing is sealed too: a frozen size is part of frozen. */
+         * theirs.  Growing is sealed too: a frozen size is part of frozen.
+         * A freeze after a FUTURE_WRITE one, once no writable mapping is
+         * left, gets F_SEAL_WRITE. */
         k = fcntl(o->fd_rw, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
         if (k < 0 && errno == EBUSY)
                 k = fcntl(o->fd_rw, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE);
-        if (k < 0)
-                return errno == EPERM ? -EPERM : -errno; /* EPERM: F_SEAL_SEAL is set */
+        if (k < 0) {
+                /* EPERM: F_SEAL_SEAL is set, and the kernel refuses every
+                 * seal, even one already there.  A read-write holder can
+                 * seal the memfd itself (seals belong to the inode): if it
+                 * carries what a freeze adds, it is frozen. */
+                unsigned seals = 0;
+                k = -errno;
+                if (k == -EPERM)
+                        seals = object_seals(o);
+                if ((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) ||
+                    !(seals & SEALS_WRITE))
+                        return k;
+        }
         o->flags &= ~IPCB_WF_GROWABLE;
         r.freeze_reply.seals = object_seals(o);
         store_object_changed(o);
@@ -116,9 +130,10 @@ int access_freeze(peer *p, const ipcb_msg *m) {
         return 0;
 }
 
-/* Is fd a memfd we can publish?  0 with its size, seals and whether the
- * description is read-only; -EBADFD for anything else. */
-static int memfd_check(peer *p, int fd, uint64_t *ret_size, unsigned *ret_seals, bool *ret_rdonly) {
+/* Is fd a memfd we can publish?  0 with its size, seals, whether the
+ * description is read-only, and its inode; -EBADFD for anything else. */
+static int memfd_check(peer *p, int fd, uint64_t *ret_size, unsigned *ret_seals, bool *ret_rdonly,
+                       struct stat *ret_st) {
         char path[64], target[64];
         struct statfs sfs;
         struct stat st;
@@ -151,6 +166,7 @@ static int memfd_check(peer *p, int fd, uint64_t *ret_size, unsigned *ret_seals,
                 return -EBADFD;
         }
         *ret_size = (uint64_t)st.st_size;
+        *ret_st = st;
         *ret_seals = (unsigned)seals;
         *ret_rdonly = (fl & O_ACCMODE) == O_RDONLY;
         return 0;
@@ -179,6 +195,7 @@ static int memfd_lock_down(int fd) {
 int access_register(peer *p, const ipcb_msg *m) {
         const ipcb_name *n = &m->shm_register.name;
         ipcb_msg r = reply_to(m);
+        struct stat st;
         uint32_t access;
         uint64_t size;
         unsigned seals;
@@ -194,7 +211,7 @@ int access_register(peer *p, const ipcb_msg *m) {
         if ((m->shm_register.flags & ~IPCB_WF_REGISTER_MASK) ||
             (m->shm_register.mode & ~IPCB_MODE_MASK))
                 return -EINVAL;
-        if ((k = memfd_check(p, fd, &size, &seals, &rdonly)) < 0)
+        if ((k = memfd_check(p, fd, &size, &seals, &rdonly, &st)) < 0)
                 return k;
         if (size == 0)
                 return -EINVAL;
@@ -204,6 +221,15 @@ int access_register(peer *p, const ipcb_msg *m) {
                 return k;
         if (registry_lookup(IPCB_KIND_SHM, n->ptr, n->len))
                 return -EEXIST;
+        /* An inode we serve already (a segment's, through a read-write or
+         * read-only handle; a semaphore's or lock's page; one registered
+         * before): as a second name it would be the registrar's to chmod,
+         * freeze and keep alive, whatever the real owner decides. */
+        if (inode_served(st.st_dev, st.st_ino)) {
+                log_client_debug("client pid %d uid %u: register refused: a memfd the broker "
+                                 "already serves", (int)p->cred.pid, (unsigned)p->cred.uid);
+                return -EBADFD;
+        }
         if ((k = memfd_lock_down(fd)) < 0)
                 return k;
         if ((k = quota_charge_object(p->cred.uid, IPCB_KIND_SHM, size)) < 0)
@@ -222,6 +248,7 @@ int access_register(peer *p, const ipcb_msg *m) {
         o->fd_rw = fd;
         o->rdonly_source = rdonly;
         p->rx_fd = -1; /* the object owns it now */
+        object_index(o);
         access_charged(o, p->cred.uid, size);
         store_object_added(o);
 

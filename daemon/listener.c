@@ -1,6 +1,7 @@
-/* listener.c: the listening SOCK_SEQPACKET socket.  Binding checks what is
- * at the path first: a live broker makes us refuse, a stale socket is
- * replaced, anything else is left alone.  Accepting never blocks the loop;
+/* listener.c: the listening SOCK_SEQPACKET socket.  Binding checks the
+ * directory first (nobody else may write it), then what is at the path: a
+ * live broker makes us refuse, a stale socket is replaced, anything else is
+ * left alone.  Accepting never blocks the loop;
  * when the daemon runs out of fds it pauses accepting briefly instead of
  * spinning on a listening socket that stays readable.  Several listening
  * sockets may be served at once (systemd can pass more than one). */
@@ -53,37 +54,63 @@ const char *listener_default_path(void) {
         return n > 0 && (size_t)n < sizeof(bound_path) ? path : NULL;
 }
 
-/* Create the socket's directory if missing (0755: every user may connect;
- * who may open what is decided per object).  An existing directory must not
- * be a symlink, and must be ours or root's and not writable by others unless
- * sticky, so that nobody else can swap the socket under us. */
+/* The socket's directory, created if missing (0755: every user may connect;
+ * who may open what is decided per object).  Whoever can write it can bind
+ * a socket of their own at our path before we do, or swap ours (for theirs,
+ * or for a symlink) afterwards, and a client would then talk to them.  So it
+ * must be ours or root's and writable by nobody else: not by its group, not
+ * by others, sticky or not (the sticky bit of a /tmp keeps nobody from
+ * taking a free name first).  Checked through an fd opened with O_NOFOLLOW:
+ * a symlink is refused, and what is checked is what was opened. */
 static int ensure_dir(const char *path) {
         char dir[sizeof(bound_path)];
         char *slash;
         struct stat st;
+        bool made = false;
+        int fd, k = 0;
 
         snprintf(dir, sizeof(dir), "%s", path);
         slash = strrchr(dir, '/');
-        if (!slash || slash == dir)
-                return 0;
-        *slash = '\0';
-        if (mkdir(dir, 0755) == 0) {
-                (void)chmod(dir, 0755); /* despite the umask */
-                return 0;
-        }
-        if (errno != EEXIST) {
+        if (!slash)
+                strcpy(dir, ".");
+        else if (slash == dir)
+                dir[1] = '\0';
+        else
+                *slash = '\0';
+        if (mkdir(dir, 0755) == 0)
+                made = true;
+        else if (errno != EEXIST) {
+                k = -errno;
                 log_err("cannot create directory %s: %s", dir, strerror(errno));
-                return -errno;
+                return k;
         }
-        if (lstat(dir, &st) < 0)
-                return -errno;
-        if (!S_ISDIR(st.st_mode)) {
-                log_err("%s is not a directory", dir);
-                return -ENOTDIR;
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+                k = -errno;
+                if (errno == ELOOP || errno == ENOTDIR)
+                        log_err("%s is not a directory (or is a symlink)", dir);
+                else
+                        log_err("cannot open directory %s: %s", dir, strerror(errno));
+                return k;
         }
-        if ((st.st_uid != geteuid() && st.st_uid != 0) ||
-            ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))) {
-                log_err("refusing to use %s: owned by uid %u or writable by others", dir,
+        if (fstat(fd, &st) < 0) {
+                k = -errno;
+                close(fd);
+                return k;
+        }
+        /* Ours, just made: the umask may have taken bits from 0755. */
+        if (made && st.st_uid == geteuid() && (st.st_mode & 07777) != 0755 && fchmod(fd, 0755) == 0)
+                st.st_mode = (st.st_mode & ~07777u) | 0755;
+        close(fd);
+        if (st.st_uid != geteuid() && st.st_uid != 0) {
+                log_err("refusing to use %s: owned by uid %u, neither ours nor root's", dir,
+                        (unsigned)st.st_uid);
+                return -EPERM;
+        }
+        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+                log_err("refusing to use %s: writable by others than its owner (mode %04o), "
+                        "who could put their own socket at our path; use a directory that only "
+                        "uid %u can write", dir, (unsigned)(st.st_mode & 07777),
                         (unsigned)st.st_uid);
                 return -EPERM;
         }
@@ -195,6 +222,8 @@ unsigned listener_count(void) {
 
 int listener_bind(uv_loop_t *loop, const char *path) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct stat st;
+        mode_t old_umask;
         int listen_fd, k;
 
         if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -208,14 +237,24 @@ int listener_bind(uv_loop_t *loop, const char *path) {
         listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (listen_fd < 0)
                 return -errno;
-        if (bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-                k = -errno;
-                log_err("bind %s: %s", path, strerror(errno));
+        /* Every local user may connect (access is decided per object), so
+         * the socket is 0666: made so by bind itself, under a umask of 0111.
+         * Not chmod(path) after bind: whoever swapped the path for a symlink
+         * in between would have us chmod its target (as root: any file).
+         * The umask is the process's; no other thread of ours makes files. */
+        old_umask = umask(0111);
+        k = bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+        umask(old_umask);
+        if (k < 0) {
+                log_err("bind %s: %s", path, strerror(-k));
                 goto fail;
         }
         strcpy(bound_path, path);
-        /* Every local user may connect; access is decided per object. */
-        if (chmod(path, 0666) < 0 || listen(listen_fd, SOMAXCONN) < 0) {
+        /* A default ACL on the directory overrides the umask. */
+        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && (st.st_mode & 0666) != 0666)
+                log_warn("%s has mode %04o (a default ACL on its directory?): some users "
+                         "may not be able to connect", path, (unsigned)(st.st_mode & 07777));
+        if (listen(listen_fd, SOMAXCONN) < 0) {
                 k = -errno;
                 log_err("cannot listen on %s: %s", path, strerror(errno));
                 goto fail;

@@ -1,7 +1,9 @@
 /* lock.c: segment locks.  Clients lock and unlock with atomics on the lock
- * word (proto/sempage.h); the daemon only hands out tokens and, when a
- * handle goes away holding the lock, marks the owner dead and wakes the
- * waiters, so the next locker is told IPCB_OWNER_DIED. */
+ * word and keep the seqlock sequence beside it (proto/sempage.h); the daemon
+ * hands out the page and tokens and, when a handle goes away holding the
+ * lock, marks the owner dead, bumps the sequence and wakes the waiters, so
+ * the next locker is told IPCB_OWNER_DIED.  Only read-write handles get a
+ * token and a writable page: writing the lock word is a write. */
 #include "lock.h"
 
 #include "futex.h"
@@ -13,28 +15,57 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* Create the page on first use: 1 if made now, 0 if it was there. */
+static int page_get(object *o) {
+        void *map;
+        int fd, k;
+
+        if (o->lock)
+                return 0;
+        k = os_page_new(&fd, &map);
+        if (k < 0)
+                return k;
+        o->lock = map;
+        o->lock_fd = fd;
+        o->lock->magic = IPCB_LOCK_MAGIC;
+        o->lock->version = 1;
+        object_index(o); /* the page goes to a handle that exists */
+        return 1;
+}
+
 int64_t lock_token_new(object *o) {
-        if (!o->lock) {
-                void *map;
-                int fd, k = os_page_new(&fd, &map);
-                if (k < 0)
-                        return k;
-                o->lock = map;
-                o->lock_fd = fd;
-                o->lock->magic = IPCB_LOCK_MAGIC;
-                o->lock->version = 1;
-        }
+        int k = page_get(o);
+
+        if (k < 0)
+                return k;
         /* Tokens only need to differ among this segment's live handles. */
         o->lock_next_token = (o->lock_next_token + 1) & IPCB_LOCK_OWNER_MASK;
         if (o->lock_next_token == 0)
                 o->lock_next_token = 1;
-        /* The next broker must not hand out a token that is still in use. */
+        /* The next broker must not hand out a token that is still in use
+         * (and stores the page if it is new). */
         store_object_changed(o);
         return o->lock_next_token;
 }
 
+int lock_page_ro_fd(object *o) {
+        int k = page_get(o);
+
+        if (k < 0)
+                return k;
+        if (k > 0)
+                store_object_changed(o); /* a new page: store it */
+        /* A description of its own: an O_RDONLY one can be mapped writable
+         * by nobody, mprotect included, and cannot add seals; the inode
+         * (0600, ours) cannot be reopened writable.  Made per request and
+         * not kept: the fd budget counts 3 fds per segment (quota.c), and
+         * a read-only handle asks once. */
+        return os_reopen_ro(o->lock_fd);
+}
+
 void lock_token_release(object *o, uint32_t token) {
         _Atomic uint32_t *w;
+        bool bumped = false;
 
         if (!o->lock || token == 0 || store_frozen())
                 return; /* frozen: shutting down, the holder lives on */
@@ -46,6 +77,16 @@ void lock_token_release(object *o, uint32_t token) {
                          * waking the sleepers: wake them on its behalf. */
                         futex_wake_all(w);
                         return;
+                }
+                /* Readers who began before must look again.  Adding 2 keeps
+                 * the parity: a holder that died between its lock and its
+                 * unlock left the sequence odd (maybe half-written bytes),
+                 * and it stays odd until the next locker's unlock.  Done
+                 * while the gone handle's token still holds the word, so
+                 * that no next locker writes the sequence meanwhile. */
+                if (!bumped) {
+                        atomic_fetch_add(&o->lock->seq, 2);
+                        bumped = true;
                 }
                 if (atomic_compare_exchange_strong(w, &v, IPCB_LOCK_OWNER_DIED)) {
                         futex_wake_all(w);

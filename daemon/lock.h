@@ -1,6 +1,8 @@
 /* lock.h: a segment's lock, on its own broker-made page (the segment's bytes
- * are all the user's).  The page is created on first use; each handle that
- * asks gets a token that names it as the holder in the lock word. */
+ * are all the user's).  The page is created on first use.  Each read-write
+ * handle that asks gets a token that names it as the holder in the lock
+ * word; read-only handles get no token and a read-only description of the
+ * page, to read the seqlock sequence with (proto/sempage.h). */
 #pragma once
 
 #include "object.h"
@@ -8,9 +10,13 @@
 #include <stdint.h>
 
 /* Create the lock page if needed; give a new token.  Returns the token (> 0)
- * or a negative errno. */
+ * or a negative errno.  Only for read-write handles: taking the lock is a
+ * write. */
 int64_t lock_token_new(object *o);
+/* Create the lock page if needed; return a new O_RDONLY description of it
+ * (the caller closes it), or a negative errno. */
+int lock_page_ro_fd(object *o);
 /* The handle holding `token` is gone: if it holds the lock, mark the owner
- * dead and wake the waiters. */
+ * dead, bump the sequence and wake the waiters. */
 void lock_token_release(object *o, uint32_t token);
 void lock_free(object *o);

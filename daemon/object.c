@@ -11,6 +11,7 @@
 #include "store.h"
 
 #include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +22,8 @@ void object_destroy(object *o) {
         if (o->quota_charged)
                 quota_uncharge_object(o->quota_uid, o->kind, o->quota_bytes);
         o->quota_charged = false;
+        inode_remove(&o->ino_rw);
+        inode_remove(&o->ino_lock);
         sem_free(o);
         lock_free(o);
         if (o->fd_ro >= 0)
@@ -35,7 +38,19 @@ static void object_maybe_destroy(object *o) {
                 object_destroy(o);
 }
 
+void object_index(object *o) {
+        int k = 0;
+
+        if (o->fd_rw >= 0)
+                k = inode_add(&o->ino_rw, o->fd_rw);
+        if (k == 0 && o->lock_fd >= 0)
+                k = inode_add(&o->ino_lock, o->lock_fd);
+        if (k < 0) /* fstat of our own memfd: cannot happen */
+                log_warn("cannot index the inode of '%s': %s", o->name, strerror(-k));
+}
+
 void object_ref(object *o, uint32_t access) {
+        object_index(o);
         o->handles++;
         if (access == IPCB_WA_READ_ONLY)
                 o->ro_handles++;

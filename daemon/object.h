@@ -4,6 +4,8 @@
  * has no handle left. */
 #pragma once
 
+#include "inode.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -56,8 +58,17 @@ typedef struct object {
         uint64_t quota_bytes;
         /* registered memfd whose description is O_RDONLY: no RW handles */
         bool rdonly_source;
+        /* fd_rw's and lock_fd's inodes in the served-inode index (inode.h) */
+        inode_key ino_rw, ino_lock;
 } object;
 
+/* Put o's inodes (fd_rw, lock_fd) in the served-inode index, those not in
+ * it yet.  Every fd of an object leaves the broker with a handle, so
+ * object_ref does this before any reply can carry one; call it too where an
+ * inode appears that may already be in a client's hands (a restored object,
+ * a lock page made for a handle that exists).  object_destroy takes them
+ * out. */
+void object_index(object *o);
 /* Take and drop a handle's reference.  object_unref destroys the object (and
  * removes it from the registry) when nothing keeps it alive any more. */
 void object_ref(object *o, uint32_t access);

@@ -71,6 +71,15 @@ int os_page_new(int *ret_fd, void **ret_map) {
         k = os_memfd_sealed(IPCB_PAGE_SIZE, false, &rw, &seals);
         if (k < 0)
                 return k;
+        /* Every user maps the page writable (semaphores) or may hold a
+         * read-write description of it: without F_SEAL_SEAL one of them
+         * could add F_SEAL_FUTURE_WRITE, and every later mapping, and so
+         * every later open or first lock, would fail for its lifetime. */
+        if (fcntl(rw, F_ADD_SEALS, F_SEAL_SEAL) < 0) {
+                k = -errno;
+                close(rw);
+                return k;
+        }
         map = mmap(NULL, IPCB_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0);
         if (map == MAP_FAILED) {
                 k = -errno;

@@ -14,9 +14,10 @@ int os_memfd_sealed(uint64_t size, bool growable, int *ret_fd, unsigned *ret_sea
 /* A new O_RDONLY description of the inode behind fd (through /proc/self/fd). */
 int os_reopen_ro(int fd);
 
-/* A sealed one-page memfd (for semaphore and lock state) mapped read-write
- * into the daemon, zero-filled.  Returns 0 with *ret_fd and *ret_map, or a
- * negative errno with nothing left open. */
+/* A one-page memfd (for semaphore and lock state) sealed against shrinking,
+ * growing and any further seal (F_SEAL_SEAL), mapped read-write into the
+ * daemon, zero-filled.  Returns 0 with *ret_fd and *ret_map, or a negative
+ * errno with nothing left open. */
 int os_page_new(int *ret_fd, void **ret_map);
 
 void os_close_fds(const int *fds, unsigned n);

@@ -612,6 +612,7 @@ int peer_new(uv_loop_t *loop, int fd) {
                         k = -ENOMEM;
                 }
                 reaper_account_release(p->reaping);
+                cred_free(&p->cred);
                 free(p);
                 reaper_close(fd, NULL);
                 return k;
@@ -643,6 +644,7 @@ static void on_closed(uv_handle_t *h) {
         if (p->pidfd >= 0)
                 close(p->pidfd);
         reaper_account_release(p->reaping);
+        cred_free(&p->cred);
         free(p);
 }
 

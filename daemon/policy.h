@@ -7,22 +7,33 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-/* Supplementary groups kept per connection.  A process in more groups is
- * judged on the first CRED_GROUPS_MAX the kernel reports: that can only
- * refuse access, never grant more. */
-#define CRED_GROUPS_MAX 64
+/* Supplementary groups kept inside the cred; a peer in more groups gets a
+ * sorted array of its own (up to NGROUPS_MAX), so that every group counts:
+ * a lost group would send the peer to the "other" class, which may grant
+ * what its group is denied. */
+#define CRED_GROUPS_INLINE 32
 
 typedef struct cred {
         pid_t pid;
         uid_t uid;
         gid_t gid;
+        /* SO_PEERGROUPS could not be read (an old kernel, no memory): the
+         * peer's supplementary groups are unknown, and every decision that
+         * depends on them is made as if the answer were the worse one. */
+        bool groups_unknown;
         unsigned ngroups;
-        gid_t groups[CRED_GROUPS_MAX];
+        gid_t *groups_big; /* ngroups > CRED_GROUPS_INLINE: owned, sorted */
+        gid_t groups[CRED_GROUPS_INLINE];
 } cred;
 
-/* Read SO_PEERGROUPS of connected socket fd into c (ngroups 0 on failure). */
+/* Read all of SO_PEERGROUPS of connected socket fd into c (pid, uid and gid
+ * already set).  On failure c->groups_unknown is set and the reason logged;
+ * the caller goes on.  Release with cred_free. */
 void cred_read_groups(int fd, cred *c);
-/* c's primary or supplementary group is gid. */
+/* Free what cred_read_groups allocated (the struct itself is the caller's). */
+void cred_free(cred *c);
+/* c's primary or supplementary group is gid.  False if unknown: use
+ * cred_group_known first where "not in the group" would grant something. */
 bool cred_in_group(const cred *c, gid_t gid);
 /* uid 0 with the root override in effect (cfg.root_override). */
 bool policy_privileged(const cred *c);

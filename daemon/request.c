@@ -186,10 +186,20 @@ static int do_shm_lock_page(peer *p, const ipcb_msg *m) {
         handle_slot *h = peer_handle_get(p, m->shm_lock_page.handle);
         ipcb_msg r = reply_to(m);
         int64_t token;
-        int k;
+        int k, fd;
 
         if (!h || h->obj->kind != IPCB_KIND_SHM)
                 return -EBADF;
+        /* Taking the lock writes the lock word: a read-only handle gets no
+         * token and the page read-only, to read the seqlock sequence. */
+        if (h->access != IPCB_WA_READ_WRITE) {
+                if ((fd = lock_page_ro_fd(h->obj)) < 0)
+                        return fd;
+                r.lock_reply.token = 0;
+                peer_reply(p, &r, &fd, 1); /* borrows fd (a queued reply keeps a copy) */
+                close(fd);
+                return 0;
+        }
         if (!h->lock_token) {
                 if ((k = peer_watch_process(p)) < 0)
                         return k;

@@ -631,6 +631,8 @@ static const char *restore_one(uint32_t i, const cat_rec *r, unsigned *ret_token
                         o->lock_orphan = atomic_load(&o->lock->word) & IPCB_LOCK_OWNER_MASK;
                 }
         }
+        /* Clients may still hold fds of these inodes from the last broker. */
+        object_index(o);
         o->restored = true;
         if ((!o->lock && r->has_lock) || !r->salt)
                 cat_put(o); /* forget the lock we do not have; record the salt */

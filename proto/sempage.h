@@ -110,10 +110,21 @@ static inline bool ipcb_sem_help(ipcb_sem_page *pg, ipcb_w w) {
         return true;
 }
 
-/* Segment lock page: one 32-bit futex word.  0: free.  Otherwise the
- * holder's token (bits 0..29, given by the broker per handle), WAITERS when
- * someone may sleep on it, OWNER_DIED when the last holder's handle went away
- * while holding it (the next locker is told and clears it). */
+/* Segment lock page.  The lock word is a 32-bit futex word.  0: free.
+ * Otherwise the holder's token (bits 0..29, given by the broker per
+ * read-write handle), WAITERS when someone may sleep on it, OWNER_DIED when
+ * the last holder's handle went away while holding it (the next locker is
+ * told and clears it).
+ *
+ * seq is a seqlock sequence for readers, written only by the holder: odd
+ * from just after the lock is taken until just before it is released, so a
+ * holder that dies in between leaves it odd, and the next locker (told
+ * OWNER_DIED) keeps it odd until its own unlock.  Lock makes it
+ * (seq + 1) | 1, unlock (seq | 1) + 1: whatever the page held before, both
+ * change it and give it the right parity.  The broker adds 2 when it marks
+ * a dead holder's lock (parity kept).  Read-only holders map the page
+ * read-only and read seq only.  The field was reserved (zero) in pages made
+ * before it, which reads as "not being written". */
 #define IPCB_LOCK_OWNER_MASK 0x3fffffffu
 #define IPCB_LOCK_WAITERS    0x40000000u
 #define IPCB_LOCK_OWNER_DIED 0x80000000u
@@ -122,7 +133,16 @@ typedef struct ipcb_lock_page {
         uint32_t magic;
         uint32_t version;
         _Atomic uint32_t word;
-        uint8_t reserved[IPCB_PAGE_SIZE - 12];
+        _Atomic uint32_t seq;
+        uint8_t reserved[IPCB_PAGE_SIZE - 16];
 } ipcb_lock_page;
 
 _Static_assert(sizeof(ipcb_lock_page) == IPCB_PAGE_SIZE, "lock page must be one page");
+
+static inline uint32_t ipcb_lock_seq_locked(uint32_t seq) {
+        return (seq + 1) | 1;
+}
+
+static inline uint32_t ipcb_lock_seq_unlocked(uint32_t seq) {
+        return (seq | 1) + 1;
+}

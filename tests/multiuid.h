@@ -16,6 +16,8 @@
 #include <grp.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -62,6 +64,8 @@ static inline int run_as(uid_t uid, bool shared, int (*fn)(void *), void *arg) {
                         fprintf(stderr, "cannot become uid %u: %s\n", (unsigned)uid, strerror(errno));
                         _exit(2);
                 }
+                /* setresuid cleared the parent-death signal test_fork set */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 fflush(NULL);
                 _exit(fn(arg));
         }

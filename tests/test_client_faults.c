@@ -26,14 +26,12 @@
 #include <unistd.h>
 
 static ipcbd d;
-static int self_base_fds; /* the test process's fds before connecting */
 static ipcb_client *c;
 
 static void setup(void) {
         signal(SIGPIPE, SIG_IGN);
         unsetenv("IPCBROKER_TIMEOUT_MS");
-        ipcbd_start(&d, NULL);
-        self_base_fds = self_fd_count();
+        fixture_begin(&d, NULL);
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
 }
 
@@ -42,9 +40,7 @@ static void setup(void) {
 static void end_of_test_checks(void) {
         ipcb_disconnect(c);
         c = NULL;
-        cr_assert_eq(self_fd_count(), self_base_fds, "the test process leaked fds");
-        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 5000), "daemon fd count not at baseline");
-        ipcbd_stop(&d);
+        fixture_end(&d);
 }
 
 #define CHECKED_TEST(suite, name, ...)                                   \
@@ -61,7 +57,7 @@ static void teardown(void) {
                 kill(d.pid, SIGCONT);
         ipcb_disconnect(c);
         c = NULL;
-        ipcbd_stop(&d);
+        fixture_cleanup(&d);
 }
 
 TestSuite(faults, .init = setup, .fini = teardown, .timeout = 30);

@@ -42,7 +42,7 @@
 /* The fake manager: its socket, and the fd store as the messages left it. */
 static struct {
         char dir[64], path[96], log[96];
-        int nfd, saved_stderr;
+        int nfd;
         int fds[STORE_CAP];
         char names[STORE_CAP][32];
         unsigned n;
@@ -166,7 +166,7 @@ static void setup(void) {
          * that holds every segment. */
         raise_nofile(20000);
         memset(&m, 0, sizeof(m));
-        m.nfd = m.saved_stderr = -1;
+        m.nfd = -1;
         snprintf(m.dir, sizeof(m.dir), "/tmp/ipcbnt.XXXXXX");
         cr_assert_not_null(mkdtemp(m.dir));
         snprintf(m.path, sizeof(m.path), "%s/notify", m.dir);
@@ -195,22 +195,24 @@ static void teardown(void) {
 
 TestSuite(notify, .init = setup, .fini = teardown, .timeout = 60);
 
-/* ipcbd_start with NOTIFY_SOCKET set and the daemon's stderr in m.log. */
-static void start(const char *notify_socket, const char *watchdog_usec, const char *const *args) {
-        int logfd = open(m.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+/* The fake manager lets go of what it was given, then the fixture checks
+ * the daemon's fds, ours, and the daemon's exit (or ours only, once the
+ * test stopped the daemon itself). */
+static void end(void) {
+        for (unsigned i = 0; i < m.n; i++)
+                close(m.fds[i]);
+        m.n = 0;
+        fixture_end(&d);
+}
 
-        cr_assert_geq(logfd, 0);
+/* fixture_begin with NOTIFY_SOCKET set and the daemon's stderr in m.log. */
+static void start(const char *notify_socket, const char *watchdog_usec, const char *const *args) {
         setenv("NOTIFY_SOCKET", notify_socket, 1);
         if (watchdog_usec)
                 setenv("WATCHDOG_USEC", watchdog_usec, 1);
-        fflush(stderr);
-        m.saved_stderr = fcntl(2, F_DUPFD_CLOEXEC, 3);
-        dup2(logfd, 2);
-        close(logfd);
-        ipcbd_start(&d, args);
-        dup2(m.saved_stderr, 2);
-        close(m.saved_stderr);
-        m.saved_stderr = -1;
+        ipcbd_log_path = m.log;
+        fixture_begin(&d, args);
+        ipcbd_log_path = NULL;
         unsetenv("NOTIFY_SOCKET");
         unsetenv("WATCHDOG_USEC");
 }
@@ -407,8 +409,7 @@ Test(notify, full_manager_queue_never_blocks) {
         ipcb_disconnect(c);
         drain(300);
         cr_assert_eq(m.n, 2, "left in the store: %u", m.n); /* the catalog and the undo table */
-        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 5000), "the daemon kept fds");
-        ipcbd_stop(&d);
+        end();
         drain(100);
         cr_assert_eq(m.stopping, 1);
         for (unsigned i = 0; i < m.n; i++)
@@ -434,6 +435,7 @@ Test(notify, exit_with_messages_waiting) {
         fprintf(stderr, "[notify] exit with the manager's queue full took %.1f ms\n", (now_us() - t) / 1000.0);
         ipcb_disconnect(c);
         cr_assert(log_has("were not sent"), "no log line about messages lost at exit");
+        end();
 }
 
 static bool got_ready(void *arg) {
@@ -466,7 +468,7 @@ Test(notify, abstract_socket) {
         ipcb_disconnect(c);
         drain(200);
         cr_assert_eq(stored_named("ipcb-o-"), 0);
-        ipcbd_stop(&d);
+        end();
         drain(100);
         cr_assert_eq(m.stopping, 1);
 }
@@ -482,6 +484,6 @@ Test(notify, nobody_listening) {
         cr_assert_eq(mkseg(c, "lost", 4096, 'l'), 0);
         cr_assert_eq(ipcb_unlink(c, "lost"), 0);
         ipcb_disconnect(c);
-        ipcbd_stop(&d);
+        end();
         cr_assert(log_has("cannot connect"), "no log line about the missing manager");
 }
