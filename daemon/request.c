@@ -154,7 +154,8 @@ static int do_shm_open(peer *p, const ipcb_msg *m) {
         if ((access != IPCB_WA_READ_ONLY && access != IPCB_WA_READ_WRITE) ||
             (flags & ~IPCB_WF_SHM_OPEN_MASK) || (!(flags & IPCB_WF_OWNED) && m->shm_open.owner) ||
             (flags & IPCB_WF_RECLAIM ? m->shm_open.token == 0 ||
-                                               m->shm_open.token > IPCB_LOCK_OWNER_MASK
+                                               m->shm_open.token > IPCB_LOCK_OWNER_MASK ||
+                                               access != IPCB_WA_READ_WRITE /* locks write */
                                      : m->shm_open.token || m->shm_open.nonce))
                 return -EINVAL;
         o = registry_lookup(IPCB_KIND_SHM, n->ptr, n->len);
