@@ -989,6 +989,9 @@ RESTART_TEST(lock_token_reclaim_needs_the_nonce) {
                 req.shm_open.nonce = 0xbad0000u + t;
                 cr_assert_eq(raw_call(fd, &req, buf, &rep, NULL), -ESRCH, "token %u taken", t);
         }
+        /* Locking writes: no token for a read-only handle, reclaimed or not. */
+        req.shm_open.access = IPCB_WA_READ_ONLY;
+        cr_assert_eq(raw_call(fd, &req, buf, &rep, NULL), -EINVAL);
         close(fd);
         holder_kill(&h);
         cr_assert_eq(ipcb_connect(m.sock, &c), 0);
