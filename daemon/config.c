@@ -26,6 +26,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The defaults (docs/security.md lists them). */
+config cfg = {
+        .max_segment_size = 1ull << 30,
+        .max_queued_replies = 32,
+        /* Access control and quotas (config.c, docs/security.md). */
+        .root_override = true,
+        .max_objects_per_uid = 4096,
+        .max_bytes_per_uid = 4ull << 30,
+        .max_handles_per_uid = 16384,
+        .max_connections_per_uid = 256,
+        .max_requests_in_flight = 32,
+        .max_fds_in_flight = 16,
+        .max_fds_in_flight_per_uid = 128,
+        .max_fds_per_uid = 12288,
+};
+
 typedef enum { T_SIZE, T_COUNT, T_BOOL } key_type;
 
 typedef struct key_spec {

@@ -21,21 +21,6 @@
 
 #define IPCBROKERD_VERSION "0.1.0"
 
-config cfg = {
-        .max_segment_size = 1ull << 30,
-        .max_queued_replies = 32,
-        /* Access control and quotas (config.c, docs/security.md). */
-        .root_override = true,
-        .max_objects_per_uid = 4096,
-        .max_bytes_per_uid = 4ull << 30,
-        .max_handles_per_uid = 16384,
-        .max_connections_per_uid = 256,
-        .max_requests_in_flight = 32,
-        .max_fds_in_flight = 16,
-        .max_fds_in_flight_per_uid = 128,
-        .max_fds_per_uid = 12288,
-};
-
 static uv_signal_t sig_term, sig_int;
 static bool fd_store = true;           /* --no-fd-store turns it off */
 static unsigned restore_grace_ms = 30000; /* --restore-grace */

@@ -54,20 +54,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* main.c's defaults (main.c is not linked: it defines cfg and main). */
-static const config cfg_defaults = {
-        .max_segment_size = 1ull << 30,
-        .max_queued_replies = 32,
-        .root_override = true,
-        .max_objects_per_uid = 4096,
-        .max_bytes_per_uid = 4ull << 30,
-        .max_handles_per_uid = 16384,
-        .max_connections_per_uid = 256,
-        .max_requests_in_flight = 32,
-        .max_fds_in_flight = 16,
-        .max_fds_in_flight_per_uid = 128,
-        .max_fds_per_uid = 12288,
-};
-config cfg;
+/* cfg's defaults (config.c), kept before an input changes them. */
+static config cfg_defaults;
 
 #define CLIENTS_MAX 3
 #define CONNECTS_MAX 8    /* connections per input */
@@ -401,6 +389,18 @@ static void map_page(int fd, map_kind kind, uint32_t slot_or_token) {
 
         if (nmaps == MAPS_MAX)
                 return;
+        /* A read-only handle's lock page comes read-only (token 0): the
+         * daemon must never hand it out writable. */
+        if ((fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY) {
+                if (kind != MAP_LOCK || slot_or_token != 0)
+                        fail("a read-only page with token %u", slot_or_token);
+                addr = mmap(NULL, IPCB_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                if (addr != MAP_FAILED)
+                        fail("a read-only lock page could be mapped writable");
+                return;
+        }
+        if (kind == MAP_LOCK && slot_or_token == 0)
+                fail("a lock page without a token came writable");
         addr = mmap(NULL, IPCB_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (addr == MAP_FAILED)
                 fail("cannot map a page the daemon sent: %s", strerror(errno));
@@ -1210,7 +1210,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
                         write_seeds((*argv)[i] + 14);
                         exit(0);
                 }
-        cfg = cfg_defaults;
+        cfg_defaults = cfg;
         trace = getenv("FUZZ_DAEMON_TRACE");
         log_verbose = trace;
         log_init();

@@ -15,6 +15,7 @@
  * released, it answers them, so that every blocked close() finishes and
  * nothing hangs at exit.  Needs root and /dev/fuse, or skips. */
 #include "harness.h"
+#include "prober.h"
 
 #include "ipcbroker.h"
 #include "proto.h"
@@ -357,76 +358,7 @@ static void begin(void) {
         fuse_mount();
 }
 
-/* ---- the prober: a well-behaved client measuring its round trips ---- */
-
-static long long now_us(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-typedef struct prober {
-        pthread_t thread;
-        atomic_bool stop;
-        int errors;
-        unsigned n;
-        long long lat_us[1 << 16];
-} prober;
-
-static void *prober_run(void *arg) {
-        prober *pr = arg;
-        ipcb_client *c;
-        ipcb_shm *s;
-
-        if (ipcb_connect(d.sock, &c) < 0) {
-                pr->errors++;
-                return NULL;
-        }
-        while (!atomic_load(&pr->stop) && pr->n < sizeof(pr->lat_us) / sizeof(pr->lat_us[0])) {
-                long long t0 = now_us();
-                /* A request whose reply carries an fd, and its close. */
-                int k = ipcb_shm_create(c, "probe", 4096, NULL, &s);
-                if (k == 0)
-                        ipcb_shm_close(s);
-                else
-                        pr->errors++;
-                pr->lat_us[pr->n++] = now_us() - t0;
-                usleep(1000);
-        }
-        ipcb_disconnect(c);
-        return NULL;
-}
-
-static void prober_start(prober *pr) {
-        memset(pr, 0, sizeof(*pr));
-        cr_assert_eq(pthread_create(&pr->thread, NULL, prober_run, pr), 0);
-}
-
-static int cmp_ll(const void *a, const void *b) {
-        long long x = *(const long long *)a, y = *(const long long *)b;
-        return x < y ? -1 : x > y;
-}
-
-/* Stop the prober, release the FUSE server (a daemon whose loop waits on it
- * would keep the prober's request, and the join, waiting), print the
- * prober's figures and return its worst latency in µs. */
-static long long prober_stop(prober *pr, const char *attack) {
-        atomic_store(&pr->stop, true);
-        fuse_release();
-        pthread_join(pr->thread, NULL);
-        cr_assert_gt(pr->n, 0, "the prober made no request");
-        qsort(pr->lat_us, pr->n, sizeof(pr->lat_us[0]), cmp_ll);
-        long long p50 = pr->lat_us[pr->n / 2], p99 = pr->lat_us[pr->n * 99 / 100],
-                  max = pr->lat_us[pr->n - 1];
-        fprintf(stderr, "[fuse] %-40s well-behaved client: %u requests, p50 %lld us, p99 %lld us, "
-                        "max %lld us, %d errors\n", attack, pr->n, p50, p99, max, pr->errors);
-        cr_assert_eq(pr->errors, 0, "%s: the well-behaved client got %d errors", attack, pr->errors);
-        return max;
-}
-
-/* The same bound as test_stall.c: a server that never answers would show
- * as a stall of the whole window (a second). */
-#define STALL_BOUND_US 250000
+/* A server that never answers would show as a stall of the whole window. */
 #define STALL_WINDOW_US 1000000
 
 /* ---- helpers ---- */
@@ -491,23 +423,23 @@ static int open_fuse_file(void) {
 FUSE_TEST(file_attached, .timeout = 60) {
         begin();
         prober pr;
-        prober_start(&pr);
+        prober_start(&pr, d.sock);
         usleep(50000);
         int t = open_fuse_file();
         int fd = hello_conn();
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO, .id = 2 } };
         m.hello.version = IPCB_PROTO_VERSION;
-        long long t0 = now_us();
+        long long t0 = prober_now_us();
         send_then_stall(fd, buf, enc(&m, buf), t);
         uint32_t flush = FUSE_FLUSH;
         bool reached = wait_until(fuse_held_op, &flush, 2000);
-        long long left = STALL_WINDOW_US - (now_us() - t0);
+        long long left = STALL_WINDOW_US - (prober_now_us() - t0);
         if (left > 0)
                 usleep((useconds_t)left);
         char held[512];
         unsigned from_loop = fuse_held_summary(held, sizeof(held));
-        long long max = prober_stop(&pr, "FUSE file (silent server) attached");
+        long long max = prober_stop(&pr, "fuse", "FUSE file (silent server) attached", fuse_release);
         fprintf(stderr, "[fuse] held by the silent server: %s\n", held[0] ? held : "nothing");
         close(fd);
         cr_assert(reached, "the daemon's close of the file never reached the server");
@@ -522,7 +454,7 @@ FUSE_TEST(file_attached, .timeout = 60) {
 FUSE_TEST(file_registered, .timeout = 60) {
         begin();
         prober pr;
-        prober_start(&pr);
+        prober_start(&pr, d.sock);
         usleep(50000);
         int t = open_fuse_file();
         int fd = hello_conn();
@@ -530,20 +462,20 @@ FUSE_TEST(file_registered, .timeout = 60) {
         ipcb_msg m = { .hdr = { .op = IPCB_OP_SHM_REGISTER, .id = 4, .nfds = 1 } };
         m.shm_register.name = (ipcb_name){ .ptr = "fuse", .len = 4 };
         m.shm_register.mode = 0644;
-        long long t0 = now_us();
+        long long t0 = prober_now_us();
         send_then_stall(fd, buf, enc(&m, buf), t);
         ipcb_msg r = { 0 };
         ssize_t n = raw_recv(fd, buf, sizeof(buf), NULL, NULL, 1000);
-        long long reply_us = now_us() - t0;
+        long long reply_us = prober_now_us() - t0;
         int dec = n > 0 ? ipcb_proto_decode(buf, (size_t)n, 0, &r) : -1;
         uint32_t flush = FUSE_FLUSH;
         bool reached = n > 0 && wait_until(fuse_held_op, &flush, 2000);
-        long long left = STALL_WINDOW_US - (now_us() - t0);
+        long long left = STALL_WINDOW_US - (prober_now_us() - t0);
         if (left > 0)
                 usleep((useconds_t)left);
         char held[512];
         unsigned from_loop = fuse_held_summary(held, sizeof(held));
-        long long max = prober_stop(&pr, "FUSE file (silent server) registered");
+        long long max = prober_stop(&pr, "fuse", "FUSE file (silent server) registered", fuse_release);
         fprintf(stderr, "[fuse] register reply after %lld us (%s); held by the silent server: %s\n",
                 reply_us, n > 0 ? "answered" : "none within 1 s", held[0] ? held : "nothing");
         close(fd);

@@ -7,6 +7,7 @@
  * count, and a clean daemon exit. */
 #include "harness.h"
 #include "multiuid.h"
+#include "prober.h"
 
 #include "ipcbroker.h"
 #include "proto.h"
@@ -33,12 +34,6 @@ static ipcbd d;
 /* fixture_end (harness.h) checks the daemon's and our fds and its exit. */
 #define STALL_TEST(name, ...) FIXTURE_TEST(stall, name, &d, fixture_release_nothing, ##__VA_ARGS__)
 
-static long long now_us(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void begin(const char *const *args) {
         fixture_begin(&d, args);
 }
@@ -53,68 +48,6 @@ static void cleanup(void) {
 }
 
 TestSuite(stall, .fini = cleanup);
-
-/* ---- the prober: a well-behaved client measuring its round trips ---- */
-
-typedef struct prober {
-        pthread_t thread;
-        atomic_bool stop;
-        int errors;
-        unsigned n;
-        long long lat_us[1 << 16];
-} prober;
-
-static void *prober_run(void *arg) {
-        prober *pr = arg;
-        ipcb_client *c;
-        ipcb_shm *s;
-
-        if (ipcb_connect(d.sock, &c) < 0) {
-                pr->errors++;
-                return NULL;
-        }
-        while (!atomic_load(&pr->stop) && pr->n < sizeof(pr->lat_us) / sizeof(pr->lat_us[0])) {
-                long long t0 = now_us();
-                /* A request whose reply carries an fd, and its close. */
-                int k = ipcb_shm_create(c, "probe", 4096, NULL, &s);
-                if (k == 0)
-                        ipcb_shm_close(s);
-                else
-                        pr->errors++;
-                pr->lat_us[pr->n++] = now_us() - t0;
-                usleep(1000);
-        }
-        ipcb_disconnect(c);
-        return NULL;
-}
-
-static void prober_start(prober *pr) {
-        memset(pr, 0, sizeof(*pr));
-        cr_assert_eq(pthread_create(&pr->thread, NULL, prober_run, pr), 0);
-}
-
-static int cmp_ll(const void *a, const void *b) {
-        long long x = *(const long long *)a, y = *(const long long *)b;
-        return x < y ? -1 : x > y;
-}
-
-/* Stop the prober, print its figures, and return its worst latency in µs. */
-static long long prober_stop(prober *pr, const char *attack) {
-        atomic_store(&pr->stop, true);
-        pthread_join(pr->thread, NULL);
-        cr_assert_gt(pr->n, 0, "the prober made no request");
-        qsort(pr->lat_us, pr->n, sizeof(pr->lat_us[0]), cmp_ll);
-        long long p50 = pr->lat_us[pr->n / 2], p99 = pr->lat_us[pr->n * 99 / 100],
-                  max = pr->lat_us[pr->n - 1];
-        fprintf(stderr, "[stall] %-40s well-behaved client: %u requests, p50 %lld us, p99 %lld us, "
-                        "max %lld us, %d errors\n", attack, pr->n, p50, p99, max, pr->errors);
-        cr_assert_eq(pr->errors, 0, "%s: the well-behaved client got %d errors", attack, pr->errors);
-        return max;
-}
-
-/* The target is 10 ms; the bound asserted leaves room for this noisy VM
- * while still catching any stall that waits on a client (seconds). */
-#define STALL_BOUND_US 250000
 
 /* ---- helpers ---- */
 
@@ -227,7 +160,7 @@ STALL_TEST(fds_parked_in_flight, .timeout = 120) {
         int gate[2];
         cr_assert_eq(pipe2(gate, O_CLOEXEC), 0);
         prober pr;
-        prober_start(&pr);
+        prober_start(&pr, d.sock);
         int arg[2] = { 12, gate[0] };
         pid_t pid = test_fork();
         if (pid == 0) {
@@ -250,7 +183,7 @@ STALL_TEST(fds_parked_in_flight, .timeout = 120) {
         for (int i = 0; i < 32; i++)
                 ipcb_shm_close(s[i]);
         ipcb_disconnect(c);
-        long long max = prober_stop(&pr, "fds parked in flight");
+        long long max = prober_stop(&pr, "stall", "fds parked in flight", NULL);
         close(gate[1]);
         int status;
         waitpid(pid, &status, 0);
@@ -266,7 +199,7 @@ STALL_TEST(fds_parked_in_flight, .timeout = 120) {
 STALL_TEST(lingering_socket_attached, .timeout = 60) {
         begin(NULL);
         prober pr;
-        prober_start(&pr);
+        prober_start(&pr, d.sock);
         usleep(50000);
         int l, t = lingering_socket(3, &l);
         int fd = hello_conn();
@@ -278,7 +211,7 @@ STALL_TEST(lingering_socket_attached, .timeout = 60) {
         close(t);
         kill(d.pid, SIGCONT);
         usleep(500000);
-        long long max = prober_stop(&pr, "lingering socket as an unsolicited fd");
+        long long max = prober_stop(&pr, "stall", "lingering socket as an unsolicited fd", NULL);
         close(fd);
         /* the worker is still closing it: give it its linger time */
         cr_assert(ipcbd_wait_fds(&d, d.base_fds, 8000));
@@ -291,7 +224,7 @@ STALL_TEST(lingering_socket_attached, .timeout = 60) {
 STALL_TEST(lingering_socket_registered, .timeout = 60) {
         begin(NULL);
         prober pr;
-        prober_start(&pr);
+        prober_start(&pr, d.sock);
         usleep(50000);
         int l, t = lingering_socket(3, &l);
         int fd = hello_conn();
@@ -310,7 +243,7 @@ STALL_TEST(lingering_socket_registered, .timeout = 60) {
         cr_assert_eq(ipcb_proto_decode(buf, (size_t)n, 0, &r), 0);
         cr_assert_eq(r.hdr.status, -EBADFD, "register of a TCP socket: %d", r.hdr.status);
         usleep(500000);
-        long long max = prober_stop(&pr, "lingering socket as a memfd to register");
+        long long max = prober_stop(&pr, "stall", "lingering socket as a memfd to register", NULL);
         close(fd);
         cr_assert(ipcbd_wait_fds(&d, d.base_fds, 8000));
         close(l);
@@ -323,7 +256,7 @@ STALL_TEST(lingering_socket_registered, .timeout = 60) {
 STALL_TEST(lingering_socket_in_dropped_queue, .timeout = 60) {
         begin(NULL);
         prober pr;
-        prober_start(&pr);
+        prober_start(&pr, d.sock);
         usleep(50000);
         int l, t = lingering_socket(3, &l);
         int fd = hello_conn();
@@ -341,7 +274,7 @@ STALL_TEST(lingering_socket_in_dropped_queue, .timeout = 60) {
         cr_assert(raw_is_closed(fd, 5000));
         close(fd);
         usleep(500000);
-        long long max = prober_stop(&pr, "lingering socket in a dropped queue");
+        long long max = prober_stop(&pr, "stall", "lingering socket in a dropped queue", NULL);
         cr_assert(ipcbd_wait_fds(&d, d.base_fds, 8000));
         close(l);
         cr_assert_lt(max, STALL_BOUND_US);
@@ -500,7 +433,7 @@ STALL_TEST(queued_replies_bounded, .timeout = 60) {
         int fds[N];
         unsigned total = 0;
         prober pr;
-        prober_start(&pr);
+        prober_start(&pr, d.sock);
         for (int i = 0; i < N; i++) {
                 unsigned sent;
                 fds[i] = hello_conn();
@@ -508,7 +441,7 @@ STALL_TEST(queued_replies_bounded, .timeout = 60) {
                 total += sent;
         }
         long rss1 = proc_rss_kib(d.pid);
-        long long max = prober_stop(&pr, "200 connections never reading LISTs");
+        long long max = prober_stop(&pr, "stall", "200 connections never reading LISTs", NULL);
         fprintf(stderr, "[stall] %d connections, %u LIST requests unread: daemon VmRSS %ld -> %ld KiB\n",
                 N, total, rss0, rss1);
         for (int i = 0; i < N; i++)
