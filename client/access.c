@@ -117,6 +117,9 @@ static int register_finish(ipcb_client *c, const char *name, const ipcb_msg *rep
         s->size = (size_t)size;
         s->access = access;
         s->seals = reply->shm_reply.seals;
+        s->info = (ipcb_handle_info){ .uid = (uid_t)reply->shm_reply.uid,
+                                      .gid = (gid_t)reply->shm_reply.gid,
+                                      .mode = reply->shm_reply.mode };
         struct stat st;
         r = fstat(fd, &st) < 0 ? -errno
                                : client_obj_add(c, &s->obj, IPCB_KIND_SHM, name, (uint32_t)access, &st);

@@ -718,6 +718,8 @@ static int shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, i
                 .size = (size_t)size,
                 .access = access,
                 .seals = reply->shm_reply.seals,
+                .info = { .uid = (uid_t)reply->shm_reply.uid, .gid = (gid_t)reply->shm_reply.gid,
+                          .mode = reply->shm_reply.mode },
         };
         r = client_obj_add(c, &s->obj, IPCB_KIND_SHM, name, (uint32_t)access, &st);
         if (r < 0) {
@@ -768,6 +770,27 @@ int ipcb_shm_create(ipcb_client *c, const char *name, size_t size,
 }
 
 int ipcb_shm_open(ipcb_client *c, const char *name, int access, ipcb_shm **ret) {
+        return ipcb_shm_open_ex(c, name, access, NULL, ret);
+}
+
+/* The request fields of ipcb_open_options (flags, owner). */
+int client_open_options(const ipcb_open_options *opts, unsigned allowed, uint32_t *ret_flags,
+                        uint32_t *ret_owner) {
+        *ret_flags = 0;
+        *ret_owner = 0;
+        if (!opts)
+                return 0;
+        if (opts->struct_size < offsetof(ipcb_open_options, owner) + sizeof(opts->owner) ||
+            (opts->flags & ~allowed))
+                return -EINVAL;
+        *ret_flags = opts->flags;
+        if (opts->flags & IPCB_OPEN_OWNED)
+                *ret_owner = opts->owner == IPCB_OWNER_SELF ? IPCB_WO_SELF : (uint32_t)opts->owner;
+        return 0;
+}
+
+int ipcb_shm_open_ex(ipcb_client *c, const char *name, int access, const ipcb_open_options *opts,
+                     ipcb_shm **ret) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_SHM_OPEN }, reply;
         int fd = -1, r;
@@ -779,6 +802,9 @@ int ipcb_shm_open(ipcb_client *c, const char *name, int access, ipcb_shm **ret) 
                 return r;
         if (access != IPCB_READ_ONLY && access != IPCB_READ_WRITE)
                 return -EINVAL;
+        r = client_open_options(opts, IPCB_OPEN_OWNED, &req.shm_open.flags, &req.shm_open.owner);
+        if (r < 0)
+                return r;
 
         req.shm_open.access = (uint32_t)access;
         r = client_request(c, &req, buf, &reply, &fd);
@@ -805,6 +831,13 @@ int ipcb_shm_access(const ipcb_shm *s) {
 
 unsigned ipcb_shm_seals(const ipcb_shm *s) {
         return s ? s->seals : 0;
+}
+
+int ipcb_shm_info(const ipcb_shm *s, ipcb_handle_info *ret) {
+        if (!s || !ret)
+                return -EINVAL;
+        *ret = s->info;
+        return 0;
 }
 
 int ipcb_shm_close(ipcb_shm *s) {

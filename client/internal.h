@@ -73,11 +73,13 @@ struct ipcb_shm {
         size_t size;
         int access;
         unsigned seals;
+        ipcb_handle_info info; /* owner, group, mode at the open */
         /* segment lock page, set up on first lock or read (lock.c): mapped
          * read-write with a token (> 0) for a read-write handle, read-only
          * with token 0 for a read-only one */
         ipcb_lock_page *lock;
         uint32_t lock_token;
+        uint64_t lock_nonce; /* proves lock_token to a restarted broker */
 };
 
 ipcb_client *client_ref(ipcb_client *c);
@@ -127,13 +129,19 @@ int client_obj_release(ipcb_client *c, client_obj *o);
 /* sem.c: re-open undo semaphore o on the current connection (lock held). */
 int sem_reopen_locked(ipcb_client *c, client_obj *o);
 /* Re-open one object by name on the current connection: the reply (in buf)
- * and its fd; -ESTALE if the name now names another object. */
+ * and its fd; -ESTALE if the name now names another object.  flags: more
+ * open flags (IPCB_WF_RECLAIM, for a semaphore with its slot bits) with
+ * what a reclaim shows: a segment's lock token and either's nonce. */
 int client_reopen(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *reply, int *ret_fd,
-                  uint32_t sem_flags);
+                  uint32_t flags, uint32_t token, uint64_t nonce);
 /* Release a broker handle without waiting (CLOSE with NOREPLY). */
 int client_release_handle(ipcb_client *c, uint64_t handle);
 int client_release_handle_locked(ipcb_client *c, uint64_t handle);
 int client_name_check(const char *name, ipcb_name *ret);
+/* The wire flags and owner of opts (NULL: none); -EINVAL for a short
+ * struct or flags outside `allowed`. */
+int client_open_options(const ipcb_open_options *opts, unsigned allowed, uint32_t *ret_flags,
+                        uint32_t *ret_owner);
 int client_unlink(ipcb_client *c, int kind, const char *name);
 /* Release the segment lock if handle s holds it (before closing s). */
 void lock_release_on_close(ipcb_shm *s);
@@ -141,3 +149,4 @@ void lock_release_on_close(ipcb_shm *s);
 _Static_assert(IPCB_SEM_UNDO_MAX == IPCB_SEM_SLOTS, "undo slot count mismatch");
 _Static_assert(IPCB_SEM_UNDO == IPCB_WF_UNDO, "flag mismatch");
 _Static_assert(IPCB_SEM_PERSISTENT == IPCB_WF_PERSISTENT, "flag mismatch");
+_Static_assert(IPCB_OPEN_OWNED == IPCB_WF_OWNED, "flag mismatch");

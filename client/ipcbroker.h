@@ -27,7 +27,9 @@
  *              handle).  What a caller can notice is in docs/systemd.md:
  *              new object ids, a request whose reply was lost sent
  *              again; undo tokens stay held if the handle is used within
- *              the restarted broker's grace period;
+ *              the restarted broker's grace period, and a segment lock held
+ *              across the restart stays held if the client makes any
+ *              request within it (otherwise it is released as owner-died);
  *   -EPROTO    the broker sent something that does not decode;
  *   -ENOMEM    out of memory;
  *   -EDQUOT    a per-uid quota of the broker (objects, bytes, handles, fds) is
@@ -175,7 +177,8 @@ IPCB_EXPORT void ipcb_disconnect(ipcb_client *c);
  * borrowed (NULL: defaults).  On success *ret owns the mapping and one fd.
  * Errors: -EEXIST (nothing changes), -EINVAL (bad name, size 0, bad mode or
  * flags), -ENAMETOOLONG, -EFBIG (size above the broker's maximum), -ENOMEM,
- * -ENOSPC, -EMFILE (out of fds). */
+ * -ENOSPC, -EMFILE (out of fds), -EACCES (the name is under a prefix the
+ * broker reserves for another uid or group: docs/security.md). */
 IPCB_EXPORT int ipcb_shm_create(ipcb_client *c, const char *name, size_t size,
                                 const ipcb_shm_options *opts, ipcb_shm **ret);
 
@@ -186,6 +189,50 @@ IPCB_EXPORT int ipcb_shm_create(ipcb_client *c, const char *name, size_t size,
  * name or access), -ENAMETOOLONG, -EACCES, -EMFILE, -EROFS (read-write
  * asked of a frozen segment). */
 IPCB_EXPORT int ipcb_shm_open(ipcb_client *c, const char *name, int access, ipcb_shm **ret);
+
+/* ---- who owns what you opened ----
+ * Any uid may create any free name (unless the broker reserves its prefix
+ * for someone: docs/security.md, "Names"), so a name a service expects to
+ * find may have been created first by someone else ("squatting").  Every
+ * open and create reports the object's owner, group and mode as they were
+ * at that moment (ipcb_shm_info, ipcb_sem_info), and the _ex opens can ask
+ * the broker to refuse an object not owned by an expected uid, checked
+ * with the open itself (no window between a check and the open). */
+
+/* ipcb_open_options.flags: fail with -EPERM unless the object's owner is
+ * opts->owner.  Checked by the broker before the permission check, so a
+ * squatter's object is refused with -EPERM whatever its mode. */
+#define IPCB_OPEN_OWNED 0x20u
+/* ipcb_open_options.owner: the uid of the connection (as the broker saw it
+ * connect), the default. */
+#define IPCB_OWNER_SELF ((uid_t)-1)
+
+/* Options for ipcb_shm_open_ex() and ipcb_sem_open_ex().  Initialise with
+ * IPCB_OPEN_OPTIONS_INIT (the library reads only struct_size bytes). */
+typedef struct ipcb_open_options {
+        size_t struct_size;
+        unsigned flags; /* IPCB_OPEN_OWNED; for ipcb_sem_open_ex also IPCB_SEM_UNDO */
+        uid_t owner;    /* with IPCB_OPEN_OWNED: the uid that must own it */
+} ipcb_open_options;
+#define IPCB_OPEN_OPTIONS_INIT { .struct_size = sizeof(ipcb_open_options), .flags = 0, .owner = IPCB_OWNER_SELF }
+
+/* What an open or create found: the object's owner, group and mode at the
+ * moment of the open (a later chown or chmod is not seen here; ipcb_stat
+ * shows the current values). */
+typedef struct ipcb_handle_info {
+        uid_t uid;
+        gid_t gid;
+        unsigned mode;
+} ipcb_handle_info;
+
+/* ipcb_shm_open with options (opts borrowed, NULL: as ipcb_shm_open).
+ * Errors: as ipcb_shm_open, and -EPERM (IPCB_OPEN_OWNED: another uid owns
+ * the segment; nothing is opened). */
+IPCB_EXPORT int ipcb_shm_open_ex(ipcb_client *c, const char *name, int access,
+                                 const ipcb_open_options *opts, ipcb_shm **ret);
+/* Owner, group and mode of the segment when s was opened or created (or
+ * registered).  Errors: -EINVAL (NULL). */
+IPCB_EXPORT int ipcb_shm_info(const ipcb_shm *s, ipcb_handle_info *ret);
 
 /* The mapping (valid until ipcb_shm_close), its size in bytes (the size at
  * open time), and the memfd (borrowed: do not close it; dup it with
@@ -337,13 +384,21 @@ typedef struct ipcb_sem_options {
  * (NULL: defaults).  On success *ret owns a mapping of the page.  Errors:
  * -EEXIST (nothing changes: no silent reset), -EINVAL (bad name, mode,
  * flags, max above IPCB_SEM_VALUE_MAX, initial above max), -ENAMETOOLONG,
- * -ENOMEM, -EMFILE. */
+ * -ENOMEM, -EMFILE, -EACCES (a reserved prefix, as ipcb_shm_create). */
 IPCB_EXPORT int ipcb_sem_create(ipcb_client *c, const char *name, unsigned initial,
                                 const ipcb_sem_options *opts, ipcb_sem **ret);
 /* Open existing semaphore `name`; flags 0 or IPCB_SEM_UNDO.  Errors:
  * -ENOENT (no silent create), -EACCES, -EUSERS (no undo slot left),
  * -EINVAL, -ENAMETOOLONG, -EMFILE. */
 IPCB_EXPORT int ipcb_sem_open(ipcb_client *c, const char *name, int flags, ipcb_sem **ret);
+/* ipcb_sem_open with options: opts->flags IPCB_SEM_UNDO and/or
+ * IPCB_OPEN_OWNED (NULL: a plain open).  Errors: as ipcb_sem_open, and
+ * -EPERM (IPCB_OPEN_OWNED: another uid owns the semaphore). */
+IPCB_EXPORT int ipcb_sem_open_ex(ipcb_client *c, const char *name, const ipcb_open_options *opts,
+                                 ipcb_sem **ret);
+/* Owner, group and mode of the semaphore when s was opened or created.
+ * Errors: -EINVAL (NULL). */
+IPCB_EXPORT int ipcb_sem_info(const ipcb_sem *s, ipcb_handle_info *ret);
 /* Take one token, waiting as long as it takes; a caught signal does not end
  * the wait.  Errors: -EINVAL (NULL), -EBUSY/-ECHILD (undo handle, above). */
 IPCB_EXPORT int ipcb_sem_acquire(ipcb_sem *s);
@@ -430,7 +485,7 @@ IPCB_EXPORT int ipcb_shm_freeze(ipcb_client *c, const char *name, unsigned *ret_
  * semaphore or lock, or one registered before and still published),
  * -EEXIST (the name is taken),
  * -EFBIG, -EINVAL (size 0, bad name/mode/flags), -EACCES (the broker cannot
- * read it), -EDQUOT, -EMFILE. */
+ * read it, or a reserved prefix as ipcb_shm_create), -EDQUOT, -EMFILE. */
 IPCB_EXPORT int ipcb_shm_register(ipcb_client *c, const char *name, int memfd,
                                   const ipcb_shm_options *opts, ipcb_shm **ret);
 

@@ -59,6 +59,7 @@ static int lock_setup(ipcb_shm *s) {
                 goto out;
         }
         s->lock_token = token;
+        s->lock_nonce = reply.lock_reply.nonce;
         __atomic_store_n(&s->lock, pg, __ATOMIC_RELEASE); /* publishes lock_token too */
 out:
         pthread_mutex_unlock(&setup_lock);

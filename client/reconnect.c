@@ -4,8 +4,11 @@
  * same socket and re-opens every open handle by name, swapping in the new
  * broker handle ids.  Mappings never change: a re-open must find the same
  * inode, otherwise the handle becomes an orphan (its mapping stays valid,
- * it just has no broker handle any more).  Undo semaphores get a new slot
- * (sem.c).  Nothing here runs on a fast path. */
+ * it just has no broker handle any more).  Undo semaphores take back their
+ * slot or get a new one (sem.c); a segment handle with a lock token takes
+ * the token back, so that the lock is still released as owner-died if it
+ * dies holding it.  Both show the nonce the broker gave with what they
+ * reclaim: nobody else can take it.  Nothing here runs on a fast path. */
 #include "internal.h"
 
 #include <errno.h>
@@ -79,7 +82,7 @@ int client_obj_release(ipcb_client *c, client_obj *o) {
 }
 
 int client_reopen(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *reply, int *ret_fd,
-                  uint32_t sem_flags) {
+                  uint32_t flags, uint32_t token, uint64_t nonce) {
         ipcb_msg req = { .hdr.op = 0 };
         struct stat st;
         int fd = -1, r;
@@ -87,10 +90,14 @@ int client_reopen(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *reply, 
         if (o->kind == IPCB_KIND_SHM) {
                 req.hdr.op = IPCB_OP_SHM_OPEN;
                 req.shm_open.access = o->access;
+                req.shm_open.flags = flags;
+                req.shm_open.token = token;
+                req.shm_open.nonce = nonce;
                 r = client_name_check(o->name, &req.shm_open.name);
         } else {
                 req.hdr.op = IPCB_OP_SEM_OPEN;
-                req.sem_open.flags = o->access | sem_flags;
+                req.sem_open.flags = o->access | flags;
+                req.sem_open.nonce = nonce;
                 r = client_name_check(o->name, &req.sem_open.name);
         }
         if (r < 0)
@@ -108,6 +115,24 @@ int client_reopen(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *reply, 
         }
         *ret_fd = fd;
         return 0;
+}
+
+/* Re-open segment handle o (c->lock held).  If it has a lock token, take
+ * the token back with it: a restarted broker releases a lock held across
+ * the restart as owner-died unless its token is reclaimed in time, and a
+ * handle whose token the broker does not know is not released when it
+ * dies.  A token the broker refuses (-ESRCH: e.g. the grace period is over)
+ * leaves a plain re-open. */
+static int reopen_shm(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
+        ipcb_shm *s = (ipcb_shm *)o; /* obj is the first member */
+        int r = -ESRCH;
+
+        if (__atomic_load_n(&s->lock, __ATOMIC_ACQUIRE) && s->lock_token)
+                r = client_reopen(c, o, buf, reply, ret_fd, IPCB_WF_RECLAIM, s->lock_token,
+                                  s->lock_nonce);
+        if (r == -ESRCH)
+                r = client_reopen(c, o, buf, reply, ret_fd, 0, 0, 0);
+        return r;
 }
 
 int client_reconnect(ipcb_client *c) {
@@ -144,7 +169,8 @@ int client_reconnect(ipcb_client *c) {
                          * to the handle's next call if it is in use). */
                         r = sem_reopen_locked(c, o);
                 } else {
-                        r = client_reopen(c, o, buf, &reply, &ofd, 0);
+                        r = o->kind == IPCB_KIND_SHM ? reopen_shm(c, o, buf, &reply, &ofd)
+                                                     : client_reopen(c, o, buf, &reply, &ofd, 0, 0, 0);
                         if (r == 0) {
                                 close(ofd);
                                 o->handle = o->kind == IPCB_KIND_SHM ? reply.shm_reply.handle

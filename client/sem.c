@@ -27,6 +27,8 @@ struct ipcb_sem {
          * so of two calls entering at once exactly one gets in. */
         atomic_uint busy;
         uint32_t epoch;      /* page->epoch when the slot was given (undo) */
+        uint64_t nonce;      /* proves the slot is ours to a restarted broker (undo) */
+        ipcb_handle_info info; /* owner, group, mode at the open */
 };
 
 static int sem_revive(ipcb_sem *s);
@@ -92,6 +94,10 @@ static int sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ip
         s->max = reply->sem_reply.max;
         s->slot = reply->sem_reply.slot;
         s->seq = reply->sem_reply.seq & SEQ_MASK;
+        s->nonce = reply->sem_reply.nonce;
+        s->info = (ipcb_handle_info){ .uid = (uid_t)reply->sem_reply.uid,
+                                      .gid = (gid_t)reply->sem_reply.gid,
+                                      .mode = reply->sem_reply.mode };
         s->fork_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
         atomic_init(&s->busy, 0);
         *ret = s;
@@ -137,20 +143,40 @@ int ipcb_sem_create(ipcb_client *c, const char *name, unsigned initial,
 }
 
 int ipcb_sem_open(ipcb_client *c, const char *name, int flags, ipcb_sem **ret) {
+        ipcb_open_options o = IPCB_OPEN_OPTIONS_INIT;
+
+        if (flags & ~IPCB_SEM_UNDO)
+                return -EINVAL;
+        o.flags = (unsigned)flags;
+        return ipcb_sem_open_ex(c, name, &o, ret);
+}
+
+int ipcb_sem_open_ex(ipcb_client *c, const char *name, const ipcb_open_options *opts,
+                     ipcb_sem **ret) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_SEM_OPEN }, reply;
         int fd = -1, r;
 
-        if (!c || !ret || (flags & ~IPCB_SEM_UNDO))
+        if (!c || !ret)
                 return -EINVAL;
         if ((r = client_name_check(name, &req.sem_open.name)) < 0)
                 return r;
+        r = client_open_options(opts, IPCB_SEM_UNDO | IPCB_OPEN_OWNED, &req.sem_open.flags,
+                                &req.sem_open.owner);
+        if (r < 0)
+                return r;
         pthread_once(&atfork_once, atfork_register);
-        req.sem_open.flags = (uint32_t)flags;
         r = client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return sem_finish(c, name, (uint32_t)flags, &reply, fd, ret);
+        return sem_finish(c, name, req.sem_open.flags & IPCB_SEM_UNDO, &reply, fd, ret);
+}
+
+int ipcb_sem_info(const ipcb_sem *s, ipcb_handle_info *ret) {
+        if (!s || !ret)
+                return -EINVAL;
+        *ret = s->info;
+        return 0;
 }
 
 int ipcb_sem_close(ipcb_sem *s) {
@@ -261,8 +287,10 @@ static int undo_op(ipcb_sem *s, int delta, uint32_t target, int timeout_ms,
                                 r = -ETIMEDOUT;
                         if (r < 0)
                                 break;
-                        /* A restarted broker settled our slot (and woke us):
-                         * it is not ours any more, do not touch it. */
+                        /* The epoch moved: a restarted broker may have
+                         * taken our slot over (and woken us), or someone
+                         * wrote the epoch.  Touch nothing until sem_revive
+                         * knows which. */
                         if (atomic_load_explicit(&pg->epoch, memory_order_relaxed) != s->epoch)
                                 return -ESTALE;
                         continue;
@@ -302,8 +330,9 @@ static int undo_op(ipcb_sem *s, int delta, uint32_t target, int timeout_ms,
 
 /* ---- after a restart or a lost connection ---- */
 
-/* Get an undo slot for s on the current connection (c->lock held, s busy).
- * First ask for our own slot back: a restarted broker keeps the slots that
+/* Get an undo slot for s on the current connection (c->lock held, s busy;
+ * its broker handle died with an older connection).  First ask for our own
+ * slot back, showing its nonce: a restarted broker keeps the slots that
  * held tokens reserved for their holders during its grace period, so the
  * tokens we hold stay ours.  If it is gone (the connection was lost without
  * a restart, so the broker settled it; or the grace period is over), take a
@@ -313,9 +342,10 @@ static int reopen_undo(ipcb_client *c, ipcb_sem *s) {
         ipcb_msg reply;
         int fd = -1, r;
 
-        r = client_reopen(c, &s->obj, buf, &reply, &fd, IPCB_WF_RECLAIM | s->slot << 16);
+        r = client_reopen(c, &s->obj, buf, &reply, &fd, IPCB_WF_RECLAIM | s->slot << 16, 0,
+                          s->nonce);
         if (r == -ESRCH)
-                r = client_reopen(c, &s->obj, buf, &reply, &fd, 0);
+                r = client_reopen(c, &s->obj, buf, &reply, &fd, 0, 0, 0);
         if (r < 0)
                 return r;
         close(fd);
@@ -327,8 +357,19 @@ static int reopen_undo(ipcb_client *c, ipcb_sem *s) {
         s->obj.conn_gen = c->conn_gen;
         s->slot = reply.sem_reply.slot;
         s->seq = reply.sem_reply.seq & SEQ_MASK;
+        s->nonce = reply.sem_reply.nonce;
         s->epoch = atomic_load(&s->page->epoch);
         return 0;
+}
+
+/* One round trip on the current connection, no reconnect (c->lock held):
+ * 0 if the broker answers on it. */
+static int connection_probe(ipcb_client *c) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req = { .hdr.op = IPCB_OP_HELLO }, reply;
+
+        req.hello.version = IPCB_PROTO_VERSION;
+        return client_call_once(c, &req, buf, &reply, NULL);
 }
 
 int sem_reopen_locked(ipcb_client *c, client_obj *o) {
@@ -342,8 +383,15 @@ int sem_reopen_locked(ipcb_client *c, client_obj *o) {
         return r;
 }
 
-/* s is busy (ours).  Reconnect if needed, then take a new slot unless a
- * reconnect already gave one. */
+/* s is busy (ours).  Reconnect if needed, then take back our slot (or a
+ * new one) unless a reconnect already did.
+ *
+ * A new epoch alone proves nothing: any user of the semaphore can write
+ * it.  A restarted broker always ends our connection, so while our broker
+ * handle is on a connection that still answers, the slot is ours (the
+ * broker frees it only when the handle goes): take the epoch as it is and
+ * carry on, never opening a second handle (which would strand the first
+ * one's slot and the tokens it holds). */
 static int sem_revive(ipcb_sem *s) {
         ipcb_client *c = s->client;
         int r = 0;
@@ -354,8 +402,17 @@ static int sem_revive(ipcb_sem *s) {
                 r = -ENOTCONN;
         else if (c->dead)
                 r = client_reconnect(c);
-        if (r == 0 && (s->obj.conn_gen != c->conn_gen ||
-                       atomic_load(&s->page->epoch) != s->epoch)) {
+        if (r == 0 && s->obj.conn_gen == c->conn_gen) {
+                uint32_t epoch = atomic_load(&s->page->epoch);
+                if (epoch != s->epoch) {
+                        r = connection_probe(c);
+                        if (r == 0)
+                                s->epoch = epoch;
+                        else if (r == -ENOTCONN && c->dead && !c->disconnected)
+                                r = client_reconnect(c); /* restarted: conn_gen moves on */
+                }
+        }
+        if (r == 0 && s->obj.conn_gen != c->conn_gen) {
                 r = reopen_undo(c, s);
                 if (r == -ENOTCONN && c->dead && (r = client_reconnect(c)) == 0)
                         r = reopen_undo(c, s);
@@ -380,9 +437,9 @@ static int sem_enter(ipcb_sem *s) {
                 return -ECHILD;
         if (!busy_claim(s))
                 return -EBUSY;
-        /* Once the connection is gone, or a restarted broker took the page
-         * over (epoch: same cache line as W), the slot was given back (and
-         * may be someone else's): get a new one before writing. */
+        /* Once the connection is gone, the slot was given back (and may be
+         * someone else's): get it back or a new one before writing.  A new
+         * epoch (same cache line as W) may mean a restart: sem_revive checks. */
         if (atomic_load_explicit(&s->client->gone, memory_order_relaxed) ||
             atomic_load_explicit(&s->page->epoch, memory_order_relaxed) != s->epoch) {
                 int r = sem_revive(s);

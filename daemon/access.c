@@ -217,6 +217,8 @@ int access_register(peer *p, const ipcb_msg *m) {
                 return -EINVAL;
         if (size > cfg.max_segment_size)
                 return -EFBIG;
+        if ((k = config_reserve_check(&p->cred, n->ptr, n->len)) < 0)
+                return k;
         if (registry_lookup(IPCB_KIND_SHM, n->ptr, n->len))
                 return -EEXIST;
         /* An inode we serve already (a segment's, through a read-write or
@@ -262,6 +264,9 @@ int access_register(peer *p, const ipcb_msg *m) {
         r.shm_reply.size = size;
         r.shm_reply.seals = seals;
         r.shm_reply.access = access;
+        r.shm_reply.uid = (uint32_t)o->uid;
+        r.shm_reply.gid = (uint32_t)o->gid;
+        r.shm_reply.mode = o->mode;
         peer_reply(p, &r, NULL, 0);
         return 0;
 }

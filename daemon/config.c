@@ -5,16 +5,24 @@
  *     max_objects_per_uid = 4096
  *     max_bytes_per_uid = 4G
  *     root_override = no
+ *     reserve = sys. root
+ *     reserve = app.foo. uid:1000
  *
  * One `key = value` per line; unknown keys and bad values are errors (the
  * daemon does not start), so that a typo never silently weakens a limit.
- * A value given on the command line wins over the file. */
+ * A value given on the command line wins over the file.  `reserve` may be
+ * given many times (file only): PREFIX OWNER, OWNER one of root, uid:N,
+ * uid:NAME, group:N, group:NAME (docs/security.md). */
 #include "config.h"
 
 #include "log.h"
+#include "policy.h"
+#include "proto.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -183,6 +191,84 @@ int config_option(int c, const char *arg) {
         return 1;
 }
 
+/* A uid or gid: digits (below 2^32 - 1), or a name looked up now. */
+static int parse_id(const char *s, bool group, uint32_t *ret) {
+        uint64_t v;
+
+        if (*s >= '0' && *s <= '9') {
+                if (parse_u64(s, false, &v) < 0 || v >= UINT32_MAX)
+                        return -EINVAL;
+                *ret = (uint32_t)v;
+                return 0;
+        }
+        if (!*s)
+                return -EINVAL;
+        if (group) {
+                struct group *g = getgrnam(s);
+                if (!g)
+                        return -ENOENT;
+                *ret = (uint32_t)g->gr_gid;
+        } else {
+                struct passwd *pw = getpwnam(s);
+                if (!pw)
+                        return -ENOENT;
+                *ret = (uint32_t)pw->pw_uid;
+        }
+        return 0;
+}
+
+/* `PREFIX OWNER`: exactly two words; PREFIX follows the name rule, OWNER
+ * is root, uid:ID or group:ID.  The same prefix twice is an error. */
+static int reserve_add(char *value) {
+        char *prefix = value, *owner, *end;
+        config_reserve *r;
+        size_t len;
+
+        len = strcspn(prefix, " \t");
+        owner = prefix + len;
+        owner += strspn(owner, " \t");
+        end = owner + strcspn(owner, " \t");
+        if (len == 0 || !*owner || *end || ipcb_name_check(prefix, len) < 0)
+                return -EINVAL;
+        if (cfg.nreserve == CONFIG_RESERVE_MAX)
+                return -E2BIG;
+        for (unsigned i = 0; i < cfg.nreserve; i++)
+                if (cfg.reserve[i].len == len && memcmp(cfg.reserve[i].prefix, prefix, len) == 0)
+                        return -EEXIST;
+        r = &cfg.reserve[cfg.nreserve];
+        *r = (config_reserve){ .len = len };
+        memcpy(r->prefix, prefix, len);
+        if (strcmp(owner, "root") == 0)
+                r->id = 0;
+        else if (strncmp(owner, "uid:", 4) == 0) {
+                if (parse_id(owner + 4, false, &r->id) < 0)
+                        return -EINVAL;
+        } else if (strncmp(owner, "group:", 6) == 0) {
+                r->group = true;
+                if (parse_id(owner + 6, true, &r->id) < 0)
+                        return -EINVAL;
+        } else
+                return -EINVAL;
+        cfg.nreserve++;
+        return 0;
+}
+
+int config_reserve_check(const cred *c, const char *name, size_t len) {
+        const config_reserve *best = NULL;
+
+        for (unsigned i = 0; i < cfg.nreserve; i++) {
+                const config_reserve *r = &cfg.reserve[i];
+                if (r->len <= len && memcmp(r->prefix, name, r->len) == 0 &&
+                    (!best || r->len > best->len))
+                        best = r;
+        }
+        if (!best || policy_privileged(c))
+                return 0;
+        if (best->group ? cred_in_group(c, (gid_t)best->id) : c->uid == (uid_t)best->id)
+                return 0;
+        return -EACCES;
+}
+
 static char *trim(char *s) {
         char *e;
 
@@ -225,6 +311,18 @@ int config_finish(void) {
                 *eq = '\0';
                 key = trim(s);
                 value = trim(eq + 1);
+                if (strcmp(key, "reserve") == 0) {
+                        if ((k = reserve_add(value)) < 0) {
+                                fprintf(stderr, "ipcbrokerd: %s:%u: invalid reserve '%s': %s\n",
+                                        cfg.config_path, lineno, value,
+                                        k == -EEXIST   ? "prefix reserved twice"
+                                        : k == -E2BIG  ? "too many reserved prefixes"
+                                                       : "expected PREFIX root|uid:ID|group:ID");
+                                k = -EINVAL;
+                                break;
+                        }
+                        continue;
+                }
                 for (i = 1; i < NKEYS; i++)
                         if (strcmp(keys[i].key, key) == 0)
                                 break;

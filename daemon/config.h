@@ -4,8 +4,23 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
+
+struct cred;
+
+/* A reserved name prefix (`reserve = PREFIX OWNER` in the config file):
+ * names that start with it may be created or registered only by uid `id`
+ * (group false) or by members of group `id` (group true). */
+#define CONFIG_RESERVE_MAX 64
+typedef struct config_reserve {
+        char prefix[256];
+        size_t len;
+        bool group;
+        uint32_t id;
+} config_reserve;
 
 typedef struct config {
         const char *socket_path;
@@ -31,6 +46,8 @@ typedef struct config {
         uint64_t fd_budget;
         uint64_t max_connections_total;
         const char *config_path;
+        unsigned nreserve;
+        config_reserve reserve[CONFIG_RESERVE_MAX];
 } config;
 
 extern config cfg;
@@ -58,6 +75,11 @@ int config_option(int c, const char *arg);
 /* Read the --config file, if any, for the keys the command line did not
  * set.  0, or a negative errno after printing why. */
 int config_finish(void);
+/* May c create (or register) an object called name (len bytes)?  0, or
+ * -EACCES when the longest reserved prefix it starts with belongs to
+ * another uid or to a group c is not in (uid 0 may, unless
+ * --no-root-override).  Names outside every reserved prefix: 0. */
+int config_reserve_check(const struct cred *c, const char *name, size_t len);
 /* Split RLIMIT_NOFILE (nofile) between objects (cfg.fd_budget) and a
  * reserve for connections, replies and clean-up (docs/security.md). */
 void config_fd_budget(long nofile);

@@ -44,6 +44,13 @@ typedef struct object {
          * transient object is kept without handles for a grace period). */
         uint32_t store_slot;
         bool restored;
+        /* A random value per object, kept in the catalog: what the secrets
+         * given to clients (undo slot and lock token nonces) are made from,
+         * so that they name this object across restarts (store.c). */
+        uint64_t salt;
+        /* Restored with the lock held by a token nobody has reclaimed yet:
+         * released as owner-died when the grace period ends (store.c). */
+        uint32_t lock_orphan;
         /* quota (quota.c): charged to the creator's uid, whoever owns it
          * later, so that chown cannot move one uid's usage onto another */
         bool quota_charged;

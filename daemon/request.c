@@ -13,6 +13,7 @@
 #include "lock.h"
 #include "sem.h"
 #include "shm.h"
+#include "store.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -66,19 +67,45 @@ static int do_hello(peer *p, const ipcb_msg *m) {
         return 0;
 }
 
-/* Give p a handle on o and send the fd that matches the access. */
-static int reply_shm_handle(peer *p, const ipcb_msg *m, object *o, uint32_t access) {
-        ipcb_msg r = reply_to(m);
-        int64_t h = peer_handle_add(p, o, access);
-        int fd;
+/* OWNED: the object must belong to the uid the request names (its own uid
+ * for IPCB_WO_SELF), checked with the open, so that a name squatted by
+ * another uid is refused, not opened.  -EPERM otherwise. */
+static int check_owner(const peer *p, const object *o, uint32_t flags, uint32_t owner) {
+        uint32_t want = owner == IPCB_WO_SELF ? (uint32_t)p->cred.uid : owner;
 
+        if (!(flags & IPCB_WF_OWNED))
+                return 0;
+        return (uint32_t)o->uid == want ? 0 : -EPERM;
+}
+
+/* Give p a handle on o and send the fd that matches the access.  lock_token
+ * (0: none) is a reclaimed token for the new handle. */
+static int reply_shm_handle(peer *p, const ipcb_msg *m, object *o, uint32_t access,
+                            uint32_t lock_token) {
+        ipcb_msg r = reply_to(m);
+        int64_t h;
+        int fd, k;
+
+        /* A handle with a lock token needs its process watched (as
+         * SHM_LOCK_PAGE does), so that its death releases the lock. */
+        if (lock_token && (k = peer_watch_process(p)) < 0)
+                return k;
+        h = peer_handle_add(p, o, access);
         if (h < 0)
                 return (int)h;
+        if (lock_token) {
+                peer_handle_get(p, (uint64_t)h)->lock_token = lock_token;
+                if (o->lock_orphan == lock_token)
+                        o->lock_orphan = 0;
+        }
         fd = access == IPCB_WA_READ_WRITE ? o->fd_rw : o->fd_ro;
         r.shm_reply.handle = (uint64_t)h;
         r.shm_reply.size = o->flags & IPCB_WF_GROWABLE ? object_size(o) : o->size;
         r.shm_reply.seals = o->seals;
         r.shm_reply.access = access;
+        r.shm_reply.uid = (uint32_t)o->uid;
+        r.shm_reply.gid = (uint32_t)o->gid;
+        r.shm_reply.mode = o->mode;
         peer_reply(p, &r, &fd, 1);
         return 0;
 }
@@ -96,6 +123,8 @@ static int do_shm_create(peer *p, const ipcb_msg *m) {
                 return -EINVAL;
         if (m->shm_create.size > cfg.max_segment_size)
                 return -EFBIG;
+        if ((k = config_reserve_check(&p->cred, n->ptr, n->len)) < 0)
+                return k;
         if (registry_lookup(IPCB_KIND_SHM, n->ptr, n->len))
                 return -EEXIST;
 
@@ -108,7 +137,7 @@ static int do_shm_create(peer *p, const ipcb_msg *m) {
                 return k;
         }
         access_charged(o, p->cred.uid, m->shm_create.size);
-        k = reply_shm_handle(p, m, o, IPCB_WA_READ_WRITE);
+        k = reply_shm_handle(p, m, o, IPCB_WA_READ_WRITE, 0);
         if (k < 0) /* no handle could be given: nothing may be left behind */
                 object_unlink(o);
         return k;
@@ -116,25 +145,39 @@ static int do_shm_create(peer *p, const ipcb_msg *m) {
 
 static int do_shm_open(peer *p, const ipcb_msg *m) {
         const ipcb_name *n = &m->shm_open.name;
-        uint32_t access = m->shm_open.access;
+        uint32_t access = m->shm_open.access, flags = m->shm_open.flags, token = 0;
         object *o;
         int k;
 
         if ((k = ipcb_name_check(n->ptr, n->len)) < 0)
                 return k;
-        if (access != IPCB_WA_READ_ONLY && access != IPCB_WA_READ_WRITE)
+        if ((access != IPCB_WA_READ_ONLY && access != IPCB_WA_READ_WRITE) ||
+            (flags & ~IPCB_WF_SHM_OPEN_MASK) || (!(flags & IPCB_WF_OWNED) && m->shm_open.owner) ||
+            (flags & IPCB_WF_RECLAIM ? m->shm_open.token == 0 ||
+                                               m->shm_open.token > IPCB_LOCK_OWNER_MASK ||
+                                               access != IPCB_WA_READ_WRITE /* locks write */
+                                     : m->shm_open.token || m->shm_open.nonce))
                 return -EINVAL;
         o = registry_lookup(IPCB_KIND_SHM, n->ptr, n->len);
         if (!o)
                 return -ENOENT;
+        if ((k = check_owner(p, o, flags, m->shm_open.owner)) < 0)
+                return k;
         if ((k = policy_may_open(o, &p->cred, access)) < 0)
                 return k;
         /* Frozen (or published write-sealed): nobody gets write access. */
         if (access == IPCB_WA_READ_WRITE && access_write_sealed(o))
                 return -EROFS;
+        /* RECLAIM: the lock token this client's handle had before a broker
+         * restart, proven by the nonce it was given with it for this uid. */
+        if (flags & IPCB_WF_RECLAIM) {
+                token = m->shm_open.token;
+                if (!o->lock || m->shm_open.nonce != store_lock_nonce(o, token, p->cred.uid))
+                        return -ESRCH;
+        }
         if (access == IPCB_WA_READ_ONLY && (k = shm_ro_fd(o)) < 0)
                 return k;
-        k = reply_shm_handle(p, m, o, access);
+        k = reply_shm_handle(p, m, o, access, token);
         if (k < 0 && o->ro_handles == 0)
                 shm_ro_fd_drop(o);
         return k;
@@ -166,12 +209,15 @@ static int do_shm_lock_page(peer *p, const ipcb_msg *m) {
                 h->lock_token = (uint32_t)token;
         }
         r.lock_reply.token = h->lock_token;
+        r.lock_reply.nonce = store_lock_nonce(h->obj, h->lock_token, p->cred.uid);
         peer_reply(p, &r, &h->obj->lock_fd, 1);
         return 0;
 }
 
-/* Give p a handle on semaphore o (an undo handle if asked) and send its page. */
-static int reply_sem_handle(peer *p, const ipcb_msg *m, object *o, bool undo, uint32_t reclaim) {
+/* Give p a handle on semaphore o (an undo handle if asked) and send its
+ * page.  reclaim: the reserved slot to take back, showing nonce. */
+static int reply_sem_handle(peer *p, const ipcb_msg *m, object *o, bool undo, uint32_t reclaim,
+                            uint64_t nonce) {
         ipcb_msg r = reply_to(m);
         uint32_t slot = reclaim, seq = 0;
         int64_t h;
@@ -179,9 +225,9 @@ static int reply_sem_handle(peer *p, const ipcb_msg *m, object *o, bool undo, ui
 
         if (undo && (k = peer_watch_process(p)) < 0)
                 return k;
-        if (reclaim && (k = sem_slot_reclaim(o, reclaim, &seq)) < 0)
+        if (reclaim && (k = sem_slot_reclaim(o, reclaim, p->cred.uid, nonce, &seq)) < 0)
                 return k;
-        if (undo && !reclaim && (k = sem_slot_alloc(o, &slot, &seq)) < 0)
+        if (undo && !reclaim && (k = sem_slot_alloc(o, p->cred.uid, &slot, &seq, &nonce)) < 0)
                 return k;
         h = peer_handle_add(p, o, IPCB_WA_READ_WRITE);
         if (h < 0) {
@@ -195,6 +241,10 @@ static int reply_sem_handle(peer *p, const ipcb_msg *m, object *o, bool undo, ui
         r.sem_reply.seq = seq;
         r.sem_reply.max = o->sem->max;
         r.sem_reply.value = sem_value(o);
+        r.sem_reply.uid = (uint32_t)o->uid;
+        r.sem_reply.gid = (uint32_t)o->gid;
+        r.sem_reply.mode = o->mode;
+        r.sem_reply.nonce = slot ? nonce : 0;
         peer_reply(p, &r, &o->fd_rw, 1);
         return 0;
 }
@@ -211,6 +261,8 @@ static int do_sem_create(peer *p, const ipcb_msg *m) {
             (m->sem_create.mode & ~IPCB_MODE_MASK) || max > IPCB_SEM_VALUE_MAX ||
             m->sem_create.initial > max)
                 return -EINVAL;
+        if ((k = config_reserve_check(&p->cred, n->ptr, n->len)) < 0)
+                return k;
         if (registry_lookup(IPCB_KIND_SEM, n->ptr, n->len))
                 return -EEXIST;
         if ((k = quota_charge_object(p->cred.uid, IPCB_KIND_SEM, IPCB_PAGE_SIZE)) < 0)
@@ -222,7 +274,7 @@ static int do_sem_create(peer *p, const ipcb_msg *m) {
                 return k;
         }
         access_charged(o, p->cred.uid, IPCB_PAGE_SIZE);
-        k = reply_sem_handle(p, m, o, m->sem_create.flags & IPCB_WF_UNDO, 0);
+        k = reply_sem_handle(p, m, o, m->sem_create.flags & IPCB_WF_UNDO, 0, 0);
         if (k < 0) /* no handle could be given: nothing may be left behind */
                 object_unlink(o);
         return k;
@@ -241,16 +293,20 @@ static int do_sem_open(peer *p, const ipcb_msg *m) {
                 if (!(flags & IPCB_WF_UNDO) || reclaim == 0)
                         return -EINVAL;
                 flags &= ~(IPCB_WF_RECLAIM | (0xfffu << 16));
-        }
-        if (flags & ~IPCB_WF_UNDO)
+        } else if (m->sem_open.nonce)
+                return -EINVAL;
+        if ((flags & ~(IPCB_WF_UNDO | IPCB_WF_OWNED)) ||
+            (!(flags & IPCB_WF_OWNED) && m->sem_open.owner))
                 return -EINVAL;
         o = registry_lookup(IPCB_KIND_SEM, n->ptr, n->len);
         if (!o)
                 return -ENOENT;
+        if ((k = check_owner(p, o, flags, m->sem_open.owner)) < 0)
+                return k;
         /* Acquiring and releasing both write the page. */
         if ((k = policy_may_open(o, &p->cred, IPCB_WA_READ_WRITE)) < 0)
                 return k;
-        return reply_sem_handle(p, m, o, m->sem_open.flags & IPCB_WF_UNDO, reclaim);
+        return reply_sem_handle(p, m, o, flags & IPCB_WF_UNDO, reclaim, m->sem_open.nonce);
 }
 
 static int do_close(peer *p, const ipcb_msg *m) {

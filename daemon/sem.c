@@ -60,7 +60,7 @@ int sem_new(const char *name, size_t name_len, uint32_t initial, uint32_t max, u
         return 0;
 }
 
-int sem_slot_alloc(object *o, uint32_t *ret_slot, uint32_t *ret_seq) {
+int sem_slot_alloc(object *o, uid_t uid, uint32_t *ret_slot, uint32_t *ret_seq, uint64_t *ret_nonce) {
         sem_state *st = o->sem;
 
         if (st->slots_used >= IPCB_SEM_SLOTS)
@@ -78,6 +78,8 @@ int sem_slot_alloc(object *o, uint32_t *ret_slot, uint32_t *ret_seq) {
                 st->slots_used++;
                 *ret_slot = i + 1;
                 *ret_seq = (seq + 1) & SEQ_MASK;
+                *ret_nonce = store_nonce(o->salt, i + 1);
+                store_undo_bind(o, i + 1, uid, *ret_nonce);
                 return 0;
         }
         return -EUSERS;
@@ -143,14 +145,22 @@ void sem_slot_release(object *o, uint32_t slot) {
         atomic_store(&pg->slot[i], ipcb_slot_pack((ipcb_slotw){ .seq = seq }));
         st->slot_used[i] = false;
         st->slots_used--;
+        store_undo_unbind(o, slot);
 }
 
-int sem_slot_reclaim(object *o, uint32_t slot, uint32_t *ret_seq) {
+int sem_slot_reclaim(object *o, uint32_t slot, uid_t uid, uint64_t nonce, uint32_t *ret_seq) {
         sem_state *st = o->sem;
+        const sem_bind *b;
 
-        if (slot == 0 || slot > IPCB_SEM_SLOTS || !st->orphan[slot - 1])
+        if (slot == 0 || slot > IPCB_SEM_SLOTS || !st->orphan[slot - 1] || !st->bind)
+                return -ESRCH;
+        /* Only its holder: the uid it was given to, showing the nonce it
+         * was given with.  Anyone else leaves it reserved for the holder. */
+        b = &st->bind[slot - 1];
+        if (b->nonce == 0 || b->uid != (uint32_t)uid || ((b->nonce ^ nonce) != 0))
                 return -ESRCH;
         st->orphan[slot - 1] = false;
+        st->bind[slot - 1] = (sem_bind){ 0 };
         /* The slot keeps its held tokens and any operation in flight: its
          * holder carries on from where it was. */
         *ret_seq = (ipcb_slot_unpack(atomic_load(&st->page->slot[slot - 1])).seq + 1) & SEQ_MASK;
@@ -167,6 +177,8 @@ unsigned sem_settle_orphans(object *o) {
                 sem_slot_release(o, i + 1);
                 n++;
         }
+        free(o->sem->bind);
+        o->sem->bind = NULL;
         if (n)
                 sem_wake_sleepers(o);
         return n;
@@ -199,6 +211,7 @@ void sem_free(object *o) {
         if (!o->sem)
                 return;
         munmap(o->sem->page, IPCB_PAGE_SIZE);
+        free(o->sem->bind);
         free(o->sem);
         o->sem = NULL;
 }

@@ -12,6 +12,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Who may reclaim a reserved slot: the uid it was given to, showing the
+ * nonce it was given with. */
+typedef struct sem_bind {
+        uint64_t nonce; /* 0: nobody */
+        uint32_t uid;
+} sem_bind;
+
 typedef struct sem_state {
         ipcb_sem_page *page; /* the daemon's mapping */
         uint32_t max;        /* trusted copy */
@@ -21,21 +28,25 @@ typedef struct sem_state {
          * restarted: reserved for their holder to reclaim until the grace
          * period ends, then settled as for a dead holder (store.c). */
         bool orphan[IPCB_SEM_SLOTS];
+        sem_bind *bind; /* IPCB_SEM_SLOTS entries while orphans remain, else NULL */
 } sem_state;
 
 /* Create and register semaphore `name`; arguments validated by the caller. */
 int sem_new(const char *name, size_t name_len, uint32_t initial, uint32_t max, uint32_t mode,
             uint32_t flags, const cred *owner, object **ret);
-/* Assign a free undo slot: *ret_slot is index + 1, *ret_seq the slot's next
- * sequence number.  -EUSERS when all IPCB_SEM_SLOTS are taken. */
-int sem_slot_alloc(object *o, uint32_t *ret_slot, uint32_t *ret_seq);
+/* Assign a free undo slot to a handle of uid: *ret_slot is index + 1,
+ * *ret_seq the slot's next sequence number, *ret_nonce the secret that
+ * proves holding it (recorded in the fd store).  -EUSERS when all
+ * IPCB_SEM_SLOTS are taken. */
+int sem_slot_alloc(object *o, uid_t uid, uint32_t *ret_slot, uint32_t *ret_seq, uint64_t *ret_nonce);
 /* The undo handle of `slot` is gone (closed, or its process died): settle
  * its last operation, return the tokens it held, free the slot.  The
  * caller wakes the sleepers (sem_wake_sleepers). */
 void sem_slot_release(object *o, uint32_t slot);
-/* Give the reserved slot `slot` to a reclaiming handle: 0 with *ret_seq,
- * or -ESRCH if it is not reserved (any more). */
-int sem_slot_reclaim(object *o, uint32_t slot, uint32_t *ret_seq);
+/* Give the reserved slot `slot` back to a reclaiming handle of uid that
+ * shows nonce: 0 with *ret_seq, or -ESRCH if it is not reserved (any more)
+ * or was not given to uid with that nonce (then it stays reserved). */
+int sem_slot_reclaim(object *o, uint32_t slot, uid_t uid, uint64_t nonce, uint32_t *ret_seq);
 /* Settle every slot still reserved since the restart.  Returns how many. */
 unsigned sem_settle_orphans(object *o);
 /* Wake every sleeper if any is registered. */

@@ -7,15 +7,24 @@
  * object.  Object fds are stored as "ipcb-o-<slot>" (lock pages
  * "ipcb-l-<slot>"); a name is removed from the store (FDSTOREREMOVE) before
  * its slot is reused.  Nothing read back is trusted: every record and every
- * fd is checked against what it claims before it becomes an object. */
+ * fd is checked against what it claims before it becomes an object.
+ *
+ * What a restart must not hand to the wrong client (an undo slot with its
+ * tokens, a lock token) is bound to a secret the holder was given: undo slot
+ * nonces are recorded with their holder's uid in a second memfd, the undo
+ * table ("ipcb-undo", one block per catalog record), which only the broker
+ * and the manager hold; lock token nonces are a keyed hash of the object's
+ * salt, the token and the uid, under a key kept in the catalog header. */
 #include "store.h"
 
 #include "log.h"
 #include "notify.h"
 #include "os.h"
 #include "proto.h"
+#include "lock.h"
 #include "registry.h"
 #include "sem.h"
+#include "siphash.h"
 
 #include "sempage.h"
 
@@ -25,10 +34,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define CAT_NAME "ipcb-catalog"
+#define UNDO_NAME "ipcb-undo"
 #define CAT_MAGIC "IPCBCAT1"
 #define CAT_VERSION 1u
 #define CAT_HDR_SIZE 64u
@@ -41,7 +52,11 @@ typedef struct cat_hdr {
         uint32_t rec_size;
         uint32_t nrecs;
         uint32_t crc; /* of the bytes before it */
-        uint8_t pad[CAT_HDR_SIZE - 24];
+        /* The MAC key (store_mac); zero in a catalog written before it
+         * existed, then a new one is made. */
+        uint8_t key[16];
+        uint32_t key_crc;
+        uint8_t pad[CAT_HDR_SIZE - 44];
 } cat_hdr;
 
 typedef struct cat_rec {
@@ -54,11 +69,24 @@ typedef struct cat_rec {
         uint64_t size;
         uint32_t sem_max;
         uint32_t lock_next_token;
-        uint8_t reserved[16];
+        uint64_t salt;   /* object.h; 0 in records written before it existed */
+        uint8_t rdonly;  /* registered from an O_RDONLY description */
+        uint8_t reserved[7];
         char name[IPCB_NAME_MAX + 1];
 } cat_rec;
 
 _Static_assert(sizeof(cat_hdr) == CAT_HDR_SIZE, "catalog header size");
+
+/* One undo table entry: slot k of the semaphore in catalog record i is at
+ * UNDO_BLOCK * i + 16 * (k - 1).  check ties it to the object (its salt)
+ * and the slot, so that a stale entry is never taken for a live one. */
+typedef struct undo_ent {
+        uint64_t nonce; /* 0: none */
+        uint32_t uid;
+        uint32_t check;
+} undo_ent;
+
+#define UNDO_BLOCK ((off_t)sizeof(undo_ent) * IPCB_SEM_SLOTS)
 
 typedef struct collected {
         int fd;
@@ -69,7 +97,10 @@ static collected *coll;
 static unsigned ncoll, coll_cap;
 
 static bool enabled, frozen;
-static int cat_fd = -1;
+static int cat_fd = -1, undo_fd = -1;
+static uint8_t mac_key[16];
+static uint64_t nonce_ctr;
+static bool key_ready;
 static uint32_t cat_nrecs;
 static uint32_t *free_stack, nfree;
 static unsigned restored;
@@ -105,6 +136,47 @@ static uint32_t hdr_crc(const cat_hdr *h) {
         return crc32_buf(h, offsetof(cat_hdr, crc));
 }
 
+/* ---- the MAC: SipHash-2-4 of three words ---- */
+
+static void key_make(void) {
+        /* getrandom cannot fail for 16 bytes once the kernel's pool is ready;
+         * should it, the time and pid still make a key nobody reads. */
+        if (getrandom(mac_key, sizeof(mac_key), 0) != (ssize_t)sizeof(mac_key)) {
+                struct timespec ts;
+                uint64_t t[2];
+                clock_gettime(CLOCK_REALTIME, &ts);
+                t[0] = (uint64_t)ts.tv_nsec << 32 ^ (uint64_t)ts.tv_sec;
+                t[1] = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
+                memcpy(mac_key, t, sizeof(mac_key));
+        }
+        key_ready = true;
+}
+
+uint64_t store_mac(uint64_t a, uint64_t b, uint64_t c) {
+        uint64_t m[3] = { a, b, c };
+
+        if (!key_ready)
+                key_make();
+        return siphash24(m, sizeof(m), mac_key);
+}
+
+uint64_t store_nonce(uint64_t a, uint64_t b) {
+        uint64_t v;
+
+        if (!key_ready)
+                key_make();
+        /* Inputs that never repeat under one key: the counter starts at a
+         * random value in every run (a restarted broker keeps the key). */
+        if (nonce_ctr == 0 && getrandom(&nonce_ctr, sizeof(nonce_ctr), 0) != sizeof(nonce_ctr))
+                nonce_ctr = store_mac(a, b, (uint64_t)getpid());
+        v = store_mac(a, b, nonce_ctr++);
+        return v ? v : 1;
+}
+
+static uint32_t undo_check(const object *o, uint32_t slot, uint64_t nonce, uint32_t uid) {
+        return (uint32_t)store_mac(o->salt, 0x756e646f00000000ull | slot, nonce ^ (uint64_t)uid << 32);
+}
+
 /* ---- talking to the manager ---- */
 
 static void fdname(char *buf, size_t cap, char what, uint32_t slot) {
@@ -124,12 +196,36 @@ static void notify_remove(const char *name) {
 
 /* ---- the catalog ---- */
 
+static uint32_t key_crc(const uint8_t key[16]) {
+        return crc32_buf(key, 16);
+}
+
 static int cat_write_hdr(void) {
         cat_hdr h = { .magic = CAT_MAGIC, .version = CAT_VERSION, .rec_size = sizeof(cat_rec),
                       .nrecs = cat_nrecs };
 
+        if (!key_ready)
+                key_make();
         h.crc = hdr_crc(&h);
+        memcpy(h.key, mac_key, sizeof(h.key));
+        h.key_crc = key_crc(mac_key);
         return pwrite(cat_fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) ? 0 : -EIO;
+}
+
+/* The undo table: made (and stored) with the catalog, sized with it. */
+static void undo_create(void) {
+        int fd = memfd_create("ipcbroker-undo", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+        if (fd < 0 || ftruncate(fd, UNDO_BLOCK * cat_nrecs) < 0) {
+                log_warn("fd store: cannot make the undo table: %m; undo slots held at a "
+                         "restart will not be reclaimable");
+                if (fd >= 0)
+                        close(fd);
+                return;
+        }
+        (void)fchmod(fd, 0600);
+        undo_fd = fd;
+        notify_store(undo_fd, UNDO_NAME);
 }
 
 static off_t rec_off(uint32_t i) {
@@ -152,6 +248,9 @@ static int cat_grow(void) {
         free_stack = fs;
         if (ftruncate(cat_fd, rec_off(n)) < 0)
                 return -errno;
+        /* Sparse: only the blocks of semaphores with undo handles take memory. */
+        if (undo_fd >= 0 && ftruncate(undo_fd, UNDO_BLOCK * n) < 0)
+                log_warn("fd store: cannot grow the undo table: %m");
         for (uint32_t i = n; i > cat_nrecs; i--)
                 free_stack[nfree++] = i - 1;
         cat_nrecs = n;
@@ -171,6 +270,7 @@ static int cat_create(void) {
         if (k < 0)
                 return k;
         notify_store(cat_fd, CAT_NAME);
+        undo_create();
         return 0;
 }
 
@@ -188,6 +288,8 @@ static void rec_fill(const object *o, cat_rec *r) {
         r->size = o->size;
         r->sem_max = o->sem ? o->sem->max : 0;
         r->lock_next_token = o->lock_next_token;
+        r->salt = o->salt;
+        r->rdonly = o->rdonly_source;
         memcpy(r->name, o->name, o->name_len);
         r->crc = rec_crc(r);
 }
@@ -205,6 +307,8 @@ static void cat_put(const object *o) {
 void store_object_added(object *o) {
         char name[32];
 
+        if (!o->salt)
+                o->salt = store_nonce(o->id, 0x73616c74); /* also without a store */
         if (cat_fd < 0 || o->store_slot)
                 return;
         if (nfree == 0 && cat_grow() < 0) {
@@ -240,6 +344,9 @@ void store_object_removed(object *o) {
         if (cat_fd < 0 || !o->store_slot || frozen)
                 return;
         cat_clear(o->store_slot - 1);
+        if (o->kind == IPCB_KIND_SEM && undo_fd >= 0)
+                (void)fallocate(undo_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                UNDO_BLOCK * (o->store_slot - 1), UNDO_BLOCK);
         fdname(name, sizeof(name), 'o', o->store_slot);
         notify_remove(name);
         if (o->lock_fd >= 0) {
@@ -248,6 +355,32 @@ void store_object_removed(object *o) {
         }
         free_stack[nfree++] = o->store_slot - 1;
         o->store_slot = 0;
+}
+
+static void undo_put(const object *o, uint32_t slot, const undo_ent *e) {
+        off_t off = UNDO_BLOCK * (o->store_slot - 1) + (off_t)sizeof(*e) * (slot - 1);
+
+        if (pwrite(undo_fd, e, sizeof(*e), off) != (ssize_t)sizeof(*e))
+                log_warn("fd store: cannot record undo slot %u of '%s': %m", (unsigned)slot, o->name);
+}
+
+void store_undo_bind(const object *o, uint32_t slot, uid_t uid, uint64_t nonce) {
+        undo_ent e = { .nonce = nonce, .uid = (uint32_t)uid,
+                       .check = undo_check(o, slot, nonce, (uint32_t)uid) };
+
+        if (undo_fd >= 0 && o->store_slot && slot >= 1 && slot <= IPCB_SEM_SLOTS)
+                undo_put(o, slot, &e);
+}
+
+void store_undo_unbind(const object *o, uint32_t slot) {
+        undo_ent e = { 0 };
+
+        if (undo_fd >= 0 && o->store_slot && !frozen && slot >= 1 && slot <= IPCB_SEM_SLOTS)
+                undo_put(o, slot, &e);
+}
+
+uint64_t store_lock_nonce(const object *o, uint32_t token, uid_t uid) {
+        return store_mac(o->salt, 0x6c6f636b00000000ull | token, (uint64_t)uid);
 }
 
 void store_freeze(void) {
@@ -265,7 +398,8 @@ unsigned store_restored_count(void) {
 /* ---- collecting what the manager passed ---- */
 
 bool store_owns_name(const char *name) {
-        return strcmp(name, CAT_NAME) == 0 || strncmp(name, "ipcb-o-", 7) == 0 ||
+        return strcmp(name, CAT_NAME) == 0 || strcmp(name, UNDO_NAME) == 0 ||
+               strncmp(name, "ipcb-o-", 7) == 0 ||
                strncmp(name, "ipcb-l-", 7) == 0;
 }
 
@@ -308,9 +442,11 @@ static void drop_fd(int fd, const char *name) {
         notify_remove(name);
 }
 
-/* 0 if fd is a sealable (memfd) regular file open read-write, with at
- * least `seals`, and of a size that fits; else why not (for the log). */
-static const char *check_memfd(int fd, unsigned seals, uint64_t size, bool exact, struct stat *st) {
+/* 0 if fd is a sealable (memfd) regular file open read-write (or, if
+ * rdonly_ok, read-only), with at least `seals`, and of a size that fits;
+ * else why not (for the log). */
+static const char *check_memfd(int fd, unsigned seals, uint64_t size, bool exact, bool rdonly_ok,
+                               struct stat *st) {
         int s, fl;
 
         if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode))
@@ -319,7 +455,8 @@ static const char *check_memfd(int fd, unsigned seals, uint64_t size, bool exact
                 return "not a memfd (no seals)";
         if (((unsigned)s & seals) != seals)
                 return "seals missing";
-        if ((fl = fcntl(fd, F_GETFL)) < 0 || (fl & O_ACCMODE) != O_RDWR)
+        if ((fl = fcntl(fd, F_GETFL)) < 0 ||
+            ((fl & O_ACCMODE) != O_RDWR && !(rdonly_ok && (fl & O_ACCMODE) == O_RDONLY)))
                 return "not open read-write";
         if (exact ? (uint64_t)st->st_size != size : (uint64_t)st->st_size < size)
                 return "wrong size";
@@ -329,7 +466,7 @@ static const char *check_memfd(int fd, unsigned seals, uint64_t size, bool exact
 /* The page of a stored semaphore or lock: checked, mapped. */
 static const char *map_page(int fd, uint32_t magic, void **ret) {
         struct stat st;
-        const char *why = check_memfd(fd, F_SEAL_SHRINK | F_SEAL_GROW, IPCB_PAGE_SIZE, true, &st);
+        const char *why = check_memfd(fd, F_SEAL_SHRINK | F_SEAL_GROW, IPCB_PAGE_SIZE, true, false, &st);
         void *map;
 
         if (why)
@@ -345,13 +482,37 @@ static const char *map_page(int fd, uint32_t magic, void **ret) {
         return NULL;
 }
 
+/* Who held the reserved slots of the semaphore in catalog record idx: the
+ * undo table's entries that check out for this object.  A slot without one
+ * can be reclaimed by nobody and is settled when the grace period ends. */
+static void adopt_bindings(object *o, uint32_t idx) {
+        sem_state *st = o->sem;
+        undo_ent *ents;
+        ssize_t n;
+
+        if (undo_fd < 0 || !(ents = calloc(IPCB_SEM_SLOTS, sizeof(*ents))))
+                return;
+        n = pread(undo_fd, ents, (size_t)UNDO_BLOCK, UNDO_BLOCK * idx);
+        if (n == (ssize_t)UNDO_BLOCK && (st->bind = calloc(IPCB_SEM_SLOTS, sizeof(*st->bind))))
+                for (uint32_t i = 0; i < IPCB_SEM_SLOTS; i++) {
+                        const undo_ent *e = &ents[i];
+                        if (!st->orphan[i] || e->nonce == 0 ||
+                            e->check != undo_check(o, i + 1, e->nonce, e->uid))
+                                continue;
+                        st->bind[i] = (sem_bind){ .nonce = e->nonce, .uid = e->uid };
+                }
+        free(ents);
+}
+
 /* A restored semaphore: no undo handle's connection survives a restart, but
  * its holder may well be alive, still holding its tokens.  So every slot
  * that holds tokens or has an operation pending is reserved for its holder
- * to reclaim (SEM_OPEN with RECLAIM); what is not reclaimed by the end of
- * the grace period is settled as for a dead holder.  Bumping the epoch tells
- * the old undo handles to reconnect and reclaim. */
-static const char *adopt_sem(object *o, const cat_rec *r, int fd, unsigned *ret_returned) {
+ * to reclaim (SEM_OPEN with RECLAIM and the slot's nonce, from the uid it
+ * was given to); what is not reclaimed by the end of the grace period is
+ * settled as for a dead holder.  Bumping the epoch tells the old undo
+ * handles to reconnect and reclaim. */
+static const char *adopt_sem(object *o, const cat_rec *r, uint32_t idx, int fd,
+                             unsigned *ret_returned) {
         sem_state *st;
         void *map;
         const char *why;
@@ -379,6 +540,8 @@ static const char *adopt_sem(object *o, const cat_rec *r, int fd, unsigned *ret_
                 st->slots_used++;
                 ++*ret_returned;
         }
+        if (*ret_returned)
+                adopt_bindings(o, idx);
         atomic_fetch_add(&st->page->epoch, 1);
         sem_wake_sleepers(o);
         return NULL;
@@ -391,8 +554,10 @@ static const char *adopt_shm(object *o, const cat_rec *r, int fd) {
 
         if (r->size == 0 || r->size > INT64_MAX)
                 return "bad size";
+        /* A segment registered from an O_RDONLY description is stored as
+         * that description: it stays read-only for everyone. */
         why = check_memfd(fd, r->seals | F_SEAL_SHRINK | (growable ? 0 : F_SEAL_GROW), r->size,
-                          !growable, &st);
+                          !growable, r->rdonly, &st);
         if (why)
                 return why;
         /* The read-only reopen through /proc needs our uid to read it: a
@@ -403,6 +568,7 @@ static const char *adopt_shm(object *o, const cat_rec *r, int fd) {
         (void)fchmod(fd, 0600);
         o->fd_rw = fd;
         o->seals = (uint32_t)fcntl(fd, F_GET_SEALS);
+        o->rdonly_source = r->rdonly;
         return NULL;
 }
 
@@ -420,7 +586,8 @@ static const char *restore_one(uint32_t i, const cat_rec *r, unsigned *ret_token
         if (r->name_len > IPCB_NAME_MAX || ipcb_name_check(r->name, r->name_len) < 0)
                 return "invalid name";
         if ((r->mode & ~IPCB_MODE_MASK) || (r->flags & ~(IPCB_WF_PERSISTENT | IPCB_WF_GROWABLE)) ||
-            (r->kind == IPCB_KIND_SEM && (r->flags & IPCB_WF_GROWABLE)))
+            (r->kind == IPCB_KIND_SEM && (r->flags & IPCB_WF_GROWABLE)) || r->rdonly > 1 ||
+            (r->kind == IPCB_KIND_SEM && r->rdonly))
                 return "invalid mode or flags";
         if (registry_lookup(r->kind, r->name, r->name_len))
                 return "duplicate name";
@@ -439,7 +606,8 @@ static const char *restore_one(uint32_t i, const cat_rec *r, unsigned *ret_token
         o->size = r->kind == IPCB_KIND_SEM ? IPCB_PAGE_SIZE : r->size;
         o->seals = r->seals;
         o->store_slot = i + 1;
-        why = r->kind == IPCB_KIND_SEM ? adopt_sem(o, r, fd, ret_tokens) : adopt_shm(o, r, fd);
+        o->salt = r->salt ? r->salt : store_nonce(o->id, 0x73616c74);
+        why = r->kind == IPCB_KIND_SEM ? adopt_sem(o, r, i, fd, ret_tokens) : adopt_shm(o, r, fd);
         if (why) {
                 o->store_slot = 0;
                 close(fd);
@@ -454,18 +622,40 @@ static const char *restore_one(uint32_t i, const cat_rec *r, unsigned *ret_token
                         log_warn("fd store: lock page of '%s' dropped: %s", o->name, lwhy);
                         drop_fd(lfd, name);
                 } else {
-                        /* Held locks stay held: their holders are alive. */
+                        /* A held lock stays held: its holder may be alive.
+                         * It reclaims its token (SHM_OPEN with RECLAIM)
+                         * within the grace period, or is taken for dead. */
                         o->lock = map;
                         o->lock_fd = lfd;
                         o->lock_next_token = r->lock_next_token & IPCB_LOCK_OWNER_MASK;
+                        o->lock_orphan = atomic_load(&o->lock->word) & IPCB_LOCK_OWNER_MASK;
                 }
         }
         /* Clients may still hold fds of these inodes from the last broker. */
         object_index(o);
         o->restored = true;
-        if (!o->lock && r->has_lock)
-                cat_put(o); /* forget the lock we do not have */
+        if ((!o->lock && r->has_lock) || !r->salt)
+                cat_put(o); /* forget the lock we do not have; record the salt */
         return NULL;
+}
+
+/* The stored undo table, checked, or a new one. */
+static void undo_adopt(void) {
+        int fd = take(UNDO_NAME);
+        struct stat st;
+
+        if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_GET_SEALS) < 0 ||
+                        (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDWR ||
+                        (st.st_size < UNDO_BLOCK * cat_nrecs &&
+                         ftruncate(fd, UNDO_BLOCK * cat_nrecs) < 0))) {
+                log_warn("fd store: undo table is not a usable memfd; dropping it");
+                drop_fd(fd, UNDO_NAME);
+                fd = -1;
+        }
+        if (fd >= 0)
+                undo_fd = fd;
+        else
+                undo_create();
 }
 
 /* Restore from the collected catalog; false if the catalog is unusable. */
@@ -496,6 +686,16 @@ static bool restore_catalog(int fd) {
                 return false;
         }
         cat_nrecs = h.nrecs;
+        /* The key first: the secrets restored below are checked with it. */
+        if (memcmp(h.key, (uint8_t[16]){ 0 }, sizeof(h.key)) != 0 && h.key_crc == key_crc(h.key)) {
+                memcpy(mac_key, h.key, sizeof(mac_key));
+                key_ready = true;
+        } else {
+                key_make();
+                if (cat_write_hdr() < 0)
+                        log_warn("fd store: cannot write the catalog header: %m");
+        }
+        undo_adopt();
         for (uint32_t i = cat_nrecs; i > 0; i--) {
                 uint32_t idx = i - 1;
                 unsigned t = 0;
@@ -505,6 +705,9 @@ static bool restore_catalog(int fd) {
                 }
                 r.name[IPCB_NAME_MAX] = '\0';
                 why = r.magic != REC_MAGIC ? "bad record magic" : restore_one(idx, &r, &t);
+                if (why && undo_fd >= 0)
+                        (void)fallocate(undo_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                        UNDO_BLOCK * idx, UNDO_BLOCK);
                 if (why) {
                         char name[32];
                         log_warn("fd store: dropping stored object %u ('%.*s'): %s", (unsigned)idx + 1,
@@ -542,6 +745,12 @@ static void on_grace_end(uv_timer_t *t) {
                 if (o->sem && (k = sem_settle_orphans(o)) > 0)
                         log_info("fd store: semaphore '%s': %u undo slots not reclaimed; their tokens "
                                  "returned", o->name, k);
+                if (o->lock_orphan) {
+                        log_info("fd store: segment '%s': lock held at the restart not reclaimed; "
+                                 "released as owner-died", o->name);
+                        lock_token_release(o, o->lock_orphan);
+                        o->lock_orphan = 0;
+                }
                 if (!(o->flags & IPCB_WF_PERSISTENT) && o->handles == 0 && o->linked) {
                         n++;
                         object_unlink(o);
@@ -605,6 +814,10 @@ void store_stop(void) {
         if (cat_fd >= 0) {
                 close(cat_fd);
                 cat_fd = -1;
+        }
+        if (undo_fd >= 0) {
+                close(undo_fd);
+                undo_fd = -1;
         }
         free(free_stack);
         free_stack = NULL;

@@ -36,6 +36,21 @@ void store_object_added(object *o);
 void store_object_changed(object *o);
 void store_object_removed(object *o);
 
+/* Secrets given to clients.  store_mac: a keyed hash (SipHash-2-4) of three
+ * words, under a key kept in the catalog (so it outlives a restart; random
+ * per run without a store).  store_nonce: a fresh, unpredictable, nonzero
+ * value (a MAC of a, b and a counter that never repeats under the key). */
+uint64_t store_mac(uint64_t a, uint64_t b, uint64_t c);
+uint64_t store_nonce(uint64_t a, uint64_t b);
+/* Undo slot `slot` (index + 1) of semaphore o was given to uid with nonce;
+ * is free again (not recorded while frozen: the holder lives on).  The
+ * next broker lets only that uid, showing that nonce, reclaim it. */
+void store_undo_bind(const object *o, uint32_t slot, uid_t uid, uint64_t nonce);
+void store_undo_unbind(const object *o, uint32_t slot);
+/* The secret of lock token `token` of segment o given to uid: what a
+ * RECLAIM of the token after a restart must show (no state: a MAC). */
+uint64_t store_lock_nonce(const object *o, uint32_t token, uid_t uid);
+
 /* Shutdown: from now on nothing is removed from the store and no
  * crash-cleanup is done on shared pages (clients are alive; the next broker
  * takes over).  store_frozen() tells sem.c and lock.c. */

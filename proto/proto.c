@@ -155,6 +155,11 @@ static int decode_request(rd *r, ipcb_msg *m) {
                 m->shm_open.access = rd_u32(r);
                 nlen = rd_u16(r);
                 rd_zero(r, 2);
+                m->shm_open.flags = rd_u32(r);
+                m->shm_open.owner = rd_u32(r);
+                m->shm_open.token = rd_u32(r);
+                rd_zero(r, 4);
+                m->shm_open.nonce = rd_u64(r);
                 m->shm_open.name = rd_name(r, nlen);
                 break;
         case IPCB_OP_SHM_LOCK_PAGE:
@@ -173,6 +178,9 @@ static int decode_request(rd *r, ipcb_msg *m) {
                 m->sem_open.flags = rd_u32(r);
                 nlen = rd_u16(r);
                 rd_zero(r, 2);
+                m->sem_open.owner = rd_u32(r);
+                rd_zero(r, 4);
+                m->sem_open.nonce = rd_u64(r);
                 m->sem_open.name = rd_name(r, nlen);
                 break;
         case IPCB_OP_SET_ACCESS:
@@ -218,6 +226,18 @@ static int decode_request(rd *r, ipcb_msg *m) {
         return 0;
 }
 
+/* The SHM reply: SHM_CREATE, SHM_OPEN, SHM_REGISTER. */
+static void rd_shm_reply(rd *r, ipcb_msg *m) {
+        m->shm_reply.handle = rd_u64(r);
+        m->shm_reply.size = rd_u64(r);
+        m->shm_reply.seals = rd_u32(r);
+        m->shm_reply.access = rd_u32(r);
+        m->shm_reply.uid = rd_u32(r);
+        m->shm_reply.gid = rd_u32(r);
+        m->shm_reply.mode = rd_u32(r);
+        rd_zero(r, 4);
+}
+
 static int decode_reply(rd *r, ipcb_msg *m) {
         unsigned want_fds = 0;
 
@@ -254,15 +274,13 @@ static int decode_reply(rd *r, ipcb_msg *m) {
         }
         case IPCB_OP_SHM_CREATE:
         case IPCB_OP_SHM_OPEN:
-                m->shm_reply.handle = rd_u64(r);
-                m->shm_reply.size = rd_u64(r);
-                m->shm_reply.seals = rd_u32(r);
-                m->shm_reply.access = rd_u32(r);
+                rd_shm_reply(r, m);
                 want_fds = 1;
                 break;
         case IPCB_OP_SHM_LOCK_PAGE:
                 m->lock_reply.token = rd_u32(r);
                 rd_zero(r, 4);
+                m->lock_reply.nonce = rd_u64(r);
                 want_fds = 1;
                 break;
         case IPCB_OP_SEM_CREATE:
@@ -272,6 +290,11 @@ static int decode_reply(rd *r, ipcb_msg *m) {
                 m->sem_reply.seq = rd_u32(r);
                 m->sem_reply.max = rd_u32(r);
                 m->sem_reply.value = rd_u32(r);
+                m->sem_reply.uid = rd_u32(r);
+                m->sem_reply.gid = rd_u32(r);
+                m->sem_reply.mode = rd_u32(r);
+                rd_zero(r, 4);
+                m->sem_reply.nonce = rd_u64(r);
                 want_fds = 1;
                 break;
         case IPCB_OP_SET_ACCESS:
@@ -281,10 +304,7 @@ static int decode_reply(rd *r, ipcb_msg *m) {
                 rd_zero(r, 4);
                 break;
         case IPCB_OP_SHM_REGISTER: /* the client keeps its own fd: none attached */
-                m->shm_reply.handle = rd_u64(r);
-                m->shm_reply.size = rd_u64(r);
-                m->shm_reply.seals = rd_u32(r);
-                m->shm_reply.access = rd_u32(r);
+                rd_shm_reply(r, m);
                 break;
         case IPCB_OP_MEMFD:
                 m->memfd_reply.size = rd_u64(r);
@@ -454,6 +474,11 @@ static int encode_request(wr *w, const ipcb_msg *m) {
                 wr_u32(w, m->shm_open.access);
                 wr_u16(w, m->shm_open.name.len);
                 wr_u16(w, 0);
+                wr_u32(w, m->shm_open.flags);
+                wr_u32(w, m->shm_open.owner);
+                wr_u32(w, m->shm_open.token);
+                wr_u32(w, 0);
+                wr_u64(w, m->shm_open.nonce);
                 wr_bytes(w, m->shm_open.name.ptr, m->shm_open.name.len);
                 break;
         case IPCB_OP_SHM_LOCK_PAGE:
@@ -472,6 +497,9 @@ static int encode_request(wr *w, const ipcb_msg *m) {
                 wr_u32(w, m->sem_open.flags);
                 wr_u16(w, m->sem_open.name.len);
                 wr_u16(w, 0);
+                wr_u32(w, m->sem_open.owner);
+                wr_u32(w, 0);
+                wr_u64(w, m->sem_open.nonce);
                 wr_bytes(w, m->sem_open.name.ptr, m->sem_open.name.len);
                 break;
         case IPCB_OP_SET_ACCESS:
@@ -513,6 +541,17 @@ static int encode_request(wr *w, const ipcb_msg *m) {
         return 0;
 }
 
+static void wr_shm_reply(wr *w, const ipcb_msg *m) {
+        wr_u64(w, m->shm_reply.handle);
+        wr_u64(w, m->shm_reply.size);
+        wr_u32(w, m->shm_reply.seals);
+        wr_u32(w, m->shm_reply.access);
+        wr_u32(w, m->shm_reply.uid);
+        wr_u32(w, m->shm_reply.gid);
+        wr_u32(w, m->shm_reply.mode);
+        wr_u32(w, 0);
+}
+
 static int encode_reply(wr *w, const ipcb_msg *m) {
         switch (m->hdr.op & ~IPCB_OP_REPLY) {
         case IPCB_OP_HELLO:
@@ -538,14 +577,13 @@ static int encode_reply(wr *w, const ipcb_msg *m) {
                 break;
         case IPCB_OP_SHM_CREATE:
         case IPCB_OP_SHM_OPEN:
-                wr_u64(w, m->shm_reply.handle);
-                wr_u64(w, m->shm_reply.size);
-                wr_u32(w, m->shm_reply.seals);
-                wr_u32(w, m->shm_reply.access);
+        case IPCB_OP_SHM_REGISTER:
+                wr_shm_reply(w, m);
                 break;
         case IPCB_OP_SHM_LOCK_PAGE:
                 wr_u32(w, m->lock_reply.token);
                 wr_u32(w, 0);
+                wr_u64(w, m->lock_reply.nonce);
                 break;
         case IPCB_OP_SEM_CREATE:
         case IPCB_OP_SEM_OPEN:
@@ -554,18 +592,17 @@ static int encode_reply(wr *w, const ipcb_msg *m) {
                 wr_u32(w, m->sem_reply.seq);
                 wr_u32(w, m->sem_reply.max);
                 wr_u32(w, m->sem_reply.value);
+                wr_u32(w, m->sem_reply.uid);
+                wr_u32(w, m->sem_reply.gid);
+                wr_u32(w, m->sem_reply.mode);
+                wr_u32(w, 0);
+                wr_u64(w, m->sem_reply.nonce);
                 break;
         case IPCB_OP_SET_ACCESS:
                 break;
         case IPCB_OP_FREEZE:
                 wr_u32(w, m->freeze_reply.seals);
                 wr_u32(w, 0);
-                break;
-        case IPCB_OP_SHM_REGISTER:
-                wr_u64(w, m->shm_reply.handle);
-                wr_u64(w, m->shm_reply.size);
-                wr_u32(w, m->shm_reply.seals);
-                wr_u32(w, m->shm_reply.access);
                 break;
         case IPCB_OP_MEMFD:
                 wr_u64(w, m->memfd_reply.size);

@@ -59,11 +59,18 @@ enum {
 #define IPCB_WF_CREATE_MASK (IPCB_WF_PERSISTENT | IPCB_WF_GROWABLE)
 #define IPCB_WF_UNLINKED   0x4u /* stat only: name removed, handles remain */
 #define IPCB_WF_UNDO       0x8u /* SEM_CREATE/SEM_OPEN: an undo handle */
-/* SEM_OPEN only, with UNDO: take back undo slot (flags >> 16) & 0xfff
- * (index + 1), held by this client before a broker restart and reserved by
- * the new broker until its grace period ends (docs/systemd.md). */
+/* RECLAIM: take back what this client held before a broker restart, kept
+ * for it by the new broker until its grace period ends (docs/systemd.md),
+ * proven with the nonce the old broker gave with it.  SEM_OPEN, with UNDO:
+ * undo slot (flags >> 16) & 0xfff (index + 1).  SHM_OPEN: the segment lock
+ * token in the request's token field. */
 #define IPCB_WF_RECLAIM    0x10u
 #define IPCB_WF_RECLAIM_SLOT(flags) (((flags) >> 16) & 0xfffu)
+/* SHM_OPEN and SEM_OPEN: fail with -EPERM unless the object's owner is the
+ * request's owner field (IPCB_WO_SELF: the connection's uid). */
+#define IPCB_WF_OWNED      0x20u
+#define IPCB_WO_SELF       0xffffffffu
+#define IPCB_WF_SHM_OPEN_MASK (IPCB_WF_RECLAIM | IPCB_WF_OWNED)
 #define IPCB_WF_SEM_CREATE_MASK (IPCB_WF_PERSISTENT | IPCB_WF_UNDO)
 
 /* SHM_REGISTER flags (growable follows from the memfd's F_SEAL_GROW). */
@@ -140,10 +147,11 @@ typedef struct ipcb_msg {
                 struct { uint8_t kind; ipcb_name name; } unlink, stat;
                 struct { uint8_t kind; uint16_t max; uint64_t cursor; } list;
                 struct { uint64_t size; uint32_t mode, flags; ipcb_name name; } shm_create;
-                struct { uint32_t access; ipcb_name name; } shm_open;
+                /* owner: with OWNED, else 0; token and nonce: with RECLAIM, else 0 */
+                struct { uint32_t access; ipcb_name name; uint32_t flags, owner, token; uint64_t nonce; } shm_open;
                 struct { uint64_t handle; } shm_lock_page;
                 struct { uint32_t initial, max, mode, flags; ipcb_name name; } sem_create;
-                struct { uint32_t flags; ipcb_name name; } sem_open;
+                struct { uint32_t flags; ipcb_name name; uint32_t owner; uint64_t nonce; } sem_open;
                 /* SET_ACCESS: what is IPCB_SA_*; fields not named in what are 0 */
                 struct { uint8_t kind; uint32_t what, mode, uid, gid; ipcb_name name; } set_access;
                 /* FREEZE: same layout as UNLINK and STAT */
@@ -168,12 +176,20 @@ typedef struct ipcb_msg {
                 } quota_reply;
                 /* reply to SEM_CREATE and SEM_OPEN; the page's fd attached.
                  * slot: undo slot index + 1, 0 for a plain handle; seq: the
-                 * slot's next operation sequence number. */
-                struct { uint64_t handle; uint32_t slot, seq, max, value; } sem_reply;
-                /* reply to SHM_LOCK_PAGE; the lock page's fd attached */
-                struct { uint32_t token; } lock_reply;
-                /* reply to SHM_CREATE and SHM_OPEN; one fd attached */
-                struct { uint64_t handle, size; uint32_t seals, access; } shm_reply;
+                 * slot's next operation sequence number; uid, gid, mode: the
+                 * object's at the open; nonce: the undo slot's secret (0 for
+                 * a plain handle), proof of holding it in a RECLAIM. */
+                struct {
+                        uint64_t handle;
+                        uint32_t slot, seq, max, value, uid, gid, mode;
+                        uint64_t nonce;
+                } sem_reply;
+                /* reply to SHM_LOCK_PAGE; the lock page's fd attached; nonce:
+                 * the token's secret, for a RECLAIM after a restart */
+                struct { uint32_t token; uint64_t nonce; } lock_reply;
+                /* reply to SHM_CREATE, SHM_OPEN (one fd attached) and
+                 * SHM_REGISTER (none); uid, gid, mode: the object's at the open */
+                struct { uint64_t handle, size; uint32_t seals, access, uid, gid, mode; } shm_reply;
                 ipcb_stat_rec stat_reply;
                 /* LIST reply: decode fills iter; encode reads recs/count */
                 struct {

@@ -372,15 +372,17 @@ Test(notify, full_manager_queue_never_blocks) {
         cr_assert(log_has("was dropped"), "no log line about dropped stores");
         cr_assert(log_has("caught up"), "no log line when the manager caught up");
 
-        /* In order: the catalog, the probe and the keepers, each once, with
-         * the right contents; nothing removed or dropped is left behind. */
-        cr_assert_eq(m.n, 2 + NKEEP, "the store holds %u fds", m.n);
+        /* In order: the catalog, the undo table, the probe and the keepers,
+         * each once, with the right contents; nothing removed or dropped is
+         * left behind. */
+        cr_assert_eq(m.n, 3 + NKEEP, "the store holds %u fds", m.n);
         cr_assert_eq(stored_named("ipcb-catalog"), 1);
+        cr_assert_eq(stored_named("ipcb-undo"), 1);
         unsigned seen = 0;
         for (unsigned i = 0; i < m.n; i++) {
                 struct stat sb;
                 char b = 0;
-                if (strcmp(m.names[i], "ipcb-catalog") == 0)
+                if (strcmp(m.names[i], "ipcb-catalog") == 0 || strcmp(m.names[i], "ipcb-undo") == 0)
                         continue;
                 cr_assert_eq(fstat(m.fds[i], &sb), 0);
                 cr_assert_eq(pread(m.fds[i], &b, 1, 0), 1);
@@ -406,7 +408,7 @@ Test(notify, full_manager_queue_never_blocks) {
         cr_assert_eq(ipcb_unlink(c, "probe"), 0);
         ipcb_disconnect(c);
         drain(300);
-        cr_assert_eq(m.n, 1, "left in the store: %u", m.n);
+        cr_assert_eq(m.n, 2, "left in the store: %u", m.n); /* the catalog and the undo table */
         end();
         drain(100);
         cr_assert_eq(m.stopping, 1);

@@ -185,25 +185,32 @@ static const sample samples[] = {
                           .shm_create = { 1ull << 30, 0640, IPCB_WF_CREATE_MASK,
                                           NAME_INIT("my.segment") } } },
         { "SHM_OPEN", { .hdr = { .op = IPCB_OP_SHM_OPEN, .id = 9 },
-                        .shm_open = { IPCB_WA_READ_WRITE, NAME_INIT("demo") } } },
+                        .shm_open = { IPCB_WA_READ_WRITE, NAME_INIT("demo"),
+                                      IPCB_WF_SHM_OPEN_MASK, 61001, 0x3fffffffu,
+                                      0x0123456789abcdefull } } },
         { "SHM_CREATE reply", { .hdr = { .op = REPLY(IPCB_OP_SHM_CREATE), .id = 8, .nfds = 1 },
-                                .shm_reply = { 1, 1ull << 30, 0x6, IPCB_WA_READ_WRITE } } },
+                                .shm_reply = { 1, 1ull << 30, 0x6, IPCB_WA_READ_WRITE, 0, 0, 0600 } } },
         { "SHM_OPEN reply", { .hdr = { .op = REPLY(IPCB_OP_SHM_OPEN), .id = 9, .nfds = 1 },
-                              .shm_reply = { UINT64_MAX, 4096, 0x1f, IPCB_WA_READ_ONLY } } },
+                              .shm_reply = { UINT64_MAX, 4096, 0x1f, IPCB_WA_READ_ONLY, 61002, 61100,
+                                             0640 } } },
         { "SHM_LOCK_PAGE", { .hdr = { .op = IPCB_OP_SHM_LOCK_PAGE, .id = 12 },
                              .shm_lock_page = { 0x8000000000000001ull } } },
         { "SHM_LOCK_PAGE reply", { .hdr = { .op = REPLY(IPCB_OP_SHM_LOCK_PAGE), .id = 12,
                                             .nfds = 1 },
-                                   .lock_reply = { 0xdeadbeefu } } },
+                                   .lock_reply = { 0xdeadbeefu, 0xfedcba9876543210ull } } },
         { "SEM_CREATE", { .hdr = { .op = IPCB_OP_SEM_CREATE, .id = 13 },
                           .sem_create = { 3, 10, 0600, IPCB_WF_SEM_CREATE_MASK,
                                           NAME_INIT("sem:1") } } },
         { "SEM_OPEN", { .hdr = { .op = IPCB_OP_SEM_OPEN, .id = 14 },
-                        .sem_open = { IPCB_WF_UNDO, NAME_INIT("sem:1") } } },
+                        .sem_open = { IPCB_WF_UNDO, NAME_INIT("sem:1"), 0, 0 } } },
+        { "SEM_OPEN reclaim", { .hdr = { .op = IPCB_OP_SEM_OPEN, .id = 20 },
+                                .sem_open = { IPCB_WF_UNDO | IPCB_WF_RECLAIM | IPCB_WF_OWNED | 504u << 16,
+                                              NAME_INIT("sem:1"), IPCB_WO_SELF, UINT64_MAX } } },
         { "SEM_CREATE reply", { .hdr = { .op = REPLY(IPCB_OP_SEM_CREATE), .id = 13, .nfds = 1 },
-                                .sem_reply = { 5, 0, 0, 10, 3 } } },
+                                .sem_reply = { 5, 0, 0, 10, 3, 0, 0, 0600, 0 } } },
         { "SEM_OPEN reply", { .hdr = { .op = REPLY(IPCB_OP_SEM_OPEN), .id = 14, .nfds = 1 },
-                              .sem_reply = { UINT64_MAX, 7, 0xfffffff0u, 0xffffffffu, 1 } } },
+                              .sem_reply = { UINT64_MAX, 7, 0xfffffff0u, 0xffffffffu, 1, 61001, 61100,
+                                             0666, 0x8877665544332211ull } } },
         { "SET_ACCESS", { .hdr = { .op = IPCB_OP_SET_ACCESS, .id = 15 },
                           .set_access = { IPCB_KIND_SHM, IPCB_SA_MASK, 0640, 61001, 61002,
                                           NAME_INIT("pub") } } },
@@ -215,7 +222,8 @@ static const sample samples[] = {
         { "SHM_REGISTER", { .hdr = { .op = IPCB_OP_SHM_REGISTER, .id = 17, .nfds = 1 },
                             .shm_register = { 0644, IPCB_WF_PERSISTENT, NAME_INIT("reg") } } },
         { "SHM_REGISTER reply", { .hdr = { .op = REPLY(IPCB_OP_SHM_REGISTER), .id = 17 },
-                                  .shm_reply = { 3, 1 << 20, 0x6, IPCB_WA_READ_WRITE } } },
+                                  .shm_reply = { 3, 1 << 20, 0x6, IPCB_WA_READ_WRITE, 61001, 61001,
+                                                 0644 } } },
         { "MEMFD", { .hdr = { .op = IPCB_OP_MEMFD, .id = 18 }, .memfd = { 1 << 20, 0x6 } } },
         { "MEMFD reply", { .hdr = { .op = REPLY(IPCB_OP_MEMFD), .id = 18, .nfds = 1 },
                            .memfd_reply = { 1 << 20, 0x26 } } },
@@ -261,12 +269,27 @@ static size_t pad_offsets(const ipcb_msg *m, size_t *out) {
                 out[n++] = 16 + 19;
                 break;
         case IPCB_OP_SHM_OPEN:
+                out[n++] = 16 + 6;
+                out[n++] = 16 + 7;
+                for (size_t i = 20; i < 24; i++)
+                        out[n++] = 16 + i;
+                break;
         case IPCB_OP_SEM_OPEN:
                 out[n++] = 16 + 6;
                 out[n++] = 16 + 7;
+                for (size_t i = 12; i < 16; i++)
+                        out[n++] = 16 + i;
                 break;
         case REPLY(IPCB_OP_SHM_LOCK_PAGE):
                 for (size_t i = 4; i < 8; i++)
+                        out[n++] = 16 + i;
+                break;
+        case REPLY(IPCB_OP_SHM_CREATE):
+        case REPLY(IPCB_OP_SHM_OPEN):
+        case REPLY(IPCB_OP_SHM_REGISTER):
+        case REPLY(IPCB_OP_SEM_CREATE):
+        case REPLY(IPCB_OP_SEM_OPEN):
+                for (size_t i = 36; i < 40; i++)
                         out[n++] = 16 + i;
                 break;
         case REPLY(IPCB_OP_STAT):
@@ -575,25 +598,36 @@ Test(roundtrip, shm_create, .timeout = 30) {
 Test(roundtrip, shm_open, .timeout = 30) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg out;
-        cr_assert_eq(roundtrip(&find_sample("SHM_OPEN")->m, buf, &out), 16u + 8 + 4);
+        cr_assert_eq(roundtrip(&find_sample("SHM_OPEN")->m, buf, &out), 16u + 32 + 4);
         cr_assert_eq(out.shm_open.access, IPCB_WA_READ_WRITE);
+        cr_assert_eq(out.shm_open.flags, IPCB_WF_SHM_OPEN_MASK);
+        cr_assert_eq(out.shm_open.owner, 61001u);
+        cr_assert_eq(out.shm_open.token, 0x3fffffffu);
+        cr_assert_eq(out.shm_open.nonce, 0x0123456789abcdefull);
         assert_name_eq(out.shm_open.name, NAME("demo"), "SHM_OPEN");
 }
 
 Test(roundtrip, shm_replies, .timeout = 30) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg out;
-        cr_assert_eq(roundtrip(&find_sample("SHM_CREATE reply")->m, buf, &out), 40u);
+        cr_assert_eq(roundtrip(&find_sample("SHM_CREATE reply")->m, buf, &out), 56u);
         cr_assert_eq(out.hdr.nfds, 1);
         cr_assert_eq(out.shm_reply.handle, 1u);
         cr_assert_eq(out.shm_reply.size, 1ull << 30);
         cr_assert_eq(out.shm_reply.seals, 0x6u);
         cr_assert_eq(out.shm_reply.access, IPCB_WA_READ_WRITE);
-        cr_assert_eq(roundtrip(&find_sample("SHM_OPEN reply")->m, buf, &out), 40u);
+        cr_assert_eq(out.shm_reply.mode, 0600u);
+        cr_assert_eq(roundtrip(&find_sample("SHM_OPEN reply")->m, buf, &out), 56u);
         cr_assert_eq(out.shm_reply.handle, UINT64_MAX);
         cr_assert_eq(out.shm_reply.size, 4096u);
         cr_assert_eq(out.shm_reply.seals, 0x1fu);
         cr_assert_eq(out.shm_reply.access, IPCB_WA_READ_ONLY);
+        cr_assert_eq(out.shm_reply.uid, 61002u);
+        cr_assert_eq(out.shm_reply.gid, 61100u);
+        cr_assert_eq(out.shm_reply.mode, 0640u);
+        cr_assert_eq(roundtrip(&find_sample("SHM_REGISTER reply")->m, buf, &out), 56u);
+        cr_assert_eq(out.shm_reply.uid, 61001u);
+        cr_assert_eq(out.shm_reply.mode, 0644u);
 }
 
 Test(roundtrip, shm_lock_page, .timeout = 30) {
@@ -601,9 +635,10 @@ Test(roundtrip, shm_lock_page, .timeout = 30) {
         ipcb_msg out;
         cr_assert_eq(roundtrip(&find_sample("SHM_LOCK_PAGE")->m, buf, &out), 24u);
         cr_assert_eq(out.shm_lock_page.handle, 0x8000000000000001ull);
-        cr_assert_eq(roundtrip(&find_sample("SHM_LOCK_PAGE reply")->m, buf, &out), 24u);
+        cr_assert_eq(roundtrip(&find_sample("SHM_LOCK_PAGE reply")->m, buf, &out), 32u);
         cr_assert_eq(out.hdr.nfds, 1);
         cr_assert_eq(out.lock_reply.token, 0xdeadbeefu);
+        cr_assert_eq(out.lock_reply.nonce, 0xfedcba9876543210ull);
 }
 
 Test(roundtrip, sem_create_open, .timeout = 30) {
@@ -615,17 +650,26 @@ Test(roundtrip, sem_create_open, .timeout = 30) {
         cr_assert_eq(out.sem_create.mode, 0600u);
         cr_assert_eq(out.sem_create.flags, IPCB_WF_SEM_CREATE_MASK);
         assert_name_eq(out.sem_create.name, NAME("sem:1"), "SEM_CREATE");
-        cr_assert_eq(roundtrip(&find_sample("SEM_OPEN")->m, buf, &out), 16u + 8 + 5);
+        cr_assert_eq(roundtrip(&find_sample("SEM_OPEN")->m, buf, &out), 16u + 24 + 5);
         cr_assert_eq(out.sem_open.flags, IPCB_WF_UNDO);
         assert_name_eq(out.sem_open.name, NAME("sem:1"), "SEM_OPEN");
-        cr_assert_eq(roundtrip(&find_sample("SEM_OPEN reply")->m, buf, &out), 40u);
+        cr_assert_eq(roundtrip(&find_sample("SEM_OPEN reclaim")->m, buf, &out), 16u + 24 + 5);
+        cr_assert_eq(IPCB_WF_RECLAIM_SLOT(out.sem_open.flags), 504u);
+        cr_assert_eq(out.sem_open.owner, IPCB_WO_SELF);
+        cr_assert_eq(out.sem_open.nonce, UINT64_MAX);
+        assert_name_eq(out.sem_open.name, NAME("sem:1"), "SEM_OPEN reclaim");
+        cr_assert_eq(roundtrip(&find_sample("SEM_OPEN reply")->m, buf, &out), 64u);
         cr_assert_eq(out.hdr.nfds, 1);
         cr_assert_eq(out.sem_reply.handle, UINT64_MAX);
         cr_assert_eq(out.sem_reply.slot, 7u);
         cr_assert_eq(out.sem_reply.seq, 0xfffffff0u);
         cr_assert_eq(out.sem_reply.max, 0xffffffffu);
         cr_assert_eq(out.sem_reply.value, 1u);
-        cr_assert_eq(roundtrip(&find_sample("SEM_CREATE reply")->m, buf, &out), 40u);
+        cr_assert_eq(out.sem_reply.uid, 61001u);
+        cr_assert_eq(out.sem_reply.gid, 61100u);
+        cr_assert_eq(out.sem_reply.mode, 0666u);
+        cr_assert_eq(out.sem_reply.nonce, 0x8877665544332211ull);
+        cr_assert_eq(roundtrip(&find_sample("SEM_CREATE reply")->m, buf, &out), 64u);
         cr_assert_eq(out.sem_reply.handle, 5u);
 }
 
@@ -656,8 +700,11 @@ Test(roundtrip, golden_bytes, .timeout = 30) {
                                          0x00, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00,
                                          0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00 };
         static const uint8_t shm_open[] = { 0x02, 0x01, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00,
-                                            0x00, 0x00, 0x00, 0x00, 0x0c, 0x00, 0x00, 0x00,
+                                            0x00, 0x00, 0x00, 0x00, 0x24, 0x00, 0x00, 0x00,
                                             0x01, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00,
+                                            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
                                             'd',  'e',  'm',  'o' };
         static const uint8_t err[] = { 0x02, 0x81, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00,
                                        0xfe, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00 };
@@ -1203,7 +1250,7 @@ Test(encode, long_name_over_msg_max, .timeout = 30) {
         ipcb_msg m = { .hdr = { .op = IPCB_OP_SHM_OPEN }, .shm_open = { 1, { name, 65535 } } };
         memset(name, 'a', sizeof(name));
         cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), -EMSGSIZE);
-        m.shm_open.name.len = IPCB_MSG_MAX - 16 - 8;
+        m.shm_open.name.len = IPCB_MSG_MAX - 16 - 32;
         cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), (ssize_t)IPCB_MSG_MAX);
         m.shm_open.name.len++;
         cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), -EMSGSIZE);
