@@ -488,11 +488,8 @@ static void peer_read(peer *p) {
 static void on_poll(uv_poll_t *h, int status, int events) {
         peer *p = h->data;
 
-        if (p->closing) { /* lingering: the client hung up, its queue is gone */
-                unthrottle(p);
-                peer_finish_close(p);
+        if (p->closing) /* its poll was stopped; nothing may come any more */
                 return;
-        }
         if (status < 0) {
                 peer_close(p);
                 return;
