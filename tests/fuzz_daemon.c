@@ -1023,7 +1023,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 /* Dead (its pidfd readable) but not reaped
                                  * until the input ends: a zombie's pid is not reused. */
                                 kill(c->pid, SIGKILL);
-                                if (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOWAIT) < 0)
+                                int w;
+                                /* libFuzzer's SIGALRM may interrupt the wait */
+                                while ((w = waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOWAIT)) < 0 &&
+                                       errno == EINTR)
+                                        ;
+                                if (w < 0)
                                         fail("waitid: %s", strerror(errno));
                                 c->pid = 0;
                         }
@@ -1053,8 +1058,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
          * while they live. */
         while (nchildren) {
                 pid_t pid = children[--nchildren];
+                pid_t w;
                 kill(pid, SIGKILL);
-                if (waitpid(pid, NULL, 0) != pid)
+                while ((w = waitpid(pid, NULL, 0)) < 0 && errno == EINTR)
+                        ;
+                if (w != pid)
                         fail("waitpid: %s", strerror(errno));
         }
         settle();
