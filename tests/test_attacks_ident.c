@@ -6,6 +6,7 @@
  * inode the broker already serves.  Clients run as uids 61001-61003
  * (multiuid.h); skipped when the tests do not run as root. */
 #include "harness.h"
+#include "fakemgr.h"
 #include "multiuid.h"
 
 #include "ipcbroker.h"
@@ -20,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -682,139 +682,24 @@ Test(alias, register_any_broker_memfd) {
 
 /* ---- objects restored from the fd store ---- */
 
-/* Just enough of a service manager (test_store.c has the whole of it): a
- * notify socket that collects FDSTORE=1 fds, and a restart that passes them
- * back in LISTEN_FDS. */
-typedef struct mgr {
-        char dir[64], notify[96], sock[96];
-        int nfd;
-        pid_t pid;
-        int fds[16];
-        char names[16][64];
-        unsigned n;
-        bool ready;
-} mgr;
-
-static void mgr_pump(mgr *m, int timeout_ms) {
-        struct pollfd p = { .fd = m->nfd, .events = POLLIN };
-
-        while (poll(&p, 1, timeout_ms) > 0) {
-                char buf[4096], name[64] = "";
-                union {
-                        struct cmsghdr a;
-                        char b[CMSG_SPACE(sizeof(int) * 8)];
-                } ctl;
-                struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
-                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
-                                     .msg_controllen = sizeof(ctl) };
-                int fds[8];
-                unsigned nfds = 0;
-                bool store = false, remove = false;
-                ssize_t k = recvmsg(m->nfd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-
-                if (k < 0)
-                        break;
-                buf[k] = '\0';
-                for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
-                        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-                                nfds = (unsigned)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-                                memcpy(fds, CMSG_DATA(cm), nfds * sizeof(int));
-                        }
-                for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-                        if (strcmp(line, "READY=1") == 0)
-                                m->ready = true;
-                        else if (strcmp(line, "FDSTORE=1") == 0)
-                                store = true;
-                        else if (strcmp(line, "FDSTOREREMOVE=1") == 0)
-                                remove = true;
-                        else if (strncmp(line, "FDNAME=", 7) == 0)
-                                snprintf(name, sizeof(name), "%s", line + 7);
-                }
-                if (store && nfds == 1 && m->n < 16) {
-                        snprintf(m->names[m->n], sizeof(m->names[0]), "%s", name);
-                        m->fds[m->n++] = fds[0];
-                } else
-                        for (unsigned i = 0; i < nfds; i++)
-                                close(fds[i]);
-                for (unsigned i = 0; remove && i < m->n;) {
-                        if (strcmp(m->names[i], name) == 0) {
-                                close(m->fds[i]);
-                                m->fds[i] = m->fds[--m->n];
-                                memcpy(m->names[i], m->names[m->n], sizeof(m->names[0]));
-                        } else
-                                i++;
-                }
-                timeout_ms = 0;
-        }
-}
-
-static void mgr_start(mgr *m) {
-        char names[1024] = "", nbuf[16], pidbuf[16];
-        unsigned n = m->n;
-        pid_t pid;
-
-        for (unsigned i = 0; i < n; i++) {
-                if (i)
-                        strcat(names, ":");
-                strcat(names, m->names[i]);
-        }
-        m->ready = false;
-        pid = test_fork();
-        if (pid == 0) {
-                int all[16], null = open("/dev/null", O_RDWR);
-                for (unsigned i = 0; i < n; i++)
-                        all[i] = fcntl(m->fds[i], F_DUPFD, 100 + (int)i);
-                for (unsigned i = 0; i < n; i++)
-                        dup2(all[i], 3 + (int)i);
-                dup2(null, 0);
-                close_range(3 + n, ~0u, 0);
-                snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
-                snprintf(nbuf, sizeof(nbuf), "%u", n);
-                if (n) {
-                        setenv("LISTEN_PID", pidbuf, 1);
-                        setenv("LISTEN_FDS", nbuf, 1);
-                        setenv("LISTEN_FDNAMES", names, 1);
-                }
-                setenv("NOTIFY_SOCKET", m->notify, 1);
-                execl(IPCBROKERD_PATH, IPCBROKERD_PATH, "--socket", m->sock, (char *)NULL);
-                _exit(127);
-        }
-        m->pid = pid;
-        for (int i = 0; i < 500 && !m->ready; i++)
-                mgr_pump(m, 20);
-        cr_assert(m->ready, "no READY=1 from the daemon");
-}
-
-static void mgr_stop(mgr *m) {
-        kill(m->pid, SIGTERM);
-        int ex = wait_status(m->pid);
-        m->pid = 0;
-        mgr_pump(m, 100);
-        cr_assert_eq(ex, 0, "daemon exit %d", ex);
-}
-
 /* A holder keeps a segment's fd across a broker restart; the restored
  * object's inode is served again: registering it is refused. */
 Test(alias, register_restored_segment) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
         ipcb_client *c;
         ipcb_shm *s, *a = NULL;
-        mgr m = { .nfd = -1 };
-        int kept, r;
+        fakemgr m;
+        fakemgr_exec x = { 0 };
+        char sock[96];
+        int kept, r, ex;
 
         SKIP_UNLESS_ROOT();
-        snprintf(m.dir, sizeof(m.dir), "/tmp/ipcbi.XXXXXX");
-        cr_assert_not_null(mkdtemp(m.dir));
-        snprintf(m.notify, sizeof(m.notify), "%s/notify", m.dir);
-        snprintf(m.sock, sizeof(m.sock), "%s/ipcb.sock", m.dir);
-        strcpy(sa.sun_path, m.notify);
-        m.nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        cr_assert_geq(m.nfd, 0);
-        cr_assert_eq(bind(m.nfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        fakemgr_init(&m, "/tmp/ipcbi.XXXXXX", 16);
+        snprintf(sock, sizeof(sock), "%s/ipcb.sock", m.dir);
+        x.sock = sock;
 
-        mgr_start(&m);
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        fakemgr_start(&m, &x);
+        cr_assert_eq(ipcb_connect(sock, &c), 0);
         o.mode = 0644;
         o.flags = IPCB_SHM_PERSISTENT;
         cr_assert_eq(ipcb_shm_create(c, "kept", 4096, &o, &s), 0);
@@ -822,26 +707,24 @@ Test(alias, register_restored_segment) {
         cr_assert_geq(kept, 0);
         ipcb_shm_close(s);
         ipcb_disconnect(c);
-        mgr_pump(&m, 100);
-        mgr_stop(&m);
+        fakemgr_drain(&m, 100);
+        ex = fakemgr_stop(&m);
+        cr_assert(WIFEXITED(ex) && WEXITSTATUS(ex) == 0, "daemon exit status 0x%x", ex);
         cr_assert_gt(m.n, 1, "nothing stored");
 
-        mgr_start(&m);
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        fakemgr_start(&m, &x);
+        cr_assert_eq(ipcb_connect(sock, &c), 0);
         r = ipcb_shm_register(c, "alias", kept, NULL, &a);
         ipcb_shm_close(a);
         cr_assert_eq(r, -EBADFD, "registering a restored segment's inode: %s", ipcb_strerror(r));
         cr_assert_eq(ipcb_unlink(c, "kept"), 0);
         ipcb_disconnect(c);
-        mgr_stop(&m);
+        ex = fakemgr_stop(&m);
+        cr_assert(WIFEXITED(ex) && WEXITSTATUS(ex) == 0, "daemon exit status 0x%x", ex);
 
         close(kept);
-        for (unsigned i = 0; i < m.n; i++)
-                close(m.fds[i]);
-        close(m.nfd);
-        unlink(m.notify);
-        unlink(m.sock);
-        rmdir(m.dir);
+        unlink(sock);
+        fakemgr_destroy(&m);
         cr_assert_eq(self_fd_count(), fds_at_start, "the test leaked fds");
 }
 

@@ -4,7 +4,7 @@
  * (squatting) is seen (the open reports the owner), refused by an open that
  * insists on an owner, and kept out of reserved prefixes entirely.
  *
- * Restart (a fake service manager, as in test_store.c, keeps the fd store
+ * Restart (the fake service manager of fakemgr.h keeps the fd store
  * and re-executes the daemon with it): an undo slot or a lock token held
  * across the restart goes back only to its holder, and a lock whose holder
  * dies is released as owner-died; a scribbled epoch does not make an undo
@@ -15,6 +15,7 @@
  * restart tests adopt their first daemon (an empty store) into it, as
  * test_store.c does, and check the last one against its idle count. */
 #include "harness.h"
+#include "fakemgr.h"
 #include "multiuid.h"
 
 #include "ipcbroker.h"
@@ -27,14 +28,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -405,155 +404,33 @@ NAMES_TEST(names, reserve_syntax_is_strict) {
                 cr_assert_eq(daemon_with_config(bad[i]), 2, "accepted: %s", bad[i]);
 }
 
-/* ---- a fake service manager (as in test_store.c) ---- */
+/* ---- the fake service manager (fakemgr.h) and this suite's daemons ---- */
 
 #define MAXSTORE 64
 
-typedef struct fake_mgr {
-        char dir[64], notify[96], sock[96], log[96];
-        int nfd;
-        pid_t pid;
-        int fds[MAXSTORE];
-        char names[MAXSTORE][64];
-        unsigned n;
-        bool ready, stopping;
-} fake_mgr;
-
-static fake_mgr m;
+static fakemgr m;
+static char msock[96], mlog[96];
 static bool adopted; /* the first daemon of the test is the fixture's */
 
-static void store_put(const char *name, int fd) {
-        cr_assert_lt(m.n, MAXSTORE);
-        snprintf(m.names[m.n], sizeof(m.names[0]), "%s", name);
-        m.fds[m.n++] = fd;
-}
-
-static void store_remove(const char *name) {
-        for (unsigned i = 0; i < m.n;) {
-                if (strcmp(m.names[i], name) == 0) {
-                        close(m.fds[i]);
-                        m.fds[i] = m.fds[m.n - 1];
-                        memcpy(m.names[i], m.names[m.n - 1], sizeof(m.names[0]));
-                        m.n--;
-                } else
-                        i++;
-        }
-}
-
-static void pump(int timeout_ms) {
-        struct pollfd p = { .fd = m.nfd, .events = POLLIN };
-
-        while (poll(&p, 1, timeout_ms) > 0) {
-                char buf[4096], name[64] = "";
-                union {
-                        struct cmsghdr a;
-                        char b[CMSG_SPACE(sizeof(int) * 8)];
-                } ctl;
-                struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
-                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
-                                     .msg_controllen = sizeof(ctl) };
-                int fds[8];
-                unsigned nfds = 0;
-                bool store = false, remove = false;
-                char *save = NULL;
-
-                ssize_t k = recvmsg(m.nfd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-                if (k < 0)
-                        break;
-                buf[k] = '\0';
-                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-                                nfds = (unsigned)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-                                memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
-                        }
-                for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-                        if (strcmp(line, "READY=1") == 0)
-                                m.ready = true;
-                        else if (strcmp(line, "STOPPING=1") == 0)
-                                m.stopping = true;
-                        else if (strcmp(line, "FDSTORE=1") == 0)
-                                store = true;
-                        else if (strcmp(line, "FDSTOREREMOVE=1") == 0)
-                                remove = true;
-                        else if (strncmp(line, "FDNAME=", 7) == 0)
-                                snprintf(name, sizeof(name), "%s", line + 7);
-                }
-                if (store && nfds == 1)
-                        store_put(name, fds[0]);
-                else
-                        for (unsigned i = 0; i < nfds; i++)
-                                close(fds[i]);
-                if (remove)
-                        store_remove(name);
-                timeout_ms = 0;
-        }
-}
-
 static void mgr_setup(void) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
         fixture_begin_bare(&d);
-        memset(&m, 0, sizeof(m));
         adopted = false;
-        snprintf(m.dir, sizeof(m.dir), "/tmp/ipcbtn.XXXXXX");
-        cr_assert_not_null(mkdtemp(m.dir));
+        fakemgr_init(&m, "/tmp/ipcbtn.XXXXXX", MAXSTORE);
         cr_assert_eq(chmod(m.dir, 0755), 0); /* clients of other uids */
-        snprintf(m.notify, sizeof(m.notify), "%s/notify", m.dir);
-        snprintf(m.sock, sizeof(m.sock), "%s/ipcb.sock", m.dir);
-        snprintf(m.log, sizeof(m.log), "%s/log", m.dir);
-        strcpy(sa.sun_path, m.notify);
-        m.nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        cr_assert_geq(m.nfd, 0);
-        cr_assert_eq(bind(m.nfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        snprintf(msock, sizeof(msock), "%s/ipcb.sock", m.dir);
+        snprintf(mlog, sizeof(mlog), "%s/log", m.dir);
 }
 
 /* Start the daemon with the store's fds in LISTEN_FDS; grace in seconds. */
 static void mgr_start(const char *grace) {
-        int all[MAXSTORE];
-        char names[4096] = "";
-        unsigned n = 0;
-        pid_t pid;
+        const char *const args[] = { "--restore-grace", grace, "-v", NULL };
+        fakemgr_exec x = { .sock = msock, .args = args, .log = mlog };
+        pid_t pid = fakemgr_start(&m, &x);
 
-        for (unsigned i = 0; i < m.n; i++) {
-                all[n++] = m.fds[i];
-                if (*names)
-                        strcat(names, ":");
-                strcat(names, m.names[i]);
-        }
-        m.ready = m.stopping = false;
-        fflush(NULL);
-        pid = fork();
-        cr_assert_geq(pid, 0);
-        if (pid == 0) {
-                char pidbuf[16], nbuf[16];
-                int logfd = open(m.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-                for (unsigned i = 0; i < n; i++)
-                        all[i] = fcntl(all[i], F_DUPFD, 200 + (int)i);
-                for (unsigned i = 0; i < n; i++)
-                        dup2(all[i], 3 + (int)i);
-                dup2(logfd, 2);
-                close_range(3 + n, ~0u, 0);
-                snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
-                snprintf(nbuf, sizeof(nbuf), "%u", n);
-                if (n) {
-                        setenv("LISTEN_PID", pidbuf, 1);
-                        setenv("LISTEN_FDS", nbuf, 1);
-                        setenv("LISTEN_FDNAMES", names, 1);
-                }
-                setenv("NOTIFY_SOCKET", m.notify, 1);
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                execl(IPCBROKERD_PATH, IPCBROKERD_PATH, "--socket", m.sock, "--restore-grace", grace,
-                      "-v", (char *)NULL);
-                _exit(127);
-        }
-        m.pid = pid;
-        for (int i = 0; i < 500 && !m.ready; i++)
-                pump(20);
-        cr_assert(m.ready, "no READY=1 from the daemon");
         /* The first daemon gives the idle fd count; the fixture follows the
          * later ones with it. */
         if (!adopted)
-                fixture_adopt(&d, pid, m.sock);
+                fixture_adopt(&d, pid, msock);
         else
                 d.pid = pid;
         adopted = true;
@@ -564,24 +441,21 @@ static void mgr_stop(void) {
 
         if (m.pid <= 0)
                 return;
-        kill(m.pid, SIGTERM);
-        cr_assert_eq(waitpid(m.pid, &status, 0), m.pid);
-        m.pid = 0;
+        status = fakemgr_stop(&m);
         d.pid = 0;
-        pump(100);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "daemon exit status 0x%x", status);
         cr_assert(m.stopping, "no STOPPING=1");
 }
 
 static void mgr_restart(const char *grace) {
-        pump(100);
+        fakemgr_drain(&m, 100);
         mgr_stop();
         mgr_start(grace);
 }
 
 static bool log_has(const char *what) {
         static char buf[1 << 17];
-        int fd = open(m.log, O_RDONLY | O_CLOEXEC);
+        int fd = open(mlog, O_RDONLY | O_CLOEXEC);
         ssize_t k = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
         if (fd >= 0)
                 close(fd);
@@ -620,12 +494,7 @@ static void mgr_end(void) {
 
 /* What every test holds to its end: the store and the notify socket. */
 static void mgr_release(void) {
-        for (unsigned i = 0; i < m.n; i++)
-                close(m.fds[i]);
-        m.n = 0;
-        if (m.nfd > 0)
-                close(m.nfd);
-        m.nfd = -1;
+        fakemgr_close(&m);
 }
 
 static void mgr_teardown(void) {
@@ -637,10 +506,9 @@ static void mgr_teardown(void) {
         }
         mgr_release();
         fixture_cleanup(&d);
-        unlink(m.notify);
-        unlink(m.sock);
-        unlink(m.log);
-        rmdir(m.dir);
+        unlink(msock);
+        unlink(mlog);
+        fakemgr_destroy(&m);
 }
 
 /* A test against the fake manager; fixture_end (the test process's fds)
@@ -693,7 +561,7 @@ RESTART_TEST(reclaim_of_another_holders_undo_slot) {
 
         SKIP_UNLESS_ROOT();
         mgr_start("5");
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert_eq(ipcb_connect(msock, &c), 0);
         so.mode = 0666;
         so.flags = IPCB_SEM_PERSISTENT;
         so.max = 5;
@@ -708,9 +576,9 @@ RESTART_TEST(reclaim_of_another_holders_undo_slot) {
         base = mgr_fds();
         /* Another uid, and another process of the holder's own uid, both
          * guessing: neither gets the slot. */
-        int stolen_b = run_as(UID_B, false, steal_slots, m.sock);
-        int stolen_0 = run_as(0, false, steal_slots, m.sock);
-        cr_assert_eq(ipcb_connect(m.sock, &c2), 0);
+        int stolen_b = run_as(UID_B, false, steal_slots, msock);
+        int stolen_0 = run_as(0, false, steal_slots, msock);
+        cr_assert_eq(ipcb_connect(msock, &c2), 0);
         cr_assert_eq(ipcb_stat(c2, IPCB_KIND_SEM, "jobs", &info), 0);
         unsigned after_thieves = info.sem_value;
 
@@ -737,7 +605,7 @@ RESTART_TEST(reclaim_of_another_holders_undo_slot) {
         ipcb_disconnect(c);
         ipcb_disconnect(c2);
         cr_assert(mgr_wait_fds(base), "daemon leaked fds");
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert_eq(ipcb_connect(msock, &c), 0);
         cr_assert_eq(ipcb_sem_unlink(c, "jobs"), 0);
         ipcb_disconnect(c);
         mgr_end();
@@ -905,15 +773,15 @@ RESTART_TEST(lock_holder_dies_after_restart) {
         holder h;
 
         mgr_start("1");
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert_eq(ipcb_connect(msock, &c), 0);
         s = mklockseg(c);
         cr_assert_eq(ipcb_shm_close(s), 0);
         ipcb_disconnect(c);
-        holder_start(&h, m.sock);
+        holder_start(&h, msock);
 
         mgr_restart("1");
         holder_kill(&h);
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert_eq(ipcb_connect(msock, &c), 0);
         cr_assert_eq(ipcb_shm_open(c, "L", IPCB_READ_WRITE, &l), 0);
         cr_assert_eq(ipcb_shm_try_lock(l, 0), -EAGAIN, "the lock is held during the grace period");
         int r = ipcb_shm_try_lock(l, 5000);
@@ -936,11 +804,11 @@ RESTART_TEST(lock_reclaimed_then_holder_dies) {
         char b;
 
         mgr_start("1");
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert_eq(ipcb_connect(msock, &c), 0);
         s = mklockseg(c);
         cr_assert_eq(ipcb_shm_close(s), 0);
         ipcb_disconnect(c);
-        holder_start(&h, m.sock);
+        holder_start(&h, msock);
 
         mgr_restart("1");
         cr_assert_eq(write(h.go[1], "g", 1), 1);
@@ -948,7 +816,7 @@ RESTART_TEST(lock_reclaimed_then_holder_dies) {
         cr_assert_eq(b, 's', "the holder could not reconnect");
         usleep(1500 * 1000);
         cr_assert(!log_has("released as owner-died"), "a reclaimed lock was released");
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert_eq(ipcb_connect(msock, &c), 0);
         cr_assert_eq(ipcb_shm_open(c, "L", IPCB_READ_WRITE, &l), 0);
         cr_assert_eq(ipcb_shm_try_lock(l, 0), -EAGAIN, "the live holder's lock was taken");
         holder_kill(&h);
@@ -972,14 +840,14 @@ RESTART_TEST(lock_token_reclaim_needs_the_nonce) {
         int fd;
 
         mgr_start("1");
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert_eq(ipcb_connect(msock, &c), 0);
         s = mklockseg(c);
         cr_assert_eq(ipcb_shm_close(s), 0);
         ipcb_disconnect(c);
-        holder_start(&h, m.sock);
+        holder_start(&h, msock);
         mgr_restart("1");
 
-        fd = raw_open(m.sock);
+        fd = raw_open(msock);
         cr_assert_geq(fd, 0);
         req.shm_open.access = IPCB_WA_READ_WRITE;
         req.shm_open.flags = IPCB_WF_RECLAIM;
@@ -994,7 +862,7 @@ RESTART_TEST(lock_token_reclaim_needs_the_nonce) {
         cr_assert_eq(raw_call(fd, &req, buf, &rep, NULL), -EINVAL);
         close(fd);
         holder_kill(&h);
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert_eq(ipcb_connect(msock, &c), 0);
         cr_assert_eq(ipcb_shm_open(c, "L", IPCB_READ_WRITE, &l), 0);
         cr_assert_eq(ipcb_shm_try_lock(l, 5000), IPCB_OWNER_DIED);
         cr_assert_eq(ipcb_shm_unlock(l), 0);
@@ -1025,7 +893,7 @@ RESTART_TEST(readonly_registered_segment_survives) {
         snprintf(path, sizeof(path), "/proc/self/fd/%d", mfd);
         ro = open(path, O_RDONLY | O_CLOEXEC);
         cr_assert_geq(ro, 0);
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert_eq(ipcb_connect(msock, &c), 0);
         o.mode = 0644;
         o.flags = IPCB_SHM_PERSISTENT;
         cr_assert_eq(ipcb_shm_register(c, "pub.ro", ro, &o, &s), 0);
@@ -1039,7 +907,7 @@ RESTART_TEST(readonly_registered_segment_survives) {
         mgr_restart("1");
         int base = mgr_fds();
         cr_assert(!log_has("not open read-write"), "the read-only segment was dropped");
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert_eq(ipcb_connect(msock, &c), 0);
         cr_assert_eq(ipcb_shm_open(c, "pub.ro", IPCB_READ_ONLY, &r), 0, "not restored");
         cr_assert_eq(memcmp((char *)ipcb_shm_data(r) + 100, "published", 9), 0);
         cr_assert_eq(ipcb_shm_size(r), 8192u);
@@ -1051,7 +919,7 @@ RESTART_TEST(readonly_registered_segment_survives) {
         mgr_restart("1");
         cr_assert_eq(mgr_fds(), base, "%d fds after the second restart, %d after the first",
                      mgr_fds(), base);
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert_eq(ipcb_connect(msock, &c), 0);
         cr_assert_eq(ipcb_shm_open(c, "pub.ro", IPCB_READ_ONLY, &r), 0, "lost at the second restart");
         cr_assert_eq(ipcb_shm_close(r), 0);
         cr_assert_eq(ipcb_unlink(c, "pub.ro"), 0);

@@ -8,6 +8,7 @@
  * messages still waiting.  Also: an abstract-namespace NOTIFY_SOCKET, and a
  * NOTIFY_SOCKET nobody listens on. */
 #include "harness.h"
+#include "fakemgr.h"
 
 #include "ipcbroker.h"
 
@@ -15,7 +16,6 @@
 #include <criterion/logging.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -39,17 +39,12 @@
 #define STALL_MS 2000 /* a request outstanding this long: the daemon is stuck */
 #define WATCHDOG_USEC "20000" /* a ping every 10 ms */
 
-/* The fake manager: its socket, and the fd store as the messages left it. */
-static struct {
-        char dir[64], path[96], log[96];
-        int nfd;
-        int fds[STORE_CAP];
-        char names[STORE_CAP][32];
-        unsigned n;
-        unsigned ready, stopping, watchdog, status, stores, removes;
-        unsigned watchdog_before_remove; /* pings read before the first removal */
-        bool stores_broken;              /* an FDSTORE without exactly one memfd */
-} m;
+/* The fake manager (its socket and store), and what this suite counts on
+ * top of it. */
+static fakemgr m;
+static char logpath[96];
+static unsigned watchdog_before_remove; /* pings read before the first removal */
+static bool stores_broken;              /* an FDSTORE without exactly one memfd */
 
 static ipcbd d;
 
@@ -65,86 +60,26 @@ static void sleep_us(long us) {
                 ;
 }
 
-static void store_remove(const char *name) {
-        for (unsigned i = 0; i < m.n;) {
-                if (strcmp(m.names[i], name) == 0) {
-                        close(m.fds[i]);
-                        m.fds[i] = m.fds[m.n - 1];
-                        memcpy(m.names[i], m.names[m.n - 1], sizeof(m.names[0]));
-                        m.n--;
-                } else
-                        i++;
-        }
-}
-
 /* Read one message if one comes within timeout_ms and apply it to the
  * store.  Returns 1 for an fd store message, 2 for a state message, 0 if
  * none came. */
 static int read_one(int timeout_ms) {
-        struct pollfd p = { .fd = m.nfd, .events = POLLIN };
-        char buf[4096], name[64] = "";
-        union {
-                struct cmsghdr a;
-                char b[CMSG_SPACE(sizeof(int) * 8)];
-        } ctl;
-        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
-                             .msg_controllen = sizeof(ctl) };
-        int fds[8];
-        unsigned nfds = 0;
-        bool store = false, remove = false;
-        ssize_t k;
+        unsigned removes = m.removes;
+        fakemgr_msg msg;
+        struct stat st;
+        int k = fakemgr_recv(&m, timeout_ms, &msg);
 
-        if (poll(&p, 1, timeout_ms) <= 0)
+        if (k == 0)
                 return 0;
-        k = recvmsg(m.nfd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-        if (k < 0)
-                return 0;
-        buf[k] = '\0';
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-                        nfds = (unsigned)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-                        memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
-                }
-        if (mh.msg_flags & MSG_CTRUNC)
-                m.stores_broken = true;
-        for (char *save, *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-                if (strcmp(line, "READY=1") == 0)
-                        m.ready++;
-                else if (strcmp(line, "STOPPING=1") == 0)
-                        m.stopping++;
-                else if (strcmp(line, "WATCHDOG=1") == 0) {
-                        m.watchdog++;
-                        if (m.removes == 0)
-                                m.watchdog_before_remove++;
-                } else if (strncmp(line, "STATUS=", 7) == 0)
-                        m.status++;
-                else if (strcmp(line, "FDSTORE=1") == 0)
-                        store = true;
-                else if (strcmp(line, "FDSTOREREMOVE=1") == 0)
-                        remove = true;
-                else if (strncmp(line, "FDNAME=", 7) == 0)
-                        snprintf(name, sizeof(name), "%s", line + 7);
-        }
-        if (store) {
-                struct stat st;
-                m.stores++;
-                if (nfds != 1 || fstat(fds[0], &st) < 0 || !S_ISREG(st.st_mode) ||
-                    fcntl(fds[0], F_GET_SEALS) < 0 || m.n == STORE_CAP)
-                        m.stores_broken = true;
-                if (nfds == 1 && m.n < STORE_CAP) {
-                        snprintf(m.names[m.n], sizeof(m.names[0]), "%s", name);
-                        m.fds[m.n++] = fds[0];
-                        nfds = 0;
-                }
-        }
-        for (unsigned i = 0; i < nfds; i++)
-                close(fds[i]);
-        if (remove) {
-                m.removes++;
-                store_remove(name);
-        }
-        return store || remove ? 1 : 2;
+        if (msg.watchdog && removes == 0)
+                watchdog_before_remove++;
+        if (msg.ctrunc)
+                stores_broken = true;
+        /* msg.fd < 0: not kept (the store is full, or not one fd) */
+        if (msg.store && (msg.nfds != 1 || msg.fd < 0 || fstat(msg.fd, &st) < 0 ||
+                          !S_ISREG(st.st_mode) || fcntl(msg.fd, F_GET_SEALS) < 0))
+                stores_broken = true;
+        return k;
 }
 
 /* Read until no fd store message has come for quiet_ms (watchdog pings go
@@ -158,23 +93,15 @@ static void drain(int quiet_ms) {
 }
 
 static void setup(void) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
         signal(SIGPIPE, SIG_IGN);
         /* Room for every store (the old, blocking daemon hands them all
          * over), and a daemon fd budget (3/4 of its limit, 3 per segment)
          * that holds every segment. */
         raise_nofile(20000);
-        memset(&m, 0, sizeof(m));
-        m.nfd = -1;
-        snprintf(m.dir, sizeof(m.dir), "/tmp/ipcbnt.XXXXXX");
-        cr_assert_not_null(mkdtemp(m.dir));
-        snprintf(m.path, sizeof(m.path), "%s/notify", m.dir);
-        snprintf(m.log, sizeof(m.log), "%s/log", m.dir);
-        strcpy(sa.sun_path, m.path);
-        m.nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        cr_assert_geq(m.nfd, 0);
-        cr_assert_eq(bind(m.nfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        watchdog_before_remove = 0;
+        stores_broken = false;
+        fakemgr_init(&m, "/tmp/ipcbnt.XXXXXX", STORE_CAP);
+        snprintf(logpath, sizeof(logpath), "%s/log", m.dir);
 }
 
 static void teardown(void) {
@@ -182,13 +109,8 @@ static void teardown(void) {
                 kill(d.pid, SIGKILL);
                 waitpid(d.pid, NULL, 0);
         }
-        for (unsigned i = 0; i < m.n; i++)
-                close(m.fds[i]);
-        if (m.nfd >= 0)
-                close(m.nfd);
-        unlink(m.path);
-        unlink(m.log);
-        rmdir(m.dir);
+        unlink(logpath);
+        fakemgr_destroy(&m);
         unsetenv("NOTIFY_SOCKET");
         unsetenv("WATCHDOG_USEC");
 }
@@ -199,18 +121,16 @@ TestSuite(notify, .init = setup, .fini = teardown, .timeout = 60);
  * the daemon's fds, ours, and the daemon's exit (or ours only, once the
  * test stopped the daemon itself). */
 static void end(void) {
-        for (unsigned i = 0; i < m.n; i++)
-                close(m.fds[i]);
-        m.n = 0;
+        fakemgr_clear(&m);
         fixture_end(&d);
 }
 
-/* fixture_begin with NOTIFY_SOCKET set and the daemon's stderr in m.log. */
+/* fixture_begin with NOTIFY_SOCKET set and the daemon's stderr in logpath. */
 static void start(const char *notify_socket, const char *watchdog_usec, const char *const *args) {
         setenv("NOTIFY_SOCKET", notify_socket, 1);
         if (watchdog_usec)
                 setenv("WATCHDOG_USEC", watchdog_usec, 1);
-        ipcbd_log_path = m.log;
+        ipcbd_log_path = logpath;
         fixture_begin(&d, args);
         ipcbd_log_path = NULL;
         unsetenv("NOTIFY_SOCKET");
@@ -219,7 +139,7 @@ static void start(const char *notify_socket, const char *watchdog_usec, const ch
 
 static bool log_has(const char *what) {
         static char buf[1 << 20];
-        int fd = open(m.log, O_RDONLY | O_CLOEXEC);
+        int fd = open(logpath, O_RDONLY | O_CLOEXEC);
         ssize_t k = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
 
         if (fd >= 0)
@@ -304,13 +224,6 @@ static int cmp_ll(const void *a, const void *b) {
         return (x > y) - (x < y);
 }
 
-static unsigned stored_named(const char *prefix) {
-        unsigned k = 0;
-        for (unsigned i = 0; i < m.n; i++)
-                k += strncmp(m.names[i], prefix, strlen(prefix)) == 0;
-        return k;
-}
-
 Test(notify, full_manager_queue_never_blocks) {
         static const char *const args[] = { "--max-objects", "20000", NULL };
         static long long lat[200000];
@@ -322,7 +235,7 @@ Test(notify, full_manager_queue_never_blocks) {
         long long t0, stall_ms;
         pid_t child;
 
-        start(m.path, WATCHDOG_USEC, args);
+        start(m.notify, WATCHDOG_USEC, args);
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
         cr_assert_eq(mkseg(c, "probe", 4096, 'p'), 0);
 
@@ -360,15 +273,15 @@ Test(notify, full_manager_queue_never_blocks) {
         fprintf(stderr, "[notify] the manager got %u FDSTORE and %u FDSTOREREMOVE for %d creates; "
                         "%u WATCHDOG (%u before the first removal, over %lld ms of pings every 10 ms), "
                         "%u STATUS\n",
-                m.stores, m.removes, NFILL + NCHURN + NKEEP + 1, m.watchdog, m.watchdog_before_remove,
+                m.stores, m.removes, NFILL + NCHURN + NKEEP + 1, m.watchdog, watchdog_before_remove,
                 stall_ms, m.status);
         cr_assert_lt(lat[n - 1], 100000, "a request took %.1f ms", lat[n - 1] / 1000.0);
-        cr_assert(!m.stores_broken, "an FDSTORE came without a valid memfd");
+        cr_assert(!stores_broken, "an FDSTORE came without a valid memfd");
         cr_assert_eq(m.ready, 1);
         /* Stores removed before the manager saw them were never sent. */
         cr_assert_lt(m.stores, (NFILL + NCHURN) / 10, "%u stores sent", m.stores);
         /* Pings pile up as one while the manager does not read. */
-        cr_assert_lt(m.watchdog_before_remove, 30, "%u pings", m.watchdog_before_remove);
+        cr_assert_lt(watchdog_before_remove, 30, "%u pings", watchdog_before_remove);
         cr_assert(log_has("was dropped"), "no log line about dropped stores");
         cr_assert(log_has("caught up"), "no log line when the manager caught up");
 
@@ -376,23 +289,23 @@ Test(notify, full_manager_queue_never_blocks) {
          * each once, with the right contents; nothing removed or dropped is
          * left behind. */
         cr_assert_eq(m.n, 3 + NKEEP, "the store holds %u fds", m.n);
-        cr_assert_eq(stored_named("ipcb-catalog"), 1);
-        cr_assert_eq(stored_named("ipcb-undo"), 1);
+        cr_assert_eq(fakemgr_count(&m, "ipcb-catalog"), 1);
+        cr_assert_eq(fakemgr_count(&m, "ipcb-undo"), 1);
         unsigned seen = 0;
         for (unsigned i = 0; i < m.n; i++) {
                 struct stat sb;
                 char b = 0;
-                if (strcmp(m.names[i], "ipcb-catalog") == 0 || strcmp(m.names[i], "ipcb-undo") == 0)
+                if (strcmp(m.store[i].name, "ipcb-catalog") == 0 || strcmp(m.store[i].name, "ipcb-undo") == 0)
                         continue;
-                cr_assert_eq(fstat(m.fds[i], &sb), 0);
-                cr_assert_eq(pread(m.fds[i], &b, 1, 0), 1);
+                cr_assert_eq(fstat(m.store[i].fd, &sb), 0);
+                cr_assert_eq(pread(m.store[i].fd, &b, 1, 0), 1);
                 for (unsigned j = i + 1; j < m.n; j++)
-                        cr_assert_str_neq(m.names[i], m.names[j], "%s stored twice", m.names[i]);
+                        cr_assert_str_neq(m.store[i].name, m.store[j].name, "%s stored twice", m.store[i].name);
                 if (b == 'p')
                         cr_assert_eq(sb.st_size, 4096);
                 else {
-                        cr_assert(b >= 'A' && b < 'A' + NKEEP, "%s holds '%c'", m.names[i], b);
-                        cr_assert_eq(sb.st_size, 4096 * (b - 'A' + 1), "%s: size %lld", m.names[i],
+                        cr_assert(b >= 'A' && b < 'A' + NKEEP, "%s holds '%c'", m.store[i].name, b);
+                        cr_assert_eq(sb.st_size, 4096 * (b - 'A' + 1), "%s: size %lld", m.store[i].name,
                                      (long long)sb.st_size);
                 }
                 seen |= 1u << (b == 'p' ? NKEEP : b - 'A');
@@ -412,9 +325,7 @@ Test(notify, full_manager_queue_never_blocks) {
         end();
         drain(100);
         cr_assert_eq(m.stopping, 1);
-        for (unsigned i = 0; i < m.n; i++)
-                close(m.fds[i]);
-        m.n = 0;
+        fakemgr_clear(&m);
         cr_assert_eq(self_fd_count(), self_fds);
 }
 
@@ -423,7 +334,7 @@ Test(notify, exit_with_messages_waiting) {
         ipcb_client *c;
         char name[32];
 
-        start(m.path, NULL, NULL);
+        start(m.notify, NULL, NULL);
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
         for (int i = 0; i < 200; i++) {
                 snprintf(name, sizeof(name), "w-%d", i);
@@ -438,36 +349,29 @@ Test(notify, exit_with_messages_waiting) {
         end();
 }
 
-static bool got_ready(void *arg) {
+static bool got_ready(const fakemgr *fm, void *arg) {
         (void)arg;
-        read_one(0);
-        return m.ready > 0;
+        return fm->ready > 0;
 }
 
 /* NOTIFY_SOCKET=@name: the abstract namespace. */
 Test(notify, abstract_socket) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         char at[64];
         ipcb_client *c;
-        socklen_t len;
 
         snprintf(at, sizeof(at), "@ipcb-notify-test-%d", (int)getpid());
-        memcpy(sa.sun_path + 1, at + 1, strlen(at) - 1);
-        len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(at));
-        close(m.nfd);
-        m.nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        cr_assert_eq(bind(m.nfd, (struct sockaddr *)&sa, len), 0);
+        fakemgr_bind(&m, at);
         start(at, NULL, NULL);
-        cr_assert(wait_until(got_ready, NULL, 5000), "no READY=1");
+        cr_assert(fakemgr_pump_until(&m, got_ready, NULL, 5000), "no READY=1");
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
         cr_assert_eq(mkseg(c, "abs", 4096, 'a'), 0);
         cr_assert_eq(ipcb_sync(c), 0);
         drain(200);
-        cr_assert_eq(stored_named("ipcb-o-"), 1);
+        cr_assert_eq(fakemgr_count(&m, "ipcb-o-"), 1);
         cr_assert_eq(ipcb_unlink(c, "abs"), 0);
         ipcb_disconnect(c);
         drain(200);
-        cr_assert_eq(stored_named("ipcb-o-"), 0);
+        cr_assert_eq(fakemgr_count(&m, "ipcb-o-"), 0);
         end();
         drain(100);
         cr_assert_eq(m.stopping, 1);

@@ -15,6 +15,7 @@
  * at the end the test process holds no more fds than before setup: the fake
  * manager's store and notify socket are closed first. */
 #include "harness.h"
+#include "fakemgr.h"
 
 #include "ipcbroker.h"
 
@@ -22,14 +23,12 @@
 #include <criterion/logging.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -39,171 +38,32 @@
 
 #define MAXSTORE 64
 
-typedef struct fake_mgr {
-        char dir[64], notify[96], sock[96], log[96];
-        const char *serves;    /* the socket the daemon serves: sock, or a passed one */
-        int nfd;               /* the notify socket */
-        pid_t pid;             /* the daemon */
-        int fds[MAXSTORE];     /* the store */
-        char names[MAXSTORE][64];
-        unsigned n;
-        bool ready, stopping, watchdog;
-        char status[256];
-} fake_mgr;
-
-static fake_mgr m;
-static ipcbd d; /* the fixture, following m.pid */
-
-static void store_put(const char *name, int fd) {
-        cr_assert_lt(m.n, MAXSTORE);
-        snprintf(m.names[m.n], sizeof(m.names[0]), "%s", name);
-        m.fds[m.n++] = fd;
-}
-
-static void store_remove(const char *name) {
-        for (unsigned i = 0; i < m.n;) {
-                if (strcmp(m.names[i], name) == 0) {
-                        close(m.fds[i]);
-                        m.fds[i] = m.fds[m.n - 1];
-                        memcpy(m.names[i], m.names[m.n - 1], sizeof(m.names[0]));
-                        m.n--;
-                } else
-                        i++;
-        }
-}
-
-/* Read every pending notification (waits up to timeout_ms for the first). */
-static void pump(int timeout_ms) {
-        struct pollfd p = { .fd = m.nfd, .events = POLLIN };
-
-        while (poll(&p, 1, timeout_ms) > 0) {
-                char buf[4096], name[64] = "";
-                union {
-                        struct cmsghdr a;
-                        char b[CMSG_SPACE(sizeof(int) * 8) + CMSG_SPACE(64)];
-                } ctl;
-                struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
-                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
-                                     .msg_controllen = sizeof(ctl) };
-                int fds[8];
-                unsigned nfds = 0;
-                bool store = false, remove = false;
-
-                ssize_t k = recvmsg(m.nfd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-                if (k < 0)
-                        break;
-                buf[k] = '\0';
-                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-                                nfds = (unsigned)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-                                memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
-                        }
-                for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-                        if (strcmp(line, "READY=1") == 0)
-                                m.ready = true;
-                        else if (strcmp(line, "STOPPING=1") == 0)
-                                m.stopping = true;
-                        else if (strcmp(line, "WATCHDOG=1") == 0)
-                                m.watchdog = true;
-                        else if (strncmp(line, "STATUS=", 7) == 0)
-                                snprintf(m.status, sizeof(m.status), "%s", line + 7);
-                        else if (strcmp(line, "FDSTORE=1") == 0)
-                                store = true;
-                        else if (strcmp(line, "FDSTOREREMOVE=1") == 0)
-                                remove = true;
-                        else if (strncmp(line, "FDNAME=", 7) == 0)
-                                snprintf(name, sizeof(name), "%s", line + 7);
-                }
-                if (getenv("STORE_DEBUG"))
-                        fprintf(stderr, "notify: [%s] store=%d nfds=%u ctl=%zu\n", name, store, nfds, (size_t)mh.msg_controllen);
-                if (store && nfds == 1)
-                        store_put(name, fds[0]);
-                else
-                        for (unsigned i = 0; i < nfds; i++)
-                                close(fds[i]);
-                if (remove)
-                        store_remove(name);
-                timeout_ms = 0;
-        }
-}
+static fakemgr m;
+static char sock[96], logpath[96];
+static const char *serves; /* the socket the daemon serves: sock, or a passed one */
+static ipcbd d;            /* the fixture, following m.pid */
 
 static void setup(void) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
         fixture_begin_bare(&d);
-        memset(&m, 0, sizeof(m));
-        snprintf(m.dir, sizeof(m.dir), "/tmp/ipcbst.XXXXXX");
-        cr_assert_not_null(mkdtemp(m.dir));
-        snprintf(m.notify, sizeof(m.notify), "%s/notify", m.dir);
-        snprintf(m.sock, sizeof(m.sock), "%s/ipcb.sock", m.dir);
-        snprintf(m.log, sizeof(m.log), "%s/log", m.dir);
-        m.serves = m.sock;
-        strcpy(sa.sun_path, m.notify);
-        m.nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        cr_assert_geq(m.nfd, 0);
-        cr_assert_eq(bind(m.nfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        fakemgr_init(&m, "/tmp/ipcbst.XXXXXX", MAXSTORE);
+        snprintf(sock, sizeof(sock), "%s/ipcb.sock", m.dir);
+        snprintf(logpath, sizeof(logpath), "%s/log", m.dir);
+        serves = sock;
 }
 
 /* Start the daemon with the store's fds (plus extra, named) in LISTEN_FDS. */
 static void start(const int *extra, const char *const *extra_names, unsigned nextra,
                   const char *watchdog_usec) {
-        int all[MAXSTORE + 8];
-        char names[4096] = "", nbuf[16];
-        unsigned n = 0;
-        pid_t pid;
+        static const char *const args[] = { "--restore-grace", "1", "-v", NULL };
+        fakemgr_exec x = { .sock = sock, .args = args, .log = logpath, .extra_fds = extra,
+                           .extra_names = extra_names, .n_extra = nextra,
+                           .watchdog_usec = watchdog_usec };
+        pid_t pid = fakemgr_start(&m, &x);
 
-        for (unsigned i = 0; i < m.n; i++) {
-                all[n++] = m.fds[i];
-                if (*names)
-                        strcat(names, ":");
-                strcat(names, m.names[i]);
-        }
-        for (unsigned i = 0; i < nextra; i++) {
-                all[n++] = extra[i];
-                if (*names)
-                        strcat(names, ":");
-                strcat(names, extra_names[i]);
-        }
-        m.ready = m.stopping = false;
-        fflush(NULL);
-        pid = fork();
-        cr_assert_geq(pid, 0);
-        if (pid == 0) {
-                char pidbuf[16];
-                int logfd = open(m.log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-                /* Move the fds to 3.. (first out of the way, above them). */
-                int hi = 200;
-                for (unsigned i = 0; i < n; i++)
-                        all[i] = fcntl(all[i], F_DUPFD, hi + (int)i);
-                for (unsigned i = 0; i < n; i++)
-                        dup2(all[i], 3 + (int)i);
-                dup2(logfd, 2);
-                close_range(3 + n, ~0u, 0);
-                snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
-                snprintf(nbuf, sizeof(nbuf), "%u", n);
-                if (n) {
-                        setenv("LISTEN_PID", pidbuf, 1);
-                        setenv("LISTEN_FDS", nbuf, 1);
-                        setenv("LISTEN_FDNAMES", names, 1);
-                }
-                setenv("NOTIFY_SOCKET", m.notify, 1);
-                if (watchdog_usec) {
-                        setenv("WATCHDOG_USEC", watchdog_usec, 1);
-                        setenv("WATCHDOG_PID", pidbuf, 1);
-                }
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                execl(IPCBROKERD_PATH, IPCBROKERD_PATH, "--socket", m.sock, "--restore-grace", "1",
-                      "-v", (char *)NULL);
-                _exit(127);
-        }
-        m.pid = pid;
-        for (int i = 0; i < 500 && !m.ready; i++)
-                pump(20);
-        cr_assert(m.ready, "no READY=1 from the daemon");
         /* The first daemon of the test gives the idle fd count; the fixture
          * follows the later ones with the same count. */
         if (d.base_fds == 0)
-                fixture_adopt(&d, pid, m.serves);
+                fixture_adopt(&d, pid, serves);
         else
                 d.pid = pid;
 }
@@ -213,18 +73,15 @@ static void stop(void) {
 
         if (m.pid <= 0)
                 return;
-        kill(m.pid, SIGTERM);
-        cr_assert_eq(waitpid(m.pid, &status, 0), m.pid);
-        m.pid = 0;
+        status = fakemgr_stop(&m);
         d.pid = 0;
-        pump(100);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "daemon exit status 0x%x", status);
         cr_assert(m.stopping, "no STOPPING=1");
 }
 
 static bool log_has(const char *what) {
         char buf[65536];
-        int fd = open(m.log, O_RDONLY);
+        int fd = open(logpath, O_RDONLY | O_CLOEXEC);
         ssize_t k = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
         if (fd >= 0)
                 close(fd);
@@ -232,13 +89,6 @@ static bool log_has(const char *what) {
                 return false;
         buf[k] = '\0';
         return strstr(buf, what) != NULL;
-}
-
-static unsigned stored_named(const char *prefix) {
-        unsigned k = 0;
-        for (unsigned i = 0; i < m.n; i++)
-                k += strncmp(m.names[i], prefix, strlen(prefix)) == 0;
-        return k;
 }
 
 /* The last stop of a test: the daemon back at the first one's idle count. */
@@ -250,12 +100,7 @@ static void stop_idle(void) {
 /* What every test holds until its end: the fake manager's store and its
  * notify socket. */
 static void release(void) {
-        for (unsigned i = 0; i < m.n; i++)
-                close(m.fds[i]);
-        m.n = 0;
-        if (m.nfd > 0)
-                close(m.nfd);
-        m.nfd = -1;
+        fakemgr_close(&m);
 }
 
 /* After every test (the fixture's end has run unless the test failed). */
@@ -268,10 +113,9 @@ static void teardown(void) {
         }
         release();
         fixture_cleanup(&d);
-        unlink(m.notify);
-        unlink(m.sock);
-        unlink(m.log);
-        rmdir(m.dir);
+        unlink(sock);
+        unlink(logpath);
+        fakemgr_destroy(&m);
 }
 
 TestSuite(store, .init = setup, .fini = teardown, .timeout = 60);
@@ -306,6 +150,20 @@ static bool exists(ipcb_client *c, int kind, const char *name) {
         return ipcb_stat(c, kind, name, &info) == 0;
 }
 
+static bool no_objects_stored(const fakemgr *fm, void *arg) {
+        (void)arg;
+        return fakemgr_count(fm, "ipcb-o-") == 0;
+}
+
+/* What restore_round_trip expects before its first stop (its asserts say
+ * which part is missing if the wait runs out). */
+static bool round_trip_stored(const fakemgr *fm, void *arg) {
+        (void)arg;
+        return fm->watchdog > 0 && fakemgr_count(fm, "ipcb-catalog") == 1 &&
+               fakemgr_count(fm, "ipcb-o-") == 4 && fakemgr_count(fm, "ipcb-l-") == 1 &&
+               strstr(fm->last_status, "client") && strstr(fm->last_status, "object");
+}
+
 /* The whole round trip: store, stop, restore; contents, counts, handles. */
 STORE_TEST(restore_round_trip) {
         ipcb_client *c, *c2;
@@ -313,7 +171,7 @@ STORE_TEST(restore_round_trip) {
         ipcb_sem *u;
 
         start(NULL, NULL, 0, "200000");
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert_eq(ipcb_connect(sock, &c), 0);
         ipcb_shm *p = mkseg(c, "keep", 8192, IPCB_SHM_PERSISTENT, 'k');
         ipcb_shm *g = mkseg(c, "grow", 4096, IPCB_SHM_PERSISTENT | IPCB_SHM_GROWABLE, 'g');
         ipcb_shm *t = mkseg(c, "transient", 4096, 0, 't');
@@ -325,7 +183,7 @@ STORE_TEST(restore_round_trip) {
         /* A second undo holder that stays silent after the restart. */
         ipcb_client *c3;
         ipcb_sem *u3;
-        cr_assert_eq(ipcb_connect(m.sock, &c3), 0);
+        cr_assert_eq(ipcb_connect(sock, &c3), 0);
         cr_assert_eq(ipcb_sem_open(c3, "count", IPCB_SEM_UNDO, &u3), 0);
         cr_assert_eq(ipcb_sem_acquire(u3), 0);
         cr_assert_eq(ipcb_sem_value(s), 2);
@@ -333,16 +191,16 @@ STORE_TEST(restore_round_trip) {
         cr_assert_eq(ipcb_shm_unlock(p), 0);
         cr_assert_eq(ipcb_shm_close(gone), 0);
         cr_assert_eq(ipcb_sync(c), 0);
-        pump(200);
+        fakemgr_pump_until(&m, round_trip_stored, NULL, 5000);
         cr_assert(m.watchdog, "no WATCHDOG=1 with WATCHDOG_USEC set");
-        cr_assert(strstr(m.status, "client") && strstr(m.status, "object"), "STATUS=%s", m.status);
+        cr_assert(strstr(m.last_status, "client") && strstr(m.last_status, "object"), "STATUS=%s", m.last_status);
         /* catalog + 4 objects + 1 lock page; the closed transient is removed */
-        cr_assert_eq(stored_named("ipcb-catalog"), 1);
-        cr_assert_eq(stored_named("ipcb-o-"), 4, "stored objects: %u", stored_named("ipcb-o-"));
-        cr_assert_eq(stored_named("ipcb-l-"), 1);
+        cr_assert_eq(fakemgr_count(&m, "ipcb-catalog"), 1);
+        cr_assert_eq(fakemgr_count(&m, "ipcb-o-"), 4, "stored objects: %u", fakemgr_count(&m, "ipcb-o-"));
+        cr_assert_eq(fakemgr_count(&m, "ipcb-l-"), 1);
 
         stop();
-        cr_assert_eq(stored_named("ipcb-o-"), 4, "shutdown must keep the store");
+        cr_assert_eq(fakemgr_count(&m, "ipcb-o-"), 4, "shutdown must keep the store");
         start(NULL, NULL, 0, NULL);
         cr_assert(log_has("restored 2 segments and 1 semaphores") ||
                           log_has("restored 3 segments and 1 semaphores"),
@@ -356,7 +214,7 @@ STORE_TEST(restore_round_trip) {
         cr_assert_eq(info.handles, 1, "handle not re-opened: %u", info.handles);
         /* Mappings are the same memory. */
         ((char *)ipcb_shm_data(p))[0] = 'X';
-        cr_assert_eq(ipcb_connect(m.sock, &c2), 0);
+        cr_assert_eq(ipcb_connect(sock, &c2), 0);
         ipcb_shm *p2;
         cr_assert_eq(ipcb_shm_open(c2, "keep", IPCB_READ_ONLY, &p2), 0);
         cr_assert_eq(((char *)ipcb_shm_data(p2))[0], 'X');
@@ -402,9 +260,8 @@ STORE_TEST(restore_round_trip) {
         cr_assert_eq(ipcb_sem_unlink(c2, "count"), 0);
         cr_assert_eq(ipcb_sync(c), 0); /* c's closes were sent without a reply */
         cr_assert_eq(ipcb_sync(c2), 0);
-        for (int i = 0; i < 25 && stored_named("ipcb-o-") > 0; i++)
-                pump(200);
-        cr_assert_eq(stored_named("ipcb-o-"), 0, "unlinked objects left in the store");
+        fakemgr_pump_until(&m, no_objects_stored, NULL, 5000);
+        cr_assert_eq(fakemgr_count(&m, "ipcb-o-"), 0, "unlinked objects left in the store");
         ipcb_disconnect(c2);
         ipcb_disconnect(c);
         stop_idle();
@@ -424,7 +281,7 @@ STORE_TEST(transient_without_holder_expires) {
         if (child == 0) {
                 ipcb_client *cc;
                 char b;
-                if (ipcb_connect(m.sock, &cc) < 0)
+                if (ipcb_connect(sock, &cc) < 0)
                         _exit(1);
                 ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
                 ipcb_shm *s;
@@ -438,7 +295,7 @@ STORE_TEST(transient_without_holder_expires) {
         cr_assert_eq(read(pfd[0], &b, 1), 1);
         stop();
         start(NULL, NULL, 0, NULL);
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert_eq(ipcb_connect(sock, &c), 0);
         cr_assert(exists(c, IPCB_KIND_SHM, "lonely"), "restored transient missing during grace");
         usleep(1600 * 1000);
         cr_assert(!exists(c, IPCB_KIND_SHM, "lonely"), "unclaimed transient kept after grace");
@@ -453,16 +310,6 @@ STORE_TEST(transient_without_holder_expires) {
         stop_idle();
 }
 
-static int replace_stored(const char *name, int fd) {
-        for (unsigned i = 0; i < m.n; i++)
-                if (strcmp(m.names[i], name) == 0) {
-                        close(m.fds[i]);
-                        m.fds[i] = fd;
-                        return 0;
-                }
-        return -ENOENT;
-}
-
 static const char *stored_name_of(ipcb_client *c, const char *obj, int kind) {
         /* Objects get catalog slots in creation order from 1. */
         (void)c;
@@ -475,7 +322,7 @@ STORE_TEST(tampered_fds_are_dropped) {
         int pfd[2];
 
         start(NULL, NULL, 0, NULL);
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert_eq(ipcb_connect(sock, &c), 0);
         /* slots 1..4 in creation order */
         ipcb_shm_close(mkseg(c, "a-pipe", 4096, IPCB_SHM_PERSISTENT, 'a'));
         ipcb_shm_close(mkseg(c, "b-size", 4096, IPCB_SHM_PERSISTENT, 'b'));
@@ -483,7 +330,7 @@ STORE_TEST(tampered_fds_are_dropped) {
         ipcb_shm_close(mkseg(c, "d-good", 4096, IPCB_SHM_PERSISTENT, 'd'));
         cr_assert_eq(ipcb_sync(c), 0);
         ipcb_disconnect(c);
-        pump(200);
+        fakemgr_drain(&m, 200);
         stop();
         (void)stored_name_of;
 
@@ -491,20 +338,20 @@ STORE_TEST(tampered_fds_are_dropped) {
          * 3: a segment-sized memfd where a semaphore page should be. */
         cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
         close(pfd[1]);
-        cr_assert_eq(replace_stored("ipcb-o-1", pfd[0]), 0);
+        cr_assert_eq(fakemgr_replace(&m, "ipcb-o-1", pfd[0]), 0);
         int mf = memfd_create("fake", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         cr_assert_eq(ftruncate(mf, 8192), 0);
-        cr_assert_eq(replace_stored("ipcb-o-2", mf), 0);
+        cr_assert_eq(fakemgr_replace(&m, "ipcb-o-2", mf), 0);
         int mf2 = memfd_create("fake2", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         cr_assert_eq(ftruncate(mf2, 4096), 0); /* right size, no seals, zero magic */
-        cr_assert_eq(replace_stored("ipcb-o-3", mf2), 0);
+        cr_assert_eq(fakemgr_replace(&m, "ipcb-o-3", mf2), 0);
         /* and an fd nobody claims */
         int ev = eventfd(0, EFD_CLOEXEC);
         const char *evname = "ipcb-o-77";
 
         start(&ev, &evname, 1, NULL);
         close(ev);
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert_eq(ipcb_connect(sock, &c), 0);
         cr_assert(!exists(c, IPCB_KIND_SHM, "a-pipe"));
         cr_assert(!exists(c, IPCB_KIND_SHM, "b-size"));
         cr_assert(!exists(c, IPCB_KIND_SEM, "c-sem"));
@@ -513,9 +360,9 @@ STORE_TEST(tampered_fds_are_dropped) {
         cr_assert(log_has("'b-size'): "));
         cr_assert(log_has("'c-sem'): "));
         cr_assert(log_has("dropping ipcb-o-77"));
-        pump(200);
+        fakemgr_drain(&m, 200);
         /* What was dropped left the store too. */
-        cr_assert_eq(stored_named("ipcb-o-"), 1, "store holds %u objects", stored_named("ipcb-o-"));
+        cr_assert_eq(fakemgr_count(&m, "ipcb-o-"), 1, "store holds %u objects", fakemgr_count(&m, "ipcb-o-"));
         cr_assert_eq(ipcb_unlink(c, "d-good"), 0);
         ipcb_disconnect(c);
         stop_idle();
@@ -525,25 +372,25 @@ STORE_TEST(broken_catalog_drops_everything_and_serves) {
         ipcb_client *c;
 
         start(NULL, NULL, 0, NULL);
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert_eq(ipcb_connect(sock, &c), 0);
         ipcb_shm_close(mkseg(c, "x", 4096, IPCB_SHM_PERSISTENT, 'x'));
         cr_assert_eq(ipcb_sync(c), 0);
         ipcb_disconnect(c);
-        pump(200);
+        fakemgr_drain(&m, 200);
         stop();
-        for (unsigned i = 0; i < m.n; i++)
-                if (strcmp(m.names[i], "ipcb-catalog") == 0)
-                        cr_assert_eq(pwrite(m.fds[i], "garbage!", 8, 0), 8);
+        int cat = fakemgr_find(&m, "ipcb-catalog");
+        if (cat >= 0)
+                cr_assert_eq(pwrite(cat, "garbage!", 8, 0), 8);
         start(NULL, NULL, 0, NULL);
         cr_assert(log_has("catalog is broken"));
-        cr_assert_eq(ipcb_connect(m.sock, &c), 0);
+        cr_assert_eq(ipcb_connect(sock, &c), 0);
         cr_assert(!exists(c, IPCB_KIND_SHM, "x"));
         /* It serves, and stores new objects in a new catalog. */
         ipcb_shm_close(mkseg(c, "y", 4096, IPCB_SHM_PERSISTENT, 'y'));
         cr_assert_eq(ipcb_sync(c), 0);
-        pump(200);
-        cr_assert_eq(stored_named("ipcb-catalog"), 1);
-        cr_assert_eq(stored_named("ipcb-o-"), 1);
+        fakemgr_drain(&m, 200);
+        cr_assert_eq(fakemgr_count(&m, "ipcb-catalog"), 1);
+        cr_assert_eq(fakemgr_count(&m, "ipcb-o-"), 1);
         cr_assert_eq(ipcb_unlink(c, "y"), 0);
         ipcb_disconnect(c);
         stop_idle();
@@ -565,12 +412,12 @@ STORE_TEST(passed_sockets) {
         }
         fds[2] = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         snprintf(path2, sizeof(path2), "%s/s0.sock", m.dir);
-        m.serves = path2;
+        serves = path2;
         start(fds, names, 3, NULL);
         for (int i = 0; i < 3; i++)
                 close(fds[i]);
         cr_assert(log_has("refusing passed fd 5 (bogus.socket): not a listening SOCK_SEQPACKET"));
-        cr_assert(access(m.sock, F_OK) < 0, "bound its own socket although sockets were passed");
+        cr_assert(access(sock, F_OK) < 0, "bound its own socket although sockets were passed");
         for (int i = 0; i < 2; i++) {
                 snprintf(path2, sizeof(path2), "%s/s%d.sock", m.dir, i);
                 cr_assert_eq(ipcb_connect(path2, &c), 0, "socket %d not served", i);
@@ -591,7 +438,7 @@ STORE_TEST(only_bad_socket_is_fatal) {
         fflush(NULL);
         pid = fork();
         if (pid == 0) {
-                int logfd = open(m.log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+                int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
                 dup2(fd, 3);
                 dup2(logfd, 2);
                 close_range(4, ~0u, 0);
@@ -600,7 +447,7 @@ STORE_TEST(only_bad_socket_is_fatal) {
                 setenv("LISTEN_PID", pidbuf, 1);
                 setenv("LISTEN_FDS", nb, 1);
                 setenv("LISTEN_FDNAMES", name, 1);
-                execl(IPCBROKERD_PATH, IPCBROKERD_PATH, "--socket", m.sock, (char *)NULL);
+                execl(IPCBROKERD_PATH, IPCBROKERD_PATH, "--socket", sock, (char *)NULL);
                 _exit(127);
         }
         close(fd);
