@@ -152,6 +152,19 @@ void fds_log(pid_t pid, const char *who) {
         cr_log_error("%s", buf);
 }
 
+bool file_contains(const char *path, const char *what) {
+        static char buf[1 << 20];
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t k = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+        if (fd >= 0)
+                close(fd);
+        if (k < 0)
+                return false;
+        buf[k] = '\0';
+        return strstr(buf, what) != NULL;
+}
+
 long proc_rss_kib(pid_t pid) {
         char path[64], line[256];
         long kib = -1;
@@ -575,6 +588,41 @@ int raw_send_until_stalled(int fd, const void *buf, size_t len, unsigned max, in
         }
         *ret_sent = sent;
         return k;
+}
+
+int ipcbd_hello_conn(const ipcbd *d) {
+        int fd = raw_connect(d->sock);
+
+        cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+        cr_assert_eq(raw_hello(fd), 0);
+        return fd;
+}
+
+static bool stopped(void *arg) {
+        char path[64], buf[256];
+        const ipcbd *d = arg;
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)d->pid);
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+                return false;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+                return false;
+        buf[n] = '\0';
+        const char *p = strrchr(buf, ')'); /* the state follows the command name */
+        return p && p[1] == ' ' && p[2] == 'T';
+}
+
+void ipcbd_pause(const ipcbd *d) {
+        kill(d->pid, SIGSTOP);
+        cr_assert(wait_until(stopped, (void *)d, 2000), "the daemon did not stop");
+}
+
+void ipcbd_resume(const ipcbd *d) {
+        kill(d->pid, SIGCONT);
 }
 
 int raw_hello(int fd) {

@@ -112,6 +112,9 @@ int self_fd_count(void);
  * process), one line each, headed by who. */
 void fds_log(pid_t pid, const char *who);
 
+/* True if the file at path (its first MiB: a daemon's log) contains what. */
+bool file_contains(const char *path, const char *what);
+
 /* VmRSS of a process in KiB (-1 if unknown). */
 long proc_rss_kib(pid_t pid);
 
@@ -127,6 +130,12 @@ int wait_until(bool (*pred)(void *), void *arg, int timeout_ms);
 
 /* Connected SOCK_SEQPACKET|SOCK_CLOEXEC socket, or -errno. */
 int raw_connect(const char *path);
+/* A connection to d that has been answered a HELLO (fails the test if not). */
+int ipcbd_hello_conn(const ipcbd *d);
+/* SIGSTOP the daemon and wait until it is stopped (so that whatever is sent
+ * meanwhile is queued unread), and SIGCONT it again. */
+void ipcbd_pause(const ipcbd *d);
+void ipcbd_resume(const ipcbd *d);
 /* Send HELLO (version 1) and wait for its reply (2 s).  Returns the reply's
  * status (0 on success), or a negative errno for I/O or a bad reply. */
 int raw_hello(int fd);

@@ -288,19 +288,6 @@ static int daemon_run_briefly(uid_t uid, const char *sock, const char *err) {
         return -1;
 }
 
-static bool file_contains(const char *path, const char *needle) {
-        char buf[8192];
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-
-        if (fd >= 0)
-                close(fd);
-        if (n < 0)
-                return false;
-        buf[n] = '\0';
-        return strstr(buf, needle) != NULL;
-}
-
 /* A directory others can write, sticky (1777, like /tmp) or group-writable
  * (0775): anyone who can write it could put their own socket there first,
  * or swap ours.  The daemon refuses to start, and says why. */

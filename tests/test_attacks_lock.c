@@ -42,33 +42,27 @@ static ipcbd d;
 static ipcb_client *c;
 
 static void setup(void) {
+        SKIP_UNLESS_ROOT();
         fixture_begin(&d, NULL);
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
 }
 
-/* In the test body: Criterion 2.4 counts a failed .fini as passed. */
-static void end_of_test_checks(void) {
+/* What every test holds until its end: the client. */
+static void release(void) {
         ipcb_disconnect(c);
         c = NULL;
-        fixture_end(&d);
 }
 
+/* After a test that failed or skipped before fixture_end. */
 static void teardown(void) {
-        ipcb_disconnect(c);
-        c = NULL;
+        release();
         fixture_cleanup(&d);
 }
 
 TestSuite(attacks_lock, .init = setup, .fini = teardown, .timeout = 60);
 
-#define CHECKED_TEST(suite, name, ...)                                   \
-        static void suite##_##name##_body(void);                         \
-        Test(suite, name, ##__VA_ARGS__) {                               \
-                SKIP_UNLESS_ROOT();                                      \
-                suite##_##name##_body();                                 \
-                end_of_test_checks();                                    \
-        }                                                                \
-        static void suite##_##name##_body(void)
+/* fixture_end (harness.h) after every body: both fd counts back, clean exit. */
+#define CHECKED_TEST(suite, name, ...) FIXTURE_TEST(suite, name, &d, release, ##__VA_ARGS__)
 
 /* ---- helpers ---- */
 

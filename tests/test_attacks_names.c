@@ -453,18 +453,6 @@ static void mgr_restart(const char *grace) {
         mgr_start(grace);
 }
 
-static bool log_has(const char *what) {
-        static char buf[1 << 17];
-        int fd = open(mlog, O_RDONLY | O_CLOEXEC);
-        ssize_t k = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-        if (fd >= 0)
-                close(fd);
-        if (k < 0)
-                return false;
-        buf[k] = '\0';
-        return strstr(buf, what) != NULL;
-}
-
 /* The daemon's fds at rest: sd_notify() opens a socket for each message
  * (status, fd store), so take the least of a few looks. */
 static int mgr_fds(void) {
@@ -786,7 +774,7 @@ RESTART_TEST(lock_holder_dies_after_restart) {
         cr_assert_eq(ipcb_shm_try_lock(l, 0), -EAGAIN, "the lock is held during the grace period");
         int r = ipcb_shm_try_lock(l, 5000);
         cr_assert_eq(r, IPCB_OWNER_DIED, "next locker: %s", r < 0 ? ipcb_strerror(r) : "locked");
-        cr_assert(log_has("released as owner-died"));
+        cr_assert(file_contains(mlog, "released as owner-died"));
         cr_assert_eq(ipcb_shm_unlock(l), 0);
         cr_assert_eq(ipcb_shm_close(l), 0);
         cr_assert_eq(ipcb_unlink(c, "L"), 0);
@@ -815,7 +803,7 @@ RESTART_TEST(lock_reclaimed_then_holder_dies) {
         cr_assert_eq(read(h.done[0], &b, 1), 1);
         cr_assert_eq(b, 's', "the holder could not reconnect");
         usleep(1500 * 1000);
-        cr_assert(!log_has("released as owner-died"), "a reclaimed lock was released");
+        cr_assert(!file_contains(mlog, "released as owner-died"), "a reclaimed lock was released");
         cr_assert_eq(ipcb_connect(msock, &c), 0);
         cr_assert_eq(ipcb_shm_open(c, "L", IPCB_READ_WRITE, &l), 0);
         cr_assert_eq(ipcb_shm_try_lock(l, 0), -EAGAIN, "the live holder's lock was taken");
@@ -906,7 +894,7 @@ RESTART_TEST(readonly_registered_segment_survives) {
 
         mgr_restart("1");
         int base = mgr_fds();
-        cr_assert(!log_has("not open read-write"), "the read-only segment was dropped");
+        cr_assert(!file_contains(mlog, "not open read-write"), "the read-only segment was dropped");
         cr_assert_eq(ipcb_connect(msock, &c), 0);
         cr_assert_eq(ipcb_shm_open(c, "pub.ro", IPCB_READ_ONLY, &r), 0, "not restored");
         cr_assert_eq(memcmp((char *)ipcb_shm_data(r) + 100, "published", 9), 0);

@@ -35,30 +35,23 @@ static void setup(void) {
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
 }
 
-/* Run in the test body (Criterion 2.4 counts a test whose .fini assertion
- * fails as passed). */
-static void end_of_test_checks(void) {
+/* What every test holds until its end: the client. */
+static void release(void) {
         ipcb_disconnect(c);
         c = NULL;
-        fixture_end(&d);
 }
 
-#define CHECKED_TEST(suite, name, ...)                                   \
-        static void suite##_##name##_body(void);                         \
-        Test(suite, name, ##__VA_ARGS__) {                               \
-                suite##_##name##_body();                                 \
-                end_of_test_checks();                                    \
-        }                                                                \
-        static void suite##_##name##_body(void)
-
-/* After a failed test: a stopped daemon would not see SIGTERM. */
+/* After a test that failed or skipped before fixture_end: a stopped daemon
+ * would not see SIGTERM. */
 static void teardown(void) {
         if (d.pid > 0)
                 kill(d.pid, SIGCONT);
-        ipcb_disconnect(c);
-        c = NULL;
+        release();
         fixture_cleanup(&d);
 }
+
+/* fixture_end (harness.h) after every body: both fd counts back, clean exit. */
+#define CHECKED_TEST(suite, name, ...) FIXTURE_TEST(suite, name, &d, release, ##__VA_ARGS__)
 
 TestSuite(faults, .init = setup, .fini = teardown, .timeout = 30);
 

@@ -81,19 +81,6 @@ static int run_daemon(const char *const *args, const char *env, const char *err_
         return -1;
 }
 
-static bool file_contains(const char *path, const char *needle) {
-        char buf[8192];
-        FILE *f = fopen(path, "re");
-        size_t n;
-
-        if (!f)
-                return false;
-        n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        return strstr(buf, needle) != NULL;
-}
-
 static bool connects(const char *path) {
         ipcb_client *c;
         if (ipcb_connect(path, &c) < 0)

@@ -369,42 +369,16 @@ static size_t enc(ipcb_msg *m, uint8_t *buf) {
         return (size_t)n;
 }
 
-static int hello_conn(void) {
-        int fd = raw_connect(d.sock);
-        cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
-        cr_assert_eq(raw_hello(fd), 0);
-        return fd;
-}
-
-static bool daemon_stopped(void *arg) {
-        char path[64], buf[256];
-        pid_t pid = *(pid_t *)arg;
-        ssize_t n;
-        int fd;
-
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-                return false;
-        n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n <= 0)
-                return false;
-        buf[n] = '\0';
-        const char *p = strrchr(buf, ')');
-        return p && p[1] == ' ' && p[2] == 'T';
-}
-
 /* Hand fd (the file on the mount, consumed) to the daemon in the datagram
  * buf: the daemon is stopped meanwhile so that our close (whose FLUSH the
  * server still answers) comes first, and the server falls silent before
  * the daemon sees the fd. */
 static void send_then_stall(int conn, const uint8_t *buf, size_t len, int fd) {
-        kill(d.pid, SIGSTOP);
-        cr_assert(wait_until(daemon_stopped, &d.pid, 2000), "the daemon did not stop");
+        ipcbd_pause(&d);
         cr_assert_eq(raw_send(conn, buf, len, &fd, 1), 0);
         close(fd);
         fuse_stall();
-        kill(d.pid, SIGCONT);
+        ipcbd_resume(&d);
 }
 
 static int open_fuse_file(void) {
@@ -426,7 +400,7 @@ FUSE_TEST(file_attached, .timeout = 60) {
         prober_start(&pr, d.sock);
         usleep(50000);
         int t = open_fuse_file();
-        int fd = hello_conn();
+        int fd = ipcbd_hello_conn(&d);
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO, .id = 2 } };
         m.hello.version = IPCB_PROTO_VERSION;
@@ -457,7 +431,7 @@ FUSE_TEST(file_registered, .timeout = 60) {
         prober_start(&pr, d.sock);
         usleep(50000);
         int t = open_fuse_file();
-        int fd = hello_conn();
+        int fd = ipcbd_hello_conn(&d);
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg m = { .hdr = { .op = IPCB_OP_SHM_REGISTER, .id = 4, .nfds = 1 } };
         m.shm_register.name = (ipcb_name){ .ptr = "fuse", .len = 4 };

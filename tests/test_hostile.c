@@ -195,13 +195,6 @@ static ipcb_msg expect_reply(int fd, uint16_t op, uint32_t id, int status, int *
         return r;
 }
 
-static int hello_conn(void) {
-        int fd = raw_connect(d.sock);
-        cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
-        cr_assert_eq(raw_hello(fd), 0);
-        return fd;
-}
-
 /* Send one datagram and require that the daemon hangs up, without a reply. */
 static void expect_disconnect(int fd, const void *buf, size_t len, const int *fds, unsigned nfds,
                               const char *what) {
@@ -237,7 +230,7 @@ CHECKED_TEST(hostile, garbage) {
         report("baseline");
         srand(seed);
         for (int i = 0; i < 400; i++) {
-                int fd = i % 2 ? hello_conn() : raw_connect(d.sock);
+                int fd = i % 2 ? ipcbd_hello_conn(&d) : raw_connect(d.sock);
                 size_t len = 1 + (size_t)rand() % IPCB_MSG_MAX;
                 cr_assert_geq(fd, 0);
                 for (size_t j = 0; j < len; j++)
@@ -259,7 +252,7 @@ CHECKED_TEST(hostile, garbage_behind_valid_header) {
 
         srand(77);
         for (int i = 0; i < 300; i++) {
-                int fd = hello_conn();
+                int fd = ipcbd_hello_conn(&d);
                 size_t plen = (size_t)rand() % 300;
                 enc_raw_hdr(buf, ops[i % 7], 0, (uint32_t)i, (uint32_t)plen);
                 for (size_t j = 0; j < plen; j++)
@@ -277,20 +270,20 @@ CHECKED_TEST(hostile, truncated_create) {
         size_t len = enc_create(full, 9, "truncated", 4096, 0600, 0);
 
         for (size_t cut = 0; cut < len; cut++) {
-                int fd = hello_conn();
+                int fd = ipcbd_hello_conn(&d);
                 memcpy(buf, full, cut);
                 expect_disconnect(fd, buf, cut, NULL, 0, "truncated");
                 close(fd);
                 /* Same, with the header's length made consistent. */
                 if (cut >= IPCB_HDR_SIZE) {
-                        fd = hello_conn();
+                        fd = ipcbd_hello_conn(&d);
                         set_hdr_len(buf, (uint32_t)(cut - IPCB_HDR_SIZE));
                         expect_disconnect(fd, buf, cut, NULL, 0, "short payload");
                         close(fd);
                 }
         }
         /* The untruncated request works, and nothing was created before. */
-        int fd = hello_conn(), mfd;
+        int fd = ipcbd_hello_conn(&d), mfd;
         cr_assert_eq(raw_send(fd, full, len, NULL, 0), 0);
         expect_reply(fd, IPCB_OP_SHM_CREATE, 9, 0, &mfd);
         cr_assert_geq(mfd, 0);
@@ -305,13 +298,13 @@ CHECKED_TEST(hostile, oversized) {
 
         memset(big, 0xab, sizeof(big));
         /* A HELLO header in front, claiming the whole length. */
-        fd = hello_conn();
+        fd = ipcbd_hello_conn(&d);
         enc_hello(big, 1, IPCB_PROTO_VERSION);
         set_hdr_len(big, IPCB_MSG_MAX + 1 - IPCB_HDR_SIZE);
         expect_disconnect(fd, big, IPCB_MSG_MAX + 1, NULL, 0, "8193 bytes");
         close(fd);
 
-        fd = hello_conn();
+        fd = ipcbd_hello_conn(&d);
         set_hdr_len(big, sizeof(big) - IPCB_HDR_SIZE);
         expect_disconnect(fd, big, sizeof(big), NULL, 0, "64 KiB");
         close(fd);
@@ -324,7 +317,7 @@ CHECKED_TEST(hostile, largest_legal_datagram_is_answered) {
          * handler refuses the name. */
         uint8_t buf[IPCB_MSG_MAX];
         uint16_t nlen = IPCB_MSG_MAX - IPCB_HDR_SIZE - 4;
-        int fd = hello_conn();
+        int fd = ipcbd_hello_conn(&d);
 
         enc_raw_hdr(buf, IPCB_OP_STAT, 0, 5, IPCB_MSG_MAX - IPCB_HDR_SIZE);
         buf[16] = 1; /* kind */
@@ -340,7 +333,7 @@ CHECKED_TEST(hostile, largest_legal_datagram_is_answered) {
 }
 
 CHECKED_TEST(hostile, empty_datagram) {
-        int fd = hello_conn();
+        int fd = ipcbd_hello_conn(&d);
         expect_disconnect(fd, "", 0, NULL, 0, "empty datagram");
         close(fd);
         /* Before HELLO too. */
@@ -356,7 +349,7 @@ CHECKED_TEST(hostile, header_length_mismatch) {
         uint8_t buf[IPCB_MSG_MAX];
 
         for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
-                int fd = hello_conn();
+                int fd = ipcbd_hello_conn(&d);
                 size_t len = enc_hello(buf, 3, IPCB_PROTO_VERSION);
                 set_hdr_len(buf, lens[i]);
                 expect_disconnect(fd, buf, len, NULL, 0, "length mismatch");
@@ -371,25 +364,25 @@ CHECKED_TEST(hostile, bad_header_fields) {
         int fd;
 
         /* flags must be 0 */
-        fd = hello_conn();
+        fd = ipcbd_hello_conn(&d);
         len = enc_hello(buf, 4, IPCB_PROTO_VERSION);
         buf[3] = 1;
         expect_disconnect(fd, buf, len, NULL, 0, "flags");
         close(fd);
         /* a request's status must be 0 */
-        fd = hello_conn();
+        fd = ipcbd_hello_conn(&d);
         len = enc_hello(buf, 4, IPCB_PROTO_VERSION);
         buf[8] = 0xfe;
         expect_disconnect(fd, buf, len, NULL, 0, "status");
         close(fd);
         /* reserved bytes of SHM_CREATE must be 0 */
-        fd = hello_conn();
+        fd = ipcbd_hello_conn(&d);
         len = enc_create(buf, 4, "resv", 4096, 0600, 0);
         buf[IPCB_HDR_SIZE + 18] = 1;
         expect_disconnect(fd, buf, len, NULL, 0, "reserved");
         close(fd);
         /* a name length that runs past the datagram */
-        fd = hello_conn();
+        fd = ipcbd_hello_conn(&d);
         len = enc_named(buf, IPCB_OP_STAT, 4, 1, "abc");
         buf[IPCB_HDR_SIZE + 2] = 4;
         expect_disconnect(fd, buf, len, NULL, 0, "name past the end");
@@ -432,7 +425,7 @@ CHECKED_TEST(hostile, unknown_opcode) {
         /* An unknown opcode that carries an fd is malformed: hang-up, fd closed. */
         int p[2];
         cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
-        fd = hello_conn();
+        fd = ipcbd_hello_conn(&d);
         enc_raw_hdr(buf, 0x0777, 1, 1, 0);
         expect_disconnect(fd, buf, IPCB_HDR_SIZE, &p[0], 1, "unknown opcode with an fd");
         close(p[0]);
@@ -448,24 +441,24 @@ CHECKED_TEST(hostile, reply_sent_as_request) {
         int fd, p[2];
 
         /* A well-formed HELLO reply. */
-        fd = hello_conn();
+        fd = ipcbd_hello_conn(&d);
         m = (ipcb_msg){ .hdr = { .op = IPCB_OP_HELLO | IPCB_OP_REPLY, .id = 1 } };
         m.hello_reply.version = 1;
         expect_disconnect(fd, buf, enc(&m, buf), NULL, 0, "HELLO reply");
         close(fd);
         /* A well-formed error reply. */
-        fd = hello_conn();
+        fd = ipcbd_hello_conn(&d);
         m = (ipcb_msg){ .hdr = { .op = IPCB_OP_STAT | IPCB_OP_REPLY, .id = 2, .status = -EIO } };
         expect_disconnect(fd, buf, enc(&m, buf), NULL, 0, "error reply");
         close(fd);
         /* A reply to an unknown opcode. */
-        fd = hello_conn();
+        fd = ipcbd_hello_conn(&d);
         enc_raw_hdr(buf, 0x8777, 0, 3, 0);
         expect_disconnect(fd, buf, IPCB_HDR_SIZE, NULL, 0, "reply to unknown op");
         close(fd);
         /* A well-formed SHM_OPEN reply, with its fd. */
         cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
-        fd = hello_conn();
+        fd = ipcbd_hello_conn(&d);
         m = (ipcb_msg){ .hdr = { .op = IPCB_OP_SHM_OPEN | IPCB_OP_REPLY, .id = 4, .nfds = 1 } };
         m.shm_reply.handle = 1;
         m.shm_reply.size = 4096;
@@ -528,7 +521,7 @@ CHECKED_TEST(hostile, argument_validation_in_daemon) {
          * daemon must check them again. */
         uint8_t buf[IPCB_MSG_MAX];
         char longname[IPCB_NAME_MAX + 2];
-        int fd = hello_conn();
+        int fd = ipcbd_hello_conn(&d);
         uint32_t id = 1;
 
         memset(longname, 'n', sizeof(longname) - 1);
@@ -603,7 +596,7 @@ CHECKED_TEST(hostile, list_paging_raw) {
         /* LIST with max 1 walks one object per page; the cursor moves. */
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_shm *s[3];
-        int fd = hello_conn();
+        int fd = ipcbd_hello_conn(&d);
         uint64_t cursor = 0;
         unsigned seen = 0;
 
@@ -641,7 +634,7 @@ CHECKED_TEST(hostile, wrong_fd_count) {
         int fd, p[2], sent[2];
 
         /* Header says 1, none attached. */
-        fd = hello_conn();
+        fd = ipcbd_hello_conn(&d);
         len = enc_hello(buf, 1, IPCB_PROTO_VERSION);
         buf[2] = 1;
         expect_disconnect(fd, buf, len, NULL, 0, "nfds 1, 0 attached");
@@ -652,7 +645,7 @@ CHECKED_TEST(hostile, wrong_fd_count) {
         sent[0] = p[0];
         sent[1] = fcntl(p[0], F_DUPFD_CLOEXEC, 3);
         cr_assert_geq(sent[1], 0);
-        fd = hello_conn();
+        fd = ipcbd_hello_conn(&d);
         len = enc_hello(buf, 2, IPCB_PROTO_VERSION);
         expect_disconnect(fd, buf, len, sent, 2, "nfds 0, 2 attached");
         close(sent[0]);
@@ -665,7 +658,7 @@ CHECKED_TEST(hostile, wrong_fd_count) {
         cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
         sent[0] = p[0];
         sent[1] = fcntl(p[0], F_DUPFD_CLOEXEC, 3);
-        fd = hello_conn();
+        fd = ipcbd_hello_conn(&d);
         len = enc_named(buf, IPCB_OP_STAT, 3, 1, GOOD_NAME);
         buf[2] = 3;
         expect_disconnect(fd, buf, len, sent, 2, "nfds 3, 2 attached");
@@ -692,7 +685,7 @@ CHECKED_TEST(hostile, unsolicited_fds) {
                         sent[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
                         cr_assert_geq(sent[i], 0);
                 }
-                fd = round == 0 ? hello_conn() : raw_connect(d.sock);
+                fd = round == 0 ? ipcbd_hello_conn(&d) : raw_connect(d.sock);
                 cr_assert_geq(fd, 0);
                 len = enc_hello(buf, 1, IPCB_PROTO_VERSION);
                 buf[2] = round == 0 ? 0 : (uint8_t)n;
@@ -721,7 +714,7 @@ CHECKED_TEST(hostile, max_fds_ctrunc) {
                 sent[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
                 cr_assert_geq(sent[i], 0, "open /dev/null: %s", strerror(errno));
         }
-        fd = hello_conn();
+        fd = ipcbd_hello_conn(&d);
         expect_disconnect(fd, buf, enc_hello(buf, 1, IPCB_PROTO_VERSION), sent, NFDS, "253 fds");
         for (int i = 0; i < NFDS; i++)
                 close(sent[i]);
@@ -736,7 +729,7 @@ CHECKED_TEST(hostile, close_bogus_handle) {
         static const uint64_t bogus[] = { 0, 1, 2, 0xffffffffu, 1ull << 32 | 1, UINT64_MAX };
         uint8_t buf[IPCB_MSG_MAX];
         uint32_t id = 1;
-        int a = hello_conn(), b = hello_conn(), mfd;
+        int a = ipcbd_hello_conn(&d), b = ipcbd_hello_conn(&d), mfd;
         ipcb_msg r;
 
         for (size_t i = 0; i < sizeof(bogus) / sizeof(bogus[0]); i++) {
@@ -785,7 +778,7 @@ CHECKED_TEST(hostile, client_never_reads) {
         int fd, k;
 
         report("baseline");
-        fd = hello_conn();
+        fd = ipcbd_hello_conn(&d);
         /* STAT, HELLO, and SHM_OPEN (whose replies carry fds). */
         lens[0] = enc_named(msg[0], IPCB_OP_STAT, 1, 1, GOOD_NAME);
         lens[1] = enc_hello(msg[1], 2, IPCB_PROTO_VERSION);
@@ -853,7 +846,7 @@ CHECKED_TEST(hostile, handles_released_on_hangup) {
          * transient ones, then hangs up without closing anything. */
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_object_info info;
-        int fd = hello_conn(), mfd;
+        int fd = ipcbd_hello_conn(&d), mfd;
         uint32_t id = 1;
 
         for (int i = 0; i < 200; i++) {

@@ -137,19 +137,6 @@ static void start(const char *notify_socket, const char *watchdog_usec, const ch
         unsetenv("WATCHDOG_USEC");
 }
 
-static bool log_has(const char *what) {
-        static char buf[1 << 20];
-        int fd = open(logpath, O_RDONLY | O_CLOEXEC);
-        ssize_t k = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-
-        if (fd >= 0)
-                close(fd);
-        if (k < 0)
-                return false;
-        buf[k] = '\0';
-        return strstr(buf, what) != NULL;
-}
-
 static int mkseg(ipcb_client *c, const char *name, size_t size, char fill) {
         ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
         ipcb_shm *s;
@@ -282,8 +269,8 @@ Test(notify, full_manager_queue_never_blocks) {
         cr_assert_lt(m.stores, (NFILL + NCHURN) / 10, "%u stores sent", m.stores);
         /* Pings pile up as one while the manager does not read. */
         cr_assert_lt(watchdog_before_remove, 30, "%u pings", watchdog_before_remove);
-        cr_assert(log_has("was dropped"), "no log line about dropped stores");
-        cr_assert(log_has("caught up"), "no log line when the manager caught up");
+        cr_assert(file_contains(logpath, "was dropped"), "no log line about dropped stores");
+        cr_assert(file_contains(logpath, "caught up"), "no log line when the manager caught up");
 
         /* In order: the catalog, the undo table, the probe and the keepers,
          * each once, with the right contents; nothing removed or dropped is
@@ -345,7 +332,7 @@ Test(notify, exit_with_messages_waiting) {
         ipcbd_stop(&d);
         fprintf(stderr, "[notify] exit with the manager's queue full took %.1f ms\n", (now_us() - t) / 1000.0);
         ipcb_disconnect(c);
-        cr_assert(log_has("were not sent"), "no log line about messages lost at exit");
+        cr_assert(file_contains(logpath, "were not sent"), "no log line about messages lost at exit");
         end();
 }
 
@@ -389,5 +376,5 @@ Test(notify, nobody_listening) {
         cr_assert_eq(ipcb_unlink(c, "lost"), 0);
         ipcb_disconnect(c);
         end();
-        cr_assert(log_has("cannot connect"), "no log line about the missing manager");
+        cr_assert(file_contains(logpath, "cannot connect"), "no log line about the missing manager");
 }

@@ -57,13 +57,6 @@ static size_t enc(ipcb_msg *m, uint8_t *buf) {
         return (size_t)n;
 }
 
-static int hello_conn(void) {
-        int fd = raw_connect(d.sock);
-        cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
-        cr_assert_eq(raw_hello(fd), 0);
-        return fd;
-}
-
 /* A TCP socket whose close() blocks for linger_s seconds: SO_LINGER on and
  * a send queue that cannot drain (the peer is never accepted, never read).
  * *ret_listener keeps the other side alive; close it after the test. */
@@ -101,7 +94,7 @@ STALL_TEST(empty_datagram_with_fds, .timeout = 60) {
         for (int i = 0; i < 4; i++)
                 fds[i] = memfd_create("x", MFD_CLOEXEC);
         for (int c = 0; c < 20; c++) {
-                int fd = hello_conn();
+                int fd = ipcbd_hello_conn(&d);
                 cr_assert_eq(raw_send(fd, "", 0, fds, 4), 0);
                 cr_assert(raw_is_closed(fd, 5000), "an empty datagram did not end the connection");
                 close(fd);
@@ -194,90 +187,95 @@ STALL_TEST(fds_parked_in_flight, .timeout = 120) {
 
 /* ---- 3. a close() that blocks ---- */
 
-/* An unsolicited fd: a TCP socket whose close lingers 3 s.  Before, the loop
- * closed it itself and every client waited. */
-STALL_TEST(lingering_socket_attached, .timeout = 60) {
-        begin(NULL);
+/* What the three attacks below share: the prober runs while `attack`
+ * hands the daemon a TCP socket whose close lingers 3 s (the daemon's copy
+ * being the last one) over connection *conn (it may close it and set it to
+ * -1); then the daemon's fds must come back once the linger is over. */
+static void lingering_attack(const char *what, void (*attack)(int *conn, int sock)) {
         prober pr;
+        int l, conn;
+
+        begin(NULL);
         prober_start(&pr, d.sock);
         usleep(50000);
-        int l, t = lingering_socket(3, &l);
-        int fd = hello_conn();
-        uint8_t buf[IPCB_MSG_MAX];
-        ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO, .id = 2 } };
-        m.hello.version = IPCB_PROTO_VERSION;
-        kill(d.pid, SIGSTOP); /* so that the daemon's copy is the last one */
-        cr_assert_eq(raw_send(fd, buf, enc(&m, buf), &t, 1), 0);
-        close(t);
-        kill(d.pid, SIGCONT);
+        int t = lingering_socket(3, &l);
+        conn = ipcbd_hello_conn(&d);
+        attack(&conn, t);
         usleep(500000);
-        long long max = prober_stop(&pr, "stall", "lingering socket as an unsolicited fd", NULL);
-        close(fd);
+        long long max = prober_stop(&pr, "stall", what, NULL);
+        if (conn >= 0)
+                close(conn);
         /* the worker is still closing it: give it its linger time */
         cr_assert(ipcbd_wait_fds(&d, d.base_fds, 8000));
         close(l);
         cr_assert_lt(max, STALL_BOUND_US);
 }
 
+/* Send the datagram in buf with sock attached while the daemon is stopped,
+ * and close our copy before it runs again. */
+static void send_last_copy(int conn, const uint8_t *buf, size_t len, int sock) {
+        ipcbd_pause(&d);
+        cr_assert_eq(raw_send(conn, buf, len, &sock, 1), 0);
+        close(sock);
+        ipcbd_resume(&d);
+}
+
+/* An unsolicited fd.  Before, the loop closed it itself and every client
+ * waited. */
+static void attach_to_hello(int *conn, int sock) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO, .id = 2 } };
+
+        m.hello.version = IPCB_PROTO_VERSION;
+        send_last_copy(*conn, buf, enc(&m, buf), sock);
+}
+
+STALL_TEST(lingering_socket_attached, .timeout = 60) {
+        lingering_attack("lingering socket as an unsolicited fd", attach_to_hello);
+}
+
 /* The same socket sent as SHM_REGISTER's memfd: refused without fstat, and
  * closed off the loop. */
-STALL_TEST(lingering_socket_registered, .timeout = 60) {
-        begin(NULL);
-        prober pr;
-        prober_start(&pr, d.sock);
-        usleep(50000);
-        int l, t = lingering_socket(3, &l);
-        int fd = hello_conn();
+static void register_it(int *conn, int sock) {
         uint8_t buf[IPCB_MSG_MAX];
-        ipcb_msg m = { .hdr = { .op = IPCB_OP_SHM_REGISTER, .id = 4, .nfds = 1 } };
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_SHM_REGISTER, .id = 4, .nfds = 1 } }, r;
+
         m.shm_register.name = (ipcb_name){ .ptr = "sock", .len = 4 };
         m.shm_register.mode = 0644;
-        size_t len = enc(&m, buf);
-        kill(d.pid, SIGSTOP); /* so that the daemon's copy is the last one */
-        cr_assert_eq(raw_send(fd, buf, len, &t, 1), 0);
-        close(t);
-        kill(d.pid, SIGCONT);
-        ipcb_msg r;
-        ssize_t n = raw_recv(fd, buf, sizeof(buf), NULL, NULL, 3000);
+        send_last_copy(*conn, buf, enc(&m, buf), sock);
+        ssize_t n = raw_recv(*conn, buf, sizeof(buf), NULL, NULL, 3000);
         cr_assert_gt(n, 0);
         cr_assert_eq(ipcb_proto_decode(buf, (size_t)n, 0, &r), 0);
         cr_assert_eq(r.hdr.status, -EBADFD, "register of a TCP socket: %d", r.hdr.status);
-        usleep(500000);
-        long long max = prober_stop(&pr, "stall", "lingering socket as a memfd to register", NULL);
-        close(fd);
-        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 8000));
-        close(l);
-        cr_assert_lt(max, STALL_BOUND_US);
+}
+
+STALL_TEST(lingering_socket_registered, .timeout = 60) {
+        lingering_attack("lingering socket as a memfd to register", register_it);
 }
 
 /* A malformed request ends the connection while a later datagram, carrying
  * the lingering socket, is still unread in its queue: closing the
  * connection's socket releases it, and that must not happen on the loop. */
-STALL_TEST(lingering_socket_in_dropped_queue, .timeout = 60) {
-        begin(NULL);
-        prober pr;
-        prober_start(&pr, d.sock);
-        usleep(50000);
-        int l, t = lingering_socket(3, &l);
-        int fd = hello_conn();
+static void behind_junk(int *conn, int sock) {
         uint8_t junk[IPCB_HDR_SIZE] = { 0xff, 0xff, 0xff, 0xff };
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO, .id = 3 } };
+
         m.hello.version = IPCB_PROTO_VERSION;
         size_t len = enc(&m, buf);
         /* both datagrams are queued before the daemon reads */
-        kill(d.pid, SIGSTOP);
-        cr_assert_eq(raw_send(fd, junk, sizeof(junk), NULL, 0), 0);
-        cr_assert_eq(raw_send(fd, buf, len, &t, 1), 0);
-        close(t);
-        kill(d.pid, SIGCONT);
-        cr_assert(raw_is_closed(fd, 5000));
-        close(fd);
-        usleep(500000);
-        long long max = prober_stop(&pr, "stall", "lingering socket in a dropped queue", NULL);
-        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 8000));
-        close(l);
-        cr_assert_lt(max, STALL_BOUND_US);
+        ipcbd_pause(&d);
+        cr_assert_eq(raw_send(*conn, junk, sizeof(junk), NULL, 0), 0);
+        cr_assert_eq(raw_send(*conn, buf, len, &sock, 1), 0);
+        close(sock);
+        ipcbd_resume(&d);
+        cr_assert(raw_is_closed(*conn, 5000));
+        close(*conn);
+        *conn = -1;
+}
+
+STALL_TEST(lingering_socket_in_dropped_queue, .timeout = 60) {
+        lingering_attack("lingering socket in a dropped queue", behind_junk);
 }
 
 /* ---- 7. the fd table is shared by everyone ---- */
@@ -384,14 +382,14 @@ STALL_TEST(log_flood, .timeout = 60) {
         m.shm_open.name = (ipcb_name){ .ptr = "nothing", .len = 7 };
         size_t len = enc(&m, buf);
         for (int i = 0; i < 1500; i++) {
-                int fd = hello_conn();
+                int fd = ipcbd_hello_conn(&d);
                 raw_send(fd, buf, len, NULL, 0);          /* refused: -ENOENT */
                 raw_send(fd, "garbage!", 8, NULL, 0);     /* a protocol violation */
                 raw_is_closed(fd, 2000);
                 close(fd);
         }
         /* Everything is handled once a HELLO on a new connection is. */
-        int probe = hello_conn();
+        int probe = ipcbd_hello_conn(&d);
         close(probe);
         struct stat st;
         logfd = open(path, O_RDONLY | O_CLOEXEC);
@@ -436,7 +434,7 @@ STALL_TEST(queued_replies_bounded, .timeout = 60) {
         prober_start(&pr, d.sock);
         for (int i = 0; i < N; i++) {
                 unsigned sent;
-                fds[i] = hello_conn();
+                fds[i] = ipcbd_hello_conn(&d);
                 cr_assert_eq(raw_send_until_stalled(fds[i], buf, len, 100000, 100, &sent), 0);
                 total += sent;
         }

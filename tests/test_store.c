@@ -79,18 +79,6 @@ static void stop(void) {
         cr_assert(m.stopping, "no STOPPING=1");
 }
 
-static bool log_has(const char *what) {
-        char buf[65536];
-        int fd = open(logpath, O_RDONLY | O_CLOEXEC);
-        ssize_t k = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-        if (fd >= 0)
-                close(fd);
-        if (k < 0)
-                return false;
-        buf[k] = '\0';
-        return strstr(buf, what) != NULL;
-}
-
 /* The last stop of a test: the daemon back at the first one's idle count. */
 static void stop_idle(void) {
         fixture_check_idle(&d);
@@ -202,8 +190,8 @@ STORE_TEST(restore_round_trip) {
         stop();
         cr_assert_eq(fakemgr_count(&m, "ipcb-o-"), 4, "shutdown must keep the store");
         start(NULL, NULL, 0, NULL);
-        cr_assert(log_has("restored 2 segments and 1 semaphores") ||
-                          log_has("restored 3 segments and 1 semaphores"),
+        cr_assert(file_contains(logpath, "restored 2 segments and 1 semaphores") ||
+                          file_contains(logpath, "restored 3 segments and 1 semaphores"),
                   "restore not logged");
 
         /* The old client's next call reconnects and re-opens its handles. */
@@ -299,7 +287,7 @@ STORE_TEST(transient_without_holder_expires) {
         cr_assert(exists(c, IPCB_KIND_SHM, "lonely"), "restored transient missing during grace");
         usleep(1600 * 1000);
         cr_assert(!exists(c, IPCB_KIND_SHM, "lonely"), "unclaimed transient kept after grace");
-        cr_assert(log_has("were not re-opened"));
+        cr_assert(file_contains(logpath, "were not re-opened"));
         (void)!write(qfd[1], "x", 1);
         waitpid(child, &st, 0);
         close(pfd[0]);
@@ -356,10 +344,10 @@ STORE_TEST(tampered_fds_are_dropped) {
         cr_assert(!exists(c, IPCB_KIND_SHM, "b-size"));
         cr_assert(!exists(c, IPCB_KIND_SEM, "c-sem"));
         cr_assert(exists(c, IPCB_KIND_SHM, "d-good"), "the good segment was dropped too");
-        cr_assert(log_has("'a-pipe'): not a regular file"));
-        cr_assert(log_has("'b-size'): "));
-        cr_assert(log_has("'c-sem'): "));
-        cr_assert(log_has("dropping ipcb-o-77"));
+        cr_assert(file_contains(logpath, "'a-pipe'): not a regular file"));
+        cr_assert(file_contains(logpath, "'b-size'): "));
+        cr_assert(file_contains(logpath, "'c-sem'): "));
+        cr_assert(file_contains(logpath, "dropping ipcb-o-77"));
         fakemgr_drain(&m, 200);
         /* What was dropped left the store too. */
         cr_assert_eq(fakemgr_count(&m, "ipcb-o-"), 1, "store holds %u objects", fakemgr_count(&m, "ipcb-o-"));
@@ -382,7 +370,7 @@ STORE_TEST(broken_catalog_drops_everything_and_serves) {
         if (cat >= 0)
                 cr_assert_eq(pwrite(cat, "garbage!", 8, 0), 8);
         start(NULL, NULL, 0, NULL);
-        cr_assert(log_has("catalog is broken"));
+        cr_assert(file_contains(logpath, "catalog is broken"));
         cr_assert_eq(ipcb_connect(sock, &c), 0);
         cr_assert(!exists(c, IPCB_KIND_SHM, "x"));
         /* It serves, and stores new objects in a new catalog. */
@@ -416,7 +404,7 @@ STORE_TEST(passed_sockets) {
         start(fds, names, 3, NULL);
         for (int i = 0; i < 3; i++)
                 close(fds[i]);
-        cr_assert(log_has("refusing passed fd 5 (bogus.socket): not a listening SOCK_SEQPACKET"));
+        cr_assert(file_contains(logpath, "refusing passed fd 5 (bogus.socket): not a listening SOCK_SEQPACKET"));
         cr_assert(access(sock, F_OK) < 0, "bound its own socket although sockets were passed");
         for (int i = 0; i < 2; i++) {
                 snprintf(path2, sizeof(path2), "%s/s%d.sock", m.dir, i);
@@ -453,5 +441,5 @@ STORE_TEST(only_bad_socket_is_fatal) {
         close(fd);
         cr_assert_eq(waitpid(pid, &status, 0), pid);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status 0x%x", status);
-        cr_assert(log_has("refusing passed fd 3 (bogus.socket)"));
+        cr_assert(file_contains(logpath, "refusing passed fd 3 (bogus.socket)"));
 }
