@@ -20,6 +20,8 @@ int os_reopen_ro(int fd);
  * errno with nothing left open. */
 int os_page_new(int *ret_fd, void **ret_map);
 
+/* Close the daemon's own fds (memfds it made or checked, their copies) on
+ * the calling thread.  Never for an fd a client sent: reaper.c. */
 void os_close_fds(const int *fds, unsigned n);
 
 /* Raise RLIMIT_NOFILE's soft limit to the hard limit.  Returns the new soft limit. */
