@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # dev.sh: the two commands a new user needs.
 #   ./dev.sh broker [ipcbrokerd options]  set up, build, start the broker in the foreground
 #   ./dev.sh test                         set up, build, run every test (also under ASan+UBSan)

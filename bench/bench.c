@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bench.c: ipcb_bench's harness.  Starts the real broker, sets up every row,
  * calibrates a batch size per row, then runs the repetitions interleaved
  * (rep 1 of every row, rep 2 of every row, ...), and prints one markdown

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bench.h: the benchmark harness's contract.  A benchmark is one row of a
  * table of {section, name, setup, run-one-batch, teardown}; the harness
  * (bench.c) calibrates a batch size per row, runs every row in turn for each

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cases_qt.cpp: the Qt 6 rows, built only when pkg-config finds Qt6Core
  * (bench/CMakeLists.txt).  QSystemSemaphore acquire+release and
  * QSharedMemory lock+unlock, uncontended, in this process: the calls

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cases_sem.c: the semaphore and segment-lock rows, against the mechanisms
  * they replace, all measured in the same run.
  *

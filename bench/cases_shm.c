@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cases_shm.c: the segment rows and their floors, and the reference rows
  * that let a reader scale the numbers to another machine.
  *

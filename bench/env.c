@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* env.c: the processes a benchmark run needs besides itself: the real
  * ipcbrokerd (fork+exec on a temporary socket), the floor servers (forked
  * processes answering raw SOCK_SEQPACKET requests with a memfd) and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* access.c: the library side of access control, sealed publishing and
  * quotas (ipcb_set_access, ipcb_shm_freeze, ipcb_shm_register,
  * ipcb_memfd_sealed, ipcb_quota).  Wire encoding lives in proto/. */

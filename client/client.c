@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* client.c: libipcbroker, the client side of the ipcbrokerd protocol.
  *
  * Owns the connection (one SOCK_SEQPACKET socket per ipcb_client, requests

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ctl.c: ipcbrokerctl, the command-line client.  Owns argument parsing, the
  * command table and output formatting (table, "key: value", JSON); every
  * broker operation goes through libipcbroker.  Exit status: 0 success,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* futex.h: sleeping and waking on a shared page's futex word, and deadlines. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* internal.h: what the library's modules share (client.c: connection and
  * segments; lock.c: segment locks; sem.c: semaphores).  Not installed. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ipcbroker.h: client library for ipcbrokerd, a broker of named shared-memory
  * segments handed out as sealed memfds.
  *

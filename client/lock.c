@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* lock.c: segment locks and the seqlock beside them.  The lock word and the
  * sequence live on a broker-made page (the segment's bytes stay all the
  * user's), fetched with one request on a handle's first lock or read.  The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* reconnect.c: surviving a broker restart.  When the connection is lost
  * (the broker was restarted by its service manager and took its objects
  * back from the fd store), the next request makes a new connection to the

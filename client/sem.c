@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* sem.c: named semaphores.  The count lives on a page the broker made and
  * every user maps; acquire and release are atomics on it, and the kernel is
  * entered only to sleep (futex) or to wake a sleeper.  Undo handles follow

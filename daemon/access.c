@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* access.c: requests that change who may do what, publish client memfds,
  * and report quotas (the 0x03xx opcodes).  Every decision uses the peer's
  * kernel credentials (policy.c); every size comes from fstat, never from the

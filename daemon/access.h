@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* access.h: the 0x03xx requests (docs/protocol.md, docs/security.md):
  * SET_ACCESS (chmod/chown), FREEZE, SHM_REGISTER, MEMFD and QUOTA, plus the
  * helpers request.c shares with them.  Each handler returns 0 after sending

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* config.c: the daemon's tunables: access-control and quota options on the
  * command line, and the same keys in a small config file (--config PATH):
  *

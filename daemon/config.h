@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* config.h: the daemon's settings, filled by main.c from the command line
  * and by config.c from an optional `key = value` file (--config PATH);
  * command-line options win over the file.  docs/security.md lists every key. */

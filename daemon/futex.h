@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* futex.h: waking sleepers on a shared page (the daemon never waits). */
 #pragma once
 

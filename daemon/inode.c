@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* inode.c: the index of served inodes: a chained hash table that doubles
  * when its load passes 1 and goes back to its static first table when it
  * empties (so nothing is left allocated at exit).  Entries live in the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* inode.h: every inode the broker serves (a segment's memfd, a semaphore's
  * page, a segment's lock page), by (st_dev, st_ino).  A memfd a client
  * sends to register may be one the broker handed out: then it would become

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* listener.c: the listening SOCK_SEQPACKET socket.  Binding checks the
  * directory first (nobody else may write it), then what is at the path: a
  * live broker makes us refuse, a stale socket is replaced, anything else is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* listener.h: the listening socket(s): binding the path safely, accepting. */
 #pragma once
 

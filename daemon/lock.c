@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* lock.c: segment locks.  Clients lock and unlock with atomics on the lock
  * word and keep the seqlock sequence beside it (proto/sempage.h); the daemon
  * hands out the page and tokens and, when a handle goes away holding the

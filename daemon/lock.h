@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* lock.h: a segment's lock, on its own broker-made page (the segment's bytes
  * are all the user's).  The page is created on first use.  Each read-write
  * handle that asks gets a token that names it as the holder in the lock

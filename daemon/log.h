@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* log.h: the daemon's logging to stderr.  Under journald ($JOURNAL_STREAM set)
  * each line carries a <N> priority prefix (sd-daemon.h), otherwise a plain
  * level word.  Debug lines appear only with --verbose. */

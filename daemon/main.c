@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* main.c: ipcbrokerd's command line, start-up and clean shutdown. */
 #include "config.h"
 #include "listener.h"

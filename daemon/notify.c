@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* notify.c: the daemon's own sd_notify (see notify.h).  libsystemd's sends
  * on a blocking socket: when the manager is slow to read and its queue
  * fills, the whole daemon would stop serving.  Here one SOCK_NONBLOCK

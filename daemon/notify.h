@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* notify.h: messages to the service manager on $NOTIFY_SOCKET, sent without
  * ever blocking the loop.  What the manager's socket cannot take now waits in
  * a bounded queue, flushed when the socket has room again:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* object.c: reference counting and destruction of brokered objects. */
 #include "object.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* object.h: one brokered object (a segment now; semaphores later) and its
  * reference counting.  An object is referenced by handles; a transient
  * object dies with its last handle, a persistent one when it is unlinked and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* os.c: the daemon's syscall wrappers: memfds with seals, broker pages, the
  * fd limit.  Datagrams go through util/sock.c. */
 #include "os.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* os.h: the daemon's syscall wrappers.  Every descriptor they create or
  * receive is close-on-exec at birth. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* peer.c: a client connection.  The socket is watched with uv_poll_t and
  * read/written with recvmsg/sendmsg (util/sock.c), because libuv's stream
  * API can neither receive memfds nor report MSG_CTRUNC.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* peer.h: one connected client.  A peer owns its socket, its handles (each a
  * reference on an object) and its queue of unsent replies; peer_close
  * releases all of them, whatever the reason the connection ends. */

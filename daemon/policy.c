@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* policy.c: access decisions.  Owner, group and other bits as for files:
  * the first class that matches decides (an owner without the owner's bit is
  * refused even if "other" would allow); the group class matches the peer's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* policy.h: who may do what to an object, from kernel-reported credentials
  * (SO_PEERCRED and SO_PEERGROUPS at accept; nothing the client says). */
 #pragma once

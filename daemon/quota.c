@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* quota.c: the per-uid usage table (see quota.h).  A small hash table keyed
  * by uid; an entry lives while any of its counters is non-zero. */
 #include "quota.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* quota.h: per-uid resource accounting.  Each resource is charged at the one
  * place it is acquired and uncharged at the one place it is released
  * (objects and bytes: create / object_destroy; handles: peer_handle_add /

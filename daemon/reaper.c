@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* reaper.c: a small pool of threads that close client fds; see reaper.h.
  * Jobs go in a list under a mutex; a finished job goes back to the loop
  * through a uv_async_t, where its account is credited. */

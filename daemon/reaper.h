@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* reaper.h: closes fds that came from clients, off the loop thread.
  *
  * close() of a foreign fd can block: a TCP socket with SO_LINGER and a full

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* registry.c: chained hash tables keyed by name, one per kind, that double
  * when their load passes 1; and an id-ordered list of all live objects.  Ids
  * only grow, so appending keeps the list sorted.  Names are hashed with

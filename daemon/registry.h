@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* registry.h: name → object, one hash table per kind (separate namespaces),
  * plus every live object (linked or not) in id order for paged listing. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* request.c: one handler per opcode.  Each validates its arguments (names,
  * sizes, modes, flags, handles), asks policy, changes the registry and
  * answers with exactly one reply.  Refusals are logged at debug level,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* request.h: what the daemon does with each decoded request. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* sd.c: systemd integration: socket activation (one or more passed
  * listening sockets), Type=notify readiness, STATUS= kept current, and the
  * watchdog.  Messages go through notify.c, which never blocks.  Without a

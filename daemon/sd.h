@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* sd.h: the service manager side of the daemon: sockets passed in
  * LISTEN_FDS, readiness and status (notify.c), the watchdog. */
 #pragma once

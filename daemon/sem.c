@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* sem.c: semaphores in the daemon: page creation, undo slots, and the
  * recovery that gives back an undo handle's tokens.  The page is written by
  * clients, so everything read from it is bounded before use, and every CAS

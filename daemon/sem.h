@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* sem.h: named semaphores.  The count lives on a sealed one-page memfd that
  * the daemon maps too; clients change it with atomics (proto/sempage.h).
  * The daemon assigns undo slots and, when an undo handle goes away, settles

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* shm.c: segment creation.  The memfd is sized and sealed before it is
  * registered, so no fd of an unsealed or wrongly sized segment ever leaves
  * the daemon. */

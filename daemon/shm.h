@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* shm.h: shared-memory segments: a sealed memfd per object. */
 #pragma once
 

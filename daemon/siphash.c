@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* siphash.c: SipHash-2-4, written from the paper ("SipHash: a fast
  * short-input PRF", 2012); checked against the reference test vectors in
  * tests/test_hashflood.c. */

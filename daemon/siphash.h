@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* siphash.h: SipHash-2-4 (Aumasson and Bernstein), the keyed hash of object
  * names in registry.c: without the key, nobody can choose names that pile
  * up in one bucket. */

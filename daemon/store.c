@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* store.c: the systemd fd store (see store.h).
  *
  * The catalog is one memfd, stored once: the manager keeps the same open

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* store.h: objects that survive a broker restart, through the service
  * manager's fd store (FileDescriptorStoreMax=).  Every object's memfd (and
  * a segment's lock page) is stored with FDSTORE=1 under a name derived from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* proto.c: encode and decode of the wire format described in proto.h and
  * docs/protocol.md.  A cursor type keeps every read bounds-checked: a read
  * past the end marks the cursor bad, and a bad cursor makes the whole

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* proto.h: the ipcbroker wire format (pure: no I/O, no allocation, no logging).
  *
  * One message per SOCK_SEQPACKET datagram: a 16-byte header, then a payload

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* sempage.h: the layout of the shared pages behind semaphores and segment
  * locks, and the pure functions that pack and unpack their atomic words.
  * Clients and the daemon map the same page; docs/semaphores.md explains the

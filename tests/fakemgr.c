@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fakemgr.c: the fake service manager; see fakemgr.h. */
 #include "fakemgr.h"
 

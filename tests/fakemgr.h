@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fakemgr.h: a fake service manager for the tests that play systemd.  It
  * owns a private directory, the AF_UNIX datagram socket the daemon gets as
  * $NOTIFY_SOCKET, the notify state it has read (READY, STOPPING, WATCHDOG,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz_daemon.c: libFuzzer target for the daemon's request handling, in
  * process.  Each input is a small script: up to three clients, each a
  * socketpair whose far end is given to peer_new() (made by a child process

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz_proto.c: libFuzzer target for proto/.  Every input is decoded as if
  * it had arrived with 0..IPCB_FDS_MAX+1 fds.  Whatever decodes must lie inside
  * the input, obey the header rules, and re-encode to exactly the input bytes

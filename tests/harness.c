@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* harness.c: start/stop a real ipcbrokerd, count fds, the end-of-test
  * fixture, poll for conditions, and send raw datagrams; see harness.h. */
 #include "harness.h"

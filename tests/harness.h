@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* harness.h: shared test helpers.  Starts and stops a real ipcbrokerd on a
  * private socket, counts descriptors (the daemon's and our own), runs the
  * end-of-test checks every daemon suite shares (the fixture), polls for

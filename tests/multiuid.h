@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* multiuid.h: helpers for tests that run clients as other uids (included by
  * test_access.c, test_quota.c, test_hostile_flood.c; header-only so that the
  * harness library stays as it is).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* prober.c: the latency prober; see prober.h. */
 #include "prober.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* prober.h: a well-behaved client that measures its own round trips while
  * a test attacks the daemon: a thread that creates and closes a transient
  * segment (a reply that carries an fd) about every millisecond.  Used by

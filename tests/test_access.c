@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_access.c: access control, hard read-only handles, sealed publishing
  * (freeze, register, anonymous memfds) with clients of three uids
  * (61001 owner, 61002 reader in group 61100, 61003 stranger) and root, for a

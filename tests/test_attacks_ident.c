@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_attacks_ident.c: attacks on identity.  A client must never talk to
  * an impostor broker; the daemon must not serve from a directory others can
  * write, nor chmod what a swapped-in symlink points at; a peer in more

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_attacks_lock.c: attacks on segment locks and on the pages the broker
  * makes, against a real ipcbrokerd, by holders with less right than what
  * they try: a read-only holder that writes, takes or seals a segment's lock;

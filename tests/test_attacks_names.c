@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_attacks_names.c: attacks on names and on what survives a restart.
  *
  * Names: a uid that creates a name before the service that will use it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_client_faults.c: the client library when things go wrong on its side
  * of the socket, against a real ipcbrokerd: the process runs out of fds
  * (the reply's fd is dropped: only that request fails), the broker does not

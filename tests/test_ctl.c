@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_ctl.c: ipcbrokerctl, fork-exec'd against a real ipcbrokerd.  Checks
  * exit codes (0 success, 1 failure with exactly one line on stderr, 2 usage),
  * output formats (table, "key: value", JSON), and binary write/cat round

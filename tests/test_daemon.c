@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_daemon.c: ipcbrokerd's command line and its socket: refusing to start
  * over a live broker, replacing a stale socket, leaving other files alone,
  * the socket's and directory's modes, the default path, --help/--version.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_fuse_stall.c: the daemon's loop never waits on a FUSE server.  A
  * client opens a file on a FUSE mount whose server then stops answering,
  * and hands the fd to the daemon: attached to a HELLO (unsolicited: the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_hashflood.c: names chosen to collide cost the daemon no more than
  * any others.  The test crafts thousands of valid names whose 64-bit FNV-1a
  * (the registry's old, unkeyed hash) agrees in the low HASH_BITS bits, so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_hostile.c: a hostile peer writes raw datagrams at a real ipcbrokerd.
  *
  * Every test runs next to a well-behaved library client that holds a segment

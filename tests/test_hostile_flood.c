@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_hostile_flood.c: misbehaving clients at the issue's numbers, each
  * against a live daemon while a well-behaved client (root) holds a segment
  * with known bytes.  After each: the daemon answers a fresh HELLO, the good

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_lock.c: segment locks against a real ipcbrokerd: exclusion between
  * handles, processes and threads, try-lock and timeouts, error returns, the
  * segment's bytes left alone, release on close, IPCB_OWNER_DIED when a holder

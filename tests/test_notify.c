@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_notify.c: messages to the service manager never block the daemon.
  * A fake manager binds a datagram socket and, at first, reads nothing: its
  * queue (net.unix.max_dgram_qlen) fills after a few messages.  The daemon

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_proto.c: unit tests of proto/ (the wire format): the name rule, a
  * round trip for every message, every class of malformed input, encoder
  * limits, and a deterministic property test over random and mutated input.

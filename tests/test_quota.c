@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_quota.c: per-uid quotas and per-connection limits.  One uid runs into
  * each limit while another uid keeps creating and connecting and must never
  * notice; the config file and the command line set the limits; QUOTA

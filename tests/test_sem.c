@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_sem.c: named semaphores against a real ipcbrokerd: counting,
  * all-or-nothing release, timeouts and signals, the namespace (create/open/
  * unlink, no silent create or reset), undo handles (tokens come back on close

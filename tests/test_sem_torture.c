@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_sem_torture.c: crash exactness.  Child processes loop on a semaphore
  * through undo handles (or on a segment lock) while the parent SIGKILLs one
  * at a random moment and respawns it, thousands of times.  Afterwards the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_shm.c: the client library against a real ipcbrokerd: segments across
  * processes, read-only enforcement, seals, unlink and lifecycle semantics,
  * crash cleanup, stat and list, argument checking, threads, and fd hygiene.

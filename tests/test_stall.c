@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_stall.c: the daemon's one loop never stalls, leaks or holds more than
  * its share, whatever one client sends, attaches or leaves behind.  Each
  * test is an attack found from outside, against a real daemon, while a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_store.c: the fd store and restore code against a fake service
  * manager.  The test binds a datagram socket, starts ipcbrokerd with
  * NOTIFY_SOCKET pointing at it, collects READY/STATUS/STOPPING and every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test_systemd.c: ipcbrokerd under real systemd tools.
  *   - systemd-socket-activate --seqpacket: started on the first connection;
  *   - a real `systemd --user` manager in a private mount namespace

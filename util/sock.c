@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* sock.c: receive and send one datagram with fds; see sock.h. */
 #include "sock.h"
 

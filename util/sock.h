@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* sock.h: the one datagram-with-fds path of the project, used by the daemon,
  * the client library and the test harness alike.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # check.sh BUILD_DIR: install the build into a temporary prefix, then build a
 # consumer with pkg-config and with find_package(ipcbroker), and run it
 # against the installed ipcbrokerd.  Prints one line; exits non-zero on failure.

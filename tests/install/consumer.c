@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* consumer.c: a program built against an installed libipcbroker, through
  * pkg-config and through find_package (tests/install/check.sh). */
 #include <errno.h>
