@@ -354,7 +354,10 @@ IPCB_EXPORT bool ipcb_shm_read_retry(const ipcb_shm *s, uint32_t seq);
  * handle serves one call at a time (open one undo handle per thread): a
  * call made while another thread is inside a call on the same undo handle
  * (typically waiting in acquire) returns -EBUSY and changes nothing; of two
- * calls entering at the same instant, exactly one gets in.  fork(): a child
+ * calls entering at the same instant, exactly one gets in.  The opening
+ * thread's calls are cheapest: the first call from another thread costs one
+ * membarrier(2) and every call after it an atomic exchange (docs/semaphores.md).
+ * fork(): a child
  * may use its parent's plain handles' pages; calls on an undo handle
  * inherited across fork return -ECHILD.  Once the client is disconnected,
  * a plain handle keeps working on its page, but calls on an undo handle

@@ -12,7 +12,9 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <linux/membarrier.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 struct ipcb_sem {
@@ -24,9 +26,11 @@ struct ipcb_sem {
         uint32_t seq;        /* next operation's sequence number (undo) */
         unsigned fork_gen;   /* fork generation at open */
         /* An undo handle serves one call at a time (one slot records one
-         * operation in flight): a call claims it with an atomic exchange,
-         * so of two calls entering at once exactly one gets in. */
-        atomic_uint busy;
+         * operation in flight); see busy_claim. */
+        const void *owner;         /* the thread that may claim with plain stores, or NULL */
+        atomic_bool biased;        /* it still may: cleared once for good by anyone else */
+        atomic_uint owner_busy;    /* written by the owner only */
+        atomic_uint busy;          /* claimed by exchange by everyone else */
         uint32_t epoch;      /* page->epoch when the slot was given (undo) */
         uint64_t nonce;      /* proves the slot is ours to a restarted broker (undo) */
         ipcb_handle_info info; /* owner, group, mode at the open */
@@ -34,20 +38,92 @@ struct ipcb_sem {
 
 static int sem_revive(ipcb_sem *s);
 
-/* Acquire pairs with busy_release: a call sees everything the previous
- * call on the handle wrote (s->seq, s->slot, ...). */
-static bool busy_claim(ipcb_sem *s) {
-        return atomic_exchange_explicit(&s->busy, 1, memory_order_acquire) == 0;
-}
-
-static void busy_release(ipcb_sem *s) {
-        atomic_store_explicit(&s->busy, 0, memory_order_release);
-}
-
 /* Bumped in every child after fork(): an undo slot belongs to the process
  * that opened it, and a child must not take tokens in its parent's name. */
 static atomic_uint fork_gen;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* ---- one call at a time on an undo handle ----
+ *
+ * Of two calls entering at once, exactly one gets in; the other gets
+ * -EBUSY.  An exchange on `busy` does that, but a locked instruction costs
+ * as much as the operation itself, and nearly every handle is only ever
+ * used by the thread that opened it.  So that thread, the owner, claims
+ * with plain stores (asymmetric Dekker):
+ *
+ *   owner:  owner_busy = 1; compiler fence; load biased?  → in
+ *   other:  biased = false; membarrier(); exchange busy; load owner_busy
+ *
+ * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) runs a full fence on every
+ * thread of the process before it returns.  An owner's claim that loaded
+ * `biased` true did so before that fence (after it, the load sees false),
+ * so its store of owner_busy, which comes first, is visible to the other
+ * caller's load: it sees owner_busy == 1 and backs off.  An owner's claim
+ * that loads false withdraws its store and takes the exchange path, where
+ * owner_busy stays 0 (so owner_busy == 1 in the owner thread means a fast
+ * claim of its own).  The bias is revoked once for good: a handle shared
+ * between threads costs one membarrier, then exchanges.  Without
+ * membarrier (or under ThreadSanitizer, which cannot see its fences) no
+ * handle gets an owner. */
+#if defined(__SANITIZE_THREAD__)
+#define SEM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SEM_TSAN 1
+#endif
+#endif
+
+static _Thread_local char thread_token; /* its address names the thread */
+static atomic_uint membarrier_gen;      /* fork_gen + 1 when registered in this process */
+
+static bool membarrier_ready(void) {
+#ifdef SEM_TSAN
+        return false;
+#else
+        unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed) + 1;
+
+        if (atomic_load_explicit(&membarrier_gen, memory_order_relaxed) == gen)
+                return true;
+        if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) < 0)
+                return false;
+        atomic_store_explicit(&membarrier_gen, gen, memory_order_relaxed);
+        return true;
+#endif
+}
+
+/* Acquire pairs with busy_release: a call sees everything the previous
+ * call on the handle wrote (s->seq, s->slot, ...). */
+static bool busy_claim(ipcb_sem *s) {
+        bool biased = atomic_load_explicit(&s->biased, memory_order_relaxed);
+
+        if (biased && s->owner == &thread_token) {
+                if (atomic_load_explicit(&s->owner_busy, memory_order_relaxed))
+                        return false; /* a call of ours is in (a reconnect inside it) */
+                atomic_store_explicit(&s->owner_busy, 1, memory_order_relaxed);
+                atomic_signal_fence(memory_order_seq_cst);
+                if (atomic_load_explicit(&s->biased, memory_order_relaxed))
+                        return true; /* our own earlier calls are ordered by program order */
+                atomic_store_explicit(&s->owner_busy, 0, memory_order_relaxed);
+        } else if (biased) {
+                atomic_store_explicit(&s->biased, false, memory_order_relaxed);
+                /* Registered when the owner was set; nothing else can fail. */
+                (void)syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+        }
+        if (atomic_exchange_explicit(&s->busy, 1, memory_order_acquire) != 0)
+                return false;
+        if (atomic_load_explicit(&s->owner_busy, memory_order_acquire) != 0) {
+                atomic_store_explicit(&s->busy, 0, memory_order_relaxed);
+                return false; /* the owner's last fast claim is still in */
+        }
+        return true;
+}
+
+static void busy_release(ipcb_sem *s) {
+        if (s->owner == &thread_token && atomic_load_explicit(&s->owner_busy, memory_order_relaxed))
+                atomic_store_explicit(&s->owner_busy, 0, memory_order_release);
+        else
+                atomic_store_explicit(&s->busy, 0, memory_order_release);
+}
 
 static void on_fork_child(void) {
         atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
@@ -101,6 +177,9 @@ static int sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ip
                                       .mode = reply->sem_reply.mode };
         s->fork_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
         atomic_init(&s->busy, 0);
+        atomic_init(&s->owner_busy, 0);
+        s->owner = s->slot && membarrier_ready() ? &thread_token : NULL;
+        atomic_init(&s->biased, s->owner != NULL);
         *ret = s;
         return 0;
 fail:

@@ -445,6 +445,7 @@ typedef struct hammer {
         ipcb_sem *u;
         pthread_barrier_t *start;
         bool release; /* phase: give back `mine` tokens, else take tokens */
+        unsigned tries; /* acquires per phase (0: HAMMER_TRIES) */
         unsigned mine, busy, other;
         int other_r;
 } hammer;
@@ -454,7 +455,7 @@ static void *hammer_thread(void *arg) {
 
         pthread_barrier_wait(h->start);
         if (!h->release) {
-                for (unsigned i = 0; i < HAMMER_TRIES; i++) {
+                for (unsigned i = 0; i < (h->tries ? h->tries : HAMMER_TRIES); i++) {
                         int r = ipcb_sem_try_acquire(h->u, 0);
                         if (r == 0)
                                 h->mine++;
@@ -494,6 +495,26 @@ static void hammer_run(hammer *hs, bool release) {
                 cr_assert_eq(pthread_create(&th[i], NULL, hammer_thread, &hs[i]), 0);
         }
         for (int i = 0; i < HAMMER_THREADS; i++)
+                pthread_join(th[i], NULL);
+        pthread_barrier_destroy(&start);
+}
+
+/* The same, with the opening thread (hs[0], the handle's owner, which
+ * claims it without a locked instruction) racing the others. */
+static void hammer_run_with_owner(hammer *hs, bool release) {
+        pthread_barrier_t start;
+        pthread_t th[HAMMER_THREADS];
+
+        pthread_barrier_init(&start, NULL, HAMMER_THREADS);
+        for (int i = 0; i < HAMMER_THREADS; i++) {
+                hs[i].start = &start;
+                hs[i].release = release;
+                hs[i].busy = 0;
+                if (i > 0)
+                        cr_assert_eq(pthread_create(&th[i], NULL, hammer_thread, &hs[i]), 0);
+        }
+        hammer_thread(&hs[0]);
+        for (int i = 1; i < HAMMER_THREADS; i++)
                 pthread_join(th[i], NULL);
         pthread_barrier_destroy(&start);
 }
@@ -541,6 +562,61 @@ CHECKED_TEST(faults, undo_one_call_at_a_time) {
 
         /* The broker agrees: closing gives back nothing more. */
         cr_assert_eq(ipcb_sem_close(u), 0);
+        cr_assert_eq(ipcb_sync(c), 0);
+        cr_assert_eq(ipcb_sem_value(plain), IPCB_SEM_VALUE_MAX);
+        cr_assert_eq(ipcb_sem_close(plain), 0);
+        cr_assert_eq(ipcb_sync(c), 0);
+}
+
+#define OWNER_ROUNDS 100
+
+/* A fresh handle per round, so that each round races the first call of
+ * another thread (which takes the handle away from its owner for good)
+ * against the owner's own calls. */
+CHECKED_TEST(faults, undo_one_call_at_a_time_with_owner) {
+        ipcb_sem_options o = IPCB_SEM_OPTIONS_INIT;
+        hammer hs[HAMMER_THREADS];
+        ipcb_sem *plain = NULL;
+        unsigned busy = 0, owner_in = 0;
+
+        o.max = IPCB_SEM_VALUE_MAX;
+        cr_assert_eq(ipcb_sem_create(c, "faults.uo", IPCB_SEM_VALUE_MAX, &o, &plain), 0);
+        for (int round = 0; round < OWNER_ROUNDS; round++) {
+                ipcb_sem *u = NULL;
+                unsigned taken = 0;
+
+                cr_assert_eq(ipcb_sem_open(c, "faults.uo", IPCB_SEM_UNDO, &u), 0);
+                memset(hs, 0, sizeof(hs));
+                for (int i = 0; i < HAMMER_THREADS; i++) {
+                        hs[i].u = u;
+                        hs[i].tries = 10000;
+                }
+                hammer_run_with_owner(hs, false);
+                for (int i = 0; i < HAMMER_THREADS; i++) {
+                        cr_assert_eq(hs[i].other, 0, "acquire: %s", ipcb_strerror(hs[i].other_r));
+                        taken += hs[i].mine;
+                        busy += hs[i].busy;
+                }
+                owner_in += hs[0].mine;
+                cr_assert_eq(ipcb_sem_held(u), (int)taken, "round %d: held %d, taken %u", round,
+                             ipcb_sem_held(u), taken);
+                cr_assert_eq(ipcb_sem_value(plain), (int)(IPCB_SEM_VALUE_MAX - taken));
+                hammer_run_with_owner(hs, true);
+                for (int i = 0; i < HAMMER_THREADS; i++) {
+                        cr_assert_eq(hs[i].other, 0, "release: %s", ipcb_strerror(hs[i].other_r));
+                        busy += hs[i].busy;
+                }
+                cr_assert_eq(ipcb_sem_held(u), 0);
+                cr_assert_eq(ipcb_sem_value(plain), IPCB_SEM_VALUE_MAX);
+                /* Shared now, the handle still serves its owner. */
+                cr_assert_eq(ipcb_sem_try_acquire(u, 0), 0);
+                cr_assert_eq(ipcb_sem_release(u, 1), 0);
+                cr_assert_eq(ipcb_sem_close(u), 0);
+        }
+        fprintf(stderr, "[undo+owner] %d rounds: owner took %u, %u -EBUSY\n", OWNER_ROUNDS, owner_in,
+                busy);
+        cr_assert_gt(busy, 0, "no two calls ever met: the test proves nothing");
+        cr_assert_gt(owner_in, 0, "the owner never got in");
         cr_assert_eq(ipcb_sync(c), 0);
         cr_assert_eq(ipcb_sem_value(plain), IPCB_SEM_VALUE_MAX);
         cr_assert_eq(ipcb_sem_close(plain), 0);

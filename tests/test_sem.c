@@ -930,6 +930,47 @@ CHECKED_TEST(sem, undo_handle_one_call_at_a_time) {
         cr_assert_eq(ipcb_sem_close(s), 0);
 }
 
+typedef struct intruder_arg {
+        ipcb_sem *u, *s;
+        int release_r, acquire_r, value, wake_r;
+} intruder_arg;
+
+/* Waits until the opener is asleep in a call on u, then calls on u itself. */
+static void *intruder_thread(void *arg) {
+        intruder_arg *a = arg;
+        sleep_ms(200);
+        a->release_r = ipcb_sem_release(a->u, 1);
+        a->acquire_r = ipcb_sem_try_acquire(a->u, 0);
+        a->value = ipcb_sem_value(a->s);
+        a->wake_r = ipcb_sem_release(a->s, 1);
+        return NULL;
+}
+
+/* The opening thread claims its handle without a locked instruction (see
+ * client/sem.c): a call of another thread must still see it inside. */
+CHECKED_TEST(sem, undo_handle_opener_inside_is_seen) {
+        ipcb_sem *s = create_ok(c, "busy2", 0, 0, 0);
+        ipcb_sem *u = open_ok(c, "busy2", IPCB_SEM_UNDO);
+        intruder_arg a = { .u = u, .s = s };
+        pthread_t t;
+
+        cr_assert_eq(pthread_create(&t, NULL, intruder_thread, &a), 0);
+        cr_assert_eq(ipcb_sem_acquire(u), 0); /* asleep until the intruder's plain release */
+        cr_assert_eq(pthread_join(t, NULL), 0);
+        cr_assert_eq(a.release_r, -EBUSY, "release on a handle in use: %d", a.release_r);
+        cr_assert_eq(a.acquire_r, -EBUSY, "try_acquire on a handle in use: %d", a.acquire_r);
+        cr_assert_eq(a.value, 0, "a refused call changed the count");
+        cr_assert_eq(a.wake_r, 0);
+        cr_assert_eq(ipcb_sem_held(u), 1);
+        cr_assert_eq(ipcb_sem_value(s), 0);
+        /* Shared with another thread now: both may use it, one at a time. */
+        cr_assert_eq(ipcb_sem_release(u, 1), 0);
+        cr_assert_eq(ipcb_sem_held(u), 0);
+        cr_assert_eq(ipcb_sem_value(s), 1);
+        cr_assert_eq(ipcb_sem_close(u), 0);
+        cr_assert_eq(ipcb_sem_close(s), 0);
+}
+
 CHECKED_TEST(sem, undo_handle_in_forked_child_is_echild) {
         ipcb_sem *s = create_ok(c, "fk", 3, 0, 0);
         ipcb_sem *u = open_ok(c, "fk", IPCB_SEM_UNDO);
