@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # dev.sh: the two commands a new user needs.
-#   ./dev.sh broker [ipcbrokerd options]  set up, build, start the broker in the foreground
+#   ./dev.sh broker [ipcbrokerd options]  set up, build the broker, start it in the foreground
 #   ./dev.sh test                         set up, build, run every test (also under ASan+UBSan)
 # Missing Debian packages are installed with apt-get when run as root;
 # otherwise the exact apt-get line is printed and nothing else happens.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES=(gcc make cmake pkg-config libuv1-dev libsystemd-dev libcriterion-dev)
+# What the broker alone needs (./dev.sh broker); the tests need Criterion too.
+BROKER_PACKAGES=(gcc make cmake pkg-config libuv1-dev libsystemd-dev)
+PACKAGES=("${BROKER_PACKAGES[@]}" libcriterion-dev)
 # systemd: systemd-socket-activate, systemd-analyze and a real user manager
 # for tests/test_systemd.c (util-linux, essential, brings unshare).
 TEST_PACKAGES=(clang libclang-rt-14-dev systemd util-linux)
@@ -53,12 +55,86 @@ run_ctest() {
         return $rc
 }
 
+usage() {
+        cat <<'EOF'
+Usage: ./dev.sh COMMAND
+  ./dev.sh broker [ipcbrokerd options]  set up, build the broker, start it in the foreground
+  ./dev.sh test                         set up, build, run every test (also under ASan+UBSan)
+  ./dev.sh --help                       this help
+Missing Debian packages are installed with apt-get when run as root;
+otherwise the exact apt-get line is printed and nothing else happens.
+`./dev.sh broker --help` lists the broker's options (--system, --user, --socket PATH).
+EOF
+}
+
+# Where ipcbrokerd will listen with these options (its own rule, see
+# ipcbrokerd --help); empty if it will say why it cannot.
+broker_socket() {
+        local which="" sock="" a
+        while [ $# -gt 0 ]; do
+                a=$1
+                shift
+                case $a in
+                -s | --socket) sock=${1:-}; shift || true ;;
+                --socket=*) sock=${a#--socket=} ;;
+                --system) which=system ;;
+                --user) which=user ;;
+                esac
+        done
+        if [ -n "$sock" ]; then echo "$sock"; return; fi
+        if [ -z "$which" ] && [ -n "${IPCBROKER_SOCKET:-}" ]; then echo "$IPCBROKER_SOCKET"; return; fi
+        [ -n "$which" ] || { [ "$(id -u)" -eq 0 ] && which=system || which=user; }
+        if [ "$which" = system ]; then echo /run/ipcbroker/ipcbroker.sock
+        elif [ -n "${XDG_RUNTIME_DIR:-}" ]; then echo "$XDG_RUNTIME_DIR/ipcbroker/ipcbroker.sock"; fi
+}
+
 case "${1:-}" in
 broker)
         shift
-        need "${PACKAGES[@]}"
-        build build
-        exec ./build/daemon/ipcbrokerd "$@"
+        need "${BROKER_PACKAGES[@]}"
+        # Only the broker and the CLI: no tests (no Criterion), no benchmark.
+        mkdir -p build-broker
+        printf 'Building ipcbrokerd and ipcbrokerctl in build-broker/ ... '
+        if ! { cmake -S . -B build-broker -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIPCB_TESTS=OFF \
+                -DIPCB_BENCH=OFF && cmake --build build-broker -j"$(nproc)"; } >build-broker/build.log 2>&1; then
+                echo "failed:"
+                tail -n 30 build-broker/build.log
+                echo "(the whole log: build-broker/build.log)"
+                exit 1
+        fi
+        echo done
+        for a in "$@"; do case $a in -h | --help | -V | --version) exec ./build-broker/daemon/ipcbrokerd "$@" ;; esac; done
+        sock=$(broker_socket "$@")
+        ctl="$PWD/build-broker/client/ipcbrokerctl"
+        if [ -n "$sock" ]; then
+                case $sock in
+                /run/ipcbroker/ipcbroker.sock)
+                        who="the system broker: programs of every user reach it, unless they run a broker of their own" ;;
+                "${XDG_RUNTIME_DIR:-/nonexistent}"/ipcbroker/ipcbroker.sock)
+                        who="your own broker: your programs reach it before the system broker" ;;
+                *)
+                        who="reached by programs that are given this path"
+                        ctl="$ctl --socket $sock" ;;
+                esac
+                cat <<EOF
+
+The broker listens on $sock
+($who).
+Try it from another terminal:
+  $ctl create demo 4K --mode 0644
+  echo hello | $ctl write demo
+  $ctl cat demo
+  $ctl list
+  $ctl rm demo
+Ctrl-C stops it, and every object it holds goes with it, persistent ones too.
+
+EOF
+        fi
+        exec ./build-broker/daemon/ipcbrokerd "$@"
+        ;;
+-h | --help | help)
+        usage
+        exit 0
         ;;
 test)
         need "${PACKAGES[@]}" "${TEST_PACKAGES[@]}"
@@ -114,8 +190,13 @@ test)
         echo "$PASSED passed, $FAILED failed"
         exit $status
         ;;
+"")
+        usage >&2
+        exit 2
+        ;;
 *)
-        sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+        echo "dev.sh: unknown command '$1'" >&2
+        usage >&2
         exit 2
         ;;
 esac

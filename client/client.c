@@ -392,32 +392,6 @@ int client_name_check(const char *name, ipcb_name *ret) {
 
 /* ---- connection ---- */
 
-static int socket_path_resolve(const char *arg, struct sockaddr_un *ret) {
-        const char *env, *path = arg;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int n;
-
-        /* secure_getenv: a set-uid program must not be pointed elsewhere. */
-        if (!path && (env = secure_getenv("IPCBROKER_SOCKET")) && *env)
-                path = env;
-        if (!path && geteuid() != 0 && (env = secure_getenv("XDG_RUNTIME_DIR")) && *env) {
-                n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/ipcbroker/ipcbroker.sock", env);
-                if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
-                        return -ENAMETOOLONG;
-                *ret = sa;
-                return 0;
-        }
-        if (!path)
-                path = IPCB_SYSTEM_SOCKET;
-        if (!*path)
-                return -EINVAL;
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        *ret = sa;
-        return 0;
-}
-
 static int client_hello(ipcb_client *c) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_HELLO }, reply;
@@ -558,14 +532,15 @@ int client_dial(const struct sockaddr_un *sa, const struct timespec *deadline) {
         return fd;
 }
 
-int ipcb_connect(const char *socket_path, ipcb_client **ret) {
+/* The path rule and the explicit choices live in connect.c. */
+int client_connect_to(const char *socket_path, int broker, ipcb_client **ret) {
         struct sockaddr_un sa;
         ipcb_client *c;
         int r;
 
         if (!ret)
                 return -EINVAL;
-        r = socket_path_resolve(socket_path, &sa);
+        r = client_socket_addr(socket_path, broker, &sa);
         if (r < 0)
                 return r;
 
@@ -598,6 +573,10 @@ int ipcb_connect(const char *socket_path, ipcb_client **ret) {
 fail:
         client_unref(c);
         return r;
+}
+
+int ipcb_connect(const char *socket_path, ipcb_client **ret) {
+        return client_connect_to(socket_path, IPCB_BROKER_DEFAULT, ret);
 }
 
 int ipcb_set_timeout(ipcb_client *c, int timeout_ms) {
@@ -1024,6 +1003,8 @@ const char *ipcb_strerror(int err) {
                 return "the broker speaks another protocol version";
         case -ETIMEDOUT:
                 return "timed out (no answer from the broker in time, or a wait ran out)";
+        case -EDESTADDRREQ:
+                return "no user broker: $XDG_RUNTIME_DIR is not set";
         case -EKEYREJECTED:
                 return "the socket is served by a uid that is not a trusted broker (not root, "
                        "not you, not the owner of a socket directory only it can write)";

@@ -45,6 +45,7 @@
 enum { EXIT_USAGE = 2 };
 
 static const char *arg_socket; /* NULL: the library's default */
+static int arg_broker = IPCB_BROKER_DEFAULT; /* --system, --user (--socket wins) */
 
 /* ---- helpers ---- */
 
@@ -70,10 +71,14 @@ static int fail(const char *cmd, const char *what, int err) {
 
 static ipcb_client *ctl_connect(void) {
         ipcb_client *c;
-        int r = ipcb_connect(arg_socket, &c);
+        char msg[512];
+        int r = arg_socket || arg_broker == IPCB_BROKER_DEFAULT ? ipcb_connect(arg_socket, &c)
+                : arg_broker == IPCB_BROKER_SYSTEM              ? ipcb_connect_system(&c)
+                                                                : ipcb_connect_user(&c);
 
         if (r < 0) {
-                fail("connect", arg_socket, r);
+                fprintf(stderr, PROG ": %s\n",
+                        ipcb_connect_error(r, arg_socket, arg_broker, msg, sizeof(msg)));
                 return NULL;
         }
         return c;
@@ -1019,7 +1024,7 @@ static const struct command {
 };
 
 static void help(void) {
-        printf("Usage: " PROG " [--socket PATH] COMMAND [ARGS]\n"
+        printf("Usage: " PROG " [--system|--user|--socket PATH] COMMAND [ARGS]\n"
                "\n"
                "Inspect and manage the shared-memory segments and semaphores of ipcbrokerd.\n"
                "\n"
@@ -1076,9 +1081,13 @@ static void help(void) {
                "                          usage and limits: your uid (root: every uid in use)\n"
                "\n"
                "Options:\n"
-               "  --socket PATH           broker socket (default: $IPCBROKER_SOCKET, else\n"
-               "                          $XDG_RUNTIME_DIR/ipcbroker/ipcbroker.sock for a\n"
-               "                          user, else " IPCB_SYSTEM_SOCKET ")\n"
+               "  --system                the system broker (" IPCB_SYSTEM_SOCKET ")\n"
+               "  --user                  your own broker ($XDG_RUNTIME_DIR/ipcbroker/\n"
+               "                          ipcbroker.sock)\n"
+               "  --socket PATH           the broker at PATH (wins over --system and --user)\n"
+               "                          Default: $IPCBROKER_SOCKET if set, else your own\n"
+               "                          broker if its socket exists (not for root), else\n"
+               "                          the system broker\n"
                "  -h, --help              show this help\n"
                "  -V, --version           show the version\n"
                "\n"
@@ -1088,6 +1097,8 @@ static void help(void) {
 int main(int argc, char **argv) {
         static const struct option longopts[] = {
                 { "socket", required_argument, NULL, 's' },
+                { "system", no_argument, NULL, 'S' },
+                { "user", no_argument, NULL, 'U' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 { 0 },
@@ -1100,6 +1111,12 @@ int main(int argc, char **argv) {
                 switch (k) {
                 case 's':
                         arg_socket = optarg;
+                        break;
+                case 'S':
+                        arg_broker = IPCB_BROKER_SYSTEM;
+                        break;
+                case 'U':
+                        arg_broker = IPCB_BROKER_USER;
                         break;
                 case 'h':
                         help();

@@ -99,6 +99,11 @@ const struct timespec *client_deadline(const ipcb_client *c);
  * errno; -ETIMEDOUT if the listener's backlog stayed full until deadline
  * (NULL: no deadline). */
 int client_dial(const struct sockaddr_un *sa, const struct timespec *deadline);
+/* connect.c: the socket address of path (if not NULL) or of broker
+ * (IPCB_BROKER_*, ipcb_socket_path).  0 or a negative errno. */
+int client_socket_addr(const char *path, int broker, struct sockaddr_un *ret);
+/* client.c: connect to what client_socket_addr resolves and say HELLO. */
+int client_connect_to(const char *socket_path, int broker, ipcb_client **ret);
 /* The connection is unusable: shut it down (lock held). */
 void client_kill(ipcb_client *c);
 /* One request and its reply, serialized with the client's other requests.

@@ -75,9 +75,7 @@ extern "C" {
  * -EINVAL (-ENAMETOOLONG when too long); they are never truncated. */
 #define IPCB_NAME_MAX 255
 
-/* Default socket path when neither an argument nor $IPCBROKER_SOCKET is
- * given: "$XDG_RUNTIME_DIR/ipcbroker/ipcbroker.sock" for a non-root user,
- * IPCB_SYSTEM_SOCKET for root (and when XDG_RUNTIME_DIR is unset). */
+/* The system broker's socket (root's broker, shared by every user). */
 #define IPCB_SYSTEM_SOCKET "/run/ipcbroker/ipcbroker.sock"
 
 typedef struct ipcb_client ipcb_client;
@@ -125,8 +123,42 @@ typedef struct ipcb_object_info {
         unsigned sem_value, sem_max, sem_undo_held; /* semaphores only */
 } ipcb_object_info;
 
-/* Connect to the broker at socket_path (borrowed; NULL: $IPCBROKER_SOCKET,
- * else the default above) and exchange HELLO.  Before anything is sent, the
+/* Which broker: a machine may run two, as it runs two D-Bus buses.
+ *   IPCB_BROKER_SYSTEM   the system broker, run by root (systemd's
+ *                        ipcbroker.socket, or `ipcbrokerd --system`), at
+ *                        IPCB_SYSTEM_SOCKET; every user may connect.
+ *   IPCB_BROKER_USER     a user's own broker (the user manager's
+ *                        ipcbroker.socket, or `ipcbrokerd --user`), at
+ *                        "$XDG_RUNTIME_DIR/ipcbroker/ipcbroker.sock".
+ *   IPCB_BROKER_DEFAULT  the rule ipcb_connect(NULL) follows, in order:
+ *                        1. $IPCBROKER_SOCKET, if set and not empty;
+ *                        2. the user broker, if the caller is not root,
+ *                           $XDG_RUNTIME_DIR is set and a socket exists at
+ *                           its path (a stale one too: it is not probed);
+ *                        3. the system broker.
+ *                        So a user's program reaches a root service through
+ *                        the system broker unless the user runs a broker of
+ *                        their own; root (euid 0) uses the system broker
+ *                        unless told otherwise (IPCB_BROKER_USER reaches
+ *                        root's own broker).  The daemon listens where
+ *                        this rule looks (ipcbrokerd --help).
+ * Environment variables are read with secure_getenv (ignored in set-uid
+ * programs). */
+enum {
+        IPCB_BROKER_DEFAULT = 0,
+        IPCB_BROKER_SYSTEM  = 1,
+        IPCB_BROKER_USER    = 2,
+};
+
+/* Write the socket path of broker (IPCB_BROKER_*) to buf (size bytes, NUL
+ * terminated), as the connect calls below resolve it now.  Returns 0;
+ * -EINVAL (buf NULL, unknown broker), -EDESTADDRREQ (IPCB_BROKER_USER:
+ * $XDG_RUNTIME_DIR is not set), -ENAMETOOLONG (longer than a Unix socket
+ * path allows, or than size). */
+IPCB_EXPORT int ipcb_socket_path(int broker, char *buf, size_t size);
+
+/* Connect to the broker at socket_path (borrowed; NULL: the IPCB_BROKER_DEFAULT
+ * rule above) and exchange HELLO.  Before anything is sent, the
  * listening process's credentials (SO_PEERCRED) must name a trusted broker:
  * uid 0, the caller's euid, or the uid that owns the socket's directory when
  * that directory is writable by nobody else (no group or other write bit)
@@ -137,8 +169,28 @@ typedef struct ipcb_object_info {
  * Unix socket, -EKEYREJECTED the socket is served by an untrusted uid (an
  * impostor may have taken the path; nothing was sent to it),
  * -EPROTONOSUPPORT the broker speaks another protocol version, -ETIMEDOUT
- * no answer within the default timeout (below). */
+ * no answer within the default timeout (below), -EINVAL (ret NULL, or
+ * socket_path ""); ipcb_connect_error() turns any of them into a message. */
 IPCB_EXPORT int ipcb_connect(const char *socket_path, ipcb_client **ret);
+/* ipcb_connect to the system broker, or to the caller's own broker, whatever
+ * the default rule would pick; $IPCBROKER_SOCKET is not read.  Same contract
+ * and errors, and -EDESTADDRREQ (ipcb_connect_user: $XDG_RUNTIME_DIR is not
+ * set). */
+IPCB_EXPORT int ipcb_connect_system(ipcb_client **ret);
+IPCB_EXPORT int ipcb_connect_user(ipcb_client **ret);
+/* One line for a person, after a connect call failed with err: the path it
+ * tried, which broker that is and what to do ("no broker at
+ * /run/ipcbroker/ipcbroker.sock (the system broker): start the system broker
+ * as root (...)").  socket_path and broker are what the failed call was
+ * given (ipcb_connect: its socket_path and IPCB_BROKER_DEFAULT;
+ * ipcb_connect_system/_user: NULL and IPCB_BROKER_SYSTEM/_USER); the
+ * default rule is evaluated again, so call it right away.  Hints name
+ * ipcbrokerctl's options (--system, --user, --socket).  Writes at most size
+ * bytes to buf, NUL-terminated (truncated if need be), and returns buf ("" if
+ * buf is NULL or size 0).  Never fails, reads only the environment and the
+ * file system. */
+IPCB_EXPORT const char *ipcb_connect_error(int err, const char *socket_path, int broker,
+                                           char *buf, size_t size);
 
 /* Requests time out after this many milliseconds unless
  * $IPCBROKER_TIMEOUT_MS (read by ipcb_connect: a positive number of ms, or

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,19 +41,29 @@ static unsigned nlisteners;
 static char bound_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static log_ratelimit rl_accept;
 
-const char *listener_default_path(void) {
+int listener_path(listener_which which, const char **ret) {
         static char path[PATH_MAX];
         const char *env = getenv("IPCBROKER_SOCKET");
         const char *rt = getenv("XDG_RUNTIME_DIR");
         int n;
 
-        if (env && *env)
+        if (which == LISTEN_DEFAULT && env && *env) {
                 n = snprintf(path, sizeof(path), "%s", env);
-        else if (geteuid() != 0 && rt && *rt)
+                goto done;
+        }
+        if (which == LISTEN_DEFAULT)
+                which = geteuid() == 0 ? LISTEN_SYSTEM : LISTEN_USER;
+        if (which == LISTEN_SYSTEM)
+                n = snprintf(path, sizeof(path), "/run/ipcbroker/ipcbroker.sock");
+        else if (rt && *rt)
                 n = snprintf(path, sizeof(path), "%s/ipcbroker/ipcbroker.sock", rt);
         else
-                n = snprintf(path, sizeof(path), "/run/ipcbroker/ipcbroker.sock");
-        return n > 0 && (size_t)n < sizeof(bound_path) ? path : NULL;
+                return -EDESTADDRREQ;
+done:
+        if (n <= 0 || (size_t)n >= sizeof(bound_path))
+                return -ENAMETOOLONG;
+        *ret = path;
+        return 0;
 }
 
 /* The socket's directory, created if missing (0755: every user may connect;
@@ -202,18 +213,55 @@ static int listener_start(uv_loop_t *loop, int fd) {
         return 0;
 }
 
+/* What a person recognises a passed socket by: its path ("@name" for an
+ * abstract one), from getsockname. */
+static void describe(int fd, char *buf, size_t size) {
+        struct sockaddr_un sa;
+        socklen_t len = sizeof(sa);
+        size_t n;
+
+        memset(&sa, 0, sizeof(sa));
+        if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0 || sa.sun_family != AF_UNIX ||
+            len <= offsetof(struct sockaddr_un, sun_path)) {
+                snprintf(buf, size, "an unnamed socket");
+                return;
+        }
+        n = len - offsetof(struct sockaddr_un, sun_path);
+        if (n > sizeof(sa.sun_path))
+                n = sizeof(sa.sun_path);
+        if (sa.sun_path[0] == '\0') {
+                /* Abstract: any bytes; show the printable ones. */
+                char name[sizeof(sa.sun_path)];
+                size_t j = 0;
+                for (size_t i = 1; i < n; i++)
+                        name[j++] = sa.sun_path[i] >= 0x20 && sa.sun_path[i] < 0x7f ? sa.sun_path[i] : '?';
+                name[j] = '\0';
+                snprintf(buf, size, "@%s", name);
+        } else
+                snprintf(buf, size, "%.*s", (int)strnlen(sa.sun_path, n), sa.sun_path);
+}
+
 int listener_adopt(uv_loop_t *loop, int fd, const char *name) {
+        char where[sizeof(bound_path) + 8];
         int fl = fcntl(fd, F_GETFL), k;
 
         /* A passed socket is usually blocking: accept must never block. */
         if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
             fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
                 return -errno;
+        describe(fd, where, sizeof(where));
         if ((k = listener_start(loop, fd)) < 0) {
-                log_err("cannot serve passed socket %s: %s", name, strerror(-k));
+                log_err("cannot serve the socket passed for %s: %s", where, strerror(-k));
                 return k;
         }
-        log_info("serving passed socket %s (fd %d)", name, fd);
+        /* "unknown": the manager gave no FileDescriptorName= (or no
+         * LISTEN_FDNAMES at all, as systemd-socket-activate without
+         * --fdname). */
+        if (name && *name && strcmp(name, "unknown") != 0)
+                log_info("listening on %s (socket %s passed by the service manager as fd %d)", where,
+                         name, fd);
+        else
+                log_info("listening on %s (socket passed by the service manager as fd %d)", where, fd);
         return 0;
 }
 

@@ -4,10 +4,14 @@
 
 #include <uv.h>
 
-/* The socket path to use: explicit, else $IPCBROKER_SOCKET, else the default
- * (per-user under $XDG_RUNTIME_DIR, system-wide under /run for root).
- * Returns a pointer to static storage, or NULL if the path is too long. */
-const char *listener_default_path(void);
+/* Where to listen without --socket (the library's rule, ipcbroker.h, looks
+ * there): LISTEN_SYSTEM /run/ipcbroker/ipcbroker.sock, LISTEN_USER
+ * $XDG_RUNTIME_DIR/ipcbroker/ipcbroker.sock, LISTEN_DEFAULT
+ * $IPCBROKER_SOCKET if set, else the system path for root and the user's
+ * otherwise.  *ret points to static storage.  0, -EDESTADDRREQ (the user
+ * path without $XDG_RUNTIME_DIR) or -ENAMETOOLONG. */
+typedef enum { LISTEN_DEFAULT, LISTEN_SYSTEM, LISTEN_USER } listener_which;
+int listener_path(listener_which which, const char **ret);
 
 /* Bind and listen on path, refusing if a live broker already serves it and
  * replacing a stale socket.  Returns 0 or a negative errno (logged). */

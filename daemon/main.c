@@ -3,6 +3,7 @@
 #include "config.h"
 #include "listener.h"
 #include "log.h"
+#include "notify.h"
 #include "os.h"
 #include "peer.h"
 #include "quota.h"
@@ -14,6 +15,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +32,15 @@ static void usage(FILE *f) {
         fprintf(f,
                 "Usage: ipcbrokerd [OPTIONS]\n"
                 "Broker of named shared-memory segments, handed out as sealed memfds.\n\n"
-                "  -s, --socket PATH            listen on PATH (default: $IPCBROKER_SOCKET, else\n"
-                "                               $XDG_RUNTIME_DIR/ipcbroker/ipcbroker.sock for a\n"
-                "                               non-root user, else /run/ipcbroker/ipcbroker.sock)\n"
+                "  -s, --socket PATH            listen on PATH\n"
+                "      --system                 be the system broker: listen on\n"
+                "                               /run/ipcbroker/ipcbroker.sock (as root)\n"
+                "      --user                   be your own broker: listen on\n"
+                "                               $XDG_RUNTIME_DIR/ipcbroker/ipcbroker.sock\n"
+                "                               Default: $IPCBROKER_SOCKET if set, else --system\n"
+                "                               for root and --user for anyone else.  Clients\n"
+                "                               look for your own broker first, then the\n"
+                "                               system's (ipcbroker.h, ipcbrokerctl --help)\n"
                 "      --no-fd-store            do not keep objects in the service manager's fd\n"
                 "                               store (FileDescriptorStoreMax=) across restarts\n"
                 "      --restore-grace SECONDS  keep restored transient objects that nobody has\n"
@@ -45,7 +53,49 @@ static void usage(FILE *f) {
                 "  -V, --version                show the version\n"
                 "\nStarted by systemd, it serves the socket(s) passed in $LISTEN_FDS instead of\n"
                 "binding its own, notifies readiness, status and stopping, feeds the watchdog,\n"
-                "and takes back the objects it stored (see docs/systemd.md).\n");
+                "and takes back the objects it stored (see docs/systemd.md).  Run by hand, its\n"
+                "objects live as long as it does: stopping it (Ctrl-C) destroys every one of\n"
+                "them, persistent ones too.\n");
+}
+
+/* A bad command line: one line and where to look, not the whole help. */
+__attribute__((format(printf, 1, 2)))
+static int usage_error(const char *fmt, ...) {
+        va_list ap;
+
+        fputs("ipcbrokerd: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputs(" (try ipcbrokerd --help)\n", stderr);
+        return 2;
+}
+
+/* Where to listen, when neither --socket nor a service manager says. */
+static int default_socket(listener_which which, const char **ret) {
+        int k = listener_path(which, ret);
+
+        if (k == -EDESTADDRREQ)
+                fprintf(stderr,
+                        "ipcbrokerd: nowhere to listen: $XDG_RUNTIME_DIR is not set, so there is no "
+                        "per-user socket, and the system broker's (/run/ipcbroker/ipcbroker.sock) is "
+                        "root's.  Give a path (--socket PATH; clients: IPCBROKER_SOCKET=PATH), set "
+                        "XDG_RUNTIME_DIR (a login session does), or run the system broker as root "
+                        "(--system, or systemctl start ipcbroker.socket).\n");
+        else if (k < 0)
+                fprintf(stderr, "ipcbrokerd: the default socket path is too long\n");
+        return k;
+}
+
+/* listener_bind, and a way out when the system path is not ours to take. */
+static int bind_hint(uv_loop_t *loop) {
+        int k = listener_bind(loop, cfg.socket_path);
+
+        if ((k == -EACCES || k == -EPERM) && geteuid() != 0 &&
+            strcmp(cfg.socket_path, "/run/ipcbroker/ipcbroker.sock") == 0)
+                log_err("the system broker runs as root (or under systemd: systemctl start "
+                        "ipcbroker.socket); for a broker of your own use --user or --socket PATH");
+        return k;
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -64,6 +114,8 @@ static void on_signal(uv_signal_t *h, int signum) {
 int main(int argc, char **argv) {
         static const struct option opts[] = {
                 { "socket", required_argument, NULL, 's' },
+                { "system", no_argument, NULL, 'Y' },
+                { "user", no_argument, NULL, 'U' },
                 { "verbose", no_argument, NULL, 'v' },
                 { "no-fd-store", no_argument, NULL, 'S' },
                 { "restore-grace", required_argument, NULL, 'G' },
@@ -72,46 +124,51 @@ int main(int argc, char **argv) {
                 { "version", no_argument, NULL, 'V' },
                 {},
         };
+        listener_which which = LISTEN_DEFAULT;
         uv_loop_t loop;
         int c, k;
 
-        while ((c = getopt_long(argc, argv, "s:vhV", opts, NULL)) != -1) {
+        opterr = 0; /* our own one-line messages */
+        while ((c = getopt_long(argc, argv, ":s:vhV", opts, NULL)) != -1) {
                 switch (c) {
                 case 's': cfg.socket_path = optarg; break;
+                case 'Y': which = LISTEN_SYSTEM; break;
+                case 'U': which = LISTEN_USER; break;
                 case 'v': log_verbose = true; break;
                 case 'S': fd_store = false; break;
                 case 'G': {
                         char *end;
                         unsigned long v = strtoul(optarg, &end, 10);
-                        if (*optarg == '-' || *end || end == optarg || v > 86400) {
-                                fprintf(stderr, "ipcbrokerd: invalid grace: %s\n", optarg);
-                                return 2;
-                        }
+                        if (*optarg == '-' || *end || end == optarg || v > 86400)
+                                return usage_error("invalid grace '%s' (seconds, 0..86400)", optarg);
                         restore_grace_ms = (unsigned)v * 1000;
                         break;
                 }
                 case 'h': usage(stdout); return 0;
                 case 'V': printf("ipcbrokerd %s\n", IPCBROKERD_VERSION); return 0;
+                case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
+                case '?':
+                        if (optopt)
+                                return usage_error("unknown option '-%c'", optopt);
+                        return usage_error("unknown option '%s'", argv[optind - 1]);
                 default:
                         k = config_option(c, optarg);
                         if (k > 0)
                                 break;
                         if (k == 0)
-                                usage(stderr);
+                                return usage_error("unknown option '%s'", argv[optind - 1]);
+                        fputs("(try ipcbrokerd --help)\n", stderr);
                         return 2;
                 }
         }
-        if (optind != argc) {
-                usage(stderr);
-                return 2;
-        }
+        if (optind != argc)
+                return usage_error("unexpected argument '%s'", argv[optind]);
         if (config_finish() < 0)
                 return 2;
         log_init();
-        if (!cfg.socket_path && !(cfg.socket_path = listener_default_path())) {
-                log_err("default socket path is too long");
+        /* Without sockets from a manager: --socket, else the default. */
+        if (!cfg.socket_path && sd_listen_fds(0) <= 0 && default_socket(which, &cfg.socket_path) < 0)
                 return 1;
-        }
         signal(SIGPIPE, SIG_IGN);
         config_fd_budget(os_raise_nofile());
 
@@ -121,7 +178,7 @@ int main(int argc, char **argv) {
                 return 1;
         }
         /* Sockets passed by a manager replace our own; without any, bind. */
-        if ((k = sd_listen(&loop)) < 0 || (k == 0 && listener_bind(&loop, cfg.socket_path) < 0) ||
+        if ((k = sd_listen(&loop)) < 0 || (k == 0 && bind_hint(&loop) < 0) ||
             store_start(&loop, fd_store, restore_grace_ms) < 0) {
                 listener_close();
                 store_stop();
@@ -137,6 +194,9 @@ int main(int argc, char **argv) {
         uv_signal_start(&sig_term, on_signal, SIGTERM);
         uv_signal_start(&sig_int, on_signal, SIGINT);
         sd_ready(&loop);
+        if (!notify_enabled())
+                log_info("run by hand: objects live as long as this process; stopping it "
+                         "(Ctrl-C) destroys every one of them, persistent ones too");
 
         uv_run(&loop, UV_RUN_DEFAULT);
 

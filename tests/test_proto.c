@@ -721,6 +721,36 @@ Test(roundtrip, golden_bytes, .timeout = 30) {
         m = (ipcb_msg){ .hdr = { .op = REPLY(IPCB_OP_SHM_OPEN), .id = 2, .status = -ENOENT } };
         cr_assert_eq(encode_ok(&m, buf, sizeof(buf)), sizeof(err));
         cr_assert_arr_eq(buf, err, sizeof(err), "error reply bytes differ from the doc");
+        /* its SHM reply: seals 0x26, what SHM_CREATE gives (section 3) */
+        static const uint8_t shm_reply[] = { 0x02, 0x81, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00,
+                                             0x00, 0x00, 0x00, 0x00, 0x28, 0x00, 0x00, 0x00,
+                                             0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                             0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                             0x26, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
+                                             0xe8, 0x03, 0x00, 0x00, 0xe8, 0x03, 0x00, 0x00,
+                                             0xa4, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00 };
+        m = (ipcb_msg){ .hdr = { .op = REPLY(IPCB_OP_SHM_OPEN), .nfds = 1, .id = 2 },
+                        .shm_reply = { 1, 4096, 0x26, IPCB_WA_READ_ONLY, 1000, 1000, 0644 } };
+        cr_assert_eq(encode_ok(&m, buf, sizeof(buf)), sizeof(shm_reply));
+        cr_assert_arr_eq(buf, shm_reply, sizeof(shm_reply), "SHM reply bytes differ from the doc");
+}
+
+Test(roundtrip, list_page_holds_143_records, .timeout = 30) {
+        /* docs/protocol.md, LIST: at most 143 records (1-byte names) per reply */
+        static ipcb_stat_rec recs[MAX_RECS];
+        static uint8_t buf[2 * IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = REPLY(IPCB_OP_LIST), .id = 1 } }, out;
+
+        cr_assert_geq(MAX_RECS, 144u);
+        for (unsigned i = 0; i < 144; i++)
+                recs[i] = (ipcb_stat_rec){ .kind = IPCB_KIND_SHM, .name = NAME("x"), .id = i + 1 };
+        m.list_reply.recs = recs;
+        m.list_reply.count = 143;
+        cr_assert_eq(encode_ok(&m, buf, IPCB_MSG_MAX), IPCB_HDR_SIZE + IPCB_LIST_REPLY_FIXED + 143 * 57);
+        decode_ok(buf, IPCB_HDR_SIZE + IPCB_LIST_REPLY_FIXED + 143 * 57, 0, &out);
+        cr_assert_eq(out.list_reply.count, 143);
+        m.list_reply.count = 144;
+        cr_assert_lt(ipcb_proto_encode(&m, buf, sizeof(buf)), 0, "144 records fit in one message");
 }
 
 Test(roundtrip, stat_record_offsets, .timeout = 30) {
