@@ -519,7 +519,16 @@ IPCB_EXPORT int ipcb_quota_list(ipcb_client *c,
                                 void *userdata);
 
 /* A static, thread-safe description of err (a negative errno; a positive
- * value is taken as its negation).  Never NULL. */
+ * value is taken as its negation; 0: "success").  Never NULL; the string
+ * belongs to the library.  For the errnos this library returns it says what
+ * they mean here, where the C library's text would mislead: -ETIMEDOUT (no
+ * answer from the broker, or a semaphore or lock wait ran out, not a
+ * network timeout), -EDQUOT, -ENOSPC, -EUSERS, -EKEYREJECTED, -EBADFD,
+ * -EROFS, -EAGAIN, -EOVERFLOW, -EDEADLK, -EOWNERDEAD, -EBUSY, -ECHILD,
+ * -ESTALE, -ESRCH, -EEXIST, -ENOENT, -EACCES, -EPERM, -EINVAL,
+ * -ENAMETOOLONG, -EMFILE, -EBADF, -ENOTCONN, -ECONNREFUSED, -EPROTO,
+ * -EPROTONOSUPPORT, -EOPNOTSUPP, -EFBIG.  Any other errno gets the C
+ * library's description, an unknown one "unknown error". */
 IPCB_EXPORT const char *ipcb_strerror(int err);
 
 #ifdef __cplusplus

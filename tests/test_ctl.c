@@ -208,8 +208,14 @@ static void expect_fail(const ctl_result *r, int want, const char *what) {
                              want, r->err);
         cr_assert_lt(r->status, 128, "%s: killed by signal %d", what, r->status - 128);
         cr_assert_gt(r->err_len, 0, "%s: nothing on stderr", what);
-        cr_assert_eq(count_lines(r->err, r->err_len), 1, "%s: stderr is not one line: %s", what,
-                     r->err);
+        /* A usage error: the message, then the usage and where to read more. */
+        if (r->status == 2)
+                cr_assert(strstr(r->err, "\nUsage: ipcbrokerctl") &&
+                                  count_lines(r->err, r->err_len) == 3,
+                          "%s: usage error without a usage: %s", what, r->err);
+        else
+                cr_assert_eq(count_lines(r->err, r->err_len), 1, "%s: stderr is not one line: %s",
+                             what, r->err);
         cr_assert_eq(r->err[r->err_len - 1], '\n');
         cr_assert(strncmp(r->err, "ipcbrokerctl", 12) == 0, "%s: stderr: %s", what, r->err);
 }
@@ -280,7 +286,11 @@ CHECKED_TEST(ctl, create_list_stat_rm) {
         expect_ok(&r, "list");
         cr_assert_not_null(strstr(r.out, "NAME"), "no header: %s", r.out);
         cr_assert_not_null(strstr(r.out, "ctlseg"), "name missing from list: %s", r.out);
-        cr_assert_not_null(strstr(r.out, "4096"));
+        cr_assert_not_null(strstr(r.out, " 4K "), "no human size: %s", r.out);
+        result_free(&r);
+        run_ctl(&r, "list", "--bytes");
+        expect_ok(&r, "list --bytes");
+        cr_assert_not_null(strstr(r.out, " 4096 "), "%s", r.out);
         cr_assert_eq(count_lines(r.out, r.out_len), 2, "header + one row: %s", r.out);
         result_free(&r);
 
@@ -488,9 +498,9 @@ CHECKED_TEST(ctl, usage_errors) {
 }
 
 CHECKED_TEST(ctl, bad_sizes_and_modes) {
-        static const char *const bad[] = { "abc", "", "-5", "0", "1T", "4KB", "0x10",
+        static const char *const bad[] = { "abc", "", "-5", "0", "1P", "4KB", "0x10",
                                            "99999999999999999999", "18446744073709551615G",
-                                           "2G" /* above the daemon's 1 GiB default */ };
+                                           "1T", "2G" /* above the daemon's 1 GiB default */ };
         ipcb_object_info info;
         ctl_result r;
 
@@ -536,7 +546,7 @@ CHECKED_TEST(ctl, bad_sizes_and_modes) {
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "moded", &info), -ENOENT);
         /* Bad names are refused, one line. */
         run_ctl(&r, "create", "a/b", "4096");
-        expect_fail(&r, 1, "bad name");
+        expect_fail(&r, 2, "bad name");
         result_free(&r);
 }
 
