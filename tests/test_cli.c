@@ -667,3 +667,28 @@ CLI_TEST(bash_completion) {
         complete("create --", 2, out, sizeof(out));
         cr_assert_str_eq(out, "--mode --growable --persistent --socket --help\n");
 }
+
+/* ---- ipcb_strerror: what the errnos mean here ---- */
+
+CLI_TEST(strerror_says_what_the_library_means) {
+        static const int ipc[] = { ETIMEDOUT, EDQUOT, ENOSPC, EKEYREJECTED, EUSERS, ESTALE,
+                                   EBUSY, ECHILD, EOWNERDEAD, EROFS, EBADFD, EOVERFLOW,
+                                   EDEADLK, ESRCH, EAGAIN, EPROTO, ENOTCONN };
+
+        fixture_begin_bare(&d);
+        for (unsigned i = 0; i < sizeof(ipc) / sizeof(ipc[0]); i++) {
+                const char *s = ipcb_strerror(-ipc[i]);
+                cr_assert_not_null(s);
+                cr_assert_str_neq(s, strerror(ipc[i]), "errno %d keeps the C library's text",
+                                  ipc[i]);
+                cr_assert_str_eq(ipcb_strerror(ipc[i]), s, "positive %d", ipc[i]);
+        }
+        cr_assert_null(strstr(ipcb_strerror(-ETIMEDOUT), "onnection"), "%s",
+                       ipcb_strerror(-ETIMEDOUT));
+        cr_assert(strstr(ipcb_strerror(-ETIMEDOUT), "semaphore"));
+        /* Others: the C library's; never NULL. */
+        cr_assert_str_eq(ipcb_strerror(-EIO), strerror(EIO));
+        cr_assert_str_eq(ipcb_strerror(0), "success");
+        cr_assert_str_eq(ipcb_strerror(-100000), "unknown error");
+        cr_assert_str_eq(ipcb_strerror(-2147483647 - 1), "unknown error");
+}
