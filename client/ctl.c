@@ -374,8 +374,30 @@ static int run_help(const ctl_args *a) {
         return ctl_finish_stdout();
 }
 
-/* For the bash completion (share/bash-completion): the commands, or one
- * command's options, one a line, straight from the table. */
+static int print_name(const ipcb_object_info *o, void *userdata) {
+        char esc[CTL_ESC_MAX];
+        (void)userdata;
+        if (!(o->flags & IPCB_OBJ_UNLINKED))
+                printf("%s\n", ctl_escape(o->name, esc, sizeof(esc)));
+        return 0;
+}
+
+/* The names of one kind, for completing NAME; nothing (exit 1) without a
+ * broker, and no message: completion must stay quiet. */
+static int complete_names(int kind) {
+        ipcb_client *c;
+        int r;
+
+        if (ipcb_connect(arg_socket, &c) < 0)
+                return CTL_EXIT_FAIL;
+        r = ipcb_list(c, kind, print_name, NULL);
+        ipcb_disconnect(c);
+        return r < 0 ? CTL_EXIT_FAIL : ctl_finish_stdout();
+}
+
+/* For the bash completion (share/bash-completion): the commands, one
+ * command's options, one a line, straight from the table, or the names of
+ * objects of one kind. */
 static int run_complete(int argc, char **argv) {
         const ctl_command *cmd;
 
@@ -386,6 +408,8 @@ static int run_complete(int argc, char **argv) {
                 for (const ctl_opt *o = cmd->opts; o && o->name; o++)
                         printf("--%s%s\n", o->name, o->arg ? "=" : "");
                 printf("--socket=\n--help\n");
+        } else if (argc == 3 && strcmp(argv[1], "names") == 0) {
+                return complete_names(strcmp(argv[2], "sem") == 0 ? IPCB_KIND_SEM : IPCB_KIND_SHM);
         } else if (argc == 2 && strcmp(argv[1], "global") == 0) {
                 for (const struct option *o = global_longopts; o->name; o++)
                         printf("--%s%s\n", o->name, o->has_arg ? "=" : "");

@@ -668,6 +668,37 @@ CLI_TEST(bash_completion) {
         cr_assert_str_eq(out, "--mode --growable --persistent --socket --help\n");
 }
 
+/* NAME completes from the broker, of the kind --sem (or sem-*) says. */
+CLI_TEST(bash_completion_of_names) {
+        char out[1024], words[256];
+        ctl_result r;
+
+        fixture_begin(&d, NULL);
+        create_all(ARGS("alpha", "alps", "beta"), ARGS("alsem"));
+        snprintf(words, sizeof(words), "--socket %s rm al", d.sock);
+        complete(words, 4, out, sizeof(out));
+        cr_assert_str_eq(out, "alpha alps\n");
+        snprintf(words, sizeof(words), "--socket %s stat --sem al", d.sock);
+        complete(words, 5, out, sizeof(out));
+        cr_assert_str_eq(out, "alsem\n");
+        snprintf(words, sizeof(words), "--socket %s sem-post \"\"", d.sock);
+        complete(words, 4, out, sizeof(out));
+        cr_assert_str_eq(out, "alsem\n");
+        /* Only the first argument is a NAME. */
+        snprintf(words, sizeof(words), "--socket %s chmod alpha al", d.sock);
+        complete(words, 5, out, sizeof(out));
+        cr_assert_str_eq(out, "\n");
+        static const char *const segs[] = { "alpha", "alps", "beta" };
+        for (unsigned i = 0; i < 3; i++) {
+                run_ctl(&r, "rm", segs[i]);
+                expect_ok(&r, "rm");
+                result_free(&r);
+        }
+        run_ctl(&r, "sem-rm", "alsem");
+        expect_ok(&r, "sem-rm");
+        result_free(&r);
+}
+
 /* ---- ipcb_strerror: what the errnos mean here ---- */
 
 CLI_TEST(strerror_says_what_the_library_means) {
