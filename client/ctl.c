@@ -23,6 +23,7 @@ static const ctl_opt opts_list[] = {
         { "sem", NULL, "semaphores only" },
         OPT_JSON,
         { "bytes", NULL, "sizes in bytes (default: human, 4K, 1.5M)" },
+        { "holders", NULL, "add the pids of the connections holding handles" },
         { 0 },
 };
 static const ctl_opt opts_watch[] = {
@@ -60,7 +61,10 @@ const ctl_command ctl_commands[] = {
         { "list", "[PATTERN]", 0, 1, "list objects (ipcs-like table, or JSON)",
           "List segments and semaphores, in creation order.  PATTERN is a shell glob\n"
           "(fnmatch) on names: 'svc.*'.  VALUE is a semaphore's value/max, UNDO the\n"
-          "tokens its undo handles hold; \"-\" where a column does not apply.",
+          "tokens its undo handles hold; \"-\" where a column does not apply.\n"
+          "--holders adds HOLDERS: the pids of the connections that hold handles\n"
+          "(as the broker saw them connect; \"+N\": more it did not name, \"?\": an\n"
+          "unlinked object, which cannot be asked for by name), like 'ipcs -p'.",
           opts_list, ctl_cmd_list },
         { "watch", "[PATTERN]", 0, 1, "print objects created and unlinked until interrupted",
           "Poll the broker's list and print one line per change: 'created KIND NAME'\n"

@@ -90,6 +90,13 @@ int ctl_check_name(const char *name);
 /* A usage error for a bad NAME argument (exit 2), or 0 when it is fine. */
 int ctl_name_arg(const ctl_command *cmd, const char *name);
 
+/* The holders of one object (list --holders). */
+typedef struct ctl_holders {
+        int total;       /* how many there are; -1: unknown (unlinked: no name to ask by) */
+        unsigned n;      /* entries in v */
+        ipcb_holder *v;
+} ctl_holders;
+
 /* ---- ctl_format.c: output ---- */
 const char *ctl_kind_name(int kind);   /* "shm", "sem" */
 const char *ctl_kind_noun(int kind);   /* "segment", "semaphore" */
@@ -108,10 +115,13 @@ void ctl_seals_str(unsigned seals, char *buf, size_t cap);
 void ctl_owner_str(uid_t uid, gid_t gid, char *buf, size_t cap);
 /* A JSON string (quoted, escaped). */
 void ctl_json_string(FILE *f, const char *s);
-void ctl_json_object(FILE *f, const ipcb_object_info *o);
+/* One object; with its holders unless h is NULL. */
+void ctl_json_object(FILE *f, const ipcb_object_info *o, const ctl_holders *h);
 void ctl_json_quota(FILE *f, const ipcb_quota_info *q);
-/* The ipcs-like table of objects; human sizes unless bytes. */
-void ctl_print_table(FILE *f, const ipcb_object_info *v, size_t n, bool bytes);
+/* The ipcs-like table of objects; human sizes unless bytes; a HOLDERS
+ * column (pids) when h is not NULL (h[i] for v[i]). */
+void ctl_print_table(FILE *f, const ipcb_object_info *v, const ctl_holders *h, size_t n,
+                     bool bytes);
 /* "key: value" lines of one object. */
 void ctl_print_stat(FILE *f, const ipcb_object_info *o);
 void ctl_print_quota_header(FILE *f);

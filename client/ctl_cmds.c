@@ -27,7 +27,7 @@ int ctl_cmd_stat(const ctl_args *a) {
         if (r < 0)
                 return ctl_fail_obj(kind, name, r);
         if (ctl_flag(a, "json")) {
-                ctl_json_object(stdout, &o);
+                ctl_json_object(stdout, &o, NULL);
                 putchar('\n');
         } else
                 ctl_print_stat(stdout, &o);

@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A HOLDERS cell: up to 256 pids of up to 10 digits, commas, "+N". */
+#define IPCB_HOLDERS_CELL (256 * 11 + 16)
+
 #ifndef F_SEAL_SEAL
 #define F_SEAL_SEAL 0x0001
 #endif
@@ -181,7 +184,7 @@ void ctl_json_string(FILE *f, const char *s) {
         fputc('"', f);
 }
 
-void ctl_json_object(FILE *f, const ipcb_object_info *o) {
+void ctl_json_object(FILE *f, const ipcb_object_info *o, const ctl_holders *h) {
         bool first = true;
 
         fprintf(f, "{\"kind\":\"%s\",\"name\":", ctl_kind_name(o->kind));
@@ -201,6 +204,15 @@ void ctl_json_object(FILE *f, const ipcb_object_info *o) {
         if (o->kind == IPCB_KIND_SEM)
                 fprintf(f, ",\"value\":%u,\"max\":%u,\"undo_held\":%u", o->sem_value, o->sem_max,
                         o->sem_undo_held);
+        if (h && h->total < 0)
+                fprintf(f, ",\"holders\":null");
+        else if (h) {
+                fprintf(f, ",\"holders_total\":%d,\"holders\":[", h->total);
+                for (unsigned i = 0; i < h->n; i++)
+                        fprintf(f, "%s{\"pid\":%d,\"uid\":%u,\"handles\":%u}", i ? "," : "",
+                                (int)h->v[i].pid, (unsigned)h->v[i].uid, h->v[i].handles);
+                fputc(']', f);
+        }
         fputc('}', f);
 }
 
@@ -249,11 +261,33 @@ static int max_width(int w, const char *s) {
         return l > w ? l : w;
 }
 
-/* KIND NAME SIZE VALUE UNDO OWNER MODE SEALS HANDLES PERSISTENT.  Cells are
- * computed twice (widths, then rows) rather than kept: cheap now that
- * owner names are cached, and memory stays one row. */
-void ctl_print_table(FILE *f, const ipcb_object_info *v, size_t n, bool bytes) {
+/* "1234,1240" (each pid once), "+N" for holders the broker did not name,
+ * "-" for none, "?" when unknown. */
+static void holders_str(const ctl_holders *h, char *buf, size_t cap) {
+        size_t n = 0;
+
+        if (h->total < 0) {
+                snprintf(buf, cap, "?");
+                return;
+        }
+        if (h->total == 0) {
+                snprintf(buf, cap, "-");
+                return;
+        }
+        buf[0] = '\0';
+        for (unsigned i = 0; i < h->n && n < cap; i++)
+                n += (size_t)snprintf(buf + n, cap - n, "%s%d", i ? "," : "", (int)h->v[i].pid);
+        if ((unsigned)h->total > h->n && n < cap)
+                snprintf(buf + n, cap - n, "%s+%u", h->n ? "," : "", (unsigned)h->total - h->n);
+}
+
+/* KIND NAME SIZE VALUE UNDO OWNER MODE SEALS HANDLES PERSISTENT [HOLDERS].
+ * Cells are computed twice (widths, then rows) rather than kept: cheap now
+ * that owner names are cached, and memory stays one row. */
+void ctl_print_table(FILE *f, const ipcb_object_info *v, const ctl_holders *h, size_t n,
+                     bool bytes) {
         int wname = 4, wsize = 4, wvalue = 5, wundo = 4, wowner = 5, wseals = 5;
+        char holders[IPCB_HOLDERS_CELL];
         row_cells rc;
 
         for (size_t i = 0; i < n; i++) {
@@ -265,16 +299,21 @@ void ctl_print_table(FILE *f, const ipcb_object_info *v, size_t n, bool bytes) {
                 wowner = max_width(wowner, rc.owner);
                 wseals = max_width(wseals, rc.seals);
         }
-        fprintf(f, "%-4s  %-*s  %*s  %*s  %*s  %-*s  %-4s  %-*s  %7s  %s\n", "KIND", wname,
+        fprintf(f, "%-4s  %-*s  %*s  %*s  %*s  %-*s  %-4s  %-*s  %7s  %s%s\n", "KIND", wname,
                 "NAME", wsize, "SIZE", wvalue, "VALUE", wundo, "UNDO", wowner, "OWNER", "MODE",
-                wseals, "SEALS", "HANDLES", "PERSISTENT");
+                wseals, "SEALS", "HANDLES", h ? "PERSISTENT  " : "PERSISTENT",
+                h ? "HOLDERS" : "");
         for (size_t i = 0; i < n; i++) {
                 const ipcb_object_info *o = &v[i];
                 row_fill(o, bytes, &rc);
-                fprintf(f, "%-4s  %-*s  %*s  %*s  %*s  %-*s  %04o  %-*s  %7u  %s\n",
+                if (h)
+                        holders_str(&h[i], holders, sizeof(holders));
+                fprintf(f, "%-4s  %-*s  %*s  %*s  %*s  %-*s  %04o  %-*s  %7u  %s%s\n",
                         ctl_kind_name(o->kind), wname, rc.name, wsize, rc.size, wvalue, rc.value,
                         wundo, rc.undo, wowner, rc.owner, o->mode, wseals, rc.seals, o->handles,
-                        o->flags & IPCB_SHM_PERSISTENT ? "yes" : "no");
+                        h ? (o->flags & IPCB_SHM_PERSISTENT ? "yes         " : "no          ")
+                          : (o->flags & IPCB_SHM_PERSISTENT ? "yes" : "no"),
+                        h ? holders : "");
         }
 }
 

@@ -40,29 +40,71 @@ static int kind_filter(const ctl_args *a) {
         return shm == sem ? 0 : shm ? IPCB_KIND_SHM : IPCB_KIND_SEM;
 }
 
+/* HOLDERS for every object listed: one request each, by name.  An
+ * unlinked object has no name to ask by (total -1); one gone meanwhile
+ * has none left (0). */
+static int fetch_holders(ipcb_client *c, const info_vec *iv, ctl_holders **ret) {
+        ctl_holders *h = calloc(iv->n ? iv->n : 1, sizeof(*h));
+        ipcb_holder buf[256];
+        int r = 0;
+
+        if (!h)
+                return -ENOMEM;
+        for (size_t i = 0; i < iv->n && r >= 0; i++) {
+                const ipcb_object_info *o = &iv->v[i];
+                h[i].total = -1;
+                if (o->flags & IPCB_OBJ_UNLINKED)
+                        continue;
+                r = ipcb_holders(c, o->kind, o->name, buf, 256);
+                if (r == -ENOENT)
+                        r = 0;
+                if (r < 0)
+                        break;
+                h[i].total = r;
+                h[i].n = (unsigned)(r < 256 ? r : 256);
+                if (h[i].n && !(h[i].v = malloc(h[i].n * sizeof(*buf))))
+                        r = -ENOMEM;
+                else if (h[i].n)
+                        memcpy(h[i].v, buf, h[i].n * sizeof(*buf));
+        }
+        *ret = h;
+        return r < 0 ? r : 0;
+}
+
+static void holders_free(ctl_holders *h, size_t n) {
+        for (size_t i = 0; h && i < n; i++)
+                free(h[i].v);
+        free(h);
+}
+
 int ctl_cmd_list(const ctl_args *a) {
         info_vec iv = { .pattern = a->argc ? a->argv[0] : NULL };
+        ctl_holders *h = NULL;
         ipcb_client *c;
         int r;
 
         if (!(c = ctl_connect()))
                 return CTL_EXIT_FAIL;
         r = ipcb_list(c, kind_filter(a), collect, &iv);
+        if (r >= 0 && ctl_flag(a, "holders"))
+                r = fetch_holders(c, &iv, &h);
         ipcb_disconnect(c);
         if (r < 0) {
+                holders_free(h, iv.n);
                 free(iv.v);
-                return ctl_fail("list", r);
+                return ctl_fail(r == -EOPNOTSUPP ? "list --holders" : "list", r);
         }
         if (ctl_flag(a, "json")) {
                 putchar('[');
                 for (size_t k = 0; k < iv.n; k++) {
                         if (k)
                                 putchar(',');
-                        ctl_json_object(stdout, &iv.v[k]);
+                        ctl_json_object(stdout, &iv.v[k], h ? &h[k] : NULL);
                 }
                 printf("]\n");
         } else
-                ctl_print_table(stdout, iv.v, iv.n, ctl_flag(a, "bytes"));
+                ctl_print_table(stdout, iv.v, h, iv.n, ctl_flag(a, "bytes"));
+        holders_free(h, iv.n);
         free(iv.v);
         return ctl_finish_stdout();
 }

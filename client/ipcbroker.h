@@ -279,6 +279,25 @@ IPCB_EXPORT int ipcb_list(ipcb_client *c, int kind,
                           int (*cb)(const ipcb_object_info *info, void *userdata),
                           void *userdata);
 
+/* One connection holding handles on an object: the pid and uid the broker
+ * saw connect (SO_PEERCRED: the process that connected, which may have
+ * passed the socket on), and how many handles it holds on the object. */
+typedef struct ipcb_holder {
+        pid_t pid;
+        uid_t uid;
+        unsigned handles;
+} ipcb_holder;
+
+/* The connections holding handles on object `name` of `kind`, like `ipcs
+ * -p`: anyone may ask of any object, as with ipcb_stat.  Fills up to max
+ * entries of ret (borrowed; NULL when max is 0), in no particular order,
+ * and returns how many holders there are (>= 0; may exceed max, and the
+ * broker names at most 256).  A handle of the caller's own connection
+ * counts.  Errors: -ENOENT, -EINVAL, -ENAMETOOLONG, -EOPNOTSUPP (a broker
+ * older than this request). */
+IPCB_EXPORT int ipcb_holders(ipcb_client *c, int kind, const char *name, ipcb_holder *ret,
+                             size_t max);
+
 /* ---- segment locks ----
  * A lock on a segment, for the processes that share it (QSharedMemory::lock's
  * job).  Its state lives on a page of its own that the broker makes on the

@@ -4,10 +4,11 @@
  * codes (0, 1 naming the argument, 2 with the command's usage), --sem on
  * stat/rm/cat, names after '--', sizes (1T, too large: the limit is
  * said), escaping of control characters (also from a hostile broker that
- * sends them in LIST), list filters, quota --json, watch, and the bash
- * completion.  test_ctl.c covers the commands' own behaviour. */
+ * sends them in LIST), list filters and --holders (HOLDERS), quota --json,
+ * watch, and the bash completion.  test_ctl.c covers the commands' own behaviour. */
 #include "ctlrun.h"
 #include "harness.h"
+#include "multiuid.h"
 
 #include "ipcbroker.h"
 #include "proto.h"
@@ -541,6 +542,114 @@ CLI_TEST(list_filters_by_kind_and_pattern) {
         run_ctl(&r, "sem-rm", "lock");
         expect_ok(&r, "sem-rm");
         result_free(&r);
+}
+
+/* The HOLDERS cell of name's row in a list --holders table. */
+static void holders_cell(const char *out, const char *name, char *buf, size_t cap) {
+        char want[64];
+        const char *row, *eol, *cell;
+
+        snprintf(want, sizeof(want), "  %s ", name);
+        row = strstr(out, want);
+        cr_assert_not_null(row, "no row for %s: %s", name, out);
+        eol = strchr(row, '\n');
+        for (cell = eol; cell > row && cell[-1] != ' '; cell--)
+                ;
+        snprintf(buf, cap, "%.*s", (int)(eol - cell), cell);
+}
+
+/* Another uid asks: the same answer as stat would give (anyone may). */
+static int holders_as_stranger(void *arg) {
+        ipcb_holder h[4];
+        ipcb_client *c;
+        int r;
+
+        CHILD_CHECK(ipcb_connect(arg, &c) == 0, "connect");
+        r = ipcb_holders(c, IPCB_KIND_SHM, "held", h, 4);
+        CHILD_CHECK(r == 2 && h[0].pid == getppid() && h[1].pid == getppid(),
+                    "holders as another uid: %d", r);
+        ipcb_disconnect(c);
+        return 0;
+}
+
+CLI_TEST(list_holders) {
+        enum { MANY = IPCB_HOLDERS_MAX + 1 };
+        static ipcb_client *conns[MANY];
+        char cell[64], want[64];
+        ipcb_shm *s1, *s2, *s3, *gone, *many[MANY];
+        ipcb_holder h[4];
+        ipcb_client *c1, *c2;
+        ctl_result r;
+
+        raise_nofile(4096);
+        fixture_begin(&d, ARGS("--max-connections", "1000"));
+        create_all(ARGS("held", "idle", "gone"), ARGS(NULL));
+        cr_assert_eq(ipcb_connect(d.sock, &c1), 0);
+        cr_assert_eq(ipcb_connect(d.sock, &c2), 0);
+        cr_assert_eq(ipcb_shm_open(c1, "held", IPCB_READ_ONLY, &s1), 0);
+        cr_assert_eq(ipcb_shm_open(c2, "held", IPCB_READ_ONLY, &s2), 0);
+        cr_assert_eq(ipcb_shm_open(c2, "held", IPCB_READ_WRITE, &s3), 0);
+        cr_assert_eq(ipcb_shm_open(c1, "gone", IPCB_READ_ONLY, &gone), 0);
+        cr_assert_eq(ipcb_unlink(c1, "gone"), 0);
+
+        /* The library: one record per connection, with its handles. */
+        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "held", h, 4), 2);
+        cr_assert_eq(h[0].pid, getpid());
+        cr_assert_eq(h[1].pid, getpid());
+        cr_assert_eq(h[0].handles + h[1].handles, 3);
+        cr_assert_eq(h[0].uid, 0);
+        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "idle", h, 4), 0);
+        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "held", NULL, 0), 2);
+        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SEM, "held", h, 4), -ENOENT);
+        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "gone", h, 4), -ENOENT);
+        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "a/b", h, 4), -EINVAL);
+        if (geteuid() == 0)
+                RUN_AS(UID_C, false, holders_as_stranger, d.sock);
+
+        /* The CLI: HOLDERS lists the pid once per connection. */
+        run_ctl(&r, "list", "--holders");
+        expect_ok(&r, "list --holders");
+        cr_assert(strstr(r.out, " HOLDERS\n"), "%s", r.out);
+        snprintf(want, sizeof(want), "%d,%d", (int)getpid(), (int)getpid());
+        holders_cell(r.out, "held", cell, sizeof(cell));
+        cr_assert_str_eq(cell, want, "%s", r.out);
+        holders_cell(r.out, "idle", cell, sizeof(cell));
+        cr_assert_str_eq(cell, "-");
+        holders_cell(r.out, "gone (unlinked)", cell, sizeof(cell));
+        cr_assert_str_eq(cell, "?", "an unlinked object has no name to ask by: %s", r.out);
+        result_free(&r);
+        run_ctl(&r, "list", "--holders", "--json", "held");
+        expect_ok(&r, "list --holders --json");
+        cr_assert(json_parses(r.out), "%s", r.out);
+        cr_assert(strstr(r.out, "\"holders_total\":2,\"holders\":[{\"pid\":"), "%s", r.out);
+        result_free(&r);
+        run_ctl(&r, "list");
+        cr_assert_null(strstr(r.out, "HOLDERS"), "no HOLDERS without --holders");
+        result_free(&r);
+
+        /* More connections than a reply names: "+N". */
+        for (int i = 0; i < MANY; i++) {
+                cr_assert_eq(ipcb_connect(d.sock, &conns[i]), 0, "connection %d", i);
+                cr_assert_eq(ipcb_shm_open(conns[i], "idle", IPCB_READ_ONLY, &many[i]), 0);
+        }
+        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "idle", h, 4), MANY);
+        run_ctl(&r, "list", "--holders", "idle");
+        expect_ok(&r, "list --holders, many");
+        cr_assert(strstr(r.out, ",+1\n"), "%.200s", r.out + (r.out_len > 200 ? r.out_len - 200 : 0));
+        result_free(&r);
+        for (int i = 0; i < MANY; i++) {
+                ipcb_shm_close(many[i]);
+                ipcb_disconnect(conns[i]);
+        }
+
+        ipcb_shm_close(s1);
+        ipcb_shm_close(s2);
+        ipcb_shm_close(s3);
+        ipcb_shm_close(gone);
+        cr_assert_eq(ipcb_unlink(c1, "held"), 0);
+        cr_assert_eq(ipcb_unlink(c1, "idle"), 0);
+        ipcb_disconnect(c1);
+        ipcb_disconnect(c2);
 }
 
 CLI_TEST(quota_json_is_one_document) {
