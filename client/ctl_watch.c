@@ -41,11 +41,12 @@ static int kind_filter(const ctl_args *a) {
 }
 
 /* HOLDERS for every object listed: one request each, by name.  An
- * unlinked object has no name to ask by (total -1); one gone meanwhile
- * has none left (0). */
+ * unlinked object has no name to ask by, nor one whose name now leads to
+ * another object (total -1); one gone meanwhile has none left (0). */
 static int fetch_holders(ipcb_client *c, const info_vec *iv, ctl_holders **ret) {
         ctl_holders *h = calloc(iv->n ? iv->n : 1, sizeof(*h));
         ipcb_holder buf[256];
+        uint64_t id;
         int r = 0;
 
         if (!h)
@@ -55,11 +56,16 @@ static int fetch_holders(ipcb_client *c, const info_vec *iv, ctl_holders **ret) 
                 h[i].total = -1;
                 if (o->flags & IPCB_OBJ_UNLINKED)
                         continue;
-                r = ipcb_holders(c, o->kind, o->name, buf, 256);
-                if (r == -ENOENT)
+                r = ipcb_holders(c, o->kind, o->name, buf, 256, &id);
+                if (r == -ENOENT) { /* gone meanwhile */
+                        h[i].total = 0;
                         r = 0;
+                        continue;
+                }
                 if (r < 0)
                         break;
+                if (id != o->id) /* a namesake, created since: not this one's */
+                        continue;
                 h[i].total = r;
                 h[i].n = (unsigned)(r < 256 ? r : 256);
                 if (h[i].n && !(h[i].v = malloc(h[i].n * sizeof(*buf))))

@@ -9,7 +9,8 @@
 
 #include <errno.h>
 
-int ipcb_holders(ipcb_client *c, int kind, const char *name, ipcb_holder *ret, size_t max) {
+int ipcb_holders(ipcb_client *c, int kind, const char *name, ipcb_holder *ret, size_t max,
+                 uint64_t *ret_id) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_HOLDERS }, reply;
         int r;
@@ -29,5 +30,7 @@ int ipcb_holders(ipcb_client *c, int kind, const char *name, ipcb_holder *ret, s
                 ret[i] = (ipcb_holder){ .pid = (pid_t)rec.pid, .uid = (uid_t)rec.uid,
                                         .handles = rec.handles };
         }
+        if (ret_id)
+                *ret_id = reply.holders_reply.id;
         return reply.holders_reply.total > INT32_MAX ? INT32_MAX : (int)reply.holders_reply.total;
 }

@@ -372,6 +372,7 @@ static int do_holders(peer *p, const ipcb_msg *m) {
 
         if ((k = lookup_named(m, &o)) < 0)
                 return k;
+        r.holders_reply.id = o->id;
         r.holders_reply.total = peer_holders(o, recs, IPCB_HOLDERS_MAX);
         r.holders_reply.count = r.holders_reply.total < IPCB_HOLDERS_MAX ? r.holders_reply.total
                                                                           : IPCB_HOLDERS_MAX;

@@ -317,6 +317,7 @@ static int decode_reply(rd *r, ipcb_msg *m) {
         case IPCB_OP_HOLDERS:
                 m->holders_reply.count = rd_u32(r);
                 m->holders_reply.total = rd_u32(r);
+                m->holders_reply.id = rd_u64(r);
                 m->holders_reply.recs = NULL;
                 m->holders_reply.raw = rd_take(r, (size_t)m->holders_reply.count * IPCB_HOLDER_REC);
                 if (m->holders_reply.count > IPCB_HOLDERS_MAX ||
@@ -627,6 +628,7 @@ static int encode_reply(wr *w, const ipcb_msg *m) {
                         return -EINVAL;
                 wr_u32(w, m->holders_reply.count);
                 wr_u32(w, m->holders_reply.total);
+                wr_u64(w, m->holders_reply.id);
                 for (unsigned i = 0; i < m->holders_reply.count; i++) {
                         wr_u32(w, m->holders_reply.recs[i].pid);
                         wr_u32(w, m->holders_reply.recs[i].uid);

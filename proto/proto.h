@@ -94,7 +94,7 @@ enum {
 
 /* HOLDERS reply: at most this many records (one per connection); the
  * reply's total says how many there were. */
-#define IPCB_HOLDERS_FIXED 8u
+#define IPCB_HOLDERS_FIXED 16u
 #define IPCB_HOLDER_REC 12u
 #define IPCB_HOLDERS_MAX 256u
 
@@ -180,6 +180,7 @@ typedef struct ipcb_msg {
                  * (validated records, read them with ipcb_holder_rec_at) */
                 struct {
                         uint32_t count, total;
+                        uint64_t id; /* the object's, to tell it from a namesake */
                         const ipcb_holder_rec *recs;
                         const uint8_t *raw;
                 } holders_reply;

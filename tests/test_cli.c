@@ -565,7 +565,7 @@ static int holders_as_stranger(void *arg) {
         int r;
 
         CHILD_CHECK(ipcb_connect(arg, &c) == 0, "connect");
-        r = ipcb_holders(c, IPCB_KIND_SHM, "held", h, 4);
+        r = ipcb_holders(c, IPCB_KIND_SHM, "held", h, 4, NULL);
         CHILD_CHECK(r == 2 && h[0].pid == getppid() && h[1].pid == getppid(),
                     "holders as another uid: %d", r);
         ipcb_disconnect(c);
@@ -593,16 +593,20 @@ CLI_TEST(list_holders) {
         cr_assert_eq(ipcb_unlink(c1, "gone"), 0);
 
         /* The library: one record per connection, with its handles. */
-        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "held", h, 4), 2);
+        ipcb_object_info info;
+        uint64_t id = 0;
+        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "held", h, 4, &id), 2);
+        cr_assert_eq(ipcb_stat(c1, IPCB_KIND_SHM, "held", &info), 0);
+        cr_assert_eq(id, info.id, "HOLDERS names another object");
         cr_assert_eq(h[0].pid, getpid());
         cr_assert_eq(h[1].pid, getpid());
         cr_assert_eq(h[0].handles + h[1].handles, 3);
         cr_assert_eq(h[0].uid, 0);
-        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "idle", h, 4), 0);
-        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "held", NULL, 0), 2);
-        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SEM, "held", h, 4), -ENOENT);
-        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "gone", h, 4), -ENOENT);
-        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "a/b", h, 4), -EINVAL);
+        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "idle", h, 4, NULL), 0);
+        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "held", NULL, 0, NULL), 2);
+        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SEM, "held", h, 4, NULL), -ENOENT);
+        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "gone", h, 4, NULL), -ENOENT);
+        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "a/b", h, 4, NULL), -EINVAL);
         if (geteuid() == 0)
                 RUN_AS(UID_C, false, holders_as_stranger, d.sock);
 
@@ -632,7 +636,7 @@ CLI_TEST(list_holders) {
                 cr_assert_eq(ipcb_connect(d.sock, &conns[i]), 0, "connection %d", i);
                 cr_assert_eq(ipcb_shm_open(conns[i], "idle", IPCB_READ_ONLY, &many[i]), 0);
         }
-        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "idle", h, 4), MANY);
+        cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "idle", h, 4, NULL), MANY);
         run_ctl(&r, "list", "--holders", "idle");
         expect_ok(&r, "list --holders, many");
         cr_assert(strstr(r.out, ",+1\n"), "%.200s", r.out + (r.out_len > 200 ? r.out_len - 200 : 0));
