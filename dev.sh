@@ -111,6 +111,9 @@ test)
                 if ./build/bench/ipcb_bench --quick; then PASSED=$((PASSED + 1)); else
                         FAILED=$((FAILED + 1)); status=1; fi
         fi
+        # ipcbrokerctl list (the table) against list --json, 10,000 objects: <= 2x.
+        if python3 bench/ctl_list.py --build build --runs 3; then PASSED=$((PASSED + 1)); else
+                FAILED=$((FAILED + 1)); status=1; fi
         echo
         echo "$PASSED passed, $FAILED failed"
         exit $status

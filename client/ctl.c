@@ -309,7 +309,7 @@ static int parse_command(const ctl_command *cmd, int argc, char **argv, ctl_args
         int n = 0, k;
 
         *ret = (ctl_args){ .cmd = cmd };
-        for (int i = 0; cmd->opts && cmd->opts[i].name; i++)
+        for (int i = 0; cmd->opts && cmd->opts[i].name && i < CTL_OPTS_MAX; i++)
                 longopts[n++] = (struct option){ cmd->opts[i].name,
                                                  cmd->opts[i].arg ? required_argument : no_argument,
                                                  NULL, i };
