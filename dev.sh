@@ -13,7 +13,8 @@ BROKER_PACKAGES=(gcc make cmake pkg-config libuv1-dev libsystemd-dev)
 PACKAGES=("${BROKER_PACKAGES[@]}" libcriterion-dev)
 # systemd: systemd-socket-activate, systemd-analyze and a real user manager
 # for tests/test_systemd.c (util-linux, essential, brings unshare).
-TEST_PACKAGES=(clang libclang-rt-14-dev systemd util-linux)
+# python3: tests/test_cli.c checks that JSON output parses (json module).
+TEST_PACKAGES=(clang libclang-rt-14-dev systemd util-linux python3)
 
 need() {
         local missing=() p
@@ -186,6 +187,9 @@ test)
                 if ./build/bench/ipcb_bench --quick; then PASSED=$((PASSED + 1)); else
                         FAILED=$((FAILED + 1)); status=1; fi
         fi
+        # ipcbrokerctl list (the table) against list --json, 10,000 objects: <= 2x.
+        if python3 bench/ctl_list.py --build build --runs 3; then PASSED=$((PASSED + 1)); else
+                FAILED=$((FAILED + 1)); status=1; fi
         echo
         echo "$PASSED passed, $FAILED failed"
         exit $status

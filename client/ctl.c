@@ -1,80 +1,290 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* ctl.c: ipcbrokerctl, the command-line client.  Owns argument parsing, the
- * command table and output formatting (table, "key: value", JSON); every
- * broker operation goes through libipcbroker.  Exit status: 0 success,
- * 1 failure (one line on stderr), 2 usage error. */
-#include "ipcbroker.h"
+/* ctl.c: ipcbrokerctl's main: the command table, global options, each
+ * command's option parsing, the help generated from the table, and
+ * dispatch.  The handlers live in ctl_cmds.c, ctl_admin.c and ctl_watch.c,
+ * output formats in ctl_format.c (ctl.h).  Exit status: 0 success, 1
+ * failure, 2 usage error. */
+#include "ctl.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
-#include <inttypes.h>
-#include <limits.h>
-#include <pwd.h>
 #include <stdarg.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#ifndef F_SEAL_SEAL
-#define F_SEAL_SEAL 0x0001
-#endif
-#ifndef F_SEAL_SHRINK
-#define F_SEAL_SHRINK 0x0002
-#endif
-#ifndef F_SEAL_GROW
-#define F_SEAL_GROW 0x0004
-#endif
-#ifndef F_SEAL_WRITE
-#define F_SEAL_WRITE 0x0008
-#endif
-#ifndef F_SEAL_FUTURE_WRITE
-#define F_SEAL_FUTURE_WRITE 0x0010
-#endif
-#ifndef F_SEAL_EXEC
-#define F_SEAL_EXEC 0x0020
-#endif
+/* ---- the command table ---- */
 
-#define PROG "ipcbrokerctl"
+#define OPT_SEM { "sem", NULL, "NAME is a semaphore (default: a segment)" }
+#define OPT_JSON { "json", NULL, "print JSON" }
+#define OPT_MODE { "mode", "MODE", "permission bits, octal (default 0600)" }
 
-enum { EXIT_USAGE = 2 };
+static const ctl_opt opts_list[] = {
+        { "shm", NULL, "segments only" },
+        { "sem", NULL, "semaphores only" },
+        OPT_JSON,
+        { "bytes", NULL, "sizes in bytes (default: human, 4K, 1.5M)" },
+        { "holders", NULL, "add the pids of the connections holding handles" },
+        { 0 },
+};
+static const ctl_opt opts_watch[] = {
+        { "shm", NULL, "segments only" },
+        { "sem", NULL, "semaphores only" },
+        { "interval", "MS", "poll every MS milliseconds (default 1000)" },
+        { 0 },
+};
+static const ctl_opt opts_stat[] = { OPT_SEM, OPT_JSON, { 0 } };
+static const ctl_opt opts_sem[] = { OPT_SEM, { 0 } };
+static const ctl_opt opts_create[] = {
+        OPT_MODE,
+        { "growable", NULL, "the segment may grow (no F_SEAL_GROW)" },
+        { "persistent", NULL, "accepted for compatibility: always persistent" },
+        { 0 },
+};
+static const ctl_opt opts_sem_create[] = {
+        { "max", "N", "most tokens it may hold, 1..65535 (default 65535)" },
+        OPT_MODE,
+        { "persistent", NULL, "accepted for compatibility: always persistent" },
+        { 0 },
+};
+static const ctl_opt opts_sem_wait[] = {
+        { "timeout", "MS", "wait at most MS milliseconds (0: do not wait)" },
+        { 0 },
+};
+static const ctl_opt opts_register[] = { OPT_MODE, { 0 } };
+static const ctl_opt opts_quota[] = {
+        { "uid", "UID", "this uid only (another uid's needs root)" },
+        OPT_JSON,
+        { 0 },
+};
+
+const ctl_command ctl_commands[] = {
+        { "list", "[PATTERN]", 0, 1, "list objects (ipcs-like table, or JSON)",
+          "List segments and semaphores, in creation order.  PATTERN is a shell glob\n"
+          "(fnmatch) on names: 'svc.*'.  VALUE is a semaphore's value/max, UNDO the\n"
+          "tokens its undo handles hold; \"-\" where a column does not apply.\n"
+          "--holders adds HOLDERS: the pids of the connections that hold handles\n"
+          "(as the broker saw them connect; \"+N\": more it did not name, \"?\": an\n"
+          "unlinked object, which cannot be asked for by name), like 'ipcs -p'.",
+          opts_list, ctl_cmd_list },
+        { "watch", "[PATTERN]", 0, 1, "print objects created and unlinked until interrupted",
+          "Poll the broker's list and print one line per change: 'created KIND NAME'\n"
+          "or 'unlinked KIND NAME', until SIGINT or SIGTERM (exit 0).  Objects that\n"
+          "come and go between two polls are not seen.",
+          opts_watch, ctl_cmd_watch },
+        { "stat", "NAME", 1, 1, "show one object",
+          "Show one segment, or with --sem one semaphore, as 'key: value' lines.",
+          opts_stat, ctl_cmd_stat },
+        { "create", "NAME SIZE", 2, 2, "create a segment of SIZE bytes",
+          "Create a persistent segment.  SIZE: bytes, or with a K, M, G or T suffix\n"
+          "(powers of 1024), at most the broker's maximum (ipcbrokerd\n"
+          "--max-segment-size, 1G by default).  A transient segment would vanish\n"
+          "when " PROG " exits, so it is always persistent.",
+          opts_create, ctl_cmd_create },
+        { "rm", "NAME", 1, 1, "remove an object's name (open handles stay valid)",
+          "Remove a segment's name, or with --sem a semaphore's.  Open handles and\n"
+          "mappings stay valid.",
+          opts_sem, ctl_cmd_rm },
+        { "cat", "NAME", 1, 1, "write a segment to stdout (a semaphore: its value)",
+          "Write the whole segment to stdout.  With --sem, print the semaphore's\n"
+          "value (tokens available) as a decimal line.",
+          opts_sem, ctl_cmd_cat },
+        { "write", "NAME", 1, 1, "copy stdin into a segment",
+          "Copy stdin into the segment from offset 0; bytes past the input are left\n"
+          "untouched.  Input larger than the segment is an error, and the bytes\n"
+          "copied so far stay written.",
+          NULL, ctl_cmd_write },
+        { "sem-create", "NAME [INITIAL]", 1, 2, "create a semaphore",
+          "Create a persistent semaphore holding INITIAL tokens (default 0).",
+          opts_sem_create, ctl_cmd_sem_create },
+        { "sem-post", "NAME [N]", 1, 2, "give N tokens (default 1), all or nothing",
+          "Give N tokens (1..65535, default 1), all or nothing: fails if the value\n"
+          "would exceed the maximum.",
+          NULL, ctl_cmd_sem_post },
+        { "sem-wait", "NAME", 1, 1, "take one token",
+          "Take one token, waiting as long as it takes, or at most --timeout.  The\n"
+          "token is consumed: it is not given back when " PROG " exits (a plain\n"
+          "handle, not an undo handle); sem-post returns it.",
+          opts_sem_wait, ctl_cmd_sem_wait },
+        { "sem-value", "NAME", 1, 1, "print a semaphore's value",
+          "Print the number of tokens available (the same as 'cat --sem NAME').",
+          NULL, ctl_cmd_sem_value },
+        { "sem-rm", "NAME", 1, 1, "remove a semaphore's name",
+          "Remove a semaphore's name (the same as 'rm --sem NAME').",
+          NULL, ctl_cmd_sem_rm },
+        { "chmod", "NAME MODE", 2, 2, "set an object's mode (owner or root)",
+          "Set the permission bits (octal, at most 0777) of a segment, or with --sem\n"
+          "of a semaphore.  Owner or root only.",
+          opts_sem, ctl_cmd_chmod },
+        { "chown", "NAME [USER][:GROUP]", 2, 2, "change an object's owner or group",
+          "Change the group (to one of yours) or, as root, the owner of a segment, or\n"
+          "with --sem of a semaphore.  USER and GROUP are names or numbers.",
+          opts_sem, ctl_cmd_chown },
+        { "freeze", "NAME", 1, 1, "seal a segment against writing for good",
+          "Seal a segment against writing for good (owner or root); read-write opens\n"
+          "fail from then on.  Prints the seals now set.",
+          NULL, ctl_cmd_freeze },
+        { "register", "FILE NAME", 2, 2, "publish a file as a sealed segment",
+          "Publish FILE's contents (\"-\": stdin) as persistent segment NAME: a memfd\n"
+          "sealed shrink, grow and write.",
+          opts_register, ctl_cmd_register },
+        { "quota", "", 0, 0, "usage and limits per uid",
+          "Usage and limits: of your uid (root: of every uid in use).  \"-\": no\n"
+          "limit.  --json prints one JSON array.",
+          opts_quota, ctl_cmd_quota },
+        { "help", "[COMMAND]", 0, 1, "show help on the commands, or on one",
+          NULL, NULL, NULL },
+        { 0 },
+};
+
+/* ---- global options ----
+ * Options valid before the command (and --socket after it too).  Keep
+ * them here, in one place. */
 
 static const char *arg_socket; /* NULL: the library's default */
 static int arg_broker = IPCB_BROKER_DEFAULT; /* --system, --user (--socket wins) */
 
-/* ---- helpers ---- */
+enum { G_SOCKET = 0x100, G_SYSTEM, G_USER, G_HELP = 'h', G_VERSION = 'V' };
 
-__attribute__((format(printf, 1, 2)))
-static void usage_error(const char *fmt, ...) {
+/* The first three are also valid after the command (parse_command). */
+static const struct option global_longopts[] = {
+        { "socket", required_argument, NULL, G_SOCKET },
+        { "system", no_argument, NULL, G_SYSTEM },
+        { "user", no_argument, NULL, G_USER },
+        { "help", no_argument, NULL, G_HELP },
+        { "version", no_argument, NULL, G_VERSION },
+        { 0 },
+};
+
+const char *ctl_socket(void) {
+        return arg_socket;
+}
+
+/* Apply global option k (from global_longopts) with its argument.  Returns
+ * 0, or 1 when it asked for help or the version. */
+static int global_option(int k, const char *arg) {
+        switch (k) {
+        case G_SOCKET:
+                arg_socket = arg;
+                return 0;
+        case G_SYSTEM:
+                arg_broker = IPCB_BROKER_SYSTEM;
+                return 0;
+        case G_USER:
+                arg_broker = IPCB_BROKER_USER;
+                return 0;
+        default:
+                return 1;
+        }
+}
+
+/* ---- help ---- */
+
+static void print_usage_line(FILE *f, const ctl_command *cmd) {
+        fprintf(f, "Usage: " PROG " %s%s%s%s\n", cmd->name, cmd->opts ? " [OPTIONS]" : "",
+                cmd->args[0] ? " " : "", cmd->args);
+}
+
+static void command_help(const ctl_command *cmd) {
+        print_usage_line(stdout, cmd);
+        if (cmd->help)
+                printf("\n%s\n", cmd->help);
+        printf("\nOptions:\n");
+        for (const ctl_opt *o = cmd->opts; o && o->name; o++) {
+                char left[48];
+                snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg ? " " : "",
+                         o->arg ? o->arg : "");
+                printf("  %-22s %s\n", left, o->help);
+        }
+        printf("  %-22s %s\n  %-22s %s\n  %-22s %s\n  %-22s %s\n", "--system",
+               "the system broker", "--user", "your own broker", "--socket PATH",
+               "the broker at PATH", "-h, --help", "show this help");
+        printf("\nExit status: 0 success, 1 failure, 2 usage error.\n");
+}
+
+static void help(void) {
+        printf("Usage: " PROG " [--system|--user|--socket PATH] COMMAND [OPTIONS] [ARGS]\n"
+               "\n"
+               "Inspect and manage the shared-memory segments and semaphores of ipcbrokerd.\n"
+               "\n"
+               "Commands:\n");
+        for (const ctl_command *c = ctl_commands; c->name; c++) {
+                char left[48];
+                snprintf(left, sizeof(left), "%s %s", c->name, c->args);
+                printf("  %-28s %s\n", left, c->summary);
+        }
+        printf("\n"
+               "Segments and semaphores have a namespace each: --sem makes NAME a\n"
+               "semaphore's in stat, rm, cat, chmod and chown.  '--' ends the options, so\n"
+               "that a NAME may start with '-'.\n"
+               "\n"
+               "Options:\n"
+               "  --system                     the system broker (" IPCB_SYSTEM_SOCKET ")\n"
+               "  --user                       your own broker ($XDG_RUNTIME_DIR/ipcbroker/\n"
+               "                               ipcbroker.sock)\n"
+               "  --socket PATH                the broker at PATH (wins over --system, --user)\n"
+               "                               Default: $IPCBROKER_SOCKET if set, else your own\n"
+               "                               broker if its socket exists (not for root), else\n"
+               "                               the system broker\n"
+               "  -h, --help                   show this help\n"
+               "  -V, --version                show the version\n"
+               "\n"
+               "'" PROG " COMMAND --help' describes one command.\n"
+               "Exit status: 0 success, 1 failure, 2 usage error.\n");
+}
+
+/* ---- errors ---- */
+
+int ctl_usage_error(const ctl_command *cmd, const char *fmt, ...) {
         va_list ap;
 
         fprintf(stderr, PROG ": ");
+        if (cmd)
+                fprintf(stderr, "%s: ", cmd->name);
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
-        fprintf(stderr, " (see '" PROG " --help')\n");
+        fputc('\n', stderr);
+        if (cmd) {
+                print_usage_line(stderr, cmd);
+                fprintf(stderr, "Try '" PROG " %s --help'.\n", cmd->name);
+        } else
+                fprintf(stderr, "Usage: " PROG " [--system|--user|--socket PATH] COMMAND [OPTIONS] [ARGS]\n"
+                                "Try '" PROG " help'.\n");
+        return CTL_EXIT_USAGE;
 }
 
-/* "ipcbrokerctl: create foo: File exists" */
-static int fail(const char *cmd, const char *what, int err) {
-        if (what)
-                fprintf(stderr, PROG ": %s %s: %s\n", cmd, what, ipcb_strerror(err));
-        else
-                fprintf(stderr, PROG ": %s: %s\n", cmd, ipcb_strerror(err));
-        return EXIT_FAILURE;
+int ctl_fail(const char *what, int err) {
+        fprintf(stderr, PROG ": %s: %s\n", what, ipcb_strerror(err));
+        return CTL_EXIT_FAIL;
 }
 
-static ipcb_client *ctl_connect(void) {
+int ctl_fail_obj(int kind, const char *name, int err) {
+        char esc[CTL_ESC_MAX];
+        const char *noun = ctl_kind_noun(kind), *text = ipcb_strerror(err);
+
+        if (err == -ENOENT)
+                text = kind == IPCB_KIND_SEM ? "no such semaphore" : "no such segment";
+        else if (err == -EEXIST)
+                text = kind == IPCB_KIND_SEM ? "a semaphore of that name exists"
+                                             : "a segment of that name exists";
+        else if (err == -EINVAL || err == -ENAMETOOLONG) {
+                if (ctl_check_name(name) < 0)
+                        text = "invalid name: " CTL_NAME_RULE;
+        }
+        fprintf(stderr, PROG ": %s '%s': %s\n", noun, ctl_escape(name, esc, sizeof(esc)), text);
+        return CTL_EXIT_FAIL;
+}
+
+static int connect_chosen(ipcb_client **c) {
+        return arg_socket || arg_broker == IPCB_BROKER_DEFAULT ? ipcb_connect(arg_socket, c)
+               : arg_broker == IPCB_BROKER_SYSTEM              ? ipcb_connect_system(c)
+                                                               : ipcb_connect_user(c);
+}
+
+ipcb_client *ctl_connect(void) {
         ipcb_client *c;
         char msg[512];
-        int r = arg_socket || arg_broker == IPCB_BROKER_DEFAULT ? ipcb_connect(arg_socket, &c)
-                : arg_broker == IPCB_BROKER_SYSTEM              ? ipcb_connect_system(&c)
-                                                                : ipcb_connect_user(&c);
+        int r = connect_chosen(&c);
 
         if (r < 0) {
                 fprintf(stderr, PROG ": %s\n",
@@ -84,1061 +294,190 @@ static ipcb_client *ctl_connect(void) {
         return c;
 }
 
-/* Flush stdout and report a failed write (full disk, closed pipe). */
-static int finish_stdout(void) {
+int ctl_finish_stdout(void) {
         if (fflush(stdout) != 0 || ferror(stdout))
-                return fail("write", "stdout", -(errno ? errno : EIO));
-        return EXIT_SUCCESS;
+                return ctl_fail("stdout", -(errno ? errno : EIO));
+        return CTL_EXIT_OK;
 }
 
-/* SIZE: plain bytes, or with a K, M or G suffix (powers of 1024). */
-static int parse_size(const char *s, size_t *ret) {
-        unsigned long long v, mul = 1;
-        char *end;
+/* ---- options of a command ---- */
 
-        if (*s < '0' || *s > '9')
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno)
-                return -errno;
-        switch (*end) {
-        case '\0': break;
-        case 'k': case 'K': mul = 1ull << 10; end++; break;
-        case 'm': case 'M': mul = 1ull << 20; end++; break;
-        case 'g': case 'G': mul = 1ull << 30; end++; break;
-        default: return -EINVAL;
-        }
-        if (*end)
-                return -EINVAL;
-        if (v > SIZE_MAX / mul)
-                return -ERANGE;
-        *ret = (size_t)(v * mul);
-        return 0;
+static int opt_index(const ctl_command *cmd, const char *name) {
+        for (int i = 0; cmd->opts && cmd->opts[i].name; i++)
+                if (strcmp(cmd->opts[i].name, name) == 0)
+                        return i;
+        return -1;
 }
 
-static int parse_mode(const char *s, unsigned *ret) {
-        unsigned long v;
-        char *end;
-
-        if (*s < '0' || *s > '7')
-                return -EINVAL;
-        errno = 0;
-        v = strtoul(s, &end, 8);
-        if (errno || *end || v > 0777)
-                return -EINVAL;
-        *ret = (unsigned)v;
-        return 0;
+const char *ctl_opt_value(const ctl_args *a, const char *name) {
+        int i = opt_index(a->cmd, name);
+        return i < 0 ? NULL : a->val[i];
 }
 
-/* A decimal number in 0..max. */
-static int parse_uint(const char *s, unsigned long max, unsigned *ret) {
-        unsigned long v;
-        char *end;
-
-        if (*s < '0' || *s > '9')
-                return -EINVAL;
-        errno = 0;
-        v = strtoul(s, &end, 10);
-        if (errno || *end || v > max)
-                return -EINVAL;
-        *ret = (unsigned)v;
-        return 0;
+bool ctl_flag(const ctl_args *a, const char *name) {
+        return ctl_opt_value(a, name) != NULL;
 }
 
-static const char *kind_name(int kind) {
-        switch (kind) {
-        case IPCB_KIND_SHM: return "shm";
-        case IPCB_KIND_SEM: return "sem";
-        default: return "?";
-        }
+int ctl_kind_arg(const ctl_args *a) {
+        return ctl_flag(a, "sem") ? IPCB_KIND_SEM : IPCB_KIND_SHM;
 }
 
-static const struct {
-        unsigned bit;
-        const char *name;
-} seal_names[] = {
-        { F_SEAL_SEAL, "seal" },   { F_SEAL_SHRINK, "shrink" },
-        { F_SEAL_GROW, "grow" },   { F_SEAL_WRITE, "write" },
-        { F_SEAL_FUTURE_WRITE, "future_write" }, { F_SEAL_EXEC, "exec" },
-};
+enum { PARSE_HELP = 1 };
 
-/* "shrink,grow", or "-" when there are none. */
-static void seals_str(unsigned seals, char *buf, size_t cap) {
-        size_t n = 0;
-
-        buf[0] = '\0';
-        for (size_t i = 0; i < sizeof(seal_names) / sizeof(seal_names[0]); i++)
-                if (seals & seal_names[i].bit)
-                        n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? "," : "",
-                                              seal_names[i].name);
-        if (n == 0)
-                snprintf(buf, cap, "-");
-}
-
-/* "user:group", numbers for whatever does not resolve. */
-static void owner_str(uid_t uid, gid_t gid, char *buf, size_t cap) {
-        char tmp[4096], u[64], g[64];
-        struct passwd pw, *pwp = NULL;
-        struct group gr, *grp = NULL;
-
-        if (getpwuid_r(uid, &pw, tmp, sizeof(tmp), &pwp) == 0 && pwp)
-                snprintf(u, sizeof(u), "%s", pwp->pw_name);
-        else
-                snprintf(u, sizeof(u), "%u", (unsigned)uid);
-        if (getgrgid_r(gid, &gr, tmp, sizeof(tmp), &grp) == 0 && grp)
-                snprintf(g, sizeof(g), "%s", grp->gr_name);
-        else
-                snprintf(g, sizeof(g), "%u", (unsigned)gid);
-        snprintf(buf, cap, "%s:%s", u, g);
-}
-
-static void json_string(const char *s) {
-        putchar('"');
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-                if (*p == '"' || *p == '\\')
-                        printf("\\%c", *p);
-                else if (*p < 0x20 || *p >= 0x7f)
-                        printf("\\u%04x", *p);
-                else
-                        putchar(*p);
-        }
-        putchar('"');
-}
-
-static void json_object(const ipcb_object_info *o) {
-        bool first = true;
-
-        printf("{\"kind\":\"%s\",\"name\":", kind_name(o->kind));
-        json_string(o->name);
-        printf(",\"id\":%" PRIu64 ",\"size\":%" PRIu64 ",\"uid\":%u,\"gid\":%u,\"mode\":%u,"
-               "\"seals\":[",
-               o->id, o->size, (unsigned)o->uid, (unsigned)o->gid, o->mode);
-        for (size_t i = 0; i < sizeof(seal_names) / sizeof(seal_names[0]); i++)
-                if (o->seals & seal_names[i].bit) {
-                        printf("%s\"%s\"", first ? "" : ",", seal_names[i].name);
-                        first = false;
-                }
-        printf("],\"handles\":%u,\"persistent\":%s,\"unlinked\":%s",
-               o->handles, o->flags & IPCB_SHM_PERSISTENT ? "true" : "false",
-               o->flags & IPCB_OBJ_UNLINKED ? "true" : "false");
-        if (o->kind == IPCB_KIND_SEM)
-                printf(",\"value\":%u,\"max\":%u,\"undo_held\":%u", o->sem_value, o->sem_max,
-                       o->sem_undo_held);
-        putchar('}');
-}
-
-/* Parse a command's options; returns the index of its first positional
- * argument in argv, or -1 after a usage error.  Every command also takes
- * --socket, so that it may follow the command. */
-typedef struct opt_spec {
-        const char *name;
-        int has_arg;
-        const char **value; /* for options with an argument */
-        bool *flag;         /* for options without */
-} opt_spec;
-
-static int parse_opts(int argc, char **argv, const opt_spec *specs, int nspecs) {
-        struct option longopts[16];
+/* Parse argv (argv[0] is the command) against cmd's options and the global
+ * ones.  Returns 0, PARSE_HELP for -h/--help, or -1 after a usage error. */
+static int parse_command(const ctl_command *cmd, int argc, char **argv, ctl_args *ret) {
+        struct option longopts[CTL_OPTS_MAX + 5];
         int n = 0, k;
 
-        for (int i = 0; i < nspecs && n < 14; i++)
-                longopts[n++] = (struct option){ specs[i].name, specs[i].has_arg, NULL, 'A' + i };
-        longopts[n++] = (struct option){ "socket", required_argument, NULL, 's' };
+        *ret = (ctl_args){ .cmd = cmd };
+        for (int i = 0; cmd->opts && cmd->opts[i].name && i < CTL_OPTS_MAX; i++)
+                longopts[n++] = (struct option){ cmd->opts[i].name,
+                                                 cmd->opts[i].arg ? required_argument : no_argument,
+                                                 NULL, i };
+        for (int i = 0; i < 3; i++) /* --socket, --system, --user */
+                longopts[n++] = global_longopts[i];
+        longopts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
         longopts[n] = (struct option){ 0 };
 
         optind = 0; /* GNU: reinitialise; argv[0] is the command */
         opterr = 0;
-        while ((k = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-                if (k == 's')
-                        arg_socket = optarg;
-                else if (k >= 'A' && k < 'A' + nspecs) {
-                        const opt_spec *sp = &specs[k - 'A'];
-                        if (sp->value)
-                                *sp->value = optarg;
-                        if (sp->flag)
-                                *sp->flag = true;
-                } else if (k == ':') {
-                        usage_error("%s: option requires an argument", argv[optind - 1]);
+        while ((k = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+                if (k == 'h')
+                        return PARSE_HELP;
+                if (k >= 0 && k < CTL_OPTS_MAX && k < n - 4)
+                        ret->val[k] = optarg ? optarg : "";
+                else if (k == ':') {
+                        ctl_usage_error(cmd, "%s: option requires an argument", argv[optind - 1]);
                         return -1;
-                } else {
-                        usage_error("%s: unknown option", argv[optind - 1]);
+                } else if (k == '?') {
+                        ctl_usage_error(cmd, "%s: unknown option", argv[optind - 1]);
                         return -1;
-                }
+                } else
+                        global_option(k, optarg);
         }
-        return optind;
-}
-
-/* Check the positional argument count of a command. */
-static bool want_args(const char *cmd, int have, int want, const char *synopsis) {
-        if (have == want)
-                return true;
-        fprintf(stderr, PROG ": usage: " PROG " %s %s\n", cmd, synopsis);
-        return false;
-}
-
-/* ---- commands ---- */
-
-typedef struct info_vec {
-        ipcb_object_info *v;
-        size_t n, cap;
-} info_vec;
-
-static int collect(const ipcb_object_info *info, void *userdata) {
-        info_vec *iv = userdata;
-
-        if (iv->n == iv->cap) {
-                size_t cap = iv->cap ? iv->cap * 2 : 64;
-                ipcb_object_info *v = realloc(iv->v, cap * sizeof(*v));
-                if (!v)
-                        return -ENOMEM;
-                iv->v = v;
-                iv->cap = cap;
+        ret->argc = argc - optind;
+        ret->argv = argv + optind;
+        if (ret->argc < cmd->min_args) {
+                /* Name the first one missing: word argc of the synopsis. */
+                const char *w = cmd->args;
+                for (int i = 0; i < ret->argc && (w = strchr(w, ' ')); i++)
+                        w++;
+                ctl_usage_error(cmd, "missing %.*s", w ? (int)strcspn(w, " ") : 8,
+                                w ? w : "argument");
+                return -1;
         }
-        iv->v[iv->n++] = *info;
+        if (ret->argc > cmd->max_args) {
+                char esc[CTL_ESC_MAX];
+                ctl_usage_error(cmd, "unexpected argument '%s'",
+                                ctl_escape(ret->argv[cmd->max_args], esc, sizeof(esc)));
+                return -1;
+        }
         return 0;
 }
 
-/* One table row's computed cells.  A segment has no VALUE or UNDO; a
- * semaphore has no SIZE or SEALS worth showing (its page is the broker's
- * business). */
-typedef struct row_cells {
-        char name[IPCB_NAME_MAX + 16], size[32], value[32], undo[16], owner[160], seals[64];
-} row_cells;
-
-static void row_fill(const ipcb_object_info *o, row_cells *rc) {
-        bool sem = o->kind == IPCB_KIND_SEM;
-
-        snprintf(rc->name, sizeof(rc->name), "%s%s", o->name,
-                 o->flags & IPCB_OBJ_UNLINKED ? " (unlinked)" : "");
-        if (sem) {
-                snprintf(rc->size, sizeof(rc->size), "-");
-                snprintf(rc->value, sizeof(rc->value), "%u/%u", o->sem_value, o->sem_max);
-                snprintf(rc->undo, sizeof(rc->undo), "%u", o->sem_undo_held);
-                snprintf(rc->seals, sizeof(rc->seals), "-");
-        } else {
-                snprintf(rc->size, sizeof(rc->size), "%" PRIu64, o->size);
-                snprintf(rc->value, sizeof(rc->value), "-");
-                snprintf(rc->undo, sizeof(rc->undo), "-");
-                seals_str(o->seals, rc->seals, sizeof(rc->seals));
-        }
-        owner_str(o->uid, o->gid, rc->owner, sizeof(rc->owner));
+static const ctl_command *find_command(const char *name) {
+        for (const ctl_command *c = ctl_commands; c->name; c++)
+                if (strcmp(c->name, name) == 0)
+                        return c;
+        return NULL;
 }
 
-static int max_width(int w, const char *s) {
-        int l = (int)strlen(s);
-        return l > w ? l : w;
+static int unknown_command(const char *name) {
+        char esc[CTL_ESC_MAX];
+        return ctl_usage_error(NULL, "unknown command '%s'", ctl_escape(name, esc, sizeof(esc)));
 }
 
-/* KIND NAME SIZE VALUE UNDO OWNER MODE SEALS HANDLES PERSISTENT, where
- * VALUE is "value/max" and UNDO the tokens undo handles hold. */
-static void print_table(const info_vec *iv) {
-        int wname = 4, wsize = 4, wvalue = 5, wundo = 4, wowner = 5, wseals = 5;
-        row_cells rc;
+/* `help [COMMAND]` */
+static int run_help(const ctl_args *a) {
+        const ctl_command *cmd;
 
-        for (size_t i = 0; i < iv->n; i++) {
-                row_fill(&iv->v[i], &rc);
-                wname = max_width(wname, rc.name);
-                wsize = max_width(wsize, rc.size);
-                wvalue = max_width(wvalue, rc.value);
-                wundo = max_width(wundo, rc.undo);
-                wowner = max_width(wowner, rc.owner);
-                wseals = max_width(wseals, rc.seals);
-        }
-        printf("%-4s  %-*s  %*s  %*s  %*s  %-*s  %-4s  %-*s  %7s  %s\n", "KIND", wname, "NAME",
-               wsize, "SIZE", wvalue, "VALUE", wundo, "UNDO", wowner, "OWNER", "MODE", wseals,
-               "SEALS", "HANDLES", "PERSISTENT");
-        for (size_t i = 0; i < iv->n; i++) {
-                const ipcb_object_info *o = &iv->v[i];
-                row_fill(o, &rc);
-                printf("%-4s  %-*s  %*s  %*s  %*s  %-*s  %04o  %-*s  %7u  %s\n",
-                       kind_name(o->kind), wname, rc.name, wsize, rc.size, wvalue, rc.value,
-                       wundo, rc.undo, wowner, rc.owner, o->mode, wseals, rc.seals, o->handles,
-                       o->flags & IPCB_SHM_PERSISTENT ? "yes" : "no");
-        }
-}
-
-static int cmd_list(int argc, char **argv) {
-        bool json = false;
-        const opt_spec specs[] = { { "json", no_argument, NULL, &json } };
-        info_vec iv = { 0 };
-        ipcb_client *c;
-        int i, r;
-
-        if ((i = parse_opts(argc, argv, specs, 1)) < 0)
-                return EXIT_USAGE;
-        if (!want_args("list", argc - i, 0, "[--json]"))
-                return EXIT_USAGE;
-        if (!(c = ctl_connect()))
-                return EXIT_FAILURE;
-        r = ipcb_list(c, 0, collect, &iv);
-        ipcb_disconnect(c);
-        if (r < 0) {
-                free(iv.v);
-                return fail("list", NULL, r);
-        }
-        if (json) {
-                putchar('[');
-                for (size_t k = 0; k < iv.n; k++) {
-                        if (k)
-                                putchar(',');
-                        json_object(&iv.v[k]);
-                }
-                printf("]\n");
-        } else
-                print_table(&iv);
-        free(iv.v);
-        return finish_stdout();
-}
-
-static void print_stat(const ipcb_object_info *o) {
-        char owner[160], seals[64];
-
-        owner_str(o->uid, o->gid, owner, sizeof(owner));
-        seals_str(o->seals, seals, sizeof(seals));
-        printf("name: %s\nkind: %s\nid: %" PRIu64 "\n", o->name, kind_name(o->kind), o->id);
-        if (o->kind == IPCB_KIND_SEM)
-                printf("value: %u\nmax: %u\nundo_held: %u\n", o->sem_value, o->sem_max,
-                       o->sem_undo_held);
+        if (a->argc == 0)
+                help();
+        else if ((cmd = find_command(a->argv[0])))
+                command_help(cmd);
         else
-                printf("size: %" PRIu64 "\n", o->size);
-        printf("owner: %s (uid %u, gid %u)\nmode: %04o\n", owner, (unsigned)o->uid,
-               (unsigned)o->gid, o->mode);
-        if (o->kind != IPCB_KIND_SEM)
-                printf("seals: %s\n", seals);
-        printf("handles: %u\npersistent: %s\n", o->handles,
-               o->flags & IPCB_SHM_PERSISTENT ? "yes" : "no");
-        if (o->kind != IPCB_KIND_SEM)
-                printf("growable: %s\n", o->flags & IPCB_SHM_GROWABLE ? "yes" : "no");
-        printf("unlinked: %s\n", o->flags & IPCB_OBJ_UNLINKED ? "yes" : "no");
+                return unknown_command(a->argv[0]);
+        return ctl_finish_stdout();
 }
 
-/* A segment by default; a semaphore with --sem, or when no segment but a
- * semaphore has the name (segments win when both exist). */
-static int cmd_stat(int argc, char **argv) {
-        bool json = false, sem = false;
-        const opt_spec specs[] = {
-                { "json", no_argument, NULL, &json },
-                { "sem", no_argument, NULL, &sem },
-        };
-        ipcb_object_info o;
-        ipcb_client *c;
-        int i, r;
-
-        if ((i = parse_opts(argc, argv, specs, 2)) < 0)
-                return EXIT_USAGE;
-        if (!want_args("stat", argc - i, 1, "NAME [--sem] [--json]"))
-                return EXIT_USAGE;
-        if (!(c = ctl_connect()))
-                return EXIT_FAILURE;
-        r = ipcb_stat(c, sem ? IPCB_KIND_SEM : IPCB_KIND_SHM, argv[i], &o);
-        if (r == -ENOENT && !sem && ipcb_stat(c, IPCB_KIND_SEM, argv[i], &o) == 0)
-                r = 0;
-        ipcb_disconnect(c);
-        if (r < 0)
-                return fail("stat", argv[i], r);
-        if (json) {
-                json_object(&o);
-                putchar('\n');
-        } else
-                print_stat(&o);
-        return finish_stdout();
-}
-
-/* Always persistent: a transient segment would vanish when we exit. */
-static int cmd_create(int argc, char **argv) {
-        const char *mode_arg = NULL;
-        bool persistent = false, growable = false;
-        const opt_spec specs[] = {
-                { "mode", required_argument, &mode_arg, NULL },
-                { "persistent", no_argument, NULL, &persistent },
-                { "growable", no_argument, NULL, &growable },
-        };
-        ipcb_shm_options opts = IPCB_SHM_OPTIONS_INIT;
-        ipcb_client *c;
-        ipcb_shm *s;
-        size_t size = 0;
-        int i, r;
-
-        if ((i = parse_opts(argc, argv, specs, 3)) < 0)
-                return EXIT_USAGE;
-        if (!want_args("create", argc - i, 2, "NAME SIZE [--mode M] [--growable]"))
-                return EXIT_USAGE;
-        if (parse_size(argv[i + 1], &size) < 0) {
-                usage_error("invalid size '%s'", argv[i + 1]);
-                return EXIT_USAGE;
-        }
-        if (mode_arg && parse_mode(mode_arg, &opts.mode) < 0) {
-                usage_error("invalid mode '%s' (octal, at most 0777)", mode_arg);
-                return EXIT_USAGE;
-        }
-        opts.flags = IPCB_SHM_PERSISTENT | (growable ? IPCB_SHM_GROWABLE : 0);
-        if (!(c = ctl_connect()))
-                return EXIT_FAILURE;
-        r = ipcb_shm_create(c, argv[i], size, &opts, &s);
-        if (r >= 0)
-                r = ipcb_shm_close(s);
-        ipcb_disconnect(c);
-        if (r < 0)
-                return fail("create", argv[i], r);
-        return EXIT_SUCCESS;
-}
-
-static int cmd_rm(int argc, char **argv) {
-        ipcb_client *c;
-        int i, r;
-
-        if ((i = parse_opts(argc, argv, NULL, 0)) < 0)
-                return EXIT_USAGE;
-        if (!want_args("rm", argc - i, 1, "NAME"))
-                return EXIT_USAGE;
-        if (!(c = ctl_connect()))
-                return EXIT_FAILURE;
-        r = ipcb_unlink(c, argv[i]);
-        ipcb_disconnect(c);
-        if (r < 0)
-                return fail("rm", argv[i], r);
-        return EXIT_SUCCESS;
-}
-
-static int cmd_cat(int argc, char **argv) {
-        ipcb_client *c;
-        ipcb_shm *s;
-        const char *p;
-        size_t left;
-        int i, r;
-
-        if ((i = parse_opts(argc, argv, NULL, 0)) < 0)
-                return EXIT_USAGE;
-        if (!want_args("cat", argc - i, 1, "NAME"))
-                return EXIT_USAGE;
-        if (!(c = ctl_connect()))
-                return EXIT_FAILURE;
-        r = ipcb_shm_open(c, argv[i], IPCB_READ_ONLY, &s);
-        if (r < 0) {
-                ipcb_disconnect(c);
-                return fail("cat", argv[i], r);
-        }
-        p = ipcb_shm_data(s);
-        left = ipcb_shm_size(s);
-        while (left > 0) {
-                ssize_t n = write(STDOUT_FILENO, p, left);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0) {
-                        r = -errno;
-                        break;
-                }
-                p += n;
-                left -= (size_t)n;
-        }
-        ipcb_shm_close(s);
-        ipcb_disconnect(c);
-        if (r < 0)
-                return fail("cat", "stdout", r);
-        return EXIT_SUCCESS;
-}
-
-/* Fill the segment from stdin.  Returns bytes copied, or a negative errno;
- * *ret_more tells whether input remained once the segment was full. */
-static ssize_t copy_stdin(char *dst, size_t size, bool *ret_more) {
-        size_t off = 0;
-        char probe;
-        ssize_t n;
-
-        while (off < size) {
-                n = read(STDIN_FILENO, dst + off, size - off);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0) {
-                        *ret_more = false;
-                        return (ssize_t)off;
-                }
-                off += (size_t)n;
-        }
-        do
-                n = read(STDIN_FILENO, &probe, 1);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return -errno;
-        *ret_more = n > 0;
-        return (ssize_t)off;
-}
-
-static int cmd_write(int argc, char **argv) {
-        ipcb_client *c;
-        ipcb_shm *s;
-        bool more = false;
-        ssize_t n;
-        int i, r;
-
-        if ((i = parse_opts(argc, argv, NULL, 0)) < 0)
-                return EXIT_USAGE;
-        if (!want_args("write", argc - i, 1, "NAME"))
-                return EXIT_USAGE;
-        if (!(c = ctl_connect()))
-                return EXIT_FAILURE;
-        r = ipcb_shm_open(c, argv[i], IPCB_READ_WRITE, &s);
-        if (r < 0) {
-                ipcb_disconnect(c);
-                return fail("write", argv[i], r);
-        }
-        n = copy_stdin(ipcb_shm_data(s), ipcb_shm_size(s), &more);
-        size_t size = ipcb_shm_size(s);
-        ipcb_shm_close(s);
-        ipcb_disconnect(c);
-        if (n < 0)
-                return fail("write", "stdin", (int)n);
-        if (more) {
-                fprintf(stderr, PROG ": write %s: input larger than segment (%zu bytes)\n",
-                        argv[i], size);
-                return EXIT_FAILURE;
-        }
-        return EXIT_SUCCESS;
-}
-
-/* ---- semaphores ---- */
-
-/* Always persistent, like create: a transient semaphore would vanish when
- * we exit. */
-static int cmd_sem_create(int argc, char **argv) {
-        const char *mode_arg = NULL, *max_arg = NULL;
-        bool persistent = false;
-        const opt_spec specs[] = {
-                { "mode", required_argument, &mode_arg, NULL },
-                { "max", required_argument, &max_arg, NULL },
-                { "persistent", no_argument, NULL, &persistent },
-        };
-        ipcb_sem_options opts = IPCB_SEM_OPTIONS_INIT;
-        unsigned initial = 0;
-        ipcb_client *c;
-        ipcb_sem *s;
-        int i, r;
-
-        if ((i = parse_opts(argc, argv, specs, 3)) < 0)
-                return EXIT_USAGE;
-        if (argc - i != 1 && argc - i != 2) {
-                fprintf(stderr, PROG ": usage: " PROG " sem-create NAME [INITIAL] [--max N] "
-                                "[--mode M]\n");
-                return EXIT_USAGE;
-        }
-        opts.max = IPCB_SEM_VALUE_MAX;
-        if (max_arg && (parse_uint(max_arg, IPCB_SEM_VALUE_MAX, &opts.max) < 0 || opts.max == 0)) {
-                usage_error("invalid maximum '%s' (1..%d)", max_arg, IPCB_SEM_VALUE_MAX);
-                return EXIT_USAGE;
-        }
-        if (argc - i == 2 && parse_uint(argv[i + 1], opts.max, &initial) < 0) {
-                usage_error("invalid initial value '%s' (0..%u)", argv[i + 1], opts.max);
-                return EXIT_USAGE;
-        }
-        if (mode_arg && parse_mode(mode_arg, &opts.mode) < 0) {
-                usage_error("invalid mode '%s' (octal, at most 0777)", mode_arg);
-                return EXIT_USAGE;
-        }
-        opts.flags = IPCB_SEM_PERSISTENT;
-        if (!(c = ctl_connect()))
-                return EXIT_FAILURE;
-        r = ipcb_sem_create(c, argv[i], initial, &opts, &s);
-        if (r >= 0)
-                r = ipcb_sem_close(s);
-        ipcb_disconnect(c);
-        if (r < 0)
-                return fail("sem-create", argv[i], r);
-        return EXIT_SUCCESS;
-}
-
-static int cmd_sem_post(int argc, char **argv) {
-        ipcb_object_info o;
-        unsigned n = 1;
-        ipcb_client *c;
-        ipcb_sem *s;
-        int i, r, value = -1;
-
-        if ((i = parse_opts(argc, argv, NULL, 0)) < 0)
-                return EXIT_USAGE;
-        if (argc - i != 1 && argc - i != 2) {
-                fprintf(stderr, PROG ": usage: " PROG " sem-post NAME [N]\n");
-                return EXIT_USAGE;
-        }
-        if (argc - i == 2 && (parse_uint(argv[i + 1], IPCB_SEM_VALUE_MAX, &n) < 0 || n == 0)) {
-                usage_error("invalid count '%s' (1..%d)", argv[i + 1], IPCB_SEM_VALUE_MAX);
-                return EXIT_USAGE;
-        }
-        if (!(c = ctl_connect()))
-                return EXIT_FAILURE;
-        r = ipcb_sem_open(c, argv[i], 0, &s);
-        if (r >= 0) {
-                r = ipcb_sem_release(s, n);
-                if (r == -EOVERFLOW)
-                        value = ipcb_sem_value(s);
-                ipcb_sem_close(s);
-        }
-        /* For the message only: the count may have moved meanwhile. */
-        if (r == -EOVERFLOW && value >= 0 && ipcb_stat(c, IPCB_KIND_SEM, argv[i], &o) == 0) {
-                ipcb_disconnect(c);
-                fprintf(stderr, PROG ": sem-post %s: %u more would exceed the maximum "
-                                "(value %d, max %u)\n", argv[i], n, value, o.sem_max);
-                return EXIT_FAILURE;
-        }
-        ipcb_disconnect(c);
-        if (r == -EOVERFLOW) {
-                fprintf(stderr, PROG ": sem-post %s: %u more would exceed the maximum\n",
-                        argv[i], n);
-                return EXIT_FAILURE;
-        }
-        if (r < 0)
-                return fail("sem-post", argv[i], r);
-        return EXIT_SUCCESS;
-}
-
-/* Through a plain handle, so the token stays taken when we exit (an undo
- * handle would give it back at once). */
-static int cmd_sem_wait(int argc, char **argv) {
-        const char *timeout_arg = NULL;
-        const opt_spec specs[] = { { "timeout", required_argument, &timeout_arg, NULL } };
-        unsigned timeout = 0;
-        ipcb_client *c;
-        ipcb_sem *s;
-        int i, r;
-
-        if ((i = parse_opts(argc, argv, specs, 1)) < 0)
-                return EXIT_USAGE;
-        if (!want_args("sem-wait", argc - i, 1, "NAME [--timeout MS]"))
-                return EXIT_USAGE;
-        if (timeout_arg && parse_uint(timeout_arg, INT_MAX, &timeout) < 0) {
-                usage_error("invalid timeout '%s' (milliseconds, 0..%d)", timeout_arg, INT_MAX);
-                return EXIT_USAGE;
-        }
-        if (!(c = ctl_connect()))
-                return EXIT_FAILURE;
-        r = ipcb_sem_open(c, argv[i], 0, &s);
-        if (r >= 0) {
-                r = ipcb_sem_try_acquire(s, timeout_arg ? (int)timeout : -1);
-                ipcb_sem_close(s);
-        }
-        ipcb_disconnect(c);
-        if (r == -EAGAIN || r == -ETIMEDOUT) {
-                fprintf(stderr, PROG ": sem-wait %s: no token available", argv[i]);
-                if (timeout > 0)
-                        fprintf(stderr, " within %u ms", timeout);
-                fputc('\n', stderr);
-                return EXIT_FAILURE;
-        }
-        if (r < 0)
-                return fail("sem-wait", argv[i], r);
-        return EXIT_SUCCESS;
-}
-
-/* Read through STAT: needs no permission on the semaphore and no handle. */
-static int cmd_sem_value(int argc, char **argv) {
-        ipcb_object_info o;
-        ipcb_client *c;
-        int i, r;
-
-        if ((i = parse_opts(argc, argv, NULL, 0)) < 0)
-                return EXIT_USAGE;
-        if (!want_args("sem-value", argc - i, 1, "NAME"))
-                return EXIT_USAGE;
-        if (!(c = ctl_connect()))
-                return EXIT_FAILURE;
-        r = ipcb_stat(c, IPCB_KIND_SEM, argv[i], &o);
-        ipcb_disconnect(c);
-        if (r < 0)
-                return fail("sem-value", argv[i], r);
-        printf("%u\n", o.sem_value);
-        return finish_stdout();
-}
-
-static int cmd_sem_rm(int argc, char **argv) {
-        ipcb_client *c;
-        int i, r;
-
-        if ((i = parse_opts(argc, argv, NULL, 0)) < 0)
-                return EXIT_USAGE;
-        if (!want_args("sem-rm", argc - i, 1, "NAME"))
-                return EXIT_USAGE;
-        if (!(c = ctl_connect()))
-                return EXIT_FAILURE;
-        r = ipcb_sem_unlink(c, argv[i]);
-        ipcb_disconnect(c);
-        if (r < 0)
-                return fail("sem-rm", argv[i], r);
-        return EXIT_SUCCESS;
-}
-
-/* ---- access control and publishing ---- */
-
-static int kind_of(bool sem) {
-        return sem ? IPCB_KIND_SEM : IPCB_KIND_SHM;
-}
-
-static int cmd_chmod(int argc, char **argv) {
-        bool sem = false;
-        const opt_spec specs[] = { { "sem", no_argument, NULL, &sem } };
-        unsigned mode;
-        ipcb_client *c;
-        int i, r;
-
-        if ((i = parse_opts(argc, argv, specs, 1)) < 0)
-                return EXIT_USAGE;
-        if (!want_args("chmod", argc - i, 2, "NAME MODE [--sem]"))
-                return EXIT_USAGE;
-        if (parse_mode(argv[i + 1], &mode) < 0) {
-                usage_error("invalid mode '%s' (octal, at most 0777)", argv[i + 1]);
-                return EXIT_USAGE;
-        }
-        if (!(c = ctl_connect()))
-                return EXIT_FAILURE;
-        r = ipcb_chmod(c, kind_of(sem), argv[i], mode);
-        ipcb_disconnect(c);
-        return r < 0 ? fail("chmod", argv[i], r) : EXIT_SUCCESS;
-}
-
-/* USER or number; GROUP or number. */
-static int parse_owner(const char *s, uid_t *ret_uid, gid_t *ret_gid) {
-        char buf[256], tmp[4096];
-        char *colon;
-        unsigned v;
-
-        snprintf(buf, sizeof(buf), "%s", s);
-        *ret_uid = (uid_t)-1;
-        *ret_gid = (gid_t)-1;
-        colon = strchr(buf, ':');
-        if (colon)
-                *colon++ = '\0';
-        if (buf[0]) {
-                struct passwd pw, *pwp = NULL;
-                if (parse_uint(buf, UINT32_MAX - 1, &v) == 0)
-                        *ret_uid = (uid_t)v;
-                else if (getpwnam_r(buf, &pw, tmp, sizeof(tmp), &pwp) == 0 && pwp)
-                        *ret_uid = pwp->pw_uid;
-                else
-                        return -EINVAL;
-        }
-        if (colon && *colon) {
-                struct group gr, *grp = NULL;
-                if (parse_uint(colon, UINT32_MAX - 1, &v) == 0)
-                        *ret_gid = (gid_t)v;
-                else if (getgrnam_r(colon, &gr, tmp, sizeof(tmp), &grp) == 0 && grp)
-                        *ret_gid = grp->gr_gid;
-                else
-                        return -EINVAL;
-        }
-        return *ret_uid == (uid_t)-1 && *ret_gid == (gid_t)-1 ? -EINVAL : 0;
-}
-
-static int cmd_chown(int argc, char **argv) {
-        bool sem = false;
-        const opt_spec specs[] = { { "sem", no_argument, NULL, &sem } };
-        ipcb_client *c;
-        uid_t uid;
-        gid_t gid;
-        int i, r;
-
-        if ((i = parse_opts(argc, argv, specs, 1)) < 0)
-                return EXIT_USAGE;
-        if (!want_args("chown", argc - i, 2, "NAME [USER][:GROUP] [--sem]"))
-                return EXIT_USAGE;
-        if (parse_owner(argv[i + 1], &uid, &gid) < 0) {
-                usage_error("invalid owner '%s' (USER, USER:GROUP or :GROUP)", argv[i + 1]);
-                return EXIT_USAGE;
-        }
-        if (!(c = ctl_connect()))
-                return EXIT_FAILURE;
-        r = ipcb_chown(c, kind_of(sem), argv[i], uid, gid);
-        ipcb_disconnect(c);
-        return r < 0 ? fail("chown", argv[i], r) : EXIT_SUCCESS;
-}
-
-static int cmd_freeze(int argc, char **argv) {
-        ipcb_client *c;
-        unsigned seals = 0;
-        char buf[64];
-        int i, r;
-
-        if ((i = parse_opts(argc, argv, NULL, 0)) < 0)
-                return EXIT_USAGE;
-        if (!want_args("freeze", argc - i, 1, "NAME"))
-                return EXIT_USAGE;
-        if (!(c = ctl_connect()))
-                return EXIT_FAILURE;
-        r = ipcb_shm_freeze(c, argv[i], &seals);
-        ipcb_disconnect(c);
-        if (r < 0)
-                return fail("freeze", argv[i], r);
-        seals_str(seals, buf, sizeof(buf));
-        printf("seals: %s\n", buf);
-        return finish_stdout();
-}
-
-/* Copy FILE into a new memfd, seal it (shrink, grow, write: the published
- * bytes are immutable) and register it, persistent. */
-static int cmd_register(int argc, char **argv) {
-        const char *mode_arg = NULL;
-        const opt_spec specs[] = { { "mode", required_argument, &mode_arg, NULL } };
-        ipcb_shm_options opts = IPCB_SHM_OPTIONS_INIT;
-        char buf[65536];
-        ipcb_client *c;
-        ipcb_shm *s;
-        off_t total = 0;
-        ssize_t n;
-        int i, in, fd, r = 0;
-
-        if ((i = parse_opts(argc, argv, specs, 1)) < 0)
-                return EXIT_USAGE;
-        if (!want_args("register", argc - i, 2, "FILE NAME [--mode M]"))
-                return EXIT_USAGE;
-        if (mode_arg && parse_mode(mode_arg, &opts.mode) < 0) {
-                usage_error("invalid mode '%s' (octal, at most 0777)", mode_arg);
-                return EXIT_USAGE;
-        }
-        opts.flags = IPCB_SHM_PERSISTENT;
-        in = strcmp(argv[i], "-") == 0 ? STDIN_FILENO : open(argv[i], O_RDONLY | O_CLOEXEC);
-        if (in < 0)
-                return fail("register", argv[i], -errno);
-        fd = memfd_create(argv[i + 1], MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (fd < 0) {
-                r = -errno;
-                goto out;
-        }
-        while ((n = read(in, buf, sizeof(buf))) != 0) {
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 || write(fd, buf, (size_t)n) != n) {
-                        r = -errno;
-                        goto out;
-                }
-                total += n;
-        }
-        if (total == 0) {
-                r = -EINVAL;
-                goto out;
-        }
-        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
-                r = -errno;
-                goto out;
-        }
-        if (!(c = ctl_connect())) {
-                r = 1;
-                goto out;
-        }
-        r = ipcb_shm_register(c, argv[i + 1], fd, &opts, &s);
-        if (r >= 0)
-                r = ipcb_shm_close(s);
-        ipcb_disconnect(c);
-out:
-        if (fd >= 0)
-                close(fd);
-        if (in > STDIN_FILENO)
-                close(in);
-        if (r == 1)
-                return EXIT_FAILURE;
-        return r < 0 ? fail("register", argv[i + 1], r) : EXIT_SUCCESS;
-}
-
-static void limit_str(uint64_t v, char *buf, size_t cap) {
-        if (v == 0)
-                snprintf(buf, cap, "-");
-        else
-                snprintf(buf, cap, "%" PRIu64, v);
-}
-
-static int quota_row(const ipcb_quota_info *q, void *ud) {
-        char lo[32], lb[32], lh[32], lc[32];
-        bool json = *(bool *)ud;
-
-        if (json) {
-                printf("{\"uid\":%u,\"exempt\":%s,\"objects\":%" PRIu64 ",\"bytes\":%" PRIu64
-                       ",\"handles\":%u,\"connections\":%u,\"max_objects\":%" PRIu64
-                       ",\"max_bytes\":%" PRIu64 ",\"max_handles\":%" PRIu64
-                       ",\"max_connections\":%" PRIu64 "}\n",
-                       (unsigned)q->uid, q->exempt ? "true" : "false", q->objects, q->bytes,
-                       q->handles, q->connections, q->max_objects, q->max_bytes, q->max_handles,
-                       q->max_connections);
-                return 0;
-        }
-        limit_str(q->max_objects, lo, sizeof(lo));
-        limit_str(q->max_bytes, lb, sizeof(lb));
-        limit_str(q->max_handles, lh, sizeof(lh));
-        limit_str(q->max_connections, lc, sizeof(lc));
-        printf("%-8u  %8" PRIu64 "/%-6s  %12" PRIu64 "/%-12s  %6u/%-6s  %5u/%-5s%s\n",
-               (unsigned)q->uid, q->objects, lo, q->bytes, lb, q->handles, lh, q->connections, lc,
-               q->exempt ? "  (exempt)" : "");
+static int print_name(const ipcb_object_info *o, void *userdata) {
+        char esc[CTL_ESC_MAX];
+        (void)userdata;
+        if (!(o->flags & IPCB_OBJ_UNLINKED))
+                printf("%s\n", ctl_escape(o->name, esc, sizeof(esc)));
         return 0;
 }
 
-/* Usage and limits: of one uid, or of every uid the caller may see. */
-static int cmd_quota(int argc, char **argv) {
-        bool json = false;
-        const char *uid_arg = NULL;
-        const opt_spec specs[] = {
-                { "json", no_argument, NULL, &json },
-                { "uid", required_argument, &uid_arg, NULL },
-        };
-        ipcb_quota_info q;
+/* The names of one kind, for completing NAME; nothing (exit 1) without a
+ * broker, and no message: completion must stay quiet. */
+static int complete_names(int kind) {
         ipcb_client *c;
-        unsigned uid = 0;
-        int i, r;
+        int r;
 
-        if ((i = parse_opts(argc, argv, specs, 2)) < 0)
-                return EXIT_USAGE;
-        if (!want_args("quota", argc - i, 0, "[--uid UID] [--json]"))
-                return EXIT_USAGE;
-        if (uid_arg && parse_uint(uid_arg, UINT32_MAX - 1, &uid) < 0) {
-                usage_error("invalid uid '%s'", uid_arg);
-                return EXIT_USAGE;
-        }
-        if (!(c = ctl_connect()))
-                return EXIT_FAILURE;
-        if (!json)
-                printf("%-8s  %15s  %25s  %13s  %11s\n", "UID", "OBJECTS/MAX", "BYTES/MAX",
-                       "HANDLES/MAX", "CONNS/MAX");
-        if (uid_arg) {
-                r = ipcb_quota(c, (uid_t)uid, &q);
-                if (r == 0)
-                        quota_row(&q, &json);
-        } else
-                r = ipcb_quota_list(c, quota_row, &json);
+        if (connect_chosen(&c) < 0)
+                return CTL_EXIT_FAIL;
+        r = ipcb_list(c, kind, print_name, NULL);
         ipcb_disconnect(c);
-        if (r < 0)
-                return fail("quota", uid_arg, r);
-        return finish_stdout();
+        return r < 0 ? CTL_EXIT_FAIL : ctl_finish_stdout();
 }
 
-/* ---- main ---- */
+/* For the bash completion (share/bash-completion): the commands, one
+ * command's options, one a line, straight from the table, or the names of
+ * objects of one kind. */
+static int run_complete(int argc, char **argv) {
+        const ctl_command *cmd;
 
-static const struct command {
-        const char *name;
-        int (*run)(int argc, char **argv); /* argv[0] is the command name */
-} commands[] = {
-        { "list", cmd_list },   { "stat", cmd_stat }, { "create", cmd_create },
-        { "rm", cmd_rm },       { "cat", cmd_cat },   { "write", cmd_write },
-        { "sem-create", cmd_sem_create }, { "sem-post", cmd_sem_post },
-        { "sem-wait", cmd_sem_wait },     { "sem-value", cmd_sem_value },
-        { "sem-rm", cmd_sem_rm },
-        { "chmod", cmd_chmod },           { "chown", cmd_chown },
-        { "freeze", cmd_freeze },         { "register", cmd_register },
-        { "quota", cmd_quota },
-};
-
-static void help(void) {
-        printf("Usage: " PROG " [--system|--user|--socket PATH] COMMAND [ARGS]\n"
-               "\n"
-               "Inspect and manage the shared-memory segments and semaphores of ipcbrokerd.\n"
-               "\n"
-               "Commands:\n"
-               "  list [--json]           list every object (ipcs-like table, or JSON).  VALUE\n"
-               "                          is a semaphore's value/max, UNDO the tokens its undo\n"
-               "                          handles hold; \"-\" where a column does not apply\n"
-               "  stat NAME [--sem] [--json]\n"
-               "                          show one segment; with --sem, one semaphore.  Without\n"
-               "                          --sem, a semaphore is shown when no segment has that\n"
-               "                          name\n"
-               "  create NAME SIZE [--mode M] [--growable] [--persistent]\n"
-               "                          create a segment of SIZE bytes (suffixes K, M, G\n"
-               "                          are powers of 1024; mode is octal, default 0600).\n"
-               "                          The segment is always persistent: a transient one\n"
-               "                          would vanish when " PROG " exits.  --persistent\n"
-               "                          is accepted and does nothing.\n"
-               "  rm NAME                 remove a segment's name (open handles stay valid)\n"
-               "  cat NAME                write the whole segment to stdout\n"
-               "  write NAME              copy stdin into the segment from offset 0; bytes\n"
-               "                          past the input are left untouched.  Input larger\n"
-               "                          than the segment is an error, and the bytes copied\n"
-               "                          so far stay written.\n"
-               "\n"
-               "Semaphore commands (semaphores have a namespace of their own):\n"
-               "  sem-create NAME [INITIAL] [--max N] [--mode M] [--persistent]\n"
-               "                          create a semaphore holding INITIAL tokens (default\n"
-               "                          0) and at most N (1..65535, default 65535; mode is\n"
-               "                          octal, default 0600).  Always persistent, like a\n"
-               "                          segment from create; --persistent does nothing.\n"
-               "  sem-post NAME [N]       give N tokens (default 1), all or nothing: fails if\n"
-               "                          the value would exceed the maximum\n"
-               "  sem-wait NAME [--timeout MS]\n"
-               "                          take one token, waiting for it as long as it takes,\n"
-               "                          or at most MS milliseconds (0: do not wait); fails\n"
-               "                          if none came.  The token is consumed: it is not\n"
-               "                          given back when " PROG " exits (the CLI uses a\n"
-               "                          plain handle, not an undo handle); sem-post returns\n"
-               "                          it.\n"
-               "  sem-value NAME          print the number of tokens available\n"
-               "  sem-rm NAME             remove a semaphore's name (open handles stay valid)\n"
-               "\n"
-               "Access control, publishing and quotas (docs/security.md):\n"
-               "  chmod NAME MODE [--sem] set the mode (octal; owner or root only)\n"
-               "  chown NAME [USER][:GROUP] [--sem]\n"
-               "                          change the group (to one of yours) or, as root,\n"
-               "                          the owner\n"
-               "  freeze NAME             seal a segment against writing for good (owner or\n"
-               "                          root); read-write opens fail from then on\n"
-               "  register FILE NAME [--mode M]\n"
-               "                          publish FILE's contents (\"-\": stdin) as persistent\n"
-               "                          segment NAME: a memfd sealed shrink, grow and write\n"
-               "  quota [--uid UID] [--json]\n"
-               "                          usage and limits: your uid (root: every uid in use)\n"
-               "\n"
-               "Options:\n"
-               "  --system                the system broker (" IPCB_SYSTEM_SOCKET ")\n"
-               "  --user                  your own broker ($XDG_RUNTIME_DIR/ipcbroker/\n"
-               "                          ipcbroker.sock)\n"
-               "  --socket PATH           the broker at PATH (wins over --system and --user)\n"
-               "                          Default: $IPCBROKER_SOCKET if set, else your own\n"
-               "                          broker if its socket exists (not for root), else\n"
-               "                          the system broker\n"
-               "  -h, --help              show this help\n"
-               "  -V, --version           show the version\n"
-               "\n"
-               "Exit status: 0 success, 1 failure, 2 usage error.\n");
+        if (argc == 2 && strcmp(argv[1], "commands") == 0) {
+                for (const ctl_command *c = ctl_commands; c->name; c++)
+                        printf("%s\n", c->name);
+        } else if (argc == 3 && strcmp(argv[1], "options") == 0 && (cmd = find_command(argv[2]))) {
+                for (const ctl_opt *o = cmd->opts; o && o->name; o++)
+                        printf("--%s%s\n", o->name, o->arg ? "=" : "");
+                printf("--socket=\n--system\n--user\n--help\n");
+        } else if (argc == 3 && strcmp(argv[1], "names") == 0) {
+                return complete_names(strcmp(argv[2], "sem") == 0 ? IPCB_KIND_SEM : IPCB_KIND_SHM);
+        } else if (argc == 2 && strcmp(argv[1], "global") == 0) {
+                for (const struct option *o = global_longopts; o->name; o++)
+                        printf("--%s%s\n", o->name, o->has_arg ? "=" : "");
+        } else
+                return CTL_EXIT_USAGE;
+        return ctl_finish_stdout();
 }
 
 int main(int argc, char **argv) {
-        static const struct option longopts[] = {
-                { "socket", required_argument, NULL, 's' },
-                { "system", no_argument, NULL, 'S' },
-                { "user", no_argument, NULL, 'U' },
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, 'V' },
-                { 0 },
-        };
-        int k;
+        const ctl_command *cmd;
+        ctl_args a;
+        int k, r;
 
         /* "+": stop at the command; its own options are parsed by it. */
         opterr = 0;
-        while ((k = getopt_long(argc, argv, "+:hV", longopts, NULL)) != -1) {
-                switch (k) {
-                case 's':
-                        arg_socket = optarg;
-                        break;
-                case 'S':
-                        arg_broker = IPCB_BROKER_SYSTEM;
-                        break;
-                case 'U':
-                        arg_broker = IPCB_BROKER_USER;
-                        break;
-                case 'h':
-                        help();
-                        return finish_stdout();
-                case 'V':
+        while ((k = getopt_long(argc, argv, "+:hV", global_longopts, NULL)) != -1) {
+                if (k == ':')
+                        return ctl_usage_error(NULL, "%s: option requires an argument",
+                                               argv[optind - 1]);
+                if (k == '?')
+                        return ctl_usage_error(NULL, "%s: unknown option", argv[optind - 1]);
+                if (global_option(k, optarg) == 0)
+                        continue;
+                if (k == G_VERSION)
                         printf(PROG " " IPCB_VERSION_STRING "\n");
-                        return finish_stdout();
-                case ':':
-                        usage_error("%s: option requires an argument", argv[optind - 1]);
-                        return EXIT_USAGE;
-                default:
-                        usage_error("%s: unknown option", argv[optind - 1]);
-                        return EXIT_USAGE;
-                }
+                else
+                        help();
+                return ctl_finish_stdout();
         }
-        if (optind >= argc) {
-                usage_error("%s", "no command given");
-                return EXIT_USAGE;
+        if (optind >= argc)
+                return ctl_usage_error(NULL, "no command given");
+        if (strcmp(argv[optind], "__complete") == 0)
+                return run_complete(argc - optind, argv + optind);
+        if (!(cmd = find_command(argv[optind])))
+                return unknown_command(argv[optind]);
+        r = parse_command(cmd, argc - optind, argv + optind, &a);
+        if (r < 0)
+                return CTL_EXIT_USAGE;
+        if (r == PARSE_HELP) {
+                command_help(cmd);
+                return ctl_finish_stdout();
         }
-        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-                if (strcmp(argv[optind], commands[i].name) == 0)
-                        return commands[i].run(argc - optind, argv + optind);
-        usage_error("unknown command '%s'", argv[optind]);
-        return EXIT_USAGE;
+        return cmd->run ? cmd->run(&a) : run_help(&a);
 }

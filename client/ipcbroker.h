@@ -331,6 +331,26 @@ IPCB_EXPORT int ipcb_list(ipcb_client *c, int kind,
                           int (*cb)(const ipcb_object_info *info, void *userdata),
                           void *userdata);
 
+/* One connection holding handles on an object: the pid and uid the broker
+ * saw connect (SO_PEERCRED: the process that connected, which may have
+ * passed the socket on), and how many handles it holds on the object. */
+typedef struct ipcb_holder {
+        pid_t pid;
+        uid_t uid;
+        unsigned handles;
+} ipcb_holder;
+
+/* The connections holding handles on object `name` of `kind`, like `ipcs
+ * -p`: anyone may ask of any object, as with ipcb_stat.  Fills up to max
+ * entries of ret (borrowed; NULL when max is 0), in no particular order,
+ * and returns how many holders there are (>= 0; may exceed max, and the
+ * broker names at most 256); *ret_id (may be NULL) gets the object's id,
+ * to tell it from an object of the same name listed earlier.  A handle of
+ * the caller's own connection counts.  Errors: -ENOENT, -EINVAL,
+ * -ENAMETOOLONG, -EOPNOTSUPP (a broker older than this request). */
+IPCB_EXPORT int ipcb_holders(ipcb_client *c, int kind, const char *name, ipcb_holder *ret,
+                             size_t max, uint64_t *ret_id);
+
 /* ---- segment locks ----
  * A lock on a segment, for the processes that share it (QSharedMemory::lock's
  * job).  Its state lives on a page of its own that the broker makes on the
@@ -574,7 +594,16 @@ IPCB_EXPORT int ipcb_quota_list(ipcb_client *c,
                                 void *userdata);
 
 /* A static, thread-safe description of err (a negative errno; a positive
- * value is taken as its negation).  Never NULL. */
+ * value is taken as its negation; 0: "success").  Never NULL; the string
+ * belongs to the library.  For the errnos this library returns it says what
+ * they mean here, where the C library's text would mislead: -ETIMEDOUT (no
+ * answer from the broker, or a semaphore or lock wait ran out, not a
+ * network timeout), -EDQUOT, -ENOSPC, -EUSERS, -EKEYREJECTED, -EBADFD,
+ * -EROFS, -EAGAIN, -EOVERFLOW, -EDEADLK, -EOWNERDEAD, -EBUSY, -ECHILD,
+ * -ESTALE, -ESRCH, -EEXIST, -ENOENT, -EACCES, -EPERM, -EINVAL,
+ * -ENAMETOOLONG, -EMFILE, -EBADF, -ENOTCONN, -ECONNREFUSED, -EPROTO,
+ * -EPROTONOSUPPORT, -EOPNOTSUPP, -EFBIG.  Any other errno gets the C
+ * library's description, an unknown one "unknown error". */
 IPCB_EXPORT const char *ipcb_strerror(int err);
 
 #ifdef __cplusplus

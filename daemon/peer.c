@@ -67,6 +67,26 @@ unsigned peer_count(void) {
         return npeers;
 }
 
+unsigned peer_holders(const object *o, ipcb_holder_rec *recs, unsigned max) {
+        unsigned total = 0;
+
+        for (const peer *p = peers; p; p = p->next) {
+                uint32_t n = 0, seen = 0;
+                for (uint32_t i = 0; i < p->nslots && seen < p->nhandles; i++) {
+                        seen += p->slots[i].obj != NULL;
+                        n += p->slots[i].obj == o;
+                }
+                if (n == 0)
+                        continue;
+                if (total < max)
+                        recs[total] = (ipcb_holder_rec){ .pid = (uint32_t)p->cred.pid,
+                                                         .uid = (uint32_t)p->cred.uid,
+                                                         .handles = n };
+                total++;
+        }
+        return total;
+}
+
 static unsigned nlingering;
 
 unsigned peer_lingering(void) {

@@ -78,6 +78,12 @@ unsigned peer_lingering(void);
 void peer_reply(peer *p, const ipcb_msg *m, const int *fds, unsigned nfds);
 void peer_reply_error(peer *p, const ipcb_hdr *req, int status);
 
+/* The connections holding handles on o (HOLDERS): up to max records into
+ * recs, one per connection, in no particular order; returns how many there
+ * are in all (may exceed max).  Walks every open handle slot of every
+ * connection: bounded by the per-uid handle and connection limits. */
+unsigned peer_holders(const object *o, ipcb_holder_rec *recs, unsigned max);
+
 /* Handles.  handle_add returns the handle id (> 0) or a negative errno; it
  * takes a reference on o. */
 int64_t peer_handle_add(peer *p, object *o, uint32_t access);

@@ -361,6 +361,26 @@ static int do_stat(peer *p, const ipcb_msg *m) {
         return 0;
 }
 
+/* Who holds o: the same rule as STAT (anyone may ask of any object), since
+ * a holder's pid and uid say no more than /proc does; at most
+ * IPCB_HOLDERS_MAX records, and the total. */
+static int do_holders(peer *p, const ipcb_msg *m) {
+        static ipcb_holder_rec recs[IPCB_HOLDERS_MAX];
+        ipcb_msg r = reply_to(m);
+        object *o;
+        int k;
+
+        if ((k = lookup_named(m, &o)) < 0)
+                return k;
+        r.holders_reply.id = o->id;
+        r.holders_reply.total = peer_holders(o, recs, IPCB_HOLDERS_MAX);
+        r.holders_reply.count = r.holders_reply.total < IPCB_HOLDERS_MAX ? r.holders_reply.total
+                                                                          : IPCB_HOLDERS_MAX;
+        r.holders_reply.recs = recs;
+        peer_reply(p, &r, NULL, 0);
+        return 0;
+}
+
 static int do_list(peer *p, const ipcb_msg *m) {
         static ipcb_stat_rec recs[IPCB_MSG_MAX / IPCB_STAT_FIXED];
         size_t room = IPCB_MSG_MAX - IPCB_HDR_SIZE - IPCB_LIST_REPLY_FIXED;
@@ -401,6 +421,7 @@ static int dispatch(peer *p, const ipcb_msg *m) {
         case IPCB_OP_UNLINK:     return do_unlink(p, m);
         case IPCB_OP_STAT:       return do_stat(p, m);
         case IPCB_OP_LIST:       return do_list(p, m);
+        case IPCB_OP_HOLDERS:    return do_holders(p, m);
         case IPCB_OP_SHM_CREATE: return do_shm_create(p, m);
         case IPCB_OP_SHM_OPEN:   return do_shm_open(p, m);
         case IPCB_OP_SHM_LOCK_PAGE: return do_shm_lock_page(p, m);

@@ -133,6 +133,7 @@ static int decode_request(rd *r, ipcb_msg *m) {
                 break;
         case IPCB_OP_UNLINK:
         case IPCB_OP_STAT:
+        case IPCB_OP_HOLDERS:
                 m->stat.kind = rd_u8(r);
                 rd_zero(r, 1);
                 nlen = rd_u16(r);
@@ -313,6 +314,16 @@ static int decode_reply(rd *r, ipcb_msg *m) {
                 rd_zero(r, 4);
                 want_fds = 1;
                 break;
+        case IPCB_OP_HOLDERS:
+                m->holders_reply.count = rd_u32(r);
+                m->holders_reply.total = rd_u32(r);
+                m->holders_reply.id = rd_u64(r);
+                m->holders_reply.recs = NULL;
+                m->holders_reply.raw = rd_take(r, (size_t)m->holders_reply.count * IPCB_HOLDER_REC);
+                if (m->holders_reply.count > IPCB_HOLDERS_MAX ||
+                    m->holders_reply.total < m->holders_reply.count)
+                        r->bad = true;
+                break;
         case IPCB_OP_QUOTA:
                 m->quota_reply.max_objects = rd_u64(r);
                 m->quota_reply.max_bytes = rd_u64(r);
@@ -452,6 +463,7 @@ static int encode_request(wr *w, const ipcb_msg *m) {
                 break;
         case IPCB_OP_UNLINK:
         case IPCB_OP_STAT:
+        case IPCB_OP_HOLDERS:
                 wr_u8(w, m->stat.kind);
                 wr_u8(w, 0);
                 wr_u16(w, m->stat.name.len);
@@ -610,6 +622,19 @@ static int encode_reply(wr *w, const ipcb_msg *m) {
                 wr_u32(w, m->memfd_reply.seals);
                 wr_u32(w, 0);
                 break;
+        case IPCB_OP_HOLDERS:
+                if (m->holders_reply.count > IPCB_HOLDERS_MAX ||
+                    m->holders_reply.total < m->holders_reply.count)
+                        return -EINVAL;
+                wr_u32(w, m->holders_reply.count);
+                wr_u32(w, m->holders_reply.total);
+                wr_u64(w, m->holders_reply.id);
+                for (unsigned i = 0; i < m->holders_reply.count; i++) {
+                        wr_u32(w, m->holders_reply.recs[i].pid);
+                        wr_u32(w, m->holders_reply.recs[i].uid);
+                        wr_u32(w, m->holders_reply.recs[i].handles);
+                }
+                break;
         case IPCB_OP_QUOTA:
                 if (m->quota_reply.count > IPCB_QUOTA_RECS_MAX)
                         return -EINVAL;
@@ -682,4 +707,16 @@ void ipcb_quota_rec_at(const ipcb_msg *m, unsigned i, ipcb_quota_rec *ret) {
         ret->bytes = rd_u64(&r);
         ret->handles = rd_u32(&r);
         ret->connections = rd_u32(&r);
+}
+
+void ipcb_holder_rec_at(const ipcb_msg *m, unsigned i, ipcb_holder_rec *ret) {
+        rd r;
+
+        memset(ret, 0, sizeof(*ret));
+        if (!m->holders_reply.raw || i >= m->holders_reply.count)
+                return;
+        r = (rd){ .p = m->holders_reply.raw + (size_t)i * IPCB_HOLDER_REC, .left = IPCB_HOLDER_REC };
+        ret->pid = rd_u32(&r);
+        ret->uid = rd_u32(&r);
+        ret->handles = rd_u32(&r);
 }

@@ -29,6 +29,7 @@ enum {
         IPCB_OP_UNLINK     = 0x0003,
         IPCB_OP_STAT       = 0x0004,
         IPCB_OP_LIST       = 0x0005,
+        IPCB_OP_HOLDERS    = 0x0006, /* the connections holding handles on an object */
         IPCB_OP_SHM_CREATE = 0x0101,
         IPCB_OP_SHM_OPEN   = 0x0102,
         IPCB_OP_SHM_LOCK_PAGE = 0x0103, /* the lock page of a segment handle */
@@ -91,6 +92,12 @@ enum {
 #define IPCB_QUOTA_REC 32u    /* one record */
 #define IPCB_QUOTA_RECS_MAX 200u
 
+/* HOLDERS reply: at most this many records (one per connection); the
+ * reply's total says how many there were. */
+#define IPCB_HOLDERS_FIXED 16u
+#define IPCB_HOLDER_REC 12u
+#define IPCB_HOLDERS_MAX 256u
+
 /* SHM_OPEN access values. */
 #define IPCB_WA_READ_ONLY  1u
 #define IPCB_WA_READ_WRITE 2u
@@ -133,6 +140,12 @@ typedef struct ipcb_quota_rec {
         uint32_t handles, connections;
 } ipcb_quota_rec;
 
+/* One connection holding handles on an object, as HOLDERS reports it: the
+ * pid and uid the broker saw connect (SO_PEERCRED), its handles on it. */
+typedef struct ipcb_holder_rec {
+        uint32_t pid, uid, handles;
+} ipcb_holder_rec;
+
 typedef struct ipcb_list_iter {
         const uint8_t *p; /* validated records */
         size_t left;      /* bytes */
@@ -146,6 +159,8 @@ typedef struct ipcb_msg {
                 struct { uint32_t version, caps, msg_max, name_max, fds_max; } hello_reply;
                 struct { uint64_t handle; } close;
                 struct { uint8_t kind; ipcb_name name; } unlink, stat;
+                /* HOLDERS: same layout as UNLINK and STAT */
+                struct { uint8_t kind; ipcb_name name; } holders;
                 struct { uint8_t kind; uint16_t max; uint64_t cursor; } list;
                 struct { uint64_t size; uint32_t mode, flags; ipcb_name name; } shm_create;
                 /* owner: with OWNED, else 0; token and nonce: with RECLAIM, else 0 */
@@ -161,6 +176,14 @@ typedef struct ipcb_msg {
                 struct { uint32_t mode, flags; ipcb_name name; } shm_register;
                 struct { uint64_t size; uint32_t seals; } memfd;
                 struct { uint32_t uid, flags; uint64_t cursor; } quota;
+                /* reply to HOLDERS: encode reads recs; decode sets raw
+                 * (validated records, read them with ipcb_holder_rec_at) */
+                struct {
+                        uint32_t count, total;
+                        uint64_t id; /* the object's, to tell it from a namesake */
+                        const ipcb_holder_rec *recs;
+                        const uint8_t *raw;
+                } holders_reply;
                 /* reply to FREEZE: the seals now set */
                 struct { uint32_t seals; } freeze_reply;
                 /* reply to MEMFD; one fd attached */
@@ -233,6 +256,9 @@ static inline size_t ipcb_stat_rec_size(const ipcb_stat_rec *r) {
 
 /* Next record of a decoded LIST reply: 1 and *ret filled, or 0 at the end. */
 int ipcb_list_iter_next(ipcb_list_iter *it, ipcb_stat_rec *ret);
+
+/* Record i (< count) of a decoded HOLDERS reply. */
+void ipcb_holder_rec_at(const ipcb_msg *m, unsigned i, ipcb_holder_rec *ret);
 
 /* Record i (< count) of a decoded QUOTA reply. */
 void ipcb_quota_rec_at(const ipcb_msg *m, unsigned i, ipcb_quota_rec *ret);

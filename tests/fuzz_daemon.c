@@ -249,7 +249,7 @@ enum {
 enum {
         RQ_HELLO, RQ_CLOSE, RQ_UNLINK, RQ_STAT, RQ_LIST, RQ_SHM_CREATE, RQ_SHM_OPEN,
         RQ_LOCK_PAGE, RQ_SEM_CREATE, RQ_SEM_OPEN, RQ_SET_ACCESS, RQ_FREEZE, RQ_REGISTER,
-        RQ_MEMFD, RQ_QUOTA, RQ_UNKNOWN,
+        RQ_MEMFD, RQ_QUOTA, RQ_HOLDERS, RQ_UNKNOWN,
 };
 
 /* fd menu (fd spec: a choice byte, then an argument byte). */
@@ -592,7 +592,9 @@ static unsigned build_request(input *in, client *c, unsigned sel, ipcb_msg *m, c
                 return 0;
         case RQ_UNLINK:
         case RQ_STAT:
-                m->hdr.op = sel == RQ_UNLINK ? IPCB_OP_UNLINK : IPCB_OP_STAT;
+        case RQ_HOLDERS:
+                m->hdr.op = sel == RQ_UNLINK ? IPCB_OP_UNLINK
+                            : sel == RQ_STAT ? IPCB_OP_STAT : IPCB_OP_HOLDERS;
                 m->stat.kind = pick_kind(in);
                 m->stat.name = pick_name(in, nbuf);
                 return 0;
@@ -690,7 +692,7 @@ static void op_request(input *in, client *c) {
         static uint8_t buf[IPCB_MSG_MAX + 64];
         char nbuf[300];
         ipcb_msg m = { .hdr = { .id = c->next_id++ } };
-        unsigned sel = in_u8(in) % 16, nfds, extra = 0;
+        unsigned sel = in_u8(in) % (RQ_UNKNOWN + 1), nfds, extra = 0;
         ssize_t len;
         uint8_t dmg;
 
@@ -1107,13 +1109,14 @@ static void write_seed(const char *dir, const char *name, const seed *s) {
 static void write_seeds(const char *dir) {
         seed s;
 
-        /* segment: create, lock page, open read-only, stat, list, freeze, close, unlink */
+        /* segment: create, lock page, open read-only, stat, holders, list, freeze, close, unlink */
         s = (seed){ .n = 0 };
         PUT(&s, 0);
         REQ(&s, RQ_SHM_CREATE, 0, 0, 0, 0);
         REQ(&s, RQ_LOCK_PAGE, 0);
         REQ(&s, RQ_SHM_OPEN, 0, 0);
         REQ(&s, RQ_STAT, 1, 0);
+        REQ(&s, RQ_HOLDERS, 1, 0);
         REQ(&s, RQ_LIST, 0, 0, 0);
         REQ(&s, RQ_FREEZE, 1, 0);
         REQ(&s, RQ_CLOSE, 0, 1);

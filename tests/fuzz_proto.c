@@ -49,7 +49,7 @@ static void check_decoded(const uint8_t *data, size_t size, unsigned nfds, ipcb_
                 fail("bad error reply", op, size, nfds);
 
         if (!reply) {
-                if (op == IPCB_OP_UNLINK || op == IPCB_OP_STAT)
+                if (op == IPCB_OP_UNLINK || op == IPCB_OP_STAT || op == IPCB_OP_HOLDERS)
                         check_name(m->stat.name, data, size, op);
                 else if (op == IPCB_OP_SHM_CREATE)
                         check_name(m->shm_create.name, data, size, op);
@@ -72,6 +72,14 @@ static void check_decoded(const uint8_t *data, size_t size, unsigned nfds, ipcb_
                 for (unsigned i = 0; i < m->quota_reply.count; i++)
                         ipcb_quota_rec_at(m, i, &qrecs[i]);
                 m->quota_reply.recs = qrecs;
+        } else if (m->hdr.status == 0 && base == IPCB_OP_HOLDERS) {
+                static ipcb_holder_rec hrecs[IPCB_HOLDERS_MAX];
+                if (m->holders_reply.count > IPCB_HOLDERS_MAX ||
+                    m->holders_reply.total < m->holders_reply.count)
+                        fail("HOLDERS reply out of bounds", op, size, nfds);
+                for (unsigned i = 0; i < m->holders_reply.count; i++)
+                        ipcb_holder_rec_at(m, i, &hrecs[i]);
+                m->holders_reply.recs = hrecs;
         } else if (m->hdr.status == 0 && base == IPCB_OP_STAT) {
                 check_name(m->stat_reply.name, data, size, op);
         } else if (m->hdr.status == 0 && base == IPCB_OP_LIST) {

@@ -7,6 +7,7 @@
  * Every test runs in the harness fixture (harness.h): at its end the daemon
  * is back at its idle fd count, the test process at its own, and the daemon
  * exits 0. */
+#include "ctlrun.h"
 #include "harness.h"
 
 #include "ipcbroker.h"
@@ -53,166 +54,10 @@ TestSuite(ctl, .init = setup, .fini = teardown, .timeout = 30);
 /* fixture_end (harness.h) after every body: both fd counts back, clean exit. */
 #define CHECKED_TEST(suite, name) FIXTURE_TEST(suite, name, &d, release)
 
-/* ---- running the CLI ---- */
+/* ---- running the CLI (ctlrun.h) ---- */
 
-typedef struct ctl_result {
-        int status; /* exit status, or 128 + signal */
-        char *out, *err;
-        size_t out_len, err_len;
-} ctl_result;
-
-enum { VIA_OPTION, VIA_ENV, NO_SOCKET };
-
-static void result_free(ctl_result *r) {
-        free(r->out);
-        free(r->err);
-        *r = (ctl_result){ 0 };
-}
-
-static void append(char **buf, size_t *len, const char *src, size_t n) {
-        char *b = realloc(*buf, *len + n + 1);
-        cr_assert_not_null(b);
-        memcpy(b + *len, src, n);
-        *len += n;
-        b[*len] = '\0';
-        *buf = b;
-}
-
-static long long mono_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Run ipcbrokerctl with args (NULL-terminated), feeding `in` on stdin. */
-static void run_ctl_v(ctl_result *r, int how, const void *in, size_t in_len,
-                      const char *const *args) {
-        const char *argv[32], *envp[256];
-        char envsock[160];
-        int pin[2], pout[2], perr[2], st;
-        unsigned argc = 0, envc = 0;
-        size_t in_off = 0;
-        long long end;
-        pid_t pid;
-
-        *r = (ctl_result){ 0 };
-        argv[argc++] = IPCBROKERCTL_PATH;
-        if (how == VIA_OPTION) {
-                argv[argc++] = "--socket";
-                argv[argc++] = d.sock;
-        }
-        for (unsigned i = 0; args[i]; i++) {
-                cr_assert_lt(argc, 31);
-                argv[argc++] = args[i];
-        }
-        argv[argc] = NULL;
-        for (char **e = environ; *e && envc < 250; e++)
-                if (strncmp(*e, "IPCBROKER_SOCKET=", 17) != 0)
-                        envp[envc++] = *e;
-        if (how == VIA_ENV) {
-                snprintf(envsock, sizeof(envsock), "IPCBROKER_SOCKET=%s", d.sock);
-                envp[envc++] = envsock;
-        }
-        envp[envc] = NULL;
-
-        cr_assert_eq(pipe2(pin, O_CLOEXEC), 0);
-        cr_assert_eq(pipe2(pout, O_CLOEXEC), 0);
-        cr_assert_eq(pipe2(perr, O_CLOEXEC), 0);
-        fflush(NULL);
-        pid = fork();
-        cr_assert_geq(pid, 0);
-        if (pid == 0) {
-                if (dup2(pin[0], 0) < 0 || dup2(pout[1], 1) < 0 || dup2(perr[1], 2) < 0)
-                        _exit(126);
-                execve(argv[0], (char *const *)argv, (char *const *)envp);
-                _exit(127);
-        }
-        close(pin[0]);
-        close(pout[1]);
-        close(perr[1]);
-        fcntl(pin[1], F_SETFL, O_NONBLOCK);
-        if (in_len == 0) {
-                close(pin[1]);
-                pin[1] = -1;
-        }
-
-        end = mono_ms() + 10000;
-        while (pout[0] >= 0 || perr[0] >= 0) {
-                struct pollfd p[3] = {
-                        { .fd = pout[0], .events = POLLIN },
-                        { .fd = perr[0], .events = POLLIN },
-                        { .fd = pin[1], .events = POLLOUT },
-                };
-                char buf[16384];
-                int left = (int)(end - mono_ms());
-
-                cr_assert_gt(left, 0, "ipcbrokerctl %s did not finish", args[0]);
-                if (poll(p, 3, left) < 0 && errno != EINTR)
-                        cr_assert_fail("poll: %s", strerror(errno));
-                for (int i = 0; i < 2; i++) {
-                        int *fdp = i == 0 ? &pout[0] : &perr[0];
-                        if (*fdp < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                                continue;
-                        ssize_t n = read(*fdp, buf, sizeof(buf));
-                        if (n > 0)
-                                append(i == 0 ? &r->out : &r->err, i == 0 ? &r->out_len : &r->err_len,
-                                       buf, (size_t)n);
-                        else if (n == 0 || errno != EINTR) {
-                                close(*fdp);
-                                *fdp = -1;
-                        }
-                }
-                if (pin[1] >= 0 && (p[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
-                        ssize_t n = write(pin[1], (const char *)in + in_off, in_len - in_off);
-                        if (n > 0)
-                                in_off += (size_t)n;
-                        if ((n < 0 && errno != EAGAIN && errno != EINTR) || in_off == in_len) {
-                                close(pin[1]); /* EPIPE: it stopped reading; fine */
-                                pin[1] = -1;
-                        }
-                }
-        }
-        if (pin[1] >= 0)
-                close(pin[1]);
-        cr_assert_eq(waitpid(pid, &st, 0), pid);
-        r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        if (!r->out)
-                append(&r->out, &r->out_len, "", 0);
-        if (!r->err)
-                append(&r->err, &r->err_len, "", 0);
-}
-
-#define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+#define run_ctl_v(r, how, in, in_len, args) ctlrun(r, d.sock, how, in, in_len, args)
 #define run_ctl(r, ...) run_ctl_v(r, VIA_OPTION, NULL, 0, ARGS(__VA_ARGS__))
-
-static unsigned count_lines(const char *s, size_t len) {
-        unsigned n = 0;
-        for (size_t i = 0; i < len; i++)
-                n += s[i] == '\n';
-        return n;
-}
-
-/* Success: exit 0, nothing on stderr. */
-static void expect_ok(const ctl_result *r, const char *what) {
-        cr_assert_eq(r->status, 0, "%s: exit %d, stderr: %s", what, r->status, r->err);
-        cr_assert_eq(r->err_len, 0, "%s: stderr not empty: %s", what, r->err);
-}
-
-/* Failure: the given exit status (or any non-zero one if want is -1) and
- * exactly one line on stderr, naming the program. */
-static void expect_fail(const ctl_result *r, int want, const char *what) {
-        if (want < 0)
-                cr_assert_neq(r->status, 0, "%s: exit 0 (stdout: %s)", what, r->out);
-        else
-                cr_assert_eq(r->status, want, "%s: exit %d, want %d (stderr: %s)", what, r->status,
-                             want, r->err);
-        cr_assert_lt(r->status, 128, "%s: killed by signal %d", what, r->status - 128);
-        cr_assert_gt(r->err_len, 0, "%s: nothing on stderr", what);
-        cr_assert_eq(count_lines(r->err, r->err_len), 1, "%s: stderr is not one line: %s", what,
-                     r->err);
-        cr_assert_eq(r->err[r->err_len - 1], '\n');
-        cr_assert(strncmp(r->err, "ipcbrokerctl", 12) == 0, "%s: stderr: %s", what, r->err);
-}
 
 /* Minimal JSON sanity: a top-level array, brackets and braces balanced
  * outside strings, strings terminated. */
@@ -280,7 +125,11 @@ CHECKED_TEST(ctl, create_list_stat_rm) {
         expect_ok(&r, "list");
         cr_assert_not_null(strstr(r.out, "NAME"), "no header: %s", r.out);
         cr_assert_not_null(strstr(r.out, "ctlseg"), "name missing from list: %s", r.out);
-        cr_assert_not_null(strstr(r.out, "4096"));
+        cr_assert_not_null(strstr(r.out, " 4K "), "no human size: %s", r.out);
+        result_free(&r);
+        run_ctl(&r, "list", "--bytes");
+        expect_ok(&r, "list --bytes");
+        cr_assert_not_null(strstr(r.out, " 4096 "), "%s", r.out);
         cr_assert_eq(count_lines(r.out, r.out_len), 2, "header + one row: %s", r.out);
         result_free(&r);
 
@@ -488,9 +337,9 @@ CHECKED_TEST(ctl, usage_errors) {
 }
 
 CHECKED_TEST(ctl, bad_sizes_and_modes) {
-        static const char *const bad[] = { "abc", "", "-5", "0", "1T", "4KB", "0x10",
+        static const char *const bad[] = { "abc", "", "-5", "0", "1P", "4KB", "0x10",
                                            "99999999999999999999", "18446744073709551615G",
-                                           "2G" /* above the daemon's 1 GiB default */ };
+                                           "1T", "2G" /* above the daemon's 1 GiB default */ };
         ipcb_object_info info;
         ctl_result r;
 
@@ -536,7 +385,7 @@ CHECKED_TEST(ctl, bad_sizes_and_modes) {
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "moded", &info), -ENOENT);
         /* Bad names are refused, one line. */
         run_ctl(&r, "create", "a/b", "4096");
-        expect_fail(&r, 1, "bad name");
+        expect_fail(&r, 2, "bad name");
         result_free(&r);
 }
 

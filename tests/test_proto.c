@@ -98,6 +98,14 @@ static void check_reencode(const uint8_t *buf, size_t len, const ipcb_msg *m) {
                         ipcb_quota_rec_at(m, i, &qrecs[i]);
                 copy.quota_reply.recs = qrecs;
         }
+        static ipcb_holder_rec hrecs[IPCB_HOLDERS_MAX];
+        if ((m->hdr.op & IPCB_OP_REPLY) && m->hdr.status == 0 &&
+            (m->hdr.op & ~IPCB_OP_REPLY) == IPCB_OP_HOLDERS) {
+                cr_assert_leq(m->holders_reply.count, IPCB_HOLDERS_MAX);
+                for (unsigned i = 0; i < m->holders_reply.count; i++)
+                        ipcb_holder_rec_at(m, i, &hrecs[i]);
+                copy.holders_reply.recs = hrecs;
+        }
         n = ipcb_proto_encode(&copy, out, sizeof(out));
         cr_assert_eq(n, (ssize_t)len, "re-encode of op 0x%04x gave %zd bytes, input had %zu",
                      m->hdr.op, n, len);
@@ -155,6 +163,11 @@ static const ipcb_quota_rec quota2[2] = {
         { .uid = 0, .flags = IPCB_QR_EXEMPT, .objects = 3, .bytes = 12288, .handles = 4, .connections = 1 },
         { .uid = 61002, .flags = 0, .objects = UINT64_MAX, .bytes = 1, .handles = 0xffffffffu,
           .connections = 7 },
+};
+
+static const ipcb_holder_rec holders2[2] = {
+        { .pid = 1, .uid = 0, .handles = 1 },
+        { .pid = 0x7fffffffu, .uid = 61002, .handles = 0xffffffffu },
 };
 
 static const sample samples[] = {
@@ -232,6 +245,12 @@ static const sample samples[] = {
                      .quota = { 61001, IPCB_QF_ALL, 7 } } },
         { "QUOTA reply", { .hdr = { .op = REPLY(IPCB_OP_QUOTA), .id = 19 },
                            .quota_reply = { 1000, 1ull << 32, 4096, 64, 61002, 2, 1, quota2, NULL } } },
+        { "HOLDERS", { .hdr = { .op = IPCB_OP_HOLDERS, .id = 20 },
+                       .holders = { IPCB_KIND_SHM, NAME_INIT("held") } } },
+        { "HOLDERS reply", { .hdr = { .op = REPLY(IPCB_OP_HOLDERS), .id = 20 },
+                             .holders_reply = { 2, 300, 0x0102030405060708ull, holders2, NULL } } },
+        { "HOLDERS reply, none", { .hdr = { .op = REPLY(IPCB_OP_HOLDERS), .id = 21 },
+                                   .holders_reply = { 0, 0, 1, NULL, NULL } } },
         { "error reply -ENOENT", { .hdr = { .op = REPLY(IPCB_OP_SHM_OPEN), .id = 10,
                                             .status = -ENOENT } } },
         { "error reply -EOPNOTSUPP to an unknown op",
@@ -261,6 +280,7 @@ static size_t pad_offsets(const ipcb_msg *m, size_t *out) {
         switch (base_op(m) | (is_request(m) ? 0 : IPCB_OP_REPLY)) {
         case IPCB_OP_UNLINK:
         case IPCB_OP_STAT:
+        case IPCB_OP_HOLDERS:
         case IPCB_OP_LIST:
                 out[n++] = 17;
                 break;
@@ -1045,6 +1065,7 @@ static bool name_len_offset(const ipcb_msg *in, size_t *ret) {
         switch (in->hdr.op) {
         case IPCB_OP_UNLINK:
         case IPCB_OP_STAT:
+        case IPCB_OP_HOLDERS:
         case REPLY(IPCB_OP_STAT):
                 *ret = 16 + 2;
                 return true;
@@ -1184,8 +1205,8 @@ Test(malformed, list_reply_records, .timeout = 30) {
 }
 
 Test(malformed, unknown_opcode, .timeout = 30) {
-        static const uint16_t ops[] = { 0x0000, 0x0006, 0x00ff, 0x0100, 0x0104, 0x0200,
-                                        0x0203, 0x0306, 0x7fff, REPLY(0x0000), REPLY(0x0006),
+        static const uint16_t ops[] = { 0x0000, 0x0009, 0x00ff, 0x0100, 0x0104, 0x0200,
+                                        0x0203, 0x0306, 0x7fff, REPLY(0x0000), REPLY(0x0009),
                                         REPLY(0x0203), 0xffff };
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
                 uint8_t buf[16 + 8] = { 0 };
@@ -1207,7 +1228,7 @@ Test(malformed, unknown_opcode, .timeout = 30) {
 Test(malformed, unknown_opcode_header_checked_first, .timeout = 30) {
         uint8_t buf[16] = { 0 };
         ipcb_msg m;
-        put_u16(buf, 0x0006);
+        put_u16(buf, 0x0009);
         put_u32(buf + 12, 1); /* len mismatch */
         cr_assert_eq(decode(buf, 16, 0, &m), -EBADMSG);
         put_u32(buf + 12, 0);
@@ -1289,7 +1310,7 @@ Test(encode, long_name_over_msg_max, .timeout = 30) {
 
 Test(encode, unknown_opcode, .timeout = 30) {
         uint8_t buf[IPCB_MSG_MAX];
-        static const uint16_t ops[] = { 0x0000, 0x0006, 0x0104, 0x0203, 0x0306, 0x7fff };
+        static const uint16_t ops[] = { 0x0000, 0x0009, 0x0104, 0x0203, 0x0306, 0x7fff };
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
                 ipcb_msg m = { .hdr = { .op = ops[i] } };
                 cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), -EINVAL, "request 0x%04x",
@@ -1473,4 +1494,27 @@ Test(property, random_and_mutated_inputs, .timeout = 30) {
         cr_assert_gt(lists, 1000u, "only %u LIST replies decoded", lists);
         cr_assert_gt(badmsg, 50000u);
         cr_assert_gt(notsup, 1000u);
+}
+
+/* HOLDERS replies: count bounded by IPCB_HOLDERS_MAX, never above total,
+ * and exactly count records. */
+Test(malformed, holders_reply_bounds, .timeout = 30) {
+        uint8_t buf[IPCB_MSG_MAX] = { 0 };
+        ipcb_msg m;
+
+        put_u16(buf, REPLY(IPCB_OP_HOLDERS));
+        for (uint32_t count = 0; count <= IPCB_HOLDERS_MAX + 1; count += IPCB_HOLDERS_MAX / 2 + 1) {
+                size_t len = 16 + IPCB_HOLDERS_FIXED + (size_t)count * IPCB_HOLDER_REC;
+                put_u32(buf + 12, (uint32_t)(len - 16));
+                put_u32(buf + 16, count);
+                put_u32(buf + 20, count);
+                cr_assert_eq(decode(buf, len, 0, &m), count <= IPCB_HOLDERS_MAX ? 0 : -EBADMSG,
+                             "count %u", count);
+                put_u32(buf + 20, count ? count - 1 : 0); /* total below count */
+                cr_assert_eq(decode(buf, len, 0, &m), count == 0 ? 0 : -EBADMSG,
+                             "total below count %u", count);
+                put_u32(buf + 20, count);
+                put_u32(buf + 12, (uint32_t)(len - 16 - 1)); /* one byte short */
+                cr_assert_eq(decode(buf, len - 1, 0, &m), -EBADMSG, "short, count %u", count);
+        }
 }
