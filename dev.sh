@@ -12,6 +12,10 @@ PACKAGES=(gcc make cmake pkg-config libuv1-dev libsystemd-dev libcriterion-dev)
 # systemd: systemd-socket-activate, systemd-analyze and a real user manager
 # for tests/test_systemd.c (util-linux, essential, brings unshare).
 TEST_PACKAGES=(clang libclang-rt-14-dev systemd util-linux)
+# What is shipped (tests/packaging): scdoc and man-db for the man pages, g++
+# for the header as C++, dpkg-dev and file for cpack -G DEB (dpkg-shlibdeps);
+# util-linux brings setpriv (examples) and flock.
+TEST_PACKAGES+=(scdoc man-db g++ dpkg-dev file)
 
 need() {
         local missing=() p
