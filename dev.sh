@@ -15,6 +15,10 @@ PACKAGES=("${BROKER_PACKAGES[@]}" libcriterion-dev)
 # for tests/test_systemd.c (util-linux, essential, brings unshare).
 # python3: tests/test_cli.c checks that JSON output parses (json module).
 TEST_PACKAGES=(clang libclang-rt-14-dev systemd util-linux python3)
+# What is shipped (tests/packaging): scdoc and man-db for the man pages, g++
+# for the header as C++, dpkg-dev and file for cpack -G DEB (dpkg-shlibdeps);
+# util-linux brings setpriv (examples) and flock.
+TEST_PACKAGES+=(scdoc man-db g++ dpkg-dev file)
 
 need() {
         local missing=() p

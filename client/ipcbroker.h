@@ -106,7 +106,8 @@ typedef struct ipcb_shm_options {
         unsigned mode;  /* permission bits (r/w for user, group, other); default 0600 */
         unsigned flags; /* IPCB_SHM_PERSISTENT | IPCB_SHM_GROWABLE */
 } ipcb_shm_options;
-#define IPCB_SHM_OPTIONS_INIT { .struct_size = sizeof(ipcb_shm_options), .mode = 0600, .flags = 0 }
+/* Positional (every field, in order) so that the macros also compile as C++. */
+#define IPCB_SHM_OPTIONS_INIT { sizeof(ipcb_shm_options), 0600, 0 }
 
 /* What ipcb_stat() and ipcb_list() report about one object. */
 typedef struct ipcb_object_info {
@@ -267,7 +268,7 @@ typedef struct ipcb_open_options {
         unsigned flags; /* IPCB_OPEN_OWNED; for ipcb_sem_open_ex also IPCB_SEM_UNDO */
         uid_t owner;    /* with IPCB_OPEN_OWNED: the uid that must own it */
 } ipcb_open_options;
-#define IPCB_OPEN_OPTIONS_INIT { .struct_size = sizeof(ipcb_open_options), .flags = 0, .owner = IPCB_OWNER_SELF }
+#define IPCB_OPEN_OPTIONS_INIT { sizeof(ipcb_open_options), 0, IPCB_OWNER_SELF }
 
 /* What an open or create found: the object's owner, group and mode at the
  * moment of the open (a later chown or chmod is not seen here; ipcb_stat
@@ -454,7 +455,7 @@ typedef struct ipcb_sem_options {
         unsigned flags; /* IPCB_SEM_PERSISTENT | IPCB_SEM_UNDO (the creator's handle) */
         unsigned max;   /* 0: IPCB_SEM_VALUE_MAX */
 } ipcb_sem_options;
-#define IPCB_SEM_OPTIONS_INIT { .struct_size = sizeof(ipcb_sem_options), .mode = 0600, .flags = 0, .max = 0 }
+#define IPCB_SEM_OPTIONS_INIT { sizeof(ipcb_sem_options), 0600, 0, 0 }
 
 /* Create semaphore `name` with `initial` tokens and open it.  opts borrowed
  * (NULL: defaults).  On success *ret owns a mapping of the page.  Errors:
@@ -515,7 +516,7 @@ typedef struct ipcb_access {
         uid_t uid;
         gid_t gid;
 } ipcb_access;
-#define IPCB_ACCESS_INIT { .struct_size = sizeof(ipcb_access), .what = 0 }
+#define IPCB_ACCESS_INIT { sizeof(ipcb_access), 0, 0, 0, 0 }
 
 /* Change owner, group and/or mode of object `name` of `kind` in one step
  * (all or nothing).  acc is borrowed.  The owner (or a privileged uid 0) may

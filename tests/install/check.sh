@@ -2,11 +2,15 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # check.sh BUILD_DIR: install the build into a temporary prefix, then build a
 # consumer with pkg-config and with find_package(ipcbroker), and run it
-# against the installed ipcbrokerd; check the installed systemd units.  Prints
-# one line; exits non-zero on failure.
+# against the installed ipcbrokerd; check the installed systemd units; build a
+# pkg-config client that runs with no LD_LIBRARY_PATH (an rpath), and every
+# example on its own against the prefix (CMAKE_PREFIX_PATH, and pkg-config
+# alone), running their tests.  Prints one line per part; exits non-zero on
+# failure.
 set -euo pipefail
 build=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../.." && pwd)
 tmp=$(mktemp -d)
 trap 'kill "$daemon" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 daemon=
@@ -43,6 +47,58 @@ for kind in system user; do
         fi
 done
 
+# pkg-config's flags plus an rpath to its libdir make a program that runs
+# with no LD_LIBRARY_PATH and no ldconfig (README.md, "Install").
+check_pkgconfig_rpath() {
+        local libdir
+        libdir=$(pkg-config --variable=libdir ipcbroker)
+        cc -o "$tmp/pc-rpath" "$here/consumer.c" $(pkg-config --cflags --libs ipcbroker) \
+                -Wl,-rpath,"$libdir"
+        env -u LD_LIBRARY_PATH IPCBROKERD="$tmp/prefix/bin/ipcbrokerd" \
+                IPCBROKERCTL="$tmp/prefix/bin/ipcbrokerctl" \
+                sh "$src/examples/run-with-broker.sh" sh -c '"$0" "$IPCBROKER_SOCKET"' "$tmp/pc-rpath"
+        # Without it the loader must not find the library, or the check
+        # above proved nothing (unless one is installed system-wide).
+        if ! ldconfig -p 2>/dev/null | grep -q 'libipcbroker\.so\.0 '; then
+                cc -o "$tmp/pc-norpath" "$here/consumer.c" $(pkg-config --cflags --libs ipcbroker)
+                if env -u LD_LIBRARY_PATH "$tmp/pc-norpath" >/dev/null 2>&1; then
+                        echo "install check: a client without rpath found libipcbroker.so.0" >&2
+                        return 1
+                fi
+        fi
+        echo "install check: pkg-config client with -Wl,-rpath,\$(pkg-config --variable=libdir ipcbroker): ok"
+}
+
+# Every example builds on its own against the prefix and its tests pass
+# against the installed ipcbrokerd: through the CMake package found with
+# CMAKE_PREFIX_PATH, and (the package hidden) through pkg-config.
+check_examples_standalone() {
+        local dir name how log n=0
+        # frozen-publisher's reader runs as uid 65534 (when root): it must
+        # reach the installed library and its own binary.
+        chmod 755 "$tmp"
+        for dir in "$src"/examples/*/; do
+                [ -f "$dir/CMakeLists.txt" ] || continue
+                name=$(basename "$dir")
+                for how in cmake pkg-config; do
+                        local opts=(-DCMAKE_PREFIX_PATH="$tmp/prefix")
+                        [ "$how" = pkg-config ] && opts=(-DCMAKE_DISABLE_FIND_PACKAGE_ipcbroker=ON)
+                        log=$tmp/ex-$name-$how.log
+                        if ! { cmake -S "$dir" -B "$tmp/ex-$name-$how" "${opts[@]}" &&
+                                cmake --build "$tmp/ex-$name-$how" &&
+                                ctest --test-dir "$tmp/ex-$name-$how" --output-on-failure; } >"$log" 2>&1 ||
+                                ! grep -q "100% tests passed, 0 tests failed out of [1-9]" "$log"; then
+                                cat "$log" >&2
+                                echo "install check: example $name ($how) failed" >&2
+                                return 1
+                        fi
+                        n=$((n + 1))
+                done
+        done
+        [ "$n" -ge 6 ] || { echo "install check: only $n example builds" >&2; return 1; }
+        echo "install check: $n standalone example builds (find_package via CMAKE_PREFIX_PATH, pkg-config), their tests pass: ok"
+}
+
 # pkg-config, shared library
 cc -o "$tmp/pc" "$here/consumer.c" $(pkg-config --cflags --libs ipcbroker)
 LD_LIBRARY_PATH=$libdir/.. "$tmp/pc" >/dev/null
@@ -63,3 +119,5 @@ kill "$daemon"
 wait "$daemon"
 echo "install check: pkg-config, find_package (shared and static), installed daemon and CLI," \
         "units for the install prefix (verified by systemd-analyze: $units of 2 kinds): ok"
+check_pkgconfig_rpath
+check_examples_standalone
