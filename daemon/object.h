@@ -5,6 +5,7 @@
  * has no handle left. */
 #pragma once
 
+#include "ihash.h"
 #include "inode.h"
 
 #include <stdbool.h>
@@ -26,8 +27,9 @@ typedef struct object {
         uint32_t flags;      /* IPCB_WF_PERSISTENT | IPCB_WF_GROWABLE */
         uint32_t handles;
 
-        struct object *hash_next;           /* registry bucket chain */
-        struct object *all_prev, *all_next; /* registry list, in id order */
+        ihash_node hash_node;               /* registry name table */
+        struct object *all_prev, *all_next; /* registry list of its kind, in id order */
+        struct object *id_left, *id_right;  /* registry tree of its kind, by id */
 
         /* segment: the memfd; for a semaphore fd_rw is its page */
         uint64_t size; /* declared at create */

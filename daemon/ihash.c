@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* ihash.c: incremental rehashing (see ihash.h).  A doubling starts only
+ * when the previous one has finished; it has n/IHASH_STEP operations to
+ * finish in and the next one needs n more adds, so it always has. */
+#include "ihash.h"
+
+#include <stdlib.h>
+
+void ihash_init(ihash *t, ihash_node **first, size_t nfirst) {
+        *t = (ihash){ .cur = first, .ncur = nfirst, .first = first, .nfirst = nfirst };
+}
+
+static void release(ihash *t, ihash_node **b) {
+        if (b && b != t->first)
+                free(b);
+}
+
+/* Drain up to IHASH_STEP old buckets into cur. */
+static void step(ihash *t) {
+        if (!t->old)
+                return;
+        for (unsigned s = 0; s < IHASH_STEP && t->moved < t->nold; s++, t->moved++) {
+                ihash_node *n = t->old[t->moved], *next;
+                t->old[t->moved] = NULL;
+                for (; n; n = next) {
+                        next = n->next;
+                        size_t j = n->hash & (t->ncur - 1);
+                        n->next = t->cur[j];
+                        t->cur[j] = n;
+                }
+        }
+        if (t->moved == t->nold) {
+                release(t, t->old);
+                t->old = NULL;
+                t->nold = t->moved = 0;
+        }
+}
+
+void ihash_add(ihash *t, ihash_node *n, uint64_t hash) {
+        step(t);
+        if (!t->old && t->count >= t->ncur) {
+                ihash_node **b = calloc(t->ncur * 2, sizeof(*b));
+                if (b) { /* else keep the longer chains */
+                        t->old = t->cur;
+                        t->nold = t->ncur;
+                        t->moved = 0;
+                        t->cur = b;
+                        t->ncur *= 2;
+                }
+        }
+        size_t i = hash & (t->ncur - 1);
+        n->hash = hash;
+        n->next = t->cur[i];
+        t->cur[i] = n;
+        t->count++;
+}
+
+static bool unchain(ihash_node **pp, ihash_node *n) {
+        while (*pp && *pp != n)
+                pp = &(*pp)->next;
+        if (!*pp)
+                return false;
+        *pp = n->next;
+        return true;
+}
+
+void ihash_remove(ihash *t, ihash_node *n) {
+        if (!unchain(&t->cur[n->hash & (t->ncur - 1)], n) && t->old)
+                (void)unchain(&t->old[n->hash & (t->nold - 1)], n);
+        n->next = NULL;
+        if (--t->count == 0 && t->cur != t->first) {
+                /* Empty: every chain is empty, the first buckets too. */
+                release(t, t->old);
+                release(t, t->cur);
+                ihash_init(t, t->first, t->nfirst);
+                return;
+        }
+        step(t);
+}
+
+static ihash_node *search(ihash_node *n, uint64_t hash, bool (*eq)(const ihash_node *, const void *),
+                          const void *key) {
+        for (; n; n = n->next)
+                if (n->hash == hash && eq(n, key))
+                        return n;
+        return NULL;
+}
+
+ihash_node *ihash_find(ihash *t, uint64_t hash, bool (*eq)(const ihash_node *, const void *),
+                       const void *key) {
+        ihash_node *n;
+
+        step(t);
+        n = search(t->cur[hash & (t->ncur - 1)], hash, eq, key);
+        if (!n && t->old)
+                n = search(t->old[hash & (t->nold - 1)], hash, eq, key);
+        return n;
+}
+
+bool ihash_migrating(const ihash *t) {
+        return t->old != NULL;
+}
+
+void ihash_fini(ihash *t) {
+        for (size_t i = 0; i < t->nfirst; i++)
+                t->first[i] = NULL;
+        release(t, t->old);
+        release(t, t->cur);
+        ihash_init(t, t->first, t->nfirst);
+}
