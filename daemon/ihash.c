@@ -5,14 +5,38 @@
 #include "ihash.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
+
+/* Large bucket arrays come straight from mmap: zero pages the kernel fills
+ * on first touch.  calloc would memset them, and glibc raises its mmap
+ * threshold after a large free, so a doubling at a million entries could
+ * clear 16 MiB in one operation. */
+#define MMAP_MIN ((size_t)64 * 1024)
+
+static ihash_node **alloc_buckets(size_t n) {
+        void *p;
+
+        if (n * sizeof(ihash_node *) < MMAP_MIN)
+                return calloc(n, sizeof(ihash_node *));
+        p = mmap(NULL, n * sizeof(ihash_node *), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
+        return p == MAP_FAILED ? NULL : p;
+}
+
+static void free_buckets(ihash_node **b, size_t n) {
+        if (n * sizeof(ihash_node *) < MMAP_MIN)
+                free(b);
+        else
+                munmap(b, n * sizeof(ihash_node *));
+}
 
 void ihash_init(ihash *t, ihash_node **first, size_t nfirst) {
         *t = (ihash){ .cur = first, .ncur = nfirst, .first = first, .nfirst = nfirst };
 }
 
-static void release(ihash *t, ihash_node **b) {
+static void release(ihash *t, ihash_node **b, size_t n) {
         if (b && b != t->first)
-                free(b);
+                free_buckets(b, n);
 }
 
 /* Drain up to IHASH_STEP old buckets into cur. */
@@ -30,7 +54,7 @@ static void step(ihash *t) {
                 }
         }
         if (t->moved == t->nold) {
-                release(t, t->old);
+                release(t, t->old, t->nold);
                 t->old = NULL;
                 t->nold = t->moved = 0;
         }
@@ -39,7 +63,7 @@ static void step(ihash *t) {
 void ihash_add(ihash *t, ihash_node *n, uint64_t hash) {
         step(t);
         if (!t->old && t->count >= t->ncur) {
-                ihash_node **b = calloc(t->ncur * 2, sizeof(*b));
+                ihash_node **b = alloc_buckets(t->ncur * 2);
                 if (b) { /* else keep the longer chains */
                         t->old = t->cur;
                         t->nold = t->ncur;
@@ -70,8 +94,8 @@ void ihash_remove(ihash *t, ihash_node *n) {
         n->next = NULL;
         if (--t->count == 0 && t->cur != t->first) {
                 /* Empty: every chain is empty, the first buckets too. */
-                release(t, t->old);
-                release(t, t->cur);
+                release(t, t->old, t->nold);
+                release(t, t->cur, t->ncur);
                 ihash_init(t, t->first, t->nfirst);
                 return;
         }
@@ -104,7 +128,7 @@ bool ihash_migrating(const ihash *t) {
 void ihash_fini(ihash *t) {
         for (size_t i = 0; i < t->nfirst; i++)
                 t->first[i] = NULL;
-        release(t, t->old);
-        release(t, t->cur);
+        release(t, t->old, t->nold);
+        release(t, t->cur, t->ncur);
         ihash_init(t, t->first, t->nfirst);
 }

@@ -138,15 +138,10 @@ static void tree_remove(object **root, object *o) {
 
 object *registry_add(uint8_t kind, const char *name, size_t len) {
         kind_set *ks = &kinds[kind];
-        object *o = calloc(1, sizeof(*o));
+        object *o = calloc(1, sizeof(*o) + len + 1);
 
         if (!o)
                 return NULL;
-        o->name = malloc(len + 1);
-        if (!o->name) {
-                free(o);
-                return NULL;
-        }
         memcpy(o->name, name, len);
         o->name[len] = '\0';
         o->name_len = (uint16_t)len;
@@ -189,7 +184,6 @@ void registry_remove(object *o) {
                 ks->tail = o->all_prev;
         tree_remove(&ks->root, o);
         all_count--;
-        free(o->name);
         free(o);
 }
 

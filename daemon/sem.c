@@ -14,6 +14,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -106,6 +107,9 @@ int sem_new(const char *name, size_t name_len, uint32_t initial, uint32_t max, u
         o->size = IPCB_PAGE_SIZE;
         o->fd_rw = fd;
         o->sem = st;
+        /* F_SEAL_SEAL is among them: stat never asks again (object.c) */
+        k = fcntl(fd, F_GET_SEALS);
+        o->seals = k > 0 ? (uint32_t)k : 0;
         sem_page_adopt(o, map); /* a new semaphore is likely used soon */
         store_object_added(o);
         *ret = o;
@@ -262,14 +266,13 @@ void sem_wake_sleepers(object *o) {
         }
 }
 
-/* stat reads the page without mapping it: the values are informational
- * (bounded, not trusted), and a pread costs less than a mapping.  A page
- * mapped already is read through the mapping. */
+/* stat reads the page with pread, never through a mapping, mapped or not:
+ * the values are informational (bounded, not trusted), a pread costs less
+ * than mapping a page, and a stat then costs the same whichever semaphore
+ * it names, among ten or a million. */
 static uint64_t page_read64(const object *o, size_t off) {
         uint64_t v = 0;
 
-        if (o->sem->page)
-                return atomic_load((_Atomic uint64_t *)((char *)o->sem->page + off));
         if (pread(o->fd_rw, &v, sizeof(v), (off_t)off) != (ssize_t)sizeof(v))
                 return 0;
         return v;
@@ -283,21 +286,14 @@ uint32_t sem_value(const object *o) {
 uint32_t sem_undo_held(const object *o) {
         const sem_state *st = o->sem;
         uint64_t sum = 0, slots[IPCB_SEM_SLOTS];
-        const uint64_t *sv = NULL;
 
         if (st->slots_used == 0)
                 return 0;
-        if (!st->page && pread(o->fd_rw, slots, sizeof(slots), offsetof(ipcb_sem_page, slot)) ==
-                                 (ssize_t)sizeof(slots))
-                sv = slots;
-        for (uint32_t i = 0; i < IPCB_SEM_SLOTS; i++) {
-                if (!sem_bit(st->slot_used, i))
-                        continue;
-                if (st->page)
-                        sum += ipcb_slot_unpack(atomic_load(&st->page->slot[i])).held;
-                else if (sv)
-                        sum += ipcb_slot_unpack(sv[i]).held;
-        }
+        if (pread(o->fd_rw, slots, sizeof(slots), offsetof(ipcb_sem_page, slot)) != (ssize_t)sizeof(slots))
+                return 0;
+        for (uint32_t i = 0; i < IPCB_SEM_SLOTS; i++)
+                if (sem_bit(st->slot_used, i))
+                        sum += ipcb_slot_unpack(slots[i]).held;
         return sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
 }
 
