@@ -13,6 +13,11 @@
  * clear 16 MiB in one operation. */
 #define MMAP_MIN ((size_t)64 * 1024)
 
+/* A drained old array is given back this much at a time while the
+ * migration passes over it: unmapping 16 MiB of touched pages at once
+ * takes milliseconds. */
+#define FREE_CHUNK ((size_t)64 * 1024)
+
 static ihash_node **alloc_buckets(size_t n) {
         void *p;
 
@@ -39,6 +44,31 @@ static void release(ihash *t, ihash_node **b, size_t n) {
                 free_buckets(b, n);
 }
 
+/* The old array: what the migration has not given back yet. */
+static void release_old(ihash *t) {
+        size_t bytes = t->nold * sizeof(ihash_node *);
+
+        if (t->old && t->old != t->first && bytes >= MMAP_MIN)
+                munmap((char *)t->old + t->freed, bytes - t->freed);
+        else
+                release(t, t->old, t->nold);
+        t->old = NULL;
+        t->nold = t->moved = t->freed = 0;
+}
+
+/* Unmap the chunks of an mmapped old array that are drained. */
+static void trim_old(ihash *t) {
+        size_t bytes = t->nold * sizeof(ihash_node *), done;
+
+        if (t->old == t->first || bytes < MMAP_MIN)
+                return;
+        done = t->moved * sizeof(ihash_node *) / FREE_CHUNK * FREE_CHUNK;
+        if (done > t->freed) {
+                munmap((char *)t->old + t->freed, done - t->freed);
+                t->freed = done;
+        }
+}
+
 /* Drain up to IHASH_STEP old buckets into cur. */
 static void step(ihash *t) {
         if (!t->old)
@@ -53,11 +83,10 @@ static void step(ihash *t) {
                         t->cur[j] = n;
                 }
         }
-        if (t->moved == t->nold) {
-                release(t, t->old, t->nold);
-                t->old = NULL;
-                t->nold = t->moved = 0;
-        }
+        if (t->moved == t->nold)
+                release_old(t);
+        else
+                trim_old(t);
 }
 
 void ihash_add(ihash *t, ihash_node *n, uint64_t hash) {
@@ -67,7 +96,7 @@ void ihash_add(ihash *t, ihash_node *n, uint64_t hash) {
                 if (b) { /* else keep the longer chains */
                         t->old = t->cur;
                         t->nold = t->ncur;
-                        t->moved = 0;
+                        t->moved = t->freed = 0;
                         t->cur = b;
                         t->ncur *= 2;
                 }
@@ -88,13 +117,26 @@ static bool unchain(ihash_node **pp, ihash_node *n) {
         return true;
 }
 
+/* The old bucket of hash if it is not drained yet (drained ones may be
+ * unmapped already), else NULL. */
+static ihash_node **old_bucket(const ihash *t, uint64_t hash) {
+        size_t i;
+
+        if (!t->old)
+                return NULL;
+        i = hash & (t->nold - 1);
+        return i >= t->moved ? &t->old[i] : NULL;
+}
+
 void ihash_remove(ihash *t, ihash_node *n) {
-        if (!unchain(&t->cur[n->hash & (t->ncur - 1)], n) && t->old)
-                (void)unchain(&t->old[n->hash & (t->nold - 1)], n);
+        ihash_node **ob;
+
+        if (!unchain(&t->cur[n->hash & (t->ncur - 1)], n) && (ob = old_bucket(t, n->hash)))
+                (void)unchain(ob, n);
         n->next = NULL;
         if (--t->count == 0 && t->cur != t->first) {
                 /* Empty: every chain is empty, the first buckets too. */
-                release(t, t->old, t->nold);
+                release_old(t);
                 release(t, t->cur, t->ncur);
                 ihash_init(t, t->first, t->nfirst);
                 return;
@@ -112,12 +154,12 @@ static ihash_node *search(ihash_node *n, uint64_t hash, bool (*eq)(const ihash_n
 
 ihash_node *ihash_find(ihash *t, uint64_t hash, bool (*eq)(const ihash_node *, const void *),
                        const void *key) {
-        ihash_node *n;
+        ihash_node *n, **ob;
 
         step(t);
         n = search(t->cur[hash & (t->ncur - 1)], hash, eq, key);
-        if (!n && t->old)
-                n = search(t->old[hash & (t->nold - 1)], hash, eq, key);
+        if (!n && (ob = old_bucket(t, hash)))
+                n = search(*ob, hash, eq, key);
         return n;
 }
 
@@ -128,7 +170,7 @@ bool ihash_migrating(const ihash *t) {
 void ihash_fini(ihash *t) {
         for (size_t i = 0; i < t->nfirst; i++)
                 t->first[i] = NULL;
-        release(t, t->old, t->nold);
+        release_old(t);
         release(t, t->cur, t->ncur);
         ihash_init(t, t->first, t->nfirst);
 }

@@ -25,6 +25,7 @@ typedef struct ihash {
         ihash_node **cur, **old; /* old: being drained into cur, else NULL */
         size_t ncur, nold;       /* powers of two */
         size_t moved;            /* old buckets already drained */
+        size_t freed;            /* bytes at the start of old given back already */
         size_t count;
         ihash_node **first;      /* the static buckets it starts from */
         size_t nfirst;
