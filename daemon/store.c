@@ -542,6 +542,7 @@ static const char *adopt_sem(object *o, const cat_rec *r, uint32_t idx, int fd,
         sem_state *st;
         void *map;
         const char *why;
+        int sk;
 
         if (r->sem_max == 0 || r->sem_max > IPCB_SEM_VALUE_MAX)
                 return "bad maximum";
@@ -555,6 +556,8 @@ static const char *adopt_sem(object *o, const cat_rec *r, uint32_t idx, int fd,
         st->max = r->sem_max;
         o->sem = st;
         o->fd_rw = fd;
+        sk = fcntl(fd, F_GET_SEALS); /* the kernel's, not the record's */
+        o->seals = sk > 0 ? (uint32_t)sk : 0;
         sem_page_adopt(o, map); /* the cache unmaps it when it needs the room */
         *ret_returned = 0;
         for (uint32_t i = 0; i < IPCB_SEM_SLOTS; i++) {

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static ipcbd d;
@@ -456,8 +457,14 @@ FIXTURE_TEST(scale_store, restore_many, &d, store_release) {
         cr_assert_eq(fakemgr_count(&m, "ipcb-o-"), want);
         int status = fakemgr_stop(&m);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         d.pid = fakemgr_start(&m, &x);
         cr_assert_eq(ipcb_connect(sock, &c), 0);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        /* for the reader, not judged: speed is bench/scale.c's business */
+        fprintf(stderr, "[scale] restart with %u stored objects: serving after %.1f ms\n", want,
+                (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
         for (unsigned i = 0; i < NSEG; i++) {
                 ipcb_shm *s;
                 snprintf(name, sizeof(name), "r%05u", i);
