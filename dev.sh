@@ -194,6 +194,10 @@ test)
         # ipcbrokerctl list (the table) against list --json, 10,000 objects: <= 2x.
         if python3 bench/ctl_list.py --build build --runs 3; then PASSED=$((PASSED + 1)); else
                 FAILED=$((FAILED + 1)); status=1; fi
+        if [ -x build/bench/ipcb_bench_scale ]; then
+                if ./build/bench/ipcb_bench_scale --quick; then PASSED=$((PASSED + 1)); else
+                        FAILED=$((FAILED + 1)); status=1; fi
+        fi
         echo
         echo "$PASSED passed, $FAILED failed"
         exit $status

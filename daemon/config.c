@@ -346,9 +346,16 @@ int config_finish(void) {
         return k;
 }
 
+/* The reserve is a quarter of the table, at least 256, but no more than
+ * 65536: that is 19114 connections, and a table sized for a million
+ * objects (3 fds per segment) would otherwise keep 800000 fds idle. */
+#define FD_RESERVE_MAX 65536u
+
 void config_fd_budget(long nofile) {
         uint64_t n = nofile > 0 ? (uint64_t)nofile : 1024, reserve = n / 4 > 256 ? n / 4 : 256;
 
+        if (reserve > FD_RESERVE_MAX)
+                reserve = FD_RESERVE_MAX;
         if (reserve > n / 2)
                 reserve = n / 2;
         cfg.fd_budget = n - reserve;

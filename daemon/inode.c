@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* inode.c: the index of served inodes: a chained hash table that doubles
- * when its load passes 1 and goes back to its static first table when it
- * empties (so nothing is left allocated at exit).  Entries live in the
- * objects (intrusive), so adding never allocates and cannot fail: an inode
- * missing from the index would let it be registered under a second name.
- * Inode numbers are easy to predict and clients choose how many objects
- * to make: buckets are picked with a per-process random key. */
+/* inode.c: the index of served inodes: an incrementally grown hash table
+ * (ihash.h) that goes back to its static first buckets when it empties (so
+ * nothing is left allocated at exit).  Entries live in the objects
+ * (intrusive), so adding never allocates and cannot fail: an inode missing
+ * from the index would let it be registered under a second name.  Inode
+ * numbers are easy to predict and clients choose how many objects to make:
+ * hashes are made with a per-process random key. */
 #include "inode.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/random.h>
@@ -18,10 +19,8 @@
 
 #define FIRST_BUCKETS 64
 
-static inode_key *first[FIRST_BUCKETS];
-static inode_key **buckets = first;
-static size_t nbuckets = FIRST_BUCKETS; /* power of two */
-static size_t count;
+static ihash_node *first[FIRST_BUCKETS];
+static ihash index_;
 static uint64_t seed;
 static bool seeded;
 
@@ -31,8 +30,8 @@ static uint64_t mix(uint64_t h) {
         return h ^ (h >> 31);
 }
 
-static size_t bucket_of(dev_t dev, ino_t ino, size_t n) {
-        return (size_t)mix(mix((uint64_t)ino ^ seed) ^ (uint64_t)dev) & (n - 1);
+static uint64_t hash_of(dev_t dev, ino_t ino) {
+        return mix(mix((uint64_t)ino ^ seed) ^ (uint64_t)dev);
 }
 
 static void seed_once(void) {
@@ -41,26 +40,11 @@ static void seed_once(void) {
         if (seeded)
                 return;
         seeded = true;
+        ihash_init(&index_, first, FIRST_BUCKETS);
         if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed))
                 return;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         seed = mix((uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 32 ^ (uint64_t)getpid());
-}
-
-static void rehash(inode_key **to, size_t n) {
-        for (size_t i = 0; i < nbuckets; i++) {
-                inode_key *k = buckets[i], *next;
-                for (; k; k = next) {
-                        next = k->next;
-                        size_t j = bucket_of(k->dev, k->ino, n);
-                        k->next = to[j];
-                        to[j] = k;
-                }
-        }
-        if (buckets != first)
-                free(buckets);
-        buckets = to;
-        nbuckets = n;
 }
 
 int inode_add(inode_key *k, int fd) {
@@ -71,41 +55,34 @@ int inode_add(inode_key *k, int fd) {
         if (fstat(fd, &st) < 0)
                 return -errno;
         seed_once();
-        if (count >= nbuckets) {
-                inode_key **b = calloc(nbuckets * 2, sizeof(*b));
-                if (b) /* else keep the longer chains */
-                        rehash(b, nbuckets * 2);
-        }
         k->dev = st.st_dev;
         k->ino = st.st_ino;
-        size_t i = bucket_of(k->dev, k->ino, nbuckets);
-        k->next = buckets[i];
-        buckets[i] = k;
+        ihash_add(&index_, &k->node, hash_of(k->dev, k->ino));
         k->linked = true;
-        count++;
         return 0;
 }
 
 void inode_remove(inode_key *k) {
         if (!k->linked)
                 return;
-        inode_key **pp = &buckets[bucket_of(k->dev, k->ino, nbuckets)];
-        while (*pp && *pp != k)
-                pp = &(*pp)->next;
-        if (*pp)
-                *pp = k->next;
-        k->next = NULL;
+        ihash_remove(&index_, &k->node);
         k->linked = false;
-        if (--count == 0 && buckets != first) {
-                free(buckets);
-                buckets = first;
-                nbuckets = FIRST_BUCKETS;
-        }
+}
+
+typedef struct dev_ino {
+        dev_t dev;
+        ino_t ino;
+} dev_ino;
+
+static bool key_eq(const ihash_node *n, const void *key) {
+        const inode_key *k = (const inode_key *)((const char *)n - offsetof(inode_key, node));
+        const dev_ino *d = key;
+        return k->dev == d->dev && k->ino == d->ino;
 }
 
 bool inode_served(dev_t dev, ino_t ino) {
-        for (inode_key *k = buckets[bucket_of(dev, ino, nbuckets)]; k; k = k->next)
-                if (k->dev == dev && k->ino == ino)
-                        return true;
-        return false;
+        dev_ino key = { dev, ino };
+
+        seed_once();
+        return ihash_find(&index_, hash_of(dev, ino), key_eq, &key) != NULL;
 }

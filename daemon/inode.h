@@ -6,20 +6,23 @@
  * The index tells (access.c); objects keep it current (object.c). */
 #pragma once
 
+#include "ihash.h"
+
 #include <stdbool.h>
 #include <sys/types.h>
 
 /* One indexed inode, embedded in what serves it (object.h); zeroed: not
  * indexed. */
 typedef struct inode_key {
-        struct inode_key *next; /* bucket chain */
+        ihash_node node;
         dev_t dev;
         ino_t ino;
         bool linked;
 } inode_key;
 
 /* Index the inode of fd (borrowed) under k; no-op if k is indexed already.
- * Never fails for want of memory (chains grow longer instead); -errno if
+ * Never fails for want of memory (chains grow longer instead), never
+ * rehashes the whole index at once (ihash.h); -errno if
  * fstat fails. */
 int inode_add(inode_key *k, int fd);
 /* Take k out of the index (no-op if it is not in). */

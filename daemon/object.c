@@ -71,15 +71,28 @@ void object_unlink(object *o) {
         object_maybe_destroy(o);
 }
 
+/* Seals only grow, and with F_SEAL_SEAL nobody can add one: from then on
+ * the recorded set is the set, and asking the kernel again is a syscall per
+ * stat (and per LIST record) for nothing. */
 unsigned object_seals(object *o) {
-        int k = o->fd_rw >= 0 ? fcntl(o->fd_rw, F_GET_SEALS) : -1;
+        int k;
+
+        if (o->seals & F_SEAL_SEAL)
+                return o->seals;
+        k = o->fd_rw >= 0 ? fcntl(o->fd_rw, F_GET_SEALS) : -1;
         if (k >= 0)
                 o->seals = (uint32_t)k;
         return o->seals;
 }
 
+/* Only a growable segment's size can change: every other object's memfd
+ * was sealed against growing and shrinking at o->size (a created one is
+ * sized before sealing, a registered or restored one is checked). */
 uint64_t object_size(const object *o) {
         struct stat st;
+
+        if (!(o->flags & IPCB_WF_GROWABLE))
+                return o->size;
         if (o->fd_rw >= 0 && fstat(o->fd_rw, &st) == 0)
                 return (uint64_t)st.st_size;
         return o->size;

@@ -5,6 +5,7 @@
  * has no handle left. */
 #pragma once
 
+#include "ihash.h"
 #include "inode.h"
 
 #include <stdbool.h>
@@ -15,9 +16,9 @@ struct sem_state;
 struct ipcb_lock_page;
 
 typedef struct object {
+        ihash_node hash_node; /* registry name table: first, with what a lookup reads */
         uint8_t kind;        /* IPCB_KIND_* */
         bool linked;         /* reachable by name in the registry */
-        char *name;          /* NUL-terminated, kept after unlink for stat/list */
         uint16_t name_len;
         uint64_t id;
         uid_t uid;
@@ -26,8 +27,8 @@ typedef struct object {
         uint32_t flags;      /* IPCB_WF_PERSISTENT | IPCB_WF_GROWABLE */
         uint32_t handles;
 
-        struct object *hash_next;           /* registry bucket chain */
-        struct object *all_prev, *all_next; /* registry list, in id order */
+        struct object *all_prev, *all_next; /* registry list of its kind, in id order */
+        struct object *id_left, *id_right;  /* registry tree of its kind, by id */
 
         /* segment: the memfd; for a semaphore fd_rw is its page */
         uint64_t size; /* declared at create */
@@ -61,6 +62,9 @@ typedef struct object {
         bool rdonly_source;
         /* fd_rw's and lock_fd's inodes in the served-inode index (inode.h) */
         inode_key ino_rw, ino_lock;
+        /* NUL-terminated, kept after unlink for stat/list; in the same
+         * allocation (one cache miss less per lookup) */
+        char name[];
 } object;
 
 /* Put o's inodes (fd_rw, lock_fd) in the served-inode index, those not in

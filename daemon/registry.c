@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* registry.c: chained hash tables keyed by name, one per kind, that double
- * when their load passes 1; and an id-ordered list of all live objects.  Ids
- * only grow, so appending keeps the list sorted.  Names are hashed with
- * SipHash under a key drawn at start-up: clients choose names, and with an
- * unkeyed hash they could pile thousands into one bucket. */
+/* registry.c: per kind, a hash table keyed by name (ihash.h: it grows a few
+ * buckets per operation, never all at once), and every live object in id
+ * order twice: a list, to walk from one object to the next in O(1), and a
+ * treap, to find where a LIST cursor resumes in O(log n) even when the
+ * object it names is gone.  Ids only grow, so a new object goes at the end
+ * of both.  Names are hashed with SipHash under a key drawn at start-up:
+ * clients choose names, and with an unkeyed hash they could pile thousands
+ * into one bucket.  The treap's priorities are a keyed mix of the id, so a
+ * client cannot make it deep either. */
 #include "registry.h"
 
 #include "proto.h"
@@ -16,20 +20,30 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-typedef struct table {
-        object **buckets;
-        size_t nbuckets; /* power of two */
-        size_t count;
-} table;
+#define FIRST_BUCKETS 64
 
-static table tables[IPCB_KIND_MAX_ + 1];
-static object *all_head, *all_tail;
+typedef struct kind_set {
+        ihash names;
+        ihash_node *first[FIRST_BUCKETS];
+        object *head, *tail; /* id order */
+        object *root;        /* treap by id */
+} kind_set;
+
+static kind_set kinds[IPCB_KIND_MAX_ + 1];
 static size_t all_count;
 static uint64_t next_id = 1;
 static uint8_t hash_key[16];
+static uint64_t prio_key;
 
 static uint64_t hash_name(const char *s, size_t len) {
         return siphash24(s, len, hash_key);
+}
+
+static uint64_t prio(const object *o) {
+        uint64_t h = o->id ^ prio_key;
+        h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+        h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+        return h ^ (h >> 31);
 }
 
 /* 128 random bits.  Never blocks: early at boot, before the kernel's pool is
@@ -53,56 +67,81 @@ int registry_init(void) {
 
         if (r < 0)
                 return r;
-        for (unsigned k = 1; k <= IPCB_KIND_MAX_; k++) {
-                tables[k].nbuckets = 64;
-                tables[k].buckets = calloc(tables[k].nbuckets, sizeof(object *));
-                if (!tables[k].buckets)
-                        return -ENOMEM;
-        }
+        prio_key = siphash24("treap", 5, hash_key);
+        for (unsigned k = 1; k <= IPCB_KIND_MAX_; k++)
+                ihash_init(&kinds[k].names, kinds[k].first, FIRST_BUCKETS);
         return 0;
 }
 
-static void table_grow(table *t) {
-        size_t n = t->nbuckets * 2;
-        object **b = calloc(n, sizeof(object *));
+typedef struct name_key {
+        const char *name;
+        size_t len;
+} name_key;
 
-        if (!b)
-                return; /* keep the longer chains */
-        for (size_t i = 0; i < t->nbuckets; i++) {
-                object *o = t->buckets[i], *next;
-                for (; o; o = next) {
-                        next = o->hash_next;
-                        size_t j = hash_name(o->name, o->name_len) & (n - 1);
-                        o->hash_next = b[j];
-                        b[j] = o;
-                }
-        }
-        free(t->buckets);
-        t->buckets = b;
-        t->nbuckets = n;
+static bool name_eq(const ihash_node *n, const void *key) {
+        const object *o = (const object *)((const char *)n - offsetof(object, hash_node));
+        const name_key *k = key;
+        return o->name_len == k->len && memcmp(o->name, k->name, k->len) == 0;
 }
 
 object *registry_lookup(uint8_t kind, const char *name, size_t len) {
+        name_key key = { name, len };
+        ihash_node *n;
+
         if (kind < 1 || kind > IPCB_KIND_MAX_)
                 return NULL;
-        table *t = &tables[kind];
-        for (object *o = t->buckets[hash_name(name, len) & (t->nbuckets - 1)]; o; o = o->hash_next)
-                if (o->name_len == len && memcmp(o->name, name, len) == 0)
-                        return o;
-        return NULL;
+        n = ihash_find(&kinds[kind].names, hash_name(name, len), name_eq, &key);
+        return n ? (object *)((char *)n - offsetof(object, hash_node)) : NULL;
+}
+
+/* Treap: o's id is above every id in it, so it goes down the right spine
+ * to where its priority belongs and takes what was there as its left. */
+static void tree_append(object **root, object *o) {
+        object **pp = root;
+        uint64_t p = prio(o);
+
+        while (*pp && prio(*pp) > p)
+                pp = &(*pp)->id_right;
+        o->id_left = *pp;
+        o->id_right = NULL;
+        *pp = o;
+}
+
+/* Join two treaps, every id of a below every id of b. */
+static object *tree_merge(object *a, object *b) {
+        object *root = NULL, **pp = &root;
+
+        while (a && b) {
+                if (prio(a) > prio(b)) {
+                        *pp = a;
+                        pp = &a->id_right;
+                        a = a->id_right;
+                } else {
+                        *pp = b;
+                        pp = &b->id_left;
+                        b = b->id_left;
+                }
+        }
+        *pp = a ? a : b;
+        return root;
+}
+
+static void tree_remove(object **root, object *o) {
+        object **pp = root;
+
+        while (*pp && *pp != o)
+                pp = o->id < (*pp)->id ? &(*pp)->id_left : &(*pp)->id_right;
+        if (*pp)
+                *pp = tree_merge(o->id_left, o->id_right);
+        o->id_left = o->id_right = NULL;
 }
 
 object *registry_add(uint8_t kind, const char *name, size_t len) {
-        table *t = &tables[kind];
-        object *o = calloc(1, sizeof(*o));
+        kind_set *ks = &kinds[kind];
+        object *o = calloc(1, sizeof(*o) + len + 1);
 
         if (!o)
                 return NULL;
-        o->name = malloc(len + 1);
-        if (!o->name) {
-                free(o);
-                return NULL;
-        }
         memcpy(o->name, name, len);
         o->name[len] = '\0';
         o->name_len = (uint16_t)len;
@@ -110,20 +149,16 @@ object *registry_add(uint8_t kind, const char *name, size_t len) {
         o->id = next_id++;
         o->fd_rw = o->fd_ro = o->lock_fd = -1;
 
-        if (t->count >= t->nbuckets)
-                table_grow(t);
-        size_t i = hash_name(name, len) & (t->nbuckets - 1);
-        o->hash_next = t->buckets[i];
-        t->buckets[i] = o;
-        t->count++;
+        ihash_add(&ks->names, &o->hash_node, hash_name(name, len));
         o->linked = true;
 
-        o->all_prev = all_tail;
-        if (all_tail)
-                all_tail->all_next = o;
+        o->all_prev = ks->tail;
+        if (ks->tail)
+                ks->tail->all_next = o;
         else
-                all_head = o;
-        all_tail = o;
+                ks->head = o;
+        ks->tail = o;
+        tree_append(&ks->root, o);
         all_count++;
         return o;
 }
@@ -131,62 +166,81 @@ object *registry_add(uint8_t kind, const char *name, size_t len) {
 void registry_unlink(object *o) {
         if (!o->linked)
                 return;
-        table *t = &tables[o->kind];
-        object **pp = &t->buckets[hash_name(o->name, o->name_len) & (t->nbuckets - 1)];
-        while (*pp && *pp != o)
-                pp = &(*pp)->hash_next;
-        if (*pp) {
-                *pp = o->hash_next;
-                t->count--;
-        }
-        o->hash_next = NULL;
+        ihash_remove(&kinds[o->kind].names, &o->hash_node);
         o->linked = false;
 }
 
 void registry_remove(object *o) {
+        kind_set *ks = &kinds[o->kind];
+
         registry_unlink(o);
         if (o->all_prev)
                 o->all_prev->all_next = o->all_next;
         else
-                all_head = o->all_next;
+                ks->head = o->all_next;
         if (o->all_next)
                 o->all_next->all_prev = o->all_prev;
         else
-                all_tail = o->all_prev;
+                ks->tail = o->all_prev;
+        tree_remove(&ks->root, o);
         all_count--;
-        free(o->name);
         free(o);
 }
 
-object *registry_first_after(uint64_t cursor) {
-        /* Ids are sorted: walk from the end nearer to the cursor. */
-        object *o;
+object *registry_kind_first_after(uint8_t kind, uint64_t cursor) {
+        object *best = NULL;
 
-        if (!all_tail || all_tail->id <= cursor)
+        if (kind < 1 || kind > IPCB_KIND_MAX_)
                 return NULL;
-        if (cursor - all_head->id < all_tail->id - cursor || cursor < all_head->id) {
-                for (o = all_head; o->id <= cursor; o = o->all_next)
-                        ;
-                return o;
+        for (object *n = kinds[kind].root; n;)
+                if (n->id > cursor) {
+                        best = n;
+                        n = n->id_left;
+                } else
+                        n = n->id_right;
+        return best;
+}
+
+object *registry_kind_next(const object *o) {
+        return o->all_next;
+}
+
+object *registry_first_after(uint64_t cursor) {
+        object *best = NULL;
+
+        for (uint8_t k = 1; k <= IPCB_KIND_MAX_; k++) {
+                object *o = registry_kind_first_after(k, cursor);
+                if (o && (!best || o->id < best->id))
+                        best = o;
         }
-        for (o = all_tail; o->all_prev && o->all_prev->id > cursor; o = o->all_prev)
-                ;
-        return o;
+        return best;
 }
 
 object *registry_next(object *o) {
-        return o->all_next;
+        object *best = o->all_next;
+
+        for (uint8_t k = 1; k <= IPCB_KIND_MAX_; k++) {
+                if (k == o->kind)
+                        continue;
+                object *n = registry_kind_first_after(k, o->id);
+                if (n && (!best || n->id < best->id))
+                        best = n;
+        }
+        return best;
 }
 
 size_t registry_count(void) {
         return all_count;
 }
 
+bool registry_migrating(uint8_t kind) {
+        return kind >= 1 && kind <= IPCB_KIND_MAX_ && ihash_migrating(&kinds[kind].names);
+}
+
 void registry_fini(void) {
-        while (all_head)
-                object_destroy(all_head);
         for (unsigned k = 1; k <= IPCB_KIND_MAX_; k++) {
-                free(tables[k].buckets);
-                tables[k].buckets = NULL;
+                while (kinds[k].head)
+                        object_destroy(kinds[k].head);
+                ihash_fini(&kinds[k].names);
         }
 }

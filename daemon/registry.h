@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* registry.h: name → object, one hash table per kind (separate namespaces),
- * plus every live object (linked or not) in id order for paged listing. */
+ * plus every live object (linked or not) of each kind in id order, for
+ * paged listing that resumes from any cursor in O(log n). */
 #pragma once
 
 #include "object.h"
@@ -20,7 +21,13 @@ object *registry_add(uint8_t kind, const char *name, size_t len);
 void registry_unlink(object *o);
 /* Remove from everything and free the struct (not the object's fds). */
 void registry_remove(object *o);
-/* First live object with id > cursor, then the next one. */
+/* First live object of `kind` with id > cursor (O(log n), whether or not
+ * the object with id cursor still lives), then the next one of its kind. */
+object *registry_kind_first_after(uint8_t kind, uint64_t cursor);
+object *registry_kind_next(const object *o);
+/* The same over every kind, in id order. */
 object *registry_first_after(uint64_t cursor);
 object *registry_next(object *o);
 size_t registry_count(void);
+/* A name table is growing (its rehash is spread over later operations). */
+bool registry_migrating(uint8_t kind);

@@ -381,20 +381,32 @@ static int do_holders(peer *p, const ipcb_msg *m) {
         return 0;
 }
 
+/* LIST walks one kind's id-ordered list, or merges every kind's lists by
+ * id: it never steps over objects it does not return.  The cursor is the
+ * last id returned; where a page resumes is found in O(log n) whether or not
+ * that object still lives, so a listing sees every object that lived
+ * throughout it, once. */
 static int do_list(peer *p, const ipcb_msg *m) {
         static ipcb_stat_rec recs[IPCB_MSG_MAX / IPCB_STAT_FIXED];
         size_t room = IPCB_MSG_MAX - IPCB_HDR_SIZE - IPCB_LIST_REPLY_FIXED;
         unsigned max = m->list.max ? m->list.max : UINT16_MAX, count = 0;
+        object *it[IPCB_KIND_MAX_ + 1] = { 0 };
         ipcb_msg r = reply_to(m);
         uint64_t last = m->list.cursor;
         object *o;
 
         if (m->list.kind > IPCB_KIND_MAX_)
                 return -EINVAL;
-        for (o = registry_first_after(m->list.cursor); o; o = registry_next(o)) {
-                if (m->list.kind && o->kind != m->list.kind)
-                        continue;
-                if (count == max || count == sizeof(recs) / sizeof(recs[0]))
+        for (uint8_t k = 1; k <= IPCB_KIND_MAX_; k++)
+                if (!m->list.kind || m->list.kind == k)
+                        it[k] = registry_kind_first_after(k, m->list.cursor);
+        for (;;) {
+                uint8_t kind = 0;
+                for (uint8_t k = 1; k <= IPCB_KIND_MAX_; k++)
+                        if (it[k] && (!kind || it[k]->id < it[kind]->id))
+                                kind = k;
+                o = kind ? it[kind] : NULL;
+                if (!o || count == max || count == sizeof(recs) / sizeof(recs[0]))
                         break;
                 stat_fill(o, &recs[count]);
                 if (ipcb_stat_rec_size(&recs[count]) > room)
@@ -402,6 +414,7 @@ static int do_list(peer *p, const ipcb_msg *m) {
                 room -= ipcb_stat_rec_size(&recs[count]);
                 last = o->id;
                 count++;
+                it[kind] = registry_kind_next(o);
         }
         r.list_reply.next_cursor = last;
         r.list_reply.more = o != NULL;

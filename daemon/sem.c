@@ -14,11 +14,63 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #define CAS_TRIES 10000
+
+/* ---- the mapping cache ----
+ * A mapping per semaphore would cap them at vm.max_map_count (65530) and
+ * cost a page of RSS each.  The daemon needs a page only to hand out and
+ * settle undo slots and to wake sleepers; stat reads it with pread.  So at
+ * most SEM_MAP_CACHE pages are mapped, replaced in turn (a clock without
+ * reference bits: the cost of a miss is one mmap). */
+static object *cache[SEM_MAP_CACHE];
+static unsigned cache_hand, cache_used;
+
+static void cache_evict(uint32_t i) {
+        object *o = cache[i];
+
+        if (!o)
+                return;
+        munmap(o->sem->page, IPCB_PAGE_SIZE);
+        o->sem->page = NULL;
+        o->sem->map_slot = 0;
+        cache[i] = NULL;
+        cache_used--;
+}
+
+void sem_page_adopt(object *o, void *map) {
+        uint32_t i = cache_hand;
+
+        cache_hand = (cache_hand + 1) % SEM_MAP_CACHE;
+        cache_evict(i);
+        cache[i] = o;
+        cache_used++;
+        o->sem->page = map;
+        o->sem->map_slot = i + 1;
+}
+
+ipcb_sem_page *sem_page(object *o) {
+        void *map;
+
+        if (o->sem->page)
+                return o->sem->page;
+        map = mmap(NULL, IPCB_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, o->fd_rw, 0);
+        if (map == MAP_FAILED) {
+                log_warn("semaphore '%s': cannot map its page: %m", o->name);
+                return NULL;
+        }
+        sem_page_adopt(o, map);
+        return o->sem->page;
+}
+
+unsigned sem_pages_mapped(void) {
+        return cache_used;
+}
 
 int sem_new(const char *name, size_t name_len, uint32_t initial, uint32_t max, uint32_t mode,
             uint32_t flags, const cred *owner, object **ret) {
@@ -34,13 +86,12 @@ int sem_new(const char *name, size_t name_len, uint32_t initial, uint32_t max, u
                 free(st);
                 return k;
         }
-        st->page = map;
         st->max = max;
-        st->page->magic = IPCB_SEM_MAGIC;
-        st->page->version = 1;
-        st->page->max = max;
-        st->page->nslots = IPCB_SEM_SLOTS;
-        atomic_store(&st->page->word, ipcb_w_pack((ipcb_w){ .count = initial }));
+        ((ipcb_sem_page *)map)->magic = IPCB_SEM_MAGIC;
+        ((ipcb_sem_page *)map)->version = 1;
+        ((ipcb_sem_page *)map)->max = max;
+        ((ipcb_sem_page *)map)->nslots = IPCB_SEM_SLOTS;
+        atomic_store(&((ipcb_sem_page *)map)->word, ipcb_w_pack((ipcb_w){ .count = initial }));
 
         o = registry_add(IPCB_KIND_SEM, name, name_len);
         if (!o) {
@@ -56,6 +107,10 @@ int sem_new(const char *name, size_t name_len, uint32_t initial, uint32_t max, u
         o->size = IPCB_PAGE_SIZE;
         o->fd_rw = fd;
         o->sem = st;
+        /* F_SEAL_SEAL is among them: stat never asks again (object.c) */
+        k = fcntl(fd, F_GET_SEALS);
+        o->seals = k > 0 ? (uint32_t)k : 0;
+        sem_page_adopt(o, map); /* a new semaphore is likely used soon */
         store_object_added(o);
         *ret = o;
         return 0;
@@ -63,19 +118,24 @@ int sem_new(const char *name, size_t name_len, uint32_t initial, uint32_t max, u
 
 int sem_slot_alloc(object *o, uid_t uid, uint32_t *ret_slot, uint32_t *ret_seq, uint64_t *ret_nonce) {
         sem_state *st = o->sem;
+        ipcb_sem_page *pg;
 
         if (st->slots_used >= IPCB_SEM_SLOTS)
                 return -EUSERS;
-        for (uint32_t i = 0; i < IPCB_SEM_SLOTS; i++) {
-                if (st->slot_used[i])
+        if (!(pg = sem_page(o)))
+                return -ENOMEM;
+        for (uint32_t w = 0; w < SEM_SLOT_WORDS; w++) {
+                if (st->slot_used[w] == UINT64_MAX)
                         continue;
+                uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(~st->slot_used[w]);
+                if (i >= IPCB_SEM_SLOTS)
+                        break;
                 /* A free slot was reset by sem_slot_release (or never used):
                  * its seq continues, so (slot, seq) never names two operations. */
-                ipcb_slotw s = ipcb_slot_unpack(atomic_load(&st->page->slot[i]));
+                ipcb_slotw s = ipcb_slot_unpack(atomic_load(&pg->slot[i]));
                 uint32_t seq = (s.seq + 1) & SEQ_MASK;
-                atomic_store(&st->page->slot[i],
-                             ipcb_slot_pack((ipcb_slotw){ .seq = seq }));
-                st->slot_used[i] = true;
+                atomic_store(&pg->slot[i], ipcb_slot_pack((ipcb_slotw){ .seq = seq }));
+                sem_bit_set(st->slot_used, i, true);
                 st->slots_used++;
                 *ret_slot = i + 1;
                 *ret_seq = (seq + 1) & SEQ_MASK;
@@ -88,8 +148,8 @@ int sem_slot_alloc(object *o, uid_t uid, uint32_t *ret_slot, uint32_t *ret_seq, 
 
 /* Settle slot i's pending operation, if any, the way the helping rule
  * guarantees is right (docs/semaphores.md), and return what it holds. */
-static uint32_t slot_settle(sem_state *st, uint32_t i, uint32_t *ret_seq) {
-        _Atomic uint64_t *sp = &st->page->slot[i];
+static uint32_t slot_settle(ipcb_sem_page *pg, uint32_t i, uint32_t *ret_seq) {
+        _Atomic uint64_t *sp = &pg->slot[i];
 
         for (int tries = 0; tries < CAS_TRIES; tries++) {
                 uint64_t sv = atomic_load(sp);
@@ -97,7 +157,7 @@ static uint32_t slot_settle(sem_state *st, uint32_t i, uint32_t *ret_seq) {
                 *ret_seq = s.seq;
                 if (!s.pending)
                         return s.held;
-                ipcb_w w = ipcb_w_unpack(atomic_load(&st->page->word));
+                ipcb_w w = ipcb_w_unpack(atomic_load(&pg->word));
                 /* W still names this operation: its CAS on W happened, commit
                  * it.  W names another: had it happened, whoever replaced it
                  * in W would have committed it first; so it did not: drop it. */
@@ -112,19 +172,28 @@ static uint32_t slot_settle(sem_state *st, uint32_t i, uint32_t *ret_seq) {
 
 void sem_slot_release(object *o, uint32_t slot) {
         sem_state *st = o->sem;
-        ipcb_sem_page *pg = st->page;
+        ipcb_sem_page *pg;
         uint32_t i = slot - 1, held, seq;
 
-        if (slot == 0 || slot > IPCB_SEM_SLOTS || !st->slot_used[i])
+        if (slot == 0 || slot > IPCB_SEM_SLOTS || !sem_bit(st->slot_used, i))
                 return;
         if (store_frozen()) {
                 /* Shutting down with the fd store: the holder is alive and
                  * the next broker settles the slot (store.c). */
-                st->slot_used[i] = false;
+                sem_bit_set(st->slot_used, i, false);
                 st->slots_used--;
                 return;
         }
-        held = slot_settle(st, i, &seq);
+        if (!(pg = sem_page(o))) {
+                /* Only if mmap fails (out of memory): the tokens stay held. */
+                log_client_warn("semaphore '%s': slot %u not settled; its tokens are lost", o->name,
+                                slot);
+                sem_bit_set(st->slot_used, i, false);
+                st->slots_used--;
+                store_undo_unbind(o, slot);
+                return;
+        }
+        held = slot_settle(pg, i, &seq);
         if (held > st->max)
                 held = st->max;
         if (held > 0) {
@@ -144,27 +213,30 @@ void sem_slot_release(object *o, uint32_t slot) {
                                  o->name, held);
         }
         atomic_store(&pg->slot[i], ipcb_slot_pack((ipcb_slotw){ .seq = seq }));
-        st->slot_used[i] = false;
+        sem_bit_set(st->slot_used, i, false);
         st->slots_used--;
         store_undo_unbind(o, slot);
 }
 
 int sem_slot_reclaim(object *o, uint32_t slot, uid_t uid, uint64_t nonce, uint32_t *ret_seq) {
         sem_state *st = o->sem;
+        ipcb_sem_page *pg;
         const sem_bind *b;
 
-        if (slot == 0 || slot > IPCB_SEM_SLOTS || !st->orphan[slot - 1] || !st->bind)
+        if (slot == 0 || slot > IPCB_SEM_SLOTS || !sem_bit(st->orphan, slot - 1) || !st->bind)
                 return -ESRCH;
         /* Only its holder: the uid it was given to, showing the nonce it
          * was given with.  Anyone else leaves it reserved for the holder. */
         b = &st->bind[slot - 1];
         if (b->nonce == 0 || b->uid != (uint32_t)uid || ((b->nonce ^ nonce) != 0))
                 return -ESRCH;
-        st->orphan[slot - 1] = false;
+        if (!(pg = sem_page(o)))
+                return -ENOMEM;
+        sem_bit_set(st->orphan, slot - 1, false);
         st->bind[slot - 1] = (sem_bind){ 0 };
         /* The slot keeps its held tokens and any operation in flight: its
          * holder carries on from where it was. */
-        *ret_seq = (ipcb_slot_unpack(atomic_load(&st->page->slot[slot - 1])).seq + 1) & SEQ_MASK;
+        *ret_seq = (ipcb_slot_unpack(atomic_load(&pg->slot[slot - 1])).seq + 1) & SEQ_MASK;
         return 0;
 }
 
@@ -172,9 +244,9 @@ unsigned sem_settle_orphans(object *o) {
         unsigned n = 0;
 
         for (uint32_t i = 0; i < IPCB_SEM_SLOTS; i++) {
-                if (!o->sem->orphan[i])
+                if (!sem_bit(o->sem->orphan, i))
                         continue;
-                o->sem->orphan[i] = false;
+                sem_bit_set(o->sem->orphan, i, false);
                 sem_slot_release(o, i + 1);
                 n++;
         }
@@ -186,32 +258,52 @@ unsigned sem_settle_orphans(object *o) {
 }
 
 void sem_wake_sleepers(object *o) {
-        ipcb_sem_page *pg = o->sem->page;
+        ipcb_sem_page *pg = sem_page(o);
 
-        if (atomic_load(&pg->waiters) > 0) {
+        if (pg && atomic_load(&pg->waiters) > 0) {
                 atomic_fetch_add(&pg->wake_seq, 1);
                 futex_wake_all(&pg->wake_seq);
         }
 }
 
+/* stat reads the page with pread, never through a mapping, mapped or not:
+ * the values are informational (bounded, not trusted), a pread costs less
+ * than mapping a page, and a stat then costs the same whichever semaphore
+ * it names, among ten or a million. */
+static uint64_t page_read64(const object *o, size_t off) {
+        uint64_t v = 0;
+
+        if (pread(o->fd_rw, &v, sizeof(v), (off_t)off) != (ssize_t)sizeof(v))
+                return 0;
+        return v;
+}
+
 uint32_t sem_value(const object *o) {
-        uint32_t c = ipcb_w_unpack(atomic_load(&o->sem->page->word)).count;
+        uint32_t c = ipcb_w_unpack(page_read64(o, offsetof(ipcb_sem_page, word))).count;
         return c > o->sem->max ? o->sem->max : c;
 }
 
 uint32_t sem_undo_held(const object *o) {
-        uint64_t sum = 0;
+        const sem_state *st = o->sem;
+        uint64_t sum = 0, slots[IPCB_SEM_SLOTS];
 
+        if (st->slots_used == 0)
+                return 0;
+        if (pread(o->fd_rw, slots, sizeof(slots), offsetof(ipcb_sem_page, slot)) != (ssize_t)sizeof(slots))
+                return 0;
         for (uint32_t i = 0; i < IPCB_SEM_SLOTS; i++)
-                if (o->sem->slot_used[i])
-                        sum += ipcb_slot_unpack(atomic_load(&o->sem->page->slot[i])).held;
+                if (sem_bit(st->slot_used, i))
+                        sum += ipcb_slot_unpack(slots[i]).held;
         return sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
 }
 
 void sem_free(object *o) {
         if (!o->sem)
                 return;
-        munmap(o->sem->page, IPCB_PAGE_SIZE);
+        if (o->sem->map_slot)
+                cache_evict(o->sem->map_slot - 1);
+        else if (o->sem->page)
+                munmap(o->sem->page, IPCB_PAGE_SIZE);
         free(o->sem->bind);
         free(o->sem);
         o->sem = NULL;

@@ -20,17 +20,45 @@ typedef struct sem_bind {
         uint32_t uid;
 } sem_bind;
 
+/* Bitmaps of IPCB_SEM_SLOTS bits. */
+#define SEM_SLOT_WORDS ((IPCB_SEM_SLOTS + 63) / 64)
+#define SEM_MAP_CACHE 1024u /* pages the daemon keeps mapped at most */
+
+static inline bool sem_bit(const uint64_t *map, uint32_t i) {
+        return map[i / 64] >> (i % 64) & 1;
+}
+static inline void sem_bit_set(uint64_t *map, uint32_t i, bool v) {
+        if (v)
+                map[i / 64] |= 1ull << (i % 64);
+        else
+                map[i / 64] &= ~(1ull << (i % 64));
+}
+
 typedef struct sem_state {
-        ipcb_sem_page *page; /* the daemon's mapping */
+        /* The daemon's mapping, or NULL: a page is mapped only while the
+         * daemon works on it (undo slots, recovery, restore), and stays in
+         * a cache of SEM_MAP_CACHE mappings; so the number of semaphores is
+         * not bounded by vm.max_map_count.  Use sem_page(). */
+        ipcb_sem_page *page;
+        uint32_t map_slot;   /* index + 1 in the mapping cache, 0: not mapped */
         uint32_t max;        /* trusted copy */
         uint32_t slots_used;
-        bool slot_used[IPCB_SEM_SLOTS];
+        uint64_t slot_used[SEM_SLOT_WORDS];
         /* Slots that held tokens (or an operation) when the broker was
          * restarted: reserved for their holder to reclaim until the grace
          * period ends, then settled as for a dead holder (store.c). */
-        bool orphan[IPCB_SEM_SLOTS];
+        uint64_t orphan[SEM_SLOT_WORDS];
         sem_bind *bind; /* IPCB_SEM_SLOTS entries while orphans remain, else NULL */
 } sem_state;
+
+/* o's page, mapped now if it was not (evicting the oldest mapping if the
+ * cache is full), or NULL if it cannot be mapped.  Valid until the next
+ * sem_page() or sem_page_adopt() call for another semaphore. */
+ipcb_sem_page *sem_page(object *o);
+/* Put map, a mapping of o's page the caller made, in the cache. */
+void sem_page_adopt(object *o, void *map);
+/* Mappings in the cache now (tests, benchmarks). */
+unsigned sem_pages_mapped(void);
 
 /* Create and register semaphore `name`; arguments validated by the caller. */
 int sem_new(const char *name, size_t name_len, uint32_t initial, uint32_t max, uint32_t mode,

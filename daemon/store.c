@@ -45,7 +45,7 @@
 #define CAT_VERSION 1u
 #define CAT_HDR_SIZE 64u
 #define REC_MAGIC 0x52424349u /* "ICBR" */
-#define COLLECT_MAX 65536u
+#define COLLECT_MAX (1u << 21) /* fds passed back: 1M objects with lock pages */
 
 typedef struct cat_hdr {
         char magic[8];
@@ -91,11 +91,13 @@ typedef struct undo_ent {
 
 typedef struct collected {
         int fd;
+        unsigned seq; /* order passed: of equal names the first is taken */
         char *name;
 } collected;
 
 static collected *coll;
 static unsigned ncoll, coll_cap;
+static bool coll_sorted; /* by (name, seq): take() is a binary search */
 
 static bool enabled, frozen;
 static int cat_fd = -1, undo_fd = -1;
@@ -417,6 +419,8 @@ void store_collect(int fd, const char *name) {
                 coll_cap = cap;
         }
         coll[ncoll].fd = fd;
+        coll[ncoll].seq = ncoll;
+        coll_sorted = false;
         coll[ncoll].name = strdup(name);
         if (!coll[ncoll].name) {
                 close(fd);
@@ -425,12 +429,33 @@ void store_collect(int fd, const char *name) {
         ncoll++;
 }
 
-/* Take the collected fd called name (-1 if none). */
+static int coll_cmp(const void *a, const void *b) {
+        const collected *x = a, *y = b;
+        int c = strcmp(x->name, y->name);
+        return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Take the collected fd called name (-1 if none).  Restoring takes one or
+ * two per object: sorted once, each take is O(log n), not a scan. */
 static int take(const char *name) {
-        for (unsigned i = 0; i < ncoll; i++)
-                if (coll[i].fd >= 0 && strcmp(coll[i].name, name) == 0) {
-                        int fd = coll[i].fd;
-                        coll[i].fd = -1;
+        unsigned lo = 0, hi = ncoll;
+
+        if (!coll_sorted) {
+                if (ncoll)
+                        qsort(coll, ncoll, sizeof(*coll), coll_cmp);
+                coll_sorted = true;
+        }
+        while (lo < hi) { /* the first entry not below name */
+                unsigned mid = lo + (hi - lo) / 2;
+                if (strcmp(coll[mid].name, name) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        for (; lo < ncoll && strcmp(coll[lo].name, name) == 0; lo++)
+                if (coll[lo].fd >= 0) {
+                        int fd = coll[lo].fd;
+                        coll[lo].fd = -1;
                         return fd;
                 }
         return -1;
@@ -497,7 +522,7 @@ static void adopt_bindings(object *o, uint32_t idx) {
         if (n == (ssize_t)UNDO_BLOCK && (st->bind = calloc(IPCB_SEM_SLOTS, sizeof(*st->bind))))
                 for (uint32_t i = 0; i < IPCB_SEM_SLOTS; i++) {
                         const undo_ent *e = &ents[i];
-                        if (!st->orphan[i] || e->nonce == 0 ||
+                        if (!sem_bit(st->orphan, i) || e->nonce == 0 ||
                             e->check != undo_check(o, i + 1, e->nonce, e->uid))
                                 continue;
                         st->bind[i] = (sem_bind){ .nonce = e->nonce, .uid = e->uid };
@@ -517,6 +542,7 @@ static const char *adopt_sem(object *o, const cat_rec *r, uint32_t idx, int fd,
         sem_state *st;
         void *map;
         const char *why;
+        int sk;
 
         if (r->sem_max == 0 || r->sem_max > IPCB_SEM_VALUE_MAX)
                 return "bad maximum";
@@ -527,23 +553,25 @@ static const char *adopt_sem(object *o, const cat_rec *r, uint32_t idx, int fd,
                 munmap(map, IPCB_PAGE_SIZE);
                 return "out of memory";
         }
-        st->page = map;
         st->max = r->sem_max;
         o->sem = st;
         o->fd_rw = fd;
+        sk = fcntl(fd, F_GET_SEALS); /* the kernel's, not the record's */
+        o->seals = sk > 0 ? (uint32_t)sk : 0;
+        sem_page_adopt(o, map); /* the cache unmaps it when it needs the room */
         *ret_returned = 0;
         for (uint32_t i = 0; i < IPCB_SEM_SLOTS; i++) {
-                ipcb_slotw s = ipcb_slot_unpack(atomic_load(&st->page->slot[i]));
+                ipcb_slotw s = ipcb_slot_unpack(atomic_load(&((ipcb_sem_page *)map)->slot[i]));
                 if (s.held == 0 && !s.pending)
                         continue;
-                st->slot_used[i] = true;
-                st->orphan[i] = true;
+                sem_bit_set(st->slot_used, i, true);
+                sem_bit_set(st->orphan, i, true);
                 st->slots_used++;
                 ++*ret_returned;
         }
         if (*ret_returned)
                 adopt_bindings(o, idx);
-        atomic_fetch_add(&st->page->epoch, 1);
+        atomic_fetch_add(&((ipcb_sem_page *)map)->epoch, 1);
         sem_wake_sleepers(o);
         return NULL;
 }
@@ -733,32 +761,51 @@ static bool restore_catalog(int fd) {
         return true;
 }
 
-static void on_grace_end(uv_timer_t *t) {
-        object *o, *next;
-        unsigned n = 0, k;
+/* Objects looked at per loop turn when the grace period ends (a settled
+ * undo slot counts as an eighth of one: it may map the page): with a
+ * million restored objects, settling them all at once would stop the loop
+ * for tens of milliseconds. */
+#define GRACE_BATCH 1024u
 
-        (void)t;
-        for (o = registry_first_after(0); o; o = next) {
-                next = registry_next(o);
-                if (!o->restored)
-                        continue;
-                o->restored = false;
-                if (o->sem && (k = sem_settle_orphans(o)) > 0)
-                        log_info("fd store: semaphore '%s': %u undo slots not reclaimed; their tokens "
-                                 "returned", o->name, k);
-                if (o->lock_orphan) {
-                        log_info("fd store: segment '%s': lock held at the restart not reclaimed; "
-                                 "released as owner-died", o->name);
-                        lock_token_release(o, o->lock_orphan);
-                        o->lock_orphan = 0;
+static uint8_t grace_kind = 1;
+static uint64_t grace_cursor;
+static unsigned grace_destroyed;
+
+static void on_grace_end(uv_timer_t *t) {
+        unsigned work = 0, k;
+
+        for (; grace_kind <= IPCB_KIND_MAX_; grace_kind++, grace_cursor = 0) {
+                object *o = registry_kind_first_after(grace_kind, grace_cursor), *next;
+                for (; o && work < GRACE_BATCH; o = next, work++) {
+                        next = registry_kind_next(o);
+                        grace_cursor = o->id;
+                        if (!o->restored)
+                                continue;
+                        o->restored = false;
+                        if (o->sem && (k = sem_settle_orphans(o)) > 0) {
+                                work += k / 8;
+                                log_info("fd store: semaphore '%s': %u undo slots not reclaimed; their "
+                                         "tokens returned", o->name, k);
+                        }
+                        if (o->lock_orphan) {
+                                log_info("fd store: segment '%s': lock held at the restart not "
+                                         "reclaimed; released as owner-died", o->name);
+                                lock_token_release(o, o->lock_orphan);
+                                o->lock_orphan = 0;
+                        }
+                        if (!(o->flags & IPCB_WF_PERSISTENT) && o->handles == 0 && o->linked) {
+                                grace_destroyed++;
+                                object_unlink(o);
+                        }
                 }
-                if (!(o->flags & IPCB_WF_PERSISTENT) && o->handles == 0 && o->linked) {
-                        n++;
-                        object_unlink(o);
+                if (o) { /* the rest on the next loop turn, after I/O */
+                        uv_timer_start(t, on_grace_end, 0, 0);
+                        return;
                 }
         }
-        if (n)
-                log_info("fd store: %u restored transient objects were not re-opened; destroyed", n);
+        if (grace_destroyed)
+                log_info("fd store: %u restored transient objects were not re-opened; destroyed",
+                         grace_destroyed);
         grace_active = false;
         uv_close((uv_handle_t *)&grace_timer, NULL);
 }
@@ -800,6 +847,9 @@ int store_start(uv_loop_t *loop, bool enable, unsigned grace_ms) {
                 log_debug("fd store: on");
         if (restored && grace_ms) {
                 uv_timer_init(loop, &grace_timer);
+                grace_kind = 1;
+                grace_cursor = 0;
+                grace_destroyed = 0;
                 uv_timer_start(&grace_timer, on_grace_end, grace_ms, 0);
                 grace_active = true;
         }

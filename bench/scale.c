@@ -1,0 +1,957 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* scale.c: ipcb_bench_scale, how the broker's requests cost as objects and
+ * clients grow.  One run prints:
+ *   - per-op cost (open+close of a random segment, stat of a random segment,
+ *     stat of a random semaphore) at 10, 1k, 10k, 100k and 1M objects, as a
+ *     ratio to the cost at 10 objects;
+ *   - LIST: time per object and the longest single request;
+ *   - the daemon's heap and RSS per segment and per semaphore;
+ *   - the loop's longest stall (one loop turn) while objects are created
+ *     (every table doubling on the way to 1M), under a create storm through
+ *     the request path and under a full LIST;
+ *   - accepting 10k clients;
+ *   - aggregate brokered opens/s at 1..16 clients against a floor server.
+ * This machine's RLIMIT_NOFILE (a hard 20000 here) cannot hold a live
+ * daemon with a million objects, so the object figures are measured in
+ * process: the daemon's own code (ipcbrokerd_core) runs the loop, clients
+ * talk to it over socketpairs given to peer_new(), as tests/fuzz_daemon.c
+ * does.  Objects are made by the daemon's shm_new()/sem_new() and indexed,
+ * then their memfd is swapped for one shared memfd of the same kind, so
+ * that a million objects need no million fds; everything else (tables,
+ * trees, handles, replies with an fd) is the real thing.  The client
+ * figures use the real ipcbrokerd.  --quick: small sizes, a few seconds,
+ * verdicts "not judged". */
+#include "bench.h"
+
+#include "config.h"
+#include "ipcbroker.h"
+#include "log.h"
+#include "object.h"
+#include "os.h"
+#include "peer.h"
+#include "proto.h"
+#include "reaper.h"
+#include "registry.h"
+#include "sem.h"
+#include "shm.h"
+#include "store.h"
+
+#ifdef IPCB_BENCH_RESTORE
+#include "fakemgr.h"
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+static uv_loop_t loop;
+static bool quick;
+static int shared_shm_fd = -1, shared_sem_fd = -1;
+static unsigned nsegs, nsems; /* bulk objects made so far: s%07u, m%07u */
+static bool own_fds = true;   /* bulk objects keep their own memfd (up to REAL_FDS_MAX) */
+#define REAL_FDS_MAX 10000u
+static double stall_ns;       /* longest loop turn since the last reset (CPU time) */
+static double create_max_ns;  /* longest single bulk create (CPU time) */
+static unsigned long over_1ms;  /* loop turns or creates over 1 ms since the last reset */
+
+static double clock_ns(clockid_t id) {
+        struct timespec ts;
+        clock_gettime(id, &ts);
+        return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static double now_ns(void) {
+        return clock_ns(CLOCK_MONOTONIC);
+}
+
+/* The loop's own time: this VM's other tenants preempt it for whole
+ * timeslices, which wall time would count as stalls of the daemon. */
+static double cpu_ns(void) {
+        return clock_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
+static _Noreturn void die(const char *what, int k) {
+        fprintf(stderr, "ipcb_bench_scale: %s: %s\n", what, strerror(k < 0 ? -k : k));
+        exit(1);
+}
+
+/* One loop turn, timed. */
+static void turn(void) {
+        double t = cpu_ns();
+        uv_run(&loop, UV_RUN_NOWAIT);
+        t = cpu_ns() - t;
+        if (t > stall_ns)
+                stall_ns = t;
+        over_1ms += t > 1e6;
+}
+
+/* ---- an in-process client ---- */
+
+typedef struct conn {
+        int fd;
+        uint32_t id;
+        uint8_t buf[IPCB_MSG_MAX];
+} conn;
+
+static int send_msg(conn *c, ipcb_msg *m) {
+        uint8_t out[IPCB_MSG_MAX];
+        ssize_t n;
+
+        m->hdr.id = ++c->id;
+        n = ipcb_proto_encode(m, out, sizeof(out));
+        if (n < 0)
+                return (int)n;
+        return send(c->fd, out, (size_t)n, MSG_NOSIGNAL) == n ? 0 : -errno;
+}
+
+/* Send m, turn the loop until the reply is there; *ret decoded (its names
+ * point into c->buf).  The reply's fd, if any, is closed. */
+static int request(conn *c, ipcb_msg *m, ipcb_msg *ret) {
+        char cbuf[CMSG_SPACE(sizeof(int) * IPCB_FDS_MAX)];
+        int k = send_msg(c, m);
+
+        if (k < 0)
+                return k;
+        for (;;) {
+                struct iovec iov = { c->buf, sizeof(c->buf) };
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                                     .msg_controllen = sizeof(cbuf) };
+                ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+                if (n < 0 && errno == EAGAIN) {
+                        turn();
+                        continue;
+                }
+                if (n < 0)
+                        return -errno;
+                unsigned nfds = 0;
+                for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h))
+                        if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS) {
+                                nfds = (unsigned)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+                                for (unsigned i = 0; i < nfds; i++)
+                                        close(((int *)CMSG_DATA(h))[i]);
+                        }
+                k = ipcb_proto_decode(c->buf, (size_t)n, nfds, ret);
+                if (k < 0)
+                        return k;
+                return ret->hdr.status;
+        }
+}
+
+static void conn_open(conn *c) {
+        int sv[2], k;
+        ipcb_msg m = { .hdr.op = IPCB_OP_HELLO, .hello.version = IPCB_PROTO_VERSION }, r;
+
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                die("socketpair", errno);
+        if ((k = peer_new(&loop, sv[0])) < 0)
+                die("peer_new", k);
+        c->fd = sv[1];
+        c->id = 0;
+        if ((k = request(c, &m, &r)) < 0)
+                die("HELLO", k);
+}
+
+static void conn_close(conn *c) {
+        close(c->fd);
+        for (int i = 0; i < 100; i++)
+                turn();
+}
+
+/* ---- objects ---- */
+
+static void name_of(char *buf, char kind, unsigned i) {
+        snprintf(buf, 16, "%c%07u", kind, i);
+}
+
+static void add_seg(void) {
+        cred cr = { .pid = getpid(), .uid = getuid(), .gid = getgid() };
+        char name[16];
+        object *o;
+        double t = cpu_ns();
+        int k;
+
+        name_of(name, 's', nsegs);
+        if ((k = shm_new(name, strlen(name), 4096, 0600, IPCB_WF_PERSISTENT, &cr, &o)) < 0)
+                die("shm_new", k);
+        object_index(o);
+        t = cpu_ns() - t;
+        if (t > create_max_ns)
+                create_max_ns = t;
+        over_1ms += t > 1e6;
+        if (!own_fds) {
+                close(o->fd_rw);
+                o->fd_rw = shared_shm_fd;
+        }
+        nsegs++;
+}
+
+static void add_sem(void) {
+        cred cr = { .pid = getpid(), .uid = getuid(), .gid = getgid() };
+        char name[16];
+        object *o;
+        double t = cpu_ns();
+        int k;
+
+        name_of(name, 'm', nsems);
+        if ((k = sem_new(name, strlen(name), 1, 10, 0600, IPCB_WF_PERSISTENT, &cr, &o)) < 0)
+                die("sem_new", k);
+        object_index(o);
+        t = cpu_ns() - t;
+        if (t > create_max_ns)
+                create_max_ns = t;
+        over_1ms += t > 1e6;
+        if (!own_fds) {
+                close(o->fd_rw);
+                o->fd_rw = shared_sem_fd;
+        }
+        nsems++;
+}
+
+static void print_loadavg(const char *when) {
+        char buf[64] = "";
+        FILE *f = fopen("/proc/loadavg", "re");
+
+        if (f) {
+                if (!fgets(buf, sizeof(buf), f))
+                        buf[0] = '\0';
+                fclose(f);
+        }
+        buf[strcspn(buf, "\n")] = '\0';
+        printf("(load average %s: %s; 2 cores shared with other work)\n", when, buf);
+}
+
+static long rss_kib(void) {
+        FILE *f = fopen("/proc/self/status", "re");
+        char line[128];
+        long v = -1;
+
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmRSS: %ld", &v) == 1)
+                        break;
+        fclose(f);
+        return v;
+}
+
+typedef struct mem_use {
+        double heap_seg, heap_sem, rss_seg, rss_sem; /* bytes per object */
+} mem_use;
+
+/* Grow to n objects (half segments, half semaphores), measuring the heap
+ * and RSS each kind adds. */
+static void grow_to(unsigned n, mem_use *mu) {
+        unsigned segs = n / 2, sems = n - n / 2;
+        size_t h0 = mallinfo2().uordblks;
+        long r0 = rss_kib();
+        unsigned a = nsegs, b = nsems;
+
+        while (nsegs < segs)
+                add_seg();
+        size_t h1 = mallinfo2().uordblks;
+        long r1 = rss_kib();
+        while (nsems < sems)
+                add_sem();
+        size_t h2 = mallinfo2().uordblks;
+        long r2 = rss_kib();
+        if (nsegs > a && nsems > b) {
+                mu->heap_seg = (double)(h1 - h0) / (nsegs - a);
+                mu->heap_sem = (double)(h2 - h1) / (nsems - b);
+                mu->rss_seg = (double)(r1 - r0) * 1024 / (nsegs - a);
+                mu->rss_sem = (double)(r2 - r1) * 1024 / (nsems - b);
+        }
+}
+
+/* From here on every bulk object is served from its kind's shared memfd. */
+static void share_fds(void) {
+        for (uint8_t kind = 1; kind <= IPCB_KIND_MAX_; kind++) {
+                int shared = kind == IPCB_KIND_SHM ? shared_shm_fd : shared_sem_fd;
+                for (object *o = registry_kind_first_after(kind, 0); o; o = registry_kind_next(o))
+                        if (o->fd_rw >= 0 && o->fd_rw != shared) {
+                                close(o->fd_rw);
+                                o->fd_rw = shared;
+                        }
+        }
+        own_fds = false;
+}
+
+/* ---- per-op costs ---- */
+
+static uint64_t rng = 88172645463325252ull;
+static unsigned rnd(unsigned n) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        return (unsigned)(rng % n);
+}
+
+enum { OP_OPEN_CLOSE, OP_STAT_SEG, OP_STAT_SEM, NOPS };
+static const char *const op_names[NOPS] = { "open+close seg", "stat seg", "stat sem" };
+
+static void one_op(conn *c, int op, bool hot) {
+        char name[16];
+        ipcb_msg m = { 0 }, r;
+        int k;
+
+        if (op == OP_OPEN_CLOSE) {
+                name_of(name, 's', rnd(hot ? 5 : nsegs));
+                m.hdr.op = IPCB_OP_SHM_OPEN;
+                m.shm_open.access = IPCB_WA_READ_WRITE;
+                m.shm_open.name = (ipcb_name){ name, (uint16_t)strlen(name) };
+                if ((k = request(c, &m, &r)) < 0)
+                        die("SHM_OPEN", k);
+                m = (ipcb_msg){ .hdr = { .op = IPCB_OP_CLOSE, .flags = IPCB_HF_NOREPLY } };
+                m.close.handle = r.shm_reply.handle;
+                if ((k = send_msg(c, &m)) < 0)
+                        die("CLOSE", k);
+                turn();
+                return;
+        }
+        name_of(name, op == OP_STAT_SEG ? 's' : 'm', rnd(hot ? 5 : op == OP_STAT_SEG ? nsegs : nsems));
+        m.hdr.op = IPCB_OP_STAT;
+        m.stat.kind = op == OP_STAT_SEG ? IPCB_KIND_SHM : IPCB_KIND_SEM;
+        m.stat.name = (ipcb_name){ name, (uint16_t)strlen(name) };
+        if ((k = request(c, &m, &r)) < 0)
+                die("STAT", k);
+}
+
+/* ns per op, the best of several rounds (this VM's noise only adds):
+ * ret_rand on random objects among all, ret_hot on the first ten (five of
+ * each kind: what a ten-object broker serves), rounds interleaved so that
+ * both see the same machine. */
+static void measure_ops(conn *c, double ret_rand[NOPS], double ret_hot[NOPS]) {
+        unsigned n = quick ? 1000 : 4000, rounds = quick ? 3 : 11;
+
+        for (int op = 0; op < NOPS; op++) {
+                ret_rand[op] = ret_hot[op] = 1e18;
+                for (unsigned r = 0; r < rounds; r++)
+                        for (int hot = 0; hot < 2; hot++) {
+                                double t = now_ns();
+                                for (unsigned i = 0; i < n; i++)
+                                        one_op(c, op, hot);
+                                t = (now_ns() - t) / n;
+                                double *v = hot ? &ret_hot[op] : &ret_rand[op];
+                                if (t < *v)
+                                        *v = t;
+                        }
+        }
+}
+
+/* ---- LIST ---- */
+
+static void list_all(conn *c, uint8_t kind, double *ret_per_obj, double *ret_max_req, unsigned *ret_n) {
+        ipcb_msg m = { .hdr.op = IPCB_OP_LIST }, r;
+        uint64_t cursor = 0;
+        unsigned n = 0;
+        double total = 0, worst = 0;
+        int k;
+
+        for (;;) {
+                m.list.kind = kind;
+                m.list.cursor = cursor;
+                m.list.max = 0;
+                double t = cpu_ns();
+                if ((k = request(c, &m, &r)) < 0)
+                        die("LIST", k);
+                t = cpu_ns() - t;
+                total += t;
+                if (t > worst)
+                        worst = t;
+                n += r.list_reply.count;
+                cursor = r.list_reply.next_cursor;
+                if (!r.list_reply.more)
+                        break;
+        }
+        *ret_per_obj = n ? total / n : 0;
+        *ret_max_req = worst;
+        *ret_n = n;
+}
+
+/* ---- create storm through the request path ---- */
+
+static double create_storm(conn *c, unsigned n) {
+        ipcb_msg m = { 0 }, r;
+        char name[16];
+        int k;
+
+        stall_ns = 0;
+        for (unsigned i = 0; i < n; i++) {
+                name_of(name, 'c', i);
+                m = (ipcb_msg){ .hdr.op = IPCB_OP_SHM_CREATE };
+                m.shm_create.size = 4096;
+                m.shm_create.mode = 0600;
+                m.shm_create.flags = IPCB_WF_PERSISTENT;
+                m.shm_create.name = (ipcb_name){ name, (uint16_t)strlen(name) };
+                if ((k = request(c, &m, &r)) < 0)
+                        die("SHM_CREATE", k);
+                /* give the memfd back: n objects must not need n fds */
+                object *o = registry_lookup(IPCB_KIND_SHM, name, strlen(name));
+                close(o->fd_rw);
+                o->fd_rw = shared_shm_fd;
+                m = (ipcb_msg){ .hdr = { .op = IPCB_OP_CLOSE, .flags = IPCB_HF_NOREPLY } };
+                m.close.handle = r.shm_reply.handle;
+                if ((k = send_msg(c, &m)) < 0)
+                        die("CLOSE", k);
+                turn();
+        }
+        double worst = stall_ns;
+        for (unsigned i = 0; i < n; i++) {
+                name_of(name, 'c', i);
+                object *o = registry_lookup(IPCB_KIND_SHM, name, strlen(name));
+                o->fd_rw = -1;
+                object_unlink(o);
+        }
+        return worst;
+}
+
+/* The registry alone (no memfd, no syscall) across the segment table's
+ * next doubling: what the incremental rehash bounds, without the kernel's
+ * noise.  Returns the longest registry_add in CPU time; *ret_n: adds. */
+static double registry_growth(unsigned *ret_n) {
+        unsigned n = nsegs + 1, i;
+        double worst = 0;
+        object **objs;
+        char name[16];
+
+        /* past the next power of two of the segments' count: one doubling */
+        while (n & (n - 1))
+                n &= n - 1;
+        n = n * 2 - nsegs + 4096;
+        if (!(objs = calloc(n, sizeof(*objs))))
+                die("registry_growth", ENOMEM);
+        for (i = 0; i < n; i++) {
+                name_of(name, 'x', i);
+                double t = cpu_ns();
+                objs[i] = registry_add(IPCB_KIND_SHM, name, strlen(name));
+                (void)registry_lookup(IPCB_KIND_SHM, name, strlen(name));
+                t = cpu_ns() - t;
+                if (!objs[i])
+                        die("registry_add", ENOMEM);
+                objs[i]->flags = IPCB_WF_PERSISTENT;
+                if (t > worst)
+                        worst = t;
+        }
+        for (i = 0; i < n; i++)
+                object_unlink(objs[i]);
+        free(objs);
+        *ret_n = n;
+        return worst;
+}
+
+/* ---- accepting many clients ----
+ * The client ends go to a holder process, so that 10k clients cost this
+ * process only the daemon's 10k ends. */
+
+static int send_fd(int sock, int fd) {
+        char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+        char b = 0;
+        struct iovec iov = { &b, 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                             .msg_controllen = sizeof(cbuf) };
+        struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
+
+        h->cmsg_level = SOL_SOCKET;
+        h->cmsg_type = SCM_RIGHTS;
+        h->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(h), &fd, sizeof(int));
+        return sendmsg(sock, &mh, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+}
+
+static _Noreturn void holder(int sock) {
+        for (;;) {
+                char cbuf[CMSG_SPACE(sizeof(int))], b;
+                struct iovec iov = { &b, 1 };
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                                     .msg_controllen = sizeof(cbuf) };
+                if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) <= 0)
+                        _exit(0); /* every fd it kept goes with it */
+        }
+}
+
+static void accept_many(unsigned n, double *ret_per_client, double *ret_stall) {
+        int sv[2];
+        pid_t pid;
+        conn *c = malloc(sizeof(*c));
+        double t0;
+
+        if (!c || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                die("accept_many", ENOMEM);
+        pid = fork();
+        if (pid == 0) {
+                close(sv[0]);
+                holder(sv[1]);
+        }
+        close(sv[1]);
+        stall_ns = 0;
+        t0 = now_ns();
+        for (unsigned i = 0; i < n; i++) {
+                conn_open(c);
+                if (send_fd(sv[0], c->fd) < 0)
+                        die("send_fd", errno);
+                close(c->fd);
+        }
+        *ret_per_client = (now_ns() - t0) / n;
+        close(sv[0]); /* the holder exits: every client hangs up */
+        waitpid(pid, NULL, 0);
+        for (int i = 0; i < 100000 && peer_count() > 1; i++)
+                turn();
+        *ret_stall = stall_ns; /* accepting them, and all of them hanging up */
+        free(c);
+}
+
+/* ---- throughput against a floor, with the real daemon ---- */
+
+#define SEG 4096
+
+static int floor_memfd(void) {
+        int fd = memfd_create("ipcb-bench-floor", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+        if (fd < 0 || ftruncate(fd, SEG) < 0 ||
+            fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
+                die("floor memfd", errno);
+        return fd;
+}
+
+/* The floor: one single-threaded server (as the broker is) that answers
+ * every datagram of every client with the same premade memfd. */
+static _Noreturn void floor_serve(int lfd) {
+        int ep = epoll_create1(EPOLL_CLOEXEC), mfd = floor_memfd();
+        struct epoll_event ev = { .events = EPOLLIN, .data.fd = lfd }, evs[32];
+
+        epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+        for (;;) {
+                int n = epoll_wait(ep, evs, 32, -1);
+                for (int i = 0; i < n; i++) {
+                        int fd = evs[i].data.fd;
+                        if (fd == lfd) {
+                                int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+                                ev = (struct epoll_event){ .events = EPOLLIN, .data.fd = c };
+                                if (c >= 0)
+                                        epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+                                continue;
+                        }
+                        char buf[64];
+                        if (recv(fd, buf, sizeof(buf), 0) <= 0) {
+                                close(fd);
+                                continue;
+                        }
+                        char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+                        struct iovec iov = { buf, 48 };
+                        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                                             .msg_controllen = sizeof(cbuf) };
+                        struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
+                        h->cmsg_level = SOL_SOCKET;
+                        h->cmsg_type = SCM_RIGHTS;
+                        h->cmsg_len = CMSG_LEN(sizeof(int));
+                        memcpy(CMSG_DATA(h), &mfd, sizeof(int));
+                        (void)sendmsg(fd, &mh, MSG_NOSIGNAL);
+                }
+        }
+}
+
+static int floor_connect(const char *path) {
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+        snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+                die("floor connect", errno);
+        return fd;
+}
+
+/* A client process: opens (and closes) for ms milliseconds after the go
+ * byte; writes how many to out. */
+static _Noreturn void tp_client(bool floor, const char *path, int go, int out, long ms) {
+        ipcb_client *cl = NULL;
+        int ffd = -1, k;
+        char b;
+        uint64_t n = 0;
+
+        if (floor)
+                ffd = floor_connect(path);
+        else if ((k = ipcb_connect(path, &cl)) < 0)
+                die("ipcb_connect", k);
+        if (read(go, &b, 1) != 1)
+                _exit(1);
+        double end = now_ns() + (double)ms * 1e6;
+        while (now_ns() < end) {
+                for (int i = 0; i < 16; i++, n++) {
+                        if (floor) {
+                                char req[16] = { 0 }, rep[64];
+                                char cbuf[CMSG_SPACE(sizeof(int))];
+                                struct iovec iov = { rep, sizeof(rep) };
+                                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                                                     .msg_control = cbuf,
+                                                     .msg_controllen = sizeof(cbuf) };
+                                int fd = -1;
+                                if (send(ffd, req, sizeof(req), 0) < 0 ||
+                                    recvmsg(ffd, &mh, MSG_CMSG_CLOEXEC) <= 0)
+                                        _exit(1);
+                                struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
+                                if (h)
+                                        memcpy(&fd, CMSG_DATA(h), sizeof(int));
+                                void *p = mmap(NULL, SEG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                                if (p != MAP_FAILED)
+                                        munmap(p, SEG);
+                                close(fd);
+                        } else {
+                                ipcb_shm *s;
+                                if ((k = ipcb_shm_open(cl, "tp", IPCB_READ_WRITE, &s)) < 0)
+                                        die("ipcb_shm_open", k);
+                                ipcb_shm_close(s);
+                        }
+                }
+        }
+        if (write(out, &n, sizeof(n)) != (ssize_t)sizeof(n))
+                _exit(1);
+        if (cl)
+                ipcb_disconnect(cl);
+        _exit(0);
+}
+
+static double throughput(bool floor, const char *path, unsigned nclients, long ms) {
+        int go[2], out[2];
+        pid_t pids[16];
+        uint64_t total = 0, n;
+
+        if (pipe2(go, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
+                die("pipe", errno);
+        for (unsigned i = 0; i < nclients; i++) {
+                pids[i] = fork();
+                if (pids[i] == 0)
+                        tp_client(floor, path, go[0], out[1], ms);
+        }
+        usleep(100000);
+        for (unsigned i = 0; i < nclients; i++)
+                if (write(go[1], "g", 1) != 1)
+                        die("go", errno);
+        for (unsigned i = 0; i < nclients; i++)
+                if (read(out[0], &n, sizeof(n)) == (ssize_t)sizeof(n))
+                        total += n;
+        for (unsigned i = 0; i < nclients; i++)
+                waitpid(pids[i], NULL, 0);
+        close(go[0]);
+        close(go[1]);
+        close(out[0]);
+        close(out[1]);
+        return (double)total / ((double)ms / 1000);
+}
+
+static void throughput_rows(void) {
+        static const unsigned counts[] = { 1, 2, 4, 8, 16 };
+        bench_env env = { .cpu_client = -1, .cpu_server = -1 };
+        broker b;
+        ipcb_client *cl;
+        ipcb_shm *s;
+        char fpath[100];
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        long ms = quick ? 150 : 1500;
+        int k, lfd;
+        pid_t fpid;
+
+        if ((k = broker_start(&env, &b)) < 0)
+                die("broker_start", k);
+        if ((k = ipcb_connect(b.socket_path, &cl)) < 0 ||
+            (k = ipcb_shm_create(cl, "tp", SEG, NULL, &s)) < 0)
+                die("tp segment", k);
+        snprintf(fpath, sizeof(fpath), "%.80s/floor.sock", b.dir);
+        memcpy(a.sun_path, fpath, sizeof(fpath));
+        lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 64) < 0)
+                die("floor socket", errno);
+        fpid = fork();
+        if (fpid == 0)
+                floor_serve(lfd);
+        close(lfd);
+
+        printf("\n## Throughput: brokered open+close vs a floor server (real daemon, %ld ms per row)\n\n",
+               ms);
+        printf("| clients | broker opens/s | floor opens/s | cost ratio | goal <= 1.25 |\n");
+        printf("| ---: | ---: | ---: | ---: | --- |\n");
+        for (unsigned i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+                double fl = throughput(true, fpath, counts[i], ms);
+                double br = throughput(false, b.socket_path, counts[i], ms);
+                double ratio = br > 0 ? fl / br : 0;
+                printf("| %u | %.0f | %.0f | %.2f | %s |\n", counts[i], br, fl, ratio,
+                       quick ? "not judged" : ratio <= 1.25 ? "pass" : "FAIL");
+        }
+        kill(fpid, SIGTERM);
+        waitpid(fpid, NULL, 0);
+        unlink(fpath);
+        ipcb_shm_close(s);
+        ipcb_disconnect(cl);
+        broker_stop(&b);
+}
+
+/* ---- restart with the fd store, with the real daemon ---- */
+
+#ifdef IPCB_BENCH_RESTORE
+static bool stored_all(const fakemgr *fm, void *arg) {
+        return fakemgr_count(fm, "ipcb-o-") >= *(unsigned *)arg;
+}
+
+/* The real daemon under the tests' fake service manager (tests/fakemgr.c):
+ * n semaphores stored, a restart, then stat latency through the grace
+ * period's end (1 s after the restart), where restored objects are settled
+ * in batches.  n: the fake manager needs fds up to 2n + 3, under this
+ * machine's limit of 20000. */
+static void restore_row(unsigned n) {
+        static const char *const args[] = { "--restore-grace", "1", "--max-objects", "10000000",
+                                            "--max-fds", "10000000", NULL };
+        char sock[128], logpath[128], name[32];
+        ipcb_client *cl;
+        fakemgr m;
+        double t, worst = 0, t0, t1;
+        unsigned probes = 0;
+        int k;
+
+        fakemgr_init(&m, "/tmp/ipcbsr.XXXXXX", n + 16);
+        snprintf(sock, sizeof(sock), "%.60s/ipcb.sock", m.dir);
+        snprintf(logpath, sizeof(logpath), "%.60s/log", m.dir);
+        fakemgr_exec x = { .sock = sock, .args = args, .log = logpath };
+        fakemgr_start(&m, &x);
+        if ((k = ipcb_connect(sock, &cl)) < 0)
+                die("restore: connect", k);
+        for (unsigned i = 0; i < n; i++) {
+                ipcb_sem_options o = IPCB_SEM_OPTIONS_INIT;
+                ipcb_sem *sm;
+                o.flags = IPCB_SEM_PERSISTENT;
+                snprintf(name, sizeof(name), "r%06u", i);
+                if ((k = ipcb_sem_create(cl, name, 1, &o, &sm)) < 0)
+                        die("restore: create", k);
+                ipcb_sem_close(sm);
+                if (i % 16 == 15) /* keep up, as a manager does: the daemon drops past 4096 */
+                        fakemgr_drain(&m, 0);
+        }
+        ipcb_disconnect(cl);
+        if (!fakemgr_pump_until(&m, stored_all, &n, 30000))
+                die("restore: the fake manager did not get every object", EAGAIN);
+        fakemgr_stop(&m);
+        t0 = now_ns();
+        fakemgr_start(&m, &x); /* returns at READY=1 */
+        t1 = now_ns();
+        if ((k = ipcb_connect(sock, &cl)) < 0)
+                die("restore: connect", k);
+        /* through the grace period's end */
+        while (now_ns() - t1 < 1.5e9) {
+                ipcb_object_info info;
+                snprintf(name, sizeof(name), "r%06u", rnd(n));
+                t = now_ns();
+                if ((k = ipcb_stat(cl, IPCB_KIND_SEM, name, &info)) < 0)
+                        die("restore: stat", k);
+                t = now_ns() - t;
+                if (t > worst)
+                        worst = t;
+                probes++;
+        }
+        for (unsigned i = 0; i < n; i++) {
+                snprintf(name, sizeof(name), "r%06u", i);
+                (void)ipcb_sem_unlink(cl, name);
+        }
+        ipcb_disconnect(cl);
+        fakemgr_stop(&m);
+        fakemgr_close(&m);
+        fakemgr_destroy(&m);
+        printf("- restart with %u stored semaphores (real daemon, fake service manager): READY=1 "
+               "after %.1f ms (%.2f us per object); longest of %u stats through "
+               "the grace period's end: %.3f ms (wall)\n",
+               n, (t1 - t0) / 1e6, (t1 - t0) / 1e3 / n, probes, worst / 1e6);
+}
+#endif
+
+/* ---- main ---- */
+
+static const char *verdict(bool ok) {
+        return quick ? "not judged" : ok ? "pass" : "FAIL";
+}
+
+int main(int argc, char **argv) {
+        static const unsigned full_sizes[] = { 10, 1000, 10000, 100000, 1000000 };
+        static const unsigned quick_sizes[] = { 10, 1000, 10000 };
+        const unsigned *sizes;
+        unsigned nsizes, storm, clients;
+        double base[NOPS] = { 0 }, cost[NOPS], hot[NOPS], per_obj, worst, t;
+        mem_use mu = { 0 };
+        struct rlimit rl;
+        unsigned n;
+        conn *c;
+        int k;
+
+        unsigned restore_only = 0;
+
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--quick") == 0)
+                        quick = true;
+#ifdef IPCB_BENCH_RESTORE
+                else if (strcmp(argv[i], "--restart-only") == 0 && i + 1 < argc &&
+                         (restore_only = (unsigned)atoi(argv[i + 1])) > 0)
+                        i++;
+#endif
+                else {
+                        fprintf(stderr, "usage: %s [--quick] [--restart-only N]\n", argv[0]);
+                        return 2;
+                }
+        }
+        sizes = quick ? quick_sizes : full_sizes;
+        nsizes = quick ? 3 : 5;
+        storm = quick ? 2000 : 40000;
+        clients = quick ? 1000 : 10000;
+
+        signal(SIGPIPE, SIG_IGN);
+        getrlimit(RLIMIT_NOFILE, &rl);
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        log_init();
+#ifdef IPCB_BENCH_RESTORE
+        if (restore_only) { /* only the restart row, with N semaphores */
+                restore_row(restore_only);
+                return 0;
+        }
+#endif
+        cfg.max_connections_total = cfg.max_connections_per_uid = 1u << 20;
+        cfg.max_objects_per_uid = cfg.max_handles_per_uid = cfg.max_fds_per_uid = UINT64_MAX / 4;
+        cfg.max_bytes_per_uid = UINT64_MAX / 4;
+        if ((k = uv_loop_init(&loop)) < 0 || (k = registry_init()) < 0 || (k = reaper_init(&loop)) < 0 ||
+            (k = peer_init(&loop)) < 0 || (k = store_start(&loop, false, 0)) < 0)
+                die("daemon init", k);
+        shared_shm_fd = floor_memfd();
+        {
+                void *map;
+                if ((k = os_page_new(&shared_sem_fd, &map)) < 0)
+                        die("sem page", k);
+                munmap(map, IPCB_PAGE_SIZE);
+        }
+        if (!(c = calloc(1, sizeof(*c))))
+                die("calloc", ENOMEM);
+        conn_open(c);
+
+        printf("# ipcb_bench_scale%s\n\n", quick ? " --quick (small sizes; verdicts not judged)" : "");
+        printf("Object figures: in process (ipcbrokerd_core's loop and request handling over\n"
+               "socketpairs; RLIMIT_NOFILE hard %llu here cannot hold a live daemon with 1M\n"
+               "objects): objects made by shm_new()/sem_new(); up to 10k objects each keeps its\n"
+               "own memfd (\"own fds\"), beyond that they are served from one shared memfd per\n"
+               "kind.  Half segments, half semaphores.\n\n",
+               (unsigned long long)rl.rlim_max);
+        print_loadavg("at the start");
+        printf("Ratios: \"vs 10\" against the same op on a ten-object broker measured first;\n"
+               "\"vs hot\" against the same op on ten objects of the same registry, in rounds\n"
+               "interleaved with the random ones (this shared VM's load drifts by tens of per cent\n"
+               "between minutes: only the interleaved ratio is judged).\n\n");
+        printf("| objects | open+close seg | stat seg | stat sem | o+c vs 10 | stat seg vs 10 | stat sem vs 10 "
+               "| o+c vs hot | stat seg vs hot | stat sem vs hot |\n");
+        printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        over_1ms = 0;
+        for (unsigned s = 0; s < nsizes; s++) {
+                unsigned long creates_over = over_1ms;
+                grow_to(sizes[s], &mu);
+                creates_over = over_1ms - creates_over;
+                measure_ops(c, cost, hot);
+                over_1ms = creates_over;
+                if (s == 0)
+                        memcpy(base, cost, sizeof(base));
+                printf("| %u%s | %.0f ns | %.0f ns | %.0f ns | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f |\n",
+                       sizes[s], own_fds ? " (own fds)" : "", cost[0], cost[1], cost[2],
+                       cost[0] / base[0], cost[1] / base[1], cost[2] / base[2], cost[0] / hot[0],
+                       cost[1] / hot[1], cost[2] / hot[2]);
+                fflush(stdout);
+                if (own_fds && (s + 1 == nsizes || sizes[s + 1] > REAL_FDS_MAX)) {
+                        /* the same objects again, served from shared fds: what
+                         * the rows above 10k leave out of the kernel's side */
+                        share_fds();
+                        measure_ops(c, cost, hot);
+                        printf("| %u (shared fds) | %.0f ns | %.0f ns | %.0f ns | %.3f | %.3f | %.3f | "
+                               "%.3f | %.3f | %.3f |\n",
+                               sizes[s], cost[0], cost[1], cost[2], cost[0] / base[0],
+                               cost[1] / base[1], cost[2] / base[2], cost[0] / hot[0],
+                               cost[1] / hot[1], cost[2] / hot[2]);
+                        fflush(stdout);
+                }
+        }
+        printf("\nAt %u objects, random against hot ten (goal <= 1.10):", sizes[nsizes - 1]);
+        for (int op = 0; op < NOPS; op++)
+                printf(" %s %.3f %s;", op_names[op], cost[op] / hot[op],
+                       verdict(cost[op] / hot[op] <= 1.10));
+        printf("\nLongest single create (CPU time) while growing to %u objects (every table "
+               "doubling on the way): %.3f ms %s (goal <= 1 ms); creates over 1 ms: %lu of %u\n",
+               sizes[nsizes - 1], create_max_ns / 1e6, verdict(create_max_ns <= 1e6), over_1ms,
+               sizes[nsizes - 1]);
+        printf("\n## Memory per object (growing from %u to %u objects)\n\n", sizes[nsizes - 2],
+               sizes[nsizes - 1]);
+        printf("| kind | heap B/object | RSS B/object | goal |\n| --- | ---: | ---: | --- |\n");
+        printf("| segment | %.0f | %.0f | heap <= 512 B: %s |\n", mu.heap_seg, mu.rss_seg,
+               verdict(mu.heap_seg <= 512));
+        printf("| semaphore | %.0f | %.0f | RSS <= 1 KiB: %s |\n", mu.heap_sem, mu.rss_sem,
+               verdict(mu.rss_sem <= 1024));
+        printf("(semaphore pages mapped by the daemon: %u, at most %u)\n", sem_pages_mapped(),
+               SEM_MAP_CACHE);
+
+        printf("\n## Loop stalls at %u objects (longest single loop turn, in the loop's CPU time)\n\n",
+               nsegs + nsems);
+        stall_ns = 0;
+        over_1ms = 0;
+        list_all(c, 0, &per_obj, &worst, &n);
+        printf("- LIST of all %u objects: %.1f ns per object (wall), longest request %.3f ms "
+               "(wall), longest loop turn %.3f ms %s, turns over 1 ms: %lu\n",
+               n, per_obj, worst / 1e6, stall_ns / 1e6, verdict(stall_ns <= 1e6), over_1ms);
+        stall_ns = 0;
+        over_1ms = 0;
+        list_all(c, IPCB_KIND_SEM, &per_obj, &worst, &n);
+        printf("- LIST of the %u semaphores (kind filter): %.1f ns per object, longest loop turn "
+               "%.3f ms, turns over 1 ms: %lu\n",
+               n, per_obj, stall_ns / 1e6, over_1ms);
+        over_1ms = 0;
+        t = create_storm(c, storm);
+        printf("- create storm of %u SHM_CREATE requests on top (crossing a table doubling when "
+               "it is there to cross): longest loop turn %.3f ms %s, turns over 1 ms: %lu\n",
+               storm, t / 1e6, verdict(t <= 1e6), over_1ms);
+        {
+                unsigned nadd;
+                over_1ms = 0;
+                t = registry_growth(&nadd);
+                printf("- the registry alone (registry_add + lookup, no memfd) for %u names across the "
+                       "segment table's next doubling: longest %.3f ms CPU %s\n",
+                       nadd, t / 1e6, verdict(t <= 1e6));
+        }
+#ifdef IPCB_BENCH_RESTORE
+        restore_row(quick ? 1000 : 9000); /* the fake manager moves the fds above 2n */
+#else
+        printf("- restart: not measured (built without tests/fakemgr.c)\n");
+#endif
+
+        over_1ms = 0;
+        accept_many(clients, &per_obj, &worst);
+        printf("\n## Accepting %u clients (in process; client ends held by a child)\n\n", clients);
+        printf("- %.1f us per client (peer_new + HELLO, wall), longest loop turn %.3f ms, turns "
+               "over 1 ms: %lu\n",
+               per_obj / 1e3, worst / 1e6, over_1ms);
+        print_loadavg("at the end of the in-process part");
+
+        conn_close(c);
+        free(c);
+        /* the bulk objects share two fds: take them back before teardown */
+        for (uint8_t kind = 1; kind <= IPCB_KIND_MAX_; kind++)
+                for (object *o = registry_kind_first_after(kind, 0); o; o = registry_kind_next(o))
+                        if (o->fd_rw == shared_shm_fd || o->fd_rw == shared_sem_fd)
+                                o->fd_rw = -1;
+        registry_fini();
+        close(shared_shm_fd);
+        close(shared_sem_fd);
+
+        fflush(stdout);
+        throughput_rows();
+        return 0;
+}
