@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -26,12 +27,13 @@ typedef struct kept {
         ino_t ino;
         ipcb_shm *shm;
         unsigned gen; /* shim_fork_gen when opened */
+        char name[IPCB_NAME_MAX + 1]; /* the broker name it was opened by */
 } kept;
 static kept *kept_list;
 
 /* Keep s (transient mode), or release it if a handle on the same segment is
  * kept already.  Lock held. */
-static void keep_or_close(ipcb_shm *s) {
+static void keep_or_close(ipcb_shm *s, const char *bname) {
         struct stat st;
         kept *k;
 
@@ -50,7 +52,26 @@ static void keep_or_close(ipcb_shm *s) {
         }
         *k = (kept){ .next = kept_list, .dev = st.st_dev, .ino = st.st_ino, .shm = s,
                      .gen = shim_fork_gen };
+        snprintf(k->name, sizeof(k->name), "%s", bname);
         kept_list = k;
+}
+
+/* shm_unlink in transient mode: the name is gone, so nobody can open the
+ * segment again; the kept handles on it are released (the mappings and
+ * fds keep the memory), as the kernel frees an unlinked segment once it is
+ * unmapped.  Lock held. */
+static void kept_release(const char *bname) {
+        kept **pp = &kept_list, *k;
+
+        while ((k = *pp)) {
+                if (k->gen == shim_fork_gen && strcmp(k->name, bname) == 0) {
+                        *pp = k->next;
+                        ipcb_shm_close(k->shm);
+                        free(k);
+                } else {
+                        pp = &k->next;
+                }
+        }
 }
 
 /* Open or create bname as oflag asks; *ret the library handle with the
@@ -144,7 +165,7 @@ __attribute__((visibility("default"))) int shm_open(const char *name, int oflag,
                 fd = fcntl(ipcb_shm_fd(s), F_DUPFD_CLOEXEC, 3);
                 r = fd < 0 ? -errno : 0;
                 if (r == 0 && shim_cfg.transient)
-                        keep_or_close(s);
+                        keep_or_close(s, bname);
                 else
                         ipcb_shm_close(s);
         }
@@ -179,6 +200,8 @@ __attribute__((visibility("default"))) int shm_unlink(const char *name) {
         r = shim_posix_name(n, "shm", bname);
         if (r == 0)
                 r = ipcb_unlink(c, bname);
+        if (r == 0)
+                kept_release(bname);
         pthread_mutex_unlock(&shim_lock);
         if (r == -EPERM) /* POSIX: not the owner is EACCES */
                 r = -EACCES;
