@@ -142,6 +142,41 @@ CHECKED_TEST(semaphore_across_uids) {
         cr_assert_eq(run(0, NULL, ARGV(IPCB_POSIX_PROG, "sem-unlink", n)), 0);
 }
 
+/* A hostile uid: cannot remove another uid's objects; a name it squats
+ * with a segment that is not a semaphore page is refused, not used. */
+CHECKED_TEST(hostile_uid) {
+        const char *n = uname_("host");
+        ipcb_client *nc;
+        ipcb_shm *squat;
+        pid_t pid;
+        int status;
+
+        cr_assert_eq(run(0, NULL, ARGV(IPCB_POSIX_PROG, "create", n, "100", "x", "666")), 0);
+        cr_assert_eq(run(0, NULL, ARGV(IPCB_POSIX_PROG, "sem-create", n, "1")), 0);
+        cr_assert_eq(run(NOBODY, NULL, ARGV(IPCB_POSIX_PROG, "unlink-fails", n, "13")), 0,
+                     "EACCES: not the owner");
+        cr_assert_eq(run(0, NULL, ARGV(IPCB_POSIX_PROG, "unlink", n)), 0);
+        cr_assert_eq(run(0, NULL, ARGV(IPCB_POSIX_PROG, "sem-unlink", n)), 0);
+        /* nobody squats the semaphore's broker name with a plain segment */
+        pid = test_fork();
+        if (pid == 0) {
+                ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
+                o.mode = 0666;
+                o.flags = IPCB_SHM_PERSISTENT;
+                if (setresgid(NOBODY, NOBODY, NOBODY) < 0 || setresuid(NOBODY, NOBODY, NOBODY) < 0 ||
+                    ipcb_connect(d.sock, &nc) < 0 || ipcb_shm_create(nc, bname("sem", n), 4096, &o, &squat) < 0)
+                        _exit(1);
+                ipcb_shm_close(squat);
+                ipcb_disconnect(nc);
+                _exit(0);
+        }
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert_eq(status, 0);
+        cr_assert_eq(run(0, NULL, ARGV(IPCB_POSIX_PROG, "sem-open-fails", n, "22")), 0,
+                     "EINVAL: not a semaphore page");
+        cr_assert_eq(ipcb_unlink(c, bname("sem", n)), 0);
+}
+
 CHECKED_TEST(fork_child_inherits_and_reconnects) {
         cr_assert_eq(run(0, NULL, ARGV(IPCB_POSIX_PROG, "fork", uname_("fork"))), 0);
 }

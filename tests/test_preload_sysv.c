@@ -87,6 +87,10 @@ CHECKED_TEST(segment_across_uids) {
         cr_assert_eq(run(NOBODY, NULL, ARGV(IPCB_SYSV_PROG, "shm-read", k, "hello", "ro")), 0,
                      "nobody attaches read-only, not read-write");
         cr_assert_eq(run(0, NULL, ARGV(IPCB_SYSV_PROG, "shm-read", k, "hello")), 0);
+        /* another uid cannot remove them */
+        cr_assert_eq(run(0, NULL, ARGV(IPCB_SYSV_PROG, "sem-create", k, "1", "666")), 0);
+        cr_assert_eq(run(NOBODY, NULL, ARGV(IPCB_SYSV_PROG, "rmid-fails", k, "1")), 0, "EPERM");
+        cr_assert_eq(run(0, NULL, ARGV(IPCB_SYSV_PROG, "sem-rmid", k)), 0);
         cr_assert_eq(run(0, NULL, ARGV(IPCB_SYSV_PROG, "shm-rmid", k)), 0);
         cr_assert_eq(broker_count(), 0);
 }

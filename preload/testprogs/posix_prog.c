@@ -308,6 +308,21 @@ static int do_threads(char **a) {
         return 0;
 }
 
+/* unlink-fails NAME ERRNO: shm_unlink and sem_unlink both fail so. */
+static int do_unlink_fails(char **a) {
+        int want = atoi(a[1]);
+
+        CHECK(shm_unlink(a[0]) < 0 && errno == want, "shm_unlink");
+        CHECK(sem_unlink(a[0]) < 0 && errno == want, "sem_unlink");
+        return 0;
+}
+
+/* sem-open-fails NAME ERRNO: sem_open (create-or-open) fails so. */
+static int do_sem_open_fails(char **a) {
+        CHECK(sem_open(a[0], O_CREAT, 0600, 1) == SEM_FAILED && errno == atoi(a[1]), "sem_open");
+        return 0;
+}
+
 /* exec PROGRAM ARGS: exec (the environment carries over). */
 static int do_exec(char **a) {
         execv(a[0], a);
@@ -328,6 +343,8 @@ int main(int argc, char **argv) {
                 { "fork", 1, do_fork },           { "crash", 1, do_crash },
                 { "kernel", 1, do_kernel },       { "fails", 2, do_fails },
                 { "exec", 1, do_exec },           { "threads", 1, do_threads },
+                { "unlink-fails", 2, do_unlink_fails },
+                { "sem-open-fails", 2, do_sem_open_fails },
         };
 
         if (argc < 2)

@@ -198,6 +198,18 @@ static int do_sem_rmid(char **a) {
         return 0;
 }
 
+/* rmid-fails KEY ERRNO: IPC_RMID of the segment and of the semaphore of
+ * KEY both fail so (the objects stay). */
+static int do_rmid_fails(char **a) {
+        int shm = shmget(key_arg(a[0]), 0, 0), sem = semget(key_arg(a[0]), 1, 0);
+
+        CHECK(shm >= 0 && sem >= 0, "shmget, semget");
+        CHECK(shmctl(shm, IPC_RMID, NULL) < 0 && errno == atoi(a[1]), "shmctl(IPC_RMID)");
+        CHECK(semctl(sem, 0, IPC_RMID) < 0 && errno == atoi(a[1]), "semctl(IPC_RMID)");
+        CHECK(shmget(key_arg(a[0]), 0, 0) >= 0 && semget(key_arg(a[0]), 1, 0) >= 0, "still there");
+        return 0;
+}
+
 static int sem_id;
 static void *undo_thread(void *arg) {
         struct sembuf down = { 0, -1, SEM_UNDO }, up = { 0, 1, SEM_UNDO };
@@ -275,6 +287,7 @@ int main(int argc, char **argv) {
                 { "sem-create", 3, do_sem_create }, { "sem-value", 2, do_sem_value },
                 { "sem-hold", 1, do_sem_hold },     { "sem-take", 2, do_sem_take },
                 { "sem-rmid", 1, do_sem_rmid },     { "sem-semantics", 1, do_sem_semantics },
+                { "rmid-fails", 2, do_rmid_fails },
         };
 
         if (argc < 2)
