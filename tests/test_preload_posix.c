@@ -131,7 +131,13 @@ CHECKED_TEST(semaphore_across_uids) {
         /* nobody waits (glibc's sem_timedwait on the broker's page) ... */
         waiter = preload_spawn(d.sock, NOBODY, NULL, ARGV(IPCB_POSIX_PROG, "sem-wait", n, "20"),
                                NULL);
-        usleep(100 * 1000);
+        for (int i = 0; i < 1000; i++) { /* until the waiter has it open */
+                cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, bname("sem", n), &info), 0);
+                if (info.handles > 0)
+                        break;
+                usleep(10000);
+        }
+        usleep(50 * 1000);
         cr_assert_eq(waitpid(waiter, NULL, WNOHANG), 0, "the waiter waits");
         /* ... root posts */
         cr_assert_eq(run(0, NULL, ARGV(IPCB_POSIX_PROG, "sem-post", n)), 0);
@@ -225,7 +231,14 @@ CHECKED_TEST(transient_mode_lives_while_a_holder_does) {
         cr_assert_eq(run(0, NULL, ARGV(IPCB_POSIX_PROG, "sem-create", n, "0")), 0);
         waiter = preload_spawn(d.sock, 0, ARGV("--transient"),
                                ARGV(IPCB_POSIX_PROG, "sem-wait", n, "20"), NULL);
-        usleep(100 * 1000);
+        for (int i = 0; i < 1000; i++) { /* until the waiter has it open */
+                cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, bname("sem", n), &info), 0);
+                if (info.handles > 0)
+                        break;
+                usleep(10000);
+        }
+        cr_assert_gt(info.handles, 0);
+        usleep(50 * 1000);
         cr_assert_eq(ipcb_unlink(c, bname("sem", n)), 0, "persistent one removed by name");
         cr_assert_eq(preload_wait(waiter, 300), -1, "the waiter was still waiting");
 }
@@ -275,7 +288,9 @@ CHECKED_TEST(launcher_finds_its_shim) {
         pid_t pid = test_fork();
 
         if (pid == 0) {
-                /* no --lib: the shim next to the launcher */
+                /* no --lib: the shim next to the launcher (in a sanitizer
+                 * build it then loads the runtimes itself, not first) */
+                setenv("ASAN_OPTIONS", "detect_leaks=0:verify_asan_link_order=0", 1);
                 execl(IPCB_PRELOAD_RUN, IPCB_PRELOAD_RUN, "--socket", d.sock, "--",
                       "/bin/sh", "-c", "case \"$LD_PRELOAD\" in */libipcbroker-preload.so) "
                       "exit 0;; esac; exit 1", (char *)NULL);
