@@ -110,6 +110,10 @@ test)
                 if ./build/bench/ipcb_bench --quick; then PASSED=$((PASSED + 1)); else
                         FAILED=$((FAILED + 1)); status=1; fi
         fi
+        if [ -x build/preload/ipcb_bench_preload ]; then
+                if ./build/preload/ipcb_bench_preload --quick; then PASSED=$((PASSED + 1)); else
+                        FAILED=$((FAILED + 1)); status=1; fi
+        fi
         echo
         echo "$PASSED passed, $FAILED failed"
         exit $status
