@@ -4,12 +4,14 @@
  * name of its own), an id is an index into this process's table (stable
  * within the process and its forked children).  Every shmat is a broker
  * handle, so that shm_nattch (IPC_STAT) counts attachments over all
- * processes.  Created segments are persistent until IPC_RMID, as in the
+ * processes (shmat at a given address maps the handle's memfd there).
+ * Created segments are persistent until IPC_RMID, as in the
  * kernel; in transient mode the creator keeps a handle until it exits
  * instead, and the segment dies with the last process holding it. */
 #include "sysv.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,7 @@ static shm_ent shm_ids[SHM_IDS_MAX];
 typedef struct attach {
         struct attach *next;
         void *addr;
+        size_t own_len; /* > 0: a mapping of our own at a given address */
         int id;
         ipcb_shm *shm;
         unsigned gen;
@@ -155,20 +158,64 @@ __attribute__((visibility("default"))) void *shmat(int shmid, const void *shmadd
                 errno = EIDRM;
                 return (void *)-1;
         }
-        if (shmaddr) {
-                r = -ENOSYS; /* documented: the broker's mapping goes where mmap puts it */
-        } else if ((r = ipcb_shm_open(c, e->name, access, &s)) == -ENOENT) {
+        uintptr_t at = (uintptr_t)shmaddr;
+        void *addr = NULL;
+        size_t len = 0;
+
+        if (shmflg & SHM_RND)
+                at &= ~(uintptr_t)(SHMLBA - 1);
+        if (at % (uintptr_t)sysconf(_SC_PAGESIZE) != 0)
+                r = -EINVAL;
+        else if ((r = ipcb_shm_open(c, e->name, access, &s)) == -ENOENT)
                 r = -EIDRM; /* removed (IPC_RMID) */
-        } else if (r == 0 && !(a = calloc(1, sizeof(*a)))) {
-                ipcb_shm_close(s);
+        else if (r == 0 && !(a = calloc(1, sizeof(*a))))
                 r = -ENOMEM;
+        if (r == 0 && at) {
+                /* at a given address: a mapping of our own of the handle's
+                 * fd; SHM_REMAP may replace what is there, else nothing */
+                int fixed = (shmflg & SHM_REMAP) ? MAP_FIXED : MAP_FIXED_NOREPLACE;
+                bool held = false;
+                uintptr_t lib = (uintptr_t)ipcb_shm_data(s);
+                len = ipcb_shm_size(s);
+                if (lib < at + len && at < lib + len) {
+                        /* the library's own mapping took (part of) the
+                         * place: hold the place, then open again */
+                        ipcb_shm_close(s);
+                        s = NULL;
+                        addr = mmap((void *)at, len, PROT_NONE,
+                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed, -1, 0);
+                        if (addr == MAP_FAILED)
+                                r = errno == EEXIST ? -EINVAL : -errno;
+                        else if ((r = ipcb_shm_open(c, e->name, access, &s)) < 0)
+                                munmap(addr, len);
+                        else
+                                held = true;
+                        if (r == -ENOENT)
+                                r = -EIDRM;
+                        fixed = MAP_FIXED; /* over the placeholder */
+                }
+                if (r == 0) {
+                        addr = mmap((void *)at, len,
+                                    access == IPCB_READ_ONLY ? PROT_READ : PROT_READ | PROT_WRITE,
+                                    MAP_SHARED | fixed, ipcb_shm_fd(s), 0);
+                        if (addr == MAP_FAILED) {
+                                r = errno == EEXIST ? -EINVAL : -errno;
+                                if (held)
+                                        munmap((void *)at, len); /* the placeholder */
+                        }
+                }
+        } else if (r == 0) {
+                addr = ipcb_shm_data(s);
         }
         if (r < 0) {
+                if (s)
+                        ipcb_shm_close(s);
+                free(a);
                 pthread_mutex_unlock(&shim_lock);
                 shim_fail(r);
                 return (void *)-1;
         }
-        *a = (attach){ .next = attaches, .addr = ipcb_shm_data(s), .id = shmid, .shm = s,
+        *a = (attach){ .next = attaches, .addr = addr, .own_len = len, .id = shmid, .shm = s,
                        .gen = shim_fork_gen };
         attaches = a;
         pthread_mutex_unlock(&shim_lock);
@@ -187,12 +234,14 @@ __attribute__((visibility("default"))) int shmdt(const void *shmaddr) {
                 return SHIM_NEXT(int (*)(const void *), shmdt)(shmaddr);
         }
         *pp = a->next;
+        if (a->own_len)
+                munmap(a->addr, a->own_len);
         if (a->gen == shim_fork_gen) {
                 ipcb_shm_close(a->shm);
         } else {
                 /* attached by the parent before fork: its handle is the
                  * parent's; only this process's mapping and fd go */
-                munmap(a->addr, ipcb_shm_size(a->shm));
+                munmap(ipcb_shm_data(a->shm), ipcb_shm_size(a->shm));
                 close(ipcb_shm_fd(a->shm));
         }
         free(a);

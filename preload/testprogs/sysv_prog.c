@@ -122,8 +122,13 @@ static int do_shm_semantics(char **a) {
         CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
               "child");
         CHECK(q[0] == 'c', "the child wrote through its inherited attachment");
-        CHECK(shmat(id, (void *)0x100000000, 0) == (void *)-1 && errno == ENOSYS,
-              "a fixed address is not served");
+        /* at a given address: where q is now, once q is detached */
+        char *r = shmat(id, NULL, 0);
+        CHECK(r != (void *)-1 && shmdt(r) == 0, "attach, detach");
+        CHECK(shmat(id, p, 0) == (void *)-1 && errno == EINVAL, "over an attachment");
+        CHECK(shmat(id, r + 1, 0) == (void *)-1 && errno == EINVAL, "unaligned");
+        CHECK(shmat(id, r + 1, SHM_RND) == r, "SHM_RND");
+        CHECK(r[9999] == 5 && shmdt(r) == 0, "the same segment there");
         CHECK(shmctl(id, IPC_SET, NULL) < 0 && errno == ENOSYS, "IPC_SET");
         CHECK(shmctl(id, IPC_RMID, NULL) == 0, "IPC_RMID while attached");
         CHECK(q[9999] == 5, "still mapped");
