@@ -80,7 +80,7 @@ static void drop_from_ld_preload(void) {
         free(copy);
 }
 
-__attribute__((constructor)) static void shim_init(void) {
+static void shim_init_once(void) {
         const char *v;
 
         if ((v = getenv(SHIM_ENV_PREFIX)) && strlen(v) <= SHIM_PREFIX_MAX && prefix_ok(v))
@@ -97,6 +97,14 @@ __attribute__((constructor)) static void shim_init(void) {
         if ((v = getenv("IPCBROKER_PRELOAD_INHERIT")) && strcmp(v, "0") == 0)
                 drop_from_ld_preload();
         pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+/* At load; and from the first call, should another library's constructor
+ * call one of ours before our own constructor ran. */
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+__attribute__((constructor)) static void shim_init(void) {
+        pthread_once(&init_once, shim_init_once);
 }
 
 static bool excluded(const char *what) {
@@ -123,6 +131,7 @@ static bool excluded(const char *what) {
 shim_route shim_route_call(const char *what, ipcb_client **ret_client, int *ret_err) {
         int r;
 
+        shim_init();
         if (excluded(what))
                 return SHIM_PASS;
         if (conn_state == CONN_NONE) {
