@@ -179,9 +179,10 @@ IPCB_EXPORT void ipcb_disconnect(ipcb_client *c);
  * memfd carries F_SEAL_SHRINK, and F_SEAL_GROW unless IPCB_SHM_GROWABLE.
  * opts is borrowed (NULL: defaults).  On success *ret owns the mapping and
  * one fd.  Errors: -EEXIST (nothing changes), -EINVAL (bad name, size 0
- * without IPCB_SHM_GROWABLE, bad mode or flags), -ENAMETOOLONG, -EFBIG (size above the broker's maximum), -ENOMEM,
- * -ENOSPC, -EMFILE (out of fds), -EACCES (the name is under a prefix the
- * broker reserves for another uid or group: docs/security.md). */
+ * without IPCB_SHM_GROWABLE, bad mode or flags), -ENAMETOOLONG, -EFBIG
+ * (size above the broker's maximum), -ENOMEM, -ENOSPC, -EMFILE (out of
+ * fds), -EACCES (the name is under a prefix the broker reserves for another
+ * uid or group: docs/security.md). */
 IPCB_EXPORT int ipcb_shm_create(ipcb_client *c, const char *name, size_t size,
                                 const ipcb_shm_options *opts, ipcb_shm **ret);
 
