@@ -2,7 +2,8 @@
 /* test_preload_qt.c: an unchanged Qt 6 program (preload/testprogs/
  * qt_prog.cpp: QSharedMemory and QSystemSemaphore, System V underneath in
  * Qt 6.4) under ipcbroker-run against a real ipcbrokerd: two processes
- * share a segment under its lock, as root and as nobody; the segment's
+ * share a segment under its lock, as root, as nobody, and nobody's
+ * attached by root; the segment's
  * lock (a SEM_UNDO semaphore) comes back when its holder is killed; and in
  * transient mode kill -9 of the creator leaves nothing behind (the kernel
  * keeps what Qt leaves).  Skipped when the Qt program was not built (no
@@ -81,7 +82,7 @@ static int unlink_cb(const ipcb_object_info *info, void *arg) {
         return 0;
 }
 
-static void two_processes(uid_t uid) {
+static void two_processes(uid_t uid, uid_t attacher) {
         char key[64], ready[160];
         pid_t server;
 
@@ -94,7 +95,7 @@ static void two_processes(uid_t uid) {
         broker_counts();
         cr_assert_eq(count_shm, 1, "the segment is the broker's");
         cr_assert_geq(count_sem, 1, "its lock is a broker semaphore");
-        cr_assert_eq(preload_run(d.sock, uid, NULL, ARGV(IPCB_QT_PROG, "attach", key)), 0);
+        cr_assert_eq(preload_run(d.sock, attacher, NULL, ARGV(IPCB_QT_PROG, "attach", key)), 0);
         cr_assert_eq(preload_wait(server, 30000), 0);
         broker_counts();
         cr_assert_eq(count_shm, 0, "Qt removed the segment at its last detach");
@@ -103,11 +104,17 @@ static void two_processes(uid_t uid) {
 }
 
 CHECKED_TEST(two_processes_root) {
-        two_processes(0);
+        two_processes(0, 0);
 }
 
 CHECKED_TEST(two_processes_nobody) {
-        two_processes(NOBODY);
+        two_processes(NOBODY, NOBODY);
+}
+
+/* Qt makes its objects 0600: another uid gets in only as root (as with
+ * the kernel's CAP_IPC_OWNER; the broker's root override). */
+CHECKED_TEST(two_processes_nobody_then_root) {
+        two_processes(NOBODY, 0);
 }
 
 CHECKED_TEST(lock_comes_back_after_kill) {
