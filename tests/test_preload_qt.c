@@ -3,11 +3,10 @@
  * qt_prog.cpp: QSharedMemory and QSystemSemaphore, System V underneath in
  * Qt 6.4) under ipcbroker-run against a real ipcbrokerd: two processes
  * share a segment under its lock, as root, as nobody, and nobody's
- * attached by root; the segment's
- * lock (a SEM_UNDO semaphore) comes back when its holder is killed; and in
- * transient mode kill -9 of the creator leaves nothing behind (the kernel
- * keeps what Qt leaves).  Skipped when the Qt program was not built (no
- * qt6-base-dev). */
+ * attached by root; the segment's lock (a SEM_UNDO semaphore) comes back
+ * when its holder is killed; and in transient mode kill -9 of the creator
+ * leaves nothing behind (the kernel keeps what Qt leaves).  Skipped when
+ * the Qt program was not built (no qt6-base-dev). */
 #include "test_preload.h"
 
 #include "ipcbroker.h"
