@@ -217,6 +217,8 @@ static int serve_op(int semid, struct sembuf *sops, size_t nsops, const struct t
 
         if (nsops == 0)
                 return -EINVAL;
+        if (!sops)
+                return -EFAULT;
         if (nsops > 1)
                 return -ENOSYS; /* documented: one operation per call */
         if (sops[0].sem_num != 0)
