@@ -166,6 +166,18 @@ CHECKED_TEST(no_sysv_passes_through) {
         cr_assert(strstr(snap, line) != NULL, "in the kernel's table: %s", line);
         free(snap);
         cr_assert_eq(run(0, ARGV("--no-sysv"), ARGV(IPCB_SYSV_PROG, "sem-rmid", k)), 0);
+        /* no broker and --fallback kernel likewise */
+        char nosock[160];
+        snprintf(nosock, sizeof(nosock), "%s/none.sock", d.dir);
+        cr_assert_eq(preload_run(nosock, 0, ARGV("--fallback", "kernel"),
+                                 ARGV(IPCB_SYSV_PROG, "sem-create", k, "1", "600")), 0);
+        snap = kernel_ipc_snapshot();
+        cr_assert(strstr(snap, line) != NULL, "in the kernel's table: %s", line);
+        free(snap);
+        cr_assert_eq(preload_run(nosock, 0, ARGV("--fallback", "kernel"),
+                                 ARGV(IPCB_SYSV_PROG, "sem-rmid", k)), 0);
+        cr_assert_eq(preload_run(nosock, 0, NULL, ARGV(IPCB_SYSV_PROG, "get-fails", k, "107")), 0,
+                     "--fallback fail: ENOTCONN");
         /* an excluded key likewise */
         cr_assert_eq(run(0, ARGV("--exclude", "0x5e*"),
                          ARGV(IPCB_SYSV_PROG, "sem-create", k, "1", "600")), 0);

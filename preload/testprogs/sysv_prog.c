@@ -215,6 +215,15 @@ static int do_rmid_fails(char **a) {
         return 0;
 }
 
+/* get-fails KEY ERRNO: shmget and semget of KEY both fail so. */
+static int do_get_fails(char **a) {
+        int want = atoi(a[1]);
+
+        CHECK(shmget(key_arg(a[0]), 4096, IPC_CREAT | 0600) < 0 && errno == want, "shmget");
+        CHECK(semget(key_arg(a[0]), 1, IPC_CREAT | 0600) < 0 && errno == want, "semget");
+        return 0;
+}
+
 static int sem_id;
 static void *undo_thread(void *arg) {
         struct sembuf down = { 0, -1, SEM_UNDO }, up = { 0, 1, SEM_UNDO };
@@ -292,7 +301,7 @@ int main(int argc, char **argv) {
                 { "sem-create", 3, do_sem_create }, { "sem-value", 2, do_sem_value },
                 { "sem-hold", 1, do_sem_hold },     { "sem-take", 2, do_sem_take },
                 { "sem-rmid", 1, do_sem_rmid },     { "sem-semantics", 1, do_sem_semantics },
-                { "rmid-fails", 2, do_rmid_fails },
+                { "rmid-fails", 2, do_rmid_fails }, { "get-fails", 2, do_get_fails },
         };
 
         if (argc < 2)
