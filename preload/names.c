@@ -62,35 +62,3 @@ int shim_posix_name(const char *name, const char *kind_tag, char *buf) {
         buf[o] = '\0';
         return 0;
 }
-
-static int hexval(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
-int shim_posix_name_decode(const char *enc, char *buf, size_t cap) {
-        size_t o = 0;
-
-        for (const char *p = enc; *p; p++) {
-                int c = (unsigned char)*p;
-                if (*p == '+') {
-                        int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
-                        if (hi < 0 || lo < 0)
-                                return -EINVAL;
-                        c = hi << 4 | lo;
-                        if (plain((unsigned char)c) || c == 0 || c == '/')
-                                return -EINVAL; /* not what the encoder writes */
-                        p += 2;
-                } else if (!plain((unsigned char)c)) {
-                        return -EINVAL;
-                }
-                if (o + 1 >= cap)
-                        return -ENAMETOOLONG;
-                buf[o++] = (char)c;
-        }
-        buf[o] = '\0';
-        return 0;
-}

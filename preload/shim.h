@@ -73,8 +73,6 @@ mode_t shim_umask(void);
  * `kind_tag` ("shm" or "sem") into buf (IPCB_NAME_MAX + 1 bytes): prefix +
  * tag + '.' + encoded name.  0, -EINVAL, -ENAMETOOLONG. */
 int shim_posix_name(const char *name, const char *kind_tag, char *buf);
-/* Decode the encoded part back (for tests and tools).  0 or -EINVAL. */
-int shim_posix_name_decode(const char *enc, char *buf, size_t cap);
 /* Strip and check a POSIX name as glibc does: leading '/'s skipped, then
  * 1..NAME_MAX bytes without '/'.  Returns the stripped name or NULL with
  * *ret_err EINVAL / ENAMETOOLONG. */
