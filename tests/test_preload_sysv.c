@@ -151,6 +151,23 @@ CHECKED_TEST(semaphore_semantics) {
         cr_assert_eq(broker_count(), 0);
 }
 
+CHECKED_TEST(semaphore_sets) {
+        char k[16], name[96];
+        ipcb_object_info info;
+
+        key_hex(6, k);
+        cr_assert_eq(run(0, NULL, ARGV(IPCB_SYSV_PROG, "sem-set", k)), 0);
+        /* three broker semaphores: the key's name and .1, .2 */
+        for (unsigned i = 0; i < 3; i++) {
+                snprintf(name, sizeof(name), i ? "%s.%u" : "%s", key_name("sem", k), i);
+                cr_assert_eq(ipcb_stat(c, IPCB_KIND_SEM, name, &info), 0, "%s", name);
+                cr_expect_eq(info.sem_value, i + 1, "%s", name);
+        }
+        cr_assert_eq(broker_count(), 3);
+        cr_assert_eq(run(0, NULL, ARGV(IPCB_SYSV_PROG, "sem-rmid", k)), 0);
+        cr_assert_eq(broker_count(), 0, "IPC_RMID removes every member");
+}
+
 CHECKED_TEST(no_sysv_passes_through) {
         char k[16];
         char *snap;

@@ -215,6 +215,44 @@ static int do_rmid_fails(char **a) {
         return 0;
 }
 
+/* sem-set KEY: a set of three; left in place for the test to look at. */
+static int do_sem_set(char **a) {
+        key_t key = key_arg(a[0]);
+        int id = semget(key, 3, IPC_CREAT | IPC_EXCL | 0600), status;
+        unsigned short all[3] = { 0 }, set[3] = { 1, 2, 3 };
+        union semun arg = { .val = 5 }, aarg = { .array = all }, sarg = { .array = set };
+        struct sembuf up1 = { 1, 1, 0 }, bad = { 3, 1, 0 };
+        struct semid_ds ds;
+        union semun darg = { .buf = &ds };
+        pid_t pid;
+
+        CHECK(id >= 0, "semget(3)");
+        CHECK(semget(key, 0, 0) == id && semget(key, 3, 0) == id, "the same id");
+        CHECK(semget(key, 4, 0) < 0 && errno == EINVAL, "a larger set");
+        CHECK(semctl(id, 2, SETVAL, arg) == 0 && semctl(id, 2, GETVAL) == 5, "SETVAL 2");
+        CHECK(semctl(id, 0, GETVAL) == 0, "member 0 untouched");
+        CHECK(semctl(id, 3, GETVAL) < 0 && errno == EINVAL, "GETVAL 3");
+        CHECK(semop(id, &up1, 1) == 0, "semop on member 1");
+        CHECK(semop(id, &bad, 1) < 0 && errno == EFBIG, "semop on member 3");
+        CHECK(semctl(id, 0, GETALL, aarg) == 0 && all[0] == 0 && all[1] == 1 && all[2] == 5,
+              "GETALL %u %u %u", all[0], all[1], all[2]);
+        CHECK(semctl(id, 0, SETALL, sarg) == 0, "SETALL");
+        CHECK(semctl(id, 0, IPC_STAT, darg) == 0 && ds.sem_nsems == 3, "IPC_STAT nsems");
+        /* SEM_UNDO on member 2, in a child that exits holding it */
+        pid = fork();
+        if (pid == 0) {
+                struct sembuf d = { 2, -1, SEM_UNDO };
+                _exit(semop(id, &d, 1) == 0 && semctl(id, 2, GETVAL) == 2 ? 0 : 3);
+        }
+        CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "child %x", status);
+        for (int i = 0; i < 500 && semctl(id, 2, GETVAL) != 3; i++)
+                usleep(10000);
+        CHECK(semctl(id, 0, GETALL, aarg) == 0 && all[0] == 1 && all[1] == 2 && all[2] == 3,
+              "after the child: %u %u %u", all[0], all[1], all[2]);
+        return 0;
+}
+
 /* get-fails KEY ERRNO: shmget and semget of KEY both fail so. */
 static int do_get_fails(char **a) {
         int want = atoi(a[1]);
@@ -246,10 +284,10 @@ static int do_sem_semantics(char **a) {
         int id, status;
         pid_t pid;
 
-        CHECK(semget(key, 2, IPC_CREAT | 0600) < 0 && errno == ENOSYS, "sets of 2: ENOSYS");
+        CHECK(semget(key, 65, IPC_CREAT | 0600) < 0 && errno == ENOSYS, "sets of 65: ENOSYS");
         id = semget(key, 1, IPC_CREAT | IPC_EXCL | 0600);
         CHECK(id >= 0, "semget");
-        CHECK(semget(key, 2, 0) < 0 && errno == ENOSYS, "nsems > 1");
+        CHECK(semget(key, 2, 0) < 0 && errno == EINVAL, "more than the set has");
         down.sem_flg = IPC_NOWAIT;
         CHECK(semop(id, &down, 1) < 0 && errno == EAGAIN, "IPC_NOWAIT on 0");
         CHECK(semop(id, &zero, 1) == 0, "wait-for-zero on 0");
@@ -302,6 +340,7 @@ int main(int argc, char **argv) {
                 { "sem-hold", 1, do_sem_hold },     { "sem-take", 2, do_sem_take },
                 { "sem-rmid", 1, do_sem_rmid },     { "sem-semantics", 1, do_sem_semantics },
                 { "rmid-fails", 2, do_rmid_fails }, { "get-fails", 2, do_get_fails },
+                { "sem-set", 1, do_sem_set },
         };
 
         if (argc < 2)
