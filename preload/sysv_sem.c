@@ -231,9 +231,9 @@ __attribute__((visibility("default"))) int semget(key_t key, int nsems, int semf
         return r < 0 ? shim_fail(r) : r;
 }
 
-/* Claim an undo handle of member num of e for one call: one not in use, preferring one
- * that holds tokens (for a release); a new one if all are in use.  Lock
- * held.  The index, or a negative errno. */
+/* Claim an undo handle of member num of e for one call: one not in use,
+ * preferring one that holds tokens (for a release); a new one if all are
+ * in use.  Lock held.  The index, or a negative errno. */
 static int undo_claim(ipcb_client *c, sem_ent *e, unsigned num, bool want_held) {
         char name[IPCB_NAME_MAX + 1];
         member *m = &e->m[num];

@@ -269,7 +269,7 @@ static int serve_ctl(ipcb_client *c, shm_ent *e, int cmd, struct shmid_ds *buf) 
                 buf->shm_perm.gid = buf->shm_perm.cgid = info.gid;
                 buf->shm_perm.mode = (unsigned short)info.mode;
                 buf->shm_segsz = info.size;
-                buf->shm_nattch = info.handles - kept_here(e);
+                buf->shm_nattch = info.handles > kept_here(e) ? info.handles - kept_here(e) : 0;
                 buf->shm_ctime = time(NULL);
                 return 0;
         case IPC_RMID:
