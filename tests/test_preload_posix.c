@@ -187,6 +187,10 @@ CHECKED_TEST(fork_child_inherits_and_reconnects) {
         cr_assert_eq(run(0, NULL, ARGV(IPCB_POSIX_PROG, "fork", uname_("fork"))), 0);
 }
 
+CHECKED_TEST(semaphore_without_memfd_create) {
+        cr_assert_eq(run(0, NULL, ARGV(IPCB_POSIX_PROG, "sem-nomemfd", uname_("nomemfd"))), 0);
+}
+
 CHECKED_TEST(threads) {
         cr_assert_eq(run(0, NULL, ARGV(IPCB_POSIX_PROG, "threads", uname_("thr"))), 0);
 }

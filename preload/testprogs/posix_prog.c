@@ -6,6 +6,11 @@
  * stderr. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -323,6 +328,29 @@ static int do_sem_open_fails(char **a) {
         return 0;
 }
 
+/* sem-nomemfd NAME: with memfd_create forbidden (seccomp: EPERM), as in a
+ * sandbox, a semaphore is still created and works. */
+static int do_sem_nomemfd(char **a) {
+        struct sock_filter f[] = {
+                BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_memfd_create, 0, 1),
+                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+        sem_t *s;
+        int v;
+
+        CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+              prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0, "seccomp");
+        CHECK(memfd_create("x", 0) < 0 && errno == EPERM, "memfd_create forbidden");
+        s = sem_open(a[0], O_CREAT | O_EXCL, 0600, 2);
+        CHECK(s != SEM_FAILED, "sem_open");
+        CHECK(sem_wait(s) == 0 && sem_getvalue(s, &v) == 0 && v == 1, "sem_wait");
+        CHECK(sem_close(s) == 0 && sem_unlink(a[0]) == 0, "sem_close, sem_unlink");
+        return 0;
+}
+
 /* exec PROGRAM ARGS: exec (the environment carries over). */
 static int do_exec(char **a) {
         execv(a[0], a);
@@ -345,6 +373,7 @@ int main(int argc, char **argv) {
                 { "exec", 1, do_exec },           { "threads", 1, do_threads },
                 { "unlink-fails", 2, do_unlink_fails },
                 { "sem-open-fails", 2, do_sem_open_fails },
+                { "sem-nomemfd", 1, do_sem_nomemfd },
         };
 
         if (argc < 2)
