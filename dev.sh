@@ -15,6 +15,8 @@ PACKAGES=("${BROKER_PACKAGES[@]}" libcriterion-dev)
 # for tests/test_systemd.c (util-linux, essential, brings unshare).
 # python3: tests/test_cli.c checks that JSON output parses (json module).
 TEST_PACKAGES=(clang libclang-rt-14-dev systemd util-linux python3)
+# qt6-base-dev: the Qt rows of the benchmark and tests/test_preload_qt.c.
+TEST_PACKAGES+=(qt6-base-dev)
 # What is shipped (tests/packaging): scdoc and man-db for the man pages, g++
 # for the header as C++, dpkg-dev and file for cpack -G DEB (dpkg-shlibdeps);
 # util-linux brings setpriv (examples) and flock.
@@ -196,6 +198,10 @@ test)
                 FAILED=$((FAILED + 1)); status=1; fi
         if [ -x build/bench/ipcb_bench_scale ]; then
                 if ./build/bench/ipcb_bench_scale --quick; then PASSED=$((PASSED + 1)); else
+                        FAILED=$((FAILED + 1)); status=1; fi
+        fi
+        if [ -x build/preload/ipcb_bench_preload ]; then
+                if ./build/preload/ipcb_bench_preload --quick; then PASSED=$((PASSED + 1)); else
                         FAILED=$((FAILED + 1)); status=1; fi
         fi
         echo

@@ -665,7 +665,7 @@ static int shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, i
         void *data;
         int r;
 
-        if (fd < 0 || access != want_access || size == 0 || size > SIZE_MAX) {
+        if (fd < 0 || access != want_access || size > SIZE_MAX) {
                 r = -EPROTO;
                 goto fail;
         }
@@ -683,9 +683,11 @@ static int shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, i
                 r = -ENOMEM;
                 goto fail;
         }
-        data = mmap(NULL, (size_t)size,
-                    access == IPCB_READ_ONLY ? PROT_READ : PROT_READ | PROT_WRITE,
-                    MAP_SHARED, fd, 0);
+        /* A growable segment may be empty (created at size 0): no mapping. */
+        data = size == 0 ? NULL
+                         : mmap(NULL, (size_t)size,
+                                access == IPCB_READ_ONLY ? PROT_READ : PROT_READ | PROT_WRITE,
+                                MAP_SHARED, fd, 0);
         if (data == MAP_FAILED) {
                 r = -errno;
                 free(s);
@@ -703,7 +705,8 @@ static int shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, i
         };
         r = client_obj_add(c, &s->obj, IPCB_KIND_SHM, name, (uint32_t)access, &st);
         if (r < 0) {
-                munmap(data, (size_t)size);
+                if (data)
+                        munmap(data, (size_t)size);
                 free(s);
                 goto fail;
         }
@@ -737,7 +740,8 @@ int ipcb_shm_create(ipcb_client *c, const char *name, size_t size,
                 if (opts->struct_size >= offsetof(ipcb_shm_options, flags) + sizeof(opts->flags))
                         flags = opts->flags;
         }
-        if (size == 0 || (mode & ~IPCB_MODE_MASK) || (flags & ~IPCB_WF_CREATE_MASK))
+        if ((size == 0 && !(flags & IPCB_SHM_GROWABLE)) || (mode & ~IPCB_MODE_MASK) ||
+            (flags & ~IPCB_WF_CREATE_MASK))
                 return -EINVAL;
 
         req.shm_create.size = size;
@@ -826,7 +830,8 @@ int ipcb_shm_close(ipcb_shm *s) {
         if (!s)
                 return 0;
         lock_release_on_close(s);
-        munmap(s->data, s->size);
+        if (s->data)
+                munmap(s->data, s->size);
         close(s->fd);
         r = client_obj_release(s->client, &s->obj);
         client_unref(s->client);

@@ -225,14 +225,17 @@ IPCB_EXPORT int ipcb_set_timeout(ipcb_client *c, int timeout_ms);
  * ipcb_shm_close(), which then only unmaps and closes locally.  NULL is a no-op. */
 IPCB_EXPORT void ipcb_disconnect(ipcb_client *c);
 
-/* Create segment `name` of `size` bytes (> 0, at most the broker's maximum)
- * and open it read-write, mapped PROT_READ|PROT_WRITE, MAP_SHARED.  The memfd
- * carries F_SEAL_SHRINK, and F_SEAL_GROW unless IPCB_SHM_GROWABLE.  opts is
- * borrowed (NULL: defaults).  On success *ret owns the mapping and one fd.
- * Errors: -EEXIST (nothing changes), -EINVAL (bad name, size 0, bad mode or
- * flags), -ENAMETOOLONG, -EFBIG (size above the broker's maximum), -ENOMEM,
- * -ENOSPC, -EMFILE (out of fds), -EACCES (the name is under a prefix the
- * broker reserves for another uid or group: docs/security.md). */
+/* Create segment `name` of `size` bytes (> 0, at most the broker's maximum;
+ * 0 is allowed with IPCB_SHM_GROWABLE: an empty segment that holders grow
+ * with ftruncate on the fd) and open it read-write, mapped
+ * PROT_READ|PROT_WRITE, MAP_SHARED (an empty segment is not mapped).  The
+ * memfd carries F_SEAL_SHRINK, and F_SEAL_GROW unless IPCB_SHM_GROWABLE.
+ * opts is borrowed (NULL: defaults).  On success *ret owns the mapping and
+ * one fd.  Errors: -EEXIST (nothing changes), -EINVAL (bad name, size 0
+ * without IPCB_SHM_GROWABLE, bad mode or flags), -ENAMETOOLONG, -EFBIG
+ * (size above the broker's maximum), -ENOMEM, -ENOSPC, -EMFILE (out of
+ * fds), -EACCES (the name is under a prefix the broker reserves for another
+ * uid or group: docs/security.md). */
 IPCB_EXPORT int ipcb_shm_create(ipcb_client *c, const char *name, size_t size,
                                 const ipcb_shm_options *opts, ipcb_shm **ret);
 
@@ -288,9 +291,10 @@ IPCB_EXPORT int ipcb_shm_open_ex(ipcb_client *c, const char *name, int access,
  * registered).  Errors: -EINVAL (NULL). */
 IPCB_EXPORT int ipcb_shm_info(const ipcb_shm *s, ipcb_handle_info *ret);
 
-/* The mapping (valid until ipcb_shm_close), its size in bytes (the size at
- * open time), and the memfd (borrowed: do not close it; dup it with
- * F_DUPFD_CLOEXEC to keep it past ipcb_shm_close).  For NULL: NULL, 0 and
+/* The mapping (valid until ipcb_shm_close; NULL when the segment was empty
+ * at open time), its size in bytes (the size at open time), and the memfd
+ * (borrowed: do not close it; dup it with F_DUPFD_CLOEXEC to keep it past
+ * ipcb_shm_close).  For NULL: NULL, 0 and
  * -EBADF.  All holders of one access share one open file description, so
  * use pread/pwrite or the mapping, not the file offset. */
 IPCB_EXPORT void *ipcb_shm_data(const ipcb_shm *s);

@@ -119,7 +119,8 @@ static int do_shm_create(peer *p, const ipcb_msg *m) {
         if ((k = ipcb_name_check(n->ptr, n->len)) < 0)
                 return k;
         if ((m->shm_create.flags & ~IPCB_WF_CREATE_MASK) ||
-            (m->shm_create.mode & ~IPCB_MODE_MASK) || m->shm_create.size == 0 ||
+            (m->shm_create.mode & ~IPCB_MODE_MASK) ||
+            (m->shm_create.size == 0 && !(m->shm_create.flags & IPCB_WF_GROWABLE)) ||
             m->shm_create.size > INT64_MAX)
                 return -EINVAL;
         if (m->shm_create.size > cfg.max_segment_size)

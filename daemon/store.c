@@ -581,7 +581,7 @@ static const char *adopt_shm(object *o, const cat_rec *r, int fd) {
         struct stat st;
         const char *why;
 
-        if (r->size == 0 || r->size > INT64_MAX)
+        if ((r->size == 0 && !growable) || r->size > INT64_MAX)
                 return "bad size";
         /* A segment registered from an O_RDONLY description is stored as
          * that description: it stays read-only for everyone. */

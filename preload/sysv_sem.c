@@ -1,0 +1,520 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* sysv_sem.c: semget, semop, semtimedop and semctl served by broker
+ * semaphores.  A key names a set: member 0 is the broker semaphore PREFIX
+ * "sysv-sem." + 8 hex digits, member i > 0 that name + "." + i (sets of up
+ * to SET_MAX; one operation per semop).  SEM_UNDO operations go through
+ * the broker's undo handles (ipcb_sem with IPCB_SEM_UNDO): tokens a process
+ * took with SEM_UNDO come back when it dies, however it dies.  An undo
+ * handle serves one call at a time, so each process keeps a small pool per
+ * semaphore; a release prefers a handle that holds tokens, so that the
+ * usual acquire-then-release (in one thread or across threads that do not
+ * overlap) nets to zero as the kernel's semadj does. */
+#include "sysv.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sem.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SEM_IDS_MAX 4096
+#define UNDO_POOL 32
+#define SYSV_SEMVMX 32767 /* the kernel's largest semaphore value */
+#define SET_MAX 64        /* semaphores per set served (documented) */
+
+/* One semaphore of a set: its plain handle and its undo-handle pool. */
+typedef struct member {
+        ipcb_sem *plain; /* opened by semget, kept until exit */
+        ipcb_sem *undo[UNDO_POOL];
+        bool busy[UNDO_POOL];
+} member;
+
+typedef struct sem_ent {
+        bool used, removed;
+        key_t key;
+        char name[IPCB_NAME_MAX + 1]; /* member 0's; member i > 0: name.i */
+        unsigned gen;    /* shim_fork_gen of the handles below */
+        unsigned nsems;
+        member *m;       /* nsems members */
+} sem_ent;
+static sem_ent sem_ids[SEM_IDS_MAX];
+
+static sem_ent *ent_of(int id) {
+        unsigned i = (unsigned)id - SYSV_ID_BASE;
+
+        if (id < SYSV_ID_BASE || i >= SEM_IDS_MAX || !sem_ids[i].used)
+                return NULL;
+        return &sem_ids[i];
+}
+
+static int member_name(const char *base, unsigned i, char *buf) {
+        int n = i == 0 ? snprintf(buf, IPCB_NAME_MAX + 1, "%s", base)
+                       : snprintf(buf, IPCB_NAME_MAX + 1, "%s.%u", base, i);
+        return n < 0 || n > IPCB_NAME_MAX ? -ENAMETOOLONG : 0;
+}
+
+static void members_close(member *m, unsigned n) {
+        for (unsigned i = 0; m && i < n; i++)
+                ipcb_sem_close(m[i].plain);
+        free(m);
+}
+
+/* Open the set named base: member 0, then members 1.. as far as they go.
+ * -ENOENT when member 0 is missing; -EINVAL when it has fewer than want. */
+static int set_open(ipcb_client *c, const char *base, unsigned want, member **ret_m,
+                    unsigned *ret_n) {
+        char name[IPCB_NAME_MAX + 1];
+        member *m = calloc(SET_MAX, sizeof(*m));
+        unsigned n = 0;
+        int r = 0;
+
+        if (!m)
+                return -ENOMEM;
+        for (; n < SET_MAX; n++) {
+                if ((r = member_name(base, n, name)) < 0 ||
+                    (r = ipcb_sem_open(c, name, 0, &m[n].plain)) < 0)
+                        break;
+        }
+        if (n > 0 && r == -ENOENT)
+                r = 0;
+        if (r == 0 && n < want)
+                r = -EINVAL; /* a smaller set than asked for */
+        if (r < 0) {
+                members_close(m, n);
+                return r;
+        }
+        member *fit = realloc(m, n * sizeof(*m)); /* n > 0 */
+        *ret_m = fit ? fit : m;
+        *ret_n = n;
+        return 0;
+}
+
+/* Create the set base of n members at 0.  Members n-1..1 first, member 0
+ * (what openers look for) last, so that nobody opens a half-made set; a
+ * member left by a creator that died half-way is taken over.  -EEXIST when
+ * member 0 exists (nothing of ours is left behind). */
+static int set_create(ipcb_client *c, const char *base, unsigned n,
+                      const ipcb_sem_options *opts, member **ret_m) {
+        char name[IPCB_NAME_MAX + 1];
+        member *m = calloc(n, sizeof(*m));
+        bool made[SET_MAX] = { false };
+        int r = 0;
+
+        if (!m)
+                return -ENOMEM;
+        for (unsigned i = n; i-- > 0 && r == 0;) {
+                if ((r = member_name(base, i, name)) < 0)
+                        break;
+                r = ipcb_sem_create(c, name, 0, opts, &m[i].plain);
+                made[i] = r == 0;
+                if (r == -EEXIST && i > 0 && (r = ipcb_sem_open(c, name, 0, &m[i].plain)) == 0) {
+                        /* an orphan: reset it */
+                        while ((r = ipcb_sem_try_acquire(m[i].plain, 0)) == 0)
+                                ;
+                        r = r == -EAGAIN ? 0 : r;
+                }
+        }
+        if (r < 0) {
+                /* Members we made are ours to remove, unless member 0
+                 * exists: then another creator may have finished the set
+                 * with them (found by opening) */
+                for (unsigned i = 1; r != -EEXIST && i < n; i++)
+                        if (made[i] && member_name(base, i, name) == 0)
+                                (void)ipcb_sem_unlink(c, name);
+                members_close(m, n);
+                return r;
+        }
+        *ret_m = m;
+        return 0;
+}
+
+/* In a forked child the handles are the parent's: open our own.  Lock
+ * held. */
+static int ent_handles(ipcb_client *c, sem_ent *e) {
+        member *m;
+        unsigned n;
+        int r;
+
+        if (e->gen == shim_fork_gen && e->m)
+                return 0;
+        /* the parent's handles are left alone */
+        if ((r = set_open(c, e->name, e->nsems, &m, &n)) < 0)
+                return r == -ENOENT ? -EIDRM : r;
+        e->m = m;
+        e->nsems = n < e->nsems ? n : e->nsems;
+        e->gen = shim_fork_gen;
+        return 0;
+}
+
+static int serve_get(ipcb_client *c, key_t key, int nsems, int flg) {
+        ipcb_sem_options opts = IPCB_SEM_OPTIONS_INIT;
+        char name[IPCB_NAME_MAX + 1];
+        bool create = key == IPC_PRIVATE || (flg & IPC_CREAT);
+        member *m = NULL;
+        unsigned n = 0;
+        int r = -ENOENT, free_i = -1;
+
+        if (nsems < 0)
+                return -EINVAL;
+        if (nsems > SET_MAX)
+                return -ENOSYS; /* documented: sets of at most SET_MAX */
+        if ((r = sysv_name(key, "sem", name)) < 0)
+                return r;
+        opts.mode = (unsigned)flg & 0777u;
+        opts.flags = shim_cfg.transient ? 0 : IPCB_SEM_PERSISTENT;
+        opts.max = SYSV_SEMVMX;
+        for (int turn = 0; turn < 100; turn++) {
+                if (key != IPC_PRIVATE && !(create && (flg & IPC_EXCL))) {
+                        r = set_open(c, name, (unsigned)nsems, &m, &n);
+                        if (r == 0 || r != -ENOENT || !create)
+                                break;
+                }
+                if (nsems == 0)
+                        return -EINVAL;
+                r = set_create(c, name, (unsigned)nsems, &opts, &m);
+                n = (unsigned)nsems;
+                if (r == 0 || r != -EEXIST || (flg & IPC_EXCL))
+                        break;
+        }
+        if (r < 0)
+                return r;
+        for (int i = 0; i < SEM_IDS_MAX; i++) {
+                sem_ent *e = &sem_ids[i];
+                if (e->used && strcmp(e->name, name) == 0) {
+                        /* known here: one set of handles is enough */
+                        if (e->gen == shim_fork_gen && e->m && !e->removed) {
+                                members_close(m, n);
+                        } else {
+                                e->m = m; /* the old ones: the parent's, or removed */
+                                e->nsems = n;
+                                e->gen = shim_fork_gen;
+                                e->removed = false;
+                        }
+                        return SYSV_ID_BASE + i;
+                }
+                if (!e->used && free_i < 0)
+                        free_i = i;
+        }
+        if (free_i < 0) {
+                members_close(m, n);
+                return -ENOSPC;
+        }
+        sem_ids[free_i] = (sem_ent){ .used = true, .key = key, .m = m, .nsems = n,
+                                     .gen = shim_fork_gen };
+        snprintf(sem_ids[free_i].name, sizeof(sem_ids[free_i].name), "%s", name);
+        return SYSV_ID_BASE + free_i;
+}
+
+__attribute__((visibility("default"))) int semget(key_t key, int nsems, int semflg) {
+        char what[16];
+        ipcb_client *c;
+        int err, r;
+
+        snprintf(what, sizeof(what), "0x%08x", (unsigned)key);
+        pthread_mutex_lock(&shim_lock);
+        switch (sysv_route(what, &c, &err)) {
+        case SHIM_PASS:
+                pthread_mutex_unlock(&shim_lock);
+                return SHIM_NEXT(int (*)(key_t, int, int), semget)(key, nsems, semflg);
+        case SHIM_FAIL:
+                pthread_mutex_unlock(&shim_lock);
+                errno = err;
+                return -1;
+        case SHIM_SERVE:
+                break;
+        }
+        r = serve_get(c, key, nsems, semflg);
+        pthread_mutex_unlock(&shim_lock);
+        return r < 0 ? shim_fail(r) : r;
+}
+
+/* Claim an undo handle of member num of e for one call: one not in use,
+ * preferring one that holds tokens (for a release); a new one if all are
+ * in use.  Lock held.  The index, or a negative errno. */
+static int undo_claim(ipcb_client *c, sem_ent *e, unsigned num, bool want_held) {
+        char name[IPCB_NAME_MAX + 1];
+        member *m = &e->m[num];
+        int pick = -1, r;
+
+        for (int i = 0; i < UNDO_POOL; i++) {
+                if (!m->undo[i] || m->busy[i])
+                        continue;
+                if (pick < 0)
+                        pick = i;
+                if (!want_held || ipcb_sem_held(m->undo[i]) > 0) {
+                        pick = i;
+                        break;
+                }
+        }
+        if (pick < 0) {
+                for (int i = 0; i < UNDO_POOL && pick < 0; i++)
+                        if (!m->undo[i])
+                                pick = i;
+                if (pick < 0)
+                        return -EAGAIN; /* UNDO_POOL calls in flight at once */
+                if ((r = member_name(e->name, num, name)) < 0 ||
+                    (r = ipcb_sem_open(c, name, IPCB_SEM_UNDO, &m->undo[pick])) < 0)
+                        return r == -ENOENT ? -EIDRM : r;
+        }
+        m->busy[pick] = true;
+        return pick;
+}
+
+static long remaining_ms(const struct timespec *deadline) {
+        struct timespec now;
+        long ms;
+
+        if (!deadline)
+                return -1;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        ms = (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
+        return ms < 0 ? 0 : ms;
+}
+
+/* One operation on handle h (not holding the lock). */
+static int sem_do(ipcb_sem *h, short op, bool nowait, const struct timespec *deadline) {
+        int r = 0;
+
+        if (op > 0)
+                return (r = ipcb_sem_release(h, (unsigned)op)) == -EOVERFLOW ? -ERANGE : r;
+        if (op == 0) {
+                /* wait for zero: no futex for it on the page; poll */
+                unsigned us = 50;
+                while ((r = ipcb_sem_value(h)) > 0) {
+                        if (nowait || remaining_ms(deadline) == 0)
+                                return -EAGAIN;
+                        usleep(us);
+                        us = us < 1000 ? us * 2 : 1000;
+                }
+                return r < 0 ? r : 0;
+        }
+        for (int i = 0; i < -op; i++) {
+                long ms = nowait ? 0 : remaining_ms(deadline);
+                r = ipcb_sem_try_acquire(h, ms > 0x7fffffff ? 0x7fffffff : (int)ms);
+                if (r < 0) {
+                        if (i > 0) /* all or nothing */
+                                (void)ipcb_sem_release(h, (unsigned)i);
+                        return r == -ETIMEDOUT ? -EAGAIN : r;
+                }
+        }
+        return 0;
+}
+
+static int serve_op(int semid, struct sembuf *sops, size_t nsops, const struct timespec *timeout) {
+        struct timespec deadline, *dl = NULL;
+        ipcb_client *c;
+        sem_ent *e;
+        member *mem;
+        ipcb_sem *h;
+        int err, r, slot = -1;
+        bool undo;
+
+        if (nsops == 0)
+                return -EINVAL;
+        if (!sops)
+                return -EFAULT;
+        if (nsops > 1)
+                return -ENOSYS; /* documented: one operation per call */
+        if (timeout) {
+                if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000)
+                        return -EINVAL;
+                clock_gettime(CLOCK_MONOTONIC, &deadline);
+                deadline.tv_sec += timeout->tv_sec;
+                deadline.tv_nsec += timeout->tv_nsec;
+                if (deadline.tv_nsec >= 1000000000) {
+                        deadline.tv_sec++;
+                        deadline.tv_nsec -= 1000000000;
+                }
+                dl = &deadline;
+        }
+        undo = (sops[0].sem_flg & SEM_UNDO) && sops[0].sem_op != 0;
+        pthread_mutex_lock(&shim_lock);
+        e = ent_of(semid);
+        if (sysv_route(NULL, &c, &err) != SHIM_SERVE)
+                r = -EIDRM;
+        else if (e->removed)
+                r = -EIDRM;
+        else if ((r = ent_handles(c, e)) == 0 && sops[0].sem_num >= e->nsems)
+                r = -EFBIG;
+        else if (r == 0 && undo &&
+                 (slot = undo_claim(c, e, sops[0].sem_num, sops[0].sem_op > 0)) < 0)
+                r = slot;
+        mem = r == 0 ? &e->m[sops[0].sem_num] : NULL;
+        h = !mem ? NULL : slot >= 0 ? mem->undo[slot] : mem->plain;
+        pthread_mutex_unlock(&shim_lock);
+        if (r < 0)
+                return r;
+        r = sem_do(h, sops[0].sem_op, sops[0].sem_flg & IPC_NOWAIT, dl);
+        if (slot >= 0) {
+                pthread_mutex_lock(&shim_lock);
+                mem->busy[slot] = false;
+                pthread_mutex_unlock(&shim_lock);
+        }
+        return r;
+}
+
+__attribute__((visibility("default"))) int semtimedop(int semid, struct sembuf *sops, size_t nsops,
+                                                      const struct timespec *timeout) {
+        int r;
+
+        pthread_mutex_lock(&shim_lock);
+        if (!ent_of(semid)) {
+                pthread_mutex_unlock(&shim_lock);
+                return SHIM_NEXT(int (*)(int, struct sembuf *, size_t, const struct timespec *),
+                                 semtimedop)(semid, sops, nsops, timeout);
+        }
+        pthread_mutex_unlock(&shim_lock);
+        r = serve_op(semid, sops, nsops, timeout);
+        return r < 0 ? shim_fail(r) : 0;
+}
+
+__attribute__((visibility("default"))) int semop(int semid, struct sembuf *sops, size_t nsops) {
+        int r;
+
+        pthread_mutex_lock(&shim_lock);
+        if (!ent_of(semid)) {
+                pthread_mutex_unlock(&shim_lock);
+                return SHIM_NEXT(int (*)(int, struct sembuf *, size_t), semop)(semid, sops, nsops);
+        }
+        pthread_mutex_unlock(&shim_lock);
+        r = serve_op(semid, sops, nsops, NULL);
+        return r < 0 ? shim_fail(r) : 0;
+}
+
+/* SETVAL: the broker has no "set", so the count is moved to val by
+ * releases or non-blocking acquires on the plain handle (not atomic with
+ * respect to other processes' operations; other processes' undo tokens
+ * are not cleared: documented). */
+static int set_value(ipcb_sem *h, int val) {
+        int cur, r;
+
+        if (val < 0 || val > SYSV_SEMVMX)
+                return -ERANGE;
+        for (int turn = 0; turn < 1000; turn++) {
+                if ((cur = ipcb_sem_value(h)) < 0)
+                        return cur;
+                if (cur == val)
+                        return 0;
+                if (cur < val)
+                        r = ipcb_sem_release(h, (unsigned)(val - cur));
+                else
+                        r = ipcb_sem_try_acquire(h, 0);
+                if (r < 0 && r != -EAGAIN && r != -EOVERFLOW)
+                        return r;
+        }
+        return -EAGAIN;
+}
+
+union shim_semun {
+        int val;
+        struct semid_ds *buf;
+        unsigned short *array;
+};
+
+static int serve_ctl(ipcb_client *c, sem_ent *e, int semnum, int cmd, union shim_semun arg) {
+        char name[IPCB_NAME_MAX + 1];
+        ipcb_object_info info;
+        int r;
+
+        if (cmd == IPC_RMID) {
+                /* member 0 first: the set is gone for openers at once */
+                r = ipcb_sem_unlink(c, e->name);
+                for (unsigned i = 1; r == 0 && i < e->nsems; i++)
+                        if (member_name(e->name, i, name) == 0)
+                                (void)ipcb_sem_unlink(c, name);
+                if (r == 0)
+                        e->removed = true; /* handles stay: a waiter may be using them */
+                return r == -ENOENT ? -EIDRM : r;
+        }
+        if (e->removed)
+                return -EIDRM;
+        if ((r = ent_handles(c, e)) < 0)
+                return r;
+        if ((cmd == GETVAL || cmd == SETVAL) && (semnum < 0 || (unsigned)semnum >= e->nsems))
+                return -EINVAL;
+        switch (cmd) {
+        case GETVAL:
+                return ipcb_sem_value(e->m[semnum].plain);
+        case SETVAL:
+                return set_value(e->m[semnum].plain, arg.val);
+        case GETALL:
+                for (unsigned i = 0; i < e->nsems; i++) {
+                        if ((r = ipcb_sem_value(e->m[i].plain)) < 0)
+                                return r;
+                        arg.array[i] = (unsigned short)r;
+                }
+                return 0;
+        case SETALL:
+                for (unsigned i = 0; i < e->nsems; i++)
+                        if (arg.array[i] > SYSV_SEMVMX)
+                                return -ERANGE;
+                for (unsigned i = 0; i < e->nsems; i++)
+                        if ((r = set_value(e->m[i].plain, arg.array[i])) < 0)
+                                return r;
+                return 0;
+        case IPC_STAT:
+                if ((r = ipcb_stat(c, IPCB_KIND_SEM, e->name, &info)) < 0)
+                        return r == -ENOENT ? -EIDRM : r;
+                memset(arg.buf, 0, sizeof(*arg.buf));
+                arg.buf->sem_perm.__key = e->key;
+                arg.buf->sem_perm.uid = arg.buf->sem_perm.cuid = info.uid;
+                arg.buf->sem_perm.gid = arg.buf->sem_perm.cgid = info.gid;
+                arg.buf->sem_perm.mode = (unsigned short)info.mode;
+                arg.buf->sem_nsems = e->nsems;
+                arg.buf->sem_ctime = time(NULL);
+                return 0;
+        case IPC_SET:
+        case IPC_INFO:
+        case SEM_INFO:
+        case SEM_STAT:
+        case GETPID:
+        case GETNCNT:
+        case GETZCNT:
+                return -ENOSYS; /* documented: not served */
+        default:
+                return -EINVAL;
+        }
+}
+
+__attribute__((visibility("default"))) int semctl(int semid, int semnum, int cmd, ...) {
+        union shim_semun arg = { 0 };
+        ipcb_client *c;
+        sem_ent *e;
+        va_list ap;
+        int err, r;
+
+        /* the fourth argument exists only for these commands */
+        switch (cmd) {
+        case SETVAL:
+        case GETALL:
+        case SETALL:
+        case IPC_STAT:
+        case IPC_SET:
+        case IPC_INFO:
+        case SEM_INFO:
+        case SEM_STAT:
+        case SEM_STAT_ANY:
+                va_start(ap, cmd);
+                arg = va_arg(ap, union shim_semun);
+                va_end(ap);
+                break;
+        default:
+                break;
+        }
+        pthread_mutex_lock(&shim_lock);
+        if (!(e = ent_of(semid))) {
+                pthread_mutex_unlock(&shim_lock);
+                return SHIM_NEXT(int (*)(int, int, int, ...), semctl)(semid, semnum, cmd, arg);
+        }
+        if (sysv_route(NULL, &c, &err) != SHIM_SERVE)
+                r = -EIDRM;
+        else if ((cmd == GETALL || cmd == SETALL || cmd == IPC_STAT) && !arg.array)
+                r = -EFAULT;
+        else
+                r = serve_ctl(c, e, semnum, cmd, arg);
+        pthread_mutex_unlock(&shim_lock);
+        return r < 0 ? shim_fail(r) : r;
+}
