@@ -518,6 +518,107 @@ IPCB_EXPORT int ipcb_quota_list(ipcb_client *c,
                                 int (*cb)(const ipcb_quota_info *info, void *userdata),
                                 void *userdata);
 
+/* ---- event loops and asynchronous requests (ipcb_loop(3)) ----
+ * A client can be driven from an event loop (sd-event, libuv, GLib, epoll)
+ * instead of blocking: watch ipcb_get_fd() for ipcb_get_events(), wake at
+ * ipcb_get_timeout(), and call ipcb_process() when either happens.
+ * Requests made with the *_async calls below are sent at once (pipelined:
+ * several may be in flight) and their callbacks run later, inside
+ * ipcb_process(), in the order the requests were made.
+ *
+ * Mixing blocking calls and the loop on one client is allowed, from any
+ * thread: a blocking call that reads the answer to an asynchronous request
+ * on its way to its own keeps it for ipcb_process() and makes the fd
+ * readable.  Callbacks run only inside ipcb_process(), on the thread that
+ * calls it, one at a time, with no library lock held: they may make
+ * blocking or asynchronous requests on the same client, close handles, and
+ * cancel requests.  ipcb_process() called from a callback, or while another
+ * thread is running callbacks, runs none itself.  Do not call
+ * ipcb_disconnect() while another thread is inside ipcb_process().
+ *
+ * Every asynchronous request has the client's timeout (ipcb_set_timeout),
+ * counted from the call: its callback gets -ETIMEDOUT when ipcb_process()
+ * runs after the deadline, and a reply that comes later is disposed of (a
+ * handle it made is released).  If the connection is lost, the callbacks of
+ * the requests in flight get -ENOTCONN (they are not sent again); the next
+ * request, blocking or not, reconnects as a blocking request does (that
+ * step blocks, bounded by the timeout).  If an *_async call returns an
+ * error, its callback never runs.  ret_cookie (may be NULL) names the
+ * request for ipcb_cancel(). */
+
+/* A descriptor to watch, owned by the client (do not close it; valid until
+ * ipcb_disconnect).  It is an epoll descriptor that stays the same across
+ * reconnects.  Made on the first call (two fds: the epoll fd and an
+ * eventfd); then this returns it.  Errors: -EINVAL (NULL), -EMFILE,
+ * -ENOMEM, -ENOTCONN (disconnected). */
+IPCB_EXPORT int ipcb_get_fd(ipcb_client *c);
+/* The poll events to wait for on ipcb_get_fd(): always POLLIN (a full
+ * socket is watched inside the epoll set), or a negative errno. */
+IPCB_EXPORT int ipcb_get_events(ipcb_client *c);
+/* The next deadline (CLOCK_MONOTONIC, microseconds) at which
+ * ipcb_process() must run even if the fd stays quiet: UINT64_MAX for none,
+ * 0 when there is work to do now.  Returns 0, or -EINVAL. */
+IPCB_EXPORT int ipcb_get_timeout(ipcb_client *c, uint64_t *ret_usec);
+/* The same as a relative timeout for poll(2)-style loops: -1 for none,
+ * else milliseconds from now (rounded up; 0: now). */
+IPCB_EXPORT int ipcb_get_timeout_ms(ipcb_client *c);
+/* Without blocking: send what is queued, read what has arrived, expire
+ * requests past their deadline, and run the callbacks that are due.
+ * Returns the number of callbacks run (>= 0), or -EINVAL.  A lost
+ * connection is reported to the requests' callbacks, not here. */
+IPCB_EXPORT int ipcb_process(ipcb_client *c);
+/* Cancel request cookie: its callback will not run (0), or -ENOENT (its
+ * callback already runs or ran, or no such request).  What the broker did
+ * stays done (an object created stays created), but a handle or fd its
+ * reply brings is released. */
+IPCB_EXPORT int ipcb_cancel(ipcb_client *c, uint64_t cookie);
+
+/* Callbacks.  status is 0 or a negative errno (as the blocking call would
+ * return).  ipcb_shm_cb / ipcb_sem_cb: on 0, s is a new handle the callback
+ * owns (close it with ipcb_shm_close / ipcb_sem_close); else NULL.
+ * ipcb_stat_cb: info valid during the call only.  ipcb_done_cb: status >= 0
+ * on success; its value is documented per call. */
+typedef void (*ipcb_shm_cb)(ipcb_client *c, int status, ipcb_shm *s, void *userdata);
+typedef void (*ipcb_sem_cb)(ipcb_client *c, int status, ipcb_sem *s, void *userdata);
+typedef void (*ipcb_stat_cb)(ipcb_client *c, int status, const ipcb_object_info *info,
+                             void *userdata);
+typedef void (*ipcb_done_cb)(ipcb_client *c, int status, void *userdata);
+
+/* Asynchronous twins of the blocking calls of the same name: arguments are
+ * checked as there (-EINVAL and friends returned at once, nothing sent);
+ * name and options are copied; the result goes to cb. */
+IPCB_EXPORT int ipcb_shm_create_async(ipcb_client *c, const char *name, size_t size,
+                                      const ipcb_shm_options *opts, ipcb_shm_cb cb,
+                                      void *userdata, uint64_t *ret_cookie);
+IPCB_EXPORT int ipcb_shm_open_async(ipcb_client *c, const char *name, int access,
+                                    const ipcb_open_options *opts, ipcb_shm_cb cb,
+                                    void *userdata, uint64_t *ret_cookie);
+IPCB_EXPORT int ipcb_sem_create_async(ipcb_client *c, const char *name, unsigned initial,
+                                      const ipcb_sem_options *opts, ipcb_sem_cb cb,
+                                      void *userdata, uint64_t *ret_cookie);
+IPCB_EXPORT int ipcb_sem_open_async(ipcb_client *c, const char *name,
+                                    const ipcb_open_options *opts, ipcb_sem_cb cb,
+                                    void *userdata, uint64_t *ret_cookie);
+IPCB_EXPORT int ipcb_stat_async(ipcb_client *c, int kind, const char *name, ipcb_stat_cb cb,
+                                void *userdata, uint64_t *ret_cookie);
+/* Unlink `name` of `kind` (IPCB_KIND_SHM or IPCB_KIND_SEM); status 0. */
+IPCB_EXPORT int ipcb_unlink_async(ipcb_client *c, int kind, const char *name, ipcb_done_cb cb,
+                                  void *userdata, uint64_t *ret_cookie);
+/* status: the seals now set (>= 0). */
+IPCB_EXPORT int ipcb_shm_freeze_async(ipcb_client *c, const char *name, ipcb_done_cb cb,
+                                      void *userdata, uint64_t *ret_cookie);
+IPCB_EXPORT int ipcb_set_access_async(ipcb_client *c, int kind, const char *name,
+                                      const ipcb_access *acc, ipcb_done_cb cb, void *userdata,
+                                      uint64_t *ret_cookie);
+/* status: a new sealed memfd (>= 0) the callback owns, as ipcb_memfd_sealed. */
+IPCB_EXPORT int ipcb_memfd_sealed_async(ipcb_client *c, size_t size, unsigned seals,
+                                        ipcb_done_cb cb, void *userdata, uint64_t *ret_cookie);
+/* A round trip: status 0 once everything sent before has been handled. */
+IPCB_EXPORT int ipcb_sync_async(ipcb_client *c, ipcb_done_cb cb, void *userdata,
+                                uint64_t *ret_cookie);
+/* Remove segment `name` (the same as ipcb_unlink, named like ipcb_sem_unlink). */
+IPCB_EXPORT int ipcb_shm_unlink(ipcb_client *c, const char *name);
+
 /* A static, thread-safe description of err (a negative errno; a positive
  * value is taken as its negation).  Never NULL. */
 IPCB_EXPORT const char *ipcb_strerror(int err);

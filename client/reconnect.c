@@ -153,6 +153,7 @@ int client_reconnect(ipcb_client *c) {
         c->dead = false;
         c->late = false;
         atomic_store(&c->gone, false);
+        loop_fd_changed(c);
         req.hello.version = IPCB_PROTO_VERSION;
         r = client_call_once(c, &req, buf, &reply, NULL);
         if (r < 0 || reply.hello_reply.version != IPCB_PROTO_VERSION) {

@@ -59,12 +59,13 @@ static void atfork_register(void) {
 
 /* ---- open and close ---- */
 
-static int sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ipcb_msg *reply,
+int client_sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ipcb_msg *reply,
                       int fd, ipcb_sem **ret) {
         ipcb_sem *s = NULL;
         void *pg;
         int r;
 
+        pthread_once(&atfork_once, atfork_register);
         if (fd < 0 || reply->sem_reply.max == 0 || reply->sem_reply.max > IPCB_SEM_VALUE_MAX ||
             reply->sem_reply.slot > IPCB_SEM_SLOTS) {
                 r = -EPROTO;
@@ -140,7 +141,7 @@ int ipcb_sem_create(ipcb_client *c, const char *name, unsigned initial,
         r = client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return sem_finish(c, name, flags, &reply, fd, ret);
+        return client_sem_finish(c, name, flags, &reply, fd, ret);
 }
 
 int ipcb_sem_open(ipcb_client *c, const char *name, int flags, ipcb_sem **ret) {
@@ -170,7 +171,7 @@ int ipcb_sem_open_ex(ipcb_client *c, const char *name, const ipcb_open_options *
         r = client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return sem_finish(c, name, req.sem_open.flags & IPCB_SEM_UNDO, &reply, fd, ret);
+        return client_sem_finish(c, name, req.sem_open.flags & IPCB_SEM_UNDO, &reply, fd, ret);
 }
 
 int ipcb_sem_info(const ipcb_sem *s, ipcb_handle_info *ret) {
