@@ -74,6 +74,10 @@ void async_complete(ipcb_client *c, client_async *e) {
         uint64_t h;
         int fd = -1, r;
 
+        if (e->what == ASYNC_EVENT) {
+                watch_dispatch(c, e);
+                return;
+        }
         if (!e->has_reply) {
                 call_back(c, e, e->status < 0 ? e->status : -EPROTO, NULL);
                 return;

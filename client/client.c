@@ -165,7 +165,10 @@ static int client_send(ipcb_client *c, ipcb_msg *req) {
                         return r;
         if (r < 0)
                 return r;
-        req->hdr.id = ++c->last_id;
+        /* id 0 is never a request's: watch events carry it */
+        if (++c->last_id == 0)
+                c->last_id = 1;
+        req->hdr.id = c->last_id;
         len = ipcb_proto_encode(req, buf, sizeof(buf));
         if (len < 0)
                 return (int)len;

@@ -170,6 +170,8 @@ void loop_receive(ipcb_client *c);
 void loop_lost(ipcb_client *c);
 void loop_fd_changed(ipcb_client *c);
 void loop_free(ipcb_client *c);
+/* watch.c: re-add the watches after a reconnect (lock held). */
+int watch_reconnected(ipcb_client *c);
 
 /* Release the segment lock if handle s holds it (before closing s). */
 void lock_release_on_close(ipcb_shm *s);

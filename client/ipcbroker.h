@@ -619,6 +619,60 @@ IPCB_EXPORT int ipcb_sync_async(ipcb_client *c, ipcb_done_cb cb, void *userdata,
 /* Remove segment `name` (the same as ipcb_unlink, named like ipcb_sem_unlink). */
 IPCB_EXPORT int ipcb_shm_unlink(ipcb_client *c, const char *name);
 
+/* ---- watches (ipcb_watch(3)) ----
+ * A watch subscribes the client to what happens to the objects of one kind
+ * under one name, or under every name that starts with a prefix.  Its
+ * callback runs inside ipcb_process() (see above: the client must be
+ * driven by a loop, or by the *_wait calls below), once per event, in the
+ * order the broker saw them.  The namespace is public (any user may stat
+ * any object), so anyone may watch any name; an event tells no more than
+ * ipcb_stat does.
+ * A client that falls behind does not make the broker wait or grow: events
+ * that do not fit are dropped, and each watch's callback gets one
+ * IPCB_WATCH_OVERFLOW instead (name "", kind 0): re-read the state you care
+ * about (ipcb_stat / ipcb_list).  The same happens after the library
+ * reconnected to a restarted broker (watches are re-added). */
+#define IPCB_WATCH_CREATED   0x01u /* created or registered under the name */
+#define IPCB_WATCH_UNLINKED  0x02u /* the name was removed; handles may remain */
+#define IPCB_WATCH_DESTROYED 0x04u /* the object is gone (its name too) */
+#define IPCB_WATCH_ACCESS    0x08u /* owner, group or mode changed */
+#define IPCB_WATCH_FROZEN    0x10u /* a segment was frozen (ipcb_shm_freeze) */
+#define IPCB_WATCH_ALL       0x1fu
+#define IPCB_WATCH_OVERFLOW  0x80000000u /* events were lost; never asked for */
+/* ipcb_watch_add flags: name is a prefix ("" watches every name). */
+#define IPCB_WATCH_PREFIX 0x1u
+
+typedef struct ipcb_watch_event {
+        size_t struct_size; /* set by the library: fields up to here are valid */
+        uint64_t watch;     /* the watch this is delivered to */
+        unsigned event;     /* one IPCB_WATCH_* bit */
+        int kind;           /* IPCB_KIND_*; 0 for an overflow */
+        const char *name;   /* NUL-terminated; "" for an overflow */
+        uint64_t id;        /* the object's id (as ipcb_object_info.id) */
+        uid_t uid;          /* owner, group, mode and seals after the event */
+        gid_t gid;
+        unsigned mode;
+        unsigned seals;
+} ipcb_watch_event;
+
+/* ev and its name are valid during the call only. */
+typedef void (*ipcb_watch_cb)(ipcb_client *c, const ipcb_watch_event *ev, void *userdata);
+
+/* Watch `name` (or, with IPCB_WATCH_PREFIX, every name that starts with
+ * it) of kind (IPCB_KIND_SHM or IPCB_KIND_SEM) for `events` (IPCB_WATCH_*
+ * bits, not 0).  Blocks for one round trip; every event after it returns
+ * is delivered.  *ret_watch (may be NULL) names it for ipcb_watch_remove.
+ * Errors: -EINVAL (bad kind, flags, events, name; NULL cb), -ENAMETOOLONG,
+ * -EDQUOT (64 watches per connection, 256 per uid), -ENOSPC (the broker's
+ * limit on all watches), -ENOTCONN, -ETIMEDOUT, -ENOMEM. */
+IPCB_EXPORT int ipcb_watch_add(ipcb_client *c, int kind, const char *name, unsigned flags,
+                               unsigned events, ipcb_watch_cb cb, void *userdata,
+                               uint64_t *ret_watch);
+/* Remove a watch: once this returns, its callback does not run again
+ * (unless it is running right now in another thread).  -ENOENT: no such
+ * watch. */
+IPCB_EXPORT int ipcb_watch_remove(ipcb_client *c, uint64_t watch);
+
 /* A static, thread-safe description of err (a negative errno; a positive
  * value is taken as its negation).  Never NULL. */
 IPCB_EXPORT const char *ipcb_strerror(int err);

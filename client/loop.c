@@ -57,8 +57,13 @@ static void pend_remove(client_loop *l, client_async *e) {
 
 static void wake(client_loop *l);
 static void unwake(client_loop *l);
+static void done_push(client_loop *l, client_async *e);
 
 /* The eventfd is readable exactly while the done list is not empty. */
+void loop_done_push(client_loop *l, client_async *e) {
+        done_push(l, e);
+}
+
 static void done_push(client_loop *l, client_async *e) {
         if (!l->done_head)
                 wake(l);
@@ -277,6 +282,10 @@ bool loop_route(ipcb_client *c, const ipcb_msg *reply, const uint8_t *buf, const
 
         if (!l)
                 return false;
+        if (reply->hdr.op == (IPCB_OP_WATCH_EVENT | IPCB_OP_REPLY)) {
+                watch_route(c, l, buf, rx->len);
+                return true;
+        }
         pthread_mutex_lock(&l->qlock);
         for (e = l->pend_head; e && e->id != reply->hdr.id; e = e->pnext)
                 ;
@@ -423,6 +432,7 @@ void loop_free(ipcb_client *c) {
                 next = e->dnext;
                 async_free(e);
         }
+        watch_free_all(l);
         if (l->epfd >= 0)
                 close(l->epfd);
         if (l->efd >= 0)
@@ -451,7 +461,7 @@ int loop_submit(ipcb_client *c, ipcb_msg *req, client_async *e, int send_fd,
                 if (r < 0)
                         goto out;
         }
-        req->hdr.id = c->last_id + 1;
+        req->hdr.id = c->last_id + 1 ? c->last_id + 1 : 1; /* never 0 (watch events) */
         req->hdr.nfds = send_fd >= 0 ? 1 : 0;
         len = ipcb_proto_encode(req, buf, sizeof(buf));
         if (len < 0) {
@@ -491,7 +501,7 @@ int loop_submit(ipcb_client *c, ipcb_msg *req, client_async *e, int send_fd,
         }
         if (r < 0)
                 goto out;
-        c->last_id++;
+        c->last_id = req->hdr.id;
         e->id = c->last_id;
         e->op = req->hdr.op;
         ms = atomic_load_explicit(&c->timeout_ms, memory_order_relaxed);
@@ -523,7 +533,7 @@ int ipcb_cancel(ipcb_client *c, uint64_t cookie) {
         if (!c)
                 return -EINVAL;
         l = loop_of(c);
-        if (!l)
+        if (!l || cookie == 0) /* (0: watch events, not requests) */
                 return -ENOENT;
         pthread_mutex_lock(&l->qlock);
         for (e = l->done_head; e && e->cookie != cookie; e = e->dnext)

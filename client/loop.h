@@ -18,7 +18,23 @@ enum {
         ASYNC_DONE,  /* status only (UNLINK, SET_ACCESS, HELLO) */
         ASYNC_FREEZE, /* status: the seals */
         ASYNC_MEMFD, /* status: the fd */
+        ASYNC_EVENT, /* not a request: a watch event (rbuf), or an overflow */
 };
+
+/* One watch (watch.c): its id for the caller stays, the broker's id
+ * changes when the library reconnects. */
+typedef struct client_watch {
+        struct client_watch *next;
+        uint64_t id, broker_id;
+        int kind;
+        unsigned flags, events;
+        char *name;
+        ipcb_watch_cb cb;
+        void *userdata;
+} client_watch;
+
+/* Events kept for ipcb_process at most; more are dropped for an overflow. */
+#define LOOP_EVENTS_MAX 4096u
 
 /* One asynchronous request.  Lives on up to three lists: in flight (pend:
  * sent or queued, its reply owed), queued for sending (out), and answered
@@ -70,6 +86,10 @@ typedef struct client_loop {
         client_async *out_head, *out_tail;   /* c->lock */
         client_async *done_head, *done_tail; /* qlock */
         uint64_t next_cookie;
+        client_watch *watches;    /* c->lock and qlock to change */
+        uint64_t next_watch;
+        unsigned nevents;         /* ASYNC_EVENT entries in done (qlock) */
+        bool events_lost;         /* an overflow is owed (qlock) */
 } client_loop;
 
 client_async *async_new(void);
@@ -82,6 +102,16 @@ int loop_ensure(ipcb_client *c, client_loop **ret);
  * still owns e and nothing was sent. */
 int loop_submit(ipcb_client *c, ipcb_msg *req, client_async *e, int send_fd,
                 uint64_t *ret_cookie);
+/* watch.c: keep a WATCH_EVENT that arrived (c->lock held; qlock not). */
+void watch_route(ipcb_client *c, client_loop *l, const uint8_t *buf, size_t len);
+/* watch.c: run the callbacks of event entry e (no lock held). */
+void watch_dispatch(ipcb_client *c, client_async *e);
+/* watch.c: re-add every watch on a new connection (c->lock held); the
+ * callbacks hear an overflow. */
+int watch_reconnected(ipcb_client *c);
+void watch_free_all(client_loop *l);
+/* loop.c: append e to the done list (qlock held). */
+void loop_done_push(client_loop *l, client_async *e);
 /* async.c: turn e's outcome into its callback (no lock held); consumes the
  * reply's fds and handle. */
 void async_complete(ipcb_client *c, client_async *e);

@@ -192,5 +192,8 @@ int client_reconnect(ipcb_client *c) {
                 if (r < 0 && r != -EBUSY)
                         o->orphan = true;
         }
-        return 0;
+        r = watch_reconnected(c);
+        if (r == -ETIMEDOUT)
+                client_kill(c);
+        return r == -ETIMEDOUT || r == -ENOTCONN ? r : 0;
 }

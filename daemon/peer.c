@@ -22,6 +22,7 @@
 #include "reaper.h"
 #include "sem.h"
 #include "sock.h"
+#include "watch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -666,7 +667,9 @@ void peer_close(peer *p) {
         p->closing = true;
         log_client_debug("client pid %d disconnected (%u handles released)", (int)p->cred.pid,
                   p->nhandles);
-        /* Release in reverse order of acquisition: replies, then handles. */
+        /* Release in reverse order of acquisition: watches, replies, then
+         * handles. */
+        watch_peer_closed(p);
         queue_free(p);
         for (uint32_t i = 0; i < p->nslots; i++)
                 if (p->slots[i].obj)

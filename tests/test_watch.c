@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* test_watch.c: watches against a real ipcbrokerd: the events of a name and
+ * of a prefix (created, unlinked, destroyed, access changed, frozen), their
+ * order and fields, removal, the bounds per connection and per uid, a
+ * watcher of another uid, a watcher that stops reading (the daemon neither
+ * waits nor grows; the watcher gets an overflow and then events again), a
+ * client that sends an event itself, and the waits built on watches
+ * (ipcb_shm_open_wait, ipcb_sem_open_wait and their async variants). */
+#include "harness.h"
+#include "multiuid.h"
+
+#include "ipcbroker.h"
+#include "proto.h"
+
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static ipcbd d;
+static ipcb_client *c, *c2;
+
+static void setup(void) {
+        fixture_begin(&d, NULL);
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        cr_assert_eq(ipcb_connect(d.sock, &c2), 0);
+}
+
+static void release(void) {
+        ipcb_disconnect(c);
+        ipcb_disconnect(c2);
+        c = c2 = NULL;
+}
+
+static void teardown(void) {
+        release();
+        fixture_cleanup(&d);
+}
+
+#define WATCH_TEST(name, ...) \
+        FIXTURE_TEST(watch, name, &d, release, .init = setup, .fini = teardown, .timeout = 60, \
+                     ##__VA_ARGS__)
+
+#define EV_MAX 20000
+typedef struct seen {
+        uint64_t watch;
+        unsigned event;
+        int kind;
+        char name[IPCB_NAME_MAX + 1];
+        uint64_t id;
+        uid_t uid;
+        gid_t gid;
+        unsigned mode, seals;
+        int tag;
+} seen;
+static seen evs[EV_MAX];
+static int nev;
+
+static void on_event(ipcb_client *cl, const ipcb_watch_event *ev, void *userdata) {
+        (void)cl;
+        cr_assert_lt(nev, EV_MAX);
+        cr_assert_geq(ev->struct_size, sizeof(*ev));
+        seen *s = &evs[nev++];
+        *s = (seen){ .watch = ev->watch, .event = ev->event, .kind = ev->kind, .id = ev->id,
+                     .uid = ev->uid, .gid = ev->gid, .mode = ev->mode, .seals = ev->seals,
+                     .tag = (int)(intptr_t)userdata };
+        snprintf(s->name, sizeof(s->name), "%s", ev->name);
+}
+
+/* Poll c's fd and process until n events were seen (or timeout_ms). */
+static void pump(ipcb_client *cl, int n, int timeout_ms) {
+        int fd = ipcb_get_fd(cl);
+        struct timespec t0, t;
+
+        cr_assert_geq(fd, 0);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (nev < n) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                poll(&p, 1, 50);
+                cr_assert_geq(ipcb_process(cl), 0);
+                clock_gettime(CLOCK_MONOTONIC, &t);
+                if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > timeout_ms)
+                        break;
+        }
+}
+
+/* After a round trip on the producer and one on the watcher, every event
+ * the producer caused has reached the watcher's socket. */
+static void settle(void) {
+        cr_assert_eq(ipcb_sync(c2), 0);
+        cr_assert_eq(ipcb_sync(c), 0);
+        for (int i = 0; i < 3; i++)
+                cr_assert_geq(ipcb_process(c), 0);
+}
+
+#define TAG(n) ((void *)(intptr_t)(n))
+
+WATCH_TEST(name_lifecycle) {
+        uint64_t w;
+        ipcb_shm *s;
+        ipcb_object_info info;
+
+        nev = 0;
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "life", 0, IPCB_WATCH_ALL, on_event, TAG(7),
+                                    &w), 0);
+        cr_assert_eq(ipcb_shm_create(c2, "life", 4096, NULL, &s), 0);
+        cr_assert_eq(ipcb_stat(c2, IPCB_KIND_SHM, "life", &info), 0);
+        cr_assert_eq(ipcb_chmod(c2, IPCB_KIND_SHM, "life", 0640), 0);
+        cr_assert_eq(ipcb_shm_freeze(c2, "life", NULL), 0);
+        cr_assert_eq(ipcb_shm_unlink(c2, "life"), 0);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+        pump(c, 5, 5000);
+        settle();
+        cr_assert_eq(nev, 5, "%d events", nev);
+        unsigned want[] = { IPCB_WATCH_CREATED, IPCB_WATCH_ACCESS, IPCB_WATCH_FROZEN,
+                            IPCB_WATCH_UNLINKED, IPCB_WATCH_DESTROYED };
+        for (int i = 0; i < 5; i++) {
+                cr_assert_eq(evs[i].event, want[i], "event %d: 0x%x", i, evs[i].event);
+                cr_assert_eq(evs[i].watch, w);
+                cr_assert_eq(evs[i].tag, 7);
+                cr_assert_eq(evs[i].kind, IPCB_KIND_SHM);
+                cr_assert_str_eq(evs[i].name, "life");
+                cr_assert_eq(evs[i].id, info.id);
+                cr_assert_eq(evs[i].uid, geteuid());
+        }
+        cr_assert_eq(evs[0].mode, 0600);
+        cr_assert_eq(evs[1].mode, 0640, "the new mode");
+        cr_assert_neq(evs[2].seals & 0x18, 0, "a write seal after the freeze");
+        /* Removed: nothing more. */
+        cr_assert_eq(ipcb_watch_remove(c, w), 0);
+        cr_assert_eq(ipcb_watch_remove(c, w), -ENOENT);
+        cr_assert_eq(ipcb_shm_create(c2, "life", 4096, NULL, &s), 0);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+        settle();
+        cr_assert_eq(nev, 5, "an event after the watch was removed");
+}
+
+/* Only the events asked for; a transient object's last close destroys it. */
+WATCH_TEST(event_mask_and_kinds) {
+        ipcb_sem *sem;
+        ipcb_shm *s;
+
+        nev = 0;
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SEM, "k", 0, IPCB_WATCH_DESTROYED, on_event,
+                                    TAG(1), NULL), 0);
+        cr_assert_eq(ipcb_shm_create(c2, "k", 4096, NULL, &s), 0); /* other kind */
+        cr_assert_eq(ipcb_sem_create(c2, "k", 1, NULL, &sem), 0);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+        cr_assert_eq(ipcb_sem_close(sem), 0);
+        settle();
+        cr_assert_eq(nev, 1);
+        cr_assert_eq(evs[0].event, IPCB_WATCH_DESTROYED);
+        cr_assert_eq(evs[0].kind, IPCB_KIND_SEM);
+}
+
+WATCH_TEST(prefix) {
+        const char *names[] = { "app.a", "app", "app.b.c", "apple", "other", "app." };
+        ipcb_shm *s;
+        uint64_t w1, w2;
+
+        nev = 0;
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "app.", IPCB_WATCH_PREFIX,
+                                    IPCB_WATCH_CREATED, on_event, TAG(1), &w1), 0);
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "", IPCB_WATCH_PREFIX, IPCB_WATCH_CREATED,
+                                    on_event, TAG(2), &w2), 0);
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                cr_assert_eq(ipcb_shm_create(c2, names[i], 4096, NULL, &s), 0);
+                cr_assert_eq(ipcb_shm_close(s), 0);
+        }
+        settle();
+        int prefixed = 0, all = 0;
+        for (int i = 0; i < nev; i++) {
+                if (evs[i].tag == 1) {
+                        prefixed++;
+                        cr_assert(strncmp(evs[i].name, "app.", 4) == 0, "%s", evs[i].name);
+                } else
+                        all++;
+        }
+        cr_assert_eq(prefixed, 3, "app.a, app.b.c, app.");
+        cr_assert_eq(all, 6, "the empty prefix hears every name");
+        /* An exact watch is not a prefix watch. */
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "", 0, IPCB_WATCH_CREATED, on_event, NULL,
+                                    NULL), -EINVAL);
+}
+
+WATCH_TEST(bad_arguments) {
+        cr_assert_eq(ipcb_watch_add(c, 3, "x", 0, IPCB_WATCH_ALL, on_event, NULL, NULL), -EINVAL);
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "x", 2, IPCB_WATCH_ALL, on_event, NULL, NULL), -EINVAL);
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "x", 0, 0, on_event, NULL, NULL), -EINVAL);
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "x", 0, 0x20, on_event, NULL, NULL), -EINVAL);
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "x", 0, IPCB_WATCH_ALL, NULL, NULL, NULL), -EINVAL);
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, ".x", 0, IPCB_WATCH_ALL, on_event, NULL, NULL), -EINVAL);
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "a/b", IPCB_WATCH_PREFIX, IPCB_WATCH_ALL, on_event, NULL, NULL), -EINVAL);
+        cr_assert_eq(ipcb_watch_remove(c, 99), -ENOENT);
+}
+
+/* Raw requests the library would not send: the daemon refuses them. */
+WATCH_TEST(raw_refusals) {
+        int fd = ipcbd_hello_conn(&d);
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_WATCH_ADD, .id = 2 } }, r;
+        unsigned nfds = 0;
+        ssize_t len;
+        struct { uint8_t kind, flags; uint32_t events; const char *name; int want; } cases[] = {
+                { 0, 0, 1, "x", -EINVAL }, { 3, 0, 1, "x", -EINVAL }, { 1, 2, 1, "x", -EINVAL },
+                { 1, 0, 0, "x", -EINVAL }, { 1, 0, IPCB_WE_OVERFLOW, "x", -EINVAL },
+                { 1, 0, 1, "", -EINVAL }, { 1, 1, 1, "a b", -EINVAL },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                m.watch_add.kind = cases[i].kind;
+                m.watch_add.flags = cases[i].flags;
+                m.watch_add.events = cases[i].events;
+                m.watch_add.name = (ipcb_name){ cases[i].name, (uint16_t)strlen(cases[i].name) };
+                len = ipcb_proto_encode(&m, buf, sizeof(buf));
+                cr_assert_gt(len, 0);
+                cr_assert_eq(raw_send(fd, buf, (size_t)len, NULL, 0), 0);
+                len = raw_recv(fd, buf, sizeof(buf), NULL, &nfds, 2000);
+                cr_assert_gt(len, 0);
+                cr_assert_eq(ipcb_proto_decode(buf, (size_t)len, nfds, &r), 0);
+                cr_assert_eq(r.hdr.status, cases[i].want, "case %zu: %d", i, r.hdr.status);
+        }
+        /* Removing a watch of another connection: as if it did not exist. */
+        uint64_t w;
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "x", 0, 1, on_event, NULL, &w), 0);
+        m = (ipcb_msg){ .hdr = { .op = IPCB_OP_WATCH_REMOVE, .id = 3 } };
+        for (uint64_t id = 0; id < 4; id++) {
+                m.watch_remove.watch = id;
+                len = ipcb_proto_encode(&m, buf, sizeof(buf));
+                cr_assert_eq(raw_send(fd, buf, (size_t)len, NULL, 0), 0);
+                len = raw_recv(fd, buf, sizeof(buf), NULL, &nfds, 2000);
+                cr_assert_eq(ipcb_proto_decode(buf, (size_t)len, nfds, &r), 0);
+                cr_assert_eq(r.hdr.status, -ENOENT);
+        }
+        /* An "event" sent to the daemon is an unknown request. */
+        m = (ipcb_msg){ .hdr = { .op = IPCB_OP_HELLO, .id = 4 }, .hello = { 1, 0 } };
+        len = ipcb_proto_encode(&m, buf, sizeof(buf));
+        buf[0] = (uint8_t)IPCB_OP_WATCH_EVENT;
+        buf[1] = (uint8_t)(IPCB_OP_WATCH_EVENT >> 8);
+        cr_assert_eq(raw_send(fd, buf, (size_t)len, NULL, 0), 0);
+        len = raw_recv(fd, buf, sizeof(buf), NULL, &nfds, 2000);
+        cr_assert_eq(ipcb_proto_decode(buf, (size_t)len, nfds, &r), 0);
+        cr_assert_eq(r.hdr.status, -EOPNOTSUPP);
+        close(fd);
+        cr_assert_eq(ipcb_watch_remove(c, w), 0);
+}
+
+static ipcb_client *retry_client;
+
+static bool watch_add_ok(void *arg) {
+        (void)arg;
+        return ipcb_watch_add(retry_client, IPCB_KIND_SHM, "b", 0, 1, on_event, NULL, NULL) == 0;
+}
+
+WATCH_TEST(bounds) {
+        ipcb_client *more[4];
+        int r;
+
+        for (int i = 0; i < 64; i++)
+                cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "b", 0, 1, on_event, NULL, NULL), 0);
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "b", 0, 1, on_event, NULL, NULL), -EDQUOT,
+                     "65th watch on one connection");
+        for (int k = 0; k < 3; k++) {
+                cr_assert_eq(ipcb_connect(d.sock, &more[k]), 0);
+                for (int i = 0; i < 64; i++)
+                        cr_assert_eq(ipcb_watch_add(more[k], IPCB_KIND_SEM, "b", 0, 1, on_event,
+                                                    NULL, NULL), 0);
+        }
+        /* 256 for the uid now: a fresh connection gets none. */
+        cr_assert_eq(ipcb_connect(d.sock, &more[3]), 0);
+        r = ipcb_watch_add(more[3], IPCB_KIND_SHM, "b", 0, 1, on_event, NULL, NULL);
+        cr_assert_eq(r, -EDQUOT, "257th watch of the uid: %d", r);
+        /* A closed connection gives its watches back (once the daemon has
+         * seen the hang-up). */
+        ipcb_disconnect(more[0]);
+        retry_client = more[3];
+        cr_assert(wait_until(watch_add_ok, NULL, 5000), "watches of a closed connection kept");
+        for (int k = 1; k < 4; k++)
+                ipcb_disconnect(more[k]);
+}
+
+/* A watcher of another uid hears about objects it cannot open: the
+ * namespace is public, and an event says what STAT says. */
+static int other_uid_watch(void *arg) {
+        const char *sock = arg;
+        ipcb_client *cl;
+        ipcb_shm *s = NULL;
+
+        CHILD_CHECK(ipcb_connect(sock, &cl) == 0, "connect");
+        nev = 0;
+        CHILD_CHECK(ipcb_watch_add(cl, IPCB_KIND_SHM, "secret", 0, IPCB_WATCH_ALL, on_event,
+                                   NULL, NULL) == 0, "watch");
+        /* the parent creates it now; wait for the event */
+        int fd = ipcb_get_fd(cl);
+        for (int i = 0; i < 100 && nev == 0; i++) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                poll(&p, 1, 50);
+                ipcb_process(cl);
+        }
+        CHILD_CHECK(nev == 1 && evs[0].event == IPCB_WATCH_CREATED, "event: %d", nev);
+        CHILD_CHECK(evs[0].uid == 0 && evs[0].mode == 0600, "fields");
+        CHILD_CHECK(ipcb_shm_open(cl, "secret", IPCB_READ_ONLY, &s) == -EACCES, "open refused");
+        ipcb_disconnect(cl);
+        return 0;
+}
+
+static void *create_later(void *arg) {
+        ipcb_shm *s;
+        (void)arg;
+        usleep(300 * 1000);
+        if (ipcb_shm_create(c2, "secret", 4096, NULL, &s) == 0)
+                ipcb_shm_close(s);
+        return NULL;
+}
+
+WATCH_TEST(other_uid) {
+        pthread_t t;
+
+        SKIP_UNLESS_ROOT();
+        cr_assert_eq(pthread_create(&t, NULL, create_later, NULL), 0);
+        RUN_AS(UID_C, false, other_uid_watch, (void *)d.sock);
+        pthread_join(t, NULL);
+}
+
+/* A watcher that does not read: the producer and the daemon go on at full
+ * speed, the daemon's memory stays put, and the watcher, when it reads
+ * again, finds the events that fit, one overflow, and live events after
+ * it. */
+WATCH_TEST(stalled_watcher_overflows) {
+        enum { N = 20000 };
+        ipcb_shm *s;
+        long rss0, rss1;
+        int overflows = 0, before = 0;
+
+        ipcb_shm *mine;
+        ipcb_object_info info, info2;
+
+        /* Only c holds it: it would die with c's connection. */
+        cr_assert_eq(ipcb_shm_create(c, "mine", 4096, NULL, &mine), 0);
+        cr_assert_eq(ipcb_stat(c2, IPCB_KIND_SHM, "mine", &info), 0);
+        nev = 0;
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "flood", IPCB_WATCH_PREFIX,
+                                    IPCB_WATCH_CREATED | IPCB_WATCH_DESTROYED, on_event, NULL,
+                                    NULL), 0);
+        rss0 = proc_rss_kib(d.pid);
+        for (int i = 0; i < N; i++) {
+                cr_assert_eq(ipcb_shm_create(c2, "flood", 4096, NULL, &s), 0);
+                cr_assert_eq(ipcb_shm_close(s), 0);
+        }
+        cr_assert_eq(ipcb_sync(c2), 0);
+        rss1 = proc_rss_kib(d.pid);
+        cr_log_info("daemon RSS %ld -> %ld KiB after %d events to a stalled watcher", rss0, rss1,
+                    2 * N);
+        cr_assert_lt(rss1 - rss0, 4096, "the daemon grew by %ld KiB", rss1 - rss0);
+        /* The watcher reads again, on the same connection (had the daemon
+         * dropped it, "mine" would be gone). */
+        cr_assert_eq(ipcb_sync(c), 0);
+        cr_assert_eq(ipcb_stat(c2, IPCB_KIND_SHM, "mine", &info2), 0,
+                     "the daemon disconnected the stalled watcher");
+        cr_assert_eq(info2.id, info.id);
+        for (int i = 0; i < 10; i++)
+                cr_assert_geq(ipcb_process(c), 0);
+        for (int i = 0; i < nev; i++) {
+                if (evs[i].event == IPCB_WATCH_OVERFLOW) {
+                        overflows++;
+                        cr_assert_str_eq(evs[i].name, "");
+                        cr_assert_eq(evs[i].kind, 0);
+                } else if (!overflows)
+                        before++;
+        }
+        cr_log_info("%d events before the overflow, %d in all", before, nev);
+        cr_assert_eq(overflows, 1, "%d overflows", overflows);
+        cr_assert_lt(nev, 2 * N, "events were dropped, not kept");
+        /* Live again. */
+        int n0 = nev;
+        cr_assert_eq(ipcb_shm_create(c2, "flood.2", 4096, NULL, &s), 0);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+        settle();
+        pump(c, n0 + 2, 2000);
+        cr_assert_eq(nev, n0 + 2, "events after the overflow");
+        cr_assert_str_eq(evs[n0].name, "flood.2");
+        cr_assert_eq(evs[n0 + 1].event, IPCB_WATCH_DESTROYED);
+        cr_assert_eq(ipcb_shm_close(mine), 0);
+}
