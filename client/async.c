@@ -20,12 +20,12 @@
 #endif
 
 /* Make the entry, send, or free it again on failure. */
-static int submit(ipcb_client *c, ipcb_msg *req, int what, const char *name, union async_cb cb,
-                  void *userdata, client_async *tmpl, uint64_t *ret_cookie) {
+int async_submit(ipcb_client *c, ipcb_msg *req, int what, const char *name, union async_cb cb,
+                 void *userdata, client_async *tmpl, uint64_t *ret_cookie) {
         client_async *e;
         int r;
 
-        if (!cb.done) /* the members share one representation */
+        if (!cb.done && what != ASYNC_WATCH) /* the members share one representation */
                 return -EINVAL;
         e = async_new();
         if (!e)
@@ -79,7 +79,10 @@ void async_complete(ipcb_client *c, client_async *e) {
                 return;
         }
         if (!e->has_reply) {
-                call_back(c, e, e->status < 0 ? e->status : -EPROTO, NULL);
+                if (e->what == ASYNC_WATCH)
+                        watch_add_complete(c, e, e->status < 0 ? e->status : -EPROTO);
+                else
+                        call_back(c, e, e->status < 0 ? e->status : -EPROTO, NULL);
                 return;
         }
         r = ipcb_proto_decode(e->rbuf, e->rlen, e->rlost ? e->rbuf[2] : e->rnfds, &reply);
@@ -104,7 +107,10 @@ void async_complete(ipcb_client *c, client_async *e) {
         if (r < 0) {
                 if (fd >= 0)
                         close(fd);
-                call_back(c, e, r, NULL);
+                if (e->what == ASYNC_WATCH)
+                        watch_add_complete(c, e, r);
+                else
+                        call_back(c, e, r, NULL);
                 return;
         }
         switch (e->what) {
@@ -134,6 +140,9 @@ void async_complete(ipcb_client *c, client_async *e) {
                 fd = -1;
                 break;
         }
+        case ASYNC_WATCH:
+                watch_add_complete(c, e, 0);
+                return;
         default:
                 r = 0;
                 break;
@@ -167,7 +176,7 @@ int ipcb_shm_create_async(ipcb_client *c, const char *name, size_t size,
         req.shm_create.size = size;
         req.shm_create.mode = mode;
         req.shm_create.flags = flags;
-        return submit(c, &req, ASYNC_SHM, name,
+        return async_submit(c, &req, ASYNC_SHM, name,
                       (union async_cb){ .shm = cb }, userdata, &t, ret_cookie);
 }
 
@@ -188,7 +197,7 @@ int ipcb_shm_open_async(ipcb_client *c, const char *name, int access,
         if (r < 0)
                 return r;
         req.shm_open.access = (uint32_t)access;
-        return submit(c, &req, ASYNC_SHM, name,
+        return async_submit(c, &req, ASYNC_SHM, name,
                       (union async_cb){ .shm = cb }, userdata, &t, ret_cookie);
 }
 
@@ -219,7 +228,7 @@ int ipcb_sem_create_async(ipcb_client *c, const char *name, unsigned initial,
         req.sem_create.mode = mode;
         req.sem_create.flags = flags;
         t.flags = flags & IPCB_SEM_UNDO;
-        return submit(c, &req, ASYNC_SEM, name,
+        return async_submit(c, &req, ASYNC_SEM, name,
                       (union async_cb){ .sem = cb }, userdata, &t, ret_cookie);
 }
 
@@ -238,7 +247,7 @@ int ipcb_sem_open_async(ipcb_client *c, const char *name, const ipcb_open_option
         if (r < 0)
                 return r;
         t.flags = req.sem_open.flags & IPCB_SEM_UNDO;
-        return submit(c, &req, ASYNC_SEM, name,
+        return async_submit(c, &req, ASYNC_SEM, name,
                       (union async_cb){ .sem = cb }, userdata, &t, ret_cookie);
 }
 
@@ -252,7 +261,7 @@ int ipcb_stat_async(ipcb_client *c, int kind, const char *name, ipcb_stat_cb cb,
         if ((r = client_name_check(name, &req.stat.name)) < 0)
                 return r;
         req.stat.kind = (uint8_t)kind;
-        return submit(c, &req, ASYNC_STAT, NULL,
+        return async_submit(c, &req, ASYNC_STAT, NULL,
                       (union async_cb){ .stat = cb }, userdata, NULL, ret_cookie);
 }
 
@@ -266,7 +275,7 @@ int ipcb_unlink_async(ipcb_client *c, int kind, const char *name, ipcb_done_cb c
         if ((r = client_name_check(name, &req.unlink.name)) < 0)
                 return r;
         req.unlink.kind = (uint8_t)kind;
-        return submit(c, &req, ASYNC_DONE, NULL,
+        return async_submit(c, &req, ASYNC_DONE, NULL,
                       (union async_cb){ .done = cb }, userdata, NULL, ret_cookie);
 }
 
@@ -280,7 +289,7 @@ int ipcb_shm_freeze_async(ipcb_client *c, const char *name, ipcb_done_cb cb, voi
         if ((r = client_name_check(name, &req.freeze.name)) < 0)
                 return r;
         req.freeze.kind = IPCB_KIND_SHM;
-        return submit(c, &req, ASYNC_FREEZE, NULL,
+        return async_submit(c, &req, ASYNC_FREEZE, NULL,
                       (union async_cb){ .done = cb }, userdata, NULL, ret_cookie);
 }
 
@@ -305,7 +314,7 @@ int ipcb_set_access_async(ipcb_client *c, int kind, const char *name, const ipcb
                 req.set_access.uid = (uint32_t)acc->uid;
         if (acc->what & IPCB_ACCESS_GID)
                 req.set_access.gid = (uint32_t)acc->gid;
-        return submit(c, &req, ASYNC_DONE, NULL,
+        return async_submit(c, &req, ASYNC_DONE, NULL,
                       (union async_cb){ .done = cb }, userdata, NULL, ret_cookie);
 }
 
@@ -320,7 +329,7 @@ int ipcb_memfd_sealed_async(ipcb_client *c, size_t size, unsigned seals, ipcb_do
                 return -EINVAL;
         req.memfd.size = size;
         req.memfd.seals = seals;
-        return submit(c, &req, ASYNC_MEMFD, NULL,
+        return async_submit(c, &req, ASYNC_MEMFD, NULL,
                       (union async_cb){ .done = cb }, userdata, &t, ret_cookie);
 }
 
@@ -330,7 +339,7 @@ int ipcb_sync_async(ipcb_client *c, ipcb_done_cb cb, void *userdata, uint64_t *r
         if (!c)
                 return -EINVAL;
         req.hello.version = IPCB_PROTO_VERSION;
-        return submit(c, &req, ASYNC_DONE, NULL,
+        return async_submit(c, &req, ASYNC_DONE, NULL,
                       (union async_cb){ .done = cb }, userdata, NULL, ret_cookie);
 }
 

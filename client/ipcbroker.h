@@ -668,10 +668,41 @@ typedef void (*ipcb_watch_cb)(ipcb_client *c, const ipcb_watch_event *ev, void *
 IPCB_EXPORT int ipcb_watch_add(ipcb_client *c, int kind, const char *name, unsigned flags,
                                unsigned events, ipcb_watch_cb cb, void *userdata,
                                uint64_t *ret_watch);
+/* ipcb_watch_add without blocking: *ret_watch is valid at once; added (may
+ * be NULL) runs in ipcb_process with 0 once the broker has the watch (no
+ * event is missed after that), or with an error (the watch is gone, as
+ * after ipcb_watch_remove); it gets userdata too. */
+IPCB_EXPORT int ipcb_watch_add_async(ipcb_client *c, int kind, const char *name, unsigned flags,
+                                     unsigned events, ipcb_watch_cb cb, void *userdata,
+                                     ipcb_done_cb added, uint64_t *ret_watch);
 /* Remove a watch: once this returns, its callback does not run again
  * (unless it is running right now in another thread).  -ENOENT: no such
  * watch. */
 IPCB_EXPORT int ipcb_watch_remove(ipcb_client *c, uint64_t watch);
+
+/* ---- waiting for an object to appear ----
+ * Open segment (or semaphore) `name`, waiting until it exists if it does
+ * not yet, so that a consumer may start before its producer: a watch for
+ * its creation is added first, then the open is tried, and tried again on
+ * every creation event, without polling.  timeout_ms < 0: no limit; else
+ * -ETIMEDOUT after that many milliseconds (0: one try).  Errors: as
+ * ipcb_shm_open / ipcb_sem_open except -ENOENT, and as ipcb_watch_add.
+ * The blocking forms drive the client's loop themselves (ipcb_process):
+ * callbacks of other asynchronous requests on c that come due meanwhile
+ * run on the calling thread; do not call them from a callback or while
+ * another thread runs ipcb_process on c.  The async forms call cb from
+ * ipcb_process with the handle (which the callback owns); ret_cookie
+ * (may be NULL) cancels them (ipcb_cancel). */
+IPCB_EXPORT int ipcb_shm_open_wait(ipcb_client *c, const char *name, int access, int timeout_ms,
+                                   ipcb_shm **ret);
+IPCB_EXPORT int ipcb_sem_open_wait(ipcb_client *c, const char *name, int flags, int timeout_ms,
+                                   ipcb_sem **ret);
+IPCB_EXPORT int ipcb_shm_open_wait_async(ipcb_client *c, const char *name, int access,
+                                         int timeout_ms, ipcb_shm_cb cb, void *userdata,
+                                         uint64_t *ret_cookie);
+IPCB_EXPORT int ipcb_sem_open_wait_async(ipcb_client *c, const char *name, int flags,
+                                         int timeout_ms, ipcb_sem_cb cb, void *userdata,
+                                         uint64_t *ret_cookie);
 
 /* A static, thread-safe description of err (a negative errno; a positive
  * value is taken as its negation).  Never NULL. */

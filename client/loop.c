@@ -245,6 +245,9 @@ int ipcb_get_timeout(ipcb_client *c, uint64_t *ret_usec) {
                 pthread_mutex_lock(&l->qlock);
                 if (l->done_head)
                         t = 0;
+                uint64_t w = wait_next_deadline(l);
+                if (w < t)
+                        t = w;
                 for (client_async *e = l->pend_head; e && t > 0; e = e->pnext) {
                         if (e->cancelled || !e->has_deadline)
                                 continue;
@@ -296,6 +299,8 @@ bool loop_route(ipcb_client *c, const ipcb_msg *reply, const uint8_t *buf, const
         pend_remove(l, e);
         drop = e->cancelled;
         kept = false;
+        if (e->what == ASYNC_WATCH && reply->hdr.status == 0)
+                watch_added(l, e->size, reply);
         if (!drop) {
                 e->rbuf = malloc(rx->len);
                 if (e->rbuf) {
@@ -432,6 +437,7 @@ void loop_free(ipcb_client *c) {
                 next = e->dnext;
                 async_free(e);
         }
+        wait_free_all(l);
         watch_free_all(l);
         if (l->epfd >= 0)
                 close(l->epfd);
@@ -443,6 +449,15 @@ void loop_free(ipcb_client *c) {
 }
 
 /* ---- submitting (async.c) ---- */
+
+uint64_t loop_cookie(client_loop *l) {
+        uint64_t k;
+
+        pthread_mutex_lock(&l->qlock);
+        k = ++l->next_cookie;
+        pthread_mutex_unlock(&l->qlock);
+        return k;
+}
 
 int loop_submit(ipcb_client *c, ipcb_msg *req, client_async *e, int send_fd,
                 uint64_t *ret_cookie) {
@@ -536,6 +551,10 @@ int ipcb_cancel(ipcb_client *c, uint64_t cookie) {
         if (!l || cookie == 0) /* (0: watch events, not requests) */
                 return -ENOENT;
         pthread_mutex_lock(&l->qlock);
+        if (wait_cancel(l, cookie) == 0) {
+                pthread_mutex_unlock(&l->qlock);
+                return 0;
+        }
         for (e = l->done_head; e && e->cookie != cookie; e = e->dnext)
                 ;
         if (e) {
@@ -667,6 +686,7 @@ int ipcb_process(ipcb_client *c) {
                 if (unused)
                         async_free(e);
         }
+        wait_expire(c);
         pthread_mutex_unlock(&l->dispatch);
         return n;
 }

@@ -19,6 +19,7 @@ enum {
         ASYNC_FREEZE, /* status: the seals */
         ASYNC_MEMFD, /* status: the fd */
         ASYNC_EVENT, /* not a request: a watch event (rbuf), or an overflow */
+        ASYNC_WATCH, /* WATCH_ADD: the broker's id goes to watch `size` */
 };
 
 /* One watch (watch.c): its id for the caller stays, the broker's id
@@ -88,6 +89,7 @@ typedef struct client_loop {
         uint64_t next_cookie;
         client_watch *watches;    /* c->lock and qlock to change */
         uint64_t next_watch;
+        struct client_wait *waits; /* qlock */
         unsigned nevents;         /* ASYNC_EVENT entries in done (qlock) */
         bool events_lost;         /* an overflow is owed (qlock) */
 } client_loop;
@@ -102,6 +104,20 @@ int loop_ensure(ipcb_client *c, client_loop **ret);
  * still owns e and nothing was sent. */
 int loop_submit(ipcb_client *c, ipcb_msg *req, client_async *e, int send_fd,
                 uint64_t *ret_cookie);
+/* watch.c: the WATCH_ADD reply for watch (local id) `id` came (c->lock
+ * and qlock held): record the broker's id at once, before any event. */
+void watch_added(client_loop *l, uint64_t id, const ipcb_msg *reply);
+/* watch.c: complete an ASYNC_WATCH entry (no lock held). */
+void watch_add_complete(ipcb_client *c, client_async *e, int status);
+/* watch.c: forget watch id and tell the broker without waiting. */
+void watch_drop(ipcb_client *c, uint64_t id);
+/* wait.c: waits past their deadline, or cancelled (dispatch lock held). */
+void wait_expire(ipcb_client *c);
+/* wait.c: the earliest wait deadline (µs), or UINT64_MAX (qlock held). */
+uint64_t wait_next_deadline(client_loop *l);
+/* wait.c: cancel wait `cookie` (0) or -ENOENT (qlock held). */
+int wait_cancel(client_loop *l, uint64_t cookie);
+void wait_free_all(client_loop *l);
 /* watch.c: keep a WATCH_EVENT that arrived (c->lock held; qlock not). */
 void watch_route(ipcb_client *c, client_loop *l, const uint8_t *buf, size_t len);
 /* watch.c: run the callbacks of event entry e (no lock held). */
@@ -110,8 +126,18 @@ void watch_dispatch(ipcb_client *c, client_async *e);
  * callbacks hear an overflow. */
 int watch_reconnected(ipcb_client *c);
 void watch_free_all(client_loop *l);
+/* watch.c: ipcb_watch_add_async with the add's own callback argument. */
+int watch_add_async_internal(ipcb_client *c, int kind, const char *name, unsigned flags,
+                             unsigned events, ipcb_watch_cb cb, void *userdata, ipcb_done_cb added,
+                             void *added_userdata, uint64_t *ret_watch);
 /* loop.c: append e to the done list (qlock held). */
 void loop_done_push(client_loop *l, client_async *e);
+/* async.c: make and send asynchronous request req; tmpl (may be NULL)
+ * gives access, flags and size.  Returns as loop_submit. */
+int async_submit(ipcb_client *c, ipcb_msg *req, int what, const char *name, union async_cb cb,
+                 void *userdata, client_async *tmpl, uint64_t *ret_cookie);
+/* A fresh cookie (for a wait). */
+uint64_t loop_cookie(client_loop *l);
 /* async.c: turn e's outcome into its callback (no lock held); consumes the
  * reply's fds and handle. */
 void async_complete(ipcb_client *c, client_async *e);

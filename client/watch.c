@@ -255,3 +255,124 @@ void watch_free_all(client_loop *l) {
         }
         l->watches = NULL;
 }
+
+void watch_added(client_loop *l, uint64_t id, const ipcb_msg *reply) {
+        for (client_watch *w = l->watches; w; w = w->next)
+                if (w->id == id)
+                        w->broker_id = reply->watch_reply.watch;
+}
+
+/* Unlink local watch id; returns it (the caller frees it), or NULL. */
+static client_watch *watch_take(client_loop *l, uint64_t id) {
+        client_watch **pp, *w;
+
+        pthread_mutex_lock(&l->qlock);
+        for (pp = &l->watches; *pp && (*pp)->id != id; pp = &(*pp)->next)
+                ;
+        if ((w = *pp))
+                *pp = w->next;
+        pthread_mutex_unlock(&l->qlock);
+        return w;
+}
+
+static void removed_ignore(ipcb_client *c, int status, void *userdata) {
+        (void)c, (void)status, (void)userdata;
+}
+
+void watch_drop(ipcb_client *c, uint64_t id) {
+        ipcb_msg req = { .hdr.op = IPCB_OP_WATCH_REMOVE };
+        client_loop *l = c->loop;
+        client_watch *w;
+
+        if (!l || !(w = watch_take(l, id)))
+                return;
+        /* (No broker id: the add was refused or not answered yet; the
+         * broker's watch, if the add succeeds later, hears events that
+         * match no local watch and are skipped.) */
+        if (w->broker_id) {
+                req.watch_remove.watch = w->broker_id;
+                (void)async_submit(c, &req, ASYNC_DONE, NULL,
+                                   (union async_cb){ .done = removed_ignore }, NULL, NULL, NULL);
+        }
+        free(w->name);
+        free(w);
+}
+
+void watch_add_complete(ipcb_client *c, client_async *e, int status) {
+        client_watch *w;
+
+        if (status < 0 && c->loop && (w = watch_take(c->loop, e->size))) {
+                free(w->name);
+                free(w);
+        }
+        if (e->cb.done)
+                e->cb.done(c, status, e->userdata);
+}
+
+int watch_add_async_internal(ipcb_client *c, int kind, const char *name, unsigned flags,
+                             unsigned events, ipcb_watch_cb cb, void *userdata, ipcb_done_cb added,
+                             void *added_userdata, uint64_t *ret_watch) {
+        ipcb_msg req = { .hdr.op = IPCB_OP_WATCH_ADD };
+        client_async t = { 0 };
+        client_watch *w;
+        client_loop *l;
+        ipcb_name n = { .ptr = name, .len = 0 };
+        int r;
+
+        if (!c || !cb || !name || (kind != IPCB_KIND_SHM && kind != IPCB_KIND_SEM) ||
+            (flags & ~IPCB_WATCH_PREFIX) || events == 0 || (events & ~IPCB_WATCH_ALL))
+                return -EINVAL;
+        if (!((flags & IPCB_WATCH_PREFIX) && name[0] == '\0') &&
+            (r = client_name_check(name, &n)) < 0)
+                return r;
+        w = calloc(1, sizeof(*w));
+        if (!w || !(w->name = strdup(name))) {
+                free(w);
+                return -ENOMEM;
+        }
+        w->kind = kind;
+        w->flags = flags;
+        w->events = events;
+        w->cb = cb;
+        w->userdata = userdata;
+        client_lock_untimed(c);
+        r = loop_ensure(c, &l);
+        if (r == 0) {
+                pthread_mutex_lock(&l->qlock);
+                w->id = ++l->next_watch;
+                w->next = l->watches;
+                l->watches = w;
+                pthread_mutex_unlock(&l->qlock);
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (r < 0) {
+                free(w->name);
+                free(w);
+                return r;
+        }
+        req.watch_add.kind = (uint8_t)kind;
+        req.watch_add.flags = (uint8_t)flags;
+        req.watch_add.events = events;
+        req.watch_add.name = n;
+        t.size = w->id;
+        uint64_t id = w->id;
+        r = async_submit(c, &req, ASYNC_WATCH, NULL, (union async_cb){ .done = added },
+                         added_userdata, &t, NULL);
+        if (r < 0) {
+                if ((w = watch_take(l, id))) {
+                        free(w->name);
+                        free(w);
+                }
+                return r;
+        }
+        if (ret_watch)
+                *ret_watch = id;
+        return 0;
+}
+
+int ipcb_watch_add_async(ipcb_client *c, int kind, const char *name, unsigned flags,
+                         unsigned events, ipcb_watch_cb cb, void *userdata, ipcb_done_cb added,
+                         uint64_t *ret_watch) {
+        return watch_add_async_internal(c, kind, name, flags, events, cb, userdata, added,
+                                        userdata, ret_watch);
+}

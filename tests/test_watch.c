@@ -294,7 +294,7 @@ static int other_uid_watch(void *arg) {
 
         CHILD_CHECK(ipcb_connect(sock, &cl) == 0, "connect");
         nev = 0;
-        CHILD_CHECK(ipcb_watch_add(cl, IPCB_KIND_SHM, "secret", 0, IPCB_WATCH_ALL, on_event,
+        CHILD_CHECK(ipcb_watch_add(cl, IPCB_KIND_SHM, "secret", 0, IPCB_WATCH_CREATED, on_event,
                                    NULL, NULL) == 0, "watch");
         /* the parent creates it now; wait for the event */
         int fd = ipcb_get_fd(cl);
@@ -387,4 +387,169 @@ WATCH_TEST(stalled_watcher_overflows) {
         cr_assert_str_eq(evs[n0].name, "flood.2");
         cr_assert_eq(evs[n0 + 1].event, IPCB_WATCH_DESTROYED);
         cr_assert_eq(ipcb_shm_close(mine), 0);
+}
+
+/* ---- waits ---- */
+
+typedef struct producer {
+        const char *name;
+        int kind;
+        int delay_ms;
+} producer;
+
+static void *produce(void *arg) {
+        producer *p = arg;
+        ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
+        ipcb_sem_options so = IPCB_SEM_OPTIONS_INIT;
+        ipcb_shm *s;
+        ipcb_sem *sem;
+
+        usleep((useconds_t)p->delay_ms * 1000);
+        o.flags = IPCB_SHM_PERSISTENT;
+        so.flags = IPCB_SEM_PERSISTENT;
+        if (p->kind == IPCB_KIND_SHM) {
+                if (ipcb_shm_create(c2, p->name, 4096, &o, &s) == 0) {
+                        strcpy(ipcb_shm_data(s), "ready");
+                        ipcb_shm_close(s);
+                }
+        } else if (ipcb_sem_create(c2, p->name, 2, &so, &sem) == 0)
+                ipcb_sem_close(sem);
+        return NULL;
+}
+
+static double thread_cpu_ms(void) {
+        struct timespec t;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+        return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+WATCH_TEST(open_wait_consumer_first) {
+        producer p = { "later", IPCB_KIND_SHM, 500 };
+        pthread_t t;
+        ipcb_shm *s = NULL;
+
+        cr_assert_eq(pthread_create(&t, NULL, produce, &p), 0);
+        double cpu0 = thread_cpu_ms();
+        cr_assert_eq(ipcb_shm_open_wait(c, "later", IPCB_READ_ONLY, 5000, &s), 0);
+        double cpu = thread_cpu_ms() - cpu0;
+        pthread_join(t, NULL);
+        cr_assert_str_eq(ipcb_shm_data(s), "ready");
+        cr_log_info("waited 500 ms for the producer with %.2f ms of CPU", cpu);
+        cr_assert_lt(cpu, 50.0, "the wait burned %.1f ms of CPU: polling?", cpu);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+        /* Already there: at once. */
+        cr_assert_eq(ipcb_shm_open_wait(c, "later", IPCB_READ_WRITE, 0, &s), 0);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+        cr_assert_eq(ipcb_shm_unlink(c, "later"), 0);
+}
+
+WATCH_TEST(sem_open_wait) {
+        producer p = { "later.sem", IPCB_KIND_SEM, 200 };
+        pthread_t t;
+        ipcb_sem *s = NULL;
+
+        cr_assert_eq(pthread_create(&t, NULL, produce, &p), 0);
+        cr_assert_eq(ipcb_sem_open_wait(c, "later.sem", IPCB_SEM_UNDO, -1, &s), 0);
+        pthread_join(t, NULL);
+        cr_assert_eq(ipcb_sem_value(s), 2);
+        cr_assert_eq(ipcb_sem_acquire(s), 0);
+        cr_assert_eq(ipcb_sem_held(s), 1);
+        cr_assert_eq(ipcb_sem_close(s), 0);
+        cr_assert_eq(ipcb_sem_unlink(c, "later.sem"), 0);
+        cr_assert_eq(ipcb_sem_open_wait(c, "x", 0x40, 10, &s), -EINVAL);
+}
+
+/* Many waits that time out leave no watch behind (64 per connection). */
+WATCH_TEST(open_wait_timeouts_leave_nothing) {
+        ipcb_shm *s = NULL;
+        struct timespec t0, t1;
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        cr_assert_eq(ipcb_shm_open_wait(c, "never", IPCB_READ_ONLY, 200, &s), -ETIMEDOUT);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        cr_assert(ms >= 195 && ms < 2000, "timed out after %ld ms", ms);
+        cr_assert_null(s);
+        for (int i = 0; i < 150; i++)
+                cr_assert_eq(ipcb_shm_open_wait(c, "never", IPCB_READ_ONLY, 0, &s), -ETIMEDOUT,
+                             "wait %d", i);
+        cr_assert_eq(ipcb_sync(c), 0);
+        for (int i = 0; i < 64; i++)
+                cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "b", 0, 1, on_event, NULL, NULL), 0,
+                             "watch %d: a wait left its watch behind", i);
+        cr_assert_eq(ipcb_shm_open_wait(c, "never", IPCB_READ_ONLY, 0, &s), -EDQUOT,
+                     "no watch left for the wait");
+}
+
+static int wait_status = 1;
+static ipcb_shm *wait_result;
+
+static void on_waited(ipcb_client *cl, int status, ipcb_shm *s, void *userdata) {
+        (void)cl;
+        (void)userdata;
+        wait_status = status;
+        wait_result = s;
+}
+
+WATCH_TEST(open_wait_async_and_cancel) {
+        uint64_t k1, k2;
+        ipcb_shm *s;
+
+        wait_status = 1;
+        cr_assert_eq(ipcb_shm_open_wait_async(c, "aw", IPCB_READ_WRITE, -1, on_waited, NULL, &k1), 0);
+        cr_assert_eq(ipcb_shm_open_wait_async(c, "aw2", IPCB_READ_WRITE, -1, on_waited, NULL, &k2), 0);
+        nev = 0;
+        pump(c, 1, 200); /* nothing comes: the waits wait */
+        cr_assert_eq(wait_status, 1);
+        cr_assert_eq(ipcb_cancel(c, k2), 0);
+        cr_assert_eq(ipcb_cancel(c, k2), -ENOENT);
+        cr_assert_eq(ipcb_get_timeout_ms(c), 0, "a cancelled wait is work to do");
+        cr_assert_eq(ipcb_process(c), 0);
+        cr_assert_eq(wait_status, 1, "a cancelled wait called back");
+        cr_assert_eq(ipcb_shm_create(c2, "aw", 4096, NULL, &s), 0);
+        int fd = ipcb_get_fd(c);
+        for (int i = 0; i < 100 && wait_status == 1; i++) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                poll(&p, 1, 50);
+                ipcb_process(c);
+        }
+        cr_assert_eq(wait_status, 0);
+        cr_assert_eq(ipcb_shm_size(wait_result), 4096);
+        cr_assert_eq(ipcb_cancel(c, k1), -ENOENT, "over");
+        cr_assert_eq(ipcb_shm_close(wait_result), 0);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+        /* Nothing is left that would wake the loop. */
+        cr_assert_eq(ipcb_sync(c), 0);
+        cr_assert_geq(ipcb_process(c), 0);
+        cr_assert_eq(ipcb_get_timeout_ms(c), -1);
+}
+
+/* The name comes and goes while the consumer waits: it ends up with a
+ * handle on a live object. */
+static void *churn(void *arg) {
+        ipcb_shm *s;
+        (void)arg;
+        for (int i = 0; i < 200; i++) {
+                if (ipcb_shm_create(c2, "churn", 4096, NULL, &s) == 0)
+                        ipcb_shm_close(s); /* transient: gone at once */
+        }
+        ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
+        o.flags = IPCB_SHM_PERSISTENT;
+        if (ipcb_shm_create(c2, "churn", 4096, &o, &s) == 0)
+                ipcb_shm_close(s);
+        return NULL;
+}
+
+WATCH_TEST(open_wait_churn) {
+        pthread_t t;
+        ipcb_shm *s;
+
+        cr_assert_eq(pthread_create(&t, NULL, churn, NULL), 0);
+        cr_assert_eq(ipcb_shm_open_wait(c, "churn", IPCB_READ_ONLY, 10000, &s), 0);
+        cr_assert_eq(ipcb_shm_size(s), 4096);
+        pthread_join(t, NULL);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+        /* (The persistent one exists unless we held a transient one then.) */
+        int r = ipcb_shm_unlink(c, "churn");
+        cr_assert(r == 0 || r == -ENOENT, "%d", r);
 }
