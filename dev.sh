@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 PACKAGES=(gcc make cmake pkg-config libuv1-dev libsystemd-dev libcriterion-dev)
 # systemd: systemd-socket-activate, systemd-analyze and a real user manager
 # for tests/test_systemd.c (util-linux, essential, brings unshare).
-TEST_PACKAGES=(clang libclang-rt-14-dev systemd util-linux)
+TEST_PACKAGES=(clang libclang-rt-14-dev systemd util-linux libglib2.0-dev)
 
 need() {
         local missing=() p
