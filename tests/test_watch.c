@@ -357,7 +357,9 @@ WATCH_TEST(stalled_watcher_overflows) {
         rss1 = proc_rss_kib(d.pid);
         cr_log_info("daemon RSS %ld -> %ld KiB after %d events to a stalled watcher", rss0, rss1,
                     2 * N);
+#if !defined(__SANITIZE_ADDRESS__) /* ASan's quarantine grows with any churn */
         cr_assert_lt(rss1 - rss0, 4096, "the daemon grew by %ld KiB", rss1 - rss0);
+#endif
         /* The watcher reads again, on the same connection (had the daemon
          * dropped it, "mine" would be gone). */
         cr_assert_eq(ipcb_sync(c), 0);
