@@ -616,6 +616,20 @@ IPCB_EXPORT int ipcb_memfd_sealed_async(ipcb_client *c, size_t size, unsigned se
 /* A round trip: status 0 once everything sent before has been handled. */
 IPCB_EXPORT int ipcb_sync_async(ipcb_client *c, ipcb_done_cb cb, void *userdata,
                                 uint64_t *ret_cookie);
+/* Create segment (semaphore) `name` as ipcb_shm_create (ipcb_sem_create)
+ * does, or, if it exists, open it (a segment read-write; a semaphore with
+ * opts->flags & IPCB_SEM_UNDO).  Of processes racing on one name exactly
+ * one creates it; *ret_created (may be NULL) says whether this call did.
+ * An opened object keeps its own size, mode, count and maximum (check
+ * ipcb_shm_size).  Errors: as ipcb_shm_create/open (ipcb_sem_create/open),
+ * but never -EEXIST; -EAGAIN if the name was unlinked again and again
+ * between the create and the open (100 tries). */
+IPCB_EXPORT int ipcb_shm_create_or_open(ipcb_client *c, const char *name, size_t size,
+                                        const ipcb_shm_options *opts, ipcb_shm **ret,
+                                        bool *ret_created);
+IPCB_EXPORT int ipcb_sem_create_or_open(ipcb_client *c, const char *name, unsigned initial,
+                                        const ipcb_sem_options *opts, ipcb_sem **ret,
+                                        bool *ret_created);
 /* Remove segment `name` (the same as ipcb_unlink, named like ipcb_sem_unlink). */
 IPCB_EXPORT int ipcb_shm_unlink(ipcb_client *c, const char *name);
 
