@@ -59,13 +59,15 @@ static void wake(client_loop *l);
 static void unwake(client_loop *l);
 static void done_push(client_loop *l, client_async *e);
 
-/* The eventfd is readable exactly while the done list is not empty. */
+/* The eventfd is readable while the done list is not empty, unless the
+ * entries were put there by ipcb_process itself (l->quiet), which runs
+ * them right after: a wake-up there would cost two syscalls for nothing. */
 void loop_done_push(client_loop *l, client_async *e) {
         done_push(l, e);
 }
 
 static void done_push(client_loop *l, client_async *e) {
-        if (!l->done_head)
+        if (!l->done_head && !l->quiet)
                 wake(l);
         e->dnext = NULL;
         if (l->done_tail)
@@ -97,15 +99,17 @@ static void done_remove(client_loop *l, client_async *e) {
 static void wake(client_loop *l) {
         uint64_t one = 1;
 
-        if (l->efd >= 0)
-                (void)!write(l->efd, &one, sizeof(one));
+        if (l->efd >= 0 && !l->woken && write(l->efd, &one, sizeof(one)) == sizeof(one))
+                l->woken = true;
 }
 
 static void unwake(client_loop *l) {
         uint64_t v;
 
-        if (l->efd >= 0)
+        if (l->efd >= 0 && l->woken) {
                 (void)!read(l->efd, &v, sizeof(v));
+                l->woken = false;
+        }
 }
 
 /* Close what a stored reply holds and give back a broker handle it made
@@ -656,15 +660,27 @@ int ipcb_process(ipcb_client *c) {
         if (pthread_mutex_trylock(&c->lock) == 0) {
                 if (!c->dead && !c->disconnected) {
                         (void)loop_flush(c);
+                        pthread_mutex_lock(&l->qlock);
+                        l->quiet = true;
+                        pthread_mutex_unlock(&l->qlock);
                         loop_receive(c);
                 }
                 pthread_mutex_lock(&l->qlock);
+                l->quiet = false;
                 expire(l);
                 pthread_mutex_unlock(&l->qlock);
                 pthread_mutex_unlock(&c->lock);
         }
-        if (pthread_mutex_trylock(&l->dispatch) != 0)
+        if (pthread_mutex_trylock(&l->dispatch) != 0) {
+                /* Another thread dispatches: it may have found the list
+                 * empty just before we filled it, so make sure the fd says
+                 * there is work. */
+                pthread_mutex_lock(&l->qlock);
+                if (l->done_head)
+                        wake(l);
+                pthread_mutex_unlock(&l->qlock);
                 return 0;
+        }
         for (;;) {
                 pthread_mutex_lock(&l->qlock);
                 e = l->done_head;

@@ -81,6 +81,8 @@ typedef struct client_loop {
         pthread_mutex_t qlock;    /* the lists (after c->lock, never before) */
         pthread_mutex_t dispatch; /* one thread runs callbacks at a time */
         int epfd, efd;            /* -1 until ipcb_get_fd */
+        bool woken;               /* efd is readable (qlock) */
+        bool quiet;               /* ipcb_process is receiving: no wake-up (qlock) */
         int sock_fd;              /* the socket in the epoll set, or -1 */
         uint32_t sock_events;
         client_async *pend_head, *pend_tail; /* c->lock and qlock to change */

@@ -293,14 +293,14 @@ LOOP_TEST(deadline) {
         clock_gettime(CLOCK_MONOTONIC, &t0);
         cr_assert_eq(ipcb_shm_open_async(c, "late", IPCB_READ_ONLY, NULL, on_shm, TAG(1), NULL), 0);
         int ms = ipcb_get_timeout_ms(c);
-        cr_assert(ms > 150 && ms <= 200, "timeout %d ms", ms);
+        cr_assert(ms > 0 && ms <= 200, "timeout %d ms", ms);
         cr_assert_not(fd_readable(fd, 100));
         run_until(1, 2000);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         cr_assert_eq(atomic_load(&nev), 1);
         cr_assert_eq(evs[0].status, -ETIMEDOUT);
         long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-        cr_assert(el >= 195 && el < 1500, "timed out after %ld ms", el);
+        cr_assert(el >= 195 && el < 5000, "timed out after %ld ms", el);
         cr_assert_eq(ipcb_get_timeout_ms(c), -1, "nothing else is due");
         ipcbd_resume(&d);
         cr_assert_eq(ipcb_set_timeout(c, 0), 0);
