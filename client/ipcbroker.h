@@ -416,6 +416,22 @@ IPCB_EXPORT int ipcb_sem_held(ipcb_sem *s);
 /* Unmap and release the handle (an undo handle's tokens come back); frees s.
  * Does not wait for the broker, like ipcb_shm_close.  NULL: 0. */
 IPCB_EXPORT int ipcb_sem_close(ipcb_sem *s);
+/* Wait for a semaphore from an event loop.  ipcb_sem_get_fd registers s
+ * as a poller with the broker (one round trip, the first time) and returns
+ * a descriptor, owned by s (closed by ipcb_sem_close), that becomes
+ * readable (POLLIN) when a release may have made a token available; then
+ * call ipcb_sem_poll_acquire, which resets the descriptor and takes one
+ * token without waiting: 0, or -EAGAIN (another taker was first: keep
+ * polling).  No wake-up is lost: a release after the reset makes the
+ * descriptor readable again (docs/semaphores.md, "Polling a semaphore").
+ * Releases stay userspace atomics while nobody polls the semaphore; while
+ * someone does, each release also writes one eventfd.  After the library
+ * reconnected to a restarted broker, call ipcb_sem_get_fd again on a new
+ * handle (the registration died with the old broker).  Errors: -EINVAL,
+ * -EBADF (s lost its broker handle), -EDQUOT (64 pollers per connection),
+ * -ENOTCONN, -ETIMEDOUT, -EMFILE, and those of ipcb_sem_try_acquire. */
+IPCB_EXPORT int ipcb_sem_get_fd(ipcb_sem *s);
+IPCB_EXPORT int ipcb_sem_poll_acquire(ipcb_sem *s);
 /* Remove semaphore `name` from its namespace; open handles keep working.
  * Errors: -ENOENT, -EPERM, -EINVAL, -ENAMETOOLONG. */
 IPCB_EXPORT int ipcb_sem_unlink(ipcb_client *c, const char *name);

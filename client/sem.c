@@ -30,9 +30,16 @@ struct ipcb_sem {
         uint32_t epoch;      /* page->epoch when the slot was given (undo) */
         uint64_t nonce;      /* proves the slot is ours to a restarted broker (undo) */
         ipcb_handle_info info; /* owner, group, mode at the open */
+        /* Polling (ipcb_sem_get_fd): this handle's poller eventfd, and the
+         * semaphore's notify eventfd that releases signal while the page
+         * counts pollers; -1 until needed.  notify_fd is written without
+         * the client lock: set once (atomically), closed with the handle. */
+        int poll_fd;
+        _Atomic int notify_fd;
 };
 
 static int sem_revive(ipcb_sem *s);
+static void sem_notify_pollers(ipcb_sem *s);
 
 /* Acquire pairs with busy_release: a call sees everything the previous
  * call on the handle wrote (s->seq, s->slot, ...). */
@@ -102,6 +109,8 @@ int client_sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ip
                                       .mode = reply->sem_reply.mode };
         s->fork_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
         atomic_init(&s->busy, 0);
+        s->poll_fd = -1;
+        atomic_init(&s->notify_fd, -1);
         *ret = s;
         return 0;
 fail:
@@ -188,6 +197,10 @@ int ipcb_sem_close(ipcb_sem *s) {
                 return 0;
         /* The broker gives back what an undo handle still holds. */
         r = client_obj_release(s->client, &s->obj);
+        if (s->poll_fd >= 0)
+                close(s->poll_fd);
+        if (atomic_load(&s->notify_fd) >= 0)
+                close(atomic_load(&s->notify_fd));
         munmap(s->page, IPCB_PAGE_SIZE);
         client_unref(s->client);
         free(s);
@@ -215,12 +228,17 @@ static int sem_sleep(ipcb_sem_page *pg, const struct timespec *deadline) {
 }
 
 /* Wake every sleeper, not n: a sleeper killed while asleep would swallow a
- * wake-up and strand a token's worth of waiters. */
-static void sem_wake(ipcb_sem_page *pg) {
+ * wake-up and strand a token's worth of waiters.  Pollers are told through
+ * the broker (sem_notify_pollers); with none, a release makes no syscall. */
+static void sem_wake(ipcb_sem *s) {
+        ipcb_sem_page *pg = s->page;
+
         if (atomic_load(&pg->waiters) > 0) {
                 atomic_fetch_add(&pg->wake_seq, 1);
                 futex_wake(&pg->wake_seq, INT_MAX);
         }
+        if (atomic_load(&pg->pollers) > 0)
+                sem_notify_pollers(s);
 }
 
 /* ---- plain handles: one CAS on W, last_* untouched ---- */
@@ -255,7 +273,7 @@ static int plain_give(ipcb_sem *s, unsigned n) {
         } while (!atomic_compare_exchange_weak_explicit(&pg->word, &wv, wv + n,
                                                         memory_order_seq_cst, /* see sem_sleep */
                                                         memory_order_relaxed));
-        sem_wake(pg);
+        sem_wake(s);
         return 0;
 }
 
@@ -326,7 +344,7 @@ static int undo_op(ipcb_sem *s, int delta, uint32_t target, int timeout_ms,
         ipcb_slotw done = { .held = target, .seq = seq };
         atomic_store_explicit(sp, ipcb_slot_pack(done), memory_order_release);
         if (delta > 0)
-                sem_wake(pg);
+                sem_wake(s);
         return 0;
 }
 
@@ -526,4 +544,63 @@ int ipcb_sem_held(ipcb_sem *s) {
         if (!s->slot)
                 return 0;
         return (int)ipcb_slot_unpack(atomic_load(&s->page->slot[s->slot - 1])).held;
+}
+
+/* ---- polling from an event loop (docs/semaphores.md, "Polling") ---- */
+
+/* A release saw pollers: signal the semaphore's notify eventfd, which the
+ * broker passes on to every poller.  The fd is fetched once per handle (a
+ * round trip, the first time pollers are seen); without it (the broker is
+ * gone) there is nobody to tell. */
+static void sem_notify_pollers(ipcb_sem *s) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req = { .hdr.op = IPCB_OP_SEM_NOTIFY }, reply;
+        uint64_t one = 1;
+        int fd = atomic_load(&s->notify_fd), nfd = -1, expect = -1;
+
+        if (fd < 0) {
+                req.sem_poll.handle = s->obj.handle;
+                if (client_request(s->client, &req, buf, &reply, &nfd) < 0 || nfd < 0)
+                        return;
+                if (!atomic_compare_exchange_strong(&s->notify_fd, &expect, nfd)) {
+                        close(nfd); /* another thread was first */
+                        nfd = expect;
+                }
+                fd = nfd;
+        }
+        (void)!write(fd, &one, sizeof(one));
+}
+
+int ipcb_sem_get_fd(ipcb_sem *s) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req = { .hdr.op = IPCB_OP_SEM_POLL }, reply;
+        int fds[2] = { -1, -1 }, r, expect = -1;
+
+        if (!s)
+                return -EINVAL;
+        if (s->poll_fd >= 0)
+                return s->poll_fd;
+        req.sem_poll.handle = s->obj.handle;
+        r = client_lock(s->client);
+        if (r < 0)
+                return r;
+        r = client_call_fds(s->client, &req, buf, &reply, fds, 2);
+        pthread_mutex_unlock(&s->client->lock);
+        if (r < 0)
+                return r;
+        s->poll_fd = fds[0];
+        if (!atomic_compare_exchange_strong(&s->notify_fd, &expect, fds[1]))
+                close(fds[1]);
+        return s->poll_fd;
+}
+
+int ipcb_sem_poll_acquire(ipcb_sem *s) {
+        uint64_t v;
+
+        if (!s)
+                return -EINVAL;
+        /* Drain first, then look: a release after the look signals again. */
+        if (s->poll_fd >= 0)
+                (void)!read(s->poll_fd, &v, sizeof(v));
+        return ipcb_sem_try_acquire(s, 0);
 }

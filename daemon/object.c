@@ -9,6 +9,7 @@
 #include "registry.h"
 #include "sem.h"
 #include "shm.h"
+#include "sempoll.h"
 #include "store.h"
 #include "watch.h"
 
@@ -27,6 +28,7 @@ void object_destroy(object *o) {
         o->quota_charged = false;
         inode_remove(&o->ino_rw);
         inode_remove(&o->ino_lock);
+        sempoll_free(o);
         sem_free(o);
         lock_free(o);
         if (o->fd_ro >= 0)

@@ -43,6 +43,7 @@ typedef struct object {
         uint32_t lock_next_token;
         /* semaphore (sem.c) */
         struct sem_state *sem;
+        struct sempoll *poll; /* pollers (sempoll.c), NULL if none ever */
         /* systemd fd store (store.c): catalog slot index + 1, 0: not stored;
          * restored: came back from the store and not yet claimed (a
          * transient object is kept without handles for a grace period). */

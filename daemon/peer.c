@@ -22,6 +22,7 @@
 #include "reaper.h"
 #include "sem.h"
 #include "sock.h"
+#include "sempoll.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -148,6 +149,8 @@ static void handle_slot_release(peer *p, uint32_t i) {
         uint32_t access = s->access;
 
         handle_settle(s);
+        if (o->poll)
+                sempoll_handle_released(o, p, (uint64_t)s->gen << 32 | (i + 1));
         s->obj = NULL;
         s->gen++;
         s->next_free = p->free_head;
@@ -576,6 +579,7 @@ int peer_watch_process(peer *p) {
 /* ---- life ---- */
 
 int peer_init(uv_loop_t *loop) {
+        sempoll_init(loop);
         return uv_timer_init(loop, &throttle_timer);
 }
 

@@ -62,6 +62,7 @@ typedef struct peer {
          * dropped (an OVERFLOW is owed: PENDING, or queued: QUEUED) */
         unsigned nwatches;
         uint8_t watch_drop;
+        unsigned npollers; /* semaphore pollers (sempoll.c) */
         int refuse;         /* < 0: over quota; the first request gets this */
 
         struct peer *prev, *next;

@@ -15,6 +15,7 @@
 #include "sem.h"
 #include "shm.h"
 #include "store.h"
+#include "sempoll.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -416,6 +417,8 @@ static int dispatch(peer *p, const ipcb_msg *m) {
         case IPCB_OP_SHM_REGISTER: return access_register(p, m);
         case IPCB_OP_MEMFD:      return access_memfd(p, m);
         case IPCB_OP_QUOTA:      return access_quota(p, m);
+        case IPCB_OP_SEM_POLL:   return sempoll_add(p, m);
+        case IPCB_OP_SEM_NOTIFY: return sempoll_notify_fd(p, m);
         case IPCB_OP_WATCH_ADD:  return watch_add(p, m);
         case IPCB_OP_WATCH_REMOVE: return watch_remove(p, m);
         default:                 return -EOPNOTSUPP;

@@ -227,6 +227,10 @@ static int decode_request(rd *r, ipcb_msg *m) {
         case IPCB_OP_WATCH_REMOVE:
                 m->watch_remove.watch = rd_u64(r);
                 break;
+        case IPCB_OP_SEM_POLL:
+        case IPCB_OP_SEM_NOTIFY:
+                m->sem_poll.handle = rd_u64(r);
+                break;
         default:
                 return -EOPNOTSUPP;
         }
@@ -341,6 +345,14 @@ static int decode_reply(rd *r, ipcb_msg *m) {
                 m->watch_reply.watch = rd_u64(r);
                 break;
         case IPCB_OP_WATCH_REMOVE:
+                break;
+        case IPCB_OP_SEM_POLL:
+                m->sem_poll_reply.pollers = rd_u32(r);
+                rd_zero(r, 4);
+                want_fds = 2;
+                break;
+        case IPCB_OP_SEM_NOTIFY:
+                want_fds = 1;
                 break;
         case IPCB_OP_WATCH_EVENT: {
                 uint16_t nlen;
@@ -589,6 +601,10 @@ static int encode_request(wr *w, const ipcb_msg *m) {
         case IPCB_OP_WATCH_REMOVE:
                 wr_u64(w, m->watch_remove.watch);
                 break;
+        case IPCB_OP_SEM_POLL:
+        case IPCB_OP_SEM_NOTIFY:
+                wr_u64(w, m->sem_poll.handle);
+                break;
         default:
                 return -EINVAL;
         }
@@ -689,6 +705,11 @@ static int encode_reply(wr *w, const ipcb_msg *m) {
                 wr_u64(w, m->watch_reply.watch);
                 break;
         case IPCB_OP_WATCH_REMOVE:
+        case IPCB_OP_SEM_NOTIFY:
+                break;
+        case IPCB_OP_SEM_POLL:
+                wr_u32(w, m->sem_poll_reply.pollers);
+                wr_u32(w, 0);
                 break;
         case IPCB_OP_WATCH_EVENT:
                 wr_u64(w, m->watch_event.watch);

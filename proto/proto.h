@@ -34,6 +34,8 @@ enum {
         IPCB_OP_SHM_LOCK_PAGE = 0x0103, /* the lock page of a segment handle */
         IPCB_OP_SEM_CREATE = 0x0201,
         IPCB_OP_SEM_OPEN   = 0x0202,
+        IPCB_OP_SEM_POLL   = 0x0203, /* poll a semaphore: 2 fds in the reply */
+        IPCB_OP_SEM_NOTIFY = 0x0204, /* the fd a releaser signals pollers with */
         /* 0x03xx: permissions, publishing, quotas (docs/security.md). */
         IPCB_OP_SET_ACCESS = 0x0301, /* chmod/chown of a named object */
         IPCB_OP_FREEZE     = 0x0302, /* seal a segment against writing */
@@ -184,6 +186,11 @@ typedef struct ipcb_msg {
                 /* WATCH_ADD: flags IPCB_WW_*, events IPCB_WE_* (not 0) */
                 struct { uint8_t kind, flags; uint32_t events; ipcb_name name; } watch_add;
                 struct { uint64_t watch; } watch_remove;
+                /* SEM_POLL and SEM_NOTIFY: a semaphore handle */
+                struct { uint64_t handle; } sem_poll;
+                /* reply to SEM_POLL: fds [the poller's eventfd, the
+                 * semaphore's notify eventfd]; pollers: registered now */
+                struct { uint32_t pollers; } sem_poll_reply;
                 /* reply to WATCH_ADD: the watch's id (> 0) */
                 struct { uint64_t watch; } watch_reply;
                 /* WATCH_EVENT (daemon to client, id 0): what happened to

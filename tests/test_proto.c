@@ -245,6 +245,11 @@ static const sample samples[] = {
                                             61001, 61002, 0640, 0x2f, NAME_INIT("app.sem") } } },
         { "WATCH_EVENT overflow", { .hdr = { .op = REPLY(IPCB_OP_WATCH_EVENT), .id = 0 },
                                     .watch_event = { .event = IPCB_WE_OVERFLOW } } },
+        { "SEM_POLL", { .hdr = { .op = IPCB_OP_SEM_POLL, .id = 22 }, .sem_poll = { 0x1234 } } },
+        { "SEM_POLL reply", { .hdr = { .op = REPLY(IPCB_OP_SEM_POLL), .id = 22, .nfds = 2 },
+                              .sem_poll_reply = { 3 } } },
+        { "SEM_NOTIFY", { .hdr = { .op = IPCB_OP_SEM_NOTIFY, .id = 23 }, .sem_poll = { 9 } } },
+        { "SEM_NOTIFY reply", { .hdr = { .op = REPLY(IPCB_OP_SEM_NOTIFY), .id = 23, .nfds = 1 } } },
         { "error reply -ENOENT", { .hdr = { .op = REPLY(IPCB_OP_SHM_OPEN), .id = 10,
                                             .status = -ENOENT } } },
         { "error reply -EOPNOTSUPP to an unknown op",
@@ -311,6 +316,10 @@ static size_t pad_offsets(const ipcb_msg *m, size_t *out) {
                 break;
         case REPLY(IPCB_OP_WATCH_EVENT):
                 out[n++] = 16 + 13;
+                break;
+        case REPLY(IPCB_OP_SEM_POLL):
+                for (size_t i = 4; i < 8; i++)
+                        out[n++] = 16 + i;
                 break;
         case REPLY(IPCB_OP_LIST):
                 out[n++] = 16 + 11;
@@ -805,6 +814,21 @@ Test(roundtrip, watch_messages, .timeout = 30) {
         cr_assert_eq(out.watch_event.event, IPCB_WE_OVERFLOW);
 }
 
+Test(roundtrip, sem_poll, .timeout = 30) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg out;
+
+        cr_assert_eq(roundtrip(&find_sample("SEM_POLL")->m, buf, &out), 24u);
+        cr_assert_eq(out.sem_poll.handle, 0x1234u);
+        cr_assert_eq(roundtrip(&find_sample("SEM_POLL reply")->m, buf, &out), 24u);
+        cr_assert_eq(out.sem_poll_reply.pollers, 3u);
+        cr_assert_eq(out.hdr.nfds, 2);
+        cr_assert_eq(roundtrip(&find_sample("SEM_NOTIFY")->m, buf, &out), 24u);
+        cr_assert_eq(out.sem_poll.handle, 9u);
+        cr_assert_eq(roundtrip(&find_sample("SEM_NOTIFY reply")->m, buf, &out), 16u);
+        cr_assert_eq(out.hdr.nfds, 1);
+}
+
 Test(malformed, watch_event_shape, .timeout = 30) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg m = find_sample("WATCH_EVENT")->m, out;
@@ -1017,13 +1041,14 @@ Test(malformed, reply_fd_count, .timeout = 30) {
                 bool shm = base_op(in) == IPCB_OP_SHM_CREATE || base_op(in) == IPCB_OP_SHM_OPEN ||
                            base_op(in) == IPCB_OP_SHM_LOCK_PAGE ||
                            base_op(in) == IPCB_OP_SEM_CREATE || base_op(in) == IPCB_OP_SEM_OPEN ||
-                           base_op(in) == IPCB_OP_MEMFD;
+                           base_op(in) == IPCB_OP_MEMFD || base_op(in) == IPCB_OP_SEM_NOTIFY;
+                unsigned want = base_op(in) == IPCB_OP_SEM_POLL ? 2u : shm ? 1u : 0u;
                 uint8_t buf[IPCB_MSG_MAX];
                 size_t len = encode_ok(in, buf, sizeof(buf));
                 ipcb_msg m;
                 for (unsigned n = 0; n <= IPCB_FDS_MAX; n++) {
                         buf[2] = (uint8_t)n;
-                        cr_assert_eq(decode(buf, len, n, &m), n == (shm ? 1u : 0u) ? 0 : -EBADMSG,
+                        cr_assert_eq(decode(buf, len, n, &m), n == want ? 0 : -EBADMSG,
                                      "%s declaring and carrying %u fds", samples[s].what, n);
                 }
         }
@@ -1257,8 +1282,8 @@ Test(malformed, list_reply_records, .timeout = 30) {
 
 Test(malformed, unknown_opcode, .timeout = 30) {
         static const uint16_t ops[] = { 0x0000, 0x0006, 0x00ff, 0x0100, 0x0104, 0x0200,
-                                        0x0203, 0x0306, 0x7fff, REPLY(0x0000), REPLY(0x0006),
-                                        REPLY(0x0203), 0xffff };
+                                        0x0205, 0x0306, 0x0404, 0x7fff, REPLY(0x0000),
+                                        REPLY(0x0006), REPLY(0x0205), REPLY(0x0404), 0xffff };
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
                 uint8_t buf[16 + 8] = { 0 };
                 ipcb_msg m;
@@ -1361,7 +1386,7 @@ Test(encode, long_name_over_msg_max, .timeout = 30) {
 
 Test(encode, unknown_opcode, .timeout = 30) {
         uint8_t buf[IPCB_MSG_MAX];
-        static const uint16_t ops[] = { 0x0000, 0x0006, 0x0104, 0x0203, 0x0306, 0x7fff };
+        static const uint16_t ops[] = { 0x0000, 0x0006, 0x0104, 0x0205, 0x0306, 0x0405, 0x7fff };
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
                 ipcb_msg m = { .hdr = { .op = ops[i] } };
                 cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), -EINVAL, "request 0x%04x",
