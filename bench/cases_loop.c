@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SEG_SIZE 4096
 #define PIPELINE 8 /* fd-carrying replies in flight (the broker stops reading at 16 unread) */
@@ -200,7 +201,118 @@ static int run_create_watched(void *state, unsigned n) {
         return k < 0 ? k : r;
 }
 
+/* ---- a semaphore ping-pong between two processes, each waiting from a
+ * poll loop on its semaphore's descriptor ---- */
+
+typedef struct pp_loop {
+        ipcb_client *c;
+        ipcb_sem *mine, *theirs; /* wait on mine, release theirs */
+        int fd;
+        pid_t child;
+        char a[32], b[32];
+} pp_loop;
+
+static int pp_wait(pp_loop *p, int timeout_ms) {
+        for (;;) {
+                int k = ipcb_sem_poll_acquire(p->mine);
+                if (k != -EAGAIN)
+                        return k;
+                struct pollfd pf = { .fd = p->fd, .events = POLLIN };
+                k = poll(&pf, 1, timeout_ms);
+                if (k == 0)
+                        return -ETIMEDOUT;
+                if (k < 0 && errno != EINTR)
+                        return -errno;
+        }
+}
+
+static int pp_open(pp_loop *p, const char *sock, const char *mine, const char *theirs) {
+        int k;
+
+        if ((k = ipcb_connect(sock, &p->c)) < 0 || (k = ipcb_sem_open(p->c, mine, 0, &p->mine)) < 0 ||
+            (k = ipcb_sem_open(p->c, theirs, 0, &p->theirs)) < 0)
+                return k;
+        p->fd = ipcb_sem_get_fd(p->mine);
+        /* The releaser fetches its notify fd on its first release. */
+        return p->fd < 0 ? p->fd : 0;
+}
+
+static int pp_serve(void *arg, const int *fds) {
+        pp_loop *parent = arg, p = { 0 };
+        const char *sock = getenv("IPCBROKER_SOCKET");
+
+        (void)fds;
+        if (!sock || pp_open(&p, sock, parent->b, parent->a) < 0)
+                return -1;
+        if (ipcb_sem_release(p.theirs, 1) < 0) /* ready */
+                return -1;
+        for (;;)
+                if (pp_wait(&p, -1) < 0 || ipcb_sem_release(p.theirs, 1) < 0)
+                        return -1;
+}
+
+static int pp_setup(const bench_env *env, void **ret_state) {
+        pp_loop *p = calloc(1, sizeof(*p));
+        ipcb_sem_options o = IPCB_SEM_OPTIONS_INIT;
+        ipcb_sem *s;
+        int k;
+
+        if (!p)
+                return -ENOMEM;
+        snprintf(p->a, sizeof(p->a), "bench.pp.a.%u", ++rows);
+        snprintf(p->b, sizeof(p->b), "bench.pp.b.%u", rows);
+        o.flags = IPCB_SEM_PERSISTENT;
+        if ((k = ipcb_connect(env->socket_path, &p->c)) < 0 ||
+            (k = ipcb_sem_create(p->c, p->a, 0, &o, &s)) < 0 || (k = ipcb_sem_close(s)) < 0 ||
+            (k = ipcb_sem_create(p->c, p->b, 0, &o, &s)) < 0 || (k = ipcb_sem_close(s)) < 0)
+                goto fail;
+        ipcb_disconnect(p->c);
+        p->c = NULL;
+        setenv("IPCBROKER_SOCKET", env->socket_path, 1);
+        if ((k = pp_open(p, env->socket_path, p->a, p->b)) < 0)
+                goto fail;
+        if ((k = bench_fork(env, NULL, 0, pp_serve, p, &p->child)) < 0)
+                goto fail;
+        if ((k = pp_wait(p, 5000)) < 0) {
+                bench_fork_stop(p->child);
+                goto fail;
+        }
+        *ret_state = p;
+        return 0;
+fail:
+        fprintf(stderr, "ipcb_bench: poll ping-pong setup: %s\n", ipcb_strerror(k));
+        ipcb_disconnect(p->c);
+        free(p);
+        return k;
+}
+
+static int run_pp(void *state, unsigned n) {
+        pp_loop *p = state;
+
+        for (unsigned i = 0; i < n; i++) {
+                int k = ipcb_sem_release(p->theirs, 1);
+                if (k < 0 || (k = pp_wait(p, 5000)) < 0)
+                        return k;
+        }
+        return 0;
+}
+
+static void pp_teardown(void *state) {
+        pp_loop *p = state;
+
+        bench_fork_stop(p->child);
+        ipcb_sem_close(p->mine);
+        ipcb_sem_close(p->theirs);
+        (void)ipcb_sem_unlink(p->c, p->a);
+        (void)ipcb_sem_unlink(p->c, p->b);
+        ipcb_disconnect(p->c);
+        free(p);
+}
+
 const bench_case loop_cases[] = {
+        { "loop.sem.pingpong", "(l) event loop",
+          "semaphore ping-pong RT between two processes, each waiting in poll() on ipcb_sem_get_fd",
+          pp_setup, run_pp, pp_teardown },
         { "loop.open", "(l) event loop",
           "ipcb_shm_open+ipcb_shm_close (blocking), 4 KiB", open_setup, run_open_blocking,
           loop_teardown },
@@ -220,6 +332,10 @@ const bench_case loop_cases[] = {
 };
 
 const bench_ratio loop_ratios[] = {
+        { "(l) ping-pong RT: poll on ipcb_sem_get_fd / eventfd ping-pong", "loop.sem.pingpong",
+          "peer.eventfd.pingpong", 1.1 },
+        { "(l) ping-pong RT: poll on ipcb_sem_get_fd / thread in ipcb_sem_acquire",
+          "loop.sem.pingpong", "sem.pingpong", 0 },
         { "(l) async open round trip / blocking open", "loop.open.async", "loop.open", 1.05 },
         { "(l) pipelined async open / blocking open", "loop.open.pipelined", "loop.open", 0 },
         { "(l) create + watch event delivered / create alone", "loop.create.watched",

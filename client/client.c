@@ -329,13 +329,6 @@ static int client_recv_reply(ipcb_client *c, uint32_t id, uint8_t *buf, ipcb_msg
  * ret_fd is given and closed otherwise.  A reply with a negative status
  * returns that status. */
 int client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
-        return client_call_once_fds(c, req, buf, reply, ret_fd, ret_fd ? 1 : 0);
-}
-
-/* As client_call_once; the reply's first `want` fds go to ret_fds (the
- * rest are closed).  A reply with fewer than want fds is -EPROTO. */
-int client_call_once_fds(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply,
-                         int *ret_fds, unsigned want) {
         int fds[IPCB_FDS_MAX];
         unsigned nfds = 0;
         bool lost = false;
@@ -368,16 +361,9 @@ int client_call_once_fds(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *
                         (void)client_release_handle_locked(c, h);
                 return -EMFILE;
         }
-        if (want > 1 && nfds < want) {
-                close_fds(fds, nfds);
-                if (client_reply_handle(reply, &h))
-                        (void)client_release_handle_locked(c, h);
-                return -EPROTO;
-        }
-        if (want > 0 && nfds > 0) {
-                unsigned n = nfds < want ? nfds : want;
-                memcpy(ret_fds, fds, n * sizeof(int));
-                close_fds(fds + n, nfds - n);
+        if (ret_fd && nfds > 0) {
+                *ret_fd = fds[0];
+                close_fds(fds + 1, nfds - 1);
         } else
                 close_fds(fds, nfds);
         return 0;
@@ -398,24 +384,6 @@ int client_call(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, in
                                 return r;
                 }
                 r = client_call_once(c, req, buf, reply, ret_fd);
-                if (r != -ENOTCONN || !c->dead || c->disconnected || retried)
-                        return r;
-        }
-}
-
-int client_call_fds(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fds,
-                    unsigned want) {
-        bool retried = false;
-        int r;
-
-        for (;;) {
-                if (c->dead && !c->disconnected && !retried) {
-                        retried = true;
-                        r = client_reconnect(c);
-                        if (r < 0)
-                                return r;
-                }
-                r = client_call_once_fds(c, req, buf, reply, ret_fds, want);
                 if (r != -ENOTCONN || !c->dead || c->disconnected || retried)
                         return r;
         }

@@ -116,12 +116,6 @@ int client_request(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply,
 int client_call(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);
 /* One request and reply on the current connection, no reconnect. */
 int client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);
-/* As client_call_once / client_call for a reply with `want` fds, stored in
- * ret_fds (a reply with fewer is -EPROTO). */
-int client_call_once_fds(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply,
-                         int *ret_fds, unsigned want);
-int client_call_fds(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fds,
-                    unsigned want);
 /* reconnect.c.  Caller holds c->lock.  client_reconnect: a new connection
  * to c->addr, then every handle in c->objs re-opened (undo semaphores only
  * if not in use right now: they re-open themselves).  0, -ENOTCONN, or

@@ -418,11 +418,11 @@ IPCB_EXPORT int ipcb_sem_held(ipcb_sem *s);
 IPCB_EXPORT int ipcb_sem_close(ipcb_sem *s);
 /* Wait for a semaphore from an event loop.  ipcb_sem_get_fd registers s
  * as a poller with the broker (one round trip, the first time) and returns
- * a descriptor, owned by s (closed by ipcb_sem_close), that becomes
- * readable (POLLIN) when a release may have made a token available; then
- * call ipcb_sem_poll_acquire, which resets the descriptor and takes one
- * token without waiting: 0, or -EAGAIN (another taker was first: keep
- * polling).  No wake-up is lost: a release after the reset makes the
+ * a descriptor (an epoll set), owned by s (closed by ipcb_sem_close), that
+ * becomes readable (POLLIN) when a release may have made a token
+ * available; then call ipcb_sem_poll_acquire, which resets the descriptor
+ * and takes one token without waiting: 0, or -EAGAIN (none: keep polling;
+ * call it again after 0 to take more).  No wake-up is lost: a release after the reset makes the
  * descriptor readable again (docs/semaphores.md, "Polling a semaphore").
  * Releases stay userspace atomics while nobody polls the semaphore; while
  * someone does, each release also writes one eventfd.  After the library

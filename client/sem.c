@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -30,7 +31,7 @@ struct ipcb_sem {
         uint32_t epoch;      /* page->epoch when the slot was given (undo) */
         uint64_t nonce;      /* proves the slot is ours to a restarted broker (undo) */
         ipcb_handle_info info; /* owner, group, mode at the open */
-        /* Polling (ipcb_sem_get_fd): this handle's poller eventfd, and the
+        /* Polling (ipcb_sem_get_fd): this handle's epoll set, and the
          * semaphore's notify eventfd that releases signal while the page
          * counts pollers; -1 until needed.  notify_fd is written without
          * the client lock: set once (atomically), closed with the handle. */
@@ -571,36 +572,52 @@ static void sem_notify_pollers(ipcb_sem *s) {
         (void)!write(fd, &one, sizeof(one));
 }
 
+/* The poller's descriptor is an epoll set of its own holding the notify
+ * eventfd edge-triggered: every write to the eventfd (every release while
+ * pollers are counted) makes the set readable until the next
+ * ipcb_sem_poll_acquire consumes the edge, whatever other pollers do.  The
+ * eventfd itself is never read. */
 int ipcb_sem_get_fd(ipcb_sem *s) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_SEM_POLL }, reply;
-        int fds[2] = { -1, -1 }, r, expect = -1;
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
+        int fd = -1, ep, r, expect = -1;
 
         if (!s)
                 return -EINVAL;
         if (s->poll_fd >= 0)
                 return s->poll_fd;
+        ep = epoll_create1(EPOLL_CLOEXEC);
+        if (ep < 0)
+                return -errno;
         req.sem_poll.handle = s->obj.handle;
-        r = client_lock(s->client);
-        if (r < 0)
+        r = client_request(s->client, &req, buf, &reply, &fd);
+        if (r == 0 && fd < 0)
+                r = -EPROTO;
+        if (r == 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+                r = -errno;
+        if (r < 0) {
+                /* (The broker counts the poller until the handle closes:
+                 * releases then only signal an fd nobody watches.) */
+                if (fd >= 0)
+                        close(fd);
+                close(ep);
                 return r;
-        r = client_call_fds(s->client, &req, buf, &reply, fds, 2);
-        pthread_mutex_unlock(&s->client->lock);
-        if (r < 0)
-                return r;
-        s->poll_fd = fds[0];
-        if (!atomic_compare_exchange_strong(&s->notify_fd, &expect, fds[1]))
-                close(fds[1]);
-        return s->poll_fd;
+        }
+        if (!atomic_compare_exchange_strong(&s->notify_fd, &expect, fd))
+                close(fd); /* the same eventfd, fetched by a release already */
+        s->poll_fd = ep;
+        return ep;
 }
 
 int ipcb_sem_poll_acquire(ipcb_sem *s) {
-        uint64_t v;
+        struct epoll_event ev;
 
         if (!s)
                 return -EINVAL;
-        /* Drain first, then look: a release after the look signals again. */
+        /* Consume the edge first, then look: a release after the look makes
+         * a new edge. */
         if (s->poll_fd >= 0)
-                (void)!read(s->poll_fd, &v, sizeof(v));
+                (void)epoll_wait(s->poll_fd, &ev, 1, 0);
         return ipcb_sem_try_acquire(s, 0);
 }

@@ -579,7 +579,6 @@ int peer_watch_process(peer *p) {
 /* ---- life ---- */
 
 int peer_init(uv_loop_t *loop) {
-        sempoll_init(loop);
         return uv_timer_init(loop, &throttle_timer);
 }
 

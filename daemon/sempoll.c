@@ -1,20 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* sempoll.c: pollable semaphores (sempoll.h).  The notify eventfd of a
- * semaphore is watched only while it has pollers, so that a daemon with
- * none has no handle on the loop for it (and shuts down cleanly: every
- * poller goes with its connection).  Fan-out writes 1 to each poller's
- * eventfd; a poller that does not drain its own only makes its counter
- * grow, and a write that would overflow it (EAGAIN) finds it readable
- * already. */
+/* sempoll.c: pollable semaphores (sempoll.h).  Each semaphore that is
+ * polled has one notify eventfd; releasers write it while the page counts
+ * pollers, and every poller watches it edge-triggered from an epoll set of
+ * its own, so a write wakes every poller directly: the daemon is not on the
+ * wake-up path.  The daemon only counts the pollers (per handle), hands
+ * out the eventfd, and writes it itself when it gives tokens back.  The
+ * eventfd is never read: its counter only grows (it would take 2^64 writes
+ * to fill it). */
 #include "sempoll.h"
 
-#include "log.h"
 #include "peer.h"
 #include "sem.h"
 
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -22,21 +21,13 @@ typedef struct sempoll_reg {
         struct sempoll_reg *next;
         peer *p;
         uint64_t handle;
-        int efd;
 } sempoll_reg;
 
 typedef struct sempoll {
-        int notify_fd;      /* -1 until someone asks */
-        uv_poll_t *watch;   /* on notify_fd while regs is not empty */
+        int notify_fd; /* -1 until someone asks */
         sempoll_reg *regs;
         uint32_t n;
 } sempoll;
-
-static uv_loop_t *sp_loop;
-
-void sempoll_init(uv_loop_t *loop) {
-        sp_loop = loop;
-}
 
 static void page_pollers(object *o, uint32_t n) {
         atomic_store(&o->sem->page->pollers, n);
@@ -60,52 +51,8 @@ static int notify_fd(sempoll *sp) {
 void sempoll_wake(object *o) {
         uint64_t one = 1;
 
-        if (!o->poll)
-                return;
-        for (sempoll_reg *r = o->poll->regs; r; r = r->next)
-                (void)!write(r->efd, &one, sizeof(one));
-}
-
-static void on_notify(uv_poll_t *h, int status, int events) {
-        object *o = h->data;
-        uint64_t v;
-
-        (void)status, (void)events;
-        /* Drain first: a release after this read writes again. */
-        (void)!read(o->poll->notify_fd, &v, sizeof(v));
-        sempoll_wake(o);
-}
-
-static void on_watch_closed(uv_handle_t *h) {
-        free(h);
-}
-
-static void watch_stop(sempoll *sp) {
-        if (sp->watch) {
-                uv_close((uv_handle_t *)sp->watch, on_watch_closed);
-                sp->watch = NULL;
-        }
-}
-
-static int watch_start(object *o, sempoll *sp) {
-        int k;
-
-        if (sp->watch)
-                return 0;
-        sp->watch = malloc(sizeof(*sp->watch));
-        if (!sp->watch)
-                return -ENOMEM;
-        if ((k = uv_poll_init(sp_loop, sp->watch, sp->notify_fd)) < 0) {
-                free(sp->watch);
-                sp->watch = NULL;
-                return k;
-        }
-        sp->watch->data = o;
-        if ((k = uv_poll_start(sp->watch, UV_READABLE, on_notify)) < 0) {
-                watch_stop(sp);
-                return k;
-        }
-        return 0;
+        if (o->poll && o->poll->n && o->poll->notify_fd >= 0)
+                (void)!write(o->poll->notify_fd, &one, sizeof(one));
 }
 
 static handle_slot *sem_handle(peer *p, uint64_t id) {
@@ -118,7 +65,7 @@ int sempoll_add(peer *p, const ipcb_msg *m) {
         handle_slot *h = sem_handle(p, m->sem_poll.handle);
         sempoll_reg *reg;
         sempoll *sp;
-        int k, fds[2];
+        int k;
 
         if (!h)
                 return -EBADF;
@@ -133,17 +80,6 @@ int sempoll_add(peer *p, const ipcb_msg *m) {
                 return k;
         if (!(reg = calloc(1, sizeof(*reg))))
                 return -ENOMEM;
-        reg->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (reg->efd < 0) {
-                k = -errno;
-                free(reg);
-                return k;
-        }
-        if ((k = watch_start(h->obj, sp)) < 0) {
-                close(reg->efd);
-                free(reg);
-                return k;
-        }
         reg->p = p;
         reg->handle = m->sem_poll.handle;
         reg->next = sp->regs;
@@ -154,10 +90,7 @@ int sempoll_add(peer *p, const ipcb_msg *m) {
          * at the count (which follows the reply) sees it. */
         page_pollers(h->obj, sp->n);
         r.sem_poll_reply.pollers = sp->n;
-        fds[0] = reg->efd;
-        fds[1] = sp->notify_fd;
-        r.hdr.nfds = 2;
-        peer_reply(p, &r, fds, 2);
+        peer_reply(p, &r, &sp->notify_fd, 1);
         return 0;
 }
 
@@ -173,7 +106,6 @@ int sempoll_notify_fd(peer *p, const ipcb_msg *m) {
                 return -ENOMEM;
         if ((fd = notify_fd(sp)) < 0)
                 return fd;
-        r.hdr.nfds = 1;
         peer_reply(p, &r, &fd, 1);
         return 0;
 }
@@ -188,13 +120,10 @@ void sempoll_handle_released(object *o, peer *p, uint64_t handle) {
                 if (reg->p != p || reg->handle != handle)
                         continue;
                 *pp = reg->next;
-                close(reg->efd);
                 free(reg);
                 sp->n--;
                 p->npollers--;
                 page_pollers(o, sp->n);
-                if (!sp->regs)
-                        watch_stop(sp);
                 return;
         }
 }
@@ -207,10 +136,8 @@ void sempoll_free(object *o) {
         while (sp->regs) { /* (none: a poller is a handle) */
                 sempoll_reg *reg = sp->regs;
                 sp->regs = reg->next;
-                close(reg->efd);
                 free(reg);
         }
-        watch_stop(sp);
         if (sp->notify_fd >= 0)
                 close(sp->notify_fd);
         free(sp);

@@ -1,24 +1,21 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* sempoll.h: semaphores a client can wait on from an event loop.  A poller
- * (one per semaphore handle) gets an eventfd of its own; every semaphore
- * with pollers has a notify eventfd that releasers write when the page's
- * `pollers` count is not zero; the daemon watches it and passes each
- * notification on to every poller of the semaphore (docs/semaphores.md,
- * "Polling a semaphore"). */
+/* sempoll.h: semaphores a client can wait on from an event loop.  Every
+ * polled semaphore has a notify eventfd that releasers write while the
+ * page's `pollers` count (kept here, per handle) is not zero, and that each
+ * poller watches edge-triggered (docs/semaphores.md, "Polling a
+ * semaphore"). */
 #pragma once
 
 #include "object.h"
 #include "proto.h"
 
 #include <stdint.h>
-#include <uv.h>
 
 struct peer;
 
 /* Pollers one connection may register (-EDQUOT beyond). */
 #define SEMPOLL_MAX_PER_CONN 64u
 
-void sempoll_init(uv_loop_t *loop);
 /* The SEM_POLL and SEM_NOTIFY handlers (request.c's convention). */
 int sempoll_add(struct peer *p, const ipcb_msg *m);
 int sempoll_notify_fd(struct peer *p, const ipcb_msg *m);

@@ -349,7 +349,7 @@ static int decode_reply(rd *r, ipcb_msg *m) {
         case IPCB_OP_SEM_POLL:
                 m->sem_poll_reply.pollers = rd_u32(r);
                 rd_zero(r, 4);
-                want_fds = 2;
+                want_fds = 1;
                 break;
         case IPCB_OP_SEM_NOTIFY:
                 want_fds = 1;

@@ -34,7 +34,7 @@ enum {
         IPCB_OP_SHM_LOCK_PAGE = 0x0103, /* the lock page of a segment handle */
         IPCB_OP_SEM_CREATE = 0x0201,
         IPCB_OP_SEM_OPEN   = 0x0202,
-        IPCB_OP_SEM_POLL   = 0x0203, /* poll a semaphore: 2 fds in the reply */
+        IPCB_OP_SEM_POLL   = 0x0203, /* poll a semaphore: its notify fd in the reply */
         IPCB_OP_SEM_NOTIFY = 0x0204, /* the fd a releaser signals pollers with */
         /* 0x03xx: permissions, publishing, quotas (docs/security.md). */
         IPCB_OP_SET_ACCESS = 0x0301, /* chmod/chown of a named object */
@@ -188,8 +188,8 @@ typedef struct ipcb_msg {
                 struct { uint64_t watch; } watch_remove;
                 /* SEM_POLL and SEM_NOTIFY: a semaphore handle */
                 struct { uint64_t handle; } sem_poll;
-                /* reply to SEM_POLL: fds [the poller's eventfd, the
-                 * semaphore's notify eventfd]; pollers: registered now */
+                /* reply to SEM_POLL (the semaphore's notify eventfd
+                 * attached); pollers: registered now */
                 struct { uint32_t pollers; } sem_poll_reply;
                 /* reply to WATCH_ADD: the watch's id (> 0) */
                 struct { uint64_t watch; } watch_reply;

@@ -246,7 +246,7 @@ static const sample samples[] = {
         { "WATCH_EVENT overflow", { .hdr = { .op = REPLY(IPCB_OP_WATCH_EVENT), .id = 0 },
                                     .watch_event = { .event = IPCB_WE_OVERFLOW } } },
         { "SEM_POLL", { .hdr = { .op = IPCB_OP_SEM_POLL, .id = 22 }, .sem_poll = { 0x1234 } } },
-        { "SEM_POLL reply", { .hdr = { .op = REPLY(IPCB_OP_SEM_POLL), .id = 22, .nfds = 2 },
+        { "SEM_POLL reply", { .hdr = { .op = REPLY(IPCB_OP_SEM_POLL), .id = 22, .nfds = 1 },
                               .sem_poll_reply = { 3 } } },
         { "SEM_NOTIFY", { .hdr = { .op = IPCB_OP_SEM_NOTIFY, .id = 23 }, .sem_poll = { 9 } } },
         { "SEM_NOTIFY reply", { .hdr = { .op = REPLY(IPCB_OP_SEM_NOTIFY), .id = 23, .nfds = 1 } } },
@@ -822,7 +822,7 @@ Test(roundtrip, sem_poll, .timeout = 30) {
         cr_assert_eq(out.sem_poll.handle, 0x1234u);
         cr_assert_eq(roundtrip(&find_sample("SEM_POLL reply")->m, buf, &out), 24u);
         cr_assert_eq(out.sem_poll_reply.pollers, 3u);
-        cr_assert_eq(out.hdr.nfds, 2);
+        cr_assert_eq(out.hdr.nfds, 1);
         cr_assert_eq(roundtrip(&find_sample("SEM_NOTIFY")->m, buf, &out), 24u);
         cr_assert_eq(out.sem_poll.handle, 9u);
         cr_assert_eq(roundtrip(&find_sample("SEM_NOTIFY reply")->m, buf, &out), 16u);
@@ -1041,8 +1041,9 @@ Test(malformed, reply_fd_count, .timeout = 30) {
                 bool shm = base_op(in) == IPCB_OP_SHM_CREATE || base_op(in) == IPCB_OP_SHM_OPEN ||
                            base_op(in) == IPCB_OP_SHM_LOCK_PAGE ||
                            base_op(in) == IPCB_OP_SEM_CREATE || base_op(in) == IPCB_OP_SEM_OPEN ||
-                           base_op(in) == IPCB_OP_MEMFD || base_op(in) == IPCB_OP_SEM_NOTIFY;
-                unsigned want = base_op(in) == IPCB_OP_SEM_POLL ? 2u : shm ? 1u : 0u;
+                           base_op(in) == IPCB_OP_MEMFD || base_op(in) == IPCB_OP_SEM_NOTIFY ||
+                           base_op(in) == IPCB_OP_SEM_POLL;
+                unsigned want = shm ? 1u : 0u;
                 uint8_t buf[IPCB_MSG_MAX];
                 size_t len = encode_ok(in, buf, sizeof(buf));
                 ipcb_msg m;
