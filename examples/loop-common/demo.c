@@ -2,6 +2,7 @@
 /* demo.c: the consumer's logic for the loop-* examples (demo.h). */
 #include "demo.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -26,23 +27,38 @@ static void on_unlinked(ipcb_client *c, const ipcb_watch_event *ev, void *userda
         d->done = true;
 }
 
-/* 3. The semaphore is there: a token is waiting (the producer releases one
- * before it creates the semaphore's name... see producer.c). */
-static void on_sem(ipcb_client *c, int status, ipcb_sem *s, void *userdata) {
-        demo *d = userdata;
+/* 3b. The semaphore's descriptor is readable: a release may have made a
+ * token available (the loop calls this). */
+void demo_sem_ready(demo *d) {
         int r;
 
-        if (status < 0)
-                return fail(d, "waiting for " DEMO_SEM, status);
-        d->sem = s;
-        r = ipcb_sem_try_acquire(s, 0);
+        if (d->got_token || d->done)
+                return;
+        r = ipcb_sem_poll_acquire(d->sem);
+        if (r == -EAGAIN)
+                return; /* not for us after all: keep waiting */
         if (r < 0)
                 return fail(d, "taking a token", r);
+        d->got_token = true;
         printf("consumer: took a token from '%s'\n", DEMO_SEM);
-        r = ipcb_watch_add_async(c, IPCB_KIND_SHM, DEMO_SHM, 0, IPCB_WATCH_UNLINKED, on_unlinked,
+        r = ipcb_watch_add_async(d->c, IPCB_KIND_SHM, DEMO_SHM, 0, IPCB_WATCH_UNLINKED, on_unlinked,
                                  d, NULL, NULL);
         if (r < 0)
                 fail(d, "watching " DEMO_SHM, r);
+}
+
+/* 3. The semaphore is there (with no token yet): watch its descriptor. */
+static void on_sem(ipcb_client *c, int status, ipcb_sem *s, void *userdata) {
+        demo *d = userdata;
+
+        (void)c;
+        if (status < 0)
+                return fail(d, "waiting for " DEMO_SEM, status);
+        d->sem = s;
+        d->sem_fd = ipcb_sem_get_fd(s);
+        if (d->sem_fd < 0)
+                return fail(d, "polling " DEMO_SEM, d->sem_fd);
+        demo_sem_ready(d); /* the token may be there already */
 }
 
 /* 2. The segment is there: read it, then wait for the semaphore. */
@@ -63,7 +79,7 @@ static void on_shm(ipcb_client *c, int status, ipcb_shm *s, void *userdata) {
 int demo_start(demo *d) {
         int r;
 
-        *d = (demo){ 0 };
+        *d = (demo){ .sem_fd = -1 };
         clock_gettime(CLOCK_MONOTONIC, &t_start);
         r = ipcb_connect(NULL, &d->c);
         if (r < 0) {
@@ -93,7 +109,7 @@ int demo_finish(demo *d, const char *loop_name) {
         ipcb_disconnect(d->c);
         if (d->status)
                 return 1;
-        if (!d->shm || !d->sem) {
+        if (!d->shm || !d->sem || !d->got_token) {
                 fprintf(stderr, "consumer: stopped before it saw everything\n");
                 return 1;
         }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* producer.c: the other side of the loop-* examples.  Started after the
  * consumer, it takes its time: creates the segment, later the semaphore
- * (with a token in it), later unlinks the segment, pausing between steps so
- * that the consumer has to wait for each. */
+ * (empty), later releases a token on it, later unlinks the segment, pausing
+ * between steps so that the consumer has to wait for each. */
 #include "demo.h"
 
 #include <stdio.h>
@@ -30,13 +30,18 @@ int main(void) {
         strcpy(ipcb_shm_data(shm), "hello from the producer");
         printf("producer: created '%s'\n", DEMO_SHM);
         usleep(500 * 1000);
-        /* Created with one token in it: whoever opens it may take it. */
         mo.flags = IPCB_SEM_PERSISTENT;
-        if ((r = ipcb_sem_create(c, DEMO_SEM, 1, &mo, &sem)) < 0) {
+        if ((r = ipcb_sem_create(c, DEMO_SEM, 0, &mo, &sem)) < 0) {
                 fprintf(stderr, "producer: create %s: %s\n", DEMO_SEM, ipcb_strerror(r));
                 return 1;
         }
-        printf("producer: created '%s' with a token\n", DEMO_SEM);
+        printf("producer: created '%s', empty\n", DEMO_SEM);
+        usleep(500 * 1000);
+        if ((r = ipcb_sem_release(sem, 1)) < 0) {
+                fprintf(stderr, "producer: release: %s\n", ipcb_strerror(r));
+                return 1;
+        }
+        printf("producer: released a token\n");
         usleep(500 * 1000);
         ipcb_shm_unlink(c, DEMO_SHM);
         ipcb_sem_unlink(c, DEMO_SEM);

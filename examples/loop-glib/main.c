@@ -11,7 +11,9 @@
 
 static demo d;
 static GMainLoop *loop;
-static guint timer_id;
+static guint timer_id, sem_id;
+
+static gboolean on_sem(gint fd, GIOCondition cond, gpointer userdata);
 
 static gboolean on_timeout(gpointer userdata);
 
@@ -19,6 +21,9 @@ static void process(void) {
         int ms;
 
         ipcb_process(d.c);
+        /* The semaphore's descriptor, once there is one. */
+        if (d.sem_fd >= 0 && !sem_id)
+                sem_id = g_unix_fd_add(d.sem_fd, G_IO_IN, on_sem, NULL);
         if (timer_id) {
                 g_source_remove(timer_id);
                 timer_id = 0;
@@ -37,6 +42,13 @@ static gboolean on_timeout(gpointer userdata) {
         timer_id = 0; /* this source ends: process() must not remove it */
         process();
         return G_SOURCE_REMOVE;
+}
+
+static gboolean on_sem(gint fd, GIOCondition cond, gpointer userdata) {
+        (void)fd, (void)cond, (void)userdata;
+        demo_sem_ready(&d);
+        process();
+        return G_SOURCE_CONTINUE;
 }
 
 static gboolean on_fd(gint fd, GIOCondition cond, gpointer userdata) {
@@ -60,6 +72,8 @@ int main(void) {
         if (!d.done)
                 g_main_loop_run(loop);
         g_source_remove(io);
+        if (sem_id)
+                g_source_remove(sem_id);
         if (timer_id)
                 g_source_remove(timer_id);
         g_main_loop_unref(loop);

@@ -7,16 +7,23 @@
 
 #include <poll.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <systemd/sd-event.h>
 #include <time.h>
 
 static demo d;
-static sd_event_source *timer_src;
+static sd_event_source *timer_src, *sem_src;
+
+static int on_sem(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 
 static int process(sd_event *e) {
         uint64_t usec;
 
         ipcb_process(d.c);
+        /* The semaphore's descriptor, once there is one. */
+        if (d.sem_fd >= 0 && !sem_src &&
+            sd_event_add_io(e, &sem_src, d.sem_fd, EPOLLIN, on_sem, NULL) < 0)
+                return sd_event_exit(e, 1);
         if (d.done)
                 return sd_event_exit(e, 0);
         ipcb_get_timeout(d.c, &usec);
@@ -28,6 +35,12 @@ static int process(sd_event *e) {
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         (void)fd, (void)revents, (void)userdata;
+        return process(sd_event_source_get_event(s));
+}
+
+static int on_sem(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        (void)fd, (void)revents, (void)userdata;
+        demo_sem_ready(&d);
         return process(sd_event_source_get_event(s));
 }
 
@@ -54,6 +67,7 @@ int main(void) {
         r = sd_event_loop(e);
         sd_event_source_unref(io);
         sd_event_source_unref(timer_src);
+        sd_event_source_unref(sem_src);
         sd_event_unref(e);
         if (r < 0)
                 return 1;
