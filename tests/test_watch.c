@@ -317,9 +317,12 @@ static int other_uid_watch(void *arg) {
 static void *create_later(void *arg) {
         ipcb_shm *s;
         (void)arg;
+        ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
+
         for (int i = 0; i < 2000 && !*child_ready; i++)
                 usleep(5000);
-        if (ipcb_shm_create(c2, "secret", 4096, NULL, &s) == 0)
+        o.flags = IPCB_SHM_PERSISTENT; /* still there when the child tries to open it */
+        if (ipcb_shm_create(c2, "secret", 4096, &o, &s) == 0)
                 ipcb_shm_close(s);
         return NULL;
 }
@@ -335,6 +338,7 @@ WATCH_TEST(other_uid) {
         cr_assert_eq(pthread_create(&t, NULL, create_later, NULL), 0);
         RUN_AS(UID_C, false, other_uid_watch, (void *)d.sock);
         pthread_join(t, NULL);
+        cr_assert_eq(ipcb_shm_unlink(c, "secret"), 0);
         munmap((void *)child_ready, sizeof(int));
 }
 
