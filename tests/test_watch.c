@@ -569,3 +569,37 @@ WATCH_TEST(open_wait_churn) {
         int r = ipcb_shm_unlink(c, "churn");
         cr_assert(r == 0 || r == -ENOENT, "%d", r);
 }
+
+/* A client that only makes blocking calls reads events on the way and
+ * keeps them for ipcb_process: at most 4096, then one overflow. */
+WATCH_TEST(library_keeps_a_bounded_number) {
+        enum { N = 3000 };
+        ipcb_shm *s;
+        int overflows = 0, events = 0;
+
+        nev = 0;
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "kept", IPCB_WATCH_PREFIX,
+                                    IPCB_WATCH_CREATED | IPCB_WATCH_DESTROYED, on_event, NULL,
+                                    NULL), 0);
+        for (int i = 0; i < N; i++) {
+                cr_assert_eq(ipcb_shm_create(c2, "kept", 4096, NULL, &s), 0);
+                cr_assert_eq(ipcb_shm_close(s), 0);
+                if (i % 50 == 0)
+                        cr_assert_eq(ipcb_sync(c), 0); /* reads the events so far */
+        }
+        cr_assert_eq(ipcb_sync(c2), 0);
+        cr_assert_eq(ipcb_sync(c), 0);
+        cr_assert_eq(nev, 0, "no callback outside ipcb_process");
+        while (ipcb_process(c) > 0)
+                ;
+        for (int i = 0; i < nev; i++) {
+                if (evs[i].event == IPCB_WATCH_OVERFLOW)
+                        overflows++;
+                else
+                        events++;
+        }
+        cr_log_info("%d events kept, %d overflows, of %d", events, overflows, 2 * N);
+        cr_assert_leq(events, 4096, "the library kept %d events", events);
+        cr_assert_geq(overflows, 1, "events were lost without an overflow");
+        cr_assert_leq(overflows, 2, "one overflow per episode (library, broker)");
+}
