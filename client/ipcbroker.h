@@ -406,6 +406,12 @@ IPCB_EXPORT int ipcb_sem_acquire(ipcb_sem *s);
 /* timeout_ms 0: do not wait (-EAGAIN); < 0: forever; else at most that many
  * milliseconds (-ETIMEDOUT).  Otherwise as ipcb_sem_acquire. */
 IPCB_EXPORT int ipcb_sem_try_acquire(ipcb_sem *s, int timeout_ms);
+/* Take n tokens at once, all or nothing (never some of them while waiting
+ * for the rest): timeout_ms as ipcb_sem_try_acquire (0: try once).  An undo
+ * handle then holds n more.  Errors: -EINVAL (NULL, n 0 or above the
+ * maximum), -EAGAIN, -ETIMEDOUT, -EOVERFLOW (the undo handle would hold
+ * more than IPCB_SEM_VALUE_MAX), -EBUSY/-ECHILD (undo handle, above). */
+IPCB_EXPORT int ipcb_sem_acquire_n(ipcb_sem *s, unsigned n, int timeout_ms);
 /* Give back n tokens, all or nothing: past the maximum → -EOVERFLOW and the
  * count is unchanged.  Wakes sleepers. */
 IPCB_EXPORT int ipcb_sem_release(ipcb_sem *s, unsigned n);

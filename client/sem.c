@@ -217,12 +217,12 @@ int ipcb_sem_unlink(ipcb_client *c, const char *name) {
 /* Sleep until a release may have made a token available.  The waiter
  * registers first and re-reads the count after: a releaser bumps the count
  * before reading `waiters`, so one of the two sees the other (all seq_cst). */
-static int sem_sleep(ipcb_sem_page *pg, const struct timespec *deadline) {
+static int sem_sleep(ipcb_sem_page *pg, const struct timespec *deadline, uint32_t need) {
         int r = 0;
 
         atomic_fetch_add(&pg->waiters, 1);
         uint32_t seq = atomic_load(&pg->wake_seq);
-        if (ipcb_w_unpack(atomic_load(&pg->word)).count == 0)
+        if (ipcb_w_unpack(atomic_load(&pg->word)).count < need)
                 r = futex_wait(&pg->wake_seq, seq, deadline);
         atomic_fetch_sub(&pg->waiters, 1);
         return r == -ETIMEDOUT ? r : 0; /* -EINTR: a caught signal does not end the wait */
@@ -244,14 +244,14 @@ static void sem_wake(ipcb_sem *s) {
 
 /* ---- plain handles: one CAS on W, last_* untouched ---- */
 
-static int plain_take(ipcb_sem *s, int timeout_ms, const struct timespec *deadline) {
+static int plain_take(ipcb_sem *s, uint32_t n, int timeout_ms, const struct timespec *deadline) {
         ipcb_sem_page *pg = s->page;
 
         for (;;) {
                 uint64_t wv = atomic_load_explicit(&pg->word, memory_order_relaxed);
-                if ((wv & 0xffffu) > 0) {
-                        /* count is the low field: subtracting 1 touches nothing else */
-                        if (atomic_compare_exchange_weak_explicit(&pg->word, &wv, wv - 1,
+                if ((wv & 0xffffu) >= n) {
+                        /* count is the low field: subtracting n <= count touches nothing else */
+                        if (atomic_compare_exchange_weak_explicit(&pg->word, &wv, wv - n,
                                                                   memory_order_acquire,
                                                                   memory_order_relaxed))
                                 return 0;
@@ -259,7 +259,7 @@ static int plain_take(ipcb_sem *s, int timeout_ms, const struct timespec *deadli
                 }
                 if (timeout_ms == 0)
                         return -EAGAIN;
-                if (sem_sleep(pg, deadline) == -ETIMEDOUT)
+                if (sem_sleep(pg, deadline, n) == -ETIMEDOUT)
                         return -ETIMEDOUT;
         }
 }
@@ -301,10 +301,10 @@ static int undo_op(ipcb_sem *s, int delta, uint32_t target, int timeout_ms,
         for (;;) {
                 uint64_t wv = atomic_load_explicit(&pg->word, memory_order_seq_cst);
                 ipcb_w w = ipcb_w_unpack(wv);
-                if (delta < 0 && w.count == 0) {
+                if (delta < 0 && w.count < (uint32_t)-delta) {
                         if (timeout_ms == 0)
                                 r = -EAGAIN;
-                        else if (sem_sleep(pg, deadline) == -ETIMEDOUT)
+                        else if (sem_sleep(pg, deadline, (uint32_t)-delta) == -ETIMEDOUT)
                                 r = -ETIMEDOUT;
                         if (r < 0)
                                 break;
@@ -488,7 +488,7 @@ int ipcb_sem_try_acquire(ipcb_sem *s, int timeout_ms) {
                 dl = &deadline;
         }
         if (!s->slot)
-                r = plain_take(s, timeout_ms, dl);
+                r = plain_take(s, 1, timeout_ms, dl);
         else {
                 uint32_t held = ipcb_slot_unpack(atomic_load(&s->page->slot[s->slot - 1])).held;
                 r = held >= IPCB_SEM_VALUE_MAX ? -EOVERFLOW
@@ -505,7 +505,7 @@ int ipcb_sem_try_acquire(ipcb_sem *s, int timeout_ms) {
 int ipcb_sem_acquire(ipcb_sem *s) {
         /* Plain handles straight to the atomics: nothing to enter or leave. */
         if (s && !s->slot)
-                return plain_take(s, -1, NULL);
+                return plain_take(s, 1, -1, NULL);
         return ipcb_sem_try_acquire(s, -1);
 }
 
@@ -620,4 +620,36 @@ int ipcb_sem_poll_acquire(ipcb_sem *s) {
         if (s->poll_fd >= 0)
                 (void)epoll_wait(s->poll_fd, &ev, 1, 0);
         return ipcb_sem_try_acquire(s, 0);
+}
+
+/* ---- several tokens at once ---- */
+
+int ipcb_sem_acquire_n(ipcb_sem *s, unsigned n, int timeout_ms) {
+        struct timespec deadline, *dl = NULL;
+        uint32_t held;
+        int r;
+
+        if (!s || n == 0 || n > s->max)
+                return -EINVAL;
+        if ((r = sem_enter(s)) < 0)
+                return r;
+        if (timeout_ms > 0) {
+                deadline_after(timeout_ms, &deadline);
+                dl = &deadline;
+        }
+        if (!s->slot)
+                r = plain_take(s, n, timeout_ms, dl);
+        else {
+                held = ipcb_slot_unpack(atomic_load(&s->page->slot[s->slot - 1])).held;
+                r = held + n > IPCB_SEM_VALUE_MAX ? -EOVERFLOW
+                                                   : undo_op(s, -(int)n, held + n, timeout_ms, dl);
+                while (r == -ESTALE && (r = sem_revive(s)) == 0) {
+                        held = ipcb_slot_unpack(atomic_load(&s->page->slot[s->slot - 1])).held;
+                        r = held + n > IPCB_SEM_VALUE_MAX
+                                    ? -EOVERFLOW
+                                    : undo_op(s, -(int)n, held + n, timeout_ms, dl);
+                }
+        }
+        sem_leave(s);
+        return r;
 }
