@@ -8,6 +8,7 @@
 #include "harness.h"
 
 #include "ipcbroker.h"
+#include "proto.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -272,4 +274,40 @@ SP_TEST(torture) {
         cr_assert_eq(ipcb_sem_value(s), 0);
         cr_assert_eq(ipcb_sem_close(s), 0);
         munmap(sh, sizeof(*sh));
+}
+
+/* Raw SEM_POLL / SEM_NOTIFY with handles that are not this connection's
+ * semaphores: refused, nothing sent. */
+SP_TEST(raw_refusals) {
+        int fd = ipcbd_hello_conn(&d);
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m, r;
+        ipcb_shm *shm;
+        ipcb_sem *s;
+        unsigned nfds;
+        int fds[4];
+        ssize_t len;
+
+        cr_assert_eq(ipcb_shm_create(c, "seg", 4096, NULL, &shm), 0);
+        cr_assert_eq(ipcb_sem_create(c, "sem", 0, NULL, &s), 0);
+        /* Handle ids of another connection, 0, garbage. */
+        static const uint64_t ids[] = { 0, 1, 2, (1ull << 32) | 1, UINT64_MAX };
+        static const uint16_t ops[] = { IPCB_OP_SEM_POLL, IPCB_OP_SEM_NOTIFY };
+        for (size_t o = 0; o < 2; o++)
+                for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+                        m = (ipcb_msg){ .hdr = { .op = ops[o], .id = 7 } };
+                        m.sem_poll.handle = ids[i];
+                        len = ipcb_proto_encode(&m, buf, sizeof(buf));
+                        cr_assert_eq(raw_send(fd, buf, (size_t)len, NULL, 0), 0);
+                        nfds = 4;
+                        len = raw_recv(fd, buf, sizeof(buf), fds, &nfds, 2000);
+                        cr_assert_gt(len, 0);
+                        cr_assert_eq(nfds, 0, "an fd was sent");
+                        cr_assert_eq(ipcb_proto_decode(buf, (size_t)len, 0, &r), 0);
+                        cr_assert_eq(r.hdr.status, -EBADF, "op 0x%x handle %llx: %d", ops[o],
+                                     (unsigned long long)ids[i], r.hdr.status);
+                }
+        close(fd);
+        cr_assert_eq(ipcb_sem_close(s), 0);
+        cr_assert_eq(ipcb_shm_close(shm), 0);
 }
