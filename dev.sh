@@ -21,6 +21,8 @@ TEST_PACKAGES+=(qt6-base-dev)
 # for the header as C++, dpkg-dev and file for cpack -G DEB (dpkg-shlibdeps);
 # util-linux brings setpriv (examples) and flock.
 TEST_PACKAGES+=(scdoc man-db g++ dpkg-dev file)
+# libglib2.0-dev: examples/loop-glib.
+TEST_PACKAGES+=(libglib2.0-dev)
 
 need() {
         local missing=() p

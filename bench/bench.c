@@ -21,13 +21,13 @@
 
 /* The suites, in table order. */
 static const bench_case *const suites[] = {
-        ref_cases, shm_cases, sem_cases,
+        ref_cases, shm_cases, sem_cases, loop_cases,
 #ifdef IPCB_BENCH_QT
         qt_cases,
 #endif
 };
 static const bench_ratio *const ratio_suites[] = {
-        shm_ratios, sem_ratios,
+        shm_ratios, sem_ratios, loop_ratios,
 #ifdef IPCB_BENCH_QT
         qt_ratios,
 #endif

@@ -48,6 +48,8 @@ extern const bench_case shm_cases[];
 extern const bench_ratio shm_ratios[];
 extern const bench_case sem_cases[];
 extern const bench_ratio sem_ratios[];
+extern const bench_case loop_cases[];
+extern const bench_ratio loop_ratios[];
 #ifdef IPCB_BENCH_QT /* cases_qt.cpp, built only when Qt 6 Core is found */
 #ifdef __cplusplus
 extern "C" {

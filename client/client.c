@@ -110,21 +110,29 @@ void client_lock_untimed(ipcb_client *c) {
         deadline_start(c);
 }
 
-/* Wait until c->fd is ready for `events` (or has an error or hang-up, which
- * the I/O call then reports), or -ETIMEDOUT at the request's deadline. */
-static int client_wait(ipcb_client *c, short events) {
-        struct pollfd p = { .fd = c->fd, .events = events };
-        struct timespec left;
-        int n;
+/* Wait until c->fd has room to send, reading meanwhile what arrives: the
+ * broker stops reading our requests while its replies wait for room in
+ * our socket, so a sender that did not read could wait for ever. */
+static int client_wait_send(ipcb_client *c) {
+        int r;
 
         for (;;) {
+                struct pollfd p = { .fd = c->fd, .events = POLLIN | POLLOUT };
+                struct timespec left;
                 if (c->has_deadline && !deadline_left(&c->deadline, &left))
                         return -ETIMEDOUT;
-                n = ppoll(&p, 1, c->has_deadline ? &left : NULL, NULL);
-                if (n > 0)
-                        return 0;
-                if (n < 0 && errno != EINTR)
+                r = ppoll(&p, 1, c->has_deadline ? &left : NULL, NULL);
+                if (r < 0 && errno != EINTR)
                         return -errno;
+                if (r <= 0)
+                        continue;
+                if (p.revents & POLLIN) {
+                        loop_receive(c);
+                        if (c->dead)
+                                return -ENOTCONN;
+                }
+                if (p.revents & (POLLOUT | POLLERR | POLLHUP))
+                        return 0;
         }
 }
 
@@ -139,6 +147,7 @@ void client_kill(ipcb_client *c) {
                 shutdown(c->fd, SHUT_RDWR);
         c->dead = true;
         atomic_store(&c->gone, true);
+        loop_lost(c);
 }
 
 /* Send req (lock held).  A full socket is waited for until the deadline:
@@ -149,7 +158,17 @@ static int client_send(ipcb_client *c, ipcb_msg *req) {
         ssize_t len;
         int r;
 
-        req->hdr.id = ++c->last_id;
+        /* Asynchronous requests queued before this one go first: replies
+         * come in request order. */
+        while ((r = loop_flush(c)) == -EAGAIN)
+                if ((r = client_wait_send(c)) < 0)
+                        return r;
+        if (r < 0)
+                return r;
+        /* id 0 is never a request's: watch events carry it */
+        if (++c->last_id == 0)
+                c->last_id = 1;
+        req->hdr.id = c->last_id;
         len = ipcb_proto_encode(req, buf, sizeof(buf));
         if (len < 0)
                 return (int)len;
@@ -160,7 +179,7 @@ static int client_send(ipcb_client *c, ipcb_msg *req) {
                                    req->hdr.nfds == 1 ? 1 : 0, MSG_DONTWAIT);
                 if (r != -EAGAIN)
                         break;
-                r = client_wait(c, POLLOUT);
+                r = client_wait_send(c);
                 if (r < 0)
                         return r;
         }
@@ -227,7 +246,7 @@ static int client_recv(ipcb_client *c, uint8_t *buf, ipcb_sock_rx *rx) {
 }
 
 /* The broker handle a success reply gives us, if any. */
-static bool reply_handle(const ipcb_msg *reply, uint64_t *ret) {
+bool client_reply_handle(const ipcb_msg *reply, uint64_t *ret) {
         if (reply->hdr.status < 0)
                 return false;
         switch (reply->hdr.op & ~IPCB_OP_REPLY) {
@@ -279,13 +298,17 @@ static int client_recv_reply(ipcb_client *c, uint32_t id, uint8_t *buf, ipcb_msg
                         r = -EBADMSG;
                 if (r == 0 && reply->hdr.id == id)
                         break;
+                /* An answer to an asynchronous request: loop.c keeps it
+                 * for ipcb_process(). */
+                if (r == 0 && loop_route(c, reply, buf, &rx))
+                        continue;
                 /* Late replies come in order, and only between the first
                  * request that timed out and this one. */
                 if (r == 0 && c->late && (int32_t)(reply->hdr.id - c->late_from) >= 0 &&
                     (int32_t)(reply->hdr.id - id) < 0) {
                         c->late_from = reply->hdr.id + 1;
                         close_fds(rx.fds, rx.nfds);
-                        if (reply_handle(reply, &h))
+                        if (client_reply_handle(reply, &h))
                                 (void)client_release_handle_locked(c, h);
                         continue;
                 }
@@ -334,7 +357,7 @@ int client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *repl
          * handle.  (A lock page's token stays on its segment handle: the
          * next lock call asks again.) */
         if (lost) {
-                if (reply_handle(reply, &h))
+                if (client_reply_handle(reply, &h))
                         (void)client_release_handle_locked(c, h);
                 return -EMFILE;
         }
@@ -601,6 +624,7 @@ void ipcb_disconnect(ipcb_client *c) {
         c->dead = true;
         atomic_store(&c->gone, true);
         c->disconnected = true;
+        loop_free(c);
         pthread_mutex_unlock(&c->lock);
         client_unref(c);
 }
@@ -656,7 +680,7 @@ int ipcb_sync(ipcb_client *c) {
 
 /* Turn a SHM_CREATE/SHM_OPEN reply plus its fd into an ipcb_shm.  Consumes
  * fd and the broker handle on every path. */
-static int shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
+int client_shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
                       int want_access, ipcb_shm **ret) {
         uint64_t size = reply->shm_reply.size;
         int access = (int)reply->shm_reply.access;
@@ -750,7 +774,7 @@ int ipcb_shm_create(ipcb_client *c, const char *name, size_t size,
         r = client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return shm_finish(c, name, &reply, fd, IPCB_READ_WRITE, ret);
+        return client_shm_finish(c, name, &reply, fd, IPCB_READ_WRITE, ret);
 }
 
 int ipcb_shm_open(ipcb_client *c, const char *name, int access, ipcb_shm **ret) {
@@ -794,7 +818,7 @@ int ipcb_shm_open_ex(ipcb_client *c, const char *name, int access, const ipcb_op
         r = client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return shm_finish(c, name, &reply, fd, access, ret);
+        return client_shm_finish(c, name, &reply, fd, access, ret);
 }
 
 void *ipcb_shm_data(const ipcb_shm *s) {
@@ -861,7 +885,7 @@ int ipcb_unlink(ipcb_client *c, const char *name) {
 
 /* The decoder checks only that a name lies inside the datagram: the length
  * must also fit ipcb_object_info.name. */
-static int info_from_rec(const ipcb_stat_rec *rec, ipcb_object_info *ret) {
+int client_info_from_rec(const ipcb_stat_rec *rec, ipcb_object_info *ret) {
         if (rec->name.len == 0 || rec->name.len > IPCB_NAME_MAX)
                 return -EPROTO;
         memset(ret, 0, sizeof(*ret));
@@ -897,7 +921,7 @@ int ipcb_stat(ipcb_client *c, int kind, const char *name, ipcb_object_info *ret)
         r = client_request(c, &req, buf, &reply, NULL);
         if (r < 0)
                 return r;
-        r = info_from_rec(&reply.stat_reply, &info);
+        r = client_info_from_rec(&reply.stat_reply, &info);
         if (r < 0)
                 return r;
         *ret = info;
@@ -931,7 +955,7 @@ static int list_page(ipcb_client *c, int kind, uint64_t cursor, ipcb_object_info
                         return -ENOMEM;
         }
         while (n < reply.list_reply.count && ipcb_list_iter_next(&reply.list_reply.iter, &rec)) {
-                r = info_from_rec(&rec, &infos[n]);
+                r = client_info_from_rec(&rec, &infos[n]);
                 if (r < 0) {
                         free(infos);
                         return r;

@@ -6,6 +6,7 @@
 #include "ipcbroker.h"
 #include "proto.h"
 #include "sempage.h"
+#include "sock.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -64,6 +65,8 @@ struct ipcb_client {
         /* One reference for the caller until ipcb_disconnect(), one per open
          * ipcb_shm: a handle may outlive the connection it came from. */
         atomic_uint refs;
+        /* Event-loop integration and asynchronous requests (loop.c). */
+        struct client_loop *loop;
 };
 
 struct ipcb_shm {
@@ -149,6 +152,32 @@ int client_name_check(const char *name, ipcb_name *ret);
 int client_open_options(const ipcb_open_options *opts, unsigned allowed, uint32_t *ret_flags,
                         uint32_t *ret_owner);
 int client_unlink(ipcb_client *c, int kind, const char *name);
+/* Finish an open/create reply into a handle (client.c, sem.c); consume fd
+ * and the broker handle on every path. */
+int client_shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
+                      int want_access, ipcb_shm **ret);
+int client_sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ipcb_msg *reply,
+                      int fd, ipcb_sem **ret);
+int client_info_from_rec(const ipcb_stat_rec *rec, ipcb_object_info *ret);
+/* The broker handle a success reply carries, if any. */
+bool client_reply_handle(const ipcb_msg *reply, uint64_t *ret);
+
+/* loop.c: the hooks the blocking paths call (all with c->lock held).
+ * loop_route: a reply that is not the one a blocking call waits for; true
+ * if it answers an asynchronous request (the datagram and its fds are then
+ * loop.c's).  loop_flush: send what asynchronous requests left queued;
+ * 0 when the queue is empty, -EAGAIN when the socket is full.  loop_lost:
+ * the connection is gone (client_kill).  loop_fd_changed: c->fd is a new
+ * connection (reconnect).  loop_free: ipcb_disconnect. */
+bool loop_route(ipcb_client *c, const ipcb_msg *reply, const uint8_t *buf, const ipcb_sock_rx *rx);
+int loop_flush(ipcb_client *c);
+void loop_receive(ipcb_client *c);
+void loop_lost(ipcb_client *c);
+void loop_fd_changed(ipcb_client *c);
+void loop_free(ipcb_client *c);
+/* watch.c: re-add the watches after a reconnect (lock held). */
+int watch_reconnected(ipcb_client *c);
+
 /* Release the segment lock if handle s holds it (before closing s). */
 void lock_release_on_close(ipcb_shm *s);
 

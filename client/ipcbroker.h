@@ -486,6 +486,12 @@ IPCB_EXPORT int ipcb_sem_acquire(ipcb_sem *s);
 /* timeout_ms 0: do not wait (-EAGAIN); < 0: forever; else at most that many
  * milliseconds (-ETIMEDOUT).  Otherwise as ipcb_sem_acquire. */
 IPCB_EXPORT int ipcb_sem_try_acquire(ipcb_sem *s, int timeout_ms);
+/* Take n tokens at once, all or nothing (never some of them while waiting
+ * for the rest): timeout_ms as ipcb_sem_try_acquire (0: try once).  An undo
+ * handle then holds n more.  Errors: -EINVAL (NULL, n 0 or above the
+ * maximum), -EAGAIN, -ETIMEDOUT, -EOVERFLOW (the undo handle would hold
+ * more than IPCB_SEM_VALUE_MAX), -EBUSY/-ECHILD (undo handle, above). */
+IPCB_EXPORT int ipcb_sem_acquire_n(ipcb_sem *s, unsigned n, int timeout_ms);
 /* Give back n tokens, all or nothing: past the maximum → -EOVERFLOW and the
  * count is unchanged.  Wakes sleepers. */
 IPCB_EXPORT int ipcb_sem_release(ipcb_sem *s, unsigned n);
@@ -496,6 +502,22 @@ IPCB_EXPORT int ipcb_sem_held(ipcb_sem *s);
 /* Unmap and release the handle (an undo handle's tokens come back); frees s.
  * Does not wait for the broker, like ipcb_shm_close.  NULL: 0. */
 IPCB_EXPORT int ipcb_sem_close(ipcb_sem *s);
+/* Wait for a semaphore from an event loop.  ipcb_sem_get_fd registers s
+ * as a poller with the broker (one round trip, the first time) and returns
+ * a descriptor (an epoll set), owned by s (closed by ipcb_sem_close), that
+ * becomes readable (POLLIN) when a release may have made a token
+ * available; then call ipcb_sem_poll_acquire, which resets the descriptor
+ * and takes one token without waiting: 0, or -EAGAIN (none: keep polling;
+ * call it again after 0 to take more).  No wake-up is lost: a release after the reset makes the
+ * descriptor readable again (docs/semaphores.md, "Polling a semaphore").
+ * Releases stay userspace atomics while nobody polls the semaphore; while
+ * someone does, each release also writes one eventfd.  After the library
+ * reconnected to a restarted broker, call ipcb_sem_get_fd again on a new
+ * handle (the registration died with the old broker).  Errors: -EINVAL,
+ * -EBADF (s lost its broker handle), -EDQUOT (64 pollers per connection),
+ * -ENOTCONN, -ETIMEDOUT, -EMFILE, and those of ipcb_sem_try_acquire. */
+IPCB_EXPORT int ipcb_sem_get_fd(ipcb_sem *s);
+IPCB_EXPORT int ipcb_sem_poll_acquire(ipcb_sem *s);
 /* Remove semaphore `name` from its namespace; open handles keep working.
  * Errors: -ENOENT, -EPERM, -EINVAL, -ENAMETOOLONG. */
 IPCB_EXPORT int ipcb_sem_unlink(ipcb_client *c, const char *name);
@@ -597,6 +619,206 @@ IPCB_EXPORT int ipcb_quota(ipcb_client *c, uid_t uid, ipcb_quota_info *ret);
 IPCB_EXPORT int ipcb_quota_list(ipcb_client *c,
                                 int (*cb)(const ipcb_quota_info *info, void *userdata),
                                 void *userdata);
+
+/* ---- event loops and asynchronous requests (ipcb_loop(3)) ----
+ * A client can be driven from an event loop (sd-event, libuv, GLib, epoll)
+ * instead of blocking: watch ipcb_get_fd() for ipcb_get_events(), wake at
+ * ipcb_get_timeout(), and call ipcb_process() when either happens.
+ * Requests made with the *_async calls below are sent at once (pipelined:
+ * several may be in flight) and their callbacks run later, inside
+ * ipcb_process(), in the order the requests were made.
+ *
+ * Mixing blocking calls and the loop on one client is allowed, from any
+ * thread: a blocking call that reads the answer to an asynchronous request
+ * on its way to its own keeps it for ipcb_process() and makes the fd
+ * readable.  Callbacks run only inside ipcb_process(), on the thread that
+ * calls it, one at a time, with no library lock held: they may make
+ * blocking or asynchronous requests on the same client, close handles, and
+ * cancel requests.  ipcb_process() called from a callback, or while another
+ * thread is running callbacks, runs none itself.  Do not call
+ * ipcb_disconnect() while another thread is inside ipcb_process().
+ *
+ * Every asynchronous request has the client's timeout (ipcb_set_timeout),
+ * counted from the call: its callback gets -ETIMEDOUT when ipcb_process()
+ * runs after the deadline, and a reply that comes later is disposed of (a
+ * handle it made is released).  If the connection is lost, the callbacks of
+ * the requests in flight get -ENOTCONN (they are not sent again); the next
+ * request, blocking or not, reconnects as a blocking request does (that
+ * step blocks, bounded by the timeout).  If an *_async call returns an
+ * error, its callback never runs.  ret_cookie (may be NULL) names the
+ * request for ipcb_cancel(). */
+
+/* A descriptor to watch, owned by the client (do not close it; valid until
+ * ipcb_disconnect).  It is an epoll descriptor that stays the same across
+ * reconnects.  Made on the first call (two fds: the epoll fd and an
+ * eventfd); then this returns it.  Errors: -EINVAL (NULL), -EMFILE,
+ * -ENOMEM, -ENOTCONN (disconnected). */
+IPCB_EXPORT int ipcb_get_fd(ipcb_client *c);
+/* The poll events to wait for on ipcb_get_fd(): always POLLIN (a full
+ * socket is watched inside the epoll set), or a negative errno. */
+IPCB_EXPORT int ipcb_get_events(ipcb_client *c);
+/* The next deadline (CLOCK_MONOTONIC, microseconds) at which
+ * ipcb_process() must run even if the fd stays quiet: UINT64_MAX for none,
+ * 0 when there is work to do now.  Returns 0, or -EINVAL. */
+IPCB_EXPORT int ipcb_get_timeout(ipcb_client *c, uint64_t *ret_usec);
+/* The same as a relative timeout for poll(2)-style loops: -1 for none,
+ * else milliseconds from now (rounded up; 0: now). */
+IPCB_EXPORT int ipcb_get_timeout_ms(ipcb_client *c);
+/* Without blocking: send what is queued, read what has arrived, expire
+ * requests past their deadline, and run the callbacks that are due.
+ * Returns the number of callbacks run (>= 0), or -EINVAL.  A lost
+ * connection is reported to the requests' callbacks, not here. */
+IPCB_EXPORT int ipcb_process(ipcb_client *c);
+/* Cancel request cookie: its callback will not run (0), or -ENOENT (its
+ * callback already runs or ran, or no such request).  What the broker did
+ * stays done (an object created stays created), but a handle or fd its
+ * reply brings is released. */
+IPCB_EXPORT int ipcb_cancel(ipcb_client *c, uint64_t cookie);
+
+/* Callbacks.  status is 0 or a negative errno (as the blocking call would
+ * return).  ipcb_shm_cb / ipcb_sem_cb: on 0, s is a new handle the callback
+ * owns (close it with ipcb_shm_close / ipcb_sem_close); else NULL.
+ * ipcb_stat_cb: info valid during the call only.  ipcb_done_cb: status >= 0
+ * on success; its value is documented per call. */
+typedef void (*ipcb_shm_cb)(ipcb_client *c, int status, ipcb_shm *s, void *userdata);
+typedef void (*ipcb_sem_cb)(ipcb_client *c, int status, ipcb_sem *s, void *userdata);
+typedef void (*ipcb_stat_cb)(ipcb_client *c, int status, const ipcb_object_info *info,
+                             void *userdata);
+typedef void (*ipcb_done_cb)(ipcb_client *c, int status, void *userdata);
+
+/* Asynchronous twins of the blocking calls of the same name: arguments are
+ * checked as there (-EINVAL and friends returned at once, nothing sent);
+ * name and options are copied; the result goes to cb. */
+IPCB_EXPORT int ipcb_shm_create_async(ipcb_client *c, const char *name, size_t size,
+                                      const ipcb_shm_options *opts, ipcb_shm_cb cb,
+                                      void *userdata, uint64_t *ret_cookie);
+IPCB_EXPORT int ipcb_shm_open_async(ipcb_client *c, const char *name, int access,
+                                    const ipcb_open_options *opts, ipcb_shm_cb cb,
+                                    void *userdata, uint64_t *ret_cookie);
+IPCB_EXPORT int ipcb_sem_create_async(ipcb_client *c, const char *name, unsigned initial,
+                                      const ipcb_sem_options *opts, ipcb_sem_cb cb,
+                                      void *userdata, uint64_t *ret_cookie);
+IPCB_EXPORT int ipcb_sem_open_async(ipcb_client *c, const char *name,
+                                    const ipcb_open_options *opts, ipcb_sem_cb cb,
+                                    void *userdata, uint64_t *ret_cookie);
+IPCB_EXPORT int ipcb_stat_async(ipcb_client *c, int kind, const char *name, ipcb_stat_cb cb,
+                                void *userdata, uint64_t *ret_cookie);
+/* Unlink `name` of `kind` (IPCB_KIND_SHM or IPCB_KIND_SEM); status 0. */
+IPCB_EXPORT int ipcb_unlink_async(ipcb_client *c, int kind, const char *name, ipcb_done_cb cb,
+                                  void *userdata, uint64_t *ret_cookie);
+/* status: the seals now set (>= 0). */
+IPCB_EXPORT int ipcb_shm_freeze_async(ipcb_client *c, const char *name, ipcb_done_cb cb,
+                                      void *userdata, uint64_t *ret_cookie);
+IPCB_EXPORT int ipcb_set_access_async(ipcb_client *c, int kind, const char *name,
+                                      const ipcb_access *acc, ipcb_done_cb cb, void *userdata,
+                                      uint64_t *ret_cookie);
+/* status: a new sealed memfd (>= 0) the callback owns, as ipcb_memfd_sealed. */
+IPCB_EXPORT int ipcb_memfd_sealed_async(ipcb_client *c, size_t size, unsigned seals,
+                                        ipcb_done_cb cb, void *userdata, uint64_t *ret_cookie);
+/* A round trip: status 0 once everything sent before has been handled. */
+IPCB_EXPORT int ipcb_sync_async(ipcb_client *c, ipcb_done_cb cb, void *userdata,
+                                uint64_t *ret_cookie);
+/* Create segment (semaphore) `name` as ipcb_shm_create (ipcb_sem_create)
+ * does, or, if it exists, open it (a segment read-write; a semaphore with
+ * opts->flags & IPCB_SEM_UNDO).  Of processes racing on one name exactly
+ * one creates it; *ret_created (may be NULL) says whether this call did.
+ * An opened object keeps its own size, mode, count and maximum (check
+ * ipcb_shm_size).  Errors: as ipcb_shm_create/open (ipcb_sem_create/open),
+ * but never -EEXIST; -EAGAIN if the name was unlinked again and again
+ * between the create and the open (100 tries). */
+IPCB_EXPORT int ipcb_shm_create_or_open(ipcb_client *c, const char *name, size_t size,
+                                        const ipcb_shm_options *opts, ipcb_shm **ret,
+                                        bool *ret_created);
+IPCB_EXPORT int ipcb_sem_create_or_open(ipcb_client *c, const char *name, unsigned initial,
+                                        const ipcb_sem_options *opts, ipcb_sem **ret,
+                                        bool *ret_created);
+/* Remove segment `name` (the same as ipcb_unlink, named like ipcb_sem_unlink). */
+IPCB_EXPORT int ipcb_shm_unlink(ipcb_client *c, const char *name);
+
+/* ---- watches (ipcb_watch(3)) ----
+ * A watch subscribes the client to what happens to the objects of one kind
+ * under one name, or under every name that starts with a prefix.  Its
+ * callback runs inside ipcb_process() (see above: the client must be
+ * driven by a loop, or by the *_wait calls below), once per event, in the
+ * order the broker saw them.  The namespace is public (any user may stat
+ * any object), so anyone may watch any name; an event tells no more than
+ * ipcb_stat does.
+ * A client that falls behind does not make the broker wait or grow: events
+ * that do not fit are dropped, and each watch's callback gets one
+ * IPCB_WATCH_OVERFLOW instead (name "", kind 0): re-read the state you care
+ * about (ipcb_stat / ipcb_list).  The same happens after the library
+ * reconnected to a restarted broker (watches are re-added). */
+#define IPCB_WATCH_CREATED   0x01u /* created or registered under the name */
+#define IPCB_WATCH_UNLINKED  0x02u /* the name was removed; handles may remain */
+#define IPCB_WATCH_DESTROYED 0x04u /* the object is gone (its name too) */
+#define IPCB_WATCH_ACCESS    0x08u /* owner, group or mode changed */
+#define IPCB_WATCH_FROZEN    0x10u /* a segment was frozen (ipcb_shm_freeze) */
+#define IPCB_WATCH_ALL       0x1fu
+#define IPCB_WATCH_OVERFLOW  0x80000000u /* events were lost; never asked for */
+/* ipcb_watch_add flags: name is a prefix ("" watches every name). */
+#define IPCB_WATCH_PREFIX 0x1u
+
+typedef struct ipcb_watch_event {
+        size_t struct_size; /* set by the library: fields up to here are valid */
+        uint64_t watch;     /* the watch this is delivered to */
+        unsigned event;     /* one IPCB_WATCH_* bit */
+        int kind;           /* IPCB_KIND_*; 0 for an overflow */
+        const char *name;   /* NUL-terminated; "" for an overflow */
+        uint64_t id;        /* the object's id (as ipcb_object_info.id) */
+        uid_t uid;          /* owner, group, mode and seals after the event */
+        gid_t gid;
+        unsigned mode;
+        unsigned seals;
+} ipcb_watch_event;
+
+/* ev and its name are valid during the call only. */
+typedef void (*ipcb_watch_cb)(ipcb_client *c, const ipcb_watch_event *ev, void *userdata);
+
+/* Watch `name` (or, with IPCB_WATCH_PREFIX, every name that starts with
+ * it) of kind (IPCB_KIND_SHM or IPCB_KIND_SEM) for `events` (IPCB_WATCH_*
+ * bits, not 0).  Blocks for one round trip; every event after it returns
+ * is delivered.  *ret_watch (may be NULL) names it for ipcb_watch_remove.
+ * Errors: -EINVAL (bad kind, flags, events, name; NULL cb), -ENAMETOOLONG,
+ * -EDQUOT (64 watches per connection, 256 per uid), -ENOSPC (the broker's
+ * limit on all watches), -ENOTCONN, -ETIMEDOUT, -ENOMEM. */
+IPCB_EXPORT int ipcb_watch_add(ipcb_client *c, int kind, const char *name, unsigned flags,
+                               unsigned events, ipcb_watch_cb cb, void *userdata,
+                               uint64_t *ret_watch);
+/* ipcb_watch_add without blocking: *ret_watch is valid at once; added (may
+ * be NULL) runs in ipcb_process with 0 once the broker has the watch (no
+ * event is missed after that), or with an error (the watch is gone, as
+ * after ipcb_watch_remove); it gets userdata too. */
+IPCB_EXPORT int ipcb_watch_add_async(ipcb_client *c, int kind, const char *name, unsigned flags,
+                                     unsigned events, ipcb_watch_cb cb, void *userdata,
+                                     ipcb_done_cb added, uint64_t *ret_watch);
+/* Remove a watch: once this returns, its callback does not run again
+ * (unless it is running right now in another thread).  -ENOENT: no such
+ * watch. */
+IPCB_EXPORT int ipcb_watch_remove(ipcb_client *c, uint64_t watch);
+
+/* ---- waiting for an object to appear ----
+ * Open segment (or semaphore) `name`, waiting until it exists if it does
+ * not yet, so that a consumer may start before its producer: a watch for
+ * its creation is added first, then the open is tried, and tried again on
+ * every creation event, without polling.  timeout_ms < 0: no limit; else
+ * -ETIMEDOUT after that many milliseconds (0: one try).  Errors: as
+ * ipcb_shm_open / ipcb_sem_open except -ENOENT, and as ipcb_watch_add.
+ * The blocking forms drive the client's loop themselves (ipcb_process):
+ * callbacks of other asynchronous requests on c that come due meanwhile
+ * run on the calling thread; do not call them from a callback or while
+ * another thread runs ipcb_process on c.  The async forms call cb from
+ * ipcb_process with the handle (which the callback owns); ret_cookie
+ * (may be NULL) cancels them (ipcb_cancel). */
+IPCB_EXPORT int ipcb_shm_open_wait(ipcb_client *c, const char *name, int access, int timeout_ms,
+                                   ipcb_shm **ret);
+IPCB_EXPORT int ipcb_sem_open_wait(ipcb_client *c, const char *name, int flags, int timeout_ms,
+                                   ipcb_sem **ret);
+IPCB_EXPORT int ipcb_shm_open_wait_async(ipcb_client *c, const char *name, int access,
+                                         int timeout_ms, ipcb_shm_cb cb, void *userdata,
+                                         uint64_t *ret_cookie);
+IPCB_EXPORT int ipcb_sem_open_wait_async(ipcb_client *c, const char *name, int flags,
+                                         int timeout_ms, ipcb_sem_cb cb, void *userdata,
+                                         uint64_t *ret_cookie);
 
 /* A static, thread-safe description of err (a negative errno; a positive
  * value is taken as its negation; 0: "success").  Never NULL; the string

@@ -153,6 +153,7 @@ int client_reconnect(ipcb_client *c) {
         c->dead = false;
         c->late = false;
         atomic_store(&c->gone, false);
+        loop_fd_changed(c);
         req.hello.version = IPCB_PROTO_VERSION;
         r = client_call_once(c, &req, buf, &reply, NULL);
         if (r < 0 || reply.hello_reply.version != IPCB_PROTO_VERSION) {
@@ -191,5 +192,8 @@ int client_reconnect(ipcb_client *c) {
                 if (r < 0 && r != -EBUSY)
                         o->orphan = true;
         }
-        return 0;
+        r = watch_reconnected(c);
+        if (r == -ETIMEDOUT)
+                client_kill(c);
+        return r == -ETIMEDOUT || r == -ENOTCONN ? r : 0;
 }

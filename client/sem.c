@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <linux/membarrier.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -34,9 +35,16 @@ struct ipcb_sem {
         uint32_t epoch;      /* page->epoch when the slot was given (undo) */
         uint64_t nonce;      /* proves the slot is ours to a restarted broker (undo) */
         ipcb_handle_info info; /* owner, group, mode at the open */
+        /* Polling (ipcb_sem_get_fd): this handle's epoll set, and the
+         * semaphore's notify eventfd that releases signal while the page
+         * counts pollers; -1 until needed.  notify_fd is written without
+         * the client lock: set once (atomically), closed with the handle. */
+        int poll_fd;
+        _Atomic int notify_fd;
 };
 
 static int sem_revive(ipcb_sem *s);
+static void sem_notify_pollers(ipcb_sem *s);
 
 /* Bumped in every child after fork(): an undo slot belongs to the process
  * that opened it, and a child must not take tokens in its parent's name. */
@@ -135,12 +143,13 @@ static void atfork_register(void) {
 
 /* ---- open and close ---- */
 
-static int sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ipcb_msg *reply,
+int client_sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ipcb_msg *reply,
                       int fd, ipcb_sem **ret) {
         ipcb_sem *s = NULL;
         void *pg;
         int r;
 
+        pthread_once(&atfork_once, atfork_register);
         if (fd < 0 || reply->sem_reply.max == 0 || reply->sem_reply.max > IPCB_SEM_VALUE_MAX ||
             reply->sem_reply.slot > IPCB_SEM_SLOTS) {
                 r = -EPROTO;
@@ -180,6 +189,8 @@ static int sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ip
         atomic_init(&s->owner_busy, 0);
         s->owner = s->slot && membarrier_ready() ? &thread_token : NULL;
         atomic_init(&s->biased, s->owner != NULL);
+        s->poll_fd = -1;
+        atomic_init(&s->notify_fd, -1);
         *ret = s;
         return 0;
 fail:
@@ -219,7 +230,7 @@ int ipcb_sem_create(ipcb_client *c, const char *name, unsigned initial,
         r = client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return sem_finish(c, name, flags, &reply, fd, ret);
+        return client_sem_finish(c, name, flags, &reply, fd, ret);
 }
 
 int ipcb_sem_open(ipcb_client *c, const char *name, int flags, ipcb_sem **ret) {
@@ -249,7 +260,7 @@ int ipcb_sem_open_ex(ipcb_client *c, const char *name, const ipcb_open_options *
         r = client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return sem_finish(c, name, req.sem_open.flags & IPCB_SEM_UNDO, &reply, fd, ret);
+        return client_sem_finish(c, name, req.sem_open.flags & IPCB_SEM_UNDO, &reply, fd, ret);
 }
 
 int ipcb_sem_info(const ipcb_sem *s, ipcb_handle_info *ret) {
@@ -266,6 +277,10 @@ int ipcb_sem_close(ipcb_sem *s) {
                 return 0;
         /* The broker gives back what an undo handle still holds. */
         r = client_obj_release(s->client, &s->obj);
+        if (s->poll_fd >= 0)
+                close(s->poll_fd);
+        if (atomic_load(&s->notify_fd) >= 0)
+                close(atomic_load(&s->notify_fd));
         munmap(s->page, IPCB_PAGE_SIZE);
         client_unref(s->client);
         free(s);
@@ -281,36 +296,41 @@ int ipcb_sem_unlink(ipcb_client *c, const char *name) {
 /* Sleep until a release may have made a token available.  The waiter
  * registers first and re-reads the count after: a releaser bumps the count
  * before reading `waiters`, so one of the two sees the other (all seq_cst). */
-static int sem_sleep(ipcb_sem_page *pg, const struct timespec *deadline) {
+static int sem_sleep(ipcb_sem_page *pg, const struct timespec *deadline, uint32_t need) {
         int r = 0;
 
         atomic_fetch_add(&pg->waiters, 1);
         uint32_t seq = atomic_load(&pg->wake_seq);
-        if (ipcb_w_unpack(atomic_load(&pg->word)).count == 0)
+        if (ipcb_w_unpack(atomic_load(&pg->word)).count < need)
                 r = futex_wait(&pg->wake_seq, seq, deadline);
         atomic_fetch_sub(&pg->waiters, 1);
         return r == -ETIMEDOUT ? r : 0; /* -EINTR: a caught signal does not end the wait */
 }
 
 /* Wake every sleeper, not n: a sleeper killed while asleep would swallow a
- * wake-up and strand a token's worth of waiters. */
-static void sem_wake(ipcb_sem_page *pg) {
+ * wake-up and strand a token's worth of waiters.  Pollers are told through
+ * the broker (sem_notify_pollers); with none, a release makes no syscall. */
+static void sem_wake(ipcb_sem *s) {
+        ipcb_sem_page *pg = s->page;
+
         if (atomic_load(&pg->waiters) > 0) {
                 atomic_fetch_add(&pg->wake_seq, 1);
                 futex_wake(&pg->wake_seq, INT_MAX);
         }
+        if (atomic_load(&pg->pollers) > 0)
+                sem_notify_pollers(s);
 }
 
 /* ---- plain handles: one CAS on W, last_* untouched ---- */
 
-static int plain_take(ipcb_sem *s, int timeout_ms, const struct timespec *deadline) {
+static int plain_take(ipcb_sem *s, uint32_t n, int timeout_ms, const struct timespec *deadline) {
         ipcb_sem_page *pg = s->page;
 
         for (;;) {
                 uint64_t wv = atomic_load_explicit(&pg->word, memory_order_relaxed);
-                if ((wv & 0xffffu) > 0) {
-                        /* count is the low field: subtracting 1 touches nothing else */
-                        if (atomic_compare_exchange_weak_explicit(&pg->word, &wv, wv - 1,
+                if ((wv & 0xffffu) >= n) {
+                        /* count is the low field: subtracting n <= count touches nothing else */
+                        if (atomic_compare_exchange_weak_explicit(&pg->word, &wv, wv - n,
                                                                   memory_order_acquire,
                                                                   memory_order_relaxed))
                                 return 0;
@@ -318,7 +338,7 @@ static int plain_take(ipcb_sem *s, int timeout_ms, const struct timespec *deadli
                 }
                 if (timeout_ms == 0)
                         return -EAGAIN;
-                if (sem_sleep(pg, deadline) == -ETIMEDOUT)
+                if (sem_sleep(pg, deadline, n) == -ETIMEDOUT)
                         return -ETIMEDOUT;
         }
 }
@@ -333,7 +353,7 @@ static int plain_give(ipcb_sem *s, unsigned n) {
         } while (!atomic_compare_exchange_weak_explicit(&pg->word, &wv, wv + n,
                                                         memory_order_seq_cst, /* see sem_sleep */
                                                         memory_order_relaxed));
-        sem_wake(pg);
+        sem_wake(s);
         return 0;
 }
 
@@ -360,10 +380,10 @@ static int undo_op(ipcb_sem *s, int delta, uint32_t target, int timeout_ms,
         for (;;) {
                 uint64_t wv = atomic_load_explicit(&pg->word, memory_order_seq_cst);
                 ipcb_w w = ipcb_w_unpack(wv);
-                if (delta < 0 && w.count == 0) {
+                if (delta < 0 && w.count < (uint32_t)-delta) {
                         if (timeout_ms == 0)
                                 r = -EAGAIN;
-                        else if (sem_sleep(pg, deadline) == -ETIMEDOUT)
+                        else if (sem_sleep(pg, deadline, (uint32_t)-delta) == -ETIMEDOUT)
                                 r = -ETIMEDOUT;
                         if (r < 0)
                                 break;
@@ -404,7 +424,7 @@ static int undo_op(ipcb_sem *s, int delta, uint32_t target, int timeout_ms,
         ipcb_slotw done = { .held = target, .seq = seq };
         atomic_store_explicit(sp, ipcb_slot_pack(done), memory_order_release);
         if (delta > 0)
-                sem_wake(pg);
+                sem_wake(s);
         return 0;
 }
 
@@ -547,7 +567,7 @@ int ipcb_sem_try_acquire(ipcb_sem *s, int timeout_ms) {
                 dl = &deadline;
         }
         if (!s->slot)
-                r = plain_take(s, timeout_ms, dl);
+                r = plain_take(s, 1, timeout_ms, dl);
         else {
                 uint32_t held = ipcb_slot_unpack(atomic_load(&s->page->slot[s->slot - 1])).held;
                 r = held >= IPCB_SEM_VALUE_MAX ? -EOVERFLOW
@@ -564,7 +584,7 @@ int ipcb_sem_try_acquire(ipcb_sem *s, int timeout_ms) {
 int ipcb_sem_acquire(ipcb_sem *s) {
         /* Plain handles straight to the atomics: nothing to enter or leave. */
         if (s && !s->slot)
-                return plain_take(s, -1, NULL);
+                return plain_take(s, 1, -1, NULL);
         return ipcb_sem_try_acquire(s, -1);
 }
 
@@ -604,4 +624,111 @@ int ipcb_sem_held(ipcb_sem *s) {
         if (!s->slot)
                 return 0;
         return (int)ipcb_slot_unpack(atomic_load(&s->page->slot[s->slot - 1])).held;
+}
+
+/* ---- polling from an event loop (docs/semaphores.md, "Polling") ---- */
+
+/* A release saw pollers: signal the semaphore's notify eventfd, which the
+ * broker passes on to every poller.  The fd is fetched once per handle (a
+ * round trip, the first time pollers are seen); without it (the broker is
+ * gone) there is nobody to tell. */
+static void sem_notify_pollers(ipcb_sem *s) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req = { .hdr.op = IPCB_OP_SEM_NOTIFY }, reply;
+        uint64_t one = 1;
+        int fd = atomic_load(&s->notify_fd), nfd = -1, expect = -1;
+
+        if (fd < 0) {
+                req.sem_poll.handle = s->obj.handle;
+                if (client_request(s->client, &req, buf, &reply, &nfd) < 0 || nfd < 0)
+                        return;
+                if (!atomic_compare_exchange_strong(&s->notify_fd, &expect, nfd)) {
+                        close(nfd); /* another thread was first */
+                        nfd = expect;
+                }
+                fd = nfd;
+        }
+        (void)!write(fd, &one, sizeof(one));
+}
+
+/* The poller's descriptor is an epoll set of its own holding the notify
+ * eventfd edge-triggered: every write to the eventfd (every release while
+ * pollers are counted) makes the set readable until the next
+ * ipcb_sem_poll_acquire consumes the edge, whatever other pollers do.  The
+ * eventfd itself is never read. */
+int ipcb_sem_get_fd(ipcb_sem *s) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req = { .hdr.op = IPCB_OP_SEM_POLL }, reply;
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
+        int fd = -1, ep, r, expect = -1;
+
+        if (!s)
+                return -EINVAL;
+        if (s->poll_fd >= 0)
+                return s->poll_fd;
+        ep = epoll_create1(EPOLL_CLOEXEC);
+        if (ep < 0)
+                return -errno;
+        req.sem_poll.handle = s->obj.handle;
+        r = client_request(s->client, &req, buf, &reply, &fd);
+        if (r == 0 && fd < 0)
+                r = -EPROTO;
+        if (r == 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+                r = -errno;
+        if (r < 0) {
+                /* (The broker counts the poller until the handle closes:
+                 * releases then only signal an fd nobody watches.) */
+                if (fd >= 0)
+                        close(fd);
+                close(ep);
+                return r;
+        }
+        if (!atomic_compare_exchange_strong(&s->notify_fd, &expect, fd))
+                close(fd); /* the same eventfd, fetched by a release already */
+        s->poll_fd = ep;
+        return ep;
+}
+
+int ipcb_sem_poll_acquire(ipcb_sem *s) {
+        struct epoll_event ev;
+
+        if (!s)
+                return -EINVAL;
+        /* Consume the edge first, then look: a release after the look makes
+         * a new edge. */
+        if (s->poll_fd >= 0)
+                (void)epoll_wait(s->poll_fd, &ev, 1, 0);
+        return ipcb_sem_try_acquire(s, 0);
+}
+
+/* ---- several tokens at once ---- */
+
+int ipcb_sem_acquire_n(ipcb_sem *s, unsigned n, int timeout_ms) {
+        struct timespec deadline, *dl = NULL;
+        uint32_t held;
+        int r;
+
+        if (!s || n == 0 || n > s->max)
+                return -EINVAL;
+        if ((r = sem_enter(s)) < 0)
+                return r;
+        if (timeout_ms > 0) {
+                deadline_after(timeout_ms, &deadline);
+                dl = &deadline;
+        }
+        if (!s->slot)
+                r = plain_take(s, n, timeout_ms, dl);
+        else {
+                held = ipcb_slot_unpack(atomic_load(&s->page->slot[s->slot - 1])).held;
+                r = held + n > IPCB_SEM_VALUE_MAX ? -EOVERFLOW
+                                                   : undo_op(s, -(int)n, held + n, timeout_ms, dl);
+                while (r == -ESTALE && (r = sem_revive(s)) == 0) {
+                        held = ipcb_slot_unpack(atomic_load(&s->page->slot[s->slot - 1])).held;
+                        r = held + n > IPCB_SEM_VALUE_MAX
+                                    ? -EOVERFLOW
+                                    : undo_op(s, -(int)n, held + n, timeout_ms, dl);
+                }
+        }
+        sem_leave(s);
+        return r;
 }

@@ -256,6 +256,7 @@ int access_register(peer *p, const ipcb_msg *m) {
         access = access_write_sealed(o) ? IPCB_WA_READ_ONLY : IPCB_WA_READ_WRITE;
         h = peer_handle_add(p, o, access);
         if (h < 0) {
+                o->watch_silent = true; /* nobody heard of it */
                 object_unlink(o); /* closes fd, uncharges */
                 return (int)h;
         }

@@ -9,7 +9,9 @@
 #include "registry.h"
 #include "sem.h"
 #include "shm.h"
+#include "sempoll.h"
 #include "store.h"
+#include "watch.h"
 
 #include <fcntl.h>
 #include <string.h>
@@ -19,12 +21,14 @@
 void object_destroy(object *o) {
         log_client_debug("destroy %s '%s' (id %llu)", o->kind == IPCB_KIND_SHM ? "segment" : "semaphore",
                   o->name, (unsigned long long)o->id);
+        watch_emit(o, IPCB_WE_DESTROYED);
         store_object_removed(o);
         if (o->quota_charged)
                 quota_uncharge_object(o->quota_uid, o->kind, o->quota_bytes);
         o->quota_charged = false;
         inode_remove(&o->ino_rw);
         inode_remove(&o->ino_lock);
+        sempoll_free(o);
         sem_free(o);
         lock_free(o);
         if (o->fd_ro >= 0)
@@ -67,6 +71,8 @@ void object_unref(object *o, uint32_t access) {
 }
 
 void object_unlink(object *o) {
+        if (o->linked)
+                watch_emit(o, IPCB_WE_UNLINKED);
         registry_unlink(o);
         object_maybe_destroy(o);
 }

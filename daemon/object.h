@@ -26,6 +26,9 @@ typedef struct object {
         uint32_t mode;
         uint32_t flags;      /* IPCB_WF_PERSISTENT | IPCB_WF_GROWABLE */
         uint32_t handles;
+        /* No watch events (watch.c): a create that failed before it was
+         * answered, so nobody heard of the object. */
+        bool watch_silent;
 
         struct object *all_prev, *all_next; /* registry list of its kind, in id order */
         struct object *id_left, *id_right;  /* registry tree of its kind, by id */
@@ -41,6 +44,7 @@ typedef struct object {
         uint32_t lock_next_token;
         /* semaphore (sem.c) */
         struct sem_state *sem;
+        struct sempoll *poll; /* pollers (sempoll.c), NULL if none ever */
         /* systemd fd store (store.c): catalog slot index + 1, 0: not stored;
          * restored: came back from the store and not yet claimed (a
          * transient object is kept without handles for a grace period). */
@@ -80,7 +84,8 @@ void object_ref(object *o, uint32_t access);
 void object_unref(object *o, uint32_t access);
 /* Close the object's fds and forget it, whatever holds it (shutdown only). */
 void object_destroy(object *o);
-/* Remove the name; destroys the object if no handle remains. */
+/* Remove the name; destroys the object if no handle remains.  Watches hear
+ * UNLINKED, then DESTROYED if it goes. */
 void object_unlink(object *o);
 /* Current seals (also recorded in o->seals) and size of the object's memfd
  * (size falls back to the declared size). */

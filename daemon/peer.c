@@ -22,6 +22,8 @@
 #include "reaper.h"
 #include "sem.h"
 #include "sock.h"
+#include "sempoll.h"
+#include "watch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -167,6 +169,8 @@ static void handle_slot_release(peer *p, uint32_t i) {
         uint32_t access = s->access;
 
         handle_settle(s);
+        if (o->poll)
+                sempoll_handle_released(o, p, (uint64_t)s->gen << 32 | (i + 1));
         s->obj = NULL;
         s->gen++;
         s->next_free = p->free_head;
@@ -686,7 +690,9 @@ void peer_close(peer *p) {
         p->closing = true;
         log_client_debug("client pid %d disconnected (%u handles released)", (int)p->cred.pid,
                   p->nhandles);
-        /* Release in reverse order of acquisition: replies, then handles. */
+        /* Release in reverse order of acquisition: watches, replies, then
+         * handles. */
+        watch_peer_closed(p);
         queue_free(p);
         for (uint32_t i = 0; i < p->nslots; i++)
                 if (p->slots[i].obj)

@@ -22,6 +22,8 @@ typedef struct handle_slot {
 
 typedef struct queued_reply queued_reply;
 
+enum { PEER_WATCH_DROP_PENDING = 1, PEER_WATCH_DROP_QUEUED = 2 };
+
 typedef struct peer {
         uv_poll_t poll;
         int fd;
@@ -56,6 +58,11 @@ typedef struct peer {
          * peer closes whatever is left after dispatch. */
         int rx_fd;
         bool conn_charged;  /* counted in its uid's connection quota */
+        /* watches (watch.c): how many, and whether events are being
+         * dropped (an OVERFLOW is owed: PENDING, or queued: QUEUED) */
+        unsigned nwatches;
+        uint8_t watch_drop;
+        unsigned npollers; /* semaphore pollers (sempoll.c) */
         int refuse;         /* < 0: over quota; the first request gets this */
 
         struct peer *prev, *next;

@@ -15,6 +15,8 @@
 #include "sem.h"
 #include "shm.h"
 #include "store.h"
+#include "sempoll.h"
+#include "watch.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -140,8 +142,10 @@ static int do_shm_create(peer *p, const ipcb_msg *m) {
         }
         access_charged(o, p->cred.uid, m->shm_create.size);
         k = reply_shm_handle(p, m, o, IPCB_WA_READ_WRITE, 0);
-        if (k < 0) /* no handle could be given: nothing may be left behind */
+        if (k < 0) { /* no handle could be given: nothing may be left behind */
+                o->watch_silent = true;
                 object_unlink(o);
+        }
         return k;
 }
 
@@ -277,8 +281,10 @@ static int do_sem_create(peer *p, const ipcb_msg *m) {
         }
         access_charged(o, p->cred.uid, IPCB_PAGE_SIZE);
         k = reply_sem_handle(p, m, o, m->sem_create.flags & IPCB_WF_UNDO, 0, 0);
-        if (k < 0) /* no handle could be given: nothing may be left behind */
+        if (k < 0) { /* no handle could be given: nothing may be left behind */
+                o->watch_silent = true;
                 object_unlink(o);
+        }
         return k;
 }
 
@@ -446,8 +452,46 @@ static int dispatch(peer *p, const ipcb_msg *m) {
         case IPCB_OP_SHM_REGISTER: return access_register(p, m);
         case IPCB_OP_MEMFD:      return access_memfd(p, m);
         case IPCB_OP_QUOTA:      return access_quota(p, m);
+        case IPCB_OP_SEM_POLL:   return sempoll_add(p, m);
+        case IPCB_OP_SEM_NOTIFY: return sempoll_notify_fd(p, m);
+        case IPCB_OP_WATCH_ADD:  return watch_add(p, m);
+        case IPCB_OP_WATCH_REMOVE: return watch_remove(p, m);
         default:                 return -EOPNOTSUPP;
         }
+}
+
+/* Watches hear what a request that succeeded did to a name (after its
+ * reply: an event never overtakes the answer to the request that caused
+ * it on the requester's own connection).  Unlinks and destruction are
+ * announced where they happen (object.c). */
+static void request_announce(const ipcb_msg *m) {
+        const ipcb_name *n;
+        uint32_t event;
+        object *o;
+        int kind;
+
+        switch (m->hdr.op) {
+        case IPCB_OP_SHM_CREATE:
+                kind = IPCB_KIND_SHM, n = &m->shm_create.name, event = IPCB_WE_CREATED;
+                break;
+        case IPCB_OP_SHM_REGISTER:
+                kind = IPCB_KIND_SHM, n = &m->shm_register.name, event = IPCB_WE_CREATED;
+                break;
+        case IPCB_OP_SEM_CREATE:
+                kind = IPCB_KIND_SEM, n = &m->sem_create.name, event = IPCB_WE_CREATED;
+                break;
+        case IPCB_OP_SET_ACCESS:
+                kind = m->set_access.kind, n = &m->set_access.name, event = IPCB_WE_ACCESS;
+                break;
+        case IPCB_OP_FREEZE:
+                kind = IPCB_KIND_SHM, n = &m->freeze.name, event = IPCB_WE_FROZEN;
+                break;
+        default:
+                return;
+        }
+        o = registry_lookup(kind, n->ptr, n->len);
+        if (o)
+                watch_emit(o, event);
 }
 
 /* A handler either sent its reply and returns 0, or returns the negative
@@ -457,4 +501,6 @@ void request_dispatch(peer *p, const ipcb_msg *m) {
 
         if (k < 0)
                 refuse(p, m, k);
+        else
+                request_announce(m);
 }

@@ -5,6 +5,7 @@
  * loop is bounded: users who keep scribbling on their semaphore's page can
  * break that semaphore, never stall the daemon. */
 #include "sem.h"
+#include "sempoll.h"
 
 #include "futex.h"
 #include "log.h"
@@ -260,6 +261,7 @@ unsigned sem_settle_orphans(object *o) {
 void sem_wake_sleepers(object *o) {
         ipcb_sem_page *pg = sem_page(o);
 
+        sempoll_wake(o); /* pollers too (sempoll.c) */
         if (pg && atomic_load(&pg->waiters) > 0) {
                 atomic_fetch_add(&pg->wake_seq, 1);
                 futex_wake_all(&pg->wake_seq);

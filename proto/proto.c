@@ -218,6 +218,20 @@ static int decode_request(rd *r, ipcb_msg *m) {
                 m->quota.flags = rd_u32(r);
                 m->quota.cursor = rd_u64(r);
                 break;
+        case IPCB_OP_WATCH_ADD:
+                m->watch_add.kind = rd_u8(r);
+                m->watch_add.flags = rd_u8(r);
+                nlen = rd_u16(r);
+                m->watch_add.events = rd_u32(r);
+                m->watch_add.name = rd_name(r, nlen);
+                break;
+        case IPCB_OP_WATCH_REMOVE:
+                m->watch_remove.watch = rd_u64(r);
+                break;
+        case IPCB_OP_SEM_POLL:
+        case IPCB_OP_SEM_NOTIFY:
+                m->sem_poll.handle = rd_u64(r);
+                break;
         default:
                 return -EOPNOTSUPP;
         }
@@ -338,6 +352,47 @@ static int decode_reply(rd *r, ipcb_msg *m) {
                 if (m->quota_reply.more > 1 || m->quota_reply.count > IPCB_QUOTA_RECS_MAX)
                         r->bad = true;
                 break;
+        case IPCB_OP_WATCH_ADD:
+                m->watch_reply.watch = rd_u64(r);
+                break;
+        case IPCB_OP_WATCH_REMOVE:
+                break;
+        case IPCB_OP_SEM_POLL:
+                m->sem_poll_reply.pollers = rd_u32(r);
+                rd_zero(r, 4);
+                want_fds = 1;
+                break;
+        case IPCB_OP_SEM_NOTIFY:
+                want_fds = 1;
+                break;
+        case IPCB_OP_WATCH_EVENT: {
+                uint16_t nlen;
+                m->watch_event.watch = rd_u64(r);
+                m->watch_event.event = rd_u32(r);
+                m->watch_event.kind = rd_u8(r);
+                rd_zero(r, 1);
+                nlen = rd_u16(r);
+                m->watch_event.object = rd_u64(r);
+                m->watch_event.uid = rd_u32(r);
+                m->watch_event.gid = rd_u32(r);
+                m->watch_event.mode = rd_u32(r);
+                m->watch_event.seals = rd_u32(r);
+                m->watch_event.name = rd_name(r, nlen);
+                /* An overflow names nothing; every other event one object
+                 * of a known kind, with exactly one event bit. */
+                if (m->watch_event.event == IPCB_WE_OVERFLOW) {
+                        if (m->watch_event.kind || nlen || m->watch_event.object)
+                                r->bad = true;
+                } else if (m->watch_event.kind == IPCB_KIND_ANY ||
+                           m->watch_event.kind > IPCB_KIND_MAX_ || nlen == 0 ||
+                           m->watch_event.watch == 0 ||
+                           (m->watch_event.event & ~IPCB_WE_MASK) ||
+                           __builtin_popcount(m->watch_event.event) != 1)
+                        r->bad = true;
+                if (m->hdr.id != 0)
+                        r->bad = true;
+                break;
+        }
         default:
                 return -EOPNOTSUPP;
         }
@@ -548,6 +603,20 @@ static int encode_request(wr *w, const ipcb_msg *m) {
                 wr_u32(w, m->quota.flags);
                 wr_u64(w, m->quota.cursor);
                 break;
+        case IPCB_OP_WATCH_ADD:
+                wr_u8(w, m->watch_add.kind);
+                wr_u8(w, m->watch_add.flags);
+                wr_u16(w, m->watch_add.name.len);
+                wr_u32(w, m->watch_add.events);
+                wr_bytes(w, m->watch_add.name.ptr, m->watch_add.name.len);
+                break;
+        case IPCB_OP_WATCH_REMOVE:
+                wr_u64(w, m->watch_remove.watch);
+                break;
+        case IPCB_OP_SEM_POLL:
+        case IPCB_OP_SEM_NOTIFY:
+                wr_u64(w, m->sem_poll.handle);
+                break;
         default:
                 return -EINVAL;
         }
@@ -656,6 +725,29 @@ static int encode_reply(wr *w, const ipcb_msg *m) {
                         wr_u32(w, q->handles);
                         wr_u32(w, q->connections);
                 }
+                break;
+        case IPCB_OP_WATCH_ADD:
+                wr_u64(w, m->watch_reply.watch);
+                break;
+        case IPCB_OP_WATCH_REMOVE:
+        case IPCB_OP_SEM_NOTIFY:
+                break;
+        case IPCB_OP_SEM_POLL:
+                wr_u32(w, m->sem_poll_reply.pollers);
+                wr_u32(w, 0);
+                break;
+        case IPCB_OP_WATCH_EVENT:
+                wr_u64(w, m->watch_event.watch);
+                wr_u32(w, m->watch_event.event);
+                wr_u8(w, m->watch_event.kind);
+                wr_u8(w, 0);
+                wr_u16(w, m->watch_event.name.len);
+                wr_u64(w, m->watch_event.object);
+                wr_u32(w, m->watch_event.uid);
+                wr_u32(w, m->watch_event.gid);
+                wr_u32(w, m->watch_event.mode);
+                wr_u32(w, m->watch_event.seals);
+                wr_bytes(w, m->watch_event.name.ptr, m->watch_event.name.len);
                 break;
         default:
                 return -EINVAL;

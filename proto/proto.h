@@ -35,12 +35,19 @@ enum {
         IPCB_OP_SHM_LOCK_PAGE = 0x0103, /* the lock page of a segment handle */
         IPCB_OP_SEM_CREATE = 0x0201,
         IPCB_OP_SEM_OPEN   = 0x0202,
+        IPCB_OP_SEM_POLL   = 0x0203, /* poll a semaphore: its notify fd in the reply */
+        IPCB_OP_SEM_NOTIFY = 0x0204, /* the fd a releaser signals pollers with */
         /* 0x03xx: permissions, publishing, quotas (docs/security.md). */
         IPCB_OP_SET_ACCESS = 0x0301, /* chmod/chown of a named object */
         IPCB_OP_FREEZE     = 0x0302, /* seal a segment against writing */
         IPCB_OP_SHM_REGISTER = 0x0303, /* publish a client's memfd: 1 fd attached */
         IPCB_OP_MEMFD      = 0x0304, /* an anonymous sealed memfd */
         IPCB_OP_QUOTA      = 0x0305, /* usage and limits per uid */
+        /* 0x04xx: watches (docs/protocol.md, "Watches"). */
+        IPCB_OP_WATCH_ADD    = 0x0401, /* subscribe to a name or a prefix */
+        IPCB_OP_WATCH_REMOVE = 0x0402,
+        /* Sent by the daemon only, unasked, with IPCB_OP_REPLY set and id 0. */
+        IPCB_OP_WATCH_EVENT  = 0x0403,
         IPCB_OP_REPLY      = 0x8000,
 };
 
@@ -97,6 +104,20 @@ enum {
 #define IPCB_HOLDERS_FIXED 16u
 #define IPCB_HOLDER_REC 12u
 #define IPCB_HOLDERS_MAX 256u
+/* WATCH_ADD flags: name is a prefix (may be empty: every name). */
+#define IPCB_WW_PREFIX 0x1u
+#define IPCB_WW_MASK   IPCB_WW_PREFIX
+/* Watch events (WATCH_ADD mask, WATCH_EVENT event). */
+#define IPCB_WE_CREATED   0x01u /* created or registered under the name */
+#define IPCB_WE_UNLINKED  0x02u /* name removed (handles may remain) */
+#define IPCB_WE_DESTROYED 0x04u /* gone: last handle closed after unlink, or transient */
+#define IPCB_WE_ACCESS    0x08u /* owner, group or mode changed */
+#define IPCB_WE_FROZEN    0x10u /* write-sealed (FREEZE) */
+#define IPCB_WE_MASK      0x1fu
+/* Events were dropped because the connection did not read them in time
+ * (watch 0: any watch of the connection).  Never asked for, always sent. */
+#define IPCB_WE_OVERFLOW  0x80000000u
+#define IPCB_WATCH_EVENT_FIXED 40u
 
 /* SHM_OPEN access values. */
 #define IPCB_WA_READ_ONLY  1u
@@ -184,6 +205,28 @@ typedef struct ipcb_msg {
                         const ipcb_holder_rec *recs;
                         const uint8_t *raw;
                 } holders_reply;
+                /* WATCH_ADD: flags IPCB_WW_*, events IPCB_WE_* (not 0) */
+                struct { uint8_t kind, flags; uint32_t events; ipcb_name name; } watch_add;
+                struct { uint64_t watch; } watch_remove;
+                /* SEM_POLL and SEM_NOTIFY: a semaphore handle */
+                struct { uint64_t handle; } sem_poll;
+                /* reply to SEM_POLL (the semaphore's notify eventfd
+                 * attached); pollers: registered now */
+                struct { uint32_t pollers; } sem_poll_reply;
+                /* reply to WATCH_ADD: the watch's id (> 0) */
+                struct { uint64_t watch; } watch_reply;
+                /* WATCH_EVENT (daemon to client, id 0): what happened to
+                 * object `object` (its id) of kind, named name, now owned
+                 * by uid/gid with mode and seals.  OVERFLOW: kind 0, no
+                 * name, all else 0. */
+                struct {
+                        uint64_t watch;
+                        uint32_t event;
+                        uint8_t kind;
+                        uint64_t object;
+                        uint32_t uid, gid, mode, seals;
+                        ipcb_name name;
+                } watch_event;
                 /* reply to FREEZE: the seals now set */
                 struct { uint32_t seals; } freeze_reply;
                 /* reply to MEMFD; one fd attached */

@@ -49,7 +49,12 @@ typedef struct ipcb_sem_page {
          * cache line, so the check costs no extra miss) and re-open first,
          * since their slot was settled by the new broker (docs/systemd.md). */
         _Atomic uint32_t epoch;
-        uint8_t reserved[28];
+        /* Registered pollers (SEM_POLL), written by the broker only: a
+         * release that makes tokens available signals the semaphore's
+         * notify eventfd when it reads > 0 (docs/semaphores.md, "Polling a
+         * semaphore").  Zero in pages made before it (reserved then). */
+        _Atomic uint32_t pollers;
+        uint8_t reserved[24];
         _Atomic uint64_t slot[IPCB_SEM_SLOTS];
 } ipcb_sem_page;
 

@@ -251,6 +251,24 @@ static const sample samples[] = {
                              .holders_reply = { 2, 300, 0x0102030405060708ull, holders2, NULL } } },
         { "HOLDERS reply, none", { .hdr = { .op = REPLY(IPCB_OP_HOLDERS), .id = 21 },
                                    .holders_reply = { 0, 0, 1, NULL, NULL } } },
+        { "WATCH_ADD", { .hdr = { .op = IPCB_OP_WATCH_ADD, .id = 20 },
+                         .watch_add = { IPCB_KIND_SHM, IPCB_WW_PREFIX, IPCB_WE_MASK,
+                                        NAME_INIT("app.") } } },
+        { "WATCH_ADD reply", { .hdr = { .op = REPLY(IPCB_OP_WATCH_ADD), .id = 20 },
+                               .watch_reply = { 0x0102030405060708ull } } },
+        { "WATCH_REMOVE", { .hdr = { .op = IPCB_OP_WATCH_REMOVE, .id = 21 },
+                            .watch_remove = { 7 } } },
+        { "WATCH_REMOVE reply", { .hdr = { .op = REPLY(IPCB_OP_WATCH_REMOVE), .id = 21 } } },
+        { "WATCH_EVENT", { .hdr = { .op = REPLY(IPCB_OP_WATCH_EVENT), .id = 0 },
+                           .watch_event = { 7, IPCB_WE_ACCESS, IPCB_KIND_SEM, UINT64_MAX,
+                                            61001, 61002, 0640, 0x2f, NAME_INIT("app.sem") } } },
+        { "WATCH_EVENT overflow", { .hdr = { .op = REPLY(IPCB_OP_WATCH_EVENT), .id = 0 },
+                                    .watch_event = { .event = IPCB_WE_OVERFLOW } } },
+        { "SEM_POLL", { .hdr = { .op = IPCB_OP_SEM_POLL, .id = 22 }, .sem_poll = { 0x1234 } } },
+        { "SEM_POLL reply", { .hdr = { .op = REPLY(IPCB_OP_SEM_POLL), .id = 22, .nfds = 1 },
+                              .sem_poll_reply = { 3 } } },
+        { "SEM_NOTIFY", { .hdr = { .op = IPCB_OP_SEM_NOTIFY, .id = 23 }, .sem_poll = { 9 } } },
+        { "SEM_NOTIFY reply", { .hdr = { .op = REPLY(IPCB_OP_SEM_NOTIFY), .id = 23, .nfds = 1 } } },
         { "error reply -ENOENT", { .hdr = { .op = REPLY(IPCB_OP_SHM_OPEN), .id = 10,
                                             .status = -ENOENT } } },
         { "error reply -EOPNOTSUPP to an unknown op",
@@ -315,6 +333,13 @@ static size_t pad_offsets(const ipcb_msg *m, size_t *out) {
                 break;
         case REPLY(IPCB_OP_STAT):
                 out[n++] = 16 + 1;
+                break;
+        case REPLY(IPCB_OP_WATCH_EVENT):
+                out[n++] = 16 + 13;
+                break;
+        case REPLY(IPCB_OP_SEM_POLL):
+                for (size_t i = 4; i < 8; i++)
+                        out[n++] = 16 + i;
                 break;
         case REPLY(IPCB_OP_LIST):
                 out[n++] = 16 + 11;
@@ -798,6 +823,107 @@ Test(roundtrip, stat_record_offsets, .timeout = 30) {
         cr_assert_eq(r[56], 'b');
 }
 
+Test(roundtrip, watch_messages, .timeout = 30) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg out;
+        size_t len;
+
+        len = roundtrip(&find_sample("WATCH_ADD")->m, buf, &out);
+        cr_assert_eq(len, 16u + 8 + 4);
+        cr_assert_eq(out.watch_add.kind, IPCB_KIND_SHM);
+        cr_assert_eq(out.watch_add.flags, IPCB_WW_PREFIX);
+        cr_assert_eq(out.watch_add.events, IPCB_WE_MASK);
+        assert_name_eq(out.watch_add.name, NAME("app."), "WATCH_ADD");
+        cr_assert_eq(get_u32(buf + 20), IPCB_WE_MASK, "events at offset 4");
+        len = roundtrip(&find_sample("WATCH_ADD reply")->m, buf, &out);
+        cr_assert_eq(len, 24u);
+        cr_assert_eq(out.watch_reply.watch, 0x0102030405060708ull);
+        cr_assert_eq(roundtrip(&find_sample("WATCH_REMOVE")->m, buf, &out), 24u);
+        cr_assert_eq(out.watch_remove.watch, 7u);
+        cr_assert_eq(roundtrip(&find_sample("WATCH_REMOVE reply")->m, buf, &out), 16u);
+        len = roundtrip(&find_sample("WATCH_EVENT")->m, buf, &out);
+        cr_assert_eq(len, 16u + IPCB_WATCH_EVENT_FIXED + 7);
+        cr_assert_eq(out.watch_event.watch, 7u);
+        cr_assert_eq(out.watch_event.event, IPCB_WE_ACCESS);
+        cr_assert_eq(out.watch_event.kind, IPCB_KIND_SEM);
+        cr_assert_eq(out.watch_event.object, UINT64_MAX);
+        cr_assert_eq(out.watch_event.uid, 61001u);
+        cr_assert_eq(out.watch_event.gid, 61002u);
+        cr_assert_eq(out.watch_event.mode, 0640u);
+        cr_assert_eq(out.watch_event.seals, 0x2fu);
+        assert_name_eq(out.watch_event.name, NAME("app.sem"), "WATCH_EVENT");
+        /* docs/protocol.md's event table */
+        cr_assert_eq(get_u32(buf + 16 + 8), IPCB_WE_ACCESS);
+        cr_assert_eq(buf[16 + 12], IPCB_KIND_SEM);
+        cr_assert_eq(get_u16(buf + 16 + 14), 7);
+        cr_assert_eq(get_u32(buf + 16 + 24), 61001u);
+        cr_assert_eq(get_u32(buf + 16 + 36), 0x2fu);
+        cr_assert_eq(buf[16 + 40], 'a');
+        len = roundtrip(&find_sample("WATCH_EVENT overflow")->m, buf, &out);
+        cr_assert_eq(len, 16u + IPCB_WATCH_EVENT_FIXED);
+        cr_assert_eq(out.watch_event.event, IPCB_WE_OVERFLOW);
+}
+
+Test(roundtrip, sem_poll, .timeout = 30) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg out;
+
+        cr_assert_eq(roundtrip(&find_sample("SEM_POLL")->m, buf, &out), 24u);
+        cr_assert_eq(out.sem_poll.handle, 0x1234u);
+        cr_assert_eq(roundtrip(&find_sample("SEM_POLL reply")->m, buf, &out), 24u);
+        cr_assert_eq(out.sem_poll_reply.pollers, 3u);
+        cr_assert_eq(out.hdr.nfds, 1);
+        cr_assert_eq(roundtrip(&find_sample("SEM_NOTIFY")->m, buf, &out), 24u);
+        cr_assert_eq(out.sem_poll.handle, 9u);
+        cr_assert_eq(roundtrip(&find_sample("SEM_NOTIFY reply")->m, buf, &out), 16u);
+        cr_assert_eq(out.hdr.nfds, 1);
+}
+
+Test(malformed, watch_event_shape, .timeout = 30) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = find_sample("WATCH_EVENT")->m, out;
+        static const uint32_t bad_events[] = { 0, IPCB_WE_CREATED | IPCB_WE_UNLINKED, 0x20,
+                                               IPCB_WE_OVERFLOW | IPCB_WE_CREATED };
+        size_t len;
+
+        for (size_t i = 0; i < sizeof(bad_events) / sizeof(bad_events[0]); i++) {
+                m.watch_event.event = bad_events[i];
+                len = encode_ok(&m, buf, sizeof(buf));
+                cr_assert_eq(decode(buf, len, 0, &out), -EBADMSG, "event 0x%x", bad_events[i]);
+        }
+        m = find_sample("WATCH_EVENT")->m;
+        m.watch_event.kind = 3;
+        cr_assert_eq(decode(buf, encode_ok(&m, buf, sizeof(buf)), 0, &out), -EBADMSG, "kind 3");
+        m.watch_event.kind = IPCB_KIND_ANY;
+        cr_assert_eq(decode(buf, encode_ok(&m, buf, sizeof(buf)), 0, &out), -EBADMSG, "kind 0");
+        m = find_sample("WATCH_EVENT")->m;
+        m.watch_event.name = NAME("");
+        cr_assert_eq(decode(buf, encode_ok(&m, buf, sizeof(buf)), 0, &out), -EBADMSG, "no name");
+        m = find_sample("WATCH_EVENT")->m;
+        m.watch_event.watch = 0;
+        cr_assert_eq(decode(buf, encode_ok(&m, buf, sizeof(buf)), 0, &out), -EBADMSG, "watch 0");
+        m = find_sample("WATCH_EVENT")->m;
+        m.hdr.id = 5;
+        cr_assert_eq(decode(buf, encode_ok(&m, buf, sizeof(buf)), 0, &out), -EBADMSG,
+                     "an event answers no request");
+        /* An overflow names nothing. */
+        m = find_sample("WATCH_EVENT overflow")->m;
+        m.watch_event.name = NAME("x");
+        cr_assert_eq(decode(buf, encode_ok(&m, buf, sizeof(buf)), 0, &out), -EBADMSG);
+        m = find_sample("WATCH_EVENT overflow")->m;
+        m.watch_event.object = 1;
+        cr_assert_eq(decode(buf, encode_ok(&m, buf, sizeof(buf)), 0, &out), -EBADMSG);
+        /* A client cannot send an event: an unknown request. */
+        m = find_sample("WATCH_EVENT")->m;
+        m.hdr.op = IPCB_OP_WATCH_EVENT;
+        m.hdr.id = 1;
+        buf[0] = 0;
+        len = encode_ok(&find_sample("HELLO")->m, buf, sizeof(buf));
+        put_u16(buf, IPCB_OP_WATCH_EVENT);
+        cr_assert_eq(decode(buf, len, 0, &out), -EOPNOTSUPP);
+        cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+}
+
 /* ---- malformed input ---- */
 
 Test(malformed, too_short, .timeout = 30) {
@@ -965,13 +1091,15 @@ Test(malformed, reply_fd_count, .timeout = 30) {
                 bool shm = base_op(in) == IPCB_OP_SHM_CREATE || base_op(in) == IPCB_OP_SHM_OPEN ||
                            base_op(in) == IPCB_OP_SHM_LOCK_PAGE ||
                            base_op(in) == IPCB_OP_SEM_CREATE || base_op(in) == IPCB_OP_SEM_OPEN ||
-                           base_op(in) == IPCB_OP_MEMFD;
+                           base_op(in) == IPCB_OP_MEMFD || base_op(in) == IPCB_OP_SEM_NOTIFY ||
+                           base_op(in) == IPCB_OP_SEM_POLL;
+                unsigned want = shm ? 1u : 0u;
                 uint8_t buf[IPCB_MSG_MAX];
                 size_t len = encode_ok(in, buf, sizeof(buf));
                 ipcb_msg m;
                 for (unsigned n = 0; n <= IPCB_FDS_MAX; n++) {
                         buf[2] = (uint8_t)n;
-                        cr_assert_eq(decode(buf, len, n, &m), n == (shm ? 1u : 0u) ? 0 : -EBADMSG,
+                        cr_assert_eq(decode(buf, len, n, &m), n == want ? 0 : -EBADMSG,
                                      "%s declaring and carrying %u fds", samples[s].what, n);
                 }
         }
@@ -1206,8 +1334,8 @@ Test(malformed, list_reply_records, .timeout = 30) {
 
 Test(malformed, unknown_opcode, .timeout = 30) {
         static const uint16_t ops[] = { 0x0000, 0x0009, 0x00ff, 0x0100, 0x0104, 0x0200,
-                                        0x0203, 0x0306, 0x7fff, REPLY(0x0000), REPLY(0x0009),
-                                        REPLY(0x0203), 0xffff };
+                                        0x0205, 0x0306, 0x0404, 0x7fff, REPLY(0x0000),
+                                        REPLY(0x0009), REPLY(0x0205), REPLY(0x0404), 0xffff };
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
                 uint8_t buf[16 + 8] = { 0 };
                 ipcb_msg m;
@@ -1310,7 +1438,7 @@ Test(encode, long_name_over_msg_max, .timeout = 30) {
 
 Test(encode, unknown_opcode, .timeout = 30) {
         uint8_t buf[IPCB_MSG_MAX];
-        static const uint16_t ops[] = { 0x0000, 0x0009, 0x0104, 0x0203, 0x0306, 0x7fff };
+        static const uint16_t ops[] = { 0x0000, 0x0009, 0x0104, 0x0205, 0x0306, 0x0405, 0x7fff };
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
                 ipcb_msg m = { .hdr = { .op = ops[i] } };
                 cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), -EINVAL, "request 0x%04x",

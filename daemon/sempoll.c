@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* sempoll.c: pollable semaphores (sempoll.h).  Each semaphore that is
+ * polled has one notify eventfd; releasers write it while the page counts
+ * pollers, and every poller watches it edge-triggered from an epoll set of
+ * its own, so a write wakes every poller directly: the daemon is not on the
+ * wake-up path.  The daemon only counts the pollers (per handle), hands
+ * out the eventfd, and writes it itself when it gives tokens back.  The
+ * eventfd is never read: its counter only grows (it would take 2^64 writes
+ * to fill it). */
+#include "sempoll.h"
+
+#include "peer.h"
+#include "sem.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+typedef struct sempoll_reg {
+        struct sempoll_reg *next;
+        peer *p;
+        uint64_t handle;
+} sempoll_reg;
+
+typedef struct sempoll {
+        int notify_fd; /* -1 until someone asks */
+        sempoll_reg *regs;
+        uint32_t n;
+} sempoll;
+
+/* The page is mapped on demand (sem.c); if it cannot be mapped (out of
+ * memory), the count stays as it was, and a release may then miss a poller
+ * until the next registration or release reaches it. */
+static void page_pollers(object *o, uint32_t n) {
+        ipcb_sem_page *pg = sem_page(o);
+
+        if (pg)
+                atomic_store(&pg->pollers, n);
+}
+
+static sempoll *get(object *o) {
+        if (!o->poll) {
+                o->poll = calloc(1, sizeof(sempoll));
+                if (o->poll)
+                        o->poll->notify_fd = -1;
+        }
+        return o->poll;
+}
+
+static int notify_fd(sempoll *sp) {
+        if (sp->notify_fd < 0)
+                sp->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        return sp->notify_fd < 0 ? -errno : sp->notify_fd;
+}
+
+void sempoll_wake(object *o) {
+        uint64_t one = 1;
+
+        if (o->poll && o->poll->n && o->poll->notify_fd >= 0)
+                (void)!write(o->poll->notify_fd, &one, sizeof(one));
+}
+
+static handle_slot *sem_handle(peer *p, uint64_t id) {
+        handle_slot *h = peer_handle_get(p, id);
+        return h && h->obj->kind == IPCB_KIND_SEM && h->obj->sem ? h : NULL;
+}
+
+int sempoll_add(peer *p, const ipcb_msg *m) {
+        ipcb_msg r = { .hdr = { .op = m->hdr.op | IPCB_OP_REPLY, .id = m->hdr.id } };
+        handle_slot *h = sem_handle(p, m->sem_poll.handle);
+        sempoll_reg *reg;
+        sempoll *sp;
+        int k;
+
+        if (!h)
+                return -EBADF;
+        if (p->npollers >= SEMPOLL_MAX_PER_CONN)
+                return -EDQUOT;
+        if (!(sp = get(h->obj)))
+                return -ENOMEM;
+        for (reg = sp->regs; reg; reg = reg->next)
+                if (reg->p == p && reg->handle == m->sem_poll.handle)
+                        return -EBUSY; /* one poller per handle */
+        if ((k = notify_fd(sp)) < 0)
+                return k;
+        if (!(reg = calloc(1, sizeof(*reg))))
+                return -ENOMEM;
+        reg->p = p;
+        reg->handle = m->sem_poll.handle;
+        reg->next = sp->regs;
+        sp->regs = reg;
+        sp->n++;
+        p->npollers++;
+        /* Counted before the reply: a release after the poller's first look
+         * at the count (which follows the reply) sees it. */
+        page_pollers(h->obj, sp->n);
+        r.sem_poll_reply.pollers = sp->n;
+        peer_reply(p, &r, &sp->notify_fd, 1);
+        return 0;
+}
+
+int sempoll_notify_fd(peer *p, const ipcb_msg *m) {
+        ipcb_msg r = { .hdr = { .op = m->hdr.op | IPCB_OP_REPLY, .id = m->hdr.id } };
+        handle_slot *h = sem_handle(p, m->sem_poll.handle);
+        sempoll *sp;
+        int fd;
+
+        if (!h)
+                return -EBADF;
+        if (!(sp = get(h->obj)))
+                return -ENOMEM;
+        if ((fd = notify_fd(sp)) < 0)
+                return fd;
+        peer_reply(p, &r, &fd, 1);
+        return 0;
+}
+
+void sempoll_handle_released(object *o, peer *p, uint64_t handle) {
+        sempoll *sp = o->poll;
+
+        if (!sp)
+                return;
+        for (sempoll_reg **pp = &sp->regs; *pp; pp = &(*pp)->next) {
+                sempoll_reg *reg = *pp;
+                if (reg->p != p || reg->handle != handle)
+                        continue;
+                *pp = reg->next;
+                free(reg);
+                sp->n--;
+                p->npollers--;
+                page_pollers(o, sp->n);
+                return;
+        }
+}
+
+void sempoll_free(object *o) {
+        sempoll *sp = o->poll;
+
+        if (!sp)
+                return;
+        while (sp->regs) { /* (none: a poller is a handle) */
+                sempoll_reg *reg = sp->regs;
+                sp->regs = reg->next;
+                free(reg);
+        }
+        if (sp->notify_fd >= 0)
+                close(sp->notify_fd);
+        free(sp);
+        o->poll = NULL;
+}
