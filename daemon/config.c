@@ -88,7 +88,7 @@ static const key_spec keys[] = {
           "(default 128)" },
         { "max_fds_per_uid", "max-fds N", T_COUNT, &cfg.max_fds_per_uid,
           "the daemon's fds held for one uid's objects: 3\n"
-          "per segment, 1 per semaphore (default 12288)" },
+          "per segment, 1 per semaphore, 1 per polled semaphore (default 12288)" },
         { "max_segment_size", "max-segment-size BYTES", T_SIZE, &cfg.max_segment_size,
           "largest segment a client may create (default 1G)" },
 };

@@ -122,6 +122,27 @@ int quota_charge_object(uid_t uid, uint8_t kind, uint64_t bytes) {
         return 0;
 }
 
+int quota_charge_fd(uid_t uid) {
+        quota_user *u;
+
+        if (cfg.fd_budget && fds_total + 1 > cfg.fd_budget)
+                return -ENOSPC;
+        if (!(u = lookup(uid, true)))
+                return -ENOMEM;
+        if (over(u, QUOTA_FDS, 1)) {
+                maybe_free(u);
+                return -EDQUOT;
+        }
+        u->use[QUOTA_FDS]++;
+        fds_total++;
+        return 0;
+}
+
+void quota_uncharge_fd(uid_t uid) {
+        fds_total = fds_total ? fds_total - 1 : 0;
+        quota_uncharge(uid, QUOTA_FDS, 1);
+}
+
 void quota_uncharge(uid_t uid, quota_res r, uint64_t n) {
         quota_user *u = lookup(uid, false);
 

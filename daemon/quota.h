@@ -36,6 +36,11 @@ int quota_charge(uid_t uid, quota_res r, uint64_t n);
 int quota_charge_object(uid_t uid, uint8_t kind, uint64_t bytes);
 /* The daemon fds an object of kind may hold. */
 uint64_t quota_object_fds(uint8_t kind);
+/* One more daemon fd held for an object on uid's behalf (a semaphore's
+ * notify eventfd), against the same budget and quota as the objects' own
+ * (-ENOSPC, -EDQUOT); quota_uncharge_fd gives it back. */
+int quota_charge_fd(uid_t uid);
+void quota_uncharge_fd(uid_t uid);
 void quota_uncharge(uid_t uid, quota_res r, uint64_t n);
 void quota_uncharge_object(uid_t uid, uint8_t kind, uint64_t bytes);
 bool quota_exempt(uid_t uid);

@@ -10,6 +10,7 @@
 #include "sempoll.h"
 
 #include "peer.h"
+#include "quota.h"
 #include "sem.h"
 
 #include <errno.h>
@@ -25,6 +26,7 @@ typedef struct sempoll_reg {
 
 typedef struct sempoll {
         int notify_fd; /* -1 until someone asks */
+        uid_t fd_uid;  /* who asked first: the fd is charged to that uid */
         sempoll_reg *regs;
         uint32_t n;
 } sempoll;
@@ -48,10 +50,22 @@ static sempoll *get(object *o) {
         return o->poll;
 }
 
-static int notify_fd(sempoll *sp) {
-        if (sp->notify_fd < 0)
-                sp->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        return sp->notify_fd < 0 ? -errno : sp->notify_fd;
+/* The eventfd is one more daemon fd per semaphore: charged like the
+ * objects' own fds (quota.c), to the uid whose request made it. */
+static int notify_fd(sempoll *sp, uid_t uid) {
+        int k;
+
+        if (sp->notify_fd >= 0)
+                return sp->notify_fd;
+        if ((k = quota_charge_fd(uid)) < 0)
+                return k;
+        if ((sp->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+                k = -errno;
+                quota_uncharge_fd(uid);
+                return k;
+        }
+        sp->fd_uid = uid;
+        return sp->notify_fd;
 }
 
 void sempoll_wake(object *o) {
@@ -82,7 +96,7 @@ int sempoll_add(peer *p, const ipcb_msg *m) {
         for (reg = sp->regs; reg; reg = reg->next)
                 if (reg->p == p && reg->handle == m->sem_poll.handle)
                         return -EBUSY; /* one poller per handle */
-        if ((k = notify_fd(sp)) < 0)
+        if ((k = notify_fd(sp, p->cred.uid)) < 0)
                 return k;
         if (!(reg = calloc(1, sizeof(*reg))))
                 return -ENOMEM;
@@ -110,7 +124,7 @@ int sempoll_notify_fd(peer *p, const ipcb_msg *m) {
                 return -EBADF;
         if (!(sp = get(h->obj)))
                 return -ENOMEM;
-        if ((fd = notify_fd(sp)) < 0)
+        if ((fd = notify_fd(sp, p->cred.uid)) < 0)
                 return fd;
         peer_reply(p, &r, &fd, 1);
         return 0;
@@ -144,8 +158,10 @@ void sempoll_free(object *o) {
                 sp->regs = reg->next;
                 free(reg);
         }
-        if (sp->notify_fd >= 0)
+        if (sp->notify_fd >= 0) {
                 close(sp->notify_fd);
+                quota_uncharge_fd(sp->fd_uid);
+        }
         free(sp);
         o->poll = NULL;
 }

@@ -311,3 +311,33 @@ SP_TEST(raw_refusals) {
         cr_assert_eq(ipcb_sem_close(s), 0);
         cr_assert_eq(ipcb_shm_close(shm), 0);
 }
+
+/* The notify eventfd is one more daemon fd: it counts against the uid's fd
+ * quota and the daemon's fd budget like the semaphore's own page, and is
+ * given back when the semaphore goes. */
+static void setup_fd_quota(void) {
+        static const char *const args[] = { "--no-root-override", "--max-fds", "2", NULL };
+        fixture_begin(&d, args);
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+}
+
+FIXTURE_TEST(sempoll, notify_fd_is_charged, &d, release, .init = setup_fd_quota, .fini = teardown,
+             .timeout = 60) {
+        ipcb_sem *a, *b;
+
+        cr_assert_eq(ipcb_sem_create(c, "q1", 0, NULL, &a), 0);
+        cr_assert_eq(ipcb_sem_create(c, "q2", 0, NULL, &b), 0);
+        int k = ipcb_sem_get_fd(a);
+        cr_assert_eq(k, -EDQUOT, "polling with the fd quota spent: %d (%s)", k, ipcb_strerror(k));
+        cr_assert_eq(ipcb_sem_close(b), 0); /* transient: destroyed, its fd given back */
+        cr_assert_eq(ipcb_sync(c), 0);
+        cr_assert_geq(ipcb_sem_get_fd(a), 0);
+        cr_assert_eq(ipcb_sem_create(c, "q3", 0, NULL, &b), -EDQUOT,
+                     "the eventfd was not charged");
+        cr_assert_eq(ipcb_sem_close(a), 0); /* page and eventfd given back */
+        cr_assert_eq(ipcb_sync(c), 0);
+        cr_assert_eq(ipcb_sem_create(c, "q3", 0, NULL, &a), 0);
+        cr_assert_eq(ipcb_sem_create(c, "q4", 0, NULL, &b), 0, "the eventfd was not given back");
+        cr_assert_eq(ipcb_sem_close(a), 0);
+        cr_assert_eq(ipcb_sem_close(b), 0);
+}
