@@ -169,8 +169,15 @@ class Segment(_Handle):
         self.close()
 
     def __del__(self) -> None:
+        # Garbage: release the broker handle and the library's mapping, but
+        # leave views of buf alone (unlike close()): our mmap is its own
+        # mapping with its own fd, freed when the last view goes.
+        self._view = None
+        self._mmap = None
         try:
-            self.close()
+            h = self._take_for_close()
+            if h is not None and not self._inherited:
+                _lib.ipcb_shm_close(h)
         except Exception:
             pass
 

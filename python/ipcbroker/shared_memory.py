@@ -87,12 +87,6 @@ class SharedMemory:
         self._persistent = persistent and create
         self._unlinks_seen = _unlinks.get(self._name, 0)
 
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
     def __reduce__(self) -> tuple[Any, ...]:
         return (self.__class__, (self.name, False, self.size))
 

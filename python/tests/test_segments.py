@@ -285,3 +285,20 @@ def test_default_client_and_module_functions(broker):
         s.buf[0] = 3
         assert r.buf[0] == 3
     assert ipcbroker.default_client() is ipcbroker.default_client()
+
+
+def test_view_outliving_a_dropped_segment(client):
+    """A Segment that is garbage-collected while views of its buffer live
+    releases its broker handle but not the views' mapping (close() would
+    raise BufferError instead)."""
+    np = pytest.importorskip("numpy")
+    v = client.create("tmp", 64).buf  # the Segment object is garbage at once
+    v[0] = 1
+    assert v[0] == 1
+    client.sync()
+    assert not client.exists("tmp")  # transient: its only handle was released
+    v[1] = 2  # still our mapping
+    b = np.frombuffer(v, np.uint8)
+    del v
+    assert list(b[:2]) == [1, 2]
+    del b  # the mapping (and its fd) go with the last view
