@@ -19,6 +19,8 @@ TEST_PACKAGES=(clang libclang-rt-14-dev systemd util-linux python3)
 # for the header as C++, dpkg-dev and file for cpack -G DEB (dpkg-shlibdeps);
 # util-linux brings setpriv (examples) and flock.
 TEST_PACKAGES+=(scdoc man-db g++ dpkg-dev file)
+# python/tests (the Python package's suite) and examples/python-numpy.
+TEST_PACKAGES+=(python3-pytest python3-numpy)
 
 need() {
         local missing=() p
@@ -198,6 +200,7 @@ test)
                 if ./build/bench/ipcb_bench_scale --quick; then PASSED=$((PASSED + 1)); else
                         FAILED=$((FAILED + 1)); status=1; fi
         fi
+        if /usr/bin/python3 bench/python/bench.py --quick --build build; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); status=1; fi
         echo
         echo "$PASSED passed, $FAILED failed"
         exit $status
