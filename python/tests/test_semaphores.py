@@ -180,3 +180,38 @@ def test_waiter_across_processes(client):
     s.release()
     assert ch.result() is True
     s.close()
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_signal_handler_runs_during_a_main_thread_wait(client):
+    """The library's waits do not end on a signal; the binding waits in
+    slices on the main thread so that handlers (KeyboardInterrupt) run."""
+    import os
+    import signal
+
+    s = client.sem_create("sig", 0)
+    a = client.create("siglock", 64)
+    b = client.open("siglock")
+
+    def handler(signum, frame):
+        raise _Interrupted()
+    old = signal.signal(signal.SIGUSR1, handler)
+    try:
+        for wait in (s.acquire, b.lock):
+            timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGUSR1))
+            t0 = time.monotonic()
+            timer.start()
+            with a.lock():
+                with pytest.raises(_Interrupted):
+                    wait()  # no timeout: would wait forever
+            timer.join()
+            assert time.monotonic() - t0 < 2
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert s.value == 0
+    s.close()
+    b.close()
+    a.close()
