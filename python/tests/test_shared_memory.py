@@ -158,6 +158,57 @@ def test_shared_memory_across_processes(mod):
         sms.unlink()
 
 
+def _attach_existing_shmem_then_write(shmem_name_or_obj, binary_data):
+    # as CPython's _TestSharedMemory helper; runs in a multiprocessing child
+    mod = ipcb_module if isinstance(shmem_name_or_obj, ipcb_module.SharedMemory) or \
+        os.environ.get("IPCB_TEST_MOD") == "ipcbroker" else std_module
+    if isinstance(shmem_name_or_obj, str):
+        local_sms = mod.SharedMemory(shmem_name_or_obj)
+    else:
+        local_sms = shmem_name_or_obj
+    local_sms.buf[:len(binary_data)] = binary_data
+    local_sms.close()
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_shared_memory_across_multiprocessing(mod, method, monkeypatch):
+    """CPython's test_shared_memory_across_processes with multiprocessing
+    itself: by name, then the pickled (spawn) or inherited (fork) object."""
+    import multiprocessing
+    if method == "spawn" and mod is std_module:
+        pytest.skip("slow, and the fork run checks the same test logic on the standard class")
+    ctx = multiprocessing.get_context(method)
+    monkeypatch.setenv("IPCB_TEST_MOD", "ipcbroker" if mod is ipcb_module else "stdlib")
+    sms = mod.SharedMemory(create=True, size=512)
+    try:
+        for arg, data in ((sms.name, b"howdy"), (sms, b"HELLO")):
+            p = ctx.Process(target=_attach_existing_shmem_then_write, args=(arg, data))
+            p.daemon = True
+            p.start()
+            p.join(30)
+            assert p.exitcode == 0
+            assert bytes(sms.buf[:5]) == data
+    finally:
+        sms.close()
+        sms.unlink()
+
+
+def test_pickle_all_protocols(mod):
+    for proto in range(pickle.HIGHEST_PROTOCOL + 1):
+        sms = mod.SharedMemory(create=True, size=512)
+        sms.buf[0:6] = b"pickle"
+        sms2 = pickle.loads(pickle.dumps(sms, protocol=proto))
+        assert sms2.name == sms.name and bytes(sms2.buf[0:6]) == b"pickle"
+        sms2.buf[0:6] = b"oldval"
+        assert bytes(sms.buf[0:6]) == b"oldval"
+        sms2.close()
+        dump = pickle.dumps(sms, protocol=proto)
+        sms.close()
+        sms.unlink()
+        with pytest.raises(FileNotFoundError):
+            pickle.loads(dump)
+
+
 def test_close_with_exported_views(mod):
     sms = mod.SharedMemory(create=True, size=64)
     view = sms.buf[:8]
