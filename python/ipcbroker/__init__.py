@@ -51,11 +51,13 @@ def open(name: str, **kw) -> Segment:  # noqa: A001 - mirrors Client.open
     return default_client().open(name, **kw)
 
 
+# (create and open are left out of __all__: `from ipcbroker import *` must
+# not shadow the builtin open)
 __all__ = [
     "Client", "Segment", "SegmentLock", "Semaphore", "SharedMemory", "ObjectInfo",
     "HandleInfo", "QuotaInfo", "KIND_SHM", "KIND_SEM", "SHM_PERSISTENT", "SHM_GROWABLE",
     "OBJ_UNLINKED", "SEM_VALUE_MAX", "SEM_UNDO_MAX", "NAME_MAX", "default_client",
-    "close_default_client", "create", "open", "strerror", "QuotaExceededError",
+    "close_default_client", "strerror", "QuotaExceededError",
     "OwnerDiedError", "BrokerDisconnectedError", "UntrustedBrokerError", "ReadOnlyError",
     "LIBRARY_PATH",
 ]

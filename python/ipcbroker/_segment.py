@@ -136,6 +136,10 @@ class Segment(_Handle):
         ro = ", readonly" if self._access == _lib.READ_ONLY else ""
         return f"<ipcbroker.Segment {self.name!r} {state}{ro}>"
 
+    def __reduce__(self) -> tuple:
+        # pickling (multiprocessing's spawn): the receiver opens it by name
+        return (_reopen, (self.name, self.readonly))
+
     # ---- lifetime ----
     def close(self) -> None:
         """Unmap and release the handle (the last handle of a transient
@@ -269,6 +273,11 @@ class Segment(_Handle):
             data = self._mmap[offset:end]  # type: ignore[index]
             if not self.read_retry(seq):
                 return data
+
+
+def _reopen(name: str, readonly: bool) -> Segment:
+    from ._client import default_client
+    return default_client().open(name, readonly=readonly)
 
 
 class SegmentLock:

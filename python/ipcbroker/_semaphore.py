@@ -47,15 +47,32 @@ class Semaphore(_Handle):
         self.undo = undo
         return self
 
+    def _enter(self) -> c_void_p:
+        # Unlike connections, semaphore handles work in a forked child: a
+        # plain handle's page is shared memory, and the library itself
+        # refuses (ECHILD) calls on an undo handle inherited across fork.
+        self._users.append(None)
+        h = self._h
+        if h is None:
+            self._users.pop()
+            raise self._unusable(h)
+        return h
+
+    def __reduce__(self) -> tuple:
+        # pickling (multiprocessing's spawn): the receiver opens it by name
+        return (_reopen, (self.name, self.undo))
+
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Take one token.  Returns True, or False when none came within
         `timeout` seconds (None: wait as long as it takes) or, with
         blocking=False, none was free.  The GIL is released while waiting."""
+        if timeout is not None and not blocking:
+            raise ValueError("can't specify timeout for non-blocking acquire")
         users = self._users
         users.append(None)  # the guard of _Handle, inlined: this is the hot path
         try:
             h = self._h
-            if h is None or self._gen != _lib.fork_generation:
+            if h is None:
                 raise self._unusable(h)
             r = _try_acquire(h, 0)  # the uncontended path: one call
             if r == 0:
@@ -92,7 +109,7 @@ class Semaphore(_Handle):
         users.append(None)
         try:
             h = self._h
-            if h is None or self._gen != _lib.fork_generation:
+            if h is None:
                 raise self._unusable(h)
             r = _release(h, n)
         finally:
@@ -153,3 +170,8 @@ class Semaphore(_Handle):
         kind = "undo" if self.undo else "plain"
         state = "closed" if self.closed else "open"
         return f"<ipcbroker.Semaphore {self.name!r} {kind} {state}>"
+
+
+def _reopen(name: str, undo: bool) -> Semaphore:
+    from ._client import default_client
+    return default_client().sem_open(name, undo=undo)

@@ -215,3 +215,34 @@ def test_signal_handler_runs_during_a_main_thread_wait(client):
     s.close()
     b.close()
     a.close()
+
+
+def test_plain_handle_works_in_a_forked_child_undo_does_not(client):
+    """As in C: a child may use its parent's plain handles (the page is
+    shared); an undo handle inherited across fork is refused (ECHILD);
+    closing inherited handles in the child sends nothing."""
+    import pickle
+    from conftest import run_as
+
+    s = client.sem_create("inh", 1)
+    u = client.sem_open("inh", undo=True)
+
+    def child():
+        out = [s.acquire(timeout=1), s.value]
+        try:
+            u.acquire(blocking=False)
+        except OSError as e:
+            out.append(errno.errorcode[e.errno])
+        s.close()
+        u.close()
+        return out
+    assert run_as(None, child) == [True, 0, "ECHILD"]
+    assert s.value == 0  # the child's token stays taken: a plain handle
+    s.release()
+    assert u.acquire(timeout=1) and u.held == 1  # the parent's undo handle is intact
+    u.release()
+    t = pickle.loads(pickle.dumps(s))  # reopened by name (default client)
+    assert t is not s and t.name == "inh" and t.value == 1
+    t.close()
+    u.close()
+    s.close()
