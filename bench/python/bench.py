@@ -78,15 +78,20 @@ class Row:
         return (time.perf_counter_ns() - t0) / self.n
 
     def calibrate(self, batch_ns: float) -> None:
-        self.op()
-        n = 1
+        """N such that a batch takes about batch_ns: the mean time per
+        operation over at least 20 ms of operations (one slow first call on
+        a noisy machine must not decide it)."""
+        op = self.op
+        k, spent = 1, 0.0
         while True:
-            self.n = n
-            t = self.batch() * n
-            if t >= batch_ns / 4 or n >= 1 << 22:
+            t0 = time.perf_counter_ns()
+            for _ in range(k):
+                op()
+            spent = time.perf_counter_ns() - t0
+            if spent >= 20e6 or k >= 1 << 24:
                 break
-            n *= 2
-        self.n = max(1, int(n * batch_ns / max(t, 1)))
+            k *= 2
+        self.n = max(1, int(batch_ns * k / spent))
 
 
 def quantile(v: list[float], q: float) -> float:

@@ -219,7 +219,12 @@ class Segment(_Handle):
         TimeoutError / BlockingIOError when not taken.  guard.owner_died is
         True when the previous holder died holding the lock (check the data).
         The GIL is released while waiting."""
-        dl = _deadline(0 if not blocking else timeout)
+        r = self._call(_lib.ipcb_shm_try_lock, 0)  # uncontended: one call
+        if r >= 0:
+            return SegmentLock(self, r == _lib.OWNER_DIED)
+        if r != -errno.EAGAIN or not blocking:
+            _lib.check(r, self.name)
+        dl = _deadline(timeout)
         while True:
             ms = _slice_ms(dl)
             r = self._call(_lib.ipcb_shm_try_lock, ms)
