@@ -78,20 +78,25 @@ class Row:
         return (time.perf_counter_ns() - t0) / self.n
 
     def calibrate(self, batch_ns: float) -> None:
-        """N such that a batch takes about batch_ns: the mean time per
-        operation over at least 20 ms of operations (one slow first call on
-        a noisy machine must not decide it)."""
+        """N such that a batch takes about batch_ns, from the median time of
+        small groups of operations (a slow call on a noisy machine must not
+        decide it)."""
         op = self.op
-        k, spent = 1, 0.0
-        while True:
+        k = 1
+        while True:  # a group of k operations: at least ~20 us
             t0 = time.perf_counter_ns()
             for _ in range(k):
                 op()
-            spent = time.perf_counter_ns() - t0
-            if spent >= 20e6 or k >= 1 << 24:
+            if time.perf_counter_ns() - t0 >= 20e3 or k >= 1 << 20:
                 break
             k *= 2
-        self.n = max(1, int(batch_ns * k / spent))
+        groups = []
+        for _ in range(31):
+            t0 = time.perf_counter_ns()
+            for _ in range(k):
+                op()
+            groups.append((time.perf_counter_ns() - t0) / k)
+        self.n = max(1, int(batch_ns / statistics.median(groups)))
 
 
 def quantile(v: list[float], q: float) -> float:
