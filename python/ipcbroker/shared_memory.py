@@ -132,7 +132,9 @@ class SharedMemory:
         on Windows, where unlink() does nothing) unless this process has
         unlinked the name since this object was made (a second unlink is
         an error, as with POSIX shm)."""
-        c = self._seg.client if self._seg is not None else default_client()
+        s = self._seg
+        # (in a forked child the parent's connection is not ours to use)
+        c = s.client if s is not None and not s.client._inherited else default_client()
         name = self.name
         try:
             c.unlink(name)

@@ -147,8 +147,6 @@ def test_shared_memory_across_processes(mod):
     try:
         def child(name):
             s = mod.SharedMemory(name)
-            if mod is std_module:  # attaching registered it with the tracker
-                resource_tracker.unregister(s._name, "shared_memory")
             s.buf[:5] = b"howdy"
             s.close()
         run_as(None, child, sms.name)
@@ -263,6 +261,23 @@ def test_persistent_lives_until_unlink(broker):
     assert t.name == "keep" and t.size == 100
     t.close()
     t.unlink()
+
+
+def test_unlink_from_a_forked_child(mod):
+    sms = mod.SharedMemory(create=True, size=64, **({} if mod is std_module
+                                                     else {"persistent": True}))
+
+    def child():
+        sms.buf[0] = 1     # the inherited mapping
+        sms.unlink()       # any process may unlink
+        sms.close()
+    try:
+        run_as(None, child)
+        with pytest.raises(FileNotFoundError):
+            mod.SharedMemory(sms.name)
+        assert sms.buf[0] == 1
+    finally:
+        sms.close()
 
 
 def test_mode_and_readonly_for_other_uids(broker):
