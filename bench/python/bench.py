@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from multiprocessing import resource_tracker
 from multiprocessing import shared_memory as std_shm
 
 
@@ -186,6 +187,10 @@ def main() -> int:
                 Row("py.lock", "with seg.lock(): pass", lock_py),
                 Row("py.noop", "(ref) a Python function call that does nothing", lambda: None),
             ]
+            # the standard module started its resource tracker (a new python
+            # process) at the create above: let it finish starting first
+            resource_tracker.ensure_running()
+            time.sleep(0.3)
             for r in rows:
                 r.calibrate(a.batch_ms * 1e6)
             for _ in range(a.reps):
