@@ -8,15 +8,13 @@ from __future__ import annotations
 import os
 import threading
 from ctypes import byref, c_int, c_uint, c_void_p
+from ctypes import sizeof as ctypes_sizeof
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable
 
 from . import _lib
 from ._handle import _Handle
-
-if TYPE_CHECKING:
-    from ._segment import Segment
-    from ._semaphore import Semaphore
+from ._segment import Segment
+from ._semaphore import Semaphore
 
 KIND_SHM = _lib.KIND_SHM
 KIND_SEM = _lib.KIND_SEM
@@ -90,11 +88,6 @@ def _open_options(flags: int, owner: int | None) -> _lib.OpenOptions:
     return o
 
 
-def ctypes_sizeof(t: type) -> int:
-    import ctypes
-    return ctypes.sizeof(t)
-
-
 class Client(_Handle):
     """One connection to ipcbrokerd (ipcb_connect).
 
@@ -162,7 +155,6 @@ class Client(_Handle):
         (FileExistsError if it exists).  Transient (the default): it dies with
         its last handle, also when its holders crash; persistent: it lives
         until unlinked."""
-        from ._segment import Segment
         if size <= 0:
             raise ValueError("size must be > 0")
         flags = (_lib.SHM_PERSISTENT if persistent else 0) | (_lib.SHM_GROWABLE if growable else 0)
@@ -178,7 +170,6 @@ class Client(_Handle):
         kernel refuses writes).  owner: refuse (PermissionError, EPERM) a
         segment not owned by this uid (-1: our own uid), checked by the broker
         with the open itself."""
-        from ._segment import Segment
         access = _lib.READ_ONLY if readonly else _lib.READ_WRITE
         ret = c_void_p()
         n = _lib.encode_name(name)
@@ -195,7 +186,6 @@ class Client(_Handle):
         """Publish `memfd` (borrowed: still yours to close) as segment `name`.
         It must be a memfd sealed at least F_SEAL_SHRINK.  Returns a handle:
         read-write unless the memfd is write-sealed or O_RDONLY."""
-        from ._segment import Segment
         opts = _lib.ShmOptions(ctypes_sizeof(_lib.ShmOptions), mode,
                                _lib.SHM_PERSISTENT if persistent else 0)
         ret = c_void_p()
@@ -228,7 +218,6 @@ class Client(_Handle):
         """Create semaphore `name` with `initial` tokens (max 0: SEM_VALUE_MAX)
         and open it; undo: tokens this handle holds come back when the
         process dies or the handle is closed."""
-        from ._semaphore import Semaphore
         flags = (_lib.SEM_PERSISTENT if persistent else 0) | (_lib.SEM_UNDO if undo else 0)
         if initial < 0 or max < 0:
             raise ValueError("initial and max must be >= 0")
@@ -241,7 +230,6 @@ class Client(_Handle):
     def sem_open(self, name: str, *, undo: bool = False, owner: int | None = None) -> "Semaphore":
         """Open existing semaphore `name` (FileNotFoundError if none); undo
         as in sem_create, owner as in open()."""
-        from ._semaphore import Semaphore
         ret = c_void_p()
         n = _lib.encode_name(name)
         opts = _open_options(_lib.SEM_UNDO if undo else 0, owner)
