@@ -176,6 +176,8 @@ ipcb_strerror = _fn("ipcb_strerror", c_char_p, c_int)
 # saves a third of the per-call cost.  Still a CDLL: the GIL is released.
 sem_try_acquire_fast = lib["ipcb_sem_try_acquire"]
 sem_release_fast = lib["ipcb_sem_release"]
+shm_try_lock_fast = lib["ipcb_shm_try_lock"]
+shm_unlock_fast = lib["ipcb_shm_unlock"]
 
 
 def strerror(code: int) -> str:

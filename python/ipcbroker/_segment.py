@@ -219,7 +219,7 @@ class Segment(_Handle):
         TimeoutError / BlockingIOError when not taken.  guard.owner_died is
         True when the previous holder died holding the lock (check the data).
         The GIL is released while waiting."""
-        r = self._call(_lib.ipcb_shm_try_lock, 0)  # uncontended: one call
+        r = self._call(_lib.shm_try_lock_fast, 0)  # uncontended: one call
         if r >= 0:
             return SegmentLock(self, r == _lib.OWNER_DIED)
         if r != -errno.EAGAIN or not blocking:
@@ -237,7 +237,9 @@ class Segment(_Handle):
 
     def unlock(self) -> None:
         """Release the segment lock held through this handle."""
-        _lib.check(self._call(_lib.ipcb_shm_unlock), self.name)
+        r = self._call(_lib.shm_unlock_fast)
+        if r < 0:
+            _lib.check(r, self.name)
 
     # ---- seqlock reads ----
     def read_begin(self, timeout: float | None = None) -> int:
@@ -294,6 +296,7 @@ class SegmentLock:
         self._held = True
 
     def unlock(self) -> None:
+        """Release the lock (once; later calls do nothing)."""
         if self._held:
             self._held = False
             self.segment.unlock()
