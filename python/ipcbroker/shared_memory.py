@@ -21,7 +21,6 @@ Differences from the standard class (docs/python.md):
 """
 from __future__ import annotations
 
-import errno
 import secrets
 from typing import Any
 
