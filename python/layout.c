@@ -58,6 +58,10 @@ int main(void) {
         FIELD(ipcb_quota_info, max_bytes);
         FIELD(ipcb_quota_info, max_handles);
         FIELD(ipcb_quota_info, max_connections);
+        SIZE(ipcb_holder);
+        FIELD(ipcb_holder, pid);
+        FIELD(ipcb_holder, uid);
+        FIELD(ipcb_holder, handles);
         /* constants the binding copies */
         printf("const NAME_MAX %d\n", IPCB_NAME_MAX);
         printf("const OWNER_SELF %u\n", (unsigned)IPCB_OWNER_SELF);
@@ -78,5 +82,8 @@ int main(void) {
         printf("const ACCESS_UID %u\n", IPCB_ACCESS_UID);
         printf("const ACCESS_GID %u\n", IPCB_ACCESS_GID);
         printf("const TIMEOUT_DEFAULT_MS %d\n", IPCB_TIMEOUT_DEFAULT_MS);
+        printf("const BROKER_DEFAULT %d\n", IPCB_BROKER_DEFAULT);
+        printf("const BROKER_SYSTEM %d\n", IPCB_BROKER_SYSTEM);
+        printf("const BROKER_USER %d\n", IPCB_BROKER_USER);
         return 0;
 }

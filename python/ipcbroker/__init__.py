@@ -17,8 +17,9 @@ path recorded at install time, or the linker's search path."""
 from __future__ import annotations
 
 from . import _lib
-from ._client import (KIND_SEM, KIND_SHM, Client, HandleInfo, ObjectInfo, QuotaInfo,
-                      close_default_client, default_client)
+from ._client import (BROKER_DEFAULT, BROKER_SYSTEM, BROKER_USER, KIND_SEM, KIND_SHM,
+                      Client, HandleInfo, Holder, ObjectInfo, QuotaInfo, close_default_client,
+                      default_client, socket_path)
 from ._errors import (BrokerDisconnectedError, OwnerDiedError, QuotaExceededError,
                       ReadOnlyError, UntrustedBrokerError)
 from ._segment import Segment, SegmentLock
@@ -55,7 +56,8 @@ def open(name: str, **kw) -> Segment:  # noqa: A001 - mirrors Client.open
 # not shadow the builtin open)
 __all__ = [
     "Client", "Segment", "SegmentLock", "Semaphore", "SharedMemory", "ObjectInfo",
-    "HandleInfo", "QuotaInfo", "KIND_SHM", "KIND_SEM", "SHM_PERSISTENT", "SHM_GROWABLE",
+    "HandleInfo", "QuotaInfo", "Holder", "BROKER_DEFAULT", "BROKER_SYSTEM", "BROKER_USER",
+    "socket_path", "KIND_SHM", "KIND_SEM", "SHM_PERSISTENT", "SHM_GROWABLE",
     "OBJ_UNLINKED", "SEM_VALUE_MAX", "SEM_UNDO_MAX", "NAME_MAX", "default_client",
     "close_default_client", "strerror", "QuotaExceededError",
     "OwnerDiedError", "BrokerDisconnectedError", "UntrustedBrokerError", "ReadOnlyError",

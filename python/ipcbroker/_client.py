@@ -7,17 +7,37 @@ from __future__ import annotations
 
 import os
 import threading
-from ctypes import byref, c_int, c_uint, c_void_p
+from ctypes import byref, c_int, c_uint, c_uint64, c_void_p, create_string_buffer
 from ctypes import sizeof as ctypes_sizeof
 from dataclasses import dataclass
 
 from . import _lib
+from ._errors import error_from_code
 from ._handle import _Handle
 from ._segment import Segment
 from ._semaphore import Semaphore
 
 KIND_SHM = _lib.KIND_SHM
 KIND_SEM = _lib.KIND_SEM
+BROKER_DEFAULT = _lib.BROKER_DEFAULT
+BROKER_SYSTEM = _lib.BROKER_SYSTEM
+BROKER_USER = _lib.BROKER_USER
+
+
+def socket_path(broker: int = BROKER_DEFAULT) -> str:
+    """The socket path of BROKER_DEFAULT (the rule Client() follows now),
+    BROKER_SYSTEM or BROKER_USER (ipcb_socket_path)."""
+    buf = create_string_buffer(4096)
+    _lib.check(_lib.ipcb_socket_path(broker, buf, len(buf)))
+    return os.fsdecode(buf.value)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A connection holding handles on an object (ipcb_holders)."""
+    pid: int
+    uid: int
+    handles: int
 
 
 @dataclass(frozen=True)
@@ -105,11 +125,22 @@ class Client(_Handle):
     _kind_name = "client"
 
     def __init__(self, socket_path: str | os.PathLike | None = None,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, *, broker: int = BROKER_DEFAULT) -> None:
         ret = c_void_p()
         path = None if socket_path is None else os.fsencode(socket_path)
-        _lib.check(_lib.ipcb_connect(path, byref(ret)),
-                   *(() if socket_path is None else (os.fsdecode(socket_path),)))
+        if broker == BROKER_SYSTEM and path is None:
+            r = _lib.ipcb_connect_system(byref(ret))
+        elif broker == BROKER_USER and path is None:
+            r = _lib.ipcb_connect_user(byref(ret))
+        elif broker == BROKER_DEFAULT:
+            r = _lib.ipcb_connect(path, byref(ret))
+        else:
+            raise ValueError("give either socket_path or broker=BROKER_SYSTEM/BROKER_USER")
+        if r < 0:
+            # ipcb_connect_error: the path tried, which broker, what to do
+            buf = create_string_buffer(512)
+            msg = _lib.ipcb_connect_error(r, path, broker, buf, len(buf))
+            raise error_from_code(r, msg.decode("utf-8", "replace"))
         super().__init__(ret)
         if timeout is not None:
             self.set_timeout(timeout)
@@ -239,6 +270,19 @@ class Client(_Handle):
     def sem_unlink(self, name: str) -> None:
         """Remove semaphore `name` from its namespace; open handles keep working."""
         _lib.check(self._call(_lib.ipcb_sem_unlink, _lib.encode_name(name)), name)
+
+    def holders(self, name: str, kind: int = KIND_SHM) -> tuple[list[Holder], int]:
+        """The connections holding handles on `name` (like `ipcs -p`), and
+        the object's id; the broker names at most 256."""
+        n = _lib.encode_name(name)
+        oid = c_uint64()
+        cap = 16
+        while True:
+            arr = (_lib.Holder * cap)()
+            r = _lib.check(self._call(_lib.ipcb_holders, kind, n, arr, cap, byref(oid)), name)
+            if r <= cap:
+                return [Holder(h.pid, h.uid, h.handles) for h in arr[:r]], oid.value
+            cap = r
 
     # ---- inspection and access control ----
     def stat(self, name: str, kind: int = KIND_SHM) -> ObjectInfo:

@@ -9,7 +9,7 @@ import ctypes
 import ctypes.util
 import os
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char, c_char_p, c_int,
-                    c_size_t, c_uint, c_uint32, c_uint64, c_void_p)
+                    c_int32, c_size_t, c_uint, c_uint32, c_uint64, c_void_p)
 
 from ._errors import error_from_code
 
@@ -33,6 +33,9 @@ ACCESS_MODE = 0x1
 ACCESS_UID = 0x2
 ACCESS_GID = 0x4
 TIMEOUT_DEFAULT_MS = 25000
+BROKER_DEFAULT = 0
+BROKER_SYSTEM = 1
+BROKER_USER = 2
 
 uid_t = c_uint32
 gid_t = c_uint32
@@ -72,6 +75,10 @@ class QuotaInfo(Structure):
                 ("bytes", c_uint64), ("handles", c_uint), ("connections", c_uint),
                 ("max_objects", c_uint64), ("max_bytes", c_uint64),
                 ("max_handles", c_uint64), ("max_connections", c_uint64)]
+
+
+class Holder(Structure):
+    _fields_ = [("pid", c_int32), ("uid", uid_t), ("handles", c_uint)]
 
 
 LIST_CB = CFUNCTYPE(c_int, POINTER(ObjectInfo), c_void_p)
@@ -122,6 +129,13 @@ def _fn(name: str, restype, *argtypes):
 
 P = c_void_p
 ipcb_connect = _fn("ipcb_connect", c_int, c_char_p, POINTER(c_void_p))
+ipcb_connect_system = _fn("ipcb_connect_system", c_int, POINTER(c_void_p))
+ipcb_connect_user = _fn("ipcb_connect_user", c_int, POINTER(c_void_p))
+ipcb_socket_path = _fn("ipcb_socket_path", c_int, c_int, c_char_p, c_size_t)
+ipcb_connect_error = _fn("ipcb_connect_error", c_char_p, c_int, c_char_p, c_int, c_char_p,
+                         c_size_t)
+ipcb_holders = _fn("ipcb_holders", c_int, P, c_int, c_char_p, POINTER(Holder), c_size_t,
+                   POINTER(c_uint64))
 ipcb_set_timeout = _fn("ipcb_set_timeout", c_int, P, c_int)
 ipcb_disconnect = _fn("ipcb_disconnect", None, P)
 ipcb_shm_create = _fn("ipcb_shm_create", c_int, P, c_char_p, c_size_t, POINTER(ShmOptions),

@@ -302,3 +302,42 @@ def test_view_outliving_a_dropped_segment(client):
     del v
     assert list(b[:2]) == [1, 2]
     del b  # the mapping (and its fd) go with the last view
+
+
+def test_holders(client):
+    with client.create("held", 64) as s, client.open("held") as t:
+        holders, oid = client.holders("held")
+        assert oid == client.stat("held").id
+        assert holders == [ipcbroker.Holder(os.getpid(), os.geteuid(), 2)]
+
+        def other():
+            c = ipcbroker.Client()
+            with c.open("held"):
+                hs, _ = c.holders("held")
+            c.close()
+            return sorted((h.pid == os.getpid(), h.handles) for h in hs)
+        assert run_as(None, other) == [(False, 2), (True, 1)]
+        del s, t
+    with pytest.raises(FileNotFoundError):
+        client.holders("nothing")
+
+
+def test_which_broker(broker, tmp_path, monkeypatch):
+    assert ipcbroker.socket_path() == broker.sock  # $IPCBROKER_SOCKET first
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    user_sock = tmp_path / "ipcbroker" / "ipcbroker.sock"
+    assert ipcbroker.socket_path(ipcbroker.BROKER_USER) == str(user_sock)
+    assert ipcbroker.socket_path(ipcbroker.BROKER_SYSTEM) == "/run/ipcbroker/ipcbroker.sock"
+    with pytest.raises(FileNotFoundError) as e:  # nobody there yet
+        ipcbroker.Client(broker=ipcbroker.BROKER_USER)
+    assert str(user_sock) in str(e.value)  # ipcb_connect_error's message names the path
+    user_sock.parent.mkdir()
+    user_sock.symlink_to(broker.sock)
+    c = ipcbroker.Client(broker=ipcbroker.BROKER_USER)  # $IPCBROKER_SOCKET not read
+    c.close()
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    with pytest.raises(OSError) as e:
+        ipcbroker.Client(broker=ipcbroker.BROKER_USER)
+    assert e.value.errno == errno.EDESTADDRREQ
+    with pytest.raises(ValueError):
+        ipcbroker.Client("/x", broker=ipcbroker.BROKER_SYSTEM)
