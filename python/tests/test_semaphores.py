@@ -116,7 +116,7 @@ def test_timed_acquire_releases_the_gil_in_main_thread_slices(client):
     finally:
         stop.set()
         t.join()
-    assert len(ticks) > 20
+    assert len(ticks) > 10  # ~100 on a quiet machine; with the GIL held: 3-4
     s.close()
 
 
@@ -150,10 +150,17 @@ def test_undo_handle_serves_one_call_at_a_time(client):
     t.start()
     try:
         assert wait_until(lambda: u._users, 2)
-        time.sleep(0.05)
-        with pytest.raises(OSError) as e:
-            u.acquire(blocking=False)
-        assert e.value.errno == errno.EBUSY
+        # once the thread is inside the library's wait, our call is refused;
+        # until then it gets in first and finds no token
+        busy = None
+        end = time.monotonic() + 5
+        while busy is None and time.monotonic() < end:
+            try:
+                assert u.acquire(blocking=False) is False
+                time.sleep(0.02)
+            except OSError as e:
+                busy = e.errno
+        assert busy == errno.EBUSY
     finally:
         s.release()
         t.join()
