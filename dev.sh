@@ -23,6 +23,8 @@ TEST_PACKAGES+=(qt6-base-dev)
 TEST_PACKAGES+=(scdoc man-db g++ dpkg-dev file)
 # libglib2.0-dev: examples/loop-glib.
 TEST_PACKAGES+=(libglib2.0-dev)
+# python/tests (the Python package's suite) and examples/python-numpy.
+TEST_PACKAGES+=(python3-pytest python3-numpy)
 
 need() {
         local missing=() p
@@ -206,6 +208,7 @@ test)
                 if ./build/preload/ipcb_bench_preload --quick; then PASSED=$((PASSED + 1)); else
                         FAILED=$((FAILED + 1)); status=1; fi
         fi
+        if /usr/bin/python3 bench/python/bench.py --quick --build build; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); status=1; fi
         echo
         echo "$PASSED passed, $FAILED failed"
         exit $status

@@ -117,6 +117,29 @@ LD_LIBRARY_PATH=$libdir/.. "$tmp/pc" "$tmp/b.sock"
 "$tmp/prefix/bin/ipcbrokerctl" --socket "$tmp/b.sock" list >/dev/null
 kill "$daemon"
 wait "$daemon"
+# the Python package: installed under the prefix, it loads the library
+# installed with it (_paths.py), not one from the build tree or the system
+check_python() {
+        local py=/usr/bin/python3 pydir pid
+        [ -x "$py" ] || { echo "install check: no /usr/bin/python3, Python package not checked"; return 0; }
+        pydir=$(find "$tmp/prefix" -path '*/dist-packages/ipcbroker/__init__.py' -printf '%h\n' | head -n1)
+        test -n "$pydir" && test -f "$pydir/_paths.py" && test -f "$pydir/py.typed"
+        "$tmp/prefix/bin/ipcbrokerd" --socket "$tmp/py.sock" 2>/dev/null &
+        pid=$!
+        for _ in $(seq 100); do [ -S "$tmp/py.sock" ] && break; sleep 0.05; done
+        env -u IPCBROKER_LIBRARY PYTHONPATH="$(dirname "$pydir")" PYTHONDONTWRITEBYTECODE=1 \
+                "$py" -c 'import sys, ipcbroker
+assert ipcbroker.LIBRARY_PATH.startswith(sys.argv[1] + "/"), ipcbroker.LIBRARY_PATH
+c = ipcbroker.Client(sys.argv[2])
+with c.create("installed", 64) as s:
+    s.buf[:2] = b"ok"
+    assert bytes(c.open("installed", readonly=True).buf[:2]) == b"ok"
+c.close()' "$tmp/prefix" "$tmp/py.sock"
+        kill "$pid"
+        wait "$pid"
+        echo "install check: the Python package, in $(basename "$(dirname "$pydir")"), loads the library installed with it: ok"
+}
+check_python
 echo "install check: pkg-config, find_package (shared and static), installed daemon and CLI," \
         "units for the install prefix (verified by systemd-analyze: $units of 2 kinds): ok"
 check_pkgconfig_rpath
