@@ -124,6 +124,9 @@ int access_freeze(peer *p, const ipcb_msg *m) {
                     !(seals & SEALS_WRITE))
                         return k;
         }
+        /* The size it grew to is final now: keep it before object_size()
+         * stops asking the memfd (the broker's own, fstat cannot block). */
+        o->size = object_size(o);
         o->flags &= ~IPCB_WF_GROWABLE;
         r.freeze_reply.seals = object_seals(o);
         store_object_changed(o);

@@ -1225,3 +1225,29 @@ CHECKED_TEST(shm, connect_via_environment) {
         cr_assert_eq(ipcb_connect(longpath, &c2), -ENAMETOOLONG);
         cr_assert_eq(ipcb_shm_close(s), 0);
 }
+
+/* A growable segment grown by a holder, then frozen: the frozen size is the
+ * size it had grown to (stat, open), not the size it was created with. */
+CHECKED_TEST(shm, freeze_keeps_grown_size) {
+        enum { GROWN = 1 << 20 };
+        ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
+        ipcb_object_info info;
+        ipcb_shm *s = NULL, *t;
+        unsigned seals;
+
+        o.flags = IPCB_SHM_GROWABLE;
+        cr_assert_eq(ipcb_shm_create(c, "grown", 0, &o, &s), 0);
+        cr_assert_eq(ftruncate(ipcb_shm_fd(s), GROWN), 0);
+        cr_assert_eq(pwrite(ipcb_shm_fd(s), "tail", 4, GROWN - 4), 4);
+        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "grown", &info), 0);
+        cr_assert_eq(info.size, GROWN);
+        cr_assert_eq(ipcb_shm_freeze(c, "grown", &seals), 0);
+        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "grown", &info), 0);
+        cr_assert_eq(info.size, GROWN, "frozen at %llu bytes", (unsigned long long)info.size);
+        cr_assert_eq(info.flags & IPCB_SHM_GROWABLE, 0);
+        t = open_ok("grown", IPCB_READ_ONLY);
+        cr_assert_eq(ipcb_shm_size(t), GROWN);
+        cr_assert_eq(memcmp((const char *)ipcb_shm_data(t) + GROWN - 4, "tail", 4), 0);
+        cr_assert_eq(ipcb_shm_close(t), 0);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+}
