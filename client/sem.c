@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #include "futex.h"
+#include "pollnotify.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -635,7 +636,6 @@ int ipcb_sem_held(ipcb_sem *s) {
 static void sem_notify_pollers(ipcb_sem *s) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_SEM_NOTIFY }, reply;
-        uint64_t one = 1;
         int fd = atomic_load(&s->notify_fd), nfd = -1, expect = -1;
 
         if (fd < 0) {
@@ -648,7 +648,7 @@ static void sem_notify_pollers(ipcb_sem *s) {
                 }
                 fd = nfd;
         }
-        (void)!write(fd, &one, sizeof(one));
+        ipcb_notify_signal(fd);
 }
 
 /* The poller's descriptor is an epoll set of its own holding the notify

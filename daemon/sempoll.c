@@ -4,12 +4,14 @@
  * pollers, and every poller watches it edge-triggered from an epoll set of
  * its own, so a write wakes every poller directly: the daemon is not on the
  * wake-up path.  The daemon only counts the pollers (per handle), hands
- * out the eventfd, and writes it itself when it gives tokens back.  The
- * eventfd is never read: its counter only grows (it would take 2^64 writes
- * to fill it). */
+ * out the eventfd, and writes it itself when it gives tokens back.
+ * Pollers never read the eventfd; a writer that finds its counter full
+ * (anyone holding the fd can fill it at once) resets it and writes again
+ * (util/pollnotify.h). */
 #include "sempoll.h"
 
 #include "peer.h"
+#include "pollnotify.h"
 #include "quota.h"
 #include "sem.h"
 
@@ -69,10 +71,8 @@ static int notify_fd(sempoll *sp, uid_t uid) {
 }
 
 void sempoll_wake(object *o) {
-        uint64_t one = 1;
-
         if (o->poll && o->poll->n && o->poll->notify_fd >= 0)
-                (void)!write(o->poll->notify_fd, &one, sizeof(one));
+                ipcb_notify_signal(o->poll->notify_fd);
 }
 
 static handle_slot *sem_handle(peer *p, uint64_t id) {

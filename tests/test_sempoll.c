@@ -341,3 +341,44 @@ FIXTURE_TEST(sempoll, notify_fd_is_charged, &d, release, .init = setup_fd_quota,
         cr_assert_eq(ipcb_sem_close(a), 0);
         cr_assert_eq(ipcb_sem_close(b), 0);
 }
+
+/* Any user of the semaphore holds its notify eventfd and can fill the
+ * counter with one write; a release must still wake the pollers. */
+/* The eventfd the poller's epoll set watches (its fdinfo names it). */
+static int watched_eventfd(int epfd) {
+        char path[64], line[256];
+        int tfd = -1;
+        snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", epfd);
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "tfd: %d", &tfd) == 1)
+                        break;
+        fclose(f);
+        return tfd;
+}
+
+SP_TEST(full_eventfd_still_wakes) {
+        ipcb_sem *a, *b;
+        ipcb_client *c2;
+        uint64_t full = UINT64_MAX - 1;
+        int fd, efd;
+
+        cr_assert_eq(ipcb_sem_create(c, "pf", 0, NULL, &a), 0);
+        fd = ipcb_sem_get_fd(a);
+        cr_assert_geq(fd, 0);
+        efd = watched_eventfd(fd);
+        cr_assert_geq(efd, 0, "no eventfd in this process");
+        cr_assert_eq(write(efd, &full, sizeof(full)), (ssize_t)sizeof(full));
+        cr_assert(readable(fd, 1000)); /* that write itself was an edge */
+        cr_assert_eq(ipcb_sem_poll_acquire(a), -EAGAIN);
+        cr_assert_eq(ipcb_connect(d.sock, &c2), 0);
+        cr_assert_eq(ipcb_sem_open(c2, "pf", 0, &b), 0);
+        cr_assert_eq(ipcb_sem_release(b, 1), 0);
+        cr_assert(readable(fd, 2000), "a release after the counter was filled woke nobody");
+        cr_assert_eq(ipcb_sem_poll_acquire(a), 0);
+        cr_assert_eq(ipcb_sem_close(b), 0);
+        ipcb_disconnect(c2);
+        cr_assert_eq(ipcb_sem_close(a), 0);
+}
