@@ -30,6 +30,7 @@ typedef struct watch {
         uid_t uid;
         uint8_t kind;
         bool prefix;
+        bool dead;       /* its connection closed during watch_emit: freed after */
         uint32_t events;
         uint16_t len;
         char name[IPCB_NAME_MAX];
@@ -42,6 +43,11 @@ typedef struct uid_count {
 
 static watch *watches;
 static unsigned nwatches;
+/* watch_emit is walking the list (nested, when closing a connection
+ * destroys objects): a connection closed meanwhile (a send that fails
+ * closes it) only marks its watches dead; the outermost walk frees them. */
+static unsigned emitting;
+static bool dead_left;
 static uint64_t next_id;
 static uid_count *uids;
 static unsigned nuids, uids_cap;
@@ -75,17 +81,27 @@ static void uid_put(uid_t uid) {
                 *u = uids[--nuids];
 }
 
-static void watch_free(watch *w) {
+static void unlink_free(watch *w) {
         if (w->prev)
                 w->prev->next = w->next;
         else
                 watches = w->next;
         if (w->next)
                 w->next->prev = w->prev;
+        free(w);
+}
+
+static void watch_free(watch *w) {
         w->p->nwatches--;
         uid_put(w->uid);
         nwatches--;
-        free(w);
+        if (!emitting) {
+                unlink_free(w);
+                return;
+        }
+        w->dead = true;
+        w->p = NULL;
+        dead_left = true;
 }
 
 int watch_add(peer *p, const ipcb_msg *m) {
@@ -155,7 +171,7 @@ void watch_peer_closed(peer *p) {
                 return;
         for (w = watches; w; w = next) {
                 next = w->next;
-                if (w->p == p)
+                if (!w->dead && w->p == p)
                         watch_free(w);
         }
 }
@@ -210,9 +226,10 @@ void watch_emit(object *o, uint32_t event) {
         ev.watch_event.mode = o->mode;
         ev.watch_event.seals = o->seals;
         ev.watch_event.name = (ipcb_name){ .ptr = o->name, .len = o->name_len };
+        emitting++;
         for (watch *w = watches, *next; w; w = next) {
-                next = w->next; /* (deliver never frees a watch) */
-                if (w->kind != o->kind || !(w->events & event))
+                next = w->next; /* never freed during the walk (dead instead) */
+                if (w->dead || w->kind != o->kind || !(w->events & event))
                         continue;
                 if (w->prefix ? o->name_len < w->len || memcmp(o->name, w->name, w->len) != 0
                               : o->name_len != w->len || memcmp(o->name, w->name, w->len) != 0)
@@ -221,8 +238,16 @@ void watch_emit(object *o, uint32_t event) {
                 len = ipcb_proto_encode(&ev, buf, sizeof(buf));
                 if (len < 0) { /* a bug: an event we built does not fit */
                         log_err("cannot encode a watch event: %s", strerror((int)-len));
-                        return;
+                        break;
                 }
                 deliver(w->p, buf, (size_t)len);
+        }
+        if (--emitting == 0 && dead_left) {
+                dead_left = false;
+                for (watch *w = watches, *next; w; w = next) {
+                        next = w->next;
+                        if (w->dead)
+                                unlink_free(w);
+                }
         }
 }
