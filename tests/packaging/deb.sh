@@ -88,11 +88,13 @@ refuse() { # refuse PACKAGE REGEX: no path of PACKAGE matches
 }
 expect ipcbroker /usr/bin/ipcbrokerd /usr/bin/ipcbrokerctl \
         /usr/lib/systemd/system/ipcbroker.socket /usr/lib/systemd/system/ipcbroker.service \
-        /usr/lib/systemd/user/ipcbroker.socket /usr/lib/systemd/user/ipcbroker.service
+        /usr/lib/systemd/user/ipcbroker.socket /usr/lib/systemd/user/ipcbroker.service \
+        /usr/bin/ipcbroker-run "$lib/libipcbroker-preload.so"
 expect libipcbroker0 "$lib/libipcbroker.so.0" "$lib/libipcbroker.so.$version"
 expect libipcbroker-dev /usr/include/ipcbroker.h "$lib/libipcbroker.so" "$lib/libipcbroker.a" \
         "$lib/pkgconfig/ipcbroker.pc" "$lib/cmake/ipcbroker/ipcbrokerConfig.cmake"
-refuse ipcbroker '\.so(\.|$)|\.a$|include/|man3/'
+# The preload shim is a plugin of ipcbroker-run, not a library to link.
+refuse ipcbroker '/libipcbroker\.so(\.|$)|\.a$|include/|man3/'
 refuse libipcbroker0 'bin/|include/|\.a$|\.so$|/man/'
 refuse libipcbroker-dev 'bin/|systemd/|\.so\.'
 if [ -f "$work/docs/man/ipcbroker.7" ]; then # built only with scdoc
