@@ -62,6 +62,10 @@ static int fetch_holders(ipcb_client *c, const info_vec *iv, ctl_holders **ret) 
                         r = 0;
                         continue;
                 }
+                if (r == -EACCES) { /* not readable by us: not ours to know ("?") */
+                        r = 0;
+                        continue;
+                }
                 if (r < 0)
                         break;
                 if (id != o->id) /* a namesake, created since: not this one's */

@@ -346,12 +346,12 @@ typedef struct ipcb_holder {
 } ipcb_holder;
 
 /* The connections holding handles on object `name` of `kind`, like `ipcs
- * -p`: anyone may ask of any object, as with ipcb_stat.  Fills up to max
+ * -p`: of an object the caller may read (else -EACCES).  Fills up to max
  * entries of ret (borrowed; NULL when max is 0), in no particular order,
  * and returns how many holders there are (>= 0; may exceed max, and the
  * broker names at most 256); *ret_id (may be NULL) gets the object's id,
  * to tell it from an object of the same name listed earlier.  A handle of
- * the caller's own connection counts.  Errors: -ENOENT, -EINVAL,
+ * the caller's own connection counts.  Errors: -ENOENT, -EACCES, -EINVAL,
  * -ENAMETOOLONG, -EOPNOTSUPP (a broker older than this request). */
 IPCB_EXPORT int ipcb_holders(ipcb_client *c, int kind, const char *name, ipcb_holder *ret,
                              size_t max, uint64_t *ret_id);

@@ -368,9 +368,8 @@ static int do_stat(peer *p, const ipcb_msg *m) {
         return 0;
 }
 
-/* Who holds o: the same rule as STAT (anyone may ask of any object), since
- * a holder's pid and uid say no more than /proc does; at most
- * IPCB_HOLDERS_MAX records, and the total. */
+/* Who holds o, for a caller who may read it; at most IPCB_HOLDERS_MAX
+ * records, and the total. */
 static int do_holders(peer *p, const ipcb_msg *m) {
         static ipcb_holder_rec recs[IPCB_HOLDERS_MAX];
         ipcb_msg r = reply_to(m);
@@ -378,6 +377,10 @@ static int do_holders(peer *p, const ipcb_msg *m) {
         int k;
 
         if ((k = lookup_named(m, &o)) < 0)
+                return k;
+        /* Who holds an object says who uses it: only for those who may read
+         * it (as ipcs shows only what the caller may read). */
+        if ((k = policy_may_open(o, &p->cred, IPCB_WA_READ_ONLY)) < 0)
                 return k;
         r.holders_reply.id = o->id;
         r.holders_reply.total = peer_holders(o, recs, IPCB_HOLDERS_MAX);

@@ -558,7 +558,20 @@ static void holders_cell(const char *out, const char *name, char *buf, size_t ca
         snprintf(buf, cap, "%.*s", (int)(eol - cell), cell);
 }
 
-/* Another uid asks: the same answer as stat would give (anyone may). */
+/* Another uid asks: refused while it may not read the object (0600),
+ * answered once it may (0644). */
+static int holders_as_stranger_refused(void *arg) {
+        ipcb_holder h[4];
+        ipcb_client *c;
+        int r;
+
+        CHILD_CHECK(ipcb_connect(arg, &c) == 0, "connect");
+        r = ipcb_holders(c, IPCB_KIND_SHM, "held", h, 4, NULL);
+        CHILD_CHECK(r == -EACCES, "holders of an unreadable object as another uid: %d", r);
+        ipcb_disconnect(c);
+        return 0;
+}
+
 static int holders_as_stranger(void *arg) {
         ipcb_holder h[4];
         ipcb_client *c;
@@ -607,8 +620,11 @@ CLI_TEST(list_holders) {
         cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SEM, "held", h, 4, NULL), -ENOENT);
         cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "gone", h, 4, NULL), -ENOENT);
         cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "a/b", h, 4, NULL), -EINVAL);
-        if (geteuid() == 0)
+        if (geteuid() == 0) {
+                RUN_AS(UID_C, false, holders_as_stranger_refused, d.sock);
+                cr_assert_eq(ipcb_chmod(c1, IPCB_KIND_SHM, "held", 0644), 0);
                 RUN_AS(UID_C, false, holders_as_stranger, d.sock);
+        }
 
         /* The CLI: HOLDERS lists the pid once per connection. */
         run_ctl(&r, "list", "--holders");
