@@ -227,7 +227,8 @@ def main() -> int:
         verdict = ""
         if goal is not None:
             ok = r < goal if strict else r <= goal
-            verdict = f", target {'<' if strict else '<='} {goal:.2f}: {'PASS' if ok else 'MISS'}"
+            judged = "not judged (--quick)" if a.quick else "PASS" if ok else "MISS"
+            verdict = f", target {'<' if strict else '<='} {goal:.2f}: {judged}"
         ratios.append(dict(label=label, x=x, y=y, ratio=r, goal=goal, text=f"- {label}: "
                            f"{x} / {y} = {r:.2f}{verdict}"))
 
