@@ -245,9 +245,9 @@ int main(int argc, char **argv) {
                undo_ratio = rows[5].med / rows[4].med, plain_ratio = rows[7].med / rows[6].med;
         printf("ratio shim/kernel shm_open+mmap+close: %.2fx (reference)\n", shm_ratio);
         printf("ratio shim/kernel sem_wait+sem_post:   %.3fx (best rounds; target <= 1.05) %s\n", sem_ratio,
-               sem_ratio <= 1.05 ? "ok" : "MISSED");
+               quick ? "not judged (--quick)" : sem_ratio <= 1.05 ? "ok" : "MISSED");
         printf("ratio shim/kernel semop SEM_UNDO:      %.2fx (goal < 1) %s\n", undo_ratio,
-               undo_ratio < 1 ? "ok" : "MISSED");
+               quick ? "not judged (--quick)" : undo_ratio < 1 ? "ok" : "MISSED");
         printf("ratio shim/kernel semop plain:         %.2fx (reference)\n", plain_ratio);
 
         kern.shm_unlink(seg_name);
