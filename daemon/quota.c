@@ -122,6 +122,19 @@ int quota_charge_object(uid_t uid, uint8_t kind, uint64_t bytes) {
         return 0;
 }
 
+int quota_charge_object_restored(uid_t uid, uint8_t kind, uint64_t bytes) {
+        uint64_t fds = quota_object_fds(kind);
+        quota_user *u = lookup(uid, true);
+
+        if (!u)
+                return -ENOMEM;
+        u->use[QUOTA_OBJECTS]++;
+        u->use[QUOTA_BYTES] += bytes;
+        u->use[QUOTA_FDS] += fds;
+        fds_total += fds;
+        return 0;
+}
+
 int quota_charge_fd(uid_t uid) {
         quota_user *u;
 

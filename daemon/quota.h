@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* quota.h: per-uid resource accounting.  Each resource is charged at the one
  * place it is acquired and uncharged at the one place it is released
- * (objects and bytes: create / object_destroy; handles: peer_handle_add /
- * handle_slot_release; connections: peer_new / peer_close), so usage cannot
- * drift.  A charge that would pass the uid's limit is refused and changes
+ * (objects and bytes: create, or restore after a restart / object_destroy;
+ * handles: peer_handle_add / handle_slot_release; connections: peer_new /
+ * peer_close), so usage cannot drift.  A charge that would pass the uid's limit is refused and changes
  * nothing; other uids never notice. */
 #pragma once
 
@@ -34,6 +34,12 @@ int quota_charge(uid_t uid, quota_res r, uint64_t n);
  * (all or none): -EDQUOT over the uid's quota, -ENOSPC when the daemon's
  * fd budget for objects (cfg.fd_budget, all uids) is spent. */
 int quota_charge_object(uid_t uid, uint8_t kind, uint64_t bytes);
+/* The same for an object taken back from the fd store after a restart
+ * (store.c), never refused: the object exists already, and dropping it for
+ * a limit lowered since (or the budget) would lose what a client owns.  A
+ * uid over its limits is refused its next create instead.  0, or -ENOMEM
+ * for a new uid. */
+int quota_charge_object_restored(uid_t uid, uint8_t kind, uint64_t bytes);
 /* The daemon fds an object of kind may hold. */
 uint64_t quota_object_fds(uint8_t kind);
 /* One more daemon fd held for an object on uid's behalf (a semaphore's

@@ -18,11 +18,13 @@
  * salt, the token and the uid, under a key kept in the catalog header. */
 #include "store.h"
 
+#include "access.h"
 #include "log.h"
 #include "notify.h"
 #include "os.h"
 #include "proto.h"
 #include "lock.h"
+#include "quota.h"
 #include "registry.h"
 #include "sem.h"
 #include "siphash.h"
@@ -72,11 +74,18 @@ typedef struct cat_rec {
         uint32_t lock_next_token;
         uint64_t salt;   /* object.h; 0 in records written before it existed */
         uint8_t rdonly;  /* registered from an O_RDONLY description */
-        uint8_t reserved[7];
+        /* The uid the object is charged to (its creator, whoever owns it
+         * now: object.h), if has_creator; records written before it
+         * existed have 0 there (reserved), and are charged to uid. */
+        uint8_t has_creator;
+        uint8_t reserved[2];
+        uint32_t creator;
         char name[IPCB_NAME_MAX + 1];
 } cat_rec;
 
 _Static_assert(sizeof(cat_hdr) == CAT_HDR_SIZE, "catalog header size");
+_Static_assert(offsetof(cat_rec, creator) == 60 && offsetof(cat_rec, name) == 64,
+               "catalog record layout (records outlive the broker that wrote them)");
 
 /* One undo table entry: slot k of the semaphore in catalog record i is at
  * UNDO_BLOCK * i + 16 * (k - 1).  check ties it to the object (its salt)
@@ -293,6 +302,10 @@ static void rec_fill(const object *o, cat_rec *r) {
         r->lock_next_token = o->lock_next_token;
         r->salt = o->salt;
         r->rdonly = o->rdonly_source;
+        /* Stored before access_charged at a create, when the creator is
+         * the owner. */
+        r->has_creator = 1;
+        r->creator = (uint32_t)(o->quota_charged ? o->quota_uid : o->uid);
         memcpy(r->name, o->name, o->name_len);
         r->crc = rec_crc(r);
 }
@@ -601,6 +614,21 @@ static const char *adopt_shm(object *o, const cat_rec *r, int fd) {
         return NULL;
 }
 
+/* Charge a restored object to its creator as its create was charged (see
+ * quota.h: never refused).  Bytes are the recorded size: the declared
+ * size, except for a growable segment frozen after it grew, which is
+ * charged the size it was frozen at. */
+static void restore_charge(object *o, const cat_rec *r) {
+        uid_t uid = r->has_creator ? (uid_t)r->creator : (uid_t)r->uid;
+
+        if (quota_charge_object_restored(uid, o->kind, o->size) < 0) {
+                log_warn("fd store: cannot charge '%s' to uid %u: out of memory", o->name,
+                         (unsigned)uid);
+                return;
+        }
+        access_charged(o, uid, o->size);
+}
+
 /* Rebuild record i's object, or say why not. */
 static const char *restore_one(uint32_t i, const cat_rec *r, unsigned *ret_tokens) {
         char name[32];
@@ -663,6 +691,7 @@ static const char *restore_one(uint32_t i, const cat_rec *r, unsigned *ret_token
         /* Clients may still hold fds of these inodes from the last broker. */
         object_index(o);
         o->restored = true;
+        restore_charge(o, r);
         if ((!o->lock && r->has_lock) || !r->salt)
                 cat_put(o); /* forget the lock we do not have; record the salt */
         return NULL;
