@@ -84,6 +84,9 @@ struct ipcb_shm {
         ipcb_lock_page *lock;
         uint32_t lock_token;
         uint64_t lock_nonce; /* proves lock_token to a restarted broker */
+        /* lock->epoch when the token was given or last reclaimed (or the
+         * epoch last checked); atomic accesses: reconnect.c writes it. */
+        uint32_t lock_epoch;
 };
 
 ipcb_client *client_ref(ipcb_client *c);

@@ -377,8 +377,12 @@ IPCB_EXPORT int ipcb_holders(ipcb_client *c, int kind, const char *name, ipcb_ho
 /* Wait as long as it takes.  Returns 0 or IPCB_OWNER_DIED (both: you hold
  * the lock).  Errors: -EBADF (a read-only handle), -EDEADLK (this handle
  * holds it already), -ENOTCONN, -ENOMEM, -EMFILE, -ETIMEDOUT (first call
- * only: fetching the lock page), -EINVAL (NULL).  A caught signal does not
- * end the wait. */
+ * only: fetching the lock page; or, after a broker restart, the round trip
+ * that first reconnects and reclaims the handle's token failed: the lock
+ * was not taken), -EINVAL (NULL).  That round trip (the lock page's epoch
+ * changed: docs/systemd.md) is bounded by the client's request timeout
+ * (ipcb_set_timeout), not by a try-lock's.  A caught signal does not end
+ * the wait. */
 IPCB_EXPORT int ipcb_shm_lock(ipcb_shm *s);
 /* timeout_ms 0: do not wait (-EAGAIN when taken); < 0: forever; else up to
  * that many milliseconds (-ETIMEDOUT).  Otherwise as ipcb_shm_lock. */

@@ -4,8 +4,10 @@
  * user's), fetched with one request on a handle's first lock or read.  The
  * holder is named by the handle's token, so the lock belongs to the handle,
  * not to a thread; the broker marks the owner dead when a handle goes away
- * holding it.  Only read-write handles lock; read-only ones get the page
- * read-only and read the sequence (proto/sempage.h, docs/semaphores.md). */
+ * holding it.  A broker restored after a restart bumps the page's epoch, so
+ * that a lock through a handle it does not know yet reconnects first.  Only
+ * read-write handles lock; read-only ones get the page read-only and read
+ * the sequence (proto/sempage.h, docs/semaphores.md). */
 #include "internal.h"
 
 #include "futex.h"
@@ -61,6 +63,7 @@ static int lock_setup(ipcb_shm *s) {
         }
         s->lock_token = token;
         s->lock_nonce = reply.lock_reply.nonce;
+        s->lock_epoch = atomic_load_explicit(&pg->epoch, memory_order_relaxed);
         __atomic_store_n(&s->lock, pg, __ATOMIC_RELEASE); /* publishes lock_token too */
 out:
         pthread_mutex_unlock(&setup_lock);
@@ -73,6 +76,36 @@ static ipcb_lock_page *page_of(ipcb_shm *s, int *ret_err) {
         if (!pg && (*ret_err = lock_setup(s)) == 0)
                 pg = s->lock;
         return pg;
+}
+
+/* The page's epoch is not the one this handle saw: a restarted broker
+ * (the restore bumps it) may not know the handle yet, if its client has
+ * made no request since, and would not mark the owner dead if we died
+ * holding the lock.  One round trip first: on a lost connection it
+ * reconnects, which re-opens the handle and reclaims its token.  If the
+ * connection still answers, nothing restarted (a restart ends every
+ * connection) and someone wrote the epoch: take it as it is.  A handle
+ * without a broker handle (after ipcb_disconnect, or an orphan) has
+ * nobody to tell and locks as before. */
+static int lock_revive(ipcb_shm *s, ipcb_lock_page *pg) {
+        uint32_t epoch = atomic_load_explicit(&pg->epoch, memory_order_relaxed);
+        ipcb_msg req = { .hdr.op = IPCB_OP_HELLO }, reply;
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_client *c = s->client;
+        int r;
+
+        if ((r = client_lock(c)) < 0)
+                return r;
+        if (!c->disconnected && !s->obj.orphan) {
+                req.hello.version = IPCB_PROTO_VERSION;
+                r = client_call(c, &req, buf, &reply, NULL);
+        }
+        /* The epoch read before the round trip: a restart meanwhile costs
+         * another round trip, never a missed reclaim. */
+        if (r == 0)
+                __atomic_store_n(&s->lock_epoch, epoch, __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&c->lock);
+        return r;
 }
 
 static int lock_take(ipcb_shm *s, int timeout_ms) {
@@ -88,6 +121,12 @@ static int lock_take(ipcb_shm *s, int timeout_ms) {
         if (s->access != IPCB_READ_WRITE)
                 return -EBADF; /* taking the lock is a write */
         if (!(pg = page_of(s, &r)))
+                return r;
+        /* One relaxed load on the word's cache line: no syscall unless the
+         * epoch moved. */
+        if (atomic_load_explicit(&pg->epoch, memory_order_relaxed) !=
+                    __atomic_load_n(&s->lock_epoch, __ATOMIC_RELAXED) &&
+            (r = lock_revive(s, pg)) < 0)
                 return r;
         if (timeout_ms > 0) {
                 deadline_after(timeout_ms, &deadline);

@@ -133,6 +133,10 @@ static int reopen_shm(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *rep
                                   s->lock_nonce);
         if (r == -ESRCH)
                 r = client_reopen(c, o, buf, reply, ret_fd, 0, 0, 0);
+        /* The restore bumped the page's epoch before this broker served
+         * anyone: what we see now is the epoch of this broker. */
+        if (r == 0 && s->lock)
+                __atomic_store_n(&s->lock_epoch, atomic_load(&s->lock->epoch), __ATOMIC_RELAXED);
         return r;
 }
 

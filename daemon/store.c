@@ -686,6 +686,11 @@ static const char *restore_one(uint32_t i, const cat_rec *r, unsigned *ret_token
                         o->lock_fd = lfd;
                         o->lock_next_token = r->lock_next_token & IPCB_LOCK_OWNER_MASK;
                         o->lock_orphan = atomic_load(&o->lock->word) & IPCB_LOCK_OWNER_MASK;
+                        /* Handles whose client has not talked to us yet
+                         * are unknown here: the new epoch makes their next
+                         * lock reconnect and reclaim first (client/lock.c),
+                         * so that their death is noticed. */
+                        atomic_fetch_add(&o->lock->epoch, 1);
                 }
         }
         /* Clients may still hold fds of these inodes from the last broker. */

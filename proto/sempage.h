@@ -140,7 +140,16 @@ typedef struct ipcb_lock_page {
         uint32_t version;
         _Atomic uint32_t word;
         _Atomic uint32_t seq;
-        uint8_t reserved[IPCB_PAGE_SIZE - 16];
+        /* Bumped by a broker that restored this page after a restart: a
+         * read-write handle compares it with the value it saw when its
+         * token was given or reclaimed (it shares the word's cache line)
+         * and, when it changed, makes a round trip that reconnects and
+         * reclaims before it locks, so that the new broker knows the
+         * holder (docs/systemd.md).  Any read-write holder can write it: a
+         * change proves nothing and costs that round trip only.  Reserved
+         * (zero) in pages made before it; older clients ignore it. */
+        _Atomic uint32_t epoch;
+        uint8_t reserved[IPCB_PAGE_SIZE - 20];
 } ipcb_lock_page;
 
 _Static_assert(sizeof(ipcb_lock_page) == IPCB_PAGE_SIZE, "lock page must be one page");
