@@ -3,7 +3,8 @@
  * takes back from the fd store (tests/fakemgr.h plays the service manager)
  * are charged to the uid that created them, as the create was: the uid's
  * counters read the same after the restart, a uid at its object quota is
- * still refused, and destroying the objects brings the counters to 0.
+ * still refused, and destroying the objects brings the counters to 0.  A
+ * chown leaves the charge with the creator, across a restart too.
  * The client runs as another uid (root is exempt from quotas), so the
  * test needs root.
  *
@@ -191,6 +192,8 @@ FIXTURE_TEST(store_quota, restored_objects_are_charged, &d, release) {
         cr_assert_eq(ipcb_connect(sock, &c), 0);
         cr_assert_eq(ipcb_quota(c, UID_A, &q), 0);
         cr_assert_eq(q.objects, MAX_OBJECTS);
+        /* Charges stay with the creator through a chown, and a restart. */
+        cr_assert_eq(ipcb_chown(c, IPCB_KIND_SHM, "q-persist", UID_B, (gid_t)-1), 0);
         ipcb_disconnect(c);
         fakemgr_drain(&m, 200);
 
@@ -203,6 +206,9 @@ FIXTURE_TEST(store_quota, restored_objects_are_charged, &d, release) {
                      UID_A, (unsigned long long)q.objects);
         cr_assert_eq(q.bytes, 8192 + 12288 + 4096 * 3, "bytes after the restart: %llu",
                      (unsigned long long)q.bytes);
+        cr_assert_eq(ipcb_quota(c, UID_B, &q), 0);
+        cr_assert_eq(q.objects, 0, "the owner after a chown was charged after the restart");
+        cr_assert_eq(ipcb_chown(c, IPCB_KIND_SHM, "q-persist", UID_A, (gid_t)-1), 0);
 
         cr_assert_eq(write(down[1], "x", 1), 1);
         cr_assert_eq(waitpid(pid, &status, 0), pid);
