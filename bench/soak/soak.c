@@ -427,6 +427,9 @@ static void check_gone(void) {
                         if (r == 0 || (r != -ENOENT && in_restart()))
                                 left++;
                 }
+                /* A restart after the kill keeps them for its grace. */
+                if (grace_until() > gone[i].deadline)
+                        gone[i].deadline = grace_until();
                 if (left && soak_now_ns() < gone[i].deadline) {
                         i++;
                         continue;
@@ -580,13 +583,19 @@ static void print_row(FILE *f, const sample *s) {
         fflush(f);
 }
 
+static uint32_t restart_ms[4096]; /* how long each restart command took */
+
 static void restart(void) {
         char out[512];
         int r;
 
+        uint64_t t0 = soak_now_ns();
+
         atomic_fetch_add(&S->restart_seq, 1); /* odd: a window opens */
         r = manager(out, sizeof(out), "restart ipcbroker.service");
         restart_end_ns = soak_now_ns();
+        if (restarts < sizeof(restart_ms) / sizeof(restart_ms[0]))
+                restart_ms[restarts] = (uint32_t)((restart_end_ns - t0) / 1000000);
         restarts++;
         if (r != 0)
                 soak_violation("systemctl restart failed (%d): %s", r, out);
@@ -668,20 +677,20 @@ static int cmp_u32(const void *a, const void *b) {
 static void latency(FILE *f) {
         static const char *cls[] = { "hostile uid quiet", "hostile uid attacking", "around a restart" };
 
-        fprintf(f, "| probe requests | count | p50 (µs) | p99 (µs) | p99.9 (µs) | max (µs) |\n"
-                   "|---|---:|---:|---:|---:|---:|\n");
+        fprintf(f, "| probe requests | count | p50 (µs) | p99 (µs) | p99.9 (µs) | max (µs) | max at (s) |\n"
+                   "|---|---:|---:|---:|---:|---:|---:|\n");
         for (unsigned k = 0; k < L_NCLASSES; k++) {
                 uint32_t n = atomic_load(&S->nlat[k]);
                 if (n > SOAK_LAT_CAP)
                         n = SOAK_LAT_CAP;
                 if (!n) {
-                        fprintf(f, "| %s | 0 | | | | |\n", cls[k]);
+                        fprintf(f, "| %s | 0 | | | | | |\n", cls[k]);
                         continue;
                 }
                 qsort(S->lat[k], n, sizeof(uint32_t), cmp_u32);
-                fprintf(f, "| %s | %u | %.0f | %.0f | %.0f | %.0f |\n", cls[k], n, S->lat[k][n / 2] / 1e3,
+                fprintf(f, "| %s | %u | %.0f | %.0f | %.0f | %.0f | %.1f |\n", cls[k], n, S->lat[k][n / 2] / 1e3,
                         S->lat[k][(uint64_t)n * 99 / 100] / 1e3, S->lat[k][(uint64_t)n * 999 / 1000] / 1e3,
-                        S->lat[k][n - 1] / 1e3);
+                        S->lat[k][n - 1] / 1e3, (double)(S->max_at[k] - t_start) / 1e9);
         }
 }
 
@@ -702,7 +711,14 @@ static void summary(FILE *f, const sample *base, const sample *end, long own_bas
                    "holder's death\n",
                 (unsigned long long)S->owner_died, (unsigned long long)S->repairs,
                 (unsigned long long)lock_checks);
-        fprintf(f, "- restarts through the manager: %llu\n", (unsigned long long)restarts);
+        {
+                unsigned n = restarts < 4096 ? (unsigned)restarts : 4096;
+                uint32_t sorted[4096];
+                memcpy(sorted, restart_ms, n * sizeof(uint32_t));
+                qsort(sorted, n, sizeof(uint32_t), cmp_u32);
+                fprintf(f, "- restarts through the manager: %llu (the command took %u ms median, %u ms max)\n",
+                        (unsigned long long)restarts, n ? sorted[n / 2] : 0, n ? sorted[n - 1] : 0);
+        }
         fprintf(f, "- quota: filled %llu times, refused with EDQUOT %llu times, recovered %llu times\n",
                 (unsigned long long)S->quota_fills, (unsigned long long)S->quota_refusals,
                 (unsigned long long)S->quota_recoveries);

@@ -88,6 +88,7 @@ typedef struct soak_shared {
 
         /* Probe latencies (ns, clamped to 2^32 - 1). */
         _Atomic uint32_t nlat[L_NCLASSES];
+        uint64_t max_ns[L_NCLASSES], max_at[L_NCLASSES]; /* the probe's worst, and when (ns) */
         uint32_t lat[L_NCLASSES][SOAK_LAT_CAP];
 } soak_shared;
 

@@ -287,6 +287,10 @@ static int quota(wslot *w, ipcb_client *c, uint64_t *rng) {
 
 static void lat_record(enum lclass k, uint64_t ns) {
         uint32_t i = atomic_fetch_add(&S->nlat[k], 1);
+        if (ns > S->max_ns[k]) { /* one probe: no race */
+                S->max_ns[k] = ns;
+                S->max_at[k] = soak_now_ns();
+        }
         if (i < SOAK_LAT_CAP)
                 S->lat[k][i] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
 }
