@@ -34,6 +34,26 @@ static int page_get(object *o) {
         return 1;
 }
 
+bool lock_page_restore(ipcb_lock_page *pg) {
+        uint32_t v;
+
+        if (pg->magic == IPCB_LOCK_MAGIC && pg->version == 1)
+                return false;
+        pg->magic = IPCB_LOCK_MAGIC;
+        pg->version = 1;
+        /* Whatever holder the word names, nobody can prove it is theirs:
+         * the lock is released as its owner's death is.  The sequence is
+         * left odd (the bytes may be half-written) until the next locker's
+         * unlock. */
+        v = atomic_exchange(&pg->word, 0);
+        if (v != 0) {
+                atomic_store(&pg->seq, (atomic_load(&pg->seq) | 1) + 2);
+                atomic_store(&pg->word, IPCB_LOCK_OWNER_DIED);
+                futex_wake_all(&pg->word);
+        }
+        return true;
+}
+
 int64_t lock_token_new(object *o) {
         int k = page_get(o);
 

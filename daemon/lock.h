@@ -8,6 +8,9 @@
 
 #include "object.h"
 
+#include "sempage.h"
+
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Create the lock page if needed; give a new token.  Returns the token (> 0)
@@ -21,3 +24,9 @@ int lock_page_ro_fd(object *o);
  * dead, bump the sequence and wake the waiters. */
 void lock_token_release(object *o, uint32_t token);
 void lock_free(object *o);
+/* A lock page restored from the fd store, mapped by every read-write
+ * holder: if its broker-made header (magic, version) was written over, write
+ * it again and release a lock held in the word as if its owner had died
+ * (the next locker gets IPCB_OWNER_DIED), since the word cannot be trusted
+ * to name a live holder.  Returns whether the page had been written over. */
+bool lock_page_restore(ipcb_lock_page *pg);

@@ -117,6 +117,38 @@ int sem_new(const char *name, size_t name_len, uint32_t initial, uint32_t max, u
         return 0;
 }
 
+bool sem_page_restore(ipcb_sem_page *pg, uint32_t max) {
+        bool scribbled = pg->magic != IPCB_SEM_MAGIC || pg->version != 1 || pg->max != max ||
+                         pg->nslots != IPCB_SEM_SLOTS;
+        int tries;
+
+        if (scribbled) {
+                pg->magic = IPCB_SEM_MAGIC;
+                pg->version = 1;
+                pg->max = max;
+                pg->nslots = IPCB_SEM_SLOTS;
+                /* The broker's own count: no poller has registered with
+                 * this broker yet (sempoll.c sets it again when one does). */
+                atomic_store(&pg->pollers, 0);
+        }
+        /* No client writes a count above max or a last operation in a slot
+         * that does not exist: the count is clamped, the name cleared. */
+        for (tries = 0; tries < CAS_TRIES; tries++) {
+                uint64_t wv = atomic_load(&pg->word);
+                ipcb_w w = ipcb_w_unpack(wv);
+                if (w.count <= max && w.slot <= IPCB_SEM_SLOTS)
+                        break;
+                scribbled = true;
+                if (w.count > max)
+                        w.count = max;
+                if (w.slot > IPCB_SEM_SLOTS)
+                        w.slot = w.seq = 0;
+                if (atomic_compare_exchange_strong(&pg->word, &wv, ipcb_w_pack(w)))
+                        break;
+        }
+        return scribbled;
+}
+
 int sem_slot_alloc(object *o, uid_t uid, uint32_t *ret_slot, uint32_t *ret_seq, uint64_t *ret_nonce) {
         sem_state *st = o->sem;
         ipcb_sem_page *pg;

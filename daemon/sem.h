@@ -63,6 +63,13 @@ unsigned sem_pages_mapped(void);
 /* Create and register semaphore `name`; arguments validated by the caller. */
 int sem_new(const char *name, size_t name_len, uint32_t initial, uint32_t max, uint32_t mode,
             uint32_t flags, const cred *owner, object **ret);
+/* A page restored from the fd store, mapped by anyone who may write the
+ * semaphore: the broker's own fields (magic, version, max, slot count,
+ * pollers) are written again from what the catalog says, the count is
+ * clamped to max and a last operation no client could have named is
+ * cleared.  Returns true if the page had been written over (anything was
+ * wrong), for the caller to log and to treat its slots with suspicion. */
+bool sem_page_restore(ipcb_sem_page *pg, uint32_t max);
 /* Assign a free undo slot to a handle of uid: *ret_slot is index + 1,
  * *ret_seq the slot's next sequence number, *ret_nonce the secret that
  * proves holding it (recorded in the fd store).  -EUSERS when all

@@ -502,8 +502,11 @@ static const char *check_memfd(int fd, unsigned seals, uint64_t size, bool exact
         return NULL;
 }
 
-/* The page of a stored semaphore or lock: checked, mapped. */
-static const char *map_page(int fd, uint32_t magic, void **ret) {
+/* The page of a stored semaphore or lock: checked, mapped.  Its content is
+ * not checked here: anyone who may write the object writes it, and the
+ * catalog, not the page, says what the object is (sem_page_restore,
+ * lock_page_restore). */
+static const char *map_page(int fd, void **ret) {
         struct stat st;
         const char *why = check_memfd(fd, F_SEAL_SHRINK | F_SEAL_GROW, IPCB_PAGE_SIZE, true, false, &st);
         void *map;
@@ -513,10 +516,6 @@ static const char *map_page(int fd, uint32_t magic, void **ret) {
         map = mmap(NULL, IPCB_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (map == MAP_FAILED)
                 return "cannot map";
-        if (*(const uint32_t *)map != magic) {
-                munmap(map, IPCB_PAGE_SIZE);
-                return "bad magic";
-        }
         *ret = map;
         return NULL;
 }
@@ -555,12 +554,15 @@ static const char *adopt_sem(object *o, const cat_rec *r, uint32_t idx, int fd,
         sem_state *st;
         void *map;
         const char *why;
+        bool scribbled;
+        unsigned freed = 0;
         int sk;
 
         if (r->sem_max == 0 || r->sem_max > IPCB_SEM_VALUE_MAX)
                 return "bad maximum";
-        if ((why = map_page(fd, IPCB_SEM_MAGIC, &map)))
+        if ((why = map_page(fd, &map)))
                 return why;
+        scribbled = sem_page_restore(map, r->sem_max);
         st = calloc(1, sizeof(*st));
         if (!st) {
                 munmap(map, IPCB_PAGE_SIZE);
@@ -584,6 +586,25 @@ static const char *adopt_sem(object *o, const cat_rec *r, uint32_t idx, int fd,
         }
         if (*ret_returned)
                 adopt_bindings(o, idx);
+        /* On a page written over, a slot's word means nothing: a slot whose
+         * holder the undo table does not vouch for is not reserved, and the
+         * garbage it shows is not taken for tokens. */
+        for (uint32_t i = 0; scribbled && i < IPCB_SEM_SLOTS; i++) {
+                _Atomic uint64_t *sp = &((ipcb_sem_page *)map)->slot[i];
+                uint32_t seq = ipcb_slot_unpack(atomic_load(sp)).seq;
+                if (!sem_bit(st->orphan, i) || (st->bind && st->bind[i].nonce != 0))
+                        continue;
+                atomic_store(sp, ipcb_slot_pack((ipcb_slotw){ .seq = seq }));
+                sem_bit_set(st->orphan, i, false);
+                sem_bit_set(st->slot_used, i, false);
+                st->slots_used--;
+                --*ret_returned;
+                freed++;
+        }
+        if (scribbled)
+                log_warn("fd store: the page of semaphore '%s' was written over; restored from the catalog "
+                         "(count %u of %u, %u undo slots freed, %u kept for their holders)",
+                         o->name, sem_value(o), st->max, freed, *ret_returned);
         atomic_fetch_add(&((ipcb_sem_page *)map)->epoch, 1);
         sem_wake_sleepers(o);
         return NULL;
@@ -674,11 +695,12 @@ static const char *restore_one(uint32_t i, const cat_rec *r, unsigned *ret_token
         fdname(name, sizeof(name), 'l', i + 1);
         if (r->has_lock && r->kind == IPCB_KIND_SHM && (lfd = take(name)) >= 0) {
                 void *map;
-                const char *lwhy = map_page(lfd, IPCB_LOCK_MAGIC, &map);
+                const char *lwhy = map_page(lfd, &map);
                 if (lwhy) {
                         log_warn("fd store: lock page of '%s' dropped: %s", o->name, lwhy);
                         drop_fd(lfd, name);
                 } else {
+                        bool scribbled = lock_page_restore(map);
                         /* A held lock stays held: its holder may be alive.
                          * It reclaims its token (SHM_OPEN with RECLAIM)
                          * within the grace period, or is taken for dead. */
@@ -686,6 +708,10 @@ static const char *restore_one(uint32_t i, const cat_rec *r, unsigned *ret_token
                         o->lock_fd = lfd;
                         o->lock_next_token = r->lock_next_token & IPCB_LOCK_OWNER_MASK;
                         o->lock_orphan = atomic_load(&o->lock->word) & IPCB_LOCK_OWNER_MASK;
+                        if (scribbled)
+                                log_warn("fd store: the lock page of '%s' was written over; restored from "
+                                         "the catalog, its lock released as if its holder had died",
+                                         o->name);
                         /* Handles whose client has not talked to us yet
                          * are unknown here: the new epoch makes their next
                          * lock reconnect and reclaim first (client/lock.c),
