@@ -126,6 +126,8 @@ static void parse_lines(fakemgr *m, char *buf, fakemgr_msg *msg) {
                         msg->store = true;
                 else if (strcmp(line, "FDSTOREREMOVE=1") == 0)
                         msg->remove = true;
+                else if (strcmp(line, "BARRIER=1") == 0)
+                        msg->barrier = true;
                 else if (strncmp(line, "FDNAME=", 7) == 0)
                         snprintf(msg->name, sizeof(msg->name), "%s", line + 7);
         }
@@ -180,6 +182,14 @@ int fakemgr_recv(fakemgr *m, int timeout_ms, fakemgr_msg *ret_msg) {
                                 m->refused++;
                 }
         }
+        if (msg.barrier) {
+                m->barriers++;
+                if (m->hold_barriers && msg.nfds == 1 && m->nheld < sizeof(m->held) / sizeof(m->held[0])) {
+                        m->held[m->nheld++] = fds[0];
+                        fds[0] = -1;
+                }
+        }
+        /* Closing a barrier's fd answers it: everything before was read. */
         for (unsigned i = 0; i < msg.nfds; i++)
                 if (fds[i] >= 0)
                         close(fds[i]);
@@ -309,8 +319,10 @@ int fakemgr_stop(fakemgr *m) {
         if (m->pid <= 0)
                 return 0;
         kill(m->pid, SIGTERM);
-        while ((r = waitpid(m->pid, &status, 0)) < 0 && errno == EINTR)
-                ;
+        /* A manager reads while its service stops: the daemon waits for
+         * its BARRIER=1 to be answered before it exits. */
+        while ((r = waitpid(m->pid, &status, WNOHANG)) == 0 || (r < 0 && errno == EINTR))
+                fakemgr_recv(m, 10, NULL);
         cr_assert_eq(r, m->pid, "waitpid: %s", strerror(errno));
         m->pid = 0;
         fakemgr_drain(m, 100);
@@ -323,6 +335,9 @@ void fakemgr_clear(fakemgr *m) {
         for (unsigned i = 0; i < m->n; i++)
                 close(m->store[i].fd);
         m->n = 0;
+        for (unsigned i = 0; i < m->nheld; i++)
+                close(m->held[i]);
+        m->nheld = 0;
 }
 
 void fakemgr_close(fakemgr *m) {

@@ -8,6 +8,10 @@
  * after `systemctl restart`, and stop it.  What a test checks about those
  * daemons (the harness fixture, logs, exit status) stays in the test.
  *
+ * BARRIER=1 is answered as systemd does, by closing the fd it carries once
+ * every earlier message was read, unless the test sets hold_barriers: then
+ * the fds are kept (the barrier never answered) until fakemgr_clear.
+ *
  * Every fd the manager holds (the store, its socket) is its own: the store
  * keeps received fds until a removal, fakemgr_clear, fakemgr_close or
  * fakemgr_destroy closes them. */
@@ -34,12 +38,16 @@ typedef struct fakemgr {
         /* Messages read so far (fakemgr_start resets ready and stopping). */
         unsigned ready, stopping, watchdog, status, stores, removes;
         unsigned refused; /* FDSTORE=1 fds not kept because the store was full */
+        unsigned barriers; /* BARRIER=1 messages read */
+        bool hold_barriers; /* keep their fds open: never answer */
+        int held[8];       /* the barrier fds kept (the first 8), -1: none */
+        unsigned nheld;
         char last_status[256];
 } fakemgr;
 
 /* One message, as fakemgr_recv read it. */
 typedef struct fakemgr_msg {
-        bool ready, stopping, watchdog, status, store, remove;
+        bool ready, stopping, watchdog, status, store, remove, barrier;
         bool ctrunc;       /* MSG_CTRUNC: fds were lost (those received are closed) */
         unsigned nfds;     /* fds it carried */
         int fd;            /* the fd the store kept (borrowed from the store), or -1 */
@@ -94,12 +102,13 @@ typedef struct fakemgr_exec {
  * for READY=1.  Returns the pid (also m->pid); fails the test otherwise.
  * The daemon is killed if the test process dies. */
 pid_t fakemgr_start(fakemgr *m, const fakemgr_exec *x);
-/* SIGTERM the daemon, reap it, read what it sent meanwhile (100 ms) and
- * return its wait status; m->pid is 0 afterwards.  Returns 0 if no daemon
- * runs. */
+/* SIGTERM the daemon, read what it sends while it exits (so that its
+ * BARRIER=1 is answered), reap it, read what is left (100 ms) and return
+ * its wait status; m->pid is 0 afterwards.  Returns 0 if no daemon runs. */
 int fakemgr_stop(fakemgr *m);
 
-/* Close every stored fd (the store is empty afterwards). */
+/* Close every stored fd (the store is empty afterwards) and every barrier
+ * fd held. */
 void fakemgr_clear(fakemgr *m);
 /* Close every fd the manager holds: the store and the notify socket. */
 void fakemgr_close(fakemgr *m);
