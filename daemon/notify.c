@@ -6,7 +6,14 @@
  * datagram socket polls writable only when the peer's queue has room, so a
  * uv_poll_t on it says when to flush.  The messages are those libsystemd
  * sends: the state text, and for the fd store "FDSTORE=1\nFDNAME=name" with
- * the fd in SCM_RIGHTS; the manager takes our pid and uid from the kernel. */
+ * the fd in SCM_RIGHTS; the manager takes our pid and uid from the kernel.
+ *
+ * At exit the queue is flushed (waiting, bounded, for room) and then a
+ * BARRIER=1 message waits for the manager to have processed everything
+ * sent before it: a manager that sees its main PID exit ignores the
+ * messages of that PID it has not read yet (NotifyAccess=main), so an
+ * FDSTORE=1 still in its queue would be lost while the catalog lists the
+ * object. */
 #include "notify.h"
 
 #include "log.h"
@@ -14,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +29,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SNDBUF_SIZE (8 << 20) /* as libsystemd: the kernel caps it */
@@ -328,12 +337,72 @@ int notify_init(uv_loop_t *loop) {
         return 1;
 }
 
+static long long now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until fd shows events (POLLHUP and POLLERR are always reported),
+ * until deadline.  True if it did. */
+static bool wait_until(int fd, short events, long long deadline) {
+        struct pollfd p = { .fd = fd, .events = events };
+
+        for (;;) {
+                long long left = deadline - now_ms();
+                int k = poll(&p, 1, left > 0 ? (int)left : 0);
+                if (k > 0)
+                        return true;
+                if (k == 0 || errno != EINTR)
+                        return false;
+        }
+}
+
+/* Send what waits, waiting for room as long as the deadline allows.  True
+ * if everything went. */
+static bool flush_until(long long deadline) {
+        while (!flush())
+                if (!wait_until(nfd, POLLOUT, deadline))
+                        return flush();
+        return true;
+}
+
+/* BARRIER=1 with the write end of a pipe: the manager closes its copy once
+ * it has processed every message we sent before, and our read end then
+ * sees POLLHUP (what sd_notify_barrier does, without blocking past the
+ * deadline). */
+static void barrier_until(long long deadline) {
+        int p[2], k;
+
+        if (pipe2(p, O_CLOEXEC) < 0) {
+                log_warn("notify: cannot make the barrier's pipe: %m; the service manager may not take "
+                         "the fds sent last");
+                return;
+        }
+        while ((k = send_one("BARRIER=1", p[1])) == -EAGAIN && wait_until(nfd, POLLOUT, deadline))
+                ;
+        close(p[1]); /* only the manager's copy keeps it open now */
+        if (k < 0)
+                log_warn("notify: cannot send BARRIER=1 to the service manager: %s; it may not take the "
+                         "fds sent last, and their objects may not survive the restart",
+                         k == -EAGAIN ? "its queue stayed full" : strerror(-k));
+        else if (!wait_until(p[0], 0, deadline))
+                log_warn("notify: the service manager did not confirm within %d ms that it has read our "
+                         "messages (BARRIER=1); exiting anyway: objects stored last may not survive the "
+                         "restart", NOTIFY_EXIT_WAIT_MS);
+        close(p[0]);
+}
+
 void notify_fini(void) {
+        long long deadline;
         unsigned lost_stores;
 
         if (nfd < 0)
                 return;
-        flush();
+        deadline = now_ms() + NOTIFY_EXIT_WAIT_MS;
+        if (flush_until(deadline))
+                barrier_until(deadline);
         lost_stores = nstores;
         if (state_pending || head)
                 log_warn("notify: the service manager is not reading; at exit %u state messages and %u fd "

@@ -18,6 +18,9 @@
 #include <uv.h>
 
 #define NOTIFY_QUEUE_MAX 4096
+/* How long the exit may wait for the manager: to take what is queued, then
+ * to confirm (BARRIER=1) that it has processed every message sent. */
+#define NOTIFY_EXIT_WAIT_MS 3000
 
 typedef enum notify_kind {
         NOTIFY_READY,    /* "READY=1\n..." */
@@ -43,7 +46,9 @@ void notify_fdstore(int fd, const char *name);
 /* FDSTOREREMOVE=1 with FDNAME=name. */
 void notify_fdstore_remove(const char *name);
 
-/* Shutdown: one last attempt to send what waits, without blocking; then log
- * what is lost, close every queued fd and the socket, and close the poll
+/* Shutdown: send what waits, waiting for room, then BARRIER=1 and wait for
+ * the manager to confirm it has processed every message sent, all within
+ * NOTIFY_EXIT_WAIT_MS (this blocks: the loop is ending); log what is lost
+ * or unconfirmed, close every queued fd and the socket, and close the poll
  * handle so that the loop can close.  Later calls are no-ops. */
 void notify_fini(void);

@@ -6,8 +6,12 @@
  * bounded queue (coalescing watchdog pings, cancelling stores removed before
  * they were sent, dropping stores past the bound with a log line), deliver
  * the rest in order once the manager reads, and exit cleanly, even with
- * messages still waiting.  Also: an abstract-namespace NOTIFY_SOCKET, and a
- * NOTIFY_SOCKET nobody listens on. */
+ * messages still waiting (waiting for room, bounded).  At exit the daemon
+ * sends BARRIER=1 and waits for the manager to answer it, so that nothing
+ * it sent is still unread when it exits; a manager that never answers
+ * delays the exit by NOTIFY_EXIT_WAIT_MS at most.  Also: an
+ * abstract-namespace NOTIFY_SOCKET, and a NOTIFY_SOCKET nobody listens
+ * on. */
 #include "harness.h"
 #include "fakemgr.h"
 
@@ -39,6 +43,7 @@
 #define MIN_MEASURE_MS 1000
 #define STALL_MS 2000 /* a request outstanding this long: the daemon is stuck */
 #define WATCHDOG_USEC "20000" /* a ping every 10 ms */
+#define NOTIFY_EXIT_WAIT_MS 3000 /* as daemon/notify.h: the bound on the exit's wait */
 
 /* The fake manager (its socket and store), and what this suite counts on
  * top of it. */
@@ -317,7 +322,8 @@ Test(notify, full_manager_queue_never_blocks) {
         cr_assert_eq(self_fd_count(), self_fds);
 }
 
-/* SIGTERM while the queue is full: the daemon does not wait for the manager. */
+/* SIGTERM while the queue is full and the manager never reads: the daemon
+ * waits for room a bounded time only. */
 Test(notify, exit_with_messages_waiting) {
         ipcb_client *c;
         char name[32];
@@ -331,7 +337,9 @@ Test(notify, exit_with_messages_waiting) {
         cr_assert_eq(ipcb_sync(c), 0);
         long long t = now_us();
         ipcbd_stop(&d);
-        fprintf(stderr, "[notify] exit with the manager's queue full took %.1f ms\n", (now_us() - t) / 1000.0);
+        t = now_us() - t;
+        fprintf(stderr, "[notify] exit with the manager's queue full took %.1f ms\n", t / 1000.0);
+        cr_assert_lt(t, (NOTIFY_EXIT_WAIT_MS + 1000) * 1000LL, "the exit waited %lld ms", t / 1000);
         ipcb_disconnect(c);
         cr_assert(file_contains(logpath, "were not sent"), "no log line about messages lost at exit");
         end();
@@ -378,4 +386,78 @@ Test(notify, nobody_listening) {
         ipcb_disconnect(c);
         end();
         cr_assert(file_contains(logpath, "cannot connect"), "no log line about the missing manager");
+}
+
+/* The manager's side while the daemon stops: read until told to stop. */
+static atomic_bool pump_done;
+
+static void *pump(void *arg) {
+        (void)arg;
+        while (!atomic_load(&pump_done))
+                fakemgr_recv(&m, 10, NULL);
+        return NULL;
+}
+
+/* Stop the daemon while a thread reads the manager's socket; returns how
+ * long the stop took, in ms. */
+static long long stop_while_reading(void) {
+        pthread_t th;
+        long long t;
+
+        atomic_store(&pump_done, false);
+        cr_assert_eq(pthread_create(&th, NULL, pump, NULL), 0);
+        t = now_us();
+        ipcbd_stop(&d); /* asserts exit status 0 within the harness's bound */
+        t = now_us() - t;
+        atomic_store(&pump_done, true);
+        pthread_join(th, NULL);
+        drain(100);
+        return t / 1000;
+}
+
+/* A manager that reads answers BARRIER=1 at once: it comes after every
+ * store and after STOPPING=1, and the exit does not wait. */
+Test(notify, exit_barrier_answered) {
+        ipcb_client *c;
+        char name[32];
+        long long ms;
+
+        start(m.notify, NULL, NULL);
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        for (int i = 0; i < 50; i++) {
+                snprintf(name, sizeof(name), "b-%d", i);
+                cr_assert_eq(mkseg(c, name, 4096, 'b'), 0);
+        }
+        cr_assert_eq(ipcb_sync(c), 0);
+        ms = stop_while_reading();
+        ipcb_disconnect(c);
+        fprintf(stderr, "[notify] exit with an answered barrier took %lld ms\n", ms);
+        cr_assert_eq(m.barriers, 1, "BARRIER=1 sent %u times", m.barriers);
+        cr_assert_eq(m.stopping, 1);
+        cr_assert_eq(fakemgr_count(&m, "ipcb-o-"), 50, "stores read: %u", fakemgr_count(&m, "ipcb-o-"));
+        cr_assert_lt(ms, NOTIFY_EXIT_WAIT_MS / 2, "the exit waited %lld ms for an answered barrier", ms);
+        cr_assert(!file_contains(logpath, "BARRIER=1"), "a log line about an answered barrier");
+        end();
+}
+
+/* A manager that reads but never answers the barrier delays the exit by
+ * NOTIFY_EXIT_WAIT_MS at most; the daemon says so and exits 0. */
+Test(notify, exit_barrier_never_answered) {
+        ipcb_client *c;
+        long long ms;
+
+        start(m.notify, NULL, NULL);
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        cr_assert_eq(mkseg(c, "nb", 4096, 'n'), 0);
+        cr_assert_eq(ipcb_sync(c), 0);
+        m.hold_barriers = true;
+        ms = stop_while_reading();
+        ipcb_disconnect(c);
+        fprintf(stderr, "[notify] exit with an unanswered barrier took %lld ms\n", ms);
+        cr_assert_eq(m.barriers, 1);
+        cr_assert_eq(m.nheld, 1);
+        cr_assert_geq(ms, NOTIFY_EXIT_WAIT_MS - 500, "the exit did not wait for the barrier (%lld ms)", ms);
+        cr_assert_lt(ms, NOTIFY_EXIT_WAIT_MS + 1000, "the exit waited %lld ms", ms);
+        cr_assert(file_contains(logpath, "did not confirm"), "no log line about the unanswered barrier");
+        end();
 }

@@ -6,7 +6,10 @@
  *     own user units (built in systemd/user/, ExecStart pointed at the build
  *     by a drop-in): socket activation, readiness, STATUS=, a fed watchdog,
  *     restart with objects and a client's handles surviving, stop + start
- *     with an empty store; and the hardening score of the system unit.
+ *     with an empty store; a restart right after a burst of creates, which
+ *     must keep every object (the daemon waits, bounded, until the manager
+ *     has taken every fd it sent before it exits); and the hardening score
+ *     of the system unit.
  * Skipped, with the reason, only when not root or unshare/the manager is
  * missing.
  *
@@ -25,7 +28,9 @@
 #include <criterion/logging.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -366,4 +371,124 @@ SYSTEMD_TEST(user_manager, .timeout = 120, .fini = um_teardown) {
         fixture_check_idle(&last);
         cr_assert_eq(ctl(out, sizeof(out), "stop ipcbroker.service ipcbroker.socket"), 0, "%s", out);
         expect_exits(3);
+}
+
+/* Objects created as fast as clients can while `systemctl restart` runs:
+ * the FDSTORE=1 messages of the last ones may still wait in the manager's
+ * socket when the daemon exits, and a manager that has seen its main PID
+ * exit no longer takes them (NotifyAccess=main).  The daemon must not exit
+ * before the manager has processed them (BARRIER=1), or the new instance
+ * finds catalog records without their fds. */
+#define BURST_THREADS 4
+#define BURST_PER 2000
+
+typedef struct burst {
+        unsigned id, n;
+        ipcb_client *c;
+        bool ok[BURST_PER];
+        ipcb_shm *held[BURST_PER];
+        ipcb_sem *hsem[BURST_PER];
+} burst;
+
+static atomic_bool burst_stop;
+
+static void *creator(void *arg) {
+        ipcb_shm_options po = IPCB_SHM_OPTIONS_INIT, to = IPCB_SHM_OPTIONS_INIT;
+        ipcb_sem_options so = IPCB_SEM_OPTIONS_INIT, tso = IPCB_SEM_OPTIONS_INIT;
+        burst *b = arg;
+        char name[64];
+        unsigned i;
+
+        po.flags = IPCB_SHM_PERSISTENT;
+        so.flags = IPCB_SEM_PERSISTENT;
+        for (i = 0; i < BURST_PER && !atomic_load(&burst_stop); i++) {
+                ipcb_shm *s;
+                ipcb_sem *m;
+                snprintf(name, sizeof(name), "burst.%u.%u", b->id, i);
+                switch (i % 4) {
+                case 0: /* persistent segment, closed at once */
+                        if ((b->ok[i] = ipcb_shm_create(b->c, name, 4096, &po, &s) == 0))
+                                ipcb_shm_close(s);
+                        break;
+                case 1: /* transient segment, held */
+                        b->ok[i] = ipcb_shm_create(b->c, name, 4096, &to, &b->held[i]) == 0;
+                        break;
+                case 2: /* persistent semaphore, closed at once */
+                        if ((b->ok[i] = ipcb_sem_create(b->c, name, 1, &so, &m) == 0))
+                                ipcb_sem_close(m);
+                        break;
+                default: /* transient semaphore, held */
+                        b->ok[i] = ipcb_sem_create(b->c, name, 1, &tso, &b->hsem[i]) == 0;
+                        break;
+                }
+        }
+        b->n = i;
+        return NULL;
+}
+
+SYSTEMD_TEST(restart_during_creates, .timeout = 150, .fini = um_teardown) {
+        static burst b[BURST_THREADS];
+        pthread_t th[BURST_THREADS];
+        char out[512], path[256], log[128], name[64];
+        ipcb_object_info info;
+        unsigned missing = 0, made = 0, created = 0;
+        FILE *f;
+
+        fixture_begin_bare(&d);
+        raise_nofile(BURST_THREADS * BURST_PER + 2000);
+        mgr_start();
+        /* The broker's log, to look for dropped objects; room for them all. */
+        snprintf(log, sizeof(log), "%s/broker.log", rt);
+        snprintf(path, sizeof(path), "%s/systemd/user/ipcbroker.service.d/burst.conf", cfgdir);
+        f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fprintf(f, "[Service]\nStandardError=append:%s\nExecStart=\n"
+                   "ExecStart=%s --restore-grace 3 --max-objects 50000 --max-fds 40000\n",
+                log, IPCBROKERD_PATH);
+        fclose(f);
+        cr_assert_eq(ctl(NULL, 0, "daemon-reload"), 0);
+
+        atomic_store(&burst_stop, false);
+        for (unsigned t = 0; t < BURST_THREADS; t++) {
+                memset(&b[t], 0, sizeof(b[t]));
+                b[t].id = t;
+                cr_assert_eq(ipcb_connect(NULL, &b[t].c), 0);
+        }
+        for (unsigned t = 0; t < BURST_THREADS; t++)
+                cr_assert_eq(pthread_create(&th[t], NULL, creator, &b[t]), 0);
+        sleep_ms(100);
+        cr_assert_eq(ctl(out, sizeof(out), "restart ipcbroker.service"), 0, "%s", out);
+        atomic_store(&burst_stop, true);
+        for (unsigned t = 0; t < BURST_THREADS; t++)
+                pthread_join(th[t], NULL);
+        cr_assert(active());
+        expect_exits(1);
+        for (unsigned t = 0; t < BURST_THREADS; t++)
+                for (unsigned i = 0; i < b[t].n; i++) {
+                        if (!b[t].ok[i])
+                                continue;
+                        created++;
+                        snprintf(name, sizeof(name), "burst.%u.%u", t, i);
+                        int k = ipcb_stat(b[t].c, i % 4 < 2 ? IPCB_KIND_SHM : IPCB_KIND_SEM, name, &info);
+                        if (k < 0 && missing++ < 5)
+                                cr_log_error("%s lost in the restart: %s", name, strerror(-k));
+                }
+        for (unsigned t = 0; t < BURST_THREADS; t++)
+                made += b[t].n;
+        cr_log_info("%u creates tried, %u succeeded", made, created);
+        sh(out, sizeof(out), "grep -c 'its fd is missing' %s", log);
+        cr_assert_eq(missing, 0, "%u of %u objects lost in the restart (%s dropped in the log)", missing,
+                     created, out);
+        cr_assert_str_eq(out, "0", "the restored broker dropped objects whose fd was missing");
+        for (unsigned t = 0; t < BURST_THREADS; t++) {
+                for (unsigned i = 0; i < b[t].n; i++) {
+                        if (b[t].held[i])
+                                cr_assert_eq(ipcb_shm_close(b[t].held[i]), 0);
+                        if (b[t].hsem[i])
+                                cr_assert_eq(ipcb_sem_close(b[t].hsem[i]), 0);
+                }
+                ipcb_disconnect(b[t].c);
+        }
+        cr_assert_eq(ctl(out, sizeof(out), "stop ipcbroker.service ipcbroker.socket"), 0, "%s", out);
+        expect_exits(2);
 }
