@@ -209,6 +209,11 @@ test)
                         FAILED=$((FAILED + 1)); status=1; fi
         fi
         if /usr/bin/python3 bench/python/bench.py --quick --build build; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); status=1; fi
+        echo "== chaos soak for 1 minute (the long run: docs/performance.md, \"Soak\")"
+        if [ "$(id -u)" -ne 0 ]; then
+                echo "skipped: the soak needs root (clients of several uids, a private mount namespace)"
+        elif bench/soak/run.sh --build build --minutes 1; then PASSED=$((PASSED + 1)); else
+                FAILED=$((FAILED + 1)); status=1; fi
         echo
         echo "$PASSED passed, $FAILED failed"
         exit $status

@@ -216,7 +216,8 @@ static void linger_fd(void) {
                 m.shm_register.mode = 0600;
                 hello(fd);
                 ssize_t n = ipcb_proto_encode(&m, buf, sizeof(buf));
-                raw_send(fd, buf, n > 0 ? (size_t)n : 16, &s, 1);
+                if (n > 0)
+                        raw_send(fd, buf, (size_t)n, &s, 1);
                 soak_sleep_us(20000);
                 raw_drain(fd);
         }

@@ -96,8 +96,14 @@ systemctl --user daemon-reload
 systemctl --user start ipcbroker.socket
 export IPCBROKER_SOCKET=$rt/ipcbroker/ipcbroker.sock
 
+# However it goes, the run ends: its length and 10 minutes more.
+minutes=1
+for a in "${args[@]}"; do case $a in --minutes=*) minutes=${a#--minutes=} ;; esac; done
+for i in "${!args[@]}"; do [ "${args[$i]}" = --minutes ] && minutes=${args[$((i + 1))]}; done
+limit=$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 60 + 600 }')
 status=0
-"$build/bench/ipcb_soak" --grace "$grace" "${args[@]}" || status=$?
+timeout -k 30 "$limit" "$build/bench/ipcb_soak" --grace "$grace" "${args[@]}" || status=$?
+[ $status -eq 124 ] && echo "bench/soak/run.sh: ipcb_soak did not end within $limit s" >&2
 systemctl --user stop ipcbroker.service ipcbroker.socket || status=1
 echo
 echo "The broker's exits under the manager (result, code, status):"

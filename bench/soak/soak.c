@@ -61,7 +61,7 @@ uint64_t soak_rand(uint64_t *s) {
 }
 
 void soak_violation(const char *fmt, ...) {
-        char msg[512];
+        char msg[1400];
         va_list ap;
 
         va_start(ap, fmt);
@@ -210,6 +210,8 @@ typedef struct sample {
         long pid, fds, fdstore, rss_kib;
         unsigned objects;
         uid_usage uids; /* the soak's uids, summed */
+        uid_usage root; /* uid 0: this process's */
+        bool valid;     /* every query answered */
         uint64_t ops, kills, restarts, attacks, violations;
         char names[1024]; /* the objects that are not workers' transients */
 } sample;
@@ -229,6 +231,44 @@ static long count_fds(long pid) {
         closedir(d);
         return pid == (long)getpid() ? n - 1 : n;
 }
+
+/* What the fds of pid are, counted by kind ("socket 5 memfd:ipcbroker 20
+ * ..."), to say what a difference from the baseline is made of. */
+static void fd_kinds(long pid, char *out, size_t cap) {
+        char kinds[32][48];
+        unsigned counts[32] = { 0 }, n = 0;
+        char path[320], link[64];
+        struct dirent *e;
+        size_t len = 0;
+        DIR *d;
+
+        out[0] = '\0';
+        snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
+        if (!(d = opendir(path)))
+                return;
+        while ((e = readdir(d))) {
+                ssize_t k;
+                unsigned i;
+                if (e->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%ld/fd/%s", pid, e->d_name);
+                if ((k = readlink(path, link, sizeof(link) - 1)) < 0)
+                        continue;
+                link[k] = '\0';
+                link[strcspn(link, "0123456789")] = '\0'; /* socket:[123] -> socket:[ */
+                for (i = 0; i < n && strcmp(kinds[i], link); i++)
+                        ;
+                if (i == n && n < 32)
+                        snprintf(kinds[n++], sizeof(kinds[0]), "%.47s", link);
+                if (i < n)
+                        counts[i]++;
+        }
+        closedir(d);
+        for (unsigned i = 0; i < n && len < cap; i++)
+                len += (size_t)snprintf(out + len, cap - len, "%s%s %u", i ? ", " : "", kinds[i], counts[i]);
+}
+
+static char base_fd_kinds[512];
 
 static long rss_kib(long pid) {
         char path[64], line[256];
@@ -252,7 +292,11 @@ static bool soak_uid(uid_t u) {
 
 static int quota_cb(const ipcb_quota_info *q, void *userdata) {
         uid_usage *u = userdata;
-        if (soak_uid(q->uid)) {
+        if (q->uid == 0) {
+                u[1].objects = (unsigned)q->objects;
+                u[1].handles = q->handles;
+                u[1].connections = q->connections;
+        } else if (soak_uid(q->uid)) {
                 u->objects += (unsigned)q->objects;
                 u->handles += q->handles;
                 u->connections += q->connections;
@@ -326,7 +370,6 @@ static void spawn(wslot *w) {
                 exit(1);
         }
         if (pid == 0) {
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 signal(SIGINT, SIG_IGN);
                 char slot[16], t0[32];
                 /* A client of its own: exec'd, with nothing of ours but the
@@ -337,6 +380,10 @@ static void spawn(wslot *w) {
                         perror("ipcb_soak: set ids");
                         _exit(1);
                 }
+                /* After the uid change, which clears it; exec keeps it. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() == 1)
+                        _exit(1);
                 snprintf(slot, sizeof(slot), "%u", (unsigned)(w - S->w));
                 snprintf(t0, sizeof(t0), "%llu", (unsigned long long)t_start);
                 execl("/proc/self/exe", "ipcb_soak", "--worker", slot, t0, (char *)NULL);
@@ -352,6 +399,37 @@ static void add_worker(enum role r, unsigned index, uid_t uid) {
         w->index = index;
         w->uid = uid;
         spawn(w);
+}
+
+/* Wait for worker w (pid): killed by us, or dead on its own, which is a
+ * violation (a crash, a failed exec, an invariant it saw break). */
+static void reap(wslot *w, pid_t pid, bool killed) {
+        int st;
+
+        if (waitpid(pid, &st, 0) != pid)
+                return;
+        if (killed && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
+                return;
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && atomic_load(&S->stop))
+                return;
+        if (WIFSIGNALED(st))
+                soak_violation("worker %d (role %d) died of signal %d", (int)pid, (int)w->role, WTERMSIG(st));
+        else
+                soak_violation("worker %d (role %d) exited with status %d", (int)pid, (int)w->role,
+                               WEXITSTATUS(st));
+}
+
+/* Workers that died on their own: reported, started again. */
+static void check_workers(void) {
+        for (unsigned i = 0; i < nworkers; i++) {
+                wslot *w = &S->w[i];
+                pid_t pid = atomic_load(&w->pid);
+                siginfo_t si = { 0 };
+                if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid) {
+                        reap(w, pid, false);
+                        spawn(w);
+                }
+        }
 }
 
 static bool killable(const wslot *w) {
@@ -376,11 +454,11 @@ static bool in_restart(void) {
 /* A holder died with the lock of data segment i: the next locker must get
  * it within the bound (at once; after a restart, by the grace's end). */
 static void check_lock_freed(unsigned i) {
-        uint64_t now = soak_now_ns(), until = now + 2000000000ull;
+        uint64_t now = soak_now_ns(), until = now + 1000000000ull;
         uint64_t seq;
         int r;
 
-        if (grace_until() + 2000000000ull > until)
+        if (in_restart() && grace_until() + 2000000000ull > until)
                 until = grace_until() + 2000000000ull;
         lock_checks++;
         r = ipcb_shm_try_lock(data_rw[i], (int)((until - now) / 1000000));
@@ -390,14 +468,18 @@ static void check_lock_freed(unsigned i) {
                                strerror(-r));
                 return;
         }
-        if (r == IPCB_OWNER_DIED) {
-                atomic_fetch_add(&S->owner_died, 1);
-                if (!soak_data_valid(ipcb_shm_data(data_rw[i]), &seq)) {
-                        soak_data_fill(ipcb_shm_data(data_rw[i]), seq);
-                        atomic_fetch_add(&S->repairs, 1);
-                }
+        /* Its holder died holding it, and nobody else locks this segment
+         * until its producer is started again. */
+        if (r != IPCB_OWNER_DIED)
+                soak_violation("the lock of %s%u, held by a killed process, was handed on without "
+                               "IPCB_OWNER_DIED", SOAK_DATA, i);
+        atomic_fetch_add(&S->owner_died, r == IPCB_OWNER_DIED);
+        if (!soak_data_valid(ipcb_shm_data(data_rw[i]), &seq)) {
+                soak_data_fill(ipcb_shm_data(data_rw[i]), seq);
+                atomic_fetch_add(&S->repairs, 1);
         }
-        ipcb_shm_unlock(data_rw[i]);
+        if ((r = ipcb_shm_unlock(data_rw[i])) < 0)
+                soak_violation("unlock of %s%u after the check: %s", SOAK_DATA, i, strerror(-r));
 }
 
 /* Transients of killed producers, checked until gone or late. */
@@ -406,7 +488,7 @@ typedef struct pending_gone {
         uint64_t deadline;
 } pending_gone;
 static pending_gone gone[256];
-static unsigned ngone;
+static unsigned ngone, gone_skipped;
 
 static void expect_gone(pid_t pid) {
         uint64_t d = soak_now_ns() + 2000000000ull;
@@ -414,6 +496,8 @@ static void expect_gone(pid_t pid) {
                 d = grace_until();
         if (ngone < sizeof(gone) / sizeof(gone[0]))
                 gone[ngone++] = (pending_gone){ pid, d };
+        else
+                gone_skipped++;
 }
 
 static void check_gone(void) {
@@ -424,7 +508,9 @@ static void check_gone(void) {
                         char name[64];
                         snprintf(name, sizeof(name), SOAK_TR "%d.%u", (int)gone[i].pid, k);
                         int r = ipcb_stat(oc, IPCB_KIND_SHM, name, &info);
-                        if (r == 0 || (r != -ENOENT && in_restart()))
+                        if (r != -ENOENT && r != 0 && !in_restart())
+                                soak_violation("stat of %s: %s", name, strerror(-r));
+                        if (r != -ENOENT)
                                 left++;
                 }
                 /* A restart after the kill keeps them for its grace. */
@@ -452,15 +538,15 @@ static void kill_one(uint64_t *rng) {
         pid = atomic_load(&w->pid);
         ph = atomic_load(&w->phase);
         kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        reap(w, pid, true);
         locked = atomic_load(&w->locked);
         kills++;
         kills_by_phase[ph]++;
         if (w->role == R_PRODUCER)
                 expect_gone(pid);
-        spawn(w);
         if (locked)
                 check_lock_freed((unsigned)locked - 1);
+        spawn(w);
 }
 
 /* Token sums, sampled every 100 ms.  A client between its atomic and its
@@ -551,14 +637,22 @@ static sample take_sample(void) {
         sample s = { .t = (double)(soak_now_ns() - t_start) / 1e9 };
         names n = { 0 };
 
+        uid_usage u[2] = { { 0 } };
+
         s.pid = show("MainPID");
         s.fds = s.pid > 0 ? count_fds(s.pid) : -1;
         s.rss_kib = s.pid > 0 ? rss_kib(s.pid) : -1;
         s.fdstore = show("NFileDescriptorStore");
+        s.valid = s.pid > 0 && s.fds > 0 && s.rss_kib > 0 && s.fdstore >= 0;
         if (ipcb_list(oc, 0, list_cb, &n) == 0)
                 s.objects = n.objects;
+        else
+                s.valid = false;
         memcpy(s.names, n.all, sizeof(s.names));
-        ipcb_quota_list(oc, quota_cb, &s.uids);
+        if (ipcb_quota_list(oc, quota_cb, u) < 0)
+                s.valid = false;
+        s.uids = u[0];
+        s.root = u[1];
         s.ops = S->writes + S->reads + S->undo_ops + S->plain_ops + S->probe_ops;
         s.kills = kills;
         s.restarts = restarts;
@@ -667,6 +761,26 @@ static void setup_objects(void) {
         ipcb_sync(oc);
 }
 
+/* A semaphore's notify eventfd, once made, lives as long as the semaphore
+ * in that broker (daemon/sempoll.c), and a restart drops it: whether one
+ * exists depends on who polled or released since.  Every measurement of
+ * the broker's fds makes all three first, so that they always count. */
+static void make_notify_fds(void) {
+        static const char *const sems[] = { SOAK_UNDO, SOAK_PLAIN, SOAK_VICTIM };
+        for (unsigned i = 0; i < 3; i++) {
+                ipcb_sem *s;
+                int r;
+                if ((r = ipcb_sem_open(oc, sems[i], 0, &s)) < 0) {
+                        soak_violation("%s: %s", sems[i], strerror(-r));
+                        continue;
+                }
+                if ((r = ipcb_sem_get_fd(s)) < 0)
+                        soak_violation("ipcb_sem_get_fd(%s): %s", sems[i], strerror(-r));
+                ipcb_sem_close(s);
+        }
+        ipcb_sync(oc);
+}
+
 /* ---- the end ---- */
 
 static int cmp_u32(const void *a, const void *b) {
@@ -769,10 +883,12 @@ static void settle_and_check(const sample *base, sample *end) {
                 soak_sleep_us(100000);
         while (!ok && soak_now_ns() < until) {
                 soak_sleep_us(200000);
+                make_notify_fds();
                 *end = take_sample();
                 memset(&n, 0, sizeof(n));
                 ipcb_list(oc, 0, list_cb, &n);
-                ok = end->uids.objects == 0 && end->uids.handles == 0 && end->uids.connections == 0 &&
+                ok = end->valid && end->uids.objects == 0 && end->uids.handles == 0 && end->uids.connections == 0 &&
+                     end->root.objects == base->root.objects && end->root.handles == base->root.handles &&
                      n.stray == 0 && end->fds == base->fds && end->fdstore == base->fdstore &&
                      ipcb_stat(oc, IPCB_KIND_SEM, SOAK_UNDO, &u) == 0 && u.sem_value == SOAK_UNDO_INIT &&
                      u.sem_undo_held == 0 && ipcb_stat(oc, IPCB_KIND_SEM, SOAK_PLAIN, &p) == 0 &&
@@ -780,13 +896,22 @@ static void settle_and_check(const sample *base, sample *end) {
         }
         if (ok)
                 return;
+        if (!end->valid)
+                soak_violation("at the end the broker or its manager does not answer every query");
+        if (end->root.objects != base->root.objects || end->root.handles != base->root.handles)
+                soak_violation("uid 0: %u objects, %u handles at the baseline; %u, %u at the end",
+                               base->root.objects, base->root.handles, end->root.objects, end->root.handles);
         if (end->uids.objects || end->uids.handles || end->uids.connections)
                 soak_violation("at the end the soak uids still have %u objects, %u handles, %u connections",
                                end->uids.objects, end->uids.handles, end->uids.connections);
         if (n.stray)
                 soak_violation("at the end %u transient(s) of workers remain (%s)", n.stray, n.first);
-        if (end->fds != base->fds)
-                soak_violation("the broker's fds: %ld at the baseline, %ld at the end", base->fds, end->fds);
+        if (end->fds != base->fds) {
+                char now[512];
+                fd_kinds(end->pid, now, sizeof(now));
+                soak_violation("the broker's fds: %ld at the baseline (%s), %ld at the end (%s)", base->fds,
+                               base_fd_kinds, end->fds, now);
+        }
         if (end->fdstore != base->fdstore)
                 soak_violation("fd store entries: %ld at the baseline, %ld at the end", base->fdstore,
                                end->fdstore);
@@ -835,7 +960,14 @@ int main(int argc, char **argv) {
         while (grace_until() > soak_now_ns())
                 soak_sleep_us(100000);
         check_keep("after the first restart");
+        make_notify_fds();
         base = take_sample();
+        if (!base.valid || base.fdstore <= 0) {
+                fprintf(stderr, "ipcb_soak: no baseline (broker pid %ld, fds %ld, fd store %ld)\n", base.pid,
+                        base.fds, base.fdstore);
+                return 1;
+        }
+        fd_kinds(base.pid, base_fd_kinds, sizeof(base_fd_kinds));
         own_base = count_fds(getpid());
         printf("ipcb_soak: %.1f minutes against %s (grace %u s, a restart every %u s, a kill every ~%u ms)\n",
                opt_minutes, soak_socket, opt_grace, opt_restart_every, opt_kill_ms);
@@ -881,6 +1013,7 @@ int main(int argc, char **argv) {
                         atomic_store(&S->hostile_on, !atomic_load(&S->hostile_on));
                         next_toggle = now + 10000000000ull;
                 }
+                check_workers();
                 check_tokens();
                 check_gone();
                 if (now >= next_check) {
@@ -907,11 +1040,16 @@ int main(int argc, char **argv) {
         for (unsigned i = 0; i < nworkers; i++) {
                 wslot *w = &S->w[i];
                 pid_t pid = atomic_load(&w->pid);
-                int st;
-                for (int k = 0; k < 100 && waitpid(pid, &st, WNOHANG) == 0; k++)
+                siginfo_t si = { 0 };
+                for (int k = 0; k < 100; k++) {
+                        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
+                                break;
                         soak_sleep_us(50000);
-                if (kill(pid, SIGKILL) == 0)
-                        waitpid(pid, &st, 0);
+                }
+                bool late = si.si_pid != pid;
+                if (late) /* still running after 5 s: not reaped yet, so still ours */
+                        kill(pid, SIGKILL);
+                reap(w, pid, late);
         }
         while (ngone) {
                 check_gone();
@@ -930,20 +1068,55 @@ int main(int argc, char **argv) {
         while (grace_until() > soak_now_ns())
                 soak_sleep_us(100000);
         check_keep("after the last restart");
+        make_notify_fds();
         for (unsigned i = 0; i < SOAK_NDATA; i++) {
-                uint64_t seq;
-                if (!soak_data_valid(ipcb_shm_data(data_rw[i]), &seq) || seq < atomic_load(&S->max_seen[i]))
-                        soak_violation("%s%u after the last restart: valid %d, sequence %llu of %llu", SOAK_DATA,
-                                       i, soak_data_valid(ipcb_shm_data(data_rw[i]), &seq),
-                                       (unsigned long long)seq, (unsigned long long)S->max_seen[i]);
+                char name[64];
+                uint64_t seq = 0;
+                ipcb_shm *d;
+                snprintf(name, sizeof(name), SOAK_DATA "%u", i);
+                if ((r = ipcb_shm_open(oc, name, IPCB_READ_ONLY, &d)) < 0) {
+                        soak_violation("%s after the last restart: %s", name, strerror(-r));
+                        continue;
+                }
+                if (!soak_data_valid(ipcb_shm_data(d), &seq) || seq < atomic_load(&S->max_seen[i]))
+                        soak_violation("%s after the last restart: sequence %llu (highest read %llu), sum %s", name,
+                                       (unsigned long long)seq, (unsigned long long)S->max_seen[i],
+                                       soak_data_valid(ipcb_shm_data(d), &seq) ? "right" : "wrong");
+                ipcb_shm_close(d);
         }
+        if ((r = (int)show("NRestarts")) != 0)
+                soak_violation("the manager restarted the broker by itself %d times (it died?)", r);
         s = take_sample();
+        if (!s.valid)
+                soak_violation("after the last restart the broker or its manager does not answer every query");
+        /* A fresh broker holding what the baseline's held: about its size. */
+        if (s.rss_kib > base.rss_kib + base.rss_kib / 2)
+                soak_violation("after the last restart the broker's RSS is %ld KiB, %ld at the baseline", s.rss_kib,
+                               base.rss_kib);
         check_same_objects(&base, &s, "after the last restart");
         if (s.fds != base.fds || s.fdstore != base.fdstore)
                 soak_violation("after the last restart: %ld fds, %ld fd store entries (baseline %ld, %ld)", s.fds,
                                s.fdstore, base.fds, base.fdstore);
         print_row(stdout, &s);
 
+        /* The load ran: every kind of work happened. */
+        struct {
+                const char *what;
+                uint64_t n;
+        } ran[] = { { "data writes", S->writes }, { "checked reads", S->reads }, { "undo rounds", S->undo_ops },
+                    { "plain rounds", S->plain_ops }, { "probe requests", S->probe_ops },
+                    { "quota fills", S->quota_fills }, { "kills", kills }, { "restarts", restarts } };
+        uint64_t attacks = 0;
+        for (unsigned i = 0; i < hostile_nattacks; i++)
+                attacks += S->attacks[i];
+        for (unsigned i = 0; i < sizeof(ran) / sizeof(ran[0]); i++)
+                if (!ran[i].n)
+                        soak_violation("no %s happened: the load did not run", ran[i].what);
+        if (!attacks)
+                soak_violation("no hostile attack happened");
+        if (gone_skipped)
+                fprintf(stderr, "ipcb_soak: %u killed producers' transients were not followed (list full)\n",
+                        gone_skipped);
         summary(stdout, &base, &end, own_base, own_end);
         if (opt_report && (report = fopen(opt_report, "w"))) {
                 summary(report, &base, &end, own_base, own_end);
