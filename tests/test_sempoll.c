@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -98,6 +99,8 @@ SP_TEST(undo_and_broker_give_back) {
         fd = ipcb_sem_get_fd(a);
         cr_assert_geq(fd, 0);
         cr_assert_eq(ipcb_sem_poll_acquire(a), 0);
+        int ready[2], st;
+        cr_assert_eq(pipe(ready), 0);
         pid_t pid = test_fork();
         if (pid == 0) {
                 ipcb_client *cc;
@@ -105,19 +108,32 @@ SP_TEST(undo_and_broker_give_back) {
                 if (ipcb_connect(d.sock, &cc) < 0 || ipcb_sem_open(cc, "pu", IPCB_SEM_UNDO, &u) < 0)
                         _exit(1);
                 /* It takes nothing (the count is 0): it releases one through
-                 * its undo handle, then takes it back, and dies holding it. */
+                 * its undo handle, then takes it back, and waits to be
+                 * killed holding it. */
                 if (ipcb_sem_release(u, 1) < 0 || ipcb_sem_acquire(u) < 0)
                         _exit(2);
-                kill(getpid(), SIGKILL);
-                _exit(3);
+                if (write(ready[1], "x", 1) != 1)
+                        _exit(3);
+                pause();
+                _exit(4);
         }
-        int st;
+        char x;
+        cr_assert_eq(read(ready[0], &x, 1), 1, "the child did not take its token");
+        close(ready[0]);
+        close(ready[1]);
+        /* Its release woke the poller: take that edge, so that only the
+         * broker's give-back can wake it again. */
+        struct epoll_event ev;
+        while (epoll_wait(fd, &ev, 1, 0) > 0)
+                ;
+        cr_assert(!readable(fd, 0));
+        cr_assert_eq(ipcb_sem_value(a), 0);
+        kill(pid, SIGKILL);
         cr_assert_eq(waitpid(pid, &st, 0), pid);
         cr_assert(WIFSIGNALED(st), "child status %d", st);
         /* The broker gives its token back and tells the pollers. */
-        for (int i = 0; i < 100 && ipcb_sem_value(a) == 0; i++)
-                readable(fd, 50);
-        cr_assert(readable(fd, 2000), "the broker's give-back must wake the poller");
+        cr_assert(readable(fd, 5000), "the broker's give-back must wake the poller");
+        cr_assert_eq(ipcb_sem_value(a), 1);
         cr_assert_eq(ipcb_sem_poll_acquire(a), 0);
         cr_assert_eq(ipcb_sem_close(a), 0);
 }
