@@ -62,6 +62,17 @@ int main(void) {
         FIELD(ipcb_holder, pid);
         FIELD(ipcb_holder, uid);
         FIELD(ipcb_holder, handles);
+        SIZE(ipcb_watch_event);
+        FIELD(ipcb_watch_event, struct_size);
+        FIELD(ipcb_watch_event, watch);
+        FIELD(ipcb_watch_event, event);
+        FIELD(ipcb_watch_event, kind);
+        FIELD(ipcb_watch_event, name);
+        FIELD(ipcb_watch_event, id);
+        FIELD(ipcb_watch_event, uid);
+        FIELD(ipcb_watch_event, gid);
+        FIELD(ipcb_watch_event, mode);
+        FIELD(ipcb_watch_event, seals);
         /* constants the binding copies */
         printf("const NAME_MAX %d\n", IPCB_NAME_MAX);
         printf("const OWNER_SELF %u\n", (unsigned)IPCB_OWNER_SELF);
@@ -85,5 +96,13 @@ int main(void) {
         printf("const BROKER_DEFAULT %d\n", IPCB_BROKER_DEFAULT);
         printf("const BROKER_SYSTEM %d\n", IPCB_BROKER_SYSTEM);
         printf("const BROKER_USER %d\n", IPCB_BROKER_USER);
+        printf("const WATCH_CREATED %u\n", IPCB_WATCH_CREATED);
+        printf("const WATCH_UNLINKED %u\n", IPCB_WATCH_UNLINKED);
+        printf("const WATCH_DESTROYED %u\n", IPCB_WATCH_DESTROYED);
+        printf("const WATCH_ACCESS %u\n", IPCB_WATCH_ACCESS);
+        printf("const WATCH_FROZEN %u\n", IPCB_WATCH_FROZEN);
+        printf("const WATCH_ALL %u\n", IPCB_WATCH_ALL);
+        printf("const WATCH_OVERFLOW %u\n", IPCB_WATCH_OVERFLOW);
+        printf("const WATCH_PREFIX %u\n", IPCB_WATCH_PREFIX);
         return 0;
 }

@@ -81,8 +81,28 @@ class Holder(Structure):
     _fields_ = [("pid", c_int32), ("uid", uid_t), ("handles", c_uint)]
 
 
+class WatchEvent(Structure):
+    _fields_ = [("struct_size", c_size_t), ("watch", c_uint64), ("event", c_uint),
+                ("kind", c_int), ("name", c_char_p), ("id", c_uint64), ("uid", uid_t),
+                ("gid", gid_t), ("mode", c_uint), ("seals", c_uint)]
+
+
+WATCH_CREATED = 0x01
+WATCH_UNLINKED = 0x02
+WATCH_DESTROYED = 0x04
+WATCH_ACCESS = 0x08
+WATCH_FROZEN = 0x10
+WATCH_ALL = 0x1F
+WATCH_OVERFLOW = 0x80000000
+WATCH_PREFIX = 0x1
+
 LIST_CB = CFUNCTYPE(c_int, POINTER(ObjectInfo), c_void_p)
 QUOTA_CB = CFUNCTYPE(c_int, POINTER(QuotaInfo), c_void_p)
+# Callbacks of asynchronous requests: run inside ipcb_process (aio.py).
+SHM_CB = CFUNCTYPE(None, c_void_p, c_int, c_void_p, c_void_p)
+SEM_CB = CFUNCTYPE(None, c_void_p, c_int, c_void_p, c_void_p)
+DONE_CB = CFUNCTYPE(None, c_void_p, c_int, c_void_p)
+WATCH_CB = CFUNCTYPE(None, c_void_p, POINTER(WatchEvent), c_void_p)
 
 
 def _candidates() -> list[str]:
@@ -183,6 +203,19 @@ ipcb_memfd_sealed = _fn("ipcb_memfd_sealed", c_int, P, c_size_t, c_uint, POINTER
 ipcb_quota = _fn("ipcb_quota", c_int, P, uid_t, POINTER(QuotaInfo))
 ipcb_quota_list = _fn("ipcb_quota_list", c_int, P, QUOTA_CB, c_void_p)
 ipcb_strerror = _fn("ipcb_strerror", c_char_p, c_int)
+ipcb_sem_get_fd = _fn("ipcb_sem_get_fd", c_int, P)
+ipcb_sem_poll_acquire = _fn("ipcb_sem_poll_acquire", c_int, P)
+ipcb_get_fd = _fn("ipcb_get_fd", c_int, P)
+ipcb_get_timeout_ms = _fn("ipcb_get_timeout_ms", c_int, P)
+ipcb_process = _fn("ipcb_process", c_int, P)
+ipcb_cancel = _fn("ipcb_cancel", c_int, P, c_uint64)
+ipcb_shm_open_wait_async = _fn("ipcb_shm_open_wait_async", c_int, P, c_char_p, c_int, c_int,
+                               SHM_CB, c_void_p, POINTER(c_uint64))
+ipcb_sem_open_wait_async = _fn("ipcb_sem_open_wait_async", c_int, P, c_char_p, c_int, c_int,
+                               SEM_CB, c_void_p, POINTER(c_uint64))
+ipcb_watch_add_async = _fn("ipcb_watch_add_async", c_int, P, c_int, c_char_p, c_uint, c_uint,
+                           WATCH_CB, c_void_p, DONE_CB, POINTER(c_uint64))
+ipcb_watch_remove = _fn("ipcb_watch_remove", c_int, P, c_uint64)
 
 
 # Unprototyped copies of the hottest calls: ctypes converts no argument

@@ -98,6 +98,24 @@ class Semaphore(_Handle):
         finally:
             users.pop()
 
+    def fileno(self) -> int:
+        """A descriptor that becomes readable when a release may have made a
+        token available (for select, selectors, asyncio's add_reader); then
+        call poll_acquire().  Registers this handle as a poller with the
+        broker the first time (one round trip).  Owned by the handle: do not
+        close it; after a broker restart, open a new handle and ask again."""
+        return _lib.check(self._call(_lib.ipcb_sem_get_fd), self.name)
+
+    def poll_acquire(self) -> bool:
+        """After fileno() became readable: take one token without waiting
+        (True), or False when there is none (keep watching fileno()).  It
+        resets the descriptor; no wake-up is lost."""
+        r = self._call(_lib.ipcb_sem_poll_acquire)
+        if r == _EAGAIN:
+            return False
+        _lib.check(r, self.name)
+        return True
+
     def release(self, n: int = 1) -> None:
         """Give back n tokens, all or nothing (OSError EOVERFLOW past the
         maximum, the count unchanged)."""

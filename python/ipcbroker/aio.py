@@ -1,90 +1,370 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# aio.py: asyncio helpers that run the blocking calls in a thread
-# (loop.run_in_executor); the library has no pollable descriptor yet.
-"""asyncio helpers.  Every one of them runs a blocking library call in the
-loop's default executor (a thread pool): nothing here is a native,
-fd-driven asyncio integration, and each waiter occupies one executor thread
-while it waits.
+# aio.py: asyncio on the library's pollable descriptors: semaphore waits on
+# the semaphore's fd, open-or-wait and watches on the client's fd
+# (loop.add_reader + ipcb_process); segment locks, which have no descriptor,
+# and plain requests in the loop's executor.
+"""asyncio for ipcbroker.
 
-Waits (acquire, lock) are done in slices of at most `slice` seconds so that
-a cancelled task does not leave a thread waiting forever: after
-cancellation the worker stops at the end of its slice, and a token or lock
-it got after the task was cancelled is given back."""
+Native (no thread; the event loop watches a descriptor):
+  await acquire(sem, timeout=None)           one token of a semaphore
+  await open_wait(client, name, ...)         a segment, once it exists
+  await sem_open_wait(client, name, ...)     a semaphore, once it exists
+  async with watch(client, name, ...) as w:  events on a name or a prefix
+      async for ev in w: ...
+
+In the loop's default executor (a thread each):
+  await lock(seg, timeout=None)              a segment lock (no descriptor exists)
+  await run(fn, *args)                       any blocking call
+"""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import threading
 import time
-from typing import Any, Callable, TypeVar
+import weakref
+from ctypes import byref, c_uint64, c_void_p
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+from . import _lib
 from ._segment import Segment, SegmentLock
 from ._semaphore import Semaphore
 
+if TYPE_CHECKING:
+    from ._client import Client
+
 T = TypeVar("T")
 
-__all__ = ["run", "acquire", "lock"]
+__all__ = ["run", "acquire", "lock", "open_wait", "sem_open_wait", "watch", "Watch",
+           "WatchEvent"]
 
 
 async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """await fn(*args, **kwargs) run in the loop's default executor (for
-    opens, creates, stat, ...: requests that wait for the broker)."""
+    blocking requests: create, stat, list, ...)."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
 
 
-async def _sliced(try_once: Callable[[float], Any], undo: Callable[[Any], None],
-                  timeout: float | None, slice: float) -> Any:
-    cancelled = threading.Event()
-    deadline = None if timeout is None else time.monotonic() + timeout
+async def _readable(loop: asyncio.AbstractEventLoop, fd: int, timeout: float | None) -> bool:
+    """Wait until fd is readable: True, or False after timeout seconds."""
+    fut = loop.create_future()
 
-    def work() -> Any:
-        while not cancelled.is_set():
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return None
-            got = try_once(slice if left is None else min(slice, left))
-            if got is not None:
-                if cancelled.is_set():
-                    undo(got)  # nobody is waiting for it any more
-                    return None
-                return got
-        return None
+    def ready() -> None:
+        if not fut.done():
+            fut.set_result(None)
 
-    fut = asyncio.get_running_loop().run_in_executor(None, work)
+    loop.add_reader(fd, ready)
     try:
-        return await asyncio.shield(fut)
-    except asyncio.CancelledError:
-        cancelled.set()
-        got = await fut  # the worker notices within one slice
-        if got is not None:
-            undo(got)
-        raise
+        if timeout is None:
+            await fut
+        else:
+            await asyncio.wait_for(fut, max(timeout, 0))
+        return True
+    except asyncio.TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
 
 
-async def acquire(sem: Semaphore, timeout: float | None = None, *,
-                  slice: float = 0.05) -> bool:
+async def acquire(sem: Semaphore, timeout: float | None = None) -> bool:
     """Take one token of sem without blocking the loop: True, or False after
-    `timeout` seconds.  Use a plain handle (an undo handle serves one call at
-    a time)."""
+    `timeout` seconds.  Waits on the semaphore's descriptor (sem.fileno()),
+    with no thread; a cancelled wait has taken nothing.  The first wait
+    registers the handle as a poller (one round trip)."""
     if sem.acquire(blocking=False):
         return True
-    got = await _sliced(lambda t: True if sem.acquire(timeout=t) else None,
-                        lambda _got: sem.release(), timeout, slice)
-    return bool(got)
+    loop = asyncio.get_running_loop()
+    fd = sem.fileno()
+    deadline = None if timeout is None else loop.time() + timeout
+    while True:
+        if sem.poll_acquire():
+            return True
+        left = None if deadline is None else deadline - loop.time()
+        if left is not None and left <= 0:
+            return False
+        await _readable(loop, fd, left)
 
 
 async def lock(seg: Segment, timeout: float | None = None, *,
                slice: float = 0.05) -> SegmentLock:
-    """Take seg's lock without blocking the loop; returns the guard
-    (`async with` is not needed: use `with await aio.lock(seg): ...`).
-    TimeoutError after `timeout` seconds."""
-    def once(t: float) -> SegmentLock | None:
-        try:
-            return seg.lock(timeout=t)
-        except TimeoutError:
-            return None
-    got = await _sliced(once, lambda g: g.unlock(), timeout, slice)
+    """Take seg's lock without blocking the loop; returns the guard (use
+    `with await aio.lock(seg): ...`).  TimeoutError after `timeout` seconds.
+    A segment lock has no descriptor to watch, so this waits in the loop's
+    executor, in slices of `slice` seconds: a cancelled wait's thread stops
+    within one slice and unlocks a lock it got after the cancellation."""
+    cancelled = threading.Event()
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def work() -> SegmentLock | None:
+        while not cancelled.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            try:
+                got = seg.lock(timeout=slice if left is None else min(slice, left))
+            except TimeoutError:
+                continue
+            if cancelled.is_set():
+                got.unlock()  # nobody is waiting for it any more
+                return None
+            return got
+        return None
+
+    fut = asyncio.get_running_loop().run_in_executor(None, work)
+    try:
+        got = await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        cancelled.set()
+        got = await fut  # the worker notices within one slice
+        if got is not None:
+            got.unlock()
+        raise
     if got is None:
         raise TimeoutError(f"segment lock of {seg.name!r} not taken within {timeout} s")
     return got
+
+
+class _Driver:
+    """Runs one client's ipcb_process from one event loop while anything
+    awaits on it: a reader on the client's descriptor, and a timer at the
+    library's next deadline."""
+
+    def __init__(self, client: "Client", loop: asyncio.AbstractEventLoop) -> None:
+        self.client = client
+        self.loop = loop
+        self.fd = _lib.check(client._call(_lib.ipcb_get_fd))
+        self.users = 0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def hold(self) -> None:
+        if self.users == 0:
+            self.loop.add_reader(self.fd, self.process)
+        self.users += 1
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            self.loop.remove_reader(self.fd)
+            if self.timer:
+                self.timer.cancel()
+                self.timer = None
+
+    def process(self) -> None:
+        if self.client.closed:
+            return
+        self.client._call(_lib.ipcb_process)
+        self.rearm()
+
+    def rearm(self) -> None:
+        """Call after anything that may move the next deadline."""
+        if self.timer:
+            self.timer.cancel()
+            self.timer = None
+        if self.users == 0 or self.client.closed:
+            return
+        ms = self.client._call(_lib.ipcb_get_timeout_ms)
+        if ms >= 0:
+            self.timer = self.loop.call_later(ms / 1000, self.process)
+
+
+_drivers: "weakref.WeakKeyDictionary[Client, _Driver]" = weakref.WeakKeyDictionary()
+
+
+def _driver(client: "Client") -> _Driver:
+    loop = asyncio.get_running_loop()
+    d = _drivers.get(client)
+    if d is None or d.loop is not loop:
+        if d is not None and d.users:
+            raise RuntimeError("this client is already driven by another event loop")
+        d = _drivers[client] = _Driver(client, loop)
+    return d
+
+
+def _timeout_ms(timeout: float | None) -> int:
+    if timeout is None:
+        return -1
+    if timeout < 0:
+        raise ValueError("timeout must be >= 0 or None")
+    return int(timeout * 1000 + 0.999)
+
+
+async def _open_wait(client: "Client", start: Callable[..., int], cb_type: Any,
+                     adopt: Callable[[c_void_p], Any], close: Callable[[c_void_p], Any]) -> Any:
+    loop = asyncio.get_running_loop()
+    d = _driver(client)
+    fut = loop.create_future()
+
+    def done(_c: Any, status: int, handle: Any, _ud: Any) -> None:
+        if fut.done():  # cancelled meanwhile: the handle is ours to close
+            if status == 0 and handle:
+                close(c_void_p(handle))
+            return
+        if status < 0:
+            fut.set_exception(_lib.error_from_code(status, _lib.strerror(status)))
+        else:
+            fut.set_result(adopt(c_void_p(handle)))
+
+    ccb = cb_type(done)
+    cookie = c_uint64()
+    _lib.check(start(ccb, byref(cookie)))
+    d.hold()
+    try:
+        d.rearm()
+        return await fut
+    except asyncio.CancelledError:
+        if not client.closed:
+            client._call(_lib.ipcb_cancel, cookie.value)  # or its callback closes the handle
+        raise
+    finally:
+        d.release()
+        del ccb  # no call can come any more: it ran, was cancelled, or the client is gone
+
+
+async def open_wait(client: "Client", name: str, *, readonly: bool = False,
+                    timeout: float | None = None) -> Segment:
+    """Open segment `name`, waiting until it exists, without blocking the
+    loop and without polling (the library watches for its creation).
+    TimeoutError after `timeout` seconds; other errors as Client.open."""
+    b = _lib.encode_name(name)
+    access = _lib.READ_ONLY if readonly else _lib.READ_WRITE
+    ms = _timeout_ms(timeout)
+    return await _open_wait(
+        client,
+        lambda ccb, cookie: client._call(_lib.ipcb_shm_open_wait_async, b, access, ms, ccb, None,
+                                         cookie),
+        _lib.SHM_CB, lambda h: Segment._adopt(client, h, name), _lib.ipcb_shm_close)
+
+
+async def sem_open_wait(client: "Client", name: str, *, undo: bool = False,
+                        timeout: float | None = None) -> Semaphore:
+    """Open semaphore `name`, waiting until it exists (as open_wait)."""
+    b = _lib.encode_name(name)
+    flags = _lib.SEM_UNDO if undo else 0
+    ms = _timeout_ms(timeout)
+    return await _open_wait(
+        client,
+        lambda ccb, cookie: client._call(_lib.ipcb_sem_open_wait_async, b, flags, ms, ccb, None,
+                                         cookie),
+        _lib.SEM_CB, lambda h: Semaphore._adopt(client, h, name, undo), _lib.ipcb_sem_close)
+
+
+@dataclasses.dataclass(frozen=True)
+class WatchEvent:
+    """One event of a watch.  `event` is one of the WATCH_* bits (CREATED,
+    UNLINKED, DESTROYED, ACCESS, FROZEN) or OVERFLOW (events were lost;
+    kind 0, name "")."""
+    event: int
+    kind: int
+    name: str
+    id: int
+    uid: int
+    gid: int
+    mode: int
+    seals: int
+
+    CREATED = _lib.WATCH_CREATED
+    UNLINKED = _lib.WATCH_UNLINKED
+    DESTROYED = _lib.WATCH_DESTROYED
+    ACCESS = _lib.WATCH_ACCESS
+    FROZEN = _lib.WATCH_FROZEN
+    ALL = _lib.WATCH_ALL
+    OVERFLOW = _lib.WATCH_OVERFLOW
+
+
+class Watch:
+    """Events on a name (or every name with a prefix), delivered to an
+    asyncio queue from the client's descriptor.  Made by watch(); iterate
+    with `async for ev in w`; close() (or leaving `async with`) removes it."""
+
+    def __init__(self, client: "Client", kind: int, name: str, prefix: bool, events: int,
+                 maxsize: int) -> None:
+        self._client = client
+        self._kind = kind
+        self._name = _lib.encode_name(name)
+        self._flags = _lib.WATCH_PREFIX if prefix else 0
+        self._events = events
+        self._queue: asyncio.Queue[WatchEvent] = asyncio.Queue(maxsize)
+        self._id = c_uint64()
+        self._driver: _Driver | None = None
+        self._ccb = _lib.WATCH_CB(self._on_event)
+        self._added: Any = None
+        self.dropped = 0  # events not queued because the queue was full
+
+    def _on_event(self, _c: Any, ev: Any, _ud: Any) -> None:
+        e = ev.contents
+        w = WatchEvent(e.event, e.kind, (e.name or b"").decode("utf-8", "replace"), e.id, e.uid,
+                       e.gid, e.mode, e.seals)
+        try:
+            self._queue.put_nowait(w)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def _start(self) -> "Watch":
+        loop = asyncio.get_running_loop()
+        self._driver = d = _driver(self._client)
+        added = loop.create_future()
+
+        def on_added(_c: Any, status: int, _ud: Any) -> None:
+            if added.done():
+                return
+            if status < 0:
+                added.set_exception(_lib.error_from_code(status, _lib.strerror(status)))
+            else:
+                added.set_result(None)
+
+        self._added = _lib.DONE_CB(on_added)
+        _lib.check(self._client._call(_lib.ipcb_watch_add_async, self._kind, self._name,
+                                      self._flags, self._events, self._ccb, None, self._added,
+                                      byref(self._id)), self._name.decode("utf-8", "replace"))
+        d.hold()
+        try:
+            d.rearm()
+            await added
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Remove the watch; no event is queued after this returns."""
+        if self._driver is None:
+            return
+        if not self._client.closed:
+            self._client._call(_lib.ipcb_watch_remove, self._id.value)
+        self._driver.release()
+        self._driver = None
+
+    async def get(self, timeout: float | None = None) -> WatchEvent:
+        """The next event; TimeoutError after `timeout` seconds."""
+        if timeout is None:
+            return await self._queue.get()
+        return await asyncio.wait_for(self._queue.get(), timeout)
+
+    def __aiter__(self) -> "Watch":
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        if self._driver is None and self._queue.empty():
+            raise StopAsyncIteration
+        return await self._queue.get()
+
+    async def __aenter__(self) -> "Watch":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def watch(client: "Client", name: str, *, kind: int = _lib.KIND_SHM, prefix: bool = False,
+                events: int = _lib.WATCH_ALL, maxsize: int = 0) -> Watch:
+    """Watch `name` (prefix=True: every name that starts with it; "" with
+    prefix: every name) of `kind` for `events` (WatchEvent bits).  Returns
+    once the broker has the watch: no event after that is missed (the
+    library keeps up to 4096 undelivered events, then one OVERFLOW).
+    maxsize bounds the queue (0: unbounded); events past it are counted in
+    Watch.dropped."""
+    if not events or events & ~_lib.WATCH_ALL:
+        raise ValueError("events must be a non-empty set of WatchEvent bits")
+    return await Watch(client, kind, name, prefix, events, maxsize)._start()

@@ -1,11 +1,17 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# test_aio.py: the asyncio helpers (blocking calls in the loop's executor):
-# the loop keeps running while a task waits, timeouts, and a cancelled wait
-# gives back what it got.
+# test_aio.py: asyncio: semaphore waits on the semaphore's descriptor,
+# open-or-wait and watches on the client's descriptor (no thread), segment
+# locks in the executor: the loop keeps running while a task waits,
+# timeouts, and a cancelled wait keeps nothing.
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+import time
+
+import ipcbroker
+import pytest
 
 from ipcbroker import aio
 
@@ -59,3 +65,102 @@ def test_lock_timeout(client):
                 except TimeoutError:
                     return "timeout"
         assert asyncio.run(main()) == "timeout"
+
+
+def test_acquire_uses_no_thread(client):
+    sem = client.sem_create("nt", 0)
+    other = ipcbroker.Client()
+    peer = other.sem_open("nt")
+
+    async def main():
+        threads = threading.active_count()
+        task = asyncio.create_task(aio.acquire(sem, timeout=5))
+        await asyncio.sleep(0.05)
+        assert not task.done()
+        assert threading.active_count() == threads  # waits on sem.fileno(), not in a thread
+        assert asyncio.get_running_loop()._default_executor is None
+        t0 = time.monotonic()
+        peer.release()  # another connection's release wakes the loop
+        assert await task is True
+        assert time.monotonic() - t0 < 1
+        t0 = time.monotonic()
+        assert await aio.acquire(sem, timeout=0.1) is False
+        assert 0.08 <= time.monotonic() - t0 < 2
+
+    asyncio.run(main())
+    assert sem.value == 0
+    peer.close()
+    other.close()
+    sem.close()
+
+
+def test_open_wait(client):
+    other = ipcbroker.Client()
+
+    async def main():
+        task = asyncio.create_task(aio.open_wait(client, "later", timeout=5))
+        stask = asyncio.create_task(aio.sem_open_wait(client, "slater", undo=True))
+        await asyncio.sleep(0.05)
+        assert not task.done() and not stask.done()
+        made = other.create("later", 4096)
+        made.buf[0] = 7
+        msem = other.sem_create("slater", 2)
+        seg = await asyncio.wait_for(task, 2)
+        sem = await asyncio.wait_for(stask, 2)
+        assert seg.size == 4096 and seg.buf[0] == 7
+        assert sem.acquire(blocking=False) and sem.held == 1
+        sem.close()
+        client.sync()
+        assert msem.value == 2  # the undo handle gave its token back
+        seg.close()
+        made.close()
+        msem.close()
+
+    asyncio.run(main())
+    other.close()
+
+
+def test_open_wait_timeout_and_cancel(client):
+    other = ipcbroker.Client()
+
+    async def main():
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await aio.open_wait(client, "never", timeout=0.1)
+        assert time.monotonic() - t0 < 2
+        # A watch keeps the client's loop running: a cancelled wait that
+        # went on would open "c" when its creation event is processed.
+        async with await aio.watch(client, "c") as w:
+            task = asyncio.create_task(aio.open_wait(client, "c"))
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            with other.create("c", 64):
+                assert (await w.get(timeout=2)).event == aio.WatchEvent.CREATED
+                client.sync()
+                assert client.stat("c").handles == 1
+
+    asyncio.run(main())
+    other.close()
+
+
+def test_watch(client):
+    other = ipcbroker.Client()
+
+    async def main():
+        async with await aio.watch(client, "w.", prefix=True) as w:
+            seg = await aio.run(other.create, "w.a", 64)
+            ev = await w.get(timeout=2)
+            assert (ev.event, ev.name, ev.kind) == (aio.WatchEvent.CREATED, "w.a", 1)
+            seg.close()
+            ev = await w.get(timeout=2)
+            assert (ev.event, ev.name) == (aio.WatchEvent.DESTROYED, "w.a")
+            other.sem_create("other-prefix", 0).close()
+            with pytest.raises(asyncio.TimeoutError):
+                await w.get(timeout=0.1)
+        with pytest.raises(ValueError):
+            await aio.watch(client, "x", events=0)
+
+    asyncio.run(main())
+    other.close()

@@ -16,6 +16,7 @@ STRUCTS = {
     "ipcb_open_options": _lib.OpenOptions, "ipcb_handle_info": _lib.HandleInfo,
     "ipcb_sem_options": _lib.SemOptions, "ipcb_access": _lib.Access,
     "ipcb_quota_info": _lib.QuotaInfo, "ipcb_holder": _lib.Holder,
+    "ipcb_watch_event": _lib.WatchEvent,
 }
 
 
