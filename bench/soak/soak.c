@@ -124,6 +124,9 @@ bool soak_keep_valid(const void *data, unsigned index) {
 static double opt_minutes = 1;
 static unsigned opt_grace = 5, opt_restart_every = 20, opt_kill_ms = 250, opt_row_every;
 static const char *opt_report;
+/* --without: parts of the load left out, to see what a figure comes from. */
+enum { W_KILLS = 1, W_RESTARTS = 2, W_HOSTILE = 4, W_QUOTA = 8 };
+static unsigned opt_without;
 
 static void usage(FILE *f) {
         fprintf(f, "Usage: ipcb_soak [--minutes M] [--grace S] [--restart-every S] [--kill-every-ms N]\n"
@@ -135,6 +138,7 @@ static void usage(FILE *f) {
                    "  --kill-every-ms N    mean time between kill -9 of a client (default 250)\n"
                    "  --row-every S        a row of the resource table (default 5, 60 past 10 min)\n"
                    "  --report FILE        also write the summary there (Markdown)\n"
+                   "  --without LIST       leave out some of kills,restarts,hostile,quota\n"
                    "$IPCBROKER_SOCKET names the broker; $IPCB_SOAK_SYSTEMCTL the command that\n"
                    "drives its manager (default: systemctl --user).\n");
 }
@@ -147,6 +151,7 @@ static void parse_args(int argc, char **argv) {
                 { "kill-every-ms", required_argument, NULL, 'k' },
                 { "row-every", required_argument, NULL, 'R' },
                 { "report", required_argument, NULL, 'o' },
+                { "without", required_argument, NULL, 'w' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -160,6 +165,21 @@ static void parse_args(int argc, char **argv) {
                 case 'k': opt_kill_ms = (unsigned)atoi(optarg); break;
                 case 'R': opt_row_every = (unsigned)atoi(optarg); break;
                 case 'o': opt_report = optarg; break;
+                case 'w': {
+                        static const char *const parts[] = { "kills", "restarts", "hostile", "quota" };
+                        char *save = NULL;
+                        for (char *t = strtok_r(optarg, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                                unsigned i = 0;
+                                while (i < 4 && strcmp(t, parts[i]))
+                                        i++;
+                                if (i == 4) {
+                                        fprintf(stderr, "ipcb_soak: --without: unknown part '%s'\n", t);
+                                        exit(2);
+                                }
+                                opt_without |= 1u << i;
+                        }
+                        break;
+                }
                 case 'h': usage(stdout); exit(0);
                 default: usage(stderr); exit(2);
                 }
@@ -214,6 +234,7 @@ typedef struct sample {
         bool valid;     /* every query answered */
         uint64_t ops, kills, restarts, attacks, violations;
         char names[1024]; /* the objects that are not workers' transients */
+        double p99_ms, max_ms; /* the probe outside restarts since the last row */
 } sample;
 
 static long count_fds(long pid) {
@@ -633,6 +654,29 @@ static void check_progress(void) {
         }
 }
 
+static int cmp_u32(const void *a, const void *b);
+
+/* The probe's p99 and max outside restart windows since the last call:
+ * the latency curve beside the resource curve. */
+static void probe_since_last(sample *s) {
+        static uint32_t seen[2], buf[1u << 16];
+        unsigned n = 0;
+
+        for (unsigned k = L_QUIET; k <= L_HOSTILE; k++) {
+                uint32_t upto = atomic_load(&S->nlat[k]);
+                if (upto > SOAK_LAT_CAP)
+                        upto = SOAK_LAT_CAP;
+                for (uint32_t i = seen[k]; i < upto && n < sizeof(buf) / sizeof(buf[0]); i++)
+                        buf[n++] = S->lat[k][i];
+                seen[k] = upto;
+        }
+        if (!n)
+                return;
+        qsort(buf, n, sizeof(buf[0]), cmp_u32);
+        s->p99_ms = buf[(uint64_t)n * 99 / 100] / 1e6;
+        s->max_ms = buf[n - 1] / 1e6;
+}
+
 static sample take_sample(void) {
         sample s = { .t = (double)(soak_now_ns() - t_start) / 1e9 };
         names n = { 0 };
@@ -659,21 +703,22 @@ static sample take_sample(void) {
         for (unsigned i = 0; i < hostile_nattacks; i++)
                 s.attacks += S->attacks[i];
         s.violations = S->violations;
+        probe_since_last(&s);
         return s;
 }
 
 static void print_header(FILE *f) {
         fprintf(f, "| t (s) | broker pid | fds | fd store | RSS KiB | objects | soak uids: objects/handles/conns "
-                   "| operations | kills | restarts | attacks | violations |\n"
-                   "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n");
+                   "| operations | kills | restarts | attacks | violations | probe p99 / max (ms) |\n"
+                   "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|\n");
 }
 
 static void print_row(FILE *f, const sample *s) {
-        fprintf(f, "| %.0f | %ld | %ld | %ld | %ld | %u | %u/%u/%u | %llu | %llu | %llu | %llu | %llu |\n", s->t,
+        fprintf(f, "| %.0f | %ld | %ld | %ld | %ld | %u | %u/%u/%u | %llu | %llu | %llu | %llu | %llu | %.1f / %.1f |\n", s->t,
                 s->pid, s->fds, s->fdstore, s->rss_kib, s->objects, s->uids.objects, s->uids.handles,
                 s->uids.connections, (unsigned long long)s->ops, (unsigned long long)s->kills,
                 (unsigned long long)s->restarts, (unsigned long long)s->attacks,
-                (unsigned long long)s->violations);
+                (unsigned long long)s->violations, s->p99_ms, s->max_ms);
         fflush(f);
 }
 
@@ -971,6 +1016,10 @@ int main(int argc, char **argv) {
         own_base = count_fds(getpid());
         printf("ipcb_soak: %.1f minutes against %s (grace %u s, a restart every %u s, a kill every ~%u ms)\n",
                opt_minutes, soak_socket, opt_grace, opt_restart_every, opt_kill_ms);
+        if (opt_without)
+                printf("left out:%s%s%s%s\n", opt_without & W_KILLS ? " kills" : "",
+                       opt_without & W_RESTARTS ? " restarts" : "", opt_without & W_HOSTILE ? " hostile" : "",
+                       opt_without & W_QUOTA ? " quota" : "");
         printf("baseline: broker pid %ld, %ld fds, %ld fd store entries, %ld KiB RSS, %u objects\n\n", base.pid,
                base.fds, base.fdstore, base.rss_kib, base.objects);
         print_header(stdout);
@@ -983,11 +1032,13 @@ int main(int argc, char **argv) {
         add_worker(R_UNDO, 0, UID_UNDO);
         add_worker(R_UNDO, 1, UID_UNDO);
         add_worker(R_UNDO, 2, UID_CONSUMER);
-        add_worker(R_QUOTA, 0, UID_QUOTA);
+        if (!(opt_without & W_QUOTA))
+                add_worker(R_QUOTA, 0, UID_QUOTA);
         add_worker(R_PLAIN, 0, UID_PRODUCER);
         add_worker(R_PLAIN, 1, UID_CONSUMER);
         add_worker(R_PROBE, 0, UID_PRODUCER);
-        add_worker(R_HOSTILE, 0, UID_HOSTILE);
+        if (!(opt_without & W_HOSTILE))
+                add_worker(R_HOSTILE, 0, UID_HOSTILE);
 
         uint64_t now = soak_now_ns();
         end_ns = now + (uint64_t)(opt_minutes * 60e9);
@@ -999,11 +1050,11 @@ int main(int argc, char **argv) {
         for (unsigned i = 0; i < SOAK_NDATA; i++)
                 last_progress[i] = now;
         while (!interrupted && (now = soak_now_ns()) < end_ns) {
-                if (now >= next_kill) {
+                if (now >= next_kill && !(opt_without & W_KILLS)) {
                         kill_one(&rng);
                         next_kill = now + (soak_rand(&rng) % (2 * opt_kill_ms) + 1) * 1000000ull;
                 }
-                if (now >= next_restart) {
+                if (now >= next_restart && !(opt_without & W_RESTARTS)) {
                         restart();
                         next_restart = soak_now_ns() + opt_restart_every * 1000000000ull;
                 }
@@ -1110,9 +1161,10 @@ int main(int argc, char **argv) {
         for (unsigned i = 0; i < hostile_nattacks; i++)
                 attacks += S->attacks[i];
         for (unsigned i = 0; i < sizeof(ran) / sizeof(ran[0]); i++)
-                if (!ran[i].n)
+                if (!ran[i].n && !((opt_without & W_QUOTA) && !strcmp(ran[i].what, "quota fills")) &&
+                    !((opt_without & W_KILLS) && !strcmp(ran[i].what, "kills")))
                         soak_violation("no %s happened: the load did not run", ran[i].what);
-        if (!attacks)
+        if (!attacks && !(opt_without & W_HOSTILE))
                 soak_violation("no hostile attack happened");
         if (gone_skipped)
                 fprintf(stderr, "ipcb_soak: %u killed producers' transients were not followed (list full)\n",
