@@ -18,6 +18,9 @@ struct reaper_account {
         uid_t uid;
         void (*done)(void *userdata); /* NULL once released */
         void *userdata;
+        /* Released with closes still pending: on the orphans list, freed
+         * by the last credit or, at the latest, by reaper_fini. */
+        struct reaper_account *prev, *next;
 };
 
 typedef struct job {
@@ -32,6 +35,17 @@ static job *todo_head, *todo_tail, *done_list;
 static bool running, stopping;
 static unsigned pending;
 static uv_async_t async;
+static reaper_account *orphans; /* loop thread only */
+
+static void orphan_free(reaper_account *a) {
+        if (a->prev)
+                a->prev->next = a->next;
+        else
+                orphans = a->next;
+        if (a->next)
+                a->next->prev = a->prev;
+        free(a);
+}
 
 static void *worker(void *arg) {
         (void)arg;
@@ -73,7 +87,7 @@ static void credit(job *list) {
                         if (a->done)
                                 a->done(a->userdata);
                         else if (a->pending == 0)
-                                free(a);
+                                orphan_free(a);
                 }
                 free(j);
         }
@@ -106,8 +120,17 @@ void reaper_account_release(reaper_account *a) {
         if (!a)
                 return;
         a->done = NULL;
-        if (a->pending == 0)
+        /* After reaper_fini no close is credited any more (a worker that
+         * finishes one then drops the job, not touching its account). */
+        if (a->pending == 0 || !running) {
                 free(a);
+                return;
+        }
+        a->prev = NULL;
+        a->next = orphans;
+        if (orphans)
+                orphans->prev = a;
+        orphans = a;
 }
 
 int reaper_init(uv_loop_t *loop) {
@@ -178,5 +201,9 @@ void reaper_fini(void) {
         pthread_cond_broadcast(&cond);
         pthread_mutex_unlock(&mtx);
         credit(list);
+        /* Closes still running or queued will not be credited: free the
+         * accounts of connections already gone that wait for them. */
+        while (orphans)
+                orphan_free(orphans);
         uv_close((uv_handle_t *)&async, NULL);
 }

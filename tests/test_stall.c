@@ -235,6 +235,28 @@ STALL_TEST(lingering_socket_attached, .timeout = 60) {
         lingering_attack("lingering socket as an unsolicited fd", attach_to_hello);
 }
 
+/* The daemon stops while a worker still closes a client's lingering fd:
+ * it exits at once, 0, and frees what it kept for that connection (under
+ * ASan a leak makes the exit status non-zero).  Before, the account of a
+ * connection with a close in flight at exit was never freed. */
+STALL_TEST(exit_while_closing_a_lingering_fd, .timeout = 60) {
+        struct timespec t0, t1;
+        int l, conn;
+
+        begin(NULL);
+        int t = lingering_socket(3, &l);
+        conn = ipcbd_hello_conn(&d);
+        attach_to_hello(&conn, t);
+        usleep(100000); /* the daemon has read it: a worker closes the socket */
+        close(conn);
+        usleep(100000); /* the connection is gone; its fd's close lingers */
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        ipcbd_stop(&d); /* exit status 0 */
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        close(l);
+        cr_assert_lt(t1.tv_sec - t0.tv_sec, 2, "the exit waited for the linger");
+}
+
 /* The same socket sent as SHM_REGISTER's memfd: refused without fstat, and
  * closed off the loop. */
 static void register_it(int *conn, int sock) {
