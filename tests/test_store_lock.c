@@ -10,8 +10,8 @@
  * The harness fixture (harness.h) adopts the first daemon: the last one is
  * back at its idle fd count before its final stop, and the test process
  * holds no more fds at the end than at the start. */
-#include "fakemgr.h"
 #include "harness.h"
+#include "storefix.h"
 
 #include "ipcbroker.h"
 #include "sempage.h"
@@ -26,61 +26,34 @@
 #include <time.h>
 #include <unistd.h>
 
-static fakemgr m;
-static char sock[96], logpath[96];
-static ipcbd d;
+static storefix fx;
 
 static void setup(void) {
-        fixture_begin_bare(&d);
-        fakemgr_init(&m, "/tmp/ipcbsl.XXXXXX", 64);
-        snprintf(sock, sizeof(sock), "%s/ipcb.sock", m.dir);
-        snprintf(logpath, sizeof(logpath), "%s/log", m.dir);
+        storefix_setup(&fx, "/tmp/ipcbsl.XXXXXX", false);
 }
 
 static void start(void) {
         /* A grace much longer than the test's waits: a lock recovered
          * within them was recovered by the death, not by the grace's end. */
         static const char *const args[] = { "--restore-grace", "30", "-v", NULL };
-        fakemgr_exec x = { .sock = sock, .args = args, .log = logpath };
-        pid_t pid = fakemgr_start(&m, &x);
-
-        if (d.base_fds == 0)
-                fixture_adopt(&d, pid, sock);
-        else
-                d.pid = pid;
+        storefix_start(&fx, args);
 }
 
 static void stop(void) {
-        int status;
-
-        if (m.pid <= 0)
-                return;
-        status = fakemgr_stop(&m);
-        d.pid = 0;
-        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "daemon exit status 0x%x", status);
+        storefix_stop(&fx);
 }
 
 static void release(void) {
-        fakemgr_close(&m);
+        storefix_release(&fx);
 }
 
 static void teardown(void) {
-        if (m.pid > 0) {
-                kill(m.pid, SIGKILL);
-                waitpid(m.pid, NULL, 0);
-                m.pid = 0;
-                d.pid = 0;
-        }
-        release();
-        fixture_cleanup(&d);
-        unlink(sock);
-        unlink(logpath);
-        fakemgr_destroy(&m);
+        storefix_teardown(&fx);
 }
 
 TestSuite(store_lock, .init = setup, .fini = teardown, .timeout = 60);
 
-#define STORE_LOCK_TEST(name) FIXTURE_TEST(store_lock, name, &d, release)
+#define STORE_LOCK_TEST(name) FIXTURE_TEST(store_lock, name, &fx.d, release)
 
 static bool lock_page_stored(const fakemgr *fm, void *arg) {
         (void)arg;
@@ -108,7 +81,7 @@ static void holder(int up, int down) {
         ipcb_shm *s;
         char b;
 
-        if (ipcb_connect(sock, &c) < 0 || ipcb_shm_open(c, "locked", IPCB_READ_WRITE, &s) < 0 ||
+        if (ipcb_connect(fx.sock, &c) < 0 || ipcb_shm_open(c, "locked", IPCB_READ_WRITE, &s) < 0 ||
             ipcb_shm_lock(s) != 0 || ipcb_shm_unlock(s) != 0) {
                 (void)!write(up, "E", 1);
                 _exit(1);
@@ -138,7 +111,7 @@ STORE_LOCK_TEST(silent_holder_killed_after_restart) {
         char b;
 
         start();
-        cr_assert_eq(ipcb_connect(sock, &c), 0);
+        cr_assert_eq(ipcb_connect(fx.sock, &c), 0);
         o.flags = IPCB_SHM_PERSISTENT;
         cr_assert_eq(ipcb_shm_create(c, "locked", 4096, &o, &p), 0);
         cr_assert_eq(ipcb_shm_lock(p), 0);
@@ -151,7 +124,7 @@ STORE_LOCK_TEST(silent_holder_killed_after_restart) {
         cr_assert_eq(read(up[0], &b, 1), 1);
         cr_assert_eq(b, '1', "the holder could not set up");
         cr_assert_eq(ipcb_sync(c), 0);
-        cr_assert(fakemgr_pump_until(&m, lock_page_stored, NULL, 5000), "lock page not stored");
+        cr_assert(fakemgr_pump_until(&fx.m, lock_page_stored, NULL, 5000), "lock page not stored");
 
         stop();
         start();
@@ -179,8 +152,8 @@ STORE_LOCK_TEST(silent_holder_killed_after_restart) {
                 close(up[i]);
                 close(down[i]);
         }
-        fakemgr_pump_until(&m, nothing_stored, NULL, 5000);
-        fixture_check_idle(&d);
+        fakemgr_pump_until(&fx.m, nothing_stored, NULL, 5000);
+        fixture_check_idle(&fx.d);
         stop();
 }
 
@@ -197,16 +170,16 @@ STORE_LOCK_TEST(scribbled_epoch_costs_a_round_trip) {
         char b;
 
         start();
-        cr_assert_eq(ipcb_connect(sock, &c), 0);
+        cr_assert_eq(ipcb_connect(fx.sock, &c), 0);
         o.flags = IPCB_SHM_PERSISTENT;
         cr_assert_eq(ipcb_shm_create(c, "locked", 4096, &o, &p), 0);
         cr_assert_eq(ipcb_shm_lock(p), 0);
         cr_assert_eq(ipcb_shm_unlock(p), 0);
         cr_assert_eq(ipcb_sync(c), 0);
-        cr_assert(fakemgr_pump_until(&m, lock_page_stored, NULL, 5000), "lock page not stored");
+        cr_assert(fakemgr_pump_until(&fx.m, lock_page_stored, NULL, 5000), "lock page not stored");
         /* The manager's copy of the page is as good as a holder's mapping. */
         pg = mmap(NULL, IPCB_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-                  fakemgr_find(&m, "ipcb-l-1"), 0);
+                  fakemgr_find(&fx.m, "ipcb-l-1"), 0);
         cr_assert_neq(pg, MAP_FAILED);
 
         atomic_fetch_add(&pg->epoch, 7);
@@ -244,7 +217,7 @@ STORE_LOCK_TEST(scribbled_epoch_costs_a_round_trip) {
                 close(up[i]);
                 close(down[i]);
         }
-        fakemgr_pump_until(&m, nothing_stored, NULL, 5000);
-        fixture_check_idle(&d);
+        fakemgr_pump_until(&fx.m, nothing_stored, NULL, 5000);
+        fixture_check_idle(&fx.d);
         stop();
 }

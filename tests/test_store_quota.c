@@ -12,7 +12,7 @@
  * back at its idle fd count before its final stop, and the test process
  * holds no more fds at the end than at the start. */
 #include "harness.h"
-#include "fakemgr.h"
+#include "storefix.h"
 #include "multiuid.h"
 
 #include "ipcbroker.h"
@@ -28,58 +28,29 @@
 
 #define MAX_OBJECTS 5
 
-static fakemgr m;
-static char sock[96], logpath[96];
-static ipcbd d;
+static storefix fx;
 
 static void setup(void) {
-        fixture_begin_bare(&d);
-        fakemgr_init(&m, "/tmp/ipcbsq.XXXXXX", 64);
-        /* Clients of another uid reach the socket through it. */
-        cr_assert_eq(chmod(m.dir, 0755), 0);
-        snprintf(sock, sizeof(sock), "%s/ipcb.sock", m.dir);
-        snprintf(logpath, sizeof(logpath), "%s/log", m.dir);
+        storefix_setup(&fx, "/tmp/ipcbsq.XXXXXX", true);
 }
 
 static void start(void) {
         /* A long grace: nothing restored is settled during the test. */
         static const char *const args[] = { "--restore-grace", "30", "--max-objects", "5",
                                             "--max-bytes", "1M", "-v", NULL };
-        fakemgr_exec x = { .sock = sock, .args = args, .log = logpath };
-        pid_t pid = fakemgr_start(&m, &x);
-
-        if (d.base_fds == 0)
-                fixture_adopt(&d, pid, sock);
-        else
-                d.pid = pid;
+        storefix_start(&fx, args);
 }
 
 static void stop(void) {
-        int status;
-
-        if (m.pid <= 0)
-                return;
-        status = fakemgr_stop(&m);
-        d.pid = 0;
-        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "daemon exit status 0x%x", status);
+        storefix_stop(&fx);
 }
 
 static void release(void) {
-        fakemgr_close(&m);
+        storefix_release(&fx);
 }
 
 static void teardown(void) {
-        if (m.pid > 0) {
-                kill(m.pid, SIGKILL);
-                waitpid(m.pid, NULL, 0);
-                m.pid = 0;
-                d.pid = 0;
-        }
-        release();
-        fixture_cleanup(&d);
-        unlink(sock);
-        unlink(logpath);
-        fakemgr_destroy(&m);
+        storefix_teardown(&fx);
 }
 
 TestSuite(store_quota, .init = setup, .fini = teardown, .timeout = 60);
@@ -110,7 +81,7 @@ static int owner(void *arg) {
         int r;
 
         (void)arg;
-        CHILD_CHECK(ipcb_connect(sock, &c) == 0, "connect");
+        CHILD_CHECK(ipcb_connect(fx.sock, &c) == 0, "connect");
         so.flags = IPCB_SHM_PERSISTENT;
         CHILD_CHECK(ipcb_shm_create(c, "q-persist", 8192, &so, &p) == 0, "persistent segment");
         so.flags = IPCB_SHM_PERSISTENT | IPCB_SHM_GROWABLE;
@@ -169,7 +140,7 @@ static int run_owner(void *arg) {
         return r;
 }
 
-FIXTURE_TEST(store_quota, restored_objects_are_charged, &d, release) {
+FIXTURE_TEST(store_quota, restored_objects_are_charged, &fx.d, release) {
         ipcb_quota_info q;
         ipcb_client *c;
         int status;
@@ -189,18 +160,18 @@ FIXTURE_TEST(store_quota, restored_objects_are_charged, &d, release) {
         }
         cr_assert_eq(read(up[0], &b, 1), 1);
         cr_assert_eq(b, '1', "the client failed before the restart");
-        cr_assert_eq(ipcb_connect(sock, &c), 0);
+        cr_assert_eq(ipcb_connect(fx.sock, &c), 0);
         cr_assert_eq(ipcb_quota(c, UID_A, &q), 0);
         cr_assert_eq(q.objects, MAX_OBJECTS);
         /* Charges stay with the creator through a chown, and a restart. */
         cr_assert_eq(ipcb_chown(c, IPCB_KIND_SHM, "q-persist", UID_B, (gid_t)-1), 0);
         ipcb_disconnect(c);
-        fakemgr_drain(&m, 200);
+        fakemgr_drain(&fx.m, 200);
 
         stop();
         start();
         /* Charged at the restore, before the owner has said anything. */
-        cr_assert_eq(ipcb_connect(sock, &c), 0);
+        cr_assert_eq(ipcb_connect(fx.sock, &c), 0);
         cr_assert_eq(ipcb_quota(c, UID_A, &q), 0);
         cr_assert_eq(q.objects, MAX_OBJECTS, "objects of uid %u after the restart: %llu",
                      UID_A, (unsigned long long)q.objects);
@@ -222,7 +193,7 @@ FIXTURE_TEST(store_quota, restored_objects_are_charged, &d, release) {
                 close(up[i]);
                 close(down[i]);
         }
-        fakemgr_drain(&m, 200);
-        fixture_check_idle(&d);
+        fakemgr_drain(&fx.m, 200);
+        fixture_check_idle(&fx.d);
         stop();
 }

@@ -11,8 +11,8 @@
  * The harness fixture (harness.h) adopts the first daemon: the last one is
  * back at its idle fd count once the objects are unlinked, and the test
  * process holds no more fds at the end than at the start. */
-#include "fakemgr.h"
 #include "harness.h"
+#include "storefix.h"
 #include "multiuid.h"
 
 #include "ipcbroker.h"
@@ -33,62 +33,33 @@
 #define SEG_SIZE 65536 /* not a page: the data mapping is told apart by its size */
 #define SEM_MAX 10
 
-static fakemgr m;
-static char sock[96], logpath[96];
-static ipcbd d;
+static storefix fx;
 
 static void setup(void) {
-        fixture_begin_bare(&d);
-        fakemgr_init(&m, "/tmp/ipcbsc.XXXXXX", 64);
-        snprintf(sock, sizeof(sock), "%s/ipcb.sock", m.dir);
-        snprintf(logpath, sizeof(logpath), "%s/log", m.dir);
-        /* The writer (another uid) reaches the socket in it. */
-        cr_assert_eq(chmod(m.dir, 0755), 0);
+        storefix_setup(&fx, "/tmp/ipcbsc.XXXXXX", true);
 }
 
 static void start(void) {
         /* A grace much longer than the test: nothing here may wait for it. */
         static const char *const args[] = { "--restore-grace", "60", "-v", NULL };
-        fakemgr_exec x = { .sock = sock, .args = args, .log = logpath };
-        pid_t pid = fakemgr_start(&m, &x);
-
-        if (d.base_fds == 0)
-                fixture_adopt(&d, pid, sock);
-        else
-                d.pid = pid;
+        storefix_start(&fx, args);
 }
 
 static void stop(void) {
-        int status;
-
-        if (m.pid <= 0)
-                return;
-        status = fakemgr_stop(&m);
-        d.pid = 0;
-        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "daemon exit status 0x%x", status);
+        storefix_stop(&fx);
 }
 
 static void release(void) {
-        fakemgr_close(&m);
+        storefix_release(&fx);
 }
 
 static void teardown(void) {
-        if (m.pid > 0) {
-                kill(m.pid, SIGKILL);
-                waitpid(m.pid, NULL, 0);
-                m.pid = 0;
-                d.pid = 0;
-        }
-        release();
-        fixture_cleanup(&d);
-        unlink(sock);
-        unlink(logpath);
-        fakemgr_destroy(&m);
+        storefix_teardown(&fx);
 }
 
 TestSuite(store_scribble, .init = setup, .fini = teardown, .timeout = 60);
 
-#define SCRIBBLE_TEST(name) FIXTURE_TEST(store_scribble, name, &d, release)
+#define SCRIBBLE_TEST(name) FIXTURE_TEST(store_scribble, name, &fx.d, release)
 
 static bool lock_page_stored(const fakemgr *fm, void *arg) {
         (void)arg;
@@ -103,7 +74,7 @@ static bool nothing_stored(const fakemgr *fm, void *arg) {
 static unsigned log_count(const char *what) {
         char line[1024];
         unsigned n = 0;
-        FILE *f = fopen(logpath, "r");
+        FILE *f = fopen(fx.log, "r");
 
         if (!f)
                 return 0;
@@ -150,7 +121,7 @@ static int writer(void *arg) {
         int k;
 
         (void)arg;
-        CHILD_CHECK(ipcb_connect(sock, &c) == 0, "connect");
+        CHILD_CHECK(ipcb_connect(fx.sock, &c) == 0, "connect");
         CHILD_CHECK((k = ipcb_sem_open(c, "victim.sem", IPCB_SEM_UNDO, &s)) == 0, "sem open: %d", k);
         CHILD_CHECK((k = ipcb_sem_acquire(s)) == 0, "acquire: %d", k);
         CHILD_CHECK((k = ipcb_shm_open(c, "victim.shm", IPCB_READ_WRITE, &p)) == 0, "shm open: %d", k);
@@ -173,7 +144,7 @@ SCRIBBLE_TEST(scribbled_pages_survive_restart) {
 
         SKIP_UNLESS_ROOT();
         start();
-        cr_assert_eq(ipcb_connect(sock, &c), 0);
+        cr_assert_eq(ipcb_connect(fx.sock, &c), 0);
         mo.flags = IPCB_SEM_PERSISTENT;
         mo.mode = 0666;
         mo.max = SEM_MAX;
@@ -190,11 +161,11 @@ SCRIBBLE_TEST(scribbled_pages_survive_restart) {
 
         /* The writer may neither unlink nor chown them. */
         RUN_AS(UID_C, false, writer, NULL);
-        cr_assert(fakemgr_pump_until(&m, lock_page_stored, NULL, 5000), "lock page not stored");
+        cr_assert(fakemgr_pump_until(&fx.m, lock_page_stored, NULL, 5000), "lock page not stored");
 
         stop();
         start();
-        cr_assert_eq(ipcb_connect(sock, &c), 0);
+        cr_assert_eq(ipcb_connect(fx.sock, &c), 0);
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SEM, "victim.sem", &info), 0, "semaphore lost: %s",
                      log_count("victim.sem") ? "see the log" : "no log line");
         cr_assert_eq(info.uid, 0u);
@@ -237,7 +208,7 @@ SCRIBBLE_TEST(scribbled_pages_survive_restart) {
         cr_assert_eq(ipcb_unlink(c, "victim.shm"), 0);
         cr_assert_eq(ipcb_sync(c), 0);
         ipcb_disconnect(c);
-        fakemgr_pump_until(&m, nothing_stored, NULL, 5000);
-        fixture_check_idle(&d);
+        fakemgr_pump_until(&fx.m, nothing_stored, NULL, 5000);
+        fixture_check_idle(&fx.d);
         stop();
 }
