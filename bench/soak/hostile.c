@@ -11,6 +11,7 @@
 
 #include "ipcbroker.h"
 #include "proto.h"
+#include "sock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -63,43 +64,20 @@ static int raw_connect(void) {
 }
 
 static void raw_send(int fd, const void *buf, size_t len, const int *fds, unsigned nfds) {
-        union {
-                struct cmsghdr h;
-                char b[CMSG_SPACE(sizeof(int) * 8)];
-        } u;
-        struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-        if (nfds) {
-                memset(&u, 0, sizeof(u));
-                mh.msg_control = u.b;
-                mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-                memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-        }
-        (void)sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)ipcb_sock_send(fd, buf, len, fds, nfds, MSG_DONTWAIT);
 }
 
 /* Read and drop whatever came back, closing any fds. */
 static void raw_drain(int fd) {
         static uint8_t buf[IPCB_MSG_MAX];
-        for (;;) {
-                union {
-                        struct cmsghdr h;
-                        char b[CMSG_SPACE(sizeof(int) * 8)];
-                } u;
-                struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
-                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
-                                     .msg_controllen = sizeof(u.b) };
-                if (recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
+        ipcb_sock_rx rx;
+        int k;
+
+        while ((k = ipcb_sock_recv(fd, buf, sizeof(buf), MSG_DONTWAIT, NULL, &rx)) != 0 && k != -EAGAIN) {
+                if (k < 0 && k != -EMSGSIZE && k != -EBADMSG)
                         return;
-                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-                                for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
-                                        close(((int *)CMSG_DATA(c))[i]);
+                for (unsigned i = 0; k == 1 && i < rx.nfds; i++)
+                        close(rx.fds[i]);
         }
 }
 
