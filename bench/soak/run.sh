@@ -23,8 +23,9 @@ while [ $# -gt 0 ]; do
         *) args+=("$1"); shift ;;
         esac
 done
-build=$(cd "$build" && pwd)
 [ "$(id -u)" -eq 0 ] || { echo "bench/soak/run.sh: needs root (clients of several uids)" >&2; exit 2; }
+[ -d "$build" ] || { echo "bench/soak/run.sh: no build directory '$build' (./dev.sh test makes build/)" >&2; exit 2; }
+build=$(cd "$build" && pwd)
 [ -x /lib/systemd/systemd ] || { echo "bench/soak/run.sh: no /lib/systemd/systemd (package systemd)" >&2; exit 2; }
 [ -x "$build/bench/ipcb_soak" ] || { echo "bench/soak/run.sh: build $build/bench/ipcb_soak first" >&2; exit 2; }
 
