@@ -265,8 +265,7 @@ static void create_flood(ipcb_client *c) {
                 ipcb_shm_close(h[--n]);
 }
 
-/* Every call must be refused; the count of any that was not goes to the
- * attack counter's neighbour as a violation. */
+/* Every call must be refused: one that succeeds is a violation. */
 static void bad_args(ipcb_client *c) {
         char longname[400];
         ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;

@@ -898,14 +898,13 @@ static void summary(FILE *f, const sample *base, const sample *end, long own_bas
 
 /* Every object of the baseline is there at the end (any order). */
 static void check_same_objects(const sample *base, const sample *end, const char *when) {
-        char copy[sizeof(base->names)], *save = NULL;
+        char copy[sizeof(base->names)], have[sizeof(end->names) + 2], *save = NULL;
 
         memcpy(copy, base->names, sizeof(copy));
+        snprintf(have, sizeof(have), " %s", end->names); /* every name between spaces */
         for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
                 char want[80];
                 snprintf(want, sizeof(want), " %s ", t);
-                char have[sizeof(end->names) + 2];
-                snprintf(have, sizeof(have), " %s", end->names);
                 if (!strstr(have, want))
                         soak_violation("%s: %s of the baseline is gone (there: %s)", when, t, end->names);
         }

@@ -42,7 +42,6 @@ enum role {
         R_PLAIN,    /* takes and gives plain tokens; never killed */
         R_PROBE,    /* times requests; never killed */
         R_HOSTILE,  /* attacks, rate-limited; never killed */
-        R_NROLES,
 };
 
 /* Where a worker is, for the kill statistics and the checks. */
@@ -80,7 +79,7 @@ typedef struct soak_shared {
         _Atomic uint64_t max_seen[SOAK_NDATA]; /* highest data sequence a consumer read */
 
         /* Counters. */
-        _Atomic uint64_t writes, reads, read_retries, owner_died, repairs, lock_ops;
+        _Atomic uint64_t writes, reads, read_retries, owner_died, repairs;
         _Atomic uint64_t undo_ops, plain_ops, probe_ops, probe_errors;
         _Atomic uint64_t quota_fills, quota_refusals, quota_recoveries;
         _Atomic uint64_t attacks[16];
