@@ -12,6 +12,7 @@
 #include "log.h"
 #include "reaper.h"
 #include "peer.h"
+#include "turns.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -185,6 +186,7 @@ static void on_accept(uv_poll_t *h, int status, int events) {
                         reaper_close(fd, NULL);
                         continue;
                 }
+                turn_now.accepts++;
                 int k = peer_new(h->loop, fd);
                 if (k < 0 && log_ratelimit_ok(&rl_accept, 5))
                         log_warn("cannot set up a new client: %s", strerror(-k));

@@ -11,6 +11,7 @@
 #include "registry.h"
 #include "sd.h"
 #include "store.h"
+#include "turns.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -27,6 +28,7 @@
 static uv_signal_t sig_term, sig_int;
 static bool fd_store = true;           /* --no-fd-store turns it off */
 static unsigned restore_grace_ms = 30000; /* --restore-grace */
+static unsigned slow_turn_ms = 100;       /* --slow-turn-ms */
 
 static void usage(FILE *f) {
         fprintf(f,
@@ -45,6 +47,8 @@ static void usage(FILE *f) {
                 "                               store (FileDescriptorStoreMax=) across restarts\n"
                 "      --restore-grace SECONDS  keep restored transient objects that nobody has\n"
                 "                               re-opened for this long after a restart (default 30)\n"
+                "      --slow-turn-ms MS        warn of an event-loop turn that works this long\n"
+                "                               or longer (default 100; 0: never)\n"
                 "  -v, --verbose                log debug messages (refusals, connections)\n");
         fprintf(f, "\nLimits, access control and quotas (docs/security.md); sizes take K, M, G, T:\n");
         config_usage(f);
@@ -106,6 +110,7 @@ static void on_signal(uv_signal_t *h, int signum) {
         listener_close();
         peer_close_all();
         reaper_fini();
+        turns_stop();
         uv_close((uv_handle_t *)&sig_term, NULL);
         uv_close((uv_handle_t *)&sig_int, NULL);
         (void)h;
@@ -119,6 +124,7 @@ int main(int argc, char **argv) {
                 { "verbose", no_argument, NULL, 'v' },
                 { "no-fd-store", no_argument, NULL, 'S' },
                 { "restore-grace", required_argument, NULL, 'G' },
+                { "slow-turn-ms", required_argument, NULL, 'T' },
                 CONFIG_LONG_OPTIONS,
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
@@ -142,6 +148,14 @@ int main(int argc, char **argv) {
                         if (*optarg == '-' || *end || end == optarg || v > 86400)
                                 return usage_error("invalid grace '%s' (seconds, 0..86400)", optarg);
                         restore_grace_ms = (unsigned)v * 1000;
+                        break;
+                }
+                case 'T': {
+                        char *end;
+                        unsigned long v = strtoul(optarg, &end, 10);
+                        if (*optarg == '-' || *end || end == optarg || v > 60000)
+                                return usage_error("invalid turn time '%s' (ms, 0..60000)", optarg);
+                        slow_turn_ms = (unsigned)v;
                         break;
                 }
                 case 'h': usage(stdout); return 0;
@@ -173,7 +187,8 @@ int main(int argc, char **argv) {
         config_fd_budget(os_raise_nofile());
 
         if ((k = uv_loop_init(&loop)) < 0 || (k = registry_init()) < 0 ||
-            (k = reaper_init(&loop)) < 0 || (k = peer_init(&loop)) < 0) {
+            (k = reaper_init(&loop)) < 0 || (k = peer_init(&loop)) < 0 ||
+            (k = turns_start(&loop, slow_turn_ms)) < 0) {
                 log_err("cannot initialise: %s", strerror(-k));
                 return 1;
         }
@@ -184,6 +199,7 @@ int main(int argc, char **argv) {
                 store_stop();
                 peer_close_all();
                 reaper_fini();
+                turns_stop();
                 uv_run(&loop, UV_RUN_DEFAULT);
                 registry_fini();
                 uv_loop_close(&loop);

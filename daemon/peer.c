@@ -24,6 +24,7 @@
 #include "sock.h"
 #include "sempoll.h"
 #include "watch.h"
+#include "turns.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -688,6 +689,7 @@ void peer_close(peer *p) {
         if (p->closing)
                 return;
         p->closing = true;
+        turn_now.closes++;
         log_client_debug("client pid %d disconnected (%u handles released)", (int)p->cred.pid,
                   p->nhandles);
         /* Release in reverse order of acquisition: watches, replies, then

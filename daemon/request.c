@@ -17,6 +17,7 @@
 #include "store.h"
 #include "sempoll.h"
 #include "watch.h"
+#include "turns.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -500,10 +501,12 @@ static void request_announce(const ipcb_msg *m) {
 /* A handler either sent its reply and returns 0, or returns the negative
  * errno for an error reply sent here. */
 void request_dispatch(peer *p, const ipcb_msg *m) {
+        uint64_t t0 = uv_hrtime();
         int k = dispatch(p, m);
 
         if (k < 0)
                 refuse(p, m, k);
         else
                 request_announce(m);
+        turn_request(m->hdr.op, uv_hrtime() - t0);
 }

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -299,4 +300,79 @@ DAEMON_TEST(help_version_and_bad_options) {
         cr_assert_eq(run_daemon(bad, NULL, "/dev/null", 5000), 2);
         cr_assert_eq(run_daemon(size, NULL, "/dev/null", 5000), 2);
         cr_assert_eq(run_daemon(extra, NULL, "/dev/null", 5000), 2);
+}
+
+/* --slow-turn-ms: a turn of the loop that works that long is logged with
+ * what it did, and each instance sums its turns up when it stops.  A
+ * thousand hang-ups seen in one turn (the daemon stopped while they
+ * happen) take longer than 1 ms on any machine. */
+DAEMON_TEST(slow_turns_are_logged) {
+        static const char *const args[] = { "--slow-turn-ms", "1", "--max-connections", "2000", NULL };
+        const char *neg[] = { "--slow-turn-ms", "-1", NULL }, *word[] = { "--slow-turn-ms", "soon", NULL },
+                   *big[] = { "--slow-turn-ms", "60001", NULL };
+        enum { N = 1000 };
+        static int fds[N];
+        char path[] = "/tmp/ipcbt-turns.XXXXXX";
+        struct rlimit rl;
+        int logfd = mkstemp(path);
+
+        cr_assert_geq(logfd, 0);
+        close(logfd);
+        cr_assert_eq(run_daemon(neg, NULL, "/dev/null", 5000), 2);
+        cr_assert_eq(run_daemon(word, NULL, "/dev/null", 5000), 2);
+        cr_assert_eq(run_daemon(big, NULL, "/dev/null", 5000), 2);
+        getrlimit(RLIMIT_NOFILE, &rl);
+        cr_assert_geq(rl.rlim_max, N + 64, "RLIMIT_NOFILE hard limit %lu", (unsigned long)rl.rlim_max);
+        if (rl.rlim_cur < N + 64) {
+                rl.rlim_cur = N + 64;
+                cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        }
+        ipcbd_log_path = path;
+        fixture_begin(&d, args);
+        ipcbd_log_path = NULL;
+        for (int i = 0; i < N; i++)
+                fds[i] = ipcbd_hello_conn(&d);
+        kill(d.pid, SIGSTOP);
+        for (int i = 0; i < N; i++)
+                close(fds[i]);
+        kill(d.pid, SIGCONT);
+        fixture_check_idle(&d); /* every connection gone */
+        ipcbd_stop(&d);         /* a clean exit, after its summary */
+
+        FILE *f = fopen(path, "re");
+        char line[512];
+        unsigned most = 0;
+        bool summary = false;
+        cr_assert_not_null(f);
+        while (fgets(line, sizeof(line), f)) {
+                const char *s = strstr(line, "a loop turn took ");
+                unsigned closed;
+                if (s && (s = strstr(s, "accepted, ")) && sscanf(s, "accepted, %u closed", &closed) == 1 &&
+                    closed > most)
+                        most = closed;
+                summary |= strstr(line, "loop turns: ") && strstr(line, "took 1.000 ms or longer");
+        }
+        fclose(f);
+        unlink(path);
+        fprintf(stderr, "[daemon] %d hang-ups at once: a slow turn logged with %u closed\n", N, most);
+        cr_assert_geq(most, N / 2, "no slow turn logged with the hang-ups (the most: %u closed)", most);
+        cr_assert(summary, "no summary of the loop turns at exit");
+}
+
+/* --slow-turn-ms 0 measures nothing and says nothing. */
+DAEMON_TEST(slow_turns_off) {
+        static const char *const args[] = { "--slow-turn-ms", "0", NULL };
+        char path[] = "/tmp/ipcbt-turns.XXXXXX";
+        int logfd = mkstemp(path);
+
+        cr_assert_geq(logfd, 0);
+        close(logfd);
+        ipcbd_log_path = path;
+        fixture_begin(&d, args);
+        ipcbd_log_path = NULL;
+        close(ipcbd_hello_conn(&d));
+        fixture_check_idle(&d);
+        ipcbd_stop(&d);
+        cr_assert_not(file_contains(path, "loop turn"), "turns logged with --slow-turn-ms 0");
+        unlink(path);
 }
