@@ -56,6 +56,7 @@ static unsigned state_pending;
 static fdmsg *head, *tail;
 static unsigned nstores, nremoves;
 static unsigned long dropped, dropped_reported;
+static long long progress_ms; /* when the fd store queue last started or shrank */
 static log_ratelimit drop_rl, err_rl;
 
 static const char *const kind_names[NOTIFY_KIND_MAX_] = {
@@ -119,6 +120,13 @@ static void fdmsg_append(fdmsg *m) {
                 nremoves++;
 }
 
+static long long now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void report_error(const char *what, const char *name, int k) {
         if (log_ratelimit_ok(&err_rl, 1))
                 log_warn("notify: cannot send %s%s%s to the service manager: %s", what, name ? " of " : "",
@@ -171,6 +179,7 @@ static bool flush(void) {
                 if (k < 0)
                         report_error(head->fd >= 0 ? "FDSTORE" : "FDSTOREREMOVE", head->name, k);
                 fdmsg_unlink(head);
+                progress_ms = now_ms();
         }
         if (dropped != dropped_reported) {
                 log_info("notify: the service manager caught up; %lu fd store messages were dropped",
@@ -240,6 +249,8 @@ static void enqueue(int fd, const char *name) {
         }
         m->fd = fd;
         memcpy(m->name, name, len + 1);
+        if (!head)
+                progress_ms = now_ms();
         fdmsg_append(m);
         backlog_started();
 }
@@ -267,6 +278,10 @@ void notify_fdstore(int fd, const char *name) {
                 return;
         }
         enqueue(dup, name);
+}
+
+bool notify_congested(void) {
+        return nstores >= NOTIFY_CONGESTED && now_ms() - progress_ms < NOTIFY_STUCK_MS;
 }
 
 void notify_fdstore_remove(const char *name) {
@@ -335,13 +350,6 @@ int notify_init(uv_loop_t *loop) {
         }
         nfd = fd;
         return 1;
-}
-
-static long long now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Wait until fd shows events (POLLHUP and POLLERR are always reported),

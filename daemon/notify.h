@@ -8,7 +8,7 @@
  *     removal cancels a still-queued store of the same name; at most
  *     NOTIFY_QUEUE_MAX stores wait (each holds a dup of its fd): past that a
  *     store is dropped with a log line, and its object will not survive a
- *     restart.  Removals carry no fd and are never dropped (a lost removal
+ *     restart; before that, requests that store wait (notify_congested).  Removals carry no fd and are never dropped (a lost removal
  *     would leave a stale fd under a name the catalog reuses); at most one
  *     waits per name.
  * Without $NOTIFY_SOCKET every call is a cheap no-op. */
@@ -18,6 +18,8 @@
 #include <uv.h>
 
 #define NOTIFY_QUEUE_MAX 4096
+#define NOTIFY_CONGESTED (NOTIFY_QUEUE_MAX / 2)
+#define NOTIFY_STUCK_MS 2000
 /* How long the exit may wait for the manager: to take what is queued, then
  * to confirm (BARRIER=1) that it has processed every message sent. */
 #define NOTIFY_EXIT_WAIT_MS 3000
@@ -45,6 +47,14 @@ void notify_state(notify_kind kind, const char *text);
 void notify_fdstore(int fd, const char *name);
 /* FDSTOREREMOVE=1 with FDNAME=name. */
 void notify_fdstore_remove(const char *name);
+/* Should requests that store an fd wait?  True while NOTIFY_CONGESTED or
+ * more stores wait for a manager that is still taking messages (it took
+ * one in the last NOTIFY_STUCK_MS): their connections are not read until
+ * it has caught up, so that no store is dropped under a burst of creates.
+ * A manager that takes nothing for that long is stuck: creates go on, and
+ * past NOTIFY_QUEUE_MAX their stores are dropped (logged), rather than
+ * waiting for it forever. */
+bool notify_congested(void);
 
 /* Shutdown: send what waits, waiting for room, then BARRIER=1 and wait for
  * the manager to confirm it has processed every message sent, all within

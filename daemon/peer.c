@@ -17,6 +17,7 @@
 #include "log.h"
 #include "os.h"
 #include "request.h"
+#include "notify.h"
 #include "lock.h"
 #include "quota.h"
 #include "reaper.h"
@@ -347,13 +348,25 @@ static void protocol_violation(peer *p, const char *what) {
 static bool over_limits(const peer *p) {
         uid_t uid = p->cred.uid;
 
-        return p->fds_unread >= cfg.max_fds_in_flight ||
+        return (p->store_wait && notify_congested()) || p->fds_unread >= cfg.max_fds_in_flight ||
                quota_use(uid, QUOTA_INFLIGHT) >= cfg.max_fds_in_flight_per_uid ||
                reaper_account_pending(p->reaping) >= REAPING_PER_PEER ||
                quota_use(uid, QUOTA_REAPING) >= REAPING_PER_UID;
 }
 
 static void on_throttle_tick(uv_timer_t *t);
+
+/* Does p's next request store an fd (the service manager being behind)?
+ * Its op, peeked at: the request stays queued until it may be served. */
+static bool next_may_store(peer *p) {
+        uint8_t op[2];
+
+        if (recv(p->fd, op, sizeof(op), MSG_PEEK | MSG_DONTWAIT) != (ssize_t)sizeof(op) ||
+            !request_may_store((uint16_t)(op[0] | op[1] << 8)))
+                return false;
+        p->store_wait = true;
+        return true;
+}
 
 /* Is p to be left unread for now?  Refreshes what its client has read first. */
 static bool throttled(peer *p) {
@@ -390,6 +403,7 @@ static void unthrottle(peer *p) {
         if (!p->throttled)
                 return;
         p->throttled = false;
+        p->store_wait = false;
         if (p->thr_prev)
                 p->thr_prev->thr_next = p->thr_next;
         else
@@ -450,7 +464,7 @@ static void peer_read(peer *p) {
                         peer_update_events(p);
                         return;
                 }
-                if (throttled(p)) {
+                if (throttled(p) || (notify_congested() && next_may_store(p))) {
                         throttle(p);
                         return;
                 }

@@ -51,6 +51,8 @@ typedef struct peer {
         struct reaper_account *reaping; /* its fds waiting to be closed */
         bool throttled;     /* not read for now (or lingering) */
         bool lingering;     /* closed, its unread replies still carry fds */
+        bool store_wait;    /* its next request stores an fd: read once the
+                             * service manager caught up (notify_congested) */
         struct peer *thr_prev, *thr_next;
 
         /* The fd that came with the request being dispatched (SHM_REGISTER

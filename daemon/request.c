@@ -498,6 +498,11 @@ static void request_announce(const ipcb_msg *m) {
                 watch_emit(o, event);
 }
 
+bool request_may_store(uint16_t op) {
+        return op == IPCB_OP_SHM_CREATE || op == IPCB_OP_SEM_CREATE || op == IPCB_OP_SHM_REGISTER ||
+               op == IPCB_OP_SHM_LOCK_PAGE;
+}
+
 /* A handler either sent its reply and returns 0, or returns the negative
  * errno for an error reply sent here. */
 void request_dispatch(peer *p, const ipcb_msg *m) {

@@ -322,6 +322,72 @@ Test(notify, full_manager_queue_never_blocks) {
         cr_assert_eq(self_fd_count(), self_fds);
 }
 
+/* A manager that reads, but slower than a burst of creates (it starts
+ * 500 ms late, then takes a message a millisecond): past half of its queue
+ * the daemon stops reading creates until the manager has caught up, so no
+ * store is dropped and every object would survive a restart.  (Before, the
+ * creates went on and the stores past the queue's 4096 were dropped.) */
+#define NSLOW 4800
+
+static int slow_loader(const char *sock) {
+        ipcb_client *c;
+        char name[32];
+
+        if (ipcb_connect(sock, &c) < 0)
+                return 1;
+        ipcb_set_timeout(c, 30000);
+        for (int i = 0; i < NSLOW; i++) {
+                snprintf(name, sizeof(name), "slow-%05d", i);
+                if (mkseg(c, name, 4096, 's') < 0)
+                        return 2;
+        }
+        ipcb_disconnect(c);
+        return 0;
+}
+
+Test(notify, slow_manager_loses_no_store, .timeout = 90) {
+        static const char *const args[] = { "--max-objects", "20000", NULL };
+        int self_fds = self_fd_count(), st, rc = -1;
+        unsigned stored = 0;
+        ipcb_client *c;
+        char name[32];
+        pid_t child;
+
+        start(m.notify, NULL, args);
+        child = test_fork();
+        if (child == 0)
+                _exit(slow_loader(d.sock));
+        sleep_us(500000);
+        while (rc < 0) {
+                if (waitpid(child, &st, WNOHANG) == child)
+                        rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+                read_one(10);
+                sleep_us(1000);
+        }
+        drain(300);
+        cr_assert_eq(rc, 0, "the loader failed at step %d", rc);
+        cr_assert(!stores_broken, "an FDSTORE came without a valid memfd");
+        cr_assert_not(file_contains(logpath, "was dropped"), "stores were dropped");
+        for (unsigned i = 0; i < m.n; i++)
+                stored += strncmp(m.store[i].name, "ipcb-o-", 7) == 0;
+        fprintf(stderr, "[notify] %d creates against a slow manager: %u objects stored, %u FDSTORE read\n",
+                NSLOW, stored, m.stores);
+        cr_assert_eq(stored, NSLOW, "%u of %d objects stored", stored, NSLOW);
+
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        for (int i = 0; i < NSLOW; i++) {
+                snprintf(name, sizeof(name), "slow-%05d", i);
+                cr_assert_eq(ipcb_unlink(c, name), 0);
+        }
+        ipcb_disconnect(c);
+        drain(300);
+        cr_assert_eq(m.n, 2, "left in the store: %u", m.n);
+        end();
+        drain(100);
+        fakemgr_clear(&m);
+        cr_assert_eq(self_fd_count(), self_fds);
+}
+
 /* SIGTERM while the queue is full and the manager never reads: the daemon
  * waits for room a bounded time only. */
 Test(notify, exit_with_messages_waiting) {
