@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* main.c: ipcbrokerd's command line, start-up and clean shutdown. */
 #include "config.h"
+#include "fdtable.h"
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
@@ -29,6 +30,7 @@ static uv_signal_t sig_term, sig_int;
 static bool fd_store = true;           /* --no-fd-store turns it off */
 static unsigned restore_grace_ms = 30000; /* --restore-grace */
 static unsigned slow_turn_ms = 100;       /* --slow-turn-ms */
+static unsigned long fd_table = FDTABLE_START; /* --fd-table */
 
 static void usage(FILE *f) {
         fprintf(f,
@@ -49,6 +51,9 @@ static void usage(FILE *f) {
                 "                               re-opened for this long after a restart (default 30)\n"
                 "      --slow-turn-ms MS        warn of an event-loop turn that works this long\n"
                 "                               or longer (default 100; 0: never)\n"
+                "      --fd-table N             size the kernel's fd table for N fds at start\n"
+                "                               (default 65536, at most the fd limit); it is\n"
+                "                               doubled ahead of need after that\n"
                 "  -v, --verbose                log debug messages (refusals, connections)\n");
         fprintf(f, "\nLimits, access control and quotas (docs/security.md); sizes take K, M, G, T:\n");
         config_usage(f);
@@ -111,6 +116,7 @@ static void on_signal(uv_signal_t *h, int signum) {
         peer_close_all();
         reaper_fini();
         turns_stop();
+        fdtable_stop();
         uv_close((uv_handle_t *)&sig_term, NULL);
         uv_close((uv_handle_t *)&sig_int, NULL);
         (void)h;
@@ -125,6 +131,7 @@ int main(int argc, char **argv) {
                 { "no-fd-store", no_argument, NULL, 'S' },
                 { "restore-grace", required_argument, NULL, 'G' },
                 { "slow-turn-ms", required_argument, NULL, 'T' },
+                { "fd-table", required_argument, NULL, 'F' },
                 CONFIG_LONG_OPTIONS,
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
@@ -132,6 +139,7 @@ int main(int argc, char **argv) {
         };
         listener_which which = LISTEN_DEFAULT;
         uv_loop_t loop;
+        long nofile;
         int c, k;
 
         opterr = 0; /* our own one-line messages */
@@ -156,6 +164,14 @@ int main(int argc, char **argv) {
                         if (*optarg == '-' || *end || end == optarg || v > 60000)
                                 return usage_error("invalid turn time '%s' (ms, 0..60000)", optarg);
                         slow_turn_ms = (unsigned)v;
+                        break;
+                }
+                case 'F': {
+                        char *end;
+                        unsigned long v = strtoul(optarg, &end, 10);
+                        if (*optarg == '-' || *end || end == optarg || v < 64 || v > (1ul << 30))
+                                return usage_error("invalid fd table size '%s' (64..%lu)", optarg, 1ul << 30);
+                        fd_table = v;
                         break;
                 }
                 case 'h': usage(stdout); return 0;
@@ -184,9 +200,12 @@ int main(int argc, char **argv) {
         if (!cfg.socket_path && sd_listen_fds(0) <= 0 && default_socket(which, &cfg.socket_path) < 0)
                 return 1;
         signal(SIGPIPE, SIG_IGN);
-        config_fd_budget(os_raise_nofile());
+        nofile = os_raise_nofile();
+        config_fd_budget(nofile);
 
-        if ((k = uv_loop_init(&loop)) < 0 || (k = registry_init()) < 0 ||
+        /* The fd table first: before the reaper's threads, it grows for free. */
+        if ((k = uv_loop_init(&loop)) < 0 || (k = fdtable_start(&loop, fd_table, nofile)) < 0 ||
+            (k = registry_init()) < 0 ||
             (k = reaper_init(&loop)) < 0 || (k = peer_init(&loop)) < 0 ||
             (k = turns_start(&loop, slow_turn_ms)) < 0) {
                 log_err("cannot initialise: %s", strerror(-k));
@@ -200,6 +219,7 @@ int main(int argc, char **argv) {
                 peer_close_all();
                 reaper_fini();
                 turns_stop();
+                fdtable_stop();
                 uv_run(&loop, UV_RUN_DEFAULT);
                 registry_fini();
                 uv_loop_close(&loop);
