@@ -353,6 +353,7 @@ int hostile_run(wslot *w) {
                  * broker's closing threads for its linger time. */
                 if (a == A_LINGER && soak_now_ns() - last_linger < 1000000000ull)
                         a = A_JUNK;
+                atomic_store(&S->last_attack, (int)a);
                 switch (a) {
                 case A_JUNK: junk(&rng); break;
                 case A_PIPELINE: pipeline(); break;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # bench/soak/run.sh: the chaos soak (docs/performance.md, "Soak").
-#   bench/soak/run.sh [--build DIR] [--minutes M] [ipcb_soak options]
+#   bench/soak/run.sh [--build DIR] [--broker-log FILE] [--broker-nice N] [--minutes M] [ipcb_soak options]
 # Runs the broker built in DIR (default build/) under a real `systemd --user`
 # manager, in a private mount namespace and a cgroup of its own, with the
 # project's user units (socket opened to every uid for the soak), then
@@ -12,11 +12,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 build=build
+broker_log="" # where to keep the broker's log (by default it goes with the run)
+broker_nice=0 # the broker's nice value (Nice= of the unit)
 args=()
 while [ $# -gt 0 ]; do
         case $1 in
         --build) build=$2; shift 2 ;;
         --build=*) build=${1#--build=}; shift ;;
+        --broker-log) broker_log=$2; [ "${2#/}" != "$2" ] || broker_log=$OLDPWD/$2; shift 2 ;;
+        --broker-nice) broker_nice=$2; shift 2 ;;
         -h | --help)
                 sed -n '3,10p' "$0" | sed 's/^# \{0,1\}//'
                 exec "$build/bench/ipcb_soak" --help ;;
@@ -31,7 +35,8 @@ build=$(cd "$build" && pwd)
 
 if [ -z "${IPCB_SOAK_INSIDE:-}" ]; then
         export IPCB_SOAK_INSIDE=1
-        exec unshare -m --propagation private "$0" --build "$build" "${args[@]}"
+        exec unshare -m --propagation private "$0" --build "$build" ${broker_log:+--broker-log "$broker_log"} \
+                --broker-nice "$broker_nice" "${args[@]}"
 fi
 
 # The manager's cgroups: its own, in every hierarchy it uses (the named
@@ -82,8 +87,9 @@ EOF
 cat >"$units/ipcbroker.service.d/soak.conf" <<EOF
 [Service]
 Environment=ASAN_OPTIONS=detect_leaks=0
+Nice=$broker_nice
 ExecStart=
-ExecStart=$build/daemon/ipcbrokerd --restore-grace $grace --max-objects 256 --max-bytes 64M
+ExecStart=$build/daemon/ipcbrokerd --restore-grace $grace --max-objects 256 --max-bytes 64M --slow-turn-ms 5
 StandardOutput=append:$rt/broker.log
 StandardError=append:$rt/broker.log
 ExecStopPost=/bin/sh -c 'echo "\$\$SERVICE_RESULT \$\$EXIT_CODE \$\$EXIT_STATUS" >> $rt/exits'
@@ -109,6 +115,18 @@ systemctl --user stop ipcbroker.service ipcbroker.socket || status=1
 echo
 echo "The broker's exits under the manager (result, code, status):"
 sort "$rt/exits" | uniq -c
+# Each instance logs its loop turns at exit (daemon/turns.c): the broker's
+# own work, told apart from time it waited for a CPU.
+awk '/loop turns: / {
+        n++; slow += $5
+        took = $14 + 0; cpu = substr($16, 2) + 0; most = $(NF - 1) + 0
+        if (took > wt) { wt = took; wc = cpu }
+        if (most > mc) mc = most
+}
+END {
+        if (n) printf "\nThe broker'"'"'s loop turns (%d instances): %d took 5 ms or longer; the longest took %.3f ms, %.3f ms of it on a CPU; the most CPU one turn used: %.3f ms\n", n, slow, wt, wc, mc
+}' "$rt/broker.log"
+[ -z "$broker_log" ] || cp "$rt/broker.log" "$broker_log"
 if grep -qv '^success exited 0$' "$rt/exits"; then
         echo "bench/soak/run.sh: an instance of the broker did not exit cleanly" >&2
         status=1

@@ -235,6 +235,8 @@ typedef struct sample {
         uint64_t ops, kills, restarts, attacks, violations;
         char names[1024]; /* the objects that are not workers' transients */
         double p99_ms, max_ms; /* the probe outside restarts since the last row */
+        double echo_max_ms;    /* the echo since the last row */
+        double steal;          /* share of the CPUs' time the host took since the last row */
 } sample;
 
 static long count_fds(long pid) {
@@ -659,8 +661,16 @@ static int cmp_u32(const void *a, const void *b);
 /* The probe's p99 and max outside restart windows since the last call:
  * the latency curve beside the resource curve. */
 static void probe_since_last(sample *s) {
-        static uint32_t seen[2], buf[1u << 16];
+        static uint32_t seen[2], buf[1u << 16], echo_seen;
+        uint32_t echo_upto = atomic_load(&S->nlat[L_ECHO]);
         unsigned n = 0;
+
+        if (echo_upto > SOAK_LAT_CAP)
+                echo_upto = SOAK_LAT_CAP;
+        for (uint32_t i = echo_seen; i < echo_upto; i++)
+                if (S->lat[L_ECHO][i] / 1e6 > s->echo_max_ms)
+                        s->echo_max_ms = S->lat[L_ECHO][i] / 1e6;
+        echo_seen = echo_upto;
 
         for (unsigned k = L_QUIET; k <= L_HOSTILE; k++) {
                 uint32_t upto = atomic_load(&S->nlat[k]);
@@ -675,6 +685,60 @@ static void probe_since_last(sample *s) {
         qsort(buf, n, sizeof(buf[0]), cmp_u32);
         s->p99_ms = buf[(uint64_t)n * 99 / 100] / 1e6;
         s->max_ms = buf[n - 1] / 1e6;
+}
+
+/* Time the host's hypervisor kept the CPUs from this machine ("steal",
+ * /proc/stat) and all time, in ticks since boot. */
+static void cpu_ticks(uint64_t *ret_steal, uint64_t *ret_all) {
+        unsigned long long v[8] = { 0 };
+        FILE *f = fopen("/proc/stat", "re");
+
+        *ret_steal = *ret_all = 0;
+        if (!f)
+                return;
+        if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                   &v[6], &v[7]) == 8) {
+                for (unsigned i = 0; i < 8; i++)
+                        *ret_all += v[i];
+                *ret_steal = v[7];
+        }
+        fclose(f);
+}
+
+static uint64_t steal0, all0; /* at the start */
+
+/* The steal since the previous call (from the start, the first time). */
+static double steal_since_last(void) {
+        static uint64_t ls, la;
+        uint64_t s, a;
+        double r;
+
+        cpu_ticks(&s, &a);
+        if (!la) {
+                ls = steal0;
+                la = all0;
+        }
+        r = a > la ? (double)(s - ls) / (double)(a - la) : 0;
+        ls = s;
+        la = a;
+        return r;
+}
+
+/* Each second's steal, for the latencies of that second (called every
+ * turn of the main loop: a second it missed gets the steal of the span). */
+static void steal_per_second(uint64_t now) {
+        static uint64_t last_steal;
+        static int64_t last_sec = -1;
+        int64_t sec = (int64_t)((now - t_start) / 1000000000u);
+        uint64_t s, a;
+
+        if (sec == last_sec)
+                return;
+        cpu_ticks(&s, &a);
+        for (int64_t x = last_sec < 0 ? sec : last_sec; x < sec && x < SOAK_SECS; x++)
+                S->sec_steal[x] = (int32_t)(s - last_steal);
+        last_sec = sec;
+        last_steal = s;
 }
 
 static sample take_sample(void) {
@@ -704,21 +768,23 @@ static sample take_sample(void) {
                 s.attacks += S->attacks[i];
         s.violations = S->violations;
         probe_since_last(&s);
+        s.steal = steal_since_last();
         return s;
 }
 
 static void print_header(FILE *f) {
         fprintf(f, "| t (s) | broker pid | fds | fd store | RSS KiB | objects | soak uids: objects/handles/conns "
-                   "| operations | kills | restarts | attacks | violations | probe p99 / max (ms) |\n"
-                   "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|\n");
+                   "| operations | kills | restarts | attacks | violations | probe p99 / max (ms) | echo max (ms) "
+                   "| steal |\n"
+                   "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|\n");
 }
 
 static void print_row(FILE *f, const sample *s) {
-        fprintf(f, "| %.0f | %ld | %ld | %ld | %ld | %u | %u/%u/%u | %llu | %llu | %llu | %llu | %llu | %.1f / %.1f |\n", s->t,
+        fprintf(f, "| %.0f | %ld | %ld | %ld | %ld | %u | %u/%u/%u | %llu | %llu | %llu | %llu | %llu | %.1f / %.1f | %.1f | %.1f%% |\n", s->t,
                 s->pid, s->fds, s->fdstore, s->rss_kib, s->objects, s->uids.objects, s->uids.handles,
                 s->uids.connections, (unsigned long long)s->ops, (unsigned long long)s->kills,
                 (unsigned long long)s->restarts, (unsigned long long)s->attacks,
-                (unsigned long long)s->violations, s->p99_ms, s->max_ms);
+                (unsigned long long)s->violations, s->p99_ms, s->max_ms, s->echo_max_ms, s->steal * 100);
         fflush(f);
 }
 
@@ -833,8 +899,42 @@ static int cmp_u32(const void *a, const void *b) {
         return (x > y) - (x < y);
 }
 
+/* The worst of each class by how much the host stole in its second (in
+ * /proc/stat ticks: 100 a second per CPU): what the broker and the machine
+ * do, apart from what the hypervisor does. */
+static void latency_by_steal(FILE *f) {
+        static const enum lclass cls[] = { L_QUIET, L_HOSTILE, L_ECHO };
+        static const struct { const char *label; double upto; } band[] = {
+                { "under 1%", 0.01 }, { "1-5%", 0.05 }, { "5-20%", 0.20 }, { "over 20%", 2 },
+        };
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        double per_sec = 100.0 * (double)(ncpu > 0 ? ncpu : 1);
+
+        fprintf(f, "\n| steal in the second | seconds | quiet: requests, max (µs) | attacking: requests, max (µs) "
+                   "| echo: max (µs) |\n|---|---:|---:|---:|---:|\n");
+        for (unsigned b = 0; b < sizeof(band) / sizeof(band[0]); b++) {
+                uint64_t n[3] = { 0 };
+                uint32_t max[3] = { 0 };
+                unsigned secs = 0;
+                for (unsigned x = 0; x < SOAK_SECS; x++) {
+                        double st = S->sec_steal[x] / per_sec;
+                        if (S->sec_steal[x] < 0 || st >= band[b].upto || (b && st < band[b - 1].upto))
+                                continue;
+                        secs++;
+                        for (unsigned c = 0; c < 3; c++) {
+                                n[c] += S->sec_n[cls[c]][x];
+                                if (S->sec_max_us[cls[c]][x] > max[c])
+                                        max[c] = S->sec_max_us[cls[c]][x];
+                        }
+                }
+                fprintf(f, "| %s | %u | %llu, %u | %llu, %u | %u |\n", band[b].label, secs, (unsigned long long)n[0],
+                        max[0], (unsigned long long)n[1], max[1], max[2]);
+        }
+}
+
 static void latency(FILE *f) {
-        static const char *cls[] = { "hostile uid quiet", "hostile uid attacking", "around a restart" };
+        static const char *cls[] = { "hostile uid quiet", "hostile uid attacking", "around a restart",
+                                     "an echo process instead (the machine's floor)" };
 
         fprintf(f, "| probe requests | count | p50 (µs) | p99 (µs) | p99.9 (µs) | max (µs) | max at (s) |\n"
                    "|---|---:|---:|---:|---:|---:|---:|\n");
@@ -887,13 +987,25 @@ static void summary(FILE *f, const sample *base, const sample *end, long own_bas
                 attacks += S->attacks[i];
         }
         fprintf(f, " (%llu in all)\n", (unsigned long long)attacks);
+        fprintf(f, "- probe requests of 5 ms or more while it attacks, by the attack begun last:");
+        for (unsigned i = 0; i < hostile_nattacks; i++)
+                fprintf(f, "%s %u after %s (max %.1f ms)", i ? "," : "", S->slow_by_attack[i],
+                        hostile_attack_names[i], S->max_by_attack_us[i] / 1e3);
+        fprintf(f, "\n");
         fprintf(f, "- invariant checks: %llu\n", (unsigned long long)checks);
         fprintf(f, "- broker at the baseline / at the end: fds %ld / %ld, fd store %ld / %ld, RSS %ld / %ld KiB, "
                    "objects %u / %u; this process's fds %ld / %ld\n",
                 base->fds, end->fds, base->fdstore, end->fdstore, base->rss_kib, end->rss_kib, base->objects,
                 end->objects, own_base, own_end);
-        fprintf(f, "- violations: %llu\n\n", (unsigned long long)S->violations);
+        fprintf(f, "- violations: %llu\n", (unsigned long long)S->violations);
+        {
+                uint64_t s, a;
+                cpu_ticks(&s, &a);
+                fprintf(f, "- the host's steal of this machine's CPUs: %.1f%% of their time\n\n",
+                        a > all0 ? 100.0 * (double)(s - steal0) / (double)(a - all0) : 0);
+        }
         latency(f);
+        latency_by_steal(f);
 }
 
 /* Every object of the baseline is there at the end (any order). */
@@ -994,6 +1106,10 @@ int main(int argc, char **argv) {
         signal(SIGINT, on_sigint);
         signal(SIGTERM, on_sigint);
         t_start = soak_now_ns();
+        S->t_start = t_start;
+        for (unsigned i = 0; i < SOAK_SECS; i++)
+                S->sec_steal[i] = -1;
+        cpu_ticks(&steal0, &all0);
         if ((r = ipcb_connect(soak_socket, &oc)) < 0)
                 die(soak_socket, r);
         ipcb_set_timeout(oc, 10000);
@@ -1063,6 +1179,7 @@ int main(int argc, char **argv) {
                         atomic_store(&S->hostile_on, !atomic_load(&S->hostile_on));
                         next_toggle = now + 10000000000ull;
                 }
+                steal_per_second(now);
                 check_workers();
                 check_tokens();
                 check_gone();

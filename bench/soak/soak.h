@@ -67,9 +67,12 @@ typedef struct wslot {
 } wslot;
 
 /* Latency classes of the probe: hostile uid quiet, hostile uid active,
- * around a restart (from the restart command to 2 s after it returned). */
-enum lclass { L_QUIET, L_HOSTILE, L_RESTART, L_NCLASSES };
+ * around a restart (from the restart command to 2 s after it returned),
+ * and the same round trip through a process that only echoes (what the
+ * machine itself gives: no broker could do better). */
+enum lclass { L_QUIET, L_HOSTILE, L_RESTART, L_ECHO, L_NCLASSES };
 #define SOAK_LAT_CAP (1u << 21) /* samples per class */
+#define SOAK_SECS (8 * 3600)    /* per-second figures of the first 8 hours */
 
 typedef struct soak_shared {
         _Atomic bool stop;
@@ -83,12 +86,20 @@ typedef struct soak_shared {
         _Atomic uint64_t undo_ops, plain_ops, probe_ops, probe_errors;
         _Atomic uint64_t quota_fills, quota_refusals, quota_recoveries;
         _Atomic uint64_t attacks[16];
+        _Atomic int last_attack; /* the hostile's attack begun last */
+        /* Probe requests of 5 ms or more while it attacks, by last_attack. */
+        uint32_t slow_by_attack[16], max_by_attack_us[16];
         _Atomic uint64_t violations;
 
         /* Probe latencies (ns, clamped to 2^32 - 1). */
         _Atomic uint32_t nlat[L_NCLASSES];
         uint64_t max_ns[L_NCLASSES], max_at[L_NCLASSES]; /* the probe's worst, and when (ns) */
         uint32_t lat[L_NCLASSES][SOAK_LAT_CAP];
+        /* Each second's worst and count (by the probe) and the host's steal
+         * in it, in /proc/stat ticks (by the orchestrator; -1: unknown). */
+        uint64_t t_start;
+        uint32_t sec_max_us[L_NCLASSES][SOAK_SECS], sec_n[L_NCLASSES][SOAK_SECS];
+        int32_t sec_steal[SOAK_SECS];
 } soak_shared;
 
 extern soak_shared *S;

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void phase(wslot *w, enum phase p) {
@@ -290,19 +292,78 @@ static int quota(wslot *w, ipcb_client *c, uint64_t *rng) {
 }
 
 static void lat_record(enum lclass k, uint64_t ns) {
+        uint64_t now = soak_now_ns(), sec = (now - S->t_start) / 1000000000u;
         uint32_t i = atomic_fetch_add(&S->nlat[k], 1);
         if (ns > S->max_ns[k]) { /* one probe: no race */
                 S->max_ns[k] = ns;
-                S->max_at[k] = soak_now_ns();
+                S->max_at[k] = now;
+        }
+        if (k == L_HOSTILE && ns >= 5000000) {
+                int a = atomic_load(&S->last_attack);
+                S->slow_by_attack[a]++;
+                if (ns / 1000 > S->max_by_attack_us[a])
+                        S->max_by_attack_us[a] = (uint32_t)(ns / 1000);
+        }
+        if (sec < SOAK_SECS) {
+                S->sec_n[k][sec]++;
+                if (ns / 1000 > S->sec_max_us[k][sec])
+                        S->sec_max_us[k][sec] = (uint32_t)(ns / 1000);
         }
         if (i < SOAK_LAT_CAP)
                 S->lat[k][i] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
 }
 
+/* The machine's floor: a child that sends back each datagram it gets,
+ * over a socket like the broker's.  Returns the probe's end, or -errno. */
+static int echo_start(pid_t *ret_pid) {
+        int sv[2];
+        pid_t pid;
+
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        if ((pid = fork()) < 0) {
+                close(sv[0]);
+                close(sv[1]);
+                return -errno;
+        }
+        if (pid == 0) {
+                char buf[256];
+                ssize_t n;
+                close(sv[0]);
+                while ((n = recv(sv[1], buf, sizeof(buf), 0)) > 0)
+                        if (send(sv[1], buf, (size_t)n, MSG_NOSIGNAL) != n)
+                                break;
+                _exit(0);
+        }
+        close(sv[1]);
+        *ret_pid = pid;
+        return sv[0];
+}
+
+/* One round trip through the echo, timed, of a request's size. */
+static void echo_round(int fd) {
+        char buf[64] = { 0 };
+        uint64_t t0 = soak_now_ns();
+
+        if (send(fd, buf, sizeof(buf), MSG_NOSIGNAL) != sizeof(buf) || recv(fd, buf, sizeof(buf), 0) != sizeof(buf)) {
+                soak_violation("probe: the echo process failed: %s", strerror(errno));
+                return;
+        }
+        lat_record(L_ECHO, soak_now_ns() - t0);
+}
+
 /* The probe: a stat, then an open and close of a persistent segment (a
- * reply with an fd), every 2 ms, each timed and filed by what was going on. */
+ * reply with an fd), every 2 ms, each timed and filed by what was going on;
+ * after each, the same round trip through the echo process. */
 static int probe(wslot *w, ipcb_client *c) {
+        pid_t echo_pid = -1;
+        int echo = echo_start(&echo_pid);
+
         (void)w;
+        if (echo < 0) {
+                soak_violation("probe: cannot start the echo process: %s", strerror(-echo));
+                return 1;
+        }
         for (unsigned it = 0; !atomic_load(&S->stop); it++) {
                 uint32_t rs0 = atomic_load(&S->restart_seq), rs1;
                 bool hostile = atomic_load(&S->hostile_on);
@@ -329,8 +390,12 @@ static int probe(wslot *w, ipcb_client *c) {
                 if (r < 0 && !(rs0 & 1) && rs0 == rs1)
                         soak_violation("probe: %s outside a restart", strerror(-r));
                 atomic_fetch_add(&S->probe_ops, 1);
-                soak_sleep_us(2000);
+                soak_sleep_us(1000);
+                echo_round(echo);
+                soak_sleep_us(1000);
         }
+        close(echo);
+        waitpid(echo_pid, NULL, 0);
         return 0;
 }
 
