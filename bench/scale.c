@@ -24,6 +24,7 @@
 #include "bench.h"
 
 #include "config.h"
+#include "fdtable.h"
 #include "ipcbroker.h"
 #include "log.h"
 #include "object.h"
@@ -825,7 +826,9 @@ int main(int argc, char **argv) {
         cfg.max_connections_total = cfg.max_connections_per_uid = 1u << 20;
         cfg.max_objects_per_uid = cfg.max_handles_per_uid = cfg.max_fds_per_uid = UINT64_MAX / 4;
         cfg.max_bytes_per_uid = UINT64_MAX / 4;
-        if ((k = uv_loop_init(&loop)) < 0 || (k = registry_init()) < 0 || (k = reaper_init(&loop)) < 0 ||
+        /* As ipcbrokerd starts: the fd table sized before the reaper's threads. */
+        if ((k = uv_loop_init(&loop)) < 0 || (k = fdtable_start(&loop, FDTABLE_START, (long)rl.rlim_max)) < 0 ||
+            (k = registry_init()) < 0 || (k = reaper_init(&loop)) < 0 ||
             (k = peer_init(&loop)) < 0 || (k = store_start(&loop, false, 0)) < 0)
                 die("daemon init", k);
         shared_shm_fd = floor_memfd();
