@@ -393,9 +393,13 @@ static void throttle(peer *p) {
                 uv_timer_start(&throttle_timer, on_throttle_tick, THROTTLE_TICK_MS, THROTTLE_TICK_MS);
                 throttle_timer_on = true;
         }
-        log_client_debug("client pid %d uid %u: %u fds unread, %u waiting to be closed; not read for now",
-                         (int)p->cred.pid, (unsigned)p->cred.uid, p->fds_unread,
-                         reaper_account_pending(p->reaping));
+        if (p->store_wait)
+                log_client_debug("client pid %d uid %u: its next request stores an fd, and the service "
+                                 "manager is behind; not read for now", (int)p->cred.pid, (unsigned)p->cred.uid);
+        else
+                log_client_debug("client pid %d uid %u: %u fds unread, %u waiting to be closed; not read "
+                                 "for now", (int)p->cred.pid, (unsigned)p->cred.uid, p->fds_unread,
+                                 reaper_account_pending(p->reaping));
         peer_update_events(p);
 }
 
