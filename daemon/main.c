@@ -80,6 +80,17 @@ static int usage_error(const char *fmt, ...) {
         return 2;
 }
 
+/* A decimal number in min..max, the whole of s. */
+static bool number(const char *s, unsigned long min, unsigned long max, unsigned long *ret) {
+        char *end;
+        unsigned long v = strtoul(s, &end, 10);
+
+        if (*s == '-' || *end || end == s || v < min || v > max)
+                return false;
+        *ret = v;
+        return true;
+}
+
 /* Where to listen, when neither --socket nor a service manager says. */
 static int default_socket(listener_which which, const char **ret) {
         int k = listener_path(which, ret);
@@ -139,6 +150,7 @@ int main(int argc, char **argv) {
         };
         listener_which which = LISTEN_DEFAULT;
         uv_loop_t loop;
+        unsigned long v;
         long nofile;
         int c, k;
 
@@ -150,30 +162,21 @@ int main(int argc, char **argv) {
                 case 'U': which = LISTEN_USER; break;
                 case 'v': log_verbose = true; break;
                 case 'S': fd_store = false; break;
-                case 'G': {
-                        char *end;
-                        unsigned long v = strtoul(optarg, &end, 10);
-                        if (*optarg == '-' || *end || end == optarg || v > 86400)
+                case 'G':
+                        if (!number(optarg, 0, 86400, &v))
                                 return usage_error("invalid grace '%s' (seconds, 0..86400)", optarg);
                         restore_grace_ms = (unsigned)v * 1000;
                         break;
-                }
-                case 'T': {
-                        char *end;
-                        unsigned long v = strtoul(optarg, &end, 10);
-                        if (*optarg == '-' || *end || end == optarg || v > 60000)
+                case 'T':
+                        if (!number(optarg, 0, 60000, &v))
                                 return usage_error("invalid turn time '%s' (ms, 0..60000)", optarg);
                         slow_turn_ms = (unsigned)v;
                         break;
-                }
-                case 'F': {
-                        char *end;
-                        unsigned long v = strtoul(optarg, &end, 10);
-                        if (*optarg == '-' || *end || end == optarg || v < 64 || v > (1ul << 30))
+                case 'F':
+                        if (!number(optarg, 64, 1ul << 30, &v))
                                 return usage_error("invalid fd table size '%s' (64..%lu)", optarg, 1ul << 30);
                         fd_table = v;
                         break;
-                }
                 case 'h': usage(stdout); return 0;
                 case 'V': printf("ipcbrokerd %s\n", IPCBROKERD_VERSION); return 0;
                 case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);

@@ -15,8 +15,7 @@
 turn_counts turn_now;
 
 static uv_prepare_t prep;
-static bool started;
-static uint64_t slow_ns;
+static uint64_t slow_ns; /* 0: not measuring */
 static uint64_t last_ns, last_idle_ns, last_cpu_ns;
 /* For the summary at the end. */
 static uint64_t nslow, max_took, max_took_cpu, max_cpu;
@@ -69,16 +68,15 @@ int turns_start(uv_loop_t *loop, unsigned slow_ms) {
         uv_prepare_start(&prep, on_prepare);
         uv_unref((uv_handle_t *)&prep); /* it measures; it keeps nothing alive */
         slow_ns = (uint64_t)slow_ms * 1000000u;
-        started = true;
         return 0;
 }
 
 void turns_stop(void) {
-        if (!started)
+        if (!slow_ns)
                 return;
         uv_close((uv_handle_t *)&prep, NULL);
-        started = false;
         log_info("loop turns: %" PRIu64 " took " MS_FMT " ms or longer; the longest took " MS_FMT
                  " ms (" MS_FMT " ms on a CPU); the most CPU one turn used: " MS_FMT " ms",
                  nslow, MS_ARG(slow_ns), MS_ARG(max_took), MS_ARG(max_took_cpu), MS_ARG(max_cpu));
+        slow_ns = 0;
 }

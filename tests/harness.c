@@ -166,9 +166,10 @@ bool file_contains(const char *path, const char *what) {
         return strstr(buf, what) != NULL;
 }
 
-long proc_rss_kib(pid_t pid) {
+long proc_status(pid_t pid, const char *field) {
         char path[64], line[256];
-        long kib = -1;
+        size_t len = strlen(field);
+        long v = -1;
         FILE *f;
 
         snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
@@ -176,10 +177,15 @@ long proc_rss_kib(pid_t pid) {
         if (!f)
                 return -1;
         while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+                if (strncmp(line, field, len) == 0 && line[len] == ':' &&
+                    sscanf(line + len + 1, "%ld", &v) == 1)
                         break;
         fclose(f);
-        return kib;
+        return v;
+}
+
+long proc_rss_kib(pid_t pid) {
+        return proc_status(pid, "VmRSS");
 }
 
 int wait_until(bool (*pred)(void *), void *arg, int timeout_ms) {

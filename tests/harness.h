@@ -116,6 +116,8 @@ void fds_log(pid_t pid, const char *who);
 /* True if the file at path (its first MiB: a daemon's log) contains what. */
 bool file_contains(const char *path, const char *what);
 
+/* A numeric field of /proc/PID/status ("VmRSS", "FDSize"...), -1 if unknown. */
+long proc_status(pid_t pid, const char *field);
 /* VmRSS of a process in KiB (-1 if unknown). */
 long proc_rss_kib(pid_t pid);
 

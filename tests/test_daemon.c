@@ -302,20 +302,9 @@ DAEMON_TEST(help_version_and_bad_options) {
         cr_assert_eq(run_daemon(extra, NULL, "/dev/null", 5000), 2);
 }
 
-/* The daemon's fd table (FDSize in /proc/PID/status), or -1. */
+/* The daemon's fd table: the fds it holds room for. */
 static long fd_table_size(pid_t pid) {
-        char path[64], line[256];
-        long n = -1;
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-        if (!(f = fopen(path, "re")))
-                return -1;
-        while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "FDSize: %ld", &n) == 1)
-                        break;
-        fclose(f);
-        return n;
+        return proc_status(pid, "FDSize");
 }
 
 /* Open n connections (fds[]), HELLO done; RLIMIT_NOFILE raised as needed. */
