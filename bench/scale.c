@@ -749,7 +749,7 @@ static void restore_row(unsigned n) {
                 die("restore: connect", k);
         /* through the grace period's end */
         while (now_ns() - t1 < 1.5e9) {
-                ipcb_object_info info;
+                ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
                 snprintf(name, sizeof(name), "r%06u", rnd(n));
                 t = now_ns();
                 if ((k = ipcb_stat(cl, IPCB_KIND_SEM, name, &info)) < 0)

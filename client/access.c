@@ -240,6 +240,7 @@ int ipcb_memfd_sealed(ipcb_client *c, size_t size, unsigned seals, int *ret_fd,
 
 static void info_from(const ipcb_msg *reply, const ipcb_quota_rec *q, ipcb_quota_info *ret) {
         *ret = (ipcb_quota_info){
+                .struct_size = sizeof(*ret),
                 .uid = (uid_t)q->uid,
                 .exempt = !!(q->flags & IPCB_QR_EXEMPT),
                 .objects = q->objects,
@@ -256,10 +257,11 @@ static void info_from(const ipcb_msg *reply, const ipcb_quota_rec *q, ipcb_quota
 int ipcb_quota(ipcb_client *c, uid_t uid, ipcb_quota_info *ret) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_QUOTA }, reply;
+        ipcb_quota_info info = IPCB_QUOTA_INFO_INIT;
         ipcb_quota_rec q;
         int r;
 
-        if (!c || !ret || uid == (uid_t)-1)
+        if (!c || !ret || uid == (uid_t)-1 || ret->struct_size < QUOTA_INFO_MIN_SIZE)
                 return -EINVAL;
         req.quota.uid = (uint32_t)uid;
         r = client_request(c, &req, buf, &reply, NULL);
@@ -268,7 +270,8 @@ int ipcb_quota(ipcb_client *c, uid_t uid, ipcb_quota_info *ret) {
         if (reply.quota_reply.count != 1)
                 return -EPROTO;
         ipcb_quota_rec_at(&reply, 0, &q);
-        info_from(&reply, &q, ret);
+        info_from(&reply, &q, &info);
+        client_out_copy(ret, &info, sizeof(info));
         return 0;
 }
 

@@ -68,7 +68,7 @@ static void call_back(ipcb_client *c, client_async *e, int status, void *result)
 /* The checks client_call_once makes of a reply, then the blocking call's
  * own finishing step. */
 void async_complete(ipcb_client *c, client_async *e) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         void *result = NULL;
         ipcb_msg reply;
         uint64_t h;

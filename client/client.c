@@ -889,6 +889,7 @@ int client_info_from_rec(const ipcb_stat_rec *rec, ipcb_object_info *ret) {
         if (rec->name.len == 0 || rec->name.len > IPCB_NAME_MAX)
                 return -EPROTO;
         memset(ret, 0, sizeof(*ret));
+        ret->struct_size = sizeof(*ret);
         ret->kind = rec->kind;
         memcpy(ret->name, rec->name.ptr, rec->name.len);
         ret->name[rec->name.len] = '\0';
@@ -909,10 +910,11 @@ int client_info_from_rec(const ipcb_stat_rec *rec, ipcb_object_info *ret) {
 int ipcb_stat(ipcb_client *c, int kind, const char *name, ipcb_object_info *ret) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_STAT }, reply;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         int r;
 
-        if (!c || !ret || (kind != IPCB_KIND_SHM && kind != IPCB_KIND_SEM))
+        if (!c || !ret || ret->struct_size < OBJECT_INFO_MIN_SIZE ||
+            (kind != IPCB_KIND_SHM && kind != IPCB_KIND_SEM))
                 return -EINVAL;
         r = client_name_check(name, &req.stat.name);
         if (r < 0)
@@ -924,7 +926,7 @@ int ipcb_stat(ipcb_client *c, int kind, const char *name, ipcb_object_info *ret)
         r = client_info_from_rec(&reply.stat_reply, &info);
         if (r < 0)
                 return r;
-        *ret = info;
+        client_out_copy(ret, &info, sizeof(info));
         return 0;
 }
 

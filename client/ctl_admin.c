@@ -174,7 +174,7 @@ int ctl_cmd_quota(const ctl_args *a) {
         const char *uid_arg = ctl_opt_value(a, "uid");
         bool json = ctl_flag(a, "json");
         quota_vec qv = { 0 };
-        ipcb_quota_info q;
+        ipcb_quota_info q = IPCB_QUOTA_INFO_INIT;
         ipcb_client *c;
         unsigned uid = 0;
         int r;

@@ -15,7 +15,7 @@
 int ctl_cmd_stat(const ctl_args *a) {
         const char *name = a->argv[0];
         int kind = ctl_kind_arg(a), r;
-        ipcb_object_info o;
+        ipcb_object_info o = IPCB_OBJECT_INFO_INIT;
         ipcb_client *c;
 
         if ((r = ctl_name_arg(a->cmd, name)))
@@ -123,7 +123,7 @@ int ctl_cmd_sem_rm(const ctl_args *a) {
 /* Read through STAT: needs no permission on the semaphore and no handle. */
 static int print_sem_value(const ctl_args *a) {
         const char *name = a->argv[0];
-        ipcb_object_info o;
+        ipcb_object_info o = IPCB_OBJECT_INFO_INIT;
         ipcb_client *c;
         int r;
 
@@ -279,7 +279,7 @@ int ctl_cmd_sem_create(const ctl_args *a) {
 int ctl_cmd_sem_post(const ctl_args *a) {
         const char *name = a->argv[0];
         char esc[CTL_ESC_MAX];
-        ipcb_object_info o;
+        ipcb_object_info o = IPCB_OBJECT_INFO_INIT;
         unsigned n = 1;
         ipcb_client *c;
         ipcb_sem *s;

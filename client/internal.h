@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -162,6 +163,22 @@ int client_shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, i
 int client_sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ipcb_msg *reply,
                       int fd, ipcb_sem **ret);
 int client_info_from_rec(const ipcb_stat_rec *rec, ipcb_object_info *ret);
+
+/* Output structs (ipcbroker.h, ipcb_object_info): the smallest struct_size
+ * a caller may pass is the size of the struct's first version, which is
+ * this one; later versions keep these values. */
+#define OBJECT_INFO_MIN_SIZE sizeof(ipcb_object_info)
+#define QUOTA_INFO_MIN_SIZE sizeof(ipcb_quota_info)
+
+/* Copy a filled output struct (src, size bytes, its struct_size field
+ * first) into the caller's dst, no more than dst->struct_size bytes, and
+ * record in dst how many were written.  The caller checked the minimum. */
+static inline void client_out_copy(void *dst, const void *src, size_t size) {
+        size_t n = *(const size_t *)dst < size ? *(const size_t *)dst : size;
+
+        memcpy(dst, src, n);
+        *(size_t *)dst = n;
+}
 /* The broker handle a success reply carries, if any. */
 bool client_reply_handle(const ipcb_msg *reply, uint64_t *ret);
 

@@ -109,8 +109,23 @@ typedef struct ipcb_shm_options {
 /* Positional (every field, in order) so that the macros also compile as C++. */
 #define IPCB_SHM_OPTIONS_INIT { sizeof(ipcb_shm_options), 0600, 0 }
 
-/* What ipcb_stat() and ipcb_list() report about one object. */
+/* What ipcb_stat() and ipcb_list() report about one object.
+ *
+ * Output structs (this one and ipcb_quota_info) carry their size, as the
+ * option structs do, so that fields added later break no program built
+ * against this version:
+ *   - a struct the caller passes to be filled (ipcb_stat, ipcb_quota) must
+ *     be initialised with IPCB_OBJECT_INFO_INIT / IPCB_QUOTA_INFO_INIT (or
+ *     have struct_size set to its sizeof).  The library writes only the
+ *     first struct_size bytes and sets struct_size to how many of them it
+ *     filled (no more than it knows of).  A struct_size smaller than the
+ *     first version of the struct (this one) is refused with -EINVAL
+ *     before anything is sent;
+ *   - a struct the library passes to a callback (ipcb_list, ipcb_quota_list,
+ *     ipcb_stat_async) has struct_size set by the library: read only the
+ *     fields that lie within it. */
 typedef struct ipcb_object_info {
+        size_t struct_size;           /* see above */
         int kind;                     /* IPCB_KIND_* */
         char name[IPCB_NAME_MAX + 1]; /* NUL-terminated */
         uint64_t id;                  /* unique for the daemon's lifetime */
@@ -123,6 +138,8 @@ typedef struct ipcb_object_info {
         unsigned handles;             /* open handles over all connections */
         unsigned sem_value, sem_max, sem_undo_held; /* semaphores only */
 } ipcb_object_info;
+/* Positional, like the option macros, so that it also compiles as C++. */
+#define IPCB_OBJECT_INFO_INIT { sizeof(ipcb_object_info), 0, "", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /* Which broker: a machine may run two, as it runs two D-Bus buses.
  *   IPCB_BROKER_SYSTEM   the system broker, run by root (systemd's
@@ -323,8 +340,9 @@ IPCB_EXPORT int ipcb_sync(ipcb_client *c);
  * -ENOENT, -EINVAL, -ENAMETOOLONG, -EPERM. */
 IPCB_EXPORT int ipcb_unlink(ipcb_client *c, const char *name);
 
-/* Describe object `name` of `kind` (IPCB_KIND_*) into *ret.  Errors: -ENOENT,
- * -EINVAL, -ENAMETOOLONG. */
+/* Describe object `name` of `kind` (IPCB_KIND_*) into *ret, which the
+ * caller initialised with IPCB_OBJECT_INFO_INIT.  Errors: -ENOENT, -EINVAL
+ * (also: ret->struct_size too small), -ENAMETOOLONG. */
 IPCB_EXPORT int ipcb_stat(ipcb_client *c, int kind, const char *name, ipcb_object_info *ret);
 
 /* Call cb once for each object of `kind` (0: every kind) in creation order,
@@ -607,16 +625,21 @@ IPCB_EXPORT int ipcb_memfd_sealed(ipcb_client *c, size_t size, unsigned seals, i
                                   unsigned *ret_seals);
 
 /* Usage and limits of one uid.  A limit of 0 means none; exempt: the uid is
- * counted but not limited (uid 0 with root override). */
+ * counted but not limited (uid 0 with root override).  struct_size as for
+ * ipcb_object_info: initialise with IPCB_QUOTA_INFO_INIT. */
 typedef struct ipcb_quota_info {
+        size_t struct_size;
         uid_t uid;
         int exempt;
         uint64_t objects, bytes;   /* objects this uid created, their declared sizes */
         unsigned handles, connections;
         uint64_t max_objects, max_bytes, max_handles, max_connections;
 } ipcb_quota_info;
+#define IPCB_QUOTA_INFO_INIT { sizeof(ipcb_quota_info), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
-/* Usage of uid (your own; any uid needs privileged uid 0).  Errors: -EPERM. */
+/* Usage of uid (your own; any uid needs privileged uid 0) into *ret, which
+ * the caller initialised with IPCB_QUOTA_INFO_INIT.  Errors: -EPERM,
+ * -EINVAL (NULL, or ret->struct_size too small). */
 IPCB_EXPORT int ipcb_quota(ipcb_client *c, uid_t uid, ipcb_quota_info *ret);
 /* Call cb for every uid that uses something (privileged uid 0), or for your
  * own uid only (everyone else), in uid order.  As ipcb_list for cb. */

@@ -416,7 +416,7 @@ union shim_semun {
 
 static int serve_ctl(ipcb_client *c, sem_ent *e, int semnum, int cmd, union shim_semun arg) {
         char name[IPCB_NAME_MAX + 1];
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         int r;
 
         if (cmd == IPC_RMID) {

@@ -69,7 +69,7 @@ static int ent_for(key_t key, const char *name) {
 static int serve_get(ipcb_client *c, key_t key, size_t size, int flg) {
         ipcb_shm_options opts = IPCB_SHM_OPTIONS_INIT;
         char name[IPCB_NAME_MAX + 1];
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_shm *s = NULL;
         bool create = key == IPC_PRIVATE || (flg & IPC_CREAT);
         int r, id;
@@ -256,7 +256,7 @@ static unsigned kept_here(const shm_ent *e) {
 }
 
 static int serve_ctl(ipcb_client *c, shm_ent *e, int cmd, struct shmid_ds *buf) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         int r;
 
         switch (cmd) {

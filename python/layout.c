@@ -15,6 +15,7 @@ int main(void) {
         FIELD(ipcb_shm_options, mode);
         FIELD(ipcb_shm_options, flags);
         SIZE(ipcb_object_info);
+        FIELD(ipcb_object_info, struct_size);
         FIELD(ipcb_object_info, kind);
         FIELD(ipcb_object_info, name);
         FIELD(ipcb_object_info, id);
@@ -48,6 +49,7 @@ int main(void) {
         FIELD(ipcb_access, uid);
         FIELD(ipcb_access, gid);
         SIZE(ipcb_quota_info);
+        FIELD(ipcb_quota_info, struct_size);
         FIELD(ipcb_quota_info, uid);
         FIELD(ipcb_quota_info, exempt);
         FIELD(ipcb_quota_info, objects);

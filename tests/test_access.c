@@ -213,7 +213,7 @@ ACCESS_TEST(access, default_mode_is_owner_only) {
         SKIP_UNLESS_ROOT();
         start(0, NULL);
         create_as(UID_A, "priv", IPCB_KIND_SHM, 0600);
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         stat_root("priv", IPCB_KIND_SHM, &info);
         cr_assert_eq(info.uid, UID_A, "owner from SO_PEERCRED");
         cr_assert_eq(info.gid, UID_A);
@@ -231,7 +231,7 @@ ACCESS_TEST(access, group_bits_use_supplementary_groups) {
         create_as(UID_A, "grp", IPCB_KIND_SHM, 0640);
         /* The owner gives it to a group it is in (supplementary only). */
         as_manage(UID_A, true, "grp", IPCB_KIND_SHM, 3, GID_SHARED, 0);
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         stat_root("grp", IPCB_KIND_SHM, &info);
         cr_assert_eq(info.gid, GID_SHARED);
         expect(UID_B, true, "grp", IPCB_KIND_SHM, 0, -EACCES);         /* member: r */
@@ -269,7 +269,7 @@ ACCESS_TEST(access, unlink_chmod_chown_need_ownership) {
         as_manage(UID_A, true, "own", IPCB_KIND_SHM, 1, 01000, -EINVAL);
         /* Root can. */
         as_manage(0, false, "own", IPCB_KIND_SHM, 2, UID_B, 0);
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         stat_root("own", IPCB_KIND_SHM, &info);
         cr_assert_eq(info.uid, UID_B);
         as_manage(UID_A, true, "own", IPCB_KIND_SHM, 0, 0, -EPERM);
@@ -477,7 +477,7 @@ static int freeze_by_writer(void *arg) {
         (void)arg;
         ipcb_client *c;
         ipcb_shm *s, *t = NULL;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         unsigned seals = 0;
         int r;
 
@@ -602,7 +602,7 @@ static int register_refusals(void *arg) {
         r = ipcb_shm_register(c, "bad", fd, NULL, &s);
         CHILD_CHECK(r == -EINVAL, "empty memfd: %s", ipcb_strerror(r));
         close(fd);
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         CHILD_CHECK(ipcb_stat(c, IPCB_KIND_SHM, "bad", &info) == -ENOENT, "nothing published");
         /* A good one; the name is then taken. */
         fd = memfd_create("good", MFD_CLOEXEC | MFD_ALLOW_SEALING);

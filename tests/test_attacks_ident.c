@@ -554,7 +554,7 @@ static int register_received(ipcb_client *c, const char *victim, int access, con
 }
 
 static int c_alias_other(void *arg) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_client *c;
         int r;
 

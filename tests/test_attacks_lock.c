@@ -485,7 +485,7 @@ static bool ctl_seal_listed(const char *name, const char *seal) {
  * left, it gets F_SEAL_WRITE. */
 CHECKED_TEST(attacks_lock, future_write_freeze_new_opens_read_only) {
         ipcb_shm *w = create_seg("fw", 8192, 0644), *x = NULL;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         unsigned seals = 0;
 
         memset(ipcb_shm_data(w), 'a', 8192);

@@ -352,7 +352,7 @@ NAMES_TEST(names, squatter_blocked_by_reserved_prefix) {
 
         ipcb_client *c;
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "svc.x", &info), 0);
         cr_assert_eq(info.uid, UID_A, "svc.x belongs to uid %u", (unsigned)info.uid);
         cr_assert_eq(ipcb_unlink(c, "svc.x"), 0);
@@ -543,7 +543,7 @@ static int steal_slots(void *arg) {
  * holder gives them back again: 3 tokens become 5. */
 RESTART_TEST(reclaim_of_another_holders_undo_slot) {
         ipcb_sem_options so = IPCB_SEM_OPTIONS_INIT;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_client *c, *c2;
         ipcb_sem *s, *u;
         int base;
@@ -629,7 +629,7 @@ NAMES_TEST(epoch, scribbled_epoch_does_not_fork_the_undo_handle) {
         ipcb_sem_options so = IPCB_SEM_OPTIONS_INIT;
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_SEM_OPEN }, rep;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_client *c, *c2;
         ipcb_sem *u, *p;
         int fd, pfd = -1, base;

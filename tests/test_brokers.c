@@ -238,7 +238,7 @@ BROKERS_TEST(root_service_meets_user_without_environment, .timeout = 30, .fini =
 /* uid 61001 with its runtime directory: its own broker is preferred. */
 static int user_prefers_own(void *arg) {
         ipcb_client *c, *sys;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_shm *s;
         char path[128];
         int r;
@@ -268,7 +268,7 @@ static int user_prefers_own(void *arg) {
 /* The same user once its broker has stopped: the system broker again. */
 static int user_falls_back(void *arg) {
         ipcb_client *c;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         int r;
 
         (void)arg;

@@ -202,7 +202,7 @@ CLI_TEST(failures_name_the_argument) {
 /* ---- semaphores through --sem, names after '--' ---- */
 
 CLI_TEST(sem_option_on_stat_rm_cat) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_client *c;
         ctl_result r;
 
@@ -293,7 +293,7 @@ CLI_TEST(names_starting_with_a_dash) {
 /* ---- sizes ---- */
 
 CLI_TEST(sizes_up_to_the_brokers_maximum) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_client *c;
         ctl_result r;
 
@@ -606,7 +606,7 @@ CLI_TEST(list_holders) {
         cr_assert_eq(ipcb_unlink(c1, "gone"), 0);
 
         /* The library: one record per connection, with its handles. */
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         uint64_t id = 0;
         cr_assert_eq(ipcb_holders(c1, IPCB_KIND_SHM, "held", h, 4, &id), 2);
         cr_assert_eq(ipcb_stat(c1, IPCB_KIND_SHM, "held", &info), 0);

@@ -144,7 +144,7 @@ static void fd_exhaust_undo(void) {
 }
 
 static unsigned handles_of(int kind, const char *name) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         int r = ipcb_stat(c, kind, name, &info);
         cr_assert_eq(r, 0, "stat %s: %s", name, ipcb_strerror(r));
         return info.handles;
@@ -172,7 +172,7 @@ static bool check(const void *p, size_t n, unsigned seed) {
 CHECKED_TEST(faults, emfile_shm) {
         ipcb_shm *a = NULL, *b = NULL, *x = NULL, *y = NULL;
         ipcb_client *c2 = NULL;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         int r_open, r_create, r_lock, r_memfd, memfd = -1, r;
         int ok;
 
@@ -222,7 +222,7 @@ CHECKED_TEST(faults, emfile_shm) {
 CHECKED_TEST(faults, emfile_sem) {
         ipcb_sem_options o = IPCB_SEM_OPTIONS_INIT;
         ipcb_sem *s = NULL, *u = NULL, *p = NULL, *t = NULL;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         int r_plain, r_undo, r_create, r;
         int ok;
 
@@ -273,7 +273,7 @@ CHECKED_TEST(faults, emfile_sem) {
 CHECKED_TEST(faults, timeout_request) {
         ipcb_shm *held = NULL, *x = NULL;
         ipcb_client *c2 = NULL;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         long long t0, t_open, t_create;
         int r_open, r_create, r;
 
@@ -402,7 +402,7 @@ static void *open_thread(void *arg) {
  * timeout. */
 CHECKED_TEST(faults, timeout_lock_wait) {
         timed_call a = { .c = c };
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_shm *x = NULL;
         pthread_t th;
         long long t0, t;

@@ -108,7 +108,7 @@ static void random_bytes(uint8_t *p, size_t n, unsigned seed) {
 
 CHECKED_TEST(ctl, create_list_stat_rm) {
         ctl_result r;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         run_ctl(&r, "create", "ctlseg", "4096");
         expect_ok(&r, "create");
@@ -340,7 +340,7 @@ CHECKED_TEST(ctl, bad_sizes_and_modes) {
         static const char *const bad[] = { "abc", "", "-5", "0", "1P", "4KB", "0x10",
                                            "99999999999999999999", "18446744073709551615G",
                                            "1T", "2G" /* above the daemon's 1 GiB default */ };
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ctl_result r;
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -142,7 +142,7 @@ static void daemon_cpu(pid_t pid, long long *ret_ns, long long *ret_ticks) {
 }
 
 static void stat_missing(ipcb_client *c, char (*names)[16], unsigned n, unsigned from, unsigned count) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         for (unsigned i = 0; i < count; i++)
                 cr_assert_eq(ipcb_stat(c, IPCB_KIND_SEM, names[(from + i) % n], &info), -ENOENT);

@@ -474,7 +474,7 @@ CHECKED_TEST(hostile, reply_sent_as_request) {
 
 CHECKED_TEST(hostile, request_before_hello) {
         uint8_t buf[IPCB_MSG_MAX];
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         int fd = raw_connect(d.sock);
 
         cr_assert_geq(fd, 0);
@@ -775,7 +775,7 @@ CHECKED_TEST(hostile, client_never_reads) {
         uint8_t msg[3][IPCB_MSG_MAX];
         size_t lens[3];
         unsigned sent, total = 0;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         int fd, k;
 
         report("baseline");
@@ -846,7 +846,7 @@ CHECKED_TEST(hostile, handles_released_on_hangup) {
         /* A raw client opens the same segment many times and creates
          * transient ones, then hangs up without closing anything. */
         uint8_t buf[IPCB_MSG_MAX];
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         int fd = ipcbd_hello_conn(&d), mfd;
         uint32_t id = 1;
 

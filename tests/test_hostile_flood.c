@@ -183,7 +183,7 @@ FLOOD_TEST(never_reads) {
         m.shm_open.name = (ipcb_name){ .ptr = "good", .len = 4 };
         size_t len = (size_t)ipcb_proto_encode(&m, buf, sizeof(buf));
         unsigned sent;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         /* Not dropped: no longer read once its unread replies carry 16 fds. */
         cr_assert_eq(raw_send_until_stalled(fd, buf, len, 100000, 300, &sent), 0);
         cr_assert_eq(ipcb_stat(good, IPCB_KIND_SHM, "good", &info), 0);

@@ -191,7 +191,7 @@ typedef struct handles_want {
 
 static bool handles_reached(void *arg) {
         handles_want *w = arg;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         if (ipcb_stat(c, IPCB_KIND_SHM, w->name, &info) < 0)
                 return false;
         w->last = info.handles;
@@ -300,7 +300,7 @@ CHECKED_TEST(lock, lock_state_leaves_bytes_alone) {
         cr_assert_eq(ipcb_shm_size(b), SIZE);
         cr_assert_eq(fstat(ipcb_shm_fd(a), &st), 0);
         cr_assert_eq(st.st_size, SIZE, "the memfd's size changed");
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "bytes", &info), 0);
         cr_assert_eq(info.size, SIZE);
         /* A handle opened after locking sees the same bytes and size. */

@@ -121,7 +121,7 @@ static bool fd_readable(int fd, int ms) {
 }
 
 static unsigned handles_of(int kind, const char *name) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         cr_assert_eq(ipcb_stat(c, kind, name, &info), 0);
         return info.handles;
 }
@@ -223,7 +223,7 @@ LOOP_TEST(pipelined_in_order) {
 /* A blocking call that reads an asynchronous answer on its way keeps it
  * for the loop and wakes it. */
 LOOP_TEST(blocking_call_keeps_async_replies) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         int fd = ipcb_get_fd(c);
 
         atomic_store(&nev, 0);
@@ -337,7 +337,7 @@ LOOP_TEST(full_socket_queues) {
 /* Callbacks may make blocking and asynchronous requests and close what
  * they got. */
 static void on_shm_chain(ipcb_client *cl, int status, ipcb_shm *s, void *userdata) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         record(userdata, status);
         cr_assert_eq(status, 0);
@@ -362,7 +362,7 @@ LOOP_TEST(callbacks_make_requests) {
 
 /* One thread blocks in requests while another drives the loop. */
 static void *blocking_thread(void *arg) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         (void)arg;
         for (int i = 0; i < 300; i++) {
                 int r = ipcb_stat(c, IPCB_KIND_SHM, "thr", &info);

@@ -220,7 +220,7 @@ static int cmp_ll(const void *a, const void *b) {
 Test(notify, full_manager_queue_never_blocks) {
         static const char *const args[] = { "--max-objects", "20000", NULL };
         static long long lat[200000];
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_client *c;
         pthread_t th;
         unsigned n = 0;

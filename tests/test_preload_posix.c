@@ -69,7 +69,7 @@ static int run(uid_t uid, const char *const *opts, const char *const *argv) {
 
 CHECKED_TEST(segment_across_uids) {
         const char *n = uname_("seg");
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         cr_assert_eq(run(0, NULL, ARGV(IPCB_POSIX_PROG, "create", n, "10000", "hello", "644")), 0);
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, bname("shm", n), &info), 0,
@@ -91,7 +91,7 @@ CHECKED_TEST(segment_across_uids) {
 
 CHECKED_TEST(name_mapping_is_escaped_and_reversible) {
         char n[128], want[200];
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         /* any bytes but '/' (and leading slashes), escaped as +XX */
         snprintf(n, sizeof(n), "//sp ace+plus%%\xc3\xa9-%d", (int)getpid());
@@ -121,7 +121,7 @@ CHECKED_TEST(posix_semantics) {
 
 CHECKED_TEST(semaphore_across_uids) {
         const char *n = uname_("sem");
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         pid_t waiter;
 
         cr_assert_eq(run(0, NULL, ARGV(IPCB_POSIX_PROG, "sem-create", n, "0")), 0);
@@ -203,7 +203,7 @@ static int count_cb(const ipcb_object_info *info, void *arg) {
 
 CHECKED_TEST(transient_mode_cleans_up_after_kill) {
         const char *n = uname_("crash");
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         int count = 0;
 
         cr_assert_eq(run(0, ARGV("--transient"), ARGV(IPCB_POSIX_PROG, "crash", n)),
@@ -224,7 +224,7 @@ CHECKED_TEST(transient_mode_cleans_up_after_kill) {
 
 CHECKED_TEST(transient_mode_lives_while_a_holder_does) {
         const char *n = uname_("hold");
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         pid_t waiter;
 
         cr_assert_eq(run(0, ARGV("--transient"), ARGV(IPCB_POSIX_PROG, "sem-create", n, "0")),
@@ -276,7 +276,7 @@ CHECKED_TEST(excluded_names_pass_through) {
 
 CHECKED_TEST(exec_carries_the_shim_or_not) {
         const char *n = uname_("exec");
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         cr_assert_eq(run(0, NULL, ARGV(IPCB_POSIX_PROG, "exec", IPCB_POSIX_PROG, "create", n,
                                        "100", "x")), 0);
@@ -321,7 +321,7 @@ CHECKED_TEST(exports_only_the_interposed_calls) {
 CHECKED_TEST(growable_segment_created_empty) {
         ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
         ipcb_shm *s, *t;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         const char *n = "empty-growable";
 
         cr_assert_eq(ipcb_shm_create(c, n, 0, NULL, &s), -EINVAL, "not growable: size > 0");

@@ -77,7 +77,7 @@ static bool two_stored(const fakemgr *fm, void *arg) {
 
 FIXTURE_TEST(preload_store, empty_growable_segments_survive_a_restart, &d, release) {
         ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_client *c;
         ipcb_shm *grown, *empty, *s;
 

@@ -73,7 +73,7 @@ static int broker_count(void) {
 
 CHECKED_TEST(segment_across_uids) {
         char k[16];
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         key_hex(1, k);
         cr_assert_eq(run(0, NULL, ARGV(IPCB_SYSV_PROG, "shm-create", k, "5000", "hello", "644")),
@@ -103,7 +103,7 @@ CHECKED_TEST(segment_semantics) {
 
 CHECKED_TEST(transient_segment_dies_with_its_creator) {
         char k[16];
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         key_hex(2, k);
         cr_assert_eq(run(0, ARGV("--transient"),
@@ -114,7 +114,7 @@ CHECKED_TEST(transient_segment_dies_with_its_creator) {
 
 CHECKED_TEST(semaphore_undo_across_uids_and_kill) {
         char k[16];
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         pid_t holder;
 
         key_hex(3, k);
@@ -153,7 +153,7 @@ CHECKED_TEST(semaphore_semantics) {
 
 CHECKED_TEST(semaphore_sets) {
         char k[16], name[96];
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         key_hex(6, k);
         cr_assert_eq(run(0, NULL, ARGV(IPCB_SYSV_PROG, "sem-set", k)), 0);

@@ -67,7 +67,7 @@ static int fill_objects(void *arg) {
         r = ipcb_shm_create(c, "again", 4096, NULL, &s[n]);
         CHILD_CHECK(r == 0, "create after free: %s", ipcb_strerror(r));
         n++;
-        ipcb_quota_info q;
+        ipcb_quota_info q = IPCB_QUOTA_INFO_INIT;
         CHILD_CHECK(ipcb_quota(c, getuid(), &q) == 0, "quota");
         CHILD_CHECK(q.objects == (uint64_t)want && q.bytes == (uint64_t)want * 4096 &&
                             q.max_objects == 5 && q.connections == 1 && !q.exempt,
@@ -227,7 +227,7 @@ QUOTA_TEST(other_uids_never_notice) {
                 cr_assert_eq(ipcb_shm_create(c, name, 4096, NULL, &s[i]), 0);
         }
         /* Root sees every uid's usage. */
-        ipcb_quota_info q;
+        ipcb_quota_info q = IPCB_QUOTA_INFO_INIT;
         cr_assert_eq(ipcb_quota(c, UID_A, &q), 0);
         cr_assert_eq(q.objects, 5);
         cr_assert_eq(q.connections, 3);
@@ -259,7 +259,7 @@ QUOTA_TEST(config_file_and_cli_precedence) {
         const char *const args[] = { "--config", path, "--max-connections", "9", NULL };
         fixture_begin(&d, args);
         ipcb_client *c;
-        ipcb_quota_info q;
+        ipcb_quota_info q = IPCB_QUOTA_INFO_INIT;
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
         cr_assert_eq(ipcb_quota(c, getuid(), &q), 0);
         cr_assert_eq(q.max_objects, 2);

@@ -242,7 +242,7 @@ SCALE_TEST(list_under_churn) {
 SCALE_TEST(lookups_and_unlinks_while_tables_grow) {
         enum { N = 5000 };
         static bool live[N];
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         char name[32];
 
         begin(many_args);
@@ -336,7 +336,7 @@ SCALE_TEST(sem_recovery_on_unmapped_page) {
         for (int t = 0; t < 500 && (k = ipcb_sem_value(s)) == 0; t++)
                 usleep(10000);
         cr_assert_eq(ipcb_sem_value(s), 1, "the dead holder's token was not given back");
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SEM, "rec", &info), 0);
         cr_assert_eq(info.sem_value, 1);
         cr_assert_eq(info.sem_undo_held, 0);
@@ -373,7 +373,7 @@ SCALE_TEST(fd_ceiling_is_a_clear_error) {
         }
         cr_assert_eq(k, -ENOSPC, "after %d semaphores: %s", n, ipcb_strerror(k));
         cr_assert_eq(n, 344, "the budget is 344 fds: %d semaphores made", n);
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SEM, "cap0000", &info), 0);
         cr_assert_eq(ipcb_sem_unlink(c, "cap0000"), 0);
         ipcb_sync(c);
@@ -427,7 +427,7 @@ FIXTURE_TEST(scale_store, restore_many, &d, store_release) {
                                             "--max-fds", "1000000", NULL };
         char sock[96], logpath[96], name[32];
         unsigned want = NSEG + NSEM;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         unsigned listed = 0;
 
         raise_nofile(16384);

@@ -90,7 +90,7 @@ static ipcb_sem *open_ok(ipcb_client *cl, const char *name, int flags) {
 }
 
 static ipcb_object_info stat_ok(const char *name) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         int r = ipcb_stat(c, IPCB_KIND_SEM, name, &info);
         cr_assert_eq(r, 0, "stat %s: %s", name, ipcb_strerror(r));
         return info;
@@ -184,14 +184,15 @@ static bool stat_reached(void *arg) {
 }
 
 static void wait_stat(const char *name, unsigned value, unsigned handles, unsigned held) {
-        stat_want w = { .name = name, .value = value, .handles = handles, .held = held };
+        stat_want w = { .name = name, .value = value, .handles = handles, .held = held,
+                        .last = IPCB_OBJECT_INFO_INIT };
         cr_assert(wait_until(stat_reached, &w, 5000),
                   "sem %s: value %u handles %u held %u, expected %u %u %u", name, w.last.sem_value,
                   w.last.handles, w.last.sem_undo_held, value, handles, held);
 }
 
 static bool sem_gone(void *arg) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         return ipcb_stat(c, IPCB_KIND_SEM, arg, &info) == -ENOENT;
 }
 
@@ -352,7 +353,7 @@ CHECKED_TEST(sem, release_past_max_is_all_or_nothing) {
 CHECKED_TEST(sem, create_argument_checks) {
         ipcb_sem_options o = IPCB_SEM_OPTIONS_INIT;
         ipcb_sem *s = (ipcb_sem *)0x1;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         o.max = 3;
         cr_assert_eq(ipcb_sem_create(c, "bad", 4, &o, &s), -EINVAL, "initial above max");
@@ -557,7 +558,7 @@ CHECKED_TEST(sem, create_existing_is_eexist_without_reset) {
 
 CHECKED_TEST(sem, open_missing_is_enoent) {
         ipcb_sem *s = (ipcb_sem *)0x1;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         cr_assert_eq(ipcb_sem_open(c, "nothere", 0, &s), -ENOENT);
         cr_assert_eq(ipcb_sem_open(c, "nothere", IPCB_SEM_UNDO, &s), -ENOENT);
@@ -575,7 +576,7 @@ CHECKED_TEST(sem, bad_names) {
         char long_name[IPCB_NAME_MAX + 2];
         static const char *const bad[] = { "", ".hidden", "a/b", "a b", "tab\there", "x\xc3\xa9", "..", "a\nb" };
         ipcb_sem *s = (ipcb_sem *)0x1;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 cr_assert_eq(ipcb_sem_create(c, bad[i], 0, NULL, &s), -EINVAL, "create '%s'", bad[i]);
@@ -624,7 +625,7 @@ CHECKED_TEST(sem, unlink_keeps_open_handles) {
 }
 
 CHECKED_TEST(sem, persistent_and_transient_lifetimes) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_sem *s = create_ok(c, "transient", 4, 0, 0);
         cr_assert_eq(ipcb_sem_close(s), 0);
         cr_assert_eq(ipcb_sync(c), 0);
@@ -648,7 +649,7 @@ CHECKED_TEST(sem, persistent_and_transient_lifetimes) {
 
 CHECKED_TEST(sem, separate_namespaces) {
         ipcb_shm *m;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         cr_assert_eq(ipcb_shm_create(c, "x", 4096, NULL, &m), 0);
         ipcb_sem *s = create_ok(c, "x", 1, 0, IPCB_SEM_PERSISTENT);

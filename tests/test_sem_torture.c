@@ -263,7 +263,8 @@ static bool settled(void *arg) {
 }
 
 static void wait_settled(int kind, const char *name, unsigned handles) {
-        settle_want w = { .kind = kind, .name = name, .handles = handles };
+        settle_want w = { .kind = kind, .name = name, .handles = handles,
+                          .last = IPCB_OBJECT_INFO_INIT };
         cr_assert(wait_until(settled, &w, 10000), "%s not settled: %u handles, %u undo-held, value %u",
                   name, w.last.handles, w.last.sem_undo_held, w.last.sem_value);
 }
@@ -353,7 +354,7 @@ CHECKED_TEST(torture, sem_undo_holders_killed) {
                 atomic_load(&st->started), atomic_load(&st->ops), t1 - t0, t2 - t1);
         cr_assert_gt(atomic_load(&st->started), kills / 4, "too few children got to work");
 
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SEM, "t", &info), 0);
         cr_assert_eq(info.sem_value, SEM_INITIAL, "tokens lost or duplicated: value %u", info.sem_value);
         cr_assert_eq(ipcb_sem_value(s), SEM_INITIAL);

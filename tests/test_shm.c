@@ -149,7 +149,7 @@ typedef struct handles_want {
 
 static bool handles_reached(void *arg) {
         handles_want *w = arg;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         if (ipcb_stat(c, IPCB_KIND_SHM, w->name, &info) < 0)
                 return false;
@@ -246,7 +246,7 @@ CHECKED_TEST(shm, child_creates_parent_opens) {
         write_byte(to_child[1]);
         cr_assert(child_ok(pid));
         /* The child's handle is gone; ours keeps the segment alive. */
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         wait_handles("fromchild", 1);
         cr_assert_eq(ipcb_shm_close(s), 0);
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "fromchild", &info), -ENOENT);
@@ -391,7 +391,7 @@ CHECKED_TEST(shm, access_policy_for_other_uid) {
         if (pid == 0) {
                 ipcb_client *cc;
                 ipcb_shm *cs;
-                ipcb_object_info info;
+                ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
                 if (drop_privileges() < 0)
                         _exit(10);
@@ -441,7 +441,7 @@ CHECKED_TEST(shm, seals_fixed_size) {
         ipcb_shm *s = create_ok("sealed", SIZE, 0600, 0);
         int fd = ipcb_shm_fd(s);
         unsigned seals = get_seals(fd);
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         cr_assert_eq(seals & (F_SEAL_SHRINK | F_SEAL_GROW), F_SEAL_SHRINK | F_SEAL_GROW,
                      "seals 0x%x", seals);
@@ -480,7 +480,7 @@ CHECKED_TEST(shm, seals_growable) {
         ipcb_shm *s = create_ok("growable", SIZE, 0600, IPCB_SHM_GROWABLE);
         int fd = ipcb_shm_fd(s);
         unsigned seals = get_seals(fd);
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         cr_assert(seals & F_SEAL_SHRINK, "seals 0x%x", seals);
         cr_assert_eq(seals & F_SEAL_GROW, 0, "growable segment sealed against growing");
@@ -511,7 +511,7 @@ CHECKED_TEST(shm, seals_growable) {
 CHECKED_TEST(shm, unlink_semantics) {
         enum { SIZE = 8192 };
         ipcb_shm *old = create_ok("ul", SIZE, 0600, 0), *ro, *fresh, *again;
-        ipcb_object_info info, info2;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT, info2 = IPCB_OBJECT_INFO_INIT;
 
         fill(ipcb_shm_data(old), SIZE, 7);
         ro = open_ok("ul", IPCB_READ_ONLY);
@@ -548,11 +548,81 @@ CHECKED_TEST(shm, unlink_semantics) {
         cr_assert_eq(ipcb_shm_close(old), 0);
 }
 
+static int list_sizes(const ipcb_object_info *info, void *ud) {
+        cr_expect_eq(info->struct_size, sizeof(*info));
+        ++*(int *)ud;
+        return 0;
+}
+
+static int quota_sizes(const ipcb_quota_info *info, void *ud) {
+        cr_expect_eq(info->struct_size, sizeof(*info));
+        ++*(int *)ud;
+        return 0;
+}
+
+/* Output structs carry their size: a too small struct_size is refused
+ * before anything is sent, a larger one (a program built against a later
+ * header) gets only the bytes this library knows of, and structs given to
+ * callbacks say how much of them is valid. */
+CHECKED_TEST(shm, output_structs_carry_their_size) {
+        ipcb_shm *s = create_ok("sized", 4096, 0600, 0);
+        struct {
+                ipcb_object_info info;
+                unsigned char tail[64];
+        } big;
+        struct {
+                ipcb_quota_info info;
+                unsigned char tail[64];
+        } qbig;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
+        ipcb_quota_info q = IPCB_QUOTA_INFO_INIT;
+        int n = 0;
+
+        info.struct_size = 0;
+        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "sized", &info), -EINVAL);
+        info.struct_size = offsetof(ipcb_object_info, handles);
+        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "sized", &info), -EINVAL);
+        cr_assert_eq(info.handles, 0, "a refused struct was written");
+        q.struct_size = sizeof(q) - 1;
+        cr_assert_eq(ipcb_quota(c, getuid(), &q), -EINVAL);
+
+        memset(&big, 0xa5, sizeof(big));
+        big.info.struct_size = sizeof(big);
+        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "sized", &big.info), 0);
+        cr_assert_eq(big.info.struct_size, sizeof(ipcb_object_info));
+        cr_assert_str_eq(big.info.name, "sized");
+        cr_assert_eq(big.info.handles, 1);
+        for (size_t i = 0; i < sizeof(big.tail); i++)
+                cr_assert_eq(big.tail[i], 0xa5, "byte %zu past the library's struct written", i);
+
+        memset(&qbig, 0xa5, sizeof(qbig));
+        qbig.info.struct_size = sizeof(qbig);
+        cr_assert_eq(ipcb_quota(c, getuid(), &qbig.info), 0);
+        cr_assert_eq(qbig.info.struct_size, sizeof(ipcb_quota_info));
+        cr_assert_eq(qbig.info.uid, getuid());
+        cr_assert_geq(qbig.info.objects, 1);
+        for (size_t i = 0; i < sizeof(qbig.tail); i++)
+                cr_assert_eq(qbig.tail[i], 0xa5, "byte %zu past the library's struct written", i);
+
+        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "sized", &info), -EINVAL,
+                     "struct_size stays as the caller left it after a refusal");
+        info.struct_size = sizeof(info);
+        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "sized", &info), 0);
+        cr_assert_eq(info.struct_size, sizeof(info));
+
+        cr_assert_eq(ipcb_list(c, IPCB_KIND_SHM, list_sizes, &n), 0);
+        cr_assert_eq(n, 1);
+        n = 0;
+        cr_assert_eq(ipcb_quota_list(c, quota_sizes, &n), 0);
+        cr_assert_geq(n, 1);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+}
+
 CHECKED_TEST(shm, create_existing_is_eexist) {
         enum { SIZE = 4096 };
         ipcb_shm *s = create_ok("dup", SIZE, 0640, 0), *t = NULL;
         ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
-        ipcb_object_info before, after;
+        ipcb_object_info before = IPCB_OBJECT_INFO_INIT, after = IPCB_OBJECT_INFO_INIT;
 
         fill(ipcb_shm_data(s), SIZE, 9);
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "dup", &before), 0);
@@ -577,7 +647,7 @@ CHECKED_TEST(shm, create_existing_is_eexist) {
 
 CHECKED_TEST(shm, missing_is_enoent) {
         ipcb_shm *s = NULL;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         cr_assert_eq(ipcb_shm_open(c, "missing", IPCB_READ_ONLY, &s), -ENOENT);
         cr_assert_eq(ipcb_shm_open(c, "missing", IPCB_READ_WRITE, &s), -ENOENT);
@@ -598,7 +668,7 @@ CHECKED_TEST(shm, bad_names) {
         };
         char n255[256], n256[257];
         ipcb_shm *s = NULL;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 cr_assert_eq(ipcb_shm_create(c, bad[i], 4096, NULL, &s), -EINVAL, "create '%s'",
@@ -645,7 +715,7 @@ CHECKED_TEST(shm, bad_names) {
 CHECKED_TEST(shm, bad_sizes_modes_access) {
         ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
         ipcb_shm *s = NULL;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         cr_assert_eq(ipcb_shm_create(c, "bad", 0, NULL, &s), -EINVAL);
         /* Above INT64_MAX the daemon answers -EINVAL (not a size at all),
@@ -700,7 +770,7 @@ CHECKED_TEST(shm, bad_sizes_modes_access) {
 
 CHECKED_TEST(shm_max1m, max_segment_size) {
         ipcb_shm *s = NULL;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         cr_assert_eq(ipcb_shm_create(c, "big", (1u << 20) + 1, NULL, &s), -EFBIG);
         cr_assert_eq(ipcb_shm_create(c, "big", 1u << 30, NULL, &s), -EFBIG);
@@ -719,7 +789,7 @@ CHECKED_TEST(shm_max1m, max_segment_size) {
 }
 
 CHECKED_TEST(shm, transient_lifecycle) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_shm *a, *b;
 
         a = create_ok("transient", 4096, 0600, 0);
@@ -745,7 +815,7 @@ CHECKED_TEST(shm, transient_lifecycle) {
 }
 
 CHECKED_TEST(shm, persistent_lifecycle) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_shm *s;
 
         s = create_ok("persist", 12288, 0600, IPCB_SHM_PERSISTENT);
@@ -820,7 +890,7 @@ static bool name_is_free(void *arg) {
 
 CHECKED_TEST(shm, crash_cleanup_transient) {
         int base = ipcbd_fd_count(&d);
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         pid_t pid;
 
         cr_assert_eq(base, d.base_fds + 1, "one connection: ours");
@@ -836,7 +906,7 @@ CHECKED_TEST(shm, crash_cleanup_transient) {
 
 CHECKED_TEST(shm, crash_keeps_persistent) {
         int base = ipcbd_fd_count(&d);
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         pid_t pid;
 
         pid = spawn_creator("crashp", IPCB_SHM_PERSISTENT, 13);
@@ -856,7 +926,7 @@ CHECKED_TEST(shm, crash_with_many_handles) {
         /* A child holding many handles (same segment, several segments) dies. */
         int base = ipcbd_fd_count(&d), p[2];
         ipcb_shm *s = create_ok("shared-crash", 4096, 0666, 0);
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         pid_t pid;
 
         cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
@@ -896,7 +966,7 @@ CHECKED_TEST(shm, crash_with_many_handles) {
 
 CHECKED_TEST(shm, stat_fields) {
         ipcb_shm *s = create_ok("statme", 12345, 0640, IPCB_SHM_PERSISTENT);
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "statme", &info), 0);
         cr_assert_eq(info.kind, IPCB_KIND_SHM);
@@ -957,7 +1027,7 @@ static int list_cb(const ipcb_object_info *info, void *userdata) {
 CHECKED_TEST(shm, list_many_pages) {
         static ipcb_shm *s[NLIST];
         static list_acc acc;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         char name[64];
 
         for (unsigned i = 0; i < NLIST; i++) {
@@ -1056,7 +1126,7 @@ static void *thread_main(void *p) {
 
         for (int i = 0; i < 500; i++) {
                 ipcb_shm *w, *r;
-                ipcb_object_info info;
+                ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
                 int k;
                 snprintf(name, sizeof(name), "thread-%d-%d", a->idx, i);
                 if ((k = ipcb_shm_create(c, name, 4096, NULL, &w)) < 0)
@@ -1106,7 +1176,7 @@ CHECKED_TEST(shm, threads_share_one_client) {
 CHECKED_TEST(shm, no_fd_leak_in_process) {
         ipcb_shm *s, *t = NULL;
         ipcb_client *c2;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         int before = self_fd_count();
 
         for (int i = 0; i < 20; i++) {
@@ -1132,7 +1202,7 @@ CHECKED_TEST(shm, no_fd_leak_in_process) {
 CHECKED_TEST(shm, disconnect_with_open_handles) {
         ipcb_shm *s = create_ok("orphaned", 4096, 0600, 0);
         ipcb_shm *p = create_ok("kept", 4096, 0600, IPCB_SHM_PERSISTENT);
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_client *c2;
         int before;
 
@@ -1156,7 +1226,7 @@ CHECKED_TEST(shm, disconnect_with_open_handles) {
 
 CHECKED_TEST(shm, daemon_gone_is_enotconn) {
         ipcb_shm *s = create_ok("doomed", 4096, 0600, 0), *t = NULL;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         fill(ipcb_shm_data(s), 4096, 15);
         ipcbd_stop(&d);
@@ -1211,7 +1281,7 @@ CHECKED_TEST(shm, accessors_and_null) {
 
 CHECKED_TEST(shm, connect_via_environment) {
         ipcb_client *c2;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_shm *s = create_ok("envseg", 4096, 0600, 0);
 
         cr_assert_eq(setenv("IPCBROKER_SOCKET", d.sock, 1), 0);
@@ -1231,7 +1301,7 @@ CHECKED_TEST(shm, connect_via_environment) {
 CHECKED_TEST(shm, freeze_keeps_grown_size) {
         enum { GROWN = 1 << 20 };
         ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_shm *s = NULL, *t;
         unsigned seals;
 

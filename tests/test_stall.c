@@ -370,7 +370,7 @@ STALL_TEST(fd_table_share_and_reserve, .timeout = 120) {
         memset(&pr, 0, sizeof(pr));
         ipcb_client *c;
         ipcb_shm *s;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         cr_assert_eq(ipcb_connect(d.sock, &c), 0, "no connection with the fd budget spent");
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "a0", &info), 0);
         int k = ipcb_shm_open(c, "a0", IPCB_READ_ONLY, &s);

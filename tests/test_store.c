@@ -135,7 +135,7 @@ static ipcb_sem *mksem(ipcb_client *c, const char *name, unsigned initial, unsig
 }
 
 static bool exists(ipcb_client *c, int kind, const char *name) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         return ipcb_stat(c, kind, name, &info) == 0;
 }
 
@@ -156,7 +156,7 @@ static bool round_trip_stored(const fakemgr *fm, void *arg) {
 /* The whole round trip: store, stop, restore; contents, counts, handles. */
 STORE_TEST(restore_round_trip) {
         ipcb_client *c, *c2;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_sem *u;
 
         start(NULL, NULL, 0, "200000");

@@ -74,7 +74,7 @@ static void tell_parent(char what) {
 static int owner(void *arg) {
         ipcb_shm_options so = IPCB_SHM_OPTIONS_INIT;
         ipcb_sem_options eo = IPCB_SEM_OPTIONS_INIT;
-        ipcb_quota_info before, after;
+        ipcb_quota_info before = IPCB_QUOTA_INFO_INIT, after = IPCB_QUOTA_INFO_INIT;
         ipcb_shm *p, *t, *g, *x;
         ipcb_sem *s, *u, *y;
         ipcb_client *c;
@@ -141,7 +141,7 @@ static int run_owner(void *arg) {
 }
 
 FIXTURE_TEST(store_quota, restored_objects_are_charged, &fx.d, release) {
-        ipcb_quota_info q;
+        ipcb_quota_info q = IPCB_QUOTA_INFO_INIT;
         ipcb_client *c;
         int status;
         pid_t pid;

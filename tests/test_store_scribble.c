@@ -136,7 +136,7 @@ static int writer(void *arg) {
 SCRIBBLE_TEST(scribbled_pages_survive_restart) {
         ipcb_shm_options so = IPCB_SHM_OPTIONS_INIT;
         ipcb_sem_options mo = IPCB_SEM_OPTIONS_INIT;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_client *c;
         ipcb_shm *p;
         ipcb_sem *s;

@@ -279,7 +279,7 @@ static void expect_exits(unsigned n) {
 SYSTEMD_TEST(user_manager, .timeout = 120, .fini = um_teardown) {
         char out[512], pid1[32], pid2[32];
         ipcb_client *c, *c2;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_shm *p, *t;
         ipcb_sem *s, *u;
         ipcbd last = { 0 };
@@ -430,7 +430,7 @@ SYSTEMD_TEST(restart_during_creates, .timeout = 150, .fini = um_teardown) {
         static burst b[BURST_THREADS];
         pthread_t th[BURST_THREADS];
         char out[512], path[256], log[128], name[64];
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         unsigned missing = 0, made = 0, created = 0;
         FILE *f;
 

@@ -105,7 +105,7 @@ static void settle(void) {
 WATCH_TEST(name_lifecycle) {
         uint64_t w;
         ipcb_shm *s;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
         nev = 0;
         cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "life", 0, IPCB_WATCH_ALL, on_event, TAG(7),
@@ -353,7 +353,7 @@ WATCH_TEST(stalled_watcher_overflows) {
         int overflows = 0, before = 0;
 
         ipcb_shm *mine;
-        ipcb_object_info info, info2;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT, info2 = IPCB_OBJECT_INFO_INIT;
 
         /* Only c holds it: it would die with c's connection. */
         cr_assert_eq(ipcb_shm_create(c, "mine", 4096, NULL, &mine), 0);

@@ -525,7 +525,7 @@ static void expect_gone(pid_t pid) {
 
 static void check_gone(void) {
         for (unsigned i = 0; i < ngone;) {
-                ipcb_object_info info;
+                ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
                 unsigned left = 0;
                 for (unsigned k = 0; k < SOAK_NTR; k++) {
                         char name[64];
@@ -578,7 +578,7 @@ static void kill_one(uint64_t *rng) {
 static unsigned bad_undo_total, bad_undo_live, bad_plain;
 
 static void check_tokens(void) {
-        ipcb_object_info u, p;
+        ipcb_object_info u = IPCB_OBJECT_INFO_INIT, p = IPCB_OBJECT_INFO_INIT;
         int live = 0, plain = 0, pend = 0;
 
         for (unsigned i = 0; i < nworkers; i++) {
@@ -1032,7 +1032,7 @@ static void on_sigint(int sig) {
 static void settle_and_check(const sample *base, sample *end) {
         uint64_t until = soak_now_ns() + 20000000000ull;
         names n;
-        ipcb_object_info u, p;
+        ipcb_object_info u = IPCB_OBJECT_INFO_INIT, p = IPCB_OBJECT_INFO_INIT;
         bool ok = false;
 
         while (grace_until() > soak_now_ns())

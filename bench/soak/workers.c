@@ -237,7 +237,7 @@ static int quota(wslot *w, ipcb_client *c, uint64_t *rng) {
         static ipcb_shm *h[MAX];
         while (!atomic_load(&S->stop)) {
                 unsigned n = 0;
-                ipcb_quota_info qi;
+                ipcb_quota_info qi = IPCB_QUOTA_INFO_INIT;
                 int r = 0;
 
                 phase(w, P_REQUEST);
@@ -368,7 +368,7 @@ static int probe(wslot *w, ipcb_client *c) {
                 uint32_t rs0 = atomic_load(&S->restart_seq), rs1;
                 bool hostile = atomic_load(&S->hostile_on);
                 uint64_t t0 = soak_now_ns(), t1;
-                ipcb_object_info info;
+                ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
                 ipcb_shm *s;
                 int r;
 

@@ -287,7 +287,7 @@ class Client(_Handle):
     # ---- inspection and access control ----
     def stat(self, name: str, kind: int = KIND_SHM) -> ObjectInfo:
         """Describe object `name` of `kind` (KIND_SHM or KIND_SEM)."""
-        info = _lib.ObjectInfo()
+        info = _lib.ObjectInfo(struct_size=ctypes_sizeof(_lib.ObjectInfo))
         _lib.check(self._call(_lib.ipcb_stat, kind, _lib.encode_name(name), byref(info)), name)
         return ObjectInfo._from_c(info)
 
@@ -337,7 +337,7 @@ class Client(_Handle):
 
     def quota(self, uid: int | None = None) -> QuotaInfo:
         """Usage and limits of `uid` (None: ours; another's needs uid 0)."""
-        q = _lib.QuotaInfo()
+        q = _lib.QuotaInfo(struct_size=ctypes_sizeof(_lib.QuotaInfo))
         u = os.geteuid() if uid is None else uid
         _lib.check(self._call(_lib.ipcb_quota, u, byref(q)))
         return QuotaInfo._from_c(q)

@@ -46,7 +46,7 @@ class ShmOptions(Structure):
 
 
 class ObjectInfo(Structure):
-    _fields_ = [("kind", c_int), ("name", c_char * (NAME_MAX + 1)), ("id", c_uint64),
+    _fields_ = [("struct_size", c_size_t), ("kind", c_int), ("name", c_char * (NAME_MAX + 1)), ("id", c_uint64),
                 ("size", c_uint64), ("uid", uid_t), ("gid", gid_t), ("mode", c_uint),
                 ("flags", c_uint), ("seals", c_uint), ("handles", c_uint),
                 ("sem_value", c_uint), ("sem_max", c_uint), ("sem_undo_held", c_uint)]
@@ -71,7 +71,7 @@ class Access(Structure):
 
 
 class QuotaInfo(Structure):
-    _fields_ = [("uid", uid_t), ("exempt", c_int), ("objects", c_uint64),
+    _fields_ = [("struct_size", c_size_t), ("uid", uid_t), ("exempt", c_int), ("objects", c_uint64),
                 ("bytes", c_uint64), ("handles", c_uint), ("connections", c_uint),
                 ("max_objects", c_uint64), ("max_bytes", c_uint64),
                 ("max_handles", c_uint64), ("max_connections", c_uint64)]

@@ -69,7 +69,7 @@ int main() {
         acc.what = IPCB_ACCESS_MODE;
         acc.mode = 0600;
         CHECK(ipcb_set_access(c, IPCB_KIND_SHM, "cxx.seg", &acc) == 0);
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         CHECK(ipcb_stat(c, IPCB_KIND_SHM, "cxx.seg", &info) == 0 && info.mode == 0600 &&
               (info.flags & IPCB_SHM_PERSISTENT));
         int seen = 0;
