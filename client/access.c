@@ -121,6 +121,8 @@ static int register_finish(ipcb_client *c, const char *name, const ipcb_msg *rep
         s->info = (ipcb_handle_info){ .uid = (uid_t)reply->shm_reply.uid,
                                       .gid = (gid_t)reply->shm_reply.gid,
                                       .mode = reply->shm_reply.mode };
+        s->lock_poll_fd = -1;
+        s->lock_notify_fd = -1;
         struct stat st;
         r = fstat(fd, &st) < 0 ? -errno
                                : client_obj_add(c, &s->obj, IPCB_KIND_SHM, name, (uint32_t)access, &st);

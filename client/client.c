@@ -726,6 +726,8 @@ int client_shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, i
                 .seals = reply->shm_reply.seals,
                 .info = { .uid = (uid_t)reply->shm_reply.uid, .gid = (gid_t)reply->shm_reply.gid,
                           .mode = reply->shm_reply.mode },
+                .lock_poll_fd = -1,
+                .lock_notify_fd = -1,
         };
         r = client_obj_add(c, &s->obj, IPCB_KIND_SHM, name, (uint32_t)access, &st);
         if (r < 0) {

@@ -88,6 +88,12 @@ struct ipcb_shm {
         /* lock->epoch when the token was given or last reclaimed (or the
          * epoch last checked); atomic accesses: reconnect.c writes it. */
         uint32_t lock_epoch;
+        /* Polling the lock (lock.c): this handle's epoll set holding the
+         * segment's notify eventfd, -1 until ipcb_shm_lock_get_fd; and
+         * that eventfd, which an unlock writes while the lock page counts
+         * pollers, -1 until needed. */
+        int lock_poll_fd;
+        _Atomic int lock_notify_fd;
 };
 
 ipcb_client *client_ref(ipcb_client *c);

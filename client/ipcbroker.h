@@ -408,6 +408,27 @@ IPCB_EXPORT int ipcb_shm_try_lock(ipcb_shm *s, int timeout_ms);
 /* Release the lock.  -EPERM when this handle does not hold it, -EBADF for a
  * read-only handle. */
 IPCB_EXPORT int ipcb_shm_unlock(ipcb_shm *s);
+/* Wait for the lock from an event loop, as for a semaphore
+ * (ipcb_sem_get_fd).  ipcb_shm_lock_get_fd registers s as a poller of the
+ * segment's lock with the broker (a round trip or two, the first time:
+ * it also fetches the lock page) and returns a descriptor (an epoll set),
+ * owned by s (closed by ipcb_shm_close), that becomes readable (POLLIN)
+ * when an unlock, or the death of the holder, may have freed the lock;
+ * then call ipcb_shm_poll_lock, which resets the descriptor and tries to
+ * take the lock without waiting: 0 or IPCB_OWNER_DIED (you hold it), or
+ * -EAGAIN (taken: keep polling).  Call it once before the first wait: the
+ * descriptor reports only unlocks after the registration.  No wake-up is
+ * lost: an unlock after the
+ * reset makes the descriptor readable again (docs/semaphores.md, "Polling
+ * a lock").  Unlock stays userspace atomics while nobody polls the lock;
+ * while someone does, each unlock also writes one eventfd.  After the
+ * library reconnected to a restarted broker, call ipcb_shm_lock_get_fd
+ * again on a new handle.  Errors: -EINVAL (NULL), -EBADF (a read-only
+ * handle, or s lost its broker handle), -EDQUOT (64 pollers per
+ * connection, semaphores included), -ENOTCONN, -ETIMEDOUT, -EMFILE,
+ * -ENOMEM, and those of ipcb_shm_try_lock. */
+IPCB_EXPORT int ipcb_shm_lock_get_fd(ipcb_shm *s);
+IPCB_EXPORT int ipcb_shm_poll_lock(ipcb_shm *s);
 
 /* Consistent reads without the lock (a seqlock), for read-only and
  * read-write handles alike.  Writers need do nothing more than lock and

@@ -7,15 +7,19 @@
  * holding it.  A broker restored after a restart bumps the page's epoch, so
  * that a lock through a handle it does not know yet reconnects first.  Only
  * read-write handles lock; read-only ones get the page read-only and read
- * the sequence (proto/sempage.h, docs/semaphores.md). */
+ * the sequence (proto/sempage.h, docs/semaphores.md).  An event loop waits
+ * for the lock on a descriptor as for a semaphore: unlock signals the
+ * segment's notify eventfd while the page counts pollers. */
 #include "internal.h"
 
 #include "futex.h"
+#include "pollnotify.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -172,6 +176,28 @@ int ipcb_shm_try_lock(ipcb_shm *s, int timeout_ms) {
         return lock_take(s, timeout_ms);
 }
 
+/* An unlock saw pollers: signal the segment's notify eventfd, which the
+ * broker passes on to every poller.  The fd is fetched once per handle (a
+ * round trip, the first time pollers are seen); without it (the broker is
+ * gone) there is nobody to tell. */
+static void lock_notify_pollers(ipcb_shm *s) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req = { .hdr.op = IPCB_OP_LOCK_NOTIFY }, reply;
+        int fd = atomic_load(&s->lock_notify_fd), nfd = -1, expect = -1;
+
+        if (fd < 0) {
+                req.sem_poll.handle = __atomic_load_n(&s->obj.handle, __ATOMIC_RELAXED);
+                if (client_request(s->client, &req, buf, &reply, &nfd) < 0 || nfd < 0)
+                        return;
+                if (!atomic_compare_exchange_strong(&s->lock_notify_fd, &expect, nfd)) {
+                        close(nfd); /* another thread was first */
+                        nfd = expect;
+                }
+                fd = nfd;
+        }
+        ipcb_notify_signal(fd);
+}
+
 int ipcb_shm_unlock(ipcb_shm *s) {
         ipcb_lock_page *pg;
         uint32_t v, q;
@@ -189,11 +215,17 @@ int ipcb_shm_unlock(ipcb_shm *s) {
          * the word is free: the next holder starts from our value. */
         q = atomic_load_explicit(&pg->seq, memory_order_relaxed);
         atomic_store_explicit(&pg->seq, ipcb_lock_seq_unlocked(q), memory_order_release);
-        v = atomic_exchange_explicit(&pg->word, 0, memory_order_release);
+        /* Sequentially consistent, as the load of pollers after it: either
+         * that load sees a poller registered, or the poller's look at the
+         * word comes after this exchange (docs/semaphores.md, "Polling a
+         * lock"). */
+        v = atomic_exchange(&pg->word, 0);
         /* Wake every sleeper, not one: one that was killed while asleep
          * would swallow a single wake-up and strand the rest. */
         if (v & IPCB_LOCK_WAITERS)
                 futex_wake(&pg->word, INT_MAX);
+        if (atomic_load(&pg->pollers) > 0)
+                lock_notify_pollers(s);
         return 0;
 }
 
@@ -259,10 +291,80 @@ bool ipcb_shm_read_retry(const ipcb_shm *s, uint32_t seq) {
         return atomic_load_explicit(&pg->seq, memory_order_relaxed) != seq;
 }
 
+/* ---- polling the lock from an event loop (docs/semaphores.md) ---- */
+
+/* As ipcb_sem_get_fd: an epoll set of the handle's own holding the notify
+ * eventfd edge-triggered, so that every unlock while this handle is
+ * counted as a poller makes it readable until ipcb_shm_poll_lock consumes
+ * the edge.  The eventfd is never read. */
+int ipcb_shm_lock_get_fd(ipcb_shm *s) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req = { .hdr.op = IPCB_OP_LOCK_POLL }, reply;
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
+        int fd = -1, ep, r = 0, expect = -1;
+
+        if (!s)
+                return -EINVAL;
+        if (s->access != IPCB_READ_WRITE)
+                return -EBADF; /* only a read-write handle can take the lock */
+        /* The broker counts pollers of handles that have a token. */
+        if (!page_of(s, &r))
+                return r;
+        pthread_mutex_lock(&setup_lock);
+        if (s->lock_poll_fd >= 0) {
+                r = s->lock_poll_fd;
+                goto out;
+        }
+        if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+                r = -errno;
+                goto out;
+        }
+        req.sem_poll.handle = __atomic_load_n(&s->obj.handle, __ATOMIC_RELAXED);
+        r = client_request(s->client, &req, buf, &reply, &fd);
+        if (r == 0 && fd < 0)
+                r = -EPROTO;
+        if (r == 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+                r = -errno;
+        if (r < 0) {
+                /* (The broker counts the poller until the handle closes:
+                 * unlocks then only signal an fd nobody watches.) */
+                if (fd >= 0)
+                        close(fd);
+                close(ep);
+                goto out;
+        }
+        if (!atomic_compare_exchange_strong(&s->lock_notify_fd, &expect, fd))
+                close(fd); /* the same eventfd, fetched by an unlock already */
+        s->lock_poll_fd = r = ep;
+out:
+        pthread_mutex_unlock(&setup_lock);
+        return r;
+}
+
+int ipcb_shm_poll_lock(ipcb_shm *s) {
+        struct epoll_event ev;
+
+        if (!s)
+                return -EINVAL;
+        /* Consume the edge first, then look: an unlock after the look makes
+         * a new edge. */
+        if (s->lock_poll_fd >= 0)
+                (void)epoll_wait(s->lock_poll_fd, &ev, 1, 0);
+        return lock_take(s, 0);
+}
+
 void lock_release_on_close(ipcb_shm *s) {
+        int fd = atomic_load(&s->lock_notify_fd);
+
         if (s->lock) {
                 (void)ipcb_shm_unlock(s);
                 munmap(s->lock, IPCB_PAGE_SIZE);
                 s->lock = NULL;
         }
+        if (s->lock_poll_fd >= 0)
+                close(s->lock_poll_fd);
+        if (fd >= 0)
+                close(fd);
+        s->lock_poll_fd = -1;
+        s->lock_notify_fd = -1;
 }

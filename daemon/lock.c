@@ -2,13 +2,14 @@
 /* lock.c: segment locks.  Clients lock and unlock with atomics on the lock
  * word and keep the seqlock sequence beside it (proto/sempage.h); the daemon
  * hands out the page and tokens and, when a handle goes away holding the
- * lock, marks the owner dead, bumps the sequence and wakes the waiters, so
- * the next locker is told IPCB_OWNER_DIED.  Only read-write handles get a
+ * lock, marks the owner dead, bumps the sequence and wakes the waiters and
+ * pollers (sempoll.c), so the next locker is told IPCB_OWNER_DIED.  Only read-write handles get a
  * token and a writable page: writing the lock word is a write. */
 #include "lock.h"
 
 #include "futex.h"
 #include "os.h"
+#include "sempoll.h"
 #include "store.h"
 
 #include "sempage.h"
@@ -37,6 +38,9 @@ static int page_get(object *o) {
 bool lock_page_restore(ipcb_lock_page *pg) {
         uint32_t v;
 
+        /* The broker's own count: no poller has registered with this
+         * broker yet (sempoll.c sets it again when one does). */
+        atomic_store(&pg->pollers, 0);
         if (pg->magic == IPCB_LOCK_MAGIC && pg->version == 1)
                 return false;
         pg->magic = IPCB_LOCK_MAGIC;
@@ -95,8 +99,10 @@ void lock_token_release(object *o, uint32_t token) {
                 uint32_t v = atomic_load(w);
                 if ((v & IPCB_LOCK_OWNER_MASK) != token) {
                         /* Its process may have died between unlocking and
-                         * waking the sleepers: wake them on its behalf. */
+                         * waking the sleepers and pollers: wake them on its
+                         * behalf. */
                         futex_wake_all(w);
+                        sempoll_wake(o);
                         return;
                 }
                 /* Readers who began before must look again.  Adding 2 keeps
@@ -111,6 +117,7 @@ void lock_token_release(object *o, uint32_t token) {
                 }
                 if (atomic_compare_exchange_strong(w, &v, IPCB_LOCK_OWNER_DIED)) {
                         futex_wake_all(w);
+                        sempoll_wake(o);
                         return;
                 }
         }

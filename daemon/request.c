@@ -458,6 +458,8 @@ static int dispatch(peer *p, const ipcb_msg *m) {
         case IPCB_OP_QUOTA:      return access_quota(p, m);
         case IPCB_OP_SEM_POLL:   return sempoll_add(p, m);
         case IPCB_OP_SEM_NOTIFY: return sempoll_notify_fd(p, m);
+        case IPCB_OP_LOCK_POLL:  return sempoll_add(p, m);
+        case IPCB_OP_LOCK_NOTIFY: return sempoll_notify_fd(p, m);
         case IPCB_OP_WATCH_ADD:  return watch_add(p, m);
         case IPCB_OP_WATCH_REMOVE: return watch_remove(p, m);
         default:                 return -EOPNOTSUPP;

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* sempoll.c: pollable semaphores (sempoll.h).  Each semaphore that is
- * polled has one notify eventfd; releasers write it while the page counts
- * pollers, and every poller watches it edge-triggered from an epoll set of
- * its own, so a write wakes every poller directly: the daemon is not on the
- * wake-up path.  The daemon only counts the pollers (per handle), hands
- * out the eventfd, and writes it itself when it gives tokens back.
+/* sempoll.c: pollable semaphores and segment locks (sempoll.h).  Each
+ * semaphore or lock that is polled has one notify eventfd; releasers and
+ * unlockers write it while the page counts pollers, and every poller
+ * watches it edge-triggered from an epoll set of its own, so a write wakes
+ * every poller directly: the daemon is not on the wake-up path.  The
+ * daemon only counts the pollers (per handle), hands out the eventfd, and
+ * writes it itself when it gives tokens back or marks a lock's owner dead.
  * Pollers never read the eventfd; a writer that finds its counter full
  * (anyone holding the fd can fill it at once) resets it and writes again
  * (util/pollnotify.h). */
@@ -33,14 +34,18 @@ typedef struct sempoll {
         uint32_t n;
 } sempoll;
 
-/* The page is mapped on demand (sem.c); if it cannot be mapped (out of
- * memory), the count stays as it was, and a release may then miss a poller
- * until the next registration or release reaches it. */
+/* A semaphore's page is mapped on demand (sem.c); if it cannot be mapped
+ * (out of memory), the count stays as it was, and a release may then miss
+ * a poller until the next registration or release reaches it.  A lock
+ * page is mapped while the segment has one (lock.c). */
 static void page_pollers(object *o, uint32_t n) {
-        ipcb_sem_page *pg = sem_page(o);
-
-        if (pg)
-                atomic_store(&pg->pollers, n);
+        if (o->kind == IPCB_KIND_SEM) {
+                ipcb_sem_page *pg = sem_page(o);
+                if (pg)
+                        atomic_store(&pg->pollers, n);
+        } else if (o->lock) {
+                atomic_store(&o->lock->pollers, n);
+        }
 }
 
 static sempoll *get(object *o) {
@@ -75,14 +80,23 @@ void sempoll_wake(object *o) {
                 ipcb_notify_signal(o->poll->notify_fd);
 }
 
-static handle_slot *sem_handle(peer *p, uint64_t id) {
-        handle_slot *h = peer_handle_get(p, id);
-        return h && h->obj->kind == IPCB_KIND_SEM && h->obj->sem ? h : NULL;
+/* What a poll request may name: a semaphore handle for SEM_POLL and
+ * SEM_NOTIFY; for LOCK_POLL and LOCK_NOTIFY a segment handle that has a
+ * lock token (a read-write handle that fetched the lock page). */
+static handle_slot *poll_handle(peer *p, const ipcb_msg *m) {
+        handle_slot *h = peer_handle_get(p, m->sem_poll.handle);
+        bool lock = m->hdr.op == IPCB_OP_LOCK_POLL || m->hdr.op == IPCB_OP_LOCK_NOTIFY;
+
+        if (!h)
+                return NULL;
+        if (lock)
+                return h->obj->kind == IPCB_KIND_SHM && h->lock_token && h->obj->lock ? h : NULL;
+        return h->obj->kind == IPCB_KIND_SEM && h->obj->sem ? h : NULL;
 }
 
 int sempoll_add(peer *p, const ipcb_msg *m) {
         ipcb_msg r = { .hdr = { .op = m->hdr.op | IPCB_OP_REPLY, .id = m->hdr.id } };
-        handle_slot *h = sem_handle(p, m->sem_poll.handle);
+        handle_slot *h = poll_handle(p, m);
         sempoll_reg *reg;
         sempoll *sp;
         int k;
@@ -116,7 +130,7 @@ int sempoll_add(peer *p, const ipcb_msg *m) {
 
 int sempoll_notify_fd(peer *p, const ipcb_msg *m) {
         ipcb_msg r = { .hdr = { .op = m->hdr.op | IPCB_OP_REPLY, .id = m->hdr.id } };
-        handle_slot *h = sem_handle(p, m->sem_poll.handle);
+        handle_slot *h = poll_handle(p, m);
         sempoll *sp;
         int fd;
 

@@ -230,6 +230,8 @@ static int decode_request(rd *r, ipcb_msg *m) {
                 break;
         case IPCB_OP_SEM_POLL:
         case IPCB_OP_SEM_NOTIFY:
+        case IPCB_OP_LOCK_POLL:
+        case IPCB_OP_LOCK_NOTIFY:
                 m->sem_poll.handle = rd_u64(r);
                 break;
         default:
@@ -358,11 +360,13 @@ static int decode_reply(rd *r, ipcb_msg *m) {
         case IPCB_OP_WATCH_REMOVE:
                 break;
         case IPCB_OP_SEM_POLL:
+        case IPCB_OP_LOCK_POLL:
                 m->sem_poll_reply.pollers = rd_u32(r);
                 rd_zero(r, 4);
                 want_fds = 1;
                 break;
         case IPCB_OP_SEM_NOTIFY:
+        case IPCB_OP_LOCK_NOTIFY:
                 want_fds = 1;
                 break;
         case IPCB_OP_WATCH_EVENT: {
@@ -615,6 +619,8 @@ static int encode_request(wr *w, const ipcb_msg *m) {
                 break;
         case IPCB_OP_SEM_POLL:
         case IPCB_OP_SEM_NOTIFY:
+        case IPCB_OP_LOCK_POLL:
+        case IPCB_OP_LOCK_NOTIFY:
                 wr_u64(w, m->sem_poll.handle);
                 break;
         default:
@@ -731,8 +737,10 @@ static int encode_reply(wr *w, const ipcb_msg *m) {
                 break;
         case IPCB_OP_WATCH_REMOVE:
         case IPCB_OP_SEM_NOTIFY:
+        case IPCB_OP_LOCK_NOTIFY:
                 break;
         case IPCB_OP_SEM_POLL:
+        case IPCB_OP_LOCK_POLL:
                 wr_u32(w, m->sem_poll_reply.pollers);
                 wr_u32(w, 0);
                 break;

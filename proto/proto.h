@@ -33,6 +33,8 @@ enum {
         IPCB_OP_SHM_CREATE = 0x0101,
         IPCB_OP_SHM_OPEN   = 0x0102,
         IPCB_OP_SHM_LOCK_PAGE = 0x0103, /* the lock page of a segment handle */
+        IPCB_OP_LOCK_POLL  = 0x0104, /* poll a segment's lock: its notify fd in the reply */
+        IPCB_OP_LOCK_NOTIFY = 0x0105, /* the fd an unlocker signals pollers with */
         IPCB_OP_SEM_CREATE = 0x0201,
         IPCB_OP_SEM_OPEN   = 0x0202,
         IPCB_OP_SEM_POLL   = 0x0203, /* poll a semaphore: its notify fd in the reply */
@@ -208,10 +210,11 @@ typedef struct ipcb_msg {
                 /* WATCH_ADD: flags IPCB_WW_*, events IPCB_WE_* (not 0) */
                 struct { uint8_t kind, flags; uint32_t events; ipcb_name name; } watch_add;
                 struct { uint64_t watch; } watch_remove;
-                /* SEM_POLL and SEM_NOTIFY: a semaphore handle */
+                /* SEM_POLL and SEM_NOTIFY: a semaphore handle; LOCK_POLL
+                 * and LOCK_NOTIFY: a read-write segment handle */
                 struct { uint64_t handle; } sem_poll;
-                /* reply to SEM_POLL (the semaphore's notify eventfd
-                 * attached); pollers: registered now */
+                /* reply to SEM_POLL and LOCK_POLL (the object's notify
+                 * eventfd attached); pollers: registered now */
                 struct { uint32_t pollers; } sem_poll_reply;
                 /* reply to WATCH_ADD: the watch's id (> 0) */
                 struct { uint64_t watch; } watch_reply;

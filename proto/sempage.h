@@ -149,7 +149,12 @@ typedef struct ipcb_lock_page {
          * change proves nothing and costs that round trip only.  Reserved
          * (zero) in pages made before it; older clients ignore it. */
         _Atomic uint32_t epoch;
-        uint8_t reserved[IPCB_PAGE_SIZE - 20];
+        /* Registered pollers of the lock (LOCK_POLL), written by the
+         * broker only: an unlock that finds it non-zero signals the
+         * segment's notify eventfd (docs/semaphores.md, "Polling a lock").
+         * Reserved (zero) in pages made before it. */
+        _Atomic uint32_t pollers;
+        uint8_t reserved[IPCB_PAGE_SIZE - 24];
 } ipcb_lock_page;
 
 _Static_assert(sizeof(ipcb_lock_page) == IPCB_PAGE_SIZE, "lock page must be one page");

@@ -269,6 +269,11 @@ static const sample samples[] = {
                               .sem_poll_reply = { 3 } } },
         { "SEM_NOTIFY", { .hdr = { .op = IPCB_OP_SEM_NOTIFY, .id = 23 }, .sem_poll = { 9 } } },
         { "SEM_NOTIFY reply", { .hdr = { .op = REPLY(IPCB_OP_SEM_NOTIFY), .id = 23, .nfds = 1 } } },
+        { "LOCK_POLL", { .hdr = { .op = IPCB_OP_LOCK_POLL, .id = 24 }, .sem_poll = { 0x5678 } } },
+        { "LOCK_POLL reply", { .hdr = { .op = REPLY(IPCB_OP_LOCK_POLL), .id = 24, .nfds = 1 },
+                               .sem_poll_reply = { 2 } } },
+        { "LOCK_NOTIFY", { .hdr = { .op = IPCB_OP_LOCK_NOTIFY, .id = 25 }, .sem_poll = { 10 } } },
+        { "LOCK_NOTIFY reply", { .hdr = { .op = REPLY(IPCB_OP_LOCK_NOTIFY), .id = 25, .nfds = 1 } } },
         { "error reply -ENOENT", { .hdr = { .op = REPLY(IPCB_OP_SHM_OPEN), .id = 10,
                                             .status = -ENOENT } } },
         { "error reply -EOPNOTSUPP to an unknown op",
@@ -338,6 +343,7 @@ static size_t pad_offsets(const ipcb_msg *m, size_t *out) {
                 out[n++] = 16 + 13;
                 break;
         case REPLY(IPCB_OP_SEM_POLL):
+        case REPLY(IPCB_OP_LOCK_POLL):
                 for (size_t i = 4; i < 8; i++)
                         out[n++] = 16 + i;
                 break;
@@ -877,6 +883,16 @@ Test(roundtrip, sem_poll, .timeout = 30) {
         cr_assert_eq(out.sem_poll.handle, 9u);
         cr_assert_eq(roundtrip(&find_sample("SEM_NOTIFY reply")->m, buf, &out), 16u);
         cr_assert_eq(out.hdr.nfds, 1);
+        cr_assert_eq(roundtrip(&find_sample("LOCK_POLL")->m, buf, &out), 24u);
+        cr_assert_eq(out.hdr.op, IPCB_OP_LOCK_POLL);
+        cr_assert_eq(out.sem_poll.handle, 0x5678u);
+        cr_assert_eq(roundtrip(&find_sample("LOCK_POLL reply")->m, buf, &out), 24u);
+        cr_assert_eq(out.sem_poll_reply.pollers, 2u);
+        cr_assert_eq(out.hdr.nfds, 1);
+        cr_assert_eq(roundtrip(&find_sample("LOCK_NOTIFY")->m, buf, &out), 24u);
+        cr_assert_eq(out.sem_poll.handle, 10u);
+        cr_assert_eq(roundtrip(&find_sample("LOCK_NOTIFY reply")->m, buf, &out), 16u);
+        cr_assert_eq(out.hdr.nfds, 1);
 }
 
 Test(malformed, watch_event_shape, .timeout = 30) {
@@ -1092,7 +1108,8 @@ Test(malformed, reply_fd_count, .timeout = 30) {
                            base_op(in) == IPCB_OP_SHM_LOCK_PAGE ||
                            base_op(in) == IPCB_OP_SEM_CREATE || base_op(in) == IPCB_OP_SEM_OPEN ||
                            base_op(in) == IPCB_OP_MEMFD || base_op(in) == IPCB_OP_SEM_NOTIFY ||
-                           base_op(in) == IPCB_OP_SEM_POLL;
+                           base_op(in) == IPCB_OP_SEM_POLL || base_op(in) == IPCB_OP_LOCK_POLL ||
+                           base_op(in) == IPCB_OP_LOCK_NOTIFY;
                 unsigned want = shm ? 1u : 0u;
                 uint8_t buf[IPCB_MSG_MAX];
                 size_t len = encode_ok(in, buf, sizeof(buf));
@@ -1333,7 +1350,7 @@ Test(malformed, list_reply_records, .timeout = 30) {
 }
 
 Test(malformed, unknown_opcode, .timeout = 30) {
-        static const uint16_t ops[] = { 0x0000, 0x0009, 0x00ff, 0x0100, 0x0104, 0x0200,
+        static const uint16_t ops[] = { 0x0000, 0x0009, 0x00ff, 0x0100, 0x0106, 0x0200,
                                         0x0205, 0x0306, 0x0404, 0x7fff, REPLY(0x0000),
                                         REPLY(0x0009), REPLY(0x0205), REPLY(0x0404), 0xffff };
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
@@ -1438,7 +1455,7 @@ Test(encode, long_name_over_msg_max, .timeout = 30) {
 
 Test(encode, unknown_opcode, .timeout = 30) {
         uint8_t buf[IPCB_MSG_MAX];
-        static const uint16_t ops[] = { 0x0000, 0x0009, 0x0104, 0x0205, 0x0306, 0x0405, 0x7fff };
+        static const uint16_t ops[] = { 0x0000, 0x0009, 0x0106, 0x0205, 0x0306, 0x0405, 0x7fff };
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
                 ipcb_msg m = { .hdr = { .op = ops[i] } };
                 cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), -EINVAL, "request 0x%04x",
