@@ -68,6 +68,7 @@ extern "C" {
 #define IPCB_EXPORT
 #endif
 
+/* The version of this header: the project's only statement of it. */
 #define IPCB_VERSION_STRING "0.1.0"
 
 /* Longest object name in bytes.  Names are 1..IPCB_NAME_MAX bytes of
@@ -880,6 +881,10 @@ IPCB_EXPORT int ipcb_sem_open_wait_async(ipcb_client *c, const char *name, int f
  * -EPROTONOSUPPORT, -EOPNOTSUPP, -EFBIG.  Any other errno gets the C
  * library's description, an unknown one "unknown error". */
 IPCB_EXPORT const char *ipcb_strerror(int err);
+/* The version of the library loaded at run time: the IPCB_VERSION_STRING
+ * it was built with, which may differ from the header the caller was
+ * compiled with.  Static storage; never NULL. */
+IPCB_EXPORT const char *ipcb_version(void);
 
 #ifdef __cplusplus
 }

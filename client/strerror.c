@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* strerror.c: ipcb_strerror, what the library's negative errnos mean here.
+/* strerror.c: the library's static strings: its version (ipcb_version),
+ * and ipcb_strerror, what the library's negative errnos mean here.
  * Many errnos the library returns were chosen for their closeness, not their
  * C library text: -ETIMEDOUT of a semaphore wait is no "Connection timed
  * out", -EUSERS is no "Too many users", -EKEYREJECTED has nothing to do with
@@ -64,4 +65,8 @@ const char *ipcb_strerror(int err) {
                         return texts[i].text;
         s = strerrordesc_np(-err);
         return s ? s : "unknown error";
+}
+
+const char *ipcb_version(void) {
+        return IPCB_VERSION_STRING;
 }

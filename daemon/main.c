@@ -24,8 +24,6 @@
 #include <systemd/sd-daemon.h>
 #include <uv.h>
 
-#define IPCBROKERD_VERSION "0.1.0"
-
 static uv_signal_t sig_term, sig_int;
 static bool fd_store = true;           /* --no-fd-store turns it off */
 static unsigned restore_grace_ms = 30000; /* --restore-grace */
@@ -178,7 +176,7 @@ int main(int argc, char **argv) {
                         fd_table = v;
                         break;
                 case 'h': usage(stdout); return 0;
-                case 'V': printf("ipcbrokerd %s\n", IPCBROKERD_VERSION); return 0;
+                case 'V': printf("ipcbrokerd %s\n", IPCB_VERSION); return 0;
                 case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
                 case '?':
                         if (optopt)

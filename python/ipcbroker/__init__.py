@@ -26,7 +26,7 @@ from ._segment import Segment, SegmentLock
 from ._semaphore import Semaphore
 from .shared_memory import SharedMemory
 
-__version__ = "0.1.0"
+__version__: str = _lib.ipcb_version().decode()
 LIBRARY_PATH: str = _lib.LIBRARY_PATH
 
 SHM_PERSISTENT = _lib.SHM_PERSISTENT

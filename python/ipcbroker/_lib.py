@@ -203,6 +203,7 @@ ipcb_memfd_sealed = _fn("ipcb_memfd_sealed", c_int, P, c_size_t, c_uint, POINTER
 ipcb_quota = _fn("ipcb_quota", c_int, P, uid_t, POINTER(QuotaInfo))
 ipcb_quota_list = _fn("ipcb_quota_list", c_int, P, QUOTA_CB, c_void_p)
 ipcb_strerror = _fn("ipcb_strerror", c_char_p, c_int)
+ipcb_version = _fn("ipcb_version", c_char_p)
 ipcb_sem_get_fd = _fn("ipcb_sem_get_fd", c_int, P)
 ipcb_sem_poll_acquire = _fn("ipcb_sem_poll_acquire", c_int, P)
 ipcb_get_fd = _fn("ipcb_get_fd", c_int, P)
