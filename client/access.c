@@ -88,7 +88,7 @@ int ipcb_shm_freeze(ipcb_client *c, const char *name, unsigned *ret_seals) {
 
 /* Map the registered memfd and record the handle, like shm_finish in
  * client.c.  Consumes fd and the broker handle on every path. */
-static int register_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
+int client_register_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
                            ipcb_shm **ret) {
         uint64_t size = reply->shm_reply.size;
         int access = (int)reply->shm_reply.access;
@@ -157,17 +157,16 @@ static int memfd_is(int fd) {
         return 0;
 }
 
-int ipcb_shm_register(ipcb_client *c, const char *name, int memfd, const ipcb_shm_options *opts,
-                      ipcb_shm **ret) {
-        uint8_t buf[IPCB_MSG_MAX];
-        ipcb_msg req = { .hdr.op = IPCB_OP_SHM_REGISTER }, reply;
+int client_register_prepare(const char *name, int memfd, const ipcb_shm_options *opts,
+                            ipcb_msg *req, int *ret_own) {
         unsigned mode = 0600, flags = 0;
         struct stat st;
         int own, r;
 
-        if (!c || !ret || memfd < 0)
+        if (memfd < 0)
                 return -EINVAL;
-        r = client_name_check(name, &req.shm_register.name);
+        *req = (ipcb_msg){ .hdr.op = IPCB_OP_SHM_REGISTER };
+        r = client_name_check(name, &req->shm_register.name);
         if (r < 0)
                 return r;
         if (opts) {
@@ -194,9 +193,23 @@ int ipcb_shm_register(ipcb_client *c, const char *name, int memfd, const ipcb_sh
         own = fcntl(memfd, F_DUPFD_CLOEXEC, 3);
         if (own < 0)
                 return -errno;
-        req.shm_register.mode = mode;
-        req.shm_register.flags = flags;
-        req.hdr.nfds = 1;
+        req->shm_register.mode = mode;
+        req->shm_register.flags = flags;
+        req->hdr.nfds = 1;
+        *ret_own = own;
+        return 0;
+}
+
+int ipcb_shm_register(ipcb_client *c, const char *name, int memfd, const ipcb_shm_options *opts,
+                      ipcb_shm **ret) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req, reply;
+        int own, r;
+
+        if (!c || !ret)
+                return -EINVAL;
+        if ((r = client_register_prepare(name, memfd, opts, &req, &own)) < 0)
+                return r;
         if ((r = client_lock(c)) < 0) {
                 close(own);
                 return r;
@@ -208,7 +221,7 @@ int ipcb_shm_register(ipcb_client *c, const char *name, int memfd, const ipcb_sh
                 close(own);
                 return r;
         }
-        return register_finish(c, name, &reply, own, ret);
+        return client_register_finish(c, name, &reply, own, ret);
 }
 
 int ipcb_memfd_sealed(ipcb_client *c, size_t size, unsigned seals, int *ret_fd,
@@ -320,4 +333,11 @@ int ipcb_quota_list(ipcb_client *c, int (*cb)(const ipcb_quota_info *info, void 
                 free(infos);
         }
         return 0;
+}
+
+void client_quota_info(const ipcb_msg *reply, unsigned i, ipcb_quota_info *ret) {
+        ipcb_quota_rec q;
+
+        ipcb_quota_rec_at(reply, i, &q);
+        info_from(reply, &q, ret);
 }

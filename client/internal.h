@@ -185,6 +185,18 @@ static inline void client_out_copy(void *dst, const void *src, size_t size) {
         memcpy(dst, src, n);
         *(size_t *)dst = n;
 }
+/* access.c: record i (< count) of a QUOTA reply as ipcb_quota_info. */
+void client_quota_info(const ipcb_msg *reply, unsigned i, ipcb_quota_info *ret);
+/* access.c: ipcb_shm_register's checks of name, memfd (borrowed) and opts,
+ * the fchmod, and the request (its nfds included) into *req; *ret_own is a
+ * new close-on-exec copy of memfd (the caller's) for the handle, to send
+ * and then give to client_register_finish.  Nothing is made on failure. */
+int client_register_prepare(const char *name, int memfd, const ipcb_shm_options *opts,
+                            ipcb_msg *req, int *ret_own);
+/* access.c: map the registered memfd and record the handle; consumes fd
+ * and the broker handle on every path. */
+int client_register_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
+                           ipcb_shm **ret);
 /* The broker handle a success reply carries, if any. */
 bool client_reply_handle(const ipcb_msg *reply, uint64_t *ret);
 

@@ -721,7 +721,9 @@ IPCB_EXPORT int ipcb_process(ipcb_client *c);
 /* Cancel request cookie: its callback will not run (0), or -ENOENT (its
  * callback already runs or ran, or no such request).  What the broker did
  * stays done (an object created stays created), but a handle or fd its
- * reply brings is released. */
+ * reply brings is released.  A listing (ipcb_list_async,
+ * ipcb_quota_list_async) can be cancelled until its final call begins,
+ * from its own item callback too. */
 IPCB_EXPORT int ipcb_cancel(ipcb_client *c, uint64_t cookie);
 
 /* Callbacks.  status is 0 or a negative errno (as the blocking call would
@@ -767,6 +769,46 @@ IPCB_EXPORT int ipcb_memfd_sealed_async(ipcb_client *c, size_t size, unsigned se
 /* A round trip: status 0 once everything sent before has been handled. */
 IPCB_EXPORT int ipcb_sync_async(ipcb_client *c, ipcb_done_cb cb, void *userdata,
                                 uint64_t *ret_cookie);
+/* As ipcb_shm_register: status 0 and a handle on the published segment.
+ * memfd is borrowed: the library sends (and keeps for the handle) its own
+ * close-on-exec copy, so the caller may close memfd as soon as this
+ * returns; that copy is closed on every path that makes no handle (an
+ * error, ipcb_cancel, the timeout, a lost connection).  The library's
+ * checks of memfd, and the fchmod, happen here: -EBADFD for a pipe, socket
+ * or regular file is returned at once; what only the broker can judge (an
+ * unsealed memfd: -EBADFD, size 0: -EINVAL, -EEXIST...) goes to cb. */
+IPCB_EXPORT int ipcb_shm_register_async(ipcb_client *c, const char *name, int memfd,
+                                        const ipcb_shm_options *opts, ipcb_shm_cb cb,
+                                        void *userdata, uint64_t *ret_cookie);
+/* As ipcb_quota.  info is valid during the call only; NULL when status < 0. */
+typedef void (*ipcb_quota_cb)(ipcb_client *c, int status, const ipcb_quota_info *info,
+                              void *userdata);
+IPCB_EXPORT int ipcb_quota_async(ipcb_client *c, uid_t uid, ipcb_quota_cb cb, void *userdata,
+                                 uint64_t *ret_cookie);
+/* Listings: what ipcb_list (kind: 0 or IPCB_KIND_*) and ipcb_quota_list
+ * report, with the same guarantees (objects in creation order, none seen
+ * twice, every object that lives throughout seen), one page per request.
+ * Each page is handed to cb inside ipcb_process, and only then is the next
+ * page asked for, so that ipcb_process never waits for a page.  cb (not
+ * NULL) runs once per item with status 0 and info (valid during the call
+ * only); it returns 0 to go on, anything else to stop.  Then it runs
+ * exactly once more, with info NULL and status 0 (everything listed), a
+ * negative errno (the listing failed; the items before stand), or the
+ * non-zero value an item call returned; what that final call returns is
+ * ignored.  Each page has the client's timeout (-ETIMEDOUT).  A listing
+ * does not outlive its connection: if that is lost before the last page,
+ * the final call gets -ENOTCONN, even when the library has reconnected
+ * meanwhile.  ipcb_cancel(cookie) stops it: no call after the one running
+ * (if any), no further page requested.  Errors at once: -EINVAL (NULL c
+ * or cb, bad kind), -ENOMEM, -ENOTCONN. */
+typedef int (*ipcb_list_cb)(ipcb_client *c, int status, const ipcb_object_info *info,
+                            void *userdata);
+typedef int (*ipcb_quota_list_cb)(ipcb_client *c, int status, const ipcb_quota_info *info,
+                                  void *userdata);
+IPCB_EXPORT int ipcb_list_async(ipcb_client *c, int kind, ipcb_list_cb cb, void *userdata,
+                                uint64_t *ret_cookie);
+IPCB_EXPORT int ipcb_quota_list_async(ipcb_client *c, ipcb_quota_list_cb cb, void *userdata,
+                                      uint64_t *ret_cookie);
 /* Create segment (semaphore) `name` as ipcb_shm_create (ipcb_sem_create)
  * does, or, if it exists, open it (a segment read-write; a semaphore with
  * opts->flags & IPCB_SEM_UNDO).  Of processes racing on one name exactly

@@ -140,6 +140,8 @@ void async_free(client_async *e) {
                 return;
         if (e->out_fd >= 0)
                 close(e->out_fd);
+        if (e->keep_fd >= 0)
+                close(e->keep_fd);
         for (unsigned i = 0; i < e->rnfds; i++)
                 close(e->rfds[i]);
         free(e->out);
@@ -152,7 +154,7 @@ client_async *async_new(void) {
         client_async *e = calloc(1, sizeof(*e));
 
         if (e)
-                e->out_fd = -1;
+                e->out_fd = e->keep_fd = -1;
         return e;
 }
 
@@ -475,6 +477,12 @@ int loop_submit(ipcb_client *c, ipcb_msg *req, client_async *e, int send_fd,
         r = loop_ensure(c, &l);
         if (r < 0)
                 goto out;
+        /* A listing's cursor means nothing to another connection (or to a
+         * restarted broker): its later pages are not sent there. */
+        if (e->same_conn && (c->dead || c->conn_gen != e->conn_gen)) {
+                r = -ENOTCONN;
+                goto out;
+        }
         if (c->dead) {
                 r = client_reconnect(c);
                 if (r < 0)
@@ -523,12 +531,14 @@ int loop_submit(ipcb_client *c, ipcb_msg *req, client_async *e, int send_fd,
         c->last_id = req->hdr.id;
         e->id = c->last_id;
         e->op = req->hdr.op;
+        e->conn_gen = c->conn_gen;
         ms = atomic_load_explicit(&c->timeout_ms, memory_order_relaxed);
         e->has_deadline = ms >= 0;
         if (e->has_deadline)
                 deadline_after(ms, &e->deadline);
         pthread_mutex_lock(&l->qlock);
-        e->cookie = ++l->next_cookie;
+        if (!e->cookie) /* (a listing's next page keeps its cookie) */
+                e->cookie = ++l->next_cookie;
         e->in_pend = true;
         if (l->pend_tail)
                 l->pend_tail->pnext = e;
@@ -569,6 +579,14 @@ int ipcb_cancel(ipcb_client *c, uint64_t cookie) {
                         ;
                 if (e)
                         e->cancelled = true; /* its reply is disposed of */
+        }
+        /* A listing whose item callback runs (perhaps the caller): it stops
+         * after that call, unless its final call has begun. */
+        if (!e && l->running && l->running->cookie == cookie && !l->running->stop &&
+            !l->running->ending &&
+            (l->running->what == ASYNC_LIST || l->running->what == ASYNC_QUOTA_LIST)) {
+                e = l->running;
+                e->stop = true;
         }
         pthread_mutex_unlock(&l->qlock);
         if (!e)
@@ -687,6 +705,7 @@ int ipcb_process(ipcb_client *c) {
                 if (e) {
                         done_remove(l, e);
                         e->running = true;
+                        l->running = e;
                 }
                 pthread_mutex_unlock(&l->qlock);
                 if (!e)
@@ -694,8 +713,10 @@ int ipcb_process(ipcb_client *c) {
                 async_complete(c, e); /* consumes the reply */
                 n++;
                 /* A request whose deadline passed stays in flight until its
-                 * reply comes (then loop_route frees it). */
+                 * reply comes (then loop_route frees it); a listing may be in
+                 * flight again, for its next page. */
                 pthread_mutex_lock(&l->qlock);
+                l->running = NULL;
                 e->running = false;
                 bool unused = async_unused(e);
                 pthread_mutex_unlock(&l->qlock);

@@ -20,6 +20,10 @@ enum {
         ASYNC_MEMFD, /* status: the fd */
         ASYNC_EVENT, /* not a request: a watch event (rbuf), or an overflow */
         ASYNC_WATCH, /* WATCH_ADD: the broker's id goes to watch `size` */
+        ASYNC_REGISTER, /* SHM_REGISTER: an ipcb_shm on keep_fd */
+        ASYNC_QUOTA, /* QUOTA of one uid: an ipcb_quota_info */
+        ASYNC_LIST,  /* LIST, page by page (async.c: page_complete) */
+        ASYNC_QUOTA_LIST, /* QUOTA with IPCB_QF_ALL, page by page */
 };
 
 /* One watch (watch.c): its id for the caller stays, the broker's id
@@ -41,7 +45,10 @@ typedef struct client_watch {
  * sent or queued, its reply owed), queued for sending (out), and answered
  * (done: waiting for ipcb_process to run its callback).  A request that
  * timed out or was cancelled stays in flight (cancelled) until its reply
- * comes, so that the reply is recognised and disposed of. */
+ * comes, so that the reply is recognised and disposed of.  A listing
+ * (ASYNC_LIST, ASYNC_QUOTA_LIST) is one entry for all its pages: once a
+ * page has been handed to its callback, the entry is sent again for the
+ * next page, keeping its cookie. */
 typedef struct client_async {
         struct client_async *pnext, *onext, *dnext;
         bool in_pend, in_done, running; /* running: its callback is running */
@@ -66,13 +73,24 @@ typedef struct client_async {
         int what; /* ASYNC_* */
         char *name;
         int access;     /* ASYNC_SHM: the access asked for */
-        uint32_t flags; /* ASYNC_SEM: IPCB_SEM_UNDO or 0 */
+        uint32_t flags; /* ASYNC_SEM: IPCB_SEM_UNDO or 0; ASYNC_LIST: the kind */
         size_t size;    /* ASYNC_MEMFD */
+        int keep_fd;    /* ASYNC_REGISTER: our copy of the memfd for the handle, or -1 */
+        /* Listings: where the next page starts; later pages go out on
+         * connection conn_gen only (same_conn).  stop: ipcb_cancel while
+         * its callbacks ran; ending: its final call runs (too late to
+         * cancel).  Both qlock. */
+        uint64_t cursor;
+        uint32_t conn_gen;
+        bool same_conn, stop, ending;
         union async_cb {
                 ipcb_shm_cb shm;
                 ipcb_sem_cb sem;
                 ipcb_stat_cb stat;
                 ipcb_done_cb done;
+                ipcb_quota_cb quota;
+                ipcb_list_cb list;
+                ipcb_quota_list_cb quota_list;
         } cb;
         void *userdata;
 } client_async;
@@ -88,6 +106,7 @@ typedef struct client_loop {
         client_async *pend_head, *pend_tail; /* c->lock and qlock to change */
         client_async *out_head, *out_tail;   /* c->lock */
         client_async *done_head, *done_tail; /* qlock */
+        client_async *running;    /* the entry whose callback runs, or NULL (qlock) */
         uint64_t next_cookie;
         client_watch *watches;    /* c->lock and qlock to change */
         uint64_t next_watch;
