@@ -163,7 +163,7 @@ static int stat_c2(const char *name, ipcb_object_info *info) {
 
 /* The memfd is published; the caller closed it right after the call. */
 AM_TEST(register_publishes_and_caller_may_close) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         reg g = { 0 }, ro = { 0 };
         int n0, fd;
 
@@ -277,7 +277,7 @@ AM_TEST(register_refusals_match_blocking) {
         cr_assert_eq(r, -EINVAL, "%s", ipcb_strerror(r));
         cr_assert_eq(async_register("bad", fd, NULL), r, "empty memfd");
         close(fd);
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         cr_assert_eq(stat_c2("bad", &info), -ENOENT, "nothing published");
         /* Argument checks, before anything is made. */
         fd = memfd_with(4096, NULL, F_SEAL_SHRINK);
@@ -314,7 +314,7 @@ AM_TEST(register_refusals_match_blocking) {
  * ours is left. */
 static void register_cancel_case(bool after_reply, bool persistent) {
         ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         reg g = { 0 };
         uint64_t k;
         int n0, fd;
@@ -357,7 +357,7 @@ AM_TEST(register_cancel_after_reply) {
 /* The broker does not answer: -ETIMEDOUT, and the library's copy of the
  * memfd is closed then; the late reply's handle is released. */
 AM_TEST(register_timeout_disposes_of_the_copy) {
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         reg g = { 0 };
         int n0, fd;
 
@@ -395,7 +395,7 @@ static void on_stat_count(ipcb_client *cl, int status, const ipcb_object_info *i
 
 AM_TEST(register_queued_on_full_socket) {
         enum { N = 3000 };
-        ipcb_object_info info;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         reg a = { 0 }, b = { 0 };
         int stats = 0, n0, fa, fb;
         uint64_t kb;
@@ -528,7 +528,7 @@ static int blocking_qitem(const ipcb_quota_info *info, void *userdata) {
 }
 
 AM_TEST(quota_matches_blocking) {
-        ipcb_quota_info want;
+        ipcb_quota_info want = IPCB_QUOTA_INFO_INIT;
         quota q = { 0 }, other = { 0 };
         ipcb_shm *s[3];
         static qlist ql, bl;
@@ -629,7 +629,7 @@ static bool kid_run(ipcb_client *cl, const bool *done) {
 }
 
 static int quota_as_user(void *arg) {
-        ipcb_quota_info q;
+        ipcb_quota_info q = IPCB_QUOTA_INFO_INIT;
         ipcb_client *cl;
         kid k = { 0 };
 
