@@ -563,10 +563,17 @@ static void efp_destroy(pp_state *p) {
                         close(p->fds[i]);
 }
 
-static const pp_ops efp_ops = { efp_child_init, efp_post, efp_wait, efp_wait_timeout, efp_destroy };
+/* As an event loop waits: poll(2) until readable, then read. */
+static int efp_wait_poll(pp_state *p, int which) {
+        return efp_wait_timeout(p, which, -1);
+}
 
-static int efp_setup(const bench_env *env, void **ret_state) {
-        pp_state *p = pp_new(env, &efp_ops);
+static const pp_ops efp_ops = { efp_child_init, efp_post, efp_wait, efp_wait_timeout, efp_destroy };
+static const pp_ops efp_poll_ops = { efp_child_init, efp_post, efp_wait_poll, efp_wait_timeout,
+                                     efp_destroy };
+
+static int efp_start(const bench_env *env, const pp_ops *ops, void **ret_state) {
+        pp_state *p = pp_new(env, ops);
         int k;
 
         if (!p)
@@ -581,6 +588,14 @@ static int efp_setup(const bench_env *env, void **ret_state) {
                 }
         }
         return pp_start(p, ret_state);
+}
+
+static int efp_setup(const bench_env *env, void **ret_state) {
+        return efp_start(env, &efp_ops, ret_state);
+}
+
+static int efp_poll_setup(const bench_env *env, void **ret_state) {
+        return efp_start(env, &efp_poll_ops, ret_state);
 }
 
 /* ==== (e) uncontended segment lock+unlock ==== */
@@ -712,6 +727,9 @@ const bench_case sem_cases[] = {
         { "peer.eventfd.pingpong", "(d) sem ping-pong",
           "(ref) eventfd(EFD_SEMAPHORE) pair: write/read, RT = 2 handoffs",
           efp_setup, run_pp, pp_teardown },
+        { "peer.eventfd.pingpong.poll", "(d) sem ping-pong",
+          "(ref) eventfd(EFD_SEMAPHORE) pair, each side waiting as a loop does: poll, then read; RT = 2 handoffs",
+          efp_poll_setup, run_pp, pp_teardown },
         { "floor.mutex.robust", "(e) lock pair",
           "pthread mutex PROCESS_SHARED+ROBUST in a MAP_SHARED page: lock+unlock",
           mutex_robust_setup, run_mutex, mutex_teardown },

@@ -714,7 +714,10 @@ IPCB_EXPORT int ipcb_get_timeout(ipcb_client *c, uint64_t *ret_usec);
  * else milliseconds from now (rounded up; 0: now). */
 IPCB_EXPORT int ipcb_get_timeout_ms(ipcb_client *c);
 /* Without blocking: send what is queued, read what has arrived, expire
- * requests past their deadline, and run the callbacks that are due.
+ * requests past their deadline, and run the callbacks that are due.  It
+ * stops reading at the reply that leaves nothing in flight (when no watch
+ * is registered): what comes after it (a hang-up too) leaves the fd
+ * readable for the next call, as a level-triggered loop expects.
  * Returns the number of callbacks run (>= 0), or -EINVAL.  A lost
  * connection is reported to the requests' callbacks, not here. */
 IPCB_EXPORT int ipcb_process(ipcb_client *c);

@@ -624,8 +624,16 @@ void loop_receive(ipcb_client *c) {
                         r = ipcb_proto_decode(buf, rx.len, buf[2], &reply);
                 else
                         r = -EBADMSG;
-                if (r == 0 && loop_route(c, &reply, buf, &rx))
+                if (r == 0 && loop_route(c, &reply, buf, &rx)) {
+                        /* That answered the last request in flight and
+                         * nothing else is expected: stop without the
+                         * recvmsg that would only say EAGAIN.  Anything
+                         * that still comes keeps the socket readable in
+                         * the (level-triggered) epoll set. */
+                        if (loop_of(c) && !loop_of(c)->pend_head && !loop_of(c)->watches)
+                                return;
                         continue;
+                }
                 /* The late reply of a blocking request that timed out. */
                 if (r == 0 && c->late && (int32_t)(reply.hdr.id - c->late_from) >= 0 &&
                     (int32_t)(reply.hdr.id - c->last_id) <= 0) {

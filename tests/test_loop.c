@@ -414,6 +414,11 @@ LOOP_TEST(connection_lost) {
         /* The first may have been answered before the broker stopped. */
         cr_assert(evs[0].status == -ENOENT || evs[0].status == -ENOTCONN);
         cr_assert(evs[1].status == 0 || evs[1].status == -ENOTCONN);
+        /* ipcb_process stops reading once nothing is in flight: the
+         * hang-up behind the last reply may make the fd readable once
+         * more, and the ipcb_process that a loop then runs clears it. */
+        if (fd_readable(fd, 50))
+                cr_assert_eq(ipcb_process(c), 0);
         cr_assert_not(fd_readable(fd, 50), "a dead connection must not keep the fd readable");
         cr_assert_eq(ipcb_stat_async(c, IPCB_KIND_SHM, "x", on_stat, TAG(3), NULL), -ENOTCONN);
 }
