@@ -847,7 +847,13 @@ IPCB_EXPORT int ipcb_shm_unlink(ipcb_client *c, const char *name);
 #define IPCB_WATCH_DESTROYED 0x04u /* the object is gone (its name too) */
 #define IPCB_WATCH_ACCESS    0x08u /* owner, group or mode changed */
 #define IPCB_WATCH_FROZEN    0x10u /* a segment was frozen (ipcb_shm_freeze) */
-#define IPCB_WATCH_ALL       0x1fu
+/* A handle went away (its process died, its connection ended, it was
+ * closed) holding the segment's lock, which the next locker gets with
+ * IPCB_OWNER_DIED; or holding a semaphore's undo tokens, which the broker
+ * gave back; also when, after a broker restart, the holder did not come
+ * back within the grace period. */
+#define IPCB_WATCH_OWNER_DIED 0x20u
+#define IPCB_WATCH_ALL       0x3fu
 #define IPCB_WATCH_OVERFLOW  0x80000000u /* events were lost; never asked for */
 /* ipcb_watch_add flags: name is a prefix ("" watches every name). */
 #define IPCB_WATCH_PREFIX 0x1u

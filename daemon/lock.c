@@ -11,6 +11,7 @@
 #include "os.h"
 #include "sempoll.h"
 #include "store.h"
+#include "watch.h"
 
 #include "sempage.h"
 
@@ -118,6 +119,7 @@ void lock_token_release(object *o, uint32_t token) {
                 if (atomic_compare_exchange_strong(w, &v, IPCB_LOCK_OWNER_DIED)) {
                         futex_wake_all(w);
                         sempoll_wake(o);
+                        watch_emit(o, IPCB_WE_OWNER_DIED);
                         return;
                 }
         }

@@ -13,6 +13,7 @@
 #include "proto.h"
 #include "registry.h"
 #include "store.h"
+#include "watch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -244,6 +245,8 @@ void sem_slot_release(object *o, uint32_t slot) {
                 if (tries == CAS_TRIES)
                         log_client_warn("semaphore '%s': state word keeps changing; %u tokens not returned",
                                  o->name, held);
+                else
+                        watch_emit(o, IPCB_WE_OWNER_DIED);
         }
         atomic_store(&pg->slot[i], ipcb_slot_pack((ipcb_slotw){ .seq = seq }));
         sem_bit_set(st->slot_used, i, false);

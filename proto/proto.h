@@ -115,7 +115,8 @@ enum {
 #define IPCB_WE_DESTROYED 0x04u /* gone: last handle closed after unlink, or transient */
 #define IPCB_WE_ACCESS    0x08u /* owner, group or mode changed */
 #define IPCB_WE_FROZEN    0x10u /* write-sealed (FREEZE) */
-#define IPCB_WE_MASK      0x1fu
+#define IPCB_WE_OWNER_DIED 0x20u /* a handle went away holding the lock or undo tokens */
+#define IPCB_WE_MASK      0x3fu
 /* Events were dropped because the connection did not read them in time
  * (watch 0: any watch of the connection).  Never asked for, always sent. */
 #define IPCB_WE_OVERFLOW  0x80000000u

@@ -103,6 +103,7 @@ int main(void) {
         printf("const WATCH_DESTROYED %u\n", IPCB_WATCH_DESTROYED);
         printf("const WATCH_ACCESS %u\n", IPCB_WATCH_ACCESS);
         printf("const WATCH_FROZEN %u\n", IPCB_WATCH_FROZEN);
+        printf("const WATCH_OWNER_DIED %u\n", IPCB_WATCH_OWNER_DIED);
         printf("const WATCH_ALL %u\n", IPCB_WATCH_ALL);
         printf("const WATCH_OVERFLOW %u\n", IPCB_WATCH_OVERFLOW);
         printf("const WATCH_PREFIX %u\n", IPCB_WATCH_PREFIX);

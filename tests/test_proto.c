@@ -898,7 +898,7 @@ Test(roundtrip, sem_poll, .timeout = 30) {
 Test(malformed, watch_event_shape, .timeout = 30) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg m = find_sample("WATCH_EVENT")->m, out;
-        static const uint32_t bad_events[] = { 0, IPCB_WE_CREATED | IPCB_WE_UNLINKED, 0x20,
+        static const uint32_t bad_events[] = { 0, IPCB_WE_CREATED | IPCB_WE_UNLINKED, 0x40,
                                                IPCB_WE_OVERFLOW | IPCB_WE_CREATED };
         size_t len;
 

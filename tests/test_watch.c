@@ -4,7 +4,8 @@
  * order and fields, removal, the bounds per connection and per uid, a
  * watcher of another uid, a watcher that stops reading (the daemon neither
  * waits nor grows; the watcher gets an overflow and then events again), a
- * client that sends an event itself, and the waits built on watches
+ * client that sends an event itself, owner-died events (a lock holder or
+ * an undo holder killed), and the waits built on watches
  * (ipcb_shm_open_wait, ipcb_sem_open_wait and their async variants). */
 #include "harness.h"
 #include "multiuid.h"
@@ -17,10 +18,12 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,6 +104,100 @@ static void settle(void) {
 }
 
 #define TAG(n) ((void *)(intptr_t)(n))
+
+/* A child that takes the segment's lock (lock != 0) or n undo tokens of
+ * the semaphore, says so on the pipe, and waits to be killed. */
+static pid_t holder(const char *name, bool lock, unsigned n) {
+        int ready[2];
+        char x;
+
+        cr_assert_eq(pipe(ready), 0);
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                ipcb_client *cc;
+                ipcb_shm *s;
+                ipcb_sem *m;
+                if (ipcb_connect(d.sock, &cc) < 0)
+                        _exit(1);
+                if (lock && (ipcb_shm_open(cc, name, IPCB_READ_WRITE, &s) < 0 || ipcb_shm_lock(s) != 0))
+                        _exit(2);
+                if (!lock && (ipcb_sem_open(cc, name, IPCB_SEM_UNDO, &m) < 0 ||
+                              (n && ipcb_sem_acquire_n(m, n, 1000) < 0)))
+                        _exit(3);
+                if (write(ready[1], "x", 1) != 1)
+                        _exit(4);
+                pause();
+                _exit(5);
+        }
+        cr_assert_eq(read(ready[0], &x, 1), 1, "the holder did not get ready");
+        close(ready[0]);
+        close(ready[1]);
+        return pid;
+}
+
+static void kill_wait(pid_t pid) {
+        int st;
+
+        kill(pid, SIGKILL);
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+}
+
+/* OWNER_DIED: a lock holder killed holding the lock, an undo holder killed
+ * holding tokens.  Nothing for a clean unlock and close, for an undo
+ * holder killed holding nothing, or for a watch that did not ask. */
+WATCH_TEST(owner_died) {
+        ipcb_shm *s, *t;
+        ipcb_sem *m;
+        uint64_t w1, w2, w3;
+
+        nev = 0;
+        cr_assert_eq(ipcb_shm_create(c2, "od.seg", 4096, NULL, &s), 0);
+        cr_assert_eq(ipcb_sem_create(c2, "od.sem", 3, NULL, &m), 0);
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "od.", IPCB_WATCH_PREFIX, IPCB_WATCH_OWNER_DIED,
+                                    on_event, TAG(1), &w1), 0);
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SEM, "od.sem", 0, IPCB_WATCH_OWNER_DIED, on_event,
+                                    TAG(2), &w2), 0);
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "od.seg", 0,
+                                    IPCB_WATCH_ALL & ~IPCB_WATCH_OWNER_DIED, on_event, TAG(3), &w3), 0);
+
+        /* Clean: lock, unlock, close; an undo handle killed holding 0. */
+        cr_assert_eq(ipcb_shm_open(c2, "od.seg", IPCB_READ_WRITE, &t), 0);
+        cr_assert_eq(ipcb_shm_lock(t), 0);
+        cr_assert_eq(ipcb_shm_unlock(t), 0);
+        cr_assert_eq(ipcb_shm_close(t), 0);
+        kill_wait(holder("od.sem", false, 0));
+        settle();
+        cr_assert_eq(nev, 0, "an event without a death: %u", nev ? evs[0].event : 0);
+
+        /* A lock holder killed holding it. */
+        kill_wait(holder("od.seg", true, 0));
+        pump(c, 1, 5000);
+        cr_assert_eq(nev, 1);
+        cr_assert_eq(evs[0].event, IPCB_WATCH_OWNER_DIED);
+        cr_assert_eq(evs[0].kind, IPCB_KIND_SHM);
+        cr_assert_str_eq(evs[0].name, "od.seg");
+        cr_assert_eq(evs[0].watch, w1);
+        cr_assert_eq(ipcb_shm_lock(s), IPCB_OWNER_DIED, "the event came before the lock was marked");
+        cr_assert_eq(ipcb_shm_unlock(s), 0);
+
+        /* An undo holder killed holding 2 tokens: they come back. */
+        kill_wait(holder("od.sem", false, 2));
+        pump(c, 2, 5000);
+        cr_assert_eq(nev, 2);
+        cr_assert_eq(evs[1].event, IPCB_WATCH_OWNER_DIED);
+        cr_assert_eq(evs[1].kind, IPCB_KIND_SEM);
+        cr_assert_str_eq(evs[1].name, "od.sem");
+        cr_assert_eq(evs[1].watch, w2);
+        cr_assert_eq(ipcb_sem_value(m), 3);
+        settle();
+        cr_assert_eq(nev, 2, "one death, one event");
+
+        cr_assert_eq(ipcb_watch_remove(c, w1), 0);
+        cr_assert_eq(ipcb_watch_remove(c, w2), 0);
+        cr_assert_eq(ipcb_watch_remove(c, w3), 0);
+        cr_assert_eq(ipcb_sem_close(m), 0);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+}
 
 WATCH_TEST(name_lifecycle) {
         uint64_t w;
@@ -194,7 +291,7 @@ WATCH_TEST(bad_arguments) {
         cr_assert_eq(ipcb_watch_add(c, 3, "x", 0, IPCB_WATCH_ALL, on_event, NULL, NULL), -EINVAL);
         cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "x", 2, IPCB_WATCH_ALL, on_event, NULL, NULL), -EINVAL);
         cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "x", 0, 0, on_event, NULL, NULL), -EINVAL);
-        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "x", 0, 0x20, on_event, NULL, NULL), -EINVAL);
+        cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "x", 0, 0x40, on_event, NULL, NULL), -EINVAL);
         cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "x", 0, IPCB_WATCH_ALL, NULL, NULL, NULL), -EINVAL);
         cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, ".x", 0, IPCB_WATCH_ALL, on_event, NULL, NULL), -EINVAL);
         cr_assert_eq(ipcb_watch_add(c, IPCB_KIND_SHM, "a/b", IPCB_WATCH_PREFIX, IPCB_WATCH_ALL, on_event, NULL, NULL), -EINVAL);

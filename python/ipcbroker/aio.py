@@ -269,6 +269,7 @@ class WatchEvent:
     DESTROYED = _lib.WATCH_DESTROYED
     ACCESS = _lib.WATCH_ACCESS
     FROZEN = _lib.WATCH_FROZEN
+    OWNER_DIED = _lib.WATCH_OWNER_DIED
     ALL = _lib.WATCH_ALL
     OVERFLOW = _lib.WATCH_OVERFLOW
 
