@@ -113,7 +113,7 @@ static int send_msg(conn *c, ipcb_msg *m) {
         ssize_t n;
 
         m->hdr.id = ++c->id;
-        n = ipcb_proto_encode(m, out, sizeof(out));
+        n = ipcb__proto_encode(m, out, sizeof(out));
         if (n < 0)
                 return (int)n;
         return send(c->fd, out, (size_t)n, MSG_NOSIGNAL) == n ? 0 : -errno;
@@ -145,7 +145,7 @@ static int request(conn *c, ipcb_msg *m, ipcb_msg *ret) {
                                 for (unsigned i = 0; i < nfds; i++)
                                         close(((int *)CMSG_DATA(h))[i]);
                         }
-                k = ipcb_proto_decode(c->buf, (size_t)n, nfds, ret);
+                k = ipcb__proto_decode(c->buf, (size_t)n, nfds, ret);
                 if (k < 0)
                         return k;
                 return ret->hdr.status;

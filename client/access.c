@@ -31,7 +31,7 @@ int ipcb_set_access(ipcb_client *c, int kind, const char *name, const ipcb_acces
                 return -EINVAL;
         if ((acc->what & IPCB_ACCESS_MODE) && (acc->mode & ~IPCB_MODE_MASK))
                 return -EINVAL;
-        r = client_name_check(name, &req.set_access.name);
+        r = ipcb__client_name_check(name, &req.set_access.name);
         if (r < 0)
                 return r;
         req.set_access.kind = (uint8_t)kind;
@@ -42,7 +42,7 @@ int ipcb_set_access(ipcb_client *c, int kind, const char *name, const ipcb_acces
                 req.set_access.uid = (uint32_t)acc->uid;
         if (acc->what & IPCB_ACCESS_GID)
                 req.set_access.gid = (uint32_t)acc->gid;
-        return client_request(c, &req, buf, &reply, NULL);
+        return ipcb__client_request(c, &req, buf, &reply, NULL);
 }
 
 int ipcb_chmod(ipcb_client *c, int kind, const char *name, unsigned mode) {
@@ -74,11 +74,11 @@ int ipcb_shm_freeze(ipcb_client *c, const char *name, unsigned *ret_seals) {
 
         if (!c)
                 return -EINVAL;
-        r = client_name_check(name, &req.freeze.name);
+        r = ipcb__client_name_check(name, &req.freeze.name);
         if (r < 0)
                 return r;
         req.freeze.kind = IPCB_KIND_SHM;
-        r = client_request(c, &req, buf, &reply, NULL);
+        r = ipcb__client_request(c, &req, buf, &reply, NULL);
         if (r < 0)
                 return r;
         if (ret_seals)
@@ -88,7 +88,7 @@ int ipcb_shm_freeze(ipcb_client *c, const char *name, unsigned *ret_seals) {
 
 /* Map the registered memfd and record the handle, like shm_finish in
  * client.c.  Consumes fd and the broker handle on every path. */
-int client_register_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
+int ipcb__client_register_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
                            ipcb_shm **ret) {
         uint64_t size = reply->shm_reply.size;
         int access = (int)reply->shm_reply.access;
@@ -125,10 +125,10 @@ int client_register_finish(ipcb_client *c, const char *name, const ipcb_msg *rep
         s->lock_notify_fd = -1;
         struct stat st;
         r = fstat(fd, &st) < 0 ? -errno
-                               : client_obj_add(c, &s->obj, IPCB_KIND_SHM, name, (uint32_t)access, &st);
+                               : ipcb__client_obj_add(c, &s->obj, IPCB_KIND_SHM, name, (uint32_t)access, &st);
         if (r < 0)
                 goto fail;
-        s->client = client_ref(c);
+        s->client = ipcb__client_ref(c);
         *ret = s;
         return 0;
 fail:
@@ -136,7 +136,7 @@ fail:
                 munmap(data, (size_t)size);
         free(s);
         close(fd);
-        (void)client_release_handle(c, reply->shm_reply.handle);
+        (void)ipcb__client_release_handle(c, reply->shm_reply.handle);
         return r;
 }
 
@@ -157,7 +157,7 @@ static int memfd_is(int fd) {
         return 0;
 }
 
-int client_register_prepare(const char *name, int memfd, const ipcb_shm_options *opts,
+int ipcb__client_register_prepare(const char *name, int memfd, const ipcb_shm_options *opts,
                             ipcb_msg *req, int *ret_own) {
         unsigned mode = 0600, flags = 0;
         struct stat st;
@@ -166,7 +166,7 @@ int client_register_prepare(const char *name, int memfd, const ipcb_shm_options 
         if (memfd < 0)
                 return -EINVAL;
         *req = (ipcb_msg){ .hdr.op = IPCB_OP_SHM_REGISTER };
-        r = client_name_check(name, &req->shm_register.name);
+        r = ipcb__client_name_check(name, &req->shm_register.name);
         if (r < 0)
                 return r;
         if (opts) {
@@ -208,20 +208,20 @@ int ipcb_shm_register(ipcb_client *c, const char *name, int memfd, const ipcb_sh
 
         if (!c || !ret)
                 return -EINVAL;
-        if ((r = client_register_prepare(name, memfd, opts, &req, &own)) < 0)
+        if ((r = ipcb__client_register_prepare(name, memfd, opts, &req, &own)) < 0)
                 return r;
-        if ((r = client_lock(c)) < 0) {
+        if ((r = ipcb__client_lock(c)) < 0) {
                 close(own);
                 return r;
         }
         c->send_fd = memfd;
-        r = client_call(c, &req, buf, &reply, NULL);
+        r = ipcb__client_call(c, &req, buf, &reply, NULL);
         pthread_mutex_unlock(&c->lock);
         if (r < 0) {
                 close(own);
                 return r;
         }
-        return client_register_finish(c, name, &reply, own, ret);
+        return ipcb__client_register_finish(c, name, &reply, own, ret);
 }
 
 int ipcb_memfd_sealed(ipcb_client *c, size_t size, unsigned seals, int *ret_fd,
@@ -237,7 +237,7 @@ int ipcb_memfd_sealed(ipcb_client *c, size_t size, unsigned seals, int *ret_fd,
                 return -EINVAL;
         req.memfd.size = size;
         req.memfd.seals = seals;
-        r = client_request(c, &req, buf, &reply, &fd);
+        r = ipcb__client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
         /* Trust the memfd, not the message. */
@@ -279,12 +279,12 @@ int ipcb_quota(ipcb_client *c, uid_t uid, ipcb_quota_info *ret) {
         if (!c || !ret || uid == (uid_t)-1 || ret->struct_size < QUOTA_INFO_MIN_SIZE)
                 return -EINVAL;
         req.quota.uid = (uint32_t)uid;
-        r = client_request(c, &req, buf, &reply, NULL);
+        r = ipcb__client_request(c, &req, buf, &reply, NULL);
         if (r < 0)
                 return r;
         if (reply.quota_reply.count != 1)
                 return -EPROTO;
-        ipcb_quota_rec_at(&reply, 0, &q);
+        ipcb__quota_rec_at(&reply, 0, &q);
         info_from(&reply, &q, &info);
         client_out_copy(ret, &info, sizeof(info));
         return 0;
@@ -306,7 +306,7 @@ int ipcb_quota_list(ipcb_client *c, int (*cb)(const ipcb_quota_info *info, void 
 
                 req.quota.flags = IPCB_QF_ALL;
                 req.quota.cursor = cursor;
-                r = client_request(c, &req, buf, &reply, NULL);
+                r = ipcb__client_request(c, &req, buf, &reply, NULL);
                 if (r < 0)
                         return r;
                 n = reply.quota_reply.count;
@@ -320,7 +320,7 @@ int ipcb_quota_list(ipcb_client *c, int (*cb)(const ipcb_quota_info *info, void 
                         return -ENOMEM;
                 for (unsigned i = 0; i < n; i++) {
                         ipcb_quota_rec q;
-                        ipcb_quota_rec_at(&reply, i, &q);
+                        ipcb__quota_rec_at(&reply, i, &q);
                         info_from(&reply, &q, &infos[i]);
                 }
                 for (unsigned i = 0; i < n; i++) {
@@ -335,9 +335,9 @@ int ipcb_quota_list(ipcb_client *c, int (*cb)(const ipcb_quota_info *info, void 
         return 0;
 }
 
-void client_quota_info(const ipcb_msg *reply, unsigned i, ipcb_quota_info *ret) {
+void ipcb__client_quota_info(const ipcb_msg *reply, unsigned i, ipcb_quota_info *ret) {
         ipcb_quota_rec q;
 
-        ipcb_quota_rec_at(reply, i, &q);
+        ipcb__quota_rec_at(reply, i, &q);
         info_from(reply, &q, ret);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* async.c: the asynchronous twins of the blocking requests.  Each checks
  * its arguments as the blocking call does, builds the same request and
- * hands it to loop.c; when the answer is in, async_complete() turns it into
+ * hands it to loop.c; when the answer is in, ipcb__async_complete() turns it into
  * what the blocking call would have returned (a handle, an info, a status)
  * and runs the callback.  A listing (ipcb_list_async, ipcb_quota_list_async)
  * is one request per page: each page's reply goes to the item callback,
@@ -30,7 +30,7 @@ static int submit(ipcb_client *c, ipcb_msg *req, int what, const char *name, uni
 
         if (!cb.done && what != ASYNC_WATCH) /* the members share one representation */
                 return -EINVAL;
-        e = async_new();
+        e = ipcb__async_new();
         if (!e)
                 return -ENOMEM;
         if (tmpl) {
@@ -42,19 +42,19 @@ static int submit(ipcb_client *c, ipcb_msg *req, int what, const char *name, uni
         e->userdata = userdata;
         e->cb = cb;
         if (name && !(e->name = strdup(name))) {
-                async_free(e);
+                ipcb__async_free(e);
                 return -ENOMEM;
         }
         e->keep_fd = keep_fd;
-        r = loop_submit(c, req, e, keep_fd, ret_cookie);
+        r = ipcb__loop_submit(c, req, e, keep_fd, ret_cookie);
         if (r < 0) {
                 e->keep_fd = -1;
-                async_free(e);
+                ipcb__async_free(e);
         }
         return r;
 }
 
-int async_submit(ipcb_client *c, ipcb_msg *req, int what, const char *name, union async_cb cb,
+int ipcb__async_submit(ipcb_client *c, ipcb_msg *req, int what, const char *name, union async_cb cb,
                  void *userdata, client_async *tmpl, uint64_t *ret_cookie) {
         return submit(c, req, what, name, cb, userdata, tmpl, -1, ret_cookie);
 }
@@ -129,7 +129,7 @@ static int page_next(ipcb_client *c, client_async *e) {
         e->status = 0;
         e->same_conn = true;
         page_request(e, &req);
-        return loop_submit(c, &req, e, -1, NULL);
+        return ipcb__loop_submit(c, &req, e, -1, NULL);
 }
 
 /* A page's records, copied out and checked whole as the blocking calls
@@ -147,11 +147,11 @@ static int page_items(const client_async *e, const ipcb_msg *reply, void **ret, 
                 return -ENOMEM;
         if (!list) {
                 for (n = 0; n < count; n++)
-                        client_quota_info(reply, n, (ipcb_quota_info *)items + n);
+                        ipcb__client_quota_info(reply, n, (ipcb_quota_info *)items + n);
         } else {
                 it = reply->list_reply.iter;
-                while (n < count && ipcb_list_iter_next(&it, &rec)) {
-                        if (client_info_from_rec(&rec, (ipcb_object_info *)items + n) < 0) {
+                while (n < count && ipcb__list_iter_next(&it, &rec)) {
+                        if (ipcb__client_info_from_rec(&rec, (ipcb_object_info *)items + n) < 0) {
                                 free(items);
                                 return -EPROTO;
                         }
@@ -208,9 +208,9 @@ static void page_complete(ipcb_client *c, client_async *e, const ipcb_msg *reply
         call_back(c, e, r, NULL);
 }
 
-/* The checks client_call_once makes of a reply, then the blocking call's
+/* The checks ipcb__client_call_once makes of a reply, then the blocking call's
  * own finishing step. */
-void async_complete(ipcb_client *c, client_async *e) {
+void ipcb__async_complete(ipcb_client *c, client_async *e) {
         ipcb_object_info info;
         ipcb_quota_info quota;
         void *result = NULL;
@@ -219,7 +219,7 @@ void async_complete(ipcb_client *c, client_async *e) {
         int fd = -1, keep, r;
 
         if (e->what == ASYNC_EVENT) {
-                watch_dispatch(c, e);
+                ipcb__watch_dispatch(c, e);
                 return;
         }
         /* ASYNC_REGISTER: the memfd copy for the handle, closed on every
@@ -230,12 +230,12 @@ void async_complete(ipcb_client *c, client_async *e) {
                 if (keep >= 0)
                         close(keep);
                 if (e->what == ASYNC_WATCH)
-                        watch_add_complete(c, e, e->status < 0 ? e->status : -EPROTO);
+                        ipcb__watch_add_complete(c, e, e->status < 0 ? e->status : -EPROTO);
                 else
                         call_back(c, e, e->status < 0 ? e->status : -EPROTO, NULL);
                 return;
         }
-        r = ipcb_proto_decode(e->rbuf, e->rlen, e->rlost ? e->rbuf[2] : e->rnfds, &reply);
+        r = ipcb__proto_decode(e->rbuf, e->rlen, e->rlost ? e->rbuf[2] : e->rnfds, &reply);
         if (r == 0 && reply.hdr.op != (e->op | IPCB_OP_REPLY))
                 r = -EPROTO;
         else if (r < 0)
@@ -245,8 +245,8 @@ void async_complete(ipcb_client *c, client_async *e) {
         else if (reply.hdr.status < 0)
                 r = reply.hdr.status;
         else if (e->rlost) {
-                if (client_reply_handle(&reply, &h))
-                        (void)client_release_handle(c, h);
+                if (ipcb__client_reply_handle(&reply, &h))
+                        (void)ipcb__client_release_handle(c, h);
                 r = -EMFILE;
         }
         if (e->rnfds > 0)
@@ -260,30 +260,30 @@ void async_complete(ipcb_client *c, client_async *e) {
                 if (keep >= 0)
                         close(keep);
                 if (e->what == ASYNC_WATCH)
-                        watch_add_complete(c, e, r);
+                        ipcb__watch_add_complete(c, e, r);
                 else
                         call_back(c, e, r, NULL);
                 return;
         }
         switch (e->what) {
         case ASYNC_SHM:
-                r = client_shm_finish(c, e->name, &reply, fd, e->access, (ipcb_shm **)&result);
+                r = ipcb__client_shm_finish(c, e->name, &reply, fd, e->access, (ipcb_shm **)&result);
                 break;
         case ASYNC_SEM:
-                r = client_sem_finish(c, e->name, e->flags, &reply, fd, (ipcb_sem **)&result);
+                r = ipcb__client_sem_finish(c, e->name, e->flags, &reply, fd, (ipcb_sem **)&result);
                 break;
         case ASYNC_STAT:
-                r = client_info_from_rec(&reply.stat_reply, &info);
+                r = ipcb__client_info_from_rec(&reply.stat_reply, &info);
                 result = &info;
                 break;
         case ASYNC_REGISTER:
-                r = client_register_finish(c, e->name, &reply, keep, (ipcb_shm **)&result);
+                r = ipcb__client_register_finish(c, e->name, &reply, keep, (ipcb_shm **)&result);
                 keep = -1;
                 break;
         case ASYNC_QUOTA:
                 r = reply.quota_reply.count == 1 ? 0 : -EPROTO;
                 if (r == 0) {
-                        client_quota_info(&reply, 0, &quota);
+                        ipcb__client_quota_info(&reply, 0, &quota);
                         result = &quota;
                 }
                 break;
@@ -310,7 +310,7 @@ void async_complete(ipcb_client *c, client_async *e) {
                 break;
         }
         case ASYNC_WATCH:
-                watch_add_complete(c, e, 0);
+                ipcb__watch_add_complete(c, e, 0);
                 return;
         default:
                 r = 0;
@@ -333,7 +333,7 @@ int ipcb_shm_create_async(ipcb_client *c, const char *name, size_t size,
 
         if (!c)
                 return -EINVAL;
-        if ((r = client_name_check(name, &req.shm_create.name)) < 0)
+        if ((r = ipcb__client_name_check(name, &req.shm_create.name)) < 0)
                 return r;
         if (opts) {
                 if (opts->struct_size < offsetof(ipcb_shm_options, mode) + sizeof(opts->mode))
@@ -347,7 +347,7 @@ int ipcb_shm_create_async(ipcb_client *c, const char *name, size_t size,
         req.shm_create.size = size;
         req.shm_create.mode = mode;
         req.shm_create.flags = flags;
-        return async_submit(c, &req, ASYNC_SHM, name,
+        return ipcb__async_submit(c, &req, ASYNC_SHM, name,
                       (union async_cb){ .shm = cb }, userdata, &t, ret_cookie);
 }
 
@@ -360,15 +360,15 @@ int ipcb_shm_open_async(ipcb_client *c, const char *name, int access,
 
         if (!c)
                 return -EINVAL;
-        if ((r = client_name_check(name, &req.shm_open.name)) < 0)
+        if ((r = ipcb__client_name_check(name, &req.shm_open.name)) < 0)
                 return r;
         if (access != IPCB_READ_ONLY && access != IPCB_READ_WRITE)
                 return -EINVAL;
-        r = client_open_options(opts, IPCB_OPEN_OWNED, &req.shm_open.flags, &req.shm_open.owner);
+        r = ipcb__client_open_options(opts, IPCB_OPEN_OWNED, &req.shm_open.flags, &req.shm_open.owner);
         if (r < 0)
                 return r;
         req.shm_open.access = (uint32_t)access;
-        return async_submit(c, &req, ASYNC_SHM, name,
+        return ipcb__async_submit(c, &req, ASYNC_SHM, name,
                       (union async_cb){ .shm = cb }, userdata, &t, ret_cookie);
 }
 
@@ -382,7 +382,7 @@ int ipcb_sem_create_async(ipcb_client *c, const char *name, unsigned initial,
 
         if (!c)
                 return -EINVAL;
-        if ((r = client_name_check(name, &req.sem_create.name)) < 0)
+        if ((r = ipcb__client_name_check(name, &req.sem_create.name)) < 0)
                 return r;
         if (opts) {
                 if (opts->struct_size < offsetof(ipcb_sem_options, max) + sizeof(opts->max))
@@ -399,7 +399,7 @@ int ipcb_sem_create_async(ipcb_client *c, const char *name, unsigned initial,
         req.sem_create.mode = mode;
         req.sem_create.flags = flags;
         t.flags = flags & IPCB_SEM_UNDO;
-        return async_submit(c, &req, ASYNC_SEM, name,
+        return ipcb__async_submit(c, &req, ASYNC_SEM, name,
                       (union async_cb){ .sem = cb }, userdata, &t, ret_cookie);
 }
 
@@ -411,14 +411,14 @@ int ipcb_sem_open_async(ipcb_client *c, const char *name, const ipcb_open_option
 
         if (!c)
                 return -EINVAL;
-        if ((r = client_name_check(name, &req.sem_open.name)) < 0)
+        if ((r = ipcb__client_name_check(name, &req.sem_open.name)) < 0)
                 return r;
-        r = client_open_options(opts, IPCB_SEM_UNDO | IPCB_OPEN_OWNED, &req.sem_open.flags,
+        r = ipcb__client_open_options(opts, IPCB_SEM_UNDO | IPCB_OPEN_OWNED, &req.sem_open.flags,
                                 &req.sem_open.owner);
         if (r < 0)
                 return r;
         t.flags = req.sem_open.flags & IPCB_SEM_UNDO;
-        return async_submit(c, &req, ASYNC_SEM, name,
+        return ipcb__async_submit(c, &req, ASYNC_SEM, name,
                       (union async_cb){ .sem = cb }, userdata, &t, ret_cookie);
 }
 
@@ -429,10 +429,10 @@ int ipcb_stat_async(ipcb_client *c, int kind, const char *name, ipcb_stat_cb cb,
 
         if (!c || (kind != IPCB_KIND_SHM && kind != IPCB_KIND_SEM))
                 return -EINVAL;
-        if ((r = client_name_check(name, &req.stat.name)) < 0)
+        if ((r = ipcb__client_name_check(name, &req.stat.name)) < 0)
                 return r;
         req.stat.kind = (uint8_t)kind;
-        return async_submit(c, &req, ASYNC_STAT, NULL,
+        return ipcb__async_submit(c, &req, ASYNC_STAT, NULL,
                       (union async_cb){ .stat = cb }, userdata, NULL, ret_cookie);
 }
 
@@ -443,10 +443,10 @@ int ipcb_unlink_async(ipcb_client *c, int kind, const char *name, ipcb_done_cb c
 
         if (!c || (kind != IPCB_KIND_SHM && kind != IPCB_KIND_SEM))
                 return -EINVAL;
-        if ((r = client_name_check(name, &req.unlink.name)) < 0)
+        if ((r = ipcb__client_name_check(name, &req.unlink.name)) < 0)
                 return r;
         req.unlink.kind = (uint8_t)kind;
-        return async_submit(c, &req, ASYNC_DONE, NULL,
+        return ipcb__async_submit(c, &req, ASYNC_DONE, NULL,
                       (union async_cb){ .done = cb }, userdata, NULL, ret_cookie);
 }
 
@@ -457,10 +457,10 @@ int ipcb_shm_freeze_async(ipcb_client *c, const char *name, ipcb_done_cb cb, voi
 
         if (!c)
                 return -EINVAL;
-        if ((r = client_name_check(name, &req.freeze.name)) < 0)
+        if ((r = ipcb__client_name_check(name, &req.freeze.name)) < 0)
                 return r;
         req.freeze.kind = IPCB_KIND_SHM;
-        return async_submit(c, &req, ASYNC_FREEZE, NULL,
+        return ipcb__async_submit(c, &req, ASYNC_FREEZE, NULL,
                       (union async_cb){ .done = cb }, userdata, NULL, ret_cookie);
 }
 
@@ -475,7 +475,7 @@ int ipcb_set_access_async(ipcb_client *c, int kind, const char *name, const ipcb
                 return -EINVAL;
         if ((acc->what & IPCB_ACCESS_MODE) && (acc->mode & ~IPCB_MODE_MASK))
                 return -EINVAL;
-        if ((r = client_name_check(name, &req.set_access.name)) < 0)
+        if ((r = ipcb__client_name_check(name, &req.set_access.name)) < 0)
                 return r;
         req.set_access.kind = (uint8_t)kind;
         req.set_access.what = acc->what;
@@ -485,7 +485,7 @@ int ipcb_set_access_async(ipcb_client *c, int kind, const char *name, const ipcb
                 req.set_access.uid = (uint32_t)acc->uid;
         if (acc->what & IPCB_ACCESS_GID)
                 req.set_access.gid = (uint32_t)acc->gid;
-        return async_submit(c, &req, ASYNC_DONE, NULL,
+        return ipcb__async_submit(c, &req, ASYNC_DONE, NULL,
                       (union async_cb){ .done = cb }, userdata, NULL, ret_cookie);
 }
 
@@ -500,7 +500,7 @@ int ipcb_memfd_sealed_async(ipcb_client *c, size_t size, unsigned seals, ipcb_do
                 return -EINVAL;
         req.memfd.size = size;
         req.memfd.seals = seals;
-        return async_submit(c, &req, ASYNC_MEMFD, NULL,
+        return ipcb__async_submit(c, &req, ASYNC_MEMFD, NULL,
                       (union async_cb){ .done = cb }, userdata, &t, ret_cookie);
 }
 
@@ -510,7 +510,7 @@ int ipcb_sync_async(ipcb_client *c, ipcb_done_cb cb, void *userdata, uint64_t *r
         if (!c)
                 return -EINVAL;
         req.hello.version = IPCB_PROTO_VERSION;
-        return async_submit(c, &req, ASYNC_DONE, NULL,
+        return ipcb__async_submit(c, &req, ASYNC_DONE, NULL,
                       (union async_cb){ .done = cb }, userdata, NULL, ret_cookie);
 }
 
@@ -524,7 +524,7 @@ int ipcb_shm_register_async(ipcb_client *c, const char *name, int memfd,
                 return -EINVAL;
         /* own: the copy that is sent and then becomes the handle's fd, so
          * that the caller may close memfd at once. */
-        if ((r = client_register_prepare(name, memfd, opts, &req, &own)) < 0)
+        if ((r = ipcb__client_register_prepare(name, memfd, opts, &req, &own)) < 0)
                 return r;
         r = submit(c, &req, ASYNC_REGISTER, name, (union async_cb){ .shm = cb }, userdata, NULL,
                    own, ret_cookie);
@@ -540,7 +540,7 @@ int ipcb_quota_async(ipcb_client *c, uid_t uid, ipcb_quota_cb cb, void *userdata
         if (!c || uid == (uid_t)-1)
                 return -EINVAL;
         req.quota.uid = (uint32_t)uid;
-        return async_submit(c, &req, ASYNC_QUOTA, NULL,
+        return ipcb__async_submit(c, &req, ASYNC_QUOTA, NULL,
                       (union async_cb){ .quota = cb }, userdata, NULL, ret_cookie);
 }
 
@@ -552,7 +552,7 @@ int ipcb_list_async(ipcb_client *c, int kind, ipcb_list_cb cb, void *userdata,
         if (!c || (kind != 0 && kind != IPCB_KIND_SHM && kind != IPCB_KIND_SEM))
                 return -EINVAL;
         page_request(&t, &req);
-        return async_submit(c, &req, ASYNC_LIST, NULL,
+        return ipcb__async_submit(c, &req, ASYNC_LIST, NULL,
                       (union async_cb){ .list = cb }, userdata, &t, ret_cookie);
 }
 
@@ -564,10 +564,10 @@ int ipcb_quota_list_async(ipcb_client *c, ipcb_quota_list_cb cb, void *userdata,
         if (!c)
                 return -EINVAL;
         page_request(&t, &req);
-        return async_submit(c, &req, ASYNC_QUOTA_LIST, NULL,
+        return ipcb__async_submit(c, &req, ASYNC_QUOTA_LIST, NULL,
                       (union async_cb){ .quota_list = cb }, userdata, &t, ret_cookie);
 }
 
 int ipcb_shm_unlink(ipcb_client *c, const char *name) {
-        return client_unlink(c, IPCB_KIND_SHM, name);
+        return ipcb__client_unlink(c, IPCB_KIND_SHM, name);
 }

@@ -39,12 +39,12 @@ _Static_assert(IPCB_READ_WRITE == IPCB_WA_READ_WRITE, "access mismatch");
 
 
 
-ipcb_client *client_ref(ipcb_client *c) {
+ipcb_client *ipcb__client_ref(ipcb_client *c) {
         atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
         return c;
 }
 
-void client_unref(ipcb_client *c) {
+void ipcb__client_unref(ipcb_client *c) {
         if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
                 return;
         if (c->fd >= 0)
@@ -68,7 +68,7 @@ static void deadline_start(ipcb_client *c) {
                 deadline_after(ms, &c->deadline);
 }
 
-const struct timespec *client_deadline(const ipcb_client *c) {
+const struct timespec *ipcb__client_deadline(const ipcb_client *c) {
         return c->has_deadline ? &c->deadline : NULL;
 }
 
@@ -86,7 +86,7 @@ static bool deadline_left(const struct timespec *deadline, struct timespec *ret)
         return ret->tv_sec > 0 || (ret->tv_sec == 0 && ret->tv_nsec > 0);
 }
 
-int client_lock(ipcb_client *c) {
+int ipcb__client_lock(ipcb_client *c) {
         int ms = atomic_load_explicit(&c->timeout_ms, memory_order_relaxed);
         struct timespec dl;
         int r;
@@ -105,7 +105,7 @@ int client_lock(ipcb_client *c) {
         return 0;
 }
 
-void client_lock_untimed(ipcb_client *c) {
+void ipcb__client_lock_untimed(ipcb_client *c) {
         pthread_mutex_lock(&c->lock);
         deadline_start(c);
 }
@@ -127,7 +127,7 @@ static int client_wait_send(ipcb_client *c) {
                 if (r <= 0)
                         continue;
                 if (p.revents & POLLIN) {
-                        loop_receive(c);
+                        ipcb__loop_receive(c);
                         if (c->dead)
                                 return -ENOTCONN;
                 }
@@ -142,12 +142,12 @@ static int client_wait_send(ipcb_client *c) {
  * after which request and reply may be out of step).  Shutting the socket
  * down tells the broker at once, so it drops our handles; the fd itself is
  * closed by ipcb_disconnect().  Caller holds the lock. */
-void client_kill(ipcb_client *c) {
+void ipcb__client_kill(ipcb_client *c) {
         if (!c->dead && c->fd >= 0)
                 shutdown(c->fd, SHUT_RDWR);
         c->dead = true;
         atomic_store(&c->gone, true);
-        loop_lost(c);
+        ipcb__loop_lost(c);
 }
 
 /* Send req (lock held).  A full socket is waited for until the deadline:
@@ -160,7 +160,7 @@ static int client_send(ipcb_client *c, ipcb_msg *req) {
 
         /* Asynchronous requests queued before this one go first: replies
          * come in request order. */
-        while ((r = loop_flush(c)) == -EAGAIN)
+        while ((r = ipcb__loop_flush(c)) == -EAGAIN)
                 if ((r = client_wait_send(c)) < 0)
                         return r;
         if (r < 0)
@@ -169,13 +169,13 @@ static int client_send(ipcb_client *c, ipcb_msg *req) {
         if (++c->last_id == 0)
                 c->last_id = 1;
         req->hdr.id = c->last_id;
-        len = ipcb_proto_encode(req, buf, sizeof(buf));
+        len = ipcb__proto_encode(req, buf, sizeof(buf));
         if (len < 0)
                 return (int)len;
 
         /* SHM_REGISTER carries the memfd in c->send_fd. */
         for (;;) {
-                r = ipcb_sock_send(c->fd, buf, (size_t)len, &c->send_fd,
+                r = ipcb__sock_send(c->fd, buf, (size_t)len, &c->send_fd,
                                    req->hdr.nfds == 1 ? 1 : 0, MSG_DONTWAIT);
                 if (r != -EAGAIN)
                         break;
@@ -185,7 +185,7 @@ static int client_send(ipcb_client *c, ipcb_msg *req) {
         }
         if (r < 0) {
                 if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN) {
-                        client_kill(c);
+                        ipcb__client_kill(c);
                         return -ENOTCONN;
                 }
                 return r; /* nothing was sent: the connection is fine */
@@ -230,14 +230,14 @@ static int client_recv(ipcb_client *c, uint8_t *buf, ipcb_sock_rx *rx) {
                 if (n < 0)
                         break;
                 /* -EAGAIN: SO_RCVTIMEO ran out; the deadline decides */
-                n = ipcb_sock_recv(c->fd, buf, IPCB_MSG_MAX, 0, NULL, rx);
+                n = ipcb__sock_recv(c->fd, buf, IPCB_MSG_MAX, 0, NULL, rx);
                 if (n != -EAGAIN)
                         break;
         }
         if (n == -ETIMEDOUT)
                 return n;
         if (n <= 0) {
-                client_kill(c);
+                ipcb__client_kill(c);
                 if (n == 0 || n == -ECONNRESET || n == -EPIPE || n == -ENOTCONN)
                         return -ENOTCONN;
                 return n == -EMSGSIZE || n == -EBADMSG ? -EPROTO : n;
@@ -246,7 +246,7 @@ static int client_recv(ipcb_client *c, uint8_t *buf, ipcb_sock_rx *rx) {
 }
 
 /* The broker handle a success reply gives us, if any. */
-bool client_reply_handle(const ipcb_msg *reply, uint64_t *ret) {
+bool ipcb__client_reply_handle(const ipcb_msg *reply, uint64_t *ret) {
         if (reply->hdr.status < 0)
                 return false;
         switch (reply->hdr.op & ~IPCB_OP_REPLY) {
@@ -287,20 +287,20 @@ static int client_recv_reply(ipcb_client *c, uint32_t id, uint8_t *buf, ipcb_msg
                 if (r < 0)
                         return r;
                 /* MSG_CTRUNC: we are out of fds (EMFILE), so the kernel
-                 * dropped the reply's fds; ipcb_sock_recv closed any that
+                 * dropped the reply's fds; ipcb__sock_recv closed any that
                  * came.  The bytes are intact: decode them against the fd
                  * count the header declares (byte 2), which must not be 0. */
                 if (!rx.fds_lost)
-                        r = ipcb_proto_decode(buf, rx.len, rx.nfds, reply);
+                        r = ipcb__proto_decode(buf, rx.len, rx.nfds, reply);
                 else if (rx.len >= IPCB_HDR_SIZE && buf[2] > 0)
-                        r = ipcb_proto_decode(buf, rx.len, buf[2], reply);
+                        r = ipcb__proto_decode(buf, rx.len, buf[2], reply);
                 else
                         r = -EBADMSG;
                 if (r == 0 && reply->hdr.id == id)
                         break;
                 /* An answer to an asynchronous request: loop.c keeps it
                  * for ipcb_process(). */
-                if (r == 0 && loop_route(c, reply, buf, &rx))
+                if (r == 0 && ipcb__loop_route(c, reply, buf, &rx))
                         continue;
                 /* Late replies come in order, and only between the first
                  * request that timed out and this one. */
@@ -308,12 +308,12 @@ static int client_recv_reply(ipcb_client *c, uint32_t id, uint8_t *buf, ipcb_msg
                     (int32_t)(reply->hdr.id - id) < 0) {
                         c->late_from = reply->hdr.id + 1;
                         close_fds(rx.fds, rx.nfds);
-                        if (client_reply_handle(reply, &h))
-                                (void)client_release_handle_locked(c, h);
+                        if (ipcb__client_reply_handle(reply, &h))
+                                (void)ipcb__client_release_handle_locked(c, h);
                         continue;
                 }
                 close_fds(rx.fds, rx.nfds);
-                client_kill(c);
+                ipcb__client_kill(c);
                 return -EPROTO;
         }
         c->late = false; /* everything before id has been answered */
@@ -328,7 +328,7 @@ static int client_recv_reply(ipcb_client *c, uint32_t id, uint8_t *buf, ipcb_msg
  * point into.  On success the reply's fd, if any, is stored in *ret_fd when
  * ret_fd is given and closed otherwise.  A reply with a negative status
  * returns that status. */
-int client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
+int ipcb__client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
         int fds[IPCB_FDS_MAX];
         unsigned nfds = 0;
         bool lost = false;
@@ -347,7 +347,7 @@ int client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *repl
                 return r;
         if (reply->hdr.op != (req->hdr.op | IPCB_OP_REPLY)) {
                 close_fds(fds, nfds);
-                client_kill(c);
+                ipcb__client_kill(c);
                 return -EPROTO;
         }
         if (reply->hdr.status < 0) /* the decoder guarantees no fds here */
@@ -357,8 +357,8 @@ int client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *repl
          * handle.  (A lock page's token stays on its segment handle: the
          * next lock call asks again.) */
         if (lost) {
-                if (client_reply_handle(reply, &h))
-                        (void)client_release_handle_locked(c, h);
+                if (ipcb__client_reply_handle(reply, &h))
+                        (void)ipcb__client_release_handle_locked(c, h);
                 return -EMFILE;
         }
         if (ret_fd && nfds > 0) {
@@ -372,41 +372,41 @@ int client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *repl
 /* A connection that was lost (not closed by ipcb_disconnect) is replaced
  * once, transparently: the broker may have restarted (docs/systemd.md).  A
  * request whose reply was lost is sent again on the new connection. */
-int client_call(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
+int ipcb__client_call(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
         bool retried = false;
         int r;
 
         for (;;) {
                 if (c->dead && !c->disconnected && !retried) {
                         retried = true;
-                        r = client_reconnect(c);
+                        r = ipcb__client_reconnect(c);
                         if (r < 0)
                                 return r;
                 }
-                r = client_call_once(c, req, buf, reply, ret_fd);
+                r = ipcb__client_call_once(c, req, buf, reply, ret_fd);
                 if (r != -ENOTCONN || !c->dead || c->disconnected || retried)
                         return r;
         }
 }
 
-int client_request(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
+int ipcb__client_request(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
         int r;
 
-        if ((r = client_lock(c)) < 0)
+        if ((r = ipcb__client_lock(c)) < 0)
                 return r;
-        r = client_call(c, req, buf, reply, ret_fd);
+        r = ipcb__client_call(c, req, buf, reply, ret_fd);
         pthread_mutex_unlock(&c->lock);
         return r;
 }
 
-int client_name_check(const char *name, ipcb_name *ret) {
+int ipcb__client_name_check(const char *name, ipcb_name *ret) {
         size_t len;
         int r;
 
         if (!name)
                 return -EINVAL;
         len = strnlen(name, IPCB_NAME_MAX + 1);
-        r = ipcb_name_check(name, len);
+        r = ipcb__name_check(name, len);
         if (r < 0)
                 return r;
         *ret = (ipcb_name){ .ptr = name, .len = (uint16_t)len };
@@ -422,7 +422,7 @@ static int client_hello(ipcb_client *c) {
 
         req.hello.version = IPCB_PROTO_VERSION;
         req.hello.caps = 0;
-        r = client_call_once(c, &req, buf, &reply, NULL);
+        r = ipcb__client_call_once(c, &req, buf, &reply, NULL);
         if (r < 0)
                 return r;
         if (reply.hello_reply.version != IPCB_PROTO_VERSION)
@@ -507,7 +507,7 @@ static int broker_check(int fd, const struct sockaddr_un *sa) {
         }
 }
 
-int client_dial(const struct sockaddr_un *sa, const struct timespec *deadline) {
+int ipcb__client_dial(const struct sockaddr_un *sa, const struct timespec *deadline) {
         struct timespec left;
         int fd, r;
 
@@ -556,14 +556,14 @@ int client_dial(const struct sockaddr_un *sa, const struct timespec *deadline) {
 }
 
 /* The path rule and the explicit choices live in connect.c. */
-int client_connect_to(const char *socket_path, int broker, ipcb_client **ret) {
+int ipcb__client_connect_to(const char *socket_path, int broker, ipcb_client **ret) {
         struct sockaddr_un sa;
         ipcb_client *c;
         int r;
 
         if (!ret)
                 return -EINVAL;
-        r = client_socket_addr(socket_path, broker, &sa);
+        r = ipcb__client_socket_addr(socket_path, broker, &sa);
         if (r < 0)
                 return r;
 
@@ -581,7 +581,7 @@ int client_connect_to(const char *socket_path, int broker, ipcb_client **ret) {
         /* One deadline for connect and HELLO: nobody else has c yet. */
         deadline_start(c);
         c->rcvtimeo_us = -1;
-        c->fd = client_dial(&sa, client_deadline(c));
+        c->fd = ipcb__client_dial(&sa, ipcb__client_deadline(c));
         if (c->fd < 0) {
                 r = c->fd;
                 c->fd = -1;
@@ -594,12 +594,12 @@ int client_connect_to(const char *socket_path, int broker, ipcb_client **ret) {
         *ret = c;
         return 0;
 fail:
-        client_unref(c);
+        ipcb__client_unref(c);
         return r;
 }
 
 int ipcb_connect(const char *socket_path, ipcb_client **ret) {
-        return client_connect_to(socket_path, IPCB_BROKER_DEFAULT, ret);
+        return ipcb__client_connect_to(socket_path, IPCB_BROKER_DEFAULT, ret);
 }
 
 int ipcb_set_timeout(ipcb_client *c, int timeout_ms) {
@@ -624,9 +624,9 @@ void ipcb_disconnect(ipcb_client *c) {
         c->dead = true;
         atomic_store(&c->gone, true);
         c->disconnected = true;
-        loop_free(c);
+        ipcb__loop_free(c);
         pthread_mutex_unlock(&c->lock);
-        client_unref(c);
+        ipcb__client_unref(c);
 }
 
 /* ---- segments ---- */
@@ -634,16 +634,16 @@ void ipcb_disconnect(ipcb_client *c) {
 /* Release a broker handle without waiting: the CLOSE carries NOREPLY, so
  * a close costs no round trip.  The broker handles this connection's
  * requests in order, so any later request on it sees the handle gone. */
-int client_release_handle(ipcb_client *c, uint64_t handle) {
+int ipcb__client_release_handle(ipcb_client *c, uint64_t handle) {
         int r;
 
-        client_lock_untimed(c);
-        r = client_release_handle_locked(c, handle);
+        ipcb__client_lock_untimed(c);
+        r = ipcb__client_release_handle_locked(c, handle);
         pthread_mutex_unlock(&c->lock);
         return r;
 }
 
-int client_release_handle_locked(ipcb_client *c, uint64_t handle) {
+int ipcb__client_release_handle_locked(ipcb_client *c, uint64_t handle) {
         ipcb_msg req = { .hdr = { .op = IPCB_OP_CLOSE, .flags = IPCB_HF_NOREPLY } };
         int r;
 
@@ -670,17 +670,17 @@ int ipcb_sync(ipcb_client *c) {
         if (!c)
                 return -EINVAL;
         req.hello.version = IPCB_PROTO_VERSION;
-        int r = client_lock(c);
+        int r = ipcb__client_lock(c);
         if (r < 0)
                 return r;
-        r = c->disconnected ? 0 : client_call(c, &req, buf, &reply, NULL);
+        r = c->disconnected ? 0 : ipcb__client_call(c, &req, buf, &reply, NULL);
         pthread_mutex_unlock(&c->lock);
         return r;
 }
 
 /* Turn a SHM_CREATE/SHM_OPEN reply plus its fd into an ipcb_shm.  Consumes
  * fd and the broker handle on every path. */
-int client_shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
+int ipcb__client_shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
                       int want_access, ipcb_shm **ret) {
         uint64_t size = reply->shm_reply.size;
         int access = (int)reply->shm_reply.access;
@@ -729,20 +729,20 @@ int client_shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, i
                 .lock_poll_fd = -1,
                 .lock_notify_fd = -1,
         };
-        r = client_obj_add(c, &s->obj, IPCB_KIND_SHM, name, (uint32_t)access, &st);
+        r = ipcb__client_obj_add(c, &s->obj, IPCB_KIND_SHM, name, (uint32_t)access, &st);
         if (r < 0) {
                 if (data)
                         munmap(data, (size_t)size);
                 free(s);
                 goto fail;
         }
-        s->client = client_ref(c);
+        s->client = ipcb__client_ref(c);
         *ret = s;
         return 0;
 fail:
         if (fd >= 0)
                 close(fd);
-        (void)client_release_handle(c, reply->shm_reply.handle);
+        (void)ipcb__client_release_handle(c, reply->shm_reply.handle);
         return r;
 }
 
@@ -755,7 +755,7 @@ int ipcb_shm_create(ipcb_client *c, const char *name, size_t size,
 
         if (!c || !ret)
                 return -EINVAL;
-        r = client_name_check(name, &req.shm_create.name);
+        r = ipcb__client_name_check(name, &req.shm_create.name);
         if (r < 0)
                 return r;
         /* Read only the fields the caller's struct has (see IPCB_SHM_OPTIONS_INIT). */
@@ -773,10 +773,10 @@ int ipcb_shm_create(ipcb_client *c, const char *name, size_t size,
         req.shm_create.size = size;
         req.shm_create.mode = mode;
         req.shm_create.flags = flags;
-        r = client_request(c, &req, buf, &reply, &fd);
+        r = ipcb__client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return client_shm_finish(c, name, &reply, fd, IPCB_READ_WRITE, ret);
+        return ipcb__client_shm_finish(c, name, &reply, fd, IPCB_READ_WRITE, ret);
 }
 
 int ipcb_shm_open(ipcb_client *c, const char *name, int access, ipcb_shm **ret) {
@@ -784,7 +784,7 @@ int ipcb_shm_open(ipcb_client *c, const char *name, int access, ipcb_shm **ret) 
 }
 
 /* The request fields of ipcb_open_options (flags, owner). */
-int client_open_options(const ipcb_open_options *opts, unsigned allowed, uint32_t *ret_flags,
+int ipcb__client_open_options(const ipcb_open_options *opts, unsigned allowed, uint32_t *ret_flags,
                         uint32_t *ret_owner) {
         *ret_flags = 0;
         *ret_owner = 0;
@@ -807,20 +807,20 @@ int ipcb_shm_open_ex(ipcb_client *c, const char *name, int access, const ipcb_op
 
         if (!c || !ret)
                 return -EINVAL;
-        r = client_name_check(name, &req.shm_open.name);
+        r = ipcb__client_name_check(name, &req.shm_open.name);
         if (r < 0)
                 return r;
         if (access != IPCB_READ_ONLY && access != IPCB_READ_WRITE)
                 return -EINVAL;
-        r = client_open_options(opts, IPCB_OPEN_OWNED, &req.shm_open.flags, &req.shm_open.owner);
+        r = ipcb__client_open_options(opts, IPCB_OPEN_OWNED, &req.shm_open.flags, &req.shm_open.owner);
         if (r < 0)
                 return r;
 
         req.shm_open.access = (uint32_t)access;
-        r = client_request(c, &req, buf, &reply, &fd);
+        r = ipcb__client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return client_shm_finish(c, name, &reply, fd, access, ret);
+        return ipcb__client_shm_finish(c, name, &reply, fd, access, ret);
 }
 
 void *ipcb_shm_data(const ipcb_shm *s) {
@@ -855,39 +855,39 @@ int ipcb_shm_close(ipcb_shm *s) {
 
         if (!s)
                 return 0;
-        lock_release_on_close(s);
+        ipcb__lock_release_on_close(s);
         if (s->data)
                 munmap(s->data, s->size);
         close(s->fd);
-        r = client_obj_release(s->client, &s->obj);
-        client_unref(s->client);
+        r = ipcb__client_obj_release(s->client, &s->obj);
+        ipcb__client_unref(s->client);
         free(s);
         return r;
 }
 
 /* ---- namespace ---- */
 
-int client_unlink(ipcb_client *c, int kind, const char *name) {
+int ipcb__client_unlink(ipcb_client *c, int kind, const char *name) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_UNLINK }, reply;
         int r;
 
         if (!c)
                 return -EINVAL;
-        r = client_name_check(name, &req.unlink.name);
+        r = ipcb__client_name_check(name, &req.unlink.name);
         if (r < 0)
                 return r;
         req.unlink.kind = (uint8_t)kind;
-        return client_request(c, &req, buf, &reply, NULL);
+        return ipcb__client_request(c, &req, buf, &reply, NULL);
 }
 
 int ipcb_unlink(ipcb_client *c, const char *name) {
-        return client_unlink(c, IPCB_KIND_SHM, name);
+        return ipcb__client_unlink(c, IPCB_KIND_SHM, name);
 }
 
 /* The decoder checks only that a name lies inside the datagram: the length
  * must also fit ipcb_object_info.name. */
-int client_info_from_rec(const ipcb_stat_rec *rec, ipcb_object_info *ret) {
+int ipcb__client_info_from_rec(const ipcb_stat_rec *rec, ipcb_object_info *ret) {
         if (rec->name.len == 0 || rec->name.len > IPCB_NAME_MAX)
                 return -EPROTO;
         memset(ret, 0, sizeof(*ret));
@@ -918,14 +918,14 @@ int ipcb_stat(ipcb_client *c, int kind, const char *name, ipcb_object_info *ret)
         if (!c || !ret || ret->struct_size < OBJECT_INFO_MIN_SIZE ||
             (kind != IPCB_KIND_SHM && kind != IPCB_KIND_SEM))
                 return -EINVAL;
-        r = client_name_check(name, &req.stat.name);
+        r = ipcb__client_name_check(name, &req.stat.name);
         if (r < 0)
                 return r;
         req.stat.kind = (uint8_t)kind;
-        r = client_request(c, &req, buf, &reply, NULL);
+        r = ipcb__client_request(c, &req, buf, &reply, NULL);
         if (r < 0)
                 return r;
-        r = client_info_from_rec(&reply.stat_reply, &info);
+        r = ipcb__client_info_from_rec(&reply.stat_reply, &info);
         if (r < 0)
                 return r;
         client_out_copy(ret, &info, sizeof(info));
@@ -946,9 +946,9 @@ static int list_page(ipcb_client *c, int kind, uint64_t cursor, ipcb_object_info
         req.list.kind = (uint8_t)kind;
         req.list.max = 0; /* the broker fills a page */
         req.list.cursor = cursor;
-        if ((r = client_lock(c)) < 0)
+        if ((r = ipcb__client_lock(c)) < 0)
                 return r;
-        r = client_call(c, &req, buf, &reply, NULL);
+        r = ipcb__client_call(c, &req, buf, &reply, NULL);
         pthread_mutex_unlock(&c->lock);
         if (r < 0)
                 return r;
@@ -958,8 +958,8 @@ static int list_page(ipcb_client *c, int kind, uint64_t cursor, ipcb_object_info
                 if (!infos)
                         return -ENOMEM;
         }
-        while (n < reply.list_reply.count && ipcb_list_iter_next(&reply.list_reply.iter, &rec)) {
-                r = client_info_from_rec(&rec, &infos[n]);
+        while (n < reply.list_reply.count && ipcb__list_iter_next(&reply.list_reply.iter, &rec)) {
+                r = ipcb__client_info_from_rec(&rec, &infos[n]);
                 if (r < 0) {
                         free(infos);
                         return r;

@@ -78,7 +78,7 @@ int ipcb_socket_path(int broker, char *buf, size_t size) {
         }
 }
 
-int client_socket_addr(const char *path, int broker, struct sockaddr_un *ret) {
+int ipcb__client_socket_addr(const char *path, int broker, struct sockaddr_un *ret) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         int r;
 
@@ -95,11 +95,11 @@ int client_socket_addr(const char *path, int broker, struct sockaddr_un *ret) {
 }
 
 int ipcb_connect_system(ipcb_client **ret) {
-        return client_connect_to(NULL, IPCB_BROKER_SYSTEM, ret);
+        return ipcb__client_connect_to(NULL, IPCB_BROKER_SYSTEM, ret);
 }
 
 int ipcb_connect_user(ipcb_client **ret) {
-        return client_connect_to(NULL, IPCB_BROKER_USER, ret);
+        return ipcb__client_connect_to(NULL, IPCB_BROKER_USER, ret);
 }
 
 /* ---- the message ---- */

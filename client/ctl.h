@@ -82,7 +82,7 @@ int ctl_parse_mode(const char *s, unsigned *ret);
 int ctl_parse_uint(const char *s, unsigned long max, unsigned *ret);
 /* USER, USER:GROUP or :GROUP, names or numbers; -1 for what is not given. */
 int ctl_parse_owner(const char *s, uid_t *ret_uid, gid_t *ret_gid);
-/* The name rule of proto/ (ipcb_name_check): 0, -EINVAL or -ENAMETOOLONG. */
+/* The name rule of proto/ (ipcb__name_check): 0, -EINVAL or -ENAMETOOLONG. */
 int ctl_check_name(const char *name);
 /* The rule in words, for error messages. */
 #define CTL_NAME_RULE                                                                    \

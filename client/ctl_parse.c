@@ -105,7 +105,7 @@ int ctl_parse_owner(const char *s, uid_t *ret_uid, gid_t *ret_gid) {
 }
 
 int ctl_check_name(const char *name) {
-        return ipcb_name_check(name, strlen(name));
+        return ipcb__name_check(name, strlen(name));
 }
 
 int ctl_name_arg(const ctl_command *cmd, const char *name) {

@@ -17,16 +17,16 @@ int ipcb_holders(ipcb_client *c, int kind, const char *name, ipcb_holder *ret, s
 
         if (!c || (max && !ret) || (kind != IPCB_KIND_SHM && kind != IPCB_KIND_SEM))
                 return -EINVAL;
-        r = client_name_check(name, &req.holders.name);
+        r = ipcb__client_name_check(name, &req.holders.name);
         if (r < 0)
                 return r;
         req.holders.kind = (uint8_t)kind;
-        r = client_request(c, &req, buf, &reply, NULL);
+        r = ipcb__client_request(c, &req, buf, &reply, NULL);
         if (r < 0)
                 return r;
         for (unsigned i = 0; i < reply.holders_reply.count && i < max; i++) {
                 ipcb_holder_rec rec;
-                ipcb_holder_rec_at(&reply, i, &rec);
+                ipcb__holder_rec_at(&reply, i, &rec);
                 ret[i] = (ipcb_holder){ .pid = (pid_t)rec.pid, .uid = (uid_t)rec.uid,
                                         .handles = rec.handles };
         }

@@ -46,7 +46,7 @@ struct ipcb_client {
         atomic_int timeout_ms;
         int default_timeout_ms; /* $IPCBROKER_TIMEOUT_MS or 25 s; set at connect */
         /* The deadline of the request that holds the lock (CLOCK_MONOTONIC),
-         * if has_deadline (client_lock). */
+         * if has_deadline (ipcb__client_lock). */
         bool has_deadline;
         struct timespec deadline;
         /* SO_RCVTIMEO now set on fd, in µs (0: none, -1: unknown). */
@@ -96,79 +96,79 @@ struct ipcb_shm {
         _Atomic int lock_notify_fd;
 };
 
-ipcb_client *client_ref(ipcb_client *c);
-void client_unref(ipcb_client *c);
+ipcb_client *ipcb__client_ref(ipcb_client *c);
+void ipcb__client_unref(ipcb_client *c);
 /* Take c->lock for a request and start its deadline, c->timeout_ms from
  * now: waiting for the lock counts against it.  0 or -ETIMEDOUT. */
-int client_lock(ipcb_client *c);
+int ipcb__client_lock(ipcb_client *c);
 /* Take c->lock however long it takes (whoever holds it gives it up within
  * its own timeout), then start a deadline for what follows.  For releasing
  * handles, which must not be skipped because another request is slow. */
-void client_lock_untimed(ipcb_client *c);
-/* The deadline client_lock started, or NULL for none (lock held). */
-const struct timespec *client_deadline(const ipcb_client *c);
+void ipcb__client_lock_untimed(ipcb_client *c);
+/* The deadline ipcb__client_lock started, or NULL for none (lock held). */
+const struct timespec *ipcb__client_deadline(const ipcb_client *c);
 /* A connected SOCK_SEQPACKET socket to *sa (close-on-exec, blocking mode:
  * every I/O on it is MSG_DONTWAIT and waits with ppoll), or a negative
  * errno; -ETIMEDOUT if the listener's backlog stayed full until deadline
  * (NULL: no deadline). */
-int client_dial(const struct sockaddr_un *sa, const struct timespec *deadline);
+int ipcb__client_dial(const struct sockaddr_un *sa, const struct timespec *deadline);
 /* connect.c: the socket address of path (if not NULL) or of broker
  * (IPCB_BROKER_*, ipcb_socket_path).  0 or a negative errno. */
-int client_socket_addr(const char *path, int broker, struct sockaddr_un *ret);
-/* client.c: connect to what client_socket_addr resolves and say HELLO. */
-int client_connect_to(const char *socket_path, int broker, ipcb_client **ret);
+int ipcb__client_socket_addr(const char *path, int broker, struct sockaddr_un *ret);
+/* client.c: connect to what ipcb__client_socket_addr resolves and say HELLO. */
+int ipcb__client_connect_to(const char *socket_path, int broker, ipcb_client **ret);
 /* The connection is unusable: shut it down (lock held). */
-void client_kill(ipcb_client *c);
+void ipcb__client_kill(ipcb_client *c);
 /* One request and its reply, serialized with the client's other requests.
  * buf (IPCB_MSG_MAX bytes) holds the reply that *reply points into.  The
  * reply's fd, if any, goes to *ret_fd (or is closed when ret_fd is NULL).
  * Returns 0, the reply's negative status, or a transport error: -ETIMEDOUT
  * (no reply by the deadline; it is disposed of when it comes), -EMFILE (the
  * kernel could not give us the reply's fd; a handle it named is released). */
-int client_request(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);
-/* As client_request with c->lock held; reconnects (once) if the connection
+int ipcb__client_request(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);
+/* As ipcb__client_request with c->lock held; reconnects (once) if the connection
  * was lost, e.g. because the broker restarted. */
-int client_call(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);
+int ipcb__client_call(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);
 /* One request and reply on the current connection, no reconnect. */
-int client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);
-/* reconnect.c.  Caller holds c->lock.  client_reconnect: a new connection
+int ipcb__client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);
+/* reconnect.c.  Caller holds c->lock.  ipcb__client_reconnect: a new connection
  * to c->addr, then every handle in c->objs re-opened (undo semaphores only
  * if not in use right now: they re-open themselves).  0, -ENOTCONN, or
  * -ETIMEDOUT (the new connection is dropped again: the next request
  * starts over). */
-int client_reconnect(ipcb_client *c);
+int ipcb__client_reconnect(ipcb_client *c);
 /* Record / forget an open handle (takes c->lock).  name is copied;
  * fd (borrowed) names the inode that a re-open must find again. */
-int client_obj_add(ipcb_client *c, client_obj *o, int kind, const char *name, uint32_t access,
+int ipcb__client_obj_add(ipcb_client *c, client_obj *o, int kind, const char *name, uint32_t access,
                    const struct stat *st);
-void client_obj_remove(ipcb_client *c, client_obj *o);
+void ipcb__client_obj_remove(ipcb_client *c, client_obj *o);
 /* Forget o and release its broker handle (CLOSE without reply) if it has
- * one on the current connection.  Returns as client_release_handle. */
-int client_obj_release(ipcb_client *c, client_obj *o);
+ * one on the current connection.  Returns as ipcb__client_release_handle. */
+int ipcb__client_obj_release(ipcb_client *c, client_obj *o);
 /* sem.c: re-open undo semaphore o on the current connection (lock held). */
-int sem_reopen_locked(ipcb_client *c, client_obj *o);
+int ipcb__sem_reopen_locked(ipcb_client *c, client_obj *o);
 /* Re-open one object by name on the current connection: the reply (in buf)
  * and its fd; -ESTALE if the name now names another object.  flags: more
  * open flags (IPCB_WF_RECLAIM, for a semaphore with its slot bits) with
  * what a reclaim shows: a segment's lock token and either's nonce. */
-int client_reopen(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *reply, int *ret_fd,
+int ipcb__client_reopen(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *reply, int *ret_fd,
                   uint32_t flags, uint32_t token, uint64_t nonce);
 /* Release a broker handle without waiting (CLOSE with NOREPLY). */
-int client_release_handle(ipcb_client *c, uint64_t handle);
-int client_release_handle_locked(ipcb_client *c, uint64_t handle);
-int client_name_check(const char *name, ipcb_name *ret);
+int ipcb__client_release_handle(ipcb_client *c, uint64_t handle);
+int ipcb__client_release_handle_locked(ipcb_client *c, uint64_t handle);
+int ipcb__client_name_check(const char *name, ipcb_name *ret);
 /* The wire flags and owner of opts (NULL: none); -EINVAL for a short
  * struct or flags outside `allowed`. */
-int client_open_options(const ipcb_open_options *opts, unsigned allowed, uint32_t *ret_flags,
+int ipcb__client_open_options(const ipcb_open_options *opts, unsigned allowed, uint32_t *ret_flags,
                         uint32_t *ret_owner);
-int client_unlink(ipcb_client *c, int kind, const char *name);
+int ipcb__client_unlink(ipcb_client *c, int kind, const char *name);
 /* Finish an open/create reply into a handle (client.c, sem.c); consume fd
  * and the broker handle on every path. */
-int client_shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
+int ipcb__client_shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
                       int want_access, ipcb_shm **ret);
-int client_sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ipcb_msg *reply,
+int ipcb__client_sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ipcb_msg *reply,
                       int fd, ipcb_sem **ret);
-int client_info_from_rec(const ipcb_stat_rec *rec, ipcb_object_info *ret);
+int ipcb__client_info_from_rec(const ipcb_stat_rec *rec, ipcb_object_info *ret);
 
 /* Output structs (ipcbroker.h, ipcb_object_info): the smallest struct_size
  * a caller may pass is the size of the struct's first version, which is
@@ -186,38 +186,38 @@ static inline void client_out_copy(void *dst, const void *src, size_t size) {
         *(size_t *)dst = n;
 }
 /* access.c: record i (< count) of a QUOTA reply as ipcb_quota_info. */
-void client_quota_info(const ipcb_msg *reply, unsigned i, ipcb_quota_info *ret);
+void ipcb__client_quota_info(const ipcb_msg *reply, unsigned i, ipcb_quota_info *ret);
 /* access.c: ipcb_shm_register's checks of name, memfd (borrowed) and opts,
  * the fchmod, and the request (its nfds included) into *req; *ret_own is a
  * new close-on-exec copy of memfd (the caller's) for the handle, to send
- * and then give to client_register_finish.  Nothing is made on failure. */
-int client_register_prepare(const char *name, int memfd, const ipcb_shm_options *opts,
+ * and then give to ipcb__client_register_finish.  Nothing is made on failure. */
+int ipcb__client_register_prepare(const char *name, int memfd, const ipcb_shm_options *opts,
                             ipcb_msg *req, int *ret_own);
 /* access.c: map the registered memfd and record the handle; consumes fd
  * and the broker handle on every path. */
-int client_register_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
+int ipcb__client_register_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
                            ipcb_shm **ret);
 /* The broker handle a success reply carries, if any. */
-bool client_reply_handle(const ipcb_msg *reply, uint64_t *ret);
+bool ipcb__client_reply_handle(const ipcb_msg *reply, uint64_t *ret);
 
 /* loop.c: the hooks the blocking paths call (all with c->lock held).
- * loop_route: a reply that is not the one a blocking call waits for; true
+ * ipcb__loop_route: a reply that is not the one a blocking call waits for; true
  * if it answers an asynchronous request (the datagram and its fds are then
- * loop.c's).  loop_flush: send what asynchronous requests left queued;
- * 0 when the queue is empty, -EAGAIN when the socket is full.  loop_lost:
- * the connection is gone (client_kill).  loop_fd_changed: c->fd is a new
- * connection (reconnect).  loop_free: ipcb_disconnect. */
-bool loop_route(ipcb_client *c, const ipcb_msg *reply, const uint8_t *buf, const ipcb_sock_rx *rx);
-int loop_flush(ipcb_client *c);
-void loop_receive(ipcb_client *c);
-void loop_lost(ipcb_client *c);
-void loop_fd_changed(ipcb_client *c);
-void loop_free(ipcb_client *c);
+ * loop.c's).  ipcb__loop_flush: send what asynchronous requests left queued;
+ * 0 when the queue is empty, -EAGAIN when the socket is full.  ipcb__loop_lost:
+ * the connection is gone (ipcb__client_kill).  ipcb__loop_fd_changed: c->fd is a new
+ * connection (reconnect).  ipcb__loop_free: ipcb_disconnect. */
+bool ipcb__loop_route(ipcb_client *c, const ipcb_msg *reply, const uint8_t *buf, const ipcb_sock_rx *rx);
+int ipcb__loop_flush(ipcb_client *c);
+void ipcb__loop_receive(ipcb_client *c);
+void ipcb__loop_lost(ipcb_client *c);
+void ipcb__loop_fd_changed(ipcb_client *c);
+void ipcb__loop_free(ipcb_client *c);
 /* watch.c: re-add the watches after a reconnect (lock held). */
-int watch_reconnected(ipcb_client *c);
+int ipcb__watch_reconnected(ipcb_client *c);
 
 /* Release the segment lock if handle s holds it (before closing s). */
-void lock_release_on_close(ipcb_shm *s);
+void ipcb__lock_release_on_close(ipcb_shm *s);
 
 _Static_assert(IPCB_SEM_UNDO_MAX == IPCB_SEM_SLOTS, "undo slot count mismatch");
 _Static_assert(IPCB_SEM_UNDO == IPCB_WF_UNDO, "flag mismatch");

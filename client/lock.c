@@ -40,7 +40,7 @@ static int lock_setup(ipcb_shm *s) {
         for (int tries = 0;; tries++) {
                 uint32_t gen = __atomic_load_n(&s->client->conn_gen, __ATOMIC_RELAXED);
                 req.shm_lock_page.handle = __atomic_load_n(&s->obj.handle, __ATOMIC_RELAXED);
-                r = client_request(s->client, &req, buf, &reply, &fd);
+                r = ipcb__client_request(s->client, &req, buf, &reply, &fd);
                 /* The request reconnected (broker restart): the handle id
                  * was replaced meanwhile; ask again with the new one. */
                 if (r == -EBADF && tries == 0 &&
@@ -98,11 +98,11 @@ static int lock_revive(ipcb_shm *s, ipcb_lock_page *pg) {
         ipcb_client *c = s->client;
         int r;
 
-        if ((r = client_lock(c)) < 0)
+        if ((r = ipcb__client_lock(c)) < 0)
                 return r;
         if (!c->disconnected && !s->obj.orphan) {
                 req.hello.version = IPCB_PROTO_VERSION;
-                r = client_call(c, &req, buf, &reply, NULL);
+                r = ipcb__client_call(c, &req, buf, &reply, NULL);
         }
         /* The epoch read before the round trip: a restart meanwhile costs
          * another round trip, never a missed reclaim. */
@@ -187,7 +187,7 @@ static void lock_notify_pollers(ipcb_shm *s) {
 
         if (fd < 0) {
                 req.sem_poll.handle = __atomic_load_n(&s->obj.handle, __ATOMIC_RELAXED);
-                if (client_request(s->client, &req, buf, &reply, &nfd) < 0 || nfd < 0)
+                if (ipcb__client_request(s->client, &req, buf, &reply, &nfd) < 0 || nfd < 0)
                         return;
                 if (!atomic_compare_exchange_strong(&s->lock_notify_fd, &expect, nfd)) {
                         close(nfd); /* another thread was first */
@@ -320,7 +320,7 @@ int ipcb_shm_lock_get_fd(ipcb_shm *s) {
                 goto out;
         }
         req.sem_poll.handle = __atomic_load_n(&s->obj.handle, __ATOMIC_RELAXED);
-        r = client_request(s->client, &req, buf, &reply, &fd);
+        r = ipcb__client_request(s->client, &req, buf, &reply, &fd);
         if (r == 0 && fd < 0)
                 r = -EPROTO;
         if (r == 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
@@ -353,7 +353,7 @@ int ipcb_shm_poll_lock(ipcb_shm *s) {
         return lock_take(s, 0);
 }
 
-void lock_release_on_close(ipcb_shm *s) {
+void ipcb__lock_release_on_close(ipcb_shm *s) {
         int fd = atomic_load(&s->lock_notify_fd);
 
         if (s->lock) {

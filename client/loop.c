@@ -62,7 +62,7 @@ static void done_push(client_loop *l, client_async *e);
 /* The eventfd is readable while the done list is not empty, unless the
  * entries were put there by ipcb_process itself (l->quiet), which runs
  * them right after: a wake-up there would cost two syscalls for nothing. */
-void loop_done_push(client_loop *l, client_async *e) {
+void ipcb__loop_done_push(client_loop *l, client_async *e) {
         done_push(l, e);
 }
 
@@ -122,20 +122,20 @@ static void reply_dispose(ipcb_client *c, client_async *e) {
                 close(e->rfds[i]);
         e->rnfds = 0;
         if (e->rbuf && !e->stale &&
-            ipcb_proto_decode(e->rbuf, e->rlen, e->rbuf[2], &reply) == 0 &&
-            client_reply_handle(&reply, &h)) {
-                (void)client_release_handle(c, h);
+            ipcb__proto_decode(e->rbuf, e->rlen, e->rbuf[2], &reply) == 0 &&
+            ipcb__client_reply_handle(&reply, &h)) {
+                (void)ipcb__client_release_handle(c, h);
         }
         free(e->rbuf);
         e->rbuf = NULL;
 }
 
 /* Neither in flight, nor queued, nor in a callback: free it (qlock). */
-bool async_unused(const client_async *e) {
+bool ipcb__async_unused(const client_async *e) {
         return !e->in_pend && !e->in_done && !e->running;
 }
 
-void async_free(client_async *e) {
+void ipcb__async_free(client_async *e) {
         if (!e)
                 return;
         if (e->out_fd >= 0)
@@ -150,7 +150,7 @@ void async_free(client_async *e) {
         free(e);
 }
 
-client_async *async_new(void) {
+client_async *ipcb__async_new(void) {
         client_async *e = calloc(1, sizeof(*e));
 
         if (e)
@@ -179,7 +179,7 @@ static void epoll_sock(ipcb_client *c, client_loop *l) {
 }
 
 /* c->lock held. */
-int loop_ensure(ipcb_client *c, client_loop **ret) {
+int ipcb__loop_ensure(ipcb_client *c, client_loop **ret) {
         client_loop *l = c->loop;
 
         if (c->disconnected)
@@ -204,8 +204,8 @@ int ipcb_get_fd(ipcb_client *c) {
 
         if (!c)
                 return -EINVAL;
-        client_lock_untimed(c);
-        r = loop_ensure(c, &l);
+        ipcb__client_lock_untimed(c);
+        r = ipcb__loop_ensure(c, &l);
         if (r < 0 || l->epfd >= 0)
                 goto out;
         l->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -251,7 +251,7 @@ int ipcb_get_timeout(ipcb_client *c, uint64_t *ret_usec) {
                 pthread_mutex_lock(&l->qlock);
                 if (l->done_head)
                         t = 0;
-                uint64_t w = wait_next_deadline(l);
+                uint64_t w = ipcb__wait_next_deadline(l);
                 if (w < t)
                         t = w;
                 for (client_async *e = l->pend_head; e && t > 0; e = e->pnext) {
@@ -284,7 +284,7 @@ int ipcb_get_timeout_ms(ipcb_client *c) {
 
 /* ---- hooks of the blocking path (c->lock held) ---- */
 
-bool loop_route(ipcb_client *c, const ipcb_msg *reply, const uint8_t *buf, const ipcb_sock_rx *rx) {
+bool ipcb__loop_route(ipcb_client *c, const ipcb_msg *reply, const uint8_t *buf, const ipcb_sock_rx *rx) {
         client_loop *l = c->loop;
         client_async *e;
         bool drop, kept, free_it;
@@ -292,7 +292,7 @@ bool loop_route(ipcb_client *c, const ipcb_msg *reply, const uint8_t *buf, const
         if (!l)
                 return false;
         if (reply->hdr.op == (IPCB_OP_WATCH_EVENT | IPCB_OP_REPLY)) {
-                watch_route(c, l, buf, rx->len);
+                ipcb__watch_route(c, l, buf, rx->len);
                 return true;
         }
         pthread_mutex_lock(&l->qlock);
@@ -306,7 +306,7 @@ bool loop_route(ipcb_client *c, const ipcb_msg *reply, const uint8_t *buf, const
         drop = e->cancelled;
         kept = false;
         if (e->what == ASYNC_WATCH && reply->hdr.status == 0)
-                watch_added(l, e->size, reply);
+                ipcb__watch_added(l, e->size, reply);
         if (!drop) {
                 e->rbuf = malloc(rx->len);
                 if (e->rbuf) {
@@ -320,7 +320,7 @@ bool loop_route(ipcb_client *c, const ipcb_msg *reply, const uint8_t *buf, const
                         e->status = -ENOMEM;
                 done_push(l, e);
         }
-        free_it = drop && async_unused(e);
+        free_it = drop && ipcb__async_unused(e);
         pthread_mutex_unlock(&l->qlock);
         if (!kept) {
                 /* Nobody wants it (cancelled, timed out, or no memory to keep
@@ -328,15 +328,15 @@ bool loop_route(ipcb_client *c, const ipcb_msg *reply, const uint8_t *buf, const
                 uint64_t h;
                 for (unsigned i = 0; i < rx->nfds; i++)
                         close(rx->fds[i]);
-                if (client_reply_handle(reply, &h))
-                        (void)client_release_handle_locked(c, h);
+                if (ipcb__client_reply_handle(reply, &h))
+                        (void)ipcb__client_release_handle_locked(c, h);
                 if (free_it)
-                        async_free(e);
+                        ipcb__async_free(e);
         }
         return true;
 }
 
-int loop_flush(ipcb_client *c) {
+int ipcb__loop_flush(ipcb_client *c) {
         client_loop *l = c->loop;
         client_async *e;
         int r = 0;
@@ -344,12 +344,12 @@ int loop_flush(ipcb_client *c) {
         if (!l || !l->out_head)
                 return 0;
         while ((e = l->out_head)) {
-                r = ipcb_sock_send(c->fd, e->out, e->out_len, &e->out_fd, e->out_fd >= 0 ? 1 : 0,
+                r = ipcb__sock_send(c->fd, e->out, e->out_len, &e->out_fd, e->out_fd >= 0 ? 1 : 0,
                                    MSG_DONTWAIT);
                 if (r == -EAGAIN)
                         break;
                 if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN) {
-                        client_kill(c); /* loop_lost empties the queue */
+                        ipcb__client_kill(c); /* ipcb__loop_lost empties the queue */
                         return -ENOTCONN;
                 }
                 l->out_head = e->onext;
@@ -366,8 +366,8 @@ int loop_flush(ipcb_client *c) {
                         pthread_mutex_lock(&l->qlock);
                         pend_remove(l, e);
                         if (e->cancelled) {
-                                if (async_unused(e))
-                                        async_free(e);
+                                if (ipcb__async_unused(e))
+                                        ipcb__async_free(e);
                         } else {
                                 e->status = r;
                                 done_push(l, e);
@@ -380,7 +380,7 @@ int loop_flush(ipcb_client *c) {
         return r == -EAGAIN ? -EAGAIN : 0;
 }
 
-void loop_lost(ipcb_client *c) {
+void ipcb__loop_lost(ipcb_client *c) {
         client_loop *l = c->loop;
         client_async *e, *next;
 
@@ -409,14 +409,14 @@ void loop_lost(ipcb_client *c) {
                 if (!e->cancelled) {
                         e->status = -ENOTCONN;
                         done_push(l, e);
-                } else if (async_unused(e))
-                        async_free(e);
+                } else if (ipcb__async_unused(e))
+                        ipcb__async_free(e);
         }
         l->pend_head = l->pend_tail = NULL;
         pthread_mutex_unlock(&l->qlock);
 }
 
-void loop_fd_changed(ipcb_client *c) {
+void ipcb__loop_fd_changed(ipcb_client *c) {
         client_loop *l = c->loop;
 
         if (l) {
@@ -425,7 +425,7 @@ void loop_fd_changed(ipcb_client *c) {
         }
 }
 
-void loop_free(ipcb_client *c) {
+void ipcb__loop_free(ipcb_client *c) {
         client_loop *l = c->loop;
         client_async *e, *next;
 
@@ -435,16 +435,16 @@ void loop_free(ipcb_client *c) {
         for (e = l->pend_head; e; e = next) {
                 next = e->pnext;
                 if (!e->in_done)
-                        async_free(e);
+                        ipcb__async_free(e);
                 else
                         e->in_pend = false;
         }
         for (e = l->done_head; e; e = next) {
                 next = e->dnext;
-                async_free(e);
+                ipcb__async_free(e);
         }
-        wait_free_all(l);
-        watch_free_all(l);
+        ipcb__wait_free_all(l);
+        ipcb__watch_free_all(l);
         if (l->epfd >= 0)
                 close(l->epfd);
         if (l->efd >= 0)
@@ -456,7 +456,7 @@ void loop_free(ipcb_client *c) {
 
 /* ---- submitting (async.c) ---- */
 
-uint64_t loop_cookie(client_loop *l) {
+uint64_t ipcb__loop_cookie(client_loop *l) {
         uint64_t k;
 
         pthread_mutex_lock(&l->qlock);
@@ -465,16 +465,16 @@ uint64_t loop_cookie(client_loop *l) {
         return k;
 }
 
-int loop_submit(ipcb_client *c, ipcb_msg *req, client_async *e, int send_fd,
+int ipcb__loop_submit(ipcb_client *c, ipcb_msg *req, client_async *e, int send_fd,
                 uint64_t *ret_cookie) {
         uint8_t buf[IPCB_MSG_MAX];
         client_loop *l;
         ssize_t len;
         int ms, r;
 
-        if ((r = client_lock(c)) < 0)
+        if ((r = ipcb__client_lock(c)) < 0)
                 return r;
-        r = loop_ensure(c, &l);
+        r = ipcb__loop_ensure(c, &l);
         if (r < 0)
                 goto out;
         /* A listing's cursor means nothing to another connection (or to a
@@ -484,20 +484,20 @@ int loop_submit(ipcb_client *c, ipcb_msg *req, client_async *e, int send_fd,
                 goto out;
         }
         if (c->dead) {
-                r = client_reconnect(c);
+                r = ipcb__client_reconnect(c);
                 if (r < 0)
                         goto out;
         }
         req->hdr.id = c->last_id + 1 ? c->last_id + 1 : 1; /* never 0 (watch events) */
         req->hdr.nfds = send_fd >= 0 ? 1 : 0;
-        len = ipcb_proto_encode(req, buf, sizeof(buf));
+        len = ipcb__proto_encode(req, buf, sizeof(buf));
         if (len < 0) {
                 r = (int)len;
                 goto out;
         }
-        r = l->out_head ? loop_flush(c) : 0;
+        r = l->out_head ? ipcb__loop_flush(c) : 0;
         if (r == 0)
-                r = ipcb_sock_send(c->fd, buf, (size_t)len, &send_fd, send_fd >= 0 ? 1 : 0,
+                r = ipcb__sock_send(c->fd, buf, (size_t)len, &send_fd, send_fd >= 0 ? 1 : 0,
                                    MSG_DONTWAIT);
         if (r == -EAGAIN) {
                 /* The socket is full: keep the datagram (and a copy of the
@@ -523,7 +523,7 @@ int loop_submit(ipcb_client *c, ipcb_msg *req, client_async *e, int send_fd,
                 l->out_tail = e;
                 r = 0;
         } else if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN) {
-                client_kill(c);
+                ipcb__client_kill(c);
                 r = -ENOTCONN;
         }
         if (r < 0)
@@ -565,7 +565,7 @@ int ipcb_cancel(ipcb_client *c, uint64_t cookie) {
         if (!l || cookie == 0) /* (0: watch events, not requests) */
                 return -ENOENT;
         pthread_mutex_lock(&l->qlock);
-        if (wait_cancel(l, cookie) == 0) {
+        if (ipcb__wait_cancel(l, cookie) == 0) {
                 pthread_mutex_unlock(&l->qlock);
                 return 0;
         }
@@ -573,7 +573,7 @@ int ipcb_cancel(ipcb_client *c, uint64_t cookie) {
                 ;
         if (e) {
                 done_remove(l, e);
-                dispose = async_unused(e);
+                dispose = ipcb__async_unused(e);
         } else {
                 for (e = l->pend_head; e && (e->cookie != cookie || e->cancelled); e = e->pnext)
                         ;
@@ -593,7 +593,7 @@ int ipcb_cancel(ipcb_client *c, uint64_t cookie) {
                 return -ENOENT;
         if (dispose) {
                 reply_dispose(c, e);
-                async_free(e);
+                ipcb__async_free(e);
         }
         return 0;
 }
@@ -603,7 +603,7 @@ int ipcb_cancel(ipcb_client *c, uint64_t cookie) {
 /* Read what has arrived, without blocking (c->lock held): answers to
  * asynchronous requests are kept, late answers to blocking requests that
  * timed out are disposed of, anything else is a protocol error. */
-void loop_receive(ipcb_client *c) {
+void ipcb__loop_receive(ipcb_client *c) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_sock_rx rx;
         ipcb_msg reply;
@@ -611,20 +611,20 @@ void loop_receive(ipcb_client *c) {
         int r;
 
         while (!c->dead) {
-                r = ipcb_sock_recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT, NULL, &rx);
+                r = ipcb__sock_recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT, NULL, &rx);
                 if (r == -EAGAIN)
                         return;
                 if (r <= 0) {
-                        client_kill(c);
+                        ipcb__client_kill(c);
                         return;
                 }
                 if (!rx.fds_lost)
-                        r = ipcb_proto_decode(buf, rx.len, rx.nfds, &reply);
+                        r = ipcb__proto_decode(buf, rx.len, rx.nfds, &reply);
                 else if (rx.len >= IPCB_HDR_SIZE && buf[2] > 0)
-                        r = ipcb_proto_decode(buf, rx.len, buf[2], &reply);
+                        r = ipcb__proto_decode(buf, rx.len, buf[2], &reply);
                 else
                         r = -EBADMSG;
-                if (r == 0 && loop_route(c, &reply, buf, &rx)) {
+                if (r == 0 && ipcb__loop_route(c, &reply, buf, &rx)) {
                         /* That answered the last request in flight and
                          * nothing else is expected: stop without the
                          * recvmsg that would only say EAGAIN.  Anything
@@ -642,13 +642,13 @@ void loop_receive(ipcb_client *c) {
                                 c->late = false;
                         for (unsigned i = 0; i < rx.nfds; i++)
                                 close(rx.fds[i]);
-                        if (client_reply_handle(&reply, &h))
-                                (void)client_release_handle_locked(c, h);
+                        if (ipcb__client_reply_handle(&reply, &h))
+                                (void)ipcb__client_release_handle_locked(c, h);
                         continue;
                 }
                 for (unsigned i = 0; i < rx.nfds; i++)
                         close(rx.fds[i]);
-                client_kill(c);
+                ipcb__client_kill(c);
                 return;
         }
 }
@@ -685,11 +685,11 @@ int ipcb_process(ipcb_client *c) {
          * our replies on its way to its own and wakes us. */
         if (pthread_mutex_trylock(&c->lock) == 0) {
                 if (!c->dead && !c->disconnected) {
-                        (void)loop_flush(c);
+                        (void)ipcb__loop_flush(c);
                         pthread_mutex_lock(&l->qlock);
                         l->quiet = true;
                         pthread_mutex_unlock(&l->qlock);
-                        loop_receive(c);
+                        ipcb__loop_receive(c);
                 }
                 pthread_mutex_lock(&l->qlock);
                 l->quiet = false;
@@ -718,20 +718,20 @@ int ipcb_process(ipcb_client *c) {
                 pthread_mutex_unlock(&l->qlock);
                 if (!e)
                         break;
-                async_complete(c, e); /* consumes the reply */
+                ipcb__async_complete(c, e); /* consumes the reply */
                 n++;
                 /* A request whose deadline passed stays in flight until its
-                 * reply comes (then loop_route frees it); a listing may be in
+                 * reply comes (then ipcb__loop_route frees it); a listing may be in
                  * flight again, for its next page. */
                 pthread_mutex_lock(&l->qlock);
                 l->running = NULL;
                 e->running = false;
-                bool unused = async_unused(e);
+                bool unused = ipcb__async_unused(e);
                 pthread_mutex_unlock(&l->qlock);
                 if (unused)
-                        async_free(e);
+                        ipcb__async_free(e);
         }
-        wait_expire(c);
+        ipcb__wait_expire(c);
         pthread_mutex_unlock(&l->dispatch);
         return n;
 }

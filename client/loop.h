@@ -115,50 +115,50 @@ typedef struct client_loop {
         bool events_lost;         /* an overflow is owed (qlock) */
 } client_loop;
 
-client_async *async_new(void);
-void async_free(client_async *e);
-bool async_unused(const client_async *e);
+client_async *ipcb__async_new(void);
+void ipcb__async_free(client_async *e);
+bool ipcb__async_unused(const client_async *e);
 /* c->lock held: make c->loop if need be. */
-int loop_ensure(ipcb_client *c, client_loop **ret);
+int ipcb__loop_ensure(ipcb_client *c, client_loop **ret);
 /* Send req (its fd send_fd, borrowed, or -1) as asynchronous request e,
  * which the loop owns on success (0, *ret_cookie); on failure the caller
  * still owns e and nothing was sent. */
-int loop_submit(ipcb_client *c, ipcb_msg *req, client_async *e, int send_fd,
+int ipcb__loop_submit(ipcb_client *c, ipcb_msg *req, client_async *e, int send_fd,
                 uint64_t *ret_cookie);
 /* watch.c: the WATCH_ADD reply for watch (local id) `id` came (c->lock
  * and qlock held): record the broker's id at once, before any event. */
-void watch_added(client_loop *l, uint64_t id, const ipcb_msg *reply);
+void ipcb__watch_added(client_loop *l, uint64_t id, const ipcb_msg *reply);
 /* watch.c: complete an ASYNC_WATCH entry (no lock held). */
-void watch_add_complete(ipcb_client *c, client_async *e, int status);
+void ipcb__watch_add_complete(ipcb_client *c, client_async *e, int status);
 /* watch.c: forget watch id and tell the broker without waiting. */
-void watch_drop(ipcb_client *c, uint64_t id);
+void ipcb__watch_drop(ipcb_client *c, uint64_t id);
 /* wait.c: waits past their deadline, or cancelled (dispatch lock held). */
-void wait_expire(ipcb_client *c);
+void ipcb__wait_expire(ipcb_client *c);
 /* wait.c: the earliest wait deadline (µs), or UINT64_MAX (qlock held). */
-uint64_t wait_next_deadline(client_loop *l);
+uint64_t ipcb__wait_next_deadline(client_loop *l);
 /* wait.c: cancel wait `cookie` (0) or -ENOENT (qlock held). */
-int wait_cancel(client_loop *l, uint64_t cookie);
-void wait_free_all(client_loop *l);
+int ipcb__wait_cancel(client_loop *l, uint64_t cookie);
+void ipcb__wait_free_all(client_loop *l);
 /* watch.c: keep a WATCH_EVENT that arrived (c->lock held; qlock not). */
-void watch_route(ipcb_client *c, client_loop *l, const uint8_t *buf, size_t len);
+void ipcb__watch_route(ipcb_client *c, client_loop *l, const uint8_t *buf, size_t len);
 /* watch.c: run the callbacks of event entry e (no lock held). */
-void watch_dispatch(ipcb_client *c, client_async *e);
+void ipcb__watch_dispatch(ipcb_client *c, client_async *e);
 /* watch.c: re-add every watch on a new connection (c->lock held); the
  * callbacks hear an overflow. */
-int watch_reconnected(ipcb_client *c);
-void watch_free_all(client_loop *l);
+int ipcb__watch_reconnected(ipcb_client *c);
+void ipcb__watch_free_all(client_loop *l);
 /* watch.c: ipcb_watch_add_async with the add's own callback argument. */
-int watch_add_async_internal(ipcb_client *c, int kind, const char *name, unsigned flags,
+int ipcb__watch_add_async_internal(ipcb_client *c, int kind, const char *name, unsigned flags,
                              unsigned events, ipcb_watch_cb cb, void *userdata, ipcb_done_cb added,
                              void *added_userdata, uint64_t *ret_watch);
 /* loop.c: append e to the done list (qlock held). */
-void loop_done_push(client_loop *l, client_async *e);
+void ipcb__loop_done_push(client_loop *l, client_async *e);
 /* async.c: make and send asynchronous request req; tmpl (may be NULL)
- * gives access, flags and size.  Returns as loop_submit. */
-int async_submit(ipcb_client *c, ipcb_msg *req, int what, const char *name, union async_cb cb,
+ * gives access, flags and size.  Returns as ipcb__loop_submit. */
+int ipcb__async_submit(ipcb_client *c, ipcb_msg *req, int what, const char *name, union async_cb cb,
                  void *userdata, client_async *tmpl, uint64_t *ret_cookie);
 /* A fresh cookie (for a wait). */
-uint64_t loop_cookie(client_loop *l);
+uint64_t ipcb__loop_cookie(client_loop *l);
 /* async.c: turn e's outcome into its callback (no lock held); consumes the
  * reply's fds and handle. */
-void async_complete(ipcb_client *c, client_async *e);
+void ipcb__async_complete(ipcb_client *c, client_async *e);

@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int client_obj_add(ipcb_client *c, client_obj *o, int kind, const char *name, uint32_t access,
+int ipcb__client_obj_add(ipcb_client *c, client_obj *o, int kind, const char *name, uint32_t access,
                    const struct stat *st) {
         o->name = strdup(name);
         if (!o->name)
@@ -49,7 +49,7 @@ static void obj_unlink_locked(ipcb_client *c, client_obj *o) {
         o->prev = o->next = NULL;
 }
 
-void client_obj_remove(ipcb_client *c, client_obj *o) {
+void ipcb__client_obj_remove(ipcb_client *c, client_obj *o) {
         pthread_mutex_lock(&c->lock);
         obj_unlink_locked(c, o);
         pthread_mutex_unlock(&c->lock);
@@ -57,7 +57,7 @@ void client_obj_remove(ipcb_client *c, client_obj *o) {
         o->name = NULL;
 }
 
-int client_obj_release(ipcb_client *c, client_obj *o) {
+int ipcb__client_obj_release(ipcb_client *c, client_obj *o) {
         bool live;
         int r;
 
@@ -69,20 +69,20 @@ int client_obj_release(ipcb_client *c, client_obj *o) {
         o->name = NULL;
         if (!live)
                 return 0; /* its broker handle died with an old connection */
-        r = client_release_handle(c, o->handle);
+        r = ipcb__client_release_handle(c, o->handle);
         if (r == -ENOTCONN) {
                 /* Lost just now (a restart?): the handle died with the
                  * connection, so nothing is left to release if the broker
                  * is back. */
-                client_lock_untimed(c);
-                if (!c->disconnected && client_reconnect(c) == 0)
+                ipcb__client_lock_untimed(c);
+                if (!c->disconnected && ipcb__client_reconnect(c) == 0)
                         r = 0;
                 pthread_mutex_unlock(&c->lock);
         }
         return r;
 }
 
-int client_reopen(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *reply, int *ret_fd,
+int ipcb__client_reopen(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *reply, int *ret_fd,
                   uint32_t flags, uint32_t token, uint64_t nonce) {
         ipcb_msg req = { .hdr.op = 0 };
         struct stat st;
@@ -94,16 +94,16 @@ int client_reopen(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *reply, 
                 req.shm_open.flags = flags;
                 req.shm_open.token = token;
                 req.shm_open.nonce = nonce;
-                r = client_name_check(o->name, &req.shm_open.name);
+                r = ipcb__client_name_check(o->name, &req.shm_open.name);
         } else {
                 req.hdr.op = IPCB_OP_SEM_OPEN;
                 req.sem_open.flags = o->access | flags;
                 req.sem_open.nonce = nonce;
-                r = client_name_check(o->name, &req.sem_open.name);
+                r = ipcb__client_name_check(o->name, &req.sem_open.name);
         }
         if (r < 0)
                 return r;
-        r = client_call_once(c, &req, buf, reply, &fd);
+        r = ipcb__client_call_once(c, &req, buf, reply, &fd);
         if (r < 0)
                 return r;
         if (fd < 0 || fstat(fd, &st) < 0 || st.st_dev != o->dev || st.st_ino != o->ino) {
@@ -111,7 +111,7 @@ int client_reopen(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *reply, 
                 uint64_t h = o->kind == IPCB_KIND_SHM ? reply->shm_reply.handle : reply->sem_reply.handle;
                 if (fd >= 0)
                         close(fd);
-                (void)client_release_handle_locked(c, h);
+                (void)ipcb__client_release_handle_locked(c, h);
                 return -ESTALE;
         }
         *ret_fd = fd;
@@ -129,10 +129,10 @@ static int reopen_shm(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *rep
         int r = -ESRCH;
 
         if (__atomic_load_n(&s->lock, __ATOMIC_ACQUIRE) && s->lock_token)
-                r = client_reopen(c, o, buf, reply, ret_fd, IPCB_WF_RECLAIM, s->lock_token,
+                r = ipcb__client_reopen(c, o, buf, reply, ret_fd, IPCB_WF_RECLAIM, s->lock_token,
                                   s->lock_nonce);
         if (r == -ESRCH)
-                r = client_reopen(c, o, buf, reply, ret_fd, 0, 0, 0);
+                r = ipcb__client_reopen(c, o, buf, reply, ret_fd, 0, 0, 0);
         /* The restore bumped the page's epoch before this broker served
          * anyone: what we see now is the epoch of this broker. */
         if (r == 0 && s->lock)
@@ -140,14 +140,14 @@ static int reopen_shm(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *rep
         return r;
 }
 
-int client_reconnect(ipcb_client *c) {
+int ipcb__client_reconnect(ipcb_client *c) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_HELLO }, reply;
         int fd, r;
 
         if (c->disconnected)
                 return -ENOTCONN;
-        fd = client_dial(&c->addr, client_deadline(c));
+        fd = ipcb__client_dial(&c->addr, ipcb__client_deadline(c));
         if (fd < 0)
                 return fd == -ETIMEDOUT ? -ETIMEDOUT : -ENOTCONN;
         if (c->fd >= 0)
@@ -157,11 +157,11 @@ int client_reconnect(ipcb_client *c) {
         c->dead = false;
         c->late = false;
         atomic_store(&c->gone, false);
-        loop_fd_changed(c);
+        ipcb__loop_fd_changed(c);
         req.hello.version = IPCB_PROTO_VERSION;
-        r = client_call_once(c, &req, buf, &reply, NULL);
+        r = ipcb__client_call_once(c, &req, buf, &reply, NULL);
         if (r < 0 || reply.hello_reply.version != IPCB_PROTO_VERSION) {
-                client_kill(c);
+                ipcb__client_kill(c);
                 return r == -ETIMEDOUT ? -ETIMEDOUT : -ENOTCONN;
         }
         c->conn_gen++;
@@ -173,10 +173,10 @@ int client_reconnect(ipcb_client *c) {
                 if (o->kind == IPCB_KIND_SEM && (o->access & IPCB_WF_UNDO)) {
                         /* Needs its slot fields: sem.c does it (or leaves it
                          * to the handle's next call if it is in use). */
-                        r = sem_reopen_locked(c, o);
+                        r = ipcb__sem_reopen_locked(c, o);
                 } else {
                         r = o->kind == IPCB_KIND_SHM ? reopen_shm(c, o, buf, &reply, &ofd)
-                                                     : client_reopen(c, o, buf, &reply, &ofd, 0, 0, 0);
+                                                     : ipcb__client_reopen(c, o, buf, &reply, &ofd, 0, 0, 0);
                         if (r == 0) {
                                 close(ofd);
                                 o->handle = o->kind == IPCB_KIND_SHM ? reply.shm_reply.handle
@@ -190,14 +190,14 @@ int client_reconnect(ipcb_client *c) {
                         /* Handles not re-opened would stay without a broker
                          * handle: drop this connection, the next call starts
                          * over (the late replies die with it). */
-                        client_kill(c);
+                        ipcb__client_kill(c);
                         return -ETIMEDOUT;
                 }
                 if (r < 0 && r != -EBUSY)
                         o->orphan = true;
         }
-        r = watch_reconnected(c);
+        r = ipcb__watch_reconnected(c);
         if (r == -ETIMEDOUT)
-                client_kill(c);
+                ipcb__client_kill(c);
         return r == -ETIMEDOUT || r == -ENOTCONN ? r : 0;
 }

@@ -144,7 +144,7 @@ static void atfork_register(void) {
 
 /* ---- open and close ---- */
 
-int client_sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ipcb_msg *reply,
+int ipcb__client_sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ipcb_msg *reply,
                       int fd, ipcb_sem **ret) {
         ipcb_sem *s = NULL;
         void *pg;
@@ -169,13 +169,13 @@ int client_sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ip
         s->obj.handle = reply->sem_reply.handle;
         struct stat st;
         r = fstat(fd, &st) < 0 ? -errno
-                               : client_obj_add(c, &s->obj, IPCB_KIND_SEM, name, flags & IPCB_SEM_UNDO, &st);
+                               : ipcb__client_obj_add(c, &s->obj, IPCB_KIND_SEM, name, flags & IPCB_SEM_UNDO, &st);
         if (r < 0) {
                 munmap(pg, IPCB_PAGE_SIZE);
                 goto fail;
         }
         close(fd);
-        s->client = client_ref(c);
+        s->client = ipcb__client_ref(c);
         s->page = pg;
         s->epoch = atomic_load(&((ipcb_sem_page *)pg)->epoch);
         s->max = reply->sem_reply.max;
@@ -198,7 +198,7 @@ fail:
         free(s);
         if (fd >= 0)
                 close(fd);
-        (void)client_release_handle(c, reply->sem_reply.handle);
+        (void)ipcb__client_release_handle(c, reply->sem_reply.handle);
         return r;
 }
 
@@ -211,7 +211,7 @@ int ipcb_sem_create(ipcb_client *c, const char *name, unsigned initial,
 
         if (!c || !ret)
                 return -EINVAL;
-        if ((r = client_name_check(name, &req.sem_create.name)) < 0)
+        if ((r = ipcb__client_name_check(name, &req.sem_create.name)) < 0)
                 return r;
         if (opts) {
                 if (opts->struct_size < offsetof(ipcb_sem_options, max) + sizeof(opts->max))
@@ -228,10 +228,10 @@ int ipcb_sem_create(ipcb_client *c, const char *name, unsigned initial,
         req.sem_create.max = max;
         req.sem_create.mode = mode;
         req.sem_create.flags = flags;
-        r = client_request(c, &req, buf, &reply, &fd);
+        r = ipcb__client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return client_sem_finish(c, name, flags, &reply, fd, ret);
+        return ipcb__client_sem_finish(c, name, flags, &reply, fd, ret);
 }
 
 int ipcb_sem_open(ipcb_client *c, const char *name, int flags, ipcb_sem **ret) {
@@ -251,17 +251,17 @@ int ipcb_sem_open_ex(ipcb_client *c, const char *name, const ipcb_open_options *
 
         if (!c || !ret)
                 return -EINVAL;
-        if ((r = client_name_check(name, &req.sem_open.name)) < 0)
+        if ((r = ipcb__client_name_check(name, &req.sem_open.name)) < 0)
                 return r;
-        r = client_open_options(opts, IPCB_SEM_UNDO | IPCB_OPEN_OWNED, &req.sem_open.flags,
+        r = ipcb__client_open_options(opts, IPCB_SEM_UNDO | IPCB_OPEN_OWNED, &req.sem_open.flags,
                                 &req.sem_open.owner);
         if (r < 0)
                 return r;
         pthread_once(&atfork_once, atfork_register);
-        r = client_request(c, &req, buf, &reply, &fd);
+        r = ipcb__client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return client_sem_finish(c, name, req.sem_open.flags & IPCB_SEM_UNDO, &reply, fd, ret);
+        return ipcb__client_sem_finish(c, name, req.sem_open.flags & IPCB_SEM_UNDO, &reply, fd, ret);
 }
 
 int ipcb_sem_info(const ipcb_sem *s, ipcb_handle_info *ret) {
@@ -277,19 +277,19 @@ int ipcb_sem_close(ipcb_sem *s) {
         if (!s)
                 return 0;
         /* The broker gives back what an undo handle still holds. */
-        r = client_obj_release(s->client, &s->obj);
+        r = ipcb__client_obj_release(s->client, &s->obj);
         if (s->poll_fd >= 0)
                 close(s->poll_fd);
         if (atomic_load(&s->notify_fd) >= 0)
                 close(atomic_load(&s->notify_fd));
         munmap(s->page, IPCB_PAGE_SIZE);
-        client_unref(s->client);
+        ipcb__client_unref(s->client);
         free(s);
         return r;
 }
 
 int ipcb_sem_unlink(ipcb_client *c, const char *name) {
-        return client_unlink(c, IPCB_KIND_SEM, name);
+        return ipcb__client_unlink(c, IPCB_KIND_SEM, name);
 }
 
 /* ---- waiting and waking ---- */
@@ -443,15 +443,15 @@ static int reopen_undo(ipcb_client *c, ipcb_sem *s) {
         ipcb_msg reply;
         int fd = -1, r;
 
-        r = client_reopen(c, &s->obj, buf, &reply, &fd, IPCB_WF_RECLAIM | s->slot << 16, 0,
+        r = ipcb__client_reopen(c, &s->obj, buf, &reply, &fd, IPCB_WF_RECLAIM | s->slot << 16, 0,
                           s->nonce);
         if (r == -ESRCH)
-                r = client_reopen(c, &s->obj, buf, &reply, &fd, 0, 0, 0);
+                r = ipcb__client_reopen(c, &s->obj, buf, &reply, &fd, 0, 0, 0);
         if (r < 0)
                 return r;
         close(fd);
         if (reply.sem_reply.slot == 0 || reply.sem_reply.slot > IPCB_SEM_SLOTS) {
-                (void)client_release_handle_locked(c, reply.sem_reply.handle);
+                (void)ipcb__client_release_handle_locked(c, reply.sem_reply.handle);
                 return -EPROTO;
         }
         s->obj.handle = reply.sem_reply.handle;
@@ -470,10 +470,10 @@ static int connection_probe(ipcb_client *c) {
         ipcb_msg req = { .hdr.op = IPCB_OP_HELLO }, reply;
 
         req.hello.version = IPCB_PROTO_VERSION;
-        return client_call_once(c, &req, buf, &reply, NULL);
+        return ipcb__client_call_once(c, &req, buf, &reply, NULL);
 }
 
-int sem_reopen_locked(ipcb_client *c, client_obj *o) {
+int ipcb__sem_reopen_locked(ipcb_client *c, client_obj *o) {
         ipcb_sem *s = (ipcb_sem *)o; /* obj is the first member */
         int r;
 
@@ -497,12 +497,12 @@ static int sem_revive(ipcb_sem *s) {
         ipcb_client *c = s->client;
         int r = 0;
 
-        if ((r = client_lock(c)) < 0)
+        if ((r = ipcb__client_lock(c)) < 0)
                 return r;
         if (c->disconnected || s->obj.orphan)
                 r = -ENOTCONN;
         else if (c->dead)
-                r = client_reconnect(c);
+                r = ipcb__client_reconnect(c);
         if (r == 0 && s->obj.conn_gen == c->conn_gen) {
                 uint32_t epoch = atomic_load(&s->page->epoch);
                 if (epoch != s->epoch) {
@@ -510,12 +510,12 @@ static int sem_revive(ipcb_sem *s) {
                         if (r == 0)
                                 s->epoch = epoch;
                         else if (r == -ENOTCONN && c->dead && !c->disconnected)
-                                r = client_reconnect(c); /* restarted: conn_gen moves on */
+                                r = ipcb__client_reconnect(c); /* restarted: conn_gen moves on */
                 }
         }
         if (r == 0 && s->obj.conn_gen != c->conn_gen) {
                 r = reopen_undo(c, s);
-                if (r == -ENOTCONN && c->dead && (r = client_reconnect(c)) == 0)
+                if (r == -ENOTCONN && c->dead && (r = ipcb__client_reconnect(c)) == 0)
                         r = reopen_undo(c, s);
                 /* A timeout, or no fd to spare: the next call tries again. */
                 if (r < 0 && r != -ENOTCONN && r != -ETIMEDOUT && r != -EMFILE)
@@ -640,7 +640,7 @@ static void sem_notify_pollers(ipcb_sem *s) {
 
         if (fd < 0) {
                 req.sem_poll.handle = s->obj.handle;
-                if (client_request(s->client, &req, buf, &reply, &nfd) < 0 || nfd < 0)
+                if (ipcb__client_request(s->client, &req, buf, &reply, &nfd) < 0 || nfd < 0)
                         return;
                 if (!atomic_compare_exchange_strong(&s->notify_fd, &expect, nfd)) {
                         close(nfd); /* another thread was first */
@@ -670,7 +670,7 @@ int ipcb_sem_get_fd(ipcb_sem *s) {
         if (ep < 0)
                 return -errno;
         req.sem_poll.handle = s->obj.handle;
-        r = client_request(s->client, &req, buf, &reply, &fd);
+        r = ipcb__client_request(s->client, &req, buf, &reply, &fd);
         if (r == 0 && fd < 0)
                 r = -EPROTO;
         if (r == 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)

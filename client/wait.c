@@ -50,7 +50,7 @@ static uint64_t ts_us(const struct timespec *t) {
         return (uint64_t)t->tv_sec * 1000000u + (uint64_t)t->tv_nsec / 1000u;
 }
 
-uint64_t wait_next_deadline(client_loop *l) {
+uint64_t ipcb__wait_next_deadline(client_loop *l) {
         uint64_t t = UINT64_MAX;
 
         for (client_wait *w = l->waits; w; w = w->next) {
@@ -94,7 +94,7 @@ static void wait_finish(ipcb_client *c, client_wait *w, int status, void *result
         if (w->open_cookie && w->opening)
                 (void)ipcb_cancel(c, w->open_cookie);
         if (w->watch && !w->add_pending) {
-                watch_drop(c, w->watch);
+                ipcb__watch_drop(c, w->watch);
                 w->watch = 0;
         }
         pthread_mutex_lock(&l->qlock);
@@ -173,13 +173,13 @@ static void watch_answered(ipcb_client *c, int status, void *userdata) {
                         wait_finish(c, w, status, NULL);
                 }
         } else if (w->done && w->watch) {
-                watch_drop(c, w->watch); /* the wait ended before the answer */
+                ipcb__watch_drop(c, w->watch); /* the wait ended before the answer */
                 w->watch = 0;
         }
         wait_unref(c, w);
 }
 
-void wait_expire(ipcb_client *c) {
+void ipcb__wait_expire(ipcb_client *c) {
         client_loop *l = c->loop;
         struct timespec now;
 
@@ -200,7 +200,7 @@ void wait_expire(ipcb_client *c) {
         }
 }
 
-int wait_cancel(client_loop *l, uint64_t cookie) {
+int ipcb__wait_cancel(client_loop *l, uint64_t cookie) {
         for (client_wait *w = l->waits; w; w = w->next)
                 if (w->cookie == cookie && !w->done && !w->cancelled) {
                         w->cancelled = true; /* the next ipcb_process ends it */
@@ -209,7 +209,7 @@ int wait_cancel(client_loop *l, uint64_t cookie) {
         return -ENOENT;
 }
 
-void wait_free_all(client_loop *l) {
+void ipcb__wait_free_all(client_loop *l) {
         client_wait *w, *next;
 
         for (w = l->waits; w; w = next) {
@@ -218,7 +218,7 @@ void wait_free_all(client_loop *l) {
         }
         l->waits = NULL;
         /* (A wait that ended with its watch's answer still owed is only
-         * referenced by that request, freed with it: see async_free.) */
+         * referenced by that request, freed with it: see ipcb__async_free.) */
 }
 
 static int wait_start(ipcb_client *c, int kind, const char *name, int access,
@@ -232,15 +232,15 @@ static int wait_start(ipcb_client *c, int kind, const char *name, int access,
 
         if (!c || !cb.done)
                 return -EINVAL;
-        if ((r = client_name_check(name, &n)) < 0)
+        if ((r = ipcb__client_name_check(name, &n)) < 0)
                 return r;
         if (kind == IPCB_KIND_SHM && access != IPCB_READ_ONLY && access != IPCB_READ_WRITE)
                 return -EINVAL;
         if (kind == IPCB_KIND_SEM &&
-            (r = client_open_options(opts, IPCB_SEM_UNDO | IPCB_OPEN_OWNED, &f, &o)) < 0)
+            (r = ipcb__client_open_options(opts, IPCB_SEM_UNDO | IPCB_OPEN_OWNED, &f, &o)) < 0)
                 return r;
         if (kind == IPCB_KIND_SHM &&
-            (r = client_open_options(opts, IPCB_OPEN_OWNED, &f, &o)) < 0)
+            (r = ipcb__client_open_options(opts, IPCB_OPEN_OWNED, &f, &o)) < 0)
                 return r;
         w = calloc(1, sizeof(*w));
         if (!w || !(w->name = strdup(name))) {
@@ -260,16 +260,16 @@ static int wait_start(ipcb_client *c, int kind, const char *name, int access,
                 w->has_deadline = true;
                 deadline_after(timeout_ms, &w->deadline);
         }
-        client_lock_untimed(c);
-        r = loop_ensure(c, &l);
+        ipcb__client_lock_untimed(c);
+        r = ipcb__loop_ensure(c, &l);
         pthread_mutex_unlock(&c->lock);
         if (r < 0) {
                 wait_free(w);
                 return r;
         }
-        w->cookie = loop_cookie(l);
+        w->cookie = ipcb__loop_cookie(l);
         /* Watch first, then open: both go out in this order. */
-        r = watch_add_async_internal(c, kind, name, 0, IPCB_WATCH_CREATED, on_event, w,
+        r = ipcb__watch_add_async_internal(c, kind, name, 0, IPCB_WATCH_CREATED, on_event, w,
                                      watch_answered, w, &w->watch);
         if (r < 0) {
                 wait_free(w);

@@ -13,12 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-void watch_route(ipcb_client *c, client_loop *l, const uint8_t *buf, size_t len) {
+void ipcb__watch_route(ipcb_client *c, client_loop *l, const uint8_t *buf, size_t len) {
         client_async *e = NULL;
 
         (void)c;
         pthread_mutex_lock(&l->qlock);
-        if (l->nevents < LOOP_EVENTS_MAX && (e = async_new()) && (e->rbuf = malloc(len))) {
+        if (l->nevents < LOOP_EVENTS_MAX && (e = ipcb__async_new()) && (e->rbuf = malloc(len))) {
                 memcpy(e->rbuf, buf, len);
                 e->rlen = len;
                 e->has_reply = true;
@@ -28,14 +28,14 @@ void watch_route(ipcb_client *c, client_loop *l, const uint8_t *buf, size_t len)
         }
         /* No room (or no memory): drop it and owe one overflow, which
          * takes the place of everything lost until it is delivered. */
-        if (!e && !l->events_lost && (e = async_new()))
+        if (!e && !l->events_lost && (e = ipcb__async_new()))
                 l->events_lost = true;
         else if (!e)
                 l->events_lost = true;
         if (e) {
                 e->what = ASYNC_EVENT;
                 l->nevents++;
-                loop_done_push(l, e);
+                ipcb__loop_done_push(l, e);
         }
         pthread_mutex_unlock(&l->qlock);
 }
@@ -47,7 +47,7 @@ static client_watch *find_broker(client_loop *l, uint64_t broker_id) {
         return NULL;
 }
 
-void watch_dispatch(ipcb_client *c, client_async *e) {
+void ipcb__watch_dispatch(ipcb_client *c, client_async *e) {
         client_loop *l = c->loop;
         char name[IPCB_NAME_MAX + 1] = "";
         ipcb_watch_event ev = { .struct_size = sizeof(ev), .name = name };
@@ -57,7 +57,7 @@ void watch_dispatch(ipcb_client *c, client_async *e) {
         if (!l)
                 return;
         if (!overflow) {
-                if (ipcb_proto_decode(e->rbuf, e->rlen, 0, &m) < 0)
+                if (ipcb__proto_decode(e->rbuf, e->rlen, 0, &m) < 0)
                         return; /* decoded once already: cannot happen */
                 overflow = m.watch_event.event == IPCB_WE_OVERFLOW;
         }
@@ -124,8 +124,8 @@ static int watch_request(ipcb_client *c, const client_watch *w, bool once, uint6
         req.watch_add.flags = (uint8_t)w->flags;
         req.watch_add.events = w->events;
         req.watch_add.name = (ipcb_name){ .ptr = w->name, .len = (uint16_t)strlen(w->name) };
-        r = once ? client_call_once(c, &req, buf, &reply, NULL)
-                 : client_call(c, &req, buf, &reply, NULL);
+        r = once ? ipcb__client_call_once(c, &req, buf, &reply, NULL)
+                 : ipcb__client_call(c, &req, buf, &reply, NULL);
         if (r < 0)
                 return r;
         if (reply.watch_reply.watch == 0)
@@ -145,7 +145,7 @@ int ipcb_watch_add(ipcb_client *c, int kind, const char *name, unsigned flags, u
             (flags & ~IPCB_WATCH_PREFIX) || events == 0 || (events & ~IPCB_WATCH_ALL))
                 return -EINVAL;
         if (!((flags & IPCB_WATCH_PREFIX) && name[0] == '\0') &&
-            (r = client_name_check(name, &n)) < 0)
+            (r = ipcb__client_name_check(name, &n)) < 0)
                 return r;
         w = calloc(1, sizeof(*w));
         if (!w || !(w->name = strdup(name))) {
@@ -157,9 +157,9 @@ int ipcb_watch_add(ipcb_client *c, int kind, const char *name, unsigned flags, u
         w->events = events;
         w->cb = cb;
         w->userdata = userdata;
-        if ((r = client_lock(c)) < 0)
+        if ((r = ipcb__client_lock(c)) < 0)
                 goto fail;
-        r = loop_ensure(c, &l);
+        r = ipcb__loop_ensure(c, &l);
         if (r == 0)
                 r = watch_request(c, w, false, &w->broker_id);
         if (r == 0) {
@@ -192,7 +192,7 @@ int ipcb_watch_remove(ipcb_client *c, uint64_t watch) {
 
         if (!c)
                 return -EINVAL;
-        client_lock_untimed(c);
+        ipcb__client_lock_untimed(c);
         l = c->loop;
         if (l) {
                 pthread_mutex_lock(&l->qlock);
@@ -207,7 +207,7 @@ int ipcb_watch_remove(ipcb_client *c, uint64_t watch) {
          * forgets it too (if the connection died, so did the watch). */
         if (w && !c->dead) {
                 req.watch_remove.watch = w->broker_id;
-                r = client_call_once(c, &req, buf, &reply, NULL);
+                r = ipcb__client_call_once(c, &req, buf, &reply, NULL);
                 if (r == -ENOENT || r == -ENOTCONN)
                         r = 0;
         }
@@ -219,7 +219,7 @@ int ipcb_watch_remove(ipcb_client *c, uint64_t watch) {
         return r;
 }
 
-int watch_reconnected(ipcb_client *c) {
+int ipcb__watch_reconnected(ipcb_client *c) {
         client_loop *l = c->loop;
         client_async *e;
         int r;
@@ -235,17 +235,17 @@ int watch_reconnected(ipcb_client *c) {
         }
         /* Whatever happened while we were away was not seen. */
         pthread_mutex_lock(&l->qlock);
-        if (!l->events_lost && (e = async_new())) {
+        if (!l->events_lost && (e = ipcb__async_new())) {
                 e->what = ASYNC_EVENT;
                 l->events_lost = true;
                 l->nevents++;
-                loop_done_push(l, e);
+                ipcb__loop_done_push(l, e);
         }
         pthread_mutex_unlock(&l->qlock);
         return 0;
 }
 
-void watch_free_all(client_loop *l) {
+void ipcb__watch_free_all(client_loop *l) {
         client_watch *w, *next;
 
         for (w = l->watches; w; w = next) {
@@ -256,7 +256,7 @@ void watch_free_all(client_loop *l) {
         l->watches = NULL;
 }
 
-void watch_added(client_loop *l, uint64_t id, const ipcb_msg *reply) {
+void ipcb__watch_added(client_loop *l, uint64_t id, const ipcb_msg *reply) {
         for (client_watch *w = l->watches; w; w = w->next)
                 if (w->id == id)
                         w->broker_id = reply->watch_reply.watch;
@@ -279,7 +279,7 @@ static void removed_ignore(ipcb_client *c, int status, void *userdata) {
         (void)c, (void)status, (void)userdata;
 }
 
-void watch_drop(ipcb_client *c, uint64_t id) {
+void ipcb__watch_drop(ipcb_client *c, uint64_t id) {
         ipcb_msg req = { .hdr.op = IPCB_OP_WATCH_REMOVE };
         client_loop *l = c->loop;
         client_watch *w;
@@ -291,14 +291,14 @@ void watch_drop(ipcb_client *c, uint64_t id) {
          * match no local watch and are skipped.) */
         if (w->broker_id) {
                 req.watch_remove.watch = w->broker_id;
-                (void)async_submit(c, &req, ASYNC_DONE, NULL,
+                (void)ipcb__async_submit(c, &req, ASYNC_DONE, NULL,
                                    (union async_cb){ .done = removed_ignore }, NULL, NULL, NULL);
         }
         free(w->name);
         free(w);
 }
 
-void watch_add_complete(ipcb_client *c, client_async *e, int status) {
+void ipcb__watch_add_complete(ipcb_client *c, client_async *e, int status) {
         client_watch *w;
 
         if (status < 0 && c->loop && (w = watch_take(c->loop, e->size))) {
@@ -309,7 +309,7 @@ void watch_add_complete(ipcb_client *c, client_async *e, int status) {
                 e->cb.done(c, status, e->userdata);
 }
 
-int watch_add_async_internal(ipcb_client *c, int kind, const char *name, unsigned flags,
+int ipcb__watch_add_async_internal(ipcb_client *c, int kind, const char *name, unsigned flags,
                              unsigned events, ipcb_watch_cb cb, void *userdata, ipcb_done_cb added,
                              void *added_userdata, uint64_t *ret_watch) {
         ipcb_msg req = { .hdr.op = IPCB_OP_WATCH_ADD };
@@ -323,7 +323,7 @@ int watch_add_async_internal(ipcb_client *c, int kind, const char *name, unsigne
             (flags & ~IPCB_WATCH_PREFIX) || events == 0 || (events & ~IPCB_WATCH_ALL))
                 return -EINVAL;
         if (!((flags & IPCB_WATCH_PREFIX) && name[0] == '\0') &&
-            (r = client_name_check(name, &n)) < 0)
+            (r = ipcb__client_name_check(name, &n)) < 0)
                 return r;
         w = calloc(1, sizeof(*w));
         if (!w || !(w->name = strdup(name))) {
@@ -335,8 +335,8 @@ int watch_add_async_internal(ipcb_client *c, int kind, const char *name, unsigne
         w->events = events;
         w->cb = cb;
         w->userdata = userdata;
-        client_lock_untimed(c);
-        r = loop_ensure(c, &l);
+        ipcb__client_lock_untimed(c);
+        r = ipcb__loop_ensure(c, &l);
         if (r == 0) {
                 pthread_mutex_lock(&l->qlock);
                 w->id = ++l->next_watch;
@@ -356,7 +356,7 @@ int watch_add_async_internal(ipcb_client *c, int kind, const char *name, unsigne
         req.watch_add.name = n;
         t.size = w->id;
         uint64_t id = w->id;
-        r = async_submit(c, &req, ASYNC_WATCH, NULL, (union async_cb){ .done = added },
+        r = ipcb__async_submit(c, &req, ASYNC_WATCH, NULL, (union async_cb){ .done = added },
                          added_userdata, &t, NULL);
         if (r < 0) {
                 if ((w = watch_take(l, id))) {
@@ -373,6 +373,6 @@ int watch_add_async_internal(ipcb_client *c, int kind, const char *name, unsigne
 int ipcb_watch_add_async(ipcb_client *c, int kind, const char *name, unsigned flags,
                          unsigned events, ipcb_watch_cb cb, void *userdata, ipcb_done_cb added,
                          uint64_t *ret_watch) {
-        return watch_add_async_internal(c, kind, name, flags, events, cb, userdata, added,
+        return ipcb__watch_add_async_internal(c, kind, name, flags, events, cb, userdata, added,
                                         userdata, ret_watch);
 }

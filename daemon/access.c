@@ -50,7 +50,7 @@ static int lookup(uint8_t kind, const ipcb_name *n, object **ret) {
 
         if (kind < 1 || kind > IPCB_KIND_MAX_)
                 return -EINVAL;
-        if ((k = ipcb_name_check(n->ptr, n->len)) < 0)
+        if ((k = ipcb__name_check(n->ptr, n->len)) < 0)
                 return k;
         *ret = registry_lookup(kind, n->ptr, n->len);
         return *ret ? 0 : -ENOENT;
@@ -210,7 +210,7 @@ int access_register(peer *p, const ipcb_msg *m) {
 
         if (fd < 0) /* cannot happen: the decoder demands the fd */
                 return -EBADF;
-        if ((k = ipcb_name_check(n->ptr, n->len)) < 0)
+        if ((k = ipcb__name_check(n->ptr, n->len)) < 0)
                 return k;
         if ((m->shm_register.flags & ~IPCB_WF_REGISTER_MASK) ||
             (m->shm_register.mode & ~IPCB_MODE_MASK))

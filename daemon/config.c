@@ -229,7 +229,7 @@ static int reserve_add(char *value) {
         owner = prefix + len;
         owner += strspn(owner, " \t");
         end = owner + strcspn(owner, " \t");
-        if (len == 0 || !*owner || *end || ipcb_name_check(prefix, len) < 0)
+        if (len == 0 || !*owner || *end || ipcb__name_check(prefix, len) < 0)
                 return -EINVAL;
         if (cfg.nreserve == CONFIG_RESERVE_MAX)
                 return -E2BIG;

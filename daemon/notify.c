@@ -72,13 +72,13 @@ bool notify_enabled(void) {
  * manager that re-created its socket shows as ECONNREFUSED or ENOTCONN: one
  * new connect, one more try. */
 static int send_one(const char *text, int fd) {
-        int k = ipcb_sock_send(nfd, text, strlen(text), &fd, fd >= 0, MSG_DONTWAIT);
+        int k = ipcb__sock_send(nfd, text, strlen(text), &fd, fd >= 0, MSG_DONTWAIT);
 
         if (k != -ECONNREFUSED && k != -ENOTCONN)
                 return k;
         if (connect(nfd, (struct sockaddr *)&addr, addr_len) < 0)
                 return -errno;
-        return ipcb_sock_send(nfd, text, strlen(text), &fd, fd >= 0, MSG_DONTWAIT);
+        return ipcb__sock_send(nfd, text, strlen(text), &fd, fd >= 0, MSG_DONTWAIT);
 }
 
 /* FDSTORE=1 with fd, or FDSTOREREMOVE=1 if fd is -1. */

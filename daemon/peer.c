@@ -259,7 +259,7 @@ static void sent(peer *p, unsigned nfds) {
 static int queue_flush(peer *p) {
         while (p->q_head) {
                 queued_reply *q = p->q_head;
-                int k = ipcb_sock_send(p->fd, q->buf, q->len, q->fds, q->nfds, MSG_DONTWAIT);
+                int k = ipcb__sock_send(p->fd, q->buf, q->len, q->fds, q->nfds, MSG_DONTWAIT);
                 if (k == -EAGAIN)
                         return 0;
                 if (k < 0)
@@ -282,7 +282,7 @@ static void send_bytes(peer *p, const uint8_t *buf, size_t len, const int *fds, 
         if (p->closing)
                 return;
         if (!p->q_head)
-                k = ipcb_sock_send(p->fd, buf, len, fds, nfds, MSG_DONTWAIT);
+                k = ipcb__sock_send(p->fd, buf, len, fds, nfds, MSG_DONTWAIT);
         if (k == 0) {
                 sent(p, nfds);
                 return;
@@ -316,11 +316,11 @@ void peer_reply(peer *p, const ipcb_msg *m, const int *fds, unsigned nfds) {
         ssize_t len;
 
         r.hdr.nfds = (uint8_t)nfds;
-        len = ipcb_proto_encode(&r, tx_buf, sizeof(tx_buf));
+        len = ipcb__proto_encode(&r, tx_buf, sizeof(tx_buf));
         if (len < 0) { /* a bug: a reply we built does not fit */
                 log_err("cannot encode reply to op 0x%04x: %s", r.hdr.op, strerror((int)-len));
                 r.hdr.status = -EIO;
-                len = ipcb_proto_encode(&r, tx_buf, sizeof(tx_buf));
+                len = ipcb__proto_encode(&r, tx_buf, sizeof(tx_buf));
                 nfds = 0;
         }
         send_bytes(p, tx_buf, (size_t)len, r.hdr.status < 0 ? NULL : fds,
@@ -472,7 +472,7 @@ static void peer_read(peer *p) {
                         throttle(p);
                         return;
                 }
-                n = ipcb_sock_recv(p->fd, rx_buf, sizeof(rx_buf), MSG_DONTWAIT, reaper_discard, &rx);
+                n = ipcb__sock_recv(p->fd, rx_buf, sizeof(rx_buf), MSG_DONTWAIT, reaper_discard, &rx);
                 if (n == -EAGAIN)
                         return;
                 if (n == 0) { /* hang-up */
@@ -497,7 +497,7 @@ static void peer_read(peer *p) {
                         return;
                 }
                 nfds = rx.nfds;
-                k = ipcb_proto_decode(rx_buf, rx.len, nfds, &m);
+                k = ipcb__proto_decode(rx_buf, rx.len, nfds, &m);
                 /* Only SHM_REGISTER carries an fd, which goes to its handler
                  * (and is closed after it, whatever it did); any other fd is
                  * unsolicited, or belongs to a malformed message. */

@@ -119,7 +119,7 @@ static int do_shm_create(peer *p, const ipcb_msg *m) {
         object *o;
         int k;
 
-        if ((k = ipcb_name_check(n->ptr, n->len)) < 0)
+        if ((k = ipcb__name_check(n->ptr, n->len)) < 0)
                 return k;
         if ((m->shm_create.flags & ~IPCB_WF_CREATE_MASK) ||
             (m->shm_create.mode & ~IPCB_MODE_MASK) ||
@@ -156,7 +156,7 @@ static int do_shm_open(peer *p, const ipcb_msg *m) {
         object *o;
         int k;
 
-        if ((k = ipcb_name_check(n->ptr, n->len)) < 0)
+        if ((k = ipcb__name_check(n->ptr, n->len)) < 0)
                 return k;
         if ((access != IPCB_WA_READ_ONLY && access != IPCB_WA_READ_WRITE) ||
             (flags & ~IPCB_WF_SHM_OPEN_MASK) || (!(flags & IPCB_WF_OWNED) && m->shm_open.owner) ||
@@ -262,7 +262,7 @@ static int do_sem_create(peer *p, const ipcb_msg *m) {
         object *o;
         int k;
 
-        if ((k = ipcb_name_check(n->ptr, n->len)) < 0)
+        if ((k = ipcb__name_check(n->ptr, n->len)) < 0)
                 return k;
         if ((m->sem_create.flags & ~IPCB_WF_SEM_CREATE_MASK) ||
             (m->sem_create.mode & ~IPCB_MODE_MASK) || max > IPCB_SEM_VALUE_MAX ||
@@ -295,7 +295,7 @@ static int do_sem_open(peer *p, const ipcb_msg *m) {
         object *o;
         int k;
 
-        if ((k = ipcb_name_check(n->ptr, n->len)) < 0)
+        if ((k = ipcb__name_check(n->ptr, n->len)) < 0)
                 return k;
         if (flags & IPCB_WF_RECLAIM) {
                 reclaim = IPCB_WF_RECLAIM_SLOT(flags);
@@ -337,7 +337,7 @@ static int lookup_named(const ipcb_msg *m, object **ret) {
 
         if (m->stat.kind < 1 || m->stat.kind > IPCB_KIND_MAX_)
                 return -EINVAL;
-        if ((k = ipcb_name_check(n->ptr, n->len)) < 0)
+        if ((k = ipcb__name_check(n->ptr, n->len)) < 0)
                 return k;
         *ret = registry_lookup(m->stat.kind, n->ptr, n->len);
         return *ret ? 0 : -ENOENT;

@@ -661,7 +661,7 @@ static const char *restore_one(uint32_t i, const cat_rec *r, unsigned *ret_token
                 return "record checksum mismatch";
         if (r->kind != IPCB_KIND_SHM && r->kind != IPCB_KIND_SEM)
                 return "unknown kind";
-        if (r->name_len > IPCB_NAME_MAX || ipcb_name_check(r->name, r->name_len) < 0)
+        if (r->name_len > IPCB_NAME_MAX || ipcb__name_check(r->name, r->name_len) < 0)
                 return "invalid name";
         if ((r->mode & ~IPCB_MODE_MASK) || (r->flags & ~(IPCB_WF_PERSISTENT | IPCB_WF_GROWABLE)) ||
             (r->kind == IPCB_KIND_SEM && (r->flags & IPCB_WF_GROWABLE)) || r->rdonly > 1 ||

@@ -118,7 +118,7 @@ int watch_add(peer *p, const ipcb_msg *m) {
                 return -EINVAL;
         /* A prefix is a name's beginning: the name rule, except that it may
          * be empty (every name) or end anywhere. */
-        if (!(prefix && n->len == 0) && (k = ipcb_name_check(n->ptr, n->len)) < 0)
+        if (!(prefix && n->len == 0) && (k = ipcb__name_check(n->ptr, n->len)) < 0)
                 return k;
         if (p->nwatches >= WATCH_MAX_PER_CONN)
                 return -EDQUOT;
@@ -204,7 +204,7 @@ static void deliver(peer *p, const uint8_t *buf, size_t len) {
                 return;
         }
         if (!p->q_head) {
-                k = ipcb_sock_send(p->fd, buf, len, NULL, 0, MSG_DONTWAIT);
+                k = ipcb__sock_send(p->fd, buf, len, NULL, 0, MSG_DONTWAIT);
                 if (k == 0 || k != -EAGAIN)
                         return; /* sent, or broken: its read side closes it */
         }
@@ -235,7 +235,7 @@ void watch_emit(object *o, uint32_t event) {
                               : o->name_len != w->len || memcmp(o->name, w->name, w->len) != 0)
                         continue;
                 ev.watch_event.watch = w->id;
-                len = ipcb_proto_encode(&ev, buf, sizeof(buf));
+                len = ipcb__proto_encode(&ev, buf, sizeof(buf));
                 if (len < 0) { /* a bug: an event we built does not fit */
                         log_err("cannot encode a watch event: %s", strerror((int)-len));
                         break;

@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
-int ipcb_name_check(const char *name, size_t len) {
+int ipcb__name_check(const char *name, size_t len) {
         if (!name || len == 0)
                 return -EINVAL;
         if (len > IPCB_NAME_MAX)
@@ -106,7 +106,7 @@ static void rd_stat(rd *r, ipcb_stat_rec *s) {
                 r->bad = true;
 }
 
-int ipcb_list_iter_next(ipcb_list_iter *it, ipcb_stat_rec *ret) {
+int ipcb__list_iter_next(ipcb_list_iter *it, ipcb_stat_rec *ret) {
         rd r = { .p = it->p, .left = it->left };
 
         if (it->count == 0)
@@ -405,7 +405,7 @@ static int decode_reply(rd *r, ipcb_msg *m) {
         return 0;
 }
 
-int ipcb_proto_decode(const void *buf, size_t len, unsigned nfds, ipcb_msg *ret) {
+int ipcb__proto_decode(const void *buf, size_t len, unsigned nfds, ipcb_msg *ret) {
         rd r = { .p = buf, .left = len };
         int k;
 
@@ -763,7 +763,7 @@ static int encode_reply(wr *w, const ipcb_msg *m) {
         return 0;
 }
 
-ssize_t ipcb_proto_encode(const ipcb_msg *m, void *buf, size_t cap) {
+ssize_t ipcb__proto_encode(const ipcb_msg *m, void *buf, size_t cap) {
         wr w = { .p = buf, .left = cap < IPCB_MSG_MAX ? cap : IPCB_MSG_MAX };
         uint8_t *hdr = wr_take(&w, IPCB_HDR_SIZE);
         int k = 0;
@@ -795,7 +795,7 @@ ssize_t ipcb_proto_encode(const ipcb_msg *m, void *buf, size_t cap) {
         return (ssize_t)len;
 }
 
-void ipcb_quota_rec_at(const ipcb_msg *m, unsigned i, ipcb_quota_rec *ret) {
+void ipcb__quota_rec_at(const ipcb_msg *m, unsigned i, ipcb_quota_rec *ret) {
         rd r = { .p = m->quota_reply.raw + (size_t)i * IPCB_QUOTA_REC, .left = IPCB_QUOTA_REC };
 
         memset(ret, 0, sizeof(*ret));
@@ -809,7 +809,7 @@ void ipcb_quota_rec_at(const ipcb_msg *m, unsigned i, ipcb_quota_rec *ret) {
         ret->connections = rd_u32(&r);
 }
 
-void ipcb_holder_rec_at(const ipcb_msg *m, unsigned i, ipcb_holder_rec *ret) {
+void ipcb__holder_rec_at(const ipcb_msg *m, unsigned i, ipcb_holder_rec *ret) {
         rd r;
 
         memset(ret, 0, sizeof(*ret));

@@ -201,7 +201,7 @@ typedef struct ipcb_msg {
                 struct { uint64_t size; uint32_t seals; } memfd;
                 struct { uint32_t uid, flags; uint64_t cursor; } quota;
                 /* reply to HOLDERS: encode reads recs; decode sets raw
-                 * (validated records, read them with ipcb_holder_rec_at) */
+                 * (validated records, read them with ipcb__holder_rec_at) */
                 struct {
                         uint32_t count, total;
                         uint64_t id; /* the object's, to tell it from a namesake */
@@ -236,7 +236,7 @@ typedef struct ipcb_msg {
                 /* reply to MEMFD; one fd attached */
                 struct { uint64_t size; uint32_t seals; } memfd_reply;
                 /* reply to QUOTA: encode reads recs; decode sets raw (validated
-                 * records, read them with ipcb_quota_rec_at) */
+                 * records, read them with ipcb__quota_rec_at) */
                 struct {
                         uint64_t max_objects, max_bytes, max_handles, max_connections;
                         uint64_t next_cursor;
@@ -276,7 +276,7 @@ typedef struct ipcb_msg {
 /* Check a name against the one rule: 1..IPCB_NAME_MAX bytes of
  * [A-Za-z0-9._:@+-], not starting with '.'.  Returns 0, -EINVAL (empty,
  * bad byte, leading dot) or -ENAMETOOLONG. */
-int ipcb_name_check(const char *name, size_t len);
+int ipcb__name_check(const char *name, size_t len);
 
 /* Decode one datagram of len bytes that arrived with nfds descriptors.
  * Returns 0 and fills *ret, or:
@@ -287,14 +287,14 @@ int ipcb_name_check(const char *name, size_t len);
  *   -EOPNOTSUPP  well-formed header, unknown opcode; ret->hdr is valid.
  * Names are not checked against the name rule here (so that the handler can
  * answer -EINVAL/-ENAMETOOLONG); only that they lie inside the buffer. */
-int ipcb_proto_decode(const void *buf, size_t len, unsigned nfds, ipcb_msg *ret);
+int ipcb__proto_decode(const void *buf, size_t len, unsigned nfds, ipcb_msg *ret);
 
 /* Encode m into buf (cap bytes).  hdr.len is computed; hdr.nfds is taken from m.
  * Returns the datagram length, or -EMSGSIZE if it does not fit / exceeds
  * IPCB_MSG_MAX, or -EINVAL for an unknown opcode or a header the decoder
  * would refuse (status > 0 or < -4095, a request with a status, too many fds).  An error reply
  * (status < 0) encodes with an empty payload whatever the opcode. */
-ssize_t ipcb_proto_encode(const ipcb_msg *m, void *buf, size_t cap);
+ssize_t ipcb__proto_encode(const ipcb_msg *m, void *buf, size_t cap);
 
 /* Bytes one stat record takes on the wire. */
 static inline size_t ipcb_stat_rec_size(const ipcb_stat_rec *r) {
@@ -302,13 +302,13 @@ static inline size_t ipcb_stat_rec_size(const ipcb_stat_rec *r) {
 }
 
 /* Next record of a decoded LIST reply: 1 and *ret filled, or 0 at the end. */
-int ipcb_list_iter_next(ipcb_list_iter *it, ipcb_stat_rec *ret);
+int ipcb__list_iter_next(ipcb_list_iter *it, ipcb_stat_rec *ret);
 
 /* Record i (< count) of a decoded HOLDERS reply. */
-void ipcb_holder_rec_at(const ipcb_msg *m, unsigned i, ipcb_holder_rec *ret);
+void ipcb__holder_rec_at(const ipcb_msg *m, unsigned i, ipcb_holder_rec *ret);
 
 /* Record i (< count) of a decoded QUOTA reply. */
-void ipcb_quota_rec_at(const ipcb_msg *m, unsigned i, ipcb_quota_rec *ret);
+void ipcb__quota_rec_at(const ipcb_msg *m, unsigned i, ipcb_quota_rec *ret);
 
 /* LIST reply payload header size (before the records). */
 #define IPCB_LIST_REPLY_FIXED 12u

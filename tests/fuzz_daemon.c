@@ -378,7 +378,7 @@ static void send_dgram(client *c, const void *buf, size_t len, unsigned n, input
                         fprintf(stderr, "client %d -> %zu bytes (op 0x%04x, %u fds)\n",
                                 (int)(c - clients), len, len >= 2 ? b[0] | b[1] << 8 : 0, got);
                 /* -EAGAIN (the daemon is not reading), -EPIPE (it hung up): dropped */
-                (void)ipcb_sock_send(c->fd, buf, len, fds, got, MSG_DONTWAIT);
+                (void)ipcb__sock_send(c->fd, buf, len, fds, got, MSG_DONTWAIT);
         }
         for (unsigned i = 0; i < got; i++)
                 close(fds[i]);
@@ -418,7 +418,7 @@ static void learn_handle(client *c, uint64_t h) {
 /* Check one datagram from the daemon and learn the handle it gives. */
 static void check_reply(client *c, const uint8_t *buf, const ipcb_sock_rx *rx) {
         ipcb_msg m;
-        int k = ipcb_proto_decode(buf, rx->len, rx->nfds, &m);
+        int k = ipcb__proto_decode(buf, rx->len, rx->nfds, &m);
         unsigned op = m.hdr.op & ~IPCB_OP_REPLY;
 
         if (trace)
@@ -459,7 +459,7 @@ static void drain(client *c) {
         ipcb_sock_rx rx;
 
         while (c->fd >= 0) {
-                int k = ipcb_sock_recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT, NULL, &rx);
+                int k = ipcb__sock_recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT, NULL, &rx);
                 if (k == -EMSGSIZE || k == -EBADMSG)
                         fail("the daemon sent an oversized or empty datagram (%d)", k);
                 if (k != 1)
@@ -707,7 +707,7 @@ static void op_request(input *in, client *c) {
                 buf[12] = plen;
                 len = IPCB_HDR_SIZE + plen;
         } else {
-                len = ipcb_proto_encode(&m, buf, IPCB_MSG_MAX);
+                len = ipcb__proto_encode(&m, buf, IPCB_MSG_MAX);
                 if (len < 0)
                         fail("cannot encode a request (op 0x%04x): %zd", m.hdr.op, len);
         }
@@ -888,7 +888,7 @@ static int pair_new(int sv[2], bool forked, pid_t *ret_pid) {
         if (pid < 0)
                 fail("clone: %s", strerror(errno));
         children[nchildren++] = pid;
-        if (ipcb_sock_recv(t[0], buf, sizeof(buf), 0, NULL, &rx) != 1 || rx.nfds != 2)
+        if (ipcb__sock_recv(t[0], buf, sizeof(buf), 0, NULL, &rx) != 1 || rx.nfds != 2)
                 fail("the child process sent no socketpair");
         close(t[0]);
         close(t[1]);
@@ -924,9 +924,9 @@ static void op_connect(client *c, bool forked) {
                 ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO, .id = c->next_id++ },
                                .hello = { .version = IPCB_PROTO_VERSION } };
                 uint8_t buf[64];
-                ssize_t len = ipcb_proto_encode(&m, buf, sizeof(buf));
+                ssize_t len = ipcb__proto_encode(&m, buf, sizeof(buf));
 
-                if (len < 0 || ipcb_sock_send(c->fd, buf, (size_t)len, NULL, 0, MSG_DONTWAIT) < 0)
+                if (len < 0 || ipcb__sock_send(c->fd, buf, (size_t)len, NULL, 0, MSG_DONTWAIT) < 0)
                         fail("cannot say HELLO");
                 turn();
                 drain(c);

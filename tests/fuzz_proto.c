@@ -27,7 +27,7 @@ static void check_name(ipcb_name n, const uint8_t *data, size_t size, uint16_t o
         if (n.len && (p < data || p + n.len > data + size))
                 fail("name outside the buffer", op, size, 0);
         /* the name rule must be callable on whatever the decoder hands out */
-        (void)ipcb_name_check(n.ptr, n.len);
+        (void)ipcb__name_check(n.ptr, n.len);
 }
 
 static void check_decoded(const uint8_t *data, size_t size, unsigned nfds, ipcb_msg *m) {
@@ -70,7 +70,7 @@ static void check_decoded(const uint8_t *data, size_t size, unsigned nfds, ipcb_
                 if (m->quota_reply.count > IPCB_QUOTA_RECS_MAX || m->quota_reply.more > 1)
                         fail("QUOTA reply out of bounds", op, size, nfds);
                 for (unsigned i = 0; i < m->quota_reply.count; i++)
-                        ipcb_quota_rec_at(m, i, &qrecs[i]);
+                        ipcb__quota_rec_at(m, i, &qrecs[i]);
                 m->quota_reply.recs = qrecs;
         } else if (m->hdr.status == 0 && base == IPCB_OP_HOLDERS) {
                 static ipcb_holder_rec hrecs[IPCB_HOLDERS_MAX];
@@ -78,7 +78,7 @@ static void check_decoded(const uint8_t *data, size_t size, unsigned nfds, ipcb_
                     m->holders_reply.total < m->holders_reply.count)
                         fail("HOLDERS reply out of bounds", op, size, nfds);
                 for (unsigned i = 0; i < m->holders_reply.count; i++)
-                        ipcb_holder_rec_at(m, i, &hrecs[i]);
+                        ipcb__holder_rec_at(m, i, &hrecs[i]);
                 m->holders_reply.recs = hrecs;
         } else if (m->hdr.status == 0 && base == IPCB_OP_STAT) {
                 check_name(m->stat_reply.name, data, size, op);
@@ -88,7 +88,7 @@ static void check_decoded(const uint8_t *data, size_t size, unsigned nfds, ipcb_
 
                 if (m->list_reply.more > 1)
                         fail("LIST reply with more > 1", op, size, nfds);
-                while (ipcb_list_iter_next(&it, &recs[count])) {
+                while (ipcb__list_iter_next(&it, &recs[count])) {
                         if (recs[count].kind == IPCB_KIND_ANY || recs[count].kind > IPCB_KIND_MAX_)
                                 fail("record of a bad kind", op, size, nfds);
                         check_name(recs[count].name, data, size, op);
@@ -100,7 +100,7 @@ static void check_decoded(const uint8_t *data, size_t size, unsigned nfds, ipcb_
                 m->list_reply.recs = recs;
         }
 
-        n = ipcb_proto_encode(m, out, sizeof(out));
+        n = ipcb__proto_encode(m, out, sizeof(out));
         if (n != (ssize_t)size)
                 fail("re-encode has another length", op, size, nfds);
         if (memcmp(out, data, size) != 0)
@@ -111,10 +111,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ipcb_msg m;
         unsigned ok = 0;
 
-        (void)ipcb_name_check((const char *)data, size);
+        (void)ipcb__name_check((const char *)data, size);
 
         for (unsigned nfds = 0; nfds <= IPCB_FDS_MAX + 1; nfds++) {
-                int r = ipcb_proto_decode(data, size, nfds, &m);
+                int r = ipcb__proto_decode(data, size, nfds, &m);
 
                 if (r == 0) {
                         check_decoded(data, size, nfds, &m);

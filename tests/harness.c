@@ -537,7 +537,7 @@ int raw_connect(const char *path) {
 }
 
 int raw_send(int fd, const void *buf, size_t len, const int *fds, unsigned nfds) {
-        return ipcb_sock_send(fd, buf, len, fds, nfds, MSG_DONTWAIT);
+        return ipcb__sock_send(fd, buf, len, fds, nfds, MSG_DONTWAIT);
 }
 
 ssize_t raw_recv(int fd, void *buf, size_t cap, int *fds, unsigned *nfds, int timeout_ms) {
@@ -555,7 +555,7 @@ ssize_t raw_recv(int fd, void *buf, size_t cap, int *fds, unsigned *nfds, int ti
                 return -errno;
         if (k == 0)
                 return -ETIMEDOUT;
-        k = ipcb_sock_recv(fd, buf, cap, MSG_DONTWAIT, NULL, &rx);
+        k = ipcb__sock_recv(fd, buf, cap, MSG_DONTWAIT, NULL, &rx);
         if (k <= 0)
                 return k;
         for (unsigned i = 0; i < rx.nfds; i++) {
@@ -639,7 +639,7 @@ int raw_hello(int fd) {
         int k;
 
         m.hello.version = IPCB_PROTO_VERSION;
-        n = ipcb_proto_encode(&m, buf, sizeof(buf));
+        n = ipcb__proto_encode(&m, buf, sizeof(buf));
         if (n < 0)
                 return (int)n;
         if ((k = raw_send(fd, buf, (size_t)n, NULL, 0)) < 0)
@@ -649,7 +649,7 @@ int raw_hello(int fd) {
                 return (int)n;
         if (n == 0)
                 return -ECONNRESET;
-        if (ipcb_proto_decode(buf, (size_t)n, 0, &r) < 0 ||
+        if (ipcb__proto_decode(buf, (size_t)n, 0, &r) < 0 ||
             r.hdr.op != (IPCB_OP_HELLO | IPCB_OP_REPLY) || r.hdr.id != m.hdr.id)
                 return -EPROTO;
         if (r.hdr.status < 0)

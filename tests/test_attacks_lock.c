@@ -140,14 +140,14 @@ static int raw_call(int sock, ipcb_msg *req, ipcb_msg *ret, int *ret_fd) {
 
         if (ret_fd)
                 *ret_fd = -1;
-        if ((n = ipcb_proto_encode(req, out, sizeof(out))) < 0)
+        if ((n = ipcb__proto_encode(req, out, sizeof(out))) < 0)
                 return (int)n;
         if ((k = raw_send(sock, out, (size_t)n, NULL, 0)) < 0)
                 return k;
         n = raw_recv(sock, in, sizeof(in), fds, &nfds, 3000);
         if (n <= 0)
                 return n == 0 ? -ECONNRESET : (int)n;
-        k = ipcb_proto_decode(in, (size_t)n, nfds, ret);
+        k = ipcb__proto_decode(in, (size_t)n, nfds, ret);
         for (unsigned i = 0; i < nfds; i++) {
                 if (k == 0 && i == 0 && ret_fd)
                         *ret_fd = fds[0];

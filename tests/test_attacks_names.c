@@ -56,11 +56,11 @@ static int raw_call(int fd, ipcb_msg *req, uint8_t *buf, ipcb_msg *ret, int *ret
         ssize_t len;
 
         req->hdr.id = ++id;
-        len = ipcb_proto_encode(req, buf, IPCB_MSG_MAX);
+        len = ipcb__proto_encode(req, buf, IPCB_MSG_MAX);
         if (len < 0 || raw_send(fd, buf, (size_t)len, NULL, 0) < 0)
                 return -EIO;
         len = raw_recv(fd, buf, IPCB_MSG_MAX, fds, &nfds, 2000);
-        if (len <= 0 || ipcb_proto_decode(buf, (size_t)len, nfds, ret) < 0 || ret->hdr.id != id) {
+        if (len <= 0 || ipcb__proto_decode(buf, (size_t)len, nfds, ret) < 0 || ret->hdr.id != id) {
                 for (unsigned i = 0; i < nfds; i++)
                         close(fds[i]);
                 return -EPROTO;

@@ -406,7 +406,7 @@ static void serve_hostile_list(int lfd) {
                 ipcb_stat_rec rec = { .kind = IPCB_KIND_SHM, .name = { evil, sizeof(evil) - 1 },
                                       .mode = 0600, .flags = IPCB_WF_PERSISTENT, .id = 1,
                                       .size = 4096 };
-                if (ipcb_proto_decode(buf, (size_t)n, 0, &m) < 0)
+                if (ipcb__proto_decode(buf, (size_t)n, 0, &m) < 0)
                         break;
                 rep.hdr = (ipcb_hdr){ .op = m.hdr.op | IPCB_OP_REPLY, .id = m.hdr.id };
                 if (m.hdr.op == IPCB_OP_HELLO) {
@@ -420,7 +420,7 @@ static void serve_hostile_list(int lfd) {
                         rep.list_reply.recs = &rec;
                 } else
                         rep.hdr.status = -EOPNOTSUPP;
-                ssize_t len = ipcb_proto_encode(&rep, out, sizeof(out));
+                ssize_t len = ipcb__proto_encode(&rep, out, sizeof(out));
                 if (len < 0 || send(fd, out, (size_t)len, MSG_NOSIGNAL) != len)
                         break;
         }

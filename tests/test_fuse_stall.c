@@ -365,7 +365,7 @@ static void begin(void) {
 /* ---- helpers ---- */
 
 static size_t enc(ipcb_msg *m, uint8_t *buf) {
-        ssize_t n = ipcb_proto_encode(m, buf, IPCB_MSG_MAX);
+        ssize_t n = ipcb__proto_encode(m, buf, IPCB_MSG_MAX);
         cr_assert_gt(n, 0);
         return (size_t)n;
 }
@@ -442,7 +442,7 @@ FUSE_TEST(file_registered, .timeout = 60) {
         ipcb_msg r = { 0 };
         ssize_t n = raw_recv(fd, buf, sizeof(buf), NULL, NULL, 1000);
         long long reply_us = prober_now_us() - t0;
-        int dec = n > 0 ? ipcb_proto_decode(buf, (size_t)n, 0, &r) : -1;
+        int dec = n > 0 ? ipcb__proto_decode(buf, (size_t)n, 0, &r) : -1;
         uint32_t flush = FUSE_FLUSH;
         bool reached = n > 0 && wait_until(fuse_held_op, &flush, 2000);
         long long left = STALL_WINDOW_US - (prober_now_us() - t0);

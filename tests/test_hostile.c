@@ -114,7 +114,7 @@ static void check_survived(void) {
 /* ---- building and reading datagrams ---- */
 
 static size_t enc(const ipcb_msg *m, uint8_t *buf) {
-        ssize_t n = ipcb_proto_encode(m, buf, IPCB_MSG_MAX);
+        ssize_t n = ipcb__proto_encode(m, buf, IPCB_MSG_MAX);
         cr_assert_gt(n, 0, "encode op 0x%04x: %zd", m->hdr.op, n);
         return (size_t)n;
 }
@@ -184,7 +184,7 @@ static ipcb_msg expect_reply(int fd, uint16_t op, uint32_t id, int status, int *
         ssize_t n = raw_recv(fd, buf, sizeof(buf), fds, &nfds, 3000);
 
         cr_assert_gt(n, 0, "no reply to op 0x%04x: %s", op, n == 0 ? "EOF" : strerror((int)-n));
-        cr_assert_eq(ipcb_proto_decode(buf, (size_t)n, nfds, &r), 0, "reply does not decode");
+        cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, nfds, &r), 0, "reply does not decode");
         cr_assert_eq(r.hdr.op, op | IPCB_OP_REPLY, "reply op 0x%04x", r.hdr.op);
         cr_assert_eq(r.hdr.id, id, "reply id %u, want %u", r.hdr.id, id);
         cr_assert_eq(r.hdr.status, status, "op 0x%04x: status %d (%s), want %d (%s)", op,

@@ -144,7 +144,7 @@ FLOOD_TEST(fds_253_and_ctrunc) {
         uint8_t buf[64];
         ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO, .id = 1 } };
         m.hello.version = IPCB_PROTO_VERSION;
-        size_t len = (size_t)ipcb_proto_encode(&m, buf, sizeof(buf));
+        size_t len = (size_t)ipcb__proto_encode(&m, buf, sizeof(buf));
 
         raise_nofile(4096);
         for (int i = 0; i < N; i++)
@@ -164,7 +164,7 @@ FLOOD_TEST(fds_253_and_ctrunc) {
                 uint8_t rb[64];
                 ipcb_msg r = { .hdr = { .op = IPCB_OP_SHM_REGISTER, .id = 2, .nfds = 1 } };
                 r.shm_register.name = (ipcb_name){ .ptr = "x", .len = 1 };
-                size_t rl = (size_t)ipcb_proto_encode(&r, rb, sizeof(rb));
+                size_t rl = (size_t)ipcb__proto_encode(&r, rb, sizeof(rb));
                 cr_assert_eq(raw_send(fd, rb, rl, round % 2 ? sent : NULL, round % 2 ? 2 : 0), 0);
                 cr_assert(hung_up(fd), "REGISTER with a wrong fd count: no hang-up");
                 close(fd);
@@ -181,7 +181,7 @@ FLOOD_TEST(never_reads) {
         ipcb_msg m = { .hdr = { .op = IPCB_OP_SHM_OPEN, .id = 3 } };
         m.shm_open.access = IPCB_WA_READ_ONLY;
         m.shm_open.name = (ipcb_name){ .ptr = "good", .len = 4 };
-        size_t len = (size_t)ipcb_proto_encode(&m, buf, sizeof(buf));
+        size_t len = (size_t)ipcb__proto_encode(&m, buf, sizeof(buf));
         unsigned sent;
         ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         /* Not dropped: no longer read once its unread replies carry 16 fds. */
@@ -327,7 +327,7 @@ static int scribbler(void *arg) {
                 m.sem_create.mode = 0600;
                 m.sem_create.flags = IPCB_WF_UNDO;
                 m.sem_create.name = (ipcb_name){ .ptr = name, .len = (uint16_t)strlen(name) };
-                ssize_t len = ipcb_proto_encode(&m, buf, sizeof(buf));
+                ssize_t len = ipcb__proto_encode(&m, buf, sizeof(buf));
                 CHILD_CHECK(raw_send(fd, buf, (size_t)len, NULL, 0) == 0, "send");
                 int pf[1];
                 unsigned n = 1;

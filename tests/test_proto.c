@@ -46,7 +46,7 @@ static int decode(const uint8_t *buf, size_t len, unsigned nfds, ipcb_msg *ret) 
         cr_assert_not_null(copy);
         if (len)
                 memcpy(copy, buf, len);
-        r = ipcb_proto_decode(copy, len, nfds, ret);
+        r = ipcb__proto_decode(copy, len, nfds, ret);
         /* names and the LIST iterator in *ret now dangle: callers of this
          * helper look at scalars only (decode_ok() decodes in place) */
         free(copy);
@@ -55,7 +55,7 @@ static int decode(const uint8_t *buf, size_t len, unsigned nfds, ipcb_msg *ret) 
 
 /* Encode m, asserting success; returns the length. */
 static size_t encode_ok(const ipcb_msg *m, uint8_t *buf, size_t cap) {
-        ssize_t n = ipcb_proto_encode(m, buf, cap);
+        ssize_t n = ipcb__proto_encode(m, buf, cap);
 
         cr_assert_geq(n, (ssize_t)IPCB_HDR_SIZE, "encode of op 0x%04x failed: %zd", m->hdr.op, n);
         cr_assert_leq(n, (ssize_t)IPCB_MSG_MAX);
@@ -68,7 +68,7 @@ static unsigned collect_recs(const ipcb_msg *m, ipcb_stat_rec *recs) {
         ipcb_list_iter it = m->list_reply.iter;
         unsigned n = 0;
 
-        while (n < MAX_RECS && ipcb_list_iter_next(&it, &recs[n]))
+        while (n < MAX_RECS && ipcb__list_iter_next(&it, &recs[n]))
                 n++;
         cr_assert_eq(n, m->list_reply.count, "iterated %u records, count says %u", n,
                      m->list_reply.count);
@@ -95,7 +95,7 @@ static void check_reencode(const uint8_t *buf, size_t len, const ipcb_msg *m) {
             (m->hdr.op & ~IPCB_OP_REPLY) == IPCB_OP_QUOTA) {
                 cr_assert_leq(m->quota_reply.count, IPCB_QUOTA_RECS_MAX);
                 for (unsigned i = 0; i < m->quota_reply.count; i++)
-                        ipcb_quota_rec_at(m, i, &qrecs[i]);
+                        ipcb__quota_rec_at(m, i, &qrecs[i]);
                 copy.quota_reply.recs = qrecs;
         }
         static ipcb_holder_rec hrecs[IPCB_HOLDERS_MAX];
@@ -103,10 +103,10 @@ static void check_reencode(const uint8_t *buf, size_t len, const ipcb_msg *m) {
             (m->hdr.op & ~IPCB_OP_REPLY) == IPCB_OP_HOLDERS) {
                 cr_assert_leq(m->holders_reply.count, IPCB_HOLDERS_MAX);
                 for (unsigned i = 0; i < m->holders_reply.count; i++)
-                        ipcb_holder_rec_at(m, i, &hrecs[i]);
+                        ipcb__holder_rec_at(m, i, &hrecs[i]);
                 copy.holders_reply.recs = hrecs;
         }
-        n = ipcb_proto_encode(&copy, out, sizeof(out));
+        n = ipcb__proto_encode(&copy, out, sizeof(out));
         cr_assert_eq(n, (ssize_t)len, "re-encode of op 0x%04x gave %zd bytes, input had %zu",
                      m->hdr.op, n, len);
         cr_assert_eq(memcmp(out, buf, len), 0, "re-encode of op 0x%04x differs from input",
@@ -120,7 +120,7 @@ static bool name_inside(ipcb_name n, const uint8_t *buf, size_t len) {
 
 /* Decode (in place: names stay valid), expect success, check the re-encode. */
 static void decode_ok(const uint8_t *buf, size_t len, unsigned nfds, ipcb_msg *ret) {
-        int r = ipcb_proto_decode(buf, len, nfds, ret);
+        int r = ipcb__proto_decode(buf, len, nfds, ret);
 
         cr_assert_eq(r, 0, "decode of a valid op 0x%04x (len %zu, nfds %u) returned %d",
                      get_u16(buf), len, nfds, r);
@@ -372,63 +372,63 @@ static const sample *find_sample(const char *what) {
 Test(name, valid_single_char, .timeout = 30) {
         const char *ok = "abcxyzABCXYZ0189_:@+-";
         for (const char *p = ok; *p; p++)
-                cr_assert_eq(ipcb_name_check(p, 1), 0, "one-byte name '%c' refused", *p);
+                cr_assert_eq(ipcb__name_check(p, 1), 0, "one-byte name '%c' refused", *p);
 }
 
 Test(name, valid_255_bytes, .timeout = 30) {
         char buf[IPCB_NAME_MAX];
         memset(buf, 'a', sizeof(buf));
-        cr_assert_eq(ipcb_name_check(buf, IPCB_NAME_MAX), 0, "255-byte name refused");
+        cr_assert_eq(ipcb__name_check(buf, IPCB_NAME_MAX), 0, "255-byte name refused");
         /* the length counts, not a terminator: no NUL is read */
         buf[IPCB_NAME_MAX - 1] = '.';
-        cr_assert_eq(ipcb_name_check(buf, IPCB_NAME_MAX), 0, "255-byte name ending in '.'");
+        cr_assert_eq(ipcb__name_check(buf, IPCB_NAME_MAX), 0, "255-byte name ending in '.'");
 }
 
 Test(name, valid_all_punctuation, .timeout = 30) {
         const char *name = "a._:@+-Z9";
-        cr_assert_eq(ipcb_name_check(name, strlen(name)), 0);
-        cr_assert_eq(ipcb_name_check("-", 1), 0, "leading '-' is allowed");
-        cr_assert_eq(ipcb_name_check("_x", 2), 0);
-        cr_assert_eq(ipcb_name_check("@+:", 3), 0);
+        cr_assert_eq(ipcb__name_check(name, strlen(name)), 0);
+        cr_assert_eq(ipcb__name_check("-", 1), 0, "leading '-' is allowed");
+        cr_assert_eq(ipcb__name_check("_x", 2), 0);
+        cr_assert_eq(ipcb__name_check("@+:", 3), 0);
 }
 
 Test(name, valid_inner_dots, .timeout = 30) {
-        cr_assert_eq(ipcb_name_check("a.b", 3), 0);
-        cr_assert_eq(ipcb_name_check("a..b", 4), 0);
-        cr_assert_eq(ipcb_name_check("a.", 2), 0, "trailing dot is allowed");
-        cr_assert_eq(ipcb_name_check("com.example.frame-buffer:0", 26), 0);
+        cr_assert_eq(ipcb__name_check("a.b", 3), 0);
+        cr_assert_eq(ipcb__name_check("a..b", 4), 0);
+        cr_assert_eq(ipcb__name_check("a.", 2), 0, "trailing dot is allowed");
+        cr_assert_eq(ipcb__name_check("com.example.frame-buffer:0", 26), 0);
 }
 
 Test(name, valid_len_limits_the_check, .timeout = 30) {
         /* only len bytes are looked at: what follows is not part of the name */
-        cr_assert_eq(ipcb_name_check("ab/c", 2), 0);
-        cr_assert_eq(ipcb_name_check("ab\0", 2), 0);
+        cr_assert_eq(ipcb__name_check("ab/c", 2), 0);
+        cr_assert_eq(ipcb__name_check("ab\0", 2), 0);
 }
 
 Test(name, invalid_empty_and_null, .timeout = 30) {
-        cr_assert_eq(ipcb_name_check("", 0), -EINVAL);
-        cr_assert_eq(ipcb_name_check("abc", 0), -EINVAL, "len 0 is empty whatever the pointer");
-        cr_assert_eq(ipcb_name_check(NULL, 0), -EINVAL);
-        cr_assert_eq(ipcb_name_check(NULL, 5), -EINVAL);
+        cr_assert_eq(ipcb__name_check("", 0), -EINVAL);
+        cr_assert_eq(ipcb__name_check("abc", 0), -EINVAL, "len 0 is empty whatever the pointer");
+        cr_assert_eq(ipcb__name_check(NULL, 0), -EINVAL);
+        cr_assert_eq(ipcb__name_check(NULL, 5), -EINVAL);
 }
 
 Test(name, invalid_leading_dot, .timeout = 30) {
-        cr_assert_eq(ipcb_name_check(".", 1), -EINVAL);
-        cr_assert_eq(ipcb_name_check("..", 2), -EINVAL);
-        cr_assert_eq(ipcb_name_check(".hidden", 7), -EINVAL);
+        cr_assert_eq(ipcb__name_check(".", 1), -EINVAL);
+        cr_assert_eq(ipcb__name_check("..", 2), -EINVAL);
+        cr_assert_eq(ipcb__name_check(".hidden", 7), -EINVAL);
 }
 
 Test(name, invalid_too_long, .timeout = 30) {
         static char buf[65536];
         memset(buf, 'a', sizeof(buf));
-        cr_assert_eq(ipcb_name_check(buf, IPCB_NAME_MAX + 1), -ENAMETOOLONG, "256 bytes");
-        cr_assert_eq(ipcb_name_check(buf, 65535), -ENAMETOOLONG);
-        cr_assert_eq(ipcb_name_check(buf, sizeof(buf)), -ENAMETOOLONG);
+        cr_assert_eq(ipcb__name_check(buf, IPCB_NAME_MAX + 1), -ENAMETOOLONG, "256 bytes");
+        cr_assert_eq(ipcb__name_check(buf, 65535), -ENAMETOOLONG);
+        cr_assert_eq(ipcb__name_check(buf, sizeof(buf)), -ENAMETOOLONG);
         /* length is judged before content */
         memset(buf, '/', IPCB_NAME_MAX + 1);
-        cr_assert_eq(ipcb_name_check(buf, IPCB_NAME_MAX + 1), -ENAMETOOLONG);
+        cr_assert_eq(ipcb__name_check(buf, IPCB_NAME_MAX + 1), -ENAMETOOLONG);
         buf[0] = '.';
-        cr_assert_eq(ipcb_name_check(buf, IPCB_NAME_MAX + 1), -ENAMETOOLONG);
+        cr_assert_eq(ipcb__name_check(buf, IPCB_NAME_MAX + 1), -ENAMETOOLONG);
 }
 
 Test(name, invalid_forbidden_bytes, .timeout = 30) {
@@ -444,7 +444,7 @@ Test(name, invalid_forbidden_bytes, .timeout = 30) {
                 { "a%b", 3, "percent" },
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-                cr_assert_eq(ipcb_name_check(bad[i].name, bad[i].len), -EINVAL,
+                cr_assert_eq(ipcb__name_check(bad[i].name, bad[i].len), -EINVAL,
                              "name with %s accepted", bad[i].why);
 }
 
@@ -454,9 +454,9 @@ Test(name, every_byte_value, .timeout = 30) {
                 bool want = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                             (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' ||
                             c == '@' || c == '+' || c == '-';
-                cr_assert_eq(ipcb_name_check(name, 3), want ? 0 : -EINVAL,
+                cr_assert_eq(ipcb__name_check(name, 3), want ? 0 : -EINVAL,
                              "byte 0x%02x inside a name: want %s", c, want ? "ok" : "-EINVAL");
-                cr_assert_eq(ipcb_name_check(name + 1, 1),
+                cr_assert_eq(ipcb__name_check(name + 1, 1),
                              want && c != '.' ? 0 : -EINVAL, "name of byte 0x%02x alone", c);
         }
 }
@@ -579,7 +579,7 @@ Test(roundtrip, list_reply_0, .timeout = 30) {
         cr_assert_eq(out.list_reply.count, 0);
         cr_assert_eq(out.list_reply.more, 0);
         cr_assert_null(out.list_reply.recs, "decode leaves recs NULL");
-        cr_assert_eq(ipcb_list_iter_next(&out.list_reply.iter, &r), 0, "no record to iterate");
+        cr_assert_eq(ipcb__list_iter_next(&out.list_reply.iter, &r), 0, "no record to iterate");
 }
 
 Test(roundtrip, list_reply_1, .timeout = 30) {
@@ -590,10 +590,10 @@ Test(roundtrip, list_reply_1, .timeout = 30) {
         cr_assert_eq(out.list_reply.count, 1);
         cr_assert_eq(out.list_reply.more, 1);
         cr_assert_eq(out.list_reply.next_cursor, 0x0102030405060708ull);
-        cr_assert_eq(ipcb_list_iter_next(&out.list_reply.iter, &r), 1);
+        cr_assert_eq(ipcb__list_iter_next(&out.list_reply.iter, &r), 1);
         assert_rec_eq(&r, &rec_a);
-        cr_assert_eq(ipcb_list_iter_next(&out.list_reply.iter, &r), 0, "only one record");
-        cr_assert_eq(ipcb_list_iter_next(&out.list_reply.iter, &r), 0, "end is sticky");
+        cr_assert_eq(ipcb__list_iter_next(&out.list_reply.iter, &r), 0, "only one record");
+        cr_assert_eq(ipcb__list_iter_next(&out.list_reply.iter, &r), 0, "end is sticky");
 }
 
 Test(roundtrip, list_reply_3, .timeout = 30) {
@@ -603,10 +603,10 @@ Test(roundtrip, list_reply_3, .timeout = 30) {
         roundtrip(&find_sample("LIST reply, 3 records")->m, buf, &out);
         cr_assert_eq(out.list_reply.count, 3);
         for (unsigned i = 0; i < 3; i++) {
-                cr_assert_eq(ipcb_list_iter_next(&out.list_reply.iter, &r), 1, "record %u", i);
+                cr_assert_eq(ipcb__list_iter_next(&out.list_reply.iter, &r), 1, "record %u", i);
                 assert_rec_eq(&r, &recs3[i]);
         }
-        cr_assert_eq(ipcb_list_iter_next(&out.list_reply.iter, &r), 0);
+        cr_assert_eq(ipcb__list_iter_next(&out.list_reply.iter, &r), 0);
 }
 
 Test(roundtrip, list_reply_many, .timeout = 30) {
@@ -630,7 +630,7 @@ Test(roundtrip, list_reply_many, .timeout = 30) {
         in.list_reply.recs = recs;
         roundtrip(&in, buf, &out);
         cr_assert_eq(out.list_reply.count, 100);
-        for (i = 0; ipcb_list_iter_next(&out.list_reply.iter, &r); i++) {
+        for (i = 0; ipcb__list_iter_next(&out.list_reply.iter, &r); i++) {
                 cr_assert_lt(i, 100u);
                 assert_rec_eq(&r, &recs[i]);
         }
@@ -801,7 +801,7 @@ Test(roundtrip, list_page_holds_143_records, .timeout = 30) {
         decode_ok(buf, IPCB_HDR_SIZE + IPCB_LIST_REPLY_FIXED + 143 * 57, 0, &out);
         cr_assert_eq(out.list_reply.count, 143);
         m.list_reply.count = 144;
-        cr_assert_lt(ipcb_proto_encode(&m, buf, sizeof(buf)), 0, "144 records fit in one message");
+        cr_assert_lt(ipcb__proto_encode(&m, buf, sizeof(buf)), 0, "144 records fit in one message");
 }
 
 Test(roundtrip, stat_record_offsets, .timeout = 30) {
@@ -937,7 +937,7 @@ Test(malformed, watch_event_shape, .timeout = 30) {
         len = encode_ok(&find_sample("HELLO")->m, buf, sizeof(buf));
         put_u16(buf, IPCB_OP_WATCH_EVENT);
         cr_assert_eq(decode(buf, len, 0, &out), -EOPNOTSUPP);
-        cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+        cr_assert_eq(ipcb__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
 }
 
 /* ---- malformed input ---- */
@@ -947,8 +947,8 @@ Test(malformed, too_short, .timeout = 30) {
         ipcb_msg m;
         for (size_t len = 0; len < IPCB_HDR_SIZE; len++)
                 cr_assert_eq(decode(buf, len, 0, &m), -EBADMSG, "len %zu", len);
-        cr_assert_eq(ipcb_proto_decode(NULL, 0, 0, &m), -EBADMSG, "NULL buffer");
-        cr_assert_eq(ipcb_proto_decode(NULL, 24, 0, &m), -EBADMSG, "NULL buffer, len 24");
+        cr_assert_eq(ipcb__proto_decode(NULL, 0, 0, &m), -EBADMSG, "NULL buffer");
+        cr_assert_eq(ipcb__proto_decode(NULL, 24, 0, &m), -EBADMSG, "NULL buffer, len 24");
 }
 
 Test(malformed, too_long, .timeout = 30) {
@@ -962,7 +962,7 @@ Test(malformed, too_long, .timeout = 30) {
         put_u32(buf + 12, sizeof(buf) - IPCB_HDR_SIZE);
         cr_assert_eq(decode(buf, sizeof(buf), 0, &m), -EBADMSG);
         /* SIZE_MAX must not wrap the len comparison */
-        cr_assert_eq(ipcb_proto_decode(buf, SIZE_MAX, 0, &m), -EBADMSG);
+        cr_assert_eq(ipcb__proto_decode(buf, SIZE_MAX, 0, &m), -EBADMSG);
 }
 
 Test(malformed, header_len_mismatch, .timeout = 30) {
@@ -1400,16 +1400,16 @@ Test(encode, buffer_too_small_every_cap, .timeout = 30) {
                 for (size_t cap = 0; cap < len; cap++) {
                         uint8_t small[IPCB_MSG_MAX + 1];
                         memset(small, 0xaa, sizeof(small));
-                        cr_assert_eq(ipcb_proto_encode(in, small, cap), -EMSGSIZE,
+                        cr_assert_eq(ipcb__proto_encode(in, small, cap), -EMSGSIZE,
                                      "%s: cap %zu of %zu", samples[s].what, cap, len);
                         for (size_t i = cap; i < sizeof(small); i++)
                                 cr_assert_eq(small[i], 0xaa, "%s: cap %zu, wrote byte %zu",
                                              samples[s].what, cap, i);
                 }
-                cr_assert_eq(ipcb_proto_encode(in, buf, len), (ssize_t)len, "%s: exact cap",
+                cr_assert_eq(ipcb__proto_encode(in, buf, len), (ssize_t)len, "%s: exact cap",
                              samples[s].what);
         }
-        cr_assert_eq(ipcb_proto_encode(&find_sample("HELLO")->m, NULL, 0), -EMSGSIZE, "NULL, cap 0");
+        cr_assert_eq(ipcb__proto_encode(&find_sample("HELLO")->m, NULL, 0), -EMSGSIZE, "NULL, cap 0");
 }
 
 Test(encode, list_reply_over_msg_max, .timeout = 30) {
@@ -1426,17 +1426,17 @@ Test(encode, list_reply_over_msg_max, .timeout = 30) {
         m.list_reply.recs = recs;
         m.list_reply.count = 145;
         recs[0].name = (ipcb_name){ name, 44 };
-        cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), (ssize_t)IPCB_MSG_MAX,
+        cr_assert_eq(ipcb__proto_encode(&m, buf, sizeof(buf)), (ssize_t)IPCB_MSG_MAX,
                      "exactly IPCB_MSG_MAX fits");
         decode_ok(buf, IPCB_MSG_MAX, 0, &out);
         cr_assert_eq(out.list_reply.count, 145);
         recs[0].name.len = 45;
-        cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), -EMSGSIZE, "one byte over");
+        cr_assert_eq(ipcb__proto_encode(&m, buf, sizeof(buf)), -EMSGSIZE, "one byte over");
         recs[0].name.len = 0;
         m.list_reply.count = 146;
-        cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), -EMSGSIZE, "146 records");
+        cr_assert_eq(ipcb__proto_encode(&m, buf, sizeof(buf)), -EMSGSIZE, "146 records");
         m.list_reply.count = MAX_RECS;
-        cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), -EMSGSIZE, "%u records",
+        cr_assert_eq(ipcb__proto_encode(&m, buf, sizeof(buf)), -EMSGSIZE, "%u records",
                      (unsigned)MAX_RECS);
 }
 
@@ -1446,11 +1446,11 @@ Test(encode, long_name_over_msg_max, .timeout = 30) {
         static uint8_t buf[1 << 17];
         ipcb_msg m = { .hdr = { .op = IPCB_OP_SHM_OPEN }, .shm_open = { 1, { name, 65535 } } };
         memset(name, 'a', sizeof(name));
-        cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), -EMSGSIZE);
+        cr_assert_eq(ipcb__proto_encode(&m, buf, sizeof(buf)), -EMSGSIZE);
         m.shm_open.name.len = IPCB_MSG_MAX - 16 - 32;
-        cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), (ssize_t)IPCB_MSG_MAX);
+        cr_assert_eq(ipcb__proto_encode(&m, buf, sizeof(buf)), (ssize_t)IPCB_MSG_MAX);
         m.shm_open.name.len++;
-        cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), -EMSGSIZE);
+        cr_assert_eq(ipcb__proto_encode(&m, buf, sizeof(buf)), -EMSGSIZE);
 }
 
 Test(encode, unknown_opcode, .timeout = 30) {
@@ -1458,14 +1458,14 @@ Test(encode, unknown_opcode, .timeout = 30) {
         static const uint16_t ops[] = { 0x0000, 0x0009, 0x0106, 0x0205, 0x0306, 0x0405, 0x7fff };
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
                 ipcb_msg m = { .hdr = { .op = ops[i] } };
-                cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), -EINVAL, "request 0x%04x",
+                cr_assert_eq(ipcb__proto_encode(&m, buf, sizeof(buf)), -EINVAL, "request 0x%04x",
                              ops[i]);
                 m.hdr.op = REPLY(ops[i]);
-                cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), -EINVAL, "reply 0x%04x",
+                cr_assert_eq(ipcb__proto_encode(&m, buf, sizeof(buf)), -EINVAL, "reply 0x%04x",
                              m.hdr.op);
                 /* but an error reply to it is fine: that is how it is refused */
                 m.hdr.status = -EOPNOTSUPP;
-                cr_assert_eq(ipcb_proto_encode(&m, buf, sizeof(buf)), 16, "error reply 0x%04x",
+                cr_assert_eq(ipcb__proto_encode(&m, buf, sizeof(buf)), 16, "error reply 0x%04x",
                              m.hdr.op);
         }
 }
@@ -1480,7 +1480,7 @@ Test(encode, header_fields_computed, .timeout = 30) {
         cr_assert_eq(get_u32(buf + 12), len - 16);
         decode_ok(buf, len, 0, &out);
         /* the cap is clamped to IPCB_MSG_MAX, so SIZE_MAX is a fine cap */
-        cr_assert_eq(ipcb_proto_encode(&m, buf, SIZE_MAX), (ssize_t)len);
+        cr_assert_eq(ipcb__proto_encode(&m, buf, SIZE_MAX), (ssize_t)len);
 }
 
 /* ---- property test ---- */
@@ -1544,7 +1544,7 @@ static size_t random_input(uint8_t *buf, unsigned *nfds) {
         }
         /* a valid encoding, mutated */
         const ipcb_msg *in = &samples[rnd(N_SAMPLES)].m;
-        len = (size_t)ipcb_proto_encode(in, buf, IPCB_MSG_MAX);
+        len = (size_t)ipcb__proto_encode(in, buf, IPCB_MSG_MAX);
         *nfds = buf[2];
         unsigned muts = rnd(4);
         for (unsigned k = 0; k < muts; k++) {
@@ -1595,7 +1595,7 @@ Test(property, random_and_mutated_inputs, .timeout = 30) {
 
                 cr_assert_not_null(copy);
                 memcpy(copy, buf, len);
-                int r = ipcb_proto_decode(copy, len, nfds, &m);
+                int r = ipcb__proto_decode(copy, len, nfds, &m);
                 if (r == 0) {
                         ok++;
                         cr_assert_geq(len, IPCB_HDR_SIZE);

@@ -306,7 +306,7 @@ QUOTA_TEST(fds_in_flight_per_connection) {
         ipcb_msg m = { .hdr = { .op = IPCB_OP_SHM_OPEN, .id = 1 } };
         m.shm_open.access = IPCB_WA_READ_ONLY;
         m.shm_open.name = (ipcb_name){ .ptr = "f", .len = 1 };
-        ssize_t len = ipcb_proto_encode(&m, buf, sizeof(buf));
+        ssize_t len = ipcb__proto_encode(&m, buf, sizeof(buf));
         unsigned sent, replies = 0, fds = 0;
         cr_assert_eq(raw_send_until_stalled(fd, buf, (size_t)len, 20000, 300, &sent), 0);
         fprintf(stderr, "[quota] fd hoarder: %u requests sent before its socket stayed full\n", sent);

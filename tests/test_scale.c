@@ -71,17 +71,17 @@ static void list_page(int fd, uint8_t kind, uint64_t cursor, uint16_t max, page 
         m.list.kind = kind;
         m.list.max = max;
         m.list.cursor = cursor;
-        n = ipcb_proto_encode(&m, buf, sizeof(buf));
+        n = ipcb__proto_encode(&m, buf, sizeof(buf));
         cr_assert_gt(n, 0);
         cr_assert_eq(raw_send(fd, buf, (size_t)n, NULL, 0), 0);
         n = raw_recv(fd, buf, sizeof(buf), NULL, &nfds, 5000);
         cr_assert_gt(n, 0, "LIST: no reply (%zd)", n);
-        cr_assert_eq(ipcb_proto_decode(buf, (size_t)n, nfds, &r), 0);
+        cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, nfds, &r), 0);
         cr_assert_eq(r.hdr.status, 0);
         ret->next = r.list_reply.next_cursor;
         ret->more = r.list_reply.more;
         ret->n = 0;
-        while (ipcb_list_iter_next(&r.list_reply.iter, &rec) > 0) {
+        while (ipcb__list_iter_next(&r.list_reply.iter, &rec) > 0) {
                 ret->ids[ret->n] = rec.id;
                 snprintf(ret->names[ret->n], sizeof(ret->names[0]), "%.*s", (int)rec.name.len,
                          rec.name.ptr);

@@ -313,13 +313,13 @@ SP_TEST(raw_refusals) {
                 for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
                         m = (ipcb_msg){ .hdr = { .op = ops[o], .id = 7 } };
                         m.sem_poll.handle = ids[i];
-                        len = ipcb_proto_encode(&m, buf, sizeof(buf));
+                        len = ipcb__proto_encode(&m, buf, sizeof(buf));
                         cr_assert_eq(raw_send(fd, buf, (size_t)len, NULL, 0), 0);
                         nfds = 4;
                         len = raw_recv(fd, buf, sizeof(buf), fds, &nfds, 2000);
                         cr_assert_gt(len, 0);
                         cr_assert_eq(nfds, 0, "an fd was sent");
-                        cr_assert_eq(ipcb_proto_decode(buf, (size_t)len, 0, &r), 0);
+                        cr_assert_eq(ipcb__proto_decode(buf, (size_t)len, 0, &r), 0);
                         cr_assert_eq(r.hdr.status, -EBADF, "op 0x%x handle %llx: %d", ops[o],
                                      (unsigned long long)ids[i], r.hdr.status);
                 }

@@ -53,7 +53,7 @@ TestSuite(stall, .fini = cleanup);
 /* ---- helpers ---- */
 
 static size_t enc(ipcb_msg *m, uint8_t *buf) {
-        ssize_t n = ipcb_proto_encode(m, buf, IPCB_MSG_MAX);
+        ssize_t n = ipcb__proto_encode(m, buf, IPCB_MSG_MAX);
         cr_assert_gt(n, 0);
         return (size_t)n;
 }
@@ -268,7 +268,7 @@ static void register_it(int *conn, int sock) {
         send_last_copy(*conn, buf, enc(&m, buf), sock);
         ssize_t n = raw_recv(*conn, buf, sizeof(buf), NULL, NULL, 3000);
         cr_assert_gt(n, 0);
-        cr_assert_eq(ipcb_proto_decode(buf, (size_t)n, 0, &r), 0);
+        cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, 0, &r), 0);
         cr_assert_eq(r.hdr.status, -EBADFD, "register of a TCP socket: %d", r.hdr.status);
 }
 

@@ -316,12 +316,12 @@ WATCH_TEST(raw_refusals) {
                 m.watch_add.flags = cases[i].flags;
                 m.watch_add.events = cases[i].events;
                 m.watch_add.name = (ipcb_name){ cases[i].name, (uint16_t)strlen(cases[i].name) };
-                len = ipcb_proto_encode(&m, buf, sizeof(buf));
+                len = ipcb__proto_encode(&m, buf, sizeof(buf));
                 cr_assert_gt(len, 0);
                 cr_assert_eq(raw_send(fd, buf, (size_t)len, NULL, 0), 0);
                 len = raw_recv(fd, buf, sizeof(buf), NULL, &nfds, 2000);
                 cr_assert_gt(len, 0);
-                cr_assert_eq(ipcb_proto_decode(buf, (size_t)len, nfds, &r), 0);
+                cr_assert_eq(ipcb__proto_decode(buf, (size_t)len, nfds, &r), 0);
                 cr_assert_eq(r.hdr.status, cases[i].want, "case %zu: %d", i, r.hdr.status);
         }
         /* Removing a watch of another connection: as if it did not exist. */
@@ -330,20 +330,20 @@ WATCH_TEST(raw_refusals) {
         m = (ipcb_msg){ .hdr = { .op = IPCB_OP_WATCH_REMOVE, .id = 3 } };
         for (uint64_t id = 0; id < 4; id++) {
                 m.watch_remove.watch = id;
-                len = ipcb_proto_encode(&m, buf, sizeof(buf));
+                len = ipcb__proto_encode(&m, buf, sizeof(buf));
                 cr_assert_eq(raw_send(fd, buf, (size_t)len, NULL, 0), 0);
                 len = raw_recv(fd, buf, sizeof(buf), NULL, &nfds, 2000);
-                cr_assert_eq(ipcb_proto_decode(buf, (size_t)len, nfds, &r), 0);
+                cr_assert_eq(ipcb__proto_decode(buf, (size_t)len, nfds, &r), 0);
                 cr_assert_eq(r.hdr.status, -ENOENT);
         }
         /* An "event" sent to the daemon is an unknown request. */
         m = (ipcb_msg){ .hdr = { .op = IPCB_OP_HELLO, .id = 4 }, .hello = { 1, 0 } };
-        len = ipcb_proto_encode(&m, buf, sizeof(buf));
+        len = ipcb__proto_encode(&m, buf, sizeof(buf));
         buf[0] = (uint8_t)IPCB_OP_WATCH_EVENT;
         buf[1] = (uint8_t)(IPCB_OP_WATCH_EVENT >> 8);
         cr_assert_eq(raw_send(fd, buf, (size_t)len, NULL, 0), 0);
         len = raw_recv(fd, buf, sizeof(buf), NULL, &nfds, 2000);
-        cr_assert_eq(ipcb_proto_decode(buf, (size_t)len, nfds, &r), 0);
+        cr_assert_eq(ipcb__proto_decode(buf, (size_t)len, nfds, &r), 0);
         cr_assert_eq(r.hdr.status, -EOPNOTSUPP);
         close(fd);
         cr_assert_eq(ipcb_watch_remove(c, w), 0);

@@ -14,7 +14,7 @@ static void discard_fd(ipcb_sock_discard_fn discard, int fd) {
                 close(fd);
 }
 
-int ipcb_sock_recv(int fd, void *buf, size_t cap, int flags, ipcb_sock_discard_fn discard,
+int ipcb__sock_recv(int fd, void *buf, size_t cap, int flags, ipcb_sock_discard_fn discard,
                    ipcb_sock_rx *rx) {
         union {
                 struct cmsghdr align;
@@ -72,7 +72,7 @@ int ipcb_sock_recv(int fd, void *buf, size_t cap, int flags, ipcb_sock_discard_f
         return 1;
 }
 
-int ipcb_sock_send(int fd, const void *buf, size_t len, const int *fds, unsigned nfds, int flags) {
+int ipcb__sock_send(int fd, const void *buf, size_t len, const int *fds, unsigned nfds, int flags) {
         union {
                 struct cmsghdr align;
                 char buf[CMSG_SPACE(sizeof(int) * IPCB_SOCK_SEND_FDS_MAX)];

@@ -15,7 +15,7 @@
 
 /* The most fds one datagram of the protocol carries (= IPCB_FDS_MAX). */
 #define IPCB_SOCK_FDS_MAX 4
-/* The most fds ipcb_sock_send accepts (the kernel's SCM_MAX_FD): the
+/* The most fds ipcb__sock_send accepts (the kernel's SCM_MAX_FD): the
  * hostile tests send that many. */
 #define IPCB_SOCK_SEND_FDS_MAX 253
 
@@ -44,11 +44,11 @@ typedef struct ipcb_sock_rx {
  *   -EBADMSG  an empty datagram (no request or reply is empty);
  *   another negative errno from recvmsg.
  * On every return but 1 no received fd is left open. */
-int ipcb_sock_recv(int fd, void *buf, size_t cap, int flags, ipcb_sock_discard_fn discard,
+int ipcb__sock_recv(int fd, void *buf, size_t cap, int flags, ipcb_sock_discard_fn discard,
                    ipcb_sock_rx *rx);
 
 /* Send one datagram of len bytes with nfds borrowed fds (never closed).
  * flags are added to sendmsg's MSG_NOSIGNAL (MSG_DONTWAIT for a
  * non-blocking send).  Returns 0, -EAGAIN, -EINVAL (nfds too large) or
  * another negative errno. */
-int ipcb_sock_send(int fd, const void *buf, size_t len, const int *fds, unsigned nfds, int flags);
+int ipcb__sock_send(int fd, const void *buf, size_t len, const int *fds, unsigned nfds, int flags);

@@ -64,7 +64,7 @@ static int raw_connect(void) {
 }
 
 static void raw_send(int fd, const void *buf, size_t len, const int *fds, unsigned nfds) {
-        (void)ipcb_sock_send(fd, buf, len, fds, nfds, MSG_DONTWAIT);
+        (void)ipcb__sock_send(fd, buf, len, fds, nfds, MSG_DONTWAIT);
 }
 
 /* Read and drop whatever came back, closing any fds. */
@@ -73,7 +73,7 @@ static void raw_drain(int fd) {
         ipcb_sock_rx rx;
         int k;
 
-        while ((k = ipcb_sock_recv(fd, buf, sizeof(buf), MSG_DONTWAIT, NULL, &rx)) != 0 && k != -EAGAIN) {
+        while ((k = ipcb__sock_recv(fd, buf, sizeof(buf), MSG_DONTWAIT, NULL, &rx)) != 0 && k != -EAGAIN) {
                 if (k < 0 && k != -EMSGSIZE && k != -EBADMSG)
                         return;
                 for (unsigned i = 0; k == 1 && i < rx.nfds; i++)
@@ -83,7 +83,7 @@ static void raw_drain(int fd) {
 
 static void send_msg(int fd, ipcb_msg *m) {
         uint8_t buf[IPCB_MSG_MAX];
-        ssize_t n = ipcb_proto_encode(m, buf, sizeof(buf));
+        ssize_t n = ipcb__proto_encode(m, buf, sizeof(buf));
         if (n > 0)
                 raw_send(fd, buf, (size_t)n, NULL, 0);
 }
@@ -193,7 +193,7 @@ static void linger_fd(void) {
                 m.shm_register.name = (ipcb_name){ "soak.hostile.reg", 16 };
                 m.shm_register.mode = 0600;
                 hello(fd);
-                ssize_t n = ipcb_proto_encode(&m, buf, sizeof(buf));
+                ssize_t n = ipcb__proto_encode(&m, buf, sizeof(buf));
                 if (n > 0)
                         raw_send(fd, buf, (size_t)n, &s, 1);
                 soak_sleep_us(20000);
