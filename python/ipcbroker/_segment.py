@@ -235,6 +235,23 @@ class Segment(_Handle):
                 continue  # a slice ended: signals ran; wait on
             _lib.check(r, self.name)
 
+    def lock_fileno(self) -> int:
+        """A descriptor that becomes readable when an unlock, or the death of
+        the holder, may have freed the lock (for select, selectors,
+        asyncio's add_reader); then call poll_lock().  Registers this handle
+        as a poller of the lock the first time.  Owned by the handle: do not
+        close it; after a broker restart, open a new handle and ask again."""
+        return _lib.check(self._call(_lib.ipcb_shm_lock_get_fd), self.name)
+
+    def poll_lock(self) -> "SegmentLock | None":
+        """Try the lock without waiting: its guard, or None when it is held
+        (keep watching lock_fileno(); no wake-up is lost)."""
+        r = self._call(_lib.ipcb_shm_poll_lock)
+        if r == -errno.EAGAIN:
+            return None
+        _lib.check(r, self.name)
+        return SegmentLock(self, r == _lib.OWNER_DIED)
+
     def unlock(self) -> None:
         """Release the segment lock held through this handle."""
         r = self._call(_lib.shm_unlock_fast)

@@ -1,19 +1,19 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# aio.py: asyncio on the library's pollable descriptors: semaphore waits on
-# the semaphore's fd, open-or-wait and watches on the client's fd
-# (loop.add_reader + ipcb_process); segment locks, which have no descriptor,
-# and plain requests in the loop's executor.
+# aio.py: asyncio on the library's pollable descriptors: semaphore and
+# segment-lock waits on their fds, open-or-wait and watches on the client's
+# fd (loop.add_reader + ipcb_process); plain requests in the loop's
+# executor.
 """asyncio for ipcbroker.
 
 Native (no thread; the event loop watches a descriptor):
   await acquire(sem, timeout=None)           one token of a semaphore
+  await lock(seg, timeout=None)              a segment's lock
   await open_wait(client, name, ...)         a segment, once it exists
   await sem_open_wait(client, name, ...)     a semaphore, once it exists
   async with watch(client, name, ...) as w:  events on a name or a prefix
       async for ev in w: ...
 
 In the loop's default executor (a thread each):
-  await lock(seg, timeout=None)              a segment lock (no descriptor exists)
   await run(fn, *args)                       any blocking call
 """
 from __future__ import annotations
@@ -21,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import threading
-import time
 import weakref
 from ctypes import byref, c_uint64, c_void_p
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -87,43 +85,28 @@ async def acquire(sem: Semaphore, timeout: float | None = None) -> bool:
         await _readable(loop, fd, left)
 
 
-async def lock(seg: Segment, timeout: float | None = None, *,
-               slice: float = 0.05) -> SegmentLock:
+async def lock(seg: Segment, timeout: float | None = None) -> SegmentLock:
     """Take seg's lock without blocking the loop; returns the guard (use
-    `with await aio.lock(seg): ...`).  TimeoutError after `timeout` seconds.
-    A segment lock has no descriptor to watch, so this waits in the loop's
-    executor, in slices of `slice` seconds: a cancelled wait's thread stops
-    within one slice and unlocks a lock it got after the cancellation."""
-    cancelled = threading.Event()
-    deadline = None if timeout is None else time.monotonic() + timeout
-
-    def work() -> SegmentLock | None:
-        while not cancelled.is_set():
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return None
-            try:
-                got = seg.lock(timeout=slice if left is None else min(slice, left))
-            except TimeoutError:
-                continue
-            if cancelled.is_set():
-                got.unlock()  # nobody is waiting for it any more
-                return None
-            return got
-        return None
-
-    fut = asyncio.get_running_loop().run_in_executor(None, work)
+    `with await aio.lock(seg): ...`; guard.owner_died as for seg.lock()).
+    TimeoutError after `timeout` seconds.  Waits on the lock's descriptor
+    (seg.lock_fileno()), with no thread; a cancelled wait has taken
+    nothing.  The first wait registers the handle as a poller of the lock
+    (one round trip, two with the lock page)."""
     try:
-        got = await asyncio.shield(fut)
-    except asyncio.CancelledError:
-        cancelled.set()
-        got = await fut  # the worker notices within one slice
+        return seg.lock(blocking=False)
+    except BlockingIOError:
+        pass
+    loop = asyncio.get_running_loop()
+    fd = seg.lock_fileno()
+    deadline = None if timeout is None else loop.time() + timeout
+    while True:
+        got = seg.poll_lock()
         if got is not None:
-            got.unlock()
-        raise
-    if got is None:
-        raise TimeoutError(f"segment lock of {seg.name!r} not taken within {timeout} s")
-    return got
+            return got
+        left = None if deadline is None else deadline - loop.time()
+        if left is not None and left <= 0:
+            raise TimeoutError(f"segment lock of {seg.name!r} not taken within {timeout} s")
+        await _readable(loop, fd, left)
 
 
 class _Driver:

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# test_aio.py: asyncio: semaphore waits on the semaphore's descriptor,
-# open-or-wait and watches on the client's descriptor (no thread), segment
-# locks in the executor: the loop keeps running while a task waits,
-# timeouts, and a cancelled wait keeps nothing.
+# test_aio.py: asyncio: semaphore and segment-lock waits on their
+# descriptors, open-or-wait and watches on the client's descriptor (no
+# thread): the loop keeps running while a task waits, timeouts, and a
+# cancelled wait keeps nothing.
 from __future__ import annotations
 
 import asyncio
@@ -65,6 +65,46 @@ def test_lock_timeout(client):
                 except TimeoutError:
                     return "timeout"
         assert asyncio.run(main()) == "timeout"
+
+
+def test_lock_uses_no_thread(client):
+    other = ipcbroker.Client()
+    with client.create("nl", 64) as a, other.open("nl") as b:
+        async def main():
+            held = b.lock()
+            threads = threading.active_count()
+            task = asyncio.create_task(aio.lock(a, timeout=5))
+            await asyncio.sleep(0.05)
+            assert not task.done()
+            assert threading.active_count() == threads  # waits on a.lock_fileno()
+            assert asyncio.get_running_loop()._default_executor is None
+            t0 = time.monotonic()
+            held.unlock()  # another connection's unlock wakes the loop
+            guard = await task
+            assert time.monotonic() - t0 < 1 and not guard.owner_died
+            with pytest.raises(BlockingIOError):
+                b.lock(blocking=False)
+            guard.unlock()
+        asyncio.run(main())
+    other.close()
+
+
+def test_cancelled_lock_keeps_nothing(client):
+    other = ipcbroker.Client()
+    with client.create("cl", 64) as a, other.open("cl") as b:
+        async def main():
+            held = b.lock()
+            task = asyncio.create_task(aio.lock(a))
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            held.unlock()
+            await asyncio.sleep(0.1)
+            with b.lock(blocking=False):  # nobody took it for the cancelled wait
+                pass
+        asyncio.run(main())
+    other.close()
 
 
 def test_acquire_uses_no_thread(client):
