@@ -541,6 +541,13 @@ IPCB_EXPORT int ipcb_sem_acquire_n(ipcb_sem *s, unsigned n, int timeout_ms);
 IPCB_EXPORT int ipcb_sem_release(ipcb_sem *s, unsigned n);
 /* Tokens available now (>= 0), or -EINVAL. */
 IPCB_EXPORT int ipcb_sem_value(ipcb_sem *s);
+/* Set the count to value in one atomic step (System V's SETVAL): no other
+ * process ever sees a value in between.  Through any handle; it changes no
+ * undo handle's held tokens (they still come back when their holders go,
+ * on top of value).  Wakes sleepers and pollers when the count grew.
+ * Returns the count it replaced (>= 0), or -EINVAL (NULL, value above the
+ * maximum). */
+IPCB_EXPORT int ipcb_sem_set_value(ipcb_sem *s, unsigned value);
 /* Tokens this undo handle holds (0 for a plain handle), or -EINVAL. */
 IPCB_EXPORT int ipcb_sem_held(ipcb_sem *s);
 /* Unmap and release the handle (an undo handle's tokens come back); frees s.

@@ -619,6 +619,27 @@ int ipcb_sem_value(ipcb_sem *s) {
         return (int)(c > s->max ? s->max : c);
 }
 
+int ipcb_sem_set_value(ipcb_sem *s, unsigned value) {
+        ipcb_sem_page *pg;
+        uint64_t wv;
+        uint32_t old;
+
+        if (!s || value > s->max)
+                return -EINVAL;
+        pg = s->page;
+        wv = atomic_load_explicit(&pg->word, memory_order_relaxed);
+        /* As plain_give: only the count field changes, so an undo
+         * operation that W names stays named (and is helped by the next
+         * undo operation, as before); seq_cst for sem_sleep's sake. */
+        do
+                old = (uint32_t)(wv & 0xffffu);
+        while (!atomic_compare_exchange_weak_explicit(&pg->word, &wv, (wv & ~(uint64_t)0xffffu) | value,
+                                                      memory_order_seq_cst, memory_order_relaxed));
+        if (value > old)
+                sem_wake(s);
+        return (int)(old > s->max ? s->max : old);
+}
+
 int ipcb_sem_held(ipcb_sem *s) {
         if (!s)
                 return -EINVAL;

@@ -291,16 +291,11 @@ static int sem_do(ipcb_sem *h, short op, bool nowait, const struct timespec *dea
                 }
                 return r < 0 ? r : 0;
         }
-        for (int i = 0; i < -op; i++) {
-                long ms = nowait ? 0 : remaining_ms(deadline);
-                r = ipcb_sem_try_acquire(h, ms > 0x7fffffff ? 0x7fffffff : (int)ms);
-                if (r < 0) {
-                        if (i > 0) /* all or nothing */
-                                (void)ipcb_sem_release(h, (unsigned)i);
-                        return r == -ETIMEDOUT ? -EAGAIN : r;
-                }
-        }
-        return 0;
+        /* -n takes n tokens at once, never some while it waits for the
+         * rest (ipcb_sem_acquire_n). */
+        long ms = nowait ? 0 : remaining_ms(deadline);
+        r = ipcb_sem_acquire_n(h, (unsigned)-op, ms > 0x7fffffff ? 0x7fffffff : (int)ms);
+        return r == -ETIMEDOUT ? -EAGAIN : r;
 }
 
 static int serve_op(int semid, struct sembuf *sops, size_t nsops, const struct timespec *timeout) {
@@ -384,28 +379,15 @@ __attribute__((visibility("default"))) int semop(int semid, struct sembuf *sops,
         return r < 0 ? shim_fail(r) : 0;
 }
 
-/* SETVAL: the broker has no "set", so the count is moved to val by
- * releases or non-blocking acquires on the plain handle (not atomic with
- * respect to other processes' operations; other processes' undo tokens
- * are not cleared: documented). */
+/* SETVAL: one atomic step on the broker semaphore's count.  Other
+ * processes' undo tokens are not cleared, as the kernel clears semadj:
+ * they come back on top of val (documented). */
 static int set_value(ipcb_sem *h, int val) {
-        int cur, r;
+        int r;
 
         if (val < 0 || val > SYSV_SEMVMX)
                 return -ERANGE;
-        for (int turn = 0; turn < 1000; turn++) {
-                if ((cur = ipcb_sem_value(h)) < 0)
-                        return cur;
-                if (cur == val)
-                        return 0;
-                if (cur < val)
-                        r = ipcb_sem_release(h, (unsigned)(val - cur));
-                else
-                        r = ipcb_sem_try_acquire(h, 0);
-                if (r < 0 && r != -EAGAIN && r != -EOVERFLOW)
-                        return r;
-        }
-        return -EAGAIN;
+        return (r = ipcb_sem_set_value(h, (unsigned)val)) < 0 ? r : 0;
 }
 
 union shim_semun {

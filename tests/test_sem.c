@@ -350,6 +350,47 @@ CHECKED_TEST(sem, release_past_max_is_all_or_nothing) {
         cr_assert_eq(ipcb_sem_close(s), 0);
 }
 
+/* ipcb_sem_set_value: one step, returns the count it replaced, wakes a
+ * sleeper of another process when the count grows, leaves undo holders'
+ * tokens alone (they come back on top). */
+CHECKED_TEST(sem, set_value) {
+        ipcb_sem *s = create_ok(c, "setv", 2, 10, 0);
+        ipcb_sem *u = open_ok(c, "setv", IPCB_SEM_UNDO);
+        chan ch;
+
+        cr_assert_eq(ipcb_sem_set_value(NULL, 1), -EINVAL);
+        cr_assert_eq(ipcb_sem_set_value(s, 11), -EINVAL, "above the maximum");
+        cr_assert_eq(ipcb_sem_value(s), 2);
+        cr_assert_eq(ipcb_sem_try_acquire(u, 0), 0);
+        cr_assert_eq(ipcb_sem_held(u), 1);
+        cr_assert_eq(ipcb_sem_set_value(s, 0), 1, "returns the count it replaced");
+        cr_assert_eq(ipcb_sem_value(s), 0);
+        cr_assert_eq(ipcb_sem_held(u), 1, "an undo handle's tokens are not touched");
+
+        chan_open(&ch);
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                ipcb_client *cc;
+                ipcb_sem *cs;
+                if (ipcb_connect(d.sock, &cc) < 0 || ipcb_sem_open(cc, "setv", 0, &cs) < 0)
+                        _exit(10);
+                write_byte(ch.up[1]);
+                _exit(ipcb_sem_try_acquire(cs, 5000) == 0 ? 0 : 11);
+        }
+        cr_assert(read_byte(ch.up[0]));
+        sleep_ms(100); /* let it sleep */
+        cr_assert_eq(ipcb_sem_set_value(u, 4), 0, "through an undo handle too");
+        cr_assert(child_ok(pid), "set_value must wake the sleeper");
+        cr_assert_eq(ipcb_sem_value(s), 3);
+        cr_assert_eq(ipcb_sem_close(u), 0); /* its token comes back on top */
+        cr_assert_eq(ipcb_sync(c), 0);
+        cr_assert_eq(ipcb_sem_value(s), 4);
+        cr_assert_eq(ipcb_sem_set_value(s, 10), 4);
+        cr_assert_eq(stat_ok("setv").sem_value, 10);
+        cr_assert_eq(ipcb_sem_close(s), 0);
+        chan_close(&ch);
+}
+
 CHECKED_TEST(sem, create_argument_checks) {
         ipcb_sem_options o = IPCB_SEM_OPTIONS_INIT;
         ipcb_sem *s = (ipcb_sem *)0x1;

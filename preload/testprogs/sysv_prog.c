@@ -5,6 +5,7 @@
  * when every check held, else 1 with the reason on stderr.  Keys are given
  * in hex. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -272,6 +273,54 @@ static void *undo_thread(void *arg) {
         return NULL;
 }
 
+/* A child reads GETVAL as fast as it can while this process switches the
+ * value between 2 and 1000 with SETVAL and tries semop -3 (IPC_NOWAIT) at
+ * 2: each is one step, so the child sees 2 and 1000 only (a SETVAL made
+ * of single releases and acquires, or a -3 that takes 2 tokens before it
+ * finds no third, would show values in between).  0, or 1 with the reason
+ * on stderr. */
+static int atomic_steps(int id) {
+        struct sembuf three = { 0, -3, IPC_NOWAIT };
+        union semun arg = { .val = 2 };
+        int pipefd[2], status, bad = 0;
+        pid_t pid;
+
+        CHECK(semctl(id, 0, SETVAL, arg) == 0, "SETVAL 2");
+        CHECK(pipe(pipefd) == 0, "pipe");
+        pid = fork();
+        if (pid == 0) {
+                char x;
+                close(pipefd[1]);
+                if (fcntl(pipefd[0], F_SETFL, O_NONBLOCK) < 0)
+                        _exit(3);
+                for (;;) {
+                        int v = semctl(id, 0, GETVAL);
+                        if (v != 2 && v != 1000)
+                                _exit(v < 0 ? 4 : 1);
+                        if (read(pipefd[0], &x, 1) == 0)
+                                _exit(0); /* the parent is done */
+                }
+        }
+        close(pipefd[0]);
+        for (int i = 0; i < 300; i++) {
+                arg.val = 1000;
+                CHECK(semctl(id, 0, SETVAL, arg) == 0, "SETVAL 1000");
+                arg.val = 2;
+                CHECK(semctl(id, 0, SETVAL, arg) == 0, "SETVAL 2");
+                CHECK(semop(id, &three, 1) < 0 && errno == EAGAIN, "-3 at 2");
+        }
+        close(pipefd[1]);
+        CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status), "watcher %x", status);
+        if (WEXITSTATUS(status) != 0) {
+                fprintf(stderr, "sysv_prog: the watcher saw a value in between (%d)\n",
+                        WEXITSTATUS(status));
+                bad = 1;
+        }
+        arg.val = 1;
+        CHECK(semctl(id, 0, SETVAL, arg) == 0, "SETVAL 1");
+        return bad;
+}
+
 /* sem-semantics KEY */
 static int do_sem_semantics(char **a) {
         key_t key = key_arg(a[0]);
@@ -322,6 +371,7 @@ static int do_sem_semantics(char **a) {
         CHECK(semctl(id, 0, GETVAL) == 1, "value after the threads");
         arg.val = 40000;
         CHECK(semctl(id, 0, SETVAL, arg) < 0 && errno == ERANGE, "SETVAL above SEMVMX");
+        CHECK(atomic_steps(id) == 0, "SETVAL and semop -n are single steps");
         CHECK(semctl(id, 0, GETPID) < 0 && errno == ENOSYS, "GETPID");
         CHECK(semctl(id, 0, IPC_RMID) == 0, "IPC_RMID");
         CHECK(semop(id, &up, 1) < 0 && errno == EIDRM, "EIDRM");
