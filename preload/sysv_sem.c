@@ -2,7 +2,8 @@
 /* sysv_sem.c: semget, semop, semtimedop and semctl served by broker
  * semaphores.  A key names a set: member 0 is the broker semaphore PREFIX
  * "sysv-sem." + 8 hex digits, member i > 0 that name + "." + i (sets of up
- * to SET_MAX; one operation per semop).  SEM_UNDO operations go through
+ * to SET_MAX).  A semop of several operations takes the set's ops lock, a
+ * segment named member 0's name + ".ops" (below).  SEM_UNDO operations go through
  * the broker's undo handles (ipcb_sem with IPCB_SEM_UNDO): tokens a process
  * took with SEM_UNDO come back when it dies, however it dies.  An undo
  * handle serves one call at a time, so each process keeps a small pool per
@@ -13,6 +14,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,7 @@
 #define UNDO_POOL 32
 #define SYSV_SEMVMX 32767 /* the kernel's largest semaphore value */
 #define SET_MAX 64        /* semaphores per set served (documented) */
+#define SEMOPM 500        /* operations per semop, as the kernel's default */
 
 /* One semaphore of a set: its plain handle and its undo-handle pool. */
 typedef struct member {
@@ -39,6 +42,7 @@ typedef struct sem_ent {
         unsigned gen;    /* shim_fork_gen of the handles below */
         unsigned nsems;
         member *m;       /* nsems members */
+        ipcb_shm *ops;   /* the set's ops lock (semop with several operations) */
 } sem_ent;
 static sem_ent sem_ids[SEM_IDS_MAX];
 
@@ -146,6 +150,7 @@ static int ent_handles(ipcb_client *c, sem_ent *e) {
         e->m = m;
         e->nsems = n < e->nsems ? n : e->nsems;
         e->gen = shim_fork_gen;
+        e->ops = NULL; /* the parent's, if any, is left alone too */
         return 0;
 }
 
@@ -298,6 +303,175 @@ static int sem_do(ipcb_sem *h, short op, bool nowait, const struct timespec *dea
         return r == -ETIMEDOUT ? -EAGAIN : r;
 }
 
+/* ---- semop with several operations ----
+ * All of them or none, in one step with respect to every other semop of
+ * several operations on the set: those take the set's ops lock, the lock
+ * of a broker segment named after member 0 + ".ops", made by the first
+ * such call with member 0's mode.  Under the lock the operations are
+ * played in order on the members' current values; if they all go, each
+ * member's net change is applied (takes first, then gives), else the lock
+ * is let go and the call waits (polling, up to 1 ms apart) and tries
+ * again.  A semop of one operation does not take the lock: it may land
+ * between the values' reading and the net change, as if just after the
+ * several; a take it made meanwhile can make the net take fail, which is
+ * undone and tried again.  A process killed while applying a net change
+ * can leave part of it (the next locker is told, and carries on). */
+
+/* The set's ops lock, opened or made on first use.  Lock held. */
+static int ops_lock_of(ipcb_client *c, sem_ent *e, ipcb_shm **ret) {
+        ipcb_shm_options opts = IPCB_SHM_OPTIONS_INIT;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
+        char name[IPCB_NAME_MAX + 1];
+        int n, r;
+
+        if (e->ops) {
+                *ret = e->ops;
+                return 0;
+        }
+        n = snprintf(name, sizeof(name), "%s.ops", e->name);
+        if (n < 0 || n > IPCB_NAME_MAX)
+                return -ENAMETOOLONG;
+        if ((r = ipcb_stat(c, IPCB_KIND_SEM, e->name, &info)) < 0)
+                return r == -ENOENT ? -EIDRM : r;
+        opts.mode = info.mode & 0666u;
+        opts.flags = shim_cfg.transient ? 0 : IPCB_SHM_PERSISTENT;
+        if ((r = ipcb_shm_create_or_open(c, name, 64, &opts, &e->ops, NULL)) < 0)
+                return r;
+        *ret = e->ops;
+        return 0;
+}
+
+typedef struct net {
+        int plain, undo; /* net change through the plain and the undo handles */
+        int slot;        /* the claimed undo handle, or -1 */
+} net;
+
+/* Play sops on the members' values: 0 if all go (nt filled), -EAGAIN if
+ * operation *ret_blocked would wait, -ERANGE past SEMVMX. */
+static int play(sem_ent *e, const struct sembuf *sops, size_t nsops, net *nt, size_t *ret_blocked) {
+        int val[SET_MAX];
+        bool seen[SET_MAX] = { false };
+
+        for (size_t i = 0; i < nsops; i++) {
+                unsigned k = sops[i].sem_num;
+                if (!seen[k]) {
+                        if ((val[k] = ipcb_sem_value(e->m[k].plain)) < 0)
+                                return val[k];
+                        seen[k] = true;
+                }
+                int op = sops[i].sem_op;
+                if ((op < 0 && val[k] < -op) || (op == 0 && val[k] != 0)) {
+                        *ret_blocked = i;
+                        return -EAGAIN;
+                }
+                if (val[k] + op > SYSV_SEMVMX)
+                        return -ERANGE;
+                val[k] += op;
+                if (sops[i].sem_flg & SEM_UNDO)
+                        nt[k].undo += op;
+                else
+                        nt[k].plain += op;
+        }
+        return 0;
+}
+
+static ipcb_sem *handle_of(sem_ent *e, const net *nt, unsigned k, bool undo) {
+        return undo ? e->m[k].undo[nt[k].slot] : e->m[k].plain;
+}
+
+/* Apply the net changes: every take first (none waits), then every give.
+ * A take that fails (-EAGAIN: a single operation took tokens since they
+ * were counted) gives back what was taken. */
+static int apply(sem_ent *e, const net *nt) {
+        unsigned n = 0; /* takes done, in the order below */
+        int r = 0;
+
+        for (unsigned t = 0; t < 2 * e->nsems && r == 0; t++) {
+                unsigned k = t / 2;
+                int d = t % 2 ? nt[k].undo : nt[k].plain;
+                if (d < 0 && (r = ipcb_sem_acquire_n(handle_of(e, nt, k, t % 2), (unsigned)-d, 0)) == 0)
+                        n = t + 1;
+        }
+        if (r < 0) {
+                for (unsigned t = 0; t < n; t++) {
+                        unsigned k = t / 2;
+                        int d = t % 2 ? nt[k].undo : nt[k].plain;
+                        if (d < 0)
+                                (void)ipcb_sem_release(handle_of(e, nt, k, t % 2), (unsigned)-d);
+                }
+                return r == -EOVERFLOW ? -ERANGE : r;
+        }
+        for (unsigned t = 0; t < 2 * e->nsems; t++) {
+                unsigned k = t / 2;
+                int d = t % 2 ? nt[k].undo : nt[k].plain;
+                if (d > 0)
+                        (void)ipcb_sem_release(handle_of(e, nt, k, t % 2), (unsigned)d);
+        }
+        return 0;
+}
+
+static int serve_multi(int semid, struct sembuf *sops, size_t nsops, const struct timespec *dl) {
+        net nt[SET_MAX];
+        size_t blocked;
+        unsigned us = 50;
+        ipcb_client *c;
+        ipcb_shm *ops = NULL;
+        sem_ent *e;
+        int err, r;
+
+        pthread_mutex_lock(&shim_lock);
+        e = ent_of(semid);
+        if (sysv_route(NULL, &c, &err) != SHIM_SERVE || e->removed)
+                r = -EIDRM;
+        else
+                r = ent_handles(c, e);
+        for (size_t i = 0; r == 0 && i < nsops; i++)
+                if (sops[i].sem_num >= e->nsems)
+                        r = -EFBIG;
+        if (r == 0)
+                r = ops_lock_of(c, e, &ops);
+        /* One undo handle per member that an undo operation touches. */
+        for (unsigned k = 0; k < SET_MAX; k++)
+                nt[k] = (net){ .slot = -1 };
+        for (size_t i = 0; r == 0 && i < nsops; i++) {
+                unsigned k = sops[i].sem_num;
+                if ((sops[i].sem_flg & SEM_UNDO) && sops[i].sem_op != 0 && nt[k].slot < 0 &&
+                    (nt[k].slot = undo_claim(c, e, k, sops[i].sem_op > 0)) < 0)
+                        r = nt[k].slot;
+        }
+        pthread_mutex_unlock(&shim_lock);
+
+        while (r == 0) {
+                long ms = remaining_ms(dl);
+                r = ipcb_shm_try_lock(ops, ms > 0x7fffffff ? 0x7fffffff : (int)ms);
+                if (r == -ETIMEDOUT)
+                        r = -EAGAIN;
+                if (r < 0)
+                        break;
+                for (unsigned k = 0; k < e->nsems; k++)
+                        nt[k].plain = nt[k].undo = 0;
+                blocked = SIZE_MAX;
+                r = play(e, sops, nsops, nt, &blocked);
+                if (r == 0)
+                        r = apply(e, nt);
+                (void)ipcb_shm_unlock(ops);
+                if (r != -EAGAIN)
+                        break;
+                if ((blocked < nsops && (sops[blocked].sem_flg & IPC_NOWAIT)) || remaining_ms(dl) == 0)
+                        break;
+                usleep(us);
+                us = us < 1000 ? us * 2 : 1000;
+                r = 0;
+        }
+
+        pthread_mutex_lock(&shim_lock);
+        for (unsigned k = 0; k < SET_MAX; k++)
+                if (nt[k].slot >= 0)
+                        e->m[k].busy[nt[k].slot] = false;
+        pthread_mutex_unlock(&shim_lock);
+        return r;
+}
+
 static int serve_op(int semid, struct sembuf *sops, size_t nsops, const struct timespec *timeout) {
         struct timespec deadline, *dl = NULL;
         ipcb_client *c;
@@ -311,8 +485,8 @@ static int serve_op(int semid, struct sembuf *sops, size_t nsops, const struct t
                 return -EINVAL;
         if (!sops)
                 return -EFAULT;
-        if (nsops > 1)
-                return -ENOSYS; /* documented: one operation per call */
+        if (nsops > SEMOPM)
+                return -E2BIG;
         if (timeout) {
                 if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000)
                         return -EINVAL;
@@ -325,6 +499,8 @@ static int serve_op(int semid, struct sembuf *sops, size_t nsops, const struct t
                 }
                 dl = &deadline;
         }
+        if (nsops > 1)
+                return serve_multi(semid, sops, nsops, dl);
         undo = (sops[0].sem_flg & SEM_UNDO) && sops[0].sem_op != 0;
         pthread_mutex_lock(&shim_lock);
         e = ent_of(semid);
@@ -407,6 +583,8 @@ static int serve_ctl(ipcb_client *c, sem_ent *e, int semnum, int cmd, union shim
                 for (unsigned i = 1; r == 0 && i < e->nsems; i++)
                         if (member_name(e->name, i, name) == 0)
                                 (void)ipcb_sem_unlink(c, name);
+                if (r == 0 && snprintf(name, sizeof(name), "%s.ops", e->name) <= IPCB_NAME_MAX)
+                        (void)ipcb_shm_unlink(c, name); /* its ops lock, if it has one */
                 if (r == 0)
                         e->removed = true; /* handles stay: a waiter may be using them */
                 return r == -ENOENT ? -EIDRM : r;

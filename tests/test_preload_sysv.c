@@ -151,6 +151,14 @@ CHECKED_TEST(semaphore_semantics) {
         cr_assert_eq(broker_count(), 0);
 }
 
+CHECKED_TEST(semaphore_several_operations) {
+        char k[16];
+
+        key_hex(7, k);
+        cr_assert_eq(run(0, NULL, ARGV(IPCB_SYSV_PROG, "sem-multi", k)), 0);
+        cr_assert_eq(broker_count(), 0, "IPC_RMID removes the members and the ops lock");
+}
+
 CHECKED_TEST(semaphore_sets) {
         char k[16], name[96];
         ipcb_object_info info = IPCB_OBJECT_INFO_INIT;

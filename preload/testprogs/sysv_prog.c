@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/wait.h>
@@ -346,7 +348,9 @@ static int do_sem_semantics(char **a) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
         CHECK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 190,
               "waited the timeout");
-        CHECK(semop(id, two, 2) < 0 && errno == ENOSYS, "two operations at once");
+        two[0].sem_flg = IPC_NOWAIT;
+        CHECK(semop(id, two, 2) < 0 && errno == EAGAIN, "two operations, the first would wait");
+        CHECK(semctl(id, 0, GETVAL) == 0, "nothing applied");
         CHECK(semop(id, &up, 1) == 0 && semctl(id, 0, GETVAL) == 1, "post");
         CHECK(semop(id, &zero, 1) < 0 && errno == EAGAIN, "wait-for-zero on 1");
         /* a child that takes the token with SEM_UNDO and exits gives it back */
@@ -378,6 +382,111 @@ static int do_sem_semantics(char **a) {
         return 0;
 }
 
+/* One process of the exclusion runs of sem-multi: `rounds` times, enter
+ * (one semop), check that nobody else is inside, leave (one semop). */
+static int exclusion(int id, struct sembuf *enter, struct sembuf *leave, volatile int *inside,
+                     int rounds) {
+        time_t give_up = time(NULL) + 30;
+
+        for (int i = 0; i < rounds; i++) {
+                if (semop(id, enter, 2) < 0) {
+                        if (errno == EAGAIN && (enter[0].sem_flg & IPC_NOWAIT) && time(NULL) < give_up) {
+                                i--; /* busy: try again at once, to meet the others */
+                                continue;
+                        }
+                        return 5;
+                }
+                if (*inside != 0)
+                        return 6; /* two inside at once */
+                *inside = 1;
+                sched_yield();
+                *inside = 0;
+                if (semop(id, leave, 2) < 0)
+                        return 7;
+        }
+        return 0;
+}
+
+/* sem-multi KEY: semop with several operations.  Errors and in-order
+ * play; a transfer between two members is all or nothing; the old lock
+ * idiom (wait for zero, then +1, in one call) excludes 4 processes from
+ * each other; taking two members at once with SEM_UNDO excludes them too,
+ * and a holder killed inside gives both back. */
+static int do_sem_multi(char **a) {
+        key_t key = key_arg(a[0]);
+        struct sembuf zenter[2] = { { 0, 0, 0 }, { 0, 1, 0 } }, zleave[2] = { { 0, -1, 0 }, { 1, 0, 0 } };
+        struct sembuf uenter[2] = { { 0, -1, SEM_UNDO }, { 1, -1, SEM_UNDO } };
+        struct sembuf uleave[2] = { { 0, 1, SEM_UNDO }, { 1, 1, SEM_UNDO } };
+        struct sembuf move[2] = { { 1, -1, IPC_NOWAIT }, { 0, 1, 0 } };
+        struct sembuf order[2] = { { 1, 1, 0 }, { 1, 0, IPC_NOWAIT } };
+        struct sembuf big[2] = { { 1, 32767, 0 }, { 1, 1, 0 } }, bad[2] = { { 0, 1, 0 }, { 2, 1, 0 } };
+        static struct sembuf many[501];
+        volatile int *inside = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        unsigned short vals[2];
+        union semun arg = { .val = 3 };
+        pid_t pids[4], holder;
+        int id, status, ready[2];
+        char x;
+
+        CHECK(inside != MAP_FAILED, "mmap");
+        id = semget(key, 2, IPC_CREAT | IPC_EXCL | 0600);
+        CHECK(id >= 0, "semget");
+        CHECK(semop(id, many, 501) < 0 && errno == E2BIG, "501 operations");
+        CHECK(semop(id, bad, 2) < 0 && errno == EFBIG, "a member past the set");
+        CHECK(semop(id, big, 2) < 0 && errno == ERANGE, "past SEMVMX");
+        CHECK(semctl(id, 1, GETVAL) == 0, "nothing applied after ERANGE");
+        CHECK(semop(id, order, 2) < 0 && errno == EAGAIN, "+1, then wait-for-zero: played in order");
+        CHECK(semctl(id, 1, GETVAL) == 0, "nothing applied after EAGAIN");
+        CHECK(semop(id, move, 2) < 0 && errno == EAGAIN, "a transfer from an empty member");
+        CHECK(semctl(id, 0, GETVAL) == 0, "member 0 untouched");
+        CHECK(semctl(id, 1, SETVAL, arg) == 0, "SETVAL");
+        CHECK(semop(id, move, 2) == 0, "transfer");
+        CHECK(semctl(id, 0, GETALL, (union semun){ .array = vals }) == 0 && vals[0] == 1 &&
+              vals[1] == 2, "after the transfer: %u %u", vals[0], vals[1]);
+
+        /* wait for zero, then +1: member 0 from 0; member 1 at 0 too */
+        vals[0] = vals[1] = 0;
+        CHECK(semctl(id, 0, SETALL, (union semun){ .array = vals }) == 0, "SETALL 0 0");
+        for (int nowait = 0; nowait < 2; nowait++) {
+                /* waiting, then without waiting: busy loops that meet */
+                zenter[0].sem_flg = nowait ? IPC_NOWAIT : 0;
+                for (int p = 0; p < 4; p++)
+                        if ((pids[p] = fork()) == 0)
+                                _exit(exclusion(id, zenter, zleave, inside, nowait ? 2000 : 100));
+                for (int p = 0; p < 4; p++)
+                        CHECK(waitpid(pids[p], &status, 0) == pids[p] && WIFEXITED(status) &&
+                              WEXITSTATUS(status) == 0, "wait-for-zero process %d (nowait %d): status %x",
+                              p, nowait, status);
+                CHECK(semctl(id, 0, GETVAL) == 0, "member 0 back at 0");
+        }
+
+        /* both members at once with SEM_UNDO; a holder killed inside */
+        vals[0] = vals[1] = 1;
+        CHECK(semctl(id, 0, SETALL, (union semun){ .array = vals }) == 0, "SETALL 1 1");
+        CHECK(pipe(ready) == 0, "pipe");
+        if ((holder = fork()) == 0) {
+                if (semop(id, uenter, 2) < 0 || write(ready[1], "x", 1) != 1)
+                        _exit(3);
+                pause();
+                _exit(4);
+        }
+        CHECK(read(ready[0], &x, 1) == 1, "the holder entered");
+        for (int p = 0; p < 4; p++)
+                if ((pids[p] = fork()) == 0)
+                        _exit(exclusion(id, uenter, uleave, inside, 100));
+        usleep(50000);
+        CHECK(semctl(id, 0, GETVAL) == 0 && semctl(id, 1, GETVAL) == 0, "the holder has both");
+        kill(holder, SIGKILL);
+        CHECK(waitpid(holder, &status, 0) == holder, "holder");
+        for (int p = 0; p < 4; p++)
+                CHECK(waitpid(pids[p], &status, 0) == pids[p] && WIFEXITED(status) &&
+                      WEXITSTATUS(status) == 0, "undo process %d: status %x", p, status);
+        CHECK(semctl(id, 0, GETALL, (union semun){ .array = vals }) == 0 && vals[0] == 1 &&
+              vals[1] == 1, "the killed holder's tokens came back: %u %u", vals[0], vals[1]);
+        CHECK(semctl(id, 0, IPC_RMID) == 0, "IPC_RMID");
+        return 0;
+}
+
 int main(int argc, char **argv) {
         static const struct {
                 const char *name;
@@ -390,7 +499,7 @@ int main(int argc, char **argv) {
                 { "sem-hold", 1, do_sem_hold },     { "sem-take", 2, do_sem_take },
                 { "sem-rmid", 1, do_sem_rmid },     { "sem-semantics", 1, do_sem_semantics },
                 { "rmid-fails", 2, do_rmid_fails }, { "get-fails", 2, do_get_fails },
-                { "sem-set", 1, do_sem_set },
+                { "sem-set", 1, do_sem_set },       { "sem-multi", 1, do_sem_multi },
         };
 
         if (argc < 2)
