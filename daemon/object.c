@@ -93,13 +93,22 @@ unsigned object_seals(object *o) {
 
 /* Only a growable segment's size can change: every other object's memfd
  * was sealed against growing and shrinking at o->size (a created one is
- * sized before sealing, a registered or restored one is checked). */
-uint64_t object_size(const object *o) {
+ * sized before sealing, a registered or restored one is checked).  A
+ * growable one's memfd is the broker's own, or a client's that was checked
+ * to be a memfd: fstat cannot block.  What it grew by is charged here to
+ * its creator's byte quota, when the broker looks (never refused: the
+ * memory is in use; the uid's next create is); F_SEAL_SHRINK keeps it
+ * from getting smaller. */
+uint64_t object_size(object *o) {
         struct stat st;
 
         if (!(o->flags & IPCB_WF_GROWABLE))
                 return o->size;
-        if (o->fd_rw >= 0 && fstat(o->fd_rw, &st) == 0)
-                return (uint64_t)st.st_size;
-        return o->size;
+        if (o->fd_rw < 0 || fstat(o->fd_rw, &st) < 0)
+                return o->size;
+        if (o->quota_charged && (uint64_t)st.st_size > o->quota_bytes) {
+                quota_charge_grown(o->quota_uid, (uint64_t)st.st_size - o->quota_bytes);
+                o->quota_bytes = (uint64_t)st.st_size;
+        }
+        return (uint64_t)st.st_size;
 }

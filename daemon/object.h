@@ -88,6 +88,7 @@ void object_destroy(object *o);
  * UNLINKED, then DESTROYED if it goes. */
 void object_unlink(object *o);
 /* Current seals (also recorded in o->seals) and size of the object's memfd
- * (size falls back to the declared size). */
+ * (size falls back to the declared size; a growable segment's growth is
+ * charged to its creator's byte quota then). */
 unsigned object_seals(object *o);
-uint64_t object_size(const object *o);
+uint64_t object_size(object *o);

@@ -173,6 +173,9 @@ static void handle_slot_release(peer *p, uint32_t i) {
         handle_settle(s);
         if (o->poll)
                 sempoll_handle_released(o, p, (uint64_t)s->gen << 32 | (i + 1));
+        /* What a writer grew the segment by is charged before it may go. */
+        if (o->flags & IPCB_WF_GROWABLE)
+                (void)object_size(o);
         s->obj = NULL;
         s->gen++;
         s->next_free = p->free_head;

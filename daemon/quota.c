@@ -135,6 +135,13 @@ int quota_charge_object_restored(uid_t uid, uint8_t kind, uint64_t bytes) {
         return 0;
 }
 
+void quota_charge_grown(uid_t uid, uint64_t bytes) {
+        quota_user *u = lookup(uid, true);
+
+        if (u)
+                u->use[QUOTA_BYTES] += bytes;
+}
+
 int quota_charge_fd(uid_t uid) {
         quota_user *u;
 

@@ -40,6 +40,9 @@ int quota_charge_object(uid_t uid, uint8_t kind, uint64_t bytes);
  * uid over its limits is refused its next create instead.  0, or -ENOMEM
  * for a new uid. */
 int quota_charge_object_restored(uid_t uid, uint8_t kind, uint64_t bytes);
+/* A growable segment of uid's grew by bytes (object.c): charged, never
+ * refused. */
+void quota_charge_grown(uid_t uid, uint64_t bytes);
 /* The daemon fds an object of kind may hold. */
 uint64_t quota_object_fds(uint8_t kind);
 /* One more daemon fd held for an object on uid's behalf (a semaphore's

@@ -189,6 +189,50 @@ static int hog(void *arg) {
         return 0;
 }
 
+/* A growable segment grown by a holder is charged to its creator's byte
+ * quota when the broker looks (here: a stat; also an open, a list, a
+ * freeze, a handle's release): the growth is never refused, the next
+ * create is, until the segment is gone. */
+static int grown_bytes(void *arg) {
+        ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
+        ipcb_quota_info q = IPCB_QUOTA_INFO_INIT;
+        ipcb_client *c;
+        ipcb_shm *s, *t;
+        int r;
+
+        (void)arg;
+        o.flags = IPCB_SHM_GROWABLE;
+        CHILD_CHECK(ipcb_connect(d.sock, &c) == 0, "connect");
+        CHILD_CHECK(ipcb_shm_create(c, "grows", 0, &o, &s) == 0, "create at 0");
+        CHILD_CHECK(ipcb_quota(c, getuid(), &q) == 0 && q.bytes == 0, "bytes %llu at 0",
+                    (unsigned long long)q.bytes);
+        CHILD_CHECK(ftruncate(ipcb_shm_fd(s), 2 << 20) == 0, "grow to 2 MiB");
+        CHILD_CHECK(ipcb_stat(c, IPCB_KIND_SHM, "grows", &info) == 0 && info.size == 2u << 20, "stat");
+        CHILD_CHECK(ipcb_quota(c, getuid(), &q) == 0 && q.bytes == 2u << 20, "bytes %llu after growing",
+                    (unsigned long long)q.bytes);
+        r = ipcb_shm_create(c, "small", 4096, NULL, &t);
+        CHILD_CHECK(r == -EDQUOT, "a create past the byte quota: %s", ipcb_strerror(r));
+        CHILD_CHECK(ipcb_stat(c, IPCB_KIND_SHM, "grows", &info) == 0, "stat again");
+        CHILD_CHECK(ipcb_quota(c, getuid(), &q) == 0 && q.bytes == 2u << 20, "charged once: %llu",
+                    (unsigned long long)q.bytes);
+        ipcb_shm_close(s); /* transient: gone, and its bytes with it */
+        ipcb_sync(c);
+        CHILD_CHECK(ipcb_quota(c, getuid(), &q) == 0 && q.bytes == 0, "bytes %llu after it went",
+                    (unsigned long long)q.bytes);
+        r = ipcb_shm_create(c, "small", 4096, NULL, &t);
+        CHILD_CHECK(r == 0, "create after: %s", ipcb_strerror(r));
+        ipcb_shm_close(t);
+        ipcb_disconnect(c);
+        return 0;
+}
+
+QUOTA_TEST(grown_segment_is_charged) {
+        SKIP_UNLESS_ROOT();
+        fixture_begin(&d, limits);
+        RUN_AS(UID_A, false, grown_bytes, NULL);
+}
+
 QUOTA_TEST(objects_bytes_handles_connections_per_uid) {
         SKIP_UNLESS_ROOT();
         fixture_begin(&d, limits);
