@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sem.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +44,9 @@ typedef struct sem_ent {
         unsigned nsems;
         member *m;       /* nsems members */
         ipcb_shm *ops;   /* the set's ops lock (semop with several operations) */
+        pthread_mutex_t ops_mu; /* this process's threads take turns with ops */
+        bool ops_mu_ready;
+        unsigned ops_mu_gen;    /* shim_fork_gen when ops_mu was initialised */
 } sem_ent;
 static sem_ent sem_ids[SEM_IDS_MAX];
 
@@ -197,6 +201,7 @@ static int serve_get(ipcb_client *c, key_t key, int nsems, int flg) {
                                 e->nsems = n;
                                 e->gen = shim_fork_gen;
                                 e->removed = false;
+                                e->ops = NULL; /* the same goes for its ops lock */
                         }
                         return SYSV_ID_BASE + i;
                 }
@@ -315,19 +320,23 @@ static int sem_do(ipcb_sem *h, short op, bool nowait, const struct timespec *dea
  * between the values' reading and the net change, as if just after the
  * several; a take it made meanwhile can make the net take fail, which is
  * undone and tried again.  A process killed while applying a net change
- * can leave part of it (the next locker is told, and carries on). */
+ * can leave part of it (the next locker is told, and carries on).  The
+ * threads of one process share the set's handles, the ops lock's too, and
+ * a lock belongs to its handle: they take turns on a mutex of the set
+ * first. */
 
-/* The set's ops lock, opened or made on first use.  Lock held. */
-static int ops_lock_of(ipcb_client *c, sem_ent *e, ipcb_shm **ret) {
+/* The set's ops lock, opened or made on first use, and the mutex that
+ * makes this process's threads take turns with it (a segment lock belongs
+ * to a handle, and they share this one).  Lock held. */
+static int ops_lock_of(ipcb_client *c, sem_ent *e) {
         ipcb_shm_options opts = IPCB_SHM_OPTIONS_INIT;
         ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         char name[IPCB_NAME_MAX + 1];
+        bool created = false;
         int n, r;
 
-        if (e->ops) {
-                *ret = e->ops;
+        if (e->ops)
                 return 0;
-        }
         n = snprintf(name, sizeof(name), "%s.ops", e->name);
         if (n < 0 || n > IPCB_NAME_MAX)
                 return -ENAMETOOLONG;
@@ -335,27 +344,41 @@ static int ops_lock_of(ipcb_client *c, sem_ent *e, ipcb_shm **ret) {
                 return r == -ENOENT ? -EIDRM : r;
         opts.mode = info.mode & 0666u;
         opts.flags = shim_cfg.transient ? 0 : IPCB_SHM_PERSISTENT;
-        if ((r = ipcb_shm_create_or_open(c, name, 64, &opts, &e->ops, NULL)) < 0)
+        if ((r = ipcb_shm_create_or_open(c, name, 64, &opts, &e->ops, &created)) < 0)
                 return r;
-        *ret = e->ops;
+        /* Made by someone other than the set's owner: the set's group, so
+         * that those the set admits through its group are admitted here
+         * too (best effort: only a member of that group may give it). */
+        if (created && info.uid != getuid())
+                (void)ipcb_chown(c, IPCB_KIND_SHM, name, (uid_t)-1, info.gid);
+        /* Made once, and again in a forked child (one thread: nobody can
+         * hold it), whose copy may have been held by another thread. */
+        if (!e->ops_mu_ready || e->ops_mu_gen != shim_fork_gen) {
+                pthread_mutex_init(&e->ops_mu, NULL);
+                e->ops_mu_ready = true;
+                e->ops_mu_gen = shim_fork_gen;
+        }
         return 0;
 }
 
-typedef struct net {
-        int plain, undo; /* net change through the plain and the undo handles */
-        int slot;        /* the claimed undo handle, or -1 */
-} net;
+/* One step of a net change: delta tokens through handle h. */
+typedef struct step {
+        ipcb_sem *h;
+        int delta;
+} step;
 
-/* Play sops on the members' values: 0 if all go (nt filled), -EAGAIN if
- * operation *ret_blocked would wait, -ERANGE past SEMVMX. */
-static int play(sem_ent *e, const struct sembuf *sops, size_t nsops, net *nt, size_t *ret_blocked) {
+/* Play sops on the members' values (m, n members): 0 if all go, -EAGAIN if
+ * operation *ret_blocked would wait, -ERANGE past SEMVMX.  net[k][u]: the
+ * net change of member k through its plain (u 0) or undo (u 1) handle. */
+static int play(const member *m, const struct sembuf *sops, size_t nsops, int (*net)[2],
+                size_t *ret_blocked) {
         int val[SET_MAX];
         bool seen[SET_MAX] = { false };
 
         for (size_t i = 0; i < nsops; i++) {
                 unsigned k = sops[i].sem_num;
                 if (!seen[k]) {
-                        if ((val[k] = ipcb_sem_value(e->m[k].plain)) < 0)
+                        if ((val[k] = ipcb_sem_value(m[k].plain)) < 0)
                                 return val[k];
                         seen[k] = true;
                 }
@@ -367,58 +390,68 @@ static int play(sem_ent *e, const struct sembuf *sops, size_t nsops, net *nt, si
                 if (val[k] + op > SYSV_SEMVMX)
                         return -ERANGE;
                 val[k] += op;
-                if (sops[i].sem_flg & SEM_UNDO)
-                        nt[k].undo += op;
-                else
-                        nt[k].plain += op;
+                net[k][(sops[i].sem_flg & SEM_UNDO) && op != 0] += op;
         }
         return 0;
 }
 
-static ipcb_sem *handle_of(sem_ent *e, const net *nt, unsigned k, bool undo) {
-        return undo ? e->m[k].undo[nt[k].slot] : e->m[k].plain;
-}
+/* The net changes as steps, in an order in which none has to wait on the
+ * values play() saw: the takes of members that only take, then each mixed
+ * member's give and take, then the gives of members that only give. */
+static unsigned plan(const member *m, unsigned nsems, int (*net)[2], const int *slot, step *st) {
+        unsigned n = 0;
 
-/* Apply the net changes: every take first (none waits), then every give.
- * A take that fails (-EAGAIN: a single operation took tokens since they
- * were counted) gives back what was taken. */
-static int apply(sem_ent *e, const net *nt) {
-        unsigned n = 0; /* takes done, in the order below */
-        int r = 0;
-
-        for (unsigned t = 0; t < 2 * e->nsems && r == 0; t++) {
-                unsigned k = t / 2;
-                int d = t % 2 ? nt[k].undo : nt[k].plain;
-                if (d < 0 && (r = ipcb_sem_acquire_n(handle_of(e, nt, k, t % 2), (unsigned)-d, 0)) == 0)
-                        n = t + 1;
-        }
-        if (r < 0) {
-                for (unsigned t = 0; t < n; t++) {
-                        unsigned k = t / 2;
-                        int d = t % 2 ? nt[k].undo : nt[k].plain;
-                        if (d < 0)
-                                (void)ipcb_sem_release(handle_of(e, nt, k, t % 2), (unsigned)-d);
+        for (int phase = 0; phase < 3; phase++)
+                for (unsigned k = 0; k < nsems; k++) {
+                        bool takes = net[k][0] < 0 || net[k][1] < 0;
+                        bool gives = net[k][0] > 0 || net[k][1] > 0;
+                        if ((phase == 0 && !(takes && !gives)) || (phase == 1 && !(takes && gives)) ||
+                            (phase == 2 && !(gives && !takes)))
+                                continue;
+                        for (int sign = 1; sign >= -1; sign -= 2) /* gives, then takes */
+                                for (int u = 0; u < 2; u++)
+                                        if (net[k][u] * sign > 0)
+                                                st[n++] = (step){ u ? m[k].undo[slot[k]] : m[k].plain,
+                                                                  net[k][u] };
                 }
-                return r == -EOVERFLOW ? -ERANGE : r;
-        }
-        for (unsigned t = 0; t < 2 * e->nsems; t++) {
-                unsigned k = t / 2;
-                int d = t % 2 ? nt[k].undo : nt[k].plain;
-                if (d > 0)
-                        (void)ipcb_sem_release(handle_of(e, nt, k, t % 2), (unsigned)d);
-        }
-        return 0;
+        return n;
+}
+
+/* Take or give delta through h now (never waiting). */
+static int step_do(ipcb_sem *h, int delta) {
+        return delta < 0 ? ipcb_sem_acquire_n(h, (unsigned)-delta, 0) : ipcb_sem_release(h, (unsigned)delta);
+}
+
+/* Apply the steps; a step that fails (a single operation changed a value
+ * since play() read it) undoes the ones before it, as far as it can:
+ * -EAGAIN to play again, or the step's error. */
+static int apply(const step *st, unsigned n) {
+        int r = 0;
+        unsigned i;
+
+        for (i = 0; i < n && (r = step_do(st[i].h, st[i].delta)) == 0; i++)
+                ;
+        if (r == 0)
+                return 0;
+        while (i-- > 0)
+                (void)step_do(st[i].h, -st[i].delta);
+        return r == -EAGAIN ? -EAGAIN : r == -EOVERFLOW ? -ERANGE : r;
 }
 
 static int serve_multi(int semid, struct sembuf *sops, size_t nsops, const struct timespec *dl) {
-        net nt[SET_MAX];
-        size_t blocked;
-        unsigned us = 50;
+        int net[SET_MAX][2], slot[SET_MAX];
+        step st[2 * SET_MAX];
+        size_t blocked = SIZE_MAX;
+        unsigned us = 50, nsems = 0, nst;
         ipcb_client *c;
         ipcb_shm *ops = NULL;
+        pthread_mutex_t *mu = NULL;
+        member *m = NULL;
         sem_ent *e;
         int err, r;
 
+        for (unsigned k = 0; k < SET_MAX; k++)
+                slot[k] = -1;
         pthread_mutex_lock(&shim_lock);
         e = ent_of(semid);
         if (sysv_route(NULL, &c, &err) != SHIM_SERVE || e->removed)
@@ -428,35 +461,49 @@ static int serve_multi(int semid, struct sembuf *sops, size_t nsops, const struc
         for (size_t i = 0; r == 0 && i < nsops; i++)
                 if (sops[i].sem_num >= e->nsems)
                         r = -EFBIG;
-        if (r == 0)
-                r = ops_lock_of(c, e, &ops);
+        if (r == 0 && (r = ops_lock_of(c, e)) == 0) {
+                /* What this call uses, taken now: a semget may rebind e. */
+                ops = e->ops;
+                mu = &e->ops_mu;
+                m = e->m;
+                nsems = e->nsems;
+        }
         /* One undo handle per member that an undo operation touches. */
-        for (unsigned k = 0; k < SET_MAX; k++)
-                nt[k] = (net){ .slot = -1 };
         for (size_t i = 0; r == 0 && i < nsops; i++) {
                 unsigned k = sops[i].sem_num;
-                if ((sops[i].sem_flg & SEM_UNDO) && sops[i].sem_op != 0 && nt[k].slot < 0 &&
-                    (nt[k].slot = undo_claim(c, e, k, sops[i].sem_op > 0)) < 0)
-                        r = nt[k].slot;
+                if ((sops[i].sem_flg & SEM_UNDO) && sops[i].sem_op != 0 && slot[k] < 0 &&
+                    (slot[k] = undo_claim(c, e, k, sops[i].sem_op > 0)) < 0)
+                        r = slot[k];
         }
         pthread_mutex_unlock(&shim_lock);
 
         while (r == 0) {
                 long ms = remaining_ms(dl);
-                r = ipcb_shm_try_lock(ops, ms > 0x7fffffff ? 0x7fffffff : (int)ms);
-                if (r == -ETIMEDOUT)
-                        r = -EAGAIN;
-                if (r < 0)
+                if (dl ? pthread_mutex_clocklock(mu, CLOCK_MONOTONIC, dl) : pthread_mutex_lock(mu)) {
+                        r = -EAGAIN; /* the deadline passed while another thread had it */
                         break;
-                for (unsigned k = 0; k < e->nsems; k++)
-                        nt[k].plain = nt[k].undo = 0;
-                blocked = SIZE_MAX;
-                r = play(e, sops, nsops, nt, &blocked);
-                if (r == 0)
-                        r = apply(e, nt);
-                (void)ipcb_shm_unlock(ops);
+                }
+                r = ipcb_shm_try_lock(ops, ms > 0x7fffffff ? 0x7fffffff : (int)ms);
+                if (r >= 0) {
+                        memset(net, 0, sizeof(net));
+                        blocked = SIZE_MAX;
+                        r = play(m, sops, nsops, net, &blocked);
+                        if (r == 0) {
+                                nst = plan(m, nsems, net, slot, st);
+                                r = apply(st, nst);
+                        }
+                        (void)ipcb_shm_unlock(ops);
+                } else if (r == -ETIMEDOUT) {
+                        r = -EAGAIN;
+                        blocked = 0;
+                }
+                pthread_mutex_unlock(mu);
                 if (r != -EAGAIN)
                         break;
+                if (blocked == SIZE_MAX) { /* a single operation interfered: again, now */
+                        r = 0;
+                        continue;
+                }
                 if ((blocked < nsops && (sops[blocked].sem_flg & IPC_NOWAIT)) || remaining_ms(dl) == 0)
                         break;
                 usleep(us);
@@ -466,8 +513,8 @@ static int serve_multi(int semid, struct sembuf *sops, size_t nsops, const struc
 
         pthread_mutex_lock(&shim_lock);
         for (unsigned k = 0; k < SET_MAX; k++)
-                if (nt[k].slot >= 0)
-                        e->m[k].busy[nt[k].slot] = false;
+                if (slot[k] >= 0)
+                        m[k].busy[slot[k]] = false;
         pthread_mutex_unlock(&shim_lock);
         return r;
 }
@@ -585,8 +632,10 @@ static int serve_ctl(ipcb_client *c, sem_ent *e, int semnum, int cmd, union shim
                                 (void)ipcb_sem_unlink(c, name);
                 if (r == 0 && snprintf(name, sizeof(name), "%s.ops", e->name) <= IPCB_NAME_MAX)
                         (void)ipcb_shm_unlink(c, name); /* its ops lock, if it has one */
-                if (r == 0)
+                if (r == 0) {
                         e->removed = true; /* handles stay: a waiter may be using them */
+                        e->ops = NULL;
+                }
                 return r == -ENOENT ? -EIDRM : r;
         }
         if (e->removed)

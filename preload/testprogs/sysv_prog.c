@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -407,6 +408,16 @@ static int exclusion(int id, struct sembuf *enter, struct sembuf *leave, volatil
         return 0;
 }
 
+/* Threads of sem-multi: the wait-for-zero exclusion, in one process. */
+static int multi_id;
+static struct sembuf *multi_enter, *multi_leave;
+static volatile int *multi_inside;
+
+static void *exclusion_thread(void *arg) {
+        (void)arg;
+        return (void *)(intptr_t)exclusion(multi_id, multi_enter, multi_leave, multi_inside, 300);
+}
+
 /* sem-multi KEY: semop with several operations.  Errors and in-order
  * play; a transfer between two members is all or nothing; the old lock
  * idiom (wait for zero, then +1, in one call) excludes 4 processes from
@@ -441,6 +452,18 @@ static int do_sem_multi(char **a) {
         CHECK(semctl(id, 0, GETVAL) == 0, "member 0 untouched");
         CHECK(semctl(id, 1, SETVAL, arg) == 0, "SETVAL");
         CHECK(semop(id, move, 2) == 0, "transfer");
+        /* a give and an undo take on one member, in that order: they go */
+        vals[0] = 1;
+        vals[1] = 0;
+        CHECK(semctl(id, 0, SETALL, (union semun){ .array = vals }) == 0, "SETALL 1 0");
+        struct sembuf mixed[2] = { { 1, 1, 0 }, { 1, -1, SEM_UNDO | IPC_NOWAIT } };
+        CHECK(semop(id, mixed, 2) == 0, "+1, then -1 with SEM_UNDO, at 0");
+        CHECK(semctl(id, 1, GETVAL) == 0, "member 1 after the mixed call");
+        struct sembuf back = { 1, 1, SEM_UNDO };
+        CHECK(semop(id, &back, 1) == 0 && semctl(id, 1, GETVAL) == 1, "the undo token given back");
+        vals[0] = 1;
+        vals[1] = 2;
+        CHECK(semctl(id, 0, SETALL, (union semun){ .array = vals }) == 0, "SETALL 1 2");
         CHECK(semctl(id, 0, GETALL, (union semun){ .array = vals }) == 0 && vals[0] == 1 &&
               vals[1] == 2, "after the transfer: %u %u", vals[0], vals[1]);
 
@@ -459,6 +482,22 @@ static int do_sem_multi(char **a) {
                               p, nowait, status);
                 CHECK(semctl(id, 0, GETVAL) == 0, "member 0 back at 0");
         }
+        /* the same between the threads of one process (they share the
+         * set's handles) */
+        pthread_t th[4];
+        void *ret;
+        zenter[0].sem_flg = 0;
+        multi_id = id;
+        multi_enter = zenter;
+        multi_leave = zleave;
+        multi_inside = inside;
+        for (int t = 0; t < 4; t++)
+                CHECK(pthread_create(&th[t], NULL, exclusion_thread, NULL) == 0, "pthread_create");
+        for (int t = 0; t < 4; t++) {
+                pthread_join(th[t], &ret);
+                CHECK(ret == NULL, "thread %d: %d", t, (int)(intptr_t)ret);
+        }
+        CHECK(semctl(id, 0, GETVAL) == 0, "member 0 back at 0 after the threads");
 
         /* both members at once with SEM_UNDO; a holder killed inside */
         vals[0] = vals[1] = 1;
