@@ -11,10 +11,12 @@
 
 #include "futex.h"
 #include "internal.h"
+#include "pollnotify.h"
 #include "proto.h"
 #include "sock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -863,6 +865,29 @@ int ipcb_shm_close(ipcb_shm *s) {
         ipcb__client_unref(s->client);
         free(s);
         return r;
+}
+
+void ipcb__client_notify(ipcb_client *c, uint16_t op, client_obj *obj, _Atomic int *fdp,
+                         _Atomic uint32_t *genp) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req = { .hdr.op = op }, reply;
+        uint32_t gen = __atomic_load_n(&c->conn_gen, __ATOMIC_RELAXED);
+        int fd = atomic_load(fdp), nfd = -1, expect = -1;
+
+        if (fd < 0 || atomic_load(genp) != gen) {
+                req.sem_poll.handle = __atomic_load_n(&obj->handle, __ATOMIC_RELAXED);
+                if (ipcb__client_request(c, &req, buf, &reply, &nfd) < 0 || nfd < 0)
+                        return;
+                if (fd >= 0) {
+                        (void)dup3(nfd, fd, O_CLOEXEC); /* the old number, the new eventfd */
+                        close(nfd);
+                } else if (!atomic_compare_exchange_strong(fdp, &expect, nfd)) {
+                        close(nfd); /* another thread was first */
+                }
+                atomic_store(genp, __atomic_load_n(&obj->conn_gen, __ATOMIC_RELAXED));
+                fd = atomic_load(fdp);
+        }
+        ipcb_notify_signal(fd);
 }
 
 /* ---- namespace ---- */

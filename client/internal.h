@@ -94,6 +94,7 @@ struct ipcb_shm {
          * pollers, -1 until needed. */
         int lock_poll_fd;
         _Atomic int lock_notify_fd;
+        _Atomic uint32_t lock_notify_gen; /* the connection it came from */
 };
 
 ipcb_client *ipcb__client_ref(ipcb_client *c);
@@ -171,10 +172,10 @@ int ipcb__client_sem_finish(ipcb_client *c, const char *name, uint32_t flags, co
 int ipcb__client_info_from_rec(const ipcb_stat_rec *rec, ipcb_object_info *ret);
 
 /* Output structs (ipcbroker.h, ipcb_object_info): the smallest struct_size
- * a caller may pass is the size of the struct's first version, which is
- * this one; later versions keep these values. */
-#define OBJECT_INFO_MIN_SIZE sizeof(ipcb_object_info)
-#define QUOTA_INFO_MIN_SIZE sizeof(ipcb_quota_info)
+ * a caller may pass is the size of the struct's first version, up to its
+ * last field then; fields added later must not change these. */
+#define OBJECT_INFO_MIN_SIZE (offsetof(ipcb_object_info, sem_undo_held) + sizeof(unsigned))
+#define QUOTA_INFO_MIN_SIZE (offsetof(ipcb_quota_info, max_connections) + sizeof(uint64_t))
 
 /* Copy a filled output struct (src, size bytes, its struct_size field
  * first) into the caller's dst, no more than dst->struct_size bytes, and
@@ -218,6 +219,15 @@ int ipcb__watch_reconnected(ipcb_client *c);
 
 /* Release the segment lock if handle s holds it (before closing s). */
 void ipcb__lock_release_on_close(ipcb_shm *s);
+/* An object's notify eventfd, for a release or unlock that saw pollers:
+ * *fdp (-1 until then) is fetched with op (SEM_NOTIFY or LOCK_NOTIFY) for
+ * obj's handle the first time, and again once the client has reconnected
+ * since (*genp: the connection it came from), because a restarted broker
+ * made a new one; dup3 puts the new eventfd on the old number, so that a
+ * writer in another thread writes one or the other, never a closed fd.
+ * Then it is written.  Failures are silent (nobody to tell). */
+void ipcb__client_notify(ipcb_client *c, uint16_t op, client_obj *obj, _Atomic int *fdp,
+                         _Atomic uint32_t *genp);
 
 _Static_assert(IPCB_SEM_UNDO_MAX == IPCB_SEM_SLOTS, "undo slot count mismatch");
 _Static_assert(IPCB_SEM_UNDO == IPCB_WF_UNDO, "flag mismatch");

@@ -13,7 +13,6 @@
 #include "internal.h"
 
 #include "futex.h"
-#include "pollnotify.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -177,25 +176,11 @@ int ipcb_shm_try_lock(ipcb_shm *s, int timeout_ms) {
 }
 
 /* An unlock saw pollers: signal the segment's notify eventfd, which the
- * broker passes on to every poller.  The fd is fetched once per handle (a
- * round trip, the first time pollers are seen); without it (the broker is
- * gone) there is nobody to tell. */
+ * broker passes on to every poller (fetched once per handle, and again
+ * after a reconnect: ipcb__client_notify). */
 static void lock_notify_pollers(ipcb_shm *s) {
-        uint8_t buf[IPCB_MSG_MAX];
-        ipcb_msg req = { .hdr.op = IPCB_OP_LOCK_NOTIFY }, reply;
-        int fd = atomic_load(&s->lock_notify_fd), nfd = -1, expect = -1;
-
-        if (fd < 0) {
-                req.sem_poll.handle = __atomic_load_n(&s->obj.handle, __ATOMIC_RELAXED);
-                if (ipcb__client_request(s->client, &req, buf, &reply, &nfd) < 0 || nfd < 0)
-                        return;
-                if (!atomic_compare_exchange_strong(&s->lock_notify_fd, &expect, nfd)) {
-                        close(nfd); /* another thread was first */
-                        nfd = expect;
-                }
-                fd = nfd;
-        }
-        ipcb_notify_signal(fd);
+        ipcb__client_notify(s->client, IPCB_OP_LOCK_NOTIFY, &s->obj, &s->lock_notify_fd,
+                            &s->lock_notify_gen);
 }
 
 int ipcb_shm_unlock(ipcb_shm *s) {
@@ -335,6 +320,8 @@ int ipcb_shm_lock_get_fd(ipcb_shm *s) {
         }
         if (!atomic_compare_exchange_strong(&s->lock_notify_fd, &expect, fd))
                 close(fd); /* the same eventfd, fetched by an unlock already */
+        else
+                atomic_store(&s->lock_notify_gen, __atomic_load_n(&s->obj.conn_gen, __ATOMIC_RELAXED));
         s->lock_poll_fd = r = ep;
 out:
         pthread_mutex_unlock(&setup_lock);
@@ -350,6 +337,10 @@ int ipcb_shm_poll_lock(ipcb_shm *s) {
          * a new edge. */
         if (s->lock_poll_fd >= 0)
                 (void)epoll_wait(s->lock_poll_fd, &ev, 1, 0);
+        /* The look (lock_take's loads) is ordered after the consume and
+         * after the unlock's exchange it may follow: seq_cst, as the proof
+         * in docs/semaphores.md has it. */
+        atomic_thread_fence(memory_order_seq_cst);
         return lock_take(s, 0);
 }
 

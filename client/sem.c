@@ -7,7 +7,6 @@
 #include "internal.h"
 
 #include "futex.h"
-#include "pollnotify.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -42,6 +41,7 @@ struct ipcb_sem {
          * the client lock: set once (atomically), closed with the handle. */
         int poll_fd;
         _Atomic int notify_fd;
+        _Atomic uint32_t notify_gen; /* the connection notify_fd came from */
 };
 
 static int sem_revive(ipcb_sem *s);
@@ -655,21 +655,7 @@ int ipcb_sem_held(ipcb_sem *s) {
  * round trip, the first time pollers are seen); without it (the broker is
  * gone) there is nobody to tell. */
 static void sem_notify_pollers(ipcb_sem *s) {
-        uint8_t buf[IPCB_MSG_MAX];
-        ipcb_msg req = { .hdr.op = IPCB_OP_SEM_NOTIFY }, reply;
-        int fd = atomic_load(&s->notify_fd), nfd = -1, expect = -1;
-
-        if (fd < 0) {
-                req.sem_poll.handle = s->obj.handle;
-                if (ipcb__client_request(s->client, &req, buf, &reply, &nfd) < 0 || nfd < 0)
-                        return;
-                if (!atomic_compare_exchange_strong(&s->notify_fd, &expect, nfd)) {
-                        close(nfd); /* another thread was first */
-                        nfd = expect;
-                }
-                fd = nfd;
-        }
-        ipcb_notify_signal(fd);
+        ipcb__client_notify(s->client, IPCB_OP_SEM_NOTIFY, &s->obj, &s->notify_fd, &s->notify_gen);
 }
 
 /* The poller's descriptor is an epoll set of its own holding the notify
@@ -706,6 +692,8 @@ int ipcb_sem_get_fd(ipcb_sem *s) {
         }
         if (!atomic_compare_exchange_strong(&s->notify_fd, &expect, fd))
                 close(fd); /* the same eventfd, fetched by a release already */
+        else
+                atomic_store(&s->notify_gen, __atomic_load_n(&s->obj.conn_gen, __ATOMIC_RELAXED));
         s->poll_fd = ep;
         return ep;
 }
@@ -719,6 +707,7 @@ int ipcb_sem_poll_acquire(ipcb_sem *s) {
          * a new edge. */
         if (s->poll_fd >= 0)
                 (void)epoll_wait(s->poll_fd, &ev, 1, 0);
+        atomic_thread_fence(memory_order_seq_cst); /* the look, seq_cst (docs/semaphores.md) */
         return ipcb_sem_try_acquire(s, 0);
 }
 

@@ -18,6 +18,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -152,6 +153,61 @@ STORE_LOCK_TEST(silent_holder_killed_after_restart) {
                 close(up[i]);
                 close(down[i]);
         }
+        fakemgr_pump_until(&fx.m, nothing_stored, NULL, 5000);
+        fixture_check_idle(&fx.d);
+        stop();
+}
+
+static bool poll_readable(int fd, int ms) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+/* A handle that unlocked with pollers before a restart holds the old
+ * broker's notify eventfd: after the restart, its unlocks must reach the
+ * pollers of the new broker (it fetches the new eventfd once reconnected). */
+STORE_LOCK_TEST(unlock_wakes_new_pollers_after_restart) {
+        ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
+        ipcb_client *a, *b;
+        ipcb_shm *pa, *pb;
+        int fd;
+
+        start();
+        cr_assert_eq(ipcb_connect(fx.sock, &a), 0);
+        cr_assert_eq(ipcb_connect(fx.sock, &b), 0);
+        o.flags = IPCB_SHM_PERSISTENT;
+        cr_assert_eq(ipcb_shm_create(a, "np", 4096, &o, &pa), 0);
+        cr_assert_eq(ipcb_shm_open(b, "np", IPCB_READ_WRITE, &pb), 0);
+        cr_assert_eq(ipcb_shm_lock(pa), 0);
+        fd = ipcb_shm_lock_get_fd(pb);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(ipcb_shm_unlock(pa), 0); /* fetches the notify eventfd */
+        cr_assert(poll_readable(fd, 2000), "no wake-up before the restart");
+        cr_assert_eq(ipcb_shm_close(pb), 0);
+        ipcb_disconnect(b);
+        cr_assert(fakemgr_pump_until(&fx.m, lock_page_stored, NULL, 5000), "lock page not stored");
+
+        stop();
+        start();
+        /* a's next lock reconnects first (the restore bumped the epoch) */
+        cr_assert_eq(ipcb_shm_lock(pa), 0);
+        cr_assert_eq(ipcb_connect(fx.sock, &b), 0);
+        cr_assert_eq(ipcb_shm_open(b, "np", IPCB_READ_WRITE, &pb), 0);
+        fd = ipcb_shm_lock_get_fd(pb);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(ipcb_shm_poll_lock(pb), -EAGAIN);
+        cr_assert_eq(ipcb_shm_unlock(pa), 0);
+        cr_assert(poll_readable(fd, 2000), "an unlock through a handle from before the restart "
+                                           "did not wake the new broker's poller");
+        cr_assert_eq(ipcb_shm_poll_lock(pb), 0);
+        cr_assert_eq(ipcb_shm_unlock(pb), 0);
+
+        cr_assert_eq(ipcb_shm_close(pb), 0);
+        ipcb_disconnect(b);
+        cr_assert_eq(ipcb_shm_close(pa), 0);
+        cr_assert_eq(ipcb_unlink(a, "np"), 0);
+        cr_assert_eq(ipcb_sync(a), 0);
+        ipcb_disconnect(a);
         fakemgr_pump_until(&fx.m, nothing_stored, NULL, 5000);
         fixture_check_idle(&fx.d);
         stop();
