@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -888,6 +889,36 @@ void ipcb__client_notify(ipcb_client *c, uint16_t op, client_obj *obj, _Atomic i
                 fd = atomic_load(fdp);
         }
         ipcb_notify_signal(fd);
+}
+
+int ipcb__client_poll_register(ipcb_client *c, uint16_t op, client_obj *obj, _Atomic int *fdp,
+                               _Atomic uint32_t *genp) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req = { .hdr.op = op }, reply;
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
+        int fd = -1, ep, r, expect = -1;
+
+        if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+                return -errno;
+        req.sem_poll.handle = __atomic_load_n(&obj->handle, __ATOMIC_RELAXED);
+        r = ipcb__client_request(c, &req, buf, &reply, &fd);
+        if (r == 0 && fd < 0)
+                r = -EPROTO;
+        if (r == 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+                r = -errno;
+        if (r < 0) {
+                /* (The broker counts the poller until the handle closes:
+                 * releases then only signal an fd nobody watches.) */
+                if (fd >= 0)
+                        close(fd);
+                close(ep);
+                return r;
+        }
+        if (!atomic_compare_exchange_strong(fdp, &expect, fd))
+                close(fd); /* the same eventfd, fetched by a release already */
+        else
+                atomic_store(genp, __atomic_load_n(&obj->conn_gen, __ATOMIC_RELAXED));
+        return ep;
 }
 
 /* ---- namespace ---- */

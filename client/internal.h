@@ -228,6 +228,12 @@ void ipcb__lock_release_on_close(ipcb_shm *s);
  * Then it is written.  Failures are silent (nobody to tell). */
 void ipcb__client_notify(ipcb_client *c, uint16_t op, client_obj *obj, _Atomic int *fdp,
                          _Atomic uint32_t *genp);
+/* Register obj's handle as a poller (op: SEM_POLL or LOCK_POLL) and return
+ * a new epoll set holding the object's notify eventfd edge-triggered (each
+ * write to it is an edge for this set alone), or a negative errno; the
+ * eventfd goes to *fdp and *genp if none is there yet (ipcb__client_notify). */
+int ipcb__client_poll_register(ipcb_client *c, uint16_t op, client_obj *obj, _Atomic int *fdp,
+                               _Atomic uint32_t *genp);
 
 _Static_assert(IPCB_SEM_UNDO_MAX == IPCB_SEM_SLOTS, "undo slot count mismatch");
 _Static_assert(IPCB_SEM_UNDO == IPCB_WF_UNDO, "flag mismatch");

@@ -283,10 +283,7 @@ bool ipcb_shm_read_retry(const ipcb_shm *s, uint32_t seq) {
  * counted as a poller makes it readable until ipcb_shm_poll_lock consumes
  * the edge.  The eventfd is never read. */
 int ipcb_shm_lock_get_fd(ipcb_shm *s) {
-        uint8_t buf[IPCB_MSG_MAX];
-        ipcb_msg req = { .hdr.op = IPCB_OP_LOCK_POLL }, reply;
-        struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
-        int fd = -1, ep, r = 0, expect = -1;
+        int r = 0;
 
         if (!s)
                 return -EINVAL;
@@ -296,34 +293,12 @@ int ipcb_shm_lock_get_fd(ipcb_shm *s) {
         if (!page_of(s, &r))
                 return r;
         pthread_mutex_lock(&setup_lock);
-        if (s->lock_poll_fd >= 0) {
-                r = s->lock_poll_fd;
-                goto out;
+        if ((r = s->lock_poll_fd) < 0) {
+                r = ipcb__client_poll_register(s->client, IPCB_OP_LOCK_POLL, &s->obj,
+                                               &s->lock_notify_fd, &s->lock_notify_gen);
+                if (r >= 0)
+                        s->lock_poll_fd = r;
         }
-        if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
-                r = -errno;
-                goto out;
-        }
-        req.sem_poll.handle = __atomic_load_n(&s->obj.handle, __ATOMIC_RELAXED);
-        r = ipcb__client_request(s->client, &req, buf, &reply, &fd);
-        if (r == 0 && fd < 0)
-                r = -EPROTO;
-        if (r == 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
-                r = -errno;
-        if (r < 0) {
-                /* (The broker counts the poller until the handle closes:
-                 * unlocks then only signal an fd nobody watches.) */
-                if (fd >= 0)
-                        close(fd);
-                close(ep);
-                goto out;
-        }
-        if (!atomic_compare_exchange_strong(&s->lock_notify_fd, &expect, fd))
-                close(fd); /* the same eventfd, fetched by an unlock already */
-        else
-                atomic_store(&s->lock_notify_gen, __atomic_load_n(&s->obj.conn_gen, __ATOMIC_RELAXED));
-        s->lock_poll_fd = r = ep;
-out:
         pthread_mutex_unlock(&setup_lock);
         return r;
 }

@@ -664,37 +664,16 @@ static void sem_notify_pollers(ipcb_sem *s) {
  * ipcb_sem_poll_acquire consumes the edge, whatever other pollers do.  The
  * eventfd itself is never read. */
 int ipcb_sem_get_fd(ipcb_sem *s) {
-        uint8_t buf[IPCB_MSG_MAX];
-        ipcb_msg req = { .hdr.op = IPCB_OP_SEM_POLL }, reply;
-        struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
-        int fd = -1, ep, r, expect = -1;
+        int ep;
 
         if (!s)
                 return -EINVAL;
         if (s->poll_fd >= 0)
                 return s->poll_fd;
-        ep = epoll_create1(EPOLL_CLOEXEC);
-        if (ep < 0)
-                return -errno;
-        req.sem_poll.handle = s->obj.handle;
-        r = ipcb__client_request(s->client, &req, buf, &reply, &fd);
-        if (r == 0 && fd < 0)
-                r = -EPROTO;
-        if (r == 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
-                r = -errno;
-        if (r < 0) {
-                /* (The broker counts the poller until the handle closes:
-                 * releases then only signal an fd nobody watches.) */
-                if (fd >= 0)
-                        close(fd);
-                close(ep);
-                return r;
-        }
-        if (!atomic_compare_exchange_strong(&s->notify_fd, &expect, fd))
-                close(fd); /* the same eventfd, fetched by a release already */
-        else
-                atomic_store(&s->notify_gen, __atomic_load_n(&s->obj.conn_gen, __ATOMIC_RELAXED));
-        s->poll_fd = ep;
+        ep = ipcb__client_poll_register(s->client, IPCB_OP_SEM_POLL, &s->obj, &s->notify_fd,
+                                        &s->notify_gen);
+        if (ep >= 0)
+                s->poll_fd = ep;
         return ep;
 }
 
