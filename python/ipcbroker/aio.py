@@ -45,15 +45,25 @@ async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
 
 
-async def _readable(loop: asyncio.AbstractEventLoop, fd: int, timeout: float | None) -> bool:
-    """Wait until fd is readable: True, or False after timeout seconds."""
-    fut = loop.create_future()
+# The futures waiting for each (loop, fd): one reader per descriptor wakes
+# them all, so that several tasks may wait on one semaphore or segment.
+_waiters: dict[tuple[asyncio.AbstractEventLoop, int], set[asyncio.Future]] = {}
 
-    def ready() -> None:
+
+def _wake_all(key: tuple[asyncio.AbstractEventLoop, int]) -> None:
+    for fut in _waiters.get(key, ()):
         if not fut.done():
             fut.set_result(None)
 
-    loop.add_reader(fd, ready)
+
+async def _readable(loop: asyncio.AbstractEventLoop, fd: int, timeout: float | None) -> bool:
+    """Wait until fd is readable: True, or False after timeout seconds."""
+    fut = loop.create_future()
+    key = (loop, fd)
+    waiting = _waiters.setdefault(key, set())
+    if not waiting:
+        loop.add_reader(fd, _wake_all, key)
+    waiting.add(fut)
     try:
         if timeout is None:
             await fut
@@ -63,7 +73,10 @@ async def _readable(loop: asyncio.AbstractEventLoop, fd: int, timeout: float | N
     except asyncio.TimeoutError:
         return False
     finally:
-        loop.remove_reader(fd)
+        waiting.discard(fut)
+        if not waiting:
+            del _waiters[key]
+            loop.remove_reader(fd)
 
 
 async def acquire(sem: Semaphore, timeout: float | None = None) -> bool:

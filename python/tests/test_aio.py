@@ -67,6 +67,25 @@ def test_lock_timeout(client):
         assert asyncio.run(main()) == "timeout"
 
 
+def test_two_tasks_wait_on_one_semaphore(client):
+    sem = client.sem_create("two", 0)
+    other = ipcbroker.Client()
+    peer = other.sem_open("two")
+
+    async def main():
+        tasks = [asyncio.create_task(aio.acquire(sem, timeout=5)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        assert not any(t.done() for t in tasks)
+        peer.release(2)  # one descriptor, both waiters woken
+        assert await asyncio.wait_for(asyncio.gather(*tasks), 2) == [True, True]
+
+    asyncio.run(main())
+    assert sem.value == 0
+    peer.close()
+    other.close()
+    sem.close()
+
+
 def test_lock_uses_no_thread(client):
     other = ipcbroker.Client()
     with client.create("nl", 64) as a, other.open("nl") as b:
