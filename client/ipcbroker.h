@@ -422,7 +422,10 @@ IPCB_EXPORT int ipcb_shm_unlock(ipcb_shm *s);
  * lost: an unlock after the
  * reset makes the descriptor readable again (docs/semaphores.md, "Polling
  * a lock").  Unlock stays userspace atomics while nobody polls the lock;
- * while someone does, each unlock also writes one eventfd.  After the
+ * while someone does, each unlock also writes one eventfd (the first such
+ * unlock through a handle, and the first after a reconnect, fetch it
+ * from the broker: one round trip; if that fails, as when the broker
+ * cannot be reached, the pollers are woken by the next unlock only).  After the
  * library reconnected to a restarted broker, call ipcb_shm_lock_get_fd
  * again on a new handle.  Errors: -EINVAL (NULL), -EBADF (a read-only
  * handle, or s lost its broker handle), -EDQUOT (64 pollers per
@@ -562,7 +565,9 @@ IPCB_EXPORT int ipcb_sem_close(ipcb_sem *s);
  * call it again after 0 to take more).  No wake-up is lost: a release after the reset makes the
  * descriptor readable again (docs/semaphores.md, "Polling a semaphore").
  * Releases stay userspace atomics while nobody polls the semaphore; while
- * someone does, each release also writes one eventfd.  After the library
+ * someone does, each release also writes one eventfd (fetched from the
+ * broker by the first such release through a handle, and again after a
+ * reconnect: one round trip).  After the library
  * reconnected to a restarted broker, call ipcb_sem_get_fd again on a new
  * handle (the registration died with the old broker).  Errors: -EINVAL,
  * -EBADF (s lost its broker handle), -EDQUOT (64 pollers per connection),
