@@ -872,15 +872,26 @@ static void setup_objects(void) {
         ipcb_sync(oc);
 }
 
-/* A semaphore's notify eventfd, once made, lives as long as the semaphore
- * in that broker (daemon/sempoll.c), and a restart drops it: whether one
- * exists depends on who polled or released since.  Every measurement of
- * the broker's fds makes all three first, so that they always count. */
+/* A semaphore's or a segment lock's notify eventfd, once made, lives as
+ * long as the object in that broker (daemon/sempoll.c), and a restart
+ * drops it: whether one exists depends on who polled, released or
+ * unlocked since (a scribbled `pollers` word on the victim's lock page
+ * makes unlockers ask for it).  Every measurement of the broker's fds
+ * makes all four first, so that they always count. */
 static void make_notify_fds(void) {
         static const char *const sems[] = { SOAK_UNDO, SOAK_PLAIN, SOAK_VICTIM };
+        ipcb_shm *v;
+        int r;
+
+        if ((r = ipcb_shm_open(oc, SOAK_VICTIM, IPCB_READ_WRITE, &v)) < 0) {
+                soak_violation("%s: %s", SOAK_VICTIM, strerror(-r));
+        } else {
+                if ((r = ipcb_shm_lock_get_fd(v)) < 0)
+                        soak_violation("ipcb_shm_lock_get_fd(%s): %s", SOAK_VICTIM, strerror(-r));
+                ipcb_shm_close(v);
+        }
         for (unsigned i = 0; i < 3; i++) {
                 ipcb_sem *s;
-                int r;
                 if ((r = ipcb_sem_open(oc, sems[i], 0, &s)) < 0) {
                         soak_violation("%s: %s", sems[i], strerror(-r));
                         continue;
