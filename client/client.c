@@ -257,7 +257,7 @@ bool ipcb__client_reply_handle(const ipcb_msg *reply, uint64_t *ret) {
         case IPCB_OP_SHM_OPEN:
         case IPCB_OP_SHM_REGISTER:
                 *ret = reply->shm_reply.handle;
-                return true;
+                return *ret != 0; /* 0: an FD_ONLY open, no handle */
         case IPCB_OP_SEM_CREATE:
         case IPCB_OP_SEM_OPEN:
                 *ret = reply->sem_reply.handle;
@@ -402,6 +402,19 @@ int ipcb__client_request(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *
         return r;
 }
 
+/* ipcb__client_request of a request only a daemon with capability cap
+ * serves: -EOPNOTSUPP, without asking, from one without it. */
+static int client_request_if(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply,
+                             int *ret_fd, uint32_t cap) {
+        int r;
+
+        if ((r = ipcb__client_lock(c)) < 0)
+                return r;
+        r = (c->caps & cap) != cap ? -EOPNOTSUPP : ipcb__client_call(c, req, buf, reply, ret_fd);
+        pthread_mutex_unlock(&c->lock);
+        return r;
+}
+
 int ipcb__client_name_check(const char *name, ipcb_name *ret) {
         size_t len;
         int r;
@@ -433,6 +446,7 @@ static int client_hello(ipcb_client *c) {
         c->msg_max = reply.hello_reply.msg_max;
         c->name_max = reply.hello_reply.name_max;
         c->fds_max = reply.hello_reply.fds_max;
+        c->caps = reply.hello_reply.caps;
         return 0;
 }
 
@@ -824,6 +838,44 @@ int ipcb_shm_open_ex(ipcb_client *c, const char *name, int access, const ipcb_op
         if (r < 0)
                 return r;
         return ipcb__client_shm_finish(c, name, &reply, fd, access, ret);
+}
+
+int ipcb_shm_open_fd(ipcb_client *c, const char *name, int access, const ipcb_open_options *opts,
+                     int *ret_fd, size_t *ret_size) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req = { .hdr.op = IPCB_OP_SHM_OPEN }, reply;
+        struct stat st;
+        int fd = -1, r;
+
+        if (!c || !ret_fd)
+                return -EINVAL;
+        r = ipcb__client_name_check(name, &req.shm_open.name);
+        if (r < 0)
+                return r;
+        if (access != IPCB_READ_ONLY && access != IPCB_READ_WRITE)
+                return -EINVAL;
+        r = ipcb__client_open_options(opts, IPCB_OPEN_OWNED, &req.shm_open.flags, &req.shm_open.owner);
+        if (r < 0)
+                return r;
+        req.shm_open.flags |= IPCB_WF_FD_ONLY;
+        req.shm_open.access = (uint32_t)access;
+        r = client_request_if(c, &req, buf, &reply, &fd, IPCB_CAP_SHM_FD_ONLY);
+        if (r < 0)
+                return r;
+        /* Nothing to release at the broker: only the fd is ours.  It is
+         * checked as a handle's is, so that a caller that maps the size it
+         * is told cannot be made to fault. */
+        if (fd < 0 || reply.shm_reply.handle != 0 || reply.shm_reply.access != (uint32_t)access ||
+            reply.shm_reply.size > SIZE_MAX || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+            st.st_size < 0 || (uint64_t)st.st_size < reply.shm_reply.size) {
+                if (fd >= 0)
+                        close(fd);
+                return -EPROTO;
+        }
+        *ret_fd = fd;
+        if (ret_size)
+                *ret_size = (size_t)reply.shm_reply.size;
+        return 0;
 }
 
 void *ipcb_shm_data(const ipcb_shm *s) {

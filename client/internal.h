@@ -55,7 +55,7 @@ struct ipcb_client {
          * order, late_from first; the receive path disposes of them. */
         bool late;
         uint32_t late_from;
-        uint32_t msg_max, name_max, fds_max; /* from the HELLO reply */
+        uint32_t msg_max, name_max, fds_max, caps; /* from the HELLO reply */
         /* The fd a request with hdr.nfds == 1 carries (SHM_REGISTER; borrowed,
          * set by the caller under the lock; access.c). */
         int send_fd;

@@ -305,6 +305,21 @@ typedef struct ipcb_handle_info {
  * the segment; nothing is opened). */
 IPCB_EXPORT int ipcb_shm_open_ex(ipcb_client *c, const char *name, int access,
                                  const ipcb_open_options *opts, ipcb_shm **ret);
+/* Open segment `name` for a descriptor alone: no handle, no mapping,
+ * nothing to close at the broker (one request, where ipcb_shm_open and
+ * ipcb_shm_close cost a request and a CLOSE message).  Access and opts as
+ * ipcb_shm_open_ex: a read-only descriptor is O_RDONLY and can never be
+ * made writable.  On success *ret_fd is a new O_CLOEXEC descriptor the
+ * caller owns (close it with close(2)), and *ret_size (if not NULL) the
+ * segment's size at the open; map at most that many bytes.  Without a
+ * handle the open does not count among the segment's holders
+ * (ipcb_holders), does not keep a transient segment alive, and cannot
+ * take the segment's lock; the descriptor still keeps the memory.
+ * Errors: as ipcb_shm_open_ex, and -EOPNOTSUPP from a broker older than
+ * this call (nothing is asked), -EPROTO (the broker's reply and the
+ * descriptor disagree; nothing is kept). */
+IPCB_EXPORT int ipcb_shm_open_fd(ipcb_client *c, const char *name, int access,
+                                 const ipcb_open_options *opts, int *ret_fd, size_t *ret_size);
 /* Owner, group and mode of the segment when s was opened or created (or
  * registered).  Errors: -EINVAL (NULL). */
 IPCB_EXPORT int ipcb_shm_info(const ipcb_shm *s, ipcb_handle_info *ret);

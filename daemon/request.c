@@ -63,7 +63,7 @@ static int do_hello(peer *p, const ipcb_msg *m) {
                 return -EPROTONOSUPPORT;
         p->hello_done = true;
         r.hello_reply.version = IPCB_PROTO_VERSION;
-        r.hello_reply.caps = 0;
+        r.hello_reply.caps = IPCB_CAP_SHM_FD_ONLY;
         r.hello_reply.msg_max = IPCB_MSG_MAX;
         r.hello_reply.name_max = IPCB_NAME_MAX;
         r.hello_reply.fds_max = IPCB_FDS_MAX;
@@ -114,6 +114,24 @@ static int reply_shm_handle(peer *p, const ipcb_msg *m, object *o, uint32_t acce
         return 0;
 }
 
+/* FD_ONLY: the fd that matches the access, and no handle (handle 0).  The
+ * fd leaves as a handle's would (its inode indexed); a read-only
+ * description no handle needs goes once sent (a queued reply holds its own
+ * copy). */
+static void reply_shm_fd(peer *p, const ipcb_msg *m, object *o, uint32_t access) {
+        ipcb_msg r = reply_to(m);
+        int fd = access == IPCB_WA_READ_WRITE ? o->fd_rw : o->fd_ro;
+
+        object_index(o);
+        r.shm_reply.size = object_size(o);
+        r.shm_reply.seals = o->seals;
+        r.shm_reply.access = access;
+        r.shm_reply.uid = (uint32_t)o->uid;
+        r.shm_reply.gid = (uint32_t)o->gid;
+        r.shm_reply.mode = o->mode;
+        peer_reply(p, &r, &fd, 1);
+}
+
 static int do_shm_create(peer *p, const ipcb_msg *m) {
         const ipcb_name *n = &m->shm_create.name;
         object *o;
@@ -160,6 +178,7 @@ static int do_shm_open(peer *p, const ipcb_msg *m) {
                 return k;
         if ((access != IPCB_WA_READ_ONLY && access != IPCB_WA_READ_WRITE) ||
             (flags & ~IPCB_WF_SHM_OPEN_MASK) || (!(flags & IPCB_WF_OWNED) && m->shm_open.owner) ||
+            ((flags & IPCB_WF_FD_ONLY) && (flags & IPCB_WF_RECLAIM)) ||
             (flags & IPCB_WF_RECLAIM ? m->shm_open.token == 0 ||
                                                m->shm_open.token > IPCB_LOCK_OWNER_MASK ||
                                                access != IPCB_WA_READ_WRITE /* locks write */
@@ -184,10 +203,14 @@ static int do_shm_open(peer *p, const ipcb_msg *m) {
         }
         if (access == IPCB_WA_READ_ONLY && (k = shm_ro_fd(o)) < 0)
                 return k;
-        k = reply_shm_handle(p, m, o, access, token);
-        if (k < 0 && o->ro_handles == 0)
+        if (flags & IPCB_WF_FD_ONLY) {
+                reply_shm_fd(p, m, o, access);
+                k = 1; /* no handle keeps a read-only description */
+        } else
+                k = reply_shm_handle(p, m, o, access, token);
+        if (k != 0 && o->ro_handles == 0)
                 shm_ro_fd_drop(o);
-        return k;
+        return k < 0 ? k : 0;
 }
 
 static int do_shm_lock_page(peer *p, const ipcb_msg *m) {

@@ -81,7 +81,14 @@ enum {
  * request's owner field (IPCB_WO_SELF: the connection's uid). */
 #define IPCB_WF_OWNED      0x20u
 #define IPCB_WO_SELF       0xffffffffu
-#define IPCB_WF_SHM_OPEN_MASK (IPCB_WF_RECLAIM | IPCB_WF_OWNED)
+/* SHM_OPEN: no handle, only the fd (the reply's handle is 0, there is
+ * nothing to CLOSE); not with RECLAIM.  Daemons that serve it say so with
+ * IPCB_CAP_SHM_FD_ONLY in the HELLO reply. */
+#define IPCB_WF_FD_ONLY    0x40u
+#define IPCB_WF_SHM_OPEN_MASK (IPCB_WF_RECLAIM | IPCB_WF_OWNED | IPCB_WF_FD_ONLY)
+
+/* HELLO reply caps. */
+#define IPCB_CAP_SHM_FD_ONLY 0x1u
 #define IPCB_WF_SEM_CREATE_MASK (IPCB_WF_PERSISTENT | IPCB_WF_UNDO)
 
 /* SHM_REGISTER flags (growable follows from the memfd's F_SEAL_GROW). */
