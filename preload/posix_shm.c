@@ -74,23 +74,34 @@ static void kept_release(const char *bname) {
         }
 }
 
-/* Open or create bname as oflag asks; *ret the library handle with the
- * access asked.  Lock held. */
-static int serve_open(ipcb_client *c, const char *bname, int oflag, mode_t mode, ipcb_shm **ret) {
+/* Open or create bname as oflag asks.  *ret_fd: a new O_CLOEXEC
+ * descriptor with the access asked.  *ret_shm: in transient mode the
+ * handle to keep, else NULL (an open of an existing segment then asks for
+ * the descriptor alone: one request, no handle to close).  Lock held. */
+static int serve_open(ipcb_client *c, const char *bname, int oflag, mode_t mode, int *ret_fd,
+                      ipcb_shm **ret_shm) {
         int access = (oflag & O_ACCMODE) == O_RDONLY ? IPCB_READ_ONLY : IPCB_READ_WRITE;
         ipcb_shm_options opts = IPCB_SHM_OPTIONS_INIT;
+        bool fd_only = !shim_cfg.transient;
         ipcb_shm *s = NULL, *ro;
         bool created = false;
-        int r = -ENOENT;
+        int fd = -1, r = -ENOENT;
 
-        opts.mode = (unsigned)(mode & ~shim_umask()) & 0777u;
+        /* The umask costs a read of /proc/self/status: only a create needs it. */
+        if (oflag & O_CREAT)
+                opts.mode = (unsigned)(mode & ~shim_umask()) & 0777u;
         opts.flags = IPCB_SHM_GROWABLE | (shim_cfg.transient ? 0 : IPCB_SHM_PERSISTENT);
         /* Open-or-create races with other processes doing the same: loop
          * until one of the two succeeds (bounded: each turn means someone
          * else created or removed the name meanwhile). */
         for (int turn = 0; turn < 100; turn++) {
                 if (!((oflag & O_CREAT) && (oflag & O_EXCL))) {
-                        r = ipcb_shm_open(c, bname, access, &s);
+                        r = fd_only ? ipcb_shm_open_fd(c, bname, access, NULL, &fd, NULL)
+                                    : ipcb_shm_open(c, bname, access, &s);
+                        if (r == -EOPNOTSUPP) { /* an older broker */
+                                fd_only = false;
+                                r = ipcb_shm_open(c, bname, access, &s);
+                        }
                         if (r == 0 || r != -ENOENT || !(oflag & O_CREAT))
                                 break;
                 }
@@ -113,22 +124,34 @@ static int serve_open(ipcb_client *c, const char *bname, int oflag, mode_t mode,
                         return r;
                 s = ro;
         }
+        /* F_DUPFD_CLOEXEC: shm_open's fd is close-on-exec. */
+        if (s && (fd = fcntl(ipcb_shm_fd(s), F_DUPFD_CLOEXEC, 3)) < 0) {
+                r = -errno;
+                ipcb_shm_close(s);
+                return r;
+        }
         if ((oflag & O_TRUNC) && !created) {
                 struct stat st;
                 /* Shrinking is sealed away: only an empty segment can be
                  * "truncated" (documented). */
                 if (access != IPCB_READ_WRITE)
                         r = -EACCES;
-                else if (fstat(ipcb_shm_fd(s), &st) < 0)
+                else if (fstat(fd, &st) < 0)
                         r = -errno;
                 else if (st.st_size != 0)
                         r = -EPERM;
                 if (r < 0) {
+                        close(fd);
                         ipcb_shm_close(s);
                         return r;
                 }
         }
-        *ret = s;
+        if (s && !shim_cfg.transient) {
+                ipcb_shm_close(s);
+                s = NULL;
+        }
+        *ret_fd = fd;
+        *ret_shm = s;
         return 0;
 }
 
@@ -136,7 +159,7 @@ __attribute__((visibility("default"))) int shm_open(const char *name, int oflag,
         char what[NAME_MAX + 2], bname[IPCB_NAME_MAX + 1];
         const char *n;
         ipcb_client *c;
-        ipcb_shm *s;
+        ipcb_shm *s = NULL;
         int err, fd = -1, r;
 
         if (!(n = shim_posix_strip(name, &err))) {
@@ -160,14 +183,8 @@ __attribute__((visibility("default"))) int shm_open(const char *name, int oflag,
         if ((oflag & O_ACCMODE) == O_WRONLY || (oflag & O_ACCMODE) == O_ACCMODE) {
                 r = -EINVAL; /* a segment is opened for reading, or reading and writing */
         } else if ((r = shim_posix_name(n, "shm", bname)) == 0 &&
-                   (r = serve_open(c, bname, oflag, mode, &s)) == 0) {
-                /* F_DUPFD_CLOEXEC: shm_open's fd is close-on-exec. */
-                fd = fcntl(ipcb_shm_fd(s), F_DUPFD_CLOEXEC, 3);
-                r = fd < 0 ? -errno : 0;
-                if (r == 0 && shim_cfg.transient)
-                        keep_or_close(s, bname);
-                else
-                        ipcb_shm_close(s);
+                   (r = serve_open(c, bname, oflag, mode, &fd, &s)) == 0 && s) {
+                keep_or_close(s, bname);
         }
         pthread_mutex_unlock(&shim_lock);
         return r < 0 ? shim_fail(r) : fd;
