@@ -793,17 +793,20 @@ int main(int argc, char **argv) {
         int k;
 
         unsigned restore_only = 0;
+        bool throughput_only = false;
 
         for (int i = 1; i < argc; i++) {
                 if (strcmp(argv[i], "--quick") == 0)
                         quick = true;
+                else if (strcmp(argv[i], "--throughput-only") == 0)
+                        throughput_only = true;
 #ifdef IPCB_BENCH_RESTORE
                 else if (strcmp(argv[i], "--restart-only") == 0 && i + 1 < argc &&
                          (restore_only = (unsigned)atoi(argv[i + 1])) > 0)
                         i++;
 #endif
                 else {
-                        fprintf(stderr, "usage: %s [--quick] [--restart-only N]\n", argv[0]);
+                        fprintf(stderr, "usage: %s [--quick] [--throughput-only] [--restart-only N]\n", argv[0]);
                         return 2;
                 }
         }
@@ -817,6 +820,10 @@ int main(int argc, char **argv) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
         log_init();
+        if (throughput_only) {
+                throughput_rows();
+                return 0;
+        }
 #ifdef IPCB_BENCH_RESTORE
         if (restore_only) { /* only the restart row, with N semaphores */
                 restore_row(restore_only);
