@@ -253,15 +253,19 @@ int ipcb_memfd_sealed(ipcb_client *c, size_t size, unsigned seals, int *ret_fd,
         return 0;
 }
 
-static void info_from(const ipcb_msg *reply, const ipcb_quota_rec *q, ipcb_quota_info *ret) {
+/* Record i of a QUOTA reply, with the reply's limits. */
+void ipcb__client_quota_info(const ipcb_msg *reply, unsigned i, ipcb_quota_info *ret) {
+        ipcb_quota_rec q;
+
+        ipcb__quota_rec_at(reply, i, &q);
         *ret = (ipcb_quota_info){
                 .struct_size = sizeof(*ret),
-                .uid = (uid_t)q->uid,
-                .exempt = !!(q->flags & IPCB_QR_EXEMPT),
-                .objects = q->objects,
-                .bytes = q->bytes,
-                .handles = q->handles,
-                .connections = q->connections,
+                .uid = (uid_t)q.uid,
+                .exempt = !!(q.flags & IPCB_QR_EXEMPT),
+                .objects = q.objects,
+                .bytes = q.bytes,
+                .handles = q.handles,
+                .connections = q.connections,
                 .max_objects = reply->quota_reply.max_objects,
                 .max_bytes = reply->quota_reply.max_bytes,
                 .max_handles = reply->quota_reply.max_handles,
@@ -273,7 +277,6 @@ int ipcb_quota(ipcb_client *c, uid_t uid, ipcb_quota_info *ret) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_QUOTA }, reply;
         ipcb_quota_info info = IPCB_QUOTA_INFO_INIT;
-        ipcb_quota_rec q;
         int r;
 
         if (!c || !ret || uid == (uid_t)-1 || ret->struct_size < QUOTA_INFO_MIN_SIZE)
@@ -284,8 +287,7 @@ int ipcb_quota(ipcb_client *c, uid_t uid, ipcb_quota_info *ret) {
                 return r;
         if (reply.quota_reply.count != 1)
                 return -EPROTO;
-        ipcb__quota_rec_at(&reply, 0, &q);
-        info_from(&reply, &q, &info);
+        ipcb__client_quota_info(&reply, 0, &info);
         client_out_copy(ret, &info, sizeof(info));
         return 0;
 }
@@ -318,11 +320,8 @@ int ipcb_quota_list(ipcb_client *c, int (*cb)(const ipcb_quota_info *info, void 
                 infos = calloc(n ? n : 1, sizeof(*infos));
                 if (!infos)
                         return -ENOMEM;
-                for (unsigned i = 0; i < n; i++) {
-                        ipcb_quota_rec q;
-                        ipcb__quota_rec_at(&reply, i, &q);
-                        info_from(&reply, &q, &infos[i]);
-                }
+                for (unsigned i = 0; i < n; i++)
+                        ipcb__client_quota_info(&reply, i, &infos[i]);
                 for (unsigned i = 0; i < n; i++) {
                         r = cb(&infos[i], userdata);
                         if (r != 0) {
@@ -335,9 +334,3 @@ int ipcb_quota_list(ipcb_client *c, int (*cb)(const ipcb_quota_info *info, void 
         return 0;
 }
 
-void ipcb__client_quota_info(const ipcb_msg *reply, unsigned i, ipcb_quota_info *ret) {
-        ipcb_quota_rec q;
-
-        ipcb__quota_rec_at(reply, i, &q);
-        info_from(reply, &q, ret);
-}

@@ -284,6 +284,14 @@ static long remaining_ms(const struct timespec *deadline) {
         return ms < 0 ? 0 : ms;
 }
 
+/* Waits that have no futex (for zero, or for several operations) poll:
+ * sleep *us, doubling it from 50 µs up to 1 ms. */
+#define BACKOFF_START_US 50
+static void backoff(unsigned *us) {
+        usleep(*us);
+        *us = *us < 1000 ? *us * 2 : 1000;
+}
+
 /* One operation on handle h (not holding the lock). */
 static int sem_do(ipcb_sem *h, short op, bool nowait, const struct timespec *deadline) {
         int r = 0;
@@ -292,12 +300,11 @@ static int sem_do(ipcb_sem *h, short op, bool nowait, const struct timespec *dea
                 return (r = ipcb_sem_release(h, (unsigned)op)) == -EOVERFLOW ? -ERANGE : r;
         if (op == 0) {
                 /* wait for zero: no futex for it on the page; poll */
-                unsigned us = 50;
+                unsigned us = BACKOFF_START_US;
                 while ((r = ipcb_sem_value(h)) > 0) {
                         if (nowait || remaining_ms(deadline) == 0)
                                 return -EAGAIN;
-                        usleep(us);
-                        us = us < 1000 ? us * 2 : 1000;
+                        backoff(&us);
                 }
                 return r < 0 ? r : 0;
         }
@@ -442,7 +449,7 @@ static int serve_multi(int semid, struct sembuf *sops, size_t nsops, const struc
         int net[SET_MAX][2], slot[SET_MAX];
         step st[2 * SET_MAX];
         size_t blocked = SIZE_MAX;
-        unsigned us = 50, nsems = 0, nst;
+        unsigned us = BACKOFF_START_US, nsems = 0, nst;
         ipcb_client *c;
         ipcb_shm *ops = NULL;
         pthread_mutex_t *mu = NULL;
@@ -506,8 +513,7 @@ static int serve_multi(int semid, struct sembuf *sops, size_t nsops, const struc
                 }
                 if ((blocked < nsops && (sops[blocked].sem_flg & IPC_NOWAIT)) || remaining_ms(dl) == 0)
                         break;
-                usleep(us);
-                us = us < 1000 ? us * 2 : 1000;
+                backoff(&us);
                 r = 0;
         }
 
