@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from ctypes import byref, c_uint32, c_void_p
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from . import _lib
 from ._handle import _Handle
@@ -311,12 +311,17 @@ class SegmentLock:
         self.segment = seg
         self.owner_died = owner_died
         self._held = True
+        self._on_unlock: Callable[[], None] | None = None  # aio.lock: the next task's turn
 
     def unlock(self) -> None:
         """Release the lock (once; later calls do nothing)."""
         if self._held:
             self._held = False
-            self.segment.unlock()
+            try:
+                self.segment.unlock()
+            finally:
+                if self._on_unlock is not None:
+                    self._on_unlock()
 
     def __enter__(self) -> "SegmentLock":
         return self

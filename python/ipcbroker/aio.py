@@ -79,6 +79,22 @@ async def _readable(loop: asyncio.AbstractEventLoop, fd: int, timeout: float | N
             loop.remove_reader(fd)
 
 
+async def _poll_until(loop: asyncio.AbstractEventLoop, fd: int, attempt: Callable[[], T | None],
+                      timeout: float | None) -> T | None:
+    """attempt() until it returns something other than None, waiting for fd
+    to become readable between attempts: its result, or None after timeout
+    seconds."""
+    deadline = None if timeout is None else loop.time() + timeout
+    while True:
+        got = attempt()
+        if got is not None:
+            return got
+        left = None if deadline is None else deadline - loop.time()
+        if left is not None and left <= 0:
+            return None
+        await _readable(loop, fd, left)
+
+
 async def acquire(sem: Semaphore, timeout: float | None = None) -> bool:
     """Take one token of sem without blocking the loop: True, or False after
     `timeout` seconds.  Waits on the semaphore's descriptor (sem.fileno()),
@@ -87,15 +103,14 @@ async def acquire(sem: Semaphore, timeout: float | None = None) -> bool:
     if sem.acquire(blocking=False):
         return True
     loop = asyncio.get_running_loop()
-    fd = sem.fileno()
-    deadline = None if timeout is None else loop.time() + timeout
-    while True:
-        if sem.poll_acquire():
-            return True
-        left = None if deadline is None else deadline - loop.time()
-        if left is not None and left <= 0:
-            return False
-        await _readable(loop, fd, left)
+    got = await _poll_until(loop, sem.fileno(), lambda: sem.poll_acquire() or None, timeout)
+    return got is not None
+
+
+# The tasks of one loop that lock through one Segment take turns here
+# first: the broker's lock belongs to the handle, which they share.
+_task_turns: "weakref.WeakKeyDictionary[Segment, dict[asyncio.AbstractEventLoop, asyncio.Lock]]" = \
+    weakref.WeakKeyDictionary()
 
 
 async def lock(seg: Segment, timeout: float | None = None) -> SegmentLock:
@@ -104,22 +119,29 @@ async def lock(seg: Segment, timeout: float | None = None) -> SegmentLock:
     TimeoutError after `timeout` seconds.  Waits on the lock's descriptor
     (seg.lock_fileno()), with no thread; a cancelled wait has taken
     nothing.  The first wait registers the handle as a poller of the lock
-    (one round trip, two with the lock page)."""
-    try:
-        return seg.lock(blocking=False)
-    except BlockingIOError:
-        pass
+    (one round trip, two with the lock page).  Tasks of one loop that lock
+    through the same seg take turns, in order, as on an asyncio.Lock."""
     loop = asyncio.get_running_loop()
-    fd = seg.lock_fileno()
     deadline = None if timeout is None else loop.time() + timeout
-    while True:
-        got = seg.poll_lock()
-        if got is not None:
-            return got
-        left = None if deadline is None else deadline - loop.time()
-        if left is not None and left <= 0:
+    turn = _task_turns.setdefault(seg, {}).setdefault(loop, asyncio.Lock())
+    try:
+        await asyncio.wait_for(turn.acquire(), None if deadline is None else
+                               max(deadline - loop.time(), 0))
+    except asyncio.TimeoutError:
+        raise TimeoutError(f"segment lock of {seg.name!r} not taken within {timeout} s") from None
+    try:
+        try:
+            guard: SegmentLock | None = seg.lock(blocking=False)
+        except BlockingIOError:
+            guard = await _poll_until(loop, seg.lock_fileno(), seg.poll_lock,
+                                      None if deadline is None else deadline - loop.time())
+        if guard is None:
             raise TimeoutError(f"segment lock of {seg.name!r} not taken within {timeout} s")
-        await _readable(loop, fd, left)
+    except BaseException:
+        turn.release()
+        raise
+    guard._on_unlock = turn.release  # the next task's turn once this one unlocks
+    return guard
 
 
 class _Driver:

@@ -223,3 +223,48 @@ def test_watch(client):
 
     asyncio.run(main())
     other.close()
+
+
+def test_tasks_take_turns_on_one_segment(client):
+    # Two tasks lock through one Segment (one handle): the second waits its
+    # turn instead of failing with EDEADLK, and each holds it alone.
+    with client.create("turns", 64) as seg:
+        inside = []
+
+        async def worker(i):
+            for _ in range(3):
+                with await aio.lock(seg, timeout=5):
+                    inside.append(i)
+                    await asyncio.sleep(0.01)  # yield while holding it
+                    assert inside[-1] == i  # nobody else got in meanwhile
+                    inside.append(-i)
+
+        async def main():
+            await asyncio.wait_for(asyncio.gather(worker(1), worker(2)), 10)
+
+        asyncio.run(main())
+        assert len(inside) == 12
+        # after the turns, the lock is free for a plain call
+        with seg.lock(blocking=False):
+            pass
+
+
+def test_turn_timeout_and_cancel_keep_nothing(client):
+    with client.create("turnto", 64) as seg:
+        async def main():
+            held = await aio.lock(seg)
+            with pytest.raises(TimeoutError):
+                await aio.lock(seg, timeout=0.05)  # its turn never came
+            task = asyncio.create_task(aio.lock(seg))
+            await asyncio.sleep(0.02)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            held.unlock()
+            # neither the timed-out nor the cancelled wait kept a turn
+            with await aio.lock(seg, timeout=1):
+                pass
+
+        asyncio.run(main())
+        with seg.lock(blocking=False):
+            pass
