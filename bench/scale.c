@@ -624,6 +624,28 @@ static _Noreturn void tp_client(bool floor, const char *path, int go, int out, l
         _exit(0);
 }
 
+/* CPU time (user + system) the process has used so far, in ns. */
+static double proc_cpu_ns(pid_t pid) {
+        char path[64], buf[1024], *p;
+        unsigned long ut = 0, st = 0;
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+                return 0;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+                return 0;
+        buf[n] = '\0';
+        /* fields 14 and 15, after the parenthesised command name */
+        if (!(p = strrchr(buf, ')')) ||
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+                return 0;
+        return (double)(ut + st) * 1e9 / (double)sysconf(_SC_CLK_TCK);
+}
+
 static double throughput(bool floor, const char *path, unsigned nclients, long ms) {
         int go[2], out[2];
         pid_t pids[16];
@@ -681,14 +703,24 @@ static void throughput_rows(void) {
 
         printf("\n## Throughput: brokered open+close vs a floor server (real daemon, %ld ms per row)\n\n",
                ms);
-        printf("| clients | broker opens/s | floor opens/s | cost ratio | goal <= 1.25 |\n");
-        printf("| ---: | ---: | ---: | ---: | --- |\n");
+        printf("| clients | broker opens/s | floor opens/s | cost ratio | goal <= 1.25 | broker CPU ns/op | floor CPU ns/op | CPU ratio |\n");
+        printf("| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |\n");
         for (unsigned i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+                /* The servers' own CPU time per operation (clock ticks, so
+                 * only rows of many operations are meaningful): what each
+                 * request costs the single-threaded server, apart from the
+                 * scheduling that the throughput also measures. */
+                double f0 = proc_cpu_ns(fpid);
                 double fl = throughput(true, fpath, counts[i], ms);
+                double f1 = proc_cpu_ns(fpid), b0 = proc_cpu_ns(b.pid);
                 double br = throughput(false, b.socket_path, counts[i], ms);
+                double b1 = proc_cpu_ns(b.pid);
                 double ratio = br > 0 ? fl / br : 0;
-                printf("| %u | %.0f | %.0f | %.2f | %s |\n", counts[i], br, fl, ratio,
-                       quick ? "not judged" : ratio <= 1.25 ? "pass" : "FAIL");
+                double bcpu = br > 0 ? (b1 - b0) / (br * (double)ms / 1000) : 0;
+                double fcpu = fl > 0 ? (f1 - f0) / (fl * (double)ms / 1000) : 0;
+                printf("| %u | %.0f | %.0f | %.2f | %s | %.0f | %.0f | %.2f |\n", counts[i], br, fl,
+                       ratio, quick ? "not judged" : ratio <= 1.25 ? "pass" : "FAIL", bcpu, fcpu,
+                       fcpu > 0 ? bcpu / fcpu : 0);
         }
         kill(fpid, SIGTERM);
         waitpid(fpid, NULL, 0);
