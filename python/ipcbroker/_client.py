@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
-from ctypes import byref, c_int, c_uint, c_uint64, c_void_p, create_string_buffer
+from ctypes import byref, c_int, c_size_t, c_uint, c_uint64, c_void_p, create_string_buffer
 from ctypes import sizeof as ctypes_sizeof
 from dataclasses import dataclass
 
@@ -211,6 +211,24 @@ class Client(_Handle):
             r = self._call(_lib.ipcb_shm_open_ex, n, access, byref(opts), byref(ret))
         _lib.check(r, name)
         return Segment._adopt(self, ret, name)
+
+    def open_fd(self, name: str, *, readonly: bool = False,
+                owner: int | None = None) -> tuple[int, int]:
+        """Open existing segment `name` for a descriptor alone: (fd, size).
+        The fd is yours (close it with os.close; it is close-on-exec; a
+        read-only one can never be made writable); map at most size bytes.
+        No handle is made: nothing to close at the broker, but the open does
+        not keep a transient segment alive and cannot lock.  One request,
+        where open() and close() cost a request and a message.  Errors and
+        owner as for open()."""
+        access = _lib.READ_ONLY if readonly else _lib.READ_WRITE
+        fd = c_int(-1)
+        size = c_size_t()
+        opts = None if owner is None else byref(_open_options(0, owner))
+        r = self._call(_lib.ipcb_shm_open_fd, _lib.encode_name(name), access, opts, byref(fd),
+                       byref(size))
+        _lib.check(r, name)
+        return fd.value, size.value
 
     def register(self, name: str, memfd: int, *, mode: int = 0o600,
                  persistent: bool = False) -> "Segment":

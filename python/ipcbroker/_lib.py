@@ -164,6 +164,8 @@ ipcb_shm_create = _fn("ipcb_shm_create", c_int, P, c_char_p, c_size_t, POINTER(S
 ipcb_shm_open = _fn("ipcb_shm_open", c_int, P, c_char_p, c_int, POINTER(c_void_p))
 ipcb_shm_open_ex = _fn("ipcb_shm_open_ex", c_int, P, c_char_p, c_int, POINTER(OpenOptions),
                        POINTER(c_void_p))
+ipcb_shm_open_fd = _fn("ipcb_shm_open_fd", c_int, P, c_char_p, c_int, POINTER(OpenOptions),
+                       POINTER(c_int), POINTER(c_size_t))
 ipcb_shm_info = _fn("ipcb_shm_info", c_int, P, POINTER(HandleInfo))
 ipcb_shm_data = _fn("ipcb_shm_data", c_void_p, P)
 ipcb_shm_size = _fn("ipcb_shm_size", c_size_t, P)

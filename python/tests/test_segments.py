@@ -36,6 +36,33 @@ def test_create_open_write_read(client):
     assert wait_until(lambda: not client.exists("seg"))  # transient: gone with its last handle
 
 
+def test_open_fd_is_a_descriptor_alone(client):
+    with client.create("fdonly", 8192, mode=0o644) as s:
+        s.buf[:3] = b"abc"
+        fd, size = client.open_fd("fdonly")
+        try:
+            assert size == 8192 and fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+            with mmap.mmap(fd, size) as m:
+                assert m[:3] == b"abc"
+                m[3:4] = b"d"
+            assert bytes(s.buf[:4]) == b"abcd"
+            assert client.stat("fdonly").handles == 1  # no handle of its own
+        finally:
+            os.close(fd)
+        fd, size = client.open_fd("fdonly", readonly=True, owner=-1)
+        try:
+            with pytest.raises(PermissionError):
+                mmap.mmap(fd, size, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+            with mmap.mmap(fd, size, prot=mmap.PROT_READ) as m:
+                assert m[:4] == b"abcd"
+        finally:
+            os.close(fd)
+        with pytest.raises(PermissionError):
+            client.open_fd("fdonly", owner=os.geteuid() + 1)
+    with pytest.raises(FileNotFoundError):
+        client.open_fd("fdonly-none")
+
+
 def test_errors_are_oserror_subclasses(client):
     with pytest.raises(FileNotFoundError) as e:
         client.open("missing")
