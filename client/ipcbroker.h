@@ -568,6 +568,23 @@ IPCB_EXPORT int ipcb_sem_value(ipcb_sem *s);
 IPCB_EXPORT int ipcb_sem_set_value(ipcb_sem *s, unsigned value);
 /* Tokens this undo handle holds (0 for a plain handle), or -EINVAL. */
 IPCB_EXPORT int ipcb_sem_held(ipcb_sem *s);
+/* Release n tokens through undo handle s and owe back what it does not
+ * hold (System V's semop(+n, SEM_UNDO)): within the tokens s holds it is
+ * ipcb_sem_release (they are given back; userspace atomics); beyond them
+ * the broker adds all n to the count and records n owed by s (one round
+ * trip).  When s goes (closed, its process dies, its connection ends) the
+ * broker gives back what it holds, then takes what it owes from the count,
+ * never below 0; of one process's handles all give back before any takes.
+ * All or nothing: -EOVERFLOW (past the maximum) changes nothing.  A broker
+ * restart keeps what s owes only if s's process reconnects (the library
+ * tells the new broker; docs/semaphores.md).  Errors: -EINVAL (NULL, a
+ * plain handle), -EOVERFLOW, -EBUSY/-ECHILD (above), -EOPNOTSUPP (a broker
+ * older than this call; nothing changes), -ENOTCONN (no broker; or it went
+ * away during the call, which may then have released the tokens). */
+IPCB_EXPORT int ipcb_sem_release_undo(ipcb_sem *s, unsigned n);
+/* Tokens undo handle s owes (ipcb_sem_release_undo), as the broker last
+ * said; 0 for NULL or a plain handle. */
+IPCB_EXPORT uint64_t ipcb_sem_owed(const ipcb_sem *s);
 /* Unmap and release the handle (an undo handle's tokens come back); frees s.
  * Does not wait for the broker, like ipcb_shm_close.  NULL: 0. */
 IPCB_EXPORT int ipcb_sem_close(ipcb_sem *s);

@@ -34,6 +34,7 @@ struct ipcb_sem {
         atomic_uint busy;          /* claimed by exchange by everyone else */
         uint32_t epoch;      /* page->epoch when the slot was given (undo) */
         uint64_t nonce;      /* proves the slot is ours to a restarted broker (undo) */
+        uint64_t owed;       /* what the broker last said this undo handle owes (SEM_OWE) */
         ipcb_handle_info info; /* owner, group, mode at the open */
         /* Polling (ipcb_sem_get_fd): this handle's epoll set, and the
          * semaphore's notify eventfd that releases signal while the page
@@ -431,6 +432,24 @@ static int undo_op(ipcb_sem *s, int delta, uint32_t target, int timeout_ms,
 
 /* ---- after a restart or a lost connection ---- */
 
+/* SEM_OWE on the connection s's handle is on (c->lock held; no reconnect:
+ * on another connection the handle id would name something else).  The
+ * broker adds `release` to the count and records `owe` more owed by the
+ * handle; s->owed follows its answer. */
+static int owe_locked(ipcb_client *c, ipcb_sem *s, uint32_t release, uint32_t owe) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req = { .hdr.op = IPCB_OP_SEM_OWE }, reply;
+        int r;
+
+        req.sem_owe.handle = s->obj.handle;
+        req.sem_owe.release = release;
+        req.sem_owe.owe = owe;
+        r = ipcb__client_call_once(c, &req, buf, &reply, NULL);
+        if (r == 0)
+                s->owed = reply.sem_owe_reply.owed;
+        return r;
+}
+
 /* Get an undo slot for s on the current connection (c->lock held, s busy;
  * its broker handle died with an older connection).  First ask for our own
  * slot back, showing its nonce: a restarted broker keeps the slots that
@@ -441,12 +460,23 @@ static int undo_op(ipcb_sem *s, int delta, uint32_t target, int timeout_ms,
 static int reopen_undo(ipcb_client *c, ipcb_sem *s) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg reply;
+        /* A broker that restored the page after a restart bumped its
+         * epoch; the old one, shutting down for it, took nothing we owed. */
+        bool restarted = atomic_load(&s->page->epoch) != s->epoch;
+        uint64_t owed = s->owed;
         int fd = -1, r;
 
         r = ipcb__client_reopen(c, &s->obj, buf, &reply, &fd, IPCB_WF_RECLAIM | s->slot << 16, 0,
                           s->nonce);
-        if (r == -ESRCH)
+        if (r == -ESRCH) {
+                /* The slot is not reserved for us: it held nothing at the
+                 * restart, or the grace period is over; or there was no
+                 * restart, and the broker settled it with our connection,
+                 * taking what we owed then: never take it twice. */
+                if (!restarted)
+                        s->owed = owed = 0;
                 r = ipcb__client_reopen(c, &s->obj, buf, &reply, &fd, 0, 0, 0);
+        }
         if (r < 0)
                 return r;
         close(fd);
@@ -460,6 +490,13 @@ static int reopen_undo(ipcb_client *c, ipcb_sem *s) {
         s->seq = reply.sem_reply.seq & SEQ_MASK;
         s->nonce = reply.sem_reply.nonce;
         s->epoch = atomic_load(&s->page->epoch);
+        /* What it owes was the old broker's memory: tell the new one (best
+         * effort: without it the debt is forgotten, docs/semaphores.md). */
+        if (owed && (c->caps & IPCB_CAP_SEM_OWE)) {
+                s->owed = 0;
+                while (owed > 0 && owe_locked(c, s, 0, owed > UINT32_MAX ? UINT32_MAX : (uint32_t)owed) == 0)
+                        owed -= owed > UINT32_MAX ? UINT32_MAX : owed;
+        }
         return 0;
 }
 
@@ -610,6 +647,45 @@ int ipcb_sem_release(ipcb_sem *s, unsigned n) {
         }
         sem_leave(s);
         return r;
+}
+
+int ipcb_sem_release_undo(ipcb_sem *s, unsigned n) {
+        ipcb_client *c;
+        uint32_t held;
+        int r;
+
+        if (s && !s->slot)
+                return -EINVAL;
+        if ((r = sem_enter(s)) < 0)
+                return r;
+        held = ipcb_slot_unpack(atomic_load(&s->page->slot[s->slot - 1])).held;
+        if (n == 0)
+                r = 0;
+        else if (n > s->max)
+                r = -EOVERFLOW;
+        else if (n <= held) /* within what it holds: as ipcb_sem_release */
+                r = undo_op(s, (int)n, held - n, -1, NULL);
+        else {
+                /* Beyond: the broker releases all n and records them as
+                 * owed, so that a crash between the two cannot happen. */
+                c = s->client;
+                if ((r = ipcb__client_lock(c)) == 0) {
+                        if (!(c->caps & IPCB_CAP_SEM_OWE))
+                                r = -EOPNOTSUPP;
+                        else if (c->dead || c->disconnected || s->obj.orphan ||
+                                 s->obj.conn_gen != c->conn_gen)
+                                r = -ENOTCONN;
+                        else
+                                r = owe_locked(c, s, n, n);
+                        pthread_mutex_unlock(&c->lock);
+                }
+        }
+        sem_leave(s);
+        return r;
+}
+
+uint64_t ipcb_sem_owed(const ipcb_sem *s) {
+        return s && s->slot ? s->owed : 0;
 }
 
 int ipcb_sem_value(ipcb_sem *s) {

@@ -134,6 +134,7 @@ int64_t peer_handle_add(peer *p, object *o, uint32_t access) {
         p->slots[i].next_free = 0;
         p->slots[i].sem_slot = 0;
         p->slots[i].lock_token = 0;
+        p->slots[i].owed = 0;
         p->nhandles++;
         object_ref(o, access);
         return (int64_t)((uint64_t)p->slots[i].gen << 32 | (i + 1));
@@ -165,12 +166,33 @@ static void handle_settle(handle_slot *s) {
         s->lock_token = 0;
 }
 
+/* What an undo handle owes (SEM_OWE) is taken back after what it holds is
+ * given back, and a process's handles all give back before any takes: the
+ * count ends where the kernel's semadj would put it, clamped once at 0
+ * rather than at every handle. */
+static void handle_settle_owed(handle_slot *s) {
+        sem_take_owed(s->obj, s->owed);
+        s->owed = 0;
+}
+
+/* Every handle of p: first each gives back, then each takes back. */
+static void peer_settle_all(peer *p) {
+        for (uint32_t i = 0; i < p->nslots; i++)
+                if (p->slots[i].obj)
+                        handle_settle(&p->slots[i]);
+        for (uint32_t i = 0; i < p->nslots; i++)
+                if (p->slots[i].obj && p->slots[i].owed)
+                        handle_settle_owed(&p->slots[i]);
+}
+
 static void handle_slot_release(peer *p, uint32_t i) {
         handle_slot *s = &p->slots[i];
         object *o = s->obj;
         uint32_t access = s->access;
 
         handle_settle(s);
+        if (s->owed)
+                handle_settle_owed(s);
         if (o->poll)
                 sempoll_handle_released(o, p, (uint64_t)s->gen << 32 | (i + 1));
         /* What a writer grew the segment by is charged before it may go. */
@@ -587,9 +609,7 @@ static void on_process_exit(uv_poll_t *h, int status, int events) {
         (void)events;
 
         log_client_debug("client pid %d exited; settling its undo and lock tokens", (int)p->cred.pid);
-        for (uint32_t i = 0; i < p->nslots; i++)
-                if (p->slots[i].obj)
-                        handle_settle(&p->slots[i]);
+        peer_settle_all(p);
         uv_poll_stop(h);
 }
 
@@ -717,6 +737,7 @@ void peer_close(peer *p) {
          * handles. */
         watch_peer_closed(p);
         queue_free(p);
+        peer_settle_all(p);
         for (uint32_t i = 0; i < p->nslots; i++)
                 if (p->slots[i].obj)
                         handle_slot_release(p, i);

@@ -18,6 +18,7 @@ typedef struct handle_slot {
         uint32_t next_free; /* index + 1 of the next free slot, 0: none */
         uint32_t sem_slot;  /* semaphore undo slot (index + 1), 0: none */
         uint32_t lock_token; /* segment lock token, 0: none */
+        uint64_t owed;      /* undo handle: tokens to take back when it goes (SEM_OWE) */
 } handle_slot;
 
 typedef struct queued_reply queued_reply;

@@ -63,7 +63,7 @@ static int do_hello(peer *p, const ipcb_msg *m) {
                 return -EPROTONOSUPPORT;
         p->hello_done = true;
         r.hello_reply.version = IPCB_PROTO_VERSION;
-        r.hello_reply.caps = IPCB_CAP_SHM_FD_ONLY;
+        r.hello_reply.caps = IPCB_CAP_SHM_FD_ONLY | IPCB_CAP_SEM_OWE;
         r.hello_reply.msg_max = IPCB_MSG_MAX;
         r.hello_reply.name_max = IPCB_NAME_MAX;
         r.hello_reply.fds_max = IPCB_FDS_MAX;
@@ -341,6 +341,29 @@ static int do_sem_open(peer *p, const ipcb_msg *m) {
         return reply_sem_handle(p, m, o, flags & IPCB_WF_UNDO, reclaim, m->sem_open.nonce);
 }
 
+/* SEM_OWE: release through an undo handle, owing it back.  The release is
+ * one CAS on the state word, like a client's; what is owed is kept here,
+ * per handle, and taken back when the handle goes (peer.c). */
+static int do_sem_owe(peer *p, const ipcb_msg *m) {
+        handle_slot *h = peer_handle_get(p, m->sem_owe.handle);
+        ipcb_msg r = reply_to(m);
+        int k;
+
+        if (!h)
+                return -EBADF;
+        if (h->obj->kind != IPCB_KIND_SEM || h->sem_slot == 0 ||
+            (m->sem_owe.release == 0 && m->sem_owe.owe == 0))
+                return -EINVAL;
+        if (UINT64_MAX - h->owed < m->sem_owe.owe)
+                return -EOVERFLOW;
+        if (m->sem_owe.release && (k = sem_release_tokens(h->obj, m->sem_owe.release)) < 0)
+                return k;
+        h->owed += m->sem_owe.owe;
+        r.sem_owe_reply.owed = h->owed;
+        peer_reply(p, &r, NULL, 0);
+        return 0;
+}
+
 static int do_close(peer *p, const ipcb_msg *m) {
         ipcb_msg r = reply_to(m);
         bool noreply = m->hdr.flags & IPCB_HF_NOREPLY;
@@ -481,6 +504,7 @@ static int dispatch(peer *p, const ipcb_msg *m) {
         case IPCB_OP_QUOTA:      return access_quota(p, m);
         case IPCB_OP_SEM_POLL:   return sempoll_add(p, m);
         case IPCB_OP_SEM_NOTIFY: return sempoll_notify_fd(p, m);
+        case IPCB_OP_SEM_OWE:    return do_sem_owe(p, m);
         case IPCB_OP_LOCK_POLL:  return sempoll_add(p, m);
         case IPCB_OP_LOCK_NOTIFY: return sempoll_notify_fd(p, m);
         case IPCB_OP_WATCH_ADD:  return watch_add(p, m);

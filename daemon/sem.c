@@ -254,6 +254,49 @@ void sem_slot_release(object *o, uint32_t slot) {
         store_undo_unbind(o, slot);
 }
 
+/* Add n to W's count (add), or take n from it, never below 0, after
+ * helping W's last undo operation (as everyone who replaces it must);
+ * the new W names no last operation.  -EOVERFLOW (W unchanged) if adding
+ * would pass max; -EAGAIN if W keeps changing (a page scribbled on). */
+static int word_add(ipcb_sem_page *pg, bool add, uint64_t n, uint32_t max) {
+        for (int tries = 0; tries < CAS_TRIES; tries++) {
+                uint64_t wv = atomic_load(&pg->word);
+                ipcb_w w = ipcb_w_unpack(wv);
+                uint64_t count;
+
+                ipcb_sem_help(pg, w);
+                if (add && (uint64_t)w.count + n > max)
+                        return -EOVERFLOW;
+                count = add ? w.count + n : w.count > n ? w.count - n : 0;
+                if (atomic_compare_exchange_strong(&pg->word, &wv,
+                                                   ipcb_w_pack((ipcb_w){ .count = (uint32_t)count })))
+                        return 0;
+        }
+        return -EAGAIN;
+}
+
+int sem_release_tokens(object *o, uint32_t n) {
+        ipcb_sem_page *pg = sem_page(o);
+        int k;
+
+        if (!pg)
+                return -ENOMEM;
+        k = word_add(pg, true, n, o->sem->max);
+        if (k == 0)
+                sem_wake_sleepers(o);
+        return k;
+}
+
+void sem_take_owed(object *o, uint64_t n) {
+        ipcb_sem_page *pg;
+
+        if (n == 0 || store_frozen()) /* shutting down: the holder tells the next broker */
+                return;
+        if (!(pg = sem_page(o)) || word_add(pg, false, n, 0) < 0)
+                log_client_warn("semaphore '%s': %llu owed tokens not taken back", o->name,
+                                (unsigned long long)n);
+}
+
 int sem_slot_reclaim(object *o, uint32_t slot, uid_t uid, uint64_t nonce, uint32_t *ret_seq) {
         sem_state *st = o->sem;
         ipcb_sem_page *pg;

@@ -70,6 +70,15 @@ int sem_new(const char *name, size_t name_len, uint32_t initial, uint32_t max, u
  * cleared.  Returns true if the page had been written over (anything was
  * wrong), for the caller to log and to treat its slots with suspicion. */
 bool sem_page_restore(ipcb_sem_page *pg, uint32_t max);
+/* SEM_OWE's release: n more tokens in the count, in one CAS on the state
+ * word (after helping its last undo operation), and the sleepers woken.
+ * -EOVERFLOW past the maximum (nothing changes), -EAGAIN if the word keeps
+ * changing, -ENOMEM if the page cannot be mapped. */
+int sem_release_tokens(object *o, uint32_t n);
+/* Take back n tokens an undo handle owed (it is gone): the count goes down
+ * by n, never below 0.  Not while shutting down with the fd store: the
+ * holder is alive and tells the next broker what it owes. */
+void sem_take_owed(object *o, uint64_t n);
 /* Assign a free undo slot to a handle of uid: *ret_slot is index + 1,
  * *ret_seq the slot's next sequence number, *ret_nonce the secret that
  * proves holding it (recorded in the fd store).  -EUSERS when all

@@ -234,6 +234,11 @@ static int decode_request(rd *r, ipcb_msg *m) {
         case IPCB_OP_LOCK_NOTIFY:
                 m->sem_poll.handle = rd_u64(r);
                 break;
+        case IPCB_OP_SEM_OWE:
+                m->sem_owe.handle = rd_u64(r);
+                m->sem_owe.release = rd_u32(r);
+                m->sem_owe.owe = rd_u32(r);
+                break;
         default:
                 return -EOPNOTSUPP;
         }
@@ -368,6 +373,9 @@ static int decode_reply(rd *r, ipcb_msg *m) {
         case IPCB_OP_SEM_NOTIFY:
         case IPCB_OP_LOCK_NOTIFY:
                 want_fds = 1;
+                break;
+        case IPCB_OP_SEM_OWE:
+                m->sem_owe_reply.owed = rd_u64(r);
                 break;
         case IPCB_OP_WATCH_EVENT: {
                 uint16_t nlen;
@@ -623,6 +631,11 @@ static int encode_request(wr *w, const ipcb_msg *m) {
         case IPCB_OP_LOCK_NOTIFY:
                 wr_u64(w, m->sem_poll.handle);
                 break;
+        case IPCB_OP_SEM_OWE:
+                wr_u64(w, m->sem_owe.handle);
+                wr_u32(w, m->sem_owe.release);
+                wr_u32(w, m->sem_owe.owe);
+                break;
         default:
                 return -EINVAL;
         }
@@ -743,6 +756,9 @@ static int encode_reply(wr *w, const ipcb_msg *m) {
         case IPCB_OP_LOCK_POLL:
                 wr_u32(w, m->sem_poll_reply.pollers);
                 wr_u32(w, 0);
+                break;
+        case IPCB_OP_SEM_OWE:
+                wr_u64(w, m->sem_owe_reply.owed);
                 break;
         case IPCB_OP_WATCH_EVENT:
                 wr_u64(w, m->watch_event.watch);

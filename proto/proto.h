@@ -39,6 +39,7 @@ enum {
         IPCB_OP_SEM_OPEN   = 0x0202,
         IPCB_OP_SEM_POLL   = 0x0203, /* poll a semaphore: its notify fd in the reply */
         IPCB_OP_SEM_NOTIFY = 0x0204, /* the fd a releaser signals pollers with */
+        IPCB_OP_SEM_OWE    = 0x0205, /* release through an undo handle, owing it back */
         /* 0x03xx: permissions, publishing, quotas (docs/security.md). */
         IPCB_OP_SET_ACCESS = 0x0301, /* chmod/chown of a named object */
         IPCB_OP_FREEZE     = 0x0302, /* seal a segment against writing */
@@ -89,6 +90,7 @@ enum {
 
 /* HELLO reply caps. */
 #define IPCB_CAP_SHM_FD_ONLY 0x1u
+#define IPCB_CAP_SEM_OWE     0x2u /* SEM_OWE is served */
 #define IPCB_WF_SEM_CREATE_MASK (IPCB_WF_PERSISTENT | IPCB_WF_UNDO)
 
 /* SHM_REGISTER flags (growable follows from the memfd's F_SEAL_GROW). */
@@ -224,6 +226,12 @@ typedef struct ipcb_msg {
                 /* reply to SEM_POLL and LOCK_POLL (the object's notify
                  * eventfd attached); pollers: registered now */
                 struct { uint32_t pollers; } sem_poll_reply;
+                /* SEM_OWE: through undo handle `handle`, add `release`
+                 * tokens to the count now and owe `owe` more: when the
+                 * handle goes, the broker takes them from the count (never
+                 * below 0).  Reply: all the handle owes now. */
+                struct { uint64_t handle; uint32_t release, owe; } sem_owe;
+                struct { uint64_t owed; } sem_owe_reply;
                 /* reply to WATCH_ADD: the watch's id (> 0) */
                 struct { uint64_t watch; } watch_reply;
                 /* WATCH_EVENT (daemon to client, id 0): what happened to

@@ -249,7 +249,7 @@ enum {
 enum {
         RQ_HELLO, RQ_CLOSE, RQ_UNLINK, RQ_STAT, RQ_LIST, RQ_SHM_CREATE, RQ_SHM_OPEN,
         RQ_LOCK_PAGE, RQ_SEM_CREATE, RQ_SEM_OPEN, RQ_SET_ACCESS, RQ_FREEZE, RQ_REGISTER,
-        RQ_MEMFD, RQ_QUOTA, RQ_HOLDERS, RQ_UNKNOWN,
+        RQ_MEMFD, RQ_QUOTA, RQ_HOLDERS, RQ_SEM_OWE, RQ_UNKNOWN,
 };
 
 /* fd menu (fd spec: a choice byte, then an argument byte). */
@@ -679,6 +679,14 @@ static unsigned build_request(input *in, client *c, unsigned sel, ipcb_msg *m, c
                 m->quota.uid = pick_id(in);
                 m->quota.flags = in_u8(in) % 4;
                 m->quota.cursor = in_u8(in);
+                return 0;
+        case RQ_SEM_OWE:
+                m->hdr.op = IPCB_OP_SEM_OWE;
+                m->sem_owe.handle = pick_handle(in, c);
+                b = in_u8(in);
+                m->sem_owe.release = b < 0xf0 ? b % 4 : in_u32(in);
+                b = in_u8(in);
+                m->sem_owe.owe = b < 0xf0 ? b % 4 : in_u32(in);
                 return 0;
         default: /* any opcode, any payload */
                 m->hdr.op = in_u16(in);

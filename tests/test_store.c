@@ -256,6 +256,45 @@ STORE_TEST(restore_round_trip) {
         stop_idle();
 }
 
+/* What an undo handle owes (ipcb_sem_release_undo) is the broker's memory:
+ * its holder tells the restarted broker when it reclaims its slot, and the
+ * debt is taken back when the handle goes. */
+STORE_TEST(owed_tokens_survive_restart) {
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
+        ipcb_client *c, *c2;
+        ipcb_sem *s, *u;
+
+        start(NULL, NULL, 0, NULL);
+        cr_assert_eq(ipcb_connect(sock, &c), 0);
+        s = mksem(c, "owed", 0, IPCB_SEM_PERSISTENT);
+        cr_assert_eq(ipcb_sem_open(c, "owed", IPCB_SEM_UNDO, &u), 0);
+        cr_assert_eq(ipcb_sem_release_undo(u, 2), 0);
+        cr_assert_eq(ipcb_sem_owed(u), 2);
+        cr_assert_eq(ipcb_sem_value(s), 2);
+        cr_assert_eq(ipcb_sync(c), 0);
+        stop();
+        start(NULL, NULL, 0, NULL);
+        /* Its next call reconnects, reclaims the slot, and says what it owes. */
+        cr_assert_eq(ipcb_sem_release_undo(u, 0), 0);
+        cr_assert_eq(ipcb_sem_owed(u), 2, "the new broker was not told: %llu",
+                     (unsigned long long)ipcb_sem_owed(u));
+        cr_assert_eq(ipcb_sem_value(s), 2);
+        cr_assert_eq(ipcb_sem_close(u), 0);
+        cr_assert_eq(ipcb_connect(sock, &c2), 0);
+        cr_assert_eq(ipcb_sync(c), 0);
+        cr_assert_eq(ipcb_stat(c2, IPCB_KIND_SEM, "owed", &info), 0);
+        cr_assert_eq(info.sem_value, 0, "owed tokens not taken back after the restart: %u",
+                     info.sem_value);
+        cr_assert_eq(ipcb_sem_close(s), 0);
+        cr_assert_eq(ipcb_sem_unlink(c2, "owed"), 0);
+        cr_assert_eq(ipcb_sync(c2), 0);
+        cr_assert_eq(ipcb_sync(c), 0);
+        fakemgr_pump_until(&m, no_objects_stored, NULL, 5000);
+        ipcb_disconnect(c2);
+        ipcb_disconnect(c);
+        stop_idle();
+}
+
 /* A transient object nobody re-opens is destroyed after the grace period. */
 STORE_TEST(transient_without_holder_expires) {
         ipcb_client *c;
