@@ -9,7 +9,9 @@
  * handle serves one call at a time, so each process keeps a small pool per
  * semaphore; a release prefers a handle that holds tokens, so that the
  * usual acquire-then-release (in one thread or across threads that do not
- * overlap) nets to zero as the kernel's semadj does. */
+ * overlap) nets to zero as the kernel's semadj does.  A release beyond what
+ * the handle holds is owed back when the process goes (semadj below 0:
+ * ipcb_sem_release_undo). */
 #include "sysv.h"
 
 #include <errno.h>
@@ -292,12 +294,23 @@ static void backoff(unsigned *us) {
         *us = *us < 1000 ? *us * 2 : 1000;
 }
 
+/* +n through h.  Through an undo handle, what this process did not take
+ * with SEM_UNDO is owed back when it goes, as the kernel's semadj
+ * (ipcb_sem_release_undo); a broker without it gets a plain release. */
+static int give(ipcb_sem *h, bool undo, unsigned n) {
+        int r = undo ? ipcb_sem_release_undo(h, n) : -EOPNOTSUPP;
+
+        if (r == -EOPNOTSUPP)
+                r = ipcb_sem_release(h, n);
+        return r == -EOVERFLOW ? -ERANGE : r;
+}
+
 /* One operation on handle h (not holding the lock). */
-static int sem_do(ipcb_sem *h, short op, bool nowait, const struct timespec *deadline) {
+static int sem_do(ipcb_sem *h, bool undo, short op, bool nowait, const struct timespec *deadline) {
         int r = 0;
 
         if (op > 0)
-                return (r = ipcb_sem_release(h, (unsigned)op)) == -EOVERFLOW ? -ERANGE : r;
+                return give(h, undo, (unsigned)op);
         if (op == 0) {
                 /* wait for zero: no futex for it on the page; poll */
                 unsigned us = BACKOFF_START_US;
@@ -371,6 +384,7 @@ static int ops_lock_of(ipcb_client *c, sem_ent *e) {
 /* One step of a net change: delta tokens through handle h. */
 typedef struct step {
         ipcb_sem *h;
+        bool undo;
         int delta;
 } step;
 
@@ -419,14 +433,14 @@ static unsigned plan(const member *m, unsigned nsems, int (*net)[2], const int *
                                 for (int u = 0; u < 2; u++)
                                         if (net[k][u] * sign > 0)
                                                 st[n++] = (step){ u ? m[k].undo[slot[k]] : m[k].plain,
-                                                                  net[k][u] };
+                                                                  u != 0, net[k][u] };
                 }
         return n;
 }
 
 /* Take or give delta through h now (never waiting). */
-static int step_do(ipcb_sem *h, int delta) {
-        return delta < 0 ? ipcb_sem_acquire_n(h, (unsigned)-delta, 0) : ipcb_sem_release(h, (unsigned)delta);
+static int step_do(ipcb_sem *h, bool undo, int delta) {
+        return delta < 0 ? ipcb_sem_acquire_n(h, (unsigned)-delta, 0) : give(h, undo, (unsigned)delta);
 }
 
 /* Apply the steps; a step that fails (a single operation changed a value
@@ -436,12 +450,12 @@ static int apply(const step *st, unsigned n) {
         int r = 0;
         unsigned i;
 
-        for (i = 0; i < n && (r = step_do(st[i].h, st[i].delta)) == 0; i++)
+        for (i = 0; i < n && (r = step_do(st[i].h, st[i].undo, st[i].delta)) == 0; i++)
                 ;
         if (r == 0)
                 return 0;
         while (i-- > 0)
-                (void)step_do(st[i].h, -st[i].delta);
+                (void)step_do(st[i].h, st[i].undo, -st[i].delta);
         return r == -EAGAIN ? -EAGAIN : r == -EOVERFLOW ? -ERANGE : r;
 }
 
@@ -571,7 +585,7 @@ static int serve_op(int semid, struct sembuf *sops, size_t nsops, const struct t
         pthread_mutex_unlock(&shim_lock);
         if (r < 0)
                 return r;
-        r = sem_do(h, sops[0].sem_op, sops[0].sem_flg & IPC_NOWAIT, dl);
+        r = sem_do(h, slot >= 0, sops[0].sem_op, sops[0].sem_flg & IPC_NOWAIT, dl);
         if (slot >= 0) {
                 pthread_mutex_lock(&shim_lock);
                 mem->busy[slot] = false;

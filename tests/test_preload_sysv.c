@@ -151,6 +151,19 @@ CHECKED_TEST(semaphore_semantics) {
         cr_assert_eq(broker_count(), 0);
 }
 
+/* SEM_UNDO on a release the process did not take first is owed back at
+ * its exit or death (the kernel's semadj below 0): the same program passes
+ * brokered and against the kernel. */
+CHECKED_TEST(semaphore_undo_owed_back) {
+        char k[16];
+
+        key_hex(8, k);
+        cr_assert_eq(run(0, NULL, ARGV(IPCB_SYSV_PROG, "sem-owe", k)), 0);
+        cr_assert_eq(broker_count(), 0);
+        cr_assert_eq(run(0, ARGV("--no-sysv"), ARGV(IPCB_SYSV_PROG, "sem-owe", k)), 0,
+                     "the program's expectations are not the kernel's");
+}
+
 CHECKED_TEST(semaphore_several_operations) {
         char k[16];
 

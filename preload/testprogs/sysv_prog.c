@@ -526,6 +526,64 @@ static int do_sem_multi(char **a) {
         return 0;
 }
 
+/* Wait up to 5 s for semaphore 0 of id to read want. */
+static int value_becomes(int id, int want) {
+        for (int i = 0; i < 500 && semctl(id, 0, GETVAL) != want; i++)
+                usleep(10000);
+        return semctl(id, 0, GETVAL) == want;
+}
+
+/* sem-owe KEY: SEM_UNDO on a release the process did not take first.  The
+ * kernel keeps semadj -n and takes n back at exit, never below 0; so must
+ * the broker (ipcb_sem_release_undo).  Passes against the kernel too
+ * (ipcbroker-run --no-sysv). */
+static int do_sem_owe(char **a) {
+        struct sembuf up = { 0, 1, SEM_UNDO }, up2 = { 0, 2, SEM_UNDO }, down = { 0, -1, SEM_UNDO };
+        struct sembuf take = { 0, -1, 0 };
+        int id, status, p[2];
+        pid_t pid;
+        char x;
+
+        id = semget(key_arg(a[0]), 1, IPC_CREAT | IPC_EXCL | 0600);
+        CHECK(id >= 0, "semget");
+        /* +1 with SEM_UNDO, then a normal exit: taken back */
+        pid = fork();
+        if (pid == 0)
+                _exit(semop(id, &up, 1) == 0 && semctl(id, 0, GETVAL) == 1 ? 0 : 3);
+        CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "child %x", status);
+        CHECK(value_becomes(id, 0), "+1 SEM_UNDO not taken back at exit: %d", semctl(id, 0, GETVAL));
+        /* +1, -1, +1, all SEM_UNDO (semadj -1), then exit: 0 again */
+        pid = fork();
+        if (pid == 0)
+                _exit(semop(id, &up, 1) == 0 && semop(id, &down, 1) == 0 && semop(id, &up, 1) == 0 &&
+                      semctl(id, 0, GETVAL) == 1 ? 0 : 3);
+        CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "child %x", status);
+        CHECK(value_becomes(id, 0), "semadj -1 not applied at exit: %d", semctl(id, 0, GETVAL));
+        /* +2 with SEM_UNDO, then killed after someone took 1: 1 - 2, never below 0 */
+        CHECK(pipe(p) == 0, "pipe");
+        pid = fork();
+        if (pid == 0) {
+                if (semop(id, &up2, 1) < 0 || write(p[1], "k", 1) != 1)
+                        _exit(3);
+                for (;;)
+                        pause();
+        }
+        close(p[1]);
+        CHECK(read(p[0], &x, 1) == 1, "the child did not release");
+        close(p[0]);
+        CHECK(semctl(id, 0, GETVAL) == 2, "after +2: %d", semctl(id, 0, GETVAL));
+        CHECK(semop(id, &take, 1) == 0, "take one");
+        CHECK(kill(pid, SIGKILL) == 0 && waitpid(pid, &status, 0) == pid && WIFSIGNALED(status),
+              "kill");
+        CHECK(value_becomes(id, 0), "owed tokens of a killed process: %d", semctl(id, 0, GETVAL));
+        usleep(50000);
+        CHECK(semctl(id, 0, GETVAL) == 0, "below 0, or given back again: %d", semctl(id, 0, GETVAL));
+        CHECK(semctl(id, 0, IPC_RMID) == 0, "IPC_RMID");
+        return 0;
+}
+
 int main(int argc, char **argv) {
         static const struct {
                 const char *name;
@@ -539,6 +597,7 @@ int main(int argc, char **argv) {
                 { "sem-rmid", 1, do_sem_rmid },     { "sem-semantics", 1, do_sem_semantics },
                 { "rmid-fails", 2, do_rmid_fails }, { "get-fails", 2, do_get_fails },
                 { "sem-set", 1, do_sem_set },       { "sem-multi", 1, do_sem_multi },
+                { "sem-owe", 1, do_sem_owe },
         };
 
         if (argc < 2)
