@@ -135,6 +135,27 @@ class Semaphore(_Handle):
         if r < 0:
             _lib.check(r, self.name)
 
+    def release_undo(self, n: int = 1) -> None:
+        """Give n tokens through this undo handle and owe back what it does
+        not hold (System V's SEM_UNDO on a release): within the tokens it
+        holds, as release(); beyond them the broker releases all n (one
+        round trip) and takes them back from the count, never below 0, when
+        the handle goes (closed, or its process dies).  ValueError on a
+        plain handle; OSError EOVERFLOW past the maximum (nothing changes)."""
+        if not self.undo:
+            raise ValueError("release_undo needs an undo handle (undo=True)")
+        if n.__class__ is not int or not 1 <= n <= _lib.SEM_VALUE_MAX:
+            if n < 1:
+                raise ValueError("n must be >= 1")
+            n = min(int(n), _lib.SEM_VALUE_MAX + 1)  # still past any maximum
+        _lib.check(self._call(_lib.ipcb_sem_release_undo, n), self.name)
+
+    @property
+    def owed(self) -> int:
+        """Tokens this undo handle owes back (release_undo), as the broker
+        last said; 0 for a plain handle."""
+        return self._call(_lib.ipcb_sem_owed)
+
     @property
     def value(self) -> int:
         """Tokens available now."""

@@ -76,6 +76,33 @@ def test_undo_tokens_come_back_on_close(client):
     s.close()
 
 
+def test_release_undo_is_owed_back(client):
+    s = client.sem_create("owe", 0, persistent=True)
+    with pytest.raises(ValueError):
+        s.release_undo(1)  # a plain handle cannot owe
+
+    def giver(conn):
+        c = ipcbroker.Client()
+        u = c.sem_open("owe", undo=True)
+        u.release_undo(2)
+        conn.send(("owed", u.owed, u.held))
+        conn.recv(30)  # killed meanwhile
+
+    ch = Child(giver)
+    assert ch.recv() == ("owed", 2, 0)
+    assert s.value == 2
+    assert s.acquire(timeout=1)  # someone takes one meanwhile
+    ch.kill()
+    assert wait_until(lambda: s.value == 0), s.value  # 1 - 2, never below 0
+    u = client.sem_open("owe", undo=True)
+    with pytest.raises(OSError) as e:
+        u.release_undo(70000)
+    assert e.value.errno == errno.EOVERFLOW and u.owed == 0
+    u.close()
+    s.unlink()
+    s.close()
+
+
 def test_acquire_releases_the_gil(client):
     """A thread blocked in acquire() (one library call of up to 3 s, since
     it is not the main thread) must let the main thread run Python meanwhile.
