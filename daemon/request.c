@@ -115,13 +115,17 @@ static int reply_shm_handle(peer *p, const ipcb_msg *m, object *o, uint32_t acce
 }
 
 /* FD_ONLY: the fd that matches the access, and no handle (handle 0).  The
- * fd leaves as a handle's would (its inode indexed); a read-only
- * description no handle needs goes once sent (a queued reply holds its own
- * copy). */
+ * fd leaves as a handle's would (its inode indexed).  A read-only
+ * description that no handle needs is taken from o first and closed once
+ * sent (a queued reply holds its own copy): o is not touched after
+ * peer_reply, which may close p, and with p's handles o itself. */
 static void reply_shm_fd(peer *p, const ipcb_msg *m, object *o, uint32_t access) {
         ipcb_msg r = reply_to(m);
         int fd = access == IPCB_WA_READ_WRITE ? o->fd_rw : o->fd_ro;
+        bool drop = access == IPCB_WA_READ_ONLY && o->ro_handles == 0;
 
+        if (drop)
+                o->fd_ro = -1;
         object_index(o);
         r.shm_reply.size = object_size(o);
         r.shm_reply.seals = o->seals;
@@ -130,6 +134,8 @@ static void reply_shm_fd(peer *p, const ipcb_msg *m, object *o, uint32_t access)
         r.shm_reply.gid = (uint32_t)o->gid;
         r.shm_reply.mode = o->mode;
         peer_reply(p, &r, &fd, 1);
+        if (drop)
+                close(fd);
 }
 
 static int do_shm_create(peer *p, const ipcb_msg *m) {
@@ -205,12 +211,12 @@ static int do_shm_open(peer *p, const ipcb_msg *m) {
                 return k;
         if (flags & IPCB_WF_FD_ONLY) {
                 reply_shm_fd(p, m, o, access);
-                k = 1; /* no handle keeps a read-only description */
-        } else
-                k = reply_shm_handle(p, m, o, access, token);
-        if (k != 0 && o->ro_handles == 0)
+                return 0;
+        }
+        k = reply_shm_handle(p, m, o, access, token);
+        if (k < 0 && o->ro_handles == 0)
                 shm_ro_fd_drop(o);
-        return k < 0 ? k : 0;
+        return k;
 }
 
 static int do_shm_lock_page(peer *p, const ipcb_msg *m) {

@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -354,4 +355,50 @@ CHECKED_TEST(open_fd, raw_requests) {
         cr_assert_eq(handles_of("raw"), 1);
         close(fd);
         cr_assert_eq(ipcb_shm_close(s), 0);
+}
+
+/* A peer that stops reading before its FD_ONLY reply: the send fails, the
+ * daemon closes the connection and with it the last handle of a transient
+ * segment, which is destroyed during the reply.  Nothing of it may be used
+ * after (under ASan a use after free aborts the daemon). */
+static void open_fd_then_go(uint32_t access) {
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_SHM_CREATE, .id = 2 } }, r;
+        ipcb_msg o = { .hdr = { .op = IPCB_OP_SHM_OPEN, .id = 3 } };
+        unsigned nfds = 1;
+        int fd, rfd = -1;
+        ssize_t n;
+
+        fd = raw_connect(d.sock);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(raw_hello(fd), 0);
+        m.shm_create.size = 4096;
+        m.shm_create.mode = 0600;
+        m.shm_create.name = (ipcb_name){ .ptr = "gone", .len = 4 };
+        n = ipcb__proto_encode(&m, buf, sizeof(buf));
+        cr_assert_eq(raw_send(fd, buf, (size_t)n, NULL, 0), 0);
+        n = raw_recv(fd, buf, sizeof(buf), &rfd, &nfds, 5000);
+        cr_assert_gt(n, 0);
+        cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, nfds, &r), 0);
+        cr_assert_eq(r.hdr.status, 0);
+        close(rfd);
+        o.shm_open.access = access;
+        o.shm_open.flags = IPCB_WF_FD_ONLY;
+        o.shm_open.name = (ipcb_name){ .ptr = "gone", .len = 4 };
+        n = ipcb__proto_encode(&o, buf, sizeof(buf));
+        ipcbd_pause(&d);
+        cr_assert_eq(raw_send(fd, buf, (size_t)n, NULL, 0), 0);
+        cr_assert_eq(shutdown(fd, SHUT_RD), 0); /* its reply cannot be delivered */
+        ipcbd_resume(&d);
+        cr_assert(raw_is_closed(fd, 5000), "the connection stayed open");
+        close(fd);
+        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SHM, "gone", &info), -ENOENT,
+                     "the transient segment outlived its only handle");
+}
+
+CHECKED_TEST(open_fd, to_a_peer_that_went_away) {
+        open_fd_then_go(IPCB_WA_READ_ONLY);
+        open_fd_then_go(IPCB_WA_READ_WRITE);
+        cr_assert_eq(ipcb_sync(c), 0, "the daemon stopped serving");
 }
