@@ -124,11 +124,17 @@ async def lock(seg: Segment, timeout: float | None = None) -> SegmentLock:
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
     turn = _task_turns.setdefault(seg, {}).setdefault(loop, asyncio.Lock())
-    try:
-        await asyncio.wait_for(turn.acquire(), None if deadline is None else
-                               max(deadline - loop.time(), 0))
-    except asyncio.TimeoutError:
-        raise TimeoutError(f"segment lock of {seg.name!r} not taken within {timeout} s") from None
+    if turn.locked() and timeout is not None:
+        # Another task has the turn.  (wait_for only then: with a timeout of
+        # 0 it would cancel even a free acquire before it ran.)
+        try:
+            if timeout <= 0:
+                raise asyncio.TimeoutError
+            await asyncio.wait_for(turn.acquire(), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"segment lock of {seg.name!r} not taken within {timeout} s") from None
+    else:
+        await turn.acquire()
     try:
         try:
             guard: SegmentLock | None = seg.lock(blocking=False)
@@ -140,8 +146,26 @@ async def lock(seg: Segment, timeout: float | None = None) -> SegmentLock:
     except BaseException:
         turn.release()
         raise
-    guard._on_unlock = turn.release  # the next task's turn once this one unlocks
+    guard._on_unlock = _turn_passer(loop, turn)  # the next task's turn once this one unlocks
     return guard
+
+
+def _turn_passer(loop: asyncio.AbstractEventLoop, turn: asyncio.Lock) -> Callable[[], None]:
+    """What a guard's unlock calls: turn.release() in loop's thread, from
+    whichever thread unlocks (asyncio.Lock is not thread-safe)."""
+    def release() -> None:
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is loop:
+            turn.release()
+            return
+        try:
+            loop.call_soon_threadsafe(turn.release)
+        except RuntimeError:
+            pass  # the loop is closed: no task waits for the turn
+    return release
 
 
 class _Driver:

@@ -268,3 +268,31 @@ def test_turn_timeout_and_cancel_keep_nothing(client):
         asyncio.run(main())
         with seg.lock(blocking=False):
             pass
+
+
+def test_lock_with_timeout_zero_takes_a_free_lock(client):
+    with client.create("tz", 64) as seg, client.open("tz") as other:
+        async def main():
+            with await aio.lock(seg, timeout=0):  # free: taken at once
+                with pytest.raises(TimeoutError):
+                    await aio.lock(seg, timeout=0)  # another task's turn
+            with other.lock():
+                with pytest.raises(TimeoutError):
+                    await aio.lock(seg, timeout=0)  # held through another handle
+            with await aio.lock(seg, timeout=0):  # neither kept a turn
+                pass
+
+        asyncio.run(main())
+
+
+def test_turn_passed_from_another_thread(client):
+    with client.create("tt", 64) as seg:
+        async def main():
+            guard = await aio.lock(seg)
+            waiter = asyncio.create_task(aio.lock(seg, timeout=5))
+            await asyncio.sleep(0.02)
+            assert not waiter.done()
+            await aio.run(guard.unlock)  # unlocked in an executor thread
+            (await waiter).unlock()
+
+        asyncio.run(main())
