@@ -403,7 +403,9 @@ int ipcb__client_request(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *
 }
 
 /* ipcb__client_request of a request only a daemon with capability cap
- * serves: -EOPNOTSUPP, without asking, from one without it. */
+ * serves: -EOPNOTSUPP, without asking, from one without it; and from one
+ * that a reconnect inside the call found without it (which refused the
+ * request it did not know). */
 static int client_request_if(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply,
                              int *ret_fd, uint32_t cap) {
         int r;
@@ -411,6 +413,8 @@ static int client_request_if(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_m
         if ((r = ipcb__client_lock(c)) < 0)
                 return r;
         r = (c->caps & cap) != cap ? -EOPNOTSUPP : ipcb__client_call(c, req, buf, reply, ret_fd);
+        if (r < 0 && (c->caps & cap) != cap)
+                r = -EOPNOTSUPP;
         pthread_mutex_unlock(&c->lock);
         return r;
 }

@@ -164,6 +164,7 @@ int ipcb__client_reconnect(ipcb_client *c) {
                 ipcb__client_kill(c);
                 return r == -ETIMEDOUT ? -ETIMEDOUT : -ENOTCONN;
         }
+        c->caps = reply.hello_reply.caps; /* the new broker may be another version */
         c->conn_gen++;
         for (client_obj *o = c->objs; o; o = o->next) {
                 int ofd = -1;
