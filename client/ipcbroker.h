@@ -575,12 +575,13 @@ IPCB_EXPORT int ipcb_sem_held(ipcb_sem *s);
  * trip).  When s goes (closed, its process dies, its connection ends) the
  * broker gives back what it holds, then takes what it owes from the count,
  * never below 0; of one process's handles all give back before any takes.
- * All or nothing: -EOVERFLOW (past the maximum) changes nothing.  A broker
- * restart keeps what s owes only if s's process reconnects (the library
- * tells the new broker; docs/semaphores.md).  Errors: -EINVAL (NULL, a
- * plain handle), -EOVERFLOW, -EBUSY/-ECHILD (above), -EOPNOTSUPP (a broker
- * older than this call; nothing changes), -ENOTCONN (no broker; or it went
- * away during the call, which may then have released the tokens). */
+ * All or nothing: -EOVERFLOW (past the maximum) changes nothing.  What s
+ * owes survives a broker restart with its undo slot (docs/semaphores.md).
+ * Errors: -EINVAL (NULL, a plain handle), -EOVERFLOW, -EBUSY/-ECHILD
+ * (above), -EOPNOTSUPP (a broker older than this call; nothing changes),
+ * -ENOTCONN (no broker), -ENOTCONN or -ETIMEDOUT during the call (the
+ * broker went away or did not answer in time: the release may then have
+ * happened, and owed; do not repeat it blindly). */
 IPCB_EXPORT int ipcb_sem_release_undo(ipcb_sem *s, unsigned n);
 /* Tokens undo handle s owes (ipcb_sem_release_undo), as the broker last
  * said; 0 for NULL or a plain handle. */

@@ -460,21 +460,15 @@ static int owe_locked(ipcb_client *c, ipcb_sem *s, uint32_t release, uint32_t ow
 static int reopen_undo(ipcb_client *c, ipcb_sem *s) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg reply;
-        /* A broker that restored the page after a restart bumped its
-         * epoch; the old one, shutting down for it, took nothing we owed. */
-        bool restarted = atomic_load(&s->page->epoch) != s->epoch;
-        uint64_t owed = s->owed;
         int fd = -1, r;
 
         r = ipcb__client_reopen(c, &s->obj, buf, &reply, &fd, IPCB_WF_RECLAIM | s->slot << 16, 0,
                           s->nonce);
         if (r == -ESRCH) {
-                /* The slot is not reserved for us: it held nothing at the
-                 * restart, or the grace period is over; or there was no
-                 * restart, and the broker settled it with our connection,
-                 * taking what we owed then: never take it twice. */
-                if (!restarted)
-                        s->owed = owed = 0;
+                /* Our slot was settled, what it owed taken: by the broker
+                 * when our connection ended, or by a restarted one when its
+                 * grace period did.  The new slot owes nothing. */
+                s->owed = 0;
                 r = ipcb__client_reopen(c, &s->obj, buf, &reply, &fd, 0, 0, 0);
         }
         if (r < 0)
@@ -490,13 +484,6 @@ static int reopen_undo(ipcb_client *c, ipcb_sem *s) {
         s->seq = reply.sem_reply.seq & SEQ_MASK;
         s->nonce = reply.sem_reply.nonce;
         s->epoch = atomic_load(&s->page->epoch);
-        /* What it owes was the old broker's memory: tell the new one (best
-         * effort: without it the debt is forgotten, docs/semaphores.md). */
-        if (owed && (c->caps & IPCB_CAP_SEM_OWE)) {
-                s->owed = 0;
-                while (owed > 0 && owe_locked(c, s, 0, owed > UINT32_MAX ? UINT32_MAX : (uint32_t)owed) == 0)
-                        owed -= owed > UINT32_MAX ? UINT32_MAX : owed;
-        }
         return 0;
 }
 

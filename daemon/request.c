@@ -256,22 +256,26 @@ static int reply_sem_handle(peer *p, const ipcb_msg *m, object *o, bool undo, ui
                             uint64_t nonce) {
         ipcb_msg r = reply_to(m);
         uint32_t slot = reclaim, seq = 0;
+        uint64_t owed = 0;
         int64_t h;
         int k;
 
         if (undo && (k = peer_watch_process(p)) < 0)
                 return k;
-        if (reclaim && (k = sem_slot_reclaim(o, reclaim, p->cred.uid, nonce, &seq)) < 0)
+        if (reclaim && (k = sem_slot_reclaim(o, reclaim, p->cred.uid, nonce, &seq, &owed)) < 0)
                 return k;
         if (undo && !reclaim && (k = sem_slot_alloc(o, p->cred.uid, &slot, &seq, &nonce)) < 0)
                 return k;
         h = peer_handle_add(p, o, IPCB_WA_READ_WRITE);
         if (h < 0) {
-                if (slot)
+                if (slot) {
                         sem_slot_release(o, slot);
+                        sem_take_owed(o, owed);
+                }
                 return (int)h;
         }
         peer_handle_get(p, (uint64_t)h)->sem_slot = slot;
+        peer_handle_get(p, (uint64_t)h)->owed = owed; /* a reclaimed slot owes what it owed */
         r.sem_reply.handle = (uint64_t)h;
         r.sem_reply.slot = slot;
         r.sem_reply.seq = seq;
@@ -365,6 +369,7 @@ static int do_sem_owe(peer *p, const ipcb_msg *m) {
         if (m->sem_owe.release && (k = sem_release_tokens(h->obj, m->sem_owe.release)) < 0)
                 return k;
         h->owed += m->sem_owe.owe;
+        store_undo_owed(h->obj, h->sem_slot, h->owed);
         r.sem_owe_reply.owed = h->owed;
         peer_reply(p, &r, NULL, 0);
         return 0;

@@ -297,7 +297,8 @@ void sem_take_owed(object *o, uint64_t n) {
                                 (unsigned long long)n);
 }
 
-int sem_slot_reclaim(object *o, uint32_t slot, uid_t uid, uint64_t nonce, uint32_t *ret_seq) {
+int sem_slot_reclaim(object *o, uint32_t slot, uid_t uid, uint64_t nonce, uint32_t *ret_seq,
+                     uint64_t *ret_owed) {
         sem_state *st = o->sem;
         ipcb_sem_page *pg;
         const sem_bind *b;
@@ -312,6 +313,7 @@ int sem_slot_reclaim(object *o, uint32_t slot, uid_t uid, uint64_t nonce, uint32
         if (!(pg = sem_page(o)))
                 return -ENOMEM;
         sem_bit_set(st->orphan, slot - 1, false);
+        *ret_owed = b->owed;
         st->bind[slot - 1] = (sem_bind){ 0 };
         /* The slot keeps its held tokens and any operation in flight: its
          * holder carries on from where it was. */
@@ -327,6 +329,8 @@ unsigned sem_settle_orphans(object *o) {
                         continue;
                 sem_bit_set(o->sem->orphan, i, false);
                 sem_slot_release(o, i + 1);
+                if (o->sem->bind) /* its holder did not come back: what it owed is taken */
+                        sem_take_owed(o, o->sem->bind[i].owed);
                 n++;
         }
         free(o->sem->bind);

@@ -18,6 +18,7 @@
 typedef struct sem_bind {
         uint64_t nonce; /* 0: nobody */
         uint32_t uid;
+        uint64_t owed;  /* what the slot's handle owed (SEM_OWE) */
 } sem_bind;
 
 /* Bitmaps of IPCB_SEM_SLOTS bits. */
@@ -91,7 +92,8 @@ void sem_slot_release(object *o, uint32_t slot);
 /* Give the reserved slot `slot` back to a reclaiming handle of uid that
  * shows nonce: 0 with *ret_seq, or -ESRCH if it is not reserved (any more)
  * or was not given to uid with that nonce (then it stays reserved). */
-int sem_slot_reclaim(object *o, uint32_t slot, uid_t uid, uint64_t nonce, uint32_t *ret_seq);
+int sem_slot_reclaim(object *o, uint32_t slot, uid_t uid, uint64_t nonce, uint32_t *ret_seq,
+                     uint64_t *ret_owed);
 /* Settle every slot still reserved since the restart.  Returns how many. */
 unsigned sem_settle_orphans(object *o);
 /* Wake every sleeper if any is registered. */

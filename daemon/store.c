@@ -98,6 +98,12 @@ typedef struct undo_ent {
 
 #define UNDO_BLOCK ((off_t)sizeof(undo_ent) * IPCB_SEM_SLOTS)
 
+/* The owe table: what the undo handle of slot k of the semaphore in
+ * catalog record i owes (SEM_OWE), a u64 at OWE_BLOCK * i + 8 * (k - 1).
+ * Counted only where the undo table vouches for the slot's holder. */
+#define OWE_NAME "ipcb-owe"
+#define OWE_BLOCK ((off_t)sizeof(uint64_t) * IPCB_SEM_SLOTS)
+
 typedef struct collected {
         int fd;
         unsigned seq; /* order passed: of equal names the first is taken */
@@ -109,7 +115,7 @@ static unsigned ncoll, coll_cap;
 static bool coll_sorted; /* by (name, seq): take() is a binary search */
 
 static bool enabled, frozen;
-static int cat_fd = -1, undo_fd = -1;
+static int cat_fd = -1, undo_fd = -1, owe_fd = -1;
 static uint8_t mac_key[16];
 static uint64_t nonce_ctr;
 static bool key_ready;
@@ -224,20 +230,36 @@ static int cat_write_hdr(void) {
         return pwrite(cat_fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) ? 0 : -EIO;
 }
 
-/* The undo table: made (and stored) with the catalog, sized with it. */
-static void undo_create(void) {
-        int fd = memfd_create("ipcbroker-undo", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+/* A table of one block per catalog record (the undo and owe tables): made
+ * (and stored) with the catalog, sized with it.  -1 if it cannot be. */
+static int table_create(const char *name, off_t block) {
+        int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
-        if (fd < 0 || ftruncate(fd, UNDO_BLOCK * cat_nrecs) < 0) {
-                log_warn("fd store: cannot make the undo table: %m; undo slots held at a "
-                         "restart will not be reclaimable");
+        if (fd < 0 || ftruncate(fd, block * cat_nrecs) < 0) {
+                log_warn("fd store: cannot make the table %s: %m; undo slots held at a "
+                         "restart will not be reclaimable, or what they owe is forgotten", name);
                 if (fd >= 0)
                         close(fd);
-                return;
+                return -1;
         }
         (void)fchmod(fd, 0600);
-        undo_fd = fd;
-        notify_store(undo_fd, UNDO_NAME);
+        notify_store(fd, name);
+        return fd;
+}
+
+static void tables_create(void) {
+        undo_fd = table_create(UNDO_NAME, UNDO_BLOCK);
+        owe_fd = table_create(OWE_NAME, OWE_BLOCK);
+}
+
+/* Free catalog record i's blocks in the tables (sparse memfds). */
+static void tables_punch(uint32_t i) {
+        if (undo_fd >= 0)
+                (void)fallocate(undo_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, UNDO_BLOCK * i,
+                                UNDO_BLOCK);
+        if (owe_fd >= 0)
+                (void)fallocate(owe_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, OWE_BLOCK * i,
+                                OWE_BLOCK);
 }
 
 static off_t rec_off(uint32_t i) {
@@ -261,8 +283,9 @@ static int cat_grow(void) {
         if (ftruncate(cat_fd, rec_off(n)) < 0)
                 return -errno;
         /* Sparse: only the blocks of semaphores with undo handles take memory. */
-        if (undo_fd >= 0 && ftruncate(undo_fd, UNDO_BLOCK * n) < 0)
-                log_warn("fd store: cannot grow the undo table: %m");
+        if ((undo_fd >= 0 && ftruncate(undo_fd, UNDO_BLOCK * n) < 0) ||
+            (owe_fd >= 0 && ftruncate(owe_fd, OWE_BLOCK * n) < 0))
+                log_warn("fd store: cannot grow the undo tables: %m");
         for (uint32_t i = n; i > cat_nrecs; i--)
                 free_stack[nfree++] = i - 1;
         cat_nrecs = n;
@@ -282,7 +305,7 @@ static int cat_create(void) {
         if (k < 0)
                 return k;
         notify_store(cat_fd, CAT_NAME);
-        undo_create();
+        tables_create();
         return 0;
 }
 
@@ -360,9 +383,8 @@ void store_object_removed(object *o) {
         if (cat_fd < 0 || !o->store_slot || frozen)
                 return;
         cat_clear(o->store_slot - 1);
-        if (o->kind == IPCB_KIND_SEM && undo_fd >= 0)
-                (void)fallocate(undo_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                                UNDO_BLOCK * (o->store_slot - 1), UNDO_BLOCK);
+        if (o->kind == IPCB_KIND_SEM)
+                tables_punch(o->store_slot - 1);
         fdname(name, sizeof(name), 'o', o->store_slot);
         notify_remove(name);
         if (o->lock_fd >= 0) {
@@ -386,6 +408,7 @@ void store_undo_bind(const object *o, uint32_t slot, uid_t uid, uint64_t nonce) 
 
         if (undo_fd >= 0 && o->store_slot && slot >= 1 && slot <= IPCB_SEM_SLOTS)
                 undo_put(o, slot, &e);
+        store_undo_owed(o, slot, 0);
 }
 
 void store_undo_unbind(const object *o, uint32_t slot) {
@@ -393,6 +416,18 @@ void store_undo_unbind(const object *o, uint32_t slot) {
 
         if (undo_fd >= 0 && o->store_slot && !frozen && slot >= 1 && slot <= IPCB_SEM_SLOTS)
                 undo_put(o, slot, &e);
+        if (!frozen)
+                store_undo_owed(o, slot, 0);
+}
+
+void store_undo_owed(const object *o, uint32_t slot, uint64_t owed) {
+        off_t off = OWE_BLOCK * (o->store_slot - 1) + (off_t)sizeof(owed) * (slot - 1);
+
+        if (owe_fd < 0 || !o->store_slot || slot < 1 || slot > IPCB_SEM_SLOTS)
+                return;
+        if (pwrite(owe_fd, &owed, sizeof(owed), off) != (ssize_t)sizeof(owed))
+                log_warn("fd store: cannot record what undo slot %u of '%s' owes: %m", (unsigned)slot,
+                         o->name);
 }
 
 uint64_t store_lock_nonce(const object *o, uint32_t token, uid_t uid) {
@@ -415,6 +450,7 @@ unsigned store_restored_count(void) {
 
 bool store_owns_name(const char *name) {
         return strcmp(name, CAT_NAME) == 0 || strcmp(name, UNDO_NAME) == 0 ||
+               strcmp(name, OWE_NAME) == 0 ||
                strncmp(name, "ipcb-o-", 7) == 0 ||
                strncmp(name, "ipcb-l-", 7) == 0;
 }
@@ -523,23 +559,36 @@ static const char *map_page(int fd, void **ret) {
 /* Who held the reserved slots of the semaphore in catalog record idx: the
  * undo table's entries that check out for this object.  A slot without one
  * can be reclaimed by nobody and is settled when the grace period ends. */
-static void adopt_bindings(object *o, uint32_t idx) {
+static unsigned adopt_bindings(object *o, uint32_t idx) {
         sem_state *st = o->sem;
+        uint64_t owed[IPCB_SEM_SLOTS] = { 0 };
+        unsigned owing = 0;
         undo_ent *ents;
         ssize_t n;
 
         if (undo_fd < 0 || !(ents = calloc(IPCB_SEM_SLOTS, sizeof(*ents))))
-                return;
+                return 0;
+        if (owe_fd < 0 || pread(owe_fd, owed, sizeof(owed), OWE_BLOCK * idx) != (ssize_t)sizeof(owed))
+                memset(owed, 0, sizeof(owed));
         n = pread(undo_fd, ents, (size_t)UNDO_BLOCK, UNDO_BLOCK * idx);
         if (n == (ssize_t)UNDO_BLOCK && (st->bind = calloc(IPCB_SEM_SLOTS, sizeof(*st->bind))))
                 for (uint32_t i = 0; i < IPCB_SEM_SLOTS; i++) {
                         const undo_ent *e = &ents[i];
-                        if (!sem_bit(st->orphan, i) || e->nonce == 0 ||
-                            e->check != undo_check(o, i + 1, e->nonce, e->uid))
+                        if (e->nonce == 0 || e->check != undo_check(o, i + 1, e->nonce, e->uid))
                                 continue;
-                        st->bind[i] = (sem_bind){ .nonce = e->nonce, .uid = e->uid };
+                        /* A slot that holds nothing but owes is its holder's too. */
+                        if (!sem_bit(st->orphan, i) && owed[i] > 0) {
+                                sem_bit_set(st->slot_used, i, true);
+                                sem_bit_set(st->orphan, i, true);
+                                st->slots_used++;
+                                owing++;
+                        }
+                        if (sem_bit(st->orphan, i))
+                                st->bind[i] = (sem_bind){ .nonce = e->nonce, .uid = e->uid,
+                                                          .owed = owed[i] };
                 }
         free(ents);
+        return owing;
 }
 
 /* A restored semaphore: no undo handle's connection survives a restart, but
@@ -584,8 +633,7 @@ static const char *adopt_sem(object *o, const cat_rec *r, uint32_t idx, int fd,
                 st->slots_used++;
                 ++*ret_returned;
         }
-        if (*ret_returned)
-                adopt_bindings(o, idx);
+        *ret_returned += adopt_bindings(o, idx); /* (and reserves slots that only owe) */
         /* On a page written over, a slot's word means nothing: a slot whose
          * holder the undo table does not vouch for is not reserved, and the
          * garbage it shows is not taken for tokens. */
@@ -728,23 +776,25 @@ static const char *restore_one(uint32_t i, const cat_rec *r, unsigned *ret_token
         return NULL;
 }
 
-/* The stored undo table, checked, or a new one. */
-static void undo_adopt(void) {
-        int fd = take(UNDO_NAME);
+/* A stored table, checked, or a new one (a broker that made none: a new,
+ * empty one). */
+static int table_adopt(const char *name, off_t block) {
+        int fd = take(name);
         struct stat st;
 
         if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_GET_SEALS) < 0 ||
                         (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDWR ||
-                        (st.st_size < UNDO_BLOCK * cat_nrecs &&
-                         ftruncate(fd, UNDO_BLOCK * cat_nrecs) < 0))) {
-                log_warn("fd store: undo table is not a usable memfd; dropping it");
-                drop_fd(fd, UNDO_NAME);
+                        (st.st_size < block * cat_nrecs && ftruncate(fd, block * cat_nrecs) < 0))) {
+                log_warn("fd store: %s is not a usable memfd; dropping it", name);
+                drop_fd(fd, name);
                 fd = -1;
         }
-        if (fd >= 0)
-                undo_fd = fd;
-        else
-                undo_create();
+        return fd >= 0 ? fd : table_create(name, block);
+}
+
+static void tables_adopt(void) {
+        undo_fd = table_adopt(UNDO_NAME, UNDO_BLOCK);
+        owe_fd = table_adopt(OWE_NAME, OWE_BLOCK);
 }
 
 /* Restore from the collected catalog; false if the catalog is unusable. */
@@ -784,7 +834,7 @@ static bool restore_catalog(int fd) {
                 if (cat_write_hdr() < 0)
                         log_warn("fd store: cannot write the catalog header: %m");
         }
-        undo_adopt();
+        tables_adopt();
         for (uint32_t i = cat_nrecs; i > 0; i--) {
                 uint32_t idx = i - 1;
                 unsigned t = 0;
@@ -794,9 +844,8 @@ static bool restore_catalog(int fd) {
                 }
                 r.name[IPCB_NAME_MAX] = '\0';
                 why = r.magic != REC_MAGIC ? "bad record magic" : restore_one(idx, &r, &t);
-                if (why && undo_fd >= 0)
-                        (void)fallocate(undo_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                                        UNDO_BLOCK * idx, UNDO_BLOCK);
+                if (why)
+                        tables_punch(idx);
                 if (why) {
                         char name[32];
                         log_warn("fd store: dropping stored object %u ('%.*s'): %s", (unsigned)idx + 1,
@@ -929,6 +978,10 @@ void store_stop(void) {
         if (undo_fd >= 0) {
                 close(undo_fd);
                 undo_fd = -1;
+        }
+        if (owe_fd >= 0) {
+                close(owe_fd);
+                owe_fd = -1;
         }
         free(free_stack);
         free_stack = NULL;

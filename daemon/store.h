@@ -48,6 +48,9 @@ uint64_t store_nonce(uint64_t a, uint64_t b);
  * next broker lets only that uid, showing that nonce, reclaim it. */
 void store_undo_bind(const object *o, uint32_t slot, uid_t uid, uint64_t nonce);
 void store_undo_unbind(const object *o, uint32_t slot);
+/* What the undo handle of slot now owes (SEM_OWE), for a restarted broker
+ * (the owe table; zeroed by store_undo_bind and store_undo_unbind). */
+void store_undo_owed(const object *o, uint32_t slot, uint64_t owed);
 /* The secret of lock token `token` of segment o given to uid: what a
  * RECLAIM of the token after a restart must show (no state: a MAC). */
 uint64_t store_lock_nonce(const object *o, uint32_t token, uid_t uid);

@@ -295,6 +295,92 @@ STORE_TEST(owed_tokens_survive_restart) {
         stop_idle();
 }
 
+/* This process's connected socket to the broker (the first found). */
+static int broker_socket(void) {
+        for (int fd = 3; fd < 1024; fd++) {
+                struct sockaddr_un a;
+                socklen_t len = sizeof(a);
+                if (getpeername(fd, (struct sockaddr *)&a, &len) == 0 && a.sun_family == AF_UNIX &&
+                    strcmp(a.sun_path, sock) == 0)
+                        return fd;
+        }
+        return -1;
+}
+
+static unsigned sem_value_of(ipcb_client *c, const char *name) {
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
+
+        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SEM, name, &info), 0);
+        return info.sem_value;
+}
+
+/* The connection was lost (the broker settled the handle, taking what it
+ * owed), then the broker restarted: the reconnected handle must not owe it
+ * again. */
+STORE_TEST(owed_tokens_not_taken_twice) {
+        ipcb_client *c, *c2;
+        ipcb_sem *s, *u;
+
+        start(NULL, NULL, 0, NULL);
+        cr_assert_eq(ipcb_connect(sock, &c), 0);
+        cr_assert_eq(ipcb_connect(sock, &c2), 0);
+        s = mksem(c2, "twice", 0, IPCB_SEM_PERSISTENT);
+        cr_assert_eq(ipcb_sem_open(c, "twice", IPCB_SEM_UNDO, &u), 0);
+        cr_assert_eq(ipcb_sem_release_undo(u, 3), 0);
+        cr_assert_eq(ipcb_sem_release(s, 2), 0);
+        cr_assert_eq(shutdown(broker_socket(), SHUT_RDWR), 0); /* c's connection (the first) */
+        for (int i = 0; i < 500 && sem_value_of(c2, "twice") != 2; i++)
+                usleep(10000);
+        cr_assert_eq(sem_value_of(c2, "twice"), 2, "the hang-up did not take what was owed");
+        ipcb_disconnect(c2);
+        cr_assert_eq(ipcb_sync(c), 0);
+        stop();
+        start(NULL, NULL, 0, NULL);
+        cr_assert_eq(ipcb_connect(sock, &c2), 0);
+        cr_assert_eq(ipcb_sem_release_undo(u, 0), 0); /* reconnects */
+        cr_assert_eq(ipcb_sem_owed(u), 0);
+        cr_assert_eq(ipcb_sem_close(u), 0);
+        cr_assert_eq(ipcb_sync(c), 0);
+        usleep(1500 * 1000); /* past the grace period */
+        cr_assert_eq(sem_value_of(c2, "twice"), 2, "owed tokens taken twice");
+        cr_assert_eq(ipcb_sem_close(s), 0);
+        cr_assert_eq(ipcb_sem_unlink(c2, "twice"), 0);
+        cr_assert_eq(ipcb_sync(c2), 0);
+        fakemgr_pump_until(&m, no_objects_stored, NULL, 5000);
+        ipcb_disconnect(c2);
+        ipcb_disconnect(c);
+        stop_idle();
+}
+
+/* A holder that does not come back within the grace period: what it owed
+ * is taken when the period ends, as its held tokens are given back. */
+STORE_TEST(owed_tokens_of_a_silent_holder_taken_at_grace_end) {
+        ipcb_client *c, *c2;
+        ipcb_sem *s, *u;
+
+        start(NULL, NULL, 0, NULL);
+        cr_assert_eq(ipcb_connect(sock, &c), 0);
+        s = mksem(c, "silent", 1, IPCB_SEM_PERSISTENT);
+        cr_assert_eq(ipcb_sem_open(c, "silent", IPCB_SEM_UNDO, &u), 0);
+        cr_assert_eq(ipcb_sem_release_undo(u, 2), 0);
+        cr_assert_eq(ipcb_sem_value(s), 3);
+        cr_assert_eq(ipcb_sync(c), 0);
+        stop();
+        start(NULL, NULL, 0, NULL);
+        cr_assert_eq(ipcb_connect(sock, &c2), 0);
+        cr_assert_eq(sem_value_of(c2, "silent"), 3, "taken before the grace period ended");
+        usleep(1500 * 1000);
+        cr_assert_eq(sem_value_of(c2, "silent"), 1, "what the silent holder owed was not taken");
+        cr_assert_eq(ipcb_sem_close(u), 0);
+        cr_assert_eq(ipcb_sem_close(s), 0);
+        cr_assert_eq(ipcb_sem_unlink(c2, "silent"), 0);
+        cr_assert_eq(ipcb_sync(c2), 0);
+        fakemgr_pump_until(&m, no_objects_stored, NULL, 5000);
+        ipcb_disconnect(c2);
+        ipcb_disconnect(c);
+        stop_idle();
+}
+
 /* A transient object nobody re-opens is destroyed after the grace period. */
 STORE_TEST(transient_without_holder_expires) {
         ipcb_client *c;
