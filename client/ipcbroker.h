@@ -573,8 +573,9 @@ IPCB_EXPORT int ipcb_sem_held(ipcb_sem *s);
  * ipcb_sem_release (they are given back; userspace atomics); beyond them
  * the broker adds all n to the count and records n owed by s (one round
  * trip).  When s goes (closed, its process dies, its connection ends) the
- * broker gives back what it holds, then takes what it owes from the count,
- * never below 0; of one process's handles all give back before any takes.
+ * broker adds what it holds less what it owes to the count, clamped to
+ * [0, maximum] once (for one process's handles, summed first), as the
+ * kernel applies semadj.
  * All or nothing: -EOVERFLOW (past the maximum) changes nothing.  What s
  * owes survives a broker restart with its undo slot (docs/semaphores.md).
  * Errors: -EINVAL (NULL, a plain handle), -EOVERFLOW, -EBUSY/-ECHILD

@@ -149,12 +149,13 @@ handle_slot *peer_handle_get(peer *p, uint64_t id) {
         return s->obj && s->gen == gen ? s : NULL;
 }
 
-/* Give back what a handle holds on the object's shared page: undo tokens
- * and the lock, and wake whoever its process may have left asleep.  Done once: when the handle is released or when its process
- * has exited, whichever comes first. */
+/* Give back what a handle holds on the object's shared page, undo tokens
+ * (less what it owes: SEM_OWE) and the lock, and wake whoever its process
+ * may have left asleep.  Done once: when the handle is released or when
+ * its process has exited, whichever comes first. */
 static void handle_settle(handle_slot *s) {
-        if (s->sem_slot)
-                sem_slot_release(s->obj, s->sem_slot);
+        if (s->sem_slot || s->owed)
+                sem_slot_release(s->obj, s->sem_slot, s->owed);
         /* Its process may have died between a release and the wake-up that
          * should follow it: wake the sleepers on its behalf.  A spurious
          * wake-up only costs a sleeper one more look. */
@@ -163,26 +164,55 @@ static void handle_settle(handle_slot *s) {
         if (s->lock_token)
                 lock_token_release(s->obj, s->lock_token);
         s->sem_slot = 0;
+        s->owed = 0;
         s->lock_token = 0;
 }
 
-/* What an undo handle owes (SEM_OWE) is taken back after what it holds is
- * given back, and a process's handles all give back before any takes: the
- * count ends where the kernel's semadj would put it, clamped once at 0
- * rather than at every handle. */
-static void handle_settle_owed(handle_slot *s) {
-        sem_take_owed(s->obj, s->owed);
-        s->owed = 0;
+typedef struct settle_sum {
+        object *o;
+        uint64_t give, take;
+} settle_sum;
+
+static int settle_sum_cmp(const void *a, const void *b) {
+        uintptr_t x = (uintptr_t)((const settle_sum *)a)->o, y = (uintptr_t)((const settle_sum *)b)->o;
+        return x < y ? -1 : x > y;
 }
 
-/* Every handle of p: first each gives back, then each takes back. */
+/* Every handle of p.  What its undo handles hold and owe is summed per
+ * semaphore and settled in one step each, count + held - owed clamped to
+ * [0, max] once, as the kernel applies a process's semadj; then each
+ * handle settles the rest (locks, wake-ups).  Sorted, not searched: a
+ * connection may hold thousands of handles. */
 static void peer_settle_all(peer *p) {
+        settle_sum *v = NULL;
+        size_t n = 0, m = 0;
+
+        for (uint32_t i = 0; i < p->nslots; i++)
+                n += p->slots[i].obj && (p->slots[i].sem_slot || p->slots[i].owed);
+        if (n && (v = malloc(n * sizeof(*v)))) {
+                for (uint32_t i = 0; i < p->nslots; i++) {
+                        handle_slot *s = &p->slots[i];
+                        if (!s->obj || !(s->sem_slot || s->owed))
+                                continue;
+                        v[m++] = (settle_sum){ s->obj, sem_slot_free(s->obj, s->sem_slot), s->owed };
+                        s->sem_slot = 0;
+                        s->owed = 0;
+                }
+                qsort(v, m, sizeof(*v), settle_sum_cmp);
+                for (size_t i = 0, j; i < m; i = j) {
+                        uint64_t give = 0, take = 0;
+                        for (j = i; j < m && v[j].o == v[i].o; j++) {
+                                give += v[j].give;
+                                take = UINT64_MAX - take < v[j].take ? UINT64_MAX : take + v[j].take;
+                        }
+                        sem_settle_tokens(v[i].o, give, take);
+                }
+                free(v);
+        }
+        /* (out of memory: each handle on its own) */
         for (uint32_t i = 0; i < p->nslots; i++)
                 if (p->slots[i].obj)
                         handle_settle(&p->slots[i]);
-        for (uint32_t i = 0; i < p->nslots; i++)
-                if (p->slots[i].obj && p->slots[i].owed)
-                        handle_settle_owed(&p->slots[i]);
 }
 
 static void handle_slot_release(peer *p, uint32_t i) {
@@ -191,8 +221,6 @@ static void handle_slot_release(peer *p, uint32_t i) {
         uint32_t access = s->access;
 
         handle_settle(s);
-        if (s->owed)
-                handle_settle_owed(s);
         if (o->poll)
                 sempoll_handle_released(o, p, (uint64_t)s->gen << 32 | (i + 1));
         /* What a writer grew the segment by is charged before it may go. */

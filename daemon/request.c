@@ -268,10 +268,8 @@ static int reply_sem_handle(peer *p, const ipcb_msg *m, object *o, bool undo, ui
                 return k;
         h = peer_handle_add(p, o, IPCB_WA_READ_WRITE);
         if (h < 0) {
-                if (slot) {
-                        sem_slot_release(o, slot);
-                        sem_take_owed(o, owed);
-                }
+                if (slot)
+                        sem_slot_release(o, slot, owed);
                 return (int)h;
         }
         peer_handle_get(p, (uint64_t)h)->sem_slot = slot;

@@ -204,19 +204,41 @@ static uint32_t slot_settle(ipcb_sem_page *pg, uint32_t i, uint32_t *ret_seq) {
         return 0;
 }
 
-void sem_slot_release(object *o, uint32_t slot) {
+/* Give `give` tokens to W's count and take `take` from it in one CAS:
+ * count + give - take, clamped to [0, max] once, as the kernel clamps
+ * semadj at exit (exact: -EOVERFLOW instead, W unchanged, past max).  It
+ * helps W's last undo operation first, as everyone who replaces it must;
+ * the new W names none.  -EAGAIN if W keeps changing (a scribbled page). */
+static int word_change(ipcb_sem_page *pg, uint64_t give, uint64_t take, uint32_t max, bool exact) {
+        for (int tries = 0; tries < CAS_TRIES; tries++) {
+                uint64_t wv = atomic_load(&pg->word);
+                ipcb_w w = ipcb_w_unpack(wv);
+                uint64_t up = (uint64_t)w.count + give;
+
+                ipcb_sem_help(pg, w);
+                if (exact && up > max)
+                        return -EOVERFLOW;
+                up = up > take ? up - take : 0;
+                if (atomic_compare_exchange_strong(&pg->word, &wv,
+                                                   ipcb_w_pack((ipcb_w){ .count = (uint32_t)(up > max ? max : up) })))
+                        return 0;
+        }
+        return -EAGAIN;
+}
+
+uint32_t sem_slot_free(object *o, uint32_t slot) {
         sem_state *st = o->sem;
         ipcb_sem_page *pg;
         uint32_t i = slot - 1, held, seq;
 
         if (slot == 0 || slot > IPCB_SEM_SLOTS || !sem_bit(st->slot_used, i))
-                return;
+                return 0;
         if (store_frozen()) {
                 /* Shutting down with the fd store: the holder is alive and
                  * the next broker settles the slot (store.c). */
                 sem_bit_set(st->slot_used, i, false);
                 st->slots_used--;
-                return;
+                return 0;
         }
         if (!(pg = sem_page(o))) {
                 /* Only if mmap fails (out of memory): the tokens stay held. */
@@ -225,54 +247,37 @@ void sem_slot_release(object *o, uint32_t slot) {
                 sem_bit_set(st->slot_used, i, false);
                 st->slots_used--;
                 store_undo_unbind(o, slot);
-                return;
+                return 0;
         }
         held = slot_settle(pg, i, &seq);
-        if (held > st->max)
-                held = st->max;
-        if (held > 0) {
-                int tries;
-                for (tries = 0; tries < CAS_TRIES; tries++) {
-                        uint64_t wv = atomic_load(&pg->word);
-                        ipcb_w w = ipcb_w_unpack(wv);
-                        /* We replace W.last, so we help it first, like anyone. */
-                        ipcb_sem_help(pg, w);
-                        uint32_t count = w.count + held > st->max ? st->max : w.count + held;
-                        if (atomic_compare_exchange_strong(&pg->word, &wv,
-                                                           ipcb_w_pack((ipcb_w){ .count = count })))
-                                break;
-                }
-                if (tries == CAS_TRIES)
-                        log_client_warn("semaphore '%s': state word keeps changing; %u tokens not returned",
-                                 o->name, held);
-                else
-                        watch_emit(o, IPCB_WE_OWNER_DIED);
-        }
+        /* W may still name the slot's last operation, committed now: a
+         * helper finds it committed (or, once the slot is given again, at
+         * another seq) and leaves it, and sem_settle_tokens replaces it. */
         atomic_store(&pg->slot[i], ipcb_slot_pack((ipcb_slotw){ .seq = seq }));
         sem_bit_set(st->slot_used, i, false);
         st->slots_used--;
         store_undo_unbind(o, slot);
+        return held > st->max ? st->max : held;
 }
 
-/* Add n to W's count (add), or take n from it, never below 0, after
- * helping W's last undo operation (as everyone who replaces it must);
- * the new W names no last operation.  -EOVERFLOW (W unchanged) if adding
- * would pass max; -EAGAIN if W keeps changing (a page scribbled on). */
-static int word_add(ipcb_sem_page *pg, bool add, uint64_t n, uint32_t max) {
-        for (int tries = 0; tries < CAS_TRIES; tries++) {
-                uint64_t wv = atomic_load(&pg->word);
-                ipcb_w w = ipcb_w_unpack(wv);
-                uint64_t count;
+void sem_settle_tokens(object *o, uint64_t give, uint64_t take) {
+        ipcb_sem_page *pg;
+        int k;
 
-                ipcb_sem_help(pg, w);
-                if (add && (uint64_t)w.count + n > max)
-                        return -EOVERFLOW;
-                count = add ? w.count + n : w.count > n ? w.count - n : 0;
-                if (atomic_compare_exchange_strong(&pg->word, &wv,
-                                                   ipcb_w_pack((ipcb_w){ .count = (uint32_t)count })))
-                        return 0;
+        if ((give == 0 && take == 0) || store_frozen())
+                return;
+        if (!(pg = sem_page(o)) || (k = word_change(pg, give, take, o->sem->max, false)) < 0) {
+                log_client_warn("semaphore '%s': state word keeps changing; %llu tokens not given "
+                                "back, %llu not taken back", o->name, (unsigned long long)give,
+                                (unsigned long long)take);
+                return;
         }
-        return -EAGAIN;
+        if (give > 0)
+                watch_emit(o, IPCB_WE_OWNER_DIED);
+}
+
+void sem_slot_release(object *o, uint32_t slot, uint64_t owed) {
+        sem_settle_tokens(o, sem_slot_free(o, slot), owed);
 }
 
 int sem_release_tokens(object *o, uint32_t n) {
@@ -281,21 +286,12 @@ int sem_release_tokens(object *o, uint32_t n) {
 
         if (!pg)
                 return -ENOMEM;
-        k = word_add(pg, true, n, o->sem->max);
+        k = word_change(pg, n, 0, o->sem->max, true);
         if (k == 0)
                 sem_wake_sleepers(o);
         return k;
 }
 
-void sem_take_owed(object *o, uint64_t n) {
-        ipcb_sem_page *pg;
-
-        if (n == 0 || store_frozen()) /* shutting down: the holder tells the next broker */
-                return;
-        if (!(pg = sem_page(o)) || word_add(pg, false, n, 0) < 0)
-                log_client_warn("semaphore '%s': %llu owed tokens not taken back", o->name,
-                                (unsigned long long)n);
-}
 
 int sem_slot_reclaim(object *o, uint32_t slot, uid_t uid, uint64_t nonce, uint32_t *ret_seq,
                      uint64_t *ret_owed) {
@@ -328,9 +324,8 @@ unsigned sem_settle_orphans(object *o) {
                 if (!sem_bit(o->sem->orphan, i))
                         continue;
                 sem_bit_set(o->sem->orphan, i, false);
-                sem_slot_release(o, i + 1);
-                if (o->sem->bind) /* its holder did not come back: what it owed is taken */
-                        sem_take_owed(o, o->sem->bind[i].owed);
+                /* its holder did not come back: what it owed is taken too */
+                sem_slot_release(o, i + 1, o->sem->bind ? o->sem->bind[i].owed : 0);
                 n++;
         }
         free(o->sem->bind);

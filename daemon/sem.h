@@ -76,19 +76,26 @@ bool sem_page_restore(ipcb_sem_page *pg, uint32_t max);
  * -EOVERFLOW past the maximum (nothing changes), -EAGAIN if the word keeps
  * changing, -ENOMEM if the page cannot be mapped. */
 int sem_release_tokens(object *o, uint32_t n);
-/* Take back n tokens an undo handle owed (it is gone): the count goes down
- * by n, never below 0.  Not while shutting down with the fd store: the
- * holder is alive and tells the next broker what it owes. */
-void sem_take_owed(object *o, uint64_t n);
 /* Assign a free undo slot to a handle of uid: *ret_slot is index + 1,
  * *ret_seq the slot's next sequence number, *ret_nonce the secret that
  * proves holding it (recorded in the fd store).  -EUSERS when all
  * IPCB_SEM_SLOTS are taken. */
 int sem_slot_alloc(object *o, uid_t uid, uint32_t *ret_slot, uint32_t *ret_seq, uint64_t *ret_nonce);
-/* The undo handle of `slot` is gone (closed, or its process died): settle
- * its last operation, return the tokens it held, free the slot.  The
+/* The undo handle of `slot` is gone (closed, its process died): settle
+ * its last operation and free the slot (sem_slot_free), then give back
+ * what it held and take what it owed in one CAS (sem_settle_tokens).  The
  * caller wakes the sleepers (sem_wake_sleepers). */
-void sem_slot_release(object *o, uint32_t slot);
+void sem_slot_release(object *o, uint32_t slot, uint64_t owed);
+/* Settle slot's last operation as the helping rule says, reset and free the
+ * slot, and return the tokens it held, the count unchanged (0, touching
+ * nothing on the page, while shutting down with the fd store: the holder
+ * lives on and the next broker settles it). */
+uint32_t sem_slot_free(object *o, uint32_t slot);
+/* The count becomes count + give - take, clamped to [0, max] once (as the
+ * kernel applies semadj at exit), in one CAS on W after helping its last
+ * undo operation; OWNER_DIED is announced if anything was given back.
+ * Nothing while shutting down with the fd store. */
+void sem_settle_tokens(object *o, uint64_t give, uint64_t take);
 /* Give the reserved slot `slot` back to a reclaiming handle of uid that
  * shows nonce: 0 with *ret_seq, or -ESRCH if it is not reserved (any more)
  * or was not given to uid with that nonce (then it stays reserved). */

@@ -3,7 +3,7 @@
  * that owes back what it did not hold (System V's semop(+n, SEM_UNDO)),
  * against a real ipcbrokerd: within and beyond the tokens held, what is
  * taken back on close, on kill -9 and on hang-up, the order of a process's
- * handles (all give back before any takes), the count never below 0, all
+ * handles (netted per semaphore, clamped once), the count never below 0, all
  * or nothing at the maximum, refusals (plain handles, forked children, raw
  * requests from a hostile peer), and that waiters are woken.  Every test
  * runs in the harness fixture: both fd counts back, clean daemon exit. */
@@ -385,4 +385,22 @@ CHECKED_TEST(not_owed_twice_after_a_lost_connection) {
         cr_assert_eq(ipcb_sem_value(s), 2, "owed tokens taken twice");
         cr_assert_eq(ipcb_sem_close(s), 0);
         cr_assert_eq(ipcb_sem_unlink(c, "lost"), 0);
+}
+
+/* What a handle holds and owes is netted before the count is clamped: at
+ * the maximum, giving back first and clamping would lose what is owed
+ * against it.  max 2, count 1: hold 1 (count 0), give 2 owing them (count
+ * 2; held 1, owed 2: semadj -1).  The kernel ends at 2 - 1 = 1. */
+CHECKED_TEST(netted_before_clamping_at_the_maximum) {
+        ipcb_sem *s = create_ok("netmax", 1, 2), *u = open_ok(c, "netmax", IPCB_SEM_UNDO);
+
+        cr_assert_eq(ipcb_sem_acquire(u), 0);
+        cr_assert_eq(ipcb_sem_release_undo(u, 2), 0);
+        cr_assert_eq(ipcb_sem_value(s), 2);
+        cr_assert_eq(ipcb_sem_held(u), 1);
+        cr_assert_eq(ipcb_sem_owed(u), 2);
+        cr_assert_eq(ipcb_sem_close(u), 0);
+        cr_assert_eq(ipcb_sync(c), 0);
+        cr_assert_eq(ipcb_sem_value(s), 1, "clamped at the maximum before the debt was taken");
+        cr_assert_eq(ipcb_sem_close(s), 0);
 }
