@@ -874,6 +874,8 @@ int ipcb_shm_open_fd(ipcb_client *c, const char *name, int access, const ipcb_op
             st.st_size < 0 || (uint64_t)st.st_size < reply.shm_reply.size) {
                 if (fd >= 0)
                         close(fd);
+                if (reply.shm_reply.handle != 0) /* a broker that made one anyway */
+                        (void)ipcb__client_release_handle(c, reply.shm_reply.handle);
                 return -EPROTO;
         }
         *ret_fd = fd;

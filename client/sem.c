@@ -34,7 +34,7 @@ struct ipcb_sem {
         atomic_uint busy;          /* claimed by exchange by everyone else */
         uint32_t epoch;      /* page->epoch when the slot was given (undo) */
         uint64_t nonce;      /* proves the slot is ours to a restarted broker (undo) */
-        uint64_t owed;       /* what the broker last said this undo handle owes (SEM_OWE) */
+        _Atomic uint64_t owed; /* what the broker last said this undo handle owes (SEM_OWE) */
         ipcb_handle_info info; /* owner, group, mode at the open */
         /* Polling (ipcb_sem_get_fd): this handle's epoll set, and the
          * semaphore's notify eventfd that releases signal while the page
@@ -446,7 +446,7 @@ static int owe_locked(ipcb_client *c, ipcb_sem *s, uint32_t release, uint32_t ow
         req.sem_owe.owe = owe;
         r = ipcb__client_call_once(c, &req, buf, &reply, NULL);
         if (r == 0)
-                s->owed = reply.sem_owe_reply.owed;
+                atomic_store(&s->owed, reply.sem_owe_reply.owed);
         return r;
 }
 
@@ -468,7 +468,7 @@ static int reopen_undo(ipcb_client *c, ipcb_sem *s) {
                 /* Our slot was settled, what it owed taken: by the broker
                  * when our connection ended, or by a restarted one when its
                  * grace period did.  The new slot owes nothing. */
-                s->owed = 0;
+                atomic_store(&s->owed, 0);
                 r = ipcb__client_reopen(c, &s->obj, buf, &reply, &fd, 0, 0, 0);
         }
         if (r < 0)
@@ -484,6 +484,8 @@ static int reopen_undo(ipcb_client *c, ipcb_sem *s) {
         s->seq = reply.sem_reply.seq & SEQ_MASK;
         s->nonce = reply.sem_reply.nonce;
         s->epoch = atomic_load(&s->page->epoch);
+        if (!(c->caps & IPCB_CAP_SEM_OWE)) /* an older broker: it kept no debt */
+                atomic_store(&s->owed, 0);
         return 0;
 }
 
@@ -654,9 +656,11 @@ int ipcb_sem_release_undo(ipcb_sem *s, unsigned n) {
                 r = undo_op(s, (int)n, held - n, -1, NULL);
         else {
                 /* Beyond: the broker releases all n and records them as
-                 * owed, so that a crash between the two cannot happen. */
+                 * owed, so that a crash between the two cannot happen.  On
+                 * the handle's own connection: re-open it first if a
+                 * reconnect left it behind (it was busy then). */
                 c = s->client;
-                if ((r = ipcb__client_lock(c)) == 0) {
+                if ((r = sem_revive(s)) == 0 && (r = ipcb__client_lock(c)) == 0) {
                         if (!(c->caps & IPCB_CAP_SEM_OWE))
                                 r = -EOPNOTSUPP;
                         else if (c->dead || c->disconnected || s->obj.orphan ||
@@ -672,7 +676,7 @@ int ipcb_sem_release_undo(ipcb_sem *s, unsigned n) {
 }
 
 uint64_t ipcb_sem_owed(const ipcb_sem *s) {
-        return s && s->slot ? s->owed : 0;
+        return s && s->slot ? atomic_load((_Atomic uint64_t *)&s->owed) : 0;
 }
 
 int ipcb_sem_value(ipcb_sem *s) {
