@@ -222,7 +222,7 @@ NAMES_TEST(names, squatter_precreates_service_name) {
         req.shm_open.owner = UID_B;
         cr_assert_eq(raw_call(fd, &req, buf, &rep, NULL), -EINVAL);
         req.shm_open.owner = 0;
-        req.shm_open.flags = 0x40;
+        req.shm_open.flags = 0x80; /* a flag SHM_OPEN does not know */
         cr_assert_eq(raw_call(fd, &req, buf, &rep, NULL), -EINVAL);
         req.shm_open.flags = 0;
         req.shm_open.token = 1;
