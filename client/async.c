@@ -354,20 +354,14 @@ int ipcb_shm_create_async(ipcb_client *c, const char *name, size_t size,
 int ipcb_shm_open_async(ipcb_client *c, const char *name, int access,
                         const ipcb_open_options *opts, ipcb_shm_cb cb, void *userdata,
                         uint64_t *ret_cookie) {
-        ipcb_msg req = { .hdr.op = IPCB_OP_SHM_OPEN };
+        ipcb_msg req;
         client_async t = { .access = access };
         int r;
 
         if (!c)
                 return -EINVAL;
-        if ((r = ipcb__client_name_check(name, &req.shm_open.name)) < 0)
+        if ((r = ipcb__client_shm_open_req(name, access, opts, &req)) < 0)
                 return r;
-        if (access != IPCB_READ_ONLY && access != IPCB_READ_WRITE)
-                return -EINVAL;
-        r = ipcb__client_open_options(opts, IPCB_OPEN_OWNED, &req.shm_open.flags, &req.shm_open.owner);
-        if (r < 0)
-                return r;
-        req.shm_open.access = (uint32_t)access;
         return ipcb__async_submit(c, &req, ASYNC_SHM, name,
                       (union async_cb){ .shm = cb }, userdata, &t, ret_cookie);
 }

@@ -820,24 +820,30 @@ int ipcb__client_open_options(const ipcb_open_options *opts, unsigned allowed, u
         return 0;
 }
 
+int ipcb__client_shm_open_req(const char *name, int access, const ipcb_open_options *opts,
+                              ipcb_msg *req) {
+        int r;
+
+        *req = (ipcb_msg){ .hdr.op = IPCB_OP_SHM_OPEN };
+        if ((r = ipcb__client_name_check(name, &req->shm_open.name)) < 0)
+                return r;
+        if (access != IPCB_READ_ONLY && access != IPCB_READ_WRITE)
+                return -EINVAL;
+        req->shm_open.access = (uint32_t)access;
+        return ipcb__client_open_options(opts, IPCB_OPEN_OWNED, &req->shm_open.flags,
+                                         &req->shm_open.owner);
+}
+
 int ipcb_shm_open_ex(ipcb_client *c, const char *name, int access, const ipcb_open_options *opts,
                      ipcb_shm **ret) {
         uint8_t buf[IPCB_MSG_MAX];
-        ipcb_msg req = { .hdr.op = IPCB_OP_SHM_OPEN }, reply;
+        ipcb_msg req, reply;
         int fd = -1, r;
 
         if (!c || !ret)
                 return -EINVAL;
-        r = ipcb__client_name_check(name, &req.shm_open.name);
-        if (r < 0)
+        if ((r = ipcb__client_shm_open_req(name, access, opts, &req)) < 0)
                 return r;
-        if (access != IPCB_READ_ONLY && access != IPCB_READ_WRITE)
-                return -EINVAL;
-        r = ipcb__client_open_options(opts, IPCB_OPEN_OWNED, &req.shm_open.flags, &req.shm_open.owner);
-        if (r < 0)
-                return r;
-
-        req.shm_open.access = (uint32_t)access;
         r = ipcb__client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
@@ -847,22 +853,15 @@ int ipcb_shm_open_ex(ipcb_client *c, const char *name, int access, const ipcb_op
 int ipcb_shm_open_fd(ipcb_client *c, const char *name, int access, const ipcb_open_options *opts,
                      int *ret_fd, size_t *ret_size) {
         uint8_t buf[IPCB_MSG_MAX];
-        ipcb_msg req = { .hdr.op = IPCB_OP_SHM_OPEN }, reply;
+        ipcb_msg req, reply;
         struct stat st;
         int fd = -1, r;
 
         if (!c || !ret_fd)
                 return -EINVAL;
-        r = ipcb__client_name_check(name, &req.shm_open.name);
-        if (r < 0)
-                return r;
-        if (access != IPCB_READ_ONLY && access != IPCB_READ_WRITE)
-                return -EINVAL;
-        r = ipcb__client_open_options(opts, IPCB_OPEN_OWNED, &req.shm_open.flags, &req.shm_open.owner);
-        if (r < 0)
+        if ((r = ipcb__client_shm_open_req(name, access, opts, &req)) < 0)
                 return r;
         req.shm_open.flags |= IPCB_WF_FD_ONLY;
-        req.shm_open.access = (uint32_t)access;
         r = client_request_if(c, &req, buf, &reply, &fd, IPCB_CAP_SHM_FD_ONLY);
         if (r < 0)
                 return r;

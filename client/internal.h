@@ -132,6 +132,10 @@ int ipcb__client_request(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *
 int ipcb__client_call(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);
 /* One request and reply on the current connection, no reconnect. */
 int ipcb__client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);
+/* A SHM_OPEN request for name with access and opts (IPCB_OPEN_OWNED), its
+ * arguments checked: 0, or -EINVAL/-ENAMETOOLONG. */
+int ipcb__client_shm_open_req(const char *name, int access, const ipcb_open_options *opts,
+                              ipcb_msg *req);
 /* reconnect.c.  Caller holds c->lock.  ipcb__client_reconnect: a new connection
  * to c->addr, then every handle in c->objs re-opened (undo semaphores only
  * if not in use right now: they re-open themselves).  0, -ENOTCONN, or

@@ -82,6 +82,16 @@ static int check_owner(const peer *p, const object *o, uint32_t flags, uint32_t 
         return (uint32_t)o->uid == want ? 0 : -EPERM;
 }
 
+/* An SHM reply's fields but the handle: what the segment is now. */
+static void shm_reply_fill(ipcb_msg *r, object *o, uint32_t access) {
+        r->shm_reply.size = object_size(o);
+        r->shm_reply.seals = o->seals;
+        r->shm_reply.access = access;
+        r->shm_reply.uid = (uint32_t)o->uid;
+        r->shm_reply.gid = (uint32_t)o->gid;
+        r->shm_reply.mode = o->mode;
+}
+
 /* Give p a handle on o and send the fd that matches the access.  lock_token
  * (0: none) is a reclaimed token for the new handle. */
 static int reply_shm_handle(peer *p, const ipcb_msg *m, object *o, uint32_t access,
@@ -104,12 +114,7 @@ static int reply_shm_handle(peer *p, const ipcb_msg *m, object *o, uint32_t acce
         }
         fd = access == IPCB_WA_READ_WRITE ? o->fd_rw : o->fd_ro;
         r.shm_reply.handle = (uint64_t)h;
-        r.shm_reply.size = o->flags & IPCB_WF_GROWABLE ? object_size(o) : o->size;
-        r.shm_reply.seals = o->seals;
-        r.shm_reply.access = access;
-        r.shm_reply.uid = (uint32_t)o->uid;
-        r.shm_reply.gid = (uint32_t)o->gid;
-        r.shm_reply.mode = o->mode;
+        shm_reply_fill(&r, o, access);
         peer_reply(p, &r, &fd, 1);
         return 0;
 }
@@ -127,12 +132,7 @@ static void reply_shm_fd(peer *p, const ipcb_msg *m, object *o, uint32_t access)
         if (drop)
                 o->fd_ro = -1;
         object_index(o);
-        r.shm_reply.size = object_size(o);
-        r.shm_reply.seals = o->seals;
-        r.shm_reply.access = access;
-        r.shm_reply.uid = (uint32_t)o->uid;
-        r.shm_reply.gid = (uint32_t)o->gid;
-        r.shm_reply.mode = o->mode;
+        shm_reply_fill(&r, o, access);
         peer_reply(p, &r, &fd, 1);
         if (drop)
                 close(fd);
