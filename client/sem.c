@@ -432,24 +432,6 @@ static int undo_op(ipcb_sem *s, int delta, uint32_t target, int timeout_ms,
 
 /* ---- after a restart or a lost connection ---- */
 
-/* SEM_OWE on the connection s's handle is on (c->lock held; no reconnect:
- * on another connection the handle id would name something else).  The
- * broker adds `release` to the count and records `owe` more owed by the
- * handle; s->owed follows its answer. */
-static int owe_locked(ipcb_client *c, ipcb_sem *s, uint32_t release, uint32_t owe) {
-        uint8_t buf[IPCB_MSG_MAX];
-        ipcb_msg req = { .hdr.op = IPCB_OP_SEM_OWE }, reply;
-        int r;
-
-        req.sem_owe.handle = s->obj.handle;
-        req.sem_owe.release = release;
-        req.sem_owe.owe = owe;
-        r = ipcb__client_call_once(c, &req, buf, &reply, NULL);
-        if (r == 0)
-                atomic_store(&s->owed, reply.sem_owe_reply.owed);
-        return r;
-}
-
 /* Get an undo slot for s on the current connection (c->lock held, s busy;
  * its broker handle died with an older connection).  First ask for our own
  * slot back, showing its nonce: a restarted broker keeps the slots that
@@ -638,6 +620,24 @@ int ipcb_sem_release(ipcb_sem *s, unsigned n) {
         return r;
 }
 
+/* SEM_OWE of n on the connection s's handle is on (c->lock held; no
+ * reconnect: on another connection the handle id would name something
+ * else): the broker adds n to the count and records n more owed by the
+ * handle; s->owed follows its answer. */
+static int owe_locked(ipcb_client *c, ipcb_sem *s, uint32_t n) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req = { .hdr.op = IPCB_OP_SEM_OWE }, reply;
+        int r;
+
+        req.sem_owe.handle = s->obj.handle;
+        req.sem_owe.release = n;
+        req.sem_owe.owe = n;
+        r = ipcb__client_call_once(c, &req, buf, &reply, NULL);
+        if (r == 0)
+                atomic_store(&s->owed, reply.sem_owe_reply.owed);
+        return r;
+}
+
 int ipcb_sem_release_undo(ipcb_sem *s, unsigned n) {
         ipcb_client *c;
         uint32_t held;
@@ -667,7 +667,7 @@ int ipcb_sem_release_undo(ipcb_sem *s, unsigned n) {
                                  s->obj.conn_gen != c->conn_gen)
                                 r = -ENOTCONN;
                         else
-                                r = owe_locked(c, s, n, n);
+                                r = owe_locked(c, s, n);
                         pthread_mutex_unlock(&c->lock);
                 }
         }

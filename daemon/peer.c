@@ -178,12 +178,13 @@ static int settle_sum_cmp(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
-/* Every handle of p.  What its undo handles hold and owe is summed per
- * semaphore and settled in one step each, count + held - owed clamped to
- * [0, max] once, as the kernel applies a process's semadj; then each
- * handle settles the rest (locks, wake-ups).  Sorted, not searched: a
- * connection may hold thousands of handles. */
-static void peer_settle_all(peer *p) {
+/* What p's undo handles hold and owe, summed per semaphore and settled in
+ * one step each: count + held - owed clamped to [0, max] once, as the
+ * kernel applies a process's semadj.  The handles' locks and wake-ups are
+ * handle_settle's, after (out of memory: handle_settle does it all, handle
+ * by handle).  Sorted, not searched: a connection may hold thousands of
+ * handles. */
+static void peer_settle_undo(peer *p) {
         settle_sum *v = NULL;
         size_t n = 0, m = 0;
 
@@ -209,10 +210,6 @@ static void peer_settle_all(peer *p) {
                 }
                 free(v);
         }
-        /* (out of memory: each handle on its own) */
-        for (uint32_t i = 0; i < p->nslots; i++)
-                if (p->slots[i].obj)
-                        handle_settle(&p->slots[i]);
 }
 
 static void handle_slot_release(peer *p, uint32_t i) {
@@ -637,7 +634,10 @@ static void on_process_exit(uv_poll_t *h, int status, int events) {
         (void)events;
 
         log_client_debug("client pid %d exited; settling its undo and lock tokens", (int)p->cred.pid);
-        peer_settle_all(p);
+        peer_settle_undo(p);
+        for (uint32_t i = 0; i < p->nslots; i++)
+                if (p->slots[i].obj)
+                        handle_settle(&p->slots[i]);
         uv_poll_stop(h);
 }
 
@@ -765,7 +765,7 @@ void peer_close(peer *p) {
          * handles. */
         watch_peer_closed(p);
         queue_free(p);
-        peer_settle_all(p);
+        peer_settle_undo(p); /* then each release settles the rest */
         for (uint32_t i = 0; i < p->nslots; i++)
                 if (p->slots[i].obj)
                         handle_slot_release(p, i);

@@ -292,7 +292,6 @@ int sem_release_tokens(object *o, uint32_t n) {
         return k;
 }
 
-
 int sem_slot_reclaim(object *o, uint32_t slot, uid_t uid, uint64_t nonce, uint32_t *ret_seq,
                      uint64_t *ret_owed) {
         sem_state *st = o->sem;

@@ -558,18 +558,22 @@ static const char *map_page(int fd, void **ret) {
 
 /* Who held the reserved slots of the semaphore in catalog record idx: the
  * undo table's entries that check out for this object.  A slot without one
- * can be reclaimed by nobody and is settled when the grace period ends. */
-static unsigned adopt_bindings(object *o, uint32_t idx) {
+ * can be reclaimed by nobody and is settled when the grace period ends.
+ * reserved: whether the page showed any slot to reserve; the undo table is
+ * read (and the bindings allocated) only then, or when a slot owes. */
+static unsigned adopt_bindings(object *o, uint32_t idx, bool reserved) {
         sem_state *st = o->sem;
         uint64_t owed[IPCB_SEM_SLOTS] = { 0 };
         unsigned owing = 0;
         undo_ent *ents;
         ssize_t n;
 
-        if (undo_fd < 0 || !(ents = calloc(IPCB_SEM_SLOTS, sizeof(*ents))))
-                return 0;
         if (owe_fd < 0 || pread(owe_fd, owed, sizeof(owed), OWE_BLOCK * idx) != (ssize_t)sizeof(owed))
                 memset(owed, 0, sizeof(owed));
+        for (uint32_t i = 0; i < IPCB_SEM_SLOTS && !reserved; i++)
+                reserved = owed[i] > 0;
+        if (!reserved || undo_fd < 0 || !(ents = calloc(IPCB_SEM_SLOTS, sizeof(*ents))))
+                return 0;
         n = pread(undo_fd, ents, (size_t)UNDO_BLOCK, UNDO_BLOCK * idx);
         if (n == (ssize_t)UNDO_BLOCK && (st->bind = calloc(IPCB_SEM_SLOTS, sizeof(*st->bind))))
                 for (uint32_t i = 0; i < IPCB_SEM_SLOTS; i++) {
@@ -633,7 +637,7 @@ static const char *adopt_sem(object *o, const cat_rec *r, uint32_t idx, int fd,
                 st->slots_used++;
                 ++*ret_returned;
         }
-        *ret_returned += adopt_bindings(o, idx); /* (and reserves slots that only owe) */
+        *ret_returned += adopt_bindings(o, idx, *ret_returned > 0); /* (and slots that only owe) */
         /* On a page written over, a slot's word means nothing: a slot whose
          * holder the undo table does not vouch for is not reserved, and the
          * garbage it shows is not taken for tokens. */
@@ -844,10 +848,9 @@ static bool restore_catalog(int fd) {
                 }
                 r.name[IPCB_NAME_MAX] = '\0';
                 why = r.magic != REC_MAGIC ? "bad record magic" : restore_one(idx, &r, &t);
-                if (why)
-                        tables_punch(idx);
                 if (why) {
                         char name[32];
+                        tables_punch(idx);
                         log_warn("fd store: dropping stored object %u ('%.*s'): %s", (unsigned)idx + 1,
                                  r.name_len <= IPCB_NAME_MAX ? (int)r.name_len : 0, r.name, why);
                         cat_clear(idx);
