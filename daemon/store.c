@@ -745,7 +745,10 @@ static const char *restore_one(uint32_t i, const cat_rec *r, unsigned *ret_token
                 return why;
         }
         fdname(name, sizeof(name), 'l', i + 1);
-        if (r->has_lock && r->kind == IPCB_KIND_SHM && (lfd = take(name)) >= 0) {
+        if (r->has_lock && r->kind == IPCB_KIND_SHM && (lfd = take(name)) < 0)
+                log_warn("fd store: lock page of '%s' missing; a new one is made at its next use",
+                         o->name);
+        if (lfd >= 0) {
                 void *map;
                 const char *lwhy = map_page(lfd, &map);
                 if (lwhy) {
