@@ -122,7 +122,7 @@ int ipcb__client_register_finish(ipcb_client *c, const char *name, const ipcb_ms
                                       .gid = (gid_t)reply->shm_reply.gid,
                                       .mode = reply->shm_reply.mode };
         s->lock_poll_fd = -1;
-        s->lock_notify_fd = -1;
+        s->lock_notify.fd = -1;
         struct stat st;
         r = fstat(fd, &st) < 0 ? -errno
                                : ipcb__client_obj_add(c, &s->obj, IPCB_KIND_SHM, name, (uint32_t)access, &st);

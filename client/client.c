@@ -402,6 +402,32 @@ int ipcb__client_request(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *
         return r;
 }
 
+int ipcb__client_obj_request(ipcb_client *c, client_obj *obj, ipcb_msg *req, uint64_t *idp,
+                             uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
+        bool retried = false;
+        int r;
+
+        if ((r = ipcb__client_lock(c)) < 0)
+                return r;
+        for (;;) {
+                if (c->dead && !c->disconnected && !retried) {
+                        retried = true;
+                        if ((r = ipcb__client_reconnect(c)) < 0)
+                                break;
+                }
+                if (!c->dead && (obj->orphan || obj->conn_gen != c->conn_gen)) {
+                        r = -EBADF;
+                        break;
+                }
+                *idp = obj->handle;
+                r = ipcb__client_call_once(c, req, buf, reply, ret_fd);
+                if (r != -ENOTCONN || !c->dead || c->disconnected || retried)
+                        break;
+        }
+        pthread_mutex_unlock(&c->lock);
+        return r;
+}
+
 /* ipcb__client_request of a request only a daemon with capability cap
  * serves: -EOPNOTSUPP, without asking, from one without it; and from one
  * that a reconnect inside the call found without it (which refused the
@@ -748,7 +774,7 @@ int ipcb__client_shm_finish(ipcb_client *c, const char *name, const ipcb_msg *re
                 .info = { .uid = (uid_t)reply->shm_reply.uid, .gid = (gid_t)reply->shm_reply.gid,
                           .mode = reply->shm_reply.mode },
                 .lock_poll_fd = -1,
-                .lock_notify_fd = -1,
+                .lock_notify.fd = -1,
         };
         r = ipcb__client_obj_add(c, &s->obj, IPCB_KIND_SHM, name, (uint32_t)access, &st);
         if (r < 0) {
@@ -925,40 +951,43 @@ int ipcb_shm_close(ipcb_shm *s) {
         return r;
 }
 
-void ipcb__client_notify(ipcb_client *c, uint16_t op, client_obj *obj, _Atomic int *fdp,
-                         _Atomic uint32_t *genp) {
+void ipcb__client_notify(ipcb_client *c, uint16_t op, client_obj *obj, client_notify *n,
+                         const _Atomic uint32_t *epoch) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = op }, reply;
-        uint32_t gen = __atomic_load_n(&c->conn_gen, __ATOMIC_RELAXED);
-        int fd = atomic_load(fdp), nfd = -1, expect = -1;
+        uint32_t gen = __atomic_load_n(&c->conn_gen, __ATOMIC_RELAXED), e = atomic_load(epoch);
+        int fd = atomic_load(&n->fd), nfd = -1, expect = -1;
 
-        if (fd < 0 || atomic_load(genp) != gen) {
-                req.sem_poll.handle = __atomic_load_n(&obj->handle, __ATOMIC_RELAXED);
-                if (ipcb__client_request(c, &req, buf, &reply, &nfd) < 0 || nfd < 0)
+        if (fd < 0 || atomic_load(&n->gen) != gen || atomic_load(&n->epoch) != e) {
+                if (ipcb__client_obj_request(c, obj, &req, &req.sem_poll.handle, buf, &reply, &nfd) < 0 ||
+                    nfd < 0)
                         return;
                 if (fd >= 0) {
                         (void)dup3(nfd, fd, O_CLOEXEC); /* the old number, the new eventfd */
                         close(nfd);
-                } else if (!atomic_compare_exchange_strong(fdp, &expect, nfd)) {
+                } else if (!atomic_compare_exchange_strong(&n->fd, &expect, nfd)) {
                         close(nfd); /* another thread was first */
                 }
-                atomic_store(genp, __atomic_load_n(&obj->conn_gen, __ATOMIC_RELAXED));
-                fd = atomic_load(fdp);
+                /* The epoch read before the request: a restart meanwhile
+                 * costs another round trip, never a stale eventfd. */
+                atomic_store(&n->epoch, e);
+                atomic_store(&n->gen, __atomic_load_n(&obj->conn_gen, __ATOMIC_RELAXED));
+                fd = atomic_load(&n->fd);
         }
         ipcb_notify_signal(fd);
 }
 
-int ipcb__client_poll_register(ipcb_client *c, uint16_t op, client_obj *obj, _Atomic int *fdp,
-                               _Atomic uint32_t *genp) {
+int ipcb__client_poll_register(ipcb_client *c, uint16_t op, client_obj *obj, client_notify *n,
+                               const _Atomic uint32_t *epoch) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = op }, reply;
         struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
+        uint32_t e = atomic_load(epoch);
         int fd = -1, ep, r, expect = -1;
 
         if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
                 return -errno;
-        req.sem_poll.handle = __atomic_load_n(&obj->handle, __ATOMIC_RELAXED);
-        r = ipcb__client_request(c, &req, buf, &reply, &fd);
+        r = ipcb__client_obj_request(c, obj, &req, &req.sem_poll.handle, buf, &reply, &fd);
         if (r == 0 && fd < 0)
                 r = -EPROTO;
         if (r == 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
@@ -971,10 +1000,15 @@ int ipcb__client_poll_register(ipcb_client *c, uint16_t op, client_obj *obj, _At
                 close(ep);
                 return r;
         }
-        if (!atomic_compare_exchange_strong(fdp, &expect, fd))
-                close(fd); /* the same eventfd, fetched by a release already */
-        else
-                atomic_store(genp, __atomic_load_n(&obj->conn_gen, __ATOMIC_RELAXED));
+        /* One fetched before (by a release, or from a broker since
+         * restarted): the new eventfd on its number, which keeps the file
+         * that ep watches open. */
+        if (!atomic_compare_exchange_strong(&n->fd, &expect, fd)) {
+                (void)dup3(fd, expect, O_CLOEXEC);
+                close(fd);
+        }
+        atomic_store(&n->epoch, e);
+        atomic_store(&n->gen, __atomic_load_n(&obj->conn_gen, __ATOMIC_RELAXED));
         return ep;
 }
 

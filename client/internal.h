@@ -22,6 +22,16 @@
  * restarted, it can re-open the same object by name on a new connection and
  * swap in the new broker handle id (reconnect.c).  Linked in its client's
  * list while open; guarded by the client's lock. */
+/* An object's notify eventfd (SEM_NOTIFY, LOCK_NOTIFY, or with a poller
+ * registration), which releases or unlocks write while pollers are counted:
+ * fd is -1 until fetched; gen is the connection it came from and epoch the
+ * object's page epoch then.  A restarted broker made a new one, and bumped
+ * the epoch before the client may know that its connection is gone. */
+typedef struct client_notify {
+        _Atomic int fd;
+        _Atomic uint32_t gen, epoch;
+} client_notify;
+
 typedef struct client_obj {
         struct client_obj *prev, *next;
         int kind;        /* IPCB_KIND_SHM / IPCB_KIND_SEM */
@@ -91,10 +101,9 @@ struct ipcb_shm {
         /* Polling the lock (lock.c): this handle's epoll set holding the
          * segment's notify eventfd, -1 until ipcb_shm_lock_get_fd; and
          * that eventfd, which an unlock writes while the lock page counts
-         * pollers, -1 until needed. */
+         * pollers. */
         int lock_poll_fd;
-        _Atomic int lock_notify_fd;
-        _Atomic uint32_t lock_notify_gen; /* the connection it came from */
+        client_notify lock_notify;
 };
 
 ipcb_client *ipcb__client_ref(ipcb_client *c);
@@ -127,6 +136,14 @@ void ipcb__client_kill(ipcb_client *c);
  * (no reply by the deadline; it is disposed of when it comes), -EMFILE (the
  * kernel could not give us the reply's fd; a handle it named is released). */
 int ipcb__client_request(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);
+/* As ipcb__client_request, for a request naming obj's broker handle at *idp:
+ * the id is written there under c->lock before each send.  A reconnect
+ * (before the send, or after a lost reply) re-opens obj under a new id, and
+ * its old one may name another handle of this client on the new connection.
+ * -EBADF when obj has no broker handle on the connection (an orphan, or an
+ * undo semaphore that the reconnect left to its next call). */
+int ipcb__client_obj_request(ipcb_client *c, client_obj *obj, ipcb_msg *req, uint64_t *idp,
+                             uint8_t *buf, ipcb_msg *reply, int *ret_fd);
 /* As ipcb__client_request with c->lock held; reconnects (once) if the connection
  * was lost, e.g. because the broker restarted. */
 int ipcb__client_call(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);
@@ -224,20 +241,20 @@ int ipcb__watch_reconnected(ipcb_client *c);
 /* Release the segment lock if handle s holds it (before closing s). */
 void ipcb__lock_release_on_close(ipcb_shm *s);
 /* An object's notify eventfd, for a release or unlock that saw pollers:
- * *fdp (-1 until then) is fetched with op (SEM_NOTIFY or LOCK_NOTIFY) for
- * obj's handle the first time, and again once the client has reconnected
- * since (*genp: the connection it came from), because a restarted broker
- * made a new one; dup3 puts the new eventfd on the old number, so that a
- * writer in another thread writes one or the other, never a closed fd.
- * Then it is written.  Failures are silent (nobody to tell). */
-void ipcb__client_notify(ipcb_client *c, uint16_t op, client_obj *obj, _Atomic int *fdp,
-                         _Atomic uint32_t *genp);
+ * n->fd is fetched with op (SEM_NOTIFY or LOCK_NOTIFY) for obj's handle the
+ * first time, and again when the client has reconnected since or the page's
+ * *epoch moved (a restart: the request reconnects); dup3 puts the new
+ * eventfd on the old number, so that a writer in another thread writes one
+ * or the other, never a closed fd.  Then it is written.  Failures are
+ * silent (nobody to tell). */
+void ipcb__client_notify(ipcb_client *c, uint16_t op, client_obj *obj, client_notify *n,
+                         const _Atomic uint32_t *epoch);
 /* Register obj's handle as a poller (op: SEM_POLL or LOCK_POLL) and return
  * a new epoll set holding the object's notify eventfd edge-triggered (each
  * write to it is an edge for this set alone), or a negative errno; the
- * eventfd goes to *fdp and *genp if none is there yet (ipcb__client_notify). */
-int ipcb__client_poll_register(ipcb_client *c, uint16_t op, client_obj *obj, _Atomic int *fdp,
-                               _Atomic uint32_t *genp);
+ * eventfd goes to n if none is there yet (ipcb__client_notify). */
+int ipcb__client_poll_register(ipcb_client *c, uint16_t op, client_obj *obj, client_notify *n,
+                               const _Atomic uint32_t *epoch);
 
 _Static_assert(IPCB_SEM_UNDO_MAX == IPCB_SEM_SLOTS, "undo slot count mismatch");
 _Static_assert(IPCB_SEM_UNDO == IPCB_WF_UNDO, "flag mismatch");

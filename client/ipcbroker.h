@@ -438,7 +438,7 @@ IPCB_EXPORT int ipcb_shm_unlock(ipcb_shm *s);
  * reset makes the descriptor readable again (docs/semaphores.md, "Polling
  * a lock").  Unlock stays userspace atomics while nobody polls the lock;
  * while someone does, each unlock also writes one eventfd (the first such
- * unlock through a handle, and the first after a reconnect, fetch it
+ * unlock through a handle, and the first after a broker restart, fetch it
  * from the broker: one round trip; if that fails, as when the broker
  * cannot be reached, the pollers are woken by the next unlock only).  After the
  * library reconnected to a restarted broker, call ipcb_shm_lock_get_fd
@@ -601,7 +601,7 @@ IPCB_EXPORT int ipcb_sem_close(ipcb_sem *s);
  * Releases stay userspace atomics while nobody polls the semaphore; while
  * someone does, each release also writes one eventfd (fetched from the
  * broker by the first such release through a handle, and again after a
- * reconnect: one round trip).  After the library
+ * broker restart: one round trip).  After the library
  * reconnected to a restarted broker, call ipcb_sem_get_fd again on a new
  * handle (the registration died with the old broker).  Errors: -EINVAL,
  * -EBADF (s lost its broker handle), -EDQUOT (64 pollers per connection),

@@ -36,17 +36,8 @@ static int lock_setup(ipcb_shm *s) {
         pthread_mutex_lock(&setup_lock);
         if (s->lock)
                 goto out;
-        for (int tries = 0;; tries++) {
-                uint32_t gen = __atomic_load_n(&s->client->conn_gen, __ATOMIC_RELAXED);
-                req.shm_lock_page.handle = __atomic_load_n(&s->obj.handle, __ATOMIC_RELAXED);
-                r = ipcb__client_request(s->client, &req, buf, &reply, &fd);
-                /* The request reconnected (broker restart): the handle id
-                 * was replaced meanwhile; ask again with the new one. */
-                if (r == -EBADF && tries == 0 &&
-                    gen != __atomic_load_n(&s->client->conn_gen, __ATOMIC_RELAXED))
-                        continue;
-                break;
-        }
+        r = ipcb__client_obj_request(s->client, &s->obj, &req, &req.shm_lock_page.handle, buf, &reply,
+                                     &fd);
         if (r < 0)
                 goto out;
         /* A read-write handle gets a token and a writable page; a read-only
@@ -177,10 +168,9 @@ int ipcb_shm_try_lock(ipcb_shm *s, int timeout_ms) {
 
 /* An unlock saw pollers: signal the segment's notify eventfd, which the
  * broker passes on to every poller (fetched once per handle, and again
- * after a reconnect: ipcb__client_notify). */
+ * after a restart: ipcb__client_notify). */
 static void lock_notify_pollers(ipcb_shm *s) {
-        ipcb__client_notify(s->client, IPCB_OP_LOCK_NOTIFY, &s->obj, &s->lock_notify_fd,
-                            &s->lock_notify_gen);
+        ipcb__client_notify(s->client, IPCB_OP_LOCK_NOTIFY, &s->obj, &s->lock_notify, &s->lock->epoch);
 }
 
 int ipcb_shm_unlock(ipcb_shm *s) {
@@ -295,7 +285,7 @@ int ipcb_shm_lock_get_fd(ipcb_shm *s) {
         pthread_mutex_lock(&setup_lock);
         if ((r = s->lock_poll_fd) < 0) {
                 r = ipcb__client_poll_register(s->client, IPCB_OP_LOCK_POLL, &s->obj,
-                                               &s->lock_notify_fd, &s->lock_notify_gen);
+                                               &s->lock_notify, &s->lock->epoch);
                 if (r >= 0)
                         s->lock_poll_fd = r;
         }
@@ -320,7 +310,7 @@ int ipcb_shm_poll_lock(ipcb_shm *s) {
 }
 
 void ipcb__lock_release_on_close(ipcb_shm *s) {
-        int fd = atomic_load(&s->lock_notify_fd);
+        int fd = atomic_load(&s->lock_notify.fd);
 
         if (s->lock) {
                 (void)ipcb_shm_unlock(s);
@@ -332,5 +322,5 @@ void ipcb__lock_release_on_close(ipcb_shm *s) {
         if (fd >= 0)
                 close(fd);
         s->lock_poll_fd = -1;
-        s->lock_notify_fd = -1;
+        s->lock_notify.fd = -1;
 }

@@ -58,27 +58,23 @@ void ipcb__client_obj_remove(ipcb_client *c, client_obj *o) {
 }
 
 int ipcb__client_obj_release(ipcb_client *c, client_obj *o) {
-        bool live;
-        int r;
+        int r = 0;
 
-        pthread_mutex_lock(&c->lock);
+        /* Checked and sent under one hold of the lock: once another thread
+         * has reconnected, the id may name another handle of ours. */
+        ipcb__client_lock_untimed(c);
         obj_unlink_locked(c, o);
-        live = !o->orphan && o->conn_gen == c->conn_gen;
-        pthread_mutex_unlock(&c->lock);
-        free(o->name);
-        o->name = NULL;
-        if (!live)
-                return 0; /* its broker handle died with an old connection */
-        r = ipcb__client_release_handle(c, o->handle);
-        if (r == -ENOTCONN) {
+        if (!o->orphan && o->conn_gen == c->conn_gen) { /* else it died with an old connection */
+                r = ipcb__client_release_handle_locked(c, o->handle);
                 /* Lost just now (a restart?): the handle died with the
                  * connection, so nothing is left to release if the broker
                  * is back. */
-                ipcb__client_lock_untimed(c);
-                if (!c->disconnected && ipcb__client_reconnect(c) == 0)
+                if (r == -ENOTCONN && !c->disconnected && ipcb__client_reconnect(c) == 0)
                         r = 0;
-                pthread_mutex_unlock(&c->lock);
         }
+        pthread_mutex_unlock(&c->lock);
+        free(o->name);
+        o->name = NULL;
         return r;
 }
 

@@ -38,11 +38,10 @@ struct ipcb_sem {
         ipcb_handle_info info; /* owner, group, mode at the open */
         /* Polling (ipcb_sem_get_fd): this handle's epoll set, and the
          * semaphore's notify eventfd that releases signal while the page
-         * counts pollers; -1 until needed.  notify_fd is written without
+         * counts pollers; -1 until needed.  notify.fd is written without
          * the client lock: set once (atomically), closed with the handle. */
         int poll_fd;
-        _Atomic int notify_fd;
-        _Atomic uint32_t notify_gen; /* the connection notify_fd came from */
+        client_notify notify;
 };
 
 static int sem_revive(ipcb_sem *s);
@@ -192,7 +191,7 @@ int ipcb__client_sem_finish(ipcb_client *c, const char *name, uint32_t flags, co
         s->owner = s->slot && membarrier_ready() ? &thread_token : NULL;
         atomic_init(&s->biased, s->owner != NULL);
         s->poll_fd = -1;
-        atomic_init(&s->notify_fd, -1);
+        atomic_init(&s->notify.fd, -1);
         *ret = s;
         return 0;
 fail:
@@ -281,8 +280,8 @@ int ipcb_sem_close(ipcb_sem *s) {
         r = ipcb__client_obj_release(s->client, &s->obj);
         if (s->poll_fd >= 0)
                 close(s->poll_fd);
-        if (atomic_load(&s->notify_fd) >= 0)
-                close(atomic_load(&s->notify_fd));
+        if (atomic_load(&s->notify.fd) >= 0)
+                close(atomic_load(&s->notify.fd));
         munmap(s->page, IPCB_PAGE_SIZE);
         ipcb__client_unref(s->client);
         free(s);
@@ -722,7 +721,7 @@ int ipcb_sem_held(ipcb_sem *s) {
  * round trip, the first time pollers are seen); without it (the broker is
  * gone) there is nobody to tell. */
 static void sem_notify_pollers(ipcb_sem *s) {
-        ipcb__client_notify(s->client, IPCB_OP_SEM_NOTIFY, &s->obj, &s->notify_fd, &s->notify_gen);
+        ipcb__client_notify(s->client, IPCB_OP_SEM_NOTIFY, &s->obj, &s->notify, &s->page->epoch);
 }
 
 /* The poller's descriptor is an epoll set of its own holding the notify
@@ -737,8 +736,8 @@ int ipcb_sem_get_fd(ipcb_sem *s) {
                 return -EINVAL;
         if (s->poll_fd >= 0)
                 return s->poll_fd;
-        ep = ipcb__client_poll_register(s->client, IPCB_OP_SEM_POLL, &s->obj, &s->notify_fd,
-                                        &s->notify_gen);
+        ep = ipcb__client_poll_register(s->client, IPCB_OP_SEM_POLL, &s->obj, &s->notify,
+                                        &s->page->epoch);
         if (ep >= 0)
                 s->poll_fd = ep;
         return ep;
