@@ -21,12 +21,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -367,11 +370,47 @@ static bool wait_until(int fd, short events, long long deadline) {
         }
 }
 
-/* Send what waits, waiting for room as long as the deadline allows.  True
- * if everything went. */
-static bool flush_until(long long deadline) {
+/* The exit's wait for the manager: it goes on while the manager reads our
+ * messages (a send went, or fewer of our bytes wait in its socket: a
+ * datagram is charged to its sender until read, SIOCOUTQ), and ends once
+ * it has read nothing for NOTIFY_EXIT_WAIT_MS, or at NOTIFY_EXIT_MAX_MS.  A
+ * manager's fd store compares each new fd with every stored one, so with
+ * many objects it may take seconds to read a backlog, and does. */
+typedef struct exit_wait {
+        long long cap, last;
+        int unread;
+} exit_wait;
+
+static long long exit_deadline(exit_wait *e) {
+        int q;
+
+        if (ioctl(nfd, SIOCOUTQ, &q) == 0) {
+                if (q < e->unread)
+                        e->last = now_ms();
+                e->unread = q;
+        }
+        if (progress_ms > e->last)
+                e->last = progress_ms;
+        return e->last + NOTIFY_EXIT_WAIT_MS < e->cap ? e->last + NOTIFY_EXIT_WAIT_MS : e->cap;
+}
+
+/* Wait until fd shows events, in slices that look at the manager's
+ * progress: true if it did, false once the wait is over. */
+static bool exit_wait_for(exit_wait *e, int fd, short events) {
+        for (;;) {
+                long long d = exit_deadline(e), now = now_ms();
+                if (now >= d)
+                        return false;
+                if (wait_until(fd, events, d < now + 100 ? d : now + 100))
+                        return true;
+        }
+}
+
+/* Send what waits, waiting for room while the manager reads.  True if
+ * everything went. */
+static bool exit_flush(exit_wait *e) {
         while (!flush())
-                if (!wait_until(nfd, POLLOUT, deadline))
+                if (!exit_wait_for(e, nfd, POLLOUT))
                         return flush();
         return true;
 }
@@ -379,8 +418,8 @@ static bool flush_until(long long deadline) {
 /* BARRIER=1 with the write end of a pipe: the manager closes its copy once
  * it has processed every message we sent before, and our read end then
  * sees POLLHUP (what sd_notify_barrier does, without blocking past the
- * deadline). */
-static void barrier_until(long long deadline) {
+ * wait). */
+static void exit_barrier(exit_wait *e) {
         int p[2], k;
 
         if (pipe2(p, O_CLOEXEC) < 0) {
@@ -388,29 +427,30 @@ static void barrier_until(long long deadline) {
                          "the fds sent last");
                 return;
         }
-        while ((k = send_one("BARRIER=1", p[1])) == -EAGAIN && wait_until(nfd, POLLOUT, deadline))
+        while ((k = send_one("BARRIER=1", p[1])) == -EAGAIN && exit_wait_for(e, nfd, POLLOUT))
                 ;
         close(p[1]); /* only the manager's copy keeps it open now */
         if (k < 0)
                 log_warn("notify: cannot send BARRIER=1 to the service manager: %s; it may not take the "
                          "fds sent last, and their objects may not survive the restart",
                          k == -EAGAIN ? "its queue stayed full" : strerror(-k));
-        else if (!wait_until(p[0], 0, deadline))
-                log_warn("notify: the service manager did not confirm within %d ms that it has read our "
-                         "messages (BARRIER=1); exiting anyway: objects stored last may not survive the "
-                         "restart", NOTIFY_EXIT_WAIT_MS);
+        else if (!exit_wait_for(e, p[0], 0))
+                log_warn("notify: the service manager did not confirm that it has read our messages "
+                         "(BARRIER=1): it read nothing for %d ms, or %d ms went by; exiting anyway: "
+                         "objects stored last may not survive the restart",
+                         NOTIFY_EXIT_WAIT_MS, NOTIFY_EXIT_MAX_MS);
         close(p[0]);
 }
 
 void notify_fini(void) {
-        long long deadline;
+        exit_wait e;
         unsigned lost_stores;
 
         if (nfd < 0)
                 return;
-        deadline = now_ms() + NOTIFY_EXIT_WAIT_MS;
-        if (flush_until(deadline))
-                barrier_until(deadline);
+        e = (exit_wait){ .cap = now_ms() + NOTIFY_EXIT_MAX_MS, .last = now_ms(), .unread = INT_MAX };
+        if (exit_flush(&e))
+                exit_barrier(&e);
         lost_stores = nstores;
         if (state_pending || head)
                 log_warn("notify: the service manager is not reading; at exit %u state messages and %u fd "

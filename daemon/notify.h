@@ -20,9 +20,12 @@
 #define NOTIFY_QUEUE_MAX 4096
 #define NOTIFY_CONGESTED (NOTIFY_QUEUE_MAX / 2)
 #define NOTIFY_STUCK_MS 2000
-/* How long the exit may wait for the manager: to take what is queued, then
- * to confirm (BARRIER=1) that it has processed every message sent. */
+/* The exit waits for the manager to take what is queued, then to confirm
+ * (BARRIER=1) that it has processed every message sent: as long as it
+ * keeps reading, at most NOTIFY_EXIT_MAX_MS; after NOTIFY_EXIT_WAIT_MS in
+ * which it read nothing, no longer. */
 #define NOTIFY_EXIT_WAIT_MS 3000
+#define NOTIFY_EXIT_MAX_MS 30000
 
 typedef enum notify_kind {
         NOTIFY_READY,    /* "READY=1\n..." */
@@ -57,8 +60,8 @@ void notify_fdstore_remove(const char *name);
 bool notify_congested(void);
 
 /* Shutdown: send what waits, waiting for room, then BARRIER=1 and wait for
- * the manager to confirm it has processed every message sent, all within
- * NOTIFY_EXIT_WAIT_MS (this blocks: the loop is ending); log what is lost
+ * the manager to confirm it has processed every message sent, as long as
+ * it reads (above; this blocks: the loop is ending); log what is lost
  * or unconfirmed, close every queued fd and the socket, and close the poll
  * handle so that the loop can close.  Later calls are no-ops. */
 void notify_fini(void);

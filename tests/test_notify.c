@@ -9,7 +9,8 @@
  * messages still waiting (waiting for room, bounded).  At exit the daemon
  * sends BARRIER=1 and waits for the manager to answer it, so that nothing
  * it sent is still unread when it exits; a manager that never answers
- * delays the exit by NOTIFY_EXIT_WAIT_MS at most.  Also: an
+ * delays the exit by NOTIFY_EXIT_WAIT_MS at most, and one that reads
+ * slowly is waited for as long as it reads.  Also: an
  * abstract-namespace NOTIFY_SOCKET, and a NOTIFY_SOCKET nobody listens
  * on. */
 #include "harness.h"
@@ -43,7 +44,8 @@
 #define MIN_MEASURE_MS 1000
 #define STALL_MS 2000 /* a request outstanding this long: the daemon is stuck */
 #define WATCHDOG_USEC "20000" /* a ping every 10 ms */
-#define NOTIFY_EXIT_WAIT_MS 3000 /* as daemon/notify.h: the bound on the exit's wait */
+#define NOTIFY_EXIT_WAIT_MS 3000 /* as daemon/notify.h: the exit's wait for a manager that reads nothing */
+#define NOTIFY_EXIT_MAX_MS 30000 /* and for one that reads */
 
 /* The fake manager (its socket and store), and what this suite counts on
  * top of it. */
@@ -527,5 +529,53 @@ Test(notify, exit_barrier_never_answered) {
         cr_assert_geq(ms, NOTIFY_EXIT_WAIT_MS - 500, "the exit did not wait for the barrier (%lld ms)", ms);
         cr_assert_lt(ms, NOTIFY_EXIT_WAIT_MS + 1000, "the exit waited %lld ms", ms);
         cr_assert(file_contains(logpath, "did not confirm"), "no log line about the unanswered barrier");
+        end();
+}
+
+/* The manager's side, slowly: one message every 8 ms. */
+static void *slow_pump(void *arg) {
+        (void)arg;
+        while (!atomic_load(&pump_done)) {
+                fakemgr_recv(&m, 10, NULL);
+                sleep_us(8000);
+        }
+        return NULL;
+}
+
+/* A manager that reads slowly (a large fd store compares each new fd with
+ * every stored one) takes longer than NOTIFY_EXIT_WAIT_MS to read what waits
+ * at the exit: the daemon waits as long as it reads, and loses nothing. */
+Test(notify, exit_waits_for_a_slow_manager) {
+        enum { NSEG = 450 }; /* about 3.7 s at the pump's pace (the harness waits 5 s) */
+        ipcb_client *c;
+        char name[32];
+        pthread_t th;
+        long long ms;
+
+        start(m.notify, NULL, NULL);
+        drain(100);
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        for (int i = 0; i < NSEG; i++) {
+                snprintf(name, sizeof(name), "s-%d", i);
+                cr_assert_eq(mkseg(c, name, 4096, 's'), 0);
+        }
+        cr_assert_eq(ipcb_sync(c), 0);
+        atomic_store(&pump_done, false);
+        cr_assert_eq(pthread_create(&th, NULL, slow_pump, NULL), 0);
+        ms = now_us();
+        ipcbd_stop(&d);
+        ms = (now_us() - ms) / 1000;
+        atomic_store(&pump_done, true);
+        pthread_join(th, NULL);
+        drain(100);
+        ipcb_disconnect(c);
+        fprintf(stderr, "[notify] exit with a slow manager took %lld ms\n", ms);
+        cr_assert_eq(fakemgr_count(&m, "ipcb-o-"), NSEG, "stores read: %u of %d",
+                     fakemgr_count(&m, "ipcb-o-"), NSEG);
+        cr_assert_eq(m.barriers, 1, "BARRIER=1 sent %u times", m.barriers);
+        cr_assert_gt(ms, NOTIFY_EXIT_WAIT_MS, "the manager was quicker than the test meant (%lld ms)", ms);
+        cr_assert_lt(ms, NOTIFY_EXIT_MAX_MS, "the exit waited %lld ms", ms);
+        cr_assert(!file_contains(logpath, "were not sent"), "stores not sent at exit");
+        cr_assert(!file_contains(logpath, "did not confirm"), "the barrier not confirmed");
         end();
 }
