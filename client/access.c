@@ -88,8 +88,8 @@ int ipcb_shm_freeze(ipcb_client *c, const char *name, unsigned *ret_seals) {
 
 /* Map the registered memfd and record the handle, like shm_finish in
  * client.c.  Consumes fd and the broker handle on every path. */
-int ipcb__client_register_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
-                           ipcb_shm **ret) {
+int ipcb__client_register_finish(ipcb_client *c, const char *name, const ipcb_msg *reply,
+                           uint32_t gen, int fd, ipcb_shm **ret) {
         uint64_t size = reply->shm_reply.size;
         int access = (int)reply->shm_reply.access;
         ipcb_shm *s = NULL;
@@ -125,10 +125,12 @@ int ipcb__client_register_finish(ipcb_client *c, const char *name, const ipcb_ms
         s->lock_notify.fd = -1;
         struct stat st;
         r = fstat(fd, &st) < 0 ? -errno
-                               : ipcb__client_obj_add(c, &s->obj, IPCB_KIND_SHM, name, (uint32_t)access, &st);
+                               : ipcb__client_obj_add(c, &s->obj, IPCB_KIND_SHM, name, (uint32_t)access, &st,
+                                                      gen);
         if (r < 0)
                 goto fail;
         s->client = ipcb__client_ref(c);
+        ipcb__client_obj_catch_up(c, &s->obj);
         *ret = s;
         return 0;
 fail:
@@ -136,7 +138,7 @@ fail:
                 munmap(data, (size_t)size);
         free(s);
         close(fd);
-        (void)ipcb__client_release_handle(c, reply->shm_reply.handle);
+        (void)ipcb__client_release_handle(c, reply->shm_reply.handle, gen);
         return r;
 }
 
@@ -221,7 +223,7 @@ int ipcb_shm_register(ipcb_client *c, const char *name, int memfd, const ipcb_sh
                 close(own);
                 return r;
         }
-        return ipcb__client_register_finish(c, name, &reply, own, ret);
+        return ipcb__client_register_finish(c, name, &reply, ipcb__client_reply_gen(), own, ret);
 }
 
 int ipcb_memfd_sealed(ipcb_client *c, size_t size, unsigned seals, int *ret_fd,

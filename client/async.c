@@ -246,7 +246,7 @@ void ipcb__async_complete(ipcb_client *c, client_async *e) {
                 r = reply.hdr.status;
         else if (e->rlost) {
                 if (ipcb__client_reply_handle(&reply, &h))
-                        (void)ipcb__client_release_handle(c, h);
+                        (void)ipcb__client_release_handle(c, h, e->conn_gen);
                 r = -EMFILE;
         }
         if (e->rnfds > 0)
@@ -267,17 +267,20 @@ void ipcb__async_complete(ipcb_client *c, client_async *e) {
         }
         switch (e->what) {
         case ASYNC_SHM:
-                r = ipcb__client_shm_finish(c, e->name, &reply, fd, e->access, (ipcb_shm **)&result);
+                r = ipcb__client_shm_finish(c, e->name, &reply, e->conn_gen, fd, e->access,
+                                            (ipcb_shm **)&result);
                 break;
         case ASYNC_SEM:
-                r = ipcb__client_sem_finish(c, e->name, e->flags, &reply, fd, (ipcb_sem **)&result);
+                r = ipcb__client_sem_finish(c, e->name, e->flags, &reply, e->conn_gen, fd,
+                                            (ipcb_sem **)&result);
                 break;
         case ASYNC_STAT:
                 r = ipcb__client_info_from_rec(&reply.stat_reply, &info);
                 result = &info;
                 break;
         case ASYNC_REGISTER:
-                r = ipcb__client_register_finish(c, e->name, &reply, keep, (ipcb_shm **)&result);
+                r = ipcb__client_register_finish(c, e->name, &reply, e->conn_gen, keep,
+                                                 (ipcb_shm **)&result);
                 keep = -1;
                 break;
         case ASYNC_QUOTA:

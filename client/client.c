@@ -331,6 +331,12 @@ static int client_recv_reply(ipcb_client *c, uint32_t id, uint8_t *buf, ipcb_msg
  * point into.  On success the reply's fd, if any, is stored in *ret_fd when
  * ret_fd is given and closed otherwise.  A reply with a negative status
  * returns that status. */
+static _Thread_local uint32_t reply_gen;
+
+uint32_t ipcb__client_reply_gen(void) {
+        return reply_gen;
+}
+
 int ipcb__client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
         int fds[IPCB_FDS_MAX];
         unsigned nfds = 0;
@@ -348,6 +354,7 @@ int ipcb__client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg
                 note_late(c, req->hdr.id);
         if (r < 0)
                 return r;
+        reply_gen = c->conn_gen;
         if (reply->hdr.op != (req->hdr.op | IPCB_OP_REPLY)) {
                 close_fds(fds, nfds);
                 ipcb__client_kill(c);
@@ -681,11 +688,12 @@ void ipcb_disconnect(ipcb_client *c) {
 /* Release a broker handle without waiting: the CLOSE carries NOREPLY, so
  * a close costs no round trip.  The broker handles this connection's
  * requests in order, so any later request on it sees the handle gone. */
-int ipcb__client_release_handle(ipcb_client *c, uint64_t handle) {
-        int r;
+int ipcb__client_release_handle(ipcb_client *c, uint64_t handle, uint32_t gen) {
+        int r = 0;
 
         ipcb__client_lock_untimed(c);
-        r = ipcb__client_release_handle_locked(c, handle);
+        if (gen == c->conn_gen) /* else it died with its connection */
+                r = ipcb__client_release_handle_locked(c, handle);
         pthread_mutex_unlock(&c->lock);
         return r;
 }
@@ -727,8 +735,8 @@ int ipcb_sync(ipcb_client *c) {
 
 /* Turn a SHM_CREATE/SHM_OPEN reply plus its fd into an ipcb_shm.  Consumes
  * fd and the broker handle on every path. */
-int ipcb__client_shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
-                      int want_access, ipcb_shm **ret) {
+int ipcb__client_shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, uint32_t gen,
+                      int fd, int want_access, ipcb_shm **ret) {
         uint64_t size = reply->shm_reply.size;
         int access = (int)reply->shm_reply.access;
         struct stat st;
@@ -776,7 +784,7 @@ int ipcb__client_shm_finish(ipcb_client *c, const char *name, const ipcb_msg *re
                 .lock_poll_fd = -1,
                 .lock_notify.fd = -1,
         };
-        r = ipcb__client_obj_add(c, &s->obj, IPCB_KIND_SHM, name, (uint32_t)access, &st);
+        r = ipcb__client_obj_add(c, &s->obj, IPCB_KIND_SHM, name, (uint32_t)access, &st, gen);
         if (r < 0) {
                 if (data)
                         munmap(data, (size_t)size);
@@ -784,12 +792,13 @@ int ipcb__client_shm_finish(ipcb_client *c, const char *name, const ipcb_msg *re
                 goto fail;
         }
         s->client = ipcb__client_ref(c);
+        ipcb__client_obj_catch_up(c, &s->obj);
         *ret = s;
         return 0;
 fail:
         if (fd >= 0)
                 close(fd);
-        (void)ipcb__client_release_handle(c, reply->shm_reply.handle);
+        (void)ipcb__client_release_handle(c, reply->shm_reply.handle, gen);
         return r;
 }
 
@@ -823,7 +832,7 @@ int ipcb_shm_create(ipcb_client *c, const char *name, size_t size,
         r = ipcb__client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return ipcb__client_shm_finish(c, name, &reply, fd, IPCB_READ_WRITE, ret);
+        return ipcb__client_shm_finish(c, name, &reply, ipcb__client_reply_gen(), fd, IPCB_READ_WRITE, ret);
 }
 
 int ipcb_shm_open(ipcb_client *c, const char *name, int access, ipcb_shm **ret) {
@@ -873,7 +882,7 @@ int ipcb_shm_open_ex(ipcb_client *c, const char *name, int access, const ipcb_op
         r = ipcb__client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return ipcb__client_shm_finish(c, name, &reply, fd, access, ret);
+        return ipcb__client_shm_finish(c, name, &reply, ipcb__client_reply_gen(), fd, access, ret);
 }
 
 int ipcb_shm_open_fd(ipcb_client *c, const char *name, int access, const ipcb_open_options *opts,
@@ -900,7 +909,8 @@ int ipcb_shm_open_fd(ipcb_client *c, const char *name, int access, const ipcb_op
                 if (fd >= 0)
                         close(fd);
                 if (reply.shm_reply.handle != 0) /* a broker that made one anyway */
-                        (void)ipcb__client_release_handle(c, reply.shm_reply.handle);
+                        (void)ipcb__client_release_handle(c, reply.shm_reply.handle,
+                                                          ipcb__client_reply_gen());
                 return -EPROTO;
         }
         *ret_fd = fd;

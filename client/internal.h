@@ -160,9 +160,16 @@ int ipcb__client_shm_open_req(const char *name, int access, const ipcb_open_opti
  * starts over). */
 int ipcb__client_reconnect(ipcb_client *c);
 /* Record / forget an open handle (takes c->lock).  name is copied;
- * fd (borrowed) names the inode that a re-open must find again. */
+ * st names the inode that a re-open must find again; gen is the connection
+ * whose reply gave the handle (ipcb__client_reply_gen, or an asynchronous
+ * request's). */
 int ipcb__client_obj_add(ipcb_client *c, client_obj *o, int kind, const char *name, uint32_t access,
-                   const struct stat *st);
+                   const struct stat *st, uint32_t gen);
+/* Once o is whole: if another thread reconnected between the reply that
+ * gave o's handle and ipcb__client_obj_add, that reconnect did not see o
+ * and its handle died with the old connection; re-open o now, as the
+ * reconnect would have (an orphan if that fails; takes c->lock). */
+void ipcb__client_obj_catch_up(ipcb_client *c, client_obj *o);
 void ipcb__client_obj_remove(ipcb_client *c, client_obj *o);
 /* Forget o and release its broker handle (CLOSE without reply) if it has
  * one on the current connection.  Returns as ipcb__client_release_handle. */
@@ -175,8 +182,11 @@ int ipcb__sem_reopen_locked(ipcb_client *c, client_obj *o);
  * what a reclaim shows: a segment's lock token and either's nonce. */
 int ipcb__client_reopen(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *reply, int *ret_fd,
                   uint32_t flags, uint32_t token, uint64_t nonce);
-/* Release a broker handle without waiting (CLOSE with NOREPLY). */
-int ipcb__client_release_handle(ipcb_client *c, uint64_t handle);
+/* Release a broker handle without waiting (CLOSE with NOREPLY), if it is
+ * on connection gen still: on another one its id names something else. */
+int ipcb__client_release_handle(ipcb_client *c, uint64_t handle, uint32_t gen);
+/* The connection that gave this thread's last reply (ipcb__client_call_once). */
+uint32_t ipcb__client_reply_gen(void);
 int ipcb__client_release_handle_locked(ipcb_client *c, uint64_t handle);
 int ipcb__client_name_check(const char *name, ipcb_name *ret);
 /* The wire flags and owner of opts (NULL: none); -EINVAL for a short
@@ -186,10 +196,10 @@ int ipcb__client_open_options(const ipcb_open_options *opts, unsigned allowed, u
 int ipcb__client_unlink(ipcb_client *c, int kind, const char *name);
 /* Finish an open/create reply into a handle (client.c, sem.c); consume fd
  * and the broker handle on every path. */
-int ipcb__client_shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
-                      int want_access, ipcb_shm **ret);
+int ipcb__client_shm_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, uint32_t gen,
+                      int fd, int want_access, ipcb_shm **ret);
 int ipcb__client_sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ipcb_msg *reply,
-                      int fd, ipcb_sem **ret);
+                      uint32_t gen, int fd, ipcb_sem **ret);
 int ipcb__client_info_from_rec(const ipcb_stat_rec *rec, ipcb_object_info *ret);
 
 /* Output structs (ipcbroker.h, ipcb_object_info): the smallest struct_size
@@ -217,8 +227,8 @@ int ipcb__client_register_prepare(const char *name, int memfd, const ipcb_shm_op
                             ipcb_msg *req, int *ret_own);
 /* access.c: map the registered memfd and record the handle; consumes fd
  * and the broker handle on every path. */
-int ipcb__client_register_finish(ipcb_client *c, const char *name, const ipcb_msg *reply, int fd,
-                           ipcb_shm **ret);
+int ipcb__client_register_finish(ipcb_client *c, const char *name, const ipcb_msg *reply,
+                           uint32_t gen, int fd, ipcb_shm **ret);
 /* The broker handle a success reply carries, if any. */
 bool ipcb__client_reply_handle(const ipcb_msg *reply, uint64_t *ret);
 

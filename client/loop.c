@@ -124,7 +124,7 @@ static void reply_dispose(ipcb_client *c, client_async *e) {
         if (e->rbuf && !e->stale &&
             ipcb__proto_decode(e->rbuf, e->rlen, e->rbuf[2], &reply) == 0 &&
             ipcb__client_reply_handle(&reply, &h)) {
-                (void)ipcb__client_release_handle(c, h);
+                (void)ipcb__client_release_handle(c, h, e->conn_gen);
         }
         free(e->rbuf);
         e->rbuf = NULL;

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 int ipcb__client_obj_add(ipcb_client *c, client_obj *o, int kind, const char *name, uint32_t access,
-                   const struct stat *st) {
+                   const struct stat *st, uint32_t gen) {
         o->name = strdup(name);
         if (!o->name)
                 return -ENOMEM;
@@ -29,7 +29,7 @@ int ipcb__client_obj_add(ipcb_client *c, client_obj *o, int kind, const char *na
         o->ino = st->st_ino;
         o->orphan = false;
         pthread_mutex_lock(&c->lock);
-        o->conn_gen = c->conn_gen;
+        o->conn_gen = gen;
         o->prev = NULL;
         o->next = c->objs;
         if (c->objs)
@@ -136,6 +136,43 @@ static int reopen_shm(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *rep
         return r;
 }
 
+/* Re-open o on the current connection (c->lock held), as a reconnect does:
+ * 0, or an error (-EBUSY: an undo semaphore in use re-opens itself). */
+static int obj_reopen_locked(ipcb_client *c, client_obj *o) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg reply;
+        int ofd = -1, r;
+
+        /* An undo semaphore needs its slot fields: sem.c does it (or
+         * leaves it to the handle's next call if it is in use). */
+        if (o->kind == IPCB_KIND_SEM && (o->access & IPCB_WF_UNDO))
+                return ipcb__sem_reopen_locked(c, o);
+        r = o->kind == IPCB_KIND_SHM ? reopen_shm(c, o, buf, &reply, &ofd)
+                                     : ipcb__client_reopen(c, o, buf, &reply, &ofd, 0, 0, 0);
+        if (r == 0) {
+                close(ofd);
+                o->handle = o->kind == IPCB_KIND_SHM ? reply.shm_reply.handle : reply.sem_reply.handle;
+                o->conn_gen = c->conn_gen;
+        }
+        return r;
+}
+
+void ipcb__client_obj_catch_up(ipcb_client *c, client_obj *o) {
+        int r;
+
+        ipcb__client_lock_untimed(c);
+        /* A dead connection: the next request reconnects and re-opens o
+         * with the rest. */
+        if (!o->orphan && o->conn_gen != c->conn_gen && !c->dead) {
+                r = obj_reopen_locked(c, o);
+                if (r == -ETIMEDOUT)
+                        ipcb__client_kill(c); /* as a reconnect: the next call starts over */
+                else if (r < 0 && r != -ENOTCONN && r != -EBUSY)
+                        o->orphan = true;
+        }
+        pthread_mutex_unlock(&c->lock);
+}
+
 int ipcb__client_reconnect(ipcb_client *c) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_HELLO }, reply;
@@ -163,24 +200,9 @@ int ipcb__client_reconnect(ipcb_client *c) {
         c->caps = reply.hello_reply.caps; /* the new broker may be another version */
         c->conn_gen++;
         for (client_obj *o = c->objs; o; o = o->next) {
-                int ofd = -1;
-
                 if (o->orphan)
                         continue;
-                if (o->kind == IPCB_KIND_SEM && (o->access & IPCB_WF_UNDO)) {
-                        /* Needs its slot fields: sem.c does it (or leaves it
-                         * to the handle's next call if it is in use). */
-                        r = ipcb__sem_reopen_locked(c, o);
-                } else {
-                        r = o->kind == IPCB_KIND_SHM ? reopen_shm(c, o, buf, &reply, &ofd)
-                                                     : ipcb__client_reopen(c, o, buf, &reply, &ofd, 0, 0, 0);
-                        if (r == 0) {
-                                close(ofd);
-                                o->handle = o->kind == IPCB_KIND_SHM ? reply.shm_reply.handle
-                                                                     : reply.sem_reply.handle;
-                                o->conn_gen = c->conn_gen;
-                        }
-                }
+                r = obj_reopen_locked(c, o);
                 if (r == -ENOTCONN)
                         return -ENOTCONN; /* lost again: the next call retries */
                 if (r == -ETIMEDOUT) {

@@ -145,7 +145,7 @@ static void atfork_register(void) {
 /* ---- open and close ---- */
 
 int ipcb__client_sem_finish(ipcb_client *c, const char *name, uint32_t flags, const ipcb_msg *reply,
-                      int fd, ipcb_sem **ret) {
+                      uint32_t gen, int fd, ipcb_sem **ret) {
         ipcb_sem *s = NULL;
         void *pg;
         int r;
@@ -167,15 +167,6 @@ int ipcb__client_sem_finish(ipcb_client *c, const char *name, uint32_t flags, co
                 goto fail;
         }
         s->obj.handle = reply->sem_reply.handle;
-        struct stat st;
-        r = fstat(fd, &st) < 0 ? -errno
-                               : ipcb__client_obj_add(c, &s->obj, IPCB_KIND_SEM, name, flags & IPCB_SEM_UNDO, &st);
-        if (r < 0) {
-                munmap(pg, IPCB_PAGE_SIZE);
-                goto fail;
-        }
-        close(fd);
-        s->client = ipcb__client_ref(c);
         s->page = pg;
         s->epoch = atomic_load(&((ipcb_sem_page *)pg)->epoch);
         s->max = reply->sem_reply.max;
@@ -192,13 +183,27 @@ int ipcb__client_sem_finish(ipcb_client *c, const char *name, uint32_t flags, co
         atomic_init(&s->biased, s->owner != NULL);
         s->poll_fd = -1;
         atomic_init(&s->notify.fd, -1);
+        s->client = c;
+        /* Linked last, whole: a reconnect in another thread re-opens
+         * every linked handle. */
+        struct stat st;
+        r = fstat(fd, &st) < 0 ? -errno
+                               : ipcb__client_obj_add(c, &s->obj, IPCB_KIND_SEM, name, flags & IPCB_SEM_UNDO, &st,
+                                                      gen);
+        if (r < 0) {
+                munmap(pg, IPCB_PAGE_SIZE);
+                goto fail;
+        }
+        close(fd);
+        ipcb__client_ref(c);
+        ipcb__client_obj_catch_up(c, &s->obj);
         *ret = s;
         return 0;
 fail:
         free(s);
         if (fd >= 0)
                 close(fd);
-        (void)ipcb__client_release_handle(c, reply->sem_reply.handle);
+        (void)ipcb__client_release_handle(c, reply->sem_reply.handle, gen);
         return r;
 }
 
@@ -231,7 +236,7 @@ int ipcb_sem_create(ipcb_client *c, const char *name, unsigned initial,
         r = ipcb__client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return ipcb__client_sem_finish(c, name, flags, &reply, fd, ret);
+        return ipcb__client_sem_finish(c, name, flags, &reply, ipcb__client_reply_gen(), fd, ret);
 }
 
 int ipcb_sem_open(ipcb_client *c, const char *name, int flags, ipcb_sem **ret) {
@@ -261,7 +266,8 @@ int ipcb_sem_open_ex(ipcb_client *c, const char *name, const ipcb_open_options *
         r = ipcb__client_request(c, &req, buf, &reply, &fd);
         if (r < 0)
                 return r;
-        return ipcb__client_sem_finish(c, name, req.sem_open.flags & IPCB_SEM_UNDO, &reply, fd, ret);
+        return ipcb__client_sem_finish(c, name, req.sem_open.flags & IPCB_SEM_UNDO, &reply,
+                                       ipcb__client_reply_gen(), fd, ret);
 }
 
 int ipcb_sem_info(const ipcb_sem *s, ipcb_handle_info *ret) {
