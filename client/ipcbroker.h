@@ -587,6 +587,24 @@ IPCB_EXPORT int ipcb_sem_release_undo(ipcb_sem *s, unsigned n);
 /* Tokens undo handle s owes (ipcb_sem_release_undo), as the broker last
  * said; 0 for NULL or a plain handle. */
 IPCB_EXPORT uint64_t ipcb_sem_owed(const ipcb_sem *s);
+/* Change the counts of n distinct semaphores at once, all or none: each
+ * sems[i] (a plain handle of c) by deltas[i] (not 0; negative takes,
+ * positive gives), never waiting.  The broker does it within one request
+ * (takes first, then gives; one round trip), so a process killed once the
+ * call has begun cannot leave part of it done (System V's semop of several
+ * operations, through the preload shim).  Other processes' single
+ * operations may see the counts between two of its changes.  Errors:
+ * -EINVAL (NULL, n 0 or above 64, an undo handle, a handle of another
+ * client, a semaphore twice, a delta of 0 or beyond the maximum), -EAGAIN
+ * (a take found too few tokens: nothing changed), -ERANGE (a give would
+ * pass the maximum: nothing changed), -EBADF (a handle without a broker
+ * handle), -EOPNOTSUPP (a broker older than this call), -ENOTCONN,
+ * -ETIMEDOUT (the broker did not answer in time: the change may have been
+ * made).  A request whose reply was lost is sent again after a reconnect,
+ * as every request: a restarted broker had either not read it or had
+ * answered it; only a broker that died between the change and its answer
+ * leaves it made and then makes it again. */
+IPCB_EXPORT int ipcb_sem_apply(ipcb_client *c, ipcb_sem *const *sems, const int *deltas, unsigned n);
 /* Unmap and release the handle (an undo handle's tokens come back); frees s.
  * Does not wait for the broker, like ipcb_shm_close.  NULL: 0. */
 IPCB_EXPORT int ipcb_sem_close(ipcb_sem *s);

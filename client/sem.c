@@ -680,6 +680,55 @@ int ipcb_sem_release_undo(ipcb_sem *s, unsigned n) {
         return r;
 }
 
+int ipcb_sem_apply(ipcb_client *c, ipcb_sem *const *sems, const int *deltas, unsigned n) {
+        ipcb_sem_apply_ent ents[IPCB_SEM_APPLY_MAX];
+        ipcb_msg req = { .hdr.op = IPCB_OP_SEM_APPLY }, reply;
+        uint8_t buf[IPCB_MSG_MAX];
+        bool retried = false;
+        int r;
+
+        if (!c || !sems || !deltas || n == 0 || n > IPCB_SEM_APPLY_MAX)
+                return -EINVAL;
+        for (unsigned i = 0; i < n; i++) {
+                if (!sems[i] || sems[i]->client != c || sems[i]->slot || deltas[i] == 0 ||
+                    deltas[i] < -(int)sems[i]->max || deltas[i] > (int)sems[i]->max)
+                        return -EINVAL;
+                for (unsigned j = 0; j < i; j++)
+                        if (sems[j]->obj.dev == sems[i]->obj.dev && sems[j]->obj.ino == sems[i]->obj.ino)
+                                return -EINVAL;
+        }
+        req.sem_apply.count = n;
+        req.sem_apply.ents = ents;
+        if ((r = ipcb__client_lock(c)) < 0)
+                return r;
+        /* As ipcb__client_obj_request, for n handles: their ids are read
+         * after any reconnect. */
+        for (;;) {
+                if (c->dead && !c->disconnected && !retried) {
+                        retried = true;
+                        if ((r = ipcb__client_reconnect(c)) < 0)
+                                break;
+                }
+                if (!c->dead && !(c->caps & IPCB_CAP_SEM_APPLY)) {
+                        r = -EOPNOTSUPP;
+                        break;
+                }
+                for (unsigned i = 0; i < n; i++) {
+                        if (!c->dead && (sems[i]->obj.orphan || sems[i]->obj.conn_gen != c->conn_gen)) {
+                                r = -EBADF;
+                                goto out;
+                        }
+                        ents[i] = (ipcb_sem_apply_ent){ .handle = sems[i]->obj.handle, .delta = deltas[i] };
+                }
+                r = ipcb__client_call_once(c, &req, buf, &reply, NULL);
+                if (r != -ENOTCONN || !c->dead || c->disconnected || retried)
+                        break;
+        }
+out:
+        pthread_mutex_unlock(&c->lock);
+        return r;
+}
+
 uint64_t ipcb_sem_owed(const ipcb_sem *s) {
         return s && s->slot ? atomic_load((_Atomic uint64_t *)&s->owed) : 0;
 }

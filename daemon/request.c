@@ -63,7 +63,7 @@ static int do_hello(peer *p, const ipcb_msg *m) {
                 return -EPROTONOSUPPORT;
         p->hello_done = true;
         r.hello_reply.version = IPCB_PROTO_VERSION;
-        r.hello_reply.caps = IPCB_CAP_SHM_FD_ONLY | IPCB_CAP_SEM_OWE;
+        r.hello_reply.caps = IPCB_CAP_SHM_FD_ONLY | IPCB_CAP_SEM_OWE | IPCB_CAP_SEM_APPLY;
         r.hello_reply.msg_max = IPCB_MSG_MAX;
         r.hello_reply.name_max = IPCB_NAME_MAX;
         r.hello_reply.fds_max = IPCB_FDS_MAX;
@@ -373,6 +373,39 @@ static int do_sem_owe(peer *p, const ipcb_msg *m) {
         return 0;
 }
 
+/* SEM_APPLY: the counts of several semaphores, through plain handles of
+ * this connection, changed at once within this request, all or none: a
+ * client killed once it has sent it cannot leave part of it done (the
+ * preload shim's multi-operation semop). */
+static int do_sem_apply(peer *p, const ipcb_msg *m) {
+        object *o[IPCB_SEM_APPLY_MAX];
+        int32_t delta[IPCB_SEM_APPLY_MAX];
+        ipcb_msg r = reply_to(m);
+        unsigned n = m->sem_apply.count;
+        int k;
+
+        for (unsigned i = 0; i < n; i++) {
+                ipcb_sem_apply_ent e;
+                handle_slot *h;
+
+                ipcb__sem_apply_ent_at(m, i, &e);
+                if (!(h = peer_handle_get(p, e.handle)))
+                        return -EBADF;
+                if (h->obj->kind != IPCB_KIND_SEM || h->sem_slot != 0 || e.delta == 0 ||
+                    (int64_t)e.delta < -(int64_t)h->obj->sem->max || (int64_t)e.delta > (int64_t)h->obj->sem->max)
+                        return -EINVAL;
+                for (unsigned j = 0; j < i; j++)
+                        if (o[j] == h->obj)
+                                return -EINVAL;
+                o[i] = h->obj;
+                delta[i] = e.delta;
+        }
+        if ((k = sem_apply(o, delta, n)) < 0)
+                return k;
+        peer_reply(p, &r, NULL, 0);
+        return 0;
+}
+
 static int do_close(peer *p, const ipcb_msg *m) {
         ipcb_msg r = reply_to(m);
         bool noreply = m->hdr.flags & IPCB_HF_NOREPLY;
@@ -514,6 +547,7 @@ static int dispatch(peer *p, const ipcb_msg *m) {
         case IPCB_OP_SEM_POLL:   return sempoll_add(p, m);
         case IPCB_OP_SEM_NOTIFY: return sempoll_notify_fd(p, m);
         case IPCB_OP_SEM_OWE:    return do_sem_owe(p, m);
+        case IPCB_OP_SEM_APPLY:  return do_sem_apply(p, m);
         case IPCB_OP_LOCK_POLL:  return sempoll_add(p, m);
         case IPCB_OP_LOCK_NOTIFY: return sempoll_notify_fd(p, m);
         case IPCB_OP_WATCH_ADD:  return watch_add(p, m);

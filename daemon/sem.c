@@ -280,6 +280,75 @@ void sem_slot_release(object *o, uint32_t slot, uint64_t owed) {
         sem_settle_tokens(o, sem_slot_free(o, slot), owed);
 }
 
+/* One SEM_APPLY change: delta tokens to or from W's count in one CAS,
+ * after helping W's last undo operation.  -EAGAIN: a take finds fewer;
+ * -ERANGE: a give would pass max; -EBUSY: W keeps changing. */
+static int count_change(ipcb_sem_page *pg, int64_t delta, uint32_t max) {
+        for (int tries = 0; tries < CAS_TRIES; tries++) {
+                uint64_t wv = atomic_load(&pg->word);
+                ipcb_w w = ipcb_w_unpack(wv);
+                int64_t c = (int64_t)(w.count > max ? max : w.count) + delta;
+
+                ipcb_sem_help(pg, w);
+                if (c < 0)
+                        return -EAGAIN;
+                if (c > max)
+                        return -ERANGE;
+                if (atomic_compare_exchange_strong(&pg->word, &wv,
+                                                   ipcb_w_pack((ipcb_w){ .count = (uint32_t)c })))
+                        return 0;
+        }
+        return -EBUSY;
+}
+
+int sem_apply(object *const *o, const int32_t *delta, unsigned n) {
+        unsigned done[IPCB_SEM_APPLY_MAX], ndone = 0;
+        ipcb_sem_page *pg;
+        int k = 0;
+
+        /* A give that cannot fit now is refused before anything changes. */
+        for (unsigned i = 0; i < n; i++) {
+                if (delta[i] < 0)
+                        continue;
+                if (!(pg = sem_page(o[i])))
+                        return -ENOMEM;
+                if ((uint64_t)ipcb_w_unpack(atomic_load(&pg->word)).count + (uint64_t)delta[i] >
+                    o[i]->sem->max)
+                        return -ERANGE;
+        }
+        /* Takes first, then gives: only a take can fail for want of
+         * tokens, and it does before any give has been seen. */
+        for (int gives = 0; gives < 2; gives++)
+                for (unsigned i = 0; i < n; i++) {
+                        if ((delta[i] > 0) != gives)
+                                continue;
+                        if (!(pg = sem_page(o[i]))) {
+                                k = -ENOMEM;
+                                goto undo;
+                        }
+                        if ((k = count_change(pg, delta[i], o[i]->sem->max)) < 0)
+                                goto undo;
+                        done[ndone++] = i;
+                }
+        for (unsigned i = 0; i < n; i++)
+                if (delta[i] > 0)
+                        sem_wake_sleepers(o[i]);
+        return 0;
+undo:
+        /* Only a count that changed since the check above fails a give,
+         * and only the same request's own takes are given back: clamped,
+         * never waiting. */
+        while (ndone-- > 0) {
+                unsigned i = done[ndone];
+                if (!(pg = sem_page(o[i])))
+                        continue;
+                (void)word_change(pg, delta[i] < 0 ? (uint64_t)-(int64_t)delta[i] : 0,
+                                  delta[i] > 0 ? (uint64_t)delta[i] : 0, o[i]->sem->max, false);
+                sem_wake_sleepers(o[i]);
+        }
+        return k;
+}
+
 int sem_release_tokens(object *o, uint32_t n) {
         ipcb_sem_page *pg = sem_page(o);
         int k;

@@ -76,6 +76,14 @@ bool sem_page_restore(ipcb_sem_page *pg, uint32_t max);
  * -EOVERFLOW past the maximum (nothing changes), -EAGAIN if the word keeps
  * changing, -ENOMEM if the page cannot be mapped. */
 int sem_release_tokens(object *o, uint32_t n);
+/* SEM_APPLY: the count of semaphore o[i] changed by delta[i] (not 0) for
+ * each of n (<= IPCB_SEM_APPLY_MAX) distinct semaphores, all or none, in
+ * this call: takes first, then gives, one CAS each; a failure gives back
+ * what was done.  -EAGAIN: a take found too few tokens; -ERANGE: a give
+ * would pass the maximum; -EBUSY: a page's word kept changing (scribbled);
+ * -ENOMEM: a page could not be mapped.  Wakes the sleepers of what it
+ * gave. */
+int sem_apply(object *const *o, const int32_t *delta, unsigned n);
 /* Assign a free undo slot to a handle of uid: *ret_slot is index + 1,
  * *ret_seq the slot's next sequence number, *ret_nonce the secret that
  * proves holding it (recorded in the fd store).  -EUSERS when all

@@ -239,6 +239,21 @@ static int decode_request(rd *r, ipcb_msg *m) {
                 m->sem_owe.release = rd_u32(r);
                 m->sem_owe.owe = rd_u32(r);
                 break;
+        case IPCB_OP_SEM_APPLY:
+                m->sem_apply.count = rd_u32(r);
+                rd_zero(r, 4);
+                m->sem_apply.ents = NULL;
+                if (m->sem_apply.count == 0 || m->sem_apply.count > IPCB_SEM_APPLY_MAX) {
+                        r->bad = true;
+                        break;
+                }
+                m->sem_apply.raw = r->p;
+                for (uint32_t i = 0; i < m->sem_apply.count; i++) {
+                        (void)rd_u64(r);
+                        (void)rd_u32(r);
+                        rd_zero(r, 4);
+                }
+                break;
         default:
                 return -EOPNOTSUPP;
         }
@@ -373,6 +388,8 @@ static int decode_reply(rd *r, ipcb_msg *m) {
         case IPCB_OP_SEM_NOTIFY:
         case IPCB_OP_LOCK_NOTIFY:
                 want_fds = 1;
+                break;
+        case IPCB_OP_SEM_APPLY:
                 break;
         case IPCB_OP_SEM_OWE:
                 m->sem_owe_reply.owed = rd_u64(r);
@@ -636,6 +653,17 @@ static int encode_request(wr *w, const ipcb_msg *m) {
                 wr_u32(w, m->sem_owe.release);
                 wr_u32(w, m->sem_owe.owe);
                 break;
+        case IPCB_OP_SEM_APPLY:
+                if (m->sem_apply.count == 0 || m->sem_apply.count > IPCB_SEM_APPLY_MAX || !m->sem_apply.ents)
+                        return -EINVAL;
+                wr_u32(w, m->sem_apply.count);
+                wr_u32(w, 0);
+                for (uint32_t i = 0; i < m->sem_apply.count; i++) {
+                        wr_u64(w, m->sem_apply.ents[i].handle);
+                        wr_u32(w, (uint32_t)m->sem_apply.ents[i].delta);
+                        wr_u32(w, 0);
+                }
+                break;
         default:
                 return -EINVAL;
         }
@@ -757,6 +785,8 @@ static int encode_reply(wr *w, const ipcb_msg *m) {
                 wr_u32(w, m->sem_poll_reply.pollers);
                 wr_u32(w, 0);
                 break;
+        case IPCB_OP_SEM_APPLY:
+                break;
         case IPCB_OP_SEM_OWE:
                 wr_u64(w, m->sem_owe_reply.owed);
                 break;
@@ -835,4 +865,15 @@ void ipcb__holder_rec_at(const ipcb_msg *m, unsigned i, ipcb_holder_rec *ret) {
         ret->pid = rd_u32(&r);
         ret->uid = rd_u32(&r);
         ret->handles = rd_u32(&r);
+}
+
+void ipcb__sem_apply_ent_at(const ipcb_msg *m, unsigned i, ipcb_sem_apply_ent *ret) {
+        rd r;
+
+        memset(ret, 0, sizeof(*ret));
+        if (!m->sem_apply.raw || i >= m->sem_apply.count)
+                return;
+        r = (rd){ .p = m->sem_apply.raw + (size_t)i * IPCB_SEM_APPLY_ENT, .left = IPCB_SEM_APPLY_ENT };
+        ret->handle = rd_u64(&r);
+        ret->delta = (int32_t)rd_u32(&r);
 }

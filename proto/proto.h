@@ -40,6 +40,7 @@ enum {
         IPCB_OP_SEM_POLL   = 0x0203, /* poll a semaphore: its notify fd in the reply */
         IPCB_OP_SEM_NOTIFY = 0x0204, /* the fd a releaser signals pollers with */
         IPCB_OP_SEM_OWE    = 0x0205, /* release through an undo handle, owing it back */
+        IPCB_OP_SEM_APPLY  = 0x0206, /* change several counts at once: all or none */
         /* 0x03xx: permissions, publishing, quotas (docs/security.md). */
         IPCB_OP_SET_ACCESS = 0x0301, /* chmod/chown of a named object */
         IPCB_OP_FREEZE     = 0x0302, /* seal a segment against writing */
@@ -91,6 +92,7 @@ enum {
 /* HELLO reply caps. */
 #define IPCB_CAP_SHM_FD_ONLY 0x1u
 #define IPCB_CAP_SEM_OWE     0x2u /* SEM_OWE is served */
+#define IPCB_CAP_SEM_APPLY   0x4u /* SEM_APPLY is served */
 #define IPCB_WF_SEM_CREATE_MASK (IPCB_WF_PERSISTENT | IPCB_WF_UNDO)
 
 /* SHM_REGISTER flags (growable follows from the memfd's F_SEAL_GROW). */
@@ -109,6 +111,13 @@ enum {
 #define IPCB_QUOTA_FIXED 48u  /* QUOTA reply payload before the records */
 #define IPCB_QUOTA_REC 32u    /* one record */
 #define IPCB_QUOTA_RECS_MAX 200u
+
+/* SEM_APPLY: count (1..IPCB_SEM_APPLY_MAX) and 4 zero bytes, then count
+ * entries: a plain semaphore handle, the change of its count (not 0), 4
+ * zero bytes. */
+#define IPCB_SEM_APPLY_FIXED 8u
+#define IPCB_SEM_APPLY_ENT 16u
+#define IPCB_SEM_APPLY_MAX 64u
 
 /* HOLDERS reply: at most this many records (one per connection); the
  * reply's total says how many there were. */
@@ -175,6 +184,11 @@ typedef struct ipcb_quota_rec {
 
 /* One connection holding handles on an object, as HOLDERS reports it: the
  * pid and uid the broker saw connect (SO_PEERCRED), its handles on it. */
+typedef struct ipcb_sem_apply_ent {
+        uint64_t handle;
+        int32_t delta;
+} ipcb_sem_apply_ent;
+
 typedef struct ipcb_holder_rec {
         uint32_t pid, uid, handles;
 } ipcb_holder_rec;
@@ -232,6 +246,13 @@ typedef struct ipcb_msg {
                  * below 0).  Reply: all the handle owes now. */
                 struct { uint64_t handle; uint32_t release, owe; } sem_owe;
                 struct { uint64_t owed; } sem_owe_reply;
+                /* SEM_APPLY: encode reads ents; decode sets raw (validated
+                 * entries, read them with ipcb__sem_apply_ent_at) */
+                struct {
+                        uint32_t count;
+                        const ipcb_sem_apply_ent *ents;
+                        const uint8_t *raw;
+                } sem_apply;
                 /* reply to WATCH_ADD: the watch's id (> 0) */
                 struct { uint64_t watch; } watch_reply;
                 /* WATCH_EVENT (daemon to client, id 0): what happened to
@@ -321,6 +342,8 @@ int ipcb__list_iter_next(ipcb_list_iter *it, ipcb_stat_rec *ret);
 
 /* Record i (< count) of a decoded HOLDERS reply. */
 void ipcb__holder_rec_at(const ipcb_msg *m, unsigned i, ipcb_holder_rec *ret);
+/* Entry i of a decoded SEM_APPLY (zeroed if out of range). */
+void ipcb__sem_apply_ent_at(const ipcb_msg *m, unsigned i, ipcb_sem_apply_ent *ret);
 
 /* Record i (< count) of a decoded QUOTA reply. */
 void ipcb__quota_rec_at(const ipcb_msg *m, unsigned i, ipcb_quota_rec *ret);

@@ -249,7 +249,7 @@ enum {
 enum {
         RQ_HELLO, RQ_CLOSE, RQ_UNLINK, RQ_STAT, RQ_LIST, RQ_SHM_CREATE, RQ_SHM_OPEN,
         RQ_LOCK_PAGE, RQ_SEM_CREATE, RQ_SEM_OPEN, RQ_SET_ACCESS, RQ_FREEZE, RQ_REGISTER,
-        RQ_MEMFD, RQ_QUOTA, RQ_HOLDERS, RQ_SEM_OWE, RQ_UNKNOWN,
+        RQ_MEMFD, RQ_QUOTA, RQ_HOLDERS, RQ_SEM_OWE, RQ_SEM_APPLY, RQ_UNKNOWN,
 };
 
 /* fd menu (fd spec: a choice byte, then an argument byte). */
@@ -688,6 +688,18 @@ static unsigned build_request(input *in, client *c, unsigned sel, ipcb_msg *m, c
                 b = in_u8(in);
                 m->sem_owe.owe = b < 0xf0 ? b % 4 : in_u32(in);
                 return 0;
+        case RQ_SEM_APPLY: {
+                static ipcb_sem_apply_ent ents[4];
+                m->hdr.op = IPCB_OP_SEM_APPLY;
+                m->sem_apply.count = 1 + in_u8(in) % 4;
+                for (unsigned i = 0; i < m->sem_apply.count; i++) {
+                        ents[i].handle = pick_handle(in, c);
+                        b = in_u8(in);
+                        ents[i].delta = b < 0xf0 ? (int32_t)(b % 9) - 4 : (int32_t)in_u32(in);
+                }
+                m->sem_apply.ents = ents;
+                return 0;
+        }
         default: /* any opcode, any payload */
                 m->hdr.op = in_u16(in);
                 return 0;

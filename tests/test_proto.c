@@ -1355,8 +1355,8 @@ Test(malformed, list_reply_records, .timeout = 30) {
 
 Test(malformed, unknown_opcode, .timeout = 30) {
         static const uint16_t ops[] = { 0x0000, 0x0009, 0x00ff, 0x0100, 0x0106, 0x0200,
-                                        0x0206, 0x0306, 0x0404, 0x7fff, REPLY(0x0000),
-                                        REPLY(0x0009), REPLY(0x0206), REPLY(0x0404), 0xffff };
+                                        0x0207, 0x0306, 0x0404, 0x7fff, REPLY(0x0000),
+                                        REPLY(0x0009), REPLY(0x0207), REPLY(0x0404), 0xffff };
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
                 uint8_t buf[16 + 8] = { 0 };
                 ipcb_msg m;
@@ -1459,7 +1459,7 @@ Test(encode, long_name_over_msg_max, .timeout = 30) {
 
 Test(encode, unknown_opcode, .timeout = 30) {
         uint8_t buf[IPCB_MSG_MAX];
-        static const uint16_t ops[] = { 0x0000, 0x0009, 0x0106, 0x0206, 0x0306, 0x0405, 0x7fff };
+        static const uint16_t ops[] = { 0x0000, 0x0009, 0x0106, 0x0207, 0x0306, 0x0405, 0x7fff };
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
                 ipcb_msg m = { .hdr = { .op = ops[i] } };
                 cr_assert_eq(ipcb__proto_encode(&m, buf, sizeof(buf)), -EINVAL, "request 0x%04x",
