@@ -334,13 +334,15 @@ static int sem_do(ipcb_sem *h, bool undo, short op, bool nowait, const struct ti
  * of a broker segment named after member 0 + ".ops", made by the first
  * such call with member 0's mode.  Under the lock the operations are
  * played in order on the members' current values; if they all go, each
- * member's net change is applied (takes first, then gives), else the lock
- * is let go and the call waits (polling, up to 1 ms apart) and tries
- * again.  A semop of one operation does not take the lock: it may land
- * between the values' reading and the net change, as if just after the
- * several; a take it made meanwhile can make the net take fail, which is
- * undone and tried again.  A process killed while applying a net change
- * can leave part of it (the next locker is told, and carries on).  The
+ * member's net change is applied (plan(): the plain handles' changes in
+ * one SEM_APPLY request, all or none even if the process is killed), else
+ * the lock is let go and the call waits (polling, up to 1 ms apart) and
+ * tries again.  A semop of one operation does not take the lock: it may
+ * land between the values' reading and the net change, as if just after
+ * the several; a take it made meanwhile can make the net take fail, which
+ * is undone and tried again.  A process killed while applying a net change
+ * leaves its plain part whole or undone, and its undo part to the broker,
+ * which settles it as semadj (the next locker is told, and carries on).  The
  * threads of one process share the set's handles, the ops lock's too, and
  * a lock belongs to its handle: they take turns on a mutex of the set
  * first. */
@@ -381,12 +383,21 @@ static int ops_lock_of(ipcb_client *c, sem_ent *e) {
         return 0;
 }
 
-/* One step of a net change: delta tokens through handle h. */
+/* One step of a net change: delta tokens through undo handle h. */
 typedef struct step {
         ipcb_sem *h;
-        bool undo;
         int delta;
 } step;
+
+/* A net change: the undo handles' gives, every plain handle's change at
+ * once, the undo handles' takes (plan()). */
+typedef struct change {
+        ipcb_client *c;
+        step give[SET_MAX], take[SET_MAX];
+        ipcb_sem *plain[SET_MAX];
+        int pdelta[SET_MAX];
+        unsigned ngive, ntake, nplain;
+} change;
 
 /* Play sops on the members' values (m, n members): 0 if all go, -EAGAIN if
  * operation *ret_blocked would wait, -ERANGE past SEMVMX.  net[k][u]: the
@@ -416,26 +427,24 @@ static int play(const member *m, const struct sembuf *sops, size_t nsops, int (*
         return 0;
 }
 
-/* The net changes as steps, in an order in which none has to wait on the
- * values play() saw: the takes of members that only take, then each mixed
- * member's give and take, then the gives of members that only give. */
-static unsigned plan(const member *m, unsigned nsems, int (*net)[2], const int *slot, step *st) {
-        unsigned n = 0;
-
-        for (int phase = 0; phase < 3; phase++)
-                for (unsigned k = 0; k < nsems; k++) {
-                        bool takes = net[k][0] < 0 || net[k][1] < 0;
-                        bool gives = net[k][0] > 0 || net[k][1] > 0;
-                        if ((phase == 0 && !(takes && !gives)) || (phase == 1 && !(takes && gives)) ||
-                            (phase == 2 && !(gives && !takes)))
-                                continue;
-                        for (int sign = 1; sign >= -1; sign -= 2) /* gives, then takes */
-                                for (int u = 0; u < 2; u++)
-                                        if (net[k][u] * sign > 0)
-                                                st[n++] = (step){ u ? m[k].undo[slot[k]] : m[k].plain,
-                                                                  u != 0, net[k][u] };
+/* The net changes in an order in which none has to wait on the values
+ * play() saw.  Members are independent: only each member's own order
+ * matters, and the undo gives first, then the plain changes, then the
+ * undo takes keeps it for every member (a give before a take of the same
+ * member; a member whose changes both take or both give may go in any
+ * order, its value being enough for the whole). */
+static void plan(const member *m, unsigned nsems, int (*net)[2], const int *slot, change *ch) {
+        ch->ngive = ch->ntake = ch->nplain = 0;
+        for (unsigned k = 0; k < nsems; k++) {
+                if (net[k][1] > 0)
+                        ch->give[ch->ngive++] = (step){ m[k].undo[slot[k]], net[k][1] };
+                if (net[k][1] < 0)
+                        ch->take[ch->ntake++] = (step){ m[k].undo[slot[k]], net[k][1] };
+                if (net[k][0] != 0) {
+                        ch->plain[ch->nplain] = m[k].plain;
+                        ch->pdelta[ch->nplain++] = net[k][0];
                 }
-        return n;
+        }
 }
 
 /* Take or give delta through h now (never waiting). */
@@ -443,27 +452,73 @@ static int step_do(ipcb_sem *h, bool undo, int delta) {
         return delta < 0 ? ipcb_sem_acquire_n(h, (unsigned)-delta, 0) : give(h, undo, (unsigned)delta);
 }
 
-/* Apply the steps; a step that fails (a single operation changed a value
- * since play() read it) undoes the ones before it, as far as it can:
- * -EAGAIN to play again, or the step's error. */
-static int apply(const step *st, unsigned n) {
-        int r = 0;
-        unsigned i;
+/* The plain changes times sign (1, or -1 to undo them): at once, all or
+ * none, through the broker (ipcb_sem_apply: a process killed meanwhile
+ * cannot leave part of them done); with an older broker one by one,
+ * takes first, those done undone if a later one fails. */
+static int plain_apply(const change *ch, int sign) {
+        unsigned done[SET_MAX], nd = 0;
+        int d[SET_MAX], r;
 
-        for (i = 0; i < n && (r = step_do(st[i].h, st[i].undo, st[i].delta)) == 0; i++)
-                ;
-        if (r == 0)
+        if (ch->nplain == 0)
                 return 0;
-        while (i-- > 0)
-                (void)step_do(st[i].h, st[i].undo, -st[i].delta);
+        for (unsigned i = 0; i < ch->nplain; i++)
+                d[i] = sign * ch->pdelta[i];
+        r = ipcb_sem_apply(ch->c, ch->plain, d, ch->nplain);
+        if (r != -EOPNOTSUPP)
+                return r;
+        for (int gives = 0; gives < 2; gives++)
+                for (unsigned i = 0; i < ch->nplain; i++) {
+                        if ((d[i] > 0) != gives)
+                                continue;
+                        if ((r = step_do(ch->plain[i], false, d[i])) < 0)
+                                goto undo;
+                        done[nd++] = i;
+                }
+        return 0;
+undo:
+        while (nd-- > 0)
+                (void)step_do(ch->plain[done[nd]], false, -d[done[nd]]);
+        return r;
+}
+
+/* Apply a net change in plan()'s order; a part that fails (a single
+ * operation changed a value since play() read it) undoes the parts before
+ * it, as far as it can: -EAGAIN to play again, or the part's error.  A
+ * process killed half way leaves its undo parts to the broker, which
+ * settles them as the kernel applies semadj (what an undo handle holds
+ * goes back, what it owes is taken), and its plain parts all done or none
+ * (SEM_APPLY): what the kernel's atomic semop would leave at that death. */
+static int apply(const change *ch) {
+        unsigned g = 0, t = 0;
+        bool plain = false;
+        int r;
+
+        for (; g < ch->ngive; g++)
+                if ((r = step_do(ch->give[g].h, true, ch->give[g].delta)) < 0)
+                        goto undo;
+        if ((r = plain_apply(ch, 1)) < 0)
+                goto undo;
+        plain = true;
+        for (; t < ch->ntake; t++)
+                if ((r = step_do(ch->take[t].h, true, ch->take[t].delta)) < 0)
+                        goto undo;
+        return 0;
+undo:
+        while (t-- > 0)
+                (void)step_do(ch->take[t].h, true, -ch->take[t].delta);
+        if (plain)
+                (void)plain_apply(ch, -1);
+        while (g-- > 0)
+                (void)step_do(ch->give[g].h, true, -ch->give[g].delta);
         return r == -EAGAIN ? -EAGAIN : r == -EOVERFLOW ? -ERANGE : r;
 }
 
 static int serve_multi(int semid, struct sembuf *sops, size_t nsops, const struct timespec *dl) {
         int net[SET_MAX][2], slot[SET_MAX];
-        step st[2 * SET_MAX];
+        change ch;
         size_t blocked = SIZE_MAX;
-        unsigned us = BACKOFF_START_US, nsems = 0, nst;
+        unsigned us = BACKOFF_START_US, nsems = 0;
         ipcb_client *c;
         ipcb_shm *ops = NULL;
         pthread_mutex_t *mu = NULL;
@@ -510,8 +565,9 @@ static int serve_multi(int semid, struct sembuf *sops, size_t nsops, const struc
                         blocked = SIZE_MAX;
                         r = play(m, sops, nsops, net, &blocked);
                         if (r == 0) {
-                                nst = plan(m, nsems, net, slot, st);
-                                r = apply(st, nst);
+                                plan(m, nsems, net, slot, &ch);
+                                ch.c = c;
+                                r = apply(&ch);
                         }
                         (void)ipcb_shm_unlock(ops);
                 } else if (r == -ETIMEDOUT) {

@@ -164,6 +164,19 @@ CHECKED_TEST(semaphore_undo_owed_back) {
                      "the program's expectations are not the kernel's");
 }
 
+/* A process killed in the middle of a semop of several operations leaves
+ * all of it or none, as with the kernel: the same program passes brokered
+ * and against the kernel. */
+CHECKED_TEST(semaphore_several_operations_killed) {
+        char k[16];
+
+        key_hex(9, k);
+        cr_assert_eq(run(0, NULL, ARGV(IPCB_SYSV_PROG, "sem-kill-multi", k)), 0);
+        cr_assert_eq(broker_count(), 0);
+        cr_assert_eq(run(0, ARGV("--no-sysv"), ARGV(IPCB_SYSV_PROG, "sem-kill-multi", k)), 0,
+                     "the program's expectations are not the kernel's");
+}
+
 CHECKED_TEST(semaphore_several_operations) {
         char k[16];
 

@@ -584,6 +584,60 @@ static int do_sem_owe(char **a) {
         return 0;
 }
 
+/* One token from one semaphore of id to the other, whichever has one
+ * (two operations, not waiting): 0, or -1 with errno. */
+static int move_token(int id) {
+        struct sembuf ab[2] = { { 0, -1, IPC_NOWAIT }, { 1, 1, IPC_NOWAIT } };
+        struct sembuf ba[2] = { { 1, -1, IPC_NOWAIT }, { 0, 1, IPC_NOWAIT } };
+
+        if (semop(id, ab, 2) == 0)
+                return 0;
+        return errno == EAGAIN ? semop(id, ba, 2) : -1;
+}
+
+/* sem-kill-multi KEY: a process killed in the middle of a semop of several
+ * operations leaves all of it or none: the kernel's semop is atomic, kill
+ * included.  Children move tokens between two semaphores with
+ * two-operation semops and are killed at random moments; the tokens must
+ * add up after every kill.  Passes against the kernel too. */
+static int do_sem_kill_multi(char **a) {
+        enum { TOTAL = 4, KILLS = 150 };
+        unsigned short init[2] = { TOTAL, 0 };
+        int id, status;
+
+        id = semget(key_arg(a[0]), 2, IPC_CREAT | IPC_EXCL | 0600);
+        CHECK(id >= 0, "semget");
+        CHECK(semctl(id, 0, SETALL, (union semun){ .array = init }) == 0, "SETALL");
+        srand((unsigned)getpid());
+        for (int k = 0; k < KILLS; k++) {
+                int p[2];
+                char x;
+                CHECK(pipe(p) == 0, "pipe");
+                pid_t pid = fork();
+                CHECK(pid >= 0, "fork");
+                if (pid == 0) {
+                        /* one move first (connected, set up), then say so */
+                        if (move_token(id) < 0 || write(p[1], "r", 1) != 1)
+                                _exit(3);
+                        for (;;)
+                                if (move_token(id) < 0)
+                                        _exit(3);
+                }
+                close(p[1]);
+                CHECK(read(p[0], &x, 1) == 1, "child %d did not start", k);
+                close(p[0]);
+                usleep((unsigned)(rand() % 1000));
+                CHECK(kill(pid, SIGKILL) == 0 && waitpid(pid, &status, 0) == pid, "kill");
+                CHECK(WIFSIGNALED(status), "child %d ended before its kill: %x", k, status);
+                int v0 = semctl(id, 0, GETVAL), v1 = semctl(id, 1, GETVAL);
+                CHECK(v0 >= 0 && v1 >= 0 && v0 + v1 == TOTAL,
+                      "after kill %d: %d + %d tokens, not %d: a semop of two operations was cut in two", k,
+                      v0, v1, TOTAL);
+        }
+        CHECK(semctl(id, 0, IPC_RMID) == 0, "IPC_RMID");
+        return 0;
+}
+
 int main(int argc, char **argv) {
         static const struct {
                 const char *name;
@@ -597,7 +651,7 @@ int main(int argc, char **argv) {
                 { "sem-rmid", 1, do_sem_rmid },     { "sem-semantics", 1, do_sem_semantics },
                 { "rmid-fails", 2, do_rmid_fails }, { "get-fails", 2, do_get_fails },
                 { "sem-set", 1, do_sem_set },       { "sem-multi", 1, do_sem_multi },
-                { "sem-owe", 1, do_sem_owe },
+                { "sem-owe", 1, do_sem_owe },       { "sem-kill-multi", 1, do_sem_kill_multi },
         };
 
         if (argc < 2)
