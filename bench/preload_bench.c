@@ -10,7 +10,9 @@
  *   brokered-open target of docs/performance.md);
  *   sem_wait+sem_post on a named semaphore (glibc's own code on either
  *   page: the shim's is judged <= 1.05x);
- *   semop -1/+1 with SEM_UNDO (goal: the shim faster), and without.
+ *   semop -1/+1 with SEM_UNDO (goal: the shim faster), and without;
+ *   semop of two operations (a token from one semaphore to another and
+ *   back: the shim's is a broker round trip, SEM_APPLY; reference).
  * It starts the ipcbrokerd built here on a temporary socket.
  * Usage: ipcb_bench_preload [--quick] */
 #include <dlfcn.h>
@@ -94,6 +96,17 @@ static int run_semop_undo(const ops *o, void *state, unsigned n) {
 
 static int run_semop_plain(const ops *o, void *state, unsigned n) {
         return run_semop(o, state, n, 0);
+}
+
+/* A token from member 0 to member 1 and back: two semops of two
+ * operations each. */
+static int run_semop_multi(const ops *o, void *state, unsigned n) {
+        struct sembuf ab[2] = { { 0, -1, 0 }, { 1, 1, 0 } }, ba[2] = { { 1, -1, 0 }, { 0, 1, 0 } };
+        int id = *(int *)state;
+        for (unsigned i = 0; i < n; i++)
+                if (o->semop(id, ab, 2) < 0 || o->semop(id, ba, 2) < 0)
+                        return -errno;
+        return 0;
 }
 
 /* The floor: one 64-byte request on a SOCK_SEQPACKET socketpair, answered
@@ -220,7 +233,7 @@ int main(int argc, char **argv) {
         ops kern, shim;
         void *h;
         pid_t broker;
-        int status = 0, kid, sid;
+        int status = 0, kid, sid, kid2, sid2;
         sem_t *ksem, *ssem;
         floor_srv fl;
         key_t key = (key_t)(0x6b000000 | (getpid() & 0xffffff));
@@ -265,8 +278,11 @@ int main(int argc, char **argv) {
         ssem = shim.sem_open(sem_nm, O_CREAT | O_EXCL, 0600, 1);
         kid = kern.semget(key, 1, IPC_CREAT | IPC_EXCL | 0600);
         sid = shim.semget(key, 1, IPC_CREAT | IPC_EXCL | 0600);
+        kid2 = kern.semget(key + 1, 2, IPC_CREAT | IPC_EXCL | 0600);
+        sid2 = shim.semget(key + 1, 2, IPC_CREAT | IPC_EXCL | 0600);
         if (ksem == SEM_FAILED || ssem == SEM_FAILED || kid < 0 || sid < 0 ||
-            kern.semctl(kid, 0, SETVAL, 1) < 0 || shim.semctl(sid, 0, SETVAL, 1) < 0) {
+            kern.semctl(kid, 0, SETVAL, 1) < 0 || shim.semctl(sid, 0, SETVAL, 1) < 0 || kid2 < 0 ||
+            sid2 < 0 || kern.semctl(kid2, 0, SETVAL, 1) < 0 || shim.semctl(sid2, 0, SETVAL, 1) < 0) {
                 perror("setup");
                 return 1;
         }
@@ -285,6 +301,8 @@ int main(int argc, char **argv) {
                 { "semop -1/+1, kernel", run_semop_plain, &kern, &kid, 0, 0, { 0 } },
                 { "semop -1/+1, shim", run_semop_plain, &shim, &sid, 0, 0, { 0 } },
                 { "(floor) round trip + memfd; fstat+mmap+munmap+close", run_floor, NULL, &fl, 0, 0, { 0 } },
+                { "semop 2 ops, a token there and back, kernel", run_semop_multi, &kern, &kid2, 0, 0, { 0 } },
+                { "semop 2 ops, a token there and back, shim", run_semop_multi, &shim, &sid2, 0, 0, { 0 } },
         };
         enum { NROWS = sizeof(rows) / sizeof(rows[0]) };
         unsigned iters[NROWS], rounds = quick ? 3 : 21;
@@ -340,6 +358,8 @@ int main(int argc, char **argv) {
         printf("ratio shim/kernel semop SEM_UNDO:      %.2fx (goal < 1) %s\n", undo_ratio,
                quick ? "not judged (--quick)" : undo_ratio < 1 ? "ok" : "MISSED");
         printf("ratio shim/kernel semop plain:         %.2fx (reference)\n", plain_ratio);
+        printf("ratio shim/kernel semop 2 operations:  %.2fx (reference: the shim's is a round trip)\n",
+               rows[10].med / rows[9].med);
 
         kern.shm_unlink(seg_name);
         shim.shm_unlink(seg_name);
@@ -349,6 +369,8 @@ int main(int argc, char **argv) {
         shim.sem_unlink(sem_nm);
         kern.semctl(kid, 0, IPC_RMID);
         shim.semctl(sid, 0, IPC_RMID);
+        kern.semctl(kid2, 0, IPC_RMID);
+        shim.semctl(sid2, 0, IPC_RMID);
         close(fl.fd); /* the floor server exits */
         waitpid(fl.pid, NULL, 0);
         kill(broker, SIGTERM);
