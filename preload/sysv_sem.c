@@ -454,14 +454,17 @@ static int step_do(ipcb_sem *h, bool undo, int delta) {
 
 /* The plain changes times sign (1, or -1 to undo them): at once, all or
  * none, through the broker (ipcb_sem_apply: a process killed meanwhile
- * cannot leave part of them done); with an older broker one by one,
- * takes first, those done undone if a later one fails. */
+ * cannot leave part of them done), or on the page if there is one; with
+ * an older broker one by one, takes first, those done undone if a later
+ * one fails. */
 static int plain_apply(const change *ch, int sign) {
         unsigned done[SET_MAX], nd = 0;
         int d[SET_MAX], r;
 
         if (ch->nplain == 0)
                 return 0;
+        if (ch->nplain == 1) /* one change: one CAS on the page is whole */
+                return step_do(ch->plain[0], false, sign * ch->pdelta[0]);
         for (unsigned i = 0; i < ch->nplain; i++)
                 d[i] = sign * ch->pdelta[i];
         r = ipcb_sem_apply(ch->c, ch->plain, d, ch->nplain);
