@@ -409,8 +409,8 @@ int ipcb__client_request(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *
         return r;
 }
 
-int ipcb__client_obj_request(ipcb_client *c, client_obj *obj, ipcb_msg *req, uint64_t *idp,
-                             uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
+int ipcb__client_objs_request(ipcb_client *c, client_obj *const *objs, uint64_t *const *idps,
+                              unsigned n, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
         bool retried = false;
         int r;
 
@@ -422,17 +422,25 @@ int ipcb__client_obj_request(ipcb_client *c, client_obj *obj, ipcb_msg *req, uin
                         if ((r = ipcb__client_reconnect(c)) < 0)
                                 break;
                 }
-                if (!c->dead && (obj->orphan || obj->conn_gen != c->conn_gen)) {
-                        r = -EBADF;
-                        break;
+                for (unsigned i = 0; i < n; i++) {
+                        if (!c->dead && (objs[i]->orphan || objs[i]->conn_gen != c->conn_gen)) {
+                                r = -EBADF;
+                                goto out;
+                        }
+                        *idps[i] = objs[i]->handle;
                 }
-                *idp = obj->handle;
                 r = ipcb__client_call_once(c, req, buf, reply, ret_fd);
                 if (r != -ENOTCONN || !c->dead || c->disconnected || retried)
                         break;
         }
+out:
         pthread_mutex_unlock(&c->lock);
         return r;
+}
+
+int ipcb__client_obj_request(ipcb_client *c, client_obj *obj, ipcb_msg *req, uint64_t *idp,
+                             uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
+        return ipcb__client_objs_request(c, &obj, &idp, 1, req, buf, reply, ret_fd);
 }
 
 /* ipcb__client_request of a request only a daemon with capability cap

@@ -144,6 +144,9 @@ int ipcb__client_request(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *
  * undo semaphore that the reconnect left to its next call). */
 int ipcb__client_obj_request(ipcb_client *c, client_obj *obj, ipcb_msg *req, uint64_t *idp,
                              uint8_t *buf, ipcb_msg *reply, int *ret_fd);
+/* The same for a request naming n handles: objs[i]'s id goes to *idps[i]. */
+int ipcb__client_objs_request(ipcb_client *c, client_obj *const *objs, uint64_t *const *idps,
+                              unsigned n, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);
 /* As ipcb__client_request with c->lock held; reconnects (once) if the connection
  * was lost, e.g. because the broker restarted. */
 int ipcb__client_call(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd);

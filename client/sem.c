@@ -682,10 +682,10 @@ int ipcb_sem_release_undo(ipcb_sem *s, unsigned n) {
 
 int ipcb_sem_apply(ipcb_client *c, ipcb_sem *const *sems, const int *deltas, unsigned n) {
         ipcb_sem_apply_ent ents[IPCB_SEM_APPLY_MAX];
+        client_obj *objs[IPCB_SEM_APPLY_MAX];
+        uint64_t *ids[IPCB_SEM_APPLY_MAX];
         ipcb_msg req = { .hdr.op = IPCB_OP_SEM_APPLY }, reply;
         uint8_t buf[IPCB_MSG_MAX];
-        bool retried = false;
-        int r;
 
         if (!c || !sems || !deltas || n == 0 || n > IPCB_SEM_APPLY_MAX)
                 return -EINVAL;
@@ -696,37 +696,14 @@ int ipcb_sem_apply(ipcb_client *c, ipcb_sem *const *sems, const int *deltas, uns
                 for (unsigned j = 0; j < i; j++)
                         if (sems[j]->obj.dev == sems[i]->obj.dev && sems[j]->obj.ino == sems[i]->obj.ino)
                                 return -EINVAL;
+                ents[i].delta = deltas[i];
+                objs[i] = &sems[i]->obj;
+                ids[i] = &ents[i].handle;
         }
         req.sem_apply.count = n;
         req.sem_apply.ents = ents;
-        if ((r = ipcb__client_lock(c)) < 0)
-                return r;
-        /* As ipcb__client_obj_request, for n handles: their ids are read
-         * after any reconnect. */
-        for (;;) {
-                if (c->dead && !c->disconnected && !retried) {
-                        retried = true;
-                        if ((r = ipcb__client_reconnect(c)) < 0)
-                                break;
-                }
-                if (!c->dead && !(c->caps & IPCB_CAP_SEM_APPLY)) {
-                        r = -EOPNOTSUPP;
-                        break;
-                }
-                for (unsigned i = 0; i < n; i++) {
-                        if (!c->dead && (sems[i]->obj.orphan || sems[i]->obj.conn_gen != c->conn_gen)) {
-                                r = -EBADF;
-                                goto out;
-                        }
-                        ents[i] = (ipcb_sem_apply_ent){ .handle = sems[i]->obj.handle, .delta = deltas[i] };
-                }
-                r = ipcb__client_call_once(c, &req, buf, &reply, NULL);
-                if (r != -ENOTCONN || !c->dead || c->disconnected || retried)
-                        break;
-        }
-out:
-        pthread_mutex_unlock(&c->lock);
-        return r;
+        /* An older broker answers the unknown request -EOPNOTSUPP. */
+        return ipcb__client_objs_request(c, objs, ids, n, &req, buf, &reply, NULL);
 }
 
 uint64_t ipcb_sem_owed(const ipcb_sem *s) {
