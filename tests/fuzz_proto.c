@@ -65,6 +65,16 @@ static void check_decoded(const uint8_t *data, size_t size, unsigned nfds, ipcb_
                         check_name(m->freeze.name, data, size, op);
                 else if (op == IPCB_OP_SHM_REGISTER)
                         check_name(m->shm_register.name, data, size, op);
+                else if (op == IPCB_OP_SEM_APPLY) {
+                        static ipcb_sem_apply_ent ents[IPCB_SEM_APPLY_MAX];
+                        if (m->sem_apply.count == 0 || m->sem_apply.count > IPCB_SEM_APPLY_MAX ||
+                            m->sem_apply.raw < data ||
+                            m->sem_apply.raw + (size_t)m->sem_apply.count * IPCB_SEM_APPLY_ENT > data + size)
+                                fail("SEM_APPLY out of bounds", op, size, nfds);
+                        for (unsigned i = 0; i < m->sem_apply.count; i++)
+                                ipcb__sem_apply_ent_at(m, i, &ents[i]);
+                        m->sem_apply.ents = ents;
+                }
         } else if (m->hdr.status == 0 && base == IPCB_OP_QUOTA) {
                 static ipcb_quota_rec qrecs[IPCB_QUOTA_RECS_MAX];
                 if (m->quota_reply.count > IPCB_QUOTA_RECS_MAX || m->quota_reply.more > 1)
