@@ -326,17 +326,19 @@ static int client_recv_reply(ipcb_client *c, uint32_t id, uint8_t *buf, ipcb_msg
         return 0;
 }
 
-/* Send req and wait for its reply until c's deadline; caller holds c->lock.
- * buf (IPCB_MSG_MAX bytes) receives the datagram, which names in *reply
- * point into.  On success the reply's fd, if any, is stored in *ret_fd when
- * ret_fd is given and closed otherwise.  A reply with a negative status
- * returns that status. */
+/* The connection that gave this thread's last reply: a handle in it
+ * belongs to that connection only. */
 static _Thread_local uint32_t reply_gen;
 
 uint32_t ipcb__client_reply_gen(void) {
         return reply_gen;
 }
 
+/* Send req and wait for its reply until c's deadline; caller holds c->lock.
+ * buf (IPCB_MSG_MAX bytes) receives the datagram, which names in *reply
+ * point into.  On success the reply's fd, if any, is stored in *ret_fd when
+ * ret_fd is given and closed otherwise.  A reply with a negative status
+ * returns that status. */
 int ipcb__client_call_once(ipcb_client *c, ipcb_msg *req, uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
         int fds[IPCB_FDS_MAX];
         unsigned nfds = 0;
