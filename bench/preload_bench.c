@@ -56,18 +56,27 @@ typedef struct row {
 
 static char seg_name[64], sem_nm[64];
 
+/* What a program does with a segment's fd: map 4 KiB, touch a byte,
+ * unmap, close. */
+static int map_touch_close(int fd) {
+        void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+        if (p == MAP_FAILED)
+                return -errno;
+        *(volatile char *)p = 1;
+        munmap(p, 4096);
+        close(fd);
+        return 0;
+}
+
 static int run_shm(const ops *o, void *state, unsigned n) {
         (void)state;
         for (unsigned i = 0; i < n; i++) {
-                int fd = o->shm_open(seg_name, O_RDWR, 0);
+                int fd = o->shm_open(seg_name, O_RDWR, 0), r;
                 if (fd < 0)
                         return -errno;
-                void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-                if (p == MAP_FAILED)
-                        return -errno;
-                *(volatile char *)p = 1;
-                munmap(p, 4096);
-                close(fd);
+                if ((r = map_touch_close(fd)) < 0)
+                        return r;
         }
         return 0;
 }
@@ -176,14 +185,8 @@ static int run_floor(const ops *o, void *state, unsigned n) {
                 if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || mh.msg_controllen < CMSG_LEN(sizeof(int)))
                         return -EPROTO;
                 memcpy(&fd, CMSG_DATA(&cm.h), sizeof(int));
-                if (fstat(fd, &st) < 0)
+                if (fstat(fd, &st) < 0 || map_touch_close(fd) < 0)
                         return -errno;
-                void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-                if (p == MAP_FAILED)
-                        return -errno;
-                *(volatile char *)p = 1;
-                munmap(p, 4096);
-                close(fd);
         }
         return 0;
 }

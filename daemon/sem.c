@@ -206,9 +206,10 @@ static uint32_t slot_settle(ipcb_sem_page *pg, uint32_t i, uint32_t *ret_seq) {
 
 /* Give `give` tokens to W's count and take `take` from it in one CAS:
  * count + give - take, clamped to [0, max] once, as the kernel clamps
- * semadj at exit (exact: -EOVERFLOW instead, W unchanged, past max).  It
- * helps W's last undo operation first, as everyone who replaces it must;
- * the new W names none.  -EAGAIN if W keeps changing (a scribbled page). */
+ * semadj at exit (exact: W unchanged instead, -EOVERFLOW past max,
+ * -ENOBUFS below 0).  It helps W's last undo operation first, as everyone
+ * who replaces it must; the new W names none.  -EAGAIN if W keeps changing
+ * (a scribbled page). */
 static int word_change(ipcb_sem_page *pg, uint64_t give, uint64_t take, uint32_t max, bool exact) {
         for (int tries = 0; tries < CAS_TRIES; tries++) {
                 uint64_t wv = atomic_load(&pg->word);
@@ -218,6 +219,8 @@ static int word_change(ipcb_sem_page *pg, uint64_t give, uint64_t take, uint32_t
                 ipcb_sem_help(pg, w);
                 if (exact && up > max)
                         return -EOVERFLOW;
+                if (exact && up < take)
+                        return -ENOBUFS;
                 up = up > take ? up - take : 0;
                 if (atomic_compare_exchange_strong(&pg->word, &wv,
                                                    ipcb_w_pack((ipcb_w){ .count = (uint32_t)(up > max ? max : up) })))
@@ -280,25 +283,9 @@ void sem_slot_release(object *o, uint32_t slot, uint64_t owed) {
         sem_settle_tokens(o, sem_slot_free(o, slot), owed);
 }
 
-/* One SEM_APPLY change: delta tokens to or from W's count in one CAS,
- * after helping W's last undo operation.  -EAGAIN: a take finds fewer;
- * -ERANGE: a give would pass max; -EBUSY: W keeps changing. */
-static int count_change(ipcb_sem_page *pg, int64_t delta, uint32_t max) {
-        for (int tries = 0; tries < CAS_TRIES; tries++) {
-                uint64_t wv = atomic_load(&pg->word);
-                ipcb_w w = ipcb_w_unpack(wv);
-                int64_t c = (int64_t)(w.count > max ? max : w.count) + delta;
-
-                ipcb_sem_help(pg, w);
-                if (c < 0)
-                        return -EAGAIN;
-                if (c > max)
-                        return -ERANGE;
-                if (atomic_compare_exchange_strong(&pg->word, &wv,
-                                                   ipcb_w_pack((ipcb_w){ .count = (uint32_t)c })))
-                        return 0;
-        }
-        return -EBUSY;
+/* word_change of a signed change. */
+static int count_add(ipcb_sem_page *pg, int64_t delta, uint32_t max, bool exact) {
+        return word_change(pg, delta > 0 ? (uint64_t)delta : 0, delta < 0 ? (uint64_t)-delta : 0, max, exact);
 }
 
 int sem_apply(object *const *o, const int32_t *delta, unsigned n) {
@@ -326,8 +313,10 @@ int sem_apply(object *const *o, const int32_t *delta, unsigned n) {
                                 k = -ENOMEM;
                                 goto undo;
                         }
-                        if ((k = count_change(pg, delta[i], o[i]->sem->max)) < 0)
+                        if ((k = count_add(pg, delta[i], o[i]->sem->max, true)) < 0) {
+                                k = k == -ENOBUFS ? -EAGAIN : k == -EOVERFLOW ? -ERANGE : -EBUSY;
                                 goto undo;
+                        }
                         done[ndone++] = i;
                 }
         for (unsigned i = 0; i < n; i++)
@@ -342,8 +331,7 @@ undo:
                 unsigned i = done[ndone];
                 if (!(pg = sem_page(o[i])))
                         continue;
-                (void)word_change(pg, delta[i] < 0 ? (uint64_t)-(int64_t)delta[i] : 0,
-                                  delta[i] > 0 ? (uint64_t)delta[i] : 0, o[i]->sem->max, false);
+                (void)count_add(pg, -(int64_t)delta[i], o[i]->sem->max, false);
                 sem_wake_sleepers(o[i]);
         }
         return k;

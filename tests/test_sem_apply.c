@@ -147,22 +147,6 @@ CHECKED_TEST(wakes_sleepers) {
 
 /* ---- a hostile peer, raw ---- */
 
-static int raw_call(int fd, ipcb_msg *m, ipcb_msg *reply) {
-        uint8_t buf[IPCB_MSG_MAX];
-        unsigned nfds = 4;
-        int fds[4];
-        ssize_t n = ipcb__proto_encode(m, buf, sizeof(buf));
-
-        cr_assert_gt(n, 0);
-        cr_assert_eq(raw_send(fd, buf, (size_t)n, NULL, 0), 0);
-        n = raw_recv(fd, buf, sizeof(buf), fds, &nfds, 5000);
-        cr_assert_gt(n, 0, "no reply");
-        for (unsigned i = 0; i < nfds; i++)
-                close(fds[i]);
-        cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, nfds, reply), 0);
-        return reply->hdr.status;
-}
-
 static uint64_t raw_open(int fd, uint32_t id, uint16_t op, const char *name, uint32_t flags) {
         ipcb_msg m = { .hdr = { .op = op, .id = id } }, r;
 
@@ -173,7 +157,7 @@ static uint64_t raw_open(int fd, uint32_t id, uint16_t op, const char *name, uin
                 m.shm_open.access = IPCB_WA_READ_WRITE;
                 m.shm_open.name = (ipcb_name){ .ptr = name, .len = (uint16_t)strlen(name) };
         }
-        cr_assert_eq(raw_call(fd, &m, &r), 0);
+        cr_assert_eq(raw_request(fd, &m, &r), 0);
         return op == IPCB_OP_SEM_OPEN ? r.sem_reply.handle : r.shm_reply.handle;
 }
 
@@ -182,7 +166,7 @@ static int raw_apply(int fd, uint32_t id, const ipcb_sem_apply_ent *e, uint32_t 
 
         m.sem_apply.count = n;
         m.sem_apply.ents = e;
-        return raw_call(fd, &m, &r);
+        return raw_request(fd, &m, &r);
 }
 
 CHECKED_TEST(raw_requests) {

@@ -274,28 +274,12 @@ CHECKED_TEST(wakes_sleepers) {
 
 /* ---- a hostile peer, raw ---- */
 
-static int raw_call(int fd, ipcb_msg *m, ipcb_msg *reply) {
-        uint8_t buf[IPCB_MSG_MAX];
-        unsigned nfds = 4;
-        int fds[4];
-        ssize_t n = ipcb__proto_encode(m, buf, sizeof(buf));
-
-        cr_assert_gt(n, 0);
-        cr_assert_eq(raw_send(fd, buf, (size_t)n, NULL, 0), 0);
-        n = raw_recv(fd, buf, sizeof(buf), fds, &nfds, 5000);
-        cr_assert_gt(n, 0, "no reply");
-        for (unsigned i = 0; i < nfds; i++)
-                close(fds[i]);
-        cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, nfds, reply), 0);
-        return reply->hdr.status;
-}
-
 static uint64_t raw_sem_open(int fd, uint32_t id, const char *name, uint32_t flags) {
         ipcb_msg m = { .hdr = { .op = IPCB_OP_SEM_OPEN, .id = id } }, r;
 
         m.sem_open.flags = flags;
         m.sem_open.name = (ipcb_name){ .ptr = name, .len = (uint16_t)strlen(name) };
-        cr_assert_eq(raw_call(fd, &m, &r), 0);
+        cr_assert_eq(raw_request(fd, &m, &r), 0);
         return r.sem_reply.handle;
 }
 
@@ -307,7 +291,7 @@ static int raw_owe(int fd, uint32_t id, uint64_t handle, uint32_t release, uint3
         m.sem_owe.handle = handle;
         m.sem_owe.release = release;
         m.sem_owe.owe = owe;
-        k = raw_call(fd, &m, &r);
+        k = raw_request(fd, &m, &r);
         if (k == 0 && ret_owed)
                 *ret_owed = r.sem_owe_reply.owed;
         return k;
