@@ -582,6 +582,7 @@ static void peer_read(peer *p) {
 static void on_poll(uv_poll_t *h, int status, int events) {
         peer *p = h->data;
 
+        turn_woke(h->loop);
         if (p->closing) /* its poll was stopped; nothing may come any more */
                 return;
         if (status < 0) {
@@ -633,6 +634,7 @@ static void on_process_exit(uv_poll_t *h, int status, int events) {
         (void)status;
         (void)events;
 
+        turn_woke(h->loop);
         log_client_debug("client pid %d exited; settling its undo and lock tokens", (int)p->cred.pid);
         peer_settle_undo(p);
         for (uint32_t i = 0; i < p->nslots; i++)

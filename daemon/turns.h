@@ -12,8 +12,17 @@ typedef struct turn_counts {
         unsigned requests, accepts, closes;
         uint64_t longest_ns; /* its longest request, and that request's op */
         uint16_t longest_op;
+        uint64_t woke_ms; /* the loop's time when the turn's first poll returned; 0: not seen yet */
 } turn_counts;
 extern turn_counts turn_now;
+
+/* Called by the I/O callbacks that may come many to a turn (a turn can
+ * poll more than once when many descriptors are ready at once, and libuv
+ * stamps the loop's time at each poll): the turn began at the first. */
+static inline void turn_woke(const uv_loop_t *loop) {
+        if (!turn_now.woke_ms)
+                turn_now.woke_ms = uv_now(loop);
+}
 
 /* A request (op) was served in ns. */
 static inline void turn_request(uint16_t op, uint64_t ns) {
@@ -27,5 +36,5 @@ static inline void turn_request(uint16_t op, uint64_t ns) {
 /* Start measuring loop's turns; warn of those over slow_ms (0: never). */
 int turns_start(uv_loop_t *loop, unsigned slow_ms);
 /* Stop (closes its handle: call before the last uv_run) and log a summary:
- * how many turns were slow, the longest, the most CPU one turn used. */
+ * how many turns were slow, the longest, the most CPU a slow turn used. */
 void turns_stop(void);

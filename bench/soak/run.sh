@@ -124,7 +124,7 @@ awk '/loop turns: / {
         if (most > mc) mc = most
 }
 END {
-        if (n) printf "\nThe broker'"'"'s loop turns (%d instances): %d took 5 ms or longer; the longest took %.3f ms, %.3f ms of it on a CPU; the most CPU one turn used: %.3f ms\n", n, slow, wt, wc, mc
+        if (n) printf "\nThe broker'"'"'s loop turns (%d instances): %d took 5 ms or longer; the longest took %.3f ms, %.3f ms of it on a CPU; the most CPU a slow turn used: %.3f ms\n", n, slow, wt, wc, mc
 }' "$rt/broker.log"
 [ -z "$broker_log" ] || cp "$rt/broker.log" "$broker_log"
 if grep -qv '^success exited 0$' "$rt/exits"; then
