@@ -505,8 +505,14 @@ static void on_reaped(void *userdata) {
 static void peer_read(peer *p) {
         unsigned max_burst = cfg.max_requests_in_flight ? cfg.max_requests_in_flight : PEER_READ_BURST;
 
-        /* Whatever it has read since the last burst is no longer in flight. */
-        inflight_refresh(p);
+        /* Whatever it has read since the last burst is no longer in flight.
+         * Asked only once p or its uid holds half of what it may: below
+         * that no count can throttle anyone (throttled() asks again before
+         * it does), and a client that waits for each reply would pay a
+         * system call per request for it. */
+        if (p->fds_unread >= cfg.max_fds_in_flight / 2 ||
+            quota_use(p->cred.uid, QUOTA_INFLIGHT) >= cfg.max_fds_in_flight_per_uid / 2)
+                inflight_refresh(p);
         for (unsigned burst = 0; burst < max_burst && !p->closing; burst++) {
                 ipcb_sock_rx rx;
                 unsigned nfds;
@@ -523,8 +529,10 @@ static void peer_read(peer *p) {
                         return;
                 }
                 n = ipcb__sock_recv(p->fd, rx_buf, sizeof(rx_buf), MSG_DONTWAIT, reaper_discard, &rx);
-                if (n == -EAGAIN)
+                if (n == -EAGAIN) {
+                        p->one_by_one = burst == 1;
                         return;
+                }
                 if (n == 0) { /* hang-up */
                         peer_close(p);
                         return;
@@ -576,6 +584,13 @@ static void peer_read(peer *p) {
                 /* Whatever the handler did not keep came from the client. */
                 reaper_close(p->rx_fd, p->reaping);
                 p->rx_fd = -1;
+                /* A client that waits for each reply has sent nothing more:
+                 * asking would cost a system call that finds the socket
+                 * empty.  Anything it did send wakes the next turn (the
+                 * poll is level-triggered), and every 16th request looks,
+                 * to see a client that began to send ahead. */
+                if (p->one_by_one && (++p->one_count & 15))
+                        return;
         }
 }
 

@@ -55,6 +55,10 @@ typedef struct peer {
         bool store_wait;    /* its next request stores an fd: read once the
                              * service manager caught up (notify_congested) */
         struct peer *thr_prev, *thr_next;
+        /* Its last reads found nothing after the first request: it waits
+         * for each reply, and the socket is not asked again (peer_read). */
+        bool one_by_one;
+        uint8_t one_count;
 
         /* The fd that came with the request being dispatched (SHM_REGISTER
          * only), -1 otherwise.  A handler that keeps it sets it to -1; the

@@ -11,6 +11,7 @@
 #include "harness.h"
 
 #include "ipcbroker.h"
+#include "proto.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -371,6 +372,39 @@ DAEMON_TEST(slow_turns_are_logged) {
         fprintf(stderr, "[daemon] %d hang-ups at once: a slow turn logged with %u closed\n", N, most);
         cr_assert_geq(most, N / 10, "no slow turn logged with the hang-ups (the most: %u closed)", most);
         cr_assert(summary, "no summary of the loop turns at exit");
+}
+
+/* A connection that waited for each reply is read one request at a time
+ * (peer.c): when it then sends ahead without reading, every request must
+ * still be served, in order, though nothing new arrives to wake the loop. */
+DAEMON_TEST(sends_ahead_after_waiting) {
+        enum { WAITED = 40, AHEAD = 100 };
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO } }, r;
+        unsigned nfds = 0;
+        ssize_t n;
+        int fd;
+
+        fixture_begin(&d, NULL);
+        fd = raw_connect(d.sock);
+        cr_assert_geq(fd, 0);
+        m.hello.version = IPCB_PROTO_VERSION;
+        for (uint32_t i = 1; i <= WAITED + AHEAD; i++) {
+                m.hdr.id = i;
+                n = ipcb__proto_encode(&m, buf, IPCB_MSG_MAX);
+                cr_assert_gt(n, 0);
+                cr_assert_eq(raw_send(fd, buf, (size_t)n, NULL, 0), 0);
+                if (i > WAITED && i < WAITED + AHEAD)
+                        continue; /* sent ahead, not read yet */
+                for (uint32_t j = i > WAITED ? WAITED + 1 : i; j <= i; j++) {
+                        n = raw_recv(fd, buf, IPCB_MSG_MAX, NULL, &nfds, 5000);
+                        cr_assert_gt(n, 0, "no reply to request %u of %u", j, i);
+                        cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, 0, &r), 0);
+                        cr_assert_eq(r.hdr.op, IPCB_OP_HELLO | IPCB_OP_REPLY);
+                        cr_assert_eq(r.hdr.id, j, "reply %u came for request %u", r.hdr.id, j);
+                }
+        }
+        close(fd);
 }
 
 /* --slow-turn-ms 0 measures nothing and says nothing. */
