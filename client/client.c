@@ -915,7 +915,8 @@ int ipcb_shm_open_fd(ipcb_client *c, const char *name, int access, const ipcb_op
          * is told cannot be made to fault. */
         if (fd < 0 || reply.shm_reply.handle != 0 || reply.shm_reply.access != (uint32_t)access ||
             reply.shm_reply.size > SIZE_MAX || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-            st.st_size < 0 || (uint64_t)st.st_size < reply.shm_reply.size) {
+            st.st_size < 0 || (uint64_t)st.st_size < reply.shm_reply.size ||
+            (uint64_t)st.st_size > SIZE_MAX) {
                 if (fd >= 0)
                         close(fd);
                 if (reply.shm_reply.handle != 0) /* a broker that made one anyway */
@@ -924,8 +925,8 @@ int ipcb_shm_open_fd(ipcb_client *c, const char *name, int access, const ipcb_op
                 return -EPROTO;
         }
         *ret_fd = fd;
-        if (ret_size)
-                *ret_size = (size_t)reply.shm_reply.size;
+        if (ret_size) /* a growable segment's may have grown since it was made */
+                *ret_size = (size_t)st.st_size;
         return 0;
 }
 

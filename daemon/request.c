@@ -83,8 +83,9 @@ static int check_owner(const peer *p, const object *o, uint32_t flags, uint32_t 
 }
 
 /* An SHM reply's fields but the handle: what the segment is now. */
-static void shm_reply_fill(ipcb_msg *r, object *o, uint32_t access) {
-        r->shm_reply.size = object_size(o);
+/* size: object_size(o), or o->size without asking the kernel (FD_ONLY). */
+static void shm_reply_fill(ipcb_msg *r, object *o, uint32_t access, uint64_t size) {
+        r->shm_reply.size = size;
         r->shm_reply.seals = o->seals;
         r->shm_reply.access = access;
         r->shm_reply.uid = (uint32_t)o->uid;
@@ -114,13 +115,17 @@ static int reply_shm_handle(peer *p, const ipcb_msg *m, object *o, uint32_t acce
         }
         fd = access == IPCB_WA_READ_WRITE ? o->fd_rw : o->fd_ro;
         r.shm_reply.handle = (uint64_t)h;
-        shm_reply_fill(&r, o, access);
+        shm_reply_fill(&r, o, access, object_size(o));
         peer_reply(p, &r, &fd, 1);
         return 0;
 }
 
 /* FD_ONLY: the fd that matches the access, and no handle (handle 0).  The
- * fd leaves as a handle's would (its inode indexed).  A read-only
+ * fd leaves as a handle's would (its inode indexed).  The size is the one
+ * the broker knows without asking the kernel: a growable segment's is the
+ * size it was created at, and it may have grown since (never shrunk); the
+ * client fstats the fd it gets anyway (protocol.md), so the open costs no
+ * fstat.  A read-only
  * description that no handle needs is taken from o first and closed once
  * sent (a queued reply holds its own copy): o is not touched after
  * peer_reply, which may close p, and with p's handles o itself. */
@@ -132,7 +137,7 @@ static void reply_shm_fd(peer *p, const ipcb_msg *m, object *o, uint32_t access)
         if (drop)
                 o->fd_ro = -1;
         object_index(o);
-        shm_reply_fill(&r, o, access);
+        shm_reply_fill(&r, o, access, o->size);
         peer_reply(p, &r, &fd, 1);
         if (drop)
                 close(fd);

@@ -297,6 +297,32 @@ static int raw_open(int fd, uint32_t id, const char *name, uint32_t access, uint
         return reply->hdr.status;
 }
 
+/* On the wire (protocol.md): the broker answers an FD_ONLY open without
+ * asking the kernel, with the size a growable segment was created at; a
+ * handle's open says the size now.  The fd tells the truth either way. */
+CHECKED_TEST(open_fd, growable_size_on_the_wire) {
+        ipcb_shm *s = create_ok("grow", 0, 0600, IPCB_SHM_GROWABLE);
+        uint8_t buf[IPCB_MSG_MAX];
+        struct stat st;
+        ipcb_msg r;
+        int raw = raw_connect(d.sock), rfd = -1;
+
+        cr_assert_eq(ftruncate(ipcb_shm_fd(s), 12288), 0);
+        cr_assert_geq(raw, 0);
+        cr_assert_eq(raw_hello(raw), 0);
+        cr_assert_eq(raw_open(raw, 2, "grow", IPCB_WA_READ_WRITE, IPCB_WF_FD_ONLY, 0, 0, &r, buf, &rfd), 0);
+        cr_assert_eq(r.shm_reply.size, 0);
+        cr_assert_eq(fstat(rfd, &st), 0);
+        cr_assert_eq(st.st_size, 12288);
+        close(rfd);
+        rfd = -1;
+        cr_assert_eq(raw_open(raw, 3, "grow", IPCB_WA_READ_WRITE, 0, 0, 0, &r, buf, &rfd), 0);
+        cr_assert_eq(r.shm_reply.size, 12288);
+        close(rfd);
+        close(raw);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+}
+
 CHECKED_TEST(open_fd, raw_requests) {
         ipcb_shm *s = create_ok("raw", 4096, 0600, 0);
         uint8_t buf[IPCB_MSG_MAX];
