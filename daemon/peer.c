@@ -506,12 +506,11 @@ static void peer_read(peer *p) {
         unsigned max_burst = cfg.max_requests_in_flight ? cfg.max_requests_in_flight : PEER_READ_BURST;
 
         /* Whatever it has read since the last burst is no longer in flight.
-         * Asked only once p or its uid holds half of what it may: below
-         * that no count can throttle anyone (throttled() asks again before
-         * it does), and a client that waits for each reply would pay a
-         * system call per request for it. */
-        if (p->fds_unread >= cfg.max_fds_in_flight / 2 ||
-            quota_use(p->cred.uid, QUOTA_INFLIGHT) >= cfg.max_fds_in_flight_per_uid / 2)
+         * Asked once p holds half of what it may: a count can only throttle
+         * at a limit, and throttled() asks again (p, then the uid's other
+         * connections) before it does; asking at every read would cost a
+         * client that waits for each reply a system call per request. */
+        if (p->fds_unread >= cfg.max_fds_in_flight / 2)
                 inflight_refresh(p);
         for (unsigned burst = 0; burst < max_burst && !p->closing; burst++) {
                 ipcb_sock_rx rx;
