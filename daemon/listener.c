@@ -164,7 +164,7 @@ static void on_accept(uv_poll_t *h, int status, int events) {
         listener *l = h->data;
 
         (void)events;
-        turn_woke(h->loop);
+        turn_woke();
         if (status < 0)
                 return;
         for (int i = 0; i < ACCEPT_BURST; i++) {

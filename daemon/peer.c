@@ -596,7 +596,7 @@ static void peer_read(peer *p) {
 static void on_poll(uv_poll_t *h, int status, int events) {
         peer *p = h->data;
 
-        turn_woke(h->loop);
+        turn_woke();
         if (p->closing) /* its poll was stopped; nothing may come any more */
                 return;
         if (status < 0) {
@@ -648,7 +648,7 @@ static void on_process_exit(uv_poll_t *h, int status, int events) {
         (void)status;
         (void)events;
 
-        turn_woke(h->loop);
+        turn_woke();
         log_client_debug("client pid %d exited; settling its undo and lock tokens", (int)p->cred.pid);
         peer_settle_undo(p);
         for (uint32_t i = 0; i < p->nslots; i++)

@@ -1,17 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* turns.c: the loop's turns, timed; see turns.h.  A turn starts when the
- * poll returns: libuv stamps the loop's time then (milliseconds).  The
- * first connection callback of the turn reads it (turn_woke), or else a
- * check handle, which runs after the poll's callbacks and before anything
- * could stamp it again.  A prepare handle runs once per turn,
- * just before the next poll: the time since that stamp is what the whole
- * turn took (I/O callbacks, closes, timers), at most a millisecond more.
- * This costs no system call per turn: no idle-time metric (which polls
- * twice) and no CPU clock unless the turn was slow.  For a slow turn the
- * thread's CPU time tells the broker's own work from time spent waiting for
- * a CPU (other processes, or a hypervisor's steal); it is counted from a
- * reading taken at most CPU_EVERY_NS before the turn, so it may include up
- * to that much of the turns before. */
+/* turns.c: the loop's turns, timed; see turns.h.  A turn begins when the
+ * poll returns: the first connection callback of the turn reads the clock
+ * (turn_woke); a turn without one (timers, signals) takes the loop time
+ * libuv stamped when its poll returned, read by a check handle, which runs
+ * after the poll's callbacks, to the millisecond.  A prepare handle runs
+ * once per turn, just before the next poll: the time since that start is
+ * what the whole turn took (I/O callbacks, closes, timers).  This costs no
+ * system call per turn: no idle-time metric (which polls twice) and no CPU
+ * clock unless the turn was slow.  For a slow turn the thread's CPU time
+ * tells the broker's own work from time spent waiting for a CPU (other
+ * processes, or a hypervisor's steal); it is counted from a reading taken
+ * at most CPU_EVERY_NS before the turn, so it may include up to that much
+ * of the turns before. */
 #include "turns.h"
 
 #include "log.h"
@@ -42,14 +42,15 @@ static uint64_t cpu_ns(void) {
 }
 
 static void on_check(uv_check_t *h) {
-        turn_woke(h->loop);
+        if (!turn_now.woke_ns)
+                turn_now.woke_ns = uv_now(h->loop) * 1000000u;
 }
 
 static void on_prepare(uv_prepare_t *h) {
-        uint64_t now = uv_hrtime(), start = turn_now.woke_ms * 1000000u, took = 0, worked;
+        uint64_t now = uv_hrtime(), start = turn_now.woke_ns, took = 0, worked;
 
         (void)h;
-        if (turn_now.woke_ms && now > start) /* the first turn: what came before the loop is not a turn */
+        if (start && now > start) /* the first turn: what came before the loop is not a turn */
                 took = now - start;
         if (took >= slow_ns) {
                 uint64_t cpu = cpu_ns();

@@ -12,16 +12,16 @@ typedef struct turn_counts {
         unsigned requests, accepts, closes;
         uint64_t longest_ns; /* its longest request, and that request's op */
         uint16_t longest_op;
-        uint64_t woke_ms; /* the loop's time when the turn's first poll returned; 0: not seen yet */
+        uint64_t woke_ns; /* when the turn began (uv_hrtime); 0: not seen yet */
 } turn_counts;
 extern turn_counts turn_now;
 
-/* Called by the I/O callbacks that may come many to a turn (a turn can
- * poll more than once when many descriptors are ready at once, and libuv
- * stamps the loop's time at each poll): the turn began at the first. */
-static inline void turn_woke(const uv_loop_t *loop) {
-        if (!turn_now.woke_ms)
-                turn_now.woke_ms = uv_now(loop);
+/* Called first thing by the connection callbacks: the turn began (about)
+ * now, if none came before in this turn.  A turn can poll more than once
+ * when many descriptors are ready, and its first callback is the start. */
+static inline void turn_woke(void) {
+        if (!turn_now.woke_ns)
+                turn_now.woke_ns = uv_hrtime();
 }
 
 /* A request (op) was served in ns. */
