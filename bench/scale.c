@@ -599,9 +599,18 @@ static int floor_connect(const char *path) {
         return fd;
 }
 
+/* What each client of a throughput row does per operation. */
+typedef enum tp_mode {
+        TP_FLOOR,  /* a round trip to the floor server, which sends its memfd */
+        TP_HANDLE, /* ipcb_shm_open + ipcb_shm_close: an open, then a CLOSE */
+        TP_FD,     /* ipcb_shm_open_fd: one request for the descriptor, as the floor's */
+} tp_mode;
+
 /* A client process: opens (and closes) for ms milliseconds after the go
- * byte; writes how many to out. */
-static _Noreturn void tp_client(bool floor, const char *path, int go, int out, long ms) {
+ * byte; writes how many to out.  Every mode maps, unmaps and closes the fd
+ * (ipcb_shm_open maps, ipcb_shm_close unmaps). */
+static _Noreturn void tp_client(tp_mode mode, const char *path, int go, int out, long ms) {
+        bool floor = mode == TP_FLOOR;
         ipcb_client *cl = NULL;
         int ffd = -1, k;
         char b;
@@ -633,6 +642,15 @@ static _Noreturn void tp_client(bool floor, const char *path, int go, int out, l
                                 void *p = mmap(NULL, SEG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
                                 if (p != MAP_FAILED)
                                         munmap(p, SEG);
+                                close(fd);
+                        } else if (mode == TP_FD) {
+                                size_t size;
+                                int fd;
+                                if ((k = ipcb_shm_open_fd(cl, "tp", IPCB_READ_WRITE, NULL, &fd, &size)) < 0)
+                                        die("ipcb_shm_open_fd", k);
+                                void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                                if (p != MAP_FAILED)
+                                        munmap(p, size);
                                 close(fd);
                         } else {
                                 ipcb_shm *s;
@@ -671,7 +689,7 @@ static double proc_cpu_ns(pid_t pid) {
         return (double)(ut + st) * 1e9 / (double)sysconf(_SC_CLK_TCK);
 }
 
-static double throughput(bool floor, const char *path, unsigned nclients, long ms) {
+static double throughput(tp_mode mode, const char *path, unsigned nclients, long ms) {
         int go[2], out[2];
         pid_t pids[16];
         uint64_t total = 0, n;
@@ -681,7 +699,7 @@ static double throughput(bool floor, const char *path, unsigned nclients, long m
         for (unsigned i = 0; i < nclients; i++) {
                 pids[i] = fork();
                 if (pids[i] == 0)
-                        tp_client(floor, path, go[0], out[1], ms);
+                        tp_client(mode, path, go[0], out[1], ms);
         }
         usleep(100000);
         for (unsigned i = 0; i < nclients; i++)
@@ -726,26 +744,31 @@ static void throughput_rows(void) {
                 floor_serve(lfd);
         close(lfd);
 
-        printf("\n## Throughput: brokered open+close vs a floor server (real daemon, %ld ms per row)\n\n",
-               ms);
-        printf("| clients | broker opens/s | floor opens/s | cost ratio | goal <= 1.25 | broker CPU ns/op | floor CPU ns/op | CPU ratio |\n");
-        printf("| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |\n");
+        printf("\n## Throughput: brokered opens vs a floor server (real daemon, %ld ms per row)\n\n", ms);
+        printf("Per operation: floor, a round trip for a pre-made memfd; fd-only, ipcb_shm_open_fd (one\n"
+               "request for the descriptor, like the floor's); handle, ipcb_shm_open + ipcb_shm_close\n"
+               "(an open, then a CLOSE message).  Each maps, unmaps and closes the fd.  Ratios are\n"
+               "floor opens/s over the broker's; CPU ns/op is each server's own (user + system).\n\n");
+        printf("| clients | floor opens/s | fd-only opens/s | fd-only ratio | goal <= 1.25 | handle opens/s | handle ratio | floor CPU ns/op | fd-only CPU ns/op | handle CPU ns/op |\n");
+        printf("| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
         for (unsigned i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
                 /* The servers' own CPU time per operation (clock ticks, so
                  * only rows of many operations are meaningful): what each
                  * request costs the single-threaded server, apart from the
                  * scheduling that the throughput also measures. */
-                double f0 = proc_cpu_ns(fpid);
-                double fl = throughput(true, fpath, counts[i], ms);
-                double f1 = proc_cpu_ns(fpid), b0 = proc_cpu_ns(b.pid);
-                double br = throughput(false, b.socket_path, counts[i], ms);
-                double b1 = proc_cpu_ns(b.pid);
-                double ratio = br > 0 ? fl / br : 0;
-                double bcpu = br > 0 ? (b1 - b0) / (br * (double)ms / 1000) : 0;
-                double fcpu = fl > 0 ? (f1 - f0) / (fl * (double)ms / 1000) : 0;
-                printf("| %u | %.0f | %.0f | %.2f | %s | %.0f | %.0f | %.2f |\n", counts[i], br, fl,
-                       ratio, quick ? "not judged" : ratio <= 1.25 ? "pass" : "FAIL", bcpu, fcpu,
-                       fcpu > 0 ? bcpu / fcpu : 0);
+                static const tp_mode modes[] = { TP_FLOOR, TP_FD, TP_HANDLE };
+                double rate[3], cpu[3];
+                for (unsigned m = 0; m < 3; m++) {
+                        pid_t pid = modes[m] == TP_FLOOR ? fpid : b.pid;
+                        double c0 = proc_cpu_ns(pid);
+                        rate[m] = throughput(modes[m], modes[m] == TP_FLOOR ? fpath : b.socket_path,
+                                             counts[i], ms);
+                        cpu[m] = rate[m] > 0 ? (proc_cpu_ns(pid) - c0) / (rate[m] * (double)ms / 1000) : 0;
+                }
+                double rfd = rate[1] > 0 ? rate[0] / rate[1] : 0, rh = rate[2] > 0 ? rate[0] / rate[2] : 0;
+                printf("| %u | %.0f | %.0f | %.2f | %s | %.0f | %.2f | %.0f | %.0f | %.0f |\n", counts[i],
+                       rate[0], rate[1], rfd, quick ? "not judged" : rfd <= 1.25 ? "pass" : "FAIL", rate[2],
+                       rh, cpu[0], cpu[1], cpu[2]);
         }
         kill(fpid, SIGTERM);
         waitpid(fpid, NULL, 0);
