@@ -82,8 +82,8 @@ static int check_owner(const peer *p, const object *o, uint32_t flags, uint32_t 
         return (uint32_t)o->uid == want ? 0 : -EPERM;
 }
 
-/* An SHM reply's fields but the handle: what the segment is now. */
-/* size: object_size(o), or o->size without asking the kernel (FD_ONLY). */
+/* An SHM reply's fields but the handle: what the segment is now, with the
+ * size object_size(o), or o->size without asking the kernel (FD_ONLY). */
 static void shm_reply_fill(ipcb_msg *r, object *o, uint32_t access, uint64_t size) {
         r->shm_reply.size = size;
         r->shm_reply.seals = o->seals;

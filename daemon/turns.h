@@ -36,5 +36,6 @@ static inline void turn_request(uint16_t op, uint64_t ns) {
 /* Start measuring loop's turns; warn of those over slow_ms (0: never). */
 int turns_start(uv_loop_t *loop, unsigned slow_ms);
 /* Stop (closes its handle: call before the last uv_run) and log a summary:
- * how many turns were slow, the longest, the most CPU a slow turn used. */
+ * how many turns were slow, the longest, the most CPU a slow turn used,
+ * and the most connections one turn accepted and closed. */
 void turns_stop(void);
