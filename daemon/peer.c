@@ -44,6 +44,10 @@
 #define REAPING_PER_UID 64
 #define THROTTLE_TICK_MS 5
 #define HANDLE_SLOTS_MAX (1u << 24)
+/* Hung-up connections closed per loop turn: a close costs several
+ * microseconds (its handles, its fds, its poll), and thousands of clients
+ * can die at once. */
+#define HANGUPS_PER_TURN 128
 
 struct queued_reply {
         queued_reply *next;
@@ -62,6 +66,13 @@ static log_ratelimit rl_proto;
 static peer *throttled_list;
 static uv_timer_t throttle_timer;
 static bool throttle_timer_on;
+/* Hung-up connections waiting to be closed, oldest first; the idle handle
+ * runs while there are any (so the poll does not wait).  hup_closes: those
+ * closed this turn (the prepare handle starts it again). */
+static peer *hup_head, *hup_tail;
+static uv_idle_t hup_idle;
+static uv_prepare_t hup_prepare;
+static unsigned hup_closes;
 
 /* One receive buffer and one send buffer for the whole (single-threaded) loop. */
 static uint8_t rx_buf[IPCB_MSG_MAX];
@@ -241,6 +252,7 @@ void peer_handle_release(peer *p, uint64_t id) {
 
 static void peer_set_events(peer *p, unsigned events);
 static void peer_update_events(peer *p);
+static void peer_hangup(peer *p);
 
 static void queue_free(peer *p) {
         queued_reply *q, *next;
@@ -339,7 +351,7 @@ static void send_bytes(peer *p, const uint8_t *buf, size_t len, const int *fds, 
         }
         if (k != -EAGAIN) {
                 log_client_debug("client pid %d: send failed: %s", (int)p->cred.pid, strerror(-k));
-                peer_close(p);
+                peer_hangup(p);
                 return;
         }
         /* The socket is full: this reply waits, and the connection is not
@@ -512,7 +524,7 @@ static void peer_read(peer *p) {
          * client that waits for each reply a system call per request. */
         if (p->fds_unread >= cfg.max_fds_in_flight / 2)
                 inflight_refresh(p);
-        for (unsigned burst = 0; burst < max_burst && !p->closing; burst++) {
+        for (unsigned burst = 0; burst < max_burst && !p->closing && !p->hup_queued; burst++) {
                 ipcb_sock_rx rx;
                 unsigned nfds;
                 int *fds = rx.fds;
@@ -532,8 +544,8 @@ static void peer_read(peer *p) {
                         p->one_by_one = burst == 1;
                         return;
                 }
-                if (n == 0) { /* hang-up */
-                        peer_close(p);
+                if (n == 0) {
+                        peer_hangup(p);
                         return;
                 }
                 if (n == -EMSGSIZE) {
@@ -546,7 +558,7 @@ static void peer_read(peer *p) {
                 }
                 if (n < 0) {
                         log_client_debug("client pid %d: recv: %s", (int)p->cred.pid, strerror(-n));
-                        peer_close(p);
+                        peer_hangup(p);
                         return;
                 }
                 if (rx.fds_lost) {
@@ -597,16 +609,16 @@ static void on_poll(uv_poll_t *h, int status, int events) {
         peer *p = h->data;
 
         turn_woke();
-        if (p->closing) /* its poll was stopped; nothing may come any more */
+        if (p->closing || p->hup_queued) /* its poll was stopped; nothing may come any more */
                 return;
         if (status < 0) {
-                peer_close(p);
+                peer_hangup(p);
                 return;
         }
         if (events & UV_WRITABLE) {
                 int k = queue_flush(p);
                 if (k < 0) {
-                        peer_close(p);
+                        peer_hangup(p);
                         return;
                 }
                 peer_update_events(p);
@@ -614,11 +626,11 @@ static void on_poll(uv_poll_t *h, int status, int events) {
         if ((events & UV_READABLE) && !p->q_head && !p->throttled)
                 peer_read(p);
         else if ((events & UV_DISCONNECT) && !p->closing && !(events & UV_READABLE))
-                peer_close(p);
+                peer_hangup(p);
 }
 
 static void peer_set_events(peer *p, unsigned events) {
-        if (p->closing || p->poll_events == events)
+        if (p->closing || p->hup_queued || p->poll_events == events)
                 return;
         p->poll_events = events;
         if (uv_poll_start(&p->poll, (int)events, on_poll) < 0)
@@ -684,8 +696,77 @@ int peer_watch_process(peer *p) {
 
 /* ---- life ---- */
 
+static void on_hup_prepare(uv_prepare_t *h) {
+        (void)h;
+        hup_closes = 0;
+}
+
 int peer_init(uv_loop_t *loop) {
-        return uv_timer_init(loop, &throttle_timer);
+        int k;
+
+        if ((k = uv_timer_init(loop, &throttle_timer)) < 0 || (k = uv_idle_init(loop, &hup_idle)) < 0 ||
+            (k = uv_prepare_init(loop, &hup_prepare)) < 0)
+                return k;
+        uv_prepare_start(&hup_prepare, on_hup_prepare);
+        uv_unref((uv_handle_t *)&hup_prepare); /* it counts; it keeps nothing alive */
+        return 0;
+}
+
+/* ---- hang-ups ---- */
+
+static void hup_unlink(peer *p) {
+        if (p->hup_prev)
+                p->hup_prev->hup_next = p->hup_next;
+        else
+                hup_head = p->hup_next;
+        if (p->hup_next)
+                p->hup_next->hup_prev = p->hup_prev;
+        else
+                hup_tail = p->hup_prev;
+        p->hup_prev = p->hup_next = NULL;
+        p->hup_queued = false;
+        if (!hup_head)
+                uv_idle_stop(&hup_idle);
+}
+
+static void on_hangups(uv_idle_t *h) {
+        (void)h;
+        for (; hup_head && hup_closes < HANGUPS_PER_TURN; hup_closes++)
+                peer_close(hup_head); /* unlinks it */
+}
+
+/* p's client hung up, or its socket failed.  Closed at once, as long as
+ * this turn has closed fewer than HANGUPS_PER_TURN and none wait: then a
+ * request read after a hang-up finds the client's handles gone, as it
+ * would with the client's death seen first.  Past that, p waits, read no
+ * more, and is closed in a later turn in the order they came, so that
+ * thousands of clients dying at once do not hold the loop for everyone
+ * else; its connection no longer counts against its uid's quota, so that
+ * a client reconnecting at its quota is not refused. */
+static void peer_hangup(peer *p) {
+        if (p->closing || p->hup_queued)
+                return;
+        if (!hup_head && hup_closes < HANGUPS_PER_TURN) {
+                hup_closes++;
+                peer_close(p);
+                return;
+        }
+        if (p->conn_charged) {
+                quota_uncharge(p->cred.uid, QUOTA_CONNECTIONS, 1);
+                p->conn_charged = false;
+        }
+        uv_poll_stop(&p->poll);
+        p->poll_events = 0;
+        p->hup_queued = true;
+        p->hup_prev = hup_tail;
+        p->hup_next = NULL;
+        if (hup_tail)
+                hup_tail->hup_next = p;
+        else
+                hup_head = p;
+        hup_tail = p;
+        if (!uv_is_active((uv_handle_t *)&hup_idle))
+                uv_idle_start(&hup_idle, on_hangups);
 }
 
 int peer_new(uv_loop_t *loop, int fd) {
@@ -773,6 +854,8 @@ static void peer_finish_close(peer *p) {
 void peer_close(peer *p) {
         if (p->closing)
                 return;
+        if (p->hup_queued)
+                hup_unlink(p);
         p->closing = true;
         turn_now.closes++;
         log_client_debug("client pid %d disconnected (%u handles released)", (int)p->cred.pid,
@@ -828,4 +911,6 @@ void peer_close_all(void) {
                 peer_finish_close(p);
         }
         uv_close((uv_handle_t *)&throttle_timer, NULL);
+        uv_close((uv_handle_t *)&hup_idle, NULL);
+        uv_close((uv_handle_t *)&hup_prepare, NULL);
 }

@@ -59,6 +59,10 @@ typedef struct peer {
          * for each reply, and the socket is not asked again (peer_read). */
         bool one_by_one;
         uint8_t one_count;
+        /* Hung up, waiting (unread) for its turn to be closed (peer.c:
+         * peer_hangup), in the order the hang-ups came. */
+        bool hup_queued;
+        struct peer *hup_prev, *hup_next;
 
         /* The fd that came with the request being dispatched (SHM_REGISTER
          * only), -1 otherwise.  A handler that keeps it sets it to -1; the
