@@ -508,7 +508,15 @@ static _Noreturn void holder(int sock) {
         }
 }
 
-static void accept_many(unsigned n, double *ret_per_client, double *ret_stall) {
+/* What accept_many measured. */
+typedef struct accept_figures {
+        double per_client;             /* ns of wall time, peer_new + HELLO */
+        double accept_stall, hup_stall; /* the longest loop turn (CPU ns) */
+        unsigned long accept_over, hup_over; /* loop turns over 1 ms */
+        unsigned hup_turns;             /* turns until every hang-up was closed */
+} accept_figures;
+
+static void accept_many(unsigned n, accept_figures *ret) {
         int sv[2];
         pid_t pid;
         conn *c = malloc(sizeof(*c));
@@ -523,6 +531,7 @@ static void accept_many(unsigned n, double *ret_per_client, double *ret_stall) {
         }
         close(sv[1]);
         stall_ns = 0;
+        over_1ms = 0;
         t0 = now_ns();
         for (unsigned i = 0; i < n; i++) {
                 conn_open(c);
@@ -530,13 +539,32 @@ static void accept_many(unsigned n, double *ret_per_client, double *ret_stall) {
                         die("send_fd", errno);
                 close(c->fd);
         }
-        *ret_per_client = (now_ns() - t0) / n;
+        ret->per_client = (now_ns() - t0) / n;
+        ret->accept_stall = stall_ns;
+        ret->accept_over = over_1ms;
+        stall_ns = 0;
+        over_1ms = 0;
         close(sv[0]); /* the holder exits: every client hangs up */
         waitpid(pid, NULL, 0);
-        for (int i = 0; i < 100000 && peer_count() > 1; i++)
+        ret->hup_turns = 0;
+        for (int i = 0; i < 100000 && peer_count() > 1; i++, ret->hup_turns++)
                 turn();
-        *ret_stall = stall_ns; /* accepting them, and all of them hanging up */
+        ret->hup_stall = stall_ns;
+        ret->hup_over = over_1ms;
         free(c);
+}
+
+static void accept_row(unsigned clients) {
+        accept_figures a;
+
+        accept_many(clients, &a);
+        printf("\n## Accepting %u clients (in process; client ends held by a child)\n\n", clients);
+        printf("- %.1f us per client (peer_new + HELLO, wall), longest loop turn %.3f ms, turns "
+               "over 1 ms: %lu\n",
+               a.per_client / 1e3, a.accept_stall / 1e6, a.accept_over);
+        printf("- all %u hanging up at once: closed in %u loop turns, longest %.3f ms, turns over "
+               "1 ms: %lu\n",
+               clients, a.hup_turns, a.hup_stall / 1e6, a.hup_over);
 }
 
 /* ---- throughput against a floor, with the real daemon ---- */
@@ -872,7 +900,7 @@ int main(int argc, char **argv) {
         conn *c;
         int k;
 
-        unsigned restore_only = 0;
+        unsigned restore_only = 0, accept_only = 0;
         bool throughput_only = false;
 
         for (int i = 1; i < argc; i++) {
@@ -880,13 +908,17 @@ int main(int argc, char **argv) {
                         quick = true;
                 else if (strcmp(argv[i], "--throughput-only") == 0)
                         throughput_only = true;
+                else if (strcmp(argv[i], "--accept-only") == 0 && i + 1 < argc &&
+                         (accept_only = (unsigned)atoi(argv[i + 1])) > 0)
+                        i++;
 #ifdef IPCB_BENCH_RESTORE
                 else if (strcmp(argv[i], "--restart-only") == 0 && i + 1 < argc &&
                          (restore_only = (unsigned)atoi(argv[i + 1])) > 0)
                         i++;
 #endif
                 else {
-                        fprintf(stderr, "usage: %s [--quick] [--throughput-only] [--restart-only N]\n", argv[0]);
+                        fprintf(stderr, "usage: %s [--quick] [--throughput-only] [--accept-only N] "
+                                "[--restart-only N]\n", argv[0]);
                         return 2;
                 }
         }
@@ -918,6 +950,10 @@ int main(int argc, char **argv) {
             (k = registry_init()) < 0 || (k = reaper_init(&loop)) < 0 ||
             (k = peer_init(&loop)) < 0 || (k = store_start(&loop, false, 0)) < 0)
                 die("daemon init", k);
+        if (accept_only) { /* only the accept row, with N clients */
+                accept_row(accept_only);
+                return 0;
+        }
         shared_shm_fd = floor_memfd();
         {
                 void *map;
@@ -1027,12 +1063,7 @@ int main(int argc, char **argv) {
         printf("- restart: not measured (built without tests/fakemgr.c)\n");
 #endif
 
-        over_1ms = 0;
-        accept_many(clients, &per_obj, &worst);
-        printf("\n## Accepting %u clients (in process; client ends held by a child)\n\n", clients);
-        printf("- %.1f us per client (peer_new + HELLO, wall), longest loop turn %.3f ms, turns "
-               "over 1 ms: %lu\n",
-               per_obj / 1e3, worst / 1e6, over_1ms);
+        accept_row(clients);
         print_loadavg("at the end of the in-process part");
 
         conn_close(c);
