@@ -117,14 +117,17 @@ echo "The broker's exits under the manager (result, code, status):"
 sort "$rt/exits" | uniq -c
 # Each instance logs its loop turns at exit (daemon/turns.c): the broker's
 # own work, told apart from time it waited for a CPU.
-awk '/loop turns: / {
+awk '/loop turns: .* ms or longer/ {
         n++; slow += $5
         took = $14 + 0; cpu = substr($16, 2) + 0; most = $(NF - 1) + 0
         if (took > wt) { wt = took; wc = cpu }
         if (most > mc) mc = most
 }
+/loop turns: the most connections one turn accepted/ {
+        if ($NF + 0 > cl) cl = $NF + 0
+}
 END {
-        if (n) printf "\nThe broker'"'"'s loop turns (%d instances): %d took 5 ms or longer; the longest took %.3f ms, %.3f ms of it on a CPU; the most CPU a slow turn used: %.3f ms\n", n, slow, wt, wc, mc
+        if (n) printf "\nThe broker'"'"'s loop turns (%d instances): %d took 5 ms or longer; the longest took %.3f ms, %.3f ms of it on a CPU; the most CPU a slow turn used: %.3f ms; the most connections one turn closed: %d\n", n, slow, wt, wc, mc, cl
 }' "$rt/broker.log"
 [ -z "$broker_log" ] || cp "$rt/broker.log" "$broker_log"
 if grep -qv '^success exited 0$' "$rt/exits"; then
