@@ -485,19 +485,29 @@ static void unthrottle(peer *p) {
 
 static void peer_finish_close(peer *p);
 
+/* What the clients have read is asked once a tick: of every waiting (or
+ * lingering) connection, and of every connection of a uid at its limit
+ * (the uid's count holds its connections).  Asking per waiting connection
+ * (throttled(), which sweeps the uid) would cost, with hundreds of one
+ * uid's connections waiting, hundreds of times hundreds of calls a tick. */
 static void on_throttle_tick(uv_timer_t *t) {
         peer *p, *next;
 
         (void)t;
+        for (p = throttled_list; p; p = p->thr_next)
+                inflight_refresh(p);
+        for (p = peers; p; p = p->next)
+                if (!p->throttled && p->fds_unread &&
+                    quota_use(p->cred.uid, QUOTA_INFLIGHT) >= cfg.max_fds_in_flight_per_uid)
+                        inflight_refresh(p);
         for (p = throttled_list; p; p = next) {
                 next = p->thr_next;
                 if (p->closing) { /* lingering: its unread fds keep it */
-                        inflight_refresh(p);
                         if (!p->fds_unread) {
                                 unthrottle(p);
                                 peer_finish_close(p);
                         }
-                } else if (!throttled(p)) {
+                } else if (!over_limits(p)) {
                         unthrottle(p);
                         peer_update_events(p); /* level-triggered: pending requests wake it */
                 }
