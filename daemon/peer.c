@@ -432,13 +432,24 @@ static bool next_may_store(peer *p) {
 
 /* Is p to be left unread for now?  Refreshes what its client has read first. */
 static bool throttled(peer *p) {
+        static uint64_t swept_ms = UINT64_MAX;
+        uint64_t now;
+
         if (!over_limits(p))
                 return false;
         inflight_refresh(p);
-        if (quota_use(p->cred.uid, QUOTA_INFLIGHT) >= cfg.max_fds_in_flight_per_uid)
-                for (peer *q = peers; q; q = q->next) /* the uid's other connections */
+        /* The uid's other connections, at most once a millisecond for all
+         * uids: a uid at its limit that keeps opening connections would
+         * otherwise have the loop ask about every one of its connections
+         * per new one.  A connection left waiting is decided again at the
+         * next tick (on_throttle_tick). */
+        if (quota_use(p->cred.uid, QUOTA_INFLIGHT) >= cfg.max_fds_in_flight_per_uid &&
+            (now = uv_now(p->poll.loop)) != swept_ms) {
+                swept_ms = now;
+                for (peer *q = peers; q; q = q->next)
                         if (q->cred.uid == p->cred.uid && q != p)
                                 inflight_refresh(q);
+        }
         return over_limits(p);
 }
 

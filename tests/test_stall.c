@@ -534,3 +534,67 @@ STALL_TEST(many_connections_at_the_inflight_limit, .timeout = 120) {
         cr_assert_lt(pr.lat_us[pr.n / 2], 5000, "the median round trip was %lld us", pr.lat_us[pr.n / 2]);
         cr_assert_lt(max, STALL_BOUND_US);
 }
+
+/* The same uid at its limit, opening connection after connection (each
+ * sends a request, waits 0.1 ms and hangs up).  Before, every new
+ * connection had the loop ask about each of the uid's 128 connections that
+ * held fds, and the others' median round trip was 19-26 ms. */
+static int churn_at_limit(void *arg) {
+        int *conns = arg;
+        uint8_t buf[IPCB_MSG_MAX], hb[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_MEMFD, .id = 7 } };
+        ipcb_msg h = { .hdr = { .op = IPCB_OP_HELLO, .id = 1 } };
+        size_t len, hlen;
+        unsigned n = 0;
+
+        m.memfd.size = 4096;
+        len = enc(&m, buf);
+        h.hello.version = IPCB_PROTO_VERSION;
+        hlen = enc(&h, hb);
+        for (int r = 0; r < 128; r++) { /* the uid's share, never read */
+                int fd = raw_connect(d.sock);
+                CHILD_CHECK(fd >= 0, "connect %d: %s", r, strerror(-fd));
+                CHILD_CHECK(raw_send(fd, hb, hlen, NULL, 0) == 0, "hello");
+                CHILD_CHECK(raw_send(fd, buf, len, NULL, 0) == 0, "memfd");
+        }
+        for (long long end = prober_now_us() + 3000000; prober_now_us() < end; n++) {
+                int fd = raw_connect(d.sock);
+                CHILD_CHECK(fd >= 0, "connect: %s", strerror(-fd));
+                (void)raw_send(fd, hb, hlen, NULL, 0);
+                (void)raw_send(fd, buf, len, NULL, 0);
+                usleep(100);
+                close(fd);
+        }
+        fprintf(stderr, "[stall] uid %u opened %u connections on top of its 128\n", (unsigned)getuid(), n);
+        char c;
+        CHILD_CHECK(read(conns[1], &c, 1) >= 0, "wait");
+        return 0;
+}
+
+STALL_TEST(churning_connections_at_the_inflight_limit, .timeout = 120) {
+        int gate[2];
+        prober pr;
+
+        begin_as_unprivileged(NULL);
+        cr_assert_eq(pipe2(gate, O_CLOEXEC), 0);
+        int arg[2] = { 0, gate[0] };
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                close(gate[1]);
+                if (drop_to(UID_A, UID_A, NULL, 0) < 0)
+                        _exit(2);
+                _exit(churn_at_limit(arg));
+        }
+        usleep(500 * 1000);
+        prober_start(&pr, d.sock);
+        usleep(2000 * 1000);
+        long long max = prober_stop(&pr, "stall", "a uid at its in-flight limit churning connections", NULL);
+        close(gate[1]);
+        int status;
+        waitpid(pid, &status, 0);
+        close(gate[0]);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the attacker failed");
+        /* prober_stop sorted the round trips */
+        cr_assert_lt(pr.lat_us[pr.n / 2], 5000, "the median round trip was %lld us", pr.lat_us[pr.n / 2]);
+        cr_assert_lt(max, STALL_BOUND_US);
+}
