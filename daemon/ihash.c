@@ -13,9 +13,14 @@
  * clear 16 MiB in one operation. */
 #define MMAP_MIN ((size_t)64 * 1024)
 
-/* A drained old array is given back this much at a time while the
- * migration passes over it: unmapping 16 MiB of touched pages at once
- * takes milliseconds. */
+/* A drained old array's memory is given back this much at a time while
+ * the migration passes over it: dropping 16 MiB of touched pages at once
+ * takes milliseconds.  It is given back with MADV_DONTNEED, and its
+ * address range is unmapped only when the table empties: an unmap frees
+ * page tables, and a TLB flush that frees page tables interrupts every CPU
+ * the daemon has run on and waits for each, milliseconds in a VM whose
+ * other vCPU the host has descheduled.  MADV_DONTNEED leaves the page
+ * tables, and its flush skips the CPUs that are not running the daemon. */
 #define FREE_CHUNK ((size_t)64 * 1024)
 
 static ihash_node **alloc_buckets(size_t n) {
@@ -44,19 +49,33 @@ static void release(ihash *t, ihash_node **b, size_t n) {
                 free_buckets(b, n);
 }
 
-/* The old array: what the migration has not given back yet. */
+/* Done with the old array: an mmapped one gives back what it has not yet
+ * and is kept mapped until the table empties (release_retired). */
 static void release_old(ihash *t) {
         size_t bytes = t->nold * sizeof(ihash_node *);
 
-        if (t->old && t->old != t->first && bytes >= MMAP_MIN)
-                munmap((char *)t->old + t->freed, bytes - t->freed);
-        else
+        if (t->old && t->old != t->first && bytes >= MMAP_MIN) {
+                (void)madvise((char *)t->old + t->freed, bytes - t->freed, MADV_DONTNEED);
+                if (t->nretired < IHASH_RETIRED_MAX) {
+                        t->retired[t->nretired].p = t->old;
+                        t->retired[t->nretired++].bytes = bytes;
+                } else {
+                        munmap(t->old, bytes);
+                }
+        } else {
                 release(t, t->old, t->nold);
+        }
         t->old = NULL;
         t->nold = t->moved = t->freed = 0;
 }
 
-/* Unmap the chunks of an mmapped old array that are drained. */
+static void release_retired(ihash *t) {
+        for (unsigned i = 0; i < t->nretired; i++)
+                munmap(t->retired[i].p, t->retired[i].bytes);
+        t->nretired = 0;
+}
+
+/* Give back the memory of an mmapped old array's drained chunks. */
 static void trim_old(ihash *t) {
         size_t bytes = t->nold * sizeof(ihash_node *), done;
 
@@ -64,7 +83,7 @@ static void trim_old(ihash *t) {
                 return;
         done = t->moved * sizeof(ihash_node *) / FREE_CHUNK * FREE_CHUNK;
         if (done > t->freed) {
-                munmap((char *)t->old + t->freed, done - t->freed);
+                (void)madvise((char *)t->old + t->freed, done - t->freed, MADV_DONTNEED);
                 t->freed = done;
         }
 }
@@ -137,6 +156,7 @@ void ihash_remove(ihash *t, ihash_node *n) {
         if (--t->count == 0 && t->cur != t->first) {
                 /* Empty: every chain is empty, the first buckets too. */
                 release_old(t);
+                release_retired(t);
                 release(t, t->cur, t->ncur);
                 ihash_init(t, t->first, t->nfirst);
                 return;
@@ -171,6 +191,7 @@ void ihash_fini(ihash *t) {
         for (size_t i = 0; i < t->nfirst; i++)
                 t->first[i] = NULL;
         release_old(t);
+        release_retired(t);
         release(t, t->cur, t->ncur);
         ihash_init(t, t->first, t->nfirst);
 }

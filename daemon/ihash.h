@@ -15,6 +15,9 @@
 
 /* Old buckets moved per operation while the table grows. */
 #define IHASH_STEP 64u
+/* Drained arrays whose address range is kept until the table empties
+ * (ihash.c); one per doubling, so 64 is more than a table can reach. */
+#define IHASH_RETIRED_MAX 64u
 
 typedef struct ihash_node {
         struct ihash_node *next; /* bucket chain */
@@ -29,6 +32,11 @@ typedef struct ihash {
         size_t count;
         ihash_node **first;      /* the static buckets it starts from */
         size_t nfirst;
+        struct {
+                void *p;
+                size_t bytes;
+        } retired[IHASH_RETIRED_MAX]; /* drained, memory given back, still mapped */
+        unsigned nretired;
 } ihash;
 
 /* Start empty on first[nfirst] (zeroed, a power of two, owned by the
