@@ -81,14 +81,16 @@ int os_page_new(int *ret_fd, void **ret_map) {
                 close(rw);
                 return k;
         }
-        map = mmap(NULL, IPCB_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0);
-        if (map == MAP_FAILED) {
-                k = -errno;
-                close(rw);
-                return k;
+        if (ret_map) {
+                map = mmap(NULL, IPCB_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0);
+                if (map == MAP_FAILED) {
+                        k = -errno;
+                        close(rw);
+                        return k;
+                }
+                *ret_map = map;
         }
         *ret_fd = rw;
-        *ret_map = map;
         return 0;
 }
 

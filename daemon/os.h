@@ -16,9 +16,9 @@ int os_memfd_sealed(uint64_t size, bool growable, int *ret_fd, unsigned *ret_sea
 int os_reopen_ro(int fd);
 
 /* A one-page memfd (for semaphore and lock state) sealed against shrinking,
- * growing and any further seal (F_SEAL_SEAL), mapped read-write into the
- * daemon, zero-filled.  Returns 0 with *ret_fd and *ret_map, or a negative
- * errno with nothing left open. */
+ * growing and any further seal (F_SEAL_SEAL), zero-filled, and mapped
+ * read-write into the daemon unless ret_map is NULL.  Returns 0 with
+ * *ret_fd (and *ret_map), or a negative errno with nothing left open. */
 int os_page_new(int *ret_fd, void **ret_map);
 
 /* Close the daemon's own fds (memfds it made or checked, their copies) on

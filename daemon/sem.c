@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -74,30 +75,46 @@ unsigned sem_pages_mapped(void) {
         return cache_used;
 }
 
+/* A new semaphore's page is written, not mapped.  A mapping made here
+ * would push an older one out of the cache, and unmapping flushes the TLB
+ * of every CPU the daemon has run on and waits for each: milliseconds in a
+ * VM whose other vCPU the host has descheduled.  The page is mapped when
+ * the daemon first needs it (sem_page). */
+static int page_write_new(int fd, uint32_t initial, uint32_t max) {
+        const uint32_t head[4] = { IPCB_SEM_MAGIC, 1, max, IPCB_SEM_SLOTS };
+        const uint64_t word = ipcb_w_pack((ipcb_w){ .count = initial });
+        unsigned char buf[offsetof(ipcb_sem_page, word) + sizeof(word)];
+        ssize_t n;
+
+        _Static_assert(offsetof(ipcb_sem_page, version) == 4 && offsetof(ipcb_sem_page, max) == 8 &&
+                               offsetof(ipcb_sem_page, nslots) == 12 &&
+                               offsetof(ipcb_sem_page, word) == sizeof(head),
+                       "the page's header is written as four words and W");
+        memcpy(buf, head, sizeof(head));
+        memcpy(buf + sizeof(head), &word, sizeof(word));
+        n = pwrite(fd, buf, sizeof(buf), 0);
+        return n == (ssize_t)sizeof(buf) ? 0 : n < 0 ? -errno : -EIO;
+}
+
 int sem_new(const char *name, size_t name_len, uint32_t initial, uint32_t max, uint32_t mode,
             uint32_t flags, const cred *owner, object **ret) {
         sem_state *st = calloc(1, sizeof(*st));
-        void *map;
         object *o;
         int fd, k;
 
         if (!st)
                 return -ENOMEM;
-        k = os_page_new(&fd, &map);
+        k = os_page_new(&fd, NULL);
+        if (k == 0 && (k = page_write_new(fd, initial, max)) < 0)
+                close(fd);
         if (k < 0) {
                 free(st);
                 return k;
         }
         st->max = max;
-        ((ipcb_sem_page *)map)->magic = IPCB_SEM_MAGIC;
-        ((ipcb_sem_page *)map)->version = 1;
-        ((ipcb_sem_page *)map)->max = max;
-        ((ipcb_sem_page *)map)->nslots = IPCB_SEM_SLOTS;
-        atomic_store(&((ipcb_sem_page *)map)->word, ipcb_w_pack((ipcb_w){ .count = initial }));
 
         o = registry_add(IPCB_KIND_SEM, name, name_len);
         if (!o) {
-                munmap(map, IPCB_PAGE_SIZE);
                 close(fd);
                 free(st);
                 return -ENOMEM;
@@ -112,7 +129,6 @@ int sem_new(const char *name, size_t name_len, uint32_t initial, uint32_t max, u
         /* F_SEAL_SEAL is among them: stat never asks again (object.c) */
         k = fcntl(fd, F_GET_SEALS);
         o->seals = k > 0 ? (uint32_t)k : 0;
-        sem_page_adopt(o, map); /* a new semaphore is likely used soon */
         store_object_added(o);
         *ret = o;
         return 0;
@@ -392,9 +408,18 @@ unsigned sem_settle_orphans(object *o) {
 }
 
 void sem_wake_sleepers(object *o) {
-        ipcb_sem_page *pg = sem_page(o);
+        uint32_t waiters;
+        ipcb_sem_page *pg;
 
         sempoll_wake(o); /* pollers too (sempoll.c) */
+        /* Most have no sleeper (every handle's close asks): a page the
+         * daemon has not mapped is read, not mapped (see page_write_new). */
+        if (!o->sem->page &&
+            pread(o->fd_rw, &waiters, sizeof(waiters), offsetof(ipcb_sem_page, waiters)) ==
+                    (ssize_t)sizeof(waiters) &&
+            waiters == 0)
+                return;
+        pg = sem_page(o);
         if (pg && atomic_load(&pg->waiters) > 0) {
                 atomic_fetch_add(&pg->wake_seq, 1);
                 futex_wake_all(&pg->wake_seq);

@@ -39,7 +39,8 @@ typedef struct sem_state {
         /* The daemon's mapping, or NULL: a page is mapped only while the
          * daemon works on it (undo slots, recovery, restore), and stays in
          * a cache of SEM_MAP_CACHE mappings; so the number of semaphores is
-         * not bounded by vm.max_map_count.  Use sem_page(). */
+         * not bounded by vm.max_map_count.  A create writes the page and a
+         * stat or a close reads it, without mapping.  Use sem_page(). */
         ipcb_sem_page *page;
         uint32_t map_slot;   /* index + 1 in the mapping cache, 0: not mapped */
         uint32_t max;        /* trusted copy */

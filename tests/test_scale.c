@@ -5,8 +5,9 @@
  * while a name table grows (it rehashes a few buckets per operation),
  * thousands of objects come back after a restart, a semaphore's undo slot
  * is recovered when its page is no longer mapped by the daemon (it maps at
- * most SEM_MAP_CACHE pages), and at the fd ceiling a create gets a clear
- * -ENOSPC, never a hang.  Speed is measured by bench/scale.c, not here. */
+ * most SEM_MAP_CACHE pages, and none for a create), and at the fd ceiling
+ * a create gets a clear -ENOSPC, never a hang.  Speed is measured by
+ * bench/scale.c, not here. */
 #include "harness.h"
 #include "fakemgr.h"
 
@@ -324,10 +325,14 @@ SCALE_TEST(sem_recovery_on_unmapped_page) {
         close(go[0]);
         cr_assert_eq(ipcb_sem_open(c, "rec", 0, &s), 0);
         cr_assert_eq(ipcb_sem_value(s), 0);
-        /* push the page of "rec" out of the daemon's mappings */
+        /* push the page of "rec" out of the daemon's mappings: an undo
+         * open maps a semaphore's page (a create alone does not) */
         for (int i = 0; i < N; i++) {
+                ipcb_sem *u;
                 snprintf(name, sizeof(name), "fill%04d", i);
                 sem(c, name);
+                cr_assert_eq(ipcb_sem_open(c, name, IPCB_SEM_UNDO, &u), 0);
+                ipcb_sem_close(u);
         }
         unsigned maps = memfd_maps(d.pid);
         cr_assert_leq(maps, 1024 + 8, "the daemon maps %u memfd pages for %d semaphores", maps, N + 1);
@@ -344,6 +349,44 @@ SCALE_TEST(sem_recovery_on_unmapped_page) {
         cr_assert_eq(ipcb_sem_unlink(c, "rec"), 0);
         for (int i = 0; i < N; i++) {
                 snprintf(name, sizeof(name), "fill%04d", i);
+                cr_assert_eq(ipcb_sem_unlink(c, name), 0);
+        }
+}
+
+/* A create writes the new semaphore's page without mapping it: a mapping
+ * would push an older one out of the daemon's cache, and each unmap is a
+ * TLB flush on every CPU the daemon ran on.  The page is mapped when it is
+ * first needed (here, an undo slot), and the semaphore works from there. */
+SCALE_TEST(sem_create_maps_nothing) {
+        enum { N = 200 };
+        char name[32];
+        ipcb_sem *s, *u;
+
+        begin(many_args);
+        unsigned maps = memfd_maps(d.pid);
+        for (int i = 0; i < N; i++) {
+                snprintf(name, sizeof(name), "nomap%03d", i);
+                sem(c, name);
+        }
+        cr_assert_eq(memfd_maps(d.pid), maps, "%d creates left the daemon %u memfd mappings, not %u", N,
+                     memfd_maps(d.pid), maps);
+        cr_assert_eq(ipcb_sem_open(c, "nomap007", IPCB_SEM_UNDO, &u), 0);
+        cr_assert_eq(memfd_maps(d.pid), maps + 1, "an undo open did not map the page");
+        cr_assert_eq(ipcb_sem_open(c, "nomap007", 0, &s), 0);
+        cr_assert_eq(ipcb_sem_value(s), 1, "the page was not written at create");
+        cr_assert_eq(ipcb_sem_acquire(u), 0);
+        cr_assert_eq(ipcb_sem_value(s), 0);
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
+        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SEM, "nomap007", &info), 0);
+        cr_assert_eq(info.sem_value, 0);
+        cr_assert_eq(info.sem_undo_held, 1);
+        cr_assert_eq(ipcb_stat(c, IPCB_KIND_SEM, "nomap008", &info), 0);
+        cr_assert_eq(info.sem_value, 1, "a page never mapped reads its initial value");
+        ipcb_sem_close(u); /* gives its token back */
+        cr_assert_eq(ipcb_sem_value(s), 1);
+        ipcb_sem_close(s);
+        for (int i = 0; i < N; i++) {
+                snprintf(name, sizeof(name), "nomap%03d", i);
                 cr_assert_eq(ipcb_sem_unlink(c, name), 0);
         }
 }
