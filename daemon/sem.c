@@ -392,13 +392,14 @@ int sem_slot_reclaim(object *o, uint32_t slot, uid_t uid, uint64_t nonce, uint32
 unsigned sem_settle_orphans(object *o) {
         unsigned n = 0;
 
-        for (uint32_t i = 0; i < IPCB_SEM_SLOTS; i++) {
-                if (!sem_bit(o->sem->orphan, i))
-                        continue;
-                sem_bit_set(o->sem->orphan, i, false);
-                /* its holder did not come back: what it owed is taken too */
-                sem_slot_release(o, i + 1, o->sem->bind ? o->sem->bind[i].owed : 0);
-                n++;
+        for (uint32_t w = 0; w < SEM_SLOT_WORDS; w++) {
+                while (o->sem->orphan[w]) { /* most have none: a word at a time */
+                        uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(o->sem->orphan[w]);
+                        sem_bit_set(o->sem->orphan, i, false);
+                        /* its holder did not come back: what it owed is taken too */
+                        sem_slot_release(o, i + 1, o->sem->bind ? o->sem->bind[i].owed : 0);
+                        n++;
+                }
         }
         free(o->sem->bind);
         o->sem->bind = NULL;
