@@ -745,6 +745,19 @@ static double throughput(tp_mode mode, const char *path, unsigned nclients, long
         return (double)total / ((double)ms / 1000);
 }
 
+#define TP_ROUNDS_MAX 7
+
+static int cmp_double(const void *a, const void *b) {
+        double x = *(const double *)a, y = *(const double *)b;
+        return (x > y) - (x < y);
+}
+
+/* Sorts v[0..n) in place and returns its median. */
+static double median(double *v, unsigned n) {
+        qsort(v, n, sizeof(*v), cmp_double);
+        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 static void throughput_rows(void) {
         static const unsigned counts[] = { 1, 2, 4, 8, 16 };
         bench_env env = { .cpu_client = -1, .cpu_server = -1 };
@@ -753,7 +766,8 @@ static void throughput_rows(void) {
         ipcb_shm *s;
         char fpath[100];
         struct sockaddr_un a = { .sun_family = AF_UNIX };
-        long ms = quick ? 150 : 1500;
+        long ms = quick ? 150 : 400;
+        unsigned rounds = quick ? 1 : TP_ROUNDS_MAX;
         int k, lfd;
         pid_t fpid;
 
@@ -772,31 +786,44 @@ static void throughput_rows(void) {
                 floor_serve(lfd);
         close(lfd);
 
-        printf("\n## Throughput: brokered opens vs a floor server (real daemon, %ld ms per row)\n\n", ms);
+        printf("\n## Throughput: brokered opens vs a floor server (real daemon, median of %u rounds of %ld ms)\n\n",
+               rounds, ms);
         printf("Per operation: floor, a round trip for a pre-made memfd; fd-only, ipcb_shm_open_fd (one\n"
                "request for the descriptor, like the floor's); handle, ipcb_shm_open + ipcb_shm_close\n"
-               "(an open, then a CLOSE message).  Each maps, unmaps and closes the fd.  Ratios are\n"
-               "floor opens/s over the broker's; CPU ns/op is each server's own (user + system).\n\n");
-        printf("| clients | floor opens/s | fd-only opens/s | fd-only ratio | goal <= 1.25 | handle opens/s | handle ratio | floor CPU ns/op | fd-only CPU ns/op | handle CPU ns/op |\n");
-        printf("| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
+               "(an open, then a CLOSE message).  Each maps, unmaps and closes the fd.  A round runs\n"
+               "the three back to back, in an order that turns each round; a round's ratio is floor\n"
+               "opens/s over the broker's.  Opens/s and ratios are medians over the rounds, with the\n"
+               "rounds' least and greatest ratio; CPU ns/op is each server's own (user + system).\n\n");
+        printf("| clients | floor opens/s | fd-only opens/s | fd-only ratio | (rounds) | goal <= 1.25 | handle opens/s | handle ratio | (rounds) | floor CPU ns/op | fd-only CPU ns/op | handle CPU ns/op |\n");
+        printf("| ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
         for (unsigned i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
-                /* The servers' own CPU time per operation (clock ticks, so
-                 * only rows of many operations are meaningful): what each
+                /* Rounds interleave the servers, so that a drift of this
+                 * shared machine's load over the row weighs on each alike.
+                 * The servers' own CPU time per operation (clock ticks, so
+                 * only rows of many operations are meaningful) is what each
                  * request costs the single-threaded server, apart from the
                  * scheduling that the throughput also measures. */
                 static const tp_mode modes[] = { TP_FLOOR, TP_FD, TP_HANDLE };
-                double rate[3], cpu[3];
-                for (unsigned m = 0; m < 3; m++) {
-                        pid_t pid = modes[m] == TP_FLOOR ? fpid : b.pid;
-                        double c0 = proc_cpu_ns(pid);
-                        rate[m] = throughput(modes[m], modes[m] == TP_FLOOR ? fpath : b.socket_path,
-                                             counts[i], ms);
-                        cpu[m] = rate[m] > 0 ? (proc_cpu_ns(pid) - c0) / (rate[m] * (double)ms / 1000) : 0;
+                double rate[3][TP_ROUNDS_MAX], cpu[3][TP_ROUNDS_MAX], ratio[2][TP_ROUNDS_MAX];
+                for (unsigned r = 0; r < rounds; r++) {
+                        for (unsigned j = 0; j < 3; j++) {
+                                unsigned m = (j + r) % 3;
+                                pid_t pid = modes[m] == TP_FLOOR ? fpid : b.pid;
+                                double c0 = proc_cpu_ns(pid), x;
+                                x = throughput(modes[m], modes[m] == TP_FLOOR ? fpath : b.socket_path,
+                                               counts[i], ms);
+                                rate[m][r] = x;
+                                cpu[m][r] = x > 0 ? (proc_cpu_ns(pid) - c0) / (x * (double)ms / 1000) : 0;
+                        }
+                        ratio[0][r] = rate[1][r] > 0 ? rate[0][r] / rate[1][r] : 0;
+                        ratio[1][r] = rate[2][r] > 0 ? rate[0][r] / rate[2][r] : 0;
                 }
-                double rfd = rate[1] > 0 ? rate[0] / rate[1] : 0, rh = rate[2] > 0 ? rate[0] / rate[2] : 0;
-                printf("| %u | %.0f | %.0f | %.2f | %s | %.0f | %.2f | %.0f | %.0f | %.0f |\n", counts[i],
-                       rate[0], rate[1], rfd, quick ? "not judged" : rfd <= 1.25 ? "pass" : "FAIL", rate[2],
-                       rh, cpu[0], cpu[1], cpu[2]);
+                double rfd = median(ratio[0], rounds), rh = median(ratio[1], rounds);
+                printf("| %u | %.0f | %.0f | %.2f | %.2f-%.2f | %s | %.0f | %.2f | %.2f-%.2f | %.0f | %.0f | %.0f |\n",
+                       counts[i], median(rate[0], rounds), median(rate[1], rounds), rfd, ratio[0][0],
+                       ratio[0][rounds - 1], quick ? "not judged" : rfd <= 1.25 ? "pass" : "FAIL",
+                       median(rate[2], rounds), rh, ratio[1][0], ratio[1][rounds - 1],
+                       median(cpu[0], rounds), median(cpu[1], rounds), median(cpu[2], rounds));
         }
         kill(fpid, SIGTERM);
         waitpid(fpid, NULL, 0);
