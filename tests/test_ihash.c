@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -61,7 +62,7 @@ static long resident(const void *p, size_t len) {
         return n;
 }
 
-/* Adds, finds and removes interleaved across nine doublings: nothing is
+/* Adds, finds and removes interleaved across twelve doublings: nothing is
  * lost, nothing removed is found, and the table ends where it began. */
 Test(ihash, nothing_lost_while_growing) {
         enum { N = 200000 };
@@ -104,11 +105,12 @@ Test(ihash, nothing_lost_while_growing) {
 
 /* A drained array: no page resident, still mapped, until the table empties. */
 Test(ihash, drained_arrays_stay_mapped_until_empty) {
-        enum { N = 70000 }; /* past the doublings at 16384 and 32768 buckets */
+        enum { N = 70000 }; /* past four doublings of arrays of 64 KiB or more */
         static ihash_node *first[64];
         entry *e = calloc(N, sizeof(*e));
         ihash_node **watched = NULL;
         size_t watched_bytes = 0;
+        int fds = self_fd_count();
         ihash t;
 
         cr_assert(e);
@@ -136,4 +138,5 @@ Test(ihash, drained_arrays_stay_mapped_until_empty) {
         cr_assert_eq(t.nretired, 0);
         cr_assert_eq(resident(watched, watched_bytes), -1, "the emptied table left its old array mapped");
         free(e);
+        cr_assert_eq(self_fd_count(), fds);
 }

@@ -382,7 +382,8 @@ SCALE_TEST(sem_create_maps_nothing) {
         cr_assert_eq(info.sem_undo_held, 1);
         cr_assert_eq(ipcb_stat(c, IPCB_KIND_SEM, "nomap008", &info), 0);
         cr_assert_eq(info.sem_value, 1, "a page never mapped reads its initial value");
-        ipcb_sem_close(u); /* gives its token back */
+        ipcb_sem_close(u); /* gives its token back, once the broker reads the CLOSE */
+        cr_assert_eq(ipcb_sync(c), 0);
         cr_assert_eq(ipcb_sem_value(s), 1);
         ipcb_sem_close(s);
         for (int i = 0; i < N; i++) {

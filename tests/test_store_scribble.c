@@ -191,7 +191,7 @@ SCRIBBLE_TEST(scribbled_pages_survive_restart) {
                 cr_assert_eq(ipcb_sem_release(s, 1), 0);
                 cr_assert_eq(ipcb_sem_try_acquire(s, 1000), 0);
         }
-        cr_assert_eq(ipcb_sem_value(s), v);
+        cr_assert_eq((unsigned)ipcb_sem_value(s), v);
         cr_assert_eq(ipcb_sem_close(s), 0);
 
         /* The lock works at once, not only at the grace period's end. */
