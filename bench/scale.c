@@ -29,6 +29,7 @@
 #include "log.h"
 #include "object.h"
 #include "os.h"
+#include "mainloop.h"
 #include "peer.h"
 #include "proto.h"
 #include "reaper.h"
@@ -94,7 +95,7 @@ static _Noreturn void die(const char *what, int k) {
 /* One loop turn, timed. */
 static void turn(void) {
         double t = cpu_ns();
-        uv_run(&loop, UV_RUN_NOWAIT);
+        mainloop_turn(false);
         t = cpu_ns() - t;
         if (t > stall_ns)
                 stall_ns = t;
@@ -159,7 +160,7 @@ static void conn_open(conn *c) {
 
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 die("socketpair", errno);
-        if ((k = peer_new(&loop, sv[0])) < 0)
+        if ((k = peer_new(sv[0])) < 0)
                 die("peer_new", k);
         c->fd = sv[1];
         c->id = 0;
@@ -978,7 +979,8 @@ int main(int argc, char **argv) {
         cfg.max_objects_per_uid = cfg.max_handles_per_uid = cfg.max_fds_per_uid = UINT64_MAX / 4;
         cfg.max_bytes_per_uid = UINT64_MAX / 4;
         /* As ipcbrokerd starts: the fd table sized before the reaper's threads. */
-        if ((k = uv_loop_init(&loop)) < 0 || (k = fdtable_start(&loop, FDTABLE_START, (long)rl.rlim_max)) < 0 ||
+        if ((k = uv_loop_init(&loop)) < 0 || (k = mainloop_init(&loop)) < 0 ||
+            (k = fdtable_start(&loop, FDTABLE_START, (long)rl.rlim_max)) < 0 ||
             (k = registry_init()) < 0 || (k = reaper_init(&loop)) < 0 ||
             (k = peer_init(&loop)) < 0 || (k = store_start(&loop, false, 0)) < 0)
                 die("daemon init", k);

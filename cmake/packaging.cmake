@@ -31,6 +31,9 @@ set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 
 set(CPACK_DEBIAN_DAEMON_PACKAGE_NAME ipcbroker)
+# Added to what dpkg-shlibdeps finds: the loop relies on a behaviour of
+# libuv 1.44 (daemon/mainloop.c), not on a newer symbol.
+set(CPACK_DEBIAN_DAEMON_PACKAGE_DEPENDS "libuv1 (>= 1.44)")
 set(CPACK_DEBIAN_DAEMON_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_DAEMON_DESCRIPTION
   "broker of named shared memory and semaphores as sealed memfds

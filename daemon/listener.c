@@ -5,11 +5,17 @@
  * left alone.  Accepting never blocks the loop;
  * when the daemon runs out of fds it pauses accepting briefly instead of
  * spinning on a listening socket that stays readable.  Several listening
- * sockets may be served at once (systemd can pass more than one). */
+ * sockets may be served at once (systemd can pass more than one).
+ *
+ * A listening socket is in the daemon's wait set (mainloop.h) with the
+ * connections, so that the kernel's order holds between them: a client
+ * that hangs up and connects again is counted out of its uid's quota
+ * before the new connection is counted in. */
 #include "listener.h"
 
 #include "config.h"
 #include "log.h"
+#include "mainloop.h"
 #include "reaper.h"
 #include "peer.h"
 #include "turns.h"
@@ -21,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -32,7 +39,7 @@
 #define LISTENERS_MAX 8
 
 typedef struct listener {
-        uv_poll_t poll;
+        mainloop_watcher w;
         uv_timer_t pause_timer;
         int fd; /* -1: slot unused */
 } listener;
@@ -160,13 +167,11 @@ static int clear_stale(const char *path, const struct sockaddr_un *sa) {
 
 static void on_pause_done(uv_timer_t *t);
 
-static void on_accept(uv_poll_t *h, int status, int events) {
-        listener *l = h->data;
+/* An error on the socket (EPOLLERR) comes out of accept4, and pauses. */
+static void on_accept(mainloop_watcher *w, uint32_t events) {
+        listener *l = w->data;
 
         (void)events;
-        turn_woke();
-        if (status < 0)
-                return;
         for (int i = 0; i < ACCEPT_BURST; i++) {
                 int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
                 if (fd < 0) {
@@ -175,7 +180,7 @@ static void on_accept(uv_poll_t *h, int status, int events) {
                         if (log_ratelimit_ok(&rl_accept, 5))
                                 log_warn("accept: %s; pausing for %d ms", strerror(errno),
                                          ACCEPT_PAUSE_MS);
-                        uv_poll_stop(h);
+                        (void)mainloop_watch(w, l->fd, 0);
                         uv_timer_start(&l->pause_timer, on_pause_done, ACCEPT_PAUSE_MS, 0);
                         return;
                 }
@@ -188,7 +193,7 @@ static void on_accept(uv_poll_t *h, int status, int events) {
                         continue;
                 }
                 turn_now.accepts++;
-                int k = peer_new(h->loop, fd);
+                int k = peer_new(fd);
                 if (k < 0 && log_ratelimit_ok(&rl_accept, 5))
                         log_warn("cannot set up a new client: %s", strerror(-k));
         }
@@ -196,7 +201,8 @@ static void on_accept(uv_poll_t *h, int status, int events) {
 
 static void on_pause_done(uv_timer_t *t) {
         listener *l = t->data;
-        uv_poll_start(&l->poll, UV_READABLE, on_accept);
+        if (mainloop_watch(&l->w, l->fd, EPOLLIN) < 0) /* out of memory: try again later */
+                uv_timer_start(&l->pause_timer, on_pause_done, ACCEPT_PAUSE_MS, 0);
 }
 
 /* Start accepting on listening socket fd (consumed on success). */
@@ -207,12 +213,13 @@ static int listener_start(uv_loop_t *loop, int fd) {
         if (nlisteners == LISTENERS_MAX)
                 return -EMFILE;
         l = &listeners[nlisteners];
-        if ((k = uv_poll_init(loop, &l->poll, fd)) < 0 || (k = uv_timer_init(loop, &l->pause_timer)) < 0)
-                return k; /* cannot happen for a valid socket */
+        l->w = (mainloop_watcher){ .cb = on_accept, .data = l };
+        if ((k = mainloop_watch(&l->w, fd, EPOLLIN)) < 0)
+                return k;
+        uv_timer_init(loop, &l->pause_timer); /* cannot fail */
         l->fd = fd;
-        l->poll.data = l->pause_timer.data = l;
+        l->pause_timer.data = l;
         nlisteners++;
-        uv_poll_start(&l->poll, UV_READABLE, on_accept);
         return 0;
 }
 
@@ -323,22 +330,17 @@ fail:
         return k;
 }
 
-static void on_listener_closed(uv_handle_t *h) {
-        listener *l = h->data;
-        if (l->fd >= 0) {
-                close(l->fd);
-                l->fd = -1;
-        }
-}
-
 void listener_close(void) {
         if (bound_path[0]) {
                 unlink(bound_path);
                 bound_path[0] = '\0';
         }
         for (unsigned i = 0; i < nlisteners; i++) {
-                uv_close((uv_handle_t *)&listeners[i].pause_timer, NULL);
-                uv_close((uv_handle_t *)&listeners[i].poll, on_listener_closed);
+                listener *l = &listeners[i];
+                uv_close((uv_handle_t *)&l->pause_timer, NULL);
+                (void)mainloop_watch(&l->w, l->fd, 0);
+                close(l->fd);
+                l->fd = -1;
         }
         nlisteners = 0;
 }

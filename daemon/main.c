@@ -4,6 +4,7 @@
 #include "fdtable.h"
 #include "listener.h"
 #include "log.h"
+#include "mainloop.h"
 #include "notify.h"
 #include "os.h"
 #include "peer.h"
@@ -205,13 +206,14 @@ int main(int argc, char **argv) {
         config_fd_budget(nofile);
 
         /* The fd table first: before the reaper's threads, it grows for free. */
-        if ((k = uv_loop_init(&loop)) < 0 || (k = fdtable_start(&loop, fd_table, nofile)) < 0 ||
+        if ((k = uv_loop_init(&loop)) < 0 || (k = mainloop_init(&loop)) < 0 ||
+            (k = fdtable_start(&loop, fd_table, nofile)) < 0 ||
             (k = registry_init()) < 0 ||
-            (k = reaper_init(&loop)) < 0 || (k = peer_init(&loop)) < 0 ||
-            (k = turns_start(&loop, slow_turn_ms)) < 0) {
+            (k = reaper_init(&loop)) < 0 || (k = peer_init(&loop)) < 0) {
                 log_err("cannot initialise: %s", strerror(-k));
                 return 1;
         }
+        turns_start(slow_turn_ms);
         /* Sockets passed by a manager replace our own; without any, bind. */
         if ((k = sd_listen(&loop)) < 0 || (k == 0 && bind_hint(&loop) < 0) ||
             store_start(&loop, fd_store, restore_grace_ms) < 0) {
@@ -221,7 +223,8 @@ int main(int argc, char **argv) {
                 reaper_fini();
                 turns_stop();
                 fdtable_stop();
-                uv_run(&loop, UV_RUN_DEFAULT);
+                mainloop_run();
+                mainloop_fini();
                 registry_fini();
                 uv_loop_close(&loop);
                 return 1;
@@ -235,8 +238,9 @@ int main(int argc, char **argv) {
                 log_info("run by hand: objects live as long as this process; stopping it "
                          "(Ctrl-C) destroys every one of them, persistent ones too");
 
-        uv_run(&loop, UV_RUN_DEFAULT);
+        mainloop_run();
 
+        mainloop_fini();
         registry_fini();
         quota_fini();
         k = uv_loop_close(&loop);

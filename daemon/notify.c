@@ -4,9 +4,10 @@
  * fills, the whole daemon would stop serving.  Here one SOCK_NONBLOCK
  * datagram socket stays connected to $NOTIFY_SOCKET; a connected Unix
  * datagram socket polls writable only when the peer's queue has room, so a
- * uv_poll_t on it says when to flush.  The messages are those libsystemd
- * sends: the state text, and for the fd store "FDSTORE=1\nFDNAME=name" with
- * the fd in SCM_RIGHTS; the manager takes our pid and uid from the kernel.
+ * watch on it in the daemon's wait set (mainloop.h) says when to flush.
+ * The messages are those libsystemd sends: the state text, and for the fd
+ * store "FDSTORE=1\nFDNAME=name" with the fd in SCM_RIGHTS; the manager
+ * takes our pid and uid from the kernel.
  *
  * At exit the queue is flushed (waiting, bounded, for room) and then a
  * BARRIER=1 message waits for the manager to have processed everything
@@ -17,6 +18,7 @@
 #include "notify.h"
 
 #include "log.h"
+#include "mainloop.h"
 #include "sock.h"
 
 #include <errno.h>
@@ -29,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -46,8 +49,7 @@ typedef struct fdmsg {
 static int nfd = -1;
 static struct sockaddr_un addr;
 static socklen_t addr_len;
-static uv_poll_t poller;
-static bool poller_open, polling;
+static mainloop_watcher poller;
 
 static struct {
         char *text; /* NULL: nothing pending */
@@ -144,16 +146,9 @@ static void report_drop(const char *name) {
                          "restart", nstores + nremoves, name, dropped);
 }
 
-static void on_writable(uv_poll_t *p, int status, int events);
-
+/* If the watch cannot be set (out of memory), every new message flushes. */
 static void poll_writable(bool on) {
-        if (!poller_open || on == polling)
-                return;
-        if (on)
-                uv_poll_start(&poller, UV_WRITABLE, on_writable);
-        else
-                uv_poll_stop(&poller);
-        polling = on;
+        (void)mainloop_watch(&poller, nfd, on ? EPOLLOUT : 0);
 }
 
 /* Send what waits, state messages first (oldest first), then the fd store
@@ -192,21 +187,18 @@ static bool flush(void) {
         return true;
 }
 
-static void on_writable(uv_poll_t *p, int status, int events) {
-        (void)p;
-        (void)status;
+static void on_writable(mainloop_watcher *w, uint32_t events) {
+        (void)w;
         (void)events;
         poll_writable(!flush());
 }
 
 static void backlog_started(void) {
-        if (!poller_open) { /* no poll handle: retry at each new message */
-                (void)flush();
-                return;
-        }
-        if (!polling)
+        if (!poller.events)
                 log_debug("notify: the service manager's queue is full; queueing");
         poll_writable(true);
+        if (!poller.events) /* no watch: retry at each new message */
+                (void)flush();
 }
 
 void notify_state(notify_kind kind, const char *text) {
@@ -316,7 +308,7 @@ void notify_fdstore_remove(const char *name) {
         enqueue(-1, name);
 }
 
-int notify_init(uv_loop_t *loop) {
+int notify_init(void) {
         const char *e = getenv("NOTIFY_SOCKET");
         int sndbuf = SNDBUF_SIZE, fd;
         size_t n;
@@ -346,11 +338,7 @@ int notify_init(uv_loop_t *loop) {
         /* Not there yet is not fatal: every send tries to connect again. */
         if (connect(fd, (struct sockaddr *)&addr, addr_len) < 0)
                 log_warn("notify: cannot connect to %s: %m", e);
-        if (uv_poll_init(loop, &poller, fd) == 0) {
-                poller_open = true;
-                /* Queued messages alone must not keep the loop running. */
-                uv_unref((uv_handle_t *)&poller);
-        }
+        poller = (mainloop_watcher){ .cb = on_writable };
         nfd = fd;
         return 1;
 }
@@ -464,12 +452,7 @@ void notify_fini(void) {
         state_pending = 0;
         while (head)
                 fdmsg_unlink(head);
-        if (poller_open) {
-                /* uv_close stops the poll (and takes the fd out of epoll)
-                 * at once: closing the fd right after is safe. */
-                uv_close((uv_handle_t *)&poller, NULL);
-                poller_open = polling = false;
-        }
+        poll_writable(false); /* out of the wait set before the fd goes */
         close(nfd);
         nfd = -1;
 }

@@ -15,7 +15,6 @@
 #pragma once
 
 #include <stdbool.h>
-#include <uv.h>
 
 #define NOTIFY_QUEUE_MAX 4096
 #define NOTIFY_CONGESTED (NOTIFY_QUEUE_MAX / 2)
@@ -39,7 +38,7 @@ typedef enum notify_kind {
  * connect a non-blocking datagram socket to it.  Returns 1 if there is a
  * manager to talk to, 0 if none, or a negative errno (logged) if the
  * variable is unusable (then every call is a no-op). */
-int notify_init(uv_loop_t *loop);
+int notify_init(void);
 bool notify_enabled(void);
 
 /* Send a state message (text copied). */

@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* peer.c: a client connection.  The socket is watched with uv_poll_t and
- * read/written with recvmsg/sendmsg (util/sock.c), because libuv's stream
- * API can neither receive memfds nor report MSG_CTRUNC.
+/* peer.c: a client connection.  The socket is read and written with
+ * recvmsg/sendmsg (util/sock.c), because libuv's stream API can neither
+ * receive memfds nor report MSG_CTRUNC.
+ *
+ * Every connection, and the pidfd of its process once watched, is in the
+ * daemon's wait set (mainloop.c), which takes a bounded number of events a
+ * turn: thousands of clients hanging up at once are spread over turns.
  *
  * The loop never waits on a client, and a client cannot make the daemon
  * hold more for it than a few fds and one reply: replies are sent at once;
@@ -15,6 +19,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "mainloop.h"
 #include "os.h"
 #include "request.h"
 #include "notify.h"
@@ -32,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/sockios.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -59,6 +65,10 @@ struct queued_reply {
 
 static peer *peers;
 static unsigned npeers;
+static uv_loop_t *peer_loop;
+/* Peers finished (peer_finish_close), freed when the turn ends: until then
+ * a caller or an event of this turn may still name them. */
+static peer *graveyard;
 #define REFUSING_MAX 64 /* over-quota connections waiting for their refusal */
 static unsigned nrefusing;
 static log_ratelimit rl_proto;
@@ -68,10 +78,9 @@ static uv_timer_t throttle_timer;
 static bool throttle_timer_on;
 /* Hung-up connections waiting to be closed, oldest first; the idle handle
  * runs while there are any (so the poll does not wait).  hup_closes: those
- * closed this turn (the prepare handle starts it again). */
+ * closed this turn. */
 static peer *hup_head, *hup_tail;
 static uv_idle_t hup_idle;
-static uv_prepare_t hup_prepare;
 static unsigned hup_closes;
 
 /* One receive buffer and one send buffer for the whole (single-threaded) loop. */
@@ -444,7 +453,7 @@ static bool throttled(peer *p) {
          * per new one.  A connection left waiting is decided again at the
          * next tick (on_throttle_tick). */
         if (quota_use(p->cred.uid, QUOTA_INFLIGHT) >= cfg.max_fds_in_flight_per_uid &&
-            (now = uv_now(p->poll.loop)) != swept_ms) {
+            (now = uv_now(peer_loop)) != swept_ms) {
                 swept_ms = now;
                 for (peer *q = peers; q; q = q->next)
                         if (q->cred.uid == p->cred.uid && q != p)
@@ -626,17 +635,17 @@ static void peer_read(peer *p) {
         }
 }
 
-static void on_poll(uv_poll_t *h, int status, int events) {
-        peer *p = h->data;
+/* An event on p's socket (mainloop.c filters and completes it). */
+static void on_conn(mainloop_watcher *w, uint32_t ev) {
+        peer *p = w->data;
 
-        turn_woke();
-        if (p->closing || p->hup_queued) /* its poll was stopped; nothing may come any more */
+        if (p->closing || p->hup_queued) /* out of the wait set; nothing may come any more */
                 return;
-        if (status < 0) {
+        if (ev & EPOLLERR) {
                 peer_hangup(p);
                 return;
         }
-        if (events & UV_WRITABLE) {
+        if (ev & EPOLLOUT) {
                 int k = queue_flush(p);
                 if (k < 0) {
                         peer_hangup(p);
@@ -644,29 +653,35 @@ static void on_poll(uv_poll_t *h, int status, int events) {
                 }
                 peer_update_events(p);
         }
-        if ((events & UV_READABLE) && !p->q_head && !p->throttled)
+        if ((ev & EPOLLIN) && !p->q_head && !p->throttled)
                 peer_read(p);
-        else if ((events & UV_DISCONNECT) && !p->closing && !(events & UV_READABLE))
+        else if ((ev & (EPOLLRDHUP | EPOLLHUP)) && !p->closing && !(ev & EPOLLIN))
                 peer_hangup(p);
 }
 
-static void peer_set_events(peer *p, unsigned events) {
-        if (p->closing || p->hup_queued || p->poll_events == events)
+/* p's socket out of the wait set (and with its process, its pidfd). */
+static void peer_unwatch(peer *p, bool process) {
+        (void)mainloop_watch(&p->conn_w, p->fd, 0);
+        if (process)
+                (void)mainloop_watch(&p->pid_w, p->pidfd, 0);
+}
+
+static void peer_set_events(peer *p, uint32_t events) {
+        if (p->closing || p->hup_queued)
                 return;
-        p->poll_events = events;
-        if (uv_poll_start(&p->poll, (int)events, on_poll) < 0)
+        if (mainloop_watch(&p->conn_w, p->fd, events) < 0)
                 peer_close(p);
 }
 
 /* Read while nothing waits to be sent and p is not throttled; write while
  * replies are queued; always hear a hang-up. */
 static void peer_update_events(peer *p) {
-        unsigned ev = UV_DISCONNECT;
+        uint32_t ev = EPOLLRDHUP;
 
         if (p->q_head)
-                ev |= UV_WRITABLE;
+                ev |= EPOLLOUT;
         else if (!p->throttled)
-                ev |= UV_READABLE;
+                ev |= EPOLLIN;
         peer_set_events(p, ev);
 }
 
@@ -676,18 +691,19 @@ static void peer_update_events(peer *p) {
 #define SO_PEERPIDFD 77
 #endif
 
-static void on_process_exit(uv_poll_t *h, int status, int events) {
-        peer *p = h->data;
-        (void)status;
-        (void)events;
+static void on_process_exit(mainloop_watcher *w, uint32_t ev) {
+        peer *p = w->data;
+        (void)ev;
 
-        turn_woke();
+        if (p->closing)
+                return;
         log_client_debug("client pid %d exited; settling its undo and lock tokens", (int)p->cred.pid);
         peer_settle_undo(p);
         for (uint32_t i = 0; i < p->nslots; i++)
                 if (p->slots[i].obj)
                         handle_settle(&p->slots[i]);
-        uv_poll_stop(h);
+        /* It fires once: the pidfd stays open, so that it is not watched again. */
+        (void)mainloop_watch(w, p->pidfd, 0);
 }
 
 int peer_watch_process(peer *p) {
@@ -703,33 +719,46 @@ int peer_watch_process(peer *p) {
                 if (fd < 0)
                         return -errno;
         }
-        k = uv_poll_init(p->poll.loop, &p->pid_poll, fd);
+        k = mainloop_watch(&p->pid_w, fd, EPOLLIN);
         if (k < 0) {
                 close(fd);
                 return k;
         }
         p->pidfd = fd;
-        p->pid_poll.data = p;
-        p->open_uv_handles++;
-        uv_poll_start(&p->pid_poll, UV_READABLE, on_process_exit);
         return 0;
 }
 
 /* ---- life ---- */
 
-static void on_hup_prepare(uv_prepare_t *h) {
-        (void)h;
+static void peer_free(peer *p) {
+        reaper_close(p->fd, NULL); /* its queue may hold fds a client sent */
+        if (p->pidfd >= 0)
+                close(p->pidfd);
+        reaper_account_release(p->reaping);
+        cred_free(&p->cred);
+        free(p);
+}
+
+static void free_graveyard(void) {
+        while (graveyard) {
+                peer *p = graveyard;
+                graveyard = p->dead_next;
+                peer_free(p);
+        }
+}
+
+static void on_turn_end(void) {
+        free_graveyard();
         hup_closes = 0;
 }
 
 int peer_init(uv_loop_t *loop) {
         int k;
 
-        if ((k = uv_timer_init(loop, &throttle_timer)) < 0 || (k = uv_idle_init(loop, &hup_idle)) < 0 ||
-            (k = uv_prepare_init(loop, &hup_prepare)) < 0)
+        peer_loop = loop;
+        if ((k = uv_timer_init(loop, &throttle_timer)) < 0 || (k = uv_idle_init(loop, &hup_idle)) < 0)
                 return k;
-        uv_prepare_start(&hup_prepare, on_hup_prepare);
-        uv_unref((uv_handle_t *)&hup_prepare); /* it counts; it keeps nothing alive */
+        mainloop_on_turn_end(on_turn_end);
         return 0;
 }
 
@@ -776,8 +805,7 @@ static void peer_hangup(peer *p) {
                 quota_uncharge(p->cred.uid, QUOTA_CONNECTIONS, 1);
                 p->conn_charged = false;
         }
-        uv_poll_stop(&p->poll);
-        p->poll_events = 0;
+        peer_unwatch(p, false);
         p->hup_queued = true;
         p->hup_prev = hup_tail;
         p->hup_next = NULL;
@@ -790,7 +818,7 @@ static void peer_hangup(peer *p) {
                 uv_idle_start(&hup_idle, on_hangups);
 }
 
-int peer_new(uv_loop_t *loop, int fd) {
+int peer_new(int fd) {
         struct ucred uc;
         socklen_t len = sizeof(uc);
         peer *p;
@@ -816,7 +844,9 @@ int peer_new(uv_loop_t *loop, int fd) {
         /* Over quota: kept only to answer its first request with -EUSERS
          * (so that the client sees why), and not many of those at once. */
         k = quota_charge(uc.uid, QUOTA_CONNECTIONS, 1);
-        if ((k < 0 && nrefusing >= REFUSING_MAX) || uv_poll_init(loop, &p->poll, fd) < 0) {
+        p->conn_w = (mainloop_watcher){ .cb = on_conn, .data = p };
+        p->pid_w = (mainloop_watcher){ .cb = on_process_exit, .data = p };
+        if ((k < 0 && nrefusing >= REFUSING_MAX) || mainloop_watch(&p->conn_w, fd, EPOLLIN | EPOLLRDHUP) < 0) {
                 if (k >= 0) {
                         quota_uncharge(uc.uid, QUOTA_CONNECTIONS, 1);
                         k = -ENOMEM;
@@ -832,44 +862,28 @@ int peer_new(uv_loop_t *loop, int fd) {
                 nrefusing++;
         } else
                 p->conn_charged = true;
-        p->poll.data = p;
-        p->open_uv_handles = 1;
         p->next = peers;
         if (peers)
                 peers->prev = p;
         peers = p;
         npeers++;
-        peer_update_events(p);
         log_client_debug("client pid %d uid %u gid %u connected", (int)uc.pid, (unsigned)uc.uid,
                   (unsigned)uc.gid);
         return 0;
 }
 
-static void on_closed(uv_handle_t *h) {
-        peer *p = h->data;
-
-        if (--p->open_uv_handles > 0)
-                return;
-        reaper_close(p->fd, NULL); /* its queue may hold fds a client sent */
-        if (p->pidfd >= 0)
-                close(p->pidfd);
-        reaper_account_release(p->reaping);
-        cred_free(&p->cred);
-        free(p);
-}
-
 static bool shutting_down;
 
-/* The connection's fds and uv handles go. */
+/* The connection leaves the wait set; it is freed when the turn ends. */
 static void peer_finish_close(peer *p) {
         if (p->lingering)
                 nlingering--;
         p->lingering = false;
         quota_uncharge(p->cred.uid, QUOTA_INFLIGHT, p->fds_unread);
         p->fds_unread = 0;
-        uv_close((uv_handle_t *)&p->poll, on_closed);
-        if (p->pidfd >= 0)
-                uv_close((uv_handle_t *)&p->pid_poll, on_closed);
+        peer_unwatch(p, true);
+        p->dead_next = graveyard;
+        graveyard = p;
 }
 
 void peer_close(peer *p) {
@@ -905,7 +919,7 @@ void peer_close(peer *p) {
         else if (p->refuse < 0)
                 nrefusing--;
         p->conn_charged = false;
-        uv_poll_stop(&p->poll);
+        peer_unwatch(p, true);
         unthrottle(p);
         inflight_refresh(p);
         if (p->fds_unread && !shutting_down) {
@@ -933,5 +947,4 @@ void peer_close_all(void) {
         }
         uv_close((uv_handle_t *)&throttle_timer, NULL);
         uv_close((uv_handle_t *)&hup_idle, NULL);
-        uv_close((uv_handle_t *)&hup_prepare, NULL);
 }

@@ -4,6 +4,7 @@
  * releases all of them, whatever the reason the connection ends. */
 #pragma once
 
+#include "mainloop.h"
 #include "object.h"
 #include "policy.h"
 #include "proto.h"
@@ -26,18 +27,16 @@ typedef struct queued_reply queued_reply;
 enum { PEER_WATCH_DROP_PENDING = 1, PEER_WATCH_DROP_QUEUED = 2 };
 
 typedef struct peer {
-        uv_poll_t poll;
         int fd;
         /* Watches the connecting process once it holds undo tokens or lock
          * tokens: they are given back when it exits, even if the connection
          * lives on in a child that inherited the socket. */
-        uv_poll_t pid_poll;
         int pidfd;
-        unsigned open_uv_handles;
+        mainloop_watcher pid_w; /* the pidfd in the wait set, until it fires */
         cred cred;
         bool hello_done;
         bool closing;
-        unsigned poll_events;
+        mainloop_watcher conn_w; /* the socket in the wait set (mainloop.h) */
 
         handle_slot *slots;
         uint32_t nslots, free_head;
@@ -77,14 +76,15 @@ typedef struct peer {
         int refuse;         /* < 0: over quota; the first request gets this */
 
         struct peer *prev, *next;
+        struct peer *dead_next; /* finished, waiting to be freed */
 } peer;
 
 /* Set up what all peers share (once, before peer_new). */
 int peer_init(uv_loop_t *loop);
 /* Take ownership of connected socket fd; on failure fd is closed. */
-int peer_new(uv_loop_t *loop, int fd);
-/* Start closing: releases handles and queued replies now, frees the peer in
- * the uv_close callback. */
+int peer_new(int fd);
+/* Start closing: releases handles and queued replies now; the peer itself
+ * is freed when the loop turn ends (a caller may still hold it). */
 void peer_close(peer *p);
 void peer_close_all(void);
 unsigned peer_count(void);

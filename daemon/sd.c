@@ -33,7 +33,7 @@ int sd_listen(uv_loop_t *loop) {
         int n, served = 0, refused = 0;
 
         /* First: store_start may already tell the manager to drop fds. */
-        (void)notify_init(loop);
+        (void)notify_init();
         n = sd_listen_fds_with_names(1, &names);
         if (n < 0) {
                 log_err("cannot take the passed fds: %s", strerror(-n));

@@ -1,30 +1,25 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* turns.c: the loop's turns, timed; see turns.h.  A turn begins when the
- * poll returns: the first connection callback of the turn reads the clock
- * (turn_woke); a turn without one (timers, signals) takes the loop time
- * libuv stamped when its poll returned, read by a check handle, which runs
- * after the poll's callbacks, to the millisecond.  A prepare handle runs
- * once per turn, just before the next poll: the time since that start is
- * what the whole turn took (I/O callbacks, closes, timers).  This costs no
- * system call per turn: no idle-time metric (which polls twice), and the
- * CPU clock only for a turn that was slow or the longest yet.  Its CPU
- * time tells the broker's own work from time spent waiting for a CPU
- * (other processes, or a hypervisor's steal); it is counted from a reading
- * taken at most CPU_EVERY_NS before the turn, so it may include up to that
- * much of the turns before. */
+ * wait set's epoll_wait returns (mainloop.c: turn_began) and ends after
+ * its last callback (turn_end): what the whole turn took (its events,
+ * libuv's timers and closes).  This costs no system call per turn: the
+ * clock is the vDSO's, and the CPU clock is read only for a turn that was
+ * slow or the longest yet.  Its CPU time tells the broker's own work from
+ * time spent waiting for a CPU (other processes, or a hypervisor's steal);
+ * it is counted from a reading taken at most CPU_EVERY_NS before the
+ * turn, so it may include up to that much of the turns before. */
 #include "turns.h"
 
 #include "log.h"
 
 #include <inttypes.h>
 #include <time.h>
+#include <uv.h>
 
 turn_counts turn_now;
 
 #define CPU_EVERY_NS 1000000u
 
-static uv_prepare_t prep;
-static uv_check_t check;
 static uint64_t slow_ns;   /* 0: not measuring */
 static uint64_t cpu_at_ns; /* when cpu_base was read (uv_hrtime) */
 static uint64_t cpu_base;
@@ -42,15 +37,19 @@ static uint64_t cpu_ns(void) {
         return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void on_check(uv_check_t *h) {
-        if (!turn_now.woke_ns)
-                turn_now.woke_ns = uv_now(h->loop) * 1000000u;
+void turn_began(void) {
+        if (slow_ns)
+                turn_now.woke_ns = uv_hrtime();
 }
 
-static void on_prepare(uv_prepare_t *h) {
-        uint64_t now = uv_hrtime(), start = turn_now.woke_ns, took = 0, worked;
+void turn_end(void) {
+        uint64_t now, start = turn_now.woke_ns, took = 0, worked;
 
-        (void)h;
+        if (!slow_ns) {
+                turn_now = (turn_counts){ 0 };
+                return;
+        }
+        now = uv_hrtime();
         if (start && now > start) /* none: the first turn (what came before the loop is not one) */
                 took = now - start;
         if (took >= slow_ns || took > max_took) { /* the longest yet: rare, after the first turns */
@@ -83,26 +82,17 @@ static void on_prepare(uv_prepare_t *h) {
         turn_now = (turn_counts){ 0 };
 }
 
-int turns_start(uv_loop_t *loop, unsigned slow_ms) {
+void turns_start(unsigned slow_ms) {
         if (!slow_ms)
-                return 0;
-        uv_prepare_init(loop, &prep);
-        uv_prepare_start(&prep, on_prepare);
-        uv_unref((uv_handle_t *)&prep); /* it measures; it keeps nothing alive */
-        uv_check_init(loop, &check);
-        uv_check_start(&check, on_check);
-        uv_unref((uv_handle_t *)&check);
+                return;
         slow_ns = (uint64_t)slow_ms * 1000000u;
         cpu_base = cpu_ns();
         cpu_at_ns = uv_hrtime();
-        return 0;
 }
 
 void turns_stop(void) {
         if (!slow_ns)
                 return;
-        uv_close((uv_handle_t *)&prep, NULL);
-        uv_close((uv_handle_t *)&check, NULL);
         log_info("loop turns: %" PRIu64 " took " MS_FMT " ms or longer; the longest took " MS_FMT
                  " ms (" MS_FMT " ms on a CPU); the most CPU a slow turn used: " MS_FMT " ms",
                  nslow, MS_ARG(slow_ns), MS_ARG(max_took), MS_ARG(max_took_cpu), MS_ARG(max_cpu));

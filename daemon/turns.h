@@ -5,24 +5,21 @@
  * in slices (docs/performance.md). */
 #pragma once
 
-#include <uv.h>
+#include <stdint.h>
 
 /* What the current turn has done, for the warning. */
 typedef struct turn_counts {
         unsigned requests, accepts, closes;
         uint64_t longest_ns; /* its longest request, and that request's op */
         uint16_t longest_op;
-        uint64_t woke_ns; /* when the turn began (uv_hrtime); 0: not seen yet */
+        uint64_t woke_ns; /* when the turn began (uv_hrtime) */
 } turn_counts;
 extern turn_counts turn_now;
 
-/* Called first thing by the connection callbacks: the turn began (about)
- * now, if none came before in this turn.  A turn can poll more than once
- * when many descriptors are ready, and its first callback is the start. */
-static inline void turn_woke(void) {
-        if (!turn_now.woke_ns)
-                turn_now.woke_ns = uv_hrtime();
-}
+/* The wait set's poll returned: a turn begins (mainloop.c). */
+void turn_began(void);
+/* The turn's last callback has run: time it, and warn if it was slow. */
+void turn_end(void);
 
 /* A request (op) was served in ns. */
 static inline void turn_request(uint16_t op, uint64_t ns) {
@@ -33,9 +30,9 @@ static inline void turn_request(uint16_t op, uint64_t ns) {
         }
 }
 
-/* Start measuring loop's turns; warn of those over slow_ms (0: never). */
-int turns_start(uv_loop_t *loop, unsigned slow_ms);
-/* Stop (closes its handle: call before the last uv_run) and log a summary:
+/* Start measuring the loop's turns; warn of those over slow_ms (0: never). */
+void turns_start(unsigned slow_ms);
+/* Stop, and log a summary:
  * how many turns were slow, the longest, the most CPU a slow turn used,
  * and the most connections one turn accepted and closed. */
 void turns_stop(void);

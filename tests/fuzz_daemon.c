@@ -23,6 +23,7 @@
 #include "config.h"
 #include "log.h"
 #include "object.h"
+#include "mainloop.h"
 #include "peer.h"
 #include "proto.h"
 #include "quota.h"
@@ -476,7 +477,7 @@ static void drain_all(void) {
 }
 
 static void turn(void) {
-        uv_run(&loop, UV_RUN_NOWAIT);
+        mainloop_turn(false);
 }
 
 /* Run the loop until the daemon has nothing left to do: every peer gone,
@@ -935,7 +936,7 @@ static void op_connect(client *c, bool forked) {
         if (trace)
                 fprintf(stderr, "client %d connects from pid %d\n", (int)(c - clients),
                         pid ? (int)pid : (int)getpid());
-        if (peer_new(&loop, sv[0]) < 0) { /* over the connection limits: sv[0] closed */
+        if (peer_new(sv[0]) < 0) { /* over the connection limits: sv[0] closed */
                 close(sv[1]);
                 c->fd = -1;
                 return;
@@ -1247,7 +1248,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         log_verbose = trace;
         log_init();
         signal(SIGPIPE, SIG_IGN);
-        if ((k = uv_loop_init(&loop)) < 0 || (k = registry_init()) < 0 ||
+        if ((k = uv_loop_init(&loop)) < 0 || (k = mainloop_init(&loop)) < 0 || (k = registry_init()) < 0 ||
             (k = reaper_init(&loop)) < 0 || (k = peer_init(&loop)) < 0 ||
             (k = store_start(&loop, false, 0)) < 0)
                 fail("cannot initialise: %s", strerror(-k));

@@ -64,6 +64,9 @@ depends() { dpkg-deb -f "$(deb "$1")" Depends; }
 has_dep() { depends "$1" | tr ',' '\n' | grep -q "^ *$2\( \|$\)" || fail "$1 does not depend on $2: $(depends "$1")"; }
 lacks_dep() { ! depends "$1" | tr ',' '\n' | grep -q "^ *$2\( \|$\)" || fail "$1 depends on $2: $(depends "$1")"; }
 has_dep ipcbroker libuv1
+# The symbols used date from libuv 1.4; the loop needs 1.44 (daemon/mainloop.c).
+depends ipcbroker | grep -q "libuv1 (>= 1.44)" ||
+        fail "ipcbroker does not require libuv1 (>= 1.44): $(depends ipcbroker)"
 has_dep ipcbroker libsystemd0
 has_dep ipcbroker libc6
 has_dep libipcbroker0 libc6

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* mainloop.c: the daemon's loop; see mainloop.h.  libuv is embedded the
+ * way its uv_backend_fd()/uv_backend_timeout() are meant for: its epoll
+ * fd is one more member of the wait set, and the wait set's timeout is
+ * libuv's.  That timeout is 0 while libuv has idle, pending or closing
+ * handles, and (since libuv 1.44, which CMakeLists.txt requires) while a
+ * watcher it was asked to start waits for its next poll: the signal pipe
+ * and the reaper's async, started before the loop runs. */
+#include "mainloop.h"
+
+#include "log.h"
+#include "turns.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+static uv_loop_t *uvl;
+static int wait_fd = -1;
+static void (*turn_end_hook)(void);
+
+int mainloop_init(uv_loop_t *loop) {
+        struct epoll_event e = { .events = EPOLLIN, .data.ptr = NULL }; /* NULL: libuv */
+        int k;
+
+        uvl = loop;
+        if ((wait_fd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+                return -errno;
+        if (epoll_ctl(wait_fd, EPOLL_CTL_ADD, uv_backend_fd(loop), &e) < 0) {
+                k = -errno;
+                mainloop_fini();
+                return k;
+        }
+        return 0;
+}
+
+void mainloop_on_turn_end(void (*fn)(void)) {
+        turn_end_hook = fn;
+}
+
+int mainloop_watch(mainloop_watcher *w, int fd, uint32_t events) {
+        struct epoll_event e = { .events = events, .data.ptr = w };
+        int op = !events ? EPOLL_CTL_DEL : w->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, k = 0;
+
+        if (events == w->events)
+                return 0;
+        if (epoll_ctl(wait_fd, op, fd, &e) < 0)
+                k = -errno;
+        if (k == 0 || op == EPOLL_CTL_DEL) /* a failed removal: it was not there */
+                w->events = events;
+        return k;
+}
+
+void mainloop_turn(bool wait) {
+        struct epoll_event ev[MAINLOOP_EVENTS];
+        bool run_uv = false;
+        int timeout = 0, n;
+
+        if (wait) {
+                uv_update_time(uvl);
+                timeout = uv_backend_timeout(uvl);
+        }
+        n = epoll_wait(wait_fd, ev, MAINLOOP_EVENTS, timeout);
+        if (n < 0 && errno != EINTR) { /* EINTR: a signal, which libuv's pipe tells */
+                log_err("epoll_wait: %s", strerror(errno)); /* a bug: the loop cannot go on */
+                abort();
+        }
+        turn_began();
+        if (n > 0)
+                uv_update_time(uvl); /* for timers started by the callbacks */
+        for (int i = 0; i < n; i++) {
+                mainloop_watcher *w = ev[i].data.ptr;
+                uint32_t e = ev[i].events;
+
+                if (!w) {
+                        run_uv = true;
+                        continue;
+                }
+                if (!w->events) /* stopped by an earlier callback of this turn */
+                        continue;
+                /* As libuv does: what w watches for, and an error or hang-up
+                 * reported alone wakes that, so that its read or write meets it. */
+                e &= w->events | EPOLLERR | EPOLLHUP;
+                if (e == EPOLLERR || e == EPOLLHUP)
+                        e |= w->events;
+                if (e) /* else it changed what it watches for since */
+                        w->cb(w, e);
+        }
+        /* A full batch: more may wait, libuv's fd among them (epoll hands
+         * out ready fds in turn); it is polled too, so that listeners,
+         * signals and the reaper's wake-ups are not left behind thousands
+         * of ready connections. */
+        if (n == MAINLOOP_EVENTS)
+                run_uv = true;
+        if (!run_uv) { /* a timer due, or idle, pending or closing handles */
+                uv_update_time(uvl);
+                run_uv = uv_backend_timeout(uvl) == 0;
+        }
+        if (run_uv)
+                uv_run(uvl, UV_RUN_NOWAIT);
+        if (turn_end_hook)
+                turn_end_hook();
+        turn_end();
+}
+
+void mainloop_run(void) {
+        while (uv_loop_alive(uvl))
+                mainloop_turn(true);
+}
+
+void mainloop_fini(void) {
+        if (wait_fd >= 0)
+                close(wait_fd);
+        wait_fd = -1;
+}
