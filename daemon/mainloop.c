@@ -68,8 +68,7 @@ void mainloop_turn(bool wait) {
                 abort();
         }
         turn_began();
-        if (n > 0)
-                uv_update_time(uvl); /* for timers started by the callbacks */
+        uv_update_time(uvl); /* for timers the callbacks start, and to see which are due */
         for (int i = 0; i < n; i++) {
                 mainloop_watcher *w = ev[i].data.ptr;
                 uint32_t e = ev[i].events;
@@ -88,17 +87,12 @@ void mainloop_turn(bool wait) {
                 if (e) /* else it changed what it watches for since */
                         w->cb(w, e);
         }
-        /* A full batch: more may wait, libuv's fd among them (epoll hands
-         * out ready fds in turn); it is polled too, so that listeners,
-         * signals and the reaper's wake-ups are not left behind thousands
-         * of ready connections. */
-        if (n == MAINLOOP_EVENTS)
-                run_uv = true;
-        if (!run_uv) { /* a timer due, or idle, pending or closing handles */
-                uv_update_time(uvl);
-                run_uv = uv_backend_timeout(uvl) == 0;
-        }
-        if (run_uv)
+        /* libuv runs when its fd is ready; after a full batch, when more
+         * may wait, its fd among them (epoll hands out ready fds in turn),
+         * so that signals and the reaper's wake-ups are not left behind
+         * thousands of ready connections; and when a timer is due, or it
+         * has idle, pending or closing handles. */
+        if (run_uv || n == MAINLOOP_EVENTS || uv_backend_timeout(uvl) == 0)
                 uv_run(uvl, UV_RUN_NOWAIT);
         if (turn_end_hook)
                 turn_end_hook();
