@@ -554,6 +554,8 @@ static void peer_read(peer *p) {
          * client that waits for each reply a system call per request. */
         if (p->fds_unread >= cfg.max_fds_in_flight / 2)
                 inflight_refresh(p);
+        unsigned asked = 0; /* requests read this burst that wait for a reply */
+
         for (unsigned burst = 0; burst < max_burst && !p->closing && !p->hup_queued; burst++) {
                 ipcb_sock_rx rx;
                 unsigned nfds;
@@ -571,7 +573,7 @@ static void peer_read(peer *p) {
                 }
                 n = ipcb__sock_recv(p->fd, rx_buf, sizeof(rx_buf), MSG_DONTWAIT, reaper_discard, &rx);
                 if (n == -EAGAIN) {
-                        p->one_by_one = burst == 1;
+                        p->one_by_one = asked <= 1;
                         return;
                 }
                 if (n == 0) {
@@ -629,7 +631,12 @@ static void peer_read(peer *p) {
                  * asking would cost a system call that finds the socket
                  * empty.  Anything it did send wakes the next turn (the
                  * poll is level-triggered), and every 16th request looks,
-                 * to see a client that began to send ahead. */
+                 * to see a client that began to send ahead.  A CLOSE sent
+                 * without waiting is usually followed by the client's next
+                 * request: that is read now, not after another wait. */
+                if (m.hdr.flags & IPCB_HF_NOREPLY)
+                        continue;
+                asked++;
                 if (p->one_by_one && (++p->one_count & 15))
                         return;
         }

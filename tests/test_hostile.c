@@ -932,3 +932,43 @@ CHECKED_TEST(hostile, daemon_out_of_fds) {
         report("after the fd flood");
         check_survived();
 }
+
+/* A CLOSE with NOREPLY costs its sender nothing to wait for, and the daemon
+ * reads on after one (peer.c): a peer that queues hundreds of them still
+ * gets at most a burst a turn.  The hostile connection's CLOSEs (of handles
+ * it does not have) and a STAT behind them are queued first, then another
+ * client's create, all while the daemon is stopped.  The create must be
+ * served before the STAT, which therefore finds the segment; a loop that
+ * read NOREPLY requests without counting them would answer the STAT
+ * -ENOENT. */
+CHECKED_TEST(hostile, noreply_flood_shares_the_loop) {
+        enum { N = 200 }; /* six bursts of 32; a socket holds ~270 */
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_CLOSE, .flags = IPCB_HF_NOREPLY } };
+        int bad = ipcbd_hello_conn(&d), other = ipcbd_hello_conn(&d);
+        size_t len;
+        int k = 0;
+
+        ipcbd_pause(&d);
+        for (uint32_t i = 1; i <= N && k == 0; i++) {
+                m.hdr.id = i;
+                m.close.handle = (uint64_t)i << 32 | 0xdeadu;
+                len = enc(&m, buf);
+                k = raw_send(bad, buf, len, NULL, 0);
+        }
+        if (k == 0) {
+                len = enc_named(buf, IPCB_OP_STAT, 1, IPCB_KIND_SHM, "fair");
+                k = raw_send(bad, buf, len, NULL, 0);
+        }
+        if (k == 0) {
+                len = enc_create(buf, 2, "fair", 4096, 0644, 0);
+                k = raw_send(other, buf, len, NULL, 0);
+        }
+        ipcbd_resume(&d);
+        cr_assert_eq(k, 0, "queueing the requests: %s", strerror(-k));
+        expect_reply(other, IPCB_OP_SHM_CREATE, 2, 0, NULL);
+        expect_reply(bad, IPCB_OP_STAT, 1, 0, NULL);
+        close(bad);
+        close(other); /* its handle goes, and with it the segment */
+        check_survived();
+}
