@@ -463,7 +463,7 @@ static double registry_growth(unsigned *ret_n) {
         for (i = 0; i < n; i++) {
                 name_of(name, 'x', i);
                 double t = cpu_ns();
-                objs[i] = registry_add(IPCB_KIND_SHM, name, strlen(name));
+                objs[i] = registry_add(IPCB_KIND_SHM, name, strlen(name), 0);
                 (void)registry_lookup(IPCB_KIND_SHM, name, strlen(name));
                 t = cpu_ns() - t;
                 if (!objs[i])

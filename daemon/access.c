@@ -238,7 +238,7 @@ int access_register(peer *p, const ipcb_msg *m) {
                 return k;
         if ((k = quota_charge_object(p->cred.uid, IPCB_KIND_SHM, size)) < 0)
                 return k;
-        o = registry_add(IPCB_KIND_SHM, n->ptr, n->len);
+        o = registry_add(IPCB_KIND_SHM, n->ptr, n->len, 0);
         if (!o) {
                 quota_uncharge_object(p->cred.uid, IPCB_KIND_SHM, size);
                 return -ENOMEM;

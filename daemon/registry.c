@@ -136,9 +136,17 @@ static void tree_remove(object **root, object *o) {
         o->id_left = o->id_right = NULL;
 }
 
-object *registry_add(uint8_t kind, const char *name, size_t len) {
+static size_t trailer_offset(size_t len) {
+        return (offsetof(object, name) + len + 1 + 7) & ~(size_t)7;
+}
+
+void *registry_trailer(object *o) {
+        return (char *)o + trailer_offset(o->name_len);
+}
+
+object *registry_add(uint8_t kind, const char *name, size_t len, size_t extra) {
         kind_set *ks = &kinds[kind];
-        object *o = calloc(1, sizeof(*o) + len + 1);
+        object *o = calloc(1, extra ? trailer_offset(len) + extra : sizeof(*o) + len + 1);
 
         if (!o)
                 return NULL;

@@ -98,27 +98,22 @@ static int page_write_new(int fd, uint32_t initial, uint32_t max) {
 
 int sem_new(const char *name, size_t name_len, uint32_t initial, uint32_t max, uint32_t mode,
             uint32_t flags, const cred *owner, object **ret) {
-        sem_state *st = calloc(1, sizeof(*st));
+        sem_state *st;
         object *o;
         int fd, k;
 
-        if (!st)
-                return -ENOMEM;
         k = os_page_new(&fd, NULL);
         if (k == 0 && (k = page_write_new(fd, initial, max)) < 0)
                 close(fd);
-        if (k < 0) {
-                free(st);
+        if (k < 0)
                 return k;
-        }
-        st->max = max;
-
-        o = registry_add(IPCB_KIND_SEM, name, name_len);
+        o = registry_add(IPCB_KIND_SEM, name, name_len, sizeof(sem_state));
         if (!o) {
                 close(fd);
-                free(st);
                 return -ENOMEM;
         }
+        st = registry_trailer(o);
+        st->max = max;
         o->uid = owner->uid;
         o->gid = owner->gid;
         o->mode = mode;
@@ -466,6 +461,5 @@ void sem_free(object *o) {
         else if (o->sem->page)
                 munmap(o->sem->page, IPCB_PAGE_SIZE);
         free(o->sem->bind);
-        free(o->sem);
-        o->sem = NULL;
+        o->sem = NULL; /* it lives in the object's allocation (registry_trailer) */
 }

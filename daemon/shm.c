@@ -21,7 +21,7 @@ int shm_new(const char *name, size_t name_len, uint64_t size, uint32_t mode, uin
         k = os_memfd_sealed(size, flags & IPCB_WF_GROWABLE, &rw, &seals);
         if (k < 0)
                 return k;
-        o = registry_add(IPCB_KIND_SHM, name, name_len);
+        o = registry_add(IPCB_KIND_SHM, name, name_len, 0);
         if (!o) {
                 close(rw);
                 return -ENOMEM;

@@ -616,11 +616,7 @@ static const char *adopt_sem(object *o, const cat_rec *r, uint32_t idx, int fd,
         if ((why = map_page(fd, &map)))
                 return why;
         scribbled = sem_page_restore(map, r->sem_max);
-        st = calloc(1, sizeof(*st));
-        if (!st) {
-                munmap(map, IPCB_PAGE_SIZE);
-                return "out of memory";
-        }
+        st = registry_trailer(o);
         st->max = r->sem_max;
         o->sem = st;
         o->fd_rw = fd;
@@ -724,7 +720,7 @@ static const char *restore_one(uint32_t i, const cat_rec *r, unsigned *ret_token
         fdname(name, sizeof(name), 'o', i + 1);
         if ((fd = take(name)) < 0)
                 return "its fd is missing";
-        o = registry_add(r->kind, r->name, r->name_len);
+        o = registry_add(r->kind, r->name, r->name_len, r->kind == IPCB_KIND_SEM ? sizeof(sem_state) : 0);
         if (!o) {
                 close(fd);
                 return "out of memory";
