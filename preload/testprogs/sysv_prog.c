@@ -599,7 +599,15 @@ static int move_token(int id) {
  * operations leaves all of it or none: the kernel's semop is atomic, kill
  * included.  Children move tokens between two semaphores with
  * two-operation semops and are killed at random moments; the tokens must
- * add up after every kill.  Passes against the kernel too. */
+ * add up after every kill.  Passes against the kernel too.
+ *
+ * Brokered, a change the child sent just before its kill may still be in
+ * the broker's hands after waitpid, and the broker applies it member by
+ * member, so GETVAL of one member and then the other may straddle it (the
+ * documented "other processes' single operations may see the members
+ * between two changes").  So before it reads, the parent makes a semop of
+ * several operations that changes nothing: it takes the set's ops lock,
+ * which the dead child held until the broker had done its last request. */
 static int do_sem_kill_multi(char **a) {
         enum { TOTAL = 4, KILLS = 150 };
         unsigned short init[2] = { TOTAL, 0 };
@@ -629,6 +637,7 @@ static int do_sem_kill_multi(char **a) {
                 usleep((unsigned)(rand() % 1000));
                 CHECK(kill(pid, SIGKILL) == 0 && waitpid(pid, &status, 0) == pid, "kill");
                 CHECK(WIFSIGNALED(status), "child %d ended before its kill: %x", k, status);
+                CHECK(semop(id, (struct sembuf[]){ { 0, 1, 0 }, { 0, -1, 0 } }, 2) == 0, "barrier semop");
                 int v0 = semctl(id, 0, GETVAL), v1 = semctl(id, 1, GETVAL);
                 CHECK(v0 >= 0 && v1 >= 0 && v0 + v1 == TOTAL,
                       "after kill %d: %d + %d tokens, not %d: a semop of two operations was cut in two", k,
