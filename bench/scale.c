@@ -582,7 +582,9 @@ static int floor_memfd(void) {
 }
 
 /* The floor: one single-threaded server (as the broker is) that answers
- * every datagram of every client with the same premade memfd. */
+ * every datagram of every client with the same premade memfd, but for a
+ * datagram that begins with FLOOR_ONE_WAY, which it reads and drops. */
+#define FLOOR_ONE_WAY 1
 static _Noreturn void floor_serve(int lfd) {
         int ep = epoll_create1(EPOLL_CLOEXEC), mfd = floor_memfd();
         struct epoll_event ev = { .events = EPOLLIN, .data.fd = lfd }, evs[32];
@@ -604,6 +606,8 @@ static _Noreturn void floor_serve(int lfd) {
                                 close(fd);
                                 continue;
                         }
+                        if (buf[0] == FLOOR_ONE_WAY) /* TP_FLOOR2's second message */
+                                continue;
                         char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
                         struct iovec iov = { buf, 48 };
                         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
@@ -633,13 +637,14 @@ typedef enum tp_mode {
         TP_FLOOR,  /* a round trip to the floor server, which sends its memfd */
         TP_HANDLE, /* ipcb_shm_open + ipcb_shm_close: an open, then a CLOSE */
         TP_FD,     /* ipcb_shm_open_fd: one request for the descriptor, as the floor's */
+        TP_FLOOR2, /* TP_FLOOR, then a one-way datagram: the handle pair's floor */
 } tp_mode;
 
 /* A client process: opens (and closes) for ms milliseconds after the go
  * byte; writes how many to out.  Every mode maps, unmaps and closes the fd
  * (ipcb_shm_open maps, ipcb_shm_close unmaps). */
 static _Noreturn void tp_client(tp_mode mode, const char *path, int go, int out, long ms) {
-        bool floor = mode == TP_FLOOR;
+        bool floor = mode == TP_FLOOR || mode == TP_FLOOR2;
         ipcb_client *cl = NULL;
         int ffd = -1, k;
         char b;
@@ -672,6 +677,9 @@ static _Noreturn void tp_client(tp_mode mode, const char *path, int go, int out,
                                 if (p != MAP_FAILED)
                                         munmap(p, SEG);
                                 close(fd);
+                                req[0] = FLOOR_ONE_WAY;
+                                if (mode == TP_FLOOR2 && send(ffd, req, sizeof(req), 0) < 0)
+                                        _exit(1);
                         } else if (mode == TP_FD) {
                                 size_t size;
                                 int fd;
@@ -791,12 +799,14 @@ static void throughput_rows(void) {
                rounds, ms);
         printf("Per operation: floor, a round trip for a pre-made memfd; fd-only, ipcb_shm_open_fd (one\n"
                "request for the descriptor, like the floor's); handle, ipcb_shm_open + ipcb_shm_close\n"
-               "(an open, then a CLOSE message).  Each maps, unmaps and closes the fd.  A round runs\n"
-               "the three back to back, in an order that turns each round; a round's ratio is floor\n"
-               "opens/s over the broker's.  Opens/s and ratios are medians over the rounds, with the\n"
+               "(an open, then a CLOSE message); floor2, the floor's round trip, then a one-way\n"
+               "datagram the server reads (the handle pair's two messages, as bare as they come).\n"
+               "Each maps, unmaps and closes the fd.  A round runs the four back to back, in an order\n"
+               "that turns each round; a round's ratio is floor opens/s over the broker's (for\n"
+               "handle / floor2, floor2's).  Opens/s and ratios are medians over the rounds, with the\n"
                "rounds' least and greatest ratio; CPU ns/op is each server's own (user + system).\n\n");
-        printf("| clients | floor opens/s | fd-only opens/s | fd-only ratio | (rounds) | goal <= 1.25 | handle opens/s | handle ratio | (rounds) | floor CPU ns/op | fd-only CPU ns/op | handle CPU ns/op |\n");
-        printf("| ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
+        printf("| clients | floor opens/s | fd-only opens/s | fd-only ratio | (rounds) | goal <= 1.25 | handle opens/s | handle ratio | (rounds) | floor2 opens/s | handle / floor2 | (rounds) | CPU ns/op: floor, fd-only, handle, floor2 |\n");
+        printf("| ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | --- | ---: | ---: | --- | --- |\n");
         for (unsigned i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
                 /* Rounds interleave the servers, so that a drift of this
                  * shared machine's load over the row weighs on each alike.
@@ -804,27 +814,34 @@ static void throughput_rows(void) {
                  * only rows of many operations are meaningful) is what each
                  * request costs the single-threaded server, apart from the
                  * scheduling that the throughput also measures. */
-                static const tp_mode modes[] = { TP_FLOOR, TP_FD, TP_HANDLE };
-                double rate[3][TP_ROUNDS_MAX], cpu[3][TP_ROUNDS_MAX], ratio[2][TP_ROUNDS_MAX];
+                static const tp_mode modes[] = { TP_FLOOR, TP_FD, TP_HANDLE, TP_FLOOR2 };
+                enum { NM = sizeof(modes) / sizeof(modes[0]) };
+                double rate[NM][TP_ROUNDS_MAX], cpu[NM][TP_ROUNDS_MAX], ratio[3][TP_ROUNDS_MAX];
                 for (unsigned r = 0; r < rounds; r++) {
-                        for (unsigned j = 0; j < 3; j++) {
-                                unsigned m = (j + r) % 3;
-                                pid_t pid = modes[m] == TP_FLOOR ? fpid : b.pid;
+                        for (unsigned j = 0; j < NM; j++) {
+                                unsigned m = (j + r) % NM;
+                                bool floor = modes[m] == TP_FLOOR || modes[m] == TP_FLOOR2;
+                                pid_t pid = floor ? fpid : b.pid;
                                 double c0 = proc_cpu_ns(pid), x;
-                                x = throughput(modes[m], modes[m] == TP_FLOOR ? fpath : b.socket_path,
-                                               counts[i], ms);
+                                x = throughput(modes[m], floor ? fpath : b.socket_path, counts[i], ms);
                                 rate[m][r] = x;
                                 cpu[m][r] = x > 0 ? (proc_cpu_ns(pid) - c0) / (x * (double)ms / 1000) : 0;
                         }
                         ratio[0][r] = rate[1][r] > 0 ? rate[0][r] / rate[1][r] : 0;
                         ratio[1][r] = rate[2][r] > 0 ? rate[0][r] / rate[2][r] : 0;
+                        ratio[2][r] = rate[2][r] > 0 ? rate[3][r] / rate[2][r] : 0;
                 }
-                double rfd = median(ratio[0], rounds), rh = median(ratio[1], rounds);
-                printf("| %u | %.0f | %.0f | %.2f | %.2f-%.2f | %s | %.0f | %.2f | %.2f-%.2f | %.0f | %.0f | %.0f |\n",
-                       counts[i], median(rate[0], rounds), median(rate[1], rounds), rfd, ratio[0][0],
-                       ratio[0][rounds - 1], quick ? "not judged" : rfd <= 1.25 ? "pass" : "FAIL",
-                       median(rate[2], rounds), rh, ratio[1][0], ratio[1][rounds - 1],
-                       median(cpu[0], rounds), median(cpu[1], rounds), median(cpu[2], rounds));
+                double med[3];
+                for (unsigned j = 0; j < 3; j++) /* sorts each: [0] and [rounds - 1] are the extremes */
+                        med[j] = median(ratio[j], rounds);
+                printf("| %u | %.0f | %.0f | %.2f | %.2f-%.2f | %s | %.0f | %.2f | %.2f-%.2f | %.0f | %.2f | "
+                       "%.2f-%.2f | %.0f, %.0f, %.0f, %.0f |\n",
+                       counts[i], median(rate[0], rounds), median(rate[1], rounds), med[0], ratio[0][0],
+                       ratio[0][rounds - 1], quick ? "not judged" : med[0] <= 1.25 ? "pass" : "FAIL",
+                       median(rate[2], rounds), med[1], ratio[1][0], ratio[1][rounds - 1],
+                       median(rate[3], rounds), med[2], ratio[2][0], ratio[2][rounds - 1],
+                       median(cpu[0], rounds), median(cpu[1], rounds), median(cpu[2], rounds),
+                       median(cpu[3], rounds));
         }
         kill(fpid, SIGTERM);
         waitpid(fpid, NULL, 0);
