@@ -54,6 +54,13 @@
  * microseconds (its handles, its fds, its poll), and thousands of clients
  * can die at once. */
 #define HANGUPS_PER_TURN 128
+/* A connection closed with more handles than this releases them a slice at
+ * a time (release_run): settling an undo handle maps its semaphore's page,
+ * and the last handle of a transient object closes its memfd, so a client
+ * that dies holding thousands would hold the loop for tens of
+ * milliseconds.  RELEASE_SLICE_NS: what a turn spends on them in all. */
+#define CLOSE_INLINE_HANDLES 32
+#define RELEASE_SLICE_NS 200000u
 
 struct queued_reply {
         queued_reply *next;
@@ -82,6 +89,11 @@ static bool throttle_timer_on;
 static peer *hup_head, *hup_tail;
 static uv_idle_t hup_idle;
 static unsigned hup_closes;
+/* Closed connections releasing their handles a slice a turn, oldest first
+ * (only the first nets undo handles: sem_state.settle_idx is its), and
+ * what this turn spent on them. */
+static peer *rel_head, *rel_tail;
+static uint64_t rel_spent_ns;
 
 /* One receive buffer and one send buffer for the whole (single-threaded) loop. */
 static uint8_t rx_buf[IPCB_MSG_MAX];
@@ -257,6 +269,87 @@ void peer_handle_release(peer *p, uint64_t id) {
                 handle_slot_release(p, (uint32_t)id - 1);
 }
 
+/* A closed connection's release, a step at a time (release_run): first
+ * its segment locks, for their next lockers; then what its undo handles
+ * hold and owe, netted per semaphore as peer_settle_undo does but summed
+ * through the semaphore's settle_idx instead of sorted (only the first
+ * connection of the list nets: the index is its); then each sum settled;
+ * then each handle released. */
+enum { REL_LOCKS, REL_NET, REL_SETTLE, REL_RELEASE };
+
+static void release_net(peer *p, handle_slot *s) {
+        sem_state *st = s->obj->sem;
+        settle_sum *e;
+
+        if (!st->settle_idx) {
+                if (p->rel_nsums == p->rel_cap) {
+                        uint32_t cap = p->rel_cap ? p->rel_cap * 2 : 64;
+                        settle_sum *v = realloc(p->rel_sums, cap * sizeof(*v));
+                        if (!v) { /* this handle on its own, as handle_settle would */
+                                sem_slot_release(s->obj, s->sem_slot, s->owed);
+                                s->sem_slot = 0;
+                                s->owed = 0;
+                                return;
+                        }
+                        p->rel_sums = v;
+                        p->rel_cap = cap;
+                }
+                p->rel_sums[p->rel_nsums++] = (settle_sum){ s->obj, 0, 0 };
+                st->settle_idx = p->rel_nsums;
+        }
+        e = &p->rel_sums[st->settle_idx - 1];
+        e->give += sem_slot_free(s->obj, s->sem_slot);
+        e->take = UINT64_MAX - e->take < s->owed ? UINT64_MAX : e->take + s->owed;
+        s->sem_slot = 0;
+        s->owed = 0;
+}
+
+/* One step of p's release; false once it is done.  A step does one
+ * thing, or looks at REL_SCAN slots however sparse the table is. */
+#define REL_SCAN 256
+
+static bool release_step(peer *p) {
+        unsigned scanned = 0;
+
+        if (p->rel_phase == REL_SETTLE) {
+                if (p->rel_at < p->rel_nsums) {
+                        settle_sum *e = &p->rel_sums[p->rel_at++];
+                        e->o->sem->settle_idx = 0;
+                        sem_settle_tokens(e->o, e->give, e->take);
+                        return true;
+                }
+                free(p->rel_sums);
+                p->rel_sums = NULL;
+                p->rel_nsums = p->rel_cap = 0;
+                p->rel_phase = REL_RELEASE;
+                p->rel_at = 0;
+                return true;
+        }
+        for (; p->rel_at < p->nslots; p->rel_at++) {
+                handle_slot *s = &p->slots[p->rel_at];
+                if (++scanned > REL_SCAN)
+                        return true;
+                if (!s->obj)
+                        continue;
+                if (p->rel_phase == REL_LOCKS && s->lock_token) {
+                        lock_token_release(s->obj, s->lock_token);
+                        s->lock_token = 0;
+                } else if (p->rel_phase == REL_NET && (s->sem_slot || s->owed))
+                        release_net(p, s);
+                else if (p->rel_phase == REL_RELEASE)
+                        handle_slot_release(p, p->rel_at);
+                else
+                        continue;
+                p->rel_at++;
+                return true;
+        }
+        if (p->rel_phase == REL_RELEASE)
+                return false;
+        p->rel_phase++; /* locks, then undo handles, then their sums */
+        p->rel_at = 0;
+        return true;
+}
+
 /* ---- output ---- */
 
 static void peer_set_events(peer *p, unsigned events);
@@ -422,7 +515,8 @@ static bool over_limits(const peer *p) {
         return (p->store_wait && notify_congested()) || p->fds_unread >= cfg.max_fds_in_flight ||
                quota_use(uid, QUOTA_INFLIGHT) >= cfg.max_fds_in_flight_per_uid ||
                reaper_account_pending(p->reaping) >= REAPING_PER_PEER ||
-               quota_use(uid, QUOTA_REAPING) >= REAPING_PER_UID;
+               quota_use(uid, QUOTA_REAPING) >= REAPING_PER_UID ||
+               (rel_head && quota_use(uid, QUOTA_RELEASING) > 0);
 }
 
 static void on_throttle_tick(uv_timer_t *t);
@@ -757,6 +851,7 @@ static void free_graveyard(void) {
 static void on_turn_end(void) {
         free_graveyard();
         hup_closes = 0;
+        rel_spent_ns = 0;
 }
 
 int peer_init(uv_loop_t *loop) {
@@ -782,12 +877,15 @@ static void hup_unlink(peer *p) {
                 hup_tail = p->hup_prev;
         p->hup_prev = p->hup_next = NULL;
         p->hup_queued = false;
-        if (!hup_head)
+        if (!hup_head && !rel_head)
                 uv_idle_stop(&hup_idle);
 }
 
+static void release_run(void);
+
 static void on_hangups(uv_idle_t *h) {
         (void)h;
+        release_run();
         for (; hup_head && hup_closes < HANGUPS_PER_TURN; hup_closes++)
                 peer_close(hup_head); /* unlinks it */
 }
@@ -893,41 +991,11 @@ static void peer_finish_close(peer *p) {
         graveyard = p;
 }
 
-void peer_close(peer *p) {
-        if (p->closing)
-                return;
-        if (p->hup_queued)
-                hup_unlink(p);
-        p->closing = true;
-        turn_now.closes++;
-        log_client_debug("client pid %d disconnected (%u handles released)", (int)p->cred.pid,
-                  p->nhandles);
-        /* Release in reverse order of acquisition: watches, replies, then
-         * handles. */
-        watch_peer_closed(p);
-        queue_free(p);
-        peer_settle_undo(p); /* then each release settles the rest */
-        for (uint32_t i = 0; i < p->nslots; i++)
-                if (p->slots[i].obj)
-                        handle_slot_release(p, i);
+/* The end of a close, once p's handles are gone. */
+static void close_done(peer *p) {
         free(p->slots);
         p->slots = NULL;
         p->nslots = 0;
-
-        if (p->prev)
-                p->prev->next = p->next;
-        else
-                peers = p->next;
-        if (p->next)
-                p->next->prev = p->prev;
-        npeers--;
-        if (p->conn_charged)
-                quota_uncharge(p->cred.uid, QUOTA_CONNECTIONS, 1);
-        else if (p->refuse < 0)
-                nrefusing--;
-        p->conn_charged = false;
-        peer_unwatch(p, true);
-        unthrottle(p);
         inflight_refresh(p);
         if (p->fds_unread && !shutting_down) {
                 /* fds we sent still sit in its socket, counted against our
@@ -943,10 +1011,96 @@ void peer_close(peer *p) {
         peer_finish_close(p);
 }
 
+/* Release closed connections' handles for what is left of this turn's
+ * slice (all of them when shutting down), oldest connection first. */
+static void release_run(void) {
+        uint64_t start, now;
+        unsigned steps = 0;
+
+        if (!rel_head)
+                return;
+        start = uv_hrtime();
+        while (rel_head && (shutting_down || rel_spent_ns < RELEASE_SLICE_NS)) {
+                peer *p = rel_head;
+                if (release_step(p)) {
+                        if (++steps % 4 == 0) {
+                                now = uv_hrtime();
+                                rel_spent_ns += now - start;
+                                start = now;
+                        }
+                        continue;
+                }
+                rel_head = p->rel_next;
+                if (!rel_head)
+                        rel_tail = NULL;
+                p->rel_next = NULL;
+                quota_uncharge(p->cred.uid, QUOTA_RELEASING, 1);
+                log_client_debug("client pid %d: its handles are released", (int)p->cred.pid);
+                close_done(p);
+        }
+        rel_spent_ns += uv_hrtime() - start;
+        if (!rel_head && !hup_head)
+                uv_idle_stop(&hup_idle);
+}
+
+void peer_close(peer *p) {
+        if (p->closing)
+                return;
+        if (p->hup_queued)
+                hup_unlink(p);
+        p->closing = true;
+        turn_now.closes++;
+        log_client_debug("client pid %d disconnected (%u handles to release)", (int)p->cred.pid,
+                  p->nhandles);
+        /* Release in reverse order of acquisition: watches, replies, then
+         * handles. */
+        watch_peer_closed(p);
+        queue_free(p);
+        if (p->prev)
+                p->prev->next = p->next;
+        else
+                peers = p->next;
+        if (p->next)
+                p->next->prev = p->prev;
+        npeers--;
+        if (p->conn_charged)
+                quota_uncharge(p->cred.uid, QUOTA_CONNECTIONS, 1);
+        else if (p->refuse < 0)
+                nrefusing--;
+        p->conn_charged = false;
+        peer_unwatch(p, true);
+        unthrottle(p);
+        if (p->nhandles > CLOSE_INLINE_HANDLES && !shutting_down) {
+                /* Over the next turns; meanwhile no connection of its uid
+                 * is read (over_limits), so that its clients find its
+                 * handles gone, as they would had they gone at once. */
+                (void)quota_charge(p->cred.uid, QUOTA_RELEASING, 1); /* counted, never refused */
+                p->rel_phase = REL_LOCKS;
+                p->rel_at = 0;
+                if (rel_tail)
+                        rel_tail->rel_next = p;
+                else
+                        rel_head = p;
+                rel_tail = p;
+                /* From libuv's turn (on_hangups), never from inside a
+                 * request's handler, which may still use an object that
+                 * another closed connection's release would destroy. */
+                if (!uv_is_active((uv_handle_t *)&hup_idle))
+                        uv_idle_start(&hup_idle, on_hangups);
+                return;
+        }
+        peer_settle_undo(p); /* then each release settles the rest */
+        for (uint32_t i = 0; i < p->nslots; i++)
+                if (p->slots[i].obj)
+                        handle_slot_release(p, i);
+        close_done(p);
+}
+
 void peer_close_all(void) {
         shutting_down = true;
         while (peers)
                 peer_close(peers);
+        release_run(); /* all that is left, at once */
         while (throttled_list) { /* lingering connections */
                 peer *p = throttled_list;
                 unthrottle(p);

@@ -62,6 +62,13 @@ typedef struct peer {
          * peer_hangup), in the order the hang-ups came. */
         bool hup_queued;
         struct peer *hup_prev, *hup_next;
+        /* Closed holding more handles than one turn should release: they
+         * go a slice a turn (peer.c, release_step), in the order the
+         * connections closed.  rel_at: the slot (or sum) to do next. */
+        struct settle_sum *rel_sums;
+        uint32_t rel_nsums, rel_cap, rel_at;
+        uint8_t rel_phase;
+        struct peer *rel_next;
 
         /* The fd that came with the request being dispatched (SHM_REGISTER
          * only), -1 otherwise.  A handler that keeps it sets it to -1; the
@@ -83,8 +90,11 @@ typedef struct peer {
 int peer_init(uv_loop_t *loop);
 /* Take ownership of connected socket fd; on failure fd is closed. */
 int peer_new(int fd);
-/* Start closing: releases handles and queued replies now; the peer itself
- * is freed when the loop turn ends (a caller may still hold it). */
+/* Start closing: releases queued replies now, and handles now unless there
+ * are more than a turn should release (then over the next turns, oldest
+ * connection first; it is out of the wait set and the peer list at once);
+ * the peer itself is freed when the loop turn ends (a caller may still
+ * hold it) after its last handle went. */
 void peer_close(peer *p);
 void peer_close_all(void);
 unsigned peer_count(void);

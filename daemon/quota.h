@@ -23,6 +23,8 @@ typedef enum quota_res {
          * its bound has its connections no longer read (peer.c). */
         QUOTA_INFLIGHT,  /* fds sent to the uid's connections, not yet read */
         QUOTA_REAPING,   /* fds from the uid waiting to be closed (reaper.c) */
+        QUOTA_RELEASING, /* the uid's closed connections whose handles are still
+                          * being released (peer.c, release_step) */
         QUOTA_NRES_,
 } quota_res;
 
