@@ -120,6 +120,7 @@ static int bind_hint(uv_loop_t *loop) {
 static void on_signal(uv_signal_t *h, int signum) {
         log_info("received %s, shutting down", strsignal(signum));
         sd_stopping();
+        peer_release_all(); /* the dead are settled by this broker */
         store_freeze(); /* clients live on: the next broker takes the objects back */
         store_stop();
         listener_close();

@@ -316,6 +316,8 @@ static bool release_step(peer *p) {
                         settle_sum *e = &p->rel_sums[p->rel_at++];
                         e->o->sem->settle_idx = 0;
                         sem_settle_tokens(e->o, e->give, e->take);
+                        if (e->give) /* now, not when its handle's turn comes */
+                                sem_wake_sleepers(e->o);
                         return true;
                 }
                 free(p->rel_sums);
@@ -798,6 +800,10 @@ static void on_process_exit(mainloop_watcher *w, uint32_t ev) {
 
         if (p->closing)
                 return;
+        if (p->hup_queued) { /* it hung up first: a close, its release paced as any */
+                peer_close(p);
+                return;
+        }
         log_client_debug("client pid %d exited; settling its undo and lock tokens", (int)p->cred.pid);
         peer_settle_undo(p);
         for (uint32_t i = 0; i < p->nslots; i++)
@@ -881,11 +887,11 @@ static void hup_unlink(peer *p) {
                 uv_idle_stop(&hup_idle);
 }
 
-static void release_run(void);
+static void release_run(bool all);
 
 static void on_hangups(uv_idle_t *h) {
         (void)h;
-        release_run();
+        release_run(false);
         for (; hup_head && hup_closes < HANGUPS_PER_TURN; hup_closes++)
                 peer_close(hup_head); /* unlinks it */
 }
@@ -1012,15 +1018,15 @@ static void close_done(peer *p) {
 }
 
 /* Release closed connections' handles for what is left of this turn's
- * slice (all of them when shutting down), oldest connection first. */
-static void release_run(void) {
+ * slice (all: every one, now), oldest connection first. */
+static void release_run(bool all) {
         uint64_t start, now;
         unsigned steps = 0;
 
         if (!rel_head)
                 return;
         start = uv_hrtime();
-        while (rel_head && (shutting_down || rel_spent_ns < RELEASE_SLICE_NS)) {
+        while (rel_head && (all || rel_spent_ns < RELEASE_SLICE_NS)) {
                 peer *p = rel_head;
                 if (release_step(p)) {
                         if (++steps % 4 == 0) {
@@ -1096,11 +1102,15 @@ void peer_close(peer *p) {
         close_done(p);
 }
 
+void peer_release_all(void) {
+        release_run(true);
+}
+
 void peer_close_all(void) {
         shutting_down = true;
         while (peers)
                 peer_close(peers);
-        release_run(); /* all that is left, at once */
+        release_run(true);
         while (throttled_list) { /* lingering connections */
                 peer *p = throttled_list;
                 unthrottle(p);

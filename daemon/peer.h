@@ -97,6 +97,9 @@ int peer_new(int fd);
  * hold it) after its last handle went. */
 void peer_close(peer *p);
 void peer_close_all(void);
+/* Finish every closed connection's release now (shutdown, before the fd
+ * store freezes: a release half done holds undo tokens only in its sums). */
+void peer_release_all(void);
 unsigned peer_count(void);
 /* Closed connections whose unread replies still carry fds (peer_close). */
 unsigned peer_lingering(void);

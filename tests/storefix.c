@@ -11,7 +11,7 @@
 
 void storefix_setup(storefix *f, const char *dir_template, bool other_uids) {
         fixture_begin_bare(&f->d);
-        fakemgr_init(&f->m, dir_template, 64);
+        fakemgr_init(&f->m, dir_template, 4096); /* store_handles: 2000 semaphores */
         if (other_uids)
                 cr_assert_eq(chmod(f->m.dir, 0755), 0);
         snprintf(f->sock, sizeof(f->sock), "%s/ipcb.sock", f->m.dir);

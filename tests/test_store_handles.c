@@ -22,6 +22,12 @@
 #include "ipcbroker.h"
 
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -278,4 +284,74 @@ STORE_HANDLES_TEST(release_after_restart_wakes_new_pollers) {
         }
         ipcb_disconnect(q);
         finish(c, IPCB_KIND_SEM, names, 2);
+}
+
+/* A client that dies holding more handles than one turn releases has them
+ * released over the next turns (daemon/peer.c, release_run).  A stop in
+ * between (a restart) must lose none of its undo tokens: the broker
+ * finishes the dead client's release before the store freezes.  Before,
+ * the release went on after the freeze, and the frozen store refused to
+ * give back what it had already taken off the pages (the held counts of
+ * the slots it had netted): those tokens were lost for good. */
+static long long now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+STORE_HANDLES_TEST(stop_during_a_dead_clients_release) {
+        enum { N = 2000 }; /* more than the daemon keeps mapped (1024): a slow settlement */
+        static char names_buf[N][8];
+        static const char *names[N];
+        static ipcb_sem *s[N];
+        int ready[2], status;
+        ipcb_client *c;
+        char r;
+
+        for (unsigned i = 0; i < N; i++) {
+                snprintf(names_buf[i], sizeof(names_buf[i]), "d%04u", i);
+                names[i] = names_buf[i];
+        }
+        start();
+        cr_assert_eq(ipcb_connect(fx.sock, &c), 0);
+        make_sems(c, names, N, s);
+        for (unsigned i = 0; i < N; i++)
+                cr_assert_eq(ipcb_sem_release(s[i], 1), 0);
+        pump_until_stored("ipcb-o-", N);
+        cr_assert_eq(pipe2(ready, O_CLOEXEC), 0);
+        pid_t pid = test_fork();
+        if (pid == 0) { /* N undo handles holding a token each, then killed */
+                ipcb_client *dc;
+                ipcb_sem *u;
+                close(ready[0]);
+                if (ipcb_connect(fx.sock, &dc) < 0)
+                        _exit(1);
+                for (unsigned i = 0; i < N; i++)
+                        if (ipcb_sem_open(dc, names[i], IPCB_SEM_UNDO, &u) < 0 || ipcb_sem_acquire(u) < 0)
+                                _exit(2);
+                if (write(ready[1], "r", 1) != 1)
+                        _exit(3);
+                for (;;)
+                        pause();
+        }
+        close(ready[1]);
+        cr_assert_eq(read(ready[0], &r, 1), 1, "the dying client failed before it was ready");
+        close(ready[0]);
+        for (unsigned i = 0; i < N; i++)
+                cr_assert_eq(ipcb_sem_value(s[i]), 0);
+        cr_assert_eq(kill(pid, SIGKILL), 0);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        /* The first semaphore's token back: every handle netted, the sums
+         * being settled (about 12 µs each).  Stop now, in the middle. */
+        long long end = now_ms() + 10000;
+        while (ipcb_sem_value(s[0]) == 0 && now_ms() < end)
+                ;
+        cr_assert_eq(ipcb_sem_value(s[0]), 1, "the dead client's release did not begin");
+        restart();
+        for (unsigned i = 0; i < N; i++)
+                cr_assert_eq(ipcb_sem_value(s[i]), 1, "%s: the dead client's token is not back after the "
+                                                      "restart", names[i]);
+        for (unsigned i = 0; i < N; i++)
+                cr_assert_eq(ipcb_sem_close(s[i]), 0);
+        finish(c, IPCB_KIND_SEM, names, N);
 }
