@@ -22,15 +22,15 @@
 #include "ipcbroker.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <errno.h>
-#include <poll.h>
-#include <string.h>
 
 static storefix fx;
 
@@ -286,6 +286,12 @@ STORE_HANDLES_TEST(release_after_restart_wakes_new_pollers) {
         finish(c, IPCB_KIND_SEM, names, 2);
 }
 
+static long long now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* A client that dies holding more handles than one turn releases has them
  * released over the next turns (daemon/peer.c, release_run).  A stop in
  * between (a restart) must lose none of its undo tokens: the broker
@@ -293,12 +299,6 @@ STORE_HANDLES_TEST(release_after_restart_wakes_new_pollers) {
  * the release went on after the freeze, and the frozen store refused to
  * give back what it had already taken off the pages (the held counts of
  * the slots it had netted): those tokens were lost for good. */
-static long long now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 STORE_HANDLES_TEST(stop_during_a_dead_clients_release) {
         enum { N = 2000 }; /* more than the daemon keeps mapped (1024): a slow settlement */
         static char names_buf[N][8];
