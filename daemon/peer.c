@@ -200,6 +200,10 @@ static void handle_settle(handle_slot *s) {
         s->lock_token = 0;
 }
 
+static uint64_t add_sat(uint64_t a, uint64_t b) {
+        return UINT64_MAX - a < b ? UINT64_MAX : a + b;
+}
+
 typedef struct settle_sum {
         object *o;
         uint64_t give, take;
@@ -236,7 +240,7 @@ static void peer_settle_undo(peer *p) {
                         uint64_t give = 0, take = 0;
                         for (j = i; j < m && v[j].o == v[i].o; j++) {
                                 give += v[j].give;
-                                take = UINT64_MAX - take < v[j].take ? UINT64_MAX : take + v[j].take;
+                                take = add_sat(take, v[j].take);
                         }
                         sem_settle_tokens(v[i].o, give, take);
                 }
@@ -299,7 +303,7 @@ static void release_net(peer *p, handle_slot *s) {
         }
         e = &p->rel_sums[st->settle_idx - 1];
         e->give += sem_slot_free(s->obj, s->sem_slot);
-        e->take = UINT64_MAX - e->take < s->owed ? UINT64_MAX : e->take + s->owed;
+        e->take = add_sat(e->take, s->owed);
         s->sem_slot = 0;
         s->owed = 0;
 }
@@ -872,6 +876,8 @@ int peer_init(uv_loop_t *loop) {
 
 /* ---- hang-ups ---- */
 
+static void hangups_idle(void);
+
 static void hup_unlink(peer *p) {
         if (p->hup_prev)
                 p->hup_prev->hup_next = p->hup_next;
@@ -883,8 +889,7 @@ static void hup_unlink(peer *p) {
                 hup_tail = p->hup_prev;
         p->hup_prev = p->hup_next = NULL;
         p->hup_queued = false;
-        if (!hup_head && !rel_head)
-                uv_idle_stop(&hup_idle);
+        hangups_idle();
 }
 
 static void release_run(bool all);
@@ -894,6 +899,15 @@ static void on_hangups(uv_idle_t *h) {
         release_run(false);
         for (; hup_head && hup_closes < HANGUPS_PER_TURN; hup_closes++)
                 peer_close(hup_head); /* unlinks it */
+}
+
+/* The idle handle runs (so that the poll does not wait) while hang-ups or
+ * releases wait.  Starting it running, or stopping it stopped, does nothing. */
+static void hangups_idle(void) {
+        if (hup_head || rel_head)
+                uv_idle_start(&hup_idle, on_hangups);
+        else
+                uv_idle_stop(&hup_idle);
 }
 
 /* p's client hung up, or its socket failed.  Closed at once, as long as
@@ -925,8 +939,7 @@ static void peer_hangup(peer *p) {
         else
                 hup_head = p;
         hup_tail = p;
-        if (!uv_is_active((uv_handle_t *)&hup_idle))
-                uv_idle_start(&hup_idle, on_hangups);
+        hangups_idle();
 }
 
 int peer_new(int fd) {
@@ -1045,8 +1058,7 @@ static void release_run(bool all) {
                 close_done(p);
         }
         rel_spent_ns += uv_hrtime() - start;
-        if (!rel_head && !hup_head)
-                uv_idle_stop(&hup_idle);
+        hangups_idle();
 }
 
 void peer_close(peer *p) {
@@ -1091,8 +1103,7 @@ void peer_close(peer *p) {
                 /* From libuv's turn (on_hangups), never from inside a
                  * request's handler, which may still use an object that
                  * another closed connection's release would destroy. */
-                if (!uv_is_active((uv_handle_t *)&hup_idle))
-                        uv_idle_start(&hup_idle, on_hangups);
+                hangups_idle();
                 return;
         }
         peer_settle_undo(p); /* then each release settles the rest */
@@ -1110,7 +1121,7 @@ void peer_close_all(void) {
         shutting_down = true;
         while (peers)
                 peer_close(peers);
-        release_run(true);
+        peer_release_all();
         while (throttled_list) { /* lingering connections */
                 peer *p = throttled_list;
                 unthrottle(p);

@@ -3,6 +3,7 @@
  * fixture, poll for conditions, and send raw datagrams; see harness.h. */
 #include "harness.h"
 
+#include "ipcbroker.h"
 #include "proto.h"
 #include "sock.h"
 
@@ -697,5 +698,30 @@ pid_t test_fork(void) {
                 if (getppid() != parent)
                         _exit(99);
         }
+        return pid;
+}
+
+pid_t fork_ready_client(const char *sock, int (*fn)(struct ipcb_client *c, void *arg), void *arg) {
+        int up[2], k;
+        ipcb_client *c;
+        pid_t pid;
+        char x;
+
+        cr_assert_eq(pipe2(up, O_CLOEXEC), 0);
+        pid = test_fork();
+        if (pid == 0) {
+                close(up[0]);
+                if (ipcb_connect(sock, &c) < 0)
+                        _exit(10);
+                if ((k = fn(c, arg)) != 0)
+                        _exit(k);
+                if (write(up[1], "r", 1) != 1)
+                        _exit(11);
+                for (;;)
+                        pause();
+        }
+        close(up[1]);
+        cr_assert_eq(read(up[0], &x, 1), 1, "the child failed before it was ready");
+        close(up[0]);
         return pid;
 }

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 struct ipcb_msg;
+struct ipcb_client;
 
 typedef struct ipcbd {
         pid_t pid;     /* 0: not running */
@@ -170,3 +171,8 @@ bool raw_is_closed(int fd, int timeout_ms);
  * the test process dies (a failed assertion must not leave a child blocked
  * forever, holding the test runner's pipes). */
 pid_t test_fork(void);
+/* A child (test_fork) that connects to the broker at sock, runs fn(c, arg),
+ * says it is ready and waits to be killed.  fn returns 0, or a non-zero
+ * status the child exits with (no cr_assert in the child).  Returns the
+ * child's pid once it is ready; fails the test if it exited first. */
+pid_t fork_ready_client(const char *sock, int (*fn)(struct ipcb_client *c, void *arg), void *arg);

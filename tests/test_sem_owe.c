@@ -93,32 +93,6 @@ static void kill_and_reap(pid_t pid) {
         cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child not killed (0x%x)", st);
 }
 
-/* A child that runs fn on its own connection, says so, and waits to be
- * killed. */
-static pid_t child_then_wait(void (*fn)(ipcb_client *cc)) {
-        int up[2];
-        char x;
-        pid_t pid;
-
-        cr_assert_eq(pipe(up), 0);
-        pid = test_fork();
-        if (pid == 0) {
-                ipcb_client *cc;
-                close(up[0]);
-                if (ipcb_connect(d.sock, &cc) < 0)
-                        _exit(10);
-                fn(cc);
-                if (write(up[1], "k", 1) != 1)
-                        _exit(11);
-                for (;;)
-                        pause();
-        }
-        close(up[1]);
-        cr_assert_eq(read(up[0], &x, 1), 1, "child failed before it was ready");
-        close(up[0]);
-        return pid;
-}
-
 CHECKED_TEST(within_held_is_a_release) {
         ipcb_sem *s = create_ok("within", 3, 10), *u = open_ok(c, "within", IPCB_SEM_UNDO);
 
@@ -165,17 +139,19 @@ CHECKED_TEST(never_below_zero) {
         cr_assert_eq(ipcb_sem_close(s), 0);
 }
 
-static void owe_two(ipcb_client *cc) {
+static int owe_two(ipcb_client *cc, void *arg) {
         ipcb_sem *u;
 
+        (void)arg;
         if (ipcb_sem_open(cc, "killed", IPCB_SEM_UNDO, &u) < 0 || ipcb_sem_release_undo(u, 2) < 0 ||
             ipcb_sem_owed(u) != 2)
-                _exit(20);
+                return 20;
+        return 0;
 }
 
 CHECKED_TEST(taken_back_when_killed) {
         ipcb_sem *s = create_ok("killed", 1, 10);
-        pid_t pid = child_then_wait(owe_two);
+        pid_t pid = fork_ready_client(d.sock, owe_two, NULL);
 
         cr_assert_eq(ipcb_sem_value(s), 3);
         kill_and_reap(pid);
@@ -186,19 +162,21 @@ CHECKED_TEST(taken_back_when_killed) {
 /* One process, two undo handles: A holds 1, B owes 1 (semadj 0).  At the
  * process's death with the count at 0, the kernel leaves 0.  Taking B's
  * debt first would clamp at 0 and then give A's token back: 1. */
-static void hold_one_owe_one(ipcb_client *cc) {
+static int hold_one_owe_one(ipcb_client *cc, void *arg) {
         ipcb_sem *a, *b;
 
+        (void)arg;
         /* b first: settled handle by handle, its debt would come first */
         if (ipcb_sem_open(cc, "order", IPCB_SEM_UNDO, &b) < 0 ||
             ipcb_sem_open(cc, "order", IPCB_SEM_UNDO, &a) < 0 || ipcb_sem_acquire(a) < 0 ||
             ipcb_sem_release_undo(b, 1) < 0 || ipcb_sem_held(a) != 1 || ipcb_sem_owed(b) != 1)
-                _exit(20);
+                return 20;
+        return 0;
 }
 
 CHECKED_TEST(a_process_gives_back_before_it_takes) {
         ipcb_sem *s = create_ok("order", 1, 10);
-        pid_t pid = child_then_wait(hold_one_owe_one);
+        pid_t pid = fork_ready_client(d.sock, hold_one_owe_one, NULL);
 
         cr_assert_eq(ipcb_sem_value(s), 1);
         cr_assert_eq(ipcb_sem_try_acquire(s, 0), 0); /* someone else takes it: 0 */

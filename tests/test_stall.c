@@ -595,17 +595,16 @@ enum { DYING_SEMS = 3000 };
  * kernel's semadj would end at 2 + 1 - 2 = 1, where settling A first and
  * clamping at the maximum would end at 0), DYING_SEMS semaphores with one
  * token held through an undo handle each, a transient segment, and the
- * lock of segment "lk".  Says so on ready, then waits to be killed. */
-static int hold_thousands(int ready) {
+ * lock of segment "lk" (fork_ready_client: then it waits to be killed). */
+static int hold_thousands(ipcb_client *c, void *arg) {
         ipcb_sem_options so = IPCB_SEM_OPTIONS_INIT;
         ipcb_open_options oo = IPCB_OPEN_OPTIONS_INIT;
         ipcb_sem *s, *a, *b;
         ipcb_shm *shm;
-        ipcb_client *c;
         char name[32];
         int k;
 
-        CHILD_CHECK((k = ipcb_connect(d.sock, &c)) == 0, "connect: %s", strerror(-k));
+        (void)arg;
         so.flags = IPCB_SEM_PERSISTENT;
         so.max = 2;
         CHILD_CHECK((k = ipcb_sem_create(c, "net", 1, &so, &s)) == 0, "net: %s", strerror(-k));
@@ -624,9 +623,7 @@ static int hold_thousands(int ready) {
         CHILD_CHECK((k = ipcb_shm_create(c, "tr", 4096, NULL, &shm)) == 0, "tr: %s", strerror(-k));
         CHILD_CHECK((k = ipcb_shm_open(c, "lk", IPCB_READ_WRITE, &shm)) == 0, "lk: %s", strerror(-k));
         CHILD_CHECK((k = ipcb_shm_lock(shm)) == 0, "lk: lock: %s", strerror(-k));
-        CHILD_CHECK(write(ready, "r", 1) == 1, "ready");
-        for (;;)
-                pause();
+        return 0;
 }
 
 /* "the most CPU a slow turn used: X ms", from the log of a daemon that has
@@ -657,11 +654,10 @@ static double slow_turn_cpu_ms(const char *path) {
 STALL_TEST(dying_with_thousands_of_undo_handles, .timeout = 240) {
         static const char *const args[] = { "--slow-turn-ms", "5", "--max-objects", "5000", NULL };
         char path[] = "/tmp/ipcbt-rel.XXXXXX", name[32];
-        int logfd = mkstemp(path), ready[2], status, k;
+        int logfd = mkstemp(path), status, k;
         ipcb_client *c;
         ipcb_shm *shm;
         ipcb_sem *s;
-        char r;
 
         ipcb_shm *lk;
         ipcb_shm_options lo = IPCB_SHM_OPTIONS_INIT;
@@ -674,15 +670,7 @@ STALL_TEST(dying_with_thousands_of_undo_handles, .timeout = 240) {
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
         lo.flags = IPCB_SHM_PERSISTENT;
         cr_assert_eq(ipcb_shm_create(c, "lk", 4096, &lo, &lk), 0);
-        cr_assert_eq(pipe2(ready, O_CLOEXEC), 0);
-        pid_t pid = test_fork();
-        if (pid == 0) {
-                close(ready[0]);
-                _exit(hold_thousands(ready[1]));
-        }
-        close(ready[1]);
-        cr_assert_eq(read(ready[0], &r, 1), 1, "the dying client failed before it was ready");
-        close(ready[0]);
+        pid_t pid = fork_ready_client(d.sock, hold_thousands, NULL);
         cr_assert_eq(ipcb_shm_try_lock(lk, 0), -EAGAIN); /* and the lock page is here */
         cr_assert_eq(kill(pid, SIGKILL), 0);
         cr_assert_eq(waitpid(pid, &status, 0), pid);

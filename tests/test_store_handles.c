@@ -23,7 +23,6 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -299,14 +298,27 @@ static long long now_ms(void) {
  * the release went on after the freeze, and the frozen store refused to
  * give back what it had already taken off the pages (the held counts of
  * the slots it had netted): those tokens were lost for good. */
+enum { DEAD_UNDO = 2000 }; /* more than the daemon keeps mapped (1024): a slow settlement */
+
+/* The dying client of the test below: an undo handle holding a token on
+ * each semaphore names[0 .. DEAD_UNDO). */
+static int hold_undo_tokens(ipcb_client *c, void *names) {
+        ipcb_sem *u;
+
+        for (unsigned i = 0; i < DEAD_UNDO; i++)
+                if (ipcb_sem_open(c, ((const char **)names)[i], IPCB_SEM_UNDO, &u) < 0 ||
+                    ipcb_sem_acquire(u) < 0)
+                        return 2;
+        return 0;
+}
+
 STORE_HANDLES_TEST(stop_during_a_dead_clients_release) {
-        enum { N = 2000 }; /* more than the daemon keeps mapped (1024): a slow settlement */
+        enum { N = DEAD_UNDO };
         static char names_buf[N][8];
         static const char *names[N];
         static ipcb_sem *s[N];
-        int ready[2], status;
+        int status;
         ipcb_client *c;
-        char r;
 
         for (unsigned i = 0; i < N; i++) {
                 snprintf(names_buf[i], sizeof(names_buf[i]), "d%04u", i);
@@ -318,25 +330,7 @@ STORE_HANDLES_TEST(stop_during_a_dead_clients_release) {
         for (unsigned i = 0; i < N; i++)
                 cr_assert_eq(ipcb_sem_release(s[i], 1), 0);
         pump_until_stored("ipcb-o-", N);
-        cr_assert_eq(pipe2(ready, O_CLOEXEC), 0);
-        pid_t pid = test_fork();
-        if (pid == 0) { /* N undo handles holding a token each, then killed */
-                ipcb_client *dc;
-                ipcb_sem *u;
-                close(ready[0]);
-                if (ipcb_connect(fx.sock, &dc) < 0)
-                        _exit(1);
-                for (unsigned i = 0; i < N; i++)
-                        if (ipcb_sem_open(dc, names[i], IPCB_SEM_UNDO, &u) < 0 || ipcb_sem_acquire(u) < 0)
-                                _exit(2);
-                if (write(ready[1], "r", 1) != 1)
-                        _exit(3);
-                for (;;)
-                        pause();
-        }
-        close(ready[1]);
-        cr_assert_eq(read(ready[0], &r, 1), 1, "the dying client failed before it was ready");
-        close(ready[0]);
+        pid_t pid = fork_ready_client(fx.sock, hold_undo_tokens, names);
         for (unsigned i = 0; i < N; i++)
                 cr_assert_eq(ipcb_sem_value(s[i]), 0);
         cr_assert_eq(kill(pid, SIGKILL), 0);
