@@ -278,8 +278,11 @@ void peer_handle_release(peer *p, uint64_t id) {
  * hold and owe, netted per semaphore as peer_settle_undo does but summed
  * through the semaphore's settle_idx instead of sorted (only the first
  * connection of the list nets: the index is its); then each sum settled;
- * then each handle released. */
-enum { REL_LOCKS, REL_NET, REL_SETTLE, REL_RELEASE };
+ * then each handle released.  A live connection whose process exited
+ * (on_process_exit) goes through the same steps but, instead of the
+ * releases, wakes each of its semaphores' sleepers (REL_WAKE), as
+ * handle_settle would; closed meanwhile, it goes on to the releases. */
+enum { REL_LOCKS, REL_NET, REL_SETTLE, REL_WAKE, REL_RELEASE };
 
 static void release_net(peer *p, handle_slot *s) {
         sem_state *st = s->obj->sem;
@@ -327,7 +330,7 @@ static bool release_step(peer *p) {
                 free(p->rel_sums);
                 p->rel_sums = NULL;
                 p->rel_nsums = p->rel_cap = 0;
-                p->rel_phase = REL_RELEASE;
+                p->rel_phase = p->rel_live ? REL_WAKE : REL_RELEASE;
                 p->rel_at = 0;
                 return true;
         }
@@ -342,6 +345,8 @@ static bool release_step(peer *p) {
                         s->lock_token = 0;
                 } else if (p->rel_phase == REL_NET && (s->sem_slot || s->owed))
                         release_net(p, s);
+                else if (p->rel_phase == REL_WAKE && s->obj->sem)
+                        sem_wake_sleepers(s->obj);
                 else if (p->rel_phase == REL_RELEASE)
                         handle_slot_release(p, p->rel_at);
                 else
@@ -349,11 +354,32 @@ static bool release_step(peer *p) {
                 p->rel_at++;
                 return true;
         }
-        if (p->rel_phase == REL_RELEASE)
+        if (p->rel_phase == REL_RELEASE || (p->rel_phase == REL_WAKE && p->rel_live))
                 return false;
         p->rel_phase++; /* locks, then undo handles, then their sums */
         p->rel_at = 0;
         return true;
+}
+
+static void hangups_idle(void);
+
+/* p's handles to be released (or, p->rel_live, settled) over the next
+ * turns, after those of the connections queued before it.  Meanwhile no
+ * connection of its uid is read (over_limits), so that its clients find
+ * the handles gone, as they would had they gone at once. */
+static void release_queue(peer *p) {
+        (void)quota_charge(p->cred.uid, QUOTA_RELEASING, 1); /* counted, never refused */
+        p->rel_phase = REL_LOCKS;
+        p->rel_at = 0;
+        if (rel_tail)
+                rel_tail->rel_next = p;
+        else
+                rel_head = p;
+        rel_tail = p;
+        /* From libuv's turn (on_hangups), never from inside a request's
+         * handler, which may still use an object that another closed
+         * connection's release would destroy. */
+        hangups_idle();
 }
 
 /* ---- output ---- */
@@ -809,12 +835,21 @@ static void on_process_exit(mainloop_watcher *w, uint32_t ev) {
                 return;
         }
         log_client_debug("client pid %d exited; settling its undo and lock tokens", (int)p->cred.pid);
+        /* It fires once: the pidfd stays open, so that it is not watched again. */
+        (void)mainloop_watch(w, p->pidfd, 0);
+        if (p->nhandles > CLOSE_INLINE_HANDLES) {
+                /* Over the next turns, as a close's; meanwhile neither this
+                 * connection (its handles are being settled) nor any other
+                 * of its uid is read. */
+                p->rel_live = true;
+                release_queue(p);
+                throttle(p);
+                return;
+        }
         peer_settle_undo(p);
         for (uint32_t i = 0; i < p->nslots; i++)
                 if (p->slots[i].obj)
                         handle_settle(&p->slots[i]);
-        /* It fires once: the pidfd stays open, so that it is not watched again. */
-        (void)mainloop_watch(w, p->pidfd, 0);
 }
 
 int peer_watch_process(peer *p) {
@@ -876,7 +911,6 @@ int peer_init(uv_loop_t *loop) {
 
 /* ---- hang-ups ---- */
 
-static void hangups_idle(void);
 
 static void hup_unlink(peer *p) {
         if (p->hup_prev)
@@ -1054,6 +1088,12 @@ static void release_run(bool all) {
                         rel_tail = NULL;
                 p->rel_next = NULL;
                 quota_uncharge(p->cred.uid, QUOTA_RELEASING, 1);
+                if (p->rel_live) { /* its process exited; the connection lives on */
+                        p->rel_live = false;
+                        log_client_debug("client pid %d: its tokens are settled", (int)p->cred.pid);
+                        on_reaped(p); /* read again, unless something else holds it */
+                        continue;
+                }
                 log_client_debug("client pid %d: its handles are released", (int)p->cred.pid);
                 close_done(p);
         }
@@ -1088,22 +1128,12 @@ void peer_close(peer *p) {
         p->conn_charged = false;
         peer_unwatch(p, true);
         unthrottle(p);
+        if (p->rel_live) { /* settling for its exited process: releases follow */
+                p->rel_live = false;
+                return;
+        }
         if (p->nhandles > CLOSE_INLINE_HANDLES && !shutting_down) {
-                /* Over the next turns; meanwhile no connection of its uid
-                 * is read (over_limits), so that its clients find its
-                 * handles gone, as they would had they gone at once. */
-                (void)quota_charge(p->cred.uid, QUOTA_RELEASING, 1); /* counted, never refused */
-                p->rel_phase = REL_LOCKS;
-                p->rel_at = 0;
-                if (rel_tail)
-                        rel_tail->rel_next = p;
-                else
-                        rel_head = p;
-                rel_tail = p;
-                /* From libuv's turn (on_hangups), never from inside a
-                 * request's handler, which may still use an object that
-                 * another closed connection's release would destroy. */
-                hangups_idle();
+                release_queue(p);
                 return;
         }
         peer_settle_undo(p); /* then each release settles the rest */

@@ -64,10 +64,13 @@ typedef struct peer {
         struct peer *hup_prev, *hup_next;
         /* Closed holding more handles than one turn should release: they
          * go a slice a turn (peer.c, release_step), in the order the
-         * connections closed.  rel_at: the slot (or sum) to do next. */
+         * connections closed.  rel_at: the slot (or sum) to do next.
+         * rel_live: not closed, its process exited: what the handles hold
+         * is being settled so, and it is not read until that is done. */
         struct settle_sum *rel_sums;
         uint32_t rel_nsums, rel_cap, rel_at;
         uint8_t rel_phase;
+        bool rel_live;
         struct peer *rel_next;
 
         /* The fd that came with the request being dispatched (SHM_REGISTER
