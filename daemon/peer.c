@@ -601,7 +601,10 @@ static void throttle(peer *p) {
                 uv_timer_start(&throttle_timer, on_throttle_tick, THROTTLE_TICK_MS, THROTTLE_TICK_MS);
                 throttle_timer_on = true;
         }
-        if (p->store_wait)
+        if (p->rel_live)
+                log_client_debug("client pid %d uid %u: its process exited; not read until its tokens "
+                                 "are settled", (int)p->cred.pid, (unsigned)p->cred.uid);
+        else if (p->store_wait)
                 log_client_debug("client pid %d uid %u: its next request stores an fd, and the service "
                                  "manager is behind; not read for now", (int)p->cred.pid, (unsigned)p->cred.uid);
         else
@@ -910,7 +913,6 @@ int peer_init(uv_loop_t *loop) {
 }
 
 /* ---- hang-ups ---- */
-
 
 static void hup_unlink(peer *p) {
         if (p->hup_prev)
