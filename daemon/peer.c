@@ -760,13 +760,15 @@ static void peer_read(peer *p) {
                  * asking would cost a system call that finds the socket
                  * empty.  Anything it did send wakes the next turn (the
                  * poll is level-triggered), and every 16th request looks,
-                 * to see a client that began to send ahead.  A CLOSE sent
+                 * to see a client that began to send ahead: if it finds a
+                 * second request, the burst goes on.  A CLOSE sent
                  * without waiting is usually followed by the client's next
                  * request: that is read now, not after another wait. */
                 if (m.hdr.flags & IPCB_HF_NOREPLY)
                         continue;
-                asked++;
-                if (p->one_by_one && (++p->one_count & 15))
+                if (++asked > 1)
+                        p->one_by_one = false;
+                else if (p->one_by_one && (++p->one_count & 15))
                         return;
         }
 }

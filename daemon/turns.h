@@ -34,5 +34,6 @@ static inline void turn_request(uint16_t op, uint64_t ns) {
 void turns_start(unsigned slow_ms);
 /* Stop, and log a summary:
  * how many turns were slow, the longest, the most CPU a slow turn used,
- * and the most connections one turn accepted and closed. */
+ * the most connections one turn accepted and closed, and the most requests
+ * one turn served. */
 void turns_stop(void);
