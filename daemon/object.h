@@ -26,6 +26,8 @@ typedef struct object {
         uint32_t mode;
         uint32_t flags;      /* IPCB_WF_PERSISTENT | IPCB_WF_GROWABLE */
         uint32_t handles;
+        /* the connections holding handles on it, a record each (peer.c) */
+        struct holder *holders;
         /* No watch events (watch.c): a create that failed before it was
          * answered, so nobody heard of the object. */
         bool watch_silent;

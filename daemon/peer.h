@@ -41,6 +41,10 @@ typedef struct peer {
         handle_slot *slots;
         uint32_t nslots, free_head;
         uint32_t nhandles;
+        /* Its holder records (peer.c), one per object it holds handles
+         * on, by object: open addressing, at most half full. */
+        struct holder **held;
+        uint32_t held_mask, nheld;
 
         queued_reply *q_head, *q_tail;
         unsigned q_len;
@@ -114,8 +118,8 @@ void peer_reply_error(peer *p, const ipcb_hdr *req, int status);
 
 /* The connections holding handles on o (HOLDERS): up to max records into
  * recs, one per connection, in no particular order; returns how many there
- * are in all (may exceed max).  Walks every open handle slot of every
- * connection: bounded by the per-uid handle and connection limits. */
+ * are in all (may exceed max).  Walks o's holder records: one per
+ * connection holding it, closed ones still releasing included (skipped). */
 unsigned peer_holders(const object *o, ipcb_holder_rec *recs, unsigned max);
 
 /* Handles.  handle_add returns the handle id (> 0) or a negative errno; it

@@ -672,6 +672,67 @@ CLI_TEST(list_holders) {
         ipcb_disconnect(c2);
 }
 
+/* Each connection's handles on an object are counted in a record of its
+ * own (daemon/peer.c: a table per connection, by object, that grows and
+ * whose entries move back when one goes): handles opened on hundreds of
+ * objects from two connections, then closed in a scattered order, and
+ * every object's holders asked at each step.  A miscount, or a record the
+ * table lost, shows as a wrong count (or a daemon that died). */
+CLI_TEST(holders_counted_through_churn) {
+        enum { OBJS = 500, PER = 3, STEP = 250 };
+        static ipcb_shm *hs[OBJS * PER];
+        static unsigned open_on[OBJS][2]; /* handles open per object, per connection */
+        ipcb_shm_options so = IPCB_SHM_OPTIONS_INIT;
+        ipcb_client *c[2];
+        ipcb_holder h[4];
+        char name[16];
+        ipcb_shm *s;
+
+        raise_nofile(4096);
+        fixture_begin(&d, NULL);
+        so.flags = IPCB_SHM_PERSISTENT;
+        for (int k = 0; k < 2; k++)
+                cr_assert_eq(ipcb_connect(d.sock, &c[k]), 0);
+        for (int i = 0; i < OBJS; i++) {
+                snprintf(name, sizeof(name), "ch%03d", i);
+                cr_assert_eq(ipcb_shm_create(c[0], name, 4096, &so, &s), 0, "%s", name);
+                cr_assert_eq(ipcb_shm_close(s), 0);
+        }
+        /* handle n: object n % OBJS, connection (n / OBJS) % 2 */
+        for (int n = 0; n < OBJS * PER; n++) {
+                int i = n % OBJS, k = (n / OBJS) % 2;
+                snprintf(name, sizeof(name), "ch%03d", i);
+                cr_assert_eq(ipcb_shm_open(c[k], name, IPCB_READ_ONLY, &hs[n]), 0, "%s", name);
+                open_on[i][k]++;
+        }
+        /* 7 and OBJS * PER are coprime: every handle once, scattered */
+        for (int step = 0; step <= OBJS * PER; step++) {
+                if (step % STEP == 0 || step == OBJS * PER) {
+                        for (int i = 0; i < OBJS; i++) {
+                                unsigned want = (open_on[i][0] > 0) + (open_on[i][1] > 0), got = 0;
+                                snprintf(name, sizeof(name), "ch%03d", i);
+                                int r = ipcb_holders(c[0], IPCB_KIND_SHM, name, h, 4, NULL);
+                                cr_assert_eq(r, (int)want, "%s after %d closes: %d holders", name, step, r);
+                                for (int j = 0; j < r; j++)
+                                        got += h[j].handles;
+                                cr_assert_eq(got, open_on[i][0] + open_on[i][1], "%s after %d closes", name,
+                                             step);
+                        }
+                }
+                if (step == OBJS * PER)
+                        break;
+                int n = (int)(((long)step * 7) % (OBJS * PER));
+                cr_assert_eq(ipcb_shm_close(hs[n]), 0);
+                open_on[n % OBJS][(n / OBJS) % 2]--;
+        }
+        for (int i = 0; i < OBJS; i++) {
+                snprintf(name, sizeof(name), "ch%03d", i);
+                cr_assert_eq(ipcb_unlink(c[0], name), 0);
+        }
+        for (int k = 0; k < 2; k++)
+                ipcb_disconnect(c[k]);
+}
+
 CLI_TEST(quota_json_is_one_document) {
         ctl_result r;
 
