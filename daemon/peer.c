@@ -478,6 +478,7 @@ static void release_queue(peer *p) {
 static void peer_set_events(peer *p, unsigned events);
 static void peer_update_events(peer *p);
 static void peer_hangup(peer *p);
+static void peer_drop(peer *p);
 
 static void queue_free(peer *p) {
         queued_reply *q, *next;
@@ -566,7 +567,7 @@ static int queue_flush(peer *p) {
 static void send_bytes(peer *p, const uint8_t *buf, size_t len, const int *fds, unsigned nfds) {
         int k = -EAGAIN;
 
-        if (p->closing)
+        if (p->closing || p->hup_queued) /* gone, or going: nobody will read it */
                 return;
         if (!p->q_head)
                 k = ipcb__sock_send(p->fd, buf, len, fds, nfds, MSG_DONTWAIT);
@@ -576,7 +577,7 @@ static void send_bytes(peer *p, const uint8_t *buf, size_t len, const int *fds, 
         }
         if (k != -EAGAIN) {
                 log_client_debug("client pid %d: send failed: %s", (int)p->cred.pid, strerror(-k));
-                peer_hangup(p);
+                peer_drop(p);
                 return;
         }
         /* The socket is full: this reply waits, and the connection is not
@@ -585,14 +586,14 @@ static void send_bytes(peer *p, const uint8_t *buf, size_t len, const int *fds, 
         if (p->q_len >= cfg.max_queued_replies) {
                 log_client_info("client pid %d uid %u: reply queue full; disconnecting",
                                 (int)p->cred.pid, (unsigned)p->cred.uid);
-                peer_close(p);
+                peer_drop(p);
                 return;
         }
         k = queue_push(p, buf, len, fds, nfds);
         if (k < 0) {
                 log_client_warn("client pid %d: cannot queue a reply: %s; disconnecting",
                          (int)p->cred.pid, strerror(-k));
-                peer_close(p);
+                peer_drop(p);
                 return;
         }
         peer_update_events(p);
@@ -847,6 +848,11 @@ static void peer_read(peer *p) {
                 /* Whatever the handler did not keep came from the client. */
                 reaper_close(p->rx_fd, p->reaping);
                 p->rx_fd = -1;
+                if (p->hup_queued) { /* its reply failed (peer_drop): closed now, its
+                                      * handler done, before anyone else is read */
+                        peer_close(p);
+                        return;
+                }
                 /* A client that waits for each reply has sent nothing more:
                  * asking would cost a system call that finds the socket
                  * empty.  Anything it did send wakes the next turn (the
@@ -899,7 +905,7 @@ static void peer_set_events(peer *p, uint32_t events) {
         if (p->closing || p->hup_queued)
                 return;
         if (mainloop_watch(&p->conn_w, p->fd, events) < 0)
-                peer_close(p);
+                peer_drop(p);
 }
 
 /* Read while nothing waits to be sent and p is not throttled; write while
@@ -1039,7 +1045,8 @@ static void hangups_idle(void) {
                 uv_idle_stop(&hup_idle);
 }
 
-/* p's client hung up, or its socket failed.  Closed at once, as long as
+/* p's client hung up, or its socket failed (seen reading it, or by the
+ * poll: never while a handler or a release runs).  Closed at once, as long as
  * this turn has closed fewer than HANGUPS_PER_TURN and none wait: then a
  * request read after a hang-up finds the client's handles gone, as it
  * would with the client's death seen first.  Past that, p waits, read no
@@ -1055,6 +1062,18 @@ static void peer_hangup(peer *p) {
                 peer_close(p);
                 return;
         }
+        peer_drop(p);
+}
+
+/* p is to be closed, from the hang-up queue (on_hangups; peer_read closes
+ * it as soon as its own request's handler returns) and never here: this is
+ * for a reply or an event that cannot be sent or queued, whose sender may
+ * be in the middle of a release of p's own handles (settling an undo
+ * handle tells OWNER_DIED to every watcher, p too), which a close would
+ * release again and free under it. */
+static void peer_drop(peer *p) {
+        if (p->closing || p->hup_queued)
+                return;
         if (p->conn_charged) {
                 quota_uncharge(p->cred.uid, QUOTA_CONNECTIONS, 1);
                 p->conn_charged = false;

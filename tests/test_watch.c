@@ -16,6 +16,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -23,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -699,4 +702,140 @@ WATCH_TEST(library_keeps_a_bounded_number) {
         cr_assert_leq(events, 4096, "the library kept %d events", events);
         cr_assert_geq(overflows, 1, "events were lost without an overflow");
         cr_assert_leq(overflows, 2, "one overflow per episode (library, broker)");
+}
+
+/* ---- a watcher whose own handle's release sends it an event ---- */
+
+static void cleanup_own(void) {
+        fixture_cleanup(&d);
+}
+
+/* Tests that start their own daemon (with the arguments they need). */
+#define OWN_TEST(name, ...) \
+        FIXTURE_TEST(watch_own, name, &d, fixture_release_nothing, .fini = cleanup_own, .timeout = 60, \
+                     ##__VA_ARGS__)
+
+/* The socket of this process's connection to the broker at path (the
+ * library's), found by its peer's address; -1 if none. */
+static int broker_socket(const char *path) {
+        for (int fd = 3; fd < 4096; fd++) {
+                struct sockaddr_un a;
+                socklen_t len = sizeof(a);
+                if (getpeername(fd, (struct sockaddr *)&a, &len) == 0 && a.sun_family == AF_UNIX &&
+                    strcmp(a.sun_path, path) == 0)
+                        return fd;
+        }
+        return -1;
+}
+
+static ssize_t encode(ipcb_msg *m, uint8_t *buf) {
+        return ipcb__proto_encode(m, buf, IPCB_MSG_MAX);
+}
+
+enum { OD_FILLED = 'f', OD_DRAINED = 'd' };
+
+/* The client: holds a token of "od" through an undo handle, watches "od*"
+ * on its own connection (raw), and leaves that watch's events owed: it
+ * sends requests without reading until the broker stops reading it (one
+ * reply queued), so that the next event finds the queue at its limit (the
+ * broker runs with --max-queued-replies 2) and an OVERFLOW is owed.  It
+ * then reads every reply, and on the last go closes the undo handle (a
+ * CLOSE it does not wait for) and exits. */
+static int owed_overflow_client(int go, int back) {
+        ipcb_sem_options so = IPCB_SEM_OPTIONS_INIT;
+        uint8_t req[IPCB_MSG_MAX], buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_WATCH_ADD, .id = 1u << 30 } };
+        unsigned nfds = 0, sent = 0;
+        ipcb_client *pc;
+        ipcb_sem *s;
+        ssize_t len, n;
+        char x;
+        int fd;
+
+        so.flags = IPCB_SEM_PERSISTENT | IPCB_SEM_UNDO;
+        so.max = 4;
+        CHILD_CHECK(ipcb_connect(d.sock, &pc) == 0, "connect");
+        CHILD_CHECK(ipcb_sem_create(pc, "od", 1, &so, &s) == 0 && ipcb_sem_acquire(s) == 0, "od");
+        CHILD_CHECK((fd = broker_socket(d.sock)) >= 0, "the library's socket");
+        m.watch_add.kind = IPCB_KIND_SEM;
+        m.watch_add.flags = IPCB_WW_PREFIX;
+        m.watch_add.events = IPCB_WE_CREATED | IPCB_WE_OWNER_DIED;
+        m.watch_add.name = (ipcb_name){ .ptr = "od", .len = 2 };
+        CHILD_CHECK((len = encode(&m, req)) > 0 && raw_send(fd, req, (size_t)len, NULL, 0) == 0, "watch");
+        CHILD_CHECK((n = raw_recv(fd, buf, sizeof(buf), NULL, &nfds, 5000)) > 0 &&
+                            ipcb__proto_decode(buf, (size_t)n, 0, &m) == 0 && m.hdr.status == 0,
+                    "watch reply");
+        m = (ipcb_msg){ .hdr = { .op = IPCB_OP_STAT, .id = 1u << 29 } };
+        m.stat.kind = IPCB_KIND_SEM;
+        m.stat.name = (ipcb_name){ .ptr = "od", .len = 2 };
+        CHILD_CHECK((len = encode(&m, req)) > 0, "stat");
+        /* Until the broker has not taken one for 200 ms. */
+        for (int idle_ms = 0; idle_ms < 200; idle_ms += 2) {
+                while (raw_send(fd, req, (size_t)len, NULL, 0) == 0) {
+                        sent++;
+                        idle_ms = 0;
+                }
+                usleep(2000);
+        }
+        x = OD_FILLED;
+        CHILD_CHECK(write(back, &x, 1) == 1 && read(go, &x, 1) == 1, "sync"); /* an OVERFLOW is owed */
+        for (unsigned i = 0; i < sent; i++) {
+                n = raw_recv(fd, buf, sizeof(buf), NULL, &nfds, 5000);
+                CHILD_CHECK(n > 0 && ipcb__proto_decode(buf, (size_t)n, 0, &m) == 0 &&
+                                    m.hdr.op == (IPCB_OP_STAT | IPCB_OP_REPLY),
+                            "reply %u of %u: %zd", i, sent, n);
+        }
+        x = OD_DRAINED;
+        CHILD_CHECK(write(back, &x, 1) == 1 && read(go, &x, 1) == 1, "sync"); /* the broker is stopped */
+        ipcb_sem_close(s);
+        return 0;
+}
+
+/* A handle's release can send an event to its own connection: closing an
+ * undo handle that holds a token tells OWNER_DIED to every watcher of the
+ * semaphore.  If that send found the connection gone (the client closed
+ * its handle and exited at once), the connection was closed there and
+ * then, in the middle of the handle's own release: the handle was
+ * released twice and its slot read after it was freed (the daemon died,
+ * or gave the token back twice).  The close waits for the hang-up queue
+ * now.  Reaching the send takes an OVERFLOW owed to an empty queue (see
+ * owed_overflow_client). */
+OWN_TEST(event_to_a_gone_client_during_its_own_release) {
+        static const char *const args[] = { "--max-queued-replies", "2", NULL };
+        int go[2], back[2], status;
+        ipcb_client *tc;
+        ipcb_sem *s;
+        char x;
+
+        fixture_begin(&d, args);
+        cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
+        cr_assert_eq(pipe2(back, O_CLOEXEC), 0);
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                close(go[1]);
+                close(back[0]);
+                _exit(owed_overflow_client(go[0], back[1]));
+        }
+        close(go[0]);
+        close(back[1]);
+        cr_assert_eq(read(back[0], &x, 1), 1, "the client failed");
+        cr_assert_eq(x, OD_FILLED);
+        cr_assert_eq(ipcb_connect(d.sock, &tc), 0);
+        cr_assert_eq(ipcb_sem_create(tc, "odf", 0, NULL, &s), 0); /* an event it is not read for */
+        cr_assert_eq(write(go[1], "g", 1), 1);
+        cr_assert_eq(read(back[0], &x, 1), 1, "the client failed");
+        cr_assert_eq(x, OD_DRAINED);
+        ipcbd_pause(&d);
+        cr_assert_eq(write(go[1], "g", 1), 1);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the client: status %d", status);
+        ipcbd_resume(&d);
+        cr_assert_eq(ipcb_sem_close(s), 0);
+        cr_assert_eq(ipcb_sem_open(tc, "od", 0, &s), 0, "the daemon");
+        cr_assert_eq(ipcb_sem_value(s), 1, "the token came back %d times", ipcb_sem_value(s));
+        cr_assert_eq(ipcb_sem_close(s), 0);
+        cr_assert_eq(ipcb_sem_unlink(tc, "od"), 0);
+        ipcb_disconnect(tc);
+        close(go[1]);
+        close(back[0]);
 }
