@@ -89,9 +89,8 @@ static bool throttle_timer_on;
 static peer *hup_head, *hup_tail;
 static uv_idle_t hup_idle;
 static unsigned hup_closes;
-/* Closed connections releasing their handles a slice a turn, oldest first
- * (only the first nets undo handles: sem_state.settle_idx is its), and
- * what this turn spent on them. */
+/* Closed connections releasing their handles a slice a turn, a few steps
+ * each in turn (release_run), and what this turn spent on them. */
 static peer *rel_head, *rel_tail;
 static uint64_t rel_spent_ns;
 
@@ -115,6 +114,9 @@ typedef struct holder {
         object *o;
         uint32_t handles;
         struct holder *prev, *next; /* o's holders */
+        /* While p's undo handles are settled (settle_add): what they held
+         * and owe on o, summed, to be settled at once (settle_sum). */
+        uint64_t give, take;
 } holder;
 
 static uint32_t held_hash(const object *o) {
@@ -294,48 +296,37 @@ static uint64_t add_sat(uint64_t a, uint64_t b) {
         return UINT64_MAX - a < b ? UINT64_MAX : a + b;
 }
 
-typedef struct settle_sum {
-        object *o;
-        uint64_t give, take;
-} settle_sum;
+/* An undo handle's held and owed tokens, added to its holder record. */
+static void settle_add(peer *p, handle_slot *s) {
+        holder *h = p->held[held_find(p, s->obj)];
 
-static int settle_sum_cmp(const void *a, const void *b) {
-        uintptr_t x = (uintptr_t)((const settle_sum *)a)->o, y = (uintptr_t)((const settle_sum *)b)->o;
-        return x < y ? -1 : x > y;
+        h->give += sem_slot_free(s->obj, s->sem_slot);
+        h->take = add_sat(h->take, s->owed);
+        s->sem_slot = 0;
+        s->owed = 0;
 }
 
-/* What p's undo handles hold and owe, summed per semaphore and settled in
- * one step each: count + held - owed clamped to [0, max] once, as the
- * kernel applies a process's semadj.  The handles' locks and wake-ups are
- * handle_settle's, after (out of memory: handle_settle does it all, handle
- * by handle).  Sorted, not searched: a connection may hold thousands of
- * handles. */
-static void peer_settle_undo(peer *p) {
-        settle_sum *v = NULL;
-        size_t n = 0, m = 0;
+/* What settle_add summed on h's semaphore, settled in one step: count +
+ * held - owed clamped to [0, max] once, as the kernel applies a process's
+ * semadj.  Returns whether there was anything. */
+static bool settle_sum(holder *h) {
+        if (!h->give && !h->take)
+                return false;
+        sem_settle_tokens(h->o, h->give, h->take);
+        h->give = h->take = 0;
+        return true;
+}
 
+/* What p's undo handles hold and owe, netted per semaphore (settle_add,
+ * settle_sum).  The handles' locks and wake-ups are handle_settle's,
+ * after. */
+static void peer_settle_undo(peer *p) {
         for (uint32_t i = 0; i < p->nslots; i++)
-                n += p->slots[i].obj && (p->slots[i].sem_slot || p->slots[i].owed);
-        if (n && (v = malloc(n * sizeof(*v)))) {
-                for (uint32_t i = 0; i < p->nslots; i++) {
-                        handle_slot *s = &p->slots[i];
-                        if (!s->obj || !(s->sem_slot || s->owed))
-                                continue;
-                        v[m++] = (settle_sum){ s->obj, sem_slot_free(s->obj, s->sem_slot), s->owed };
-                        s->sem_slot = 0;
-                        s->owed = 0;
-                }
-                qsort(v, m, sizeof(*v), settle_sum_cmp);
-                for (size_t i = 0, j; i < m; i = j) {
-                        uint64_t give = 0, take = 0;
-                        for (j = i; j < m && v[j].o == v[i].o; j++) {
-                                give += v[j].give;
-                                take = add_sat(take, v[j].take);
-                        }
-                        sem_settle_tokens(v[i].o, give, take);
-                }
-                free(v);
-        }
+                if (p->slots[i].obj && (p->slots[i].sem_slot || p->slots[i].owed))
+                        settle_add(p, &p->slots[i]);
+        for (uint32_t i = 0; p->held && i <= p->held_mask; i++)
+                if (p->held[i])
+                        (void)settle_sum(p->held[i]);
 }
 
 static void handle_slot_release(peer *p, uint32_t i) {
@@ -366,41 +357,12 @@ void peer_handle_release(peer *p, uint64_t id) {
 
 /* A closed connection's release, a step at a time (release_run): first
  * its segment locks, for their next lockers; then what its undo handles
- * hold and owe, netted per semaphore as peer_settle_undo does but summed
- * through the semaphore's settle_idx instead of sorted (only the first
- * connection of the list nets: the index is its); then each sum settled;
- * then each handle released.  A live connection whose process exited
+ * hold and owe, summed per semaphore (settle_add); then each sum settled
+ * (a step per holder record); then each handle released.  A live connection whose process exited
  * (on_process_exit) goes through the same steps but, instead of the
  * releases, wakes each of its semaphores' sleepers (REL_WAKE), as
  * handle_settle would; closed meanwhile, it goes on to the releases. */
 enum { REL_LOCKS, REL_NET, REL_SETTLE, REL_WAKE, REL_RELEASE };
-
-static void release_net(peer *p, handle_slot *s) {
-        sem_state *st = s->obj->sem;
-        settle_sum *e;
-
-        if (!st->settle_idx) {
-                if (p->rel_nsums == p->rel_cap) {
-                        uint32_t cap = p->rel_cap ? p->rel_cap * 2 : 64;
-                        settle_sum *v = realloc(p->rel_sums, cap * sizeof(*v));
-                        if (!v) { /* this handle on its own, as handle_settle would */
-                                sem_slot_release(s->obj, s->sem_slot, s->owed);
-                                s->sem_slot = 0;
-                                s->owed = 0;
-                                return;
-                        }
-                        p->rel_sums = v;
-                        p->rel_cap = cap;
-                }
-                p->rel_sums[p->rel_nsums++] = (settle_sum){ s->obj, 0, 0 };
-                st->settle_idx = p->rel_nsums;
-        }
-        e = &p->rel_sums[st->settle_idx - 1];
-        e->give += sem_slot_free(s->obj, s->sem_slot);
-        e->take = add_sat(e->take, s->owed);
-        s->sem_slot = 0;
-        s->owed = 0;
-}
 
 /* One step of p's release; false once it is done.  A step does one
  * thing, or looks at REL_SCAN slots however sparse the table is. */
@@ -410,17 +372,19 @@ static bool release_step(peer *p) {
         unsigned scanned = 0;
 
         if (p->rel_phase == REL_SETTLE) {
-                if (p->rel_at < p->rel_nsums) {
-                        settle_sum *e = &p->rel_sums[p->rel_at++];
-                        e->o->sem->settle_idx = 0;
-                        sem_settle_tokens(e->o, e->give, e->take);
-                        if (e->give) /* now, not when its handle's turn comes */
-                                sem_wake_sleepers(e->o);
+                for (; p->held && p->rel_at <= p->held_mask; p->rel_at++) {
+                        holder *h = p->held[p->rel_at];
+                        if (++scanned > REL_SCAN)
+                                return true;
+                        if (!h || !(h->give || h->take))
+                                continue;
+                        bool gave = h->give;
+                        (void)settle_sum(h);
+                        if (gave) /* now, not when its handle's turn comes */
+                                sem_wake_sleepers(h->o);
+                        p->rel_at++;
                         return true;
                 }
-                free(p->rel_sums);
-                p->rel_sums = NULL;
-                p->rel_nsums = p->rel_cap = 0;
                 p->rel_phase = p->rel_live ? REL_WAKE : REL_RELEASE;
                 p->rel_at = 0;
                 return true;
@@ -435,7 +399,7 @@ static bool release_step(peer *p) {
                         lock_token_release(s->obj, s->lock_token);
                         s->lock_token = 0;
                 } else if (p->rel_phase == REL_NET && (s->sem_slot || s->owed))
-                        release_net(p, s);
+                        settle_add(p, s);
                 else if (p->rel_phase == REL_WAKE && s->obj->sem)
                         sem_wake_sleepers(s->obj);
                 else if (p->rel_phase == REL_RELEASE)
@@ -1181,28 +1145,37 @@ static void close_done(peer *p) {
 }
 
 /* Release closed connections' handles for what is left of this turn's
- * slice (all: every one, now), oldest connection first. */
+ * slice (all: every one, now), REL_QUANTUM steps of each in turn: a uid
+ * whose small client died is not kept waiting, unread, behind another
+ * uid's thousands of handles. */
+#define REL_QUANTUM 4
+
 static void release_run(bool all) {
         uint64_t start, now;
-        unsigned steps = 0;
 
         if (!rel_head)
                 return;
         start = uv_hrtime();
         while (rel_head && (all || rel_spent_ns < RELEASE_SLICE_NS)) {
                 peer *p = rel_head;
-                if (release_step(p)) {
-                        if (++steps % 4 == 0) {
-                                now = uv_hrtime();
-                                rel_spent_ns += now - start;
-                                start = now;
-                        }
-                        continue;
-                }
+                bool more = true;
+                for (unsigned k = 0; k < REL_QUANTUM && more; k++)
+                        more = release_step(p);
+                now = uv_hrtime();
+                rel_spent_ns += now - start;
+                start = now;
                 rel_head = p->rel_next;
+                p->rel_next = NULL;
                 if (!rel_head)
                         rel_tail = NULL;
-                p->rel_next = NULL;
+                if (more) { /* to the back of the line */
+                        if (rel_tail)
+                                rel_tail->rel_next = p;
+                        else
+                                rel_head = p;
+                        rel_tail = p;
+                        continue;
+                }
                 quota_uncharge(p->cred.uid, QUOTA_RELEASING, 1);
                 if (p->rel_live) { /* its process exited; the connection lives on */
                         p->rel_live = false;
@@ -1213,7 +1186,6 @@ static void release_run(bool all) {
                 log_client_debug("client pid %d: its handles are released", (int)p->cred.pid);
                 close_done(p);
         }
-        rel_spent_ns += uv_hrtime() - start;
         hangups_idle();
 }
 

@@ -67,12 +67,12 @@ typedef struct peer {
         bool hup_queued;
         struct peer *hup_prev, *hup_next;
         /* Closed holding more handles than one turn should release: they
-         * go a slice a turn (peer.c, release_step), in the order the
-         * connections closed.  rel_at: the slot (or sum) to do next.
+         * go a slice a turn (peer.c, release_step), a few steps of each
+         * such connection in turn.  rel_at: the slot (or holder table
+         * entry) to do next.
          * rel_live: not closed, its process exited: what the handles hold
          * is being settled so, and it is not read until that is done. */
-        struct settle_sum *rel_sums;
-        uint32_t rel_nsums, rel_cap, rel_at;
+        uint32_t rel_at;
         uint8_t rel_phase;
         bool rel_live;
         struct peer *rel_next;
@@ -98,8 +98,9 @@ int peer_init(uv_loop_t *loop);
 /* Take ownership of connected socket fd; on failure fd is closed. */
 int peer_new(int fd);
 /* Start closing: releases queued replies now, and handles now unless there
- * are more than a turn should release (then over the next turns, oldest
- * connection first; it is out of the wait set and the peer list at once);
+ * are more than a turn should release (then over the next turns, shared
+ * with other such connections; it is out of the wait set and the peer list
+ * at once);
  * the peer itself is freed when the loop turn ends (a caller may still
  * hold it) after its last handle went. */
 void peer_close(peer *p);

@@ -45,10 +45,6 @@ typedef struct sem_state {
         uint32_t map_slot;   /* index + 1 in the mapping cache, 0: not mapped */
         uint32_t max;        /* trusted copy */
         uint32_t slots_used;
-        /* While a closed connection's undo handles are netted a slice at a
-         * time (peer.c, release_step): index + 1 of this semaphore's sum,
-         * 0 otherwise. */
-        uint32_t settle_idx;
         uint64_t slot_used[SEM_SLOT_WORDS];
         /* Slots that held tokens (or an operation) when the broker was
          * restarted: reserved for their holder to reclaim until the grace

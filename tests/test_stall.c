@@ -941,3 +941,153 @@ STALL_TEST(holders_among_a_hundred_thousand_handles, .timeout = 240) {
         fixture_check_idle(&d);
         end_check_slow_turns(path, "HOLDERS bursts among 131073 handles", 2);
 }
+
+/* ---- releases of several uids share the loop ---- */
+
+enum { BIG_UNDO = 6000, SMALL_UNDO = 40 };
+
+typedef struct undo_holder {
+        uid_t uid;
+        const char *prefix;
+        int n;
+        int up[2]; /* the child's "ready" */
+} undo_holder;
+
+/* A child as h->uid that holds h->n tokens, each through an undo handle of
+ * a semaphore of its own, then waits to be killed. */
+static pid_t fork_undo_holder(undo_holder *h) {
+        char x;
+
+        cr_assert_eq(pipe2(h->up, O_CLOEXEC), 0);
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                ipcb_sem_options so = IPCB_SEM_OPTIONS_INIT;
+                ipcb_client *c;
+                ipcb_sem *s;
+                char name[32];
+
+                so.flags = IPCB_SEM_PERSISTENT | IPCB_SEM_UNDO;
+                if (drop_to(h->uid, h->uid, NULL, 0) < 0 || ipcb_connect(d.sock, &c) < 0)
+                        _exit(10);
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                for (int i = 0; i < h->n; i++) {
+                        snprintf(name, sizeof(name), "%s%04d", h->prefix, i);
+                        if (ipcb_sem_create(c, name, 1, &so, &s) < 0 || ipcb_sem_acquire(s) < 0)
+                                _exit(11);
+                }
+                if (write(h->up[1], "r", 1) != 1)
+                        _exit(12);
+                for (;;)
+                        pause();
+        }
+        close(h->up[1]);
+        cr_assert_eq(read(h->up[0], &x, 1), 1, "the holder as uid %u failed", (unsigned)h->uid);
+        close(h->up[0]);
+        return pid;
+}
+
+typedef struct prober_as {
+        uid_t uid;
+        int go[2], back[2];
+} prober_as;
+
+/* A child as p->uid, connected: on "go" it sends a STAT, says "sent", and
+ * once answered sends back the CLOCK_MONOTONIC time of the answer (µs). */
+static pid_t fork_prober_as(prober_as *p) {
+        char x;
+
+        cr_assert_eq(pipe2(p->go, O_CLOEXEC), 0);
+        cr_assert_eq(pipe2(p->back, O_CLOEXEC), 0);
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                uint8_t buf[IPCB_MSG_MAX];
+                ipcb_msg m = { .hdr = { .op = IPCB_OP_STAT, .id = 7 } };
+                unsigned nfds = 0;
+                long long t;
+                int fd;
+
+                close(p->go[1]);
+                close(p->back[0]);
+                if (drop_to(p->uid, p->uid, NULL, 0) < 0 || (fd = raw_connect(d.sock)) < 0 || raw_hello(fd) != 0)
+                        _exit(10);
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                m.stat.kind = IPCB_KIND_SEM;
+                m.stat.name = (ipcb_name){ .ptr = "none", .len = 4 };
+                ssize_t len = ipcb__proto_encode(&m, buf, sizeof(buf));
+                if (write(p->back[1], "r", 1) != 1 || read(p->go[0], &x, 1) != 1 ||
+                    raw_send(fd, buf, (size_t)len, NULL, 0) != 0 || write(p->back[1], "s", 1) != 1 ||
+                    raw_recv(fd, buf, sizeof(buf), NULL, &nfds, 10000) <= 0)
+                        _exit(11);
+                t = prober_now_us();
+                _exit(write(p->back[1], &t, sizeof(t)) == (ssize_t)sizeof(t) ? 0 : 12);
+        }
+        close(p->go[0]);
+        close(p->back[1]);
+        cr_assert_eq(read(p->back[0], &x, 1), 1, "the prober as uid %u failed", (unsigned)p->uid);
+        return pid;
+}
+
+/* Two uids' clients die, a big one first (BIG_UNDO undo handles) and a
+ * small one right after (SMALL_UNDO, still more than a close releases at
+ * once); each uid's connections are not read until its own releases are
+ * done.  The releases went one connection after the other, so the small
+ * client's uid waited, unread, for the big one's (tens of milliseconds;
+ * a uid of an attacker that keeps dying could hold every other uid's
+ * releases so).  They share each turn's slice now: the small uid is read
+ * again well before the big one.  The daemon is stopped while the two are
+ * killed and each uid's prober sends a request, so that both hang-ups come
+ * in one turn, the big one first. */
+STALL_TEST(releases_of_two_uids_share_the_loop, .timeout = 120) {
+        static const char *const args[] = { "--max-objects", "8000", NULL };
+        undo_holder big = { .uid = UID_A, .prefix = "a", .n = BIG_UNDO };
+        undo_holder small = { .uid = UID_B, .prefix = "b", .n = SMALL_UNDO };
+        prober_as pa = { .uid = UID_A }, pb = { .uid = UID_B };
+        long long t0, ta, tb;
+        int status;
+        char x;
+
+        SKIP_UNLESS_ROOT();
+        begin(args);
+        pid_t hb = fork_undo_holder(&big), hs = fork_undo_holder(&small);
+        pid_t qa = fork_prober_as(&pa), qb = fork_prober_as(&pb);
+        ipcbd_pause(&d);
+        cr_assert_eq(kill(hb, SIGKILL), 0);
+        cr_assert_eq(waitpid(hb, &status, 0), hb);
+        cr_assert_eq(kill(hs, SIGKILL), 0);
+        cr_assert_eq(waitpid(hs, &status, 0), hs);
+        cr_assert_eq(write(pa.go[1], "g", 1), 1);
+        cr_assert_eq(read(pa.back[0], &x, 1), 1);
+        cr_assert_eq(write(pb.go[1], "g", 1), 1);
+        cr_assert_eq(read(pb.back[0], &x, 1), 1);
+        t0 = prober_now_us();
+        ipcbd_resume(&d);
+        cr_assert_eq(read(pa.back[0], &ta, sizeof(ta)), (ssize_t)sizeof(ta), "uid A's prober");
+        cr_assert_eq(read(pb.back[0], &tb, sizeof(tb)), (ssize_t)sizeof(tb), "uid B's prober");
+        for (int i = 0; i < 2; i++) {
+                pid_t q = i ? qb : qa;
+                cr_assert_eq(waitpid(q, &status, 0), q);
+                cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        }
+        fprintf(stderr, "[stall] after two uids' clients died (%d and %d undo handles), their uids were "
+                        "read again after %.1f and %.1f ms\n", BIG_UNDO, SMALL_UNDO, (double)(ta - t0) / 1000,
+                (double)(tb - t0) / 1000);
+        cr_assert_lt(tb + 15000, ta, "the small release waited for the big one (%.1f against %.1f ms)",
+                     (double)(tb - t0) / 1000, (double)(ta - t0) / 1000);
+        close(pa.go[1]);
+        close(pa.back[0]);
+        close(pb.go[1]);
+        close(pb.back[0]);
+        /* every token back */
+        ipcb_client *c;
+        ipcb_sem *s;
+        char name[32];
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        for (int i = 0; i < BIG_UNDO + SMALL_UNDO; i++) {
+                snprintf(name, sizeof(name), "%s%04d", i < BIG_UNDO ? "a" : "b", i < BIG_UNDO ? i : i - BIG_UNDO);
+                cr_assert_eq(ipcb_sem_open(c, name, 0, &s), 0, "%s", name);
+                cr_assert_eq(ipcb_sem_value(s), 1, "%s: its token did not come back", name);
+                cr_assert_eq(ipcb_sem_close(s), 0);
+                cr_assert_eq(ipcb_sem_unlink(c, name), 0);
+        }
+        ipcb_disconnect(c);
+}
