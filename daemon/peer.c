@@ -149,22 +149,25 @@ static int held_grow(peer *p) {
 
 /* One more handle of p on o. */
 static int held_add(peer *p, object *o) {
+        uint32_t i = 0;
         holder *h;
-        uint32_t i;
 
         if (p->held && (h = p->held[i = held_find(p, o)])) {
                 h->handles++;
                 return 0;
         }
-        if ((!p->held || (p->nheld + 1) * 2 > p->held_mask + 1) && held_grow(p) < 0)
-                return -ENOMEM;
+        if (!p->held || (p->nheld + 1) * 2 > p->held_mask + 1) {
+                if (held_grow(p) < 0)
+                        return -ENOMEM;
+                i = held_find(p, o);
+        }
         if (!(h = malloc(sizeof(*h))))
                 return -ENOMEM;
         *h = (holder){ .p = p, .o = o, .handles = 1, .next = o->holders };
         if (o->holders)
                 o->holders->prev = h;
         o->holders = h;
-        p->held[held_find(p, o)] = h;
+        p->held[i] = h;
         p->nheld++;
         return 0;
 }
@@ -296,12 +299,15 @@ static uint64_t add_sat(uint64_t a, uint64_t b) {
         return UINT64_MAX - a < b ? UINT64_MAX : a + b;
 }
 
-/* An undo handle's held and owed tokens, added to its holder record. */
+/* An undo handle's held and owed tokens, added to its holder record
+ * (p->rel_sums: the records with something to settle). */
 static void settle_add(peer *p, handle_slot *s) {
         holder *h = p->held[held_find(p, s->obj)];
+        bool had = h->give || h->take;
 
         h->give += sem_slot_free(s->obj, s->sem_slot);
         h->take = add_sat(h->take, s->owed);
+        p->rel_sums += !had && (h->give || h->take);
         s->sem_slot = 0;
         s->owed = 0;
 }
@@ -314,19 +320,8 @@ static bool settle_sum(holder *h) {
                 return false;
         sem_settle_tokens(h->o, h->give, h->take);
         h->give = h->take = 0;
+        h->p->rel_sums--;
         return true;
-}
-
-/* What p's undo handles hold and owe, netted per semaphore (settle_add,
- * settle_sum).  The handles' locks and wake-ups are handle_settle's,
- * after. */
-static void peer_settle_undo(peer *p) {
-        for (uint32_t i = 0; i < p->nslots; i++)
-                if (p->slots[i].obj && (p->slots[i].sem_slot || p->slots[i].owed))
-                        settle_add(p, &p->slots[i]);
-        for (uint32_t i = 0; p->held && i <= p->held_mask; i++)
-                if (p->held[i])
-                        (void)settle_sum(p->held[i]);
 }
 
 static void handle_slot_release(peer *p, uint32_t i) {
@@ -355,14 +350,15 @@ void peer_handle_release(peer *p, uint64_t id) {
                 handle_slot_release(p, (uint32_t)id - 1);
 }
 
-/* A closed connection's release, a step at a time (release_run): first
- * its segment locks, for their next lockers; then what its undo handles
- * hold and owe, summed per semaphore (settle_add); then each sum settled
- * (a step per holder record); then each handle released.  A live connection whose process exited
- * (on_process_exit) goes through the same steps but, instead of the
- * releases, wakes each of its semaphores' sleepers (REL_WAKE), as
- * handle_settle would; closed meanwhile, it goes on to the releases. */
-enum { REL_LOCKS, REL_NET, REL_SETTLE, REL_WAKE, REL_RELEASE };
+/* A closed connection's release, a step at a time (release_run, or
+ * release_now): first its segment locks, for their next lockers; then what
+ * its undo handles hold and owe, summed per semaphore (settle_add); then
+ * each sum settled (a step per holder record); then each handle released.
+ * A live connection whose process exited (p->rel_live, on_process_exit)
+ * stops after the sums, having woken the sleepers of each of its
+ * semaphores with them, as handle_settle would; closed meanwhile, it goes
+ * on to the releases. */
+enum { REL_LOCKS, REL_NET, REL_SETTLE, REL_RELEASE };
 
 /* One step of p's release; false once it is done.  A step does one
  * thing, or looks at REL_SCAN slots however sparse the table is. */
@@ -372,20 +368,24 @@ static bool release_step(peer *p) {
         unsigned scanned = 0;
 
         if (p->rel_phase == REL_SETTLE) {
-                for (; p->held && p->rel_at <= p->held_mask; p->rel_at++) {
+                for (; (p->rel_sums || p->rel_live) && p->held && p->rel_at <= p->held_mask; p->rel_at++) {
                         holder *h = p->held[p->rel_at];
                         if (++scanned > REL_SCAN)
                                 return true;
-                        if (!h || !(h->give || h->take))
+                        if (!h)
                                 continue;
-                        bool gave = h->give;
-                        (void)settle_sum(h);
-                        if (gave) /* now, not when its handle's turn comes */
+                        bool gave = h->give != 0;
+                        if (!settle_sum(h) && !(p->rel_live && h->o->sem))
+                                continue;
+                        /* given tokens: now, not when a handle's turn comes */
+                        if (gave || (p->rel_live && h->o->sem))
                                 sem_wake_sleepers(h->o);
                         p->rel_at++;
                         return true;
                 }
-                p->rel_phase = p->rel_live ? REL_WAKE : REL_RELEASE;
+                if (p->rel_live)
+                        return false;
+                p->rel_phase = REL_RELEASE;
                 p->rel_at = 0;
                 return true;
         }
@@ -400,8 +400,6 @@ static bool release_step(peer *p) {
                         s->lock_token = 0;
                 } else if (p->rel_phase == REL_NET && (s->sem_slot || s->owed))
                         settle_add(p, s);
-                else if (p->rel_phase == REL_WAKE && s->obj->sem)
-                        sem_wake_sleepers(s->obj);
                 else if (p->rel_phase == REL_RELEASE)
                         handle_slot_release(p, p->rel_at);
                 else
@@ -409,11 +407,20 @@ static bool release_step(peer *p) {
                 p->rel_at++;
                 return true;
         }
-        if (p->rel_phase == REL_RELEASE || (p->rel_phase == REL_WAKE && p->rel_live))
+        if (p->rel_phase == REL_RELEASE)
                 return false;
         p->rel_phase++; /* locks, then undo handles, then their sums */
         p->rel_at = 0;
         return true;
+}
+
+/* p's release (or, p->rel_live, settlement) from its first step to its
+ * last, now: a close of few handles, or any at shutdown. */
+static void release_now(peer *p) {
+        p->rel_phase = REL_LOCKS;
+        p->rel_at = 0;
+        while (release_step(p))
+                ;
 }
 
 static void hangups_idle(void);
@@ -729,6 +736,16 @@ static void on_reaped(void *userdata) {
         }
 }
 
+/* p was dropped (peer_drop) by its reply to the request just read (p is
+ * never read once in the hang-up queue): closed now, the handler done,
+ * before anyone else is read. */
+static bool closed_if_dropped(peer *p) {
+        if (!p->hup_queued)
+                return false;
+        peer_close(p);
+        return true;
+}
+
 static void peer_read(peer *p) {
         unsigned max_burst = cfg.max_requests_in_flight ? cfg.max_requests_in_flight : PEER_READ_BURST;
 
@@ -795,6 +812,8 @@ static void peer_read(peer *p) {
                         reaper_close(fds[i], p->reaping);
                 if (k == -EOPNOTSUPP && !(m.hdr.op & IPCB_OP_REPLY) && nfds == 0) {
                         peer_reply_error(p, &m.hdr, -EOPNOTSUPP);
+                        if (closed_if_dropped(p))
+                                return;
                         continue;
                 }
                 if (k < 0 || (m.hdr.op & IPCB_OP_REPLY)) {
@@ -812,11 +831,8 @@ static void peer_read(peer *p) {
                 /* Whatever the handler did not keep came from the client. */
                 reaper_close(p->rx_fd, p->reaping);
                 p->rx_fd = -1;
-                if (p->hup_queued) { /* its reply failed (peer_drop): closed now, its
-                                      * handler done, before anyone else is read */
-                        peer_close(p);
+                if (closed_if_dropped(p))
                         return;
-                }
                 /* A client that waits for each reply has sent nothing more:
                  * asking would cost a system call that finds the socket
                  * empty.  Anything it did send wakes the next turn (the
@@ -912,10 +928,9 @@ static void on_process_exit(mainloop_watcher *w, uint32_t ev) {
                 throttle(p);
                 return;
         }
-        peer_settle_undo(p);
-        for (uint32_t i = 0; i < p->nslots; i++)
-                if (p->slots[i].obj)
-                        handle_settle(&p->slots[i]);
+        p->rel_live = true;
+        release_now(p);
+        p->rel_live = false;
 }
 
 int peer_watch_process(peer *p) {
@@ -1129,6 +1144,7 @@ static void close_done(peer *p) {
         p->nslots = 0;
         free(p->held); /* empty: every record went with its last handle */
         p->held = NULL;
+        p->held_mask = p->nheld = 0;
         inflight_refresh(p);
         if (p->fds_unread && !shutting_down) {
                 /* fds we sent still sit in its socket, counted against our
@@ -1224,10 +1240,7 @@ void peer_close(peer *p) {
                 release_queue(p);
                 return;
         }
-        peer_settle_undo(p); /* then each release settles the rest */
-        for (uint32_t i = 0; i < p->nslots; i++)
-                if (p->slots[i].obj)
-                        handle_slot_release(p, i);
+        release_now(p);
         close_done(p);
 }
 

@@ -72,7 +72,7 @@ typedef struct peer {
          * entry) to do next.
          * rel_live: not closed, its process exited: what the handles hold
          * is being settled so, and it is not read until that is done. */
-        uint32_t rel_at;
+        uint32_t rel_at, rel_sums; /* rel_sums: holder records with a sum to settle */
         uint8_t rel_phase;
         bool rel_live;
         struct peer *rel_next;

@@ -717,6 +717,18 @@ static void end_check_slow_turns(char *path, const char *what, double max_ms) {
         cr_assert_lt(cpu, max_ms, "a loop turn used %.3f ms of CPU", cpu);
 }
 
+/* A daemon for the tests below (begin_logging_slow_turns with
+ * dying_args), and a new client *c that made segment "lk" (persistent):
+ * the one whose lock hold_thousands takes. */
+static void begin_dying(char *path, ipcb_client **c, ipcb_shm **lk) {
+        ipcb_shm_options lo = IPCB_SHM_OPTIONS_INIT;
+
+        begin_logging_slow_turns(path, dying_args);
+        cr_assert_eq(ipcb_connect(d.sock, c), 0);
+        lo.flags = IPCB_SHM_PERSISTENT;
+        cr_assert_eq(ipcb_shm_create(*c, "lk", 4096, &lo, lk), 0);
+}
+
 /* A client that dies holding thousands of undo handles leaves the daemon
  * a page mapping and a settlement per semaphore; released in the turn that
  * saw the hang-up, that held the loop for 50-80 ms of CPU on this VM (4000
@@ -727,15 +739,11 @@ static void end_check_slow_turns(char *path, const char *what, double max_ms) {
  * name free. */
 STALL_TEST(dying_with_thousands_of_undo_handles, .timeout = 240) {
         char path[] = "/tmp/ipcbt-rel.XXXXXX";
-        ipcb_shm_options lo = IPCB_SHM_OPTIONS_INIT;
         ipcb_client *c;
         ipcb_shm *shm, *lk;
         int k;
 
-        begin_logging_slow_turns(path, dying_args);
-        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
-        lo.flags = IPCB_SHM_PERSISTENT;
-        cr_assert_eq(ipcb_shm_create(c, "lk", 4096, &lo, &lk), 0);
+        begin_dying(path, &c, &lk);
         kill_the_holder(c, lk, fork_ready_client(d.sock, hold_thousands, NULL), NULL);
         ipcb_disconnect(c);
 
@@ -786,17 +794,13 @@ static int hold_thousands_and_fork(ipcb_client *c, void *arg) {
  * is read again once it is done. */
 STALL_TEST(exiting_with_thousands_of_undo_handles_shared_with_a_child, .timeout = 240) {
         char path[] = "/tmp/ipcbt-rel.XXXXXX", x;
-        ipcb_shm_options lo = IPCB_SHM_OPTIONS_INIT;
         orphan_pipes op;
         ipcb_client *c;
         ipcb_shm *lk;
 
-        begin_logging_slow_turns(path, dying_args);
+        begin_dying(path, &c, &lk);
         cr_assert_eq(pipe2(op.go, O_CLOEXEC), 0);
         cr_assert_eq(pipe2(op.done, O_CLOEXEC), 0);
-        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
-        lo.flags = IPCB_SHM_PERSISTENT;
-        cr_assert_eq(ipcb_shm_create(c, "lk", 4096, &lo, &lk), 0);
         kill_the_holder(c, lk, fork_ready_client(d.sock, hold_thousands_and_fork, &op), NULL);
         close(op.go[0]);
         close(op.done[1]);
@@ -819,18 +823,14 @@ STALL_TEST(exiting_with_thousands_of_undo_handles_shared_with_a_child, .timeout 
  * settled: the settlement goes on into the release of every handle. */
 STALL_TEST(exiting_with_thousands_of_undo_handles_then_the_child_too, .timeout = 240) {
         char path[] = "/tmp/ipcbt-rel.XXXXXX";
-        ipcb_shm_options lo = IPCB_SHM_OPTIONS_INIT;
         orphan_pipes op;
         ipcb_client *c;
         ipcb_shm *lk, *shm;
         int k;
 
-        begin_logging_slow_turns(path, dying_args);
+        begin_dying(path, &c, &lk);
         cr_assert_eq(pipe2(op.go, O_CLOEXEC), 0);
         cr_assert_eq(pipe2(op.done, O_CLOEXEC), 0);
-        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
-        lo.flags = IPCB_SHM_PERSISTENT;
-        cr_assert_eq(ipcb_shm_create(c, "lk", 4096, &lo, &lk), 0);
         pid_t pid = fork_ready_client(d.sock, hold_thousands_and_fork, &op);
         close(op.go[0]);
         close(op.done[1]);
