@@ -25,7 +25,7 @@ static uint64_t cpu_at_ns; /* when cpu_base was read (uv_hrtime) */
 static uint64_t cpu_base;
 /* For the summary at the end. */
 static uint64_t nslow, max_took, max_took_cpu, max_cpu;
-static unsigned max_accepts, max_closes, max_requests;
+static unsigned max_accepts, max_closes;
 
 #define MS_FMT "%" PRIu64 ".%03" PRIu64
 #define MS_ARG(ns) (ns) / 1000000, (ns) / 1000 % 1000
@@ -79,8 +79,6 @@ void turn_end(void) {
                 max_accepts = turn_now.accepts;
         if (turn_now.closes > max_closes)
                 max_closes = turn_now.closes;
-        if (turn_now.requests > max_requests)
-                max_requests = turn_now.requests;
         turn_now = (turn_counts){ 0 };
 }
 
@@ -98,7 +96,7 @@ void turns_stop(void) {
         log_info("loop turns: %" PRIu64 " took " MS_FMT " ms or longer; the longest took " MS_FMT
                  " ms (" MS_FMT " ms on a CPU); the most CPU a slow turn used: " MS_FMT " ms",
                  nslow, MS_ARG(slow_ns), MS_ARG(max_took), MS_ARG(max_took_cpu), MS_ARG(max_cpu));
-        log_info("loop turns: the most connections one turn accepted: %u, closed: %u; the most "
-                 "requests one turn served: %u", max_accepts, max_closes, max_requests);
+        log_info("loop turns: the most connections one turn accepted: %u, closed: %u", max_accepts,
+                 max_closes);
         slow_ns = 0;
 }

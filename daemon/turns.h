@@ -34,6 +34,5 @@ static inline void turn_request(uint16_t op, uint64_t ns) {
 void turns_start(unsigned slow_ms);
 /* Stop, and log a summary:
  * how many turns were slow, the longest, the most CPU a slow turn used,
- * the most connections one turn accepted and closed, and the most requests
- * one turn served. */
+ * and the most connections one turn accepted and closed. */
 void turns_stop(void);

@@ -327,11 +327,10 @@ typedef struct turn_log {
         double longest_took, longest_cpu; /* of the slow turns logged */
         bool summary;
         int most_accepted, most_closed; /* from the summary; -1: none */
-        int most_requests;              /* from the summary; -1: none */
 } turn_log;
 
 static turn_log read_turn_log(const char *path) {
-        turn_log t = { .most_accepted = -1, .most_closed = -1, .most_requests = -1 };
+        turn_log t = { .most_accepted = -1, .most_closed = -1 };
         FILE *f = fopen(path, "re");
         char line[512];
 
@@ -347,9 +346,8 @@ static turn_log read_turn_log(const char *path) {
                 if ((s = strstr(line, "loop turns: ")) && strstr(s, "ms or longer"))
                         t.summary = true;
                 if ((s = strstr(line, "loop turns: the most connections one turn accepted: ")))
-                        sscanf(s, "loop turns: the most connections one turn accepted: %d, closed: %d; "
-                                  "the most requests one turn served: %d",
-                               &t.most_accepted, &t.most_closed, &t.most_requests);
+                        sscanf(s, "loop turns: the most connections one turn accepted: %d, closed: %d",
+                               &t.most_accepted, &t.most_closed);
         }
         fclose(f);
         return t;
@@ -543,53 +541,6 @@ DAEMON_TEST(sends_ahead_after_waiting) {
                 }
         }
         close(fd);
-}
-
-/* A connection that waited for each reply is read one request a turn, and
- * every 16th request looks for another: once it finds one, the client is
- * sending ahead, and its requests are read a burst a turn again (up to
- * --max-requests-in-flight).  Before, a connection stayed one request a
- * turn for good after its first reply: a client that pipelined paid a
- * poll per request.  The daemon is paused while each round is queued. */
-DAEMON_TEST(sending_ahead_is_read_in_bursts) {
-        static const char *const args[] = { "--slow-turn-ms", "1000", NULL };
-        enum { WAITED = 20, ROUNDS = 4, AHEAD = 64 };
-        char path[] = "/tmp/ipcbt-turns.XXXXXX";
-        uint8_t buf[IPCB_MSG_MAX], rbuf[IPCB_MSG_MAX];
-        ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO } }, r;
-        unsigned nfds = 0;
-        int logfd = mkstemp(path), fd;
-        ssize_t n, len;
-
-        cr_assert_geq(logfd, 0);
-        close(logfd);
-        ipcbd_log_path = path;
-        fixture_begin(&d, args);
-        ipcbd_log_path = NULL;
-        fd = ipcbd_hello_conn(&d);
-        m.hello.version = IPCB_PROTO_VERSION;
-        len = ipcb__proto_encode(&m, buf, IPCB_MSG_MAX);
-        cr_assert_gt(len, 0);
-        for (int i = 0; i < WAITED; i++) /* one by one */
-                cr_assert_eq(raw_request(fd, &m, &r), 0);
-        for (int round = 0; round < ROUNDS; round++) {
-                ipcbd_pause(&d);
-                for (int i = 0; i < AHEAD; i++)
-                        cr_assert_eq(raw_send(fd, buf, (size_t)len, NULL, 0), 0);
-                ipcbd_resume(&d);
-                for (int i = 0; i < AHEAD; i++) {
-                        n = raw_recv(fd, rbuf, sizeof(rbuf), NULL, &nfds, 5000);
-                        cr_assert_gt(n, 0, "no reply to request %d of round %d", i, round);
-                }
-        }
-        close(fd);
-        fixture_check_idle(&d);
-        ipcbd_stop(&d);
-        turn_log t = read_turn_log(path);
-        unlink(path);
-        fprintf(stderr, "[daemon] the most requests one turn served: %d\n", t.most_requests);
-        cr_assert_geq(t.most_requests, 32, "a client sending ahead was read %d requests a turn at most",
-                      t.most_requests);
 }
 
 /* --slow-turn-ms 0 measures nothing and says nothing. */

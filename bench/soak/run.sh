@@ -124,8 +124,7 @@ awk '/loop turns: .* ms or longer/ {
         if (most > mc) mc = most
 }
 /loop turns: the most connections one turn accepted/ {
-        split($0, a, "closed: ")
-        if (a[2] + 0 > cl) cl = a[2] + 0
+        if ($NF + 0 > cl) cl = $NF + 0
 }
 END {
         if (n) printf "\nThe broker'"'"'s loop turns (%d instances): %d took 5 ms or longer; the longest took %.3f ms, %.3f ms of it on a CPU; the most CPU a slow turn used: %.3f ms; the most connections one turn closed: %d\n", n, slow, wt, wc, mc, cl
