@@ -426,7 +426,7 @@ static void release_now(peer *p) {
 static void hangups_idle(void);
 
 /* p's handles to be released (or, p->rel_live, settled) over the next
- * turns, after those of the connections queued before it.  Meanwhile no
+ * turns, beside those of other closed connections.  Meanwhile no
  * connection of its uid is read (over_limits), so that its clients find
  * the handles gone, as they would had they gone at once. */
 static void release_queue(peer *p) {
