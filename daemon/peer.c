@@ -374,11 +374,11 @@ static bool release_step(peer *p) {
                                 return true;
                         if (!h)
                                 continue;
-                        bool gave = h->give != 0;
-                        if (!settle_sum(h) && !(p->rel_live && h->o->sem))
-                                continue;
                         /* given tokens: now, not when a handle's turn comes */
-                        if (gave || (p->rel_live && h->o->sem))
+                        bool wake = h->give || (p->rel_live && h->o->sem);
+                        if (!settle_sum(h) && !wake)
+                                continue;
+                        if (wake)
                                 sem_wake_sleepers(h->o);
                         p->rel_at++;
                         return true;
@@ -921,16 +921,15 @@ static void on_process_exit(mainloop_watcher *w, uint32_t ev) {
         log_client_debug("client pid %d exited; settling its undo and lock tokens", (int)p->cred.pid);
         /* It fires once: the pidfd stays open, so that it is not watched again. */
         (void)mainloop_watch(w, p->pidfd, 0);
+        p->rel_live = true;
         if (p->nhandles > CLOSE_INLINE_HANDLES) {
                 /* Over the next turns, as a close's; meanwhile neither this
                  * connection (its handles are being settled) nor any other
                  * of its uid is read. */
-                p->rel_live = true;
                 release_queue(p);
                 throttle(p);
                 return;
         }
-        p->rel_live = true;
         release_now(p);
         p->rel_live = false;
 }

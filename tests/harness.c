@@ -701,6 +701,17 @@ pid_t test_fork(void) {
         return pid;
 }
 
+int broker_socket_fd(const char *path) {
+        for (int fd = 3; fd < 4096; fd++) {
+                struct sockaddr_un a;
+                socklen_t len = sizeof(a);
+                if (getpeername(fd, (struct sockaddr *)&a, &len) == 0 && a.sun_family == AF_UNIX &&
+                    strcmp(a.sun_path, path) == 0)
+                        return fd;
+        }
+        return -1;
+}
+
 pid_t fork_ready_client(const char *sock, int (*fn)(struct ipcb_client *c, void *arg), void *arg) {
         int up[2], k;
         ipcb_client *c;

@@ -15,6 +15,11 @@
 #include <sys/types.h>
 
 struct ipcb_msg;
+/* This process's connected socket to the broker at path (a library
+ * client's, found by its peer's address: the lowest fd if several), -1 if
+ * none. */
+int broker_socket_fd(const char *path);
+
 struct ipcb_client;
 
 typedef struct ipcbd {

@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -308,18 +307,6 @@ CHECKED_TEST(raw_requests) {
         cr_assert_eq(ipcb_sem_close(s), 0);
 }
 
-/* This process's connected socket to the broker (the only one). */
-static int broker_socket(void) {
-        for (int fd = 3; fd < 1024; fd++) {
-                struct sockaddr_un a;
-                socklen_t len = sizeof(a);
-                if (getpeername(fd, (struct sockaddr *)&a, &len) == 0 && a.sun_family == AF_UNIX &&
-                    strcmp(a.sun_path, d.sock) == 0)
-                        return fd;
-        }
-        return -1;
-}
-
 /* The connection is lost but the broker did not restart: it settled the
  * handle with the connection, taking what it owed.  The reconnected handle
  * must not owe it again (taken twice, the count would end at 0). */
@@ -336,7 +323,7 @@ CHECKED_TEST(not_owed_twice_after_a_lost_connection) {
         cr_assert_eq(ipcb_sem_release_undo(u, 3), 0);
         cr_assert_eq(ipcb_sem_release(s, 2), 0);
         cr_assert_eq(ipcb_sem_value(s), 5);
-        fd = broker_socket();
+        fd = broker_socket_fd(d.sock);
         cr_assert_geq(fd, 0, "the client's socket not found");
         cr_assert_eq(shutdown(fd, SHUT_RDWR), 0); /* the broker sees a hang-up */
         wait_value(s, 2);

@@ -39,6 +39,18 @@ static void begin(const char *const *args) {
         fixture_begin(&d, args);
 }
 
+/* Starts a daemon with args that logs to a temporary file, made in *path
+ * (closed first: the fixture counts our fds from here). */
+static void begin_logging(char *path, const char *const *args) {
+        int logfd = mkstemp(path);
+
+        cr_assert_geq(logfd, 0);
+        close(logfd);
+        ipcbd_log_path = path;
+        begin(args);
+        ipcbd_log_path = NULL;
+}
+
 static void begin_as_unprivileged(const char *const *args) {
         SKIP_UNLESS_ROOT();
         fixture_begin_as(&d, UID_D, UID_D, args);
@@ -393,12 +405,7 @@ STALL_TEST(fd_table_share_and_reserve, .timeout = 120) {
 STALL_TEST(log_flood, .timeout = 60) {
         static const char *const args[] = { "--verbose", NULL };
         char path[] = "/tmp/ipcbt-log.XXXXXX";
-        int logfd = mkstemp(path);
-        cr_assert_geq(logfd, 0);
-        close(logfd); /* the fixture counts our fds from here */
-        ipcbd_log_path = path;
-        begin(args);
-        ipcbd_log_path = NULL;
+        begin_logging(path, args);
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg m = { .hdr = { .op = IPCB_OP_SHM_OPEN, .id = 9 } };
         m.shm_open.access = IPCB_WA_READ_ONLY;
@@ -415,7 +422,7 @@ STALL_TEST(log_flood, .timeout = 60) {
         int probe = ipcbd_hello_conn(&d);
         close(probe);
         struct stat st;
-        logfd = open(path, O_RDONLY | O_CLOEXEC);
+        int logfd = open(path, O_RDONLY | O_CLOEXEC);
         cr_assert_geq(logfd, 0);
         fstat(logfd, &st);
         char *text = calloc(1, (size_t)st.st_size + 1);
@@ -644,17 +651,6 @@ static double slow_turn_cpu_ms(const char *path) {
         return ms;
 }
 
-/* Starts a daemon with args (which set --slow-turn-ms) that logs to a
- * temporary file, made in *path. */
-static void begin_logging_slow_turns(char *path, const char *const *args) {
-        int logfd = mkstemp(path);
-
-        cr_assert_geq(logfd, 0);
-        close(logfd);
-        ipcbd_log_path = path;
-        begin(args);
-        ipcbd_log_path = NULL;
-}
 
 /* A child of hold_thousands' process (hold_thousands_and_fork) that keeps
  * its connection once the process is killed. */
@@ -717,13 +713,13 @@ static void end_check_slow_turns(char *path, const char *what, double max_ms) {
         cr_assert_lt(cpu, max_ms, "a loop turn used %.3f ms of CPU", cpu);
 }
 
-/* A daemon for the tests below (begin_logging_slow_turns with
+/* A daemon for the tests below (begin_logging with
  * dying_args), and a new client *c that made segment "lk" (persistent):
  * the one whose lock hold_thousands takes. */
 static void begin_dying(char *path, ipcb_client **c, ipcb_shm **lk) {
         ipcb_shm_options lo = IPCB_SHM_OPTIONS_INIT;
 
-        begin_logging_slow_turns(path, dying_args);
+        begin_logging(path, dying_args);
         cr_assert_eq(ipcb_connect(d.sock, c), 0);
         lo.flags = IPCB_SHM_PERSISTENT;
         cr_assert_eq(ipcb_shm_create(*c, "lk", 4096, &lo, lk), 0);
@@ -880,7 +876,7 @@ STALL_TEST(holders_among_a_hundred_thousand_handles, .timeout = 240) {
         unsigned nfds;
         ssize_t n;
 
-        begin_logging_slow_turns(path, args);
+        begin_logging(path, args);
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
         so.flags = IPCB_SHM_PERSISTENT;
         cr_assert_eq(ipcb_shm_create(c, "hs", 4096, &so, &keep), 0);

@@ -295,18 +295,6 @@ STORE_TEST(owed_tokens_survive_restart) {
         stop_idle();
 }
 
-/* This process's connected socket to the broker (the first found). */
-static int broker_socket(void) {
-        for (int fd = 3; fd < 1024; fd++) {
-                struct sockaddr_un a;
-                socklen_t len = sizeof(a);
-                if (getpeername(fd, (struct sockaddr *)&a, &len) == 0 && a.sun_family == AF_UNIX &&
-                    strcmp(a.sun_path, sock) == 0)
-                        return fd;
-        }
-        return -1;
-}
-
 static unsigned sem_value_of(ipcb_client *c, const char *name) {
         ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
@@ -328,7 +316,7 @@ STORE_TEST(owed_tokens_not_taken_twice) {
         cr_assert_eq(ipcb_sem_open(c, "twice", IPCB_SEM_UNDO, &u), 0);
         cr_assert_eq(ipcb_sem_release_undo(u, 3), 0);
         cr_assert_eq(ipcb_sem_release(s, 2), 0);
-        cr_assert_eq(shutdown(broker_socket(), SHUT_RDWR), 0); /* c's connection (the first) */
+        cr_assert_eq(shutdown(broker_socket_fd(sock), SHUT_RDWR), 0); /* c's connection (the first) */
         for (int i = 0; i < 500 && sem_value_of(c2, "twice") != 2; i++)
                 usleep(10000);
         cr_assert_eq(sem_value_of(c2, "twice"), 2, "the hang-up did not take what was owed");

@@ -17,6 +17,7 @@
  * back at its idle fd count before its final stop, and the test process
  * holds no more fds at the end than at the start. */
 #include "harness.h"
+#include "prober.h"
 #include "storefix.h"
 
 #include "ipcbroker.h"
@@ -28,7 +29,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 static storefix fx;
@@ -285,12 +285,6 @@ STORE_HANDLES_TEST(release_after_restart_wakes_new_pollers) {
         finish(c, IPCB_KIND_SEM, names, 2);
 }
 
-static long long now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A client that dies holding more handles than one turn releases has them
  * released over the next turns (daemon/peer.c, release_run).  A stop in
  * between (a restart) must lose none of its undo tokens: the broker
@@ -337,8 +331,8 @@ STORE_HANDLES_TEST(stop_during_a_dead_clients_release) {
         cr_assert_eq(waitpid(pid, &status, 0), pid);
         /* The first semaphore's token back: every handle netted, the sums
          * being settled (about 12 µs each).  Stop now, in the middle. */
-        long long end = now_ms() + 10000;
-        while (ipcb_sem_value(s[0]) == 0 && now_ms() < end)
+        long long end = prober_now_us() + 10000000;
+        while (ipcb_sem_value(s[0]) == 0 && prober_now_us() < end)
                 ;
         cr_assert_eq(ipcb_sem_value(s[0]), 1, "the dead client's release did not begin");
         restart();

@@ -24,8 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -715,19 +713,6 @@ static void cleanup_own(void) {
         FIXTURE_TEST(watch_own, name, &d, fixture_release_nothing, .fini = cleanup_own, .timeout = 60, \
                      ##__VA_ARGS__)
 
-/* The socket of this process's connection to the broker at path (the
- * library's), found by its peer's address; -1 if none. */
-static int broker_socket(const char *path) {
-        for (int fd = 3; fd < 4096; fd++) {
-                struct sockaddr_un a;
-                socklen_t len = sizeof(a);
-                if (getpeername(fd, (struct sockaddr *)&a, &len) == 0 && a.sun_family == AF_UNIX &&
-                    strcmp(a.sun_path, path) == 0)
-                        return fd;
-        }
-        return -1;
-}
-
 static ssize_t encode(ipcb_msg *m, uint8_t *buf) {
         return ipcb__proto_encode(m, buf, IPCB_MSG_MAX);
 }
@@ -756,7 +741,7 @@ static int owed_overflow_client(int go, int back) {
         so.max = 4;
         CHILD_CHECK(ipcb_connect(d.sock, &pc) == 0, "connect");
         CHILD_CHECK(ipcb_sem_create(pc, "od", 1, &so, &s) == 0 && ipcb_sem_acquire(s) == 0, "od");
-        CHILD_CHECK((fd = broker_socket(d.sock)) >= 0, "the library's socket");
+        CHILD_CHECK((fd = broker_socket_fd(d.sock)) >= 0, "the library's socket");
         m.watch_add.kind = IPCB_KIND_SEM;
         m.watch_add.flags = IPCB_WW_PREFIX;
         m.watch_add.events = IPCB_WE_CREATED | IPCB_WE_OWNER_DIED;
