@@ -34,6 +34,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/sockios.h>
@@ -1070,6 +1071,42 @@ static void peer_drop(peer *p) {
         hangups_idle();
 }
 
+/* uid is at its connection quota: those of its connections whose client
+ * has hung up but whose hang-up the loop has not reached are closed now,
+ * and how many went is returned.  The poll does not keep the kernel's
+ * order for a listening socket already ready (for another client's
+ * connect): a client that closes its connections and connects again could
+ * be refused.  One poll(2) over the uid's connections, only at its quota;
+ * of those with requests still unread, one is read (up to a burst), so
+ * that a refused connect costs the loop little more than a refusal. */
+static unsigned hangups_before_connect(uid_t uid) {
+        enum { MAX = 1024 };
+        static struct pollfd pfd[MAX];
+        static peer *who[MAX];
+        unsigned n = 0, closed = 0;
+        bool read_one = false;
+
+        for (peer *q = peers; q && n < MAX; q = q->next)
+                if (q->cred.uid == uid && !q->closing && !q->hup_queued && !q->throttled && !q->q_head) {
+                        pfd[n] = (struct pollfd){ .fd = q->fd, .events = POLLIN | POLLRDHUP };
+                        who[n++] = q;
+                }
+        if (n == 0 || poll(pfd, n, 0) <= 0)
+                return 0;
+        for (unsigned i = 0; i < n; i++) {
+                if (!(pfd[i].revents & (POLLRDHUP | POLLHUP)))
+                        continue;
+                if (!(pfd[i].revents & POLLIN))
+                        peer_hangup(who[i]);
+                else if (!read_one) {
+                        read_one = true;
+                        peer_read(who[i]); /* what it sent before, then its end */
+                }
+                closed += who[i]->closing || who[i]->hup_queued;
+        }
+        return closed;
+}
+
 int peer_new(int fd) {
         struct ucred uc;
         socklen_t len = sizeof(uc);
@@ -1096,6 +1133,8 @@ int peer_new(int fd) {
         /* Over quota: kept only to answer its first request with -EUSERS
          * (so that the client sees why), and not many of those at once. */
         k = quota_charge(uc.uid, QUOTA_CONNECTIONS, 1);
+        if (k < 0 && hangups_before_connect(uc.uid) > 0)
+                k = quota_charge(uc.uid, QUOTA_CONNECTIONS, 1);
         p->conn_w = (mainloop_watcher){ .cb = on_conn, .data = p };
         p->pid_w = (mainloop_watcher){ .cb = on_process_exit, .data = p };
         if ((k < 0 && nrefusing >= REFUSING_MAX) || mainloop_watch(&p->conn_w, fd, EPOLLIN | EPOLLRDHUP) < 0) {
