@@ -133,8 +133,9 @@ static uint32_t held_find(const peer *p, const object *o) {
         return i;
 }
 
-static int held_grow(peer *p) {
-        uint32_t cap = p->held ? (p->held_mask + 1) * 2 : 8, old_cap = p->held ? p->held_mask + 1 : 0;
+/* The table rehashed at cap entries (a power of two, more than nheld). */
+static int held_resize(peer *p, uint32_t cap) {
+        uint32_t old_cap = p->held ? p->held_mask + 1 : 0;
         holder **old = p->held, **t = calloc(cap, sizeof(*t));
 
         if (!t)
@@ -158,7 +159,7 @@ static int held_add(peer *p, object *o) {
                 return 0;
         }
         if (!p->held || (p->nheld + 1) * 2 > p->held_mask + 1) {
-                if (held_grow(p) < 0)
+                if (held_resize(p, p->held ? (p->held_mask + 1) * 2 : 8) < 0)
                         return -ENOMEM;
                 i = held_find(p, o);
         }
@@ -202,6 +203,11 @@ static void held_remove(peer *p, object *o) {
                 i = j;
         }
         p->held[i] = NULL;
+        /* An eighth full: half as large (a failed calloc leaves it as it
+         * is), so that it follows the objects held, not the most ever held.
+         * Not while its release walks the table (REL_SETTLE). */
+        if (p->held_mask >= 8 && p->nheld * 8 < p->held_mask + 1 && !p->closing && !p->rel_live)
+                (void)held_resize(p, (p->held_mask + 1) / 2);
 }
 
 unsigned peer_holders(const object *o, ipcb_holder_rec *recs, unsigned max) {
@@ -227,54 +233,122 @@ unsigned peer_lingering(void) {
 
 /* ---- handles ---- */
 
-static int slots_grow(peer *p) {
-        uint32_t cap = p->nslots ? p->nslots * 2 : 8;
-        handle_slot *s;
+/* A connection's handle slots come in pages of HANDLE_PAGE, and a page
+ * goes with its last handle (all but the first page), so that what a
+ * connection keeps follows the handles it holds, not the most it ever
+ * held: with one table of slots for its peak (40 bytes each) a uid's 256
+ * connections could keep 160 MiB after closing all but 256 handles.  A
+ * new page takes the lowest free entry of the directory, which shrinks
+ * when its top quarter-and-more is empty.  A handle's id: its generation
+ * (the connection's count of handles made, 31 bits) and its slot's index
+ * + 1.  Slots never move while they hold a handle. */
+#define HANDLE_PAGE 16
+#define PAGE_ALL_FREE ((uint32_t)((1ull << HANDLE_PAGE) - 1))
 
-        if (cap > HANDLE_SLOTS_MAX)
-                return -EMFILE;
-        s = realloc(p->slots, sizeof(*s) * cap);
-        if (!s)
+typedef struct handle_page {
+        struct handle_page *prev, *next; /* p->open_pages */
+        uint32_t free;                   /* bit j: s[j] is free */
+        uint32_t idx;                    /* in p->pages */
+        handle_slot s[HANDLE_PAGE];
+} handle_page;
+
+static handle_slot *slot_at(const peer *p, uint32_t i) {
+        handle_page *pg = i / HANDLE_PAGE < p->pages_top ? p->pages[i / HANDLE_PAGE] : NULL;
+
+        return pg ? &pg->s[i % HANDLE_PAGE] : NULL;
+}
+
+static void open_push(peer *p, handle_page *pg) {
+        pg->prev = NULL;
+        pg->next = p->open_pages;
+        if (pg->next)
+                pg->next->prev = pg;
+        p->open_pages = pg;
+}
+
+static void open_remove(peer *p, handle_page *pg) {
+        if (pg->prev)
+                pg->prev->next = pg->next;
+        else
+                p->open_pages = pg->next;
+        if (pg->next)
+                pg->next->prev = pg->prev;
+}
+
+static int page_new(peer *p) {
+        uint32_t i = p->page_hole;
+        handle_page *pg;
+
+        while (i < p->pages_top && p->pages[i])
+                i++;
+        if (i == p->npages) {
+                uint32_t cap = p->npages ? p->npages * 2 : 4;
+                handle_page **dir;
+                if ((uint64_t)cap * HANDLE_PAGE > HANDLE_SLOTS_MAX)
+                        return -EMFILE;
+                if (!(dir = realloc(p->pages, sizeof(*dir) * cap)))
+                        return -ENOMEM;
+                p->pages = dir;
+                p->npages = cap;
+        }
+        if (!(pg = malloc(sizeof(*pg))))
                 return -ENOMEM;
-        /* Chain the new slots into the (empty) free list: index + 1 links. */
-        for (uint32_t j = p->nslots; j < cap; j++)
-                s[j] = (handle_slot){ .next_free = j + 1 < cap ? j + 2 : 0 };
-        p->free_head = p->nslots + 1;
-        p->slots = s;
-        p->nslots = cap;
+        *pg = (handle_page){ .free = PAGE_ALL_FREE, .idx = i };
+        p->pages[i] = pg;
+        if (i == p->pages_top)
+                p->pages_top++;
+        p->page_hole = i + 1;
+        open_push(p, pg);
         return 0;
 }
 
+static void page_free(peer *p, handle_page *pg) {
+        open_remove(p, pg);
+        p->pages[pg->idx] = NULL;
+        while (p->pages_top && !p->pages[p->pages_top - 1])
+                p->pages_top--;
+        if (pg->idx < p->page_hole)
+                p->page_hole = pg->idx;
+        if (p->page_hole > p->pages_top)
+                p->page_hole = p->pages_top;
+        free(pg);
+        if (p->npages > 4 && p->pages_top <= p->npages / 4) {
+                handle_page **dir = realloc(p->pages, sizeof(*dir) * (p->npages / 2));
+                if (dir) { /* else it stays as large */
+                        p->pages = dir;
+                        p->npages /= 2;
+                }
+        }
+}
+
 int64_t peer_handle_add(peer *p, object *o, uint32_t access) {
-        uint32_t i;
+        handle_page *pg;
+        unsigned j;
         int k;
 
         if ((k = quota_charge(p->cred.uid, QUOTA_HANDLES, 1)) < 0)
                 return k;
-        if ((!p->free_head && (k = slots_grow(p)) < 0) || (k = held_add(p, o)) < 0) {
+        if ((!p->open_pages && (k = page_new(p)) < 0) || (k = held_add(p, o)) < 0) {
                 quota_uncharge(p->cred.uid, QUOTA_HANDLES, 1);
                 return k;
         }
-        i = p->free_head - 1;
-        p->free_head = p->slots[i].next_free;
-        p->slots[i].obj = o;
-        p->slots[i].access = access;
-        p->slots[i].next_free = 0;
-        p->slots[i].sem_slot = 0;
-        p->slots[i].lock_token = 0;
-        p->slots[i].owed = 0;
+        pg = p->open_pages;
+        j = (unsigned)__builtin_ctz(pg->free);
+        pg->free &= pg->free - 1;
+        if (!pg->free)
+                open_remove(p, pg);
+        p->gen = (p->gen + 1) & INT32_MAX; /* ids stay positive */
+        pg->s[j] = (handle_slot){ .obj = o, .access = access, .gen = p->gen };
         p->nhandles++;
         object_ref(o, access);
-        return (int64_t)((uint64_t)p->slots[i].gen << 32 | (i + 1));
+        return (int64_t)((uint64_t)p->gen << 32 | (pg->idx * HANDLE_PAGE + j + 1));
 }
 
 handle_slot *peer_handle_get(peer *p, uint64_t id) {
         uint32_t i = (uint32_t)id, gen = (uint32_t)(id >> 32);
+        handle_slot *s = i ? slot_at(p, i - 1) : NULL;
 
-        if (i == 0 || i > p->nslots)
-                return NULL;
-        handle_slot *s = &p->slots[i - 1];
-        return s->obj && s->gen == gen ? s : NULL;
+        return s && s->obj && s->gen == gen ? s : NULL;
 }
 
 /* Give back what a handle holds on the object's shared page, undo tokens
@@ -326,7 +400,8 @@ static bool settle_sum(holder *h) {
 }
 
 static void handle_slot_release(peer *p, uint32_t i) {
-        handle_slot *s = &p->slots[i];
+        handle_page *pg = p->pages[i / HANDLE_PAGE];
+        handle_slot *s = &pg->s[i % HANDLE_PAGE];
         object *o = s->obj;
         uint32_t access = s->access;
 
@@ -337,9 +412,11 @@ static void handle_slot_release(peer *p, uint32_t i) {
         if (o->flags & IPCB_WF_GROWABLE)
                 (void)object_size(o);
         s->obj = NULL;
-        s->gen++;
-        s->next_free = p->free_head;
-        p->free_head = i + 1;
+        if (!pg->free)
+                open_push(p, pg);
+        pg->free |= 1u << (i % HANDLE_PAGE);
+        if (pg->free == PAGE_ALL_FREE && pg->idx)
+                page_free(p, pg);
         p->nhandles--;
         held_remove(p, o);
         quota_uncharge(p->cred.uid, QUOTA_HANDLES, 1);
@@ -390,10 +467,14 @@ static bool release_step(peer *p) {
                 p->rel_at = 0;
                 return true;
         }
-        for (; p->rel_at < p->nslots; p->rel_at++) {
-                handle_slot *s = &p->slots[p->rel_at];
+        for (; p->rel_at < p->pages_top * HANDLE_PAGE; p->rel_at++) {
+                handle_slot *s = slot_at(p, p->rel_at);
                 if (++scanned > REL_SCAN)
                         return true;
+                if (!s) { /* no page: its slots at once */
+                        p->rel_at |= HANDLE_PAGE - 1;
+                        continue;
+                }
                 if (!s->obj)
                         continue;
                 if (p->rel_phase == REL_LOCKS && s->lock_token) {
@@ -1179,9 +1260,12 @@ static void peer_finish_close(peer *p) {
 
 /* The end of a close, once p's handles are gone. */
 static void close_done(peer *p) {
-        free(p->slots);
-        p->slots = NULL;
-        p->nslots = 0;
+        for (uint32_t i = 0; i < p->pages_top; i++) /* the first: the others went with their handles */
+                free(p->pages[i]);
+        free(p->pages);
+        p->pages = NULL;
+        p->open_pages = NULL;
+        p->npages = p->pages_top = p->page_hole = 0;
         free(p->held); /* empty: every record went with its last handle */
         p->held = NULL;
         p->held_mask = p->nheld = 0;

@@ -14,9 +14,8 @@
 
 typedef struct handle_slot {
         object *obj;        /* NULL: free */
-        uint32_t gen;       /* bumped on release, so stale ids miss */
+        uint32_t gen;       /* the connection's count of handles when made: stale ids miss */
         uint32_t access;    /* IPCB_WA_* */
-        uint32_t next_free; /* index + 1 of the next free slot, 0: none */
         uint32_t sem_slot;  /* semaphore undo slot (index + 1), 0: none */
         uint32_t lock_token; /* segment lock token, 0: none */
         uint64_t owed;      /* undo handle: tokens to take back when it goes (SEM_OWE) */
@@ -38,9 +37,12 @@ typedef struct peer {
         bool closing;
         mainloop_watcher conn_w; /* the socket in the wait set (mainloop.h) */
 
-        handle_slot *slots;
-        uint32_t nslots, free_head;
-        uint32_t nhandles;
+        /* Its handle slots, in pages (peer.c): pages[i] is NULL or holds
+         * slots i * HANDLE_PAGE on, for i < pages_top; open_pages: those
+         * with a free slot; page_hole: no free entry below it. */
+        struct handle_page **pages, *open_pages;
+        uint32_t npages, pages_top, page_hole;
+        uint32_t gen, nhandles;
         /* Its holder records (peer.c), one per object it holds handles
          * on, by object: open addressing, at most half full. */
         struct holder **held;

@@ -484,6 +484,101 @@ STALL_TEST(queued_replies_bounded, .timeout = 60) {
         cr_assert_lt(max, STALL_BOUND_US);
 }
 
+/* Connections of one uid take turns to open thousands of handles and close
+ * all but the last.  The daemon keeps what the open handles need, not each
+ * connection's peak: before, every connection kept a handle table sized for
+ * its most handles ever (40 bytes a slot), so a uid's 256 connections could
+ * keep 160 MiB of the daemon's heap while holding 256 handles. */
+STALL_TEST(closed_handles_give_their_memory_back, .timeout = 120) {
+        enum { CONNS = 8, PEAK = 16000 };
+        begin(NULL);
+        ipcb_client *owner, *c[CONNS];
+        ipcb_shm *seg, *pinned[CONNS];
+        static ipcb_shm *s[PEAK];
+        long rss[CONNS + 1];
+
+        cr_assert_eq(ipcb_connect(d.sock, &owner), 0);
+        cr_assert_eq(ipcb_shm_create(owner, "peak", 4096, NULL, &seg), 0);
+        memset(ipcb_shm_data(seg), 0x5a, 4096);
+        rss[0] = proc_rss_kib(d.pid);
+        for (int k = 0; k < CONNS; k++) {
+                cr_assert_eq(ipcb_connect(d.sock, &c[k]), 0);
+                for (int i = 0; i < PEAK; i++)
+                        cr_assert_eq(ipcb_shm_open(c[k], "peak", IPCB_READ_ONLY, &s[i]), 0,
+                                     "open %d of connection %d", i, k);
+                for (int i = 0; i < PEAK - 1; i++)
+                        cr_assert_eq(ipcb_shm_close(s[i]), 0);
+                pinned[k] = s[PEAK - 1]; /* the last: the highest slot */
+                cr_assert_eq(ipcb_sync(c[k]), 0);
+                rss[k + 1] = proc_rss_kib(d.pid);
+        }
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
+        cr_assert_eq(ipcb_stat(owner, IPCB_KIND_SHM, "peak", &info), 0);
+        cr_assert_eq(info.handles, 1 + CONNS, "%u handles on the segment", info.handles);
+        fprintf(stderr, "[stall] %d connections, each %d handles then 1: daemon VmRSS %ld KiB before, "
+                "%ld after the first, %ld after the last\n", CONNS, PEAK, rss[0], rss[1], rss[CONNS]);
+#if !defined(__SANITIZE_ADDRESS__) /* ASan's quarantine grows with any churn */
+        /* 640 KiB a connection before */
+        cr_assert_lt(rss[CONNS] - rss[1], 2048, "the daemon grew by %ld KiB after the first connection",
+                     rss[CONNS] - rss[1]);
+#endif
+        for (int k = 0; k < CONNS; k++) { /* the pinned handles still work */
+                cr_assert_eq(((const uint8_t *)ipcb_shm_data(pinned[k]))[4095], 0x5a);
+                cr_assert_eq(ipcb_shm_close(pinned[k]), 0);
+                ipcb_disconnect(c[k]);
+        }
+        cr_assert_eq(ipcb_shm_close(seg), 0);
+        ipcb_disconnect(owner);
+}
+
+/* The same with a handle on each of thousands of objects: what a
+ * connection keeps to find its holder record of an object (8 bytes an
+ * entry, at most half full) follows the objects it holds handles on.
+ * Before, each connection kept 64 KiB here once it had held 4000. */
+STALL_TEST(closed_handles_on_many_objects_give_their_memory_back, .timeout = 120) {
+        enum { CONNS = 32, OBJS = 4000 };
+        static const char *const args[] = { "--max-objects", "8192", "--max-fds", "30000", NULL };
+        begin(args);
+        ipcb_client *owner, *c[CONNS];
+        static ipcb_shm *seg[OBJS], *s[OBJS];
+        long rss[CONNS + 1];
+        char name[32];
+
+        cr_assert_eq(ipcb_connect(d.sock, &owner), 0);
+        for (int i = 0; i < OBJS; i++) {
+                snprintf(name, sizeof(name), "o%d", i);
+                cr_assert_eq(ipcb_shm_create(owner, name, 4096, NULL, &seg[i]), 0, "create %d", i);
+        }
+        rss[0] = proc_rss_kib(d.pid);
+        for (int k = 0; k < CONNS; k++) {
+                cr_assert_eq(ipcb_connect(d.sock, &c[k]), 0);
+                for (int i = 0; i < OBJS; i++) {
+                        snprintf(name, sizeof(name), "o%d", i);
+                        cr_assert_eq(ipcb_shm_open(c[k], name, IPCB_READ_ONLY, &s[i]), 0);
+                }
+                for (int i = 0; i < OBJS; i++)
+                        cr_assert_eq(ipcb_shm_close(s[i]), 0);
+                cr_assert_eq(ipcb_sync(c[k]), 0);
+                rss[k + 1] = proc_rss_kib(d.pid);
+        }
+        fprintf(stderr, "[stall] %d connections, each a handle on %d objects, then none: daemon VmRSS "
+                "%ld KiB before, %ld after the first, %ld after the last\n", CONNS, OBJS, rss[0], rss[1],
+                rss[CONNS]);
+#if !defined(__SANITIZE_ADDRESS__) /* ASan's quarantine grows with any churn */
+        /* 64 KiB a connection before */
+        cr_assert_lt(rss[CONNS] - rss[1], 1024, "the daemon grew by %ld KiB after the first connection",
+                     rss[CONNS] - rss[1]);
+#endif
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
+        cr_assert_eq(ipcb_stat(owner, IPCB_KIND_SHM, "o0", &info), 0);
+        cr_assert_eq(info.handles, 1);
+        for (int k = 0; k < CONNS; k++)
+                ipcb_disconnect(c[k]);
+        for (int i = 0; i < OBJS; i++)
+                cr_assert_eq(ipcb_shm_close(seg[i]), 0);
+        ipcb_disconnect(owner);
+}
+
 /* Many connections of one uid, each with one fd in flight and a request
  * waiting: the uid is at its in-flight limit, and every 5 ms tick re-checks
  * its waiting connections.  Other clients must be served as usual: the
