@@ -92,6 +92,8 @@ typedef struct peer {
         int refuse;         /* < 0: over quota; the first request gets this */
 
         struct peer *prev, *next;
+        /* Its uid's connections charged to its quota (conn_charged; peer.c) */
+        struct peer *uid_prev, *uid_next;
         struct peer *dead_next; /* finished, waiting to be freed */
 } peer;
 

@@ -579,6 +579,177 @@ STALL_TEST(closed_handles_on_many_objects_give_their_memory_back, .timeout = 120
         ipcb_disconnect(owner);
 }
 
+/* A uid at its connection quota that keeps connecting: each refused
+ * connect first looks for the uid's connections that hung up unseen
+ * (peer.c, hangups_before_connect).  That look polled all of the uid's
+ * connections, for every one of up to 64 connects a turn: with 256 held,
+ * 35-47 us of the daemon's CPU a connect against 12-16 us before the look
+ * existed, and turns of 2-4 ms.  Now once a turn per uid: what a refused
+ * connect costs must not grow with the connections the uid holds (8
+ * against 256, each daemon at its quota). */
+typedef struct conn_flood {
+        const char *sock;
+        pid_t daemon;
+        int hold, out;
+} conn_flood;
+
+static long cpu_ticks(pid_t pid) {
+        char path[64], buf[1024], *p;
+        unsigned long ut = 0, st = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        if (!(f = fopen(path, "re")))
+                return -1;
+        p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+        fclose(f);
+        if (!p || sscanf(p, ") %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+                return -1;
+        return (long)(ut + st);
+}
+
+/* As the flooding uid: hold f->hold connections (its quota), then two
+ * processes connect and close for 1.5 s; writes the daemon's CPU per
+ * connect (us) to f->out. */
+static int flood_at_quota(void *arg) {
+        conn_flood *f = arg;
+        int held[256], p[2], extra;
+        uint64_t n = 0, m;
+
+        for (int i = 0; i < f->hold; i++) {
+                held[i] = raw_connect(f->sock);
+                CHILD_CHECK(held[i] >= 0 && raw_hello(held[i]) == 0, "connection %d", i);
+        }
+        extra = raw_connect(f->sock);
+        CHILD_CHECK(extra >= 0 && raw_hello(extra) == -EUSERS, "not at the quota");
+        close(extra);
+        CHILD_CHECK(pipe(p) == 0, "pipe");
+        long c0 = cpu_ticks(f->daemon);
+        for (int k = 0; k < 2; k++)
+                if (fork() == 0) {
+                        uint64_t c = 0;
+                        struct timespec t0, t;
+                        clock_gettime(CLOCK_MONOTONIC, &t0);
+                        do {
+                                int s = raw_connect(f->sock);
+                                if (s >= 0)
+                                        close(s);
+                                c++;
+                                clock_gettime(CLOCK_MONOTONIC, &t);
+                        } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 1500);
+                        _exit(write(p[1], &c, sizeof(c)) == (ssize_t)sizeof(c) ? 0 : 1);
+                }
+        close(p[1]);
+        while (read(p[0], &m, sizeof(m)) == (ssize_t)sizeof(m))
+                n += m;
+        close(p[0]);
+        while (wait(NULL) > 0)
+                ;
+        usleep(200 * 1000); /* the daemon closes the last refused ones */
+        long c1 = cpu_ticks(f->daemon);
+        CHILD_CHECK(n > 0 && c0 >= 0 && c1 >= c0, "%llu connects", (unsigned long long)n);
+        double us = (double)(c1 - c0) * 1e6 / (double)sysconf(_SC_CLK_TCK) / (double)n;
+        CHILD_CHECK(write(f->out, &us, sizeof(us)) == (ssize_t)sizeof(us), "write");
+        for (int i = 0; i < f->hold; i++)
+                close(held[i]);
+        return 0;
+}
+
+static double connect_cost(const ipcbd *dd, int hold) {
+        conn_flood f = { .sock = dd->sock, .daemon = dd->pid, .hold = hold };
+        int p[2];
+        double us = 0;
+
+        cr_assert_eq(pipe(p), 0);
+        f.out = p[1];
+        cr_assert_eq(run_as(UID_A, false, flood_at_quota, &f), 0);
+        close(p[1]);
+        cr_assert_eq(read(p[0], &us, sizeof(us)), (ssize_t)sizeof(us));
+        close(p[0]);
+        return us;
+}
+
+STALL_TEST(connects_at_the_connection_quota, .timeout = 120) {
+        static const char *const few[] = { "--max-connections", "8", NULL };
+        static const char *const many[] = { "--max-connections", "256", NULL };
+        ipcbd ref = { 0 };
+
+        SKIP_UNLESS_ROOT();
+        begin(many);
+        ipcbd_start(&ref, few);
+        double us_few = connect_cost(&ref, 8), us_many = connect_cost(&d, 256);
+        ipcbd_stop(&ref);
+        fprintf(stderr, "[stall] refused connects of a uid at its connection quota: %.1f us of the daemon's "
+                "CPU each holding 8, %.1f holding 256 (%.2fx)\n", us_few, us_many, us_many / us_few);
+        cr_assert_lt(us_many, 1.5 * us_few, "%.1f us a connect holding 256, %.1f holding 8", us_many,
+                     us_few);
+}
+
+/* The look is once a turn, so it closes every connection of the uid that
+ * hung up with nothing left to read.  The client holds its quota of 16,
+ * and while the daemon is stopped another client connects (the listener
+ * is then first among what the loop has to do), the client closes its 16
+ * and connects 16 again: all 16 must be served. */
+typedef struct reconnect {
+        const char *sock;
+        int to_parent, from_parent;
+} reconnect;
+
+static int reconnect_all(void *arg) {
+        reconnect *r = arg;
+        int c[16];
+        char b = 'r';
+
+        for (int i = 0; i < 16; i++)
+                CHILD_CHECK((c[i] = raw_connect(r->sock)) >= 0 && raw_hello(c[i]) == 0, "connect %d", i);
+        CHILD_CHECK(write(r->to_parent, &b, 1) == 1 && read(r->from_parent, &b, 1) == 1, "pipe");
+        for (int i = 0; i < 16; i++) {
+                close(c[i]);
+                CHILD_CHECK((c[i] = raw_connect(r->sock)) >= 0, "connect again %d", i);
+        }
+        CHILD_CHECK(write(r->to_parent, &b, 1) == 1, "pipe");
+        for (int i = 0; i < 16; i++) {
+                int k = raw_hello(c[i]);
+                CHILD_CHECK(k == 0, "connection %d again: %s", i, strerror(-k));
+                close(c[i]);
+        }
+        return 0;
+}
+
+STALL_TEST(reconnects_at_the_connection_quota, .timeout = 60) {
+        static const char *const args[] = { "--max-connections", "16", NULL };
+        int up[2], down[2], other = -1;
+        char b;
+
+        SKIP_UNLESS_ROOT();
+        begin(args);
+        cr_assert_eq(pipe(up), 0);
+        cr_assert_eq(pipe(down), 0);
+        reconnect r = { .sock = d.sock, .to_parent = up[1], .from_parent = down[0] };
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                close(up[0]);
+                close(down[1]);
+                _exit(drop_to(UID_A, UID_A, NULL, 0) < 0 ? 1 : reconnect_all(&r));
+        }
+        close(up[1]);
+        close(down[0]);
+        cr_assert_eq(read(up[0], &b, 1), 1);
+        ipcbd_pause(&d);
+        other = raw_connect(d.sock);
+        cr_assert_geq(other, 0);
+        cr_assert_eq(write(down[1], &b, 1), 1);
+        cr_assert_eq(read(up[0], &b, 1), 1);
+        ipcbd_resume(&d);
+        int st;
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the client was refused (status 0x%x)", st);
+        cr_assert_eq(raw_hello(other), 0);
+        close(other);
+        close(up[0]);
+        close(down[1]);
+}
+
 /* Many connections of one uid, each with one fd in flight and a request
  * waiting: the uid is at its in-flight limit, and every 5 ms tick re-checks
  * its waiting connections.  Other clients must be served as usual: the
