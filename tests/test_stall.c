@@ -1019,6 +1019,64 @@ STALL_TEST(dying_with_thousands_of_undo_handles, .timeout = 240) {
         end_check_slow_turns(path, "a client died holding 3002 undo handles", 10);
 }
 
+/* ---- the same, spread over many connections ---- */
+
+enum { SPREAD_CONNS = 94, SPREAD_EACH = 32 }; /* 32: what a close releases at once */
+
+/* SPREAD_CONNS more connections, each with SPREAD_EACH semaphores holding
+ * a token through an undo handle: each hang-up alone is released in its
+ * turn, and the kill brings them all in one. */
+static int hold_spread(ipcb_client *c0, void *arg) {
+        ipcb_sem_options so = IPCB_SEM_OPTIONS_INIT;
+        ipcb_client *c;
+        ipcb_sem *s;
+        char name[32];
+        int k;
+
+        (void)c0;
+        (void)arg;
+        so.flags = IPCB_SEM_PERSISTENT | IPCB_SEM_UNDO;
+        for (int i = 0; i < SPREAD_CONNS; i++) {
+                CHILD_CHECK((k = ipcb_connect(d.sock, &c)) == 0, "connection %d: %s", i, strerror(-k));
+                for (int j = 0; j < SPREAD_EACH; j++) {
+                        snprintf(name, sizeof(name), "s%02d-%02d", i, j);
+                        CHILD_CHECK((k = ipcb_sem_create(c, name, 1, &so, &s)) == 0, "%s: %s", name,
+                                    strerror(-k));
+                        CHILD_CHECK(ipcb_sem_acquire(s) == 0, "%s: acquire", name);
+                }
+        }
+        return 0;
+}
+
+/* A client dies holding 3008 undo handles over 94 connections of 32 each,
+ * which a close releases at once: all 94 hang-ups come in one turn, and
+ * it used 11-12 ms of CPU.  What the closes of one turn release at once is
+ * bounded; the rest is paced as a larger close is.  Every token comes back. */
+STALL_TEST(dying_with_undo_handles_over_many_connections, .timeout = 240) {
+        char path[] = "/tmp/ipcbt-rel.XXXXXX";
+        ipcb_client *c;
+        ipcb_sem *s;
+        char name[32];
+        int status;
+
+        begin_logging(path, dying_args);
+        pid_t pid = fork_ready_client(d.sock, hold_spread, NULL);
+        cr_assert_eq(kill(pid, SIGKILL), 0);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        for (int i = 0; i < SPREAD_CONNS; i++)
+                for (int j = 0; j < SPREAD_EACH; j++) {
+                        snprintf(name, sizeof(name), "s%02d-%02d", i, j);
+                        cr_assert_eq(ipcb_sem_open(c, name, 0, &s), 0, "%s", name);
+                        cr_assert_eq(ipcb_sem_value(s), 1, "%s: its token did not come back", name);
+                        cr_assert_eq(ipcb_sem_close(s), 0);
+                        cr_assert_eq(ipcb_sem_unlink(c, name), 0);
+                }
+        ipcb_disconnect(c);
+        fixture_check_idle(&d);
+        end_check_slow_turns(path, "a client died holding 3008 undo handles over 94 connections", 5);
+}
+
 /* ---- the same, the connection living on in a child ---- */
 
 /* hold_thousands, then a child that keeps the connection after its parent
