@@ -530,19 +530,35 @@ static bool release_at_once(peer *p) {
         return true;
 }
 
-/* p's handles to be released (or, p->rel_live, settled) over the next
- * turns, beside those of other closed connections.  Meanwhile no
- * connection of its uid is read (over_limits), so that its clients find
- * the handles gone, as they would had they gone at once. */
-static void release_queue(peer *p) {
-        (void)quota_charge(p->cred.uid, QUOTA_RELEASING, 1); /* counted, never refused */
-        p->rel_phase = REL_LOCKS;
-        p->rel_at = 0;
+static void rel_append(peer *p) {
+        p->rel_next = NULL;
         if (rel_tail)
                 rel_tail->rel_next = p;
         else
                 rel_head = p;
         rel_tail = p;
+}
+
+/* p's handles to be released (or, p->rel_live, settled) over the next
+ * turns, beside those of other uids' closed connections: one connection of
+ * each uid takes turns with the others' (release_run), and the uid's
+ * others wait behind it (rel_more), so that a uid with hundreds of
+ * releases does not get hundreds of shares.  Meanwhile no connection of
+ * its uid is read (over_limits), so that its clients find the handles
+ * gone, as they would had they gone at once. */
+static void release_queue(peer *p) {
+        (void)quota_charge(p->cred.uid, QUOTA_RELEASING, 1); /* counted, never refused */
+        void **last = quota_user_data(p->cred.uid, QUOTA_DATA_RELEASING);
+
+        p->rel_phase = REL_LOCKS;
+        p->rel_at = 0;
+        p->rel_more = NULL;
+        if (last && *last)
+                ((peer *)*last)->rel_more = p;
+        else
+                rel_append(p);
+        if (last)
+                *last = p;
         /* From libuv's turn (on_hangups), never from inside a request's
          * handler, which may still use an object that another closed
          * connection's release would destroy. */
@@ -1135,7 +1151,7 @@ static void hangups_idle(void) {
 /* p counted in its uid's connection quota, and on the uid's list of such
  * connections (hangups_before_connect walks it, not every connection). */
 static void conn_charged(peer *p) {
-        void **head = quota_user_data(p->cred.uid); /* there: just charged */
+        void **head = quota_user_data(p->cred.uid, QUOTA_DATA_CONNS); /* there: just charged */
         peer *first = *head;
 
         p->conn_charged = true;
@@ -1152,7 +1168,7 @@ static void conn_uncharge(peer *p) {
         if (p->uid_prev)
                 p->uid_prev->uid_next = p->uid_next;
         else
-                *quota_user_data(p->cred.uid) = p->uid_next;
+                *quota_user_data(p->cred.uid, QUOTA_DATA_CONNS) = p->uid_next;
         if (p->uid_next)
                 p->uid_next->uid_prev = p->uid_prev;
         p->uid_next = p->uid_prev = NULL;
@@ -1217,7 +1233,7 @@ static unsigned hangups_before_connect(uid_t uid) {
         enum { MAX = 1024 };
         static struct pollfd pfd[MAX];
         static peer *who[MAX];
-        void **head = quota_user_data(uid);
+        void **head = quota_user_data(uid, QUOTA_DATA_CONNS);
         unsigned n = 0, closed = 0;
         bool read_one = false;
 
@@ -1371,13 +1387,15 @@ static void release_run(bool all) {
                 if (!rel_head)
                         rel_tail = NULL;
                 if (more) { /* to the back of the line */
-                        if (rel_tail)
-                                rel_tail->rel_next = p;
-                        else
-                                rel_head = p;
-                        rel_tail = p;
+                        rel_append(p);
                         continue;
                 }
+                void **last = quota_user_data(p->cred.uid, QUOTA_DATA_RELEASING);
+                if (p->rel_more) /* the uid's next takes its place */
+                        rel_append(p->rel_more);
+                else if (last && *last == p)
+                        *last = NULL;
+                p->rel_more = NULL;
                 quota_uncharge(p->cred.uid, QUOTA_RELEASING, 1);
                 if (p->rel_live) { /* its process exited; the connection lives on */
                         p->rel_live = false;

@@ -77,7 +77,7 @@ typedef struct peer {
         uint32_t rel_at, rel_sums; /* rel_sums: holder records with a sum to settle */
         uint8_t rel_phase;
         bool rel_live;
-        struct peer *rel_next;
+        struct peer *rel_next, *rel_more; /* rel_more: its uid's next (peer.c, release_queue) */
 
         /* The fd that came with the request being dispatched (SHM_REGISTER
          * only), -1 otherwise.  A handler that keeps it sets it to -1; the

@@ -14,7 +14,7 @@
 typedef struct quota_user {
         uid_t uid;
         uint64_t use[QUOTA_NRES_];
-        void *data; /* quota_user_data */
+        void *data[QUOTA_DATA_N_]; /* quota_user_data */
         struct quota_user *next;
 } quota_user;
 
@@ -82,10 +82,10 @@ uint64_t quota_use(uid_t uid, quota_res r) {
         return u ? u->use[r] : 0;
 }
 
-void **quota_user_data(uid_t uid) {
+void **quota_user_data(uid_t uid, unsigned which) {
         quota_user *u = lookup(uid, false);
 
-        return u ? &u->data : NULL;
+        return u && which < QUOTA_DATA_N_ ? &u->data[which] : NULL;
 }
 
 int quota_charge(uid_t uid, quota_res r, uint64_t n) {

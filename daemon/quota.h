@@ -58,10 +58,12 @@ bool quota_exempt(uid_t uid);
 /* Current usage of r by uid. */
 uint64_t quota_use(uid_t uid, quota_res r);
 
-/* A pointer kept in uid's record for peer.c (the head of the uid's list
- * of charged connections): NULL when the uid has no record, and valid only
+/* Pointers kept in uid's record for peer.c: the head of the uid's list of
+ * charged connections, and the last of its connections whose handles wait
+ * to be released.  NULL when the uid has no record; valid only
  * while something is charged to it. */
-void **quota_user_data(uid_t uid);
+enum { QUOTA_DATA_CONNS, QUOTA_DATA_RELEASING, QUOTA_DATA_N_ };
+void **quota_user_data(uid_t uid, unsigned which);
 
 /* Fill recs (at most max) with the usage of uids > cursor, in uid order, or
  * of `only` alone when only_one.  Returns the count; *ret_more tells whether

@@ -1280,11 +1280,13 @@ typedef struct undo_holder {
         uid_t uid;
         const char *prefix;
         int n;
+        int conns; /* over how many connections (0: one) */
         int up[2]; /* the child's "ready" */
 } undo_holder;
 
 /* A child as h->uid that holds h->n tokens, each through an undo handle of
- * a semaphore of its own, then waits to be killed. */
+ * a semaphore of its own (over h->conns connections), then waits to be
+ * killed. */
 static pid_t fork_undo_holder(undo_holder *h) {
         char x;
 
@@ -1297,10 +1299,12 @@ static pid_t fork_undo_holder(undo_holder *h) {
                 char name[32];
 
                 so.flags = IPCB_SEM_PERSISTENT | IPCB_SEM_UNDO;
-                if (drop_to(h->uid, h->uid, NULL, 0) < 0 || ipcb_connect(d.sock, &c) < 0)
+                if (drop_to(h->uid, h->uid, NULL, 0) < 0)
                         _exit(10);
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
                 for (int i = 0; i < h->n; i++) {
+                        if (i % (h->n / (h->conns ? h->conns : 1)) == 0 && ipcb_connect(d.sock, &c) < 0)
+                                _exit(10);
                         snprintf(name, sizeof(name), "%s%04d", h->prefix, i);
                         if (ipcb_sem_create(c, name, 1, &so, &s) < 0 || ipcb_sem_acquire(s) < 0)
                                 _exit(11);
@@ -1367,9 +1371,9 @@ static pid_t fork_prober_as(prober_as *p) {
  * again well before the big one.  The daemon is stopped while the two are
  * killed and each uid's prober sends a request, so that both hang-ups come
  * in one turn, the big one first. */
-STALL_TEST(releases_of_two_uids_share_the_loop, .timeout = 120) {
+static void two_uids_die(int big_conns) {
         static const char *const args[] = { "--max-objects", "8000", NULL };
-        undo_holder big = { .uid = UID_A, .prefix = "a", .n = BIG_UNDO };
+        undo_holder big = { .uid = UID_A, .prefix = "a", .n = BIG_UNDO, .conns = big_conns };
         undo_holder small = { .uid = UID_B, .prefix = "b", .n = SMALL_UNDO };
         prober_as pa = { .uid = UID_A }, pb = { .uid = UID_B };
         long long t0, ta, tb;
@@ -1398,9 +1402,9 @@ STALL_TEST(releases_of_two_uids_share_the_loop, .timeout = 120) {
                 cr_assert_eq(waitpid(q, &status, 0), q);
                 cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         }
-        fprintf(stderr, "[stall] after two uids' clients died (%d and %d undo handles), their uids were "
-                        "read again after %.1f and %.1f ms\n", BIG_UNDO, SMALL_UNDO, (double)(ta - t0) / 1000,
-                (double)(tb - t0) / 1000);
+        fprintf(stderr, "[stall] after two uids' clients died (%d undo handles over %d connections, and "
+                        "%d), their uids were read again after %.1f and %.1f ms\n", BIG_UNDO,
+                big_conns ? big_conns : 1, SMALL_UNDO, (double)(ta - t0) / 1000, (double)(tb - t0) / 1000);
         cr_assert_lt(tb + 15000, ta, "the small release waited for the big one (%.1f against %.1f ms)",
                      (double)(tb - t0) / 1000, (double)(ta - t0) / 1000);
         close(pa.go[1]);
@@ -1420,4 +1424,16 @@ STALL_TEST(releases_of_two_uids_share_the_loop, .timeout = 120) {
                 cr_assert_eq(ipcb_sem_unlink(c, name), 0);
         }
         ipcb_disconnect(c);
+}
+
+STALL_TEST(releases_of_two_uids_share_the_loop, .timeout = 120) {
+        two_uids_die(1);
+}
+
+/* The same with the big client's 6000 undo handles over 150 connections
+ * (40 each, more than a close releases at once): each connection took its
+ * own turns beside the small uid's one, which waited for most of them
+ * (fails so).  One connection of each uid takes turns now. */
+STALL_TEST(releases_of_two_uids_share_the_loop_over_many_connections, .timeout = 120) {
+        two_uids_die(150);
 }
