@@ -1025,7 +1025,7 @@ enum { SPREAD_CONNS = 94, SPREAD_EACH = 32 }; /* 32: what a close releases at on
 
 /* SPREAD_CONNS more connections, each with SPREAD_EACH semaphores holding
  * a token through an undo handle: each hang-up alone is released in its
- * turn, and the kill brings them all in one. */
+ * turn, and the kill brings them in a few (a turn takes 64 events). */
 static int hold_spread(ipcb_client *c0, void *arg) {
         ipcb_sem_options so = IPCB_SEM_OPTIONS_INIT;
         ipcb_client *c;
@@ -1049,8 +1049,8 @@ static int hold_spread(ipcb_client *c0, void *arg) {
 }
 
 /* A client dies holding 3008 undo handles over 94 connections of 32 each,
- * which a close releases at once: all 94 hang-ups come in one turn, and
- * it used 11-12 ms of CPU.  What the closes of one turn release at once is
+ * which a close releases at once: the hang-ups come in a few turns, up to
+ * 64 in one, and it used 11-12 ms of CPU.  What the closes of one turn release at once is
  * bounded; the rest is paced as a larger close is.  Every token comes back. */
 STALL_TEST(dying_with_undo_handles_over_many_connections, .timeout = 240) {
         char path[] = "/tmp/ipcbt-rel.XXXXXX";
