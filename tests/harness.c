@@ -189,6 +189,27 @@ long proc_rss_kib(pid_t pid) {
         return proc_status(pid, "VmRSS");
 }
 
+long proc_cpu_ticks(pid_t pid) {
+        char path[64], buf[1024];
+        unsigned long ut = 0, st = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        f = fopen(path, "re");
+        if (!f)
+                return -1;
+        if (!fgets(buf, sizeof(buf), f)) {
+                fclose(f);
+                return -1;
+        }
+        fclose(f);
+        /* Fields 14 and 15 (utime, stime) follow the ")" of the comm field. */
+        const char *p = strrchr(buf, ')');
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+                return -1;
+        return (long)(ut + st);
+}
+
 int wait_until(bool (*pred)(void *), void *arg, int timeout_ms) {
         long long end = now_ms() + timeout_ms;
 

@@ -128,6 +128,8 @@ bool file_contains(const char *path, const char *what);
 long proc_status(pid_t pid, const char *field);
 /* VmRSS of a process in KiB (-1 if unknown). */
 long proc_rss_kib(pid_t pid);
+/* The CPU time pid has used (utime + stime, clock ticks), -1 if unreadable. */
+long proc_cpu_ticks(pid_t pid);
 
 /* Wait until the daemon's fd count equals `want` (timeout_ms).  Returns true
  * if it did; logs the last count otherwise. */

@@ -872,27 +872,6 @@ CHECKED_TEST(hostile, handles_released_on_hangup) {
         check_survived();
 }
 
-static long proc_cpu_ticks(pid_t pid) {
-        char path[64], buf[1024];
-        unsigned long ut = 0, st = 0;
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        f = fopen(path, "re");
-        if (!f)
-                return -1;
-        if (!fgets(buf, sizeof(buf), f)) {
-                fclose(f);
-                return -1;
-        }
-        fclose(f);
-        /* Fields 14 and 15 (utime, stime) follow the ")" of the comm field. */
-        const char *p = strrchr(buf, ')');
-        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-                return -1;
-        return (long)(ut + st);
-}
-
 CHECKED_TEST(hostile, daemon_out_of_fds) {
         /* Squeeze the daemon's fd limit, then flood it with connections: it
          * must refuse what it cannot hold (-EMFILE to a create), not spin on

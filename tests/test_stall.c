@@ -593,21 +593,6 @@ typedef struct conn_flood {
         int hold, out;
 } conn_flood;
 
-static long cpu_ticks(pid_t pid) {
-        char path[64], buf[1024], *p;
-        unsigned long ut = 0, st = 0;
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        if (!(f = fopen(path, "re")))
-                return -1;
-        p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
-        fclose(f);
-        if (!p || sscanf(p, ") %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-                return -1;
-        return (long)(ut + st);
-}
-
 /* As the flooding uid: hold f->hold connections (its quota), then two
  * processes connect and close for 1.5 s; writes the daemon's CPU per
  * connect (us) to f->out. */
@@ -624,7 +609,7 @@ static int flood_at_quota(void *arg) {
         CHILD_CHECK(extra >= 0 && raw_hello(extra) == -EUSERS, "not at the quota");
         close(extra);
         CHILD_CHECK(pipe(p) == 0, "pipe");
-        long c0 = cpu_ticks(f->daemon);
+        long c0 = proc_cpu_ticks(f->daemon);
         for (int k = 0; k < 2; k++)
                 if (fork() == 0) {
                         uint64_t c = 0;
@@ -646,7 +631,7 @@ static int flood_at_quota(void *arg) {
         while (wait(NULL) > 0)
                 ;
         usleep(200 * 1000); /* the daemon closes the last refused ones */
-        long c1 = cpu_ticks(f->daemon);
+        long c1 = proc_cpu_ticks(f->daemon);
         CHILD_CHECK(n > 0 && c0 >= 0 && c1 >= c0, "%llu connects", (unsigned long long)n);
         double us = (double)(c1 - c0) * 1e6 / (double)sysconf(_SC_CLK_TCK) / (double)n;
         CHILD_CHECK(write(f->out, &us, sizeof(us)) == (ssize_t)sizeof(us), "write");
