@@ -11,14 +11,17 @@
 #include "log.h"
 #include "os.h"
 #include "quota.h"
+#include "reaper.h"
 #include "registry.h"
 #include "shm.h"
 #include "store.h"
+#include "watch.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -89,48 +92,104 @@ int access_set(peer *p, const ipcb_msg *m) {
         return 0;
 }
 
-int access_freeze(peer *p, const ipcb_msg *m) {
-        ipcb_msg r = reply_to(m);
-        object *o;
+/* A FREEZE, served off the loop: F_ADD_SEALS takes the memfd's inode lock,
+ * which a holder's write() keeps while it waits on a page of its source
+ * (on a FUSE mount whose server stalls: for ever), and F_SEAL_WRITE waits
+ * up to 150 ms or so for pages a holder pinned (spliced into a pipe it
+ * keeps) before it fails. */
+typedef struct freeze_op {
+        peer_op op;
+        ipcb_hdr req;
+        uint64_t id;   /* the object's */
+        int fd;        /* a duplicate of its memfd, closed by the work */
+        int status;    /* 0, or what the kernel said */
+        unsigned seals;
+} freeze_op;
+
+/* On a worker. */
+static void freeze_work(void *arg) {
+        freeze_op *f = arg;
         int k;
 
-        if ((k = lookup(m->freeze.kind, &m->freeze.name, &o)) < 0)
-                return k;
-        if (o->kind != IPCB_KIND_SHM)
-                return -EINVAL;
-        if ((k = policy_may_manage(o, &p->cred)) < 0)
-                return k;
-        if (o->rdonly_source)
-                return -EROFS;
         /* F_SEAL_WRITE makes the bytes immutable for everyone, but the kernel
          * refuses it (EBUSY) while any writable shared mapping exists; then
          * F_SEAL_FUTURE_WRITE: no new write access, existing mappings keep
          * theirs.  Growing is sealed too: a frozen size is part of frozen.
          * A freeze after a FUTURE_WRITE one, once no writable mapping is
          * left, gets F_SEAL_WRITE. */
-        k = fcntl(o->fd_rw, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
+        k = fcntl(f->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
         if (k < 0 && errno == EBUSY)
-                k = fcntl(o->fd_rw, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE);
-        if (k < 0) {
-                /* EPERM: F_SEAL_SEAL is set, and the kernel refuses every
-                 * seal, even one already there.  A read-write holder can
-                 * seal the memfd itself (seals belong to the inode): if it
-                 * carries what a freeze adds, it is frozen. */
-                unsigned seals = 0;
-                k = -errno;
-                if (k == -EPERM)
-                        seals = object_seals(o);
-                if ((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) ||
-                    !(seals & SEALS_WRITE))
-                        return k;
+                k = fcntl(f->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE);
+        f->status = k < 0 ? -errno : 0;
+        k = fcntl(f->fd, F_GET_SEALS);
+        f->seals = k < 0 ? 0 : (unsigned)k;
+        /* EPERM: F_SEAL_SEAL is set, and the kernel refuses every seal, even
+         * one already there.  A read-write holder can seal the memfd itself
+         * (seals belong to the inode): if it carries what a freeze adds, it
+         * is frozen. */
+        if (f->status == -EPERM && (f->seals & (F_SEAL_SHRINK | F_SEAL_GROW)) ==
+                                           (F_SEAL_SHRINK | F_SEAL_GROW) && (f->seals & SEALS_WRITE))
+                f->status = 0;
+        close(f->fd); /* the last reference if the object went meanwhile */
+}
+
+/* Back on the loop: the reply, then the watchers' FROZEN (as a request
+ * served on the loop is announced after its reply). */
+static void freeze_done(void *arg) {
+        freeze_op *f = arg;
+        ipcb_msg r = { .hdr = { .op = f->req.op | IPCB_OP_REPLY, .id = f->req.id } };
+        peer *p = f->op.p;
+        object *o = registry_kind_first_after(IPCB_KIND_SHM, f->id - 1);
+
+        if (o && o->id != f->id)
+                o = NULL;
+        if (f->status == 0 && o) {
+                /* The size it grew to is final now: keep it before
+                 * object_size() stops asking the memfd (the broker's own,
+                 * fstat cannot block). */
+                o->size = object_size(o);
+                o->flags &= ~IPCB_WF_GROWABLE;
+                f->seals = object_seals(o);
+                store_object_changed(o);
         }
-        /* The size it grew to is final now: keep it before object_size()
-         * stops asking the memfd (the broker's own, fstat cannot block). */
-        o->size = object_size(o);
-        o->flags &= ~IPCB_WF_GROWABLE;
-        r.freeze_reply.seals = object_seals(o);
-        store_object_changed(o);
-        peer_reply(p, &r, NULL, 0);
+        peer_op_done(&f->op);
+        if (p && !p->closing) {
+                if (f->status < 0)
+                        peer_reply_error(p, &f->req, f->status);
+                else {
+                        r.freeze_reply.seals = f->seals;
+                        peer_reply(p, &r, NULL, 0);
+                }
+        }
+        /* the reply may close p, and with p's handles o: looked up again */
+        if (f->status == 0 && (o = registry_kind_first_after(IPCB_KIND_SHM, f->id - 1)) && o->id == f->id)
+                watch_emit(o, IPCB_WE_FROZEN);
+}
+
+int access_freeze(peer *p, const ipcb_msg *m) {
+        freeze_op *f;
+        object *o;
+        int k;
+
+        if (m->freeze.kind != IPCB_KIND_SHM) /* segments only */
+                return -EINVAL;
+        if ((k = lookup(m->freeze.kind, &m->freeze.name, &o)) < 0)
+                return k;
+        if ((k = policy_may_manage(o, &p->cred)) < 0)
+                return k;
+        if (o->rdonly_source)
+                return -EROFS;
+        if (!(f = calloc(1, sizeof(*f))))
+                return -ENOMEM;
+        if ((f->fd = fcntl(o->fd_rw, F_DUPFD_CLOEXEC, 3)) < 0) {
+                k = -errno;
+                free(f);
+                return k;
+        }
+        f->req = m->hdr;
+        f->id = o->id;
+        peer_op_start(p, &f->op);
+        reaper_run(p->reaping, freeze_work, freeze_done, f);
         return 0;
 }
 
@@ -177,17 +236,18 @@ static int memfd_check(peer *p, int fd, uint64_t *ret_size, unsigned *ret_seals,
 }
 
 /* Nobody but the inode's owner (and root) may reopen it writable through
- * /proc: drop group and other write (and every exec) bit.  The library does
- * this before sending; the daemon can only do it when it runs as root or as
- * the inode's owner.  Then make sure the daemon itself can reopen it for
- * read-only handles. */
+ * /proc: no group or other write bit (nor any exec bit).  The library drops
+ * them before sending; the daemon does not chmod it itself, which would
+ * wait for the inode's lock, held by any write() to the memfd (for ever,
+ * if that write waits on a page of a stalled FUSE file).  Then make sure
+ * the daemon itself can reopen it for read-only handles. */
 static int memfd_lock_down(int fd) {
         struct stat st;
         int ro;
 
         if (fstat(fd, &st) < 0)
                 return -errno;
-        if ((st.st_mode & 0133) && fchmod(fd, st.st_mode & 0644) < 0)
+        if (st.st_mode & 0133)
                 return -EACCES;
         ro = os_reopen_ro(fd);
         if (ro < 0)

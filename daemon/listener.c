@@ -187,9 +187,12 @@ static void on_accept(mainloop_watcher *w, uint32_t events) {
                 /* The fds left in reserve for connections are spoken for:
                  * a clear hang-up now rather than a hang later. */
                 if (peer_count() >= cfg.max_connections_total) {
+                        struct ucred uc = { .uid = (uid_t)-1 };
+                        socklen_t len = sizeof(uc);
                         log_client_warn("%u clients connected, the most the fd limit allows; "
                                         "refusing a connection", peer_count());
-                        reaper_close(fd, NULL);
+                        (void)getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len);
+                        reaper_close_uid(fd, uc.uid); /* among that uid's closes */
                         continue;
                 }
                 turn_now.accepts++;

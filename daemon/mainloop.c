@@ -19,6 +19,7 @@
 
 static uv_loop_t *uvl;
 static int wait_fd = -1;
+static uint64_t turn_t0; /* when this turn's work began (uv_hrtime) */
 static void (*turn_end_hook)(void);
 
 int mainloop_init(uv_loop_t *loop) {
@@ -53,6 +54,10 @@ int mainloop_watch(mainloop_watcher *w, int fd, uint32_t events) {
         return k;
 }
 
+bool mainloop_turn_spent(void) {
+        return uv_hrtime() - turn_t0 >= MAINLOOP_BUDGET_NS;
+}
+
 void mainloop_turn(bool wait) {
         struct epoll_event ev[MAINLOOP_EVENTS];
         bool run_uv = false;
@@ -68,6 +73,7 @@ void mainloop_turn(bool wait) {
                 abort();
         }
         turn_began();
+        turn_t0 = uv_hrtime();
         uv_update_time(uvl); /* for timers the callbacks start, and to see which are due */
         for (int i = 0; i < n; i++) {
                 mainloop_watcher *w = ev[i].data.ptr;
@@ -86,6 +92,10 @@ void mainloop_turn(bool wait) {
                         e |= w->events;
                 if (e) /* else it changed what it watches for since */
                         w->cb(w, e);
+                if (i + 1 < n && mainloop_turn_spent()) { /* the rest, next turns */
+                        run_uv = true;
+                        break;
+                }
         }
         /* libuv runs when its fd is ready; after a full batch, when more
          * may wait, its fd among them (epoll hands out ready fds in turn),

@@ -22,6 +22,12 @@
 #include <uv.h>
 
 #define MAINLOOP_EVENTS 64
+/* A turn that has worked this long takes no more work: the fds still ready
+ * (level-triggered) come back in the next turns, after those that were not
+ * served yet, so that many cheap-to-send, dear-to-serve requests (64
+ * connections pipelining LISTs) cost each turn no more than this and one
+ * request. */
+#define MAINLOOP_BUDGET_NS 500000u
 
 typedef struct mainloop_watcher mainloop_watcher;
 struct mainloop_watcher {
@@ -31,6 +37,10 @@ struct mainloop_watcher {
         void *data;
         uint32_t events; /* what it watches for now; 0: not in the wait set */
 };
+
+/* Has this turn used its budget?  (A callback that serves several
+ * requests stops then: what it leaves stays ready.) */
+bool mainloop_turn_spent(void);
 
 /* Set up the wait set around loop (once, right after uv_loop_init). */
 int mainloop_init(uv_loop_t *loop);

@@ -578,7 +578,10 @@ static void queue_free(peer *p) {
 
         for (q = p->q_head; q; q = next) {
                 next = q->next;
-                os_close_fds(q->fds, q->nfds);
+                /* the daemon's copies of its own memfds: one may be the
+                 * file's last reference (object.c, object_destroy) */
+                for (unsigned i = 0; i < q->nfds; i++)
+                        reaper_close_own(q->fds[i]);
                 free(q);
         }
         p->q_head = p->q_tail = NULL;
@@ -651,7 +654,8 @@ static int queue_flush(peer *p) {
                         p->q_tail = NULL;
                 p->q_len--;
                 p->q_fds -= q->nfds;
-                os_close_fds(q->fds, q->nfds);
+                for (unsigned i = 0; i < q->nfds; i++) /* as in queue_free */
+                        reaper_close_own(q->fds[i]);
                 free(q);
         }
         return 0;
@@ -729,7 +733,7 @@ static void protocol_violation(peer *p, const char *what) {
 static bool over_limits(const peer *p) {
         uid_t uid = p->cred.uid;
 
-        return (p->store_wait && notify_congested()) || p->fds_unread >= cfg.max_fds_in_flight ||
+        return p->off_loop || (p->store_wait && notify_congested()) || p->fds_unread >= cfg.max_fds_in_flight ||
                quota_use(uid, QUOTA_INFLIGHT) >= cfg.max_fds_in_flight_per_uid ||
                reaper_account_pending(p->reaping) >= REAPING_PER_PEER ||
                quota_use(uid, QUOTA_REAPING) >= REAPING_PER_UID ||
@@ -789,6 +793,9 @@ static void throttle(peer *p) {
         if (p->rel_live)
                 log_client_debug("client pid %d uid %u: its process exited; not read until its tokens "
                                  "are settled", (int)p->cred.pid, (unsigned)p->cred.uid);
+        else if (p->off_loop)
+                log_client_debug("client pid %d uid %u: a request of its is served off the loop; not "
+                                 "read until it is done", (int)p->cred.pid, (unsigned)p->cred.uid);
         else if (p->store_wait)
                 log_client_debug("client pid %d uid %u: its next request stores an fd, and the service "
                                  "manager is behind; not read for now", (int)p->cred.pid, (unsigned)p->cred.uid);
@@ -849,6 +856,24 @@ static void on_throttle_tick(uv_timer_t *t) {
 }
 
 /* A close of one of p's fds finished (reaper.c): it may be read again. */
+void peer_op_start(peer *p, peer_op *op) {
+        op->p = p;
+        p->off_loop = op;
+}
+
+void peer_op_done(peer_op *op) {
+        peer *p = op->p;
+
+        if (!p)
+                return;
+        op->p = NULL;
+        p->off_loop = NULL;
+        if (p->throttled && !p->closing && !throttled(p)) {
+                unthrottle(p);
+                peer_update_events(p);
+        }
+}
+
 static void on_reaped(void *userdata) {
         peer *p = userdata;
 
@@ -868,6 +893,14 @@ static bool closed_if_dropped(peer *p) {
         return true;
 }
 
+/* Fds of a message that came with more than it may carry: charged to the
+ * connection being read (rx_account), as every fd it sends. */
+static reaper_account *rx_account;
+
+static void discard_rx(int fd) {
+        reaper_close(fd, rx_account);
+}
+
 static void peer_read(peer *p) {
         unsigned max_burst = cfg.max_requests_in_flight ? cfg.max_requests_in_flight : PEER_READ_BURST;
 
@@ -881,6 +914,8 @@ static void peer_read(peer *p) {
         unsigned asked = 0; /* requests read this burst that wait for a reply */
 
         for (unsigned burst = 0; burst < max_burst && !p->closing && !p->hup_queued; burst++) {
+                if (burst > 0 && mainloop_turn_spent()) /* the rest next turn: it stays ready */
+                        return;
                 ipcb_sock_rx rx;
                 unsigned nfds;
                 int *fds = rx.fds;
@@ -895,7 +930,8 @@ static void peer_read(peer *p) {
                         throttle(p);
                         return;
                 }
-                n = ipcb__sock_recv(p->fd, rx_buf, sizeof(rx_buf), MSG_DONTWAIT, reaper_discard, &rx);
+                rx_account = p->reaping;
+                n = ipcb__sock_recv(p->fd, rx_buf, sizeof(rx_buf), MSG_DONTWAIT, discard_rx, &rx);
                 if (n == -EAGAIN) {
                         p->one_by_one = asked <= 1;
                         return;
@@ -1081,7 +1117,7 @@ int peer_watch_process(peer *p) {
 /* ---- life ---- */
 
 static void peer_free(peer *p) {
-        reaper_close(p->fd, NULL); /* its queue may hold fds a client sent */
+        reaper_close_uid(p->fd, p->cred.uid); /* its queue may hold fds a client sent */
         if (p->pidfd >= 0)
                 close(p->pidfd);
         reaper_account_release(p->reaping);
@@ -1278,13 +1314,13 @@ int peer_new(int fd) {
         /* A new socket may already hold datagrams with fds: closed off the loop. */
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0) {
                 k = -errno;
-                reaper_close(fd, NULL);
+                reaper_close_uid(fd, (uid_t)-1);
                 return k;
         }
         p = calloc(1, sizeof(*p));
         if (!p || !(p->reaping = reaper_account_new(uc.uid, on_reaped, p))) {
                 free(p);
-                reaper_close(fd, NULL);
+                reaper_close_uid(fd, uc.uid);
                 return -ENOMEM;
         }
         p->fd = fd;
@@ -1307,7 +1343,7 @@ int peer_new(int fd) {
                 reaper_account_release(p->reaping);
                 cred_free(&p->cred);
                 free(p);
-                reaper_close(fd, NULL);
+                reaper_close_uid(fd, uc.uid);
                 return k;
         }
         if (k < 0) {
@@ -1416,6 +1452,10 @@ void peer_close(peer *p) {
         if (p->hup_queued)
                 hup_unlink(p);
         p->closing = true;
+        if (p->off_loop) { /* its request is finished without it */
+                p->off_loop->p = NULL;
+                p->off_loop = NULL;
+        }
         turn_now.closes++;
         log_client_debug("client pid %d disconnected (%u handles to release)", (int)p->cred.pid,
                   p->nhandles);

@@ -23,6 +23,13 @@ typedef struct handle_slot {
 
 typedef struct queued_reply queued_reply;
 
+/* A request served off the loop (access.c: FREEZE, on a reaper worker):
+ * its connection is not read until it is done.  p is cleared if the
+ * connection goes first. */
+typedef struct peer_op {
+        struct peer *p;
+} peer_op;
+
 enum { PEER_WATCH_DROP_PENDING = 1, PEER_WATCH_DROP_QUEUED = 2 };
 
 typedef struct peer {
@@ -90,6 +97,7 @@ typedef struct peer {
         uint8_t watch_drop;
         unsigned npollers; /* semaphore pollers (sempoll.c) */
         int refuse;         /* < 0: over quota; the first request gets this */
+        peer_op *off_loop;  /* its request being served off the loop, or NULL */
 
         struct peer *prev, *next;
         /* Its uid's connections charged to its quota (conn_charged; peer.c) */
@@ -126,6 +134,11 @@ void peer_reply_error(peer *p, const ipcb_hdr *req, int status);
  * are in all (may exceed max).  Walks o's holder records: one per
  * connection holding it, closed ones still releasing included (skipped). */
 unsigned peer_holders(const object *o, ipcb_holder_rec *recs, unsigned max);
+
+/* op (its p set) serves p's current request off the loop: p is not read
+ * until peer_op_done(op), on the loop thread, when its reply is sent. */
+void peer_op_start(peer *p, peer_op *op);
+void peer_op_done(peer_op *op);
 
 /* Handles.  handle_add returns the handle id (> 0) or a negative errno; it
  * takes a reference on o. */

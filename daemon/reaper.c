@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* reaper.c: a small pool of threads that close client fds; see reaper.h.
- * Jobs go in a list under a mutex; a finished job goes back to the loop
- * through a uv_async_t, where its account is credited. */
+/* reaper.c: a pool of threads that close fds off the loop; see reaper.h.
+ * Jobs wait in per-uid lanes (and one for the daemon's own files) under a
+ * mutex; a finished job goes back to the loop through a uv_async_t, where
+ * its account is credited. */
 #include "reaper.h"
 
 #include "quota.h"
@@ -9,9 +10,16 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
-#define REAPER_THREADS 4
+#define REAPER_THREADS 4      /* started at init and kept */
+#define REAPER_THREADS_MAX 64 /* at most, while closes are stuck */
+#define REAPER_PER_UID 2      /* closes of one uid running at once */
+#define REAPER_IDLE_S 10      /* a worker beyond REAPER_THREADS idle this long exits */
+#define REAPER_STUCK_MS 10    /* no close started for this long while closes wait: add workers */
+#define REAPER_SPAWN 4        /* workers added at once */
 
 struct reaper_account {
         unsigned pending;
@@ -25,17 +33,37 @@ struct reaper_account {
 
 typedef struct job {
         struct job *next;
-        int fd;
+        int fd;                     /* to close, or -1: */
+        void (*work)(void *), (*done)(void *); /* a run (reaper_run) */
+        void *arg;
         reaper_account *account;
 } job;
 
+/* One uid's closes: waiting (head..tail) and running (busy).  On the lanes
+ * list, in the order the uids take turns, while it has either. */
+typedef struct lane {
+        struct lane *next;
+        uid_t uid;
+        unsigned busy;
+        job *head, *tail;
+} lane;
+
+/* Under mtx. */
 static pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-static job *todo_head, *todo_tail, *done_list;
-static bool running, stopping;
+static job *own_head, *own_tail, *done_list;
+static lane *lanes, *lanes_tail;
+static unsigned nthreads, idle, wakes;
+static uint64_t started; /* closes taken by workers, ever */
+static bool stopping;
+
+/* Loop thread only. */
+static bool running;
 static unsigned pending;
 static uv_async_t async;
-static reaper_account *orphans; /* loop thread only */
+static uv_timer_t stuck_timer;
+static uint64_t started_seen; /* `started` when stuck_timer was armed */
+static reaper_account *orphans;
 
 static void orphan_free(reaper_account *a) {
         if (a->prev)
@@ -47,22 +75,120 @@ static void orphan_free(reaper_account *a) {
         free(a);
 }
 
+static void lane_unlink(lane *l, lane *prev) {
+        if (prev)
+                prev->next = l->next;
+        else
+                lanes = l->next;
+        if (lanes_tail == l)
+                lanes_tail = prev;
+        l->next = NULL;
+}
+
+static void lane_append(lane *l) {
+        if (lanes_tail)
+                lanes_tail->next = l;
+        else
+                lanes = l;
+        lanes_tail = l;
+}
+
+/* The next close a worker may run (*ret_lane: whose; NULL for the daemon's
+ * own): the daemon's own first, then the first uid in turn with a close
+ * waiting and fewer than REAPER_PER_UID running, which goes to the back. */
+static job *take(lane **ret_lane) {
+        lane *prev = NULL;
+        job *j;
+
+        *ret_lane = NULL;
+        if ((j = own_head)) {
+                if (!(own_head = j->next))
+                        own_tail = NULL;
+                return j;
+        }
+        for (lane *l = lanes; l; prev = l, l = l->next) {
+                if (!l->head || l->busy >= REAPER_PER_UID)
+                        continue;
+                j = l->head;
+                if (!(l->head = j->next))
+                        l->tail = NULL;
+                l->busy++;
+                lane_unlink(l, prev);
+                lane_append(l);
+                *ret_lane = l;
+                return j;
+        }
+        return NULL;
+}
+
+/* Would take() find a close to run? */
+static bool runnable_waiting(void) {
+        if (own_head)
+                return true;
+        for (lane *l = lanes; l; l = l->next)
+                if (l->head && l->busy < REAPER_PER_UID)
+                        return true;
+        return false;
+}
+
+/* A close of l's has finished. */
+static void lane_done(lane *l) {
+        lane *prev = NULL;
+
+        if (--l->busy > 0 || l->head)
+                return;
+        for (lane *q = lanes; q != l; q = q->next)
+                prev = q;
+        lane_unlink(l, prev);
+        free(l);
+}
+
+static const struct linger no_linger = { .l_onoff = 1, .l_linger = 0 };
+
 static void *worker(void *arg) {
+        struct timespec until;
+        bool timed_out = false;
+        lane *l;
+        job *j;
+
         (void)arg;
         pthread_mutex_lock(&mtx);
         for (;;) {
-                while (!todo_head && !stopping)
-                        pthread_cond_wait(&cond, &mtx);
-                if (!todo_head)
+                while (!(j = take(&l)) && !stopping) {
+                        if (timed_out && nthreads > REAPER_THREADS)
+                                goto out;
+                        idle++;
+                        if (nthreads > REAPER_THREADS) {
+                                clock_gettime(CLOCK_REALTIME, &until);
+                                until.tv_sec += REAPER_IDLE_S;
+                                timed_out = pthread_cond_timedwait(&cond, &mtx, &until) == ETIMEDOUT;
+                        } else
+                                pthread_cond_wait(&cond, &mtx);
+                        if (wakes > 0) /* woken for a job: the waker took us off idle */
+                                wakes--;
+                        else
+                                idle--;
+                }
+                if (!j)
                         break;
-                job *j = todo_head;
-                todo_head = j->next;
-                if (!todo_head)
-                        todo_tail = NULL;
+                started++;
+                timed_out = false;
                 pthread_mutex_unlock(&mtx);
-                close(j->fd);
+                if (j->work)
+                        j->work(j->arg);
+                else {
+                        /* A client's TCP socket with SO_LINGER and a full
+                         * send queue would hold the worker for its linger
+                         * time: reset instead (not a socket: ENOTSOCK). */
+                        if (l)
+                                (void)setsockopt(j->fd, SOL_SOCKET, SO_LINGER, &no_linger, sizeof(no_linger));
+                        close(j->fd);
+                }
                 pthread_mutex_lock(&mtx);
+                if (l)
+                        lane_done(l);
                 if (stopping) {
+                        free(j->arg);
                         free(j);
                         continue;
                 }
@@ -70,8 +196,25 @@ static void *worker(void *arg) {
                 done_list = j;
                 uv_async_send(&async);
         }
+out:
+        nthreads--;
         pthread_mutex_unlock(&mtx);
         return NULL;
+}
+
+/* Under mtx: one more worker; false if none can be had. */
+static bool spawn(void) {
+        pthread_attr_t attr;
+        pthread_t t;
+        bool ok;
+
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 64 * 1024);
+        ok = pthread_create(&t, &attr, worker, NULL) == 0;
+        pthread_attr_destroy(&attr);
+        nthreads += ok;
+        return ok;
 }
 
 /* Credit finished jobs (loop thread). */
@@ -81,6 +224,9 @@ static void credit(job *list) {
                 reaper_account *a = j->account;
                 list = j->next;
                 pending--;
+                if (j->done)
+                        j->done(j->arg);
+                free(j->arg);
                 if (a) {
                         a->pending--;
                         quota_uncharge(a->uid, QUOTA_REAPING, 1);
@@ -134,54 +280,147 @@ void reaper_account_release(reaper_account *a) {
 }
 
 int reaper_init(uv_loop_t *loop) {
-        pthread_attr_t attr;
-        pthread_t t;
-        int k, started = 0;
+        int k;
 
         if ((k = uv_async_init(loop, &async, on_done)) < 0)
                 return k;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&attr, 64 * 1024);
+        uv_timer_init(loop, &stuck_timer); /* cannot fail */
+        pthread_mutex_lock(&mtx);
         for (int i = 0; i < REAPER_THREADS; i++)
-                if (pthread_create(&t, &attr, worker, NULL) == 0)
-                        started++;
-        pthread_attr_destroy(&attr);
-        if (started == 0) {
+                (void)spawn();
+        k = nthreads > 0 ? 0 : -EAGAIN;
+        pthread_mutex_unlock(&mtx);
+        if (k < 0) {
                 uv_close((uv_handle_t *)&async, NULL);
-                return -EAGAIN;
+                uv_close((uv_handle_t *)&stuck_timer, NULL);
+                return k;
         }
         running = true;
         return 0;
 }
 
-void reaper_close(int fd, reaper_account *a) {
-        job *j;
+/* Closes waited REAPER_STUCK_MS for a worker: if none started meanwhile,
+ * every worker is in a close that may never end, and more are added (a
+ * burst of quick closes only keeps the workers busy: none are added). */
+static void on_stuck(uv_timer_t *t) {
+        bool again;
 
-        if (fd < 0)
-                return;
-        if (!running || !(j = malloc(sizeof(*j)))) {
-                close(fd);
+        pthread_mutex_lock(&mtx);
+        if (started == started_seen && idle == 0)
+                for (int i = 0; i < REAPER_SPAWN && nthreads < REAPER_THREADS_MAX; i++)
+                        (void)spawn();
+        again = !stopping && idle == 0 && nthreads < REAPER_THREADS_MAX && runnable_waiting();
+        started_seen = started;
+        pthread_mutex_unlock(&mtx);
+        if (again)
+                uv_timer_start(t, on_stuck, REAPER_STUCK_MS, 0);
+}
+
+/* j (its fd or its work) run here, now: no worker can be had. */
+static void run_here(job *j) {
+        if (j->work) {
+                j->work(j->arg);
+                if (j->done)
+                        j->done(j->arg);
+                free(j->arg);
+        } else
+                close(j->fd);
+}
+
+/* own: the daemon's own file; else in uid's lane.  Takes j. */
+static void enqueue(job *j, bool own, uid_t uid) {
+        reaper_account *a = j->account;
+        bool runnable = true;
+        lane *l = NULL;
+
+        if (!running) {
+                run_here(j);
+                free(j);
                 return;
         }
-        *j = (job){ .fd = fd, .account = a };
+        pthread_mutex_lock(&mtx);
+        if (own) {
+                if (own_tail)
+                        own_tail->next = j;
+                else
+                        own_head = j;
+                own_tail = j;
+        } else {
+                for (l = lanes; l && l->uid != uid; l = l->next)
+                        ;
+                if (!l && (l = calloc(1, sizeof(*l)))) {
+                        l->uid = uid;
+                        lane_append(l);
+                }
+                if (!l) {
+                        pthread_mutex_unlock(&mtx);
+                        run_here(j);
+                        free(j);
+                        return;
+                }
+                if (l->tail)
+                        l->tail->next = j;
+                else
+                        l->head = j;
+                l->tail = j;
+                runnable = l->busy < REAPER_PER_UID;
+        }
+        /* A worker for it: an idle one, or else the first busy one to be
+         * done; if none is done for a while, some may never be (on_stuck). */
+        bool watch = false;
+        if (runnable && idle > 0) {
+                idle--;
+                wakes++;
+                pthread_cond_signal(&cond);
+        } else if (runnable && nthreads < REAPER_THREADS_MAX && !uv_is_active((uv_handle_t *)&stuck_timer)) {
+                started_seen = started;
+                watch = true;
+        }
+        pthread_mutex_unlock(&mtx);
+        if (watch)
+                uv_timer_start(&stuck_timer, on_stuck, REAPER_STUCK_MS, 0);
         pending++;
         if (a) {
                 a->pending++;
                 (void)quota_charge(a->uid, QUOTA_REAPING, 1); /* counted, never refused */
         }
-        pthread_mutex_lock(&mtx);
-        if (todo_tail)
-                todo_tail->next = j;
-        else
-                todo_head = j;
-        todo_tail = j;
-        pthread_cond_signal(&cond);
-        pthread_mutex_unlock(&mtx);
 }
 
-void reaper_discard(int fd) {
-        reaper_close(fd, NULL);
+static void close_fd(int fd, reaper_account *a, bool own, uid_t uid) {
+        job *j;
+
+        if (fd < 0)
+                return;
+        if (!(j = malloc(sizeof(*j)))) {
+                close(fd);
+                return;
+        }
+        *j = (job){ .fd = fd, .account = a };
+        enqueue(j, own, uid);
+}
+
+void reaper_close(int fd, reaper_account *a) {
+        close_fd(fd, a, false, a ? a->uid : (uid_t)-1);
+}
+
+void reaper_close_uid(int fd, uid_t uid) {
+        close_fd(fd, NULL, false, uid);
+}
+
+void reaper_close_own(int fd) {
+        close_fd(fd, NULL, true, 0);
+}
+
+void reaper_run(reaper_account *a, void (*work)(void *), void (*done)(void *), void *arg) {
+        job *j = malloc(sizeof(*j));
+
+        if (!j) {
+                job here = { .fd = -1, .work = work, .done = done, .arg = arg };
+                run_here(&here);
+                return;
+        }
+        *j = (job){ .fd = -1, .work = work, .done = done, .arg = arg, .account = a };
+        enqueue(j, false, a ? a->uid : (uid_t)-1);
 }
 
 unsigned reaper_pending(void) {
@@ -206,4 +445,5 @@ void reaper_fini(void) {
         while (orphans)
                 orphan_free(orphans);
         uv_close((uv_handle_t *)&async, NULL);
+        uv_close((uv_handle_t *)&stuck_timer, NULL);
 }

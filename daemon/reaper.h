@@ -5,10 +5,18 @@
  * send queue waits up to its linger time, a FUSE file waits for its server,
  * and the last close of a Unix socket releases whatever fds sit unread in
  * its queue (which may be such files).  The loop thread never does that: it
- * hands the fd to a small pool of worker threads.  What a client has
- * waiting here is counted (reaper_account), so that its connection can stop
- * being read while its fds are not yet closed, and nothing grows without
- * bound when a worker is stuck. */
+ * hands the fd to a pool of worker threads.  What a client has waiting here
+ * is counted (reaper_account), so that its connection can stop being read
+ * while its fds are not yet closed, and nothing grows without bound when a
+ * worker is stuck.
+ *
+ * A close that never ends (a FUSE server that stopped answering) holds its
+ * worker for good, so closes are taken per uid: at most REAPER_PER_UID of
+ * one uid's closes run at once, the uids take turns, and the pool grows
+ * (to REAPER_THREADS_MAX) while every worker is busy.  A uid whose closes
+ * are stuck holds up only its own.  The daemon's own files (a segment's
+ * memfd, whose last close frees its pages: 0.1 ms per MiB) wait for no
+ * uid. */
 #pragma once
 
 #include <stdbool.h>
@@ -23,16 +31,26 @@ int reaper_init(uv_loop_t *loop);
 /* An account for a connection of uid; done(userdata) runs on the loop
  * thread whenever one of its closes finished.  NULL on ENOMEM. */
 reaper_account *reaper_account_new(uid_t uid, void (*done)(void *userdata), void *userdata);
-/* fds of the account not yet closed. */
+/* Run work(arg) on a worker, among the jobs of a's uid, then done(arg) on
+ * the loop thread, then free(arg); a is charged meanwhile, as for a close
+ * (its done callback runs after done).  For what may wait on something a
+ * client controls (a seal on a memfd a writer holds).  If the reaper stops
+ * first, done is not called; arg is still freed (work must leave nothing
+ * else).  If no worker can be had, everything runs here, now. */
+void reaper_run(reaper_account *a, void (*work)(void *), void (*done)(void *), void *arg);
+/* Closes and runs of the account not yet done. */
 unsigned reaper_account_pending(const reaper_account *a);
 /* The owner is gone: done is not called any more; the account is freed
  * once its last close finished.  NULL is fine. */
 void reaper_account_release(reaper_account *a);
-/* Close fd off the loop; a (may be NULL) is charged until it is closed.
- * If no worker can be had, the fd is closed here. */
+/* Close fd off the loop, among the closes of a's uid; a is charged until it
+ * is closed.  If no worker can be had, the fd is closed here. */
 void reaper_close(int fd, reaper_account *a);
-/* reaper_close(fd, NULL), as util/sock.c's discard callback. */
-void reaper_discard(int fd);
+/* The same, charged to nobody: a socket of uid's (uid -1: not known). */
+void reaper_close_uid(int fd, uid_t uid);
+/* The same for a file only the daemon made (a memfd): its close takes CPU
+ * time but waits on nobody, so it waits behind no uid's closes. */
+void reaper_close_own(int fd);
 /* fds handed over and not yet closed (all accounts). */
 unsigned reaper_pending(void);
 /* Stop: no more completions are delivered; workers still closing are left

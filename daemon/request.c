@@ -584,10 +584,7 @@ static void request_announce(const ipcb_msg *m) {
         case IPCB_OP_SET_ACCESS:
                 kind = m->set_access.kind, n = &m->set_access.name, event = IPCB_WE_ACCESS;
                 break;
-        case IPCB_OP_FREEZE:
-                kind = IPCB_KIND_SHM, n = &m->freeze.name, event = IPCB_WE_FROZEN;
-                break;
-        default:
+        default: /* FREEZE: announced when done (access.c) */
                 return;
         }
         o = registry_lookup(kind, n->ptr, n->len);

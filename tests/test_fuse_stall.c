@@ -16,6 +16,7 @@
  * released, it answers them, so that every blocked close() finishes and
  * nothing hangs at exit.  Needs root and /dev/fuse, or skips. */
 #include "harness.h"
+#include "multiuid.h"
 #include "prober.h"
 
 #include "ipcbroker.h"
@@ -33,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -458,6 +460,256 @@ FUSE_TEST(file_registered, .timeout = 60) {
         cr_assert_eq(dec, 0);
         cr_assert_eq(r.hdr.status, -EBADFD, "register of a FUSE file: %d", r.hdr.status);
         cr_assert(reached, "the daemon's close of the file never reached the server");
+        cr_assert_eq(from_loop, 0, "the daemon's loop waited on the FUSE server: %s", held);
+        cr_assert_lt(max, STALL_BOUND_US);
+}
+
+/* ---- 3. more stuck closes than the daemon started workers ---- */
+
+static bool fuse_held_flushes_at_least(void *arg) {
+        unsigned want = *(unsigned *)arg, n = 0;
+
+        pthread_mutex_lock(&fs.mtx);
+        for (unsigned i = 0; i < fs.nheld; i++)
+                n += fs.held[i].opcode == FUSE_FLUSH;
+        pthread_mutex_unlock(&fs.mtx);
+        return n >= want;
+}
+
+static unsigned fuse_held_flushes(void) {
+        unsigned n = 0;
+
+        pthread_mutex_lock(&fs.mtx);
+        for (unsigned i = 0; i < fs.nheld; i++)
+                n += fs.held[i].opcode == FUSE_FLUSH;
+        pthread_mutex_unlock(&fs.mtx);
+        return n;
+}
+
+#define OTHER_CLIENTS 20
+
+/* As uid B: clients that connect and go, and a 4 MiB segment made, written
+ * and closed (the daemon's memfd is then the last: closed off the loop). */
+static int come_and_go(void *arg) {
+        ipcb_client *c;
+        ipcb_shm *s;
+        int k;
+
+        (void)arg;
+        for (int i = 0; i < OTHER_CLIENTS; i++) {
+                CHILD_CHECK((k = ipcb_connect(d.sock, &c)) == 0, "connect: %s", strerror(-k));
+                if (i == 0) {
+                        CHILD_CHECK((k = ipcb_shm_create(c, "mib4", 4u << 20, NULL, &s)) == 0, "%s",
+                                    strerror(-k));
+                        memset(ipcb_shm_data(s), 1, 4u << 20);
+                        CHILD_CHECK(ipcb_shm_close(s) == 0, "close");
+                }
+                ipcb_disconnect(c);
+        }
+        return 0;
+}
+
+/* 8 files (fds), 4 to each of two new connections, sent as a HELLO's
+ * unsolicited fds, while the daemon is stopped; the connections are left
+ * open (the caller's process owns them). */
+typedef struct attach_arg {
+        const int *files;
+        const char *sock;
+} attach_arg;
+
+static int attach_eight(void *arg) {
+        const attach_arg *a = arg;
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO, .id = 1 } };
+        ssize_t len;
+
+        m.hello.version = IPCB_PROTO_VERSION;
+        CHILD_CHECK((len = ipcb__proto_encode(&m, buf, sizeof(buf))) > 0, "encode");
+        for (int i = 0; i < 2; i++) {
+                int c = raw_connect(a->sock); /* the kernel completes it: the daemon is stopped */
+                CHILD_CHECK(c >= 0, "connect: %s", strerror(-c));
+                CHILD_CHECK(raw_send(c, buf, (size_t)len, a->files + 4 * i, 4) == 0, "send");
+        }
+        return 0; /* its connections go with it: the daemon still reads what they sent */
+}
+
+/* Two uids each attach 8 files whose close never ends (together four
+ * times the workers the daemon starts).  Every worker waited on one, and
+ * nothing any other client left was closed any more: the sockets of uid
+ * B's 20 clients that came and went stayed open in the daemon until the
+ * server answered (fails so).  Now one uid's closes hold at most two
+ * workers, and when none is done for a while more workers are added, so
+ * that the others' closes are done meanwhile. */
+FUSE_TEST(stuck_closes_of_two_uids, .timeout = 60) {
+        int files[16], conns[2];
+        uint8_t buf[IPCB_MSG_MAX];
+        unsigned four = 4;
+
+        begin();
+        SKIP_UNLESS_ROOT();
+        for (int i = 0; i < 16; i++)
+                files[i] = open_fuse_file();
+        for (int i = 0; i < 2; i++)
+                conns[i] = ipcbd_hello_conn(&d);
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO, .id = 2 } };
+        m.hello.version = IPCB_PROTO_VERSION;
+        size_t len = enc(&m, buf);
+        ipcbd_pause(&d);
+        for (int i = 0; i < 2; i++)
+                cr_assert_eq(raw_send(conns[i], buf, len, files + 4 * i, 4), 0);
+        attach_arg a = { .files = files + 8, .sock = d.sock };
+        RUN_AS(UID_A, false, attach_eight, &a);
+        for (int i = 0; i < 16; i++)
+                close(files[i]);
+        fuse_stall();
+        ipcbd_resume(&d);
+        cr_assert(wait_until(fuse_held_flushes_at_least, &four, 2000),
+                  "the daemon's closes of the files never reached the server");
+        usleep(300000); /* every close the daemon would start has started */
+        unsigned stuck = fuse_held_flushes();
+        int base = ipcbd_fd_count(&d);
+        long threads = proc_status(d.pid, "Threads");
+        RUN_AS(UID_B, false, come_and_go, NULL);
+        bool closed = ipcbd_wait_fds(&d, base, 3000);
+        int after = ipcbd_fd_count(&d);
+        char held[512];
+        unsigned from_loop = fuse_held_summary(held, sizeof(held));
+        fprintf(stderr, "[fuse] 16 stuck closes of two uids held %u workers (the daemon had %ld threads); "
+                        "uid B's %d clients and segment left it at %d fds (%d before them), %ld threads\n",
+                stuck, threads, OTHER_CLIENTS, after, base, proc_status(d.pid, "Threads"));
+        for (int i = 0; i < 2; i++)
+                close(conns[i]);
+        cr_assert(closed, "uid B's sockets waited behind other uids' stuck closes");
+        cr_assert_leq(stuck, 4, "two uids' stuck closes held %u workers", stuck);
+        cr_assert_eq(from_loop, 0, "the daemon's loop waited on the FUSE server: %s", held);
+}
+
+/* ---- 4. a write to a memfd that waits on the FUSE server ---- */
+
+/* write(memfd, a mapping of the FUSE file): the kernel takes the memfd's
+ * inode lock, then faults the source page in, which asks the server. */
+typedef struct writer {
+        pthread_t th;
+        int memfd;
+        const void *src;
+        ssize_t ret;
+} writer;
+
+static void *write_from_fuse(void *arg) {
+        writer *w = arg;
+        w->ret = write(w->memfd, w->src, 4096);
+        return NULL;
+}
+
+/* Maps the FUSE file (nothing of it read yet), stalls the server and
+ * starts a write from the mapping to memfd; returns once the server holds
+ * the READ (the write then holds memfd's inode lock). */
+static void *stall_a_write(writer *w, int memfd) {
+        int ffd = open_fuse_file();
+        uint32_t rd = FUSE_READ;
+        void *map = mmap(NULL, 4096, PROT_READ, MAP_SHARED, ffd, 0);
+
+        cr_assert_neq(map, MAP_FAILED, "mmap of the FUSE file: %s", strerror(errno));
+        close(ffd);
+        fuse_stall();
+        *w = (writer){ .memfd = memfd, .src = map };
+        cr_assert_eq(pthread_create(&w->th, NULL, write_from_fuse, w), 0);
+        cr_assert(wait_until(fuse_held_op, &rd, 2000), "the write's page fault never reached the server");
+        return map;
+}
+
+/* The owner freezes its segment while a holder's write waits: the seals
+ * wait for the inode lock.  Before, the loop took them itself and every
+ * client waited as long as the server did (fails so: the whole window).
+ * Now the freeze waits on a worker, the owner's connection unread until
+ * it is done, and answers once the write is over. */
+FUSE_TEST(freeze_while_a_write_waits, .timeout = 60) {
+        ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_client *c;
+        ipcb_shm *s;
+        writer w;
+        prober pr;
+
+        begin();
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        o.flags = IPCB_SHM_PERSISTENT;
+        cr_assert_eq(ipcb_shm_create(c, "frz", 4096, &o, &s), 0);
+        prober_start(&pr, d.sock);
+        usleep(50000);
+        void *map = stall_a_write(&w, ipcb_shm_fd(s));
+        int fd = ipcbd_hello_conn(&d);
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_FREEZE, .id = 3 } };
+        m.freeze.kind = IPCB_KIND_SHM;
+        m.freeze.name = (ipcb_name){ .ptr = "frz", .len = 3 };
+        long long t0 = prober_now_us();
+        cr_assert_eq(raw_send(fd, buf, enc(&m, buf), NULL, 0), 0);
+        long long left = STALL_WINDOW_US - (prober_now_us() - t0);
+        if (left > 0)
+                usleep((useconds_t)left);
+        char held[512];
+        unsigned from_loop = fuse_held_summary(held, sizeof(held));
+        long long max = prober_stop(&pr, "fuse", "FREEZE while a write waits on a FUSE page", fuse_release);
+        pthread_join(w.th, NULL);
+        ipcb_msg r = { 0 };
+        ssize_t n = raw_recv(fd, buf, sizeof(buf), NULL, NULL, 5000);
+        int dec = n > 0 ? ipcb__proto_decode(buf, (size_t)n, 0, &r) : -1;
+        fprintf(stderr, "[fuse] the freeze answered %d after the write (%zd); held: %s\n",
+                n > 0 ? r.hdr.status : (int)n, w.ret, held[0] ? held : "nothing");
+        munmap(map, 4096);
+        close(fd);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+        cr_assert_eq(ipcb_unlink(c, "frz"), 0);
+        ipcb_disconnect(c);
+        cr_assert_eq(dec, 0, "no reply to the FREEZE once the write was over");
+        cr_assert_eq(r.hdr.status, 0);
+        cr_assert(r.freeze_reply.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE), "seals %#x",
+                  r.freeze_reply.seals);
+        cr_assert_eq(from_loop, 0, "the daemon's loop waited on the FUSE server: %s", held);
+        cr_assert_lt(max, STALL_BOUND_US);
+}
+
+/* A memfd registered with group/other write in its mode while a write to
+ * it waits: the daemon chmodded it, which waits for the inode lock (fails
+ * so).  It refuses such a mode now (the library drops those bits first). */
+FUSE_TEST(register_while_a_write_waits, .timeout = 60) {
+        uint8_t buf[IPCB_MSG_MAX];
+        writer w;
+        prober pr;
+
+        begin();
+        int mfd = memfd_create("reg", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        cr_assert_geq(mfd, 0);
+        cr_assert_eq(ftruncate(mfd, 4096), 0);
+        cr_assert_eq(fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+        cr_assert_eq(fchmod(mfd, 0666), 0);
+        prober_start(&pr, d.sock);
+        usleep(50000);
+        void *map = stall_a_write(&w, mfd);
+        int fd = ipcbd_hello_conn(&d);
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_SHM_REGISTER, .id = 4, .nfds = 1 } };
+        m.shm_register.name = (ipcb_name){ .ptr = "reg", .len = 3 };
+        m.shm_register.mode = 0644;
+        long long t0 = prober_now_us();
+        cr_assert_eq(raw_send(fd, buf, enc(&m, buf), &mfd, 1), 0);
+        ipcb_msg r = { 0 };
+        ssize_t n = raw_recv(fd, buf, sizeof(buf), NULL, NULL, 1000);
+        long long reply_us = prober_now_us() - t0;
+        int dec = n > 0 ? ipcb__proto_decode(buf, (size_t)n, 0, &r) : -1;
+        long long left = STALL_WINDOW_US - (prober_now_us() - t0);
+        if (left > 0)
+                usleep((useconds_t)left);
+        char held[512];
+        unsigned from_loop = fuse_held_summary(held, sizeof(held));
+        long long max = prober_stop(&pr, "fuse", "REGISTER while a write waits on a FUSE page", fuse_release);
+        pthread_join(w.th, NULL);
+        fprintf(stderr, "[fuse] register answered after %lld us: %d\n", reply_us, n > 0 ? r.hdr.status : (int)n);
+        munmap(map, 4096);
+        close(mfd);
+        close(fd);
+        cr_assert_gt(n, 0, "no reply to the register within 1 s");
+        cr_assert_eq(dec, 0);
+        cr_assert_eq(r.hdr.status, -EACCES, "register of a 0666 memfd: %d", r.hdr.status);
         cr_assert_eq(from_loop, 0, "the daemon's loop waited on the FUSE server: %s", held);
         cr_assert_lt(max, STALL_BOUND_US);
 }

@@ -18,7 +18,7 @@ int ipcb__sock_recv(int fd, void *buf, size_t cap, int flags, ipcb_sock_discard_
                    ipcb_sock_rx *rx) {
         union {
                 struct cmsghdr align;
-                char buf[CMSG_SPACE(sizeof(int) * IPCB_SOCK_FDS_MAX)];
+                char buf[CMSG_SPACE(sizeof(int) * IPCB_SOCK_SEND_FDS_MAX)];
         } control;
         struct iovec iov = { .iov_base = buf, .iov_len = cap };
         struct msghdr mh = {

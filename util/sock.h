@@ -2,10 +2,13 @@
 /* sock.h: the one datagram-with-fds path of the project, used by the daemon,
  * the client library and the test harness alike.
  *
- * Receiving follows systemd's recvmsg_safe and dbus-broker's socket.c: a
- * control buffer sized for the protocol's maximum fds, MSG_CMSG_CLOEXEC so
- * that no received fd is ever inheritable, and one rule for every path:
- * a received fd is either handed to the caller or given to `discard`.
+ * Receiving follows systemd's recvmsg_safe and dbus-broker's socket.c:
+ * MSG_CMSG_CLOEXEC so that no received fd is ever inheritable, and one rule
+ * for every path: a received fd is either handed to the caller or given to
+ * `discard`.  The control buffer has room for every fd one datagram can
+ * carry (SCM_MAX_FD), not only the protocol's 4: an fd that does not fit is
+ * dropped by the kernel inside recvmsg, whose caller then runs its close,
+ * and a foreign fd's close can block (a lingering socket, a FUSE file).
  * Pure syscalls: no allocation, no logging, no libuv. */
 #pragma once
 
@@ -15,8 +18,9 @@
 
 /* The most fds one datagram of the protocol carries (= IPCB_FDS_MAX). */
 #define IPCB_SOCK_FDS_MAX 4
-/* The most fds ipcb__sock_send accepts (the kernel's SCM_MAX_FD): the
- * hostile tests send that many. */
+/* The most fds one datagram can carry (the kernel's SCM_MAX_FD): what
+ * ipcb__sock_send accepts (the hostile tests send that many), and what
+ * ipcb__sock_recv makes room for. */
 #define IPCB_SOCK_SEND_FDS_MAX 253
 
 /* Disposes of an fd that the receive path does not hand on (NULL: close()).
@@ -28,8 +32,8 @@ typedef struct ipcb_sock_rx {
         size_t len;                    /* the datagram's length */
         unsigned nfds;                 /* fds handed to the caller */
         int fds[IPCB_SOCK_FDS_MAX];
-        /* The kernel could not pass every fd (MSG_CTRUNC: the receiver is
-         * out of fds, or the sender attached more than IPCB_SOCK_FDS_MAX).
+        /* The sender attached more than IPCB_SOCK_FDS_MAX, or the kernel
+         * could not pass every fd (MSG_CTRUNC: the receiver is out of fds).
          * The datagram's bytes are in the buffer; every fd that did arrive
          * was discarded and nfds is 0. */
         bool fds_lost;
