@@ -15,8 +15,20 @@
 
 #include "sempage.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+/* The grace period of a restored lock.  Tokens this broker gives follow
+ * next (the catalog's count: never one the broker before gave), so the
+ * broker before's are those outside (next, o->lock_next_token]. */
+struct lock_restore {
+        uint32_t held; /* the token in the word at the restart, until taken back */
+        uint32_t next;
+        uint32_t n, cap;
+        uint32_t *taken; /* tokens taken back (a handle has or had each) */
+};
 
 /* Create the page on first use: 1 if made now, 0 if it was there. */
 static int page_get(object *o) {
@@ -125,7 +137,62 @@ void lock_token_release(object *o, uint32_t token) {
         }
 }
 
+int lock_restored(object *o, uint32_t held) {
+        if (!(o->lock_restore = calloc(1, sizeof(*o->lock_restore))))
+                return -ENOMEM;
+        o->lock_restore->held = held;
+        o->lock_restore->next = o->lock_next_token;
+        return 0;
+}
+
+int lock_token_reclaim_check(object *o, uint32_t token) {
+        struct lock_restore *r = o->lock_restore;
+
+        if (!r)
+                return -ESRCH;
+        /* given by this broker: within the count since the restart */
+        if (((token - r->next - 1) & IPCB_LOCK_OWNER_MASK) <
+            ((o->lock_next_token - r->next) & IPCB_LOCK_OWNER_MASK))
+                return -ESRCH;
+        for (uint32_t i = 0; i < r->n; i++)
+                if (r->taken[i] == token)
+                        return -ESRCH;
+        if (r->n == r->cap) { /* room for lock_token_reclaimed */
+                uint32_t cap = r->cap ? 2 * r->cap : 4, *t = realloc(r->taken, cap * sizeof(*t));
+                if (!t)
+                        return -ENOMEM;
+                r->taken = t;
+                r->cap = cap;
+        }
+        return 0;
+}
+
+void lock_token_reclaimed(object *o, uint32_t token) {
+        struct lock_restore *r = o->lock_restore;
+
+        r->taken[r->n++] = token;
+        if (r->held == token)
+                r->held = 0;
+}
+
+uint32_t lock_grace_end(object *o) {
+        struct lock_restore *r = o->lock_restore;
+        uint32_t held = r ? r->held : 0;
+
+        if (r) {
+                free(r->taken);
+                free(r);
+                o->lock_restore = NULL;
+        }
+        return held;
+}
+
 void lock_free(object *o) {
+        if (o->lock_restore) {
+                free(o->lock_restore->taken);
+                free(o->lock_restore);
+                o->lock_restore = NULL;
+        }
         if (o->lock)
                 munmap(o->lock, IPCB_PAGE_SIZE);
         if (o->lock_fd >= 0)

@@ -24,6 +24,22 @@ int lock_page_ro_fd(object *o);
  * dead, bump the sequence and wake the waiters. */
 void lock_token_release(object *o, uint32_t token);
 void lock_free(object *o);
+/* A lock page restored from the fd store (o->lock set): until the grace
+ * period ends, the handles of the broker before may take their tokens back,
+ * each token once.  The token in the lock word (held: 0 if free) is
+ * released as owner-died at the end unless taken back (lock_grace_end).
+ * -ENOMEM (then nothing can be taken back). */
+int lock_restored(object *o, uint32_t held);
+/* May token be taken back now (SHM_OPEN with RECLAIM, its nonce checked)?
+ * 0, or -ESRCH: not in the grace period, a token this broker gave, or one
+ * taken back already; -ENOMEM. */
+int lock_token_reclaim_check(object *o, uint32_t token);
+/* A handle holds token again (after lock_token_reclaim_check said 0). */
+void lock_token_reclaimed(object *o, uint32_t token);
+/* The grace period ended: returns the token that held the lock at the
+ * restart if nobody took it back (0: none), for the caller to release as
+ * owner-died (lock_token_release). */
+uint32_t lock_grace_end(object *o);
 /* A lock page restored from the fd store, mapped by every read-write
  * holder: if its broker-made header (magic, version) was written over, write
  * it again and release a lock held in the word as if its owner had died

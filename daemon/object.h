@@ -56,9 +56,9 @@ typedef struct object {
          * given to clients (undo slot and lock token nonces) are made from,
          * so that they name this object across restarts (store.c). */
         uint64_t salt;
-        /* Restored with the lock held by a token nobody has reclaimed yet:
-         * released as owner-died when the grace period ends (store.c). */
-        uint32_t lock_orphan;
+        /* A lock restored from the fd store, until the grace period ends:
+         * the tokens taken back, and the one that held it (lock.c). */
+        struct lock_restore *lock_restore;
         /* quota (quota.c): charged to the creator's uid, whoever owns it
          * later, so that chown cannot move one uid's usage onto another */
         bool quota_charged;

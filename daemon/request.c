@@ -109,9 +109,8 @@ static int reply_shm_handle(peer *p, const ipcb_msg *m, object *o, uint32_t acce
         if (h < 0)
                 return (int)h;
         if (lock_token) {
+                lock_token_reclaimed(o, lock_token);
                 peer_handle_get(p, (uint64_t)h)->lock_token = lock_token;
-                if (o->lock_orphan == lock_token)
-                        o->lock_orphan = 0;
         }
         fd = access == IPCB_WA_READ_WRITE ? o->fd_rw : o->fd_ro;
         r.shm_reply.handle = (uint64_t)h;
@@ -206,11 +205,14 @@ static int do_shm_open(peer *p, const ipcb_msg *m) {
         if (access == IPCB_WA_READ_WRITE && access_write_sealed(o))
                 return -EROFS;
         /* RECLAIM: the lock token this client's handle had before a broker
-         * restart, proven by the nonce it was given with it for this uid. */
+         * restart, proven by the nonce it was given with it for this uid;
+         * once, and not one this broker gave (lock.c). */
         if (flags & IPCB_WF_RECLAIM) {
                 token = m->shm_open.token;
                 if (!o->lock || m->shm_open.nonce != store_lock_nonce(o, token, p->cred.uid))
                         return -ESRCH;
+                if ((k = lock_token_reclaim_check(o, token)) < 0)
+                        return k;
         }
         if (access == IPCB_WA_READ_ONLY && (k = shm_ro_fd(o)) < 0)
                 return k;

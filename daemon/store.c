@@ -758,7 +758,12 @@ static const char *restore_one(uint32_t i, const cat_rec *r, unsigned *ret_token
                         o->lock = map;
                         o->lock_fd = lfd;
                         o->lock_next_token = r->lock_next_token & IPCB_LOCK_OWNER_MASK;
-                        o->lock_orphan = atomic_load(&o->lock->word) & IPCB_LOCK_OWNER_MASK;
+                        uint32_t held = atomic_load(&o->lock->word) & IPCB_LOCK_OWNER_MASK;
+                        if (lock_restored(o, held) < 0) {
+                                log_warn("fd store: '%s': out of memory: its lock tokens cannot be "
+                                         "reclaimed; a held lock is released as owner-died", o->name);
+                                lock_token_release(o, held);
+                        }
                         if (scribbled)
                                 log_warn("fd store: the lock page of '%s' was written over; restored from "
                                          "the catalog, its lock released as if its holder had died",
@@ -884,6 +889,7 @@ static unsigned grace_destroyed;
 
 static void on_grace_end(uv_timer_t *t) {
         unsigned work = 0, k;
+        uint32_t held;
 
         for (; grace_kind <= IPCB_KIND_MAX_; grace_kind++, grace_cursor = 0) {
                 object *o = registry_kind_first_after(grace_kind, grace_cursor), *next;
@@ -898,11 +904,10 @@ static void on_grace_end(uv_timer_t *t) {
                                 log_info("fd store: semaphore '%s': %u undo slots not reclaimed; their "
                                          "tokens returned", o->name, k);
                         }
-                        if (o->lock_orphan) {
+                        if ((held = lock_grace_end(o))) {
                                 log_info("fd store: segment '%s': lock held at the restart not "
                                          "reclaimed; released as owner-died", o->name);
-                                lock_token_release(o, o->lock_orphan);
-                                o->lock_orphan = 0;
+                                lock_token_release(o, held);
                         }
                         if (!(o->flags & IPCB_WF_PERSISTENT) && o->handles == 0 && o->linked) {
                                 grace_destroyed++;

@@ -861,6 +861,85 @@ RESTART_TEST(lock_token_reclaim_needs_the_nonce) {
         mgr_end();
 }
 
+/* A raw read-write handle on "L" and its lock token: *ret_token and
+ * *ret_nonce from SHM_LOCK_PAGE. */
+static void raw_token(int fd, uint32_t *ret_token, uint64_t *ret_nonce) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req = { .hdr.op = IPCB_OP_SHM_OPEN }, rep;
+
+        req.shm_open.access = IPCB_WA_READ_WRITE;
+        req.shm_open.name = (ipcb_name){ .ptr = "L", .len = 1 };
+        cr_assert_eq(raw_call(fd, &req, buf, &rep, NULL), 0);
+        req = (ipcb_msg){ .hdr.op = IPCB_OP_SHM_LOCK_PAGE };
+        req.shm_lock_page.handle = rep.shm_reply.handle;
+        cr_assert_eq(raw_call(fd, &req, buf, &rep, NULL), 0);
+        *ret_token = rep.lock_reply.token;
+        *ret_nonce = rep.lock_reply.nonce;
+        cr_assert_neq(*ret_token, 0);
+}
+
+/* SHM_OPEN with RECLAIM of token, nonce: the status. */
+static int raw_reclaim(int fd, uint32_t token, uint64_t nonce) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg req = { .hdr.op = IPCB_OP_SHM_OPEN }, rep;
+
+        req.shm_open.access = IPCB_WA_READ_WRITE;
+        req.shm_open.flags = IPCB_WF_RECLAIM;
+        req.shm_open.name = (ipcb_name){ .ptr = "L", .len = 1 };
+        req.shm_open.token = token;
+        req.shm_open.nonce = nonce;
+        return raw_call(fd, &req, buf, &rep, NULL);
+}
+
+/* A token that a live handle holds cannot be taken a second time: with two
+ * handles on one token, the one that goes releases the lock as owner-died
+ * under the other, which still holds it (its unlock then fails).  Before,
+ * a broker that had not restarted took a RECLAIM of a live token from any
+ * connection of the uid that showed the nonce, and one that had restarted
+ * took the same token back twice (fails so). */
+RESTART_TEST(lock_token_reclaimed_once) {
+        ipcb_client *c;
+        ipcb_shm *s;
+        uint32_t token, t2;
+        uint64_t nonce, n2;
+        int fd, other;
+
+        mgr_start("1");
+        cr_assert_eq(ipcb_connect(msock, &c), 0);
+        s = mklockseg(c);
+        fd = raw_open(msock);
+        other = raw_open(msock);
+        cr_assert_geq(fd, 0);
+        cr_assert_geq(other, 0);
+        raw_token(fd, &token, &nonce);
+        /* no restart: nothing to take back */
+        cr_assert_eq(raw_reclaim(other, token, nonce), -ESRCH, "a live token reclaimed");
+        raw_token(other, &t2, &n2);
+        cr_assert_neq(t2, token);
+        close(other);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+        ipcb_disconnect(c);
+
+        mgr_restart("5");
+        close(fd); /* the old broker's connection */
+        fd = raw_open(msock);
+        other = raw_open(msock);
+        cr_assert_geq(fd, 0);
+        cr_assert_geq(other, 0);
+        cr_assert_eq(raw_reclaim(fd, token, nonce), 0, "the token's holder could not reclaim it");
+        cr_assert_eq(raw_reclaim(other, token, nonce), -ESRCH, "a token reclaimed twice");
+        cr_assert_eq(raw_reclaim(fd, token, nonce), -ESRCH, "a token reclaimed twice on one connection");
+        /* a token this broker gave is no old broker's */
+        raw_token(other, &t2, &n2);
+        cr_assert_eq(raw_reclaim(fd, t2, n2), -ESRCH, "a live token of this broker reclaimed");
+        close(fd);
+        close(other);
+        cr_assert_eq(ipcb_connect(msock, &c), 0);
+        cr_assert_eq(ipcb_unlink(c, "L"), 0);
+        ipcb_disconnect(c);
+        mgr_end();
+}
+
 /* ---- 6d: a segment registered read-only ---- */
 
 /* A memfd published through an O_RDONLY description is stored as that
