@@ -714,6 +714,9 @@ void peer_reply(peer *p, const ipcb_msg *m, const int *fds, unsigned nfds) {
 
 void peer_reply_error(peer *p, const ipcb_hdr *req, int status) {
         ipcb_msg r = { .hdr = { .op = req->op | IPCB_OP_REPLY, .id = req->id, .status = status } };
+
+        if (req->flags & IPCB_HF_NOREPLY) /* not even an error: its sender reads none */
+                return;
         peer_reply(p, &r, NULL, 0);
 }
 
@@ -968,6 +971,14 @@ static void peer_read(peer *p) {
                 }
                 for (unsigned i = 0; i < nfds; i++)
                         reaper_close(fds[i], p->reaping);
+                if (p->refuse < 0 && (k == 0 || k == -EOPNOTSUPP) && !(m.hdr.op & IPCB_OP_REPLY)) {
+                        /* over its uid's connection quota: whatever it asks */
+                        peer_reply_error(p, &m.hdr, p->refuse);
+                        reaper_close(p->rx_fd, p->reaping);
+                        p->rx_fd = -1;
+                        peer_close(p);
+                        return;
+                }
                 if (k == -EOPNOTSUPP && !(m.hdr.op & IPCB_OP_REPLY) && nfds == 0) {
                         peer_reply_error(p, &m.hdr, -EOPNOTSUPP);
                         if (closed_if_dropped(p))
@@ -976,13 +987,6 @@ static void peer_read(peer *p) {
                 }
                 if (k < 0 || (m.hdr.op & IPCB_OP_REPLY)) {
                         protocol_violation(p, "malformed message");
-                        return;
-                }
-                if (p->refuse < 0) { /* over its uid's connection quota */
-                        peer_reply_error(p, &m.hdr, p->refuse);
-                        reaper_close(p->rx_fd, p->reaping);
-                        p->rx_fd = -1;
-                        peer_close(p);
                         return;
                 }
                 request_dispatch(p, &m);

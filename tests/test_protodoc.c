@@ -173,3 +173,76 @@ DOC_TEST(quota_all_unprivileged, .timeout = 30, .fini = release) {
         RUN_AS(UID_A, false, quota_all_own, NULL);
         cr_assert_eq(ipcb_shm_close(s), 0);
 }
+
+/* NOREPLY means no reply, whatever the request meets: before, a NOREPLY
+ * CLOSE sent before HELLO was answered -EPROTO, so that a client that
+ * pipelines took that answer for its next request's (fails so). */
+DOC_TEST(noreply_close_before_hello, .timeout = 30, .fini = release) {
+        static const uint8_t hello_v1[8] = { 1, 0, 0, 0, 0, 0, 0, 0 };
+        static const uint8_t close_noreply[24] = { 0x02, 0x00, 0, 0x01, 5, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 1 };
+        int fd;
+
+        begin();
+        fd = raw_connect(d.sock);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(raw_send(fd, close_noreply, sizeof(close_noreply), NULL, 0), 0);
+        cr_assert_eq(raw_call(fd, 0x0001, 6, hello_v1, 8), 0, "HELLO after a NOREPLY CLOSE");
+        close(fd);
+}
+
+/* As uid A, its one connection held: a second one's first request, known or
+ * not, gets -EUSERS and the connection is closed; a NOREPLY CLOSE gets no
+ * answer, only the hang-up.  Before, an unknown opcode got -EOPNOTSUPP and
+ * the connection stayed open (fails so). */
+static int over_quota_first_requests(void *arg) {
+        /* an unknown opcode, then a NOREPLY CLOSE */
+        static const uint8_t reqs[2][24] = {
+                { 0xff, 0x0f, 0x00, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+                { 0x02, 0x00, 0, 0x01, 8, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 1 },
+        };
+        static const size_t lens[2] = { 16, 24 };
+        ipcb_client *held;
+        uint8_t buf[64];
+        int32_t status;
+        ssize_t n;
+
+        (void)arg;
+        CHILD_CHECK(ipcb_connect(d.sock, &held) == 0, "connect");
+        for (int i = 0; i < 2; i++) {
+                int fd = raw_connect(d.sock);
+                CHILD_CHECK(fd >= 0, "raw connect");
+                CHILD_CHECK(raw_send(fd, reqs[i], lens[i], NULL, 0) == 0, "send");
+                n = raw_recv(fd, buf, sizeof(buf), NULL, NULL, 2000);
+                if (i == 0) {
+                        CHILD_CHECK(n >= 16, "no reply to the unknown opcode: %zd", n);
+                        memcpy(&status, buf + 8, 4);
+                        CHILD_CHECK(status == -EUSERS, "unknown opcode over quota: %d", status);
+                        n = raw_recv(fd, buf, sizeof(buf), NULL, NULL, 2000);
+                }
+                CHILD_CHECK(n == 0, "request %d: the connection was not closed (%zd)", i, n);
+                close(fd);
+        }
+        ipcb_disconnect(held);
+        return 0;
+}
+
+DOC_TEST(over_connection_quota_first_request, .timeout = 30, .fini = release) {
+        static const char *const args[] = { "--max-connections", "1", NULL };
+
+        SKIP_UNLESS_ROOT();
+        fixture_begin(&d, args);
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        RUN_AS(UID_A, false, over_quota_first_requests, NULL);
+}
+
+/* FREEZE is for segments: kind 2 is -EINVAL whether or not a semaphore of
+ * that name exists (it was -ENOENT when none did). */
+DOC_TEST(freeze_kind_checked_first, .timeout = 30, .fini = release) {
+        static const uint8_t freeze_sem[5] = { 2, 0, 1, 0, 'x' };
+        int fd;
+
+        begin();
+        fd = ipcbd_hello_conn(&d);
+        cr_assert_eq(raw_call(fd, 0x0302, 9, freeze_sem, 5), -EINVAL);
+        close(fd);
+}
