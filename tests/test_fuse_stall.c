@@ -618,6 +618,22 @@ static void *stall_a_write(writer *w, int memfd) {
         return map;
 }
 
+/* The rest of the stall window from t0, then: what the server held (into
+ * held) and how much of it came from the daemon's loop; the prober's
+ * longest round trip (the server released, the write over). */
+static long long window_end(prober *pr, long long t0, const char *what, writer *w, char *held,
+                            size_t cap, unsigned *ret_from_loop) {
+        long long left = STALL_WINDOW_US - (prober_now_us() - t0);
+        long long max;
+
+        if (left > 0)
+                usleep((useconds_t)left);
+        *ret_from_loop = fuse_held_summary(held, cap);
+        max = prober_stop(pr, "fuse", what, fuse_release);
+        pthread_join(w->th, NULL);
+        return max;
+}
+
 /* The owner freezes its segment while a holder's write waits: the seals
  * wait for the inode lock.  Before, the loop took them itself and every
  * client waited as long as the server did (fails so: the whole window).
@@ -644,13 +660,10 @@ FUSE_TEST(freeze_while_a_write_waits, .timeout = 60) {
         m.freeze.name = (ipcb_name){ .ptr = "frz", .len = 3 };
         long long t0 = prober_now_us();
         cr_assert_eq(raw_send(fd, buf, enc(&m, buf), NULL, 0), 0);
-        long long left = STALL_WINDOW_US - (prober_now_us() - t0);
-        if (left > 0)
-                usleep((useconds_t)left);
         char held[512];
-        unsigned from_loop = fuse_held_summary(held, sizeof(held));
-        long long max = prober_stop(&pr, "fuse", "FREEZE while a write waits on a FUSE page", fuse_release);
-        pthread_join(w.th, NULL);
+        unsigned from_loop;
+        long long max = window_end(&pr, t0, "FREEZE while a write waits on a FUSE page", &w, held,
+                                   sizeof(held), &from_loop);
         ipcb_msg r = { 0 };
         ssize_t n = raw_recv(fd, buf, sizeof(buf), NULL, NULL, 5000);
         int dec = n > 0 ? ipcb__proto_decode(buf, (size_t)n, 0, &r) : -1;
@@ -696,13 +709,10 @@ FUSE_TEST(register_while_a_write_waits, .timeout = 60) {
         ssize_t n = raw_recv(fd, buf, sizeof(buf), NULL, NULL, 1000);
         long long reply_us = prober_now_us() - t0;
         int dec = n > 0 ? ipcb__proto_decode(buf, (size_t)n, 0, &r) : -1;
-        long long left = STALL_WINDOW_US - (prober_now_us() - t0);
-        if (left > 0)
-                usleep((useconds_t)left);
         char held[512];
-        unsigned from_loop = fuse_held_summary(held, sizeof(held));
-        long long max = prober_stop(&pr, "fuse", "REGISTER while a write waits on a FUSE page", fuse_release);
-        pthread_join(w.th, NULL);
+        unsigned from_loop;
+        long long max = window_end(&pr, t0, "REGISTER while a write waits on a FUSE page", &w, held,
+                                   sizeof(held), &from_loop);
         fprintf(stderr, "[fuse] register answered after %lld us: %d\n", reply_us, n > 0 ? r.hdr.status : (int)n);
         munmap(map, 4096);
         close(mfd);

@@ -919,23 +919,23 @@ static int hold_thousands(ipcb_client *c, void *arg) {
         return 0;
 }
 
-/* "the most CPU a slow turn used: X ms", from the log of a daemon that has
+/* The figure after label ("the most CPU a slow turn used: ", "the longest
+ * took "), in ms, from the turn summary in the log of a daemon that has
  * stopped; -1 if the summary is not there. */
-static double slow_turn_cpu_ms(const char *path) {
+static double turn_summary_ms(const char *path, const char *label) {
         FILE *f = fopen(path, "re");
         char line[512];
         double ms = -1;
 
         cr_assert_not_null(f);
         while (fgets(line, sizeof(line), f)) {
-                const char *s = strstr(line, "the most CPU a slow turn used: ");
-                if (s)
-                        sscanf(s, "the most CPU a slow turn used: %lf ms", &ms);
+                const char *s = strstr(line, label);
+                if (s && strstr(line, "loop turns:"))
+                        sscanf(s + strlen(label), "%lf", &ms);
         }
         fclose(f);
         return ms;
 }
-
 
 /* A child of hold_thousands' process (hold_thousands_and_fork) that keeps
  * its connection once the process is killed. */
@@ -991,7 +991,7 @@ static void check_tokens_back(ipcb_client *c) {
 /* Stops the daemon; no loop turn may have used max_ms of CPU. */
 static void end_check_slow_turns(char *path, const char *what, double max_ms) {
         ipcbd_stop(&d);
-        double cpu = slow_turn_cpu_ms(path);
+        double cpu = turn_summary_ms(path, "the most CPU a slow turn used: ");
         unlink(path);
         fprintf(stderr, "[stall] %s: the most CPU a slow loop turn used: %.3f ms\n", what, cpu);
         cr_assert_geq(cpu, 0, "no turn summary in the daemon's log");
@@ -1586,23 +1586,6 @@ STALL_TEST(list_bursts_over_semaphores_with_undo_tokens, .timeout = 120) {
         end_check_slow_turns(path, "64 connections pipelining LISTs of semaphores with undo tokens", 3);
 }
 
-/* "the longest took X ms" (wall time), from the log of a daemon that has
- * stopped; -1 if the summary is not there. */
-static double longest_turn_ms(const char *path) {
-        FILE *f = fopen(path, "re");
-        char line[512];
-        double ms = -1;
-
-        cr_assert_not_null(f);
-        while (fgets(line, sizeof(line), f)) {
-                const char *s = strstr(line, "the longest took ");
-                if (s && strstr(line, "loop turns:"))
-                        sscanf(s, "the longest took %lf ms", &ms);
-        }
-        fclose(f);
-        return ms;
-}
-
 /* A writer splices a page of its segment into a pipe it keeps unread and
  * unmaps it: F_SEAL_WRITE then waits for the page's pin to go (about 150
  * ms of sleeps on this kernel) before it fails.  Each FREEZE of that
@@ -1639,7 +1622,7 @@ STALL_TEST(freeze_with_a_pinned_page, .timeout = 60) {
         cr_assert_eq(ipcb_unlink(c, "pin"), 0);
         ipcb_disconnect(c);
         ipcbd_stop(&d);
-        double longest = longest_turn_ms(path);
+        double longest = turn_summary_ms(path, "the longest took "); /* wall time */
         unlink(path);
         fprintf(stderr, "[stall] FREEZE with a pinned page: the longest loop turn took %.3f ms\n", longest);
         cr_assert_geq(longest, 0, "no turn summary in the daemon's log");
