@@ -20,6 +20,7 @@
 static uv_loop_t *uvl;
 static int wait_fd = -1;
 static uint64_t turn_t0; /* when this turn's work began (uv_hrtime) */
+static int resume_at;    /* where in its batch the last turn stopped */
 static void (*turn_end_hook)(void);
 
 int mainloop_init(uv_loop_t *loop) {
@@ -75,7 +76,13 @@ void mainloop_turn(bool wait) {
         turn_began();
         turn_t0 = uv_hrtime();
         uv_update_time(uvl); /* for timers the callbacks start, and to see which are due */
-        for (int i = 0; i < n; i++) {
+        /* The kernel hands out the ready fds of a turn left half done in
+         * the same order again: start where it stopped, so that the first
+         * ones ready are not served all along while the rest wait. */
+        int start = resume_at < n ? resume_at : 0;
+        resume_at = 0;
+        for (int j = 0; j < n; j++) {
+                int i = (start + j) % n;
                 mainloop_watcher *w = ev[i].data.ptr;
                 uint32_t e = ev[i].events;
 
@@ -92,7 +99,8 @@ void mainloop_turn(bool wait) {
                         e |= w->events;
                 if (e) /* else it changed what it watches for since */
                         w->cb(w, e);
-                if (i + 1 < n && mainloop_turn_spent()) { /* the rest, next turns */
+                if (j + 1 < n && mainloop_turn_spent()) { /* the rest, next turns */
+                        resume_at = (start + j + 1) % n;
                         run_uv = true;
                         break;
                 }
