@@ -695,8 +695,10 @@ IPCB_EXPORT int ipcb_shm_freeze(ipcb_client *c, const char *name, unsigned *ret_
  * whose inode the broker already serves: one it handed out for a segment,
  * semaphore or lock, or one registered before and still published),
  * -EEXIST (the name is taken),
- * -EFBIG, -EINVAL (size 0, bad name/mode/flags), -EACCES (the broker cannot
- * read it, or a reserved prefix as ipcb_shm_create), -EDQUOT, -EMFILE. */
+ * -EFBIG, -EINVAL (size 0, bad name/mode/flags), -EACCES (the inode's mode
+ * keeps a group/other write or an exec bit, which the library can drop only
+ * as the inode's owner; the broker cannot read it; or a reserved prefix as
+ * ipcb_shm_create), -EDQUOT, -EMFILE. */
 IPCB_EXPORT int ipcb_shm_register(ipcb_client *c, const char *name, int memfd,
                                   const ipcb_shm_options *opts, ipcb_shm **ret);
 
