@@ -821,6 +821,8 @@ CHECKED_TEST(hostile, many_connections_held) {
         enum { N = 500 };
         int fds[N];
 
+        if (geteuid() != 0) /* another uid is held to 256 connections */
+                cr_skip_test("500 connections of one uid need uid 0 (exempt from the connection quota)");
         raise_nofile(N + 256);
         report("baseline");
         for (int i = 0; i < N; i++) {

@@ -211,6 +211,8 @@ FLOOD_TEST(connect_disconnect_10000) {
 FLOOD_TEST(connections_1000_held) {
         enum { N = 1000 };
         static int fds[N];
+        if (geteuid() != 0) /* the suite holds other uids to 32 connections */
+                cr_skip_test("1000 connections of one uid need uid 0 (exempt from the connection quota)");
         raise_nofile(N + 256);
         for (int i = 0; i < N; i++) {
                 fds[i] = raw_connect(d.sock);

@@ -220,7 +220,9 @@ static int cmp_ll(const void *a, const void *b) {
 }
 
 Test(notify, full_manager_queue_never_blocks) {
-        static const char *const args[] = { "--max-objects", "20000", NULL };
+        /* uid 0 is exempt from the quotas; as another uid the test needs them raised */
+        static const char *const args[] = { "--max-objects", "20000", "--max-fds", "100000",
+                                            "--max-handles", "100000", "--max-bytes", "64G", NULL };
         static long long lat[200000];
         ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         ipcb_client *c;
@@ -350,7 +352,9 @@ static int slow_loader(const char *sock) {
 }
 
 Test(notify, slow_manager_loses_no_store, .timeout = 90) {
-        static const char *const args[] = { "--max-objects", "20000", NULL };
+        /* uid 0 is exempt from the quotas; as another uid the test needs them raised */
+        static const char *const args[] = { "--max-objects", "20000", "--max-fds", "100000",
+                                            "--max-handles", "100000", "--max-bytes", "64G", NULL };
         int self_fds = self_fd_count(), st, rc = -1;
         unsigned stored = 0;
         ipcb_client *c;
