@@ -22,6 +22,13 @@
 #include <unistd.h>
 
 #define NOBODY 65534u
+/* A test that runs programs as NOBODY or checks root's ownership: it needs
+ * root (setresuid; uid 0's objects), and skips otherwise. */
+#define SKIP_UNLESS_ROOT_UIDS()                                                             \
+        do {                                                                                \
+                if (geteuid() != 0)                                                         \
+                        cr_skip_test("runs programs as other uids: needs root");           \
+        } while (0)
 
 /* Start PROGRAM under ipcbroker-run against sock as uid (0: as is; else
  * uid with gid uid and no other groups).  opts: launcher options (NULL-

@@ -68,6 +68,7 @@ static int run(uid_t uid, const char *const *opts, const char *const *argv) {
 }
 
 CHECKED_TEST(segment_across_uids) {
+        SKIP_UNLESS_ROOT_UIDS();
         const char *n = uname_("seg");
         ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
@@ -115,11 +116,13 @@ CHECKED_TEST(name_mapping_is_escaped_and_reversible) {
 }
 
 CHECKED_TEST(posix_semantics) {
+        SKIP_UNLESS_ROOT_UIDS();
         cr_assert_eq(run(0, NULL, ARGV(IPCB_POSIX_PROG, "semantics", uname_("sem-r"))), 0);
         cr_assert_eq(run(NOBODY, NULL, ARGV(IPCB_POSIX_PROG, "semantics", uname_("sem-n"))), 0);
 }
 
 CHECKED_TEST(semaphore_across_uids) {
+        SKIP_UNLESS_ROOT_UIDS();
         const char *n = uname_("sem");
         ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         pid_t waiter;
@@ -151,6 +154,7 @@ CHECKED_TEST(semaphore_across_uids) {
 /* A hostile uid: cannot remove another uid's objects; a name it squats
  * with a segment that is not a semaphore page is refused, not used. */
 CHECKED_TEST(hostile_uid) {
+        SKIP_UNLESS_ROOT_UIDS();
         const char *n = uname_("host");
         ipcb_client *nc;
         ipcb_shm *squat;

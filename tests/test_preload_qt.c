@@ -107,12 +107,14 @@ CHECKED_TEST(two_processes_root) {
 }
 
 CHECKED_TEST(two_processes_nobody) {
+        SKIP_UNLESS_ROOT_UIDS();
         two_processes(NOBODY, NOBODY);
 }
 
 /* Qt makes its objects 0600: another uid gets in only as root (as with
  * the kernel's CAP_IPC_OWNER; the broker's root override). */
 CHECKED_TEST(two_processes_nobody_then_root) {
+        SKIP_UNLESS_ROOT_UIDS();
         two_processes(NOBODY, 0);
 }
 

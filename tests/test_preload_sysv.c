@@ -72,6 +72,7 @@ static int broker_count(void) {
 }
 
 CHECKED_TEST(segment_across_uids) {
+        SKIP_UNLESS_ROOT_UIDS();
         char k[16];
         ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
 
@@ -96,6 +97,7 @@ CHECKED_TEST(segment_across_uids) {
 }
 
 CHECKED_TEST(segment_semantics) {
+        SKIP_UNLESS_ROOT_UIDS();
         cr_assert_eq(run(0, NULL, ARGV(IPCB_SYSV_PROG, "shm-semantics")), 0);
         cr_assert_eq(run(NOBODY, NULL, ARGV(IPCB_SYSV_PROG, "shm-semantics")), 0);
         cr_assert_eq(broker_count(), 0);
@@ -113,6 +115,7 @@ CHECKED_TEST(transient_segment_dies_with_its_creator) {
 }
 
 CHECKED_TEST(semaphore_undo_across_uids_and_kill) {
+        SKIP_UNLESS_ROOT_UIDS();
         char k[16];
         ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
         pid_t holder;

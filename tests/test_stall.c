@@ -525,6 +525,7 @@ STALL_TEST(queued_replies_bounded, .timeout = 60) {
  * keep 160 MiB of the daemon's heap while holding 256 handles. */
 STALL_TEST(closed_handles_give_their_memory_back, .timeout = 120) {
         enum { CONNS = 8, PEAK = 16000 };
+        raise_nofile(PEAK + 512); /* a handle holds an fd here */
         begin(NULL);
         ipcb_client *owner, *c[CONNS];
         ipcb_shm *seg, *pinned[CONNS];
@@ -572,6 +573,7 @@ STALL_TEST(closed_handles_give_their_memory_back, .timeout = 120) {
 STALL_TEST(closed_handles_on_many_objects_give_their_memory_back, .timeout = 120) {
         enum { CONNS = 32, OBJS = 4000 };
         static const char *const args[] = { "--max-objects", "8192", "--max-fds", "30000", NULL };
+        raise_nofile(2 * OBJS + 512); /* each create and each handle hold an fd here */
         begin(args);
         ipcb_client *owner, *c[CONNS];
         static ipcb_shm *seg[OBJS], *s[OBJS];

@@ -318,6 +318,9 @@ STORE_HANDLES_TEST(stop_during_a_dead_clients_release) {
                 snprintf(names_buf[i], sizeof(names_buf[i]), "d%04u", i);
                 names[i] = names_buf[i];
         }
+        /* the fake manager here holds each semaphore's page and owe entry,
+         * and the client a handle each: more than a user's soft limit */
+        raise_nofile(4 * N + 512);
         start();
         cr_assert_eq(ipcb_connect(fx.sock, &c), 0);
         make_sems(c, names, N, s);
