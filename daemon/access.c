@@ -133,16 +133,21 @@ static void freeze_work(void *arg) {
         close(f->fd); /* the last reference if the object went meanwhile */
 }
 
+/* The segment with this id, if it still lives. */
+static object *segment_by_id(uint64_t id) {
+        object *o = registry_kind_first_after(IPCB_KIND_SHM, id - 1);
+
+        return o && o->id == id ? o : NULL;
+}
+
 /* Back on the loop: the reply, then the watchers' FROZEN (as a request
  * served on the loop is announced after its reply). */
 static void freeze_done(void *arg) {
         freeze_op *f = arg;
         ipcb_msg r = { .hdr = { .op = f->req.op | IPCB_OP_REPLY, .id = f->req.id } };
         peer *p = f->op.p;
-        object *o = registry_kind_first_after(IPCB_KIND_SHM, f->id - 1);
+        object *o = segment_by_id(f->id);
 
-        if (o && o->id != f->id)
-                o = NULL;
         if (f->status == 0 && o) {
                 /* The size it grew to is final now: keep it before
                  * object_size() stops asking the memfd (the broker's own,
@@ -162,7 +167,7 @@ static void freeze_done(void *arg) {
                 }
         }
         /* the reply may close p, and with p's handles o: looked up again */
-        if (f->status == 0 && (o = registry_kind_first_after(IPCB_KIND_SHM, f->id - 1)) && o->id == f->id)
+        if (f->status == 0 && (o = segment_by_id(f->id)))
                 watch_emit(o, IPCB_WE_FROZEN);
 }
 

@@ -188,11 +188,7 @@ uint32_t lock_grace_end(object *o) {
 }
 
 void lock_free(object *o) {
-        if (o->lock_restore) {
-                free(o->lock_restore->taken);
-                free(o->lock_restore);
-                o->lock_restore = NULL;
-        }
+        (void)lock_grace_end(o); /* its grace state, if any: nothing to release now */
         if (o->lock)
                 munmap(o->lock, IPCB_PAGE_SIZE);
         if (o->lock_fd >= 0)

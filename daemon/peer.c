@@ -573,16 +573,21 @@ static void peer_update_events(peer *p);
 static void peer_hangup(peer *p);
 static void peer_drop(peer *p);
 
+/* A queued reply, sent or dropped.  Its fds are the daemon's copies of its
+ * own memfds: one may be the file's last reference (object.c,
+ * object_destroy), whose close frees its pages. */
+static void queued_free(queued_reply *q) {
+        for (unsigned i = 0; i < q->nfds; i++)
+                reaper_close_own(q->fds[i]);
+        free(q);
+}
+
 static void queue_free(peer *p) {
         queued_reply *q, *next;
 
         for (q = p->q_head; q; q = next) {
                 next = q->next;
-                /* the daemon's copies of its own memfds: one may be the
-                 * file's last reference (object.c, object_destroy) */
-                for (unsigned i = 0; i < q->nfds; i++)
-                        reaper_close_own(q->fds[i]);
-                free(q);
+                queued_free(q);
         }
         p->q_head = p->q_tail = NULL;
         p->q_len = 0;
@@ -654,9 +659,7 @@ static int queue_flush(peer *p) {
                         p->q_tail = NULL;
                 p->q_len--;
                 p->q_fds -= q->nfds;
-                for (unsigned i = 0; i < q->nfds; i++) /* as in queue_free */
-                        reaper_close_own(q->fds[i]);
-                free(q);
+                queued_free(q);
         }
         return 0;
 }
@@ -864,6 +867,14 @@ void peer_op_start(peer *p, peer_op *op) {
         p->off_loop = op;
 }
 
+/* Something p waited for is done: read it again unless it still waits. */
+static void resume_reading(peer *p) {
+        if (p->throttled && !p->closing && !throttled(p)) {
+                unthrottle(p);
+                peer_update_events(p);
+        }
+}
+
 void peer_op_done(peer_op *op) {
         peer *p = op->p;
 
@@ -871,19 +882,11 @@ void peer_op_done(peer_op *op) {
                 return;
         op->p = NULL;
         p->off_loop = NULL;
-        if (p->throttled && !p->closing && !throttled(p)) {
-                unthrottle(p);
-                peer_update_events(p);
-        }
+        resume_reading(p);
 }
 
 static void on_reaped(void *userdata) {
-        peer *p = userdata;
-
-        if (p->throttled && !p->closing && !throttled(p)) {
-                unthrottle(p);
-                peer_update_events(p);
-        }
+        resume_reading(userdata);
 }
 
 /* p was dropped (peer_drop) by its reply to the request just read (p is
