@@ -417,8 +417,8 @@ static void handle_slot_release(peer *p, uint32_t i) {
         uint32_t access = s->access;
 
         handle_settle(s);
-        if (o->poll)
-                sempoll_handle_released(o, p, (uint64_t)s->gen << 32 | (i + 1));
+        if (s->polled)
+                sempoll_handle_released(o, p);
         /* What a writer grew the segment by is charged before it may go. */
         if (o->flags & IPCB_WF_GROWABLE)
                 (void)object_size(o);

@@ -15,7 +15,8 @@
 typedef struct handle_slot {
         object *obj;        /* NULL: free */
         uint32_t gen;       /* the connection's count of handles when made: stale ids miss */
-        uint32_t access;    /* IPCB_WA_* */
+        uint8_t access;     /* IPCB_WA_* */
+        bool polled;        /* registered as a poller (sempoll.c) */
         uint32_t sem_slot;  /* semaphore undo slot (index + 1), 0: none */
         uint32_t lock_token; /* segment lock token, 0: none */
         uint64_t owed;      /* undo handle: tokens to take back when it goes (SEM_OWE) */

@@ -21,17 +21,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-typedef struct sempoll_reg {
-        struct sempoll_reg *next;
-        peer *p;
-        uint64_t handle;
-} sempoll_reg;
-
+/* A poller is a handle marked polled (handle_slot.polled): registering
+ * and releasing one costs the same however many poll the object. */
 typedef struct sempoll {
         int notify_fd; /* -1 until someone asks */
         uid_t fd_uid;  /* who asked first: the fd is charged to that uid */
-        sempoll_reg *regs;
-        uint32_t n;
+        uint32_t n;    /* pollers */
 } sempoll;
 
 /* A semaphore's page is mapped on demand (sem.c); if it cannot be mapped
@@ -97,7 +92,6 @@ static handle_slot *poll_handle(peer *p, const ipcb_msg *m) {
 int sempoll_add(peer *p, const ipcb_msg *m) {
         ipcb_msg r = { .hdr = { .op = m->hdr.op | IPCB_OP_REPLY, .id = m->hdr.id } };
         handle_slot *h = poll_handle(p, m);
-        sempoll_reg *reg;
         sempoll *sp;
         int k;
 
@@ -105,19 +99,13 @@ int sempoll_add(peer *p, const ipcb_msg *m) {
                 return -EBADF;
         if (p->npollers >= SEMPOLL_MAX_PER_CONN)
                 return -EDQUOT;
+        if (h->polled)
+                return -EBUSY; /* one poller per handle */
         if (!(sp = get(h->obj)))
                 return -ENOMEM;
-        for (reg = sp->regs; reg; reg = reg->next)
-                if (reg->p == p && reg->handle == m->sem_poll.handle)
-                        return -EBUSY; /* one poller per handle */
         if ((k = notify_fd(sp, p->cred.uid)) < 0)
                 return k;
-        if (!(reg = calloc(1, sizeof(*reg))))
-                return -ENOMEM;
-        reg->p = p;
-        reg->handle = m->sem_poll.handle;
-        reg->next = sp->regs;
-        sp->regs = reg;
+        h->polled = true;
         sp->n++;
         p->npollers++;
         /* Counted before the reply: a release after the poller's first look
@@ -144,22 +132,12 @@ int sempoll_notify_fd(peer *p, const ipcb_msg *m) {
         return 0;
 }
 
-void sempoll_handle_released(object *o, peer *p, uint64_t handle) {
+void sempoll_handle_released(object *o, peer *p) {
         sempoll *sp = o->poll;
 
-        if (!sp)
-                return;
-        for (sempoll_reg **pp = &sp->regs; *pp; pp = &(*pp)->next) {
-                sempoll_reg *reg = *pp;
-                if (reg->p != p || reg->handle != handle)
-                        continue;
-                *pp = reg->next;
-                free(reg);
-                sp->n--;
-                p->npollers--;
-                page_pollers(o, sp->n);
-                return;
-        }
+        sp->n--;
+        p->npollers--;
+        page_pollers(o, sp->n);
 }
 
 void sempoll_free(object *o) {
@@ -167,11 +145,6 @@ void sempoll_free(object *o) {
 
         if (!sp)
                 return;
-        while (sp->regs) { /* (none: a poller is a handle) */
-                sempoll_reg *reg = sp->regs;
-                sp->regs = reg->next;
-                free(reg);
-        }
         if (sp->notify_fd >= 0) {
                 close(sp->notify_fd);
                 quota_uncharge_fd(sp->fd_uid);

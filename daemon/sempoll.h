@@ -22,7 +22,7 @@ int sempoll_add(struct peer *p, const ipcb_msg *m);
 int sempoll_notify_fd(struct peer *p, const ipcb_msg *m);
 /* Tell every poller of o that tokens (the lock) may be available. */
 void sempoll_wake(object *o);
-/* Handle `handle` of p on o is being released: drop its poller. */
-void sempoll_handle_released(object *o, struct peer *p, uint64_t handle);
+/* A polled handle of p on o is being released: drop its poller. */
+void sempoll_handle_released(object *o, struct peer *p);
 /* o is destroyed (it has no handle left, so no poller). */
 void sempoll_free(object *o);

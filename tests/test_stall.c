@@ -1657,3 +1657,109 @@ STALL_TEST(freeze_with_a_pinned_page, .timeout = 60) {
         cr_assert_geq(longest, 0, "no turn summary in the daemon's log");
         cr_assert_lt(longest, 50, "a loop turn took %.3f ms", longest);
 }
+
+/* Many pollers of one semaphore, each on a handle of its own (a connection
+ * polls at most 64), all released when their connections go.  Every
+ * release of a polled handle looked for its registration in a list of all
+ * the semaphore's pollers: with 49152 of them, a turn releasing 64 handles
+ * walked three million entries.  A polled handle knows it is one now. */
+enum { POLL_CONNS = 768, POLLS_PER_CONN = 64 };
+
+STALL_TEST(pollers_of_one_semaphore_released, .timeout = 120) {
+        static const char *const args[] = { "--slow-turn-ms", "1", "--max-connections", "1024",
+                                            "--max-handles", "65536", NULL };
+        char path[] = "/tmp/ipcbt-polls.XXXXXX";
+        uint8_t buf[IPCB_MSG_MAX];
+        int conns[POLL_CONNS], fds[IPCB_FDS_MAX];
+        uint64_t handles[POLLS_PER_CONN];
+        unsigned nfds;
+        ipcb_client *c;
+        ipcb_sem *s;
+        ipcb_msg m, r;
+        ssize_t n;
+
+        raise_nofile(POLL_CONNS + 256);
+        begin_logging(path, args);
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        cr_assert_eq(ipcb_sem_create(c, "polled", 0, NULL, &s), 0);
+        for (int i = 0; i < POLL_CONNS; i++) {
+                conns[i] = ipcbd_hello_conn(&d);
+                m = (ipcb_msg){ .hdr = { .op = IPCB_OP_SEM_OPEN } };
+                m.sem_open.name = (ipcb_name){ .ptr = "polled", .len = 6 };
+                for (int j = 0; j < POLLS_PER_CONN; j++) {
+                        m.hdr.id = (uint32_t)j + 1;
+                        cr_assert_eq(raw_send(conns[i], buf, enc(&m, buf), NULL, 0), 0);
+                }
+                for (int j = 0; j < POLLS_PER_CONN; j++) {
+                        nfds = IPCB_FDS_MAX;
+                        n = raw_recv(conns[i], buf, sizeof(buf), fds, &nfds, 5000);
+                        cr_assert_gt(n, 0, "connection %d: open %d", i, j);
+                        cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, nfds, &r), 0);
+                        cr_assert_eq(r.hdr.status, 0, "connection %d: open %d: %d", i, j, r.hdr.status);
+                        handles[j] = r.sem_reply.handle;
+                        for (unsigned f = 0; f < nfds; f++)
+                                close(fds[f]);
+                }
+                m = (ipcb_msg){ .hdr = { .op = IPCB_OP_SEM_POLL } };
+                for (int j = 0; j < POLLS_PER_CONN; j++) {
+                        m.hdr.id = (uint32_t)j + 1;
+                        m.sem_poll.handle = handles[j];
+                        cr_assert_eq(raw_send(conns[i], buf, enc(&m, buf), NULL, 0), 0);
+                }
+                for (int j = 0; j < POLLS_PER_CONN; j++) {
+                        nfds = IPCB_FDS_MAX;
+                        n = raw_recv(conns[i], buf, sizeof(buf), fds, &nfds, 5000);
+                        cr_assert_gt(n, 0, "connection %d: poll %d", i, j);
+                        cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, nfds, &r), 0);
+                        cr_assert_eq(r.hdr.status, 0, "connection %d: poll %d: %d", i, j, r.hdr.status);
+                        cr_assert_eq(r.sem_poll_reply.pollers, (uint32_t)(i * POLLS_PER_CONN + j + 1));
+                        for (unsigned f = 0; f < nfds; f++)
+                                close(fds[f]);
+                }
+        }
+        long long t0 = prober_now_us();
+        for (int i = 0; i < POLL_CONNS; i++)
+                close(conns[i]);
+        /* Every poller is gone once a new one is the only one. */
+        uint32_t pollers = 0;
+        while (pollers != 1) {
+                int k = ipcbd_hello_conn(&d);
+                m = (ipcb_msg){ .hdr = { .op = IPCB_OP_SEM_OPEN, .id = 1 } };
+                m.sem_open.name = (ipcb_name){ .ptr = "polled", .len = 6 };
+                cr_assert_eq(raw_send(k, buf, enc(&m, buf), NULL, 0), 0);
+                nfds = IPCB_FDS_MAX;
+                n = raw_recv(k, buf, sizeof(buf), fds, &nfds, 5000);
+                cr_assert_gt(n, 0);
+                cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, nfds, &r), 0);
+                cr_assert_eq(r.hdr.status, 0);
+                for (unsigned f = 0; f < nfds; f++)
+                        close(fds[f]);
+                m = (ipcb_msg){ .hdr = { .op = IPCB_OP_SEM_POLL, .id = 2 } };
+                m.sem_poll.handle = r.sem_reply.handle;
+                cr_assert_eq(raw_send(k, buf, enc(&m, buf), NULL, 0), 0);
+                nfds = IPCB_FDS_MAX;
+                n = raw_recv(k, buf, sizeof(buf), fds, &nfds, 5000);
+                cr_assert_gt(n, 0);
+                cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, nfds, &r), 0);
+                cr_assert_eq(r.hdr.status, 0);
+                pollers = r.sem_poll_reply.pollers;
+                for (unsigned f = 0; f < nfds; f++)
+                        close(fds[f]);
+                /* One poller per handle. */
+                cr_assert_eq(raw_send(k, buf, enc(&m, buf), NULL, 0), 0);
+                nfds = IPCB_FDS_MAX;
+                n = raw_recv(k, buf, sizeof(buf), fds, &nfds, 5000);
+                cr_assert_gt(n, 0);
+                cr_assert_eq(nfds, 0);
+                cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, nfds, &r), 0);
+                cr_assert_eq(r.hdr.status, -EBUSY);
+                close(k);
+                cr_assert_lt(prober_now_us() - t0, 30000000, "%u pollers left after 30 s", pollers);
+        }
+        fprintf(stderr, "[stall] %d pollers of one semaphore released within %lld ms\n",
+                POLL_CONNS * POLLS_PER_CONN, (prober_now_us() - t0) / 1000);
+        cr_assert_eq(ipcb_sem_close(s), 0);
+        ipcb_disconnect(c);
+        fixture_check_idle(&d);
+        end_check_slow_turns(path, "releasing the pollers of one semaphore", 3);
+}
