@@ -130,8 +130,7 @@ static int ensure_dir(const char *path) {
         if (st.st_mode & (S_IWGRP | S_IWOTH)) {
                 log_err("refusing to use %s: writable by others than its owner (mode %04o), "
                         "who could put their own socket at our path; use a directory that only "
-                        "uid %u can write", dir, (unsigned)(st.st_mode & 07777),
-                        (unsigned)st.st_uid);
+                        "uid %u can write", dir, (unsigned)(st.st_mode & 07777), (unsigned)geteuid());
                 return -EPERM;
         }
         return 0;

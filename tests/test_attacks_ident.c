@@ -316,6 +316,15 @@ Test(sockdir, daemon_refuses_shared_socket_dir) {
                           cases[i].mode);
                 cr_assert(!made, "mode %04o: a socket was made", cases[i].mode);
         }
+        /* A user's daemon in root's /tmp-like directory is told to use one
+         * of its own, not one "only uid 0 can write". */
+        char want[64];
+        snprintf(want, sizeof(want), "only uid %u can write", (unsigned)UID_D);
+        mkdir_owned(dir, sizeof(dir), 0, 01777);
+        snprintf(sock, sizeof(sock), "%s/ipcb.sock", dir);
+        cr_assert_eq(daemon_run_briefly(UID_D, sock, err), 1);
+        rmdir(dir);
+        cr_assert(file_contains(err, want), "the refusal does not say \"%s\"", want);
         unlink(err);
         cr_assert_eq(self_fd_count(), fds_at_start, "the test leaked fds");
 }
