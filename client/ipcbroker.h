@@ -104,7 +104,8 @@ enum {
  * version. */
 typedef struct ipcb_shm_options {
         size_t struct_size;
-        unsigned mode;  /* permission bits (r/w for user, group, other); default 0600 */
+        unsigned mode;  /* permission bits (r/w for user, group, other; x bits
+                         * are kept and shown but grant nothing); default 0600 */
         unsigned flags; /* IPCB_SHM_PERSISTENT | IPCB_SHM_GROWABLE */
 } ipcb_shm_options;
 /* Positional (every field, in order) so that the macros also compile as C++. */
@@ -250,7 +251,8 @@ IPCB_EXPORT void ipcb_disconnect(ipcb_client *c);
  * memfd carries F_SEAL_SHRINK, and F_SEAL_GROW unless IPCB_SHM_GROWABLE.
  * opts is borrowed (NULL: defaults).  On success *ret owns the mapping and
  * one fd.  Errors: -EEXIST (nothing changes), -EINVAL (bad name, size 0
- * without IPCB_SHM_GROWABLE, bad mode or flags), -ENAMETOOLONG, -EFBIG
+ * without IPCB_SHM_GROWABLE or 2^63 and above, bad mode or flags),
+ * -ENAMETOOLONG, -EFBIG
  * (size above the broker's maximum), -ENOMEM, -ENOSPC, -EMFILE (out of
  * fds), -EACCES (the name is under a prefix the broker reserves for another
  * uid or group: docs/security.md). */
@@ -707,8 +709,8 @@ IPCB_EXPORT int ipcb_shm_register(ipcb_client *c, const char *name, int memfd,
  * GROW, WRITE, FUTURE_WRITE (F_SEAL_SHRINK is always added).  On success
  * *ret_fd is a new O_RDWR, close-on-exec fd the caller owns (nothing is
  * named, nothing counts against quotas: the broker keeps no reference), and
- * *ret_seals (may be NULL) the seals it carries.  Errors: -EINVAL (size 0,
- * other seals), -EFBIG, -ENOMEM, -EMFILE. */
+ * *ret_seals (may be NULL) the seals it carries.  Errors: -EINVAL (size 0
+ * or 2^63 and above, other seals), -EFBIG, -ENOMEM, -EMFILE. */
 IPCB_EXPORT int ipcb_memfd_sealed(ipcb_client *c, size_t size, unsigned seals, int *ret_fd,
                                   unsigned *ret_seals);
 
