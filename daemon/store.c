@@ -15,7 +15,12 @@
  * nonces are recorded with their holder's uid in a second memfd, the undo
  * table ("ipcb-undo", one block per catalog record), which only the broker
  * and the manager hold; lock token nonces are a keyed hash of the object's
- * salt, the token and the uid, under a key kept in the catalog header. */
+ * salt, the token and the uid, under a key kept in the catalog header.
+ *
+ * Slots are reused, so a record's slot says nothing of when its object was
+ * made: the order table ("ipcb-order", 8 bytes a record) keeps each
+ * object's place in creation order, and a restart makes the objects again
+ * in that order (LIST lists by id: creation order survives the restart). */
 #include "store.h"
 
 #include "access.h"
@@ -104,6 +109,13 @@ typedef struct undo_ent {
 #define OWE_NAME "ipcb-owe"
 #define OWE_BLOCK ((off_t)sizeof(uint64_t) * IPCB_SEM_SLOTS)
 
+/* The order table: record i's object's creation sequence number, a u64 at
+ * ORDER_BLOCK * i: order_base + its id, where order_base is above every
+ * number restored (0 in a store made before the table: restored in slot
+ * order, ahead of the rest). */
+#define ORDER_NAME "ipcb-order"
+#define ORDER_BLOCK ((off_t)sizeof(uint64_t))
+
 typedef struct collected {
         int fd;
         unsigned seq; /* order passed: of equal names the first is taken */
@@ -115,7 +127,8 @@ static unsigned ncoll, coll_cap;
 static bool coll_sorted; /* by (name, seq): take() is a binary search */
 
 static bool enabled, frozen;
-static int cat_fd = -1, undo_fd = -1, owe_fd = -1;
+static int cat_fd = -1, undo_fd = -1, owe_fd = -1, order_fd = -1;
+static uint64_t order_base;
 static uint8_t mac_key[16];
 static uint64_t nonce_ctr;
 static bool key_ready;
@@ -230,14 +243,14 @@ static int cat_write_hdr(void) {
         return pwrite(cat_fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) ? 0 : -EIO;
 }
 
-/* A table of one block per catalog record (the undo and owe tables): made
- * (and stored) with the catalog, sized with it.  -1 if it cannot be. */
-static int table_create(const char *name, off_t block) {
+/* A table of one block per catalog record (the undo, owe and order
+ * tables): made (and stored) with the catalog, sized with it.  -1 if it
+ * cannot be; loss: what a restart then loses. */
+static int table_create(const char *name, off_t block, const char *loss) {
         int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
         if (fd < 0 || ftruncate(fd, block * cat_nrecs) < 0) {
-                log_warn("fd store: cannot make the table %s: %m; undo slots held at a "
-                         "restart will not be reclaimable, or what they owe is forgotten", name);
+                log_warn("fd store: cannot make the table %s: %m; %s", name, loss);
                 if (fd >= 0)
                         close(fd);
                 return -1;
@@ -247,9 +260,24 @@ static int table_create(const char *name, off_t block) {
         return fd;
 }
 
+#define UNDO_LOSS "undo slots held at a restart will not be reclaimable"
+#define OWE_LOSS "what undo slots owe is forgotten at a restart"
+#define ORDER_LOSS "objects come back in slot order after a restart, not creation order"
+
 static void tables_create(void) {
-        undo_fd = table_create(UNDO_NAME, UNDO_BLOCK);
-        owe_fd = table_create(OWE_NAME, OWE_BLOCK);
+        undo_fd = table_create(UNDO_NAME, UNDO_BLOCK, UNDO_LOSS);
+        owe_fd = table_create(OWE_NAME, OWE_BLOCK, OWE_LOSS);
+        order_fd = table_create(ORDER_NAME, ORDER_BLOCK, ORDER_LOSS);
+}
+
+static void tables_close(void) {
+        int *fds[] = { &undo_fd, &owe_fd, &order_fd };
+
+        for (unsigned i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+                if (*fds[i] >= 0) {
+                        close(*fds[i]);
+                        *fds[i] = -1;
+                }
 }
 
 /* Free catalog record i's blocks in the tables (sparse memfds). */
@@ -284,8 +312,9 @@ static int cat_grow(void) {
                 return -errno;
         /* Sparse: only the blocks of semaphores with undo handles take memory. */
         if ((undo_fd >= 0 && ftruncate(undo_fd, UNDO_BLOCK * n) < 0) ||
-            (owe_fd >= 0 && ftruncate(owe_fd, OWE_BLOCK * n) < 0))
-                log_warn("fd store: cannot grow the undo tables: %m");
+            (owe_fd >= 0 && ftruncate(owe_fd, OWE_BLOCK * n) < 0) ||
+            (order_fd >= 0 && ftruncate(order_fd, ORDER_BLOCK * n) < 0))
+                log_warn("fd store: cannot grow the undo, owe and order tables: %m");
         for (uint32_t i = n; i > cat_nrecs; i--)
                 free_stack[nfree++] = i - 1;
         cat_nrecs = n;
@@ -355,6 +384,11 @@ void store_object_added(object *o) {
                 return;
         }
         o->store_slot = free_stack[--nfree] + 1;
+        /* Before the record: a record is never read without its place. */
+        uint64_t seq = order_base + o->id;
+        if (order_fd >= 0 &&
+            pwrite(order_fd, &seq, sizeof(seq), ORDER_BLOCK * (o->store_slot - 1)) != (ssize_t)sizeof(seq))
+                log_warn("fd store: cannot write the place of '%s' in creation order: %m", o->name);
         cat_put(o);
         fdname(name, sizeof(name), 'o', o->store_slot);
         notify_store(o->fd_rw, name);
@@ -450,7 +484,7 @@ unsigned store_restored_count(void) {
 
 bool store_owns_name(const char *name) {
         return strcmp(name, CAT_NAME) == 0 || strcmp(name, UNDO_NAME) == 0 ||
-               strcmp(name, OWE_NAME) == 0 ||
+               strcmp(name, OWE_NAME) == 0 || strcmp(name, ORDER_NAME) == 0 ||
                strncmp(name, "ipcb-o-", 7) == 0 ||
                strncmp(name, "ipcb-l-", 7) == 0;
 }
@@ -786,7 +820,7 @@ static const char *restore_one(uint32_t i, const cat_rec *r, unsigned *ret_token
 
 /* A stored table, checked, or a new one (a broker that made none: a new,
  * empty one). */
-static int table_adopt(const char *name, off_t block) {
+static int table_adopt(const char *name, off_t block, const char *loss) {
         int fd = take(name);
         struct stat st;
 
@@ -797,12 +831,68 @@ static int table_adopt(const char *name, off_t block) {
                 drop_fd(fd, name);
                 fd = -1;
         }
-        return fd >= 0 ? fd : table_create(name, block);
+        return fd >= 0 ? fd : table_create(name, block, loss);
 }
 
 static void tables_adopt(void) {
-        undo_fd = table_adopt(UNDO_NAME, UNDO_BLOCK);
-        owe_fd = table_adopt(OWE_NAME, OWE_BLOCK);
+        undo_fd = table_adopt(UNDO_NAME, UNDO_BLOCK, UNDO_LOSS);
+        owe_fd = table_adopt(OWE_NAME, OWE_BLOCK, OWE_LOSS);
+        order_fd = table_adopt(ORDER_NAME, ORDER_BLOCK, ORDER_LOSS);
+}
+
+/* A live record: its slot and its place in creation order. */
+typedef struct placed {
+        uint64_t seq;
+        uint32_t idx;
+} placed;
+
+static int placed_cmp(const void *a, const void *b) {
+        const placed *x = a, *y = b;
+
+        if (x->seq != y->seq)
+                return x->seq < y->seq ? -1 : 1;
+        return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* The catalog's records in use, in creation order (slot order among those
+ * the order table does not place), in *ret (*ret_n of them, the caller
+ * frees); free slots go on the free stack, the lowest on top.  The catalog
+ * is read a chunk at a time.  -ENOMEM. */
+static int live_in_order(int fd, placed **ret, uint32_t *ret_n) {
+        enum { CHUNK = 256 };
+        placed *live = malloc((size_t)cat_nrecs * sizeof(*live));
+        cat_rec *buf = malloc(CHUNK * sizeof(*buf));
+        uint64_t *seqs = calloc(cat_nrecs, sizeof(*seqs));
+        uint32_t n = 0;
+
+        if (!live || !buf || !seqs) {
+                free(live);
+                free(buf);
+                free(seqs);
+                return -ENOMEM;
+        }
+        if (order_fd >= 0 && pread(order_fd, seqs, (size_t)cat_nrecs * sizeof(*seqs), 0) !=
+                                     (ssize_t)((size_t)cat_nrecs * sizeof(*seqs)))
+                memset(seqs, 0, (size_t)cat_nrecs * sizeof(*seqs));
+        for (uint32_t end = cat_nrecs; end > 0;) {
+                uint32_t start = end > CHUNK ? end - CHUNK : 0;
+                ssize_t got = pread(fd, buf, (end - start) * sizeof(*buf), rec_off(start));
+                uint32_t have = got > 0 ? (uint32_t)((size_t)got / sizeof(*buf)) : 0;
+                for (uint32_t i = end; i > start; i--) {
+                        uint32_t idx = i - 1;
+                        if (idx - start >= have || buf[idx - start].magic == 0)
+                                free_stack[nfree++] = idx;
+                        else
+                                live[n++] = (placed){ .seq = seqs[idx], .idx = idx };
+                }
+                end = start;
+        }
+        free(buf);
+        free(seqs);
+        qsort(live, n, sizeof(*live), placed_cmp);
+        *ret = live;
+        *ret_n = n;
+        return 0;
 }
 
 /* Restore from the collected catalog; false if the catalog is unusable. */
@@ -843,10 +933,18 @@ static bool restore_catalog(int fd) {
                         log_warn("fd store: cannot write the catalog header: %m");
         }
         tables_adopt();
-        for (uint32_t i = cat_nrecs; i > 0; i--) {
-                uint32_t idx = i - 1;
+        placed *live;
+        uint32_t nlive;
+        if (live_in_order(fd, &live, &nlive) < 0) {
+                log_err("fd store: out of memory reading the catalog; dropping every stored object");
+                tables_close();
+                cat_fd = -1;
+                return false;
+        }
+        for (uint32_t j = 0; j < nlive; j++) {
+                uint32_t idx = live[j].idx;
                 unsigned t = 0;
-                if (pread(fd, &r, sizeof(r), rec_off(idx)) != (ssize_t)sizeof(r) || r.magic == 0) {
+                if (pread(fd, &r, sizeof(r), rec_off(idx)) != (ssize_t)sizeof(r)) {
                         free_stack[nfree++] = idx;
                         continue;
                 }
@@ -871,6 +969,9 @@ static bool restore_catalog(int fd) {
                 else
                         nsem++;
         }
+        /* New objects' places follow every restored one's. */
+        order_base = nlive ? live[nlive - 1].seq + 1 : 0;
+        free(live);
         restored = nshm + nsem;
         log_info("fd store: restored %u segments and %u semaphores%s", nshm, nsem,
                  tokens ? "; undo slots held at the restart are reserved for their holders" : "");
@@ -982,14 +1083,7 @@ void store_stop(void) {
                 close(cat_fd);
                 cat_fd = -1;
         }
-        if (undo_fd >= 0) {
-                close(undo_fd);
-                undo_fd = -1;
-        }
-        if (owe_fd >= 0) {
-                close(owe_fd);
-                owe_fd = -1;
-        }
+        tables_close();
         free(free_stack);
         free_stack = NULL;
         nfree = 0;

@@ -282,19 +282,20 @@ Test(notify, full_manager_queue_never_blocks) {
         cr_assert(file_contains(logpath, "was dropped"), "no log line about dropped stores");
         cr_assert(file_contains(logpath, "caught up"), "no log line when the manager caught up");
 
-        /* In order: the catalog, the undo and owe tables, the probe and the
-         * keepers, each once, with the right contents; nothing removed or
-         * dropped is left behind. */
-        cr_assert_eq(m.n, 4 + NKEEP, "the store holds %u fds", m.n);
+        /* In order: the catalog, the undo, owe and order tables, the probe
+         * and the keepers, each once, with the right contents; nothing
+         * removed or dropped is left behind. */
+        cr_assert_eq(m.n, 5 + NKEEP, "the store holds %u fds", m.n);
         cr_assert_eq(fakemgr_count(&m, "ipcb-catalog"), 1);
         cr_assert_eq(fakemgr_count(&m, "ipcb-undo"), 1);
         cr_assert_eq(fakemgr_count(&m, "ipcb-owe"), 1);
+        cr_assert_eq(fakemgr_count(&m, "ipcb-order"), 1);
         unsigned seen = 0;
         for (unsigned i = 0; i < m.n; i++) {
                 struct stat sb;
                 char b = 0;
                 if (strcmp(m.store[i].name, "ipcb-catalog") == 0 || strcmp(m.store[i].name, "ipcb-undo") == 0 ||
-                    strcmp(m.store[i].name, "ipcb-owe") == 0)
+                    strcmp(m.store[i].name, "ipcb-owe") == 0 || strcmp(m.store[i].name, "ipcb-order") == 0)
                         continue;
                 cr_assert_eq(fstat(m.store[i].fd, &sb), 0);
                 cr_assert_eq(pread(m.store[i].fd, &b, 1, 0), 1);
@@ -320,7 +321,7 @@ Test(notify, full_manager_queue_never_blocks) {
         cr_assert_eq(ipcb_unlink(c, "probe"), 0);
         ipcb_disconnect(c);
         drain(300);
-        cr_assert_eq(m.n, 3, "left in the store: %u", m.n); /* the catalog, the undo and owe tables */
+        cr_assert_eq(m.n, 4, "left in the store: %u", m.n); /* the catalog, the undo, owe and order tables */
         end();
         drain(100);
         cr_assert_eq(m.stopping, 1);
@@ -389,7 +390,7 @@ Test(notify, slow_manager_loses_no_store, .timeout = 90) {
         }
         ipcb_disconnect(c);
         drain(300);
-        cr_assert_eq(m.n, 3, "left in the store: %u", m.n); /* the catalog, the undo and owe tables */
+        cr_assert_eq(m.n, 4, "left in the store: %u", m.n); /* the catalog, the undo, owe and order tables */
         end();
         drain(100);
         fakemgr_clear(&m);

@@ -557,3 +557,80 @@ STORE_TEST(only_bad_socket_is_fatal) {
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status 0x%x", status);
         cr_assert(file_contains(logpath, "refusing passed fd 3 (bogus.socket)"));
 }
+
+/* The names ipcb_list reports, in its order, space-separated. */
+static int add_name(const ipcb_object_info *info, void *arg) {
+        char *names = arg;
+        size_t len = strlen(names);
+
+        snprintf(names + len, 256 - len, "%s%s", len ? " " : "", info->name);
+        return 0;
+}
+
+static void list_names(ipcb_client *c, char names[256]) {
+        names[0] = '\0';
+        cr_assert_eq(ipcb_list(c, 0, add_name, names), 0);
+}
+
+static unsigned want_stored;
+
+static bool objects_stored(const fakemgr *fm, void *arg) {
+        (void)arg;
+        return fakemgr_count(fm, "ipcb-o-") == want_stored;
+}
+
+/* Slots are reused (an unlinked object's slot goes to the next create), so
+ * slot order is not creation order.  A restart keeps creation order, which
+ * is what LIST reports, and so does a second restart after more creates.
+ * Before, restored objects came back in reverse slot order. */
+STORE_TEST(creation_order_survives_restarts) {
+        static const char *const made[] = { "a", "b", "c", "d" };
+        char names[256];
+        ipcb_client *c;
+
+        start(NULL, NULL, 0, NULL);
+        cr_assert_eq(ipcb_connect(sock, &c), 0);
+        for (unsigned i = 0; i < 4; i++)
+                cr_assert_eq(ipcb_shm_close(mkseg(c, made[i], 4096, IPCB_SHM_PERSISTENT, 'x')), 0);
+        cr_assert_eq(ipcb_unlink(c, "b"), 0);
+        cr_assert_eq(ipcb_shm_close(mkseg(c, "e", 4096, IPCB_SHM_PERSISTENT, 'x')), 0); /* b's slot */
+        cr_assert_eq(ipcb_unlink(c, "a"), 0);
+        cr_assert_eq(ipcb_sem_close(mksem(c, "f", 1, IPCB_SEM_PERSISTENT)), 0); /* a's slot */
+        list_names(c, names);
+        cr_assert_str_eq(names, "c d e f");
+        want_stored = 4;
+        cr_assert(fakemgr_pump_until(&m, objects_stored, NULL, 5000));
+        cr_assert_eq(fakemgr_count(&m, "ipcb-order"), 1);
+
+        stop();
+        start(NULL, NULL, 0, NULL);
+        list_names(c, names);
+        cr_assert_str_eq(names, "c d e f", "after a restart: %s", names);
+        cr_assert_eq(ipcb_unlink(c, "d"), 0);
+        cr_assert_eq(ipcb_shm_close(mkseg(c, "g", 4096, IPCB_SHM_PERSISTENT, 'x')), 0); /* d's slot */
+        list_names(c, names);
+        cr_assert_str_eq(names, "c e f g");
+        cr_assert(fakemgr_pump_until(&m, objects_stored, NULL, 5000));
+
+        stop();
+        start(NULL, NULL, 0, NULL);
+        list_names(c, names);
+        cr_assert_str_eq(names, "c e f g", "after a second restart: %s", names);
+
+        /* A store without the order table (as a broker before it left):
+         * slot order, and a new table in the store. */
+        stop();
+        cr_assert_eq(fakemgr_remove(&m, "ipcb-order"), 1);
+        start(NULL, NULL, 0, NULL);
+        list_names(c, names);
+        cr_assert_str_eq(names, "f e c g", "in slot order: %s", names);
+        fakemgr_drain(&m, 200);
+        cr_assert_eq(fakemgr_count(&m, "ipcb-order"), 1);
+
+        cr_assert_eq(ipcb_unlink(c, "c"), 0);
+        cr_assert_eq(ipcb_unlink(c, "e"), 0);
+        cr_assert_eq(ipcb_sem_unlink(c, "f"), 0);
+        cr_assert_eq(ipcb_unlink(c, "g"), 0);
+        ipcb_disconnect(c);
+        stop_idle();
+}
