@@ -20,7 +20,15 @@
 static uv_loop_t *uvl;
 static int wait_fd = -1;
 static uint64_t turn_t0; /* when this turn's work began (uv_hrtime) */
-static int resume_at;    /* where in its batch the last turn stopped */
+/* What a turn that ran out of budget left of its batch: the next turn
+ * serves it before it polls again.  (Polling first would not do: epoll
+ * moves every fd it reports to the back of its ready list, served or not,
+ * so with more ready fds than a batch holds the fds left over would go
+ * round unserved, again and again.)  A watcher stopped meanwhile is
+ * replaced by `gone`, which is skipped: it may be freed. */
+static struct epoll_event left[MAINLOOP_EVENTS];
+static int nleft;
+static mainloop_watcher gone;
 static void (*turn_end_hook)(void);
 
 int mainloop_init(uv_loop_t *loop) {
@@ -52,6 +60,10 @@ int mainloop_watch(mainloop_watcher *w, int fd, uint32_t events) {
                 k = -errno;
         if (k == 0 || op == EPOLL_CTL_DEL) /* a failed removal: it was not there */
                 w->events = events;
+        if (!events)
+                for (int i = 0; i < nleft; i++)
+                        if (left[i].data.ptr == w)
+                                left[i].data.ptr = &gone;
         return k;
 }
 
@@ -64,25 +76,25 @@ void mainloop_turn(bool wait) {
         bool run_uv = false;
         int timeout = 0, n;
 
-        if (wait) {
-                uv_update_time(uvl);
-                timeout = uv_backend_timeout(uvl);
-        }
-        n = epoll_wait(wait_fd, ev, MAINLOOP_EVENTS, timeout);
-        if (n < 0 && errno != EINTR) { /* EINTR: a signal, which libuv's pipe tells */
-                log_err("epoll_wait: %s", strerror(errno)); /* a bug: the loop cannot go on */
-                abort();
+        if (nleft) { /* what the last turn left: before anything newer */
+                n = nleft;
+                memcpy(ev, left, (size_t)n * sizeof(ev[0]));
+                nleft = 0;
+        } else {
+                if (wait) {
+                        uv_update_time(uvl);
+                        timeout = uv_backend_timeout(uvl);
+                }
+                n = epoll_wait(wait_fd, ev, MAINLOOP_EVENTS, timeout);
+                if (n < 0 && errno != EINTR) { /* EINTR: a signal, which libuv's pipe tells */
+                        log_err("epoll_wait: %s", strerror(errno)); /* a bug: the loop cannot go on */
+                        abort();
+                }
         }
         turn_began();
         turn_t0 = uv_hrtime();
         uv_update_time(uvl); /* for timers the callbacks start, and to see which are due */
-        /* The kernel hands out the ready fds of a turn left half done in
-         * the same order again: start where it stopped, so that the first
-         * ones ready are not served all along while the rest wait. */
-        int start = resume_at < n ? resume_at : 0;
-        resume_at = 0;
-        for (int j = 0; j < n; j++) {
-                int i = (start + j) % n;
+        for (int i = 0; i < n; i++) {
                 mainloop_watcher *w = ev[i].data.ptr;
                 uint32_t e = ev[i].events;
 
@@ -99,8 +111,12 @@ void mainloop_turn(bool wait) {
                         e |= w->events;
                 if (e) /* else it changed what it watches for since */
                         w->cb(w, e);
-                if (j + 1 < n && mainloop_turn_spent()) { /* the rest, next turns */
-                        resume_at = (start + j + 1) % n;
+                if (i + 1 < n && mainloop_turn_spent()) { /* the rest, next turn */
+                        for (int r = i + 1; r < n; r++) {
+                                mainloop_watcher *rw = ev[r].data.ptr;
+                                if (!rw || rw->events) /* a watcher stopped now may go */
+                                        left[nleft++] = ev[r];
+                        }
                         run_uv = true;
                         break;
                 }
