@@ -191,7 +191,7 @@ static void on_accept(mainloop_watcher *w, uint32_t events) {
                         log_client_warn("%u clients connected, the most the fd limit allows; "
                                         "refusing a connection", peer_count());
                         (void)getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len);
-                        reaper_close_uid(fd, uc.uid); /* among that uid's closes */
+                        reaper_close_socket(fd, uc.uid);
                         continue;
                 }
                 turn_now.accepts++;

@@ -1124,7 +1124,7 @@ int peer_watch_process(peer *p) {
 /* ---- life ---- */
 
 static void peer_free(peer *p) {
-        reaper_close_uid(p->fd, p->cred.uid); /* its queue may hold fds a client sent */
+        reaper_close_socket(p->fd, p->cred.uid); /* its queue may hold fds a client sent */
         if (p->pidfd >= 0)
                 close(p->pidfd);
         reaper_account_release(p->reaping);
@@ -1321,13 +1321,13 @@ int peer_new(int fd) {
         /* A new socket may already hold datagrams with fds: closed off the loop. */
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0) {
                 k = -errno;
-                reaper_close_uid(fd, (uid_t)-1);
+                reaper_close_socket(fd, (uid_t)-1);
                 return k;
         }
         p = calloc(1, sizeof(*p));
         if (!p || !(p->reaping = reaper_account_new(uc.uid, on_reaped, p))) {
                 free(p);
-                reaper_close_uid(fd, uc.uid);
+                reaper_close_socket(fd, uc.uid);
                 return -ENOMEM;
         }
         p->fd = fd;
@@ -1350,7 +1350,7 @@ int peer_new(int fd) {
                 reaper_account_release(p->reaping);
                 cred_free(&p->cred);
                 free(p);
-                reaper_close_uid(fd, uc.uid);
+                reaper_close_socket(fd, uc.uid);
                 return k;
         }
         if (k < 0) {

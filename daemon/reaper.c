@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* reaper.c: a pool of threads that close fds off the loop; see reaper.h.
- * Jobs wait in per-uid lanes (and one for the daemon's own files) under a
- * mutex; a finished job goes back to the loop through a uv_async_t, where
- * its account is credited. */
+ * Jobs wait in per-uid lanes under a mutex, a uid's closes and its runs in
+ * lanes of their own; the daemon's own files have a queue and a thread of
+ * their own.  A finished job goes back to the loop through a uv_async_t,
+ * where its account is credited. */
 #include "reaper.h"
 
 #include "quota.h"
+#include "sock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -39,11 +41,13 @@ typedef struct job {
         reaper_account *account;
 } job;
 
-/* One uid's closes: waiting (head..tail) and running (busy).  On the lanes
- * list, in the order the uids take turns, while it has either. */
+/* One uid's closes, or its runs: waiting (head..tail) and running
+ * (busy).  On the lanes list, in the order the lanes take turns, while it
+ * has either. */
 typedef struct lane {
         struct lane *next;
         uid_t uid;
+        bool runs;
         unsigned busy;
         job *head, *tail;
 } lane;
@@ -51,6 +55,7 @@ typedef struct lane {
 /* Under mtx. */
 static pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t own_cond = PTHREAD_COND_INITIALIZER; /* own_head, for own_worker */
 static job *own_head, *own_tail, *done_list;
 static lane *lanes, *lanes_tail;
 static unsigned nthreads, idle, wakes;
@@ -93,19 +98,14 @@ static void lane_append(lane *l) {
         lanes_tail = l;
 }
 
-/* The next close a worker may run (*ret_lane: whose; NULL for the daemon's
- * own): the daemon's own first, then the first uid in turn with a close
- * waiting and fewer than REAPER_PER_UID running, which goes to the back. */
+/* The next job a worker may run (*ret_lane: whose): the first lane in turn
+ * with a job waiting and fewer than REAPER_PER_UID running, which goes to
+ * the back. */
 static job *take(lane **ret_lane) {
         lane *prev = NULL;
         job *j;
 
         *ret_lane = NULL;
-        if ((j = own_head)) {
-                if (!(own_head = j->next))
-                        own_tail = NULL;
-                return j;
-        }
         for (lane *l = lanes; l; prev = l, l = l->next) {
                 if (!l->head || l->busy >= REAPER_PER_UID)
                         continue;
@@ -121,10 +121,8 @@ static job *take(lane **ret_lane) {
         return NULL;
 }
 
-/* Would take() find a close to run? */
+/* Would take() find a job to run? */
 static bool runnable_waiting(void) {
-        if (own_head)
-                return true;
         for (lane *l = lanes; l; l = l->next)
                 if (l->head && l->busy < REAPER_PER_UID)
                         return true;
@@ -144,6 +142,42 @@ static void lane_done(lane *l) {
 }
 
 static const struct linger no_linger = { .l_onoff = 1, .l_linger = 0 };
+
+/* Under mtx: a finished job, to be credited on the loop (or dropped once
+ * the reaper stops). */
+static void finished(job *j) {
+        if (stopping) {
+                free(j->arg);
+                free(j);
+                return;
+        }
+        j->next = done_list;
+        done_list = j;
+        uv_async_send(&async);
+}
+
+/* The daemon's own files, one at a time: their closes take CPU time but
+ * wait on nobody, so this thread is never held by a client, however many
+ * uids' closes hold the pool. */
+static void *own_worker(void *arg) {
+        (void)arg;
+        pthread_mutex_lock(&mtx);
+        for (;;) {
+                job *j;
+                while (!(j = own_head) && !stopping)
+                        pthread_cond_wait(&own_cond, &mtx);
+                if (!j)
+                        break;
+                if (!(own_head = j->next))
+                        own_tail = NULL;
+                pthread_mutex_unlock(&mtx);
+                close(j->fd);
+                pthread_mutex_lock(&mtx);
+                finished(j);
+        }
+        pthread_mutex_unlock(&mtx);
+        return NULL;
+}
 
 static void *worker(void *arg) {
         struct timespec until;
@@ -180,21 +214,12 @@ static void *worker(void *arg) {
                         /* A client's TCP socket with SO_LINGER and a full
                          * send queue would hold the worker for its linger
                          * time: reset instead (not a socket: ENOTSOCK). */
-                        if (l)
-                                (void)setsockopt(j->fd, SOL_SOCKET, SO_LINGER, &no_linger, sizeof(no_linger));
+                        (void)setsockopt(j->fd, SOL_SOCKET, SO_LINGER, &no_linger, sizeof(no_linger));
                         close(j->fd);
                 }
                 pthread_mutex_lock(&mtx);
-                if (l)
-                        lane_done(l);
-                if (stopping) {
-                        free(j->arg);
-                        free(j);
-                        continue;
-                }
-                j->next = done_list;
-                done_list = j;
-                uv_async_send(&async);
+                lane_done(l);
+                finished(j);
         }
 out:
         nthreads--;
@@ -202,8 +227,7 @@ out:
         return NULL;
 }
 
-/* Under mtx: one more worker; false if none can be had. */
-static bool spawn(void) {
+static bool start_thread(void *(*fn)(void *)) {
         pthread_attr_t attr;
         pthread_t t;
         bool ok;
@@ -211,8 +235,15 @@ static bool spawn(void) {
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attr, 64 * 1024);
-        ok = pthread_create(&t, &attr, worker, NULL) == 0;
+        ok = pthread_create(&t, &attr, fn, NULL) == 0;
         pthread_attr_destroy(&attr);
+        return ok;
+}
+
+/* Under mtx: one more worker; false if none can be had. */
+static bool spawn(void) {
+        bool ok = start_thread(worker);
+
         nthreads += ok;
         return ok;
 }
@@ -288,7 +319,7 @@ int reaper_init(uv_loop_t *loop) {
         pthread_mutex_lock(&mtx);
         for (int i = 0; i < REAPER_THREADS; i++)
                 (void)spawn();
-        k = nthreads > 0 ? 0 : -EAGAIN;
+        k = nthreads > 0 && start_thread(own_worker) ? 0 : -EAGAIN;
         pthread_mutex_unlock(&mtx);
         if (k < 0) {
                 uv_close((uv_handle_t *)&async, NULL);
@@ -327,10 +358,11 @@ static void run_here(job *j) {
                 close(j->fd);
 }
 
-/* own: the daemon's own file; else in uid's lane.  Takes j. */
+/* own: the daemon's own file; else in uid's lane (of its closes, or of
+ * its runs).  Takes j. */
 static void enqueue(job *j, bool own, uid_t uid) {
         reaper_account *a = j->account;
-        bool runnable = true;
+        bool runs = j->work != NULL;
         lane *l = NULL;
 
         if (!running) {
@@ -345,26 +377,29 @@ static void enqueue(job *j, bool own, uid_t uid) {
                 else
                         own_head = j;
                 own_tail = j;
-        } else {
-                for (l = lanes; l && l->uid != uid; l = l->next)
-                        ;
-                if (!l && (l = calloc(1, sizeof(*l)))) {
-                        l->uid = uid;
-                        lane_append(l);
-                }
-                if (!l) {
-                        pthread_mutex_unlock(&mtx);
-                        run_here(j);
-                        free(j);
-                        return;
-                }
-                if (l->tail)
-                        l->tail->next = j;
-                else
-                        l->head = j;
-                l->tail = j;
-                runnable = l->busy < REAPER_PER_UID;
+                pthread_cond_signal(&own_cond);
+                pthread_mutex_unlock(&mtx);
+                pending++;
+                return;
         }
+        for (l = lanes; l && (l->uid != uid || l->runs != runs); l = l->next)
+                ;
+        if (!l && (l = calloc(1, sizeof(*l)))) {
+                *l = (lane){ .uid = uid, .runs = runs };
+                lane_append(l);
+        }
+        if (!l) {
+                pthread_mutex_unlock(&mtx);
+                run_here(j);
+                free(j);
+                return;
+        }
+        if (l->tail)
+                l->tail->next = j;
+        else
+                l->head = j;
+        l->tail = j;
+        bool runnable = l->busy < REAPER_PER_UID;
         /* A worker for it: an idle one, or else the first busy one to be
          * done; if none is done for a while, some may never be (on_stuck). */
         bool watch = false;
@@ -403,8 +438,17 @@ void reaper_close(int fd, reaper_account *a) {
         close_fd(fd, a, false, a ? a->uid : (uid_t)-1);
 }
 
-void reaper_close_uid(int fd, uid_t uid) {
-        close_fd(fd, NULL, false, uid);
+
+/* More datagrams than this left in a closing socket: closed off the loop
+ * (reading them takes the loop's time; a client that leaves so many is
+ * served by its own lane). */
+#define SOCKET_DRAIN_MAX 8
+
+void reaper_close_socket(int fd, uid_t uid) {
+        if (fd >= 0 && ipcb__sock_drained(fd, SOCKET_DRAIN_MAX))
+                close(fd);
+        else
+                close_fd(fd, NULL, false, uid);
 }
 
 void reaper_close_own(int fd) {
@@ -438,6 +482,7 @@ void reaper_fini(void) {
         list = done_list;
         done_list = NULL;
         pthread_cond_broadcast(&cond);
+        pthread_cond_signal(&own_cond);
         pthread_mutex_unlock(&mtx);
         credit(list);
         /* Closes still running or queued will not be credited: free the

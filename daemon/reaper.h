@@ -14,9 +14,13 @@
  * worker for good, so closes are taken per uid: at most REAPER_PER_UID of
  * one uid's closes run at once, the uids take turns, and the pool grows
  * (to REAPER_THREADS_MAX) while every worker is busy.  A uid whose closes
- * are stuck holds up only its own.  The daemon's own files (a segment's
- * memfd, whose last close frees its pages: 0.1 ms per MiB) wait for no
- * uid. */
+ * are stuck holds up only its own closes, and many uids' stuck closes
+ * (past REAPER_THREADS_MAX / REAPER_PER_UID uids) hold up only what the
+ * pool closes: not the daemon's own files (a segment's memfd, whose last
+ * close frees its pages: 0.1 ms per MiB), which a thread of their own
+ * closes, nor clients' sockets that hold no fds, closed on the loop
+ * (reaper_close_socket).  A uid's runs (reaper_run) wait in a lane apart
+ * from its closes. */
 #pragma once
 
 #include <stdbool.h>
@@ -46,10 +50,14 @@ void reaper_account_release(reaper_account *a);
 /* Close fd off the loop, among the closes of a's uid; a is charged until it
  * is closed.  If no worker can be had, the fd is closed here. */
 void reaper_close(int fd, reaper_account *a);
-/* The same, charged to nobody: a socket of uid's (uid -1: not known). */
-void reaper_close_uid(int fd, uid_t uid);
+/* A client's connection socket, of uid's (uid -1: not known): closed
+ * here, now, when its queue holds no fd the client sent (the client can
+ * no longer send once this is called), else off the loop among uid's
+ * closes, charged to nobody. */
+void reaper_close_socket(int fd, uid_t uid);
 /* The same for a file only the daemon made (a memfd): its close takes CPU
- * time but waits on nobody, so it waits behind no uid's closes. */
+ * time but waits on nobody, so it waits behind no uid's closes, on a
+ * thread of its own. */
 void reaper_close_own(int fd);
 /* fds handed over and not yet closed (all accounts). */
 unsigned reaper_pending(void);

@@ -491,11 +491,16 @@ static unsigned fuse_held_flushes(void) {
 /* As uid B: clients that connect and go, and a 4 MiB segment made, written
  * and closed (the daemon's memfd is then the last: closed off the loop). */
 static int come_and_go(void *arg) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO, .id = 1 } };
         ipcb_client *c;
         ipcb_shm *s;
-        int k;
+        ssize_t len;
+        int k, pipefd[2];
 
         (void)arg;
+        m.hello.version = IPCB_PROTO_VERSION;
+        CHILD_CHECK((len = ipcb__proto_encode(&m, buf, sizeof(buf))) > 0, "encode");
         for (int i = 0; i < OTHER_CLIENTS; i++) {
                 CHILD_CHECK((k = ipcb_connect(d.sock, &c)) == 0, "connect: %s", strerror(-k));
                 if (i == 0) {
@@ -505,6 +510,16 @@ static int come_and_go(void *arg) {
                         CHILD_CHECK(ipcb_shm_close(s) == 0, "close");
                 }
                 ipcb_disconnect(c);
+                /* And a HELLO with a pipe's end attached: closed among the
+                 * uid's closes, which need a worker. */
+                int r = raw_connect(d.sock);
+                CHILD_CHECK(r >= 0 && pipe(pipefd) == 0, "connect, pipe");
+                CHILD_CHECK(raw_send(r, buf, (size_t)len, pipefd, 1) == 0, "send");
+                close(pipefd[0]);
+                close(pipefd[1]);
+                /* (a reply, or the daemon hangs up on an fd it did not ask for) */
+                CHILD_CHECK(raw_recv(r, buf, sizeof(buf), NULL, NULL, 5000) >= 0, "HELLO not read");
+                close(r);
         }
         return 0;
 }
@@ -539,7 +554,8 @@ static int attach_eight(void *arg) {
  * B's 20 clients that came and went stayed open in the daemon until the
  * server answered (fails so).  Now one uid's closes hold at most two
  * workers, and when none is done for a while more workers are added, so
- * that the others' closes are done meanwhile. */
+ * that the others' closes are done meanwhile: the pipe ends uid B's
+ * clients attach (its sockets, holding no fds, are closed on the loop). */
 FUSE_TEST(stuck_closes_of_two_uids, .timeout = 60) {
         int files[16], conns[2];
         uint8_t buf[IPCB_MSG_MAX];
@@ -579,7 +595,7 @@ FUSE_TEST(stuck_closes_of_two_uids, .timeout = 60) {
                 stuck, threads, OTHER_CLIENTS, after, base, proc_status(d.pid, "Threads"));
         for (int i = 0; i < 2; i++)
                 close(conns[i]);
-        cr_assert(closed, "uid B's sockets waited behind other uids' stuck closes");
+        cr_assert(closed, "uid B's sockets or pipes waited behind other uids' stuck closes");
         cr_assert_leq(stuck, 4, "two uids' stuck closes held %u workers", stuck);
         cr_assert_eq(from_loop, 0, "the daemon's loop waited on the FUSE server: %s", held);
 }
@@ -680,6 +696,69 @@ FUSE_TEST(freeze_while_a_write_waits, .timeout = 60) {
                   r.freeze_reply.seals);
         cr_assert_eq(from_loop, 0, "the daemon's loop waited on the FUSE server: %s", held);
         cr_assert_lt(max, STALL_BOUND_US);
+}
+
+/* Two FREEZEs of a segment wait for a holder's write (the inode lock) on
+ * workers.  They ran among their uid's closes, two at a time: the uid's
+ * every close then waited for another uid's write, here the pipe ends its
+ * 20 next clients attach (fails so: the daemon 20 fds up until the server
+ * answered).  Runs wait in a lane apart from the uid's closes now. */
+FUSE_TEST(freezes_waiting_hold_no_closes, .timeout = 60) {
+        ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
+        uint8_t buf[IPCB_MSG_MAX], hb[IPCB_MSG_MAX];
+        int conns[2], pipefd[2];
+        ipcb_client *c;
+        ipcb_shm *s;
+        writer w;
+
+        begin();
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        o.flags = IPCB_SHM_PERSISTENT;
+        cr_assert_eq(ipcb_shm_create(c, "frz", 4096, &o, &s), 0);
+        void *map = stall_a_write(&w, ipcb_shm_fd(s));
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_FREEZE, .id = 3 } };
+        m.freeze.kind = IPCB_KIND_SHM;
+        m.freeze.name = (ipcb_name){ .ptr = "frz", .len = 3 };
+        for (int i = 0; i < 2; i++) {
+                conns[i] = ipcbd_hello_conn(&d);
+                cr_assert_eq(raw_send(conns[i], buf, enc(&m, buf), NULL, 0), 0);
+        }
+        usleep(200000); /* both freezes wait on workers */
+        int base = ipcbd_fd_count(&d);
+        ipcb_msg h = { .hdr = { .op = IPCB_OP_HELLO, .id = 1 } };
+        h.hello.version = IPCB_PROTO_VERSION;
+        size_t hlen = enc(&h, hb);
+        for (int i = 0; i < 20; i++) {
+                int r = raw_connect(d.sock);
+                cr_assert_geq(r, 0);
+                cr_assert_eq(pipe2(pipefd, O_CLOEXEC), 0);
+                cr_assert_eq(raw_send(r, hb, hlen, pipefd, 1), 0);
+                close(pipefd[0]);
+                close(pipefd[1]);
+                cr_assert_geq(raw_recv(r, buf, sizeof(buf), NULL, NULL, 5000), 0, "HELLO not read");
+                close(r);
+        }
+        bool closed = ipcbd_wait_fds(&d, base, 3000);
+        int after = ipcbd_fd_count(&d);
+        fuse_release();
+        pthread_join(w.th, NULL);
+        int status[2];
+        for (int i = 0; i < 2; i++) {
+                ipcb_msg r = { 0 };
+                ssize_t n = raw_recv(conns[i], buf, sizeof(buf), NULL, NULL, 5000);
+                status[i] = n > 0 && ipcb__proto_decode(buf, (size_t)n, 0, &r) == 0 ? r.hdr.status : -1000;
+                close(conns[i]);
+        }
+        fprintf(stderr, "[fuse] 2 FREEZEs waiting on a write; 20 clients with a pipe end each left the "
+                        "daemon at %d fds (%d before them); the freezes answered %d, %d\n",
+                after, base, status[0], status[1]);
+        munmap(map, 4096);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+        cr_assert_eq(ipcb_unlink(c, "frz"), 0);
+        ipcb_disconnect(c);
+        cr_assert(closed, "the uid's closes waited behind its freezes (%d fds, %d before)", after, base);
+        cr_assert_eq(status[0], 0);
+        cr_assert_eq(status[1], 0);
 }
 
 /* A memfd registered with group/other write in its mode while a write to

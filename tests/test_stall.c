@@ -281,6 +281,39 @@ STALL_TEST(lingering_sockets_past_what_a_message_carries, .timeout = 60) {
         cr_assert_lt(max, STALL_BOUND_US);
 }
 
+/* A connection the daemon ends (an empty datagram) with more queued after
+ * it: another empty one, then a lingering socket.  A socket whose queue
+ * holds no fds is closed on the loop; an empty datagram must not pass for
+ * the end of the queue there, or that close releases the lingering socket
+ * inside the loop (the prober's round trip would take its 3 s). */
+STALL_TEST(lingering_socket_behind_empty_datagrams, .timeout = 60) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO, .id = 2 } };
+        int l, conn;
+        prober pr;
+
+        begin(NULL);
+        prober_start(&pr, d.sock);
+        usleep(50000);
+        int t = lingering_socket(3, &l);
+        conn = ipcbd_hello_conn(&d);
+        m.hello.version = IPCB_PROTO_VERSION;
+        size_t len = enc(&m, buf);
+        ipcbd_pause(&d);
+        cr_assert_eq(raw_send(conn, "", 0, NULL, 0), 0);
+        cr_assert_eq(raw_send(conn, "", 0, NULL, 0), 0);
+        cr_assert_eq(raw_send(conn, buf, len, &t, 1), 0);
+        close(t);
+        ipcbd_resume(&d);
+        cr_assert(raw_is_closed(conn, 5000), "an empty datagram did not end the connection");
+        close(conn);
+        usleep(500000);
+        long long max = prober_stop(&pr, "stall", "a lingering socket behind empty datagrams", NULL);
+        cr_assert(ipcbd_wait_fds(&d, d.base_fds, 8000));
+        close(l);
+        cr_assert_lt(max, STALL_BOUND_US);
+}
+
 /* The daemon stops while a worker still closes a client's lingering fd:
  * it exits at once, 0, and frees what it kept for that connection (under
  * ASan a leak makes the exit status non-zero).  Before, the account of a
@@ -1868,4 +1901,105 @@ STALL_TEST(pollers_of_one_semaphore_released, .timeout = 120) {
         ipcb_disconnect(c);
         fixture_check_idle(&d);
         end_check_slow_turns(path, "releasing the pollers of one semaphore", 3);
+}
+
+/* ---- closes of many uids that never end ---- */
+
+/* A uid's wedge: a Unix socket whose queue holds a TCP socket that lingers
+ * (SO_LINGER, a full send queue, a peer that never accepts).  SO_LINGER 0
+ * before a close reaches only the Unix socket: the last close of it
+ * releases the TCP socket, which lingers in the closing thread. */
+#define WEDGE_UIDS 32
+#define WEDGE_UID0 62000u
+
+typedef struct wedge_arg {
+        const char *sock;
+        const int *fds; /* two wedges */
+} wedge_arg;
+
+/* Sends its two wedges with a HELLO, and exits: the daemon, stopped
+ * meanwhile, then holds the last reference to each. */
+static int send_wedges(void *arg) {
+        const wedge_arg *a = arg;
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO, .id = 1 } };
+        ssize_t len;
+
+        m.hello.version = IPCB_PROTO_VERSION;
+        CHILD_CHECK((len = ipcb__proto_encode(&m, buf, sizeof(buf))) > 0, "encode");
+        int c = raw_connect(a->sock); /* the kernel completes it: the daemon is stopped */
+        CHILD_CHECK(c >= 0, "connect: %s", strerror(-c));
+        CHILD_CHECK(raw_send(c, buf, (size_t)len, a->fds, 2) == 0, "send");
+        return 0;
+}
+
+/* 32 uids each hand the daemon two wedges: with two of a uid's closes
+ * running at once, they hold all 64 workers the pool may have.  Before,
+ * nothing was closed any more: not the memfd of another client's segment
+ * (its pages stayed in memory), not that client's sockets.  The daemon's
+ * own files now have a thread of their own, and a socket that holds no fds
+ * is closed on the loop. */
+STALL_TEST(stuck_closes_of_many_uids, .timeout = 120) {
+        static const char *const args[] = { "--slow-turn-ms", "1", NULL };
+        char path[] = "/tmp/ipcbt-wedge.XXXXXX";
+        int listeners[2 * WEDGE_UIDS], wedges[2 * WEDGE_UIDS];
+        ipcb_client *c;
+        ipcb_shm *s;
+
+        if (geteuid() != 0)
+                cr_skip_test("clients of 32 uids need root (setresuid)");
+        raise_nofile(4 * WEDGE_UIDS + 256);
+        begin_logging(path, args);
+        for (int i = 0; i < 2 * WEDGE_UIDS; i++) {
+                int sp[2], tcp = lingering_socket(600, &listeners[i]);
+                cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+                cr_assert_eq(raw_send(sp[1], "w", 1, &tcp, 1), 0); /* into sp[0]'s queue */
+                close(tcp);
+                close(sp[1]);
+                wedges[i] = sp[0];
+        }
+        int base = ipcbd_fd_count(&d);
+        ipcbd_pause(&d);
+        for (int u = 0; u < WEDGE_UIDS; u++) {
+                wedge_arg a = { .sock = d.sock, .fds = wedges + 2 * u };
+                RUN_AS(WEDGE_UID0 + u, false, send_wedges, &a);
+        }
+        for (int i = 0; i < 2 * WEDGE_UIDS; i++)
+                close(wedges[i]);
+        ipcbd_resume(&d);
+        long long t0 = prober_now_us();
+        while (proc_status(d.pid, "Threads") < 1 + 64 && prober_now_us() - t0 < 10000000)
+                usleep(20000);
+        usleep(300000);
+        long threads = proc_status(d.pid, "Threads");
+
+        /* Another client: its segment's pages go back once it closes it,
+         * and its connections leave nothing behind. */
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        int before = ipcbd_fd_count(&d);
+        cr_assert_eq(ipcb_shm_create(c, "big", 64u << 20, NULL, &s), 0);
+        memset(ipcb_shm_data(s), 1, 64u << 20);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+        cr_assert_eq(ipcb_sync(c), 0);
+        bool freed = ipcbd_wait_fds(&d, before, 3000);
+        ipcb_disconnect(c);
+        for (int i = 0; i < 20; i++) {
+                cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+                cr_assert_eq(ipcb_sync(c), 0);
+                ipcb_disconnect(c);
+        }
+        bool closed = ipcbd_wait_fds(&d, base, 3000);
+        int after = ipcbd_fd_count(&d);
+        fprintf(stderr, "[stall] 64 stuck closes of %d uids: the daemon at %ld threads; another client's "
+                        "segment %s, its 21 connections left the daemon at %d fds (%d before)\n",
+                WEDGE_UIDS, threads, freed ? "given back" : "NOT given back", after, base);
+        for (int i = 0; i < 2 * WEDGE_UIDS; i++)
+                close(listeners[i]); /* the lingering sockets are reset: the closes end */
+        cr_assert_geq(threads, 1 + 64, "the pool did not fill (%ld threads)", threads);
+        cr_assert(freed, "the segment's memfd waited behind other uids' stuck closes");
+        cr_assert(closed, "the client's sockets waited behind other uids' stuck closes (%d fds, %d before)",
+                  after, base);
+        cr_assert(ipcbd_wait_fds(&d, base, 10000), "the wedges' closes did not end");
+        fixture_check_idle(&d);
+        end_check_slow_turns(path, "64 stuck closes of 32 uids", 3);
 }

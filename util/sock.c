@@ -72,6 +72,39 @@ int ipcb__sock_recv(int fd, void *buf, size_t cap, int flags, ipcb_sock_discard_
         return 1;
 }
 
+bool ipcb__sock_drained(int fd, unsigned max) {
+        /* Room for credentials only: fds make MSG_CTRUNC.  When peeking,
+         * the fds that do not fit are the kernel's copies of the queued
+         * ones, dropped without being the last reference. */
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(struct ucred))];
+        } control;
+        static const int one = 1;
+        char byte;
+
+        if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0 ||
+            (shutdown(fd, SHUT_RDWR) < 0 && errno != ENOTCONN))
+                return false;
+        for (unsigned i = 0; i <= max; i++) {
+                struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                                     .msg_controllen = sizeof(control) };
+                ssize_t n = recvmsg(fd, &mh, MSG_PEEK | MSG_DONTWAIT);
+
+                if (n < 0)
+                        return errno == EAGAIN || errno == EWOULDBLOCK;
+                if (n == 0 && mh.msg_controllen == 0)
+                        return true; /* the end: a datagram carries credentials */
+                if ((mh.msg_flags & MSG_CTRUNC) || i == max)
+                        return false;
+                mh.msg_controllen = sizeof(control);
+                if (recvmsg(fd, &mh, MSG_DONTWAIT) < 0 || (mh.msg_flags & MSG_CTRUNC))
+                        return false;
+        }
+        return false;
+}
+
 int ipcb__sock_send(int fd, const void *buf, size_t len, const int *fds, unsigned nfds, int flags) {
         union {
                 struct cmsghdr align;
