@@ -142,4 +142,5 @@ void mainloop_fini(void) {
         if (wait_fd >= 0)
                 close(wait_fd);
         wait_fd = -1;
+        nleft = 0;
 }
