@@ -81,28 +81,37 @@ bool ipcb__sock_drained(int fd, unsigned max) {
                 char buf[CMSG_SPACE(sizeof(struct ucred))];
         } control;
         static const int one = 1;
+        unsigned read = 0;
+        bool shut = false;
         char byte;
 
-        if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0 ||
-            (shutdown(fd, SHUT_RDWR) < 0 && errno != ENOTCONN))
+        if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0)
                 return false;
-        for (unsigned i = 0; i <= max; i++) {
+        for (;;) {
                 struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
                 struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
                                      .msg_controllen = sizeof(control) };
                 ssize_t n = recvmsg(fd, &mh, MSG_PEEK | MSG_DONTWAIT);
 
+                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !shut) {
+                        /* Empty, and the peer may still send: stop it, look again. */
+                        if (shutdown(fd, SHUT_RDWR) < 0)
+                                return false;
+                        shut = true;
+                        continue;
+                }
                 if (n < 0)
                         return errno == EAGAIN || errno == EWOULDBLOCK;
+                /* The end (a datagram carries credentials): the peer has
+                 * hung up or shut its side, and can send no more. */
                 if (n == 0 && mh.msg_controllen == 0)
-                        return true; /* the end: a datagram carries credentials */
-                if ((mh.msg_flags & MSG_CTRUNC) || i == max)
+                        return true;
+                if ((mh.msg_flags & MSG_CTRUNC) || read++ == max)
                         return false;
                 mh.msg_controllen = sizeof(control);
                 if (recvmsg(fd, &mh, MSG_DONTWAIT) < 0 || (mh.msg_flags & MSG_CTRUNC))
                         return false;
         }
-        return false;
 }
 
 int ipcb__sock_send(int fd, const void *buf, size_t len, const int *fds, unsigned nfds, int flags) {

@@ -51,10 +51,10 @@ typedef struct ipcb_sock_rx {
 int ipcb__sock_recv(int fd, void *buf, size_t cap, int flags, ipcb_sock_discard_fn discard,
                    ipcb_sock_rx *rx);
 
-/* Whether closing fd, a connected SOCK_SEQPACKET or SOCK_DGRAM socket, can
- * release no file its peer sent: stops the peer's sends (shutdown) and
- * reads the datagrams left in the queue, up to max, as long as they carry
- * no fds.  A datagram that does is left there, unread (peeked at only:
+/* Whether closing fd, a connected SOCK_SEQPACKET socket, can release no
+ * file its peer sent: reads the datagrams left in the queue, up to max, as
+ * long as they carry no fds, until the end (the peer hung up) or, once
+ * the queue is empty, after stopping the peer's sends (shutdown).  A datagram that does is left there, unread (peeked at only:
  * its fds are not received).  true: the queue is empty, so the last close
  * of fd releases only the socket; false: fds are queued, more than max
  * datagrams are, or a call failed.  Turns SO_PASSCRED on, to tell an
