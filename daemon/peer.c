@@ -1132,16 +1132,8 @@ static void peer_free(peer *p) {
         free(p);
 }
 
-/* A turn frees its dead at its end, and with them closes their sockets,
- * on the loop when they hold no fds (reaper_close_socket): several
- * microseconds each.  Once the turn has spent its budget, GRAVEYARD_MIN
- * more at most; the rest in the next turns (the idle handle keeps them
- * coming), or all of them when the daemon stops. */
-#define GRAVEYARD_MIN 16
-
 static void free_graveyard(void) {
-        for (unsigned n = 0; graveyard && (n < GRAVEYARD_MIN || !mainloop_turn_spent() || shutting_down);
-             n++) {
+        while (graveyard) {
                 peer *p = graveyard;
                 graveyard = p->dead_next;
                 peer_free(p);
@@ -1150,8 +1142,6 @@ static void free_graveyard(void) {
 
 static void on_turn_end(void) {
         free_graveyard();
-        if (!shutting_down)
-                hangups_idle(); /* the dead left for the next turns */
         nhup_checked = 0;
         inline_handles = 0;
         hup_closes = 0;
@@ -1196,7 +1186,7 @@ static void on_hangups(uv_idle_t *h) {
 /* The idle handle runs (so that the poll does not wait) while hang-ups or
  * releases wait.  Starting it running, or stopping it stopped, does nothing. */
 static void hangups_idle(void) {
-        if (hup_head || rel_head || graveyard)
+        if (hup_head || rel_head)
                 uv_idle_start(&hup_idle, on_hangups);
         else
                 uv_idle_stop(&hup_idle);

@@ -854,41 +854,46 @@ static int placed_cmp(const void *a, const void *b) {
         return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
+/* A place read from the order table; one no broker can have written (a
+ * table written over) counts as none. */
+static uint64_t place(uint64_t seq) {
+        return seq < (1ull << 62) ? seq : 0;
+}
+
 /* The catalog's records in use, in creation order (slot order among those
  * the order table does not place), in *ret (*ret_n of them, the caller
  * frees); free slots go on the free stack, the lowest on top.  The catalog
- * is read a chunk at a time.  -ENOMEM. */
+ * and the order table are read a chunk at a time.  -ENOMEM, with nothing
+ * done. */
 static int live_in_order(int fd, placed **ret, uint32_t *ret_n) {
         enum { CHUNK = 256 };
         placed *live = malloc((size_t)cat_nrecs * sizeof(*live));
         cat_rec *buf = malloc(CHUNK * sizeof(*buf));
-        uint64_t *seqs = calloc(cat_nrecs, sizeof(*seqs));
+        uint64_t seqs[CHUNK];
         uint32_t n = 0;
 
-        if (!live || !buf || !seqs) {
+        if (!live || !buf) {
                 free(live);
                 free(buf);
-                free(seqs);
                 return -ENOMEM;
         }
-        if (order_fd >= 0 && pread(order_fd, seqs, (size_t)cat_nrecs * sizeof(*seqs), 0) !=
-                                     (ssize_t)((size_t)cat_nrecs * sizeof(*seqs)))
-                memset(seqs, 0, (size_t)cat_nrecs * sizeof(*seqs));
         for (uint32_t end = cat_nrecs; end > 0;) {
                 uint32_t start = end > CHUNK ? end - CHUNK : 0;
                 ssize_t got = pread(fd, buf, (end - start) * sizeof(*buf), rec_off(start));
                 uint32_t have = got > 0 ? (uint32_t)((size_t)got / sizeof(*buf)) : 0;
+                if (order_fd < 0 || pread(order_fd, seqs, (end - start) * sizeof(*seqs),
+                                          ORDER_BLOCK * start) != (ssize_t)((end - start) * sizeof(*seqs)))
+                        memset(seqs, 0, sizeof(seqs));
                 for (uint32_t i = end; i > start; i--) {
                         uint32_t idx = i - 1;
                         if (idx - start >= have || buf[idx - start].magic == 0)
                                 free_stack[nfree++] = idx;
                         else
-                                live[n++] = (placed){ .seq = seqs[idx], .idx = idx };
+                                live[n++] = (placed){ .seq = place(seqs[idx - start]), .idx = idx };
                 }
                 end = start;
         }
         free(buf);
-        free(seqs);
         qsort(live, n, sizeof(*live), placed_cmp);
         *ret = live;
         *ret_n = n;
@@ -933,21 +938,27 @@ static bool restore_catalog(int fd) {
                         log_warn("fd store: cannot write the catalog header: %m");
         }
         tables_adopt();
-        placed *live;
-        uint32_t nlive;
-        if (live_in_order(fd, &live, &nlive) < 0) {
-                log_err("fd store: out of memory reading the catalog; dropping every stored object");
-                tables_close();
-                cat_fd = -1;
-                return false;
-        }
+        /* In creation order; short of memory for that, in slot order. */
+        placed *live = NULL;
+        uint32_t nlive = cat_nrecs;
+        uint64_t last = 0;
+        if (live_in_order(fd, &live, &nlive) < 0)
+                log_warn("fd store: out of memory sorting the catalog; objects come back in slot "
+                         "order, not creation order");
         for (uint32_t j = 0; j < nlive; j++) {
-                uint32_t idx = live[j].idx;
+                uint32_t idx = live ? live[j].idx : j;
                 unsigned t = 0;
-                if (pread(fd, &r, sizeof(r), rec_off(idx)) != (ssize_t)sizeof(r)) {
+                if (pread(fd, &r, sizeof(r), rec_off(idx)) != (ssize_t)sizeof(r) || r.magic == 0) {
                         free_stack[nfree++] = idx;
                         continue;
                 }
+                uint64_t seq = 0;
+                if (live)
+                        seq = live[j].seq;
+                else if (order_fd >= 0 && pread(order_fd, &seq, sizeof(seq), ORDER_BLOCK * idx) == sizeof(seq))
+                        seq = place(seq);
+                if (seq > last)
+                        last = seq;
                 r.name[IPCB_NAME_MAX] = '\0';
                 why = r.magic != REC_MAGIC ? "bad record magic" : restore_one(idx, &r, &t);
                 if (why) {
@@ -970,7 +981,7 @@ static bool restore_catalog(int fd) {
                         nsem++;
         }
         /* New objects' places follow every restored one's. */
-        order_base = nlive ? live[nlive - 1].seq + 1 : 0;
+        order_base = last + 1;
         free(live);
         restored = nshm + nsem;
         log_info("fd store: restored %u segments and %u semaphores%s", nshm, nsem,

@@ -634,3 +634,40 @@ STORE_TEST(creation_order_survives_restarts) {
         ipcb_disconnect(c);
         stop_idle();
 }
+
+/* The order table is the broker's, but nothing vouches for its values: a
+ * place no broker could have written (here the largest) counts as none,
+ * in slot order ahead of the rest.  Taken at its word, the next place
+ * after it wrapped to 0, and every later object sorted before the
+ * restored ones at the next restart. */
+STORE_TEST(order_table_written_over) {
+        static const uint64_t far = ~0ull;
+        char names[256];
+        ipcb_client *c;
+
+        start(NULL, NULL, 0, NULL);
+        cr_assert_eq(ipcb_connect(sock, &c), 0);
+        cr_assert_eq(ipcb_shm_close(mkseg(c, "a", 4096, IPCB_SHM_PERSISTENT, 'x')), 0); /* slot 0 */
+        cr_assert_eq(ipcb_shm_close(mkseg(c, "b", 4096, IPCB_SHM_PERSISTENT, 'x')), 0); /* slot 1 */
+        want_stored = 2;
+        cr_assert(fakemgr_pump_until(&m, objects_stored, NULL, 5000));
+        stop();
+        int order = fakemgr_find(&m, "ipcb-order");
+        cr_assert_geq(order, 0);
+        cr_assert_eq(pwrite(order, &far, sizeof(far), 8), (ssize_t)sizeof(far)); /* b's */
+        start(NULL, NULL, 0, NULL);
+        list_names(c, names);
+        cr_assert_str_eq(names, "b a", "b unplaced, first: %s", names);
+        cr_assert_eq(ipcb_shm_close(mkseg(c, "c", 4096, IPCB_SHM_PERSISTENT, 'x')), 0);
+        want_stored = 3;
+        cr_assert(fakemgr_pump_until(&m, objects_stored, NULL, 5000));
+        stop();
+        start(NULL, NULL, 0, NULL);
+        list_names(c, names);
+        cr_assert_str_eq(names, "b a c", "after a second restart: %s", names);
+        cr_assert_eq(ipcb_unlink(c, "a"), 0);
+        cr_assert_eq(ipcb_unlink(c, "b"), 0);
+        cr_assert_eq(ipcb_unlink(c, "c"), 0);
+        ipcb_disconnect(c);
+        stop_idle();
+}
