@@ -439,16 +439,15 @@ void reaper_close(int fd, reaper_account *a) {
 }
 
 
-/* More datagrams than this left in a closing socket: closed off the loop
- * (reading them takes the loop's time; a client that leaves so many is
- * served by its own lane). */
+/* More datagrams than this left in a closing socket: its uid's lane
+ * closes it (reading them takes the loop's time; a client that leaves so
+ * many is served by its own lane). */
 #define SOCKET_DRAIN_MAX 8
 
 void reaper_close_socket(int fd, uid_t uid) {
-        if (fd >= 0 && ipcb__sock_drained(fd, SOCKET_DRAIN_MAX))
-                close(fd);
-        else
-                close_fd(fd, NULL, false, uid);
+        /* Drained, its close waits on nothing: with the daemon's own files
+         * (a Unix socket's release still costs the loop several µs). */
+        close_fd(fd, NULL, fd >= 0 && ipcb__sock_drained(fd, SOCKET_DRAIN_MAX), uid);
 }
 
 void reaper_close_own(int fd) {

@@ -14,13 +14,14 @@
  * worker for good, so closes are taken per uid: at most REAPER_PER_UID of
  * one uid's closes run at once, the uids take turns, and the pool grows
  * (to REAPER_THREADS_MAX) while every worker is busy.  A uid whose closes
- * are stuck holds up only its own closes, and many uids' stuck closes
- * (past REAPER_THREADS_MAX / REAPER_PER_UID uids) hold up only what the
- * pool closes: not the daemon's own files (a segment's memfd, whose last
- * close frees its pages: 0.1 ms per MiB), which a thread of their own
- * closes, nor clients' sockets that hold no fds, closed on the loop
- * (reaper_close_socket).  A uid's runs (reaper_run) wait in a lane apart
- * from its closes. */
+ * are stuck holds up only its own closes, and many uids' stuck jobs (32
+ * uids' closes, or 16 uids' closes and runs: REAPER_PER_UID in each lane,
+ * REAPER_THREADS_MAX in all) hold up only what the pool does: not the
+ * daemon's own files (a segment's memfd, whose last close frees its
+ * pages: 0.1 ms per MiB), which a thread of their own closes, nor
+ * clients' sockets that hold no fds (reaper_close_socket), which that
+ * thread closes too.  A uid's runs (reaper_run) wait in a lane apart from
+ * its closes. */
 #pragma once
 
 #include <stdbool.h>
@@ -50,10 +51,10 @@ void reaper_account_release(reaper_account *a);
 /* Close fd off the loop, among the closes of a's uid; a is charged until it
  * is closed.  If no worker can be had, the fd is closed here. */
 void reaper_close(int fd, reaper_account *a);
-/* A client's connection socket, of uid's (uid -1: not known): closed
- * here, now, when its queue holds no fd the client sent (the client can
- * no longer send once this is called), else off the loop among uid's
- * closes, charged to nobody. */
+/* A client's connection socket, of uid's (uid -1: not known), charged to
+ * nobody: once its queue is known to hold no fd the client sent (read
+ * here; the client can no longer send once this is called) it is closed
+ * with the daemon's own files, else among uid's closes. */
 void reaper_close_socket(int fd, uid_t uid);
 /* The same for a file only the daemon made (a memfd): its close takes CPU
  * time but waits on nobody, so it waits behind no uid's closes, on a

@@ -283,19 +283,24 @@ STALL_TEST(lingering_sockets_past_what_a_message_carries, .timeout = 60) {
 
 /* A connection the daemon ends (an empty datagram) with more queued after
  * it: another empty one, then a lingering socket.  A socket whose queue
- * holds no fds is closed on the loop; an empty datagram must not pass for
- * the end of the queue there, or that close releases the lingering socket
- * inside the loop (the prober's round trip would take its 3 s). */
+ * holds no fds is closed by the thread for the daemon's own files; an
+ * empty datagram must not pass for the end of the queue there, or that
+ * close releases the lingering socket on that thread (a segment's memfd
+ * closed after it would wait the linger time), or on the loop (the
+ * prober's round trip would). */
 STALL_TEST(lingering_socket_behind_empty_datagrams, .timeout = 60) {
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO, .id = 2 } };
+        ipcb_client *c;
+        ipcb_shm *s;
         int l, conn;
         prober pr;
 
         begin(NULL);
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
         prober_start(&pr, d.sock);
         usleep(50000);
-        int t = lingering_socket(3, &l);
+        int t = lingering_socket(5, &l);
         conn = ipcbd_hello_conn(&d);
         m.hello.version = IPCB_PROTO_VERSION;
         size_t len = enc(&m, buf);
@@ -307,8 +312,17 @@ STALL_TEST(lingering_socket_behind_empty_datagrams, .timeout = 60) {
         ipcbd_resume(&d);
         cr_assert(raw_is_closed(conn, 5000), "an empty datagram did not end the connection");
         close(conn);
-        usleep(500000);
+        usleep(100000);
+        /* A segment of 1 MiB: its memfd is closed by that thread. */
+        int before = ipcbd_fd_count(&d);
+        cr_assert_eq(ipcb_shm_create(c, "mib2", 2u << 20, NULL, &s), 0);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+        cr_assert_eq(ipcb_sync(c), 0);
+        bool freed = ipcbd_wait_fds(&d, before, 1000);
+        usleep(200000);
         long long max = prober_stop(&pr, "stall", "a lingering socket behind empty datagrams", NULL);
+        ipcb_disconnect(c);
+        cr_assert(freed, "the memfd's close waited behind the lingering socket");
         cr_assert(ipcbd_wait_fds(&d, d.base_fds, 8000));
         close(l);
         cr_assert_lt(max, STALL_BOUND_US);
