@@ -591,20 +591,26 @@ ssize_t raw_recv(int fd, void *buf, size_t cap, int *fds, unsigned *nfds, int ti
         return (ssize_t)rx.len;
 }
 
-int raw_request(int fd, ipcb_msg *m, ipcb_msg *reply) {
+int raw_reply(int fd, ipcb_msg *reply) {
         static uint8_t buf[IPCB_MSG_MAX];
         unsigned nfds = IPCB_FDS_MAX;
         int fds[IPCB_FDS_MAX];
-        ssize_t n = ipcb__proto_encode(m, buf, sizeof(buf));
+        ssize_t n = raw_recv(fd, buf, sizeof(buf), fds, &nfds, 5000);
 
-        cr_assert_gt(n, 0);
-        cr_assert_eq(raw_send(fd, buf, (size_t)n, NULL, 0), 0);
-        n = raw_recv(fd, buf, sizeof(buf), fds, &nfds, 5000);
         cr_assert_gt(n, 0, "no reply");
         for (unsigned i = 0; i < nfds; i++)
                 close(fds[i]);
         cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, nfds, reply), 0);
         return reply->hdr.status;
+}
+
+int raw_request(int fd, ipcb_msg *m, ipcb_msg *reply) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ssize_t n = ipcb__proto_encode(m, buf, sizeof(buf));
+
+        cr_assert_gt(n, 0);
+        cr_assert_eq(raw_send(fd, buf, (size_t)n, NULL, 0), 0);
+        return raw_reply(fd, reply);
 }
 
 int raw_send_until_stalled(int fd, const void *buf, size_t len, unsigned max, int stall_ms,

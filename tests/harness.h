@@ -159,10 +159,12 @@ int raw_send(int fd, const void *buf, size_t len, const int *fds, unsigned nfds)
  * (the rest closed), *nfds is set to the number stored.  Returns the length,
  * 0 on EOF, -ETIMEDOUT, or -errno. */
 ssize_t raw_recv(int fd, void *buf, size_t cap, int *fds, unsigned *nfds, int timeout_ms);
-/* Encode m, send it, and decode its reply (within 5 s) into *reply, whose
- * names point into a buffer kept until the next call; fds that came with it
- * are closed.  Fails the test on any I/O or decoding error.  Returns the
+/* Receive a reply (within 5 s) and decode it into *reply, whose names
+ * point into a buffer kept until the next call; fds that came with it are
+ * closed.  Fails the test on any I/O or decoding error.  Returns the
  * reply's status. */
+int raw_reply(int fd, struct ipcb_msg *reply);
+/* Encode m, send it, and raw_reply. */
 int raw_request(int fd, struct ipcb_msg *m, struct ipcb_msg *reply);
 /* Send the same datagram (no fds) again and again, never reading, until
  * the socket has stayed full for stall_ms (returns 0: the daemon stopped

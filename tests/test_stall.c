@@ -1844,14 +1844,9 @@ STALL_TEST(pollers_of_one_semaphore_released, .timeout = 120) {
                         cr_assert_eq(raw_send(conns[i], buf, enc(&m, buf), NULL, 0), 0);
                 }
                 for (int j = 0; j < POLLS_PER_CONN; j++) {
-                        nfds = IPCB_FDS_MAX;
-                        n = raw_recv(conns[i], buf, sizeof(buf), fds, &nfds, 5000);
-                        cr_assert_gt(n, 0, "connection %d: open %d", i, j);
-                        cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, nfds, &r), 0);
-                        cr_assert_eq(r.hdr.status, 0, "connection %d: open %d: %d", i, j, r.hdr.status);
+                        cr_assert_eq(raw_reply(conns[i], &r), 0, "connection %d: open %d: %d", i, j,
+                                     r.hdr.status);
                         handles[j] = r.sem_reply.handle;
-                        for (unsigned f = 0; f < nfds; f++)
-                                close(fds[f]);
                 }
                 m = (ipcb_msg){ .hdr = { .op = IPCB_OP_SEM_POLL } };
                 for (int j = 0; j < POLLS_PER_CONN; j++) {
@@ -1860,14 +1855,9 @@ STALL_TEST(pollers_of_one_semaphore_released, .timeout = 120) {
                         cr_assert_eq(raw_send(conns[i], buf, enc(&m, buf), NULL, 0), 0);
                 }
                 for (int j = 0; j < POLLS_PER_CONN; j++) {
-                        nfds = IPCB_FDS_MAX;
-                        n = raw_recv(conns[i], buf, sizeof(buf), fds, &nfds, 5000);
-                        cr_assert_gt(n, 0, "connection %d: poll %d", i, j);
-                        cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, nfds, &r), 0);
-                        cr_assert_eq(r.hdr.status, 0, "connection %d: poll %d: %d", i, j, r.hdr.status);
+                        cr_assert_eq(raw_reply(conns[i], &r), 0, "connection %d: poll %d: %d", i, j,
+                                     r.hdr.status);
                         cr_assert_eq(r.sem_poll_reply.pollers, (uint32_t)(i * POLLS_PER_CONN + j + 1));
-                        for (unsigned f = 0; f < nfds; f++)
-                                close(fds[f]);
                 }
         }
         long long t0 = prober_now_us();
@@ -1879,25 +1869,11 @@ STALL_TEST(pollers_of_one_semaphore_released, .timeout = 120) {
                 int k = ipcbd_hello_conn(&d);
                 m = (ipcb_msg){ .hdr = { .op = IPCB_OP_SEM_OPEN, .id = 1 } };
                 m.sem_open.name = (ipcb_name){ .ptr = "polled", .len = 6 };
-                cr_assert_eq(raw_send(k, buf, enc(&m, buf), NULL, 0), 0);
-                nfds = IPCB_FDS_MAX;
-                n = raw_recv(k, buf, sizeof(buf), fds, &nfds, 5000);
-                cr_assert_gt(n, 0);
-                cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, nfds, &r), 0);
-                cr_assert_eq(r.hdr.status, 0);
-                for (unsigned f = 0; f < nfds; f++)
-                        close(fds[f]);
+                cr_assert_eq(raw_request(k, &m, &r), 0);
                 m = (ipcb_msg){ .hdr = { .op = IPCB_OP_SEM_POLL, .id = 2 } };
                 m.sem_poll.handle = r.sem_reply.handle;
-                cr_assert_eq(raw_send(k, buf, enc(&m, buf), NULL, 0), 0);
-                nfds = IPCB_FDS_MAX;
-                n = raw_recv(k, buf, sizeof(buf), fds, &nfds, 5000);
-                cr_assert_gt(n, 0);
-                cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, nfds, &r), 0);
-                cr_assert_eq(r.hdr.status, 0);
+                cr_assert_eq(raw_request(k, &m, &r), 0);
                 pollers = r.sem_poll_reply.pollers;
-                for (unsigned f = 0; f < nfds; f++)
-                        close(fds[f]);
                 /* One poller per handle. */
                 cr_assert_eq(raw_send(k, buf, enc(&m, buf), NULL, 0), 0);
                 nfds = IPCB_FDS_MAX;
