@@ -6,6 +6,7 @@
  * where its account is credited. */
 #include "reaper.h"
 
+#include "mainloop.h"
 #include "quota.h"
 #include "sock.h"
 
@@ -446,8 +447,12 @@ void reaper_close(int fd, reaper_account *a) {
 
 void reaper_close_socket(int fd, uid_t uid) {
         /* Drained, its close waits on nothing: with the daemon's own files
-         * (a Unix socket's release still costs the loop several µs). */
-        close_fd(fd, NULL, fd >= 0 && ipcb__sock_drained(fd, SOCKET_DRAIN_MAX), uid);
+         * (a Unix socket's release still costs the loop several µs).  The
+         * reading is the loop's work: not once the turn has spent its
+         * budget (thousands of clients that die with requests queued). */
+        bool drained = fd >= 0 && !mainloop_turn_spent() && ipcb__sock_drained(fd, SOCKET_DRAIN_MAX);
+
+        close_fd(fd, NULL, drained, uid);
 }
 
 void reaper_close_own(int fd) {
