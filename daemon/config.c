@@ -41,6 +41,7 @@ config cfg = {
         .max_fds_in_flight = 16,
         .max_fds_in_flight_per_uid = 128,
         .max_fds_per_uid = 12288,
+        .unread_timeout_s = 30,
 };
 
 typedef enum { T_SIZE, T_COUNT, T_BOOL } key_type;
@@ -91,6 +92,10 @@ static const key_spec keys[] = {
           "per segment, 1 per semaphore, 1 per polled semaphore (default 12288)" },
         { "max_segment_size", "max-segment-size BYTES", T_SIZE, &cfg.max_segment_size,
           "largest segment a client may create (default 1G)" },
+        { "unread_timeout", "unread-timeout SECONDS", T_COUNT, &cfg.unread_timeout_s,
+          "drop a connection whose requests wait this long\n"
+          "for its client to read its replies (default 30;\n"
+          "0: never)" },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -154,7 +159,8 @@ static int key_set(const key_spec *k, const char *value) {
         case T_COUNT:
                 if (parse_u64(value, k->type == T_SIZE, &v) < 0)
                         return -EINVAL;
-                if (k->field == &cfg.max_segment_size && v == 0)
+                if ((k->field == &cfg.max_segment_size && v == 0) ||
+                    (k->field == &cfg.unread_timeout_s && v > 1000000))
                         return -EINVAL;
                 if (k->field == (void *)&cfg.max_requests_in_flight ||
                     k->field == (void *)&cfg.max_queued_replies ||

@@ -42,6 +42,10 @@ typedef struct config {
                                           * is no longer read */
         unsigned max_fds_in_flight_per_uid; /* the same, all of a uid's connections */
         uint64_t max_fds_per_uid;        /* the daemon's fds held for a uid's objects */
+        /* A connection not read for its client's unread replies, with
+         * requests waiting, and its client reading nothing, is dropped after
+         * this long (0: never; peer.c). */
+        uint64_t unread_timeout_s;
         /* Set at start from RLIMIT_NOFILE: fds objects may use in all, the
          * rest kept for connections, replies and clean-up. */
         uint64_t fd_budget;
@@ -67,7 +71,8 @@ extern config cfg;
         { "max-fds-in-flight", required_argument, NULL, CONFIG_OPT_BASE + 8 },     \
         { "max-fds-in-flight-per-uid", required_argument, NULL, CONFIG_OPT_BASE + 9 }, \
         { "max-fds", required_argument, NULL, CONFIG_OPT_BASE + 10 },              \
-        { "max-segment-size", required_argument, NULL, CONFIG_OPT_BASE + 11 }
+        { "max-segment-size", required_argument, NULL, CONFIG_OPT_BASE + 11 },     \
+        { "unread-timeout", required_argument, NULL, CONFIG_OPT_BASE + 12 }
 
 /* Handle option c (from getopt_long) with argument arg.  Returns 1 if it was
  * one of CONFIG_LONG_OPTIONS, 0 if not, -EINVAL (message printed) if its

@@ -572,6 +572,7 @@ static void peer_set_events(peer *p, unsigned events);
 static void peer_update_events(peer *p);
 static void peer_hangup(peer *p);
 static void peer_drop(peer *p);
+static void throttle(peer *p);
 
 /* A queued reply, sent or dropped.  Its fds are the daemon's copies of its
  * own memfds: one may be the file's last reference (object.c,
@@ -654,6 +655,7 @@ static int queue_flush(peer *p) {
                 if (k < 0)
                         return k;
                 sent(p, q->nfds);
+                p->unread_since = 0; /* its client reads */
                 p->q_head = q->next;
                 if (!p->q_head)
                         p->q_tail = NULL;
@@ -696,6 +698,7 @@ static void send_bytes(peer *p, const uint8_t *buf, size_t len, const int *fds, 
                 peer_drop(p);
                 return;
         }
+        throttle(p); /* so its waiting is looked at (unread_check) */
         peer_update_events(p);
 }
 
@@ -732,14 +735,16 @@ static void protocol_violation(peer *p, const char *what) {
         peer_close(p);
 }
 
-/* Reading p now would let it hold more than its share: fds in its unread
- * replies (which the kernel counts against the daemon's uid, up to
- * RLIMIT_NOFILE, before every fd-carrying reply fails with ETOOMANYREFS),
- * or fds of its own waiting to be closed.  Per connection and per uid. */
+/* Reading p now would let it hold more than its share: a reply waiting
+ * for room in its socket, fds in its unread replies (which the kernel
+ * counts against the daemon's uid, up to RLIMIT_NOFILE, before every
+ * fd-carrying reply fails with ETOOMANYREFS), or fds of its own waiting to
+ * be closed.  Per connection and per uid. */
 static bool over_limits(const peer *p) {
         uid_t uid = p->cred.uid;
 
-        return p->off_loop || (p->store_wait && notify_congested()) || p->fds_unread >= cfg.max_fds_in_flight ||
+        return p->q_head || p->off_loop || (p->store_wait && notify_congested()) ||
+               p->fds_unread >= cfg.max_fds_in_flight ||
                quota_use(uid, QUOTA_INFLIGHT) >= cfg.max_fds_in_flight_per_uid ||
                reaper_account_pending(p->reaping) >= REAPING_PER_PEER ||
                quota_use(uid, QUOTA_REAPING) >= REAPING_PER_UID ||
@@ -805,6 +810,9 @@ static void throttle(peer *p) {
         else if (p->store_wait)
                 log_client_debug("client pid %d uid %u: its next request stores an fd, and the service "
                                  "manager is behind; not read for now", (int)p->cred.pid, (unsigned)p->cred.uid);
+        else if (p->q_head)
+                log_client_debug("client pid %d uid %u: its socket is full; not read until its client "
+                                 "reads", (int)p->cred.pid, (unsigned)p->cred.uid);
         else
                 log_client_debug("client pid %d uid %u: %u fds unread, %u waiting to be closed; not read "
                                  "for now", (int)p->cred.pid, (unsigned)p->cred.uid, p->fds_unread,
@@ -832,17 +840,64 @@ static void unthrottle(peer *p) {
 
 static void peer_finish_close(peer *p);
 
+/* A client can leave its replies unread: its connection is then not read
+ * (a reply waits for room, or too many fds are unread), which is its
+ * client's to end.  But a client can also end it never: by sending, in a
+ * request that waits there, its own end of the connection, then closing
+ * it.  That end lives on in the daemon's queue, which is not read, so
+ * there is no hang-up, and the connection would be held for good.  So a
+ * connection whose requests have waited so for cfg.unread_timeout_s with
+ * its client reading nothing is dropped (a client with none waiting is
+ * idle, not stuck, and kept).  Called about once a second. */
+static void unread_check(peer *p, uint64_t now) {
+        bool on_client = p->q_head || p->fds_unread >= cfg.max_fds_in_flight ||
+                         (p->fds_unread && quota_use(p->cred.uid, QUOTA_INFLIGHT) >=
+                                                   cfg.max_fds_in_flight_per_uid);
+        int outq, inq;
+
+        if (!cfg.unread_timeout_s || p->closing || p->off_loop || !on_client ||
+            ioctl(p->fd, SIOCOUTQ, &outq) < 0) {
+                p->unread_since = 0;
+                return;
+        }
+        if (!p->unread_since || outq < p->unread_outq) { /* from now: it waits, or its client read */
+                p->unread_since = now;
+                p->unread_outq = outq;
+                return;
+        }
+        p->unread_outq = outq;
+        if (now - p->unread_since < cfg.unread_timeout_s * 1000)
+                return;
+        if (ioctl(p->fd, SIOCINQ, &inq) < 0 || inq <= 0) { /* nothing waits: idle */
+                p->unread_since = now;
+                return;
+        }
+        log_client_info("client pid %d uid %u: its requests waited %llu s for it to read its replies; "
+                        "disconnecting", (int)p->cred.pid, (unsigned)p->cred.uid,
+                        (unsigned long long)cfg.unread_timeout_s);
+        peer_drop(p);
+}
+
 /* What the clients have read is asked once a tick: of every waiting (or
  * lingering) connection, and of every connection of a uid at its limit
  * (the uid's count holds its connections).  Asking per waiting connection
  * (throttled(), which sweeps the uid) would cost, with hundreds of one
  * uid's connections waiting, hundreds of times hundreds of calls a tick. */
 static void on_throttle_tick(uv_timer_t *t) {
+        static uint64_t unread_checked;
+        uint64_t now = uv_now(peer_loop);
         peer *p, *next;
 
         (void)t;
         for (p = throttled_list; p; p = p->thr_next)
                 inflight_refresh(p);
+        if (now - unread_checked >= 1000) {
+                unread_checked = now;
+                for (p = throttled_list; p; p = next) {
+                        next = p->thr_next;
+                        unread_check(p, now);
+                }
+        }
         for (p = peers; p; p = p->next)
                 if (!p->throttled && p->fds_unread &&
                     quota_use(p->cred.uid, QUOTA_INFLIGHT) >= cfg.max_fds_in_flight_per_uid)
@@ -1034,6 +1089,8 @@ static void on_conn(mainloop_watcher *w, uint32_t ev) {
                         return;
                 }
                 peer_update_events(p);
+                if (!p->q_head)
+                        resume_reading(p);
         }
         if ((ev & EPOLLIN) && !p->q_head && !p->throttled)
                 peer_read(p);
@@ -1398,6 +1455,12 @@ static void close_done(peer *p) {
                  * charge, which throttles the uid's other connections) until
                  * then, checked every tick.  shutdown tells the client. */
                 shutdown(p->fd, SHUT_RDWR);
+                /* What it left in the queue is read, and its fds closed:
+                 * it may be the client's own end (unread_check), which
+                 * then goes, and its unread fds with it. */
+                int copy = fcntl(p->fd, F_DUPFD_CLOEXEC, 3);
+                if (copy >= 0)
+                        reaper_drain_socket(copy, p->cred.uid);
                 throttle(p);
                 p->lingering = true;
                 nlingering++;

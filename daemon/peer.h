@@ -64,6 +64,11 @@ typedef struct peer {
         unsigned fds_unread;
         struct reaper_account *reaping; /* its fds waiting to be closed */
         bool throttled;     /* not read for now (or lingering) */
+        /* Since when (loop ms; 0: not) it has not been read for its
+         * client's unread replies with nothing read by the client, and how
+         * much of them was unread then (SIOCOUTQ): unread_check, peer.c */
+        uint64_t unread_since;
+        int unread_outq;
         bool lingering;     /* closed, its unread replies still carry fds */
         bool store_wait;    /* its next request stores an fd: read once the
                              * service manager caught up (notify_congested) */

@@ -36,7 +36,8 @@ struct reaper_account {
 
 typedef struct job {
         struct job *next;
-        int fd;                     /* to close, or -1: */
+        int fd;                     /* to close (its queue read first: drain), or -1: */
+        bool drain;
         void (*work)(void *), (*done)(void *); /* a run (reaper_run) */
         void *arg;
         reaper_account *account;
@@ -216,6 +217,8 @@ static void *worker(void *arg) {
                          * send queue would hold the worker for its linger
                          * time: reset instead (not a socket: ENOTSOCK). */
                         (void)setsockopt(j->fd, SOL_SOCKET, SO_LINGER, &no_linger, sizeof(no_linger));
+                        if (j->drain)
+                                ipcb__sock_discard_queue(j->fd);
                         close(j->fd);
                 }
                 pthread_mutex_lock(&mtx);
@@ -355,8 +358,11 @@ static void run_here(job *j) {
                 if (j->done)
                         j->done(j->arg);
                 free(j->arg);
-        } else
+        } else {
+                if (j->drain)
+                        ipcb__sock_discard_queue(j->fd);
                 close(j->fd);
+        }
 }
 
 /* own: the daemon's own file; else in uid's lane (of its closes, or of
@@ -422,21 +428,23 @@ static void enqueue(job *j, bool own, uid_t uid) {
         }
 }
 
-static void close_fd(int fd, reaper_account *a, bool own, uid_t uid) {
+static void close_fd(int fd, reaper_account *a, bool own, uid_t uid, bool drain) {
         job *j;
 
         if (fd < 0)
                 return;
         if (!(j = malloc(sizeof(*j)))) {
+                if (drain)
+                        ipcb__sock_discard_queue(fd);
                 close(fd);
                 return;
         }
-        *j = (job){ .fd = fd, .account = a };
+        *j = (job){ .fd = fd, .account = a, .drain = drain };
         enqueue(j, own, uid);
 }
 
 void reaper_close(int fd, reaper_account *a) {
-        close_fd(fd, a, false, a ? a->uid : (uid_t)-1);
+        close_fd(fd, a, false, a ? a->uid : (uid_t)-1, false);
 }
 
 
@@ -452,11 +460,15 @@ void reaper_close_socket(int fd, uid_t uid) {
          * budget (thousands of clients that die with requests queued). */
         bool drained = fd >= 0 && !mainloop_turn_spent() && ipcb__sock_drained(fd, SOCKET_DRAIN_MAX);
 
-        close_fd(fd, NULL, drained, uid);
+        close_fd(fd, NULL, drained, uid, false);
+}
+
+void reaper_drain_socket(int fd, uid_t uid) {
+        close_fd(fd, NULL, false, uid, true);
 }
 
 void reaper_close_own(int fd) {
-        close_fd(fd, NULL, true, 0);
+        close_fd(fd, NULL, true, 0, false);
 }
 
 void reaper_run(reaper_account *a, void (*work)(void *), void (*done)(void *), void *arg) {

@@ -57,6 +57,11 @@ void reaper_close(int fd, reaper_account *a);
  * send once this is called) it is closed with the daemon's own files,
  * else among uid's closes. */
 void reaper_close_socket(int fd, uid_t uid);
+/* A copy of a client's connection socket that stays open (shut down for
+ * reading): what its queue holds is read among uid's closes, and the fds
+ * that came with it closed, then fd is closed.  The queue may hold the
+ * client's own end of the connection, which lives on until then. */
+void reaper_drain_socket(int fd, uid_t uid);
 /* The same for a file only the daemon made (a memfd): its close takes CPU
  * time but waits on nobody, so it waits behind no uid's closes, on a
  * thread of its own. */

@@ -293,13 +293,14 @@ DAEMON_TEST(per_user_default_path) {
 DAEMON_TEST(help_version_and_bad_options) {
         const char *help[] = { "--help", NULL }, *version[] = { "--version", NULL },
                    *bad[] = { "--no-such-option", NULL }, *size[] = { "--max-segment-size", "0", NULL },
-                   *extra[] = { "stray", NULL };
+                   *unread[] = { "--unread-timeout", "1000001", NULL }, *extra[] = { "stray", NULL };
 
         fixture_begin_bare(&d);
         cr_assert_eq(run_daemon(help, NULL, "/dev/null", 5000), 0);
         cr_assert_eq(run_daemon(version, NULL, "/dev/null", 5000), 0);
         cr_assert_eq(run_daemon(bad, NULL, "/dev/null", 5000), 2);
         cr_assert_eq(run_daemon(size, NULL, "/dev/null", 5000), 2);
+        cr_assert_eq(run_daemon(unread, NULL, "/dev/null", 5000), 2);
         cr_assert_eq(run_daemon(extra, NULL, "/dev/null", 5000), 2);
 }
 

@@ -198,6 +198,121 @@ STALL_TEST(fds_parked_in_flight, .timeout = 120) {
         cr_assert_lt(max, STALL_BOUND_US);
 }
 
+/* ---- 2b. a connection that outlives its client ---- */
+
+/* A client leaves its replies unread until the daemon stops reading its
+ * connection (mode 'q': a full socket; 't': 16 fds in flight), sends its
+ * own end of the connection in one more request, and closes it.  That end
+ * then lives only in the daemon's receive queue, which the daemon does not
+ * read: it never saw a hang-up, and held the connection for good (with
+ * about 230 KiB of the kernel's socket buffers), counted in the uid's
+ * connection quota and in the daemon-wide limit, so that a few uids locked
+ * every client out until a restart.  Now a connection that leaves its
+ * replies unread while its requests wait is dropped after
+ * --unread-timeout, and the daemon reads what a dropped connection left
+ * in its queue, closing the fds. */
+#define LONG_NAME "no-such-object-but-a-rather-long-name"
+
+static void outlive(char mode) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_STAT, .id = 1 } };
+        int fd = ipcbd_hello_conn(&d), small = 4096, big = 1 << 20;
+        unsigned sent;
+
+        cr_assert_geq(fd, 0);
+        if (mode == 'q') {
+                m.stat.kind = IPCB_KIND_SHM;
+                m.stat.name = (ipcb_name){ .ptr = LONG_NAME, .len = sizeof(LONG_NAME) - 1 };
+                cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+                cr_assert_eq(raw_send_until_stalled(fd, buf, enc(&m, buf), 1000000, 100, &sent), 0);
+                cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big)), 0);
+        } else {
+                m = (ipcb_msg){ .hdr = { .op = IPCB_OP_MEMFD, .id = 1 } };
+                m.memfd.size = 4096;
+                for (int i = 0; i < 17; i++) /* one more than may be in flight */
+                        cr_assert_eq(raw_send(fd, buf, enc(&m, buf), NULL, 0), 0);
+                usleep(100 * 1000);
+        }
+        m = (ipcb_msg){ .hdr = { .op = IPCB_OP_HELLO, .id = 2 } };
+        m.hello.version = IPCB_PROTO_VERSION;
+        cr_assert_eq(raw_send(fd, buf, enc(&m, buf), &fd, 1), 0);
+        close(fd);
+}
+
+STALL_TEST(connections_outliving_their_clients, .timeout = 60) {
+        static const char *const args[] = { "--unread-timeout", "1", "--max-connections", "16", NULL };
+        begin(args);
+        int base = ipcbd_fd_count(&d);
+        for (int i = 0; i < 8; i++) {
+                outlive('q');
+                outlive('t');
+        }
+        /* (the first may be gone already: they take 2-3 s to make) */
+        cr_assert_geq(ipcbd_fd_count(&d), base + 2, "the daemon did not keep the connections");
+        long long t0 = prober_now_us();
+        bool back = ipcbd_wait_fds(&d, base, 10000);
+        fprintf(stderr, "[stall] 16 connections outliving their clients: gone after %lld ms\n",
+                (prober_now_us() - t0) / 1000);
+        cr_assert(back, "the daemon holds %d fds, %d before", ipcbd_fd_count(&d), base);
+        /* the uid's connection quota is free again */
+        int fds[16];
+        for (int i = 0; i < 16; i++)
+                cr_assert_geq(fds[i] = ipcbd_hello_conn(&d), 0, "connection %d", i);
+        for (int i = 0; i < 16; i++)
+                close(fds[i]);
+}
+
+/* A client that leaves replies unread with no request waiting is idle,
+ * not stuck, and one that reads within the timeout is served: neither is
+ * dropped. */
+STALL_TEST(slow_readers_are_kept, .timeout = 60) {
+        static const char *const args[] = { "--unread-timeout", "1", NULL };
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_MEMFD, .id = 1 } }, r;
+        int fds[IPCB_FDS_MAX];
+        unsigned nfds;
+
+        begin(args);
+        int idle = ipcbd_hello_conn(&d), slow = ipcbd_hello_conn(&d);
+        m.memfd.size = 4096;
+        for (int i = 0; i < 16; i++) /* as many fds as may be in flight */
+                cr_assert_eq(raw_send(idle, buf, enc(&m, buf), NULL, 0), 0);
+        for (int i = 0; i < 20; i++) /* 4 wait for the client to read */
+                cr_assert_eq(raw_send(slow, buf, enc(&m, buf), NULL, 0), 0);
+        for (int round = 0; round < 4; round++) { /* reading now and then */
+                usleep(600 * 1000);
+                for (int i = 0; i < 5; i++) {
+                        nfds = IPCB_FDS_MAX;
+                        ssize_t n = raw_recv(slow, buf, sizeof(buf), fds, &nfds, 2000);
+                        cr_assert_gt(n, 0, "round %d, reply %d: %zd", round, i, n);
+                        cr_assert_eq(nfds, 1);
+                        close(fds[0]);
+                }
+        }
+        usleep(1500 * 1000);
+        for (int i = 0; i < 16; i++) {
+                nfds = IPCB_FDS_MAX;
+                ssize_t n = raw_recv(idle, buf, sizeof(buf), fds, &nfds, 2000);
+                cr_assert_gt(n, 0, "the idle client's reply %d: %zd", i, n);
+                cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, nfds, &r), 0);
+                cr_assert_eq(r.hdr.status, 0);
+                close(fds[0]);
+        }
+        m = (ipcb_msg){ .hdr = { .op = IPCB_OP_STAT, .id = 3 } };
+        m.stat.kind = IPCB_KIND_SHM;
+        m.stat.name = (ipcb_name){ .ptr = "x", .len = 1 };
+        for (int i = 0; i < 2; i++) {
+                int c = i ? slow : idle;
+                cr_assert_eq(raw_send(c, buf, enc(&m, buf), NULL, 0), 0);
+                ssize_t n = raw_recv(c, buf, sizeof(buf), NULL, NULL, 2000);
+                cr_assert_gt(n, 0, "the %s client was dropped", i ? "slow" : "idle");
+                cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, 0, &r), 0);
+                cr_assert_eq(r.hdr.status, -ENOENT);
+        }
+        close(idle);
+        close(slow);
+}
+
 /* ---- 3. a close() that blocks ---- */
 
 /* What the three attacks below share: the prober runs while `attack`

@@ -60,6 +60,11 @@ int ipcb__sock_recv(int fd, void *buf, size_t cap, int flags, ipcb_sock_discard_
  * datagrams are, or a call failed.  Turns SO_PASSCRED on, to tell an
  * empty datagram (which then carries credentials) from the end. */
 bool ipcb__sock_drained(int fd, unsigned max);
+/* Read every datagram queued on fd, a SOCK_SEQPACKET socket shut down for
+ * reading (or whose peer can send no more), closing the fds that came with
+ * them, until the end.  May block in those closes.  Turns SO_PASSCRED on,
+ * as ipcb__sock_drained does. */
+void ipcb__sock_discard_queue(int fd);
 
 /* Send one datagram of len bytes with nfds borrowed fds (never closed).
  * flags are added to sendmsg's MSG_NOSIGNAL (MSG_DONTWAIT for a
