@@ -26,8 +26,16 @@ static uint64_t turn_t0; /* when this turn's work began (uv_hrtime) */
  * so with more ready fds than a batch holds the fds left over would go
  * round unserved, again and again.)  A watcher stopped meanwhile is
  * replaced by `gone`, which is skipped: it may be freed. */
-static struct epoll_event left[MAINLOOP_EVENTS];
+#define DEFERRED_MAX 1024
+static struct epoll_event left[DEFERRED_MAX + MAINLOOP_EVENTS];
 static int nleft;
+/* Watchers not called for their spent share (mainloop.h), in the order
+ * they came: first in the next round.  Those that do not fit here wait in
+ * epoll's ready list, which offers them again in turn, but in no order
+ * among themselves. */
+static struct epoll_event deferred[DEFERRED_MAX];
+static int ndeferred;
+static uint64_t loop_round = 1;
 static mainloop_watcher gone;
 static void (*turn_end_hook)(void);
 
@@ -60,10 +68,15 @@ int mainloop_watch(mainloop_watcher *w, int fd, uint32_t events) {
                 k = -errno;
         if (k == 0 || op == EPOLL_CTL_DEL) /* a failed removal: it was not there */
                 w->events = events;
-        if (!events)
+        if (!events) {
                 for (int i = 0; i < nleft; i++)
                         if (left[i].data.ptr == w)
                                 left[i].data.ptr = &gone;
+                for (int i = 0; w->deferred && i < ndeferred; i++)
+                        if (deferred[i].data.ptr == w)
+                                deferred[i].data.ptr = &gone;
+                w->deferred = false;
+        }
         return k;
 }
 
@@ -71,25 +84,70 @@ bool mainloop_turn_spent(void) {
         return uv_hrtime() - turn_t0 >= MAINLOOP_BUDGET_NS;
 }
 
+/* Has s worked a turn's budget in this round? */
+static bool share_spent(mainloop_share *s) {
+        if (s->round != loop_round) {
+                s->round = loop_round;
+                s->used_ns = 0;
+        }
+        return s->used_ns >= MAINLOOP_BUDGET_NS;
+}
+
+/* A new batch of n events (got): the round ends if one was reported in
+ * it already, and then what waited for it comes first.  Fills ev (room
+ * for DEFERRED_MAX + MAINLOOP_EVENTS); returns how many. */
+static int take_batch(const struct epoll_event *got, int n, struct epoll_event *ev) {
+        bool new_round = false;
+        int k = 0;
+
+        for (int i = 0; i < n; i++) {
+                mainloop_watcher *w = got[i].data.ptr;
+                if (!w)
+                        continue;
+                if (w->seen == loop_round) /* offered again: the round is over */
+                        new_round = true;
+                w->seen = loop_round;
+        }
+        if (new_round) {
+                loop_round++;
+                for (int i = 0; i < ndeferred; i++)
+                        if (deferred[i].data.ptr != &gone)
+                                ev[k++] = deferred[i];
+        }
+        for (int i = 0; i < n; i++) {
+                mainloop_watcher *w = got[i].data.ptr;
+                if (!w || !w->deferred) /* else it is in deferred[], now first in ev */
+                        ev[k++] = got[i];
+        }
+        if (new_round) {
+                for (int i = 0; i < ndeferred; i++)
+                        ((mainloop_watcher *)deferred[i].data.ptr)->deferred = false;
+                ndeferred = 0;
+        }
+        return k;
+}
+
 void mainloop_turn(bool wait) {
-        struct epoll_event ev[MAINLOOP_EVENTS];
+        static struct epoll_event ev[DEFERRED_MAX + MAINLOOP_EVENTS];
         bool run_uv = false;
-        int timeout = 0, n;
+        int timeout = 0, n, polled = 0;
 
         if (nleft) { /* what the last turn left: before anything newer */
                 n = nleft;
                 memcpy(ev, left, (size_t)n * sizeof(ev[0]));
                 nleft = 0;
         } else {
+                struct epoll_event got[MAINLOOP_EVENTS];
                 if (wait) {
                         uv_update_time(uvl);
                         timeout = uv_backend_timeout(uvl);
                 }
-                n = epoll_wait(wait_fd, ev, MAINLOOP_EVENTS, timeout);
-                if (n < 0 && errno != EINTR) { /* EINTR: a signal, which libuv's pipe tells */
+                polled = epoll_wait(wait_fd, got, MAINLOOP_EVENTS, timeout);
+                if (polled < 0 && errno != EINTR) { /* EINTR: a signal, which libuv's pipe tells */
                         log_err("epoll_wait: %s", strerror(errno)); /* a bug: the loop cannot go on */
                         abort();
                 }
+                n = take_batch(got, polled > 0 ? polled : 0, ev);
         }
         turn_began();
         turn_t0 = uv_hrtime();
@@ -104,14 +162,25 @@ void mainloop_turn(bool wait) {
                 }
                 if (!w->events) /* stopped by an earlier callback of this turn */
                         continue;
+                if (w->share && share_spent(w->share)) {
+                        if (!w->deferred && ndeferred < DEFERRED_MAX) {
+                                w->deferred = true;
+                                deferred[ndeferred++] = ev[i];
+                        }
+                        continue;
+                }
                 /* As libuv does: what w watches for, and an error or hang-up
                  * reported alone wakes that, so that its read or write meets it. */
                 e &= w->events | EPOLLERR | EPOLLHUP;
                 if (e == EPOLLERR || e == EPOLLHUP)
                         e |= w->events;
+                uint64_t t0 = uv_hrtime();
                 if (e) /* else it changed what it watches for since */
                         w->cb(w, e);
-                if (i + 1 < n && mainloop_turn_spent()) { /* the rest, next turn */
+                uint64_t now = uv_hrtime();
+                if (w->share) /* (NULL if the callback let it go) */
+                        w->share->used_ns += now - t0;
+                if (i + 1 < n && now - turn_t0 >= MAINLOOP_BUDGET_NS) { /* the rest, next turn */
                         for (int r = i + 1; r < n; r++) {
                                 mainloop_watcher *rw = ev[r].data.ptr;
                                 if (!rw || rw->events) /* a watcher stopped now may go */
@@ -126,7 +195,7 @@ void mainloop_turn(bool wait) {
          * so that signals and the reaper's wake-ups are not left behind
          * thousands of ready connections; and when a timer is due, or it
          * has idle, pending or closing handles. */
-        if (run_uv || n == MAINLOOP_EVENTS || uv_backend_timeout(uvl) == 0)
+        if (run_uv || polled == MAINLOOP_EVENTS || uv_backend_timeout(uvl) == 0)
                 uv_run(uvl, UV_RUN_NOWAIT);
         if (turn_end_hook)
                 turn_end_hook();
@@ -142,5 +211,5 @@ void mainloop_fini(void) {
         if (wait_fd >= 0)
                 close(wait_fd);
         wait_fd = -1;
-        nleft = 0;
+        nleft = ndeferred = 0;
 }

@@ -29,6 +29,18 @@
  * request. */
 #define MAINLOOP_BUDGET_NS 500000u
 
+/* A share of the loop: what a group of watchers (one uid's connections,
+ * peer.c) may work in one round of the loop, however many they are and
+ * however many of them are ready, so that a group with more gets no more
+ * time than the others: a turn's budget.  A round ends when a watcher
+ * already reported in it is reported again, so every fd ready at its
+ * start has been offered once by then (epoll reports ready fds in turn).
+ * A ready watcher whose share is spent is not called: it waits, in the
+ * order it came, for the next round.  Zeroed: unused so far. */
+typedef struct mainloop_share {
+        uint64_t round, used_ns;
+} mainloop_share;
+
 typedef struct mainloop_watcher mainloop_watcher;
 struct mainloop_watcher {
         /* Called with the EPOLL* events it watches for that came, and
@@ -36,6 +48,14 @@ struct mainloop_watcher {
         void (*cb)(mainloop_watcher *w, uint32_t events);
         void *data;
         uint32_t events; /* what it watches for now; 0: not in the wait set */
+        /* The share its callbacks' time counts against, or NULL (never
+         * kept waiting).  The owner may change it, NULL included, in a
+         * callback; it must outlive the watcher's callbacks. */
+        mainloop_share *share;
+        /* mainloop.c's: the round it was last reported in; waiting for
+         * the next round */
+        uint64_t seen;
+        bool deferred;
 };
 
 /* Has this turn used its budget?  (A callback that serves several

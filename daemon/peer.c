@@ -1256,6 +1256,7 @@ static void conn_charged(peer *p) {
         peer *first = *head;
 
         p->conn_charged = true;
+        p->conn_w.share = quota_loop_share(p->cred.uid);
         p->uid_prev = NULL;
         p->uid_next = first;
         if (first)
@@ -1273,6 +1274,7 @@ static void conn_uncharge(peer *p) {
         if (p->uid_next)
                 p->uid_next->uid_prev = p->uid_prev;
         p->uid_next = p->uid_prev = NULL;
+        p->conn_w.share = NULL;
         quota_uncharge(p->cred.uid, QUOTA_CONNECTIONS, 1); /* the record may go */
         p->conn_charged = false;
 }

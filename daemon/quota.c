@@ -15,6 +15,7 @@ typedef struct quota_user {
         uid_t uid;
         uint64_t use[QUOTA_NRES_];
         void *data[QUOTA_DATA_N_]; /* quota_user_data */
+        mainloop_share share;
         struct quota_user *next;
 } quota_user;
 
@@ -86,6 +87,12 @@ void **quota_user_data(uid_t uid, unsigned which) {
         quota_user *u = lookup(uid, false);
 
         return u && which < QUOTA_DATA_N_ ? &u->data[which] : NULL;
+}
+
+mainloop_share *quota_loop_share(uid_t uid) {
+        quota_user *u = lookup(uid, false);
+
+        return u ? &u->share : NULL;
 }
 
 int quota_charge(uid_t uid, quota_res r, uint64_t n) {

@@ -7,6 +7,7 @@
  * nothing; other uids never notice. */
 #pragma once
 
+#include "mainloop.h"
 #include "proto.h"
 
 #include <stdbool.h>
@@ -64,6 +65,9 @@ uint64_t quota_use(uid_t uid, quota_res r);
  * while something is charged to it. */
 enum { QUOTA_DATA_CONNS, QUOTA_DATA_RELEASING, QUOTA_DATA_N_ };
 void **quota_user_data(uid_t uid, unsigned which);
+/* uid's share of the loop, which all its connections draw on (peer.c).
+ * The same lifetime as quota_user_data. */
+mainloop_share *quota_loop_share(uid_t uid);
 
 /* Fill recs (at most max) with the usage of uids > cursor, in uid order, or
  * of `only` alone when only_one.  Returns the count; *ret_more tells whether

@@ -1789,9 +1789,11 @@ STALL_TEST(list_bursts_over_semaphores_with_undo_tokens, .timeout = 120) {
 #define RS_CONNS 200
 #define RS_INFLIGHT 4
 
-/* The child: RS_CONNS connections, each with RS_INFLIGHT LISTs in flight,
- * for secs seconds; a byte on ready once they are all sent. */
-static int keep_lists_in_flight(int ready, int secs) {
+/* The child: conns connections (at most RS_CONNS), each with RS_INFLIGHT
+ * LISTs in flight, for secs seconds; a byte on ready once they are all
+ * sent.  With go >= 0, the byte comes once they are all connected, and
+ * the LISTs once a byte comes on go. */
+static int keep_lists_in_flight(int ready, int go, int secs, int conns) {
         struct pollfd pfd[RS_CONNS];
         uint8_t buf[IPCB_MSG_MAX], rq[IPCB_MSG_MAX];
         ipcb_msg m = { .hdr = { .op = IPCB_OP_LIST, .id = 1 } };
@@ -1801,22 +1803,27 @@ static int keep_lists_in_flight(int ready, int secs) {
         m.list.max = 120;
         if ((len = ipcb__proto_encode(&m, rq, sizeof(rq))) < 0)
                 return 2;
-        for (int i = 0; i < RS_CONNS; i++) {
-                int fd = raw_connect(d.sock);
-                if (fd < 0 || raw_hello(fd) < 0)
+        for (int i = 0; i < conns; i++) {
+                int fd = raw_connect(d.sock), k = fd < 0 ? fd : raw_hello(fd);
+                if (k < 0) {
+                        fprintf(stderr, "connection %d: %s\n", i, strerror(-k));
                         return 3;
-                for (int k = 0; k < RS_INFLIGHT; k++)
-                        if (raw_send(fd, rq, (size_t)len, NULL, 0) < 0)
-                                return 4;
+                }
                 pfd[i] = (struct pollfd){ .fd = fd, .events = POLLIN };
         }
-        if (write(ready, "r", 1) != 1)
+        if (go >= 0 && (write(ready, "r", 1) != 1 || read(go, &m, 1) != 1))
+                return 5;
+        for (int i = 0; i < conns; i++)
+                for (int k = 0; k < RS_INFLIGHT; k++)
+                        if (raw_send(pfd[i].fd, rq, (size_t)len, NULL, 0) < 0)
+                                return 4;
+        if (go < 0 && write(ready, "r", 1) != 1)
                 return 5;
         long long end = prober_now_us() + secs * 1000000LL;
         while (prober_now_us() < end) {
-                if (poll(pfd, RS_CONNS, 100) <= 0)
+                if (poll(pfd, (nfds_t)conns, 100) <= 0)
                         continue;
-                for (int i = 0; i < RS_CONNS; i++)
+                for (int i = 0; i < conns; i++)
                         if (pfd[i].revents & POLLIN)
                                 while (recv(pfd[i].fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
                                         if (raw_send(pfd[i].fd, rq, (size_t)len, NULL, 0) < 0)
@@ -1830,15 +1837,32 @@ static int cmp_ll(const void *a, const void *b) {
         return (x > y) - (x < y);
 }
 
+/* STATs of semaphore "rs000" on c for 3 s: their count, median and
+ * longest round trip (us). */
+static int stat_round_trips(ipcb_client *c, long long *p50, long long *max) {
+        static long long rtt[200000];
+        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
+        long long end = prober_now_us() + 3000000;
+        int n = 0;
+
+        while (prober_now_us() < end && n < (int)(sizeof(rtt) / sizeof(rtt[0]))) {
+                long long t0 = prober_now_us();
+                cr_assert_eq(ipcb_stat(c, IPCB_KIND_SEM, "rs000", &info), 0);
+                rtt[n++] = prober_now_us() - t0;
+        }
+        qsort(rtt, (size_t)n, sizeof(rtt[0]), cmp_ll);
+        *p50 = rtt[n / 2];
+        *max = rtt[n - 1];
+        return n;
+}
+
 STALL_TEST(more_connections_ready_than_a_batch, .timeout = 120) {
         static const char *const args[] = { "--slow-turn-ms", "1", NULL };
         ipcb_sem_options o = IPCB_SEM_OPTIONS_INIT;
         char path[] = "/tmp/ipcbt-rs.XXXXXX", name[16], x;
-        ipcb_object_info info = IPCB_OBJECT_INFO_INIT;
-        static long long rtt[200000];
         ipcb_sem *sems[LB_SEMS];
         ipcb_client *c;
-        int ready[2], status, n = 0;
+        int ready[2], status;
 
         raise_nofile(RS_CONNS + 256);
         begin_logging(path, args);
@@ -1855,21 +1879,15 @@ STALL_TEST(more_connections_ready_than_a_batch, .timeout = 120) {
         cr_assert_geq(pid, 0);
         if (pid == 0) {
                 close(ready[0]);
-                _exit(keep_lists_in_flight(ready[1], 5));
+                _exit(keep_lists_in_flight(ready[1], -1, 5, RS_CONNS));
         }
         close(ready[1]);
         cr_assert_eq(read(ready[0], &x, 1), 1, "the child did not get its connections going");
         close(ready[0]);
-        long long end = prober_now_us() + 3000000;
-        while (prober_now_us() < end && n < (int)(sizeof(rtt) / sizeof(rtt[0]))) {
-                long long t0 = prober_now_us();
-                cr_assert_eq(ipcb_stat(c, IPCB_KIND_SEM, "rs000", &info), 0);
-                rtt[n++] = prober_now_us() - t0;
-        }
+        long long p50, max;
+        int n = stat_round_trips(c, &p50, &max);
         cr_assert_eq(waitpid(pid, &status, 0), pid);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child: status 0x%x", status);
-        qsort(rtt, (size_t)n, sizeof(rtt[0]), cmp_ll);
-        long long p50 = rtt[n / 2], max = rtt[n - 1];
         fprintf(stderr, "[stall] a STAT beside %d connections always ready: %d round trips, p50 %lld us, "
                         "max %lld us\n", RS_CONNS, n, p50, max);
         /* One round of the 200: about 45 ms here, with a p50 of the same
@@ -1881,6 +1899,75 @@ STALL_TEST(more_connections_ready_than_a_batch, .timeout = 120) {
         ipcb_disconnect(c);
         fixture_check_idle(&d);
         end_check_slow_turns(path, "200 connections always ready", 3);
+}
+
+/* The same spread over uids: BU_UIDS uids, each with BU_CONNS connections
+ * always ready.  The loop went round the connections, so another uid's
+ * STAT waited a round of all 1200 of them (p50 0.21 s, max 0.3 s).  Now each uid
+ * has a share of each round of the loop, of a turn's budget, however many
+ * connections it has: the STAT waits a round of the uids. */
+#define BU_UIDS 12
+#define BU_CONNS 100 /* 1200 in all: 1458 fit under this machine's fd limit */
+
+STALL_TEST(busy_uids_share_the_loop, .timeout = 120) {
+        static const char *const args[] = { "--slow-turn-ms", "1", NULL };
+        ipcb_sem_options o = IPCB_SEM_OPTIONS_INIT;
+        char path[] = "/tmp/ipcbt-bu.XXXXXX", name[16], x;
+        ipcb_sem *sems[LB_SEMS];
+        pid_t pids[BU_UIDS];
+        ipcb_client *c;
+        int ready[2], go[2], status;
+
+        SKIP_UNLESS_ROOT();
+        begin_logging(path, args);
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        o.flags = IPCB_SEM_UNDO;
+        for (int i = 0; i < LB_SEMS; i++) {
+                snprintf(name, sizeof(name), "rs%03d", i);
+                cr_assert_eq(ipcb_sem_create(c, name, 2, &o, &sems[i]), 0);
+                cr_assert_eq(ipcb_sem_acquire(sems[i]), 0);
+        }
+        cr_assert_eq(pipe2(ready, O_CLOEXEC), 0);
+        cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
+        for (int u = 0; u < BU_UIDS; u++) {
+                pids[u] = test_fork();
+                if (pids[u] == 0) {
+                        close(ready[0]);
+                        close(go[1]);
+                        if (drop_to(UID_A + 20 + (uid_t)u, UID_A + 20 + (gid_t)u, NULL, 0) < 0)
+                                _exit(2);
+                        prctl(PR_SET_PDEATHSIG, SIGKILL);
+                        int k = keep_lists_in_flight(ready[1], go[0], 6, BU_CONNS);
+                        if (k)
+                                fprintf(stderr, "uid %u: keeping LISTs in flight failed at step %d\n",
+                                        (unsigned)getuid(), k);
+                        _exit(k);
+                }
+        }
+        close(ready[1]);
+        for (int u = 0; u < BU_UIDS; u++)
+                cr_assert_eq(read(ready[0], &x, 1), 1, "a child did not connect");
+        close(ready[0]);
+        close(go[0]);
+        for (int u = 0; u < BU_UIDS; u++)
+                cr_assert_eq(write(go[1], "g", 1), 1);
+        close(go[1]);
+        usleep(200 * 1000); /* every child's LISTs in flight */
+        long long p50, max;
+        int n = stat_round_trips(c, &p50, &max);
+        for (int u = 0; u < BU_UIDS; u++) {
+                cr_assert_eq(waitpid(pids[u], &status, 0), pids[u]);
+                cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: status 0x%x", u, status);
+        }
+        fprintf(stderr, "[stall] a STAT beside %d uids' %d connections always ready: %d round trips, "
+                        "p50 %lld us, max %lld us\n", BU_UIDS, BU_UIDS * BU_CONNS, n, p50, max);
+        /* A round of the 12 uids' shares: 6 ms of the loop. */
+        cr_assert_lt(max, 100000, "a STAT waited %lld ms (p50 %lld us)", max / 1000, p50);
+        for (int i = 0; i < LB_SEMS; i++)
+                cr_assert_eq(ipcb_sem_close(sems[i]), 0);
+        ipcb_disconnect(c);
+        fixture_check_idle(&d);
+        end_check_slow_turns(path, "12 uids' connections always ready", 3);
 }
 
 /* A writer splices a page of its segment into a pipe it keeps unread and
