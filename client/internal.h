@@ -93,7 +93,7 @@ struct ipcb_shm {
          * read-write with a token (> 0) for a read-write handle, read-only
          * with token 0 for a read-only one */
         ipcb_lock_page *lock;
-        uint32_t lock_token;
+        uint32_t lock_token; /* atomic accesses: reconnect.c renews it */
         uint64_t lock_nonce; /* proves lock_token to a restarted broker */
         /* lock->epoch when the token was given or last reclaimed (or the
          * epoch last checked); atomic accesses: reconnect.c writes it. */

@@ -132,7 +132,7 @@ static int lock_take(ipcb_shm *s, int timeout_ms) {
                 if ((v & IPCB_LOCK_OWNER_MASK) == 0) {
                         /* Once we have slept, others may sleep too: keep
                          * WAITERS so that our unlock wakes them. */
-                        want = s->lock_token | (slept || (v & IPCB_LOCK_WAITERS) ? IPCB_LOCK_WAITERS : 0);
+                        want = __atomic_load_n(&s->lock_token, __ATOMIC_RELAXED) | (slept || (v & IPCB_LOCK_WAITERS) ? IPCB_LOCK_WAITERS : 0);
                         if (!atomic_compare_exchange_weak_explicit(w, &v, want, memory_order_acquire,
                                                                    memory_order_relaxed))
                                 continue;
@@ -144,7 +144,7 @@ static int lock_take(ipcb_shm *s, int timeout_ms) {
                         atomic_thread_fence(memory_order_release);
                         return (v & IPCB_LOCK_OWNER_DIED) ? IPCB_OWNER_DIED : 0;
                 }
-                if ((v & IPCB_LOCK_OWNER_MASK) == s->lock_token)
+                if ((v & IPCB_LOCK_OWNER_MASK) == __atomic_load_n(&s->lock_token, __ATOMIC_RELAXED))
                         return -EDEADLK;
                 if (timeout_ms == 0)
                         return -EAGAIN;
@@ -184,7 +184,7 @@ int ipcb_shm_unlock(ipcb_shm *s) {
         if (!(pg = __atomic_load_n(&s->lock, __ATOMIC_ACQUIRE)))
                 return -EPERM;
         v = atomic_load_explicit(&pg->word, memory_order_relaxed);
-        if ((v & IPCB_LOCK_OWNER_MASK) != s->lock_token)
+        if ((v & IPCB_LOCK_OWNER_MASK) != __atomic_load_n(&s->lock_token, __ATOMIC_RELAXED))
                 return -EPERM;
         /* Even again, after our writes to the bytes (release), and before
          * the word is free: the next holder starts from our value. */
@@ -237,7 +237,8 @@ int ipcb_shm_read_begin(ipcb_shm *s, int timeout_ms, uint32_t *ret_seq) {
                         continue;
                 if ((v & IPCB_LOCK_OWNER_MASK) == 0)
                         return -EOWNERDEAD;
-                if (s->lock_token && (v & IPCB_LOCK_OWNER_MASK) == s->lock_token)
+                uint32_t token = __atomic_load_n(&s->lock_token, __ATOMIC_RELAXED);
+                if (token && (v & IPCB_LOCK_OWNER_MASK) == token)
                         return -EDEADLK;
                 if (timeout_ms == 0)
                         return -EAGAIN;

@@ -114,21 +114,56 @@ int ipcb__client_reopen(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *r
         return 0;
 }
 
+/* The plain re-open (as handle) of segment handle s, which had a lock
+ * token the broker does not know: a new token now, before the old one is
+ * used again.  No handle of the broker holds the old one, so a holder that
+ * died with it would leave the lock held for good.  (The reply's page is
+ * the one s has mapped: the re-open checked the object.)  On failure the
+ * new handle is let go. */
+static int renew_token(ipcb_client *c, ipcb_shm *s, uint64_t handle) {
+        ipcb_msg req = { .hdr.op = IPCB_OP_SHM_LOCK_PAGE }, reply;
+        uint8_t buf[IPCB_MSG_MAX];
+        uint32_t token = 0;
+        int fd = -1, r;
+
+        req.shm_lock_page.handle = handle;
+        r = ipcb__client_call_once(c, &req, buf, &reply, &fd);
+        if (fd >= 0)
+                close(fd);
+        if (r == 0 && !(token = reply.lock_reply.token & IPCB_LOCK_OWNER_MASK))
+                r = -EPROTO;
+        if (r < 0) {
+                if (r != -ENOTCONN && r != -ETIMEDOUT)
+                        (void)ipcb__client_release_handle_locked(c, handle);
+                return r;
+        }
+        s->lock_nonce = reply.lock_reply.nonce;
+        __atomic_store_n(&s->lock_token, token, __ATOMIC_RELAXED);
+        return 0;
+}
+
 /* Re-open segment handle o (c->lock held).  If it has a lock token, take
  * the token back with it: a restarted broker releases a lock held across
  * the restart as owner-died unless its token is reclaimed in time, and a
  * handle whose token the broker does not know is not released when it
- * dies.  A token the broker refuses (-ESRCH: e.g. the grace period is over)
- * leaves a plain re-open. */
+ * dies.  A token the broker refuses (-ESRCH: the grace period is over, or
+ * the broker did not restart and let the token go with the old
+ * connection) leaves a plain re-open, and a new token. */
 static int reopen_shm(ipcb_client *c, client_obj *o, uint8_t *buf, ipcb_msg *reply, int *ret_fd) {
         ipcb_shm *s = (ipcb_shm *)o; /* obj is the first member */
+        bool had_token = __atomic_load_n(&s->lock, __ATOMIC_ACQUIRE) && s->lock_token;
         int r = -ESRCH;
 
-        if (__atomic_load_n(&s->lock, __ATOMIC_ACQUIRE) && s->lock_token)
+        if (had_token)
                 r = ipcb__client_reopen(c, o, buf, reply, ret_fd, IPCB_WF_RECLAIM, s->lock_token,
                                   s->lock_nonce);
-        if (r == -ESRCH)
+        if (r == -ESRCH) {
                 r = ipcb__client_reopen(c, o, buf, reply, ret_fd, 0, 0, 0);
+                if (r == 0 && had_token && (r = renew_token(c, s, reply->shm_reply.handle)) < 0) {
+                        close(*ret_fd);
+                        *ret_fd = -1;
+                }
+        }
         /* The restore bumped the page's epoch before this broker served
          * anyone: what we see now is the epoch of this broker. */
         if (r == 0 && s->lock)

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -428,6 +429,61 @@ CHECKED_TEST(lock, holder_killed_lock_after) {
 
 CHECKED_TEST(lock, holder_killed_lock_before) {
         holder_killed_case(true);
+}
+
+/* A handle re-opened on a new connection (here its client's socket shut
+ * down under it; a broker that dropped the connection or restarted is the
+ * same) cannot reclaim its lock token when the broker that gave it has
+ * forgotten it: it opens without one.  The library went on locking with
+ * the old token, which no handle of the broker holds now, so a holder
+ * killed after that left the lock held for good: the others' locks timed
+ * out.  It asks for a new token first now. */
+/* The last socket this process connected to the daemon: its own client's
+ * (the test's client, made before the fork, has a lower number). */
+static int newest_daemon_socket(void) {
+        for (int fd = 1023; fd > 2; fd--) {
+                struct ucred uc;
+                socklen_t len = sizeof(uc);
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0 && uc.pid == d.pid)
+                        return fd;
+        }
+        return -1;
+}
+
+CHECKED_TEST(lock, holder_killed_after_reconnecting) {
+        ipcb_shm *s = create_ok("rc", 4096);
+        chan ch;
+        chan_open(&ch);
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                ipcb_client *cc;
+                ipcb_shm *cs;
+                if (ipcb_connect(d.sock, &cc) < 0 || ipcb_shm_open(cc, "rc", IPCB_READ_WRITE, &cs) < 0)
+                        _exit(10);
+                if (ipcb_shm_lock(cs) != 0 || ipcb_shm_unlock(cs) != 0) /* it has a token */
+                        _exit(11);
+                if (shutdown(newest_daemon_socket(), SHUT_RDWR) < 0)
+                        _exit(12);
+                (void)ipcb_sync(cc); /* the connection is gone: ... */
+                if (ipcb_sync(cc) != 0) /* ... a new one, the handle re-opened */
+                        _exit(13);
+                if (ipcb_shm_lock(cs) != 0)
+                        _exit(14);
+                write_byte(ch.up[1]);
+                for (;;)
+                        pause();
+        }
+        cr_assert(read_byte(ch.up[0]), "child failed");
+        cr_assert_eq(ipcb_shm_try_lock(s, 0), -EAGAIN);
+        kill(pid, SIGKILL);
+        int st;
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        int r = ipcb_shm_try_lock(s, 2000);
+        cr_assert_eq(r, IPCB_OWNER_DIED, "lock after the holder died: %d (%s)", r, r < 0 ? ipcb_strerror(r) : "");
+        cr_assert_eq(ipcb_shm_unlock(s), 0);
+        cr_assert_eq(ipcb_shm_close(s), 0);
+        chan_close(&ch);
+        ipcb_sync(c);
 }
 
 /* Only the next locker is told. */

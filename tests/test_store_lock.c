@@ -158,6 +158,62 @@ STORE_LOCK_TEST(silent_holder_killed_after_restart) {
         stop();
 }
 
+/* The same holder, but its first act comes after the grace period: its
+ * token cannot be reclaimed any more, and its handle is re-opened without
+ * it.  The library went on locking with that token, which no handle of
+ * the new broker held, so the holder's death left the lock held for good
+ * (the try_lock timed out); it asks for a new token first now. */
+STORE_LOCK_TEST(holder_back_after_the_grace_period) {
+        static const char *const short_grace[] = { "--restore-grace", "1", "-v", NULL };
+        ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
+        ipcb_client *c;
+        ipcb_shm *p;
+        int up[2], down[2], status, r;
+        pid_t child;
+        char b;
+
+        start();
+        cr_assert_eq(ipcb_connect(fx.sock, &c), 0);
+        o.flags = IPCB_SHM_PERSISTENT;
+        cr_assert_eq(ipcb_shm_create(c, "locked", 4096, &o, &p), 0);
+        cr_assert_eq(ipcb_shm_lock(p), 0);
+        cr_assert_eq(ipcb_shm_unlock(p), 0);
+        cr_assert_eq(pipe(up), 0);
+        cr_assert_eq(pipe(down), 0);
+        child = test_fork();
+        if (child == 0)
+                holder(up[1], down[0]);
+        cr_assert_eq(read(up[0], &b, 1), 1);
+        cr_assert_eq(b, '1', "the holder could not set up");
+        cr_assert_eq(ipcb_sync(c), 0);
+        cr_assert(fakemgr_pump_until(&fx.m, lock_page_stored, NULL, 5000), "lock page not stored");
+
+        stop();
+        storefix_start(&fx, short_grace);
+        usleep(1500 * 1000); /* the grace period ends */
+        cr_assert_eq(write(down[1], "g", 1), 1);
+        cr_assert_eq(read(up[0], &b, 1), 1);
+        cr_assert_eq(b, 'L', "the holder could not lock after the grace period");
+        cr_assert_eq(kill(child, SIGKILL), 0);
+        cr_assert_eq(waitpid(child, &status, 0), child);
+
+        r = ipcb_shm_try_lock(p, 2000);
+        cr_assert_eq(r, IPCB_OWNER_DIED, "try_lock after the holder was killed: %d (%s)", r,
+                     r < 0 ? ipcb_strerror(r) : "ok");
+        cr_assert_eq(ipcb_shm_unlock(p), 0);
+        cr_assert_eq(ipcb_shm_close(p), 0);
+        cr_assert_eq(ipcb_unlink(c, "locked"), 0);
+        cr_assert_eq(ipcb_sync(c), 0);
+        ipcb_disconnect(c);
+        for (int i = 0; i < 2; i++) {
+                close(up[i]);
+                close(down[i]);
+        }
+        fakemgr_pump_until(&fx.m, nothing_stored, NULL, 5000);
+        fixture_check_idle(&fx.d);
+        stop();
+}
+
 static bool poll_readable(int fd, int ms) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
         return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
