@@ -18,6 +18,7 @@
 #include "mainloop.h"
 #include "reaper.h"
 #include "peer.h"
+#include "quota.h"
 #include "turns.h"
 
 #include <errno.h>
@@ -184,15 +185,21 @@ static void on_accept(mainloop_watcher *w, uint32_t events) {
                         return;
                 }
                 /* The fds left in reserve for connections are spoken for:
-                 * a clear hang-up now rather than a hang later. */
+                 * a clear hang-up now rather than a hang later.  uid 0 (with
+                 * the root override) has a sixteenth more: a few uids can
+                 * take all the others, and root's services still connect. */
                 if (peer_count() >= cfg.max_connections_total) {
                         struct ucred uc = { .uid = (uid_t)-1 };
                         socklen_t len = sizeof(uc);
-                        log_client_warn("%u clients connected, the most the fd limit allows; "
-                                        "refusing a connection", peer_count());
                         (void)getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len);
-                        reaper_close_socket(fd, uc.uid);
-                        continue;
+                        if (!quota_exempt(uc.uid) ||
+                            peer_count() >= cfg.max_connections_total + cfg.max_connections_total / 16) {
+                                log_client_warn("%u clients connected, the most the fd limit allows; "
+                                                "refusing a connection of uid %u", peer_count(),
+                                                (unsigned)uc.uid);
+                                reaper_close_socket(fd, uc.uid);
+                                continue;
+                        }
                 }
                 turn_now.accepts++;
                 int k = peer_new(fd);

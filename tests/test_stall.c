@@ -868,6 +868,83 @@ STALL_TEST(connects_at_the_connection_quota, .timeout = 120) {
                      us_few);
 }
 
+/* The daemon accepts as many connections as its fd limit leaves room for
+ * (74 with 512 fds), from whoever comes first: a few uids (here one, with
+ * a connection quota above that) could take them all, and then every
+ * client was refused, root's services too.  uid 0 has some more (a
+ * sixteenth) beyond them. */
+typedef struct filler {
+        const char *sock;
+        int n, to_parent, from_parent;
+} filler;
+
+static int fill_connections(void *arg) {
+        filler *f = arg;
+        int c[128];
+        char b = 'f';
+
+        for (int i = 0; i < f->n; i++)
+                CHILD_CHECK((c[i] = raw_connect(f->sock)) >= 0 && raw_hello(c[i]) == 0, "connection %d", i);
+        CHILD_CHECK(write(f->to_parent, &b, 1) == 1 && read(f->from_parent, &b, 1) == 1, "pipe");
+        for (int i = 0; i < f->n; i++)
+                close(c[i]);
+        return 0;
+}
+
+/* 0 if a connection of this uid is served, else 1. */
+static int one_connection(void *arg) {
+        int fd = raw_connect(arg), k = fd < 0 ? fd : raw_hello(fd);
+
+        if (fd >= 0)
+                close(fd);
+        return k < 0;
+}
+
+STALL_TEST(root_connects_when_others_fill_the_limit, .timeout = 60) {
+        static const char *const args[] = { "--max-connections", "1000", NULL };
+        struct rlimit old, rl = { 512, 512 };
+        int up[2], down[2];
+        char b;
+
+        SKIP_UNLESS_ROOT();
+        getrlimit(RLIMIT_NOFILE, &old);
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        begin(args);
+        setrlimit(RLIMIT_NOFILE, &old);
+        cr_assert_eq(pipe(up), 0);
+        cr_assert_eq(pipe(down), 0);
+        filler f = { .sock = d.sock, .n = 74, .to_parent = up[1], .from_parent = down[0] };
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                close(up[0]);
+                close(down[1]);
+                if (drop_to(UID_A, UID_A, NULL, 0) < 0)
+                        _exit(2);
+                _exit(fill_connections(&f));
+        }
+        close(up[1]);
+        close(down[0]);
+        cr_assert_eq(read(up[0], &b, 1), 1, "the other uid could not take the connections");
+        /* full for everyone else */
+        cr_assert_eq(run_as(UID_B, false, one_connection, (void *)d.sock), 1, "another uid connected");
+        /* but not for uid 0 */
+        int mine[4];
+        for (int i = 0; i < 4; i++) {
+                mine[i] = raw_connect(d.sock);
+                cr_assert_geq(mine[i], 0);
+                int k = raw_hello(mine[i]);
+                cr_assert_eq(k, 0, "uid 0's connection %d beside 74 of another uid: %s", i, strerror(-k));
+        }
+        for (int i = 0; i < 4; i++)
+                close(mine[i]);
+        cr_assert_eq(write(down[1], "g", 1), 1);
+        int status;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        close(up[0]);
+        close(down[1]);
+}
+
 /* The look is once a turn, so it closes every connection of the uid that
  * hung up with nothing left to read.  The client holds its quota of 16,
  * and while the daemon is stopped another client connects (the listener
