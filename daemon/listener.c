@@ -188,15 +188,15 @@ static void on_accept(mainloop_watcher *w, uint32_t events) {
                  * a clear hang-up now rather than a hang later.  uid 0 (with
                  * the root override) has a sixteenth more: a few uids can
                  * take all the others, and root's services still connect. */
-                if (peer_count() >= cfg.max_connections_total) {
+                unsigned held = peer_count() + peer_lingering(); /* closed ones with fds unread too */
+                if (held >= cfg.max_connections_total) {
                         struct ucred uc = { .uid = (uid_t)-1 };
                         socklen_t len = sizeof(uc);
                         (void)getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len);
                         if (!quota_exempt(uc.uid) ||
-                            peer_count() >= cfg.max_connections_total + cfg.max_connections_total / 16) {
+                            held >= cfg.max_connections_total + cfg.max_connections_total / 16) {
                                 log_client_warn("%u clients connected, the most the fd limit allows; "
-                                                "refusing a connection of uid %u", peer_count(),
-                                                (unsigned)uc.uid);
+                                                "refusing a connection of uid %u", held, (unsigned)uc.uid);
                                 reaper_close_socket(fd, uc.uid);
                                 continue;
                         }

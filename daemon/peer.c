@@ -841,8 +841,8 @@ static void unthrottle(peer *p) {
 static void peer_finish_close(peer *p);
 
 /* A client can leave its replies unread: its connection is then not read
- * (a reply waits for room, or too many fds are unread), which is its
- * client's to end.  But a client can also end it never: by sending, in a
+ * (a reply waits for room, or too many fds are unread, its own or its
+ * uid's), which is its client's to end.  But a client can also end it never: by sending, in a
  * request that waits there, its own end of the connection, then closing
  * it.  That end lives on in the daemon's queue, which is not read, so
  * there is no hang-up, and the connection would be held for good.  So a
@@ -850,9 +850,10 @@ static void peer_finish_close(peer *p);
  * its client reading nothing is dropped (a client with none waiting is
  * idle, not stuck, and kept).  Called about once a second. */
 static void unread_check(peer *p, uint64_t now) {
+        /* (a connection at its uid's limit waits for the uid's other
+         * connections' clients, which may hold its end in their queues) */
         bool on_client = p->q_head || p->fds_unread >= cfg.max_fds_in_flight ||
-                         (p->fds_unread && quota_use(p->cred.uid, QUOTA_INFLIGHT) >=
-                                                   cfg.max_fds_in_flight_per_uid);
+                         quota_use(p->cred.uid, QUOTA_INFLIGHT) >= cfg.max_fds_in_flight_per_uid;
         int outq, inq;
 
         if (!cfg.unread_timeout_s || p->closing || p->off_loop || !on_client ||

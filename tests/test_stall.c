@@ -262,6 +262,89 @@ STALL_TEST(connections_outliving_their_clients, .timeout = 60) {
                 close(fds[i]);
 }
 
+/* n MEMFD requests on fd, whose replies (n fds) are left unread. */
+static void memfds_unread(int fd, int n) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_MEMFD, .id = 1 } };
+
+        m.memfd.size = 4096;
+        for (int i = 0; i < n; i++)
+                cr_assert_eq(raw_send(fd, buf, enc(&m, buf), NULL, 0), 0);
+}
+
+/* A request carrying fds (borrowed). */
+static void send_fds(int fd, const int *fds, unsigned n) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_HELLO, .id = 2 } };
+
+        m.hello.version = IPCB_PROTO_VERSION;
+        cr_assert_eq(raw_send(fd, buf, enc(&m, buf), fds, n), 0);
+}
+
+/* The same behind the uid's limit: two connections hold the uid's 32 fds
+ * in flight and have no request waiting, so they are idle and kept; three
+ * more are not read, their uid being at its limit, and hold the ends of
+ * all five.  Those three had no fd unread of their own, and were let be:
+ * nothing of it ever went.  Their requests waiting for their uid's
+ * replies to be read is enough now. */
+STALL_TEST(connections_outliving_their_clients_behind_their_uid, .timeout = 60) {
+        static const char *const args[] = { "--unread-timeout", "1", "--max-fds-in-flight-per-uid", "32",
+                                            NULL };
+        int z[3], l[2];
+
+        begin(args);
+        int base = ipcbd_fd_count(&d);
+        for (int i = 0; i < 3; i++)
+                cr_assert_geq(z[i] = ipcbd_hello_conn(&d), 0);
+        for (int i = 0; i < 2; i++) {
+                cr_assert_geq(l[i] = ipcbd_hello_conn(&d), 0);
+                memfds_unread(l[i], 16);
+        }
+        usleep(100 * 1000); /* answered: the uid is at its limit */
+        int ends[3] = { l[0], l[1], z[0] };
+        send_fds(z[0], ends, 3);
+        for (int i = 1; i < 3; i++)
+                send_fds(z[i], &z[i], 1);
+        for (int i = 0; i < 3; i++)
+                close(z[i]);
+        for (int i = 0; i < 2; i++)
+                close(l[i]);
+        usleep(100 * 1000);
+        cr_assert_geq(ipcbd_fd_count(&d), base + 5, "the daemon did not keep the connections");
+        long long t0 = prober_now_us();
+        bool back = ipcbd_wait_fds(&d, base, 10000);
+        fprintf(stderr, "[stall] 5 connections outliving their clients behind their uid's limit: gone after "
+                        "%lld ms\n", (prober_now_us() - t0) / 1000);
+        cr_assert(back, "the daemon holds %d fds, %d before", ipcbd_fd_count(&d), base);
+}
+
+/* A dropped connection that lingers (its fds unread) has its queue read,
+ * and the fds in it closed, by a worker: one of them a TCP socket whose
+ * close would linger 1000 s held that worker, and the client's own end
+ * behind it was never reached.  The worker resets sockets now, as the
+ * closes of fds that come with requests always did. */
+STALL_TEST(lingering_socket_in_a_dropped_queue, .timeout = 60) {
+        static const char *const args[] = { "--unread-timeout", "1", NULL };
+        int l, t, fd;
+
+        begin(args);
+        int base = ipcbd_fd_count(&d);
+        cr_assert_geq(fd = ipcbd_hello_conn(&d), 0);
+        memfds_unread(fd, 17); /* 16 unread, and one request waits */
+        usleep(100 * 1000);
+        t = lingering_socket(1000, &l);
+        send_fds(fd, &t, 1);
+        close(t);
+        send_fds(fd, &fd, 1);
+        close(fd);
+        long long t0 = prober_now_us();
+        bool back = ipcbd_wait_fds(&d, base, 10000);
+        fprintf(stderr, "[stall] a dropped connection's queue with a lingering socket in it: gone after "
+                        "%lld ms\n", (prober_now_us() - t0) / 1000);
+        close(l);
+        cr_assert(back, "the daemon holds %d fds, %d before", ipcbd_fd_count(&d), base);
+}
+
 /* A client that leaves replies unread with no request waiting is idle,
  * not stuck, and one that reads within the timeout is served: neither is
  * dropped. */

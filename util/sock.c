@@ -141,8 +141,11 @@ void ipcb__sock_discard_queue(int fd) {
                         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
                                 continue;
                         for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+                                static const struct linger reset = { .l_onoff = 1, .l_linger = 0 };
                                 int f;
                                 memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                                /* a socket is reset, not lingered (not one: ENOTSOCK) */
+                                (void)setsockopt(f, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
                                 close(f);
                         }
                 }

@@ -62,7 +62,8 @@ int ipcb__sock_recv(int fd, void *buf, size_t cap, int flags, ipcb_sock_discard_
 bool ipcb__sock_drained(int fd, unsigned max);
 /* Read every datagram queued on fd, a SOCK_SEQPACKET socket shut down for
  * reading (or whose peer can send no more), closing the fds that came with
- * them, until the end.  May block in those closes.  Turns SO_PASSCRED on,
+ * them (sockets reset, not lingered), until the end.  May block in those
+ * closes (a file on a stalled FUSE mount).  Turns SO_PASSCRED on,
  * as ipcb__sock_drained does. */
 void ipcb__sock_discard_queue(int fd);
 
