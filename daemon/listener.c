@@ -173,6 +173,8 @@ static void on_accept(mainloop_watcher *w, uint32_t events) {
 
         (void)events;
         for (int i = 0; i < ACCEPT_BURST; i++) {
+                if (i > 0 && mainloop_turn_spent()) /* the rest next turn: it stays ready */
+                        return;
                 int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
                 if (fd < 0) {
                         if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)

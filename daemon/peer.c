@@ -1372,6 +1372,45 @@ static unsigned hangups_before_connect(uid_t uid) {
         return closed;
 }
 
+/* A peer in more groups than the cred holds inline: the list is read on a
+ * worker (among its uid's runs), the connection not read until then. */
+typedef struct groups_op {
+        peer_op op;
+        int fd, err;
+        size_t len;
+        gid_t groups[];
+} groups_op;
+
+static void groups_work(void *arg) {
+        groups_op *g = arg;
+
+        g->err = cred_fetch_groups(g->fd, g->groups, &g->len);
+        close(g->fd); /* a copy: the connection's own stays */
+}
+
+static void groups_done(void *arg) {
+        groups_op *g = arg;
+        peer *p = g->op.p;
+
+        if (p && !p->closing)
+                cred_set_groups(&p->cred, g->groups, g->len, g->err);
+        peer_op_done(&g->op);
+}
+
+static void groups_start(peer *p, size_t len) {
+        groups_op *g = malloc(sizeof(*g) + len);
+
+        if (!g || (g->fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+                free(g);
+                cred_set_groups(&p->cred, NULL, 0, -ENOMEM);
+                return;
+        }
+        g->len = len;
+        g->err = 0;
+        peer_op_start(p, &g->op);
+        reaper_run(p->reaping, groups_work, groups_done, g);
+}
+
 int peer_new(int fd) {
         struct ucred uc;
         socklen_t len = sizeof(uc);
@@ -1394,12 +1433,13 @@ int peer_new(int fd) {
         p->pidfd = -1;
         p->cred = (cred){ .pid = uc.pid, .uid = uc.uid, .gid = uc.gid };
         p->rx_fd = -1;
-        cred_read_groups(fd, &p->cred);
         /* Over quota: kept only to answer its first request with -EUSERS
          * (so that the client sees why), and not many of those at once. */
         k = quota_charge(uc.uid, QUOTA_CONNECTIONS, 1);
         if (k < 0 && hangups_before_connect(uc.uid) > 0)
                 k = quota_charge(uc.uid, QUOTA_CONNECTIONS, 1);
+        size_t groups_len = 0;
+        bool groups_later = k >= 0 && cred_read_groups(fd, &p->cred, &groups_len) == -ERANGE;
         p->conn_w = (mainloop_watcher){ .cb = on_conn, .data = p };
         p->pid_w = (mainloop_watcher){ .cb = on_process_exit, .data = p };
         if ((k < 0 && nrefusing >= REFUSING_MAX) || mainloop_watch(&p->conn_w, fd, EPOLLIN | EPOLLRDHUP) < 0) {
@@ -1418,6 +1458,8 @@ int peer_new(int fd) {
                 nrefusing++;
         } else
                 conn_charged(p);
+        if (groups_later)
+                groups_start(p, groups_len);
         p->next = peers;
         if (peers)
                 peers->prev = p;

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "log.h"
 #include "proto.h"
+#include "reaper.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -26,50 +27,13 @@ static int gid_cmp(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
-/* Most peers are in a few groups: the inline array takes them in one call.
- * A longer list makes the kernel fail with ERANGE and write the size it
- * needs into len (the list is fixed at connect(2), so one retry suffices;
- * a few are allowed).  Nothing is ever cut short: a peer judged on part of
- * its groups could fall through to "other" and be granted what its group
- * is denied. */
-void cred_read_groups(int fd, cred *c) {
-        socklen_t len = sizeof(c->groups);
-        gid_t *big = NULL;
-        int err;
+/* Bytes of the big group lists all peers hold, and their bound: a list
+ * of NGROUPS_MAX (65536) is 256 KiB, and a user with a subordinate gid
+ * range can connect in that many groups, again and again. */
+#define GROUPS_BIG_BYTES_MAX (64u << 20)
+static size_t groups_big_bytes;
 
-        c->ngroups = 0;
-        c->groups_big = NULL;
-        c->groups_unknown = false;
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &len) == 0) {
-                c->ngroups = len / sizeof(gid_t);
-                return;
-        }
-        err = errno;
-        for (int tries = 0; err == ERANGE && tries < 4; tries++) {
-                if (len == 0 || len % sizeof(gid_t) || len > NGROUPS_MAX * sizeof(gid_t)) {
-                        err = EOVERFLOW;
-                        break;
-                }
-                free(big);
-                if (!(big = malloc(len))) {
-                        err = ENOMEM;
-                        break;
-                }
-                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, big, &len) < 0) {
-                        err = errno;
-                        continue;
-                }
-                c->ngroups = len / sizeof(gid_t);
-                if (c->ngroups <= CRED_GROUPS_INLINE) {
-                        memcpy(c->groups, big, len);
-                        free(big);
-                } else {
-                        qsort(big, c->ngroups, sizeof(gid_t), gid_cmp);
-                        c->groups_big = big;
-                }
-                return;
-        }
-        free(big);
+static void groups_unknown(cred *c, int err) {
         c->ngroups = 0;
         c->groups_unknown = true;
         log_client_warn("client pid %d uid %u: cannot read its supplementary groups (%s); "
@@ -77,8 +41,77 @@ void cred_read_groups(int fd, cred *c) {
                         (unsigned)c->uid, strerror(err));
 }
 
+/* Most peers are in a few groups: the inline array takes them in one call.
+ * A longer list makes the kernel fail with ERANGE and write the size it
+ * needs into len.  Nothing is ever cut short: a peer judged on part of
+ * its groups could fall through to "other" and be granted what its group
+ * is denied. */
+int cred_read_groups(int fd, cred *c, size_t *ret_len) {
+        socklen_t len = sizeof(c->groups);
+
+        c->ngroups = 0;
+        c->groups_big = NULL;
+        c->groups_unknown = false;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &len) == 0) {
+                c->ngroups = len / sizeof(gid_t);
+                return 0;
+        }
+        if (errno != ERANGE || len == 0 || len % sizeof(gid_t) || len > NGROUPS_MAX * sizeof(gid_t)) {
+                groups_unknown(c, errno == ERANGE ? EOVERFLOW : errno);
+                return 0;
+        }
+        if (groups_big_bytes + len > GROUPS_BIG_BYTES_MAX) {
+                groups_unknown(c, ENOBUFS);
+                return 0;
+        }
+        *ret_len = len;
+        return -ERANGE;
+}
+
+int cred_fetch_groups(int fd, gid_t *groups, size_t *len) {
+        socklen_t l = (socklen_t)*len;
+        unsigned n, i = 1;
+
+        /* The list is fixed at connect(2): the size asked for holds it. */
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &l) < 0)
+                return -errno;
+        n = l / sizeof(gid_t);
+        /* The kernel keeps a process's groups sorted; only a mapping into
+         * another user namespace may not. */
+        while (i < n && groups[i - 1] <= groups[i])
+                i++;
+        if (i < n)
+                qsort(groups, n, sizeof(gid_t), gid_cmp);
+        *len = l;
+        return 0;
+}
+
+void cred_set_groups(cred *c, const gid_t *groups, size_t len, int err) {
+        gid_t *big = NULL;
+
+        if (err == 0 && groups_big_bytes + len > GROUPS_BIG_BYTES_MAX)
+                err = -ENOBUFS;
+        if (err == 0 && len <= sizeof(c->groups)) {
+                memcpy(c->groups, groups, len);
+                c->ngroups = len / sizeof(gid_t);
+                return;
+        }
+        if (err == 0 && !(big = malloc(len)))
+                err = -ENOMEM;
+        if (err < 0) {
+                groups_unknown(c, -err);
+                return;
+        }
+        memcpy(big, groups, len);
+        c->groups_big = big;
+        c->ngroups = len / sizeof(gid_t);
+        groups_big_bytes += len;
+}
+
 void cred_free(cred *c) {
-        free(c->groups_big);
+        if (c->groups_big)
+                groups_big_bytes -= c->ngroups * sizeof(gid_t);
+        reaper_free_own(c->groups_big);
         c->groups_big = NULL;
         c->ngroups = 0;
 }

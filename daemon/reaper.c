@@ -38,6 +38,7 @@ typedef struct job {
         struct job *next;
         int fd;                     /* to close (its queue read first: drain), or -1: */
         bool drain;
+        void *mem;                  /* or memory to free (the daemon's own thread) */
         void (*work)(void *), (*done)(void *); /* a run (reaper_run) */
         void *arg;
         reaper_account *account;
@@ -173,7 +174,10 @@ static void *own_worker(void *arg) {
                 if (!(own_head = j->next))
                         own_tail = NULL;
                 pthread_mutex_unlock(&mtx);
-                close(j->fd);
+                if (j->mem)
+                        free(j->mem);
+                else
+                        close(j->fd);
                 pthread_mutex_lock(&mtx);
                 finished(j);
         }
@@ -353,6 +357,10 @@ static void on_stuck(uv_timer_t *t) {
 
 /* j (its fd or its work) run here, now: no worker can be had. */
 static void run_here(job *j) {
+        if (j->mem) {
+                free(j->mem);
+                return;
+        }
         if (j->work) {
                 j->work(j->arg);
                 if (j->done)
@@ -469,6 +477,19 @@ void reaper_drain_socket(int fd, uid_t uid) {
 
 void reaper_close_own(int fd) {
         close_fd(fd, NULL, true, 0, false);
+}
+
+void reaper_free_own(void *mem) {
+        job *j;
+
+        if (!mem)
+                return;
+        if (!(j = malloc(sizeof(*j)))) {
+                free(mem);
+                return;
+        }
+        *j = (job){ .fd = -1, .mem = mem };
+        enqueue(j, true, 0);
 }
 
 void reaper_run(reaper_account *a, void (*work)(void *), void (*done)(void *), void *arg) {

@@ -66,6 +66,9 @@ void reaper_drain_socket(int fd, uid_t uid);
  * time but waits on nobody, so it waits behind no uid's closes, on a
  * thread of its own. */
 void reaper_close_own(int fd);
+/* The same for a large block of memory (free(3) of one that malloc mapped
+ * unmaps it: tens of microseconds, with the threads' TLBs shot down). */
+void reaper_free_own(void *mem);
 /* fds handed over and not yet closed (all accounts). */
 unsigned reaper_pending(void);
 /* Stop: no more completions are delivered; workers still closing are left

@@ -1322,6 +1322,91 @@ static void end_check_slow_turns(char *path, const char *what, double max_ms) {
         cr_assert_lt(cpu, max_ms, "a loop turn used %.3f ms of CPU", cpu);
 }
 
+/* A user with a subordinate gid range can connect in 65536 supplementary
+ * groups.  The kernel takes 3 ms to report them (SO_PEERGROUPS), and the
+ * daemon sorted them (4 ms more): a turn of 64 such connects held the loop
+ * 290-300 ms of CPU.  They are read on a worker now, the connection not
+ * read until then, and their lists are bounded over all connections
+ * (64 MiB: 256 of them); past it a client's groups count as unknown (every
+ * decision they take part in is made the worse way) until lists go. */
+#define MG_GROUPS 65536
+#define MG_ALLOWED 199999u /* the highest: last in the list */
+
+typedef struct many_groups {
+        const char *sock;
+        int conns, to_parent, from_parent;
+} many_groups;
+
+static int in_many_groups(void *arg) {
+        many_groups *m = arg;
+        static int c[300];
+        ipcb_client *lc;
+        ipcb_shm *s;
+        char b = 'g';
+        int r;
+
+        for (int i = 0; i < m->conns; i++)
+                CHILD_CHECK((c[i] = raw_connect(m->sock)) >= 0 && raw_hello(c[i]) == 0, "connection %d", i);
+        /* the group bound is spent: this client's groups are unknown */
+        CHILD_CHECK(ipcb_connect(m->sock, &lc) == 0, "connect");
+        r = ipcb_shm_open(lc, "group-only", IPCB_READ_ONLY, &s);
+        CHILD_CHECK(r == -EACCES, "open with the bound spent: %s", ipcb_strerror(r));
+        ipcb_disconnect(lc);
+        for (int i = 0; i < m->conns; i++)
+                close(c[i]);
+        CHILD_CHECK(write(m->to_parent, &b, 1) == 1 && read(m->from_parent, &b, 1) == 1, "pipe");
+        /* given back: known again */
+        CHILD_CHECK(ipcb_connect(m->sock, &lc) == 0, "connect again");
+        r = ipcb_shm_open(lc, "group-only", IPCB_READ_ONLY, &s);
+        CHILD_CHECK(r == 0, "open once the lists went: %s", ipcb_strerror(r));
+        ipcb_shm_close(s);
+        ipcb_disconnect(lc);
+        return 0;
+}
+
+STALL_TEST(connects_in_65536_groups, .timeout = 120) {
+        static const char *const args[] = { "--slow-turn-ms", "1", "--max-connections", "300", NULL };
+        char path[] = "/tmp/ipcbt-mg.XXXXXX", b;
+        ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
+        int up[2], down[2], status;
+        ipcb_client *c;
+        ipcb_shm *s;
+
+        SKIP_UNLESS_ROOT();
+        begin_logging(path, args);
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        o.mode = 0640;
+        cr_assert_eq(ipcb_shm_create(c, "group-only", 4096, &o, &s), 0);
+        cr_assert_eq(ipcb_chown(c, IPCB_KIND_SHM, "group-only", (uid_t)-1, MG_ALLOWED), 0);
+        cr_assert_eq(pipe(up), 0);
+        cr_assert_eq(pipe(down), 0);
+        many_groups m = { .sock = d.sock, .conns = 256, .to_parent = up[1], .from_parent = down[0] };
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                static gid_t g[MG_GROUPS];
+                for (unsigned i = 0; i + 1 < MG_GROUPS; i++)
+                        g[i] = 62000 + i;
+                g[MG_GROUPS - 1] = MG_ALLOWED;
+                if (drop_to(UID_A, UID_A, g, MG_GROUPS) < 0)
+                        _exit(2);
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                _exit(in_many_groups(&m));
+        }
+        cr_assert_eq(read(up[0], &b, 1), 1, "the client in %d groups failed", MG_GROUPS);
+        usleep(200 * 1000); /* its 256 connections closed */
+        cr_assert_eq(write(down[1], "g", 1), 1);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the client in %d groups: status 0x%x",
+                  MG_GROUPS, status);
+        for (int i = 0; i < 2; i++) {
+                close(up[i]);
+                close(down[i]);
+        }
+        cr_assert_eq(ipcb_shm_close(s), 0);
+        ipcb_disconnect(c);
+        end_check_slow_turns(path, "257 connects in 65536 groups", 3);
+}
+
 /* A daemon for the tests below (begin_logging with
  * dying_args), and a new client *c that made segment "lk" (persistent):
  * the one whose lock hold_thousands takes. */
