@@ -70,6 +70,14 @@ static bool running;
 static unsigned pending;
 static uv_async_t async;
 static uv_timer_t stuck_timer;
+/* Sockets a spent turn could not read (reaper_close_socket). */
+typedef struct later_sock {
+        int fd;
+        uid_t uid;
+} later_sock;
+static later_sock *later;
+static unsigned nlater, later_head, later_cap;
+static uv_idle_t later_idle;
 static uint64_t started_seen; /* `started` when stuck_timer was armed */
 static reaper_account *orphans;
 
@@ -324,6 +332,7 @@ int reaper_init(uv_loop_t *loop) {
         if ((k = uv_async_init(loop, &async, on_done)) < 0)
                 return k;
         uv_timer_init(loop, &stuck_timer); /* cannot fail */
+        uv_idle_init(loop, &later_idle);
         pthread_mutex_lock(&mtx);
         for (int i = 0; i < REAPER_THREADS; i++)
                 (void)spawn();
@@ -332,6 +341,7 @@ int reaper_init(uv_loop_t *loop) {
         if (k < 0) {
                 uv_close((uv_handle_t *)&async, NULL);
                 uv_close((uv_handle_t *)&stuck_timer, NULL);
+                uv_close((uv_handle_t *)&later_idle, NULL);
                 return k;
         }
         running = true;
@@ -461,14 +471,51 @@ void reaper_close(int fd, reaper_account *a) {
  * many is served by its own lane). */
 #define SOCKET_DRAIN_MAX 8
 
+/* Sockets a spent turn could not read: read by later turns (on_later, an
+ * idle handle, so that the loop does not sleep while some wait), at least
+ * one a turn, so that they still go to the daemon's own thread rather than
+ * to their uid's lane, which stuck closes may hold. */
+static void close_socket_now(int fd, uid_t uid) {
+        close_fd(fd, NULL, ipcb__sock_drained(fd, SOCKET_DRAIN_MAX), uid, false);
+}
+
+static void on_later(uv_idle_t *h) {
+        (void)h;
+        do {
+                later_sock ls = later[later_head++];
+                close_socket_now(ls.fd, ls.uid);
+        } while (later_head < nlater && !mainloop_turn_spent());
+        if (later_head == nlater) {
+                nlater = later_head = 0;
+                uv_idle_stop(&later_idle);
+        }
+}
+
+static bool close_socket_later(int fd, uid_t uid) {
+        if (nlater == later_cap) {
+                unsigned cap = later_cap ? 2 * later_cap : 64;
+                later_sock *l = realloc(later, cap * sizeof(*l));
+                if (!l)
+                        return false;
+                later = l;
+                later_cap = cap;
+        }
+        later[nlater++] = (later_sock){ .fd = fd, .uid = uid };
+        uv_idle_start(&later_idle, on_later);
+        return true;
+}
+
 void reaper_close_socket(int fd, uid_t uid) {
         /* Drained, its close waits on nothing: with the daemon's own files
          * (a Unix socket's release still costs the loop several µs).  The
          * reading is the loop's work: not once the turn has spent its
          * budget (thousands of clients that die with requests queued). */
-        bool drained = fd >= 0 && !mainloop_turn_spent() && ipcb__sock_drained(fd, SOCKET_DRAIN_MAX);
-
-        close_fd(fd, NULL, drained, uid, false);
+        if (fd < 0)
+                return;
+        if (!mainloop_turn_spent())
+                close_socket_now(fd, uid);
+        else if (!running || !close_socket_later(fd, uid))
+                close_fd(fd, NULL, false, uid, false);
 }
 
 void reaper_drain_socket(int fd, uid_t uid) {
@@ -528,4 +575,10 @@ void reaper_fini(void) {
                 orphan_free(orphans);
         uv_close((uv_handle_t *)&async, NULL);
         uv_close((uv_handle_t *)&stuck_timer, NULL);
+        while (later_head < nlater) /* (the reaper stopped: closed here) */
+                close(later[later_head++].fd);
+        free(later);
+        later = NULL;
+        nlater = later_head = later_cap = 0;
+        uv_close((uv_handle_t *)&later_idle, NULL);
 }

@@ -53,9 +53,9 @@ void reaper_account_release(reaper_account *a);
 void reaper_close(int fd, reaper_account *a);
 /* A client's connection socket, of uid's (uid -1: not known), charged to
  * nobody: once its queue is known to hold no fd the client sent (read
- * here, while the loop's turn has budget left; the client can no longer
- * send once this is called) it is closed with the daemon's own files,
- * else among uid's closes. */
+ * here, while the loop's turn has budget left, else in a later turn; the
+ * client can no longer send once this is called) it is closed with the
+ * daemon's own files, else among uid's closes. */
 void reaper_close_socket(int fd, uid_t uid);
 /* A copy of a client's connection socket that stays open (shut down for
  * reading): what its queue holds is read among uid's closes, and the fds
