@@ -634,6 +634,7 @@ static void inflight_refresh(peer *p) {
         if (p->fds_unread && ioctl(p->fd, SIOCOUTQ, &outq) == 0 && outq == 0) {
                 quota_uncharge(p->cred.uid, QUOTA_INFLIGHT, p->fds_unread);
                 p->fds_unread = 0;
+                p->unread_since = 0; /* its client read everything */
         }
 }
 
@@ -825,6 +826,7 @@ static void unthrottle(peer *p) {
                 return;
         p->throttled = false;
         p->store_wait = false;
+        p->unread_since = 0; /* read again: a next wait starts afresh */
         if (p->thr_prev)
                 p->thr_prev->thr_next = p->thr_next;
         else
@@ -1182,7 +1184,10 @@ int peer_watch_process(peer *p) {
 /* ---- life ---- */
 
 static void peer_free(peer *p) {
-        reaper_close_socket(p->fd, p->cred.uid); /* its queue may hold fds a client sent */
+        if (p->draining) /* its queue is a worker's (close_done): not read here */
+                reaper_close_own(p->fd);
+        else
+                reaper_close_socket(p->fd, p->cred.uid); /* its queue may hold fds a client sent */
         if (p->pidfd >= 0)
                 close(p->pidfd);
         reaper_account_release(p->reaping);
@@ -1504,8 +1509,10 @@ static void close_done(peer *p) {
                  * it may be the client's own end (unread_check), which
                  * then goes, and its unread fds with it. */
                 int copy = fcntl(p->fd, F_DUPFD_CLOEXEC, 3);
-                if (copy >= 0)
+                if (copy >= 0) {
                         reaper_drain_socket(copy, p->cred.uid);
+                        p->draining = true;
+                }
                 throttle(p);
                 p->lingering = true;
                 nlingering++;

@@ -70,6 +70,8 @@ typedef struct peer {
         uint64_t unread_since;
         int unread_outq;
         bool lingering;     /* closed, its unread replies still carry fds */
+        bool draining;      /* and a worker reads its queue (close_done): the
+                             * last close of its socket is a plain one */
         bool store_wait;    /* its next request stores an fd: read once the
                              * service manager caught up (notify_congested) */
         struct peer *thr_prev, *thr_next;

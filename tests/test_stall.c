@@ -396,6 +396,35 @@ STALL_TEST(slow_readers_are_kept, .timeout = 60) {
         close(slow);
 }
 
+/* The same client waiting twice, with an idle while between: the time it
+ * waited the first time was kept (nothing cleared it when the connection
+ * was read again), and the second wait was taken for a long one: the
+ * connection was dropped 5 ms into it. */
+STALL_TEST(slow_reader_waiting_twice_is_kept, .timeout = 60) {
+        static const char *const args[] = { "--unread-timeout", "3", NULL };
+        uint8_t buf[IPCB_MSG_MAX];
+        int fd, fds[IPCB_FDS_MAX];
+        unsigned nfds;
+
+        begin(args);
+        cr_assert_geq(fd = ipcbd_hello_conn(&d), 0);
+        for (int round = 0; round < 2; round++) {
+                memfds_unread(fd, 16); /* 16 unread */
+                send_fds(fd, NULL, 0); /* and a request waits */
+                usleep(1600 * 1000); /* looked at once or twice meanwhile */
+                for (int i = 0; i < 17; i++) {
+                        nfds = IPCB_FDS_MAX;
+                        ssize_t n = raw_recv(fd, buf, sizeof(buf), fds, &nfds, 2000);
+                        cr_assert_gt(n, 0, "wait %d, reply %d: the connection was dropped", round, i);
+                        cr_assert_eq(nfds, i < 16 ? 1u : 0u);
+                        if (nfds)
+                                close(fds[0]);
+                }
+                usleep(3500 * 1000); /* idle, past the timeout */
+        }
+        close(fd);
+}
+
 /* ---- 3. a close() that blocks ---- */
 
 /* What the three attacks below share: the prober runs while `attack`
