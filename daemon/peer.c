@@ -1377,19 +1377,23 @@ static unsigned hangups_before_connect(uid_t uid) {
         return closed;
 }
 
-/* A peer in more groups than the cred holds inline: the list is read on a
- * worker (among its uid's runs), the connection not read until then. */
+/* A peer in more groups than the loop reads at accept: the list is read,
+ * into memory of its own, on a worker (among its uid's runs), the
+ * connection not read until then. */
 typedef struct groups_op {
         peer_op op;
         int fd, err;
-        size_t len;
-        gid_t groups[];
+        size_t counted, len;
+        gid_t *groups;
 } groups_op;
 
 static void groups_work(void *arg) {
         groups_op *g = arg;
 
-        g->err = cred_fetch_groups(g->fd, g->groups, &g->len);
+        if (!(g->groups = malloc(g->len)))
+                g->err = -ENOMEM;
+        else
+                g->err = cred_fetch_groups(g->fd, g->groups, &g->len);
         close(g->fd); /* a copy: the connection's own stays */
 }
 
@@ -1397,21 +1401,22 @@ static void groups_done(void *arg) {
         groups_op *g = arg;
         peer *p = g->op.p;
 
-        if (p && !p->closing)
-                cred_set_groups(&p->cred, g->groups, g->len, g->err);
+        cred_groups_done(p && !p->closing ? &p->cred : NULL, g->counted, g->groups, g->len, g->err);
         peer_op_done(&g->op);
 }
 
 static void groups_start(peer *p, size_t len) {
-        groups_op *g = malloc(sizeof(*g) + len);
+        groups_op *g = calloc(1, sizeof(*g));
+        int k = -ENOMEM;
 
         if (!g || (g->fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+                if (g)
+                        k = -errno;
                 free(g);
-                cred_set_groups(&p->cred, NULL, 0, -ENOMEM);
+                cred_groups_done(&p->cred, len, NULL, 0, k);
                 return;
         }
-        g->len = len;
-        g->err = 0;
+        g->counted = g->len = len;
         peer_op_start(p, &g->op);
         reaper_run(p->reaping, groups_work, groups_done, g);
 }

@@ -41,6 +41,22 @@ static void groups_unknown(cred *c, int err) {
                         (unsigned)c->uid, strerror(err));
 }
 
+/* Lists up to this long are read on the loop (about 45 ns a group in the
+ * kernel: 1024 take 50 us); longer ones on a worker. */
+#define GROUPS_READ_HERE_MAX (1024 * sizeof(gid_t))
+
+/* c's list: groups (len bytes, taken), in the inline array if it fits. */
+static void groups_keep(cred *c, gid_t *groups, size_t len) {
+        c->ngroups = len / sizeof(gid_t);
+        if (len <= sizeof(c->groups)) {
+                memcpy(c->groups, groups, len);
+                free(groups);
+                return;
+        }
+        c->groups_big = groups;
+        groups_big_bytes += len;
+}
+
 /* Most peers are in a few groups: the inline array takes them in one call.
  * A longer list makes the kernel fail with ERANGE and write the size it
  * needs into len.  Nothing is ever cut short: a peer judged on part of
@@ -48,6 +64,9 @@ static void groups_unknown(cred *c, int err) {
  * is denied. */
 int cred_read_groups(int fd, cred *c, size_t *ret_len) {
         socklen_t len = sizeof(c->groups);
+        gid_t *big;
+        size_t got;
+        int k;
 
         c->ngroups = 0;
         c->groups_big = NULL;
@@ -60,12 +79,26 @@ int cred_read_groups(int fd, cred *c, size_t *ret_len) {
                 groups_unknown(c, errno == ERANGE ? EOVERFLOW : errno);
                 return 0;
         }
+        /* Counted from now, while it is read too (cred_groups_done). */
         if (groups_big_bytes + len > GROUPS_BIG_BYTES_MAX) {
                 groups_unknown(c, ENOBUFS);
                 return 0;
         }
-        *ret_len = len;
-        return -ERANGE;
+        if (len > GROUPS_READ_HERE_MAX) {
+                groups_big_bytes += len;
+                *ret_len = len;
+                return -ERANGE;
+        }
+        got = len;
+        if (!(big = malloc(len)))
+                k = -ENOMEM;
+        else if ((k = cred_fetch_groups(fd, big, &got)) == 0) {
+                groups_keep(c, big, got);
+                return 0;
+        }
+        free(big);
+        groups_unknown(c, -k);
+        return 0;
 }
 
 int cred_fetch_groups(int fd, gid_t *groups, size_t *len) {
@@ -86,32 +119,27 @@ int cred_fetch_groups(int fd, gid_t *groups, size_t *len) {
         return 0;
 }
 
-void cred_set_groups(cred *c, const gid_t *groups, size_t len, int err) {
-        gid_t *big = NULL;
-
-        if (err == 0 && groups_big_bytes + len > GROUPS_BIG_BYTES_MAX)
-                err = -ENOBUFS;
-        if (err == 0 && len <= sizeof(c->groups)) {
-                memcpy(c->groups, groups, len);
-                c->ngroups = len / sizeof(gid_t);
+void cred_groups_done(cred *c, size_t counted, gid_t *groups, size_t len, int err) {
+        groups_big_bytes -= counted;
+        if (!c || err < 0) {
+                reaper_free_own(groups);
+                if (c)
+                        groups_unknown(c, -err);
                 return;
         }
-        if (err == 0 && !(big = malloc(len)))
-                err = -ENOMEM;
-        if (err < 0) {
-                groups_unknown(c, -err);
-                return;
-        }
-        memcpy(big, groups, len);
-        c->groups_big = big;
-        c->ngroups = len / sizeof(gid_t);
-        groups_big_bytes += len;
+        groups_keep(c, groups, len);
 }
 
 void cred_free(cred *c) {
-        if (c->groups_big)
-                groups_big_bytes -= c->ngroups * sizeof(gid_t);
-        reaper_free_own(c->groups_big);
+        size_t len = c->groups_big ? c->ngroups * sizeof(gid_t) : 0;
+
+        groups_big_bytes -= len;
+        /* free(3) of a block malloc mapped (128 KiB and more) unmaps it:
+         * tens of microseconds, the threads' TLBs shot down */
+        if (len >= 128 * 1024)
+                reaper_free_own(c->groups_big);
+        else
+                free(c->groups_big);
         c->groups_big = NULL;
         c->ngroups = 0;
 }

@@ -28,19 +28,22 @@ typedef struct cred {
 } cred;
 
 /* Read SO_PEERGROUPS of connected socket fd into c (pid, uid and gid
- * already set) as far as the inline array takes it: 0, done (on failure
- * c->groups_unknown is set and the reason logged; the caller goes on).
- * -ERANGE: the peer is in more groups, *ret_len bytes of them, which
- * cred_fetch_groups reads, off the loop (for 65536 groups the kernel takes
- * 3 ms), and cred_set_groups gives c.  Release with cred_free. */
+ * already set): 0, done (on failure c->groups_unknown is set and the
+ * reason logged; the caller goes on).  -ERANGE: the peer is in more than
+ * 1024 groups, *ret_len bytes of them, which cred_fetch_groups reads off
+ * the loop (for 65536 groups the kernel takes 3 ms), and cred_groups_done
+ * gives c.  Lists past the inline array count against a bound over all
+ * peers (64 MiB), from here on; past it c->groups_unknown is set.
+ * Release with cred_free. */
 int cred_read_groups(int fd, cred *c, size_t *ret_len);
 /* On any thread: the whole list into groups (room for *len bytes), sorted;
  * *len set to its size.  0 or a negative errno. */
 int cred_fetch_groups(int fd, gid_t *groups, size_t *len);
-/* On the loop: c's groups from cred_fetch_groups (copied), or err < 0 from
- * it.  Lists past the inline array count against a bound over all peers
- * (64 MiB); past it, or on an error, c->groups_unknown is set (logged). */
-void cred_set_groups(cred *c, const gid_t *groups, size_t len, int err);
+/* On the loop, after cred_read_groups said -ERANGE with counted bytes:
+ * c's groups (taken: len bytes, malloc'd) from cred_fetch_groups, or
+ * err < 0 from it (c->groups_unknown set, logged).  c NULL: the peer is
+ * gone, only the count is given back.  groups is freed unless c took it. */
+void cred_groups_done(cred *c, size_t counted, gid_t *groups, size_t len, int err);
 /* Free what cred_read_groups allocated (the struct itself is the caller's). */
 void cred_free(cred *c);
 /* c's primary or supplementary group is gid.  False if unknown: use
