@@ -100,13 +100,9 @@ static int take_batch(const struct epoll_event *got, int n, struct epoll_event *
         bool new_round = false;
         int k = 0;
 
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n && !new_round; i++) {
                 mainloop_watcher *w = got[i].data.ptr;
-                if (!w)
-                        continue;
-                if (w->seen == loop_round) /* offered again: the round is over */
-                        new_round = true;
-                w->seen = loop_round;
+                new_round = w && w->seen == loop_round; /* offered again: the round is over */
         }
         if (new_round) {
                 loop_round++;
@@ -116,6 +112,8 @@ static int take_batch(const struct epoll_event *got, int n, struct epoll_event *
         }
         for (int i = 0; i < n; i++) {
                 mainloop_watcher *w = got[i].data.ptr;
+                if (w)
+                        w->seen = loop_round; /* reported in this round (a new one included) */
                 if (!w || !w->deferred) /* else it is in deferred[], now first in ev */
                         ev[k++] = got[i];
         }
