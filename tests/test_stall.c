@@ -1976,6 +1976,25 @@ STALL_TEST(big_segments_given_back, .timeout = 120) {
 #define LB_CONNS 64
 #define LB_LISTS 26
 
+/* LB_SEMS semaphores named prefix000..., each with a token held through an
+ * undo handle of c's (sems[]; closed with undo_sems_close). */
+static void undo_sems(ipcb_client *c, const char *prefix, ipcb_sem **sems) {
+        ipcb_sem_options o = IPCB_SEM_OPTIONS_INIT;
+        char name[16];
+
+        o.flags = IPCB_SEM_UNDO;
+        for (int i = 0; i < LB_SEMS; i++) {
+                snprintf(name, sizeof(name), "%s%03d", prefix, i);
+                cr_assert_eq(ipcb_sem_create(c, name, 2, &o, &sems[i]), 0);
+                cr_assert_eq(ipcb_sem_acquire(sems[i]), 0);
+        }
+}
+
+static void undo_sems_close(ipcb_sem **sems) {
+        for (int i = 0; i < LB_SEMS; i++)
+                cr_assert_eq(ipcb_sem_close(sems[i]), 0);
+}
+
 /* 150 semaphores, each with a token held through an undo handle: a LIST
  * record of such a semaphore reads its slots from the page (the tokens
  * held through undo handles), 0.2 ms of CPU for a page of them.  64
@@ -1987,8 +2006,7 @@ STALL_TEST(big_segments_given_back, .timeout = 120) {
  * answered before the last had one: fails so too). */
 STALL_TEST(list_bursts_over_semaphores_with_undo_tokens, .timeout = 120) {
         static const char *const args[] = { "--slow-turn-ms", "1", NULL };
-        ipcb_sem_options o = IPCB_SEM_OPTIONS_INIT;
-        char path[] = "/tmp/ipcbt-lb.XXXXXX", name[16];
+        char path[] = "/tmp/ipcbt-lb.XXXXXX";
         uint8_t buf[IPCB_MSG_MAX];
         ipcb_sem *sems[LB_SEMS];
         int conns[LB_CONNS];
@@ -1996,12 +2014,7 @@ STALL_TEST(list_bursts_over_semaphores_with_undo_tokens, .timeout = 120) {
 
         begin_logging(path, args);
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
-        o.flags = IPCB_SEM_UNDO;
-        for (int i = 0; i < LB_SEMS; i++) {
-                snprintf(name, sizeof(name), "lb%03d", i);
-                cr_assert_eq(ipcb_sem_create(c, name, 2, &o, &sems[i]), 0);
-                cr_assert_eq(ipcb_sem_acquire(sems[i]), 0);
-        }
+        undo_sems(c, "lb", sems);
         ipcb_msg m = { .hdr = { .op = IPCB_OP_LIST } };
         m.list.kind = IPCB_KIND_SEM;
         m.list.max = 120; /* a page's worth */
@@ -2038,8 +2051,7 @@ STALL_TEST(list_bursts_over_semaphores_with_undo_tokens, .timeout = 120) {
         }
         for (int i = 0; i < LB_CONNS; i++)
                 close(conns[i]);
-        for (int i = 0; i < LB_SEMS; i++)
-                cr_assert_eq(ipcb_sem_close(sems[i]), 0);
+        undo_sems_close(sems);
         ipcb_disconnect(c);
         fprintf(stderr, "[stall] 64 connections x 26 LISTs: all answered after %lld ms, the last "
                         "connection's first answer after %lld ms\n", last / 1000, latest_first / 1000);
@@ -2132,8 +2144,7 @@ static int stat_round_trips(ipcb_client *c, long long *p50, long long *max) {
 
 STALL_TEST(more_connections_ready_than_a_batch, .timeout = 120) {
         static const char *const args[] = { "--slow-turn-ms", "1", NULL };
-        ipcb_sem_options o = IPCB_SEM_OPTIONS_INIT;
-        char path[] = "/tmp/ipcbt-rs.XXXXXX", name[16], x;
+        char path[] = "/tmp/ipcbt-rs.XXXXXX", x;
         ipcb_sem *sems[LB_SEMS];
         ipcb_client *c;
         int ready[2], status;
@@ -2141,12 +2152,7 @@ STALL_TEST(more_connections_ready_than_a_batch, .timeout = 120) {
         raise_nofile(RS_CONNS + 256);
         begin_logging(path, args);
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
-        o.flags = IPCB_SEM_UNDO;
-        for (int i = 0; i < LB_SEMS; i++) {
-                snprintf(name, sizeof(name), "rs%03d", i);
-                cr_assert_eq(ipcb_sem_create(c, name, 2, &o, &sems[i]), 0);
-                cr_assert_eq(ipcb_sem_acquire(sems[i]), 0);
-        }
+        undo_sems(c, "rs", sems);
         cr_assert_eq(pipe2(ready, O_CLOEXEC), 0);
         fflush(NULL);
         pid_t pid = fork();
@@ -2168,8 +2174,7 @@ STALL_TEST(more_connections_ready_than_a_batch, .timeout = 120) {
          * order; the max is within a few p50s, or 300 ms at the least. */
         long long bound = 4 * p50 > 300000 ? 4 * p50 : 300000;
         cr_assert_lt(max, bound, "a STAT waited %lld ms (p50 %lld us)", max / 1000, p50);
-        for (int i = 0; i < LB_SEMS; i++)
-                cr_assert_eq(ipcb_sem_close(sems[i]), 0);
+        undo_sems_close(sems);
         ipcb_disconnect(c);
         fixture_check_idle(&d);
         end_check_slow_turns(path, "200 connections always ready", 3);
@@ -2185,8 +2190,7 @@ STALL_TEST(more_connections_ready_than_a_batch, .timeout = 120) {
 
 STALL_TEST(busy_uids_share_the_loop, .timeout = 120) {
         static const char *const args[] = { "--slow-turn-ms", "1", NULL };
-        ipcb_sem_options o = IPCB_SEM_OPTIONS_INIT;
-        char path[] = "/tmp/ipcbt-bu.XXXXXX", name[16], x;
+        char path[] = "/tmp/ipcbt-bu.XXXXXX", x;
         ipcb_sem *sems[LB_SEMS];
         pid_t pids[BU_UIDS];
         ipcb_client *c;
@@ -2195,12 +2199,7 @@ STALL_TEST(busy_uids_share_the_loop, .timeout = 120) {
         SKIP_UNLESS_ROOT();
         begin_logging(path, args);
         cr_assert_eq(ipcb_connect(d.sock, &c), 0);
-        o.flags = IPCB_SEM_UNDO;
-        for (int i = 0; i < LB_SEMS; i++) {
-                snprintf(name, sizeof(name), "rs%03d", i);
-                cr_assert_eq(ipcb_sem_create(c, name, 2, &o, &sems[i]), 0);
-                cr_assert_eq(ipcb_sem_acquire(sems[i]), 0);
-        }
+        undo_sems(c, "rs", sems);
         cr_assert_eq(pipe2(ready, O_CLOEXEC), 0);
         cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
         for (int u = 0; u < BU_UIDS; u++) {
@@ -2237,8 +2236,7 @@ STALL_TEST(busy_uids_share_the_loop, .timeout = 120) {
                         "p50 %lld us, max %lld us\n", BU_UIDS, BU_UIDS * BU_CONNS, n, p50, max);
         /* A round of the 12 uids' shares: 6 ms of the loop. */
         cr_assert_lt(max, 100000, "a STAT waited %lld ms (p50 %lld us)", max / 1000, p50);
-        for (int i = 0; i < LB_SEMS; i++)
-                cr_assert_eq(ipcb_sem_close(sems[i]), 0);
+        undo_sems_close(sems);
         ipcb_disconnect(c);
         fixture_check_idle(&d);
         end_check_slow_turns(path, "12 uids' connections always ready", 3);

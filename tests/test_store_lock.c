@@ -99,9 +99,10 @@ static void holder(int up, int down) {
                 pause();
 }
 
-/* The lock of a process killed after the restart, whose first act since
- * the restart was taking that lock, is released as owner-died at once. */
-STORE_LOCK_TEST(silent_holder_killed_after_restart) {
+/* The holder sets its lock up, the broker restarts (with restart_args,
+ * then waits wait_ms), the holder locks and is killed: the lock must come
+ * back as owner-died at once. */
+static void holder_killed_after_restart(const char *const *restart_args, unsigned wait_ms) {
         struct timespec t0;
         ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
         ipcb_client *c;
@@ -128,7 +129,11 @@ STORE_LOCK_TEST(silent_holder_killed_after_restart) {
         cr_assert(fakemgr_pump_until(&fx.m, lock_page_stored, NULL, 5000), "lock page not stored");
 
         stop();
-        start();
+        if (restart_args)
+                storefix_start(&fx, restart_args);
+        else
+                start();
+        usleep(wait_ms * 1000);
         cr_assert_eq(write(down[1], "g", 1), 1);
         cr_assert_eq(read(up[0], &b, 1), 1);
         cr_assert_eq(b, 'L', "the holder could not lock after the restart");
@@ -158,6 +163,12 @@ STORE_LOCK_TEST(silent_holder_killed_after_restart) {
         stop();
 }
 
+/* The lock of a process killed after the restart, whose first act since
+ * the restart was taking that lock, is released as owner-died at once. */
+STORE_LOCK_TEST(silent_holder_killed_after_restart) {
+        holder_killed_after_restart(NULL, 0);
+}
+
 /* The same holder, but its first act comes after the grace period: its
  * token cannot be reclaimed any more, and its handle is re-opened without
  * it.  The library went on locking with that token, which no handle of
@@ -165,53 +176,8 @@ STORE_LOCK_TEST(silent_holder_killed_after_restart) {
  * (the try_lock timed out); it asks for a new token first now. */
 STORE_LOCK_TEST(holder_back_after_the_grace_period) {
         static const char *const short_grace[] = { "--restore-grace", "1", "-v", NULL };
-        ipcb_shm_options o = IPCB_SHM_OPTIONS_INIT;
-        ipcb_client *c;
-        ipcb_shm *p;
-        int up[2], down[2], status, r;
-        pid_t child;
-        char b;
 
-        start();
-        cr_assert_eq(ipcb_connect(fx.sock, &c), 0);
-        o.flags = IPCB_SHM_PERSISTENT;
-        cr_assert_eq(ipcb_shm_create(c, "locked", 4096, &o, &p), 0);
-        cr_assert_eq(ipcb_shm_lock(p), 0);
-        cr_assert_eq(ipcb_shm_unlock(p), 0);
-        cr_assert_eq(pipe(up), 0);
-        cr_assert_eq(pipe(down), 0);
-        child = test_fork();
-        if (child == 0)
-                holder(up[1], down[0]);
-        cr_assert_eq(read(up[0], &b, 1), 1);
-        cr_assert_eq(b, '1', "the holder could not set up");
-        cr_assert_eq(ipcb_sync(c), 0);
-        cr_assert(fakemgr_pump_until(&fx.m, lock_page_stored, NULL, 5000), "lock page not stored");
-
-        stop();
-        storefix_start(&fx, short_grace);
-        usleep(1500 * 1000); /* the grace period ends */
-        cr_assert_eq(write(down[1], "g", 1), 1);
-        cr_assert_eq(read(up[0], &b, 1), 1);
-        cr_assert_eq(b, 'L', "the holder could not lock after the grace period");
-        cr_assert_eq(kill(child, SIGKILL), 0);
-        cr_assert_eq(waitpid(child, &status, 0), child);
-
-        r = ipcb_shm_try_lock(p, 2000);
-        cr_assert_eq(r, IPCB_OWNER_DIED, "try_lock after the holder was killed: %d (%s)", r,
-                     r < 0 ? ipcb_strerror(r) : "ok");
-        cr_assert_eq(ipcb_shm_unlock(p), 0);
-        cr_assert_eq(ipcb_shm_close(p), 0);
-        cr_assert_eq(ipcb_unlink(c, "locked"), 0);
-        cr_assert_eq(ipcb_sync(c), 0);
-        ipcb_disconnect(c);
-        for (int i = 0; i < 2; i++) {
-                close(up[i]);
-                close(down[i]);
-        }
-        fakemgr_pump_until(&fx.m, nothing_stored, NULL, 5000);
-        fixture_check_idle(&fx.d);
-        stop();
+        holder_killed_after_restart(short_grace, 1500); /* the grace period ends */
 }
 
 static bool poll_readable(int fd, int ms) {
