@@ -844,9 +844,9 @@ static void peer_finish_close(peer *p);
 
 /* A client can leave its replies unread: its connection is then not read
  * (a reply waits for room, or too many fds are unread, its own or its
- * uid's), which is its client's to end.  But a client can also end it never: by sending, in a
- * request that waits there, its own end of the connection, then closing
- * it.  That end lives on in the daemon's queue, which is not read, so
+ * uid's), which is its client's to end.  But a client can also end it
+ * never: by sending, in a request that waits there, its own end of the
+ * connection, then closing it.  That end lives on in the daemon's queue, which is not read, so
  * there is no hang-up, and the connection would be held for good.  So a
  * connection whose requests have waited so for cfg.unread_timeout_s with
  * its client reading nothing is dropped (a client with none waiting is
@@ -1458,6 +1458,8 @@ int peer_new(int fd) {
                         k = -ENOMEM;
                 }
                 reaper_account_release(p->reaping);
+                if (groups_later) /* counted, never read */
+                        cred_groups_done(NULL, groups_len, NULL, 0, 0);
                 cred_free(&p->cred);
                 free(p);
                 reaper_close_socket(fd, uc.uid);
