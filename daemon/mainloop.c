@@ -148,7 +148,7 @@ void mainloop_turn(bool wait) {
                 n = take_batch(got, polled > 0 ? polled : 0, ev);
         }
         turn_began();
-        turn_t0 = uv_hrtime();
+        uint64_t t = turn_t0 = uv_hrtime(); /* the last callback's end: this one's start */
         uv_update_time(uvl); /* for timers the callbacks start, and to see which are due */
         for (int i = 0; i < n; i++) {
                 mainloop_watcher *w = ev[i].data.ptr;
@@ -172,12 +172,12 @@ void mainloop_turn(bool wait) {
                 e &= w->events | EPOLLERR | EPOLLHUP;
                 if (e == EPOLLERR || e == EPOLLHUP)
                         e |= w->events;
-                uint64_t t0 = uv_hrtime();
                 if (e) /* else it changed what it watches for since */
                         w->cb(w, e);
                 uint64_t now = uv_hrtime();
                 if (w->share) /* (NULL if the callback let it go) */
-                        w->share->used_ns += now - t0;
+                        w->share->used_ns += now - t;
+                t = now;
                 if (i + 1 < n && now - turn_t0 >= MAINLOOP_BUDGET_NS) { /* the rest, next turn */
                         for (int r = i + 1; r < n; r++) {
                                 mainloop_watcher *rw = ev[r].data.ptr;

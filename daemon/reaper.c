@@ -152,8 +152,6 @@ static void lane_done(lane *l) {
         free(l);
 }
 
-static const struct linger no_linger = { .l_onoff = 1, .l_linger = 0 };
-
 /* Under mtx: a finished job, to be credited on the loop (or dropped once
  * the reaper stops). */
 static void finished(job *j) {
@@ -225,13 +223,9 @@ static void *worker(void *arg) {
                 if (j->work)
                         j->work(j->arg);
                 else {
-                        /* A client's TCP socket with SO_LINGER and a full
-                         * send queue would hold the worker for its linger
-                         * time: reset instead (not a socket: ENOTSOCK). */
-                        (void)setsockopt(j->fd, SOL_SOCKET, SO_LINGER, &no_linger, sizeof(no_linger));
                         if (j->drain)
                                 ipcb__sock_discard_queue(j->fd);
-                        close(j->fd);
+                        ipcb__sock_close_reset(j->fd); /* not held for a linger time */
                 }
                 pthread_mutex_lock(&mtx);
                 lane_done(l);

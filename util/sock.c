@@ -141,15 +141,19 @@ void ipcb__sock_discard_queue(int fd) {
                         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
                                 continue;
                         for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-                                static const struct linger reset = { .l_onoff = 1, .l_linger = 0 };
                                 int f;
                                 memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-                                /* a socket is reset, not lingered (not one: ENOTSOCK) */
-                                (void)setsockopt(f, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
-                                close(f);
+                                ipcb__sock_close_reset(f);
                         }
                 }
         }
+}
+
+void ipcb__sock_close_reset(int fd) {
+        static const struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+        close(fd);
 }
 
 int ipcb__sock_send(int fd, const void *buf, size_t len, const int *fds, unsigned nfds, int flags) {

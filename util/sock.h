@@ -66,6 +66,10 @@ bool ipcb__sock_drained(int fd, unsigned max);
  * closes (a file on a stalled FUSE mount).  Turns SO_PASSCRED on,
  * as ipcb__sock_drained does. */
 void ipcb__sock_discard_queue(int fd);
+/* Close fd, a file a peer sent; a socket is reset first, not lingered: a
+ * TCP socket with SO_LINGER and a full send queue would make the close
+ * wait its linger time (not a socket: ENOTSOCK, ignored). */
+void ipcb__sock_close_reset(int fd);
 
 /* Send one datagram of len bytes with nfds borrowed fds (never closed).
  * flags are added to sendmsg's MSG_NOSIGNAL (MSG_DONTWAIT for a
