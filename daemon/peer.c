@@ -101,6 +101,7 @@ static unsigned hup_closes;
 static peer *rel_head, *rel_tail;
 static uint64_t rel_spent_ns;
 static unsigned inline_handles; /* released at once this turn (release_at_once) */
+
 /* The uids whose connections hangups_before_connect polled this turn */
 #define HUP_CHECK_UIDS 4
 static uid_t hup_checked[HUP_CHECK_UIDS];
@@ -626,23 +627,53 @@ static int queue_push(peer *p, const uint8_t *buf, size_t len, const int *fds, u
 }
 
 /* fds sent in replies are in flight until the client reads them.  SIOCOUTQ
- * on a Unix socket is what it sent and the peer has not yet received: 0
- * means every fd sent so far has been taken. */
+ * on a Unix socket is what the kernel charges for the datagrams it sent
+ * that the peer has not received yet.  They are received in order, so
+ * while the last fd-carrying reply is unread, it (at least its length)
+ * and every datagram after it that is still queued are charged; what
+ * those cost is measured as they are sent (peer_send).  Less than that
+ * means every fd sent so far has been taken, though the client may not
+ * have read what came after (a watcher under a stream of events is never
+ * seen empty).  A datagram the client's socket filter dropped was never
+ * queued, and was measured as costing nothing. */
+static bool inflight_read(const peer *p, int outq) {
+        return outq >= 0 && (uint64_t)outq < p->fds_reply_len + p->after_cost;
+}
+
+static void inflight_clear(peer *p) {
+        quota_uncharge(p->cred.uid, QUOTA_INFLIGHT, p->fds_unread);
+        p->fds_unread = 0;
+        p->unread_since = 0; /* its client read everything */
+}
+
 static void inflight_refresh(peer *p) {
         int outq;
 
-        if (p->fds_unread && ioctl(p->fd, SIOCOUTQ, &outq) == 0 && outq == 0) {
-                quota_uncharge(p->cred.uid, QUOTA_INFLIGHT, p->fds_unread);
-                p->fds_unread = 0;
-                p->unread_since = 0; /* its client read everything */
-        }
+        if (p->fds_unread && ioctl(p->fd, SIOCOUTQ, &outq) == 0 && inflight_read(p, outq))
+                inflight_clear(p);
 }
 
-static void sent(peer *p, unsigned nfds) {
+int peer_send(peer *p, const uint8_t *buf, size_t len, const int *fds, unsigned nfds) {
+        int before = -1, after, k;
+
+        /* A datagram after an fd-carrying reply not known to be read: what
+         * it costs is what SIOCOUTQ grows by, which only this send can
+         * make grow (the client's reads make it shrink: never more). */
+        if (!nfds && p->fds_unread && ioctl(p->fd, SIOCOUTQ, &before) == 0 && inflight_read(p, before)) {
+                inflight_clear(p);
+                before = -1;
+        }
+        k = ipcb__sock_send(p->fd, buf, len, fds, nfds, MSG_DONTWAIT);
+        if (k < 0)
+                return k;
         if (nfds) {
+                p->fds_reply_len = len; /* what it costs at least */
+                p->after_cost = 0;
                 p->fds_unread += nfds;
                 (void)quota_charge(p->cred.uid, QUOTA_INFLIGHT, nfds); /* counted, never refused */
-        }
+        } else if (before >= 0 && ioctl(p->fd, SIOCOUTQ, &after) == 0 && after > before)
+                p->after_cost += (uint64_t)(after - before);
+        return 0;
 }
 
 /* Send what is queued.  Returns 0 (maybe with some left), or a negative errno
@@ -650,12 +681,11 @@ static void sent(peer *p, unsigned nfds) {
 static int queue_flush(peer *p) {
         while (p->q_head) {
                 queued_reply *q = p->q_head;
-                int k = ipcb__sock_send(p->fd, q->buf, q->len, q->fds, q->nfds, MSG_DONTWAIT);
+                int k = peer_send(p, q->buf, q->len, q->fds, q->nfds);
                 if (k == -EAGAIN)
                         return 0;
                 if (k < 0)
                         return k;
-                sent(p, q->nfds);
                 p->unread_since = 0; /* its client reads */
                 p->q_head = q->next;
                 if (!p->q_head)
@@ -673,11 +703,9 @@ static void send_bytes(peer *p, const uint8_t *buf, size_t len, const int *fds, 
         if (p->closing || p->hup_queued) /* gone, or going: nobody will read it */
                 return;
         if (!p->q_head)
-                k = ipcb__sock_send(p->fd, buf, len, fds, nfds, MSG_DONTWAIT);
-        if (k == 0) {
-                sent(p, nfds);
+                k = peer_send(p, buf, len, fds, nfds);
+        if (k == 0)
                 return;
-        }
         if (k != -EAGAIN) {
                 log_client_debug("client pid %d: send failed: %s", (int)p->cred.pid, strerror(-k));
                 peer_drop(p);

@@ -62,6 +62,11 @@ typedef struct peer {
         /* fds sent in replies that the client may not have read yet (in
          * flight: counted by the kernel against the daemon's uid) */
         unsigned fds_unread;
+        /* The length of its last fd-carrying reply, and what the
+         * datagrams sent after it were measured to cost the kernel:
+         * inflight_refresh, peer.c */
+        size_t fds_reply_len;
+        uint64_t after_cost;
         struct reaper_account *reaping; /* its fds waiting to be closed */
         bool throttled;     /* not read for now (or lingering) */
         /* Since when (loop ms; 0: not) it has not been read for its
@@ -135,6 +140,11 @@ unsigned peer_lingering(void);
 /* Send a reply carrying nfds borrowed fds; queued (with private copies of the
  * fds) if the socket is full.  May close the peer. */
 void peer_reply(peer *p, const ipcb_msg *m, const int *fds, unsigned nfds);
+/* Send one datagram of len bytes with nfds fds (borrowed) on p's socket,
+ * never waiting, and count it (the fds in flight).  0, -EAGAIN (the
+ * socket is full), or another negative errno (broken).  For what
+ * peer_reply does not send: watch events (watch.c). */
+int peer_send(peer *p, const uint8_t *buf, size_t len, const int *fds, unsigned nfds);
 void peer_reply_error(peer *p, const ipcb_hdr *req, int status);
 
 /* The connections holding handles on o (HOLDERS): up to max records into

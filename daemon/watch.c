@@ -204,7 +204,7 @@ static void deliver(peer *p, const uint8_t *buf, size_t len) {
                 return;
         }
         if (!p->q_head) {
-                k = ipcb__sock_send(p->fd, buf, len, NULL, 0, MSG_DONTWAIT);
+                k = peer_send(p, buf, len, NULL, 0);
                 if (k == 0 || k != -EAGAIN)
                         return; /* sent, or broken: its read side closes it */
         }

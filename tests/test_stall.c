@@ -23,7 +23,11 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -68,6 +72,11 @@ static size_t enc(ipcb_msg *m, uint8_t *buf) {
         ssize_t n = ipcb__proto_encode(m, buf, IPCB_MSG_MAX);
         cr_assert_gt(n, 0);
         return (size_t)n;
+}
+
+static int cmp_ll(const void *a, const void *b) {
+        long long x = *(const long long *)a, y = *(const long long *)b;
+        return (x > y) - (x < y);
 }
 
 /* A TCP socket whose close() blocks for linger_s seconds: SO_LINGER on and
@@ -423,6 +432,300 @@ STALL_TEST(slow_reader_waiting_twice_is_kept, .timeout = 60) {
                 usleep(3500 * 1000); /* idle, past the timeout */
         }
         close(fd);
+}
+
+/* A watcher that reads every fd, but whose socket is never empty when the
+ * daemon looks: under a steady stream of events, one is always on its
+ * way.  The daemon took the fds of its replies for read only once its
+ * socket was empty (SIOCOUTQ 0), so every 16 replies it stopped reading
+ * the watcher until a 5 ms tick found it so: for up to 0.92 s under four
+ * uids' churn (watcher_among_churning_uids, below).  Here, once each
+ * MEMFD's reply has come, another client unlinks two names the watcher
+ * watches, and the watcher reads the reply but not the events behind it:
+ * it sends its next MEMFD with them unread.  The names are long: such an
+ * event costs the kernel more than a short one (1280 bytes of SIOCOUTQ
+ * against 768 here).
+ *
+ * Then the other way, on a new connection, at the bound: its 16th MEMFD
+ * reply unread with 40 events behind it, and the rest read.  They all
+ * count as unread: no 17th reply may be sent. */
+static int watch_raw(int fd, const char *prefix, uint32_t events) {
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_WATCH_ADD, .id = 5 } }, r;
+
+        m.watch_add.kind = IPCB_KIND_SHM;
+        m.watch_add.flags = IPCB_WW_PREFIX;
+        m.watch_add.events = events;
+        m.watch_add.name = (ipcb_name){ .ptr = prefix, .len = strlen(prefix) };
+        return raw_request(fd, &m, &r);
+}
+
+/* Waits until fd's queue holds more than `before` bytes (SIOCINQ: on
+ * SOCK_SEQPACKET, the bytes of every datagram in it), for 5 s at most. */
+static void wait_queue_above(int fd, int before, const char *what) {
+        int inq = before;
+
+        for (int tries = 0; tries < 50000 && inq <= before; tries++) {
+                usleep(100);
+                cr_assert_eq(ioctl(fd, SIOCINQ, &inq), 0);
+        }
+        cr_assert_gt(inq, before, "%s", what);
+}
+
+static int queue_bytes(int fd) {
+        int inq;
+
+        cr_assert_eq(ioctl(fd, SIOCINQ, &inq), 0);
+        return inq;
+}
+
+/* Reads fd's datagrams until `memfds` MEMFD replies (each with its fd,
+ * closed) have come, or until `events` events have if memfds is 0; adds
+ * the events to *ret_events.  Returns a MEMFD reply's length. */
+static ssize_t read_memfds(int fd, int memfds, int events, int *ret_events) {
+        uint8_t buf[IPCB_MSG_MAX];
+        int fds[IPCB_FDS_MAX];
+        ssize_t len = 0;
+        ipcb_msg r;
+
+        while (memfds > 0 || events > 0) {
+                unsigned nfds = IPCB_FDS_MAX;
+                ssize_t n = raw_recv(fd, buf, sizeof(buf), fds, &nfds, 5000);
+                cr_assert_gt(n, 0, "%d MEMFD replies missing: %zd", memfds, n);
+                cr_assert_eq(ipcb__proto_decode(buf, (size_t)n, nfds, &r), 0);
+                for (unsigned i = 0; i < nfds; i++)
+                        close(fds[i]);
+                if (r.hdr.op == (IPCB_OP_WATCH_EVENT | IPCB_OP_REPLY)) {
+                        (*ret_events)++;
+                        events--;
+                        continue;
+                }
+                cr_assert_eq(r.hdr.op, IPCB_OP_MEMFD | IPCB_OP_REPLY);
+                cr_assert_eq(r.hdr.status, 0);
+                cr_assert_eq(nfds, 1u);
+                len = n;
+                if (--memfds == 0)
+                        events = 0;
+        }
+        return len;
+}
+
+/* "<prefix><i>." and 200 bytes more, or "<prefix>s<i>". */
+static void ev_name(char *buf, size_t cap, const char *prefix, int i, bool long_name) {
+        if (long_name)
+                snprintf(buf, cap, "%s%d.%0200d", prefix, i, 0);
+        else
+                snprintf(buf, cap, "%ss%d", prefix, i);
+}
+
+static void memfd_request(int fd) {
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_MEMFD, .id = 1 } };
+
+        m.memfd.size = 4096;
+        cr_assert_eq(raw_send(fd, buf, enc(&m, buf), NULL, 0), 0);
+}
+
+/* Waits (5 s) for the daemon to log that a connection has 16 fds unread;
+ * then lets 20 ticks pass, each of which looks again, and checks with the
+ * daemon stopped that fd's queue still holds `queued` bytes: nothing was
+ * sent past the limit. */
+static void check_nothing_past_16(const char *log, int fd, int queued) {
+        for (int tries = 0; tries < 500 && !file_contains(log, "16 fds unread"); tries++)
+                usleep(10 * 1000);
+        cr_assert(file_contains(log, "16 fds unread"), "the 16th unread fd was not counted");
+        usleep(100 * 1000);
+        ipcbd_pause(&d);
+        int now = queue_bytes(fd);
+        ipcbd_resume(&d);
+        cr_assert_eq(now, queued, "a 17th fd was sent with 16 unread (%d bytes queued, %d before)", now,
+                     queued);
+}
+
+STALL_TEST(watcher_under_a_stream_of_events, .timeout = 60) {
+        static const char *const args[] = { "--verbose", NULL };
+        enum { ROUNDS = 64, BEHIND = 40 };
+        char log[] = "/tmp/ipcb-stall-log-XXXXXX", name[IPCB_NAME_MAX + 1];
+        ipcb_client *c;
+        ipcb_shm *s[2 * ROUNDS + BEHIND];
+        int w, w2, events = 0, n = 0, before;
+        long long worst = 0;
+        ssize_t reply_len = 0;
+
+        begin_logging(log, args);
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        for (int i = 0; i < 2 * ROUNDS + BEHIND; i++) {
+                ev_name(name, sizeof(name), "ev.", i, i < 2 * ROUNDS);
+                cr_assert_eq(ipcb_shm_create(c, name, 4096, NULL, &s[n++]), 0, "%s", name);
+        }
+        cr_assert_geq(w = ipcbd_hello_conn(&d), 0);
+        cr_assert_eq(watch_raw(w, "ev.", IPCB_WE_UNLINKED), 0);
+        for (int i = 0; i < ROUNDS; i++) {
+                long long t0 = prober_now_us();
+
+                before = queue_bytes(w); /* the last round's two events */
+                cr_assert_eq(before > 0, i > 0);
+                memfd_request(w);
+                wait_queue_above(w, before, "no reply in 5 s: the watcher was not read for fds it had "
+                                            "read");
+                if (prober_now_us() - t0 > worst)
+                        worst = prober_now_us() - t0;
+                for (int k = 2 * i; k < 2 * i + 2; k++) { /* two events behind the reply */
+                        ev_name(name, sizeof(name), "ev.", k, true);
+                        cr_assert_eq(ipcb_unlink(c, name), 0);
+                }
+                reply_len = read_memfds(w, 1, 0, &events); /* the last round's events, the reply */
+        }
+        read_memfds(w, 0, 2, &events);
+        fprintf(stderr, "[stall] a watcher read with two long events unread: %d MEMFDs, worst round "
+                        "trip %lld us\n", ROUNDS, worst);
+        cr_assert_eq(events, 2 * ROUNDS);
+        cr_assert(!file_contains(log, "fds unread"), "the watcher was not read for fds it had read");
+
+        cr_assert_geq(w2 = ipcbd_hello_conn(&d), 0);
+        cr_assert_eq(watch_raw(w2, "ev.", IPCB_WE_UNLINKED), 0);
+        for (int i = 0; i < 16; i++)
+                memfd_request(w2);
+        wait_queue_above(w2, 16 * (int)reply_len - 1, "16 MEMFD replies did not come");
+        for (int i = 2 * ROUNDS; i < 2 * ROUNDS + BEHIND; i++) {
+                ev_name(name, sizeof(name), "ev.", i, false);
+                cr_assert_eq(ipcb_unlink(c, name), 0);
+        }
+        events = 0;
+        read_memfds(w2, 15, 0, &events);
+        cr_assert_eq(events, 0, "an event came before a reply it was sent after");
+        before = queue_bytes(w2); /* the 16th reply and the events behind it */
+        for (int i = 0; i < 4; i++)
+                memfd_request(w2);
+        check_nothing_past_16(log, w2, before);
+        read_memfds(w2, 5, 0, &events); /* once the 16th is read, the rest come */
+        cr_assert_eq(events, BEHIND);
+        for (int i = 0; i < n; i++)
+                ipcb_shm_close(s[i]);
+        ipcb_disconnect(c);
+        close(w);
+        close(w2);
+        unlink(log);
+}
+
+/* A client's socket filter (SO_ATTACH_FILTER, no privilege needed) drops
+ * what it is sent past a length: the kernel frees such a datagram, and
+ * tells the sender nothing.  Counted as queued, dropped events behind an
+ * unread reply would make it look read, and fds go on being sent: here
+ * 16 MEMFD replies unread, then long events that the filter drops. */
+STALL_TEST(watcher_dropping_what_it_is_sent, .timeout = 60) {
+        static const char *const args[] = { "--verbose", NULL };
+        enum { EVENTS = 40 };
+        char log[] = "/tmp/ipcb-stall-log-XXXXXX", name[IPCB_NAME_MAX + 1];
+        struct sock_filter code[] = {
+                BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
+                BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, 128, 0, 1), /* longer: dropped */
+                BPF_STMT(BPF_RET | BPF_K, 0),
+                BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),
+        };
+        struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+        ipcb_client *c;
+        ipcb_shm *s[EVENTS];
+        int w, events = 0;
+
+        begin_logging(log, args);
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        for (int i = 0; i < EVENTS; i++) {
+                ev_name(name, sizeof(name), "flt.", i, true);
+                cr_assert_eq(ipcb_shm_create(c, name, 4096, NULL, &s[i]), 0, "%s", name);
+        }
+        cr_assert_geq(w = ipcbd_hello_conn(&d), 0);
+        cr_assert_eq(watch_raw(w, "flt.", IPCB_WE_UNLINKED), 0);
+        cr_assert_eq(setsockopt(w, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)), 0);
+        for (int i = 0; i < 20; i++)
+                memfd_request(w);
+        for (int tries = 0; tries < 500 && !file_contains(log, "16 fds unread"); tries++)
+                usleep(10 * 1000);
+        int queued = queue_bytes(w);
+        cr_assert_gt(queued, 0);
+        for (int i = 0; i < EVENTS; i++) { /* dropped by the filter */
+                ev_name(name, sizeof(name), "flt.", i, true);
+                cr_assert_eq(ipcb_unlink(c, name), 0);
+        }
+        cr_assert_eq(queue_bytes(w), queued, "the filter let an event through");
+        check_nothing_past_16(log, w, queued);
+        read_memfds(w, 20, 0, &events);
+        cr_assert_eq(events, 0);
+        for (int i = 0; i < EVENTS; i++)
+                ipcb_shm_close(s[i]);
+        ipcb_disconnect(c);
+        close(w);
+        unlink(log);
+}
+
+/* The same watcher among four uids that create and close objects under
+ * its prefix as fast as they can, reading every datagram as it comes, as
+ * a client does: measured.  A round of the four uids' shares is a few ms;
+ * before, the watcher waited 0.38-0.92 s at times (3 runs, all failing). */
+static int churn(const char *sock, int ready) {
+        ipcb_client *c;
+        char name[32];
+
+        if (ipcb_connect(sock, &c) < 0)
+                return 3;
+        if (write(ready, "r", 1) != 1)
+                return 4;
+        for (unsigned n = 0;; n++) {
+                ipcb_shm *s;
+                snprintf(name, sizeof(name), "ev.%d.%u", (int)getpid(), n % 64);
+                if (ipcb_shm_create(c, name, 4096, NULL, &s) == 0)
+                        ipcb_shm_close(s);
+        }
+}
+
+STALL_TEST(watcher_among_churning_uids, .timeout = 120) {
+        enum { UIDS = 4, TRIPS = 3000 };
+        static long long rtt[TRIPS];
+        uint8_t buf[IPCB_MSG_MAX];
+        ipcb_msg m = { .hdr = { .op = IPCB_OP_MEMFD, .id = 1 } };
+        pid_t pids[UIDS];
+        int w, ready[2], events = 0, status;
+        char x;
+
+        SKIP_UNLESS_ROOT();
+        begin(NULL);
+        cr_assert_geq(w = ipcbd_hello_conn(&d), 0);
+        cr_assert_eq(watch_raw(w, "ev.", IPCB_WE_CREATED | IPCB_WE_DESTROYED), 0);
+        cr_assert_eq(pipe2(ready, O_CLOEXEC), 0);
+        for (int u = 0; u < UIDS; u++) {
+                pids[u] = test_fork();
+                if (pids[u] == 0) {
+                        close(ready[0]);
+                        if (drop_to(UID_A + 40 + (uid_t)u, UID_A + 40 + (gid_t)u, NULL, 0) < 0)
+                                _exit(2);
+                        prctl(PR_SET_PDEATHSIG, SIGKILL);
+                        _exit(churn(d.sock, ready[1]));
+                }
+        }
+        close(ready[1]);
+        for (int u = 0; u < UIDS; u++)
+                cr_assert_eq(read(ready[0], &x, 1), 1, "a churning child did not connect");
+        close(ready[0]);
+        usleep(100 * 1000);
+        m.memfd.size = 4096;
+        for (int i = 0; i < TRIPS; i++) {
+                long long t0 = prober_now_us();
+
+                cr_assert_eq(raw_send(w, buf, enc(&m, buf), NULL, 0), 0);
+                read_memfds(w, 1, 0, &events);
+                rtt[i] = prober_now_us() - t0;
+        }
+        for (int u = 0; u < UIDS; u++) {
+                kill(pids[u], SIGKILL);
+                cr_assert_eq(waitpid(pids[u], &status, 0), pids[u]);
+                cr_assert(WIFSIGNALED(status), "churning child %d ended: status 0x%x", u, status);
+        }
+        close(w);
+        qsort(rtt, TRIPS, sizeof(rtt[0]), cmp_ll);
+        fprintf(stderr, "[stall] a watcher's MEMFD among %d uids churning under its prefix: %d round trips "
+                        "(%d events read), p50 %lld us, p99 %lld us, max %lld us\n", UIDS, TRIPS, events,
+                rtt[TRIPS / 2], rtt[TRIPS * 99 / 100], rtt[TRIPS - 1]);
+        cr_assert_gt(events, TRIPS, "the uids did not churn");
+        cr_assert_lt(rtt[TRIPS - 1], 100000, "a MEMFD waited %lld ms", rtt[TRIPS - 1] / 1000);
 }
 
 /* ---- 3. a close() that blocks ---- */
@@ -2116,11 +2419,6 @@ static int keep_lists_in_flight(int ready, int go, int secs, int conns) {
                                                 return 6;
         }
         return 0;
-}
-
-static int cmp_ll(const void *a, const void *b) {
-        long long x = *(const long long *)a, y = *(const long long *)b;
-        return (x > y) - (x < y);
 }
 
 /* STATs of semaphore "rs000" on c for 3 s: their count, median and
