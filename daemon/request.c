@@ -50,9 +50,8 @@ static void stat_fill(object *o, ipcb_stat_rec *r) {
                 .size = object_size(o),
         };
         if (o->sem) {
-                r->sem_value = sem_value(o);
+                sem_counts(o, &r->sem_value, &r->sem_undo_held);
                 r->sem_max = o->sem->max;
-                r->sem_undo_held = sem_undo_held(o);
         }
 }
 

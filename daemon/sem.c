@@ -28,7 +28,8 @@
 /* ---- the mapping cache ----
  * A mapping per semaphore would cap them at vm.max_map_count (65530) and
  * cost a page of RSS each.  The daemon needs a page only to hand out and
- * settle undo slots and to wake sleepers; stat reads it with pread.  So at
+ * settle undo slots and to wake sleepers; stat reads it with pread (or
+ * through the mapping if it is mapped: sem_counts).  So at
  * most SEM_MAP_CACHE pages are mapped, replaced in turn (a clock without
  * reference bits: the cost of a miss is one mmap). */
 static object *cache[SEM_MAP_CACHE];
@@ -422,10 +423,11 @@ void sem_wake_sleepers(object *o) {
         }
 }
 
-/* stat reads the page with pread, never through a mapping, mapped or not:
- * the values are informational (bounded, not trusted), a pread costs less
- * than mapping a page, and a stat then costs the same whichever semaphore
- * it names, among ten or a million. */
+/* stat reads the page with pread, never mapping it: the values are
+ * informational (bounded, not trusted), a pread costs less than mapping a
+ * page, and a stat of a semaphore nobody holds an undo slot of then costs
+ * the same whichever it names, among ten or a million.  (One with undo
+ * slots in use is usually mapped: sem_counts reads it there.) */
 static uint64_t page_read64(const object *o, size_t off) {
         uint64_t v = 0;
 
@@ -439,18 +441,48 @@ uint32_t sem_value(const object *o) {
         return c > o->sem->max ? o->sem->max : c;
 }
 
-uint32_t sem_undo_held(const object *o) {
+void sem_counts(const object *o, uint32_t *ret_value, uint32_t *ret_undo_held) {
         const sem_state *st = o->sem;
-        uint64_t sum = 0, slots[IPCB_SEM_SLOTS];
+        /* the word, and the slots up to the last one in use: one read */
+        uint64_t buf[(sizeof(ipcb_sem_page) - offsetof(ipcb_sem_page, word)) / sizeof(uint64_t)];
+        const size_t slot0 = (offsetof(ipcb_sem_page, slot) - offsetof(ipcb_sem_page, word)) / sizeof(uint64_t);
+        uint64_t sum = 0;
+        size_t len = sizeof(uint64_t);
+        int top = -1;
 
-        if (st->slots_used == 0)
-                return 0;
-        if (pread(o->fd_rw, slots, sizeof(slots), offsetof(ipcb_sem_page, slot)) != (ssize_t)sizeof(slots))
-                return 0;
-        for (uint32_t i = 0; i < IPCB_SEM_SLOTS; i++)
-                if (sem_bit(st->slot_used, i))
-                        sum += ipcb_slot_unpack(slots[i]).held;
-        return sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
+        _Static_assert(offsetof(ipcb_sem_page, word) % sizeof(uint64_t) == 0 &&
+                               offsetof(ipcb_sem_page, slot) % sizeof(uint64_t) == 0,
+                       "the page's words are 8-byte aligned");
+        for (int w = SEM_SLOT_WORDS - 1; st->slots_used && w >= 0 && top < 0; w--)
+                if (st->slot_used[w])
+                        top = w * 64 + 63 - __builtin_clzll(st->slot_used[w]);
+        if (top >= (int)IPCB_SEM_SLOTS) /* (never set: sem_slot_alloc) */
+                top = IPCB_SEM_SLOTS - 1;
+        if (top >= 0)
+                len = (slot0 + (size_t)top + 1) * sizeof(uint64_t);
+        if (st->page) { /* mapped for its undo slots: no system call */
+                buf[0] = atomic_load_explicit(&st->page->word, memory_order_relaxed);
+                for (uint32_t w = 0; top >= 0 && w <= (uint32_t)top / 64; w++)
+                        for (uint64_t bits = st->slot_used[w]; bits; bits &= bits - 1) {
+                                uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
+                                if (i <= (uint32_t)top)
+                                        buf[slot0 + i] = atomic_load_explicit(&st->page->slot[i],
+                                                                              memory_order_relaxed);
+                        }
+        } else if (pread(o->fd_rw, buf, len, offsetof(ipcb_sem_page, word)) != (ssize_t)len) {
+                *ret_value = 0;
+                *ret_undo_held = 0;
+                return;
+        }
+        uint32_t c = ipcb_w_unpack(buf[0]).count;
+        *ret_value = c > st->max ? st->max : c;
+        for (uint32_t w = 0; top >= 0 && w <= (uint32_t)top / 64; w++)
+                for (uint64_t bits = st->slot_used[w]; bits; bits &= bits - 1) {
+                        uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
+                        if (i <= (uint32_t)top)
+                                sum += ipcb_slot_unpack(buf[slot0 + i]).held;
+                }
+        *ret_undo_held = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
 }
 
 void sem_free(object *o) {

@@ -114,8 +114,10 @@ int sem_slot_reclaim(object *o, uint32_t slot, uid_t uid, uint64_t nonce, uint32
 unsigned sem_settle_orphans(object *o);
 /* Wake every sleeper if any is registered. */
 void sem_wake_sleepers(object *o);
-/* Tokens available now, and tokens held through undo handles (read from the
- * page, so bounded but not trusted). */
+/* Tokens available now (read from the page, so bounded but not trusted). */
 uint32_t sem_value(const object *o);
-uint32_t sem_undo_held(const object *o);
+/* The same, and the tokens held through undo handles: read through the
+ * daemon's mapping if the page is mapped (for its undo slots), else in one
+ * pread of the page's word and its slots up to the last one in use. */
+void sem_counts(const object *o, uint32_t *ret_value, uint32_t *ret_undo_held);
 void sem_free(object *o);
