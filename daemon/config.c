@@ -42,9 +42,10 @@ config cfg = {
         .max_fds_in_flight_per_uid = 128,
         .max_fds_per_uid = 12288,
         .unread_timeout_s = 30,
+        .subuid_file = "/etc/subuid",
 };
 
-typedef enum { T_SIZE, T_COUNT, T_BOOL } key_type;
+typedef enum { T_SIZE, T_COUNT, T_BOOL, T_PATH } key_type;
 
 typedef struct key_spec {
         const char *key;  /* in the file */
@@ -96,6 +97,11 @@ static const key_spec keys[] = {
           "drop a connection whose requests wait this long\n"
           "for its client to read its replies (default 30;\n"
           "0: never)" },
+        { "subuid_file", "subuid-file PATH", T_PATH, &cfg.subuid_file,
+          "count the uids of each subordinate range in\n"
+          "PATH (owner:start:count lines) as their owner's\n"
+          "for quotas and shares (default /etc/subuid;\n"
+          "none: each uid its own)" },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -146,10 +152,17 @@ static int parse_bool(const char *s, bool *ret) {
 }
 
 static int key_set(const key_spec *k, const char *value) {
+        static char path[512]; /* the one T_PATH key's: a file's line is gone once read */
         uint64_t v;
         bool b;
 
         switch (k->type) {
+        case T_PATH:
+                if (strlen(value) >= sizeof(path))
+                        return -EINVAL;
+                strcpy(path, strcmp(value, "none") == 0 ? "" : value);
+                *(const char **)k->field = path;
+                return 0;
         case T_BOOL:
                 if (parse_bool(value, &b) < 0)
                         return -EINVAL;

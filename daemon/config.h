@@ -46,6 +46,9 @@ typedef struct config {
          * requests waiting, and its client reading nothing, is dropped after
          * this long (0: never; peer.c). */
         uint64_t unread_timeout_s;
+        /* The subordinate uid ranges (/etc/subuid's form), whose uids count
+         * as their owner's for quotas and shares (quota.c); "" none. */
+        const char *subuid_file;
         /* Set at start from RLIMIT_NOFILE: fds objects may use in all, the
          * rest kept for connections, replies and clean-up. */
         uint64_t fd_budget;
@@ -72,7 +75,8 @@ extern config cfg;
         { "max-fds-in-flight-per-uid", required_argument, NULL, CONFIG_OPT_BASE + 9 }, \
         { "max-fds", required_argument, NULL, CONFIG_OPT_BASE + 10 },              \
         { "max-segment-size", required_argument, NULL, CONFIG_OPT_BASE + 11 },     \
-        { "unread-timeout", required_argument, NULL, CONFIG_OPT_BASE + 12 }
+        { "unread-timeout", required_argument, NULL, CONFIG_OPT_BASE + 12 },       \
+        { "subuid-file", required_argument, NULL, CONFIG_OPT_BASE + 13 }
 
 /* Handle option c (from getopt_long) with argument arg.  Returns 1 if it was
  * one of CONFIG_LONG_OPTIONS, 0 if not, -EINVAL (message printed) if its

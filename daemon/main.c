@@ -205,6 +205,7 @@ int main(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
         nofile = os_raise_nofile();
         config_fd_budget(nofile);
+        (void)quota_load_subuids(cfg.subuid_file); /* before the store charges its objects */
 
         /* The fd table first: before the reaper's threads, it grows for free. */
         if ((k = uv_loop_init(&loop)) < 0 || (k = mainloop_init(&loop)) < 0 ||

@@ -809,9 +809,10 @@ static bool throttled(peer *p) {
          * next tick (on_throttle_tick). */
         if (quota_use(p->cred.uid, QUOTA_INFLIGHT) >= cfg.max_fds_in_flight_per_uid &&
             (now = uv_now(peer_loop)) != swept_ms) {
+                uid_t uid = quota_principal(p->cred.uid);
                 swept_ms = now;
                 for (peer *q = peers; q; q = q->next)
-                        if (q->cred.uid == p->cred.uid && q != p)
+                        if (q != p && quota_principal(q->cred.uid) == uid)
                                 inflight_refresh(q);
         }
         return over_limits(p);
@@ -1374,6 +1375,7 @@ static unsigned hangups_before_connect(uid_t uid) {
         unsigned n = 0, closed = 0;
         bool read_one = false;
 
+        uid = quota_principal(uid); /* whose connections head lists */
         for (unsigned i = 0; i < nhup_checked; i++)
                 if (hup_checked[i] == uid)
                         return 0;

@@ -1,13 +1,160 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* quota.c: the per-uid usage table (see quota.h).  A small hash table keyed
- * by uid; an entry lives while any of its counters is non-zero. */
+ * by uid; an entry lives while any of its counters is non-zero.  A uid of
+ * a subordinate range counts as the range's owner (quota_principal). */
 #include "quota.h"
 
 #include "config.h"
+#include "log.h"
 
 #include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- subordinate uid ranges ---- */
+
+typedef struct subrange {
+        uint32_t first, last, owner;
+        uint32_t line; /* where the file gave it: the earlier wins a tie */
+} subrange;
+
+/* Sorted by first, not overlapping; set at start, never changed after. */
+static subrange *subranges;
+static size_t nsubranges;
+
+static int cmp_range(const void *a, const void *b) {
+        const subrange *x = a, *y = b;
+
+        if (x->first != y->first)
+                return x->first < y->first ? -1 : 1;
+        return x->line < y->line ? -1 : x->line > y->line;
+}
+
+/* "owner:start:count" (blanks around it ignored), owner a uid or a login
+ * name (looked up now). */
+static int range_parse(char *line, subrange *r) {
+        char *f[3], *end;
+        unsigned long long start, count;
+
+        f[0] = line + strspn(line, " \t");
+        for (end = f[0] + strlen(f[0]); end > f[0] && strchr(" \t\r", end[-1]); end--)
+                end[-1] = '\0';
+        for (int i = 1; i < 3; i++) { /* exactly three fields, none empty */
+                if (!(f[i] = strchr(f[i - 1], ':')))
+                        return -EINVAL;
+                *f[i]++ = '\0';
+        }
+        if (strchr(f[2], ':') || !f[0][0])
+                return -EINVAL;
+        errno = 0;
+        unsigned long long u = strtoull(f[0], &end, 10);
+        if (f[0][0] >= '0' && f[0][0] <= '9' && !*end) {
+                if (errno || u >= UINT32_MAX)
+                        return -EINVAL;
+                r->owner = (uint32_t)u;
+        } else {
+                struct passwd *pw = getpwnam(f[0]);
+                if (!pw || (uint32_t)pw->pw_uid == UINT32_MAX)
+                        return -ENOENT;
+                r->owner = (uint32_t)pw->pw_uid;
+        }
+        errno = 0;
+        start = strtoull(f[1], &end, 10);
+        if (errno || *end || f[1][0] < '0' || f[1][0] > '9')
+                return -EINVAL;
+        count = strtoull(f[2], &end, 10);
+        if (errno || *end || f[2][0] < '0' || f[2][0] > '9' || count == 0 || start == 0 ||
+            start >= UINT32_MAX ||
+            count > UINT32_MAX - start) /* neither uid 0 nor (uid_t)-1 */
+                return -EINVAL;
+        r->first = (uint32_t)start;
+        r->last = (uint32_t)(start + count - 1);
+        return 0;
+}
+
+int quota_load_subuids(const char *path) {
+        char line[512];
+        size_t cap = 0, bad = 0, kept = 0;
+        uint32_t lineno = 0;
+        bool cut = false;
+        FILE *f;
+
+        if (!path || !*path)
+                return 0;
+        if (!(f = fopen(path, "re"))) {
+                int k = -errno;
+                if (k == -ENOENT)
+                        log_debug("no %s: every uid counts as itself", path);
+                else
+                        log_warn("cannot read %s: %s; every uid counts as itself", path, strerror(-k));
+                return k == -ENOENT ? 0 : k;
+        }
+        while (fgets(line, sizeof(line), f)) {
+                bool whole = strchr(line, '\n') || feof(f), was_cut = cut;
+                subrange r = { .line = ++lineno };
+                cut = !whole;
+                line[strcspn(line, "\n")] = '\0';
+                if (was_cut) /* the rest of a line too long: not a line */
+                        continue;
+                if (!line[strspn(line, " \t\r")] || line[strspn(line, " \t")] == '#')
+                        continue;
+                if (!whole || range_parse(line, &r) < 0) {
+                        bad++;
+                        continue;
+                }
+                if (r.owner == 0) /* root's: counted as root, its uids would be exempt */
+                        continue;
+                if (nsubranges == cap) {
+                        size_t c = cap ? 2 * cap : 16;
+                        subrange *n = realloc(subranges, c * sizeof(*n));
+                        if (!n) {
+                                fclose(f);
+                                log_warn("%s: out of memory; every uid counts as itself", path);
+                                free(subranges);
+                                subranges = NULL;
+                                nsubranges = 0;
+                                return -ENOMEM;
+                        }
+                        subranges = n;
+                        cap = c;
+                }
+                subranges[nsubranges++] = r;
+        }
+        fclose(f);
+        if (nsubranges) /* (qsort of NULL, even of 0, is undefined) */
+                qsort(subranges, nsubranges, sizeof(*subranges), cmp_range);
+        for (size_t i = 0; i < nsubranges; i++) /* overlapping: the first to start wins */
+                if (!kept || subranges[i].first > subranges[kept - 1].last)
+                        subranges[kept++] = subranges[i];
+                else
+                        bad++;
+        if (bad)
+                log_warn("%s: %zu lines not understood or overlapping another range, left out", path, bad);
+        nsubranges = kept;
+        if (kept)
+                log_info("%s: the uids of %zu subordinate range%s count as their owners' for quotas",
+                         path, kept, kept == 1 ? "" : "s");
+        return 0;
+}
+
+uid_t quota_principal(uid_t uid) {
+        size_t lo = 0, hi = nsubranges;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if ((uint32_t)uid < subranges[mid].first)
+                        hi = mid;
+                else if ((uint32_t)uid > subranges[mid].last)
+                        lo = mid + 1;
+                else
+                        return (uid_t)subranges[mid].owner;
+        }
+        return uid;
+}
+
+/* ---- the usage table ---- */
 
 #define QUOTA_BUCKETS 256
 
@@ -27,7 +174,10 @@ static unsigned bucket_of(uid_t uid) {
 }
 
 static quota_user *lookup(uid_t uid, bool create) {
-        quota_user **b = &buckets[bucket_of(uid)], *u;
+        quota_user **b, *u;
+
+        uid = quota_principal(uid);
+        b = &buckets[bucket_of(uid)];
 
         for (u = *b; u; u = u->next)
                 if (u->uid == uid)
@@ -226,7 +376,7 @@ unsigned quota_report(bool only_one, uid_t only, uint64_t cursor, ipcb_quota_rec
         if (only_one) {
                 if (max == 0 || (uint64_t)only < cursor)
                         return 0;
-                rec_fill(lookup(only, false), only, &recs[0]);
+                rec_fill(lookup(only, false), quota_principal(only), &recs[0]);
                 return 1;
         }
         /* Keep the `max` smallest uids >= cursor: a full scan per page, which
@@ -254,6 +404,9 @@ unsigned quota_report(bool only_one, uid_t only, uint64_t cursor, ipcb_quota_rec
 }
 
 void quota_fini(void) {
+        free(subranges);
+        subranges = NULL;
+        nsubranges = 0;
         for (unsigned b = 0; b < QUOTA_BUCKETS; b++)
                 while (buckets[b]) {
                         quota_user *u = buckets[b];

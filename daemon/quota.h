@@ -4,7 +4,14 @@
  * (objects and bytes: create, or restore after a restart / object_destroy;
  * handles: peer_handle_add / handle_slot_release; connections: peer_new /
  * peer_close), so usage cannot drift.  A charge that would pass the uid's limit is refused and changes
- * nothing; other uids never notice. */
+ * nothing; other uids never notice.
+ *
+ * "uid" is the principal: a uid of a subordinate range (cfg.subuid_file,
+ * the form of /etc/subuid) counts as the range's owner, so that a user
+ * with 65536 subordinate uids gets one user's quotas, share of the loop,
+ * fds in flight, lanes of closes (reaper.c) and watches (watch.c), not
+ * 65536 times as much.  Ranges of uid 0 are left out: their uids would be
+ * exempt. */
 #pragma once
 
 #include "mainloop.h"
@@ -74,5 +81,14 @@ mainloop_share *quota_loop_share(uid_t uid);
  * more uids follow. */
 unsigned quota_report(bool only_one, uid_t only, uint64_t cursor, ipcb_quota_rec *recs,
                       unsigned max, bool *ret_more);
+/* Read the subordinate ranges of path (owner:start:count lines, owner a uid
+ * or a login name; "" or NULL: none), once, before anything is charged.
+ * A missing file means none; lines not understood (a range with uid 0 in
+ * it too) and overlapping ones are left out with a warning, uid 0's own
+ * ranges silently.  0, or a negative errno (then none). */
+int quota_load_subuids(const char *path);
+/* The uid that uid counts as: its range's owner, or itself.  Safe from any
+ * thread (the ranges do not change once loaded). */
+uid_t quota_principal(uid_t uid);
 /* Free the table (shutdown). */
 void quota_fini(void);

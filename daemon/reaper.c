@@ -378,11 +378,13 @@ static void run_here(job *j) {
 }
 
 /* own: the daemon's own file; else in uid's lane (of its closes, or of
- * its runs).  Takes j. */
+ * its runs; a subordinate uid's is its owner's: quota_principal).  Takes j. */
 static void enqueue(job *j, bool own, uid_t uid) {
         reaper_account *a = j->account;
         bool runs = j->work != NULL;
         lane *l = NULL;
+
+        uid = quota_principal(uid);
 
         if (!running) {
                 run_here(j);

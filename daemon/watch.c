@@ -16,6 +16,7 @@
 #include "config.h"
 #include "log.h"
 #include "peer.h"
+#include "quota.h"
 #include "sock.h"
 
 #include <errno.h>
@@ -57,6 +58,7 @@ unsigned watch_count(void) {
 }
 
 static uid_count *uid_find(uid_t uid, bool add) {
+        uid = quota_principal(uid);
         for (unsigned i = 0; i < nuids; i++)
                 if (uids[i].uid == uid)
                         return &uids[i];

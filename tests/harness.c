@@ -318,6 +318,11 @@ void ipcbd_start_as(ipcbd *d, uid_t uid, gid_t gid, const char *const *extra_arg
         argv[argc++] = IPCBROKERD_PATH;
         argv[argc++] = "--socket";
         argv[argc++] = d->sock;
+        /* The tests' uids (61001-64010) are their own, whatever ranges this
+         * machine's /etc/subuid gives; a test may give a file of its own
+         * (the last option wins). */
+        argv[argc++] = "--subuid-file";
+        argv[argc++] = "none";
         for (unsigned i = 0; extra_args && extra_args[i]; i++) {
                 cr_assert_lt(argc, sizeof(argv) / sizeof(argv[0]) - 1, "too many daemon args");
                 argv[argc++] = extra_args[i];

@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 static ipcbd d;
@@ -329,6 +330,134 @@ QUOTA_TEST(config_file_and_cli_precedence) {
                  IPCBROKERD_PATH, path);
         int st = system(cmd);
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "bad config accepted (%d)", st);
+        unlink(path);
+}
+
+/* A user with a subordinate uid range (/etc/subuid) runs processes as any
+ * of those uids: every per-uid quota and share was his 65536 times over.
+ * The daemon counts a subordinate uid as the range's owner.  The file's
+ * ranges: 62000-62099 and 62050-62059 of uid 61001 (the second overlaps
+ * and is left out), 63000-63099 of root (left out: counted as root, they
+ * would be exempt), 64000-64009 of a user that does not exist, a line
+ * that is not a range, 62100-62109 of 61001 with blanks and a CR around
+ * it, and a line too long to be one whose end reads as 65000-65009. */
+typedef struct subuid_arg {
+        int keep;          /* objects to create and keep until told */
+        int fds[2];        /* ready (write), done (read) */
+        uid_t counted_as;  /* the uid its quota record must name */
+        int used;          /* objects counted there once ours are in */
+} subuid_arg;
+
+static int subuid_fill(void *arg) {
+        subuid_arg *a = arg;
+        ipcb_quota_info q = IPCB_QUOTA_INFO_INIT;
+        ipcb_client *c;
+        ipcb_shm *s[8];
+        int n = 0, r = 0;
+
+        CHILD_CHECK(ipcb_connect(d.sock, &c) == 0, "connect");
+        while (n < 8) {
+                char name[32];
+                snprintf(name, sizeof(name), "sub%u-%d", (unsigned)getuid(), n);
+                if ((r = ipcb_shm_create(c, name, 4096, NULL, &s[n])) < 0)
+                        break;
+                n++;
+        }
+        CHILD_CHECK(n == a->keep && r == -EDQUOT, "created %d (want %d), then %s", n, a->keep,
+                    ipcb_strerror(r));
+        CHILD_CHECK(ipcb_quota(c, getuid(), &q) == 0, "quota");
+        CHILD_CHECK(q.uid == a->counted_as && q.objects == (uint64_t)a->used,
+                    "counted as uid %u with %llu objects (want %u, %d)", (unsigned)q.uid,
+                    (unsigned long long)q.objects, (unsigned)a->counted_as, a->used);
+        if (a->fds[0] >= 0) {
+                char b;
+                CHILD_CHECK(write(a->fds[0], "r", 1) == 1, "ready");
+                CHILD_CHECK(read(a->fds[1], &b, 1) == 1, "done");
+        }
+        while (n > 0)
+                ipcb_shm_close(s[--n]);
+        ipcb_disconnect(c);
+        return 0;
+}
+
+QUOTA_TEST(subordinate_uids_count_as_their_owner) {
+        SKIP_UNLESS_ROOT();
+        char path[] = "/tmp/ipcbsubuid.XXXXXX";
+        int fd = mkstemp(path), up[2], down[2], status;
+        const char *text = "# owner:start:count\n61001:62000:100\n61001:62050:10\nroot:63000:100\n"
+                           "no-such-user-ipcb:64000:10\nnot a range\n  61001:62100:10 \r\n";
+        char longline[511 + 15]; /* the daemon reads 511 bytes at a time */
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+        /* a line too long to be one: its end is not a range either */
+        memset(longline, 'x', sizeof(longline));
+        memcpy(longline + 511, "61002:65000:10\n", 15);
+        cr_assert_eq(write(fd, longline, sizeof(longline)), (ssize_t)sizeof(longline));
+        close(fd);
+        const char *const args[] = { "--max-objects", "5", "--subuid-file", path, NULL };
+        fixture_begin(&d, args);
+        cr_assert_eq(pipe2(up, O_CLOEXEC), 0);
+        cr_assert_eq(pipe2(down, O_CLOEXEC), 0);
+
+        /* 62000 keeps 5: its owner's quota is spent, for the owner too */
+        subuid_arg keeper = { .keep = 5, .fds = { up[1], down[0] }, .counted_as = UID_A, .used = 5 };
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                if (drop_to(62000, 62000, NULL, 0) < 0)
+                        _exit(2);
+                prctl(PR_SET_PDEATHSIG, SIGKILL); /* (setresuid cleared test_fork's) */
+                _exit(subuid_fill(&keeper));
+        }
+        char b;
+        cr_assert_eq(read(up[0], &b, 1), 1, "uid 62000 did not fill its quota");
+        subuid_arg none = { .keep = 0, .fds = { -1, -1 }, .counted_as = UID_A, .used = 5 };
+        RUN_AS(62055, false, subuid_fill, &none); /* in both ranges: the first */
+        RUN_AS(62105, false, subuid_fill, &none); /* blanks and CRLF around its range */
+        RUN_AS(UID_A, false, subuid_fill, &none);
+        /* root's range, an unknown owner's, no range: each uid its own */
+        subuid_arg own = { .keep = 5, .fds = { -1, -1 }, .used = 5 };
+        own.counted_as = 63000;
+        RUN_AS(63000, false, subuid_fill, &own);
+        own.counted_as = 64000;
+        RUN_AS(64000, false, subuid_fill, &own);
+        own.counted_as = UID_B;
+        RUN_AS(UID_B, false, subuid_fill, &own);
+        own.counted_as = 65005;
+        RUN_AS(65005, false, subuid_fill, &own);
+        /* what root is told of a subordinate uid: its owner's record */
+        ipcb_client *c;
+        ipcb_quota_info q = IPCB_QUOTA_INFO_INIT;
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        cr_assert_eq(ipcb_quota(c, 62099, &q), 0);
+        cr_assert_eq(q.uid, UID_A);
+        cr_assert_eq(q.objects, 5);
+        cr_assert_eq(q.connections, 1);
+        ipcb_disconnect(c);
+        cr_assert_eq(write(down[1], "d", 1), 1);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "uid 62000: status 0x%x", status);
+        close(up[0]); close(up[1]); close(down[0]); close(down[1]);
+        unlink(path);
+}
+
+/* A subordinate-uid file with no range in it (this machine's /etc/subuid
+ * is empty): the daemon sorted the ranges it had, none, through a NULL
+ * pointer, which UBSan stops at (the sanitizer build's daemon did not
+ * start). */
+QUOTA_TEST(subuid_file_without_ranges) {
+        char path[] = "/tmp/ipcbsubuid.XXXXXX";
+        int fd = mkstemp(path);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, "# none\n", 7), 7);
+        close(fd);
+        const char *const args[] = { "--subuid-file", path, NULL };
+        fixture_begin(&d, args);
+        ipcb_client *c;
+        ipcb_quota_info q = IPCB_QUOTA_INFO_INIT;
+        cr_assert_eq(ipcb_connect(d.sock, &c), 0);
+        cr_assert_eq(ipcb_quota(c, getuid(), &q), 0);
+        cr_assert_eq(q.uid, getuid());
+        ipcb_disconnect(c);
         unlink(path);
 }
 
