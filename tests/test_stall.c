@@ -1644,14 +1644,39 @@ static void check_tokens_back(ipcb_client *c) {
         }
 }
 
-/* Stops the daemon; no loop turn may have used max_ms of CPU. */
+/* What a turn's CPU, as the daemon measures it, holds beside its own work:
+ * up to 1 ms of the turns before it (turns.c reads the CPU clock at most
+ * once a millisecond), the interrupts and softirqs that ran on its CPU
+ * meanwhile (a kernel without IRQ time accounting charges them to it),
+ * and, in a VM whose host reports no steal time (this one's /proc/stat
+ * shows none), every pause of the virtual CPU. */
+#define TURN_CPU_NOISE_MS 2.0
+
+/* Stops the daemon; no loop turn may have used max_ms of CPU (and the
+ * noise).  For one event (a client dying) that one turn could mishandle. */
 static void end_check_slow_turns(char *path, const char *what, double max_ms) {
         ipcbd_stop(&d);
         double cpu = turn_summary_ms(path, "the most CPU a slow turn used: ");
         unlink(path);
         fprintf(stderr, "[stall] %s: the most CPU a slow loop turn used: %.3f ms\n", what, cpu);
         cr_assert_geq(cpu, 0, "no turn summary in the daemon's log");
-        cr_assert_lt(cpu, max_ms, "a loop turn used %.3f ms of CPU", cpu);
+        cr_assert_lt(cpu, max_ms + TURN_CPU_NOISE_MS, "a loop turn used %.3f ms of CPU", cpu);
+}
+
+/* The same for a load of seconds, where the fault guarded against makes
+ * many turns slow: the second most CPU a turn used is held to max_ms, and
+ * the most (which may be one pause of the whole machine) to 4 times. */
+static void end_check_busy_turns(char *path, const char *what, double max_ms) {
+        ipcbd_stop(&d);
+        double cpu = turn_summary_ms(path, "the most CPU a slow turn used: ");
+        double next = turn_summary_ms(path, "the next most CPU a slow turn used: ");
+        unlink(path);
+        fprintf(stderr, "[stall] %s: the most CPU a slow loop turn used: %.3f ms, the next most %.3f ms\n",
+                what, cpu, next);
+        cr_assert_geq(next, 0, "no turn summary in the daemon's log");
+        cr_assert_lt(next, max_ms + TURN_CPU_NOISE_MS, "two loop turns used %.3f and %.3f ms of CPU",
+                     cpu, next);
+        cr_assert_lt(cpu, 4 * (max_ms + TURN_CPU_NOISE_MS), "a loop turn used %.3f ms of CPU", cpu);
 }
 
 /* A user with a subordinate gid range can connect in 65536 supplementary
@@ -2034,7 +2059,7 @@ STALL_TEST(holders_among_a_hundred_thousand_handles, .timeout = 240) {
         cr_assert_eq(ipcb_unlink(c, "hs"), 0);
         ipcb_disconnect(c);
         fixture_check_idle(&d);
-        end_check_slow_turns(path, "HOLDERS bursts among 131073 handles", 2);
+        end_check_busy_turns(path, "HOLDERS bursts among 131073 handles", 1.5); /* was 4-6 per burst */
 }
 
 /* ---- releases of several uids share the loop ---- */
@@ -2363,7 +2388,7 @@ STALL_TEST(list_bursts_over_semaphores_with_undo_tokens, .timeout = 120) {
          * (a turn that stopped half-way started again at the same place). */
         cr_assert_lt(latest_first, last / 4, "a connection waited %lld ms of %lld for its first answer",
                      latest_first / 1000, last / 1000);
-        end_check_slow_turns(path, "64 connections pipelining LISTs of semaphores with undo tokens", 3);
+        end_check_busy_turns(path, "64 connections pipelining LISTs of semaphores with undo tokens", 3);
 }
 
 /* More connections always ready than a batch of epoll events (64): a
@@ -2475,7 +2500,7 @@ STALL_TEST(more_connections_ready_than_a_batch, .timeout = 120) {
         undo_sems_close(sems);
         ipcb_disconnect(c);
         fixture_check_idle(&d);
-        end_check_slow_turns(path, "200 connections always ready", 3);
+        end_check_busy_turns(path, "200 connections always ready", 3);
 }
 
 /* The same spread over uids: BU_UIDS uids, each with BU_CONNS connections
@@ -2537,7 +2562,7 @@ STALL_TEST(busy_uids_share_the_loop, .timeout = 120) {
         undo_sems_close(sems);
         ipcb_disconnect(c);
         fixture_check_idle(&d);
-        end_check_slow_turns(path, "12 uids' connections always ready", 3);
+        end_check_busy_turns(path, "12 uids' connections always ready", 3);
 }
 
 /* A writer splices a page of its segment into a pipe it keeps unread and
@@ -2662,7 +2687,7 @@ STALL_TEST(pollers_of_one_semaphore_released, .timeout = 120) {
         cr_assert_eq(ipcb_sem_close(s), 0);
         ipcb_disconnect(c);
         fixture_check_idle(&d);
-        end_check_slow_turns(path, "releasing the pollers of one semaphore", 3);
+        end_check_busy_turns(path, "releasing the pollers of one semaphore", 3);
 }
 
 /* ---- closes of many uids that never end ---- */
