@@ -101,7 +101,6 @@ static unsigned hup_closes;
 static peer *rel_head, *rel_tail;
 static uint64_t rel_spent_ns;
 static unsigned inline_handles; /* released at once this turn (release_at_once) */
-
 /* The uids whose connections hangups_before_connect polled this turn */
 #define HUP_CHECK_UIDS 4
 static uid_t hup_checked[HUP_CHECK_UIDS];

@@ -17,7 +17,6 @@
 #include "log.h"
 #include "peer.h"
 #include "quota.h"
-#include "sock.h"
 
 #include <errno.h>
 #include <stdlib.h>
