@@ -29,6 +29,8 @@ static unsigned max_accepts, max_closes;
 
 #define MS_FMT "%" PRIu64 ".%03" PRIu64
 #define MS_ARG(ns) (ns) / 1000000, (ns) / 1000 % 1000
+#define S_FMT "%" PRIu64 ".%06" PRIu64
+#define S_ARG(ns) (ns) / 1000000000, (ns) / 1000 % 1000000
 
 static uint64_t cpu_ns(void) {
         struct timespec ts;
@@ -57,11 +59,16 @@ void turn_end(void) {
                 worked = cpu - cpu_base;
                 if (took >= slow_ns) {
                         nslow++;
+                        /* The CPU time's span on CLOCK_MONOTONIC (uv_hrtime's
+                         * clock): what a trace of the machine can be matched
+                         * against. */
                         log_limited(4, "a loop turn took " MS_FMT " ms, " MS_FMT
                                     " ms of it on a CPU: %u requests (the longest, op 0x%04x, " MS_FMT
-                                    " ms), %u connections accepted, %u closed",
+                                    " ms), %u connections accepted, %u closed; CPU time counted over "
+                                    S_FMT "-" S_FMT " s (monotonic)",
                                     MS_ARG(took), MS_ARG(worked), turn_now.requests, turn_now.longest_op,
-                                    MS_ARG(turn_now.longest_ns), turn_now.accepts, turn_now.closes);
+                                    MS_ARG(turn_now.longest_ns), turn_now.accepts, turn_now.closes,
+                                    S_ARG(cpu_at_ns + 999), S_ARG(now));
                         if (worked > max_cpu) {
                                 next_cpu = max_cpu;
                                 max_cpu = worked;
@@ -73,10 +80,10 @@ void turn_end(void) {
                         max_took_cpu = worked;
                 }
                 cpu_base = cpu;
-                cpu_at_ns = now;
+                cpu_at_ns = uv_hrtime(); /* after the reading: the span lies within */
         } else if (now - cpu_at_ns >= CPU_EVERY_NS) {
                 cpu_base = cpu_ns();
-                cpu_at_ns = now;
+                cpu_at_ns = uv_hrtime();
         }
         if (turn_now.accepts > max_accepts)
                 max_accepts = turn_now.accepts;
