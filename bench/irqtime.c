@@ -50,7 +50,6 @@
 #define SLOW 0.5e6
 #define SPANS_MAX 4096
 #define CPUS_MAX 1024
-#define DEPTH_MAX 8
 #define TARGETS_MAX 4
 #define PERIOD_NS 100000.0
 #define GAP_MIN (3 * PERIOD_NS)
@@ -92,8 +91,9 @@ static unsigned nspans;
 static double fast_max, own_max;
 static unsigned long own_over;
 static bool lost;
-/* entries not yet matched by their exit, per CPU: interrupts nest */
-static double open_at[CPUS_MAX][DEPTH_MAX];
+/* per CPU, the outermost entry not yet matched by its exit (interrupts
+ * nest: depth counts the open ones) */
+static double open_at[CPUS_MAX];
 static pid_t open_tid[CPUS_MAX];
 static unsigned depth[CPUS_MAX];
 static char line[512];
@@ -413,18 +413,17 @@ static void take_line(const char *l) {
                         if (depth[cpu] > 0 && tid != open_tid[cpu])
                                 depth[cpu] = 0;
                         if (n > 6 && !memcmp(colon - 6, "_entry", 6)) {
-                                if (depth[cpu] == 0)
+                                if (depth[cpu]++ == 0) {
                                         open_tid[cpu] = tid;
-                                if (depth[cpu] < DEPTH_MAX)
-                                        open_at[cpu][depth[cpu]] = t;
-                                depth[cpu]++;
+                                        open_at[cpu] = t;
+                                }
                         } else if (n > 5 && !memcmp(colon - 5, "_exit", 5) && depth[cpu] > 0 &&
                                    --depth[cpu] == 0) {
                                 /* trace_pipe rounds to the µs: each end may be
                                  * 0.5 µs out, so the interval is shrunk by that */
                                 target *g = target_of(open_tid[cpu]);
-                                if (g && t - open_at[cpu][0] > 1000)
-                                        ivals_add(&g->irq, open_at[cpu][0] + 500, t - 500);
+                                if (g && t - open_at[cpu] > 1000)
+                                        ivals_add(&g->irq, open_at[cpu] + 500, t - 500);
                         }
                         return;
                 }

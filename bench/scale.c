@@ -113,6 +113,11 @@ static const char *verdict(bool ok) {
         return quick ? "not judged" : ok ? "pass" : "FAIL";
 }
 
+/* What a figure adds when the trace lost events. */
+static const char *lost_note(bool lost) {
+        return lost ? "; the trace lost events, an upper bound" : "";
+}
+
 /* What a goal of the loop's own time is judged on (irqtime.c). */
 static const char *taken_off(void) {
         return irqtime_stops_on() ? "the interrupts and the vCPU's stops charged to it"
@@ -132,7 +137,7 @@ static double own_figure(double raw, char *out, size_t n) {
                 return raw;
         }
         snprintf(out, n, "(less %s: %.3f ms, over 1 ms: %lu%s)", taken_off(), own / 1e6, over,
-                 lost ? "; the trace lost events, an upper bound" : "");
+                 lost_note(lost));
         return own;
 }
 
@@ -165,7 +170,7 @@ static void print_spin_floor(const char *lead, const char *what, double cpu) {
                lead, what, cpu / 1e9, raw / 1e6, raw_over);
         if (irqtime_on())
                 printf("; less %s: %.3f ms, over 1 ms: %lu%s\n", taken_off(), own / 1e6, over,
-                       lost ? "; the trace lost events, an upper bound" : "");
+                       lost_note(lost));
         else
                 printf(" (interrupts not traced)\n");
 }
@@ -1053,7 +1058,7 @@ static void restore_row(unsigned n) {
                 printf("; its slow turns logged, less the interrupts and the vCPU's stops charged to "
                        "its loop: %lu, the most CPU %.3f ms %s, over 1 ms: %lu%s\n",
                        nlines, own_worst / 1e6, verdict(judged <= 1e6), own_over,
-                       lost ? "; the trace lost events, an upper bound" : "");
+                       lost_note(lost));
         else
                 printf(" (%s: judged on the summary's most, %s)\n",
                        irqtime_on() ? "not every slow turn's line was logged" : "interrupts not traced",
@@ -1209,7 +1214,7 @@ int main(int argc, char **argv) {
         if (irqtime_on())
                 printf("less %s: %.3f ms %s (goal <= 1 ms), over 1 ms: %lu%s\n", taken_off(),
                        create_own / 1e6, verdict(create_own <= 1e6), create_own_over,
-                       create_lost ? "; the trace lost events, an upper bound" : "");
+                       lost_note(create_lost));
         else
                 printf("%s (goal <= 1 ms; interrupts not traced: needs root and tracefs)\n",
                        verdict(create_max_ns <= 1e6));
